@@ -1,0 +1,154 @@
+/**
+ * Neural-network ops: softmax, log-softmax, fused softmax-cross-entropy (ignore index and per-row
+ * mask), embedding gather, dropout, and the regression/binary losses.
+ */
+import { Tensor, shapeSize, shapeStr, type Shape } from '../../tensor/tensor.ts';
+import { globalRng, type Rng } from '../../tensor/rng.ts';
+import { accumulateGrad, needsGrad, record } from '../tape.ts';
+import { newLike, sameBackendAndDType } from './util.ts';
+import { mean, mul, softplus, square, sub, sum } from './elementwise.ts';
+
+function softmaxImpl(x: Tensor, log: boolean, axis: number): Tensor {
+  if (axis !== -1 && axis !== x.ndim - 1) throw new RangeError(`softmax: only the last axis is supported (got axis ${axis} for shape ${shapeStr(x.shape)}); permute first`);
+  const cols = x.shape[x.ndim - 1];
+  const rows = cols === 0 ? 0 : x.size / cols;
+  const out = newLike(x);
+  x.backend.softmax(rows, cols, x.storage, out.storage, log);
+  if (needsGrad(x)) {
+    record(log ? 'logSoftmax' : 'softmax', [x], [out], () => {
+      const dx = newLike(x);
+      x.backend.softmaxBackward(rows, cols, out.storage, out.grad!.storage, dx.storage, log);
+      accumulateGrad(x, dx.storage, true);
+    });
+  }
+  return out;
+}
+
+export const softmax = (x: Tensor, axis = -1): Tensor => softmaxImpl(x, false, axis);
+export const logSoftmax = (x: Tensor, axis = -1): Tensor => softmaxImpl(x, true, axis);
+
+export type Reduction = 'mean' | 'sum' | 'none';
+
+export interface CrossEntropyOptions {
+  /** Rows whose target equals this get no loss and no gradient (PyTorch default −100). */
+  ignoreIndex?: number;
+  /** Per-row weights (e.g. a padding mask of 0/1), one per target. */
+  mask?: ArrayLike<number>;
+  /** 'mean' divides by the total weight of counted rows (PyTorch semantics), 'sum' adds, 'none' returns per-row losses. */
+  reduction?: Reduction;
+}
+
+function toInt32(name: string, v: ArrayLike<number>): Int32Array {
+  if (v instanceof Int32Array) return v;
+  const out = new Int32Array(v.length);
+  for (let i = 0; i < v.length; i++) {
+    const k = v[i];
+    if (!Number.isInteger(k)) throw new TypeError(`${name}: index ${k} at position ${i} is not an integer`);
+    out[i] = k;
+  }
+  return out;
+}
+
+/**
+ * Fused softmax + cross-entropy. logits [..., V]; targets: one class index per row (product of the
+ * leading dims). Returns a scalar (or [rows] for reduction 'none').
+ */
+export function crossEntropy(logits: Tensor, targets: ArrayLike<number>, o: CrossEntropyOptions = {}): Tensor {
+  const known = new Set(['ignoreIndex', 'mask', 'reduction']);
+  for (const k of Object.keys(o)) if (!known.has(k)) throw new TypeError(`crossEntropy: unknown option '${k}' (expected ignoreIndex, mask, reduction)`);
+  const ignoreIndex = o.ignoreIndex ?? -100;
+  const reduction = o.reduction ?? 'mean';
+  if (!['mean', 'sum', 'none'].includes(reduction)) throw new TypeError(`crossEntropy: reduction must be 'mean', 'sum' or 'none', got '${reduction}'`);
+  if (logits.ndim < 1) throw new RangeError('crossEntropy: logits must have a class axis');
+  const V = logits.shape[logits.ndim - 1];
+  const rows = V === 0 ? 0 : logits.size / V;
+  if (targets.length !== rows) throw new RangeError(`crossEntropy: ${targets.length} targets for logits ${shapeStr(logits.shape)} (expected ${rows}, one per row)`);
+  if (o.mask && o.mask.length !== rows) throw new RangeError(`crossEntropy: mask has ${o.mask.length} entries, expected ${rows}`);
+  const t = toInt32('crossEntropy targets', targets);
+  const be = logits.backend;
+  const probs = be.alloc(logits.size, logits.dtype);
+  const lossRows = be.alloc(rows, logits.dtype);
+  be.softmaxCrossEntropy(rows, V, logits.storage, t, ignoreIndex, probs, lossRows);
+  // Row weights: 0 for ignored rows, mask[r] (default 1) otherwise.
+  const w = new Float64Array(rows);
+  let total = 0;
+  for (let r = 0; r < rows; r++) {
+    w[r] = t[r] === ignoreIndex ? 0 : o.mask ? o.mask[r] : 1;
+    total += w[r];
+  }
+  const scale = reduction === 'mean' ? 1 / total : 1; // total 0 → NaN, as PyTorch
+  const l = be.read(lossRows);
+  let out: Tensor;
+  if (reduction === 'none') {
+    const v = new Float64Array(rows);
+    for (let r = 0; r < rows; r++) v[r] = l[r] * w[r];
+    out = new Tensor(be.fromArray(v, logits.dtype), [rows]);
+  } else {
+    let s = 0;
+    for (let r = 0; r < rows; r++) s += l[r] * w[r];
+    out = new Tensor(be.fromArray([s * scale], logits.dtype), []);
+  }
+  if (needsGrad(logits)) {
+    record('crossEntropy', [logits], [out], () => {
+      const g = be.read(out.grad!.storage);
+      const rg = new Float64Array(rows);
+      for (let r = 0; r < rows; r++) rg[r] = w[r] * scale * (reduction === 'none' ? g[r] : g[0]);
+      const dx = newLike(logits);
+      be.softmaxCrossEntropyBackward(rows, V, probs, t, ignoreIndex, be.fromArray(rg, logits.dtype), dx.storage);
+      accumulateGrad(logits, dx.storage, true);
+    });
+  }
+  return out;
+}
+
+/**
+ * Embedding lookup: weight [V, E], ids of any shape → [...shape, E]. Row `paddingIdx` (if given)
+ * receives no gradient.
+ */
+export function embedding(weight: Tensor, ids: ArrayLike<number>, shape: Shape = [ids.length], paddingIdx: number | null = null): Tensor {
+  if (weight.ndim !== 2) throw new RangeError(`embedding: weight must be [num_embeddings, dim], got ${shapeStr(weight.shape)}`);
+  if (shapeSize(shape) !== ids.length) throw new RangeError(`embedding: ${ids.length} ids do not fill shape ${shapeStr(shape)}`);
+  const E = weight.shape[1];
+  const idx = toInt32('embedding ids', ids);
+  const out = newLike(weight, [...shape, E]);
+  weight.backend.gatherRows(E, weight.storage, idx, out.storage);
+  if (needsGrad(weight)) {
+    record('embedding', [weight], [out], () => {
+      const dw = newLike(weight);
+      weight.backend.scatterAddRows(E, out.grad!.storage, idx, dw.storage);
+      if (paddingIdx !== null) weight.backend.fill(dw.storage, 0, paddingIdx * E, E);
+      accumulateGrad(weight, dw.storage, true);
+    });
+  }
+  return out;
+}
+
+/**
+ * Inverted dropout: in training, zero each element with probability p and scale survivors by
+ * 1/(1−p); identity otherwise. The mask comes from the seeded RNG.
+ */
+export function dropout(x: Tensor, p: number, training: boolean, rng: Rng = globalRng): Tensor {
+  if (!(p >= 0 && p < 1)) throw new RangeError(`dropout: p must be in [0, 1), got ${p}`);
+  if (!training || p === 0) return x;
+  const m = new Float64Array(x.size);
+  const keep = 1 / (1 - p);
+  for (let i = 0; i < m.length; i++) m[i] = rng.random() < p ? 0 : keep;
+  const mask = new Tensor(x.backend.fromArray(m, x.dtype), x.shape);
+  return mul(x, mask);
+}
+
+/** Mean squared error (reduction as crossEntropy). */
+export function mseLoss(pred: Tensor, target: Tensor, reduction: Reduction = 'mean'): Tensor {
+  sameBackendAndDType('mseLoss', pred, target);
+  if (pred.size !== target.size) throw new RangeError(`mseLoss: prediction ${shapeStr(pred.shape)} and target ${shapeStr(target.shape)} differ in size`);
+  const e = square(sub(pred, target));
+  return reduction === 'mean' ? mean(e) : reduction === 'sum' ? sum(e) : e;
+}
+
+/** Binary cross-entropy on logits: softplus(x) − x·y, numerically stable. */
+export function bceWithLogits(logits: Tensor, target: Tensor, reduction: Reduction = 'mean'): Tensor {
+  sameBackendAndDType('bceWithLogits', logits, target);
+  if (logits.size !== target.size) throw new RangeError(`bceWithLogits: logits ${shapeStr(logits.shape)} and target ${shapeStr(target.shape)} differ in size`);
+  const l = sub(softplus(logits), mul(logits, target));
+  return reduction === 'mean' ? mean(l) : reduction === 'sum' ? sum(l) : l;
+}

@@ -1,0 +1,188 @@
+/**
+ * The backend interface: every number crunched in recur goes through one of these kernels.
+ *
+ * A backend owns its memory. A tensor holds an opaque `Storage` handle made by its backend; callers
+ * never touch the bytes, they ask the backend to run kernels on handles (with element offsets, so a
+ * kernel can work on one time step of a sequence workspace without a copy). The plain-TypeScript
+ * backend (`js`) keeps typed arrays; a WebAssembly backend keeps views into its `WebAssembly.Memory`;
+ * a WebGPU backend keeps GPU buffers. Only `read`/`write` cross the boundary.
+ *
+ * Conventions shared by all kernels:
+ * - sizes and offsets count elements, not bytes; matrices are row-major;
+ * - kernels whose name ends in `Backward` ACCUMULATE into their gradient outputs (`+=`), as in
+ *   llm.c, unless stated otherwise; forward kernels overwrite their outputs;
+ * - integer inputs (token ids, targets, lengths) are host `Int32Array`s — they are small, and a
+ *   backend copies them where its kernels need them;
+ * - both dtypes ('float32', 'float64') must be supported by the reference backend; float64 exists
+ *   for finite-difference gradient checks. A fast backend may support float32 only and must then
+ *   say so by throwing from `alloc`.
+ */
+
+export type DType = 'float32' | 'float64';
+export type Data = Float32Array | Float64Array;
+
+/** An opaque handle to `size` elements of `dtype` in a backend's memory. */
+export interface Storage {
+  readonly backend: Backend;
+  readonly dtype: DType;
+  readonly size: number;
+}
+
+/** softplus(x) = log(1 + eˣ), computed stably. */
+export type UnaryOp = 'neg' | 'exp' | 'log' | 'tanh' | 'sigmoid' | 'relu' | 'sqrt' | 'square' | 'abs' | 'softplus';
+export type BinaryOp = 'add' | 'sub' | 'mul' | 'div';
+export type Activation = 'tanh' | 'relu';
+
+/**
+ * Saved state of one recurrent step lives in caller-owned workspaces; the cell kernels below work
+ * on row-major [B, ...] blocks starting at the given offsets.
+ *
+ * Masking by per-sample lengths: when `lengths` is given, row b is *inactive* at step t if
+ * t >= lengths[b]. An inactive row carries its previous state unchanged (h = hPrev, c = cPrev),
+ * writes 0 to the step output, and in backward passes dh/dc straight through with zero gate
+ * gradients. This gives ONNX `sequence_lens` semantics in both directions.
+ */
+export interface CellStep {
+  B: number;
+  H: number;
+  /** Time index of this step; compared with `lengths` for masking. */
+  t: number;
+  lengths: Int32Array | null;
+}
+
+export interface Backend {
+  readonly name: string;
+
+  // ---- memory -----------------------------------------------------------------------------
+  /** Zero-filled storage. */
+  alloc(size: number, dtype: DType): Storage;
+  /** New storage holding a copy of `data`. */
+  fromArray(data: ArrayLike<number>, dtype: DType): Storage;
+  /** A copy of `n` elements starting at `offset` (default: all) as a host typed array of the storage's dtype. */
+  read(s: Storage, offset?: number, n?: number): Data;
+  /** Copy host values into storage at `offset`. */
+  write(s: Storage, data: ArrayLike<number>, offset?: number): void;
+  copy(src: Storage, srcOff: number, dst: Storage, dstOff: number, n: number): void;
+  fill(dst: Storage, value: number, offset: number, n: number): void;
+
+  // ---- dense linear algebra ------------------------------------------------------------------
+  /**
+   * C[M,N] = alpha · op(A) · op(B) + beta · C, op(X) = Xᵀ when trans*. A is M×K (K×M if transA),
+   * B is K×N (N×K if transB), leading dimensions as in BLAS row-major. beta = 0 ignores C's
+   * old contents (NaN included).
+   */
+  gemm(
+    transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
+    A: Storage, aOff: number, lda: number,
+    B: Storage, bOff: number, ldb: number,
+    beta: number, C: Storage, cOff: number, ldc: number,
+  ): void;
+  /** y[yOff..] += alpha · x[xOff..] over n elements. */
+  axpy(n: number, alpha: number, x: Storage, xOff: number, y: Storage, yOff: number): void;
+  /** x *= alpha over n elements from offset. */
+  scale(n: number, alpha: number, x: Storage, xOff: number): void;
+  /** Row vector bias added to every row: X[r, :] += bias[:] for r < rows. */
+  addRowVector(rows: number, cols: number, bias: Storage, bOff: number, X: Storage, xOff: number): void;
+  /** out[c] += Σ_r X[r, c] (column sums, accumulated). */
+  sumRowsBackward(rows: number, cols: number, X: Storage, xOff: number, out: Storage, oOff: number): void;
+
+  // ---- element-wise -----------------------------------------------------------------------------
+  unary(op: UnaryOp, n: number, x: Storage, out: Storage): void;
+  /** dx += dy · f'(x) where f' is computed from x and/or y = f(x) (whichever is cheaper). */
+  unaryBackward(op: UnaryOp, n: number, x: Storage, y: Storage, dy: Storage, dx: Storage): void;
+  /** out = a ∘ b with NumPy broadcasting; all three shapes have the same rank (callers pad with 1s). */
+  binary(op: BinaryOp, a: Storage, aShape: readonly number[], b: Storage, bShape: readonly number[], out: Storage, outShape: readonly number[]): void;
+  /** out (same rank as x, 1 on reduced axes) = Σ over the reduced axes of x. Overwrites out. */
+  reduceSum(x: Storage, xShape: readonly number[], out: Storage, outShape: readonly number[]): void;
+  /** Σ x² over n elements, accumulated in float64. */
+  sumSquares(n: number, x: Storage, xOff: number): number;
+  /** Index of the first non-finite element, or -1. */
+  findNonFinite(n: number, x: Storage, xOff: number): number;
+  /** Clamp n elements in place to [lo, hi]. */
+  clamp(n: number, x: Storage, xOff: number, lo: number, hi: number): void;
+
+  // ---- shape movement ---------------------------------------------------------------------------
+  /** out = x permuted: out.shape[i] = shape[perm[i]]. */
+  permute(x: Storage, shape: readonly number[], perm: readonly number[], out: Storage): void;
+  /** out = x[..., start:start+len, ...] along `axis` (out's shape has `len` there). */
+  sliceAxis(x: Storage, shape: readonly number[], axis: number, start: number, len: number, out: Storage): void;
+  /** dst[..., start:start+srcShape[axis], ...] += src along `axis` (shapes equal except on axis). */
+  addIntoAxis(src: Storage, srcShape: readonly number[], dst: Storage, dstShape: readonly number[], axis: number, start: number): void;
+
+  // ---- rows: softmax, losses, embeddings -------------------------------------------------------
+  /** Row-wise softmax (or log-softmax) of a [rows, cols] matrix. */
+  softmax(rows: number, cols: number, x: Storage, out: Storage, log: boolean): void;
+  /** dx += softmax (or log-softmax) backward, from its output y. */
+  softmaxBackward(rows: number, cols: number, y: Storage, dy: Storage, dx: Storage, log: boolean): void;
+  /**
+   * Fused softmax + cross-entropy per row: probs = softmax(logits), loss[r] = −log probs[r, target[r]].
+   * Rows whose target equals `ignoreIndex` get loss 0. Targets out of [0, cols) (other than
+   * ignoreIndex) must throw.
+   */
+  softmaxCrossEntropy(rows: number, cols: number, logits: Storage, targets: Int32Array, ignoreIndex: number, probs: Storage, loss: Storage): void;
+  /** dlogits[r] += rowGrad[r] · (probs[r] − onehot(target[r])); ignored rows get nothing. */
+  softmaxCrossEntropyBackward(rows: number, cols: number, probs: Storage, targets: Int32Array, ignoreIndex: number, rowGrad: Storage, dlogits: Storage): void;
+  /** out[i, :] = table[idx[i], :]. Indices out of range must throw. */
+  gatherRows(cols: number, table: Storage, idx: Int32Array, out: Storage): void;
+  /** dtable[idx[i], :] += dout[i, :]. */
+  scatterAddRows(cols: number, dout: Storage, idx: Int32Array, dtable: Storage): void;
+
+  // ---- recurrent cells (one time step, B rows) -----------------------------------------------------
+  /**
+   * Vanilla RNN step. On entry `pre[gOff..]` holds the pre-activation x·W_ihᵀ + b_ih + h·W_hhᵀ + b_hh
+   * ([B, H]); writes h = act(pre) to h[hOff..] and to y (if y is non-null) — with masking as in CellStep.
+   * Inactive rows: h = hPrev, y = 0.
+   */
+  rnnCellForward(s: CellStep, act: Activation, pre: Storage, gOff: number, hPrev: Storage, hPrevOff: number, h: Storage, hOff: number, y: Storage | null, yOff: number, yStride: number): void;
+  /**
+   * Vanilla RNN step backward. The gradient into h_t is dh (carried from step t+1) plus the output
+   * gradient dy (strided; null for none). Writes dpre = (dh + dy)·act'(h) (overwrites). Inactive
+   * rows: dpre = 0 and dhPrev += dh (dy is ignored: their output was the constant 0). Active rows
+   * add nothing to dhPrev here — the caller does dhPrev += dpre·W_hh.
+   */
+  rnnCellBackward(s: CellStep, act: Activation, h: Storage, hOff: number, dh: Storage, dhOff: number, dy: Storage | null, dyOff: number, dyStride: number, dpre: Storage, gOff: number, dhPrev: Storage, dhPrevOff: number): void;
+  /**
+   * LSTM step (gate order i, f, g, o as PyTorch). On entry gates[gOff..] ([B, 4H]) holds the
+   * pre-activations; on exit it holds the activated gates (saved for backward). Writes c, h,
+   * y (strided, optional) with masking (inactive rows: h = hPrev, c = cPrev, y = 0).
+   */
+  lstmCellForward(s: CellStep, gates: Storage, gOff: number, hPrev: Storage, hPrevOff: number, cPrev: Storage, cPrevOff: number, c: Storage, cOff: number, h: Storage, hOff: number, y: Storage | null, yOff: number, yStride: number): void;
+  /**
+   * LSTM step backward. Inputs: activated gates, cPrev, c; dh (carried) + dy (strided output
+   * gradient, may be null) flowing into h_t, and dc flowing into c_t. Writes dgates ([B,4H],
+   * pre-activation gradients, overwrites) and dcPrev (overwrites). Inactive rows: dgates = 0,
+   * dcPrev = dc, dhPrev += dh. Active rows add nothing to dhPrev (the caller adds dgates·W_hh).
+   */
+  lstmCellBackward(s: CellStep, gates: Storage, gOff: number, cPrev: Storage, cPrevOff: number, c: Storage, cOff: number, dh: Storage, dhOff: number, dy: Storage | null, dyOff: number, dyStride: number, dc: Storage, dcOff: number, dgates: Storage, dgOff: number, dcPrev: Storage, dcPrevOff: number, dhPrev: Storage, dhPrevOff: number): void;
+  /**
+   * GRU step (PyTorch form, gate order r, z, n; reset applied to W_hn·h + b_hn):
+   *   r = σ(gx_r + gh_r), z = σ(gx_z + gh_z), n = tanh(gx_n + r·gh_n), h = (1−z)·n + z·hPrev.
+   * gx ([B,3H]) includes b_ih and gh ([B,3H]) includes b_hh. On exit gx holds the activated (r, z, n)
+   * and gh keeps gh_n (saved for backward).
+   */
+  gruCellForward(s: CellStep, gx: Storage, gxOff: number, gh: Storage, ghOff: number, hPrev: Storage, hPrevOff: number, h: Storage, hOff: number, y: Storage | null, yOff: number, yStride: number): void;
+  /**
+   * GRU step backward, with dh (carried) + dy (strided, may be null) flowing into h_t. Writes dgx
+   * ([B,3H], gradient of the input pre-activations, overwrites) and dgh ([B,3H], gradient of the
+   * recurrent pre-activations W_hh·h + b_hh, overwrites), and dhPrev += (dh + dy)·z (the direct
+   * path; the caller adds dgh·W_hh). Inactive rows: dgx = dgh = 0, dhPrev += dh.
+   */
+  gruCellBackward(s: CellStep, gates: Storage, gOff: number, gh: Storage, ghOff: number, hPrev: Storage, hPrevOff: number, dh: Storage, dhOff: number, dy: Storage | null, dyOff: number, dyStride: number, dgx: Storage, dgxOff: number, dgh: Storage, dghOff: number, dhPrev: Storage, dhPrevOff: number): void;
+
+  // ---- optimizers (fused, in place) ----------------------------------------------------------------
+  /**
+   * Adam / AdamW update exactly as PyTorch computes it:
+   *   g' = g + wd·p (Adam, coupled) | p *= 1 − lr·wd (AdamW, decoupled)
+   *   m = β1·m + (1−β1)·g';  v = β2·v + (1−β2)·g'²
+   *   p −= lr/bc1 · m / (√v / √bc2 + eps), bc_i = 1 − β_i^step
+   */
+  adamUpdate(n: number, p: Storage, g: Storage, m: Storage, v: Storage, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, decoupled: boolean, step: number): void;
+}
+
+/** Thrown when a backend lacks a kernel or a dtype; names both. */
+export class BackendError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BackendError';
+  }
+}

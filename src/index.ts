@@ -1,0 +1,20 @@
+/**
+ * recur: recurrent neural networks for TypeScript. The side-effect-free public entry point; the
+ * CLI and the browser playground import from here and never the other way round.
+ */
+export * from './tensor/tensor.ts';
+export * from './tensor/rng.ts';
+export * from './tensor/init.ts';
+export type { Backend, Storage, DType, Data, UnaryOp, BinaryOp, Activation, CellStep } from './backend/interface.ts';
+export { BackendError } from './backend/interface.ts';
+export { getBackend, setBackend, registerBackend, listBackends } from './backend/registry.ts';
+export { JsBackend } from './backend/js.ts';
+export { backward, noGrad, isGradEnabled } from './autograd/tape.ts';
+export * from './autograd/ops/elementwise.ts';
+export * from './autograd/ops/linalg.ts';
+export * from './autograd/ops/shape.ts';
+export * from './autograd/ops/nn.ts';
+export { recurrentLayer, checkLengths, type DirectionParams, type RecurrentMode, type RecurrentLayerResult } from './cells/recurrent.ts';
+export * from './nn/module.ts';
+export * from './nn/layers.ts';
+export * from './nn/recurrent.ts';

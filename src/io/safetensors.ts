@@ -1,0 +1,676 @@
+/**
+ * safetensors model files: encoding, decoding, saving and loading.
+ *
+ * Format: an 8-byte little-endian u64 N, then N bytes of UTF-8 JSON header,
+ * then the data section. The header maps each tensor name to
+ * `{"dtype", "shape", "data_offsets": [begin, end]}` (offsets relative to the
+ * start of the data section) and may carry `"__metadata__"`, an object of
+ * string -> string. Tensor data is raw little-endian, row-major.
+ *
+ * What this module promises:
+ *
+ * - Writing (`encodeSafetensors`, `saveSafetensors`) is deterministic: tensors
+ *   are laid out contiguously in name order, and the header is padded with
+ *   spaces so the data section starts at an 8-byte aligned file offset. Input
+ *   is validated first (dtype vs. typed-array type, data length vs. shape,
+ *   metadata values are strings); writing F16/BF16 is not supported and is
+ *   rejected. Tensor bytes are copied verbatim, so every bit pattern (NaN
+ *   payloads, -0, infinities) round-trips exactly. `saveSafetensors` replaces
+ *   the target atomically: it never leaves a half-written file.
+ *
+ * - Reading (`decodeSafetensors`, `loadSafetensors`) trusts nothing in the
+ *   file. Every claim in the header is checked against the real byte count
+ *   before anything is allocated from it: the header length, its UTF-8/JSON
+ *   well-formedness, every dtype, shape, element count and offset pair, that
+ *   each tensor's byte count equals product(shape) x itemsize, and that the
+ *   tensors tile the data section exactly (no overlaps, holes or trailing
+ *   bytes). Unknown extra fields inside a tensor entry are ignored and
+ *   `"__metadata__": null` reads as no metadata, as in the reference
+ *   implementation. Optional expectations (`expect`, `allowExtra`) check names and
+ *   shapes. Any problem is reported as a `SafetensorsError` whose message says
+ *   what was wrong and what was expected, naming the tensor where relevant;
+ *   malformed input never produces any other error type, a hang, or an
+ *   allocation larger than the input.
+ *
+ * - Decoded arrays are always fresh copies: they never alias the input bytes
+ *   and are correctly aligned whatever the offset of the data in the file.
+ *   F16 and BF16 entries are decoded to a Float32Array (exactly: every half
+ *   and bfloat16 value is representable in float32, NaN payloads included);
+ *   their `dtype` stays 'F16' / 'BF16' so the caller can tell what was stored.
+ *   I64 decodes to BigInt64Array, U8 and BOOL to Uint8Array (BOOL bytes are
+ *   returned as stored).
+ *
+ * - Returned records are plain objects whose own keys are exactly the tensor
+ *   (or metadata) names; a name such as "__proto__" is stored as an ordinary
+ *   own property, never as a prototype.
+ */
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from './atomic.ts';
+
+export type SafeDType =
+  | 'F64'
+  | 'F32'
+  | 'F16'
+  | 'BF16'
+  | 'I64'
+  | 'I32'
+  | 'I16'
+  | 'I8'
+  | 'U8'
+  | 'BOOL';
+
+/** The typed arrays a tensor's data may live in. */
+export type SafeArray =
+  | Float64Array
+  | Float32Array
+  | Int32Array
+  | Int16Array
+  | Int8Array
+  | Uint8Array
+  | BigInt64Array;
+
+/**
+ * One tensor. `data` holds product(shape) elements in row-major order; its
+ * array type matches `dtype` (F64: Float64Array, F32: Float32Array, I64:
+ * BigInt64Array, I32: Int32Array, I16: Int16Array, I8: Int8Array, U8 and
+ * BOOL: Uint8Array). Exception, for tensors read from a file only: 'F16' and
+ * 'BF16' entries carry their values decoded into a Float32Array.
+ */
+export interface SafeTensor {
+  dtype: SafeDType;
+  shape: number[];
+  data: SafeArray;
+}
+
+export interface DecodeOptions {
+  /**
+   * Tensors the file must contain: either just names, or names with their
+   * exact expected shapes.
+   */
+  expect?: Record<string, number[]> | string[];
+  /** With `expect`, tolerate tensors that were not listed (default false). */
+  allowExtra?: boolean;
+  /** Largest header length accepted, in bytes (default 100 MiB). */
+  maxHeaderBytes?: number;
+}
+
+export interface DecodedSafetensors {
+  tensors: Record<string, SafeTensor>;
+  metadata: Record<string, string>;
+}
+
+/** Any problem with a safetensors file, or with tensors given to be written. */
+export class SafetensorsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SafetensorsError';
+  }
+}
+
+/** Default limit on the header length: 100 MiB. */
+export const DEFAULT_MAX_HEADER_BYTES = 100 * 1024 * 1024;
+
+const METADATA_KEY = '__metadata__';
+
+const ITEM_SIZE: Readonly<Record<SafeDType, number>> = {
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
+};
+
+const DTYPE_LIST = Object.keys(ITEM_SIZE).join(', ');
+
+const TWO_POW_MINUS_24 = 2 ** -24;
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+function fail(message: string): never {
+  throw new SafetensorsError(`safetensors: ${message}`);
+}
+
+function isDType(x: unknown): x is SafeDType {
+  return typeof x === 'string' && Object.hasOwn(ITEM_SIZE, x);
+}
+
+function isPlainObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+function describe(x: unknown): string {
+  if (x === null) return 'null';
+  if (Array.isArray(x)) return 'an array';
+  if (typeof x === 'string') return `the string ${truncate(JSON.stringify(x), 60)}`;
+  if (typeof x === 'number' || typeof x === 'boolean') return `${typeof x} ${String(x)}`;
+  return typeof x;
+}
+
+function truncate(s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max)}...`;
+}
+
+/** A tensor name quoted for messages (bounded length, escapes visible). */
+function q(name: string): string {
+  return truncate(JSON.stringify(name), 120);
+}
+
+function listNames(names: readonly string[]): string {
+  const shown = names.slice(0, 20).map(q).join(', ');
+  return names.length > 20 ? `${shown}, ... (${names.length} in all)` : shown || '(none)';
+}
+
+/** Define an own, enumerable data property (safe for names like "__proto__"). */
+function setOwn<T>(obj: Record<string, T>, key: string, value: T): void {
+  Object.defineProperty(obj, key, {
+    value,
+    enumerable: true,
+    writable: true,
+    configurable: true,
+  });
+}
+
+function arrayTypeFor(dtype: SafeDType): string {
+  switch (dtype) {
+    case 'F64':
+      return 'Float64Array';
+    case 'F32':
+    case 'F16':
+    case 'BF16':
+      return 'Float32Array';
+    case 'I64':
+      return 'BigInt64Array';
+    case 'I32':
+      return 'Int32Array';
+    case 'I16':
+      return 'Int16Array';
+    case 'I8':
+      return 'Int8Array';
+    case 'U8':
+    case 'BOOL':
+      return 'Uint8Array';
+  }
+}
+
+function arrayMatchesDType(data: unknown, dtype: SafeDType): boolean {
+  switch (dtype) {
+    case 'F64':
+      return data instanceof Float64Array;
+    case 'F32':
+      return data instanceof Float32Array;
+    case 'I64':
+      return data instanceof BigInt64Array;
+    case 'I32':
+      return data instanceof Int32Array;
+    case 'I16':
+      return data instanceof Int16Array;
+    case 'I8':
+      return data instanceof Int8Array;
+    case 'U8':
+    case 'BOOL':
+      return data instanceof Uint8Array;
+    case 'F16':
+    case 'BF16':
+      return false;
+  }
+}
+
+/** Reverse the bytes of each `size`-byte element in place (LE <-> BE). */
+function swapBytes(buf: Uint8Array, size: number): void {
+  if (size === 1) return;
+  for (let i = 0; i + size <= buf.length; i += size) {
+    for (let a = i, b = i + size - 1; a < b; a++, b--) {
+      const t = buf[a]!;
+      buf[a] = buf[b]!;
+      buf[b] = t;
+    }
+  }
+}
+
+/**
+ * Validate a shape and return its element count; `what` prefixes messages.
+ * Rejects anything but an array of non-negative safe integers, and counts that
+ * would not be exact in a double.
+ */
+function checkShape(shape: unknown, what: string): number {
+  if (!Array.isArray(shape)) {
+    fail(`${what}: shape must be an array of non-negative integers, got ${describe(shape)}`);
+  }
+  let count = 1;
+  let hasZero = false;
+  for (let i = 0; i < shape.length; i++) {
+    const d: unknown = shape[i];
+    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
+      fail(
+        `${what}: shape must be an array of non-negative integers, ` +
+          `but dimension ${i} is ${describe(d)}`,
+      );
+    }
+    if (d === 0) hasZero = true;
+  }
+  if (hasZero) return 0;
+  for (const d of shape as number[]) {
+    if (count > Number.MAX_SAFE_INTEGER / d) {
+      fail(
+        `${what}: element count of shape ${truncate(JSON.stringify(shape), 200)} ` +
+          `overflows (must be at most ${Number.MAX_SAFE_INTEGER})`,
+      );
+    }
+    count *= d;
+  }
+  return count;
+}
+
+function shapeText(shape: readonly number[]): string {
+  return truncate(`[${shape.join(', ')}]`, 200);
+}
+
+// ---------------------------------------------------------------------------
+// Encoding
+
+interface Planned {
+  name: string;
+  tensor: SafeTensor;
+  begin: number;
+  end: number;
+}
+
+/**
+ * Serialize tensors (and optional string metadata) to safetensors bytes.
+ * Tensors are stored in name order, contiguously; the data section starts at
+ * an 8-byte aligned offset. Throws SafetensorsError on invalid input.
+ */
+export function encodeSafetensors(
+  tensors: Record<string, SafeTensor>,
+  metadata?: Record<string, string>,
+): Uint8Array {
+  if (!isPlainObject(tensors)) {
+    fail(`tensors must be an object mapping names to tensors, got ${describe(tensors)}`);
+  }
+  const names = Object.keys(tensors).sort();
+  const plan: Planned[] = [];
+  let offset = 0;
+  for (const name of names) {
+    const what = `tensor ${q(name)}`;
+    if (name === METADATA_KEY) {
+      fail(`${what}: the name ${METADATA_KEY} is reserved for file metadata`);
+    }
+    const t: unknown = tensors[name];
+    if (!isPlainObject(t)) fail(`${what}: expected {dtype, shape, data}, got ${describe(t)}`);
+    const dtype: unknown = t['dtype'];
+    if (!isDType(dtype)) {
+      fail(`${what}: unknown dtype ${describe(dtype)} (expected one of ${DTYPE_LIST})`);
+    }
+    if (dtype === 'F16' || dtype === 'BF16') {
+      fail(
+        `${what}: writing ${dtype} is not supported ` +
+          `(store it as F32, or convert the values yourself)`,
+      );
+    }
+    const count = checkShape(t['shape'], what);
+    const data: unknown = t['data'];
+    if (!arrayMatchesDType(data, dtype)) {
+      const got =
+        typeof data === 'object' && data !== null ? data.constructor?.name ?? 'object' : describe(data);
+      fail(`${what}: dtype ${dtype} needs its data in a ${arrayTypeFor(dtype)}, got ${got}`);
+    }
+    const arr = data as SafeArray;
+    if (arr.length !== count) {
+      fail(
+        `${what}: data has ${arr.length} elements but shape ` +
+          `${shapeText(t['shape'] as number[])} needs ${count}`,
+      );
+    }
+    const begin = offset;
+    offset += arr.byteLength;
+    plan.push({ name, tensor: t as unknown as SafeTensor, begin, end: offset });
+  }
+
+  const parts: string[] = [];
+  if (metadata !== undefined) {
+    if (!isPlainObject(metadata)) {
+      fail(`metadata must be an object of string values, got ${describe(metadata)}`);
+    }
+    const entries: string[] = [];
+    for (const key of Object.keys(metadata)) {
+      const v: unknown = metadata[key];
+      if (typeof v !== 'string') {
+        fail(`metadata ${q(key)}: values must be strings, got ${describe(v)}`);
+      }
+      entries.push(`${JSON.stringify(key)}:${JSON.stringify(v)}`);
+    }
+    parts.push(`${JSON.stringify(METADATA_KEY)}:{${entries.join(',')}}`);
+  }
+  for (const p of plan) {
+    const info = {
+      dtype: p.tensor.dtype,
+      shape: p.tensor.shape.map((d) => d),
+      data_offsets: [p.begin, p.end],
+    };
+    parts.push(`${JSON.stringify(p.name)}:${JSON.stringify(info)}`);
+  }
+  const headerBytes = new TextEncoder().encode(`{${parts.join(',')}}`);
+  // The 8-byte prefix is aligned already, so pad the header to a multiple of 8.
+  const padded = headerBytes.length + ((8 - (headerBytes.length % 8)) % 8);
+  const dataStart = 8 + padded;
+  const out = new Uint8Array(dataStart + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(padded), true);
+  out.set(headerBytes, 8);
+  out.fill(0x20, 8 + headerBytes.length, dataStart);
+  for (const p of plan) {
+    const d = p.tensor.data;
+    const dest = out.subarray(dataStart + p.begin, dataStart + p.end);
+    dest.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+    if (!LITTLE_ENDIAN) swapBytes(dest, ITEM_SIZE[p.tensor.dtype]);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Decoding
+
+interface Entry {
+  name: string;
+  dtype: SafeDType;
+  shape: number[];
+  count: number;
+  begin: number;
+  end: number;
+}
+
+function parseEntry(name: string, raw: unknown, dataLen: number): Entry {
+  const what = `tensor ${q(name)}`;
+  if (!isPlainObject(raw)) {
+    fail(`${what}: header entry must be an object {dtype, shape, data_offsets}, got ${describe(raw)}`);
+  }
+  const dtype: unknown = raw['dtype'];
+  if (!isDType(dtype)) {
+    fail(`${what}: unknown dtype ${describe(dtype)} (expected one of ${DTYPE_LIST})`);
+  }
+  const count = checkShape(raw['shape'], what);
+  const shape = (raw['shape'] as number[]).map((d) => (d === 0 ? 0 : d)); // normalise -0
+  const offs: unknown = raw['data_offsets'];
+  if (
+    !Array.isArray(offs) ||
+    offs.length !== 2 ||
+    !offs.every((o) => typeof o === 'number' && Number.isSafeInteger(o) && o >= 0)
+  ) {
+    fail(
+      `${what}: data_offsets must be two non-negative integers [begin, end], ` +
+        `got ${truncate(JSON.stringify(offs) ?? String(offs), 200)}`,
+    );
+  }
+  const begin = (offs[0] as number) + 0;
+  const end = (offs[1] as number) + 0;
+  if (begin > end) {
+    fail(`${what}: data_offsets [${begin}, ${end}] have begin > end (expected begin <= end)`);
+  }
+  const itemSize = ITEM_SIZE[dtype];
+  if (count > Math.floor(Number.MAX_SAFE_INTEGER / itemSize)) {
+    fail(`${what}: byte size of shape ${shapeText(shape)} (${dtype}) overflows`);
+  }
+  const expectedBytes = count * itemSize;
+  if (end - begin !== expectedBytes) {
+    fail(
+      `${what}: data_offsets [${begin}, ${end}] span ${end - begin} bytes, but shape ` +
+        `${shapeText(shape)} of ${dtype} needs ${count} x ${itemSize} = ${expectedBytes} bytes`,
+    );
+  }
+  if (end > dataLen) {
+    fail(
+      `${what}: data_offsets [${begin}, ${end}] end beyond the data section, ` +
+        `which is only ${dataLen} bytes (truncated file?)`,
+    );
+  }
+  return { name, dtype, shape, count, begin, end };
+}
+
+/** Check that the entries tile [0, dataLen) exactly. */
+function checkCoverage(entries: Entry[], dataLen: number): void {
+  const sorted = entries.slice().sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let cursor = 0;
+  let prev: Entry | undefined;
+  for (const e of sorted) {
+    if (e.begin < cursor && prev !== undefined) {
+      fail(
+        `tensors ${q(prev.name)} [${prev.begin}, ${prev.end}) and ${q(e.name)} ` +
+          `[${e.begin}, ${e.end}) overlap in the data section (tensors must not share bytes)`,
+      );
+    }
+    if (e.begin > cursor) {
+      fail(
+        `the data section has a hole: bytes [${cursor}, ${e.begin}) are not covered by any ` +
+          `tensor (expected tensor ${q(e.name)} to start at ${cursor}, not ${e.begin})`,
+      );
+    }
+    // Sorted by begin, and begin >= cursor here, so end >= cursor too.
+    cursor = e.end;
+    prev = e;
+  }
+  if (cursor !== dataLen) {
+    fail(
+      `the data section has ${dataLen - cursor} trailing bytes not covered by any tensor ` +
+        `(tensors cover [0, ${cursor}), but the data section is ${dataLen} bytes)`,
+    );
+  }
+}
+
+function checkExpectations(
+  entries: Map<string, Entry>,
+  expect: Record<string, number[]> | string[],
+  allowExtra: boolean,
+): void {
+  const byShape = !Array.isArray(expect);
+  if (!Array.isArray(expect) && !isPlainObject(expect)) {
+    throw new TypeError('expect must be an array of names or an object of name -> shape');
+  }
+  const wanted: string[] = Array.isArray(expect) ? expect.slice() : Object.keys(expect);
+  const present = [...entries.keys()];
+  for (const name of wanted) {
+    const e = entries.get(name);
+    if (e === undefined) {
+      fail(`missing expected tensor ${q(name)} (the file has: ${listNames(present)})`);
+    }
+    if (byShape) {
+      const want = (expect as Record<string, number[]>)[name];
+      if (!Array.isArray(want)) {
+        throw new TypeError(`expect[${JSON.stringify(name)}] must be a shape array`);
+      }
+      const same = want.length === e.shape.length && want.every((d, i) => d === e.shape[i]);
+      if (!same) {
+        fail(
+          `tensor ${q(name)}: shape ${shapeText(e.shape)} does not match the expected ` +
+            `shape ${shapeText(want)}`,
+        );
+      }
+    }
+  }
+  if (!allowExtra) {
+    const wantedSet = new Set(wanted);
+    for (const name of present) {
+      if (!wantedSet.has(name)) {
+        fail(
+          `unexpected tensor ${q(name)} in the file (expected only: ${listNames(wanted)}; ` +
+            `pass allowExtra to ignore extra tensors)`,
+        );
+      }
+    }
+  }
+}
+
+function readTensor(bytes: Uint8Array, dataStart: number, e: Entry): SafeTensor {
+  const size = ITEM_SIZE[e.dtype];
+  const start = dataStart + e.begin;
+  const byteLen = e.count * size;
+  if (e.dtype === 'F16' || e.dtype === 'BF16') {
+    const out = new Float32Array(e.count);
+    const bits = new Uint32Array(out.buffer);
+    const dv = new DataView(bytes.buffer, bytes.byteOffset + start, byteLen);
+    if (e.dtype === 'BF16') {
+      for (let i = 0; i < e.count; i++) bits[i] = dv.getUint16(2 * i, true) << 16;
+    } else {
+      for (let i = 0; i < e.count; i++) {
+        const h = dv.getUint16(2 * i, true);
+        const sign = (h & 0x8000) << 16;
+        const exp = (h >> 10) & 0x1f;
+        const frac = h & 0x3ff;
+        if (exp === 0x1f) {
+          bits[i] = sign | 0x7f800000 | (frac << 13); // inf / NaN, payload kept
+        } else if (exp !== 0) {
+          bits[i] = sign | ((exp + 112) << 23) | (frac << 13); // normal: rebias 15 -> 127
+        } else {
+          // zero or subnormal: frac * 2^-24, exact in float32
+          const mag = frac * TWO_POW_MINUS_24;
+          out[i] = sign !== 0 ? -mag : mag;
+        }
+      }
+    }
+    return { dtype: e.dtype, shape: e.shape, data: out };
+  }
+  const copy = new Uint8Array(byteLen);
+  copy.set(bytes.subarray(start, start + byteLen));
+  if (!LITTLE_ENDIAN) swapBytes(copy, size);
+  const buf = copy.buffer;
+  let data: SafeArray;
+  switch (e.dtype) {
+    case 'F64':
+      data = new Float64Array(buf);
+      break;
+    case 'F32':
+      data = new Float32Array(buf);
+      break;
+    case 'I64':
+      data = new BigInt64Array(buf);
+      break;
+    case 'I32':
+      data = new Int32Array(buf);
+      break;
+    case 'I16':
+      data = new Int16Array(buf);
+      break;
+    case 'I8':
+      data = new Int8Array(buf);
+      break;
+    case 'U8':
+    case 'BOOL':
+      data = copy;
+      break;
+  }
+  return { dtype: e.dtype, shape: e.shape, data };
+}
+
+/**
+ * Parse and fully validate safetensors bytes. Throws SafetensorsError on any
+ * malformation or unmet expectation (see the module comment). Returned arrays
+ * are copies that do not alias `bytes`.
+ */
+export function decodeSafetensors(bytes: Uint8Array, opts: DecodeOptions = {}): DecodedSafetensors {
+  if (!(bytes instanceof Uint8Array)) {
+    throw new TypeError('decodeSafetensors: bytes must be a Uint8Array');
+  }
+  const maxHeaderBytes = opts.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
+  if (!Number.isSafeInteger(maxHeaderBytes) || maxHeaderBytes < 0) {
+    throw new RangeError('decodeSafetensors: maxHeaderBytes must be a non-negative integer');
+  }
+
+  if (bytes.length < 8) {
+    fail(
+      `file is ${bytes.length} bytes, shorter than the 8-byte header-length prefix ` +
+        `(truncated or not a safetensors file)`,
+    );
+  }
+  const n64 = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+  if (n64 > BigInt(Number.MAX_SAFE_INTEGER)) {
+    fail(
+      `header length ${n64} does not fit in a safe integer ` +
+        `(at most ${Number.MAX_SAFE_INTEGER}); not a safetensors file?`,
+    );
+  }
+  const headerLen = Number(n64);
+  if (headerLen > maxHeaderBytes) {
+    fail(
+      `header length ${headerLen} bytes exceeds the limit of ${maxHeaderBytes} bytes ` +
+        `(maxHeaderBytes); refusing to parse it`,
+    );
+  }
+  if (headerLen > bytes.length - 8) {
+    fail(
+      `truncated file: header length is ${headerLen} bytes but only ` +
+        `${bytes.length - 8} bytes follow the 8-byte prefix`,
+    );
+  }
+
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(
+      bytes.subarray(8, 8 + headerLen),
+    );
+  } catch {
+    fail(`header (${headerLen} bytes) is not valid UTF-8`);
+  }
+  let header: unknown;
+  try {
+    header = JSON.parse(text);
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    fail(`header is not valid JSON: ${truncate(why, 200)} (expected a JSON object)`);
+  }
+  if (!isPlainObject(header)) {
+    fail(`header must be a JSON object mapping tensor names to entries, got ${describe(header)}`);
+  }
+
+  const dataStart = 8 + headerLen;
+  const dataLen = bytes.length - dataStart;
+
+  const metadata: Record<string, string> = {};
+  // An explicit null means "no metadata", as in the reference implementation.
+  if (Object.hasOwn(header, METADATA_KEY) && header[METADATA_KEY] !== null) {
+    const meta: unknown = header[METADATA_KEY];
+    if (!isPlainObject(meta)) {
+      fail(`${METADATA_KEY} must be an object of string values, got ${describe(meta)}`);
+    }
+    for (const key of Object.keys(meta)) {
+      const v: unknown = meta[key];
+      if (typeof v !== 'string') {
+        fail(`${METADATA_KEY} entry ${q(key)} must be a string, got ${describe(v)}`);
+      }
+      setOwn(metadata, key, v);
+    }
+  }
+
+  const entries = new Map<string, Entry>();
+  for (const name of Object.keys(header)) {
+    if (name === METADATA_KEY) continue;
+    entries.set(name, parseEntry(name, header[name], dataLen));
+  }
+  checkCoverage([...entries.values()], dataLen);
+  if (opts.expect !== undefined) {
+    checkExpectations(entries, opts.expect, opts.allowExtra ?? false);
+  }
+
+  const tensors: Record<string, SafeTensor> = {};
+  for (const e of entries.values()) setOwn(tensors, e.name, readTensor(bytes, dataStart, e));
+  return { tensors, metadata };
+}
+
+// ---------------------------------------------------------------------------
+// Files
+
+/** Encode and write atomically to `path` (the old file, if any, is replaced whole). */
+export function saveSafetensors(
+  path: string,
+  tensors: Record<string, SafeTensor>,
+  metadata?: Record<string, string>,
+): void {
+  writeFileAtomic(path, encodeSafetensors(tensors, metadata));
+}
+
+/** Read `path` and decode it with {@link decodeSafetensors}. I/O errors propagate as-is. */
+export function loadSafetensors(path: string, opts?: DecodeOptions): DecodedSafetensors {
+  return decodeSafetensors(readFileSync(path), opts);
+}

@@ -1,0 +1,283 @@
+/**
+ * Recurrent layers with PyTorch's interface, parameter names and layouts: RNN (tanh | relu), LSTM,
+ * GRU — stacked (`numLayers`), `bidirectional`, `dropout` between layers, `batchFirst`, per-sample
+ * `lengths`, initial state in, final state out — and the single-step cells RNNCell, LSTMCell,
+ * GRUCell for decoders and streaming.
+ *
+ * Each layer of the stack is one fused op (cells/recurrent.ts); this file only wires layers,
+ * dropout and state slices together.
+ *
+ * Loading a PyTorch model: `layer.loadStateDict(sd)` with the `state_dict()` of the matching
+ * `nn.LSTM` / `nn.GRU` / `nn.RNN` (same sizes) — names and shapes are identical.
+ */
+import type { DType } from '../backend/interface.ts';
+import { Tensor, shapeStr, zeros } from '../tensor/tensor.ts';
+import { globalRng, type Rng } from '../tensor/rng.ts';
+import { orthogonal_, uniform_ } from '../tensor/init.ts';
+import { concat, permute, reshape, slice } from '../autograd/ops/shape.ts';
+import { dropout } from '../autograd/ops/nn.ts';
+import { checkLengths, recurrentLayer, type DirectionParams, type RecurrentMode } from '../cells/recurrent.ts';
+import { checkOptions, checkPositiveInt, Module } from './module.ts';
+
+export interface RecurrentOptions {
+  inputSize: number;
+  hiddenSize: number;
+  /** Stacked layers (default 1). */
+  numLayers?: number;
+  /** Use b_ih and b_hh (default true). */
+  bias?: boolean;
+  /** Input/output as [B, T, ·] instead of [T, B, ·] (default false). */
+  batchFirst?: boolean;
+  /** Dropout on the outputs of every layer but the last, in training (default 0). */
+  dropout?: number;
+  bidirectional?: boolean;
+  /** RNN only: 'tanh' (default) or 'relu'. */
+  nonlinearity?: 'tanh' | 'relu';
+  /** Recurrent weight init: 'default' (PyTorch's U(−1/√H, 1/√H)) or 'orthogonal' (each gate block). */
+  recurrentInit?: 'default' | 'orthogonal';
+  /** LSTM only: initial forget-gate bias (b_ih's f block = value, b_hh's f block = 0). */
+  forgetBias?: number;
+  dtype?: DType;
+  rng?: Rng;
+}
+
+const RECURRENT_KEYS = ['inputSize', 'hiddenSize', 'numLayers', 'bias', 'batchFirst', 'dropout', 'bidirectional', 'nonlinearity', 'recurrentInit', 'forgetBias', 'dtype', 'rng'] as const;
+
+export interface RecurrentState {
+  /** [numLayers·D, B, H] */
+  h?: Tensor | null;
+  /** [numLayers·D, B, H] (LSTM) */
+  c?: Tensor | null;
+}
+
+export interface RecurrentForwardOptions extends RecurrentState {
+  /** Per-sample valid lengths (ONNX sequence_lens / PyTorch packed sequences). */
+  lengths?: ArrayLike<number> | null;
+}
+
+export interface RecurrentOutput {
+  /** [T, B, D·H] (or [B, T, D·H] with batchFirst); zero past each sample's length. */
+  output: Tensor;
+  /** [numLayers·D, B, H] final hidden state (at each sample's last real step). */
+  h: Tensor;
+  /** [numLayers·D, B, H] final cell state (LSTM), else null. */
+  c: Tensor | null;
+}
+
+export class RecurrentBase extends Module {
+  readonly mode: RecurrentMode;
+  readonly inputSize: number;
+  readonly hiddenSize: number;
+  readonly numLayers: number;
+  readonly bias: boolean;
+  readonly batchFirst: boolean;
+  readonly dropoutP: number;
+  readonly bidirectional: boolean;
+  private readonly rng: Rng;
+  /** [layer][direction] */
+  readonly cells: DirectionParams[][] = [];
+
+  constructor(kind: 'RNN' | 'LSTM' | 'GRU', opts: RecurrentOptions) {
+    super();
+    if (opts === null || typeof opts !== 'object') throw new TypeError(`${kind}: options must be an object like {inputSize, hiddenSize}`);
+    checkOptions(kind, opts, RECURRENT_KEYS);
+    this.inputSize = checkPositiveInt(kind, 'inputSize', opts.inputSize);
+    this.hiddenSize = checkPositiveInt(kind, 'hiddenSize', opts.hiddenSize);
+    this.numLayers = checkPositiveInt(kind, 'numLayers', opts.numLayers ?? 1);
+    this.bias = opts.bias ?? true;
+    this.batchFirst = opts.batchFirst ?? false;
+    this.dropoutP = opts.dropout ?? 0;
+    this.bidirectional = opts.bidirectional ?? false;
+    this.rng = opts.rng ?? globalRng;
+    if (!(this.dropoutP >= 0 && this.dropoutP < 1)) throw new RangeError(`${kind}: 'dropout' must be in [0, 1), got ${this.dropoutP}`);
+    const nl = opts.nonlinearity ?? 'tanh';
+    if (kind !== 'RNN' && opts.nonlinearity !== undefined) throw new TypeError(`${kind}: 'nonlinearity' applies to RNN only`);
+    if (nl !== 'tanh' && nl !== 'relu') throw new TypeError(`${kind}: 'nonlinearity' must be 'tanh' or 'relu', got '${String(nl)}'`);
+    if (kind !== 'LSTM' && opts.forgetBias !== undefined) throw new TypeError(`${kind}: 'forgetBias' applies to LSTM only`);
+    const rInit = opts.recurrentInit ?? 'default';
+    if (rInit !== 'default' && rInit !== 'orthogonal') throw new TypeError(`${kind}: 'recurrentInit' must be 'default' or 'orthogonal', got '${String(rInit)}'`);
+    this.mode = kind === 'RNN' ? (nl === 'tanh' ? 'RNN_TANH' : 'RNN_RELU') : kind;
+
+    const G = kind === 'LSTM' ? 4 : kind === 'GRU' ? 3 : 1;
+    const H = this.hiddenSize;
+    const D = this.bidirectional ? 2 : 1;
+    const k = 1 / Math.sqrt(H);
+    const dtype = opts.dtype;
+    // Registration order = PyTorch's _flat_weights order: per layer, per direction: w_ih, w_hh, b_ih, b_hh.
+    for (let l = 0; l < this.numLayers; l++) {
+      const inSize = l === 0 ? this.inputSize : H * D;
+      const layer: DirectionParams[] = [];
+      for (let d = 0; d < D; d++) {
+        const sfx = `_l${l}${d === 1 ? '_reverse' : ''}`;
+        const p = (name: string, shape: number[]): Tensor => this.registerParameter(name + sfx, uniform_(zeros(shape, { dtype }), -k, k, this.rng));
+        const weightIh = p('weight_ih', [G * H, inSize]);
+        const weightHh = p('weight_hh', [G * H, H]);
+        const biasIh = this.bias ? p('bias_ih', [G * H]) : null;
+        const biasHh = this.bias ? p('bias_hh', [G * H]) : null;
+        if (rInit === 'orthogonal') orthogonal_(weightHh, 1, this.rng, G);
+        if (opts.forgetBias !== undefined && biasIh && biasHh) {
+          // f block is rows [H, 2H) in the i, f, g, o layout
+          biasIh.backend.fill(biasIh.storage, opts.forgetBias, H, H);
+          biasHh.backend.fill(biasHh.storage, 0, H, H);
+        }
+        layer.push({ weightIh, weightHh, biasIh, biasHh });
+      }
+      this.cells.push(layer);
+    }
+  }
+
+  get numDirections(): number {
+    return this.bidirectional ? 2 : 1;
+  }
+
+  /**
+   * x: [T, B, I] (or [B, T, I] with batchFirst). Returns the top layer's outputs and every layer's
+   * final states, as PyTorch does.
+   */
+  forward(x: Tensor, o: RecurrentForwardOptions = {}): RecurrentOutput {
+    checkOptions(`${this.mode}.forward`, o, ['h', 'c', 'lengths']);
+    if (x.ndim !== 3) {
+      throw new RangeError(`${this.mode}: input must be ${this.batchFirst ? '[B, T, I]' : '[T, B, I]'}, got ${shapeStr(x.shape)}`);
+    }
+    if (x.shape[2] !== this.inputSize) throw new RangeError(`${this.mode}: input feature size must be ${this.inputSize}, got ${x.shape[2]} (input ${shapeStr(x.shape)})`);
+    let seq = this.batchFirst ? permute(x, [1, 0, 2]) : x;
+    const [T, B] = seq.shape;
+    const lengths = checkLengths(o.lengths, T, B);
+    const D = this.numDirections;
+    const LD = this.numLayers * D;
+    const H = this.hiddenSize;
+    const isLSTM = this.mode === 'LSTM';
+    for (const [s, name] of [[o.h, 'h'], [o.c, 'c']] as const) {
+      if (!s) continue;
+      if (s.ndim !== 3 || s.shape[0] !== LD || s.shape[1] !== B || s.shape[2] !== H) {
+        throw new RangeError(`${this.mode}: initial state '${name}' must be [numLayers·D = ${LD}, B = ${B}, H = ${H}], got ${shapeStr(s.shape)}`);
+      }
+    }
+    if (o.c && !isLSTM) throw new TypeError(`${this.mode}: has no cell state, but 'c' was given`);
+    const hs: Tensor[] = [];
+    const cs: Tensor[] = [];
+    for (let l = 0; l < this.numLayers; l++) {
+      if (l > 0 && this.dropoutP > 0 && this.training) seq = dropout(seq, this.dropoutP, true, this.rng);
+      const h0 = o.h ? (this.numLayers === 1 ? o.h : slice(o.h, 0, l * D, D)) : null;
+      const c0 = o.c ? (this.numLayers === 1 ? o.c : slice(o.c, 0, l * D, D)) : null;
+      const r = recurrentLayer(this.mode, seq, this.cells[l], h0, c0, lengths);
+      seq = r.y;
+      hs.push(r.hN);
+      if (r.cN) cs.push(r.cN);
+    }
+    const output = this.batchFirst ? permute(seq, [1, 0, 2]) : seq;
+    const h = hs.length === 1 ? hs[0] : concat(hs, 0);
+    const c = isLSTM ? (cs.length === 1 ? cs[0] : concat(cs, 0)) : null;
+    return { output, h, c };
+  }
+}
+
+export class RNN extends RecurrentBase {
+  constructor(opts: RecurrentOptions) {
+    super('RNN', opts);
+  }
+}
+
+export class LSTM extends RecurrentBase {
+  constructor(opts: Omit<RecurrentOptions, 'nonlinearity'>) {
+    super('LSTM', opts);
+  }
+}
+
+export class GRU extends RecurrentBase {
+  constructor(opts: Omit<RecurrentOptions, 'nonlinearity' | 'forgetBias'>) {
+    super('GRU', opts);
+  }
+}
+
+export interface CellOptions {
+  inputSize: number;
+  hiddenSize: number;
+  bias?: boolean;
+  nonlinearity?: 'tanh' | 'relu';
+  recurrentInit?: 'default' | 'orthogonal';
+  forgetBias?: number;
+  dtype?: DType;
+  rng?: Rng;
+}
+
+export interface CellState {
+  /** [B, H] */
+  h: Tensor;
+  /** [B, H] (LSTMCell) */
+  c?: Tensor | null;
+}
+
+/**
+ * One time step, PyTorch's RNNCell / LSTMCell / GRUCell (parameters weight_ih, weight_hh,
+ * bias_ih, bias_hh). Runs the same fused kernels as the sequence layers with T = 1.
+ */
+export class CellBase extends Module {
+  readonly mode: RecurrentMode;
+  readonly inputSize: number;
+  readonly hiddenSize: number;
+  readonly params: DirectionParams;
+
+  constructor(kind: 'RNNCell' | 'LSTMCell' | 'GRUCell', opts: CellOptions) {
+    super();
+    if (opts === null || typeof opts !== 'object') throw new TypeError(`${kind}: options must be an object like {inputSize, hiddenSize}`);
+    checkOptions(kind, opts, ['inputSize', 'hiddenSize', 'bias', 'nonlinearity', 'recurrentInit', 'forgetBias', 'dtype', 'rng']);
+    this.inputSize = checkPositiveInt(kind, 'inputSize', opts.inputSize);
+    this.hiddenSize = checkPositiveInt(kind, 'hiddenSize', opts.hiddenSize);
+    if (kind !== 'RNNCell' && opts.nonlinearity !== undefined) throw new TypeError(`${kind}: 'nonlinearity' applies to RNNCell only`);
+    if (kind !== 'LSTMCell' && opts.forgetBias !== undefined) throw new TypeError(`${kind}: 'forgetBias' applies to LSTMCell only`);
+    const nl = opts.nonlinearity ?? 'tanh';
+    if (nl !== 'tanh' && nl !== 'relu') throw new TypeError(`${kind}: 'nonlinearity' must be 'tanh' or 'relu', got '${String(nl)}'`);
+    this.mode = kind === 'RNNCell' ? (nl === 'tanh' ? 'RNN_TANH' : 'RNN_RELU') : kind === 'LSTMCell' ? 'LSTM' : 'GRU';
+    const G = kind === 'LSTMCell' ? 4 : kind === 'GRUCell' ? 3 : 1;
+    const H = this.hiddenSize;
+    const k = 1 / Math.sqrt(H);
+    const rng = opts.rng ?? globalRng;
+    const p = (name: string, shape: number[]): Tensor => this.registerParameter(name, uniform_(zeros(shape, { dtype: opts.dtype }), -k, k, rng));
+    const weightIh = p('weight_ih', [G * H, this.inputSize]);
+    const weightHh = p('weight_hh', [G * H, H]);
+    const useBias = opts.bias ?? true;
+    const biasIh = useBias ? p('bias_ih', [G * H]) : null;
+    const biasHh = useBias ? p('bias_hh', [G * H]) : null;
+    if (opts.recurrentInit === 'orthogonal') orthogonal_(weightHh, 1, rng, G);
+    if (opts.forgetBias !== undefined && biasIh && biasHh) {
+      biasIh.backend.fill(biasIh.storage, opts.forgetBias, H, H);
+      biasHh.backend.fill(biasHh.storage, 0, H, H);
+    }
+    this.params = { weightIh, weightHh, biasIh, biasHh };
+  }
+
+  /** x: [B, I]; state: {h: [B, H], c?: [B, H]} or null for zeros. Returns the new state. */
+  forward(x: Tensor, state: CellState | null = null): CellState {
+    if (x.ndim !== 2 || x.shape[1] !== this.inputSize) throw new RangeError(`${this.mode} cell: input must be [B, ${this.inputSize}], got ${shapeStr(x.shape)}`);
+    const B = x.shape[0];
+    const H = this.hiddenSize;
+    const check = (s: Tensor | null | undefined, name: string): Tensor | null => {
+      if (!s) return null;
+      if (s.ndim !== 2 || s.shape[0] !== B || s.shape[1] !== H) throw new RangeError(`${this.mode} cell: state '${name}' must be [${B}, ${H}], got ${shapeStr(s.shape)}`);
+      return reshape(s, [1, B, H]);
+    };
+    const h0 = check(state?.h, 'h');
+    const c0 = this.mode === 'LSTM' ? check(state?.c, 'c') : null;
+    const r = recurrentLayer(this.mode, reshape(x, [1, B, this.inputSize]), [this.params], h0, c0, null);
+    return { h: reshape(r.hN, [B, H]), c: r.cN ? reshape(r.cN, [B, H]) : null };
+  }
+}
+
+export class RNNCell extends CellBase {
+  constructor(opts: CellOptions) {
+    super('RNNCell', opts);
+  }
+}
+
+export class LSTMCell extends CellBase {
+  constructor(opts: Omit<CellOptions, 'nonlinearity'>) {
+    super('LSTMCell', opts);
+  }
+}
+
+export class GRUCell extends CellBase {
+  constructor(opts: Omit<CellOptions, 'nonlinearity' | 'forgetBias'>) {
+    super('GRUCell', opts);
+  }
+}
