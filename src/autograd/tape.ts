@@ -82,22 +82,38 @@ export function gradBuffer(t: Tensor): Storage {
  */
 export function backward(root: Tensor, grad?: Tensor): void {
   if (!root.requiresGrad) throw new Error('backward: the tensor does not require grad (no parameter or input with requiresGrad reached it)');
+  if (grad && grad.size !== root.size) throw new RangeError(`backward: gradient shape ${shapeStr(grad.shape)} does not match tensor shape ${shapeStr(root.shape)}`);
+  if (!grad && root.size !== 1) throw new RangeError(`backward: implicit gradient only for one-element tensors, got shape ${shapeStr(root.shape)}; pass a gradient`);
+  const order = root.node ? topoOrder(root.node) : [];
+
+  // Refuse before touching any gradient if part of the graph was already consumed.
+  for (const node of order) {
+    if (!node.backward) {
+      throw new Error(`backward: the graph through '${node.name}' was already backpropagated; run the forward pass again`);
+    }
+  }
   if (grad) {
-    if (grad.size !== root.size) throw new RangeError(`backward: gradient shape ${shapeStr(grad.shape)} does not match tensor shape ${shapeStr(root.shape)}`);
     accumulateGrad(root, grad.storage, false);
   } else {
-    if (root.size !== 1) throw new RangeError(`backward: implicit gradient only for one-element tensors, got shape ${shapeStr(root.shape)}; pass a gradient`);
     const s = root.backend.alloc(1, root.dtype);
     root.backend.fill(s, 1, 0, 1);
     accumulateGrad(root, s, true);
   }
-  if (!root.node) return;
+  for (let k = order.length - 1; k >= 0; k--) {
+    const node = order[k];
+    if (node.outputs.some((o) => o.grad !== null)) node.backward!();
+    node.backward = null;
+    // Release gradients of intermediate (non-leaf) outputs, as PyTorch does.
+    for (const o of node.outputs) if (o !== root) o.grad = null;
+  }
+}
 
+/** Nodes reachable from `start`, inputs before the nodes that consume them. */
+function topoOrder(start: Node): Node[] {
   // Iterative DFS for topological order (graphs of long unrolled decoders are deep).
   const order: Node[] = [];
-  const seen = new Set<Node>();
-  const stack: [Node, number][] = [[root.node, 0]];
-  seen.add(root.node);
+  const seen = new Set<Node>([start]);
+  const stack: [Node, number][] = [[start, 0]];
   while (stack.length) {
     const top = stack[stack.length - 1];
     const [node, i] = top;
@@ -113,14 +129,5 @@ export function backward(root: Tensor, grad?: Tensor): void {
       order.push(node);
     }
   }
-  for (let k = order.length - 1; k >= 0; k--) {
-    const node = order[k];
-    if (!node.backward) {
-      throw new Error(`backward: the graph through '${node.name}' was already backpropagated; run the forward pass again`);
-    }
-    if (node.outputs.some((o) => o.grad !== null)) node.backward();
-    node.backward = null;
-    // Release gradients of intermediate (non-leaf) outputs, as PyTorch does.
-    for (const o of node.outputs) if (o !== root) o.grad = null;
-  }
+  return order;
 }

@@ -98,6 +98,11 @@ export interface Backend {
   sumSquares(n: number, x: Storage, xOff: number): number;
   /** Index of the first non-finite element, or -1. */
   findNonFinite(n: number, x: Storage, xOff: number): number;
+  /**
+   * max |x| over n elements (the infinity norm, as a host number); NaN if any element is NaN,
+   * 0 when n = 0.
+   */
+  maxAbs(n: number, x: Storage, xOff: number): number;
   /** Clamp n elements in place to [lo, hi]. */
   clamp(n: number, x: Storage, xOff: number, lo: number, hi: number): void;
 

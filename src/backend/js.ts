@@ -275,6 +275,17 @@ export class JsBackend implements Backend {
     return -1;
   }
 
+  maxAbs(n: number, xs: Storage, xOff: number): number {
+    const x = d(xs);
+    let m = 0;
+    for (let i = 0; i < n; i++) {
+      const a = Math.abs(x[xOff + i]);
+      if (a !== a) return NaN;
+      if (a > m) m = a;
+    }
+    return m;
+  }
+
   clamp(n: number, xs: Storage, xOff: number, lo: number, hi: number): void {
     const x = d(xs);
     for (let i = 0; i < n; i++) {
@@ -395,7 +406,7 @@ export class JsBackend implements Backend {
 
   gatherRows(cols: number, table: Storage, idx: Int32Array, out: Storage): void {
     const w = d(table), o = d(out);
-    const rows = w.length / cols;
+    const rows = cols === 0 ? Infinity : w.length / cols;
     for (let i = 0; i < idx.length; i++) {
       const k = idx[i];
       if (!(k >= 0 && k < rows)) throw new BackendError(`gatherRows: index ${k} at position ${i} is outside [0, ${rows})`);
@@ -406,6 +417,7 @@ export class JsBackend implements Backend {
   scatterAddRows(cols: number, dout: Storage, idx: Int32Array, dtable: Storage): void {
     const g = d(dout), dw = d(dtable);
     for (let i = 0; i < idx.length; i++) {
+      if (!(idx[i] >= 0 && (idx[i] + 1) * cols <= dw.length)) throw new BackendError(`scatterAddRows: index ${idx[i]} at position ${i} is outside [0, ${dw.length / cols})`);
       const w0 = idx[i] * cols, g0 = i * cols;
       for (let c = 0; c < cols; c++) dw[w0 + c] += g[g0 + c];
     }

@@ -134,6 +134,6 @@ export function mean(x: Tensor, axis?: number | number[], keepDims = false): Ten
   const rank = x.ndim;
   const axes = axis === undefined ? [...Array(rank).keys()] : (Array.isArray(axis) ? axis : [axis]).map((a) => normAxis('mean', a, rank));
   let n = 1;
-  for (const a of axes) n *= x.shape[a];
+  for (const a of new Set(axes)) n *= x.shape[a]; // duplicate axes (e.g. [0, -2] on rank 2) reduce once, as in sum
   return mul(sum(x, axes, keepDims), 1 / n);
 }

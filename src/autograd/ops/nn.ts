@@ -7,6 +7,7 @@ import { globalRng, type Rng } from '../../tensor/rng.ts';
 import { accumulateGrad, needsGrad, record } from '../tape.ts';
 import { newLike, sameBackendAndDType } from './util.ts';
 import { mean, mul, softplus, square, sub, sum } from './elementwise.ts';
+import { reshape } from './shape.ts';
 
 function softmaxImpl(x: Tensor, log: boolean, axis: number): Tensor {
   if (axis !== -1 && axis !== x.ndim - 1) throw new RangeError(`softmax: only the last axis is supported (got axis ${axis} for shape ${shapeStr(x.shape)}); permute first`);
@@ -141,7 +142,8 @@ export function dropout(x: Tensor, p: number, training: boolean, rng: Rng = glob
 export function mseLoss(pred: Tensor, target: Tensor, reduction: Reduction = 'mean'): Tensor {
   sameBackendAndDType('mseLoss', pred, target);
   if (pred.size !== target.size) throw new RangeError(`mseLoss: prediction ${shapeStr(pred.shape)} and target ${shapeStr(target.shape)} differ in size`);
-  const e = square(sub(pred, target));
+  // Same number of elements, compared element by element (never broadcast into a table).
+  const e = square(sub(pred, reshape(target, pred.shape)));
   return reduction === 'mean' ? mean(e) : reduction === 'sum' ? sum(e) : e;
 }
 
@@ -149,6 +151,6 @@ export function mseLoss(pred: Tensor, target: Tensor, reduction: Reduction = 'me
 export function bceWithLogits(logits: Tensor, target: Tensor, reduction: Reduction = 'mean'): Tensor {
   sameBackendAndDType('bceWithLogits', logits, target);
   if (logits.size !== target.size) throw new RangeError(`bceWithLogits: logits ${shapeStr(logits.shape)} and target ${shapeStr(target.shape)} differ in size`);
-  const l = sub(softplus(logits), mul(logits, target));
+  const l = sub(softplus(logits), mul(logits, reshape(target, logits.shape)));
   return reduction === 'mean' ? mean(l) : reduction === 'sum' ? sum(l) : l;
 }
