@@ -18,3 +18,8 @@ export { recurrentLayer, checkLengths, type DirectionParams, type RecurrentMode,
 export * from './nn/module.ts';
 export * from './nn/layers.ts';
 export * from './nn/recurrent.ts';
+export { Optimizer, SGD, RMSProp, Adagrad, Adam, AdamW, collectParams, type Params, type OptimizerState, type OptimizerType } from './train/optim.ts';
+export * from './train/schedule.ts';
+export * from './train/clip.ts';
+export * from './train/guard.ts';
+export type { Task, BatchSource, StepResult } from './train/task.ts';

@@ -1,0 +1,117 @@
+/**
+ * Gradient clipping and gradient-norm reports, with torch.nn.utils semantics. Parameters whose
+ * `.grad` is null are skipped. All arithmetic on gradients runs through the backend's kernels.
+ */
+import type { Tensor } from '../tensor/tensor.ts';
+import { checkGrad, collectParams, type NamedParam, type Params } from './optim.ts';
+
+/** A p-norm order: any p > 0, or Infinity / 'inf' for the max-abs norm. */
+export type NormType = number | 'inf';
+
+function parseNormType(who: string, normType: NormType): number {
+  const p = normType === 'inf' ? Infinity : normType;
+  if (typeof p !== 'number' || Number.isNaN(p) || p <= 0) {
+    throw new RangeError(`${who}: normType must be a number > 0 or Infinity ('inf'), got ${String(normType)}`);
+  }
+  return p;
+}
+
+/** The p-norm of one gradient, computed on its backend. */
+function tensorNorm(g: Tensor, p: number): number {
+  const be = g.backend, n = g.size;
+  if (n === 0) return 0;
+  if (p === 2) return Math.sqrt(be.sumSquares(n, g.storage, 0));
+  if (p === Infinity) return be.maxAbs(n, g.storage, 0);
+  // Σ|g|^p via |g| → exp(p · log|g|) (log 0 = −∞ gives 0), then a reduction to one element.
+  const a = be.alloc(n, g.dtype);
+  be.unary('abs', n, g.storage, a);
+  if (p !== 1) {
+    const b = be.alloc(n, g.dtype);
+    be.unary('log', n, a, b);
+    be.scale(n, p, b, 0);
+    be.unary('exp', n, b, a);
+  }
+  const out = be.alloc(1, g.dtype);
+  be.reduceSum(a, [n], out, [1]);
+  const s = be.read(out, 0, 1)[0];
+  return p === 1 ? s : Math.pow(s, 1 / p);
+}
+
+/** Combine per-parameter norms into the global norm, as torch.norm(torch.stack(norms), p). */
+function combine(norms: readonly number[], p: number): number {
+  if (norms.length === 0) return 0;
+  if (p === Infinity) {
+    let m = 0;
+    for (const x of norms) {
+      if (Number.isNaN(x)) return NaN;
+      if (x > m) m = x;
+    }
+    return m;
+  }
+  if (p === 1) return norms.reduce((s, x) => s + x, 0);
+  if (p === 2) return Math.sqrt(norms.reduce((s, x) => s + x * x, 0));
+  return Math.pow(norms.reduce((s, x) => s + Math.pow(x, p), 0), 1 / p);
+}
+
+function withGrads(who: string, params: Params): { p: NamedParam; g: Tensor }[] {
+  const out: { p: NamedParam; g: Tensor }[] = [];
+  for (const p of collectParams(params, who).items) {
+    const g = p.tensor.grad;
+    if (g === null) continue;
+    checkGrad(who, p, g);
+    out.push({ p, g });
+  }
+  return out;
+}
+
+/**
+ * Scale all gradients together so that their global p-norm is at most `maxNorm`, exactly as
+ * torch.nn.utils.clip_grad_norm_: total = ‖(‖g₁‖, ‖g₂‖, …)‖ₚ, coef = maxNorm / (total + 1e-6), and
+ * every gradient is multiplied by coef when coef < 1. Returns the total norm BEFORE clipping
+ * (0 when no parameter has a gradient). As in PyTorch, a non-finite total makes the gradients
+ * non-finite too (NaN total → NaN gradients; use `checkFinite` to stop there).
+ */
+export function clipGradNorm(params: Params, maxNorm: number, normType: NormType = 2): number {
+  const who = 'clipGradNorm';
+  if (typeof maxNorm !== 'number' || Number.isNaN(maxNorm) || maxNorm < 0) {
+    throw new RangeError(`${who}: maxNorm must be a number >= 0, got ${String(maxNorm)}`);
+  }
+  const p = parseNormType(who, normType);
+  const gs = withGrads(who, params);
+  const total = combine(gs.map(({ g }) => tensorNorm(g, p)), p);
+  const coef = maxNorm / (total + 1e-6);
+  if (!(coef >= 1)) {
+    for (const { g } of gs) g.backend.scale(g.size, coef, g.storage, 0);
+  }
+  return total;
+}
+
+/** Clamp every gradient element to [−clipValue, clipValue] (torch.nn.utils.clip_grad_value_). */
+export function clipGradValue(params: Params, clipValue: number): void {
+  const who = 'clipGradValue';
+  if (typeof clipValue !== 'number' || Number.isNaN(clipValue) || clipValue < 0) {
+    throw new RangeError(`${who}: clipValue must be a number >= 0, got ${String(clipValue)}`);
+  }
+  for (const { g } of withGrads(who, params)) g.backend.clamp(g.size, g.storage, 0, -clipValue, clipValue);
+}
+
+export interface GradNorms {
+  /** The global norm over all gradients (what clipGradNorm returns). */
+  total: number;
+  /** Each gradient's norm, keyed by parameter name (or position for a plain list), in order. */
+  norms: Record<string, number>;
+}
+
+/** Global and per-parameter gradient norms, for logging; changes nothing. */
+export function gradNorms(params: Params, normType: NormType = 2): GradNorms {
+  const who = 'gradNorms';
+  const p = parseNormType(who, normType);
+  const norms: Record<string, number> = {};
+  const list: number[] = [];
+  for (const { p: np, g } of withGrads(who, params)) {
+    const n = tensorNorm(g, p);
+    norms[np.key] = n;
+    list.push(n);
+  }
+  return { total: combine(list, p), norms };
+}
