@@ -1,0 +1,195 @@
+/**
+ * recur on one backend: the training step and the streaming step of a workload, and the
+ * configurations (backends and their options) the harness runs.
+ */
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import {
+  Adam, Embedding, GRU, LSTM, Linear, RNN, Rng, backward, clipGradNorm, crossEntropy, getBackend, listBackends, noGrad, setBackend,
+  type RecurrentBase, type Tensor,
+} from '../../src/index.ts';
+import { CostModel, errorMessage, round, timeStream, timeTraining, trainResult, type Policy, type RunResult } from './measure.ts';
+import type { Workload } from './workloads.ts';
+
+/** One way of running recur: a backend, loaded with some options. */
+export interface RecurConfig {
+  /** Name in the tables: recur-js, recur-wasm, recur-wasm-1t. */
+  system: string;
+  /** Loads the backend (registering it) and says how it came up; throws when it cannot. */
+  load: () => Promise<LoadedBackend>;
+}
+
+export interface LoadedBackend {
+  /** The registry name to run on ('js', 'wasm'). */
+  backend: string;
+  /** Threads it computes with, when it says (a numeric `threads` field); js is single-threaded. */
+  threads: number | null;
+  note: string;
+  /** Releases it (worker threads, memory) once its runs are done. */
+  dispose: () => void;
+}
+
+/** How a configuration came up, for the report and the JSON. */
+export interface BackendStatus {
+  system: string;
+  available: boolean;
+  backend: string | null;
+  threads: number | null;
+  /** Why it is not available, or how it was loaded. */
+  note: string;
+}
+
+const SRC = new URL('../../src/', import.meta.url);
+const WASM_DIR = new URL('backend/wasm/', SRC);
+const LOADER = /export\s+(async\s+)?function\s+loadWasmBackend\b|export\s*\{[^}]*\bloadWasmBackend\b/;
+
+/** The module exporting loadWasmBackend: the public entry if it re-exports it, else a file of src/backend/wasm/. */
+function findWasmLoader(): URL | null {
+  const index = new URL('index.ts', SRC);
+  if (LOADER.test(readFileSync(index, 'utf8'))) return index;
+  const dir = fileURLToPath(WASM_DIR);
+  if (!existsSync(dir)) return null;
+  const files = readdirSync(dir).filter((f) => f.endsWith('.ts')).sort((a, b) => Number(b === 'index.ts') - Number(a === 'index.ts'));
+  for (const f of files) {
+    const u = new URL(f, WASM_DIR);
+    if (LOADER.test(readFileSync(u, 'utf8'))) return u;
+  }
+  return null;
+}
+
+/** Primitive-valued fields of a backend object (name, thread count, variant...), for the report. */
+function describe(name: string): Record<string, unknown> {
+  const b = getBackend(name) as unknown as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const k of ['name', 'variant', 'threads']) {
+    const v = b[k];
+    if (['number', 'string', 'boolean'].includes(typeof v)) out[k] = v;
+  }
+  return out;
+}
+
+class Unavailable extends Error {}
+
+/**
+ * The recur configurations to run: the reference `js` backend, and the WebAssembly backend
+ * (src/backend/wasm/, which exports `loadWasmBackend(opts)` registering a backend named 'wasm')
+ * twice, on one thread (like for like with the single-threaded systems) and with its default
+ * thread count — or once, when `wasmOpts` fixes the threads. A backend that is missing or fails to
+ * load is reported as not available, with the reason.
+ */
+export function recurConfigs(wasmOpts: Record<string, unknown>): RecurConfig[] {
+  const js: RecurConfig = {
+    system: 'recur-js',
+    load: async () => ({ backend: 'js', threads: 1, note: 'reference TypeScript backend (single-threaded)', dispose: () => {} }),
+  };
+  const wasm = (system: string, opts: Record<string, unknown>): RecurConfig => ({
+    system,
+    load: async () => {
+      const file = findWasmLoader();
+      if (!file) {
+        throw new Unavailable(existsSync(fileURLToPath(WASM_DIR)) ? 'nothing in src/backend/wasm/ exports loadWasmBackend yet' : 'src/backend/wasm/ does not exist');
+      }
+      const mod = (await import(file.href)) as Record<string, unknown>;
+      const load = mod.loadWasmBackend;
+      if (typeof load !== 'function') throw new Unavailable('loadWasmBackend is not a function');
+      const before = new Set(listBackends());
+      const be = (await (load as (o: unknown) => unknown)(opts)) as { name?: unknown; dispose?: unknown } | undefined;
+      const name = typeof be?.name === 'string' ? be.name : listBackends().find((n) => !before.has(n)) ?? 'wasm';
+      if (!listBackends().includes(name)) throw new Unavailable('loadWasmBackend() returned but registered no backend');
+      const d = describe(name);
+      return {
+        backend: name,
+        threads: typeof d.threads === 'number' ? d.threads : null,
+        note: `loadWasmBackend(${JSON.stringify(opts)}): ${JSON.stringify(d)}`,
+        dispose: () => {
+          if (typeof be?.dispose === 'function') (be.dispose as () => void)();
+        },
+      };
+    },
+  });
+  if (wasmOpts.threads !== undefined) return [js, wasm('recur-wasm', wasmOpts)];
+  return [js, wasm('recur-wasm-1t', { ...wasmOpts, threads: 1 }), wasm('recur-wasm', wasmOpts)];
+}
+
+/** Load one configuration; failures become a "not available" status instead of an exception. */
+export async function loadConfig(c: RecurConfig): Promise<{ status: BackendStatus; loaded: LoadedBackend | null }> {
+  try {
+    const loaded = await c.load();
+    return { status: { system: c.system, available: true, backend: loaded.backend, threads: loaded.threads, note: loaded.note }, loaded };
+  } catch (e) {
+    const why = e instanceof Unavailable ? e.message : `loading failed (${errorMessage(e)})`;
+    return { status: { system: c.system, available: false, backend: null, threads: null, note: `not available: ${why}` }, loaded: null };
+  }
+}
+
+interface Model {
+  emb: Embedding;
+  rnn: RecurrentBase;
+  head: Linear;
+  params: Tensor[];
+}
+
+function buildModel(w: Workload, seed: number): Model {
+  const rng = new Rng(seed);
+  const emb = new Embedding(w.V, w.H, { rng });
+  const opts = { inputSize: w.H, hiddenSize: w.H, numLayers: w.layers, rng };
+  const rnn = w.cell === 'lstm' ? new LSTM(opts) : w.cell === 'gru' ? new GRU(opts) : new RNN(opts);
+  const head = new Linear(w.H, w.V, { rng });
+  return { emb, rnn, head, params: [...emb.parameters(), ...rnn.parameters(), ...head.parameters()] };
+}
+
+function tokens(n: number, V: number, rng: Rng): Int32Array {
+  const a = new Int32Array(n);
+  for (let i = 0; i < n; i++) a[i] = rng.int(V);
+  return a;
+}
+
+/** Train + stream one workload on one recur backend. */
+export async function runRecur(w: Workload, system: string, backend: string, threads: number, p: Policy, cost: CostModel): Promise<RunResult> {
+  const skip = cost.skipReason(w);
+  if (skip) return { workload: w.name, system, status: 'skipped', note: skip };
+  const prev = getBackend().name;
+  setBackend(backend);
+  try {
+    const m = buildModel(w, 0);
+    const rng = new Rng(1);
+    const x = tokens(w.T * w.B, w.V, rng);
+    const y = tokens(w.T * w.B, w.V, rng);
+    const opt = new Adam(m.params, { lr: 1e-3 });
+    const step = (): number => {
+      opt.zeroGrad();
+      const e = m.emb.forward(x, [w.T, w.B]);
+      const { output } = m.rnn.forward(e);
+      const loss = crossEntropy(m.head.forward(output), y);
+      backward(loss);
+      clipGradNorm(m.params, 5);
+      opt.step();
+      return loss.item();
+    };
+    const t = await timeTraining(step, p, cost.estimateMs(w));
+    cost.record(w, t.medianMs);
+    const r = trainResult(w, system, threads, t);
+    if (!Number.isFinite(t.lossLast)) r.note = `loss is ${t.lossLast}`;
+
+    // Streaming: batch 1, one token per call, state carried, no head (as the anchors).
+    m.rnn.eval();
+    const tok = Int32Array.of(3);
+    const s = noGrad(() => {
+      let h: Tensor | null = null;
+      let c: Tensor | null = null;
+      return timeStream(() => {
+        const o = m.rnn.forward(m.emb.forward(tok, [1, 1]), { h, c });
+        h = o.h;
+        c = o.c;
+      }, p);
+    });
+    r.stream_us_per_step = round(s.usPerCall, 1);
+    r.stream_cpu_us_per_step = round(s.cpuUsPerCall, 1);
+    r.stream_calls = s.calls;
+    return r;
+  } catch (e) {
+    return { workload: w.name, system, status: 'failed', note: `failed: ${errorMessage(e)}` };
+  } finally {
+    setBackend(prev);
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * The backend's memory: one WebAssembly.Memory (shared when threads are possible) and a JS-side
+ * allocator that hands out 64-byte-aligned byte ranges of it.
+ *
+ * Allocation: sizes are rounded up to a size class (multiples of 64 bytes up to 256, then four
+ * classes per power of two, so at most 25% is wasted); each class has a free list (a stack of block
+ * addresses, so the block freed last is reused first while it is still in cache). A miss takes a new
+ * block from the top of the heap, growing the memory when needed (by at least a quarter of its size,
+ * to keep the number of grows small). Freed blocks are never split or merged, except that a block
+ * that ends at the top of the heap lowers the top instead. Training loops allocate the same sizes
+ * every step, so after the first step every allocation is a free-list hit.
+ *
+ * Zeroing: memory the heap has never handed out is zero (wasm memory starts zeroed); `cleanTop`
+ * marks where that zero region begins, so only recycled bytes are cleared.
+ *
+ * Views: typed-array views of the whole memory are re-made after every grow (a grow detaches an
+ * unshared buffer and leaves the old views of a shared one too short); nothing else holds them.
+ */
+export const ALIGN = 64;
+const PAGE = 65536;
+
+/** The size class of an n-byte request (n ≥ 1). */
+export function sizeClass(n: number): number {
+  if (n <= 256) return Math.ceil(n / ALIGN) * ALIGN;
+  const e = Math.floor(Math.log2(n - 1)); // 2^e < n ≤ 2^(e+1)
+  const step = Math.max(ALIGN, 2 ** (e - 2));
+  return Math.ceil(n / step) * step;
+}
+
+export interface HeapStats {
+  /** Bytes of the wasm memory. */
+  memoryBytes: number;
+  /** Bytes in blocks handed out and not yet freed (class sizes). */
+  liveBytes: number;
+  /** Number of blocks handed out and not yet freed. */
+  liveBlocks: number;
+  /** Bytes sitting in the free lists. */
+  freeBytes: number;
+  /** Top of the heap (bytes below it have been handed out at some point). */
+  top: number;
+  /** How many times the memory grew. */
+  grows: number;
+}
+
+export class Heap {
+  readonly memory: WebAssembly.Memory;
+  readonly maxPages: number;
+  f32!: Float32Array;
+  f64!: Float64Array;
+  i32!: Int32Array;
+  u8!: Uint8Array;
+  private top: number;
+  private cleanTop: number;
+  private readonly free = new Map<number, number[]>();
+  private live = 0;
+  private liveBlocks = 0;
+  private freeBytes = 0;
+  private grows = 0;
+
+  constructor(memory: WebAssembly.Memory, base: number, maxPages: number) {
+    this.memory = memory;
+    this.maxPages = maxPages;
+    this.top = Math.ceil(base / ALIGN) * ALIGN;
+    this.cleanTop = this.top;
+    this.refresh();
+  }
+
+  /** Re-make the views (after a grow). */
+  refresh(): void {
+    const buf = this.memory.buffer;
+    this.f32 = new Float32Array(buf);
+    this.f64 = new Float64Array(buf);
+    this.i32 = new Int32Array(buf);
+    this.u8 = new Uint8Array(buf);
+  }
+
+  /**
+   * Optional reclamation hooks (see platform.ts WeakRegistry): `drain` runs before every allocation
+   * (finalizers of storages the GC already collected give their blocks back first); `collect` (a
+   * full GC, then drain) runs when the memory would otherwise grow, but only once at least
+   * max(gcChurnBytes, the bytes live after the previous forced GC) were allocated since that GC.
+   * (V8 clears weak references only in full GCs, a few to tens of milliseconds; this bounds them
+   * to one per gcChurnBytes of allocation, e.g. one per few W1 training steps, and lets a working
+   * set that really grows cost O(log size) of them.)
+   */
+  drain: (() => void) | undefined;
+  collect: (() => void) | undefined;
+  gcChurnBytes = 128 * 2 ** 20;
+  private churn = 0;
+  private liveAfterGc = 0;
+
+  private take(size: number): number {
+    const list = this.free.get(size);
+    if (list === undefined || list.length === 0) return -1;
+    this.freeBytes -= size;
+    return list.pop()!;
+  }
+
+  /** A block of at least `bytes` bytes; returns [address, class size]. Zero-filled when `zero`. */
+  alloc(bytes: number, zero: boolean): [number, number] {
+    const size = sizeClass(Math.max(bytes, 1));
+    this.drain?.();
+    let ptr = this.take(size);
+    if (ptr < 0 && this.top + size > this.u8.length && this.collect !== undefined && this.churn >= Math.max(this.gcChurnBytes, this.liveAfterGc)) {
+      this.collect();
+      this.churn = 0;
+      this.liveAfterGc = this.live;
+      ptr = this.take(size);
+    }
+    if (ptr >= 0) {
+      if (zero) this.u8.fill(0, ptr, ptr + bytes);
+    } else {
+      ptr = this.top;
+      const end = ptr + size;
+      if (end > this.u8.length) this.grow(end);
+      this.top = end;
+      if (zero && ptr < this.cleanTop) this.u8.fill(0, ptr, Math.min(ptr + bytes, this.cleanTop));
+      if (end > this.cleanTop) this.cleanTop = end;
+    }
+    this.churn += size;
+    this.live += size;
+    this.liveBlocks++;
+    return [ptr, size];
+  }
+
+  /** Return a block (address and class size from `alloc`). */
+  release(ptr: number, size: number): void {
+    this.live -= size;
+    this.liveBlocks--;
+    if (ptr + size === this.top) {
+      this.top = ptr;
+      return;
+    }
+    let list = this.free.get(size);
+    if (list === undefined) {
+      list = [];
+      this.free.set(size, list);
+    }
+    list.push(ptr);
+    this.freeBytes += size;
+  }
+
+  private grow(end: number): void {
+    const have = this.memory.buffer.byteLength / PAGE;
+    const need = Math.ceil(end / PAGE);
+    if (need > this.maxPages) {
+      throw new RangeError(
+        `wasm backend: out of memory: ${end} bytes needed, the limit is ${this.maxPages * PAGE} ` +
+        `(${(this.live / 2 ** 20).toFixed(1)} MiB live, ${(this.freeBytes / 2 ** 20).toFixed(1)} MiB free in other size classes)`,
+      );
+    }
+    const pages = Math.min(this.maxPages, Math.max(need, have + Math.ceil(have / 4)));
+    this.memory.grow(pages - have);
+    this.grows++;
+    this.refresh();
+  }
+
+  stats(): HeapStats {
+    return {
+      memoryBytes: this.memory.buffer.byteLength,
+      liveBytes: this.live,
+      liveBlocks: this.liveBlocks,
+      freeBytes: this.freeBytes,
+      top: this.top,
+      grows: this.grows,
+    };
+  }
+}

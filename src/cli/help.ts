@@ -1,0 +1,127 @@
+/** Usage text for every command. */
+import { DEMO_DEFAULTS } from './defaults.ts';
+
+const D = DEMO_DEFAULTS;
+
+/** Commands whose usage lives here. */
+export const OWN_COMMANDS = ['info', 'demo', 'sample', 'help'] as const;
+/** Commands implemented (and documented) in their own modules; main loads them on demand. */
+export const MODULE_COMMANDS = ['train', 'eval', 'predict', 'plot', 'diagnose', 'export', 'onnx'] as const;
+export const COMMANDS = [...OWN_COMMANDS, ...MODULE_COMMANDS] as const;
+export type OwnCommand = (typeof OWN_COMMANDS)[number];
+export type ModuleCommand = (typeof MODULE_COMMANDS)[number];
+export type Command = OwnCommand | ModuleCommand;
+
+export const MAIN_HELP = `recur: recurrent neural networks for TypeScript
+
+Usage:
+  recur <command> [options]
+
+Commands:
+  info MODEL     Show a model file's architecture, parameter count, metadata and tensors
+  demo           Train a character-level LSTM on Moby-Dick for a while, then save it
+  sample MODEL   Generate text from a character-level model saved by 'recur demo'
+  train TASK     Train a task model (recur train --list shows the tasks)
+  eval TASK      Score a trained task model on its validation or test data
+  predict TASK   Run a trained task model on inputs
+  plot RUN       Draw a training run's curves as an SVG image
+  diagnose       Compare RNN, LSTM and GRU on the adding problem (vanishing gradients)
+  export MODEL   Convert a model file to ONNX
+  onnx CMD       Run, test or inspect ONNX models (onnx run | test | info)
+  help [CMD]     Show this help, or the help of one command
+
+Options:
+  -h, --help     Show help (also 'recur <command> --help')
+  -v, --version  Print the version
+
+Exit codes: 0 ok, 1 the command failed, 2 bad command line, 130 interrupted.
+
+Example:
+  recur demo --time 60 --out whale.safetensors
+  recur info whale.safetensors
+  recur sample whale.safetensors --prime "Call me " --length 300
+`;
+
+export const INFO_HELP = `Usage:
+  recur info MODEL [--json]
+
+Reads a model file (safetensors: one written by recur, or a state_dict saved from PyTorch with
+safetensors) and prints:
+  - the architecture (from the 'recur.config' metadata, when the file has it)
+  - the number of parameters (values in all tensors)
+  - the metadata keys and values (the vocabulary is summarised by its size)
+  - a table of tensors: name, dtype, shape
+
+Options:
+  --json         Print the same as one JSON object
+  -h, --help     Show this help
+
+A missing or malformed file gives a one-line error and exit code 1.
+`;
+
+export const DEMO_HELP = `Usage:
+  recur demo [options]
+
+Trains a character-level language model (Embedding -> LSTM -> Linear) on the text of Moby-Dick,
+holding out the last ${Math.round(D.valFraction * 100)}% of the book for validation. Shows progress (a live bar on a terminal,
+plain lines otherwise), and every ~${D.sampleEvery} s prints a generated sample and the validation loss
+(nats and bits per character). Stops when the time budget or the step limit is reached, then
+evaluates on the whole held-out text, prints a last sample and saves the model (architecture and
+vocabulary in the file's metadata).
+
+Ctrl-C stops training early; the model trained so far is still evaluated and saved (exit code 130).
+A second Ctrl-C quits at once without saving.
+
+Options:
+  --time SECONDS       Training time budget, samples and checks included (default ${D.time})
+  --steps N            Stop after N training steps (default: no limit)
+  --out FILE           Where to save the model (default ${D.out})
+  --seed N             Seed for initialisation, batches and sampling (default ${D.seed})
+  --hidden H           LSTM hidden size (default ${D.hidden})
+  --embedding E        Character embedding size (default ${D.embedding})
+  --layers L           Stacked LSTM layers (default ${D.layers})
+  --seq-len T          Characters per training window (default ${D.seqLen})
+  --batch B            Windows per training step (default ${D.batch})
+  --lr RATE            Adam learning rate (default ${D.lr})
+  --sample-every SECS  Seconds between samples and validation checks (default ${D.sampleEvery})
+  --sample-length N    Characters per sample (default ${D.sampleLength})
+  --temperature T      Sampling temperature (default ${D.temperature})
+  --prime TEXT         Text the samples start from (default ${JSON.stringify(D.prime)})
+  --val-chars N        Held-out characters used by the periodic checks (default ${D.valChars};
+                       the final check uses all of them)
+  -h, --help           Show this help
+`;
+
+export const SAMPLE_HELP = `Usage:
+  recur sample MODEL [options]
+
+Generates text from a character-level model saved by 'recur demo' (architecture 'charlm').
+
+Options:
+  --prime TEXT         Text to continue (default ${JSON.stringify(D.prime)}); every character must be in
+                       the model's vocabulary
+  --length N           Characters to generate (default 500)
+  --temperature T      Sampling temperature; 0 always takes the most likely character (default ${D.temperature})
+  --top-k K            Sample only among the K most likely characters
+  --seed N             Sampling seed (default 0)
+  -h, --help           Show this help
+`;
+
+export const HELP_HELP = `Usage:
+  recur help [COMMAND]
+
+Shows the list of commands, or the help of one command (${COMMANDS.filter((c) => c !== 'help').join(', ')}).
+`;
+
+export function commandHelp(cmd: OwnCommand): string {
+  switch (cmd) {
+    case 'info':
+      return INFO_HELP;
+    case 'demo':
+      return DEMO_HELP;
+    case 'sample':
+      return SAMPLE_HELP;
+    case 'help':
+      return HELP_HELP;
+  }
+}

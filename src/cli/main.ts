@@ -1,0 +1,139 @@
+/**
+ * The `recur` command line. `main(argv)` parses the arguments (without the node and script
+ * paths), runs one command and resolves to its exit code; it never calls process.exit itself
+ * (except on a second Ctrl-C during `recur demo`). Errors the user can act on are printed as one
+ * line on stderr, never as a stack trace.
+ */
+import { RECUR_VERSION } from '../io/model.ts';
+import { CliError, OptionReader, parseCommand, UsageError, type OptionSpec } from './args.ts';
+import { COMMANDS, commandHelp, MAIN_HELP, MODULE_COMMANDS, type Command, type ModuleCommand, type OwnCommand } from './help.ts';
+import { formatModelInfo, readModelInfo } from './info.ts';
+import { runDemo } from './demo.ts';
+import { runSample } from './sample.ts';
+import { oneLine } from './format.ts';
+
+const INFO_OPTIONS: OptionSpec = {
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+function isCommand(s: string): s is Command {
+  return (COMMANDS as readonly string[]).includes(s);
+}
+
+function isModuleCommand(s: string): s is ModuleCommand {
+  return (MODULE_COMMANDS as readonly string[]).includes(s);
+}
+
+/** Commands implemented in their own modules, loaded only when used. They handle --help. */
+async function runModuleCommand(cmd: ModuleCommand, args: string[]): Promise<number> {
+  switch (cmd) {
+    case 'train':
+      return (await import('./train-commands.ts')).trainCommand(args);
+    case 'eval':
+      return (await import('./train-commands.ts')).evalCommand(args);
+    case 'predict':
+      return (await import('./train-commands.ts')).predictCommand(args);
+    case 'plot':
+      return (await import('./plot.ts')).plotCommand(args);
+    case 'diagnose':
+      return (await import('./diagnose.ts')).diagnoseCommand(args);
+    case 'export':
+      return (await import('../onnx/cli.ts')).exportCommand(args);
+    case 'onnx':
+      return (await import('../onnx/cli.ts')).onnxCommand(args);
+  }
+}
+
+async function helpText(cmd: Command): Promise<string> {
+  switch (cmd) {
+    case 'train':
+      return (await import('./train-commands.ts')).TRAIN_HELP;
+    case 'eval':
+      return (await import('./train-commands.ts')).EVAL_HELP;
+    case 'predict':
+      return (await import('./train-commands.ts')).PREDICT_HELP;
+    case 'plot':
+      return (await import('./plot.ts')).PLOT_HELP;
+    case 'diagnose':
+      return (await import('./diagnose.ts')).DIAGNOSE_HELP;
+    case 'export':
+      return (await import('../onnx/cli.ts')).EXPORT_USAGE;
+    case 'onnx':
+      return (await import('../onnx/cli.ts')).ONNX_USAGE;
+    default:
+      return commandHelp(cmd as OwnCommand);
+  }
+}
+
+function wantsHelp(args: string[]): boolean {
+  const end = args.indexOf('--');
+  const head = end >= 0 ? args.slice(0, end) : args;
+  return head.includes('--help') || head.includes('-h');
+}
+
+async function dispatch(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === undefined || first === '--help' || first === '-h') {
+    process.stdout.write(MAIN_HELP);
+    return 0;
+  }
+  if (first === '--version' || first === '-v') {
+    process.stdout.write(`recur ${RECUR_VERSION}\n`);
+    return 0;
+  }
+  if (first.startsWith('-')) throw new UsageError(`recur: unknown option '${first}'`, "Run 'recur --help' for usage.");
+  if (!isCommand(first)) throw new UsageError(`recur: unknown command '${first}' (commands: ${COMMANDS.join(', ')})`, "Run 'recur --help' for usage.");
+  if (isModuleCommand(first)) return runModuleCommand(first, rest);
+  if (wantsHelp(rest)) {
+    process.stdout.write(commandHelp(first));
+    return 0;
+  }
+  switch (first) {
+    case 'help': {
+      const { positionals } = parseCommand('recur help', rest, {}, 1);
+      const topic = positionals[0];
+      if (topic === undefined) process.stdout.write(MAIN_HELP);
+      else if (isCommand(topic)) process.stdout.write(await helpText(topic));
+      else throw new UsageError(`recur help: unknown command '${topic}' (commands: ${COMMANDS.join(', ')})`, "Run 'recur --help' for usage.");
+      return 0;
+    }
+    case 'info': {
+      const { values, positionals } = parseCommand('recur info', rest, INFO_OPTIONS, 1);
+      if (positionals.length === 0) throw new UsageError('recur info: missing the MODEL file argument', "Run 'recur info --help' for usage.");
+      const info = readModelInfo(positionals[0]);
+      const r = new OptionReader('recur info', values);
+      process.stdout.write(r.flag('json') ? `${JSON.stringify(info, null, 2)}\n` : formatModelInfo(info));
+      return 0;
+    }
+    case 'demo':
+      return runDemo(rest);
+    case 'sample':
+      return runSample(rest);
+  }
+}
+
+/** Run the CLI; resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  // Output piped into a program that stops reading (recur info FILE | head) is not an error.
+  process.stdout.once('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
+  try {
+    return await dispatch(argv);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`${oneLine(e.message)}\n${e.helpHint}\n`);
+      return e.exitCode;
+    }
+    if (e instanceof CliError) {
+      process.stderr.write(`recur: ${oneLine(e.message)}\n`);
+      return e.exitCode;
+    }
+    const err = e as Error;
+    process.stderr.write(`recur: ${err?.name && err.name !== 'Error' ? `${err.name}: ` : ''}${oneLine(err?.message ?? String(e))}\n`);
+    if (process.env.RECUR_DEBUG) process.stderr.write(`${err?.stack ?? ''}\n`);
+    return 1;
+  }
+}

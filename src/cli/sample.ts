@@ -1,0 +1,44 @@
+/** `recur sample MODEL`: generate text from a saved character-level model. */
+import { Rng } from '../tensor/rng.ts';
+import { loadCharLM } from '../models/charlm.ts';
+import { CliError, OptionReader, parseCommand, UsageError, type OptionSpec } from './args.ts';
+import { DEMO_DEFAULTS as D } from './defaults.ts';
+import { fileError } from './format.ts';
+
+export const SAMPLE_OPTIONS: OptionSpec = {
+  prime: { type: 'string' },
+  length: { type: 'string' },
+  temperature: { type: 'string' },
+  'top-k': { type: 'string' },
+  seed: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+export function runSample(args: string[]): number {
+  const who = 'recur sample';
+  const hint = `Run '${who} --help' for usage.`;
+  const { values, positionals } = parseCommand(who, args, SAMPLE_OPTIONS, 1);
+  if (positionals.length === 0) throw new UsageError(`${who}: missing the MODEL file argument`, hint);
+  const r = new OptionReader(who, values);
+  const prime = r.string('prime') ?? D.prime;
+  const length = r.int('length', 0) ?? 500;
+  const temperature = r.number('temperature', 'nonnegative') ?? D.temperature;
+  const topK = r.int('top-k', 1);
+  const seed = r.int('seed', 0) ?? 0;
+  if (prime === '') throw new UsageError(`${who}: --prime must not be empty`, hint);
+  const path = positionals[0];
+  let loaded;
+  try {
+    loaded = loadCharLM(path);
+  } catch (e) {
+    throw fileError(path, e);
+  }
+  const { model, vocab } = loaded;
+  if (!vocab) throw new CliError(`${path}: the file has no vocabulary (recur.vocab metadata), so its tokens cannot be turned into text`);
+  for (const ch of prime) {
+    if (!vocab.has(ch) && vocab.unk === null) throw new UsageError(`${who}: --prime has the character ${JSON.stringify(ch)}, which is not in the model's vocabulary`, hint);
+  }
+  const text = model.generate({ prime, vocab, length, temperature, topK, rng: new Rng(seed) });
+  process.stdout.write(`${prime}${text}\n`);
+  return 0;
+}

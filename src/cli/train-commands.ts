@@ -1,0 +1,542 @@
+/**
+ * The task commands of the `recur` CLI: train, eval and predict a task model by name.
+ *
+ *   recur train TASK [--epochs N] [--max-steps N] [--time S] [--lr X] [--run-dir DIR] [--resume DIR]
+ *                    [--seed N] [--eval-every N] [--checkpoint-every N] [--set key=value ...]
+ *   recur eval TASK --model FILE [--split test|val] [--set key=value ...] [--json]
+ *   recur predict TASK --model FILE [INPUT ...]        (no inputs: one per line from standard input)
+ *
+ * Tasks come from the registry (src/models/registry.ts): `getTaskSpec(name)` gives the task's
+ * defaults and how to build it with its data, load it from a model file, and run predictions. The
+ * registry can also be passed in (tests, embedding the CLI).
+ *
+ * `--set key=value` sets one of the task's options (the keys of its `defaults`) or a trainer
+ * option (lr, clipNorm, schedule, ...). Values are JSON when they parse as JSON (numbers, true,
+ * false, null, arrays, objects, "strings"), otherwise plain strings. A key that is both (say `lr`)
+ * goes to both.
+ *
+ * Every training run lives in a run directory: model.safetensors, best.safetensors,
+ * trainer-state.safetensors (checkpoint), metrics.jsonl (see `recur plot`). The task's options are
+ * stored in the checkpoint, so `recur train TASK --resume DIR` rebuilds the same task and
+ * continues exactly where the run stopped; the budget flags (--epochs, --max-steps, --time) may
+ * be changed on resume.
+ *
+ * Errors: a wrong command line throws UsageError (exit code 2), a failure the user can act on
+ * CliError (exit code 1); `main` prints them. Success resolves to 0, a run stopped by Ctrl-C to 130.
+ */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { BatchSource, Task } from '../train/task.ts';
+import { Trainer, type FitResult, type TrainerOptions } from '../train/trainer.ts';
+import { hasCheckpoint, readTrainingState, BEST_FILE, MODEL_FILE } from '../train/checkpoint.ts';
+import type { ProgressSink } from '../train/callbacks.ts';
+import { noGrad } from '../autograd/tape.ts';
+import { CliError, OptionReader, parseCommand, UsageError, type OptionSpec } from './args.ts';
+import { fileError, formatDuration, formatInt, oneLine } from './format.ts';
+import { Progress } from './progress.ts';
+
+// ---- the registry API ------------------------------------------------------------------------------
+
+export interface BuiltTask {
+  task: Task<any>;
+  train: BatchSource<any>;
+  val?: BatchSource<any> | null;
+  test?: BatchSource<any> | null;
+  /** The task's recommended trainer options (optimizer, lr, epochs, clipNorm, seed, ...). */
+  trainOptions?: Record<string, unknown>;
+}
+
+export interface TaskSpec {
+  name: string;
+  description: string;
+  defaults: Record<string, unknown>;
+  build(options: Record<string, unknown>): BuiltTask | Promise<BuiltTask>;
+  load(modelPath: string): { task: Task<any> } | Promise<{ task: Task<any> }>;
+  predict(task: Task<any>, inputs: string[]): string[] | Promise<string[]>;
+}
+
+export interface TaskRegistry {
+  getTaskSpec(name: string): TaskSpec | undefined;
+  listTasks(): readonly (string | { name: string })[];
+}
+
+export interface CommandDeps {
+  /** The task registry (default: src/models/registry.ts). */
+  registry?: TaskRegistry;
+  stdout?: (text: string) => void;
+  stderr?: (text: string) => void;
+  /** Standard input as text, for `predict` without inputs (default: read process.stdin when it is not a terminal). */
+  readStdin?: () => Promise<string | null>;
+  /** The progress display for `train` (default: the terminal bar; false for none). */
+  progress?: ProgressSink | false;
+  /** Clock for default run-directory names. */
+  now?: () => Date;
+}
+
+const REGISTRY_MODULE = '../models/registry.ts';
+
+async function loadRegistry(deps: CommandDeps): Promise<TaskRegistry> {
+  if (deps.registry) return deps.registry;
+  try {
+    const mod = (await import(REGISTRY_MODULE)) as Partial<TaskRegistry>;
+    if (typeof mod.getTaskSpec !== 'function' || typeof mod.listTasks !== 'function') throw new Error('it does not export getTaskSpec and listTasks');
+    return mod as TaskRegistry;
+  } catch (e) {
+    throw new CliError(`the task registry is not available (${oneLine((e as Error).message, 200)})`);
+  }
+}
+
+function taskNames(reg: TaskRegistry): string[] {
+  return reg.listTasks().map((t) => (typeof t === 'string' ? t : t.name));
+}
+
+function findSpec(reg: TaskRegistry, name: string, who: string): TaskSpec {
+  let spec: TaskSpec | undefined;
+  try {
+    spec = reg.getTaskSpec(name);
+  } catch {
+    spec = undefined;
+  }
+  if (!spec) throw new UsageError(`${who}: unknown task '${name}' (tasks: ${taskNames(reg).join(', ')})`, `Run '${who} --help' for usage.`);
+  return spec;
+}
+
+// ---- --set key=value ------------------------------------------------------------------------------------
+
+/** Pull every `--set key=value` (or `--set=key=value`) out of argv. */
+export function extractSets(who: string, argv: string[]): { rest: string[]; sets: [string, string][] } {
+  const rest: string[] = [];
+  const sets: [string, string][] = [];
+  const hint = `Run '${who} --help' for usage.`;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--') {
+      rest.push(...argv.slice(i));
+      break;
+    }
+    let kv: string | undefined;
+    if (a === '--set') {
+      kv = argv[++i];
+      if (kv === undefined) throw new UsageError(`${who}: --set needs key=value`, hint);
+    } else if (a.startsWith('--set=')) {
+      kv = a.slice('--set='.length);
+    } else {
+      rest.push(a);
+      continue;
+    }
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new UsageError(`${who}: --set expects key=value, got '${kv}'`, hint);
+    sets.push([kv.slice(0, eq), kv.slice(eq + 1)]);
+  }
+  return { rest, sets };
+}
+
+/** A --set value: JSON when it parses, else the plain string. */
+export function parseSetValue(raw: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return raw;
+  }
+}
+
+/** Trainer options that may be given with --set (the rest are flags or fixed by the CLI). */
+const TRAINER_SET_KEYS = [
+  'optimizer', 'lr', 'schedule', 'clipNorm', 'clipValue', 'epochs', 'maxSteps', 'timeLimitSeconds', 'evalEvery', 'logEvery',
+  'earlyStopping', 'seed', 'gradNormLogging',
+] as const;
+
+function typeName(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
+}
+
+interface SplitOptions {
+  taskOptions: Record<string, unknown>;
+  trainerOptions: Record<string, unknown>;
+}
+
+/** Route --set values to the task options and/or the trainer options, checking keys and types. */
+function routeSets(who: string, sets: [string, string][], defaults: Record<string, unknown>, allowTask: boolean): SplitOptions {
+  const hint = `Run '${who} --help' for usage.`;
+  const taskOptions: Record<string, unknown> = {};
+  const trainerOptions: Record<string, unknown> = {};
+  for (const [key, raw] of sets) {
+    const value = parseSetValue(raw);
+    const isTask = Object.hasOwn(defaults, key);
+    const isTrainer = (TRAINER_SET_KEYS as readonly string[]).includes(key);
+    if (!isTask && !isTrainer) {
+      throw new UsageError(`${who}: --set: unknown key '${key}' (task options: ${Object.keys(defaults).join(', ') || 'none'}; trainer options: ${TRAINER_SET_KEYS.join(', ')})`, hint);
+    }
+    if (isTask) {
+      const d = defaults[key];
+      if (d !== null && d !== undefined && value !== null && typeName(d) !== typeName(value)) {
+        throw new UsageError(`${who}: --set ${key}: expected a ${typeName(d)} (the default is ${JSON.stringify(d)}), got '${raw}'`, hint);
+      }
+      if (!allowTask) throw new UsageError(`${who}: --set ${key}: the task's options cannot change when resuming (they must match the checkpoint)`, hint);
+      taskOptions[key] = value;
+    }
+    if (isTrainer) trainerOptions[key] = value;
+  }
+  return { taskOptions, trainerOptions };
+}
+
+// ---- recur train ---------------------------------------------------------------------------------------
+
+export const TRAIN_HELP = `Usage:
+  recur train TASK [options] [--set key=value ...]
+
+Trains a task model (see 'recur train --list' for the tasks) and writes the run directory:
+model.safetensors (the final model), best.safetensors (the best on the validation data),
+trainer-state.safetensors (the checkpoint) and metrics.jsonl (draw it with 'recur plot DIR').
+Shows progress; Ctrl-C stops after the current step, saves and evaluates (exit code 130).
+
+Options:
+  --epochs N              Passes over the training data (default: the task's, else 1)
+  --max-steps N           Stop after N optimizer steps in total
+  --time SECONDS          Stop after this much training time (counted per session)
+  --lr RATE               Learning rate
+  --seed N                Seed of initialisation, dropout and data order
+  --eval-every N          Evaluate every N steps (default: after each epoch)
+  --checkpoint-every N    Write a checkpoint every N steps (default: after each epoch)
+  --run-dir DIR           Where the run goes (default runs/TASK-DATE-TIME)
+  --resume DIR            Continue the run in DIR exactly where it stopped (with its options;
+                          --epochs, --max-steps and --time may change)
+  --set key=value         A task option (see --list) or a trainer option (optimizer, lr, schedule,
+                          clipNorm, clipValue, epochs, maxSteps, timeLimitSeconds, evalEvery,
+                          logEvery, earlyStopping, seed, gradNormLogging); values are JSON or text,
+                          e.g. --set hiddenSize=128 --set 'earlyStopping={"patience":3}'
+  --list                  List the tasks and their options
+  -h, --help              Show this help
+`;
+
+const TRAIN_OPTIONS: OptionSpec = {
+  epochs: { type: 'string' },
+  'max-steps': { type: 'string' },
+  time: { type: 'string' },
+  lr: { type: 'string' },
+  seed: { type: 'string' },
+  'eval-every': { type: 'string' },
+  'checkpoint-every': { type: 'string' },
+  'run-dir': { type: 'string' },
+  resume: { type: 'string' },
+  list: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+/** Build the task; an options error from the registry is a command-line error. */
+async function buildTask(spec: TaskSpec, options: Record<string, unknown>, who: string): Promise<BuiltTask> {
+  try {
+    return await spec.build(options);
+  } catch (e) {
+    const err = e as Error;
+    const msg = `${spec.name}: ${oneLine(err?.message ?? String(e), 500)}`;
+    if (err?.name === 'TaskRegistryError' || err?.name === 'TaskConfigError') throw new UsageError(`${who}: ${msg}`, `Run '${who} --help' for usage.`);
+    throw new CliError(msg);
+  }
+}
+
+/** The trainer options among a task's recommendations (unknown keys are left out, not errors). */
+function pickTrainerOptions(o: Record<string, unknown> | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (o && typeof o === 'object') for (const k of TRAINER_SET_KEYS) if (o[k] !== undefined) out[k] = o[k];
+  return out;
+}
+
+function defaultRunDir(task: string, d: Date): string {
+  const p = (n: number): string => String(n).padStart(2, '0');
+  return join('runs', `${task}-${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`);
+}
+
+function formatMetrics(m: Record<string, number>): string {
+  return Object.entries(m)
+    .map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toPrecision(4)}`)
+    .join(', ');
+}
+
+function listText(reg: TaskRegistry): string {
+  const lines = ['Tasks:'];
+  for (const name of taskNames(reg)) {
+    const spec = reg.getTaskSpec(name);
+    if (!spec) continue;
+    lines.push(`  ${name.padEnd(14)} ${spec.description}`);
+    const opts = Object.entries(spec.defaults).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+    if (opts.length) lines.push(`  ${''.padEnd(14)} options: ${opts.join(' ')}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function sinkFor(deps: CommandDeps): ProgressSink | null {
+  if (deps.progress === false) return null;
+  if (deps.progress) return deps.progress;
+  const bar = new Progress();
+  return {
+    update: (s, force) => bar.update(s, force),
+    print: (t) => bar.print(t, process.stderr),
+    done: () => bar.done(),
+  };
+}
+
+export async function trainCommand(argv: string[], deps: CommandDeps = {}): Promise<number> {
+  const who = 'recur train';
+  const hint = `Run '${who} --help' for usage.`;
+  const out = deps.stdout ?? ((t: string) => void process.stdout.write(t));
+  const err = deps.stderr ?? ((t: string) => void process.stderr.write(t));
+  const { rest, sets } = extractSets(who, argv);
+  const { values, positionals } = parseCommand(who, rest, TRAIN_OPTIONS, 1);
+  if (values.help) {
+    out(TRAIN_HELP);
+    return 0;
+  }
+  const reg = await loadRegistry(deps);
+  if (values.list) {
+    out(listText(reg));
+    return 0;
+  }
+  if (positionals.length === 0) throw new UsageError(`${who}: missing the TASK argument (tasks: ${taskNames(reg).join(', ')})`, hint);
+  const spec = findSpec(reg, positionals[0], who);
+  const r = new OptionReader(who, values);
+  const flags: Record<string, unknown> = {};
+  const epochs = r.int('epochs', 1);
+  const maxSteps = r.int('max-steps', 1);
+  const time = r.number('time', 'positive');
+  const lr = r.number('lr', 'nonnegative');
+  const seed = r.int('seed', 0);
+  const evalEvery = r.int('eval-every', 1);
+  const checkpointEvery = r.int('checkpoint-every', 1);
+  if (epochs !== undefined) flags.epochs = epochs;
+  if (maxSteps !== undefined) flags.maxSteps = maxSteps;
+  if (time !== undefined) flags.timeLimitSeconds = time;
+  if (lr !== undefined) flags.lr = lr;
+  if (seed !== undefined) flags.seed = seed;
+  if (evalEvery !== undefined) flags.evalEvery = evalEvery;
+  const resumeDir = r.string('resume');
+  let runDir = r.string('run-dir');
+
+  // Task options and trainer options: from the checkpoint when resuming, else defaults + --set + flags.
+  let taskOptions: Record<string, unknown>;
+  let trainerOptions: Record<string, unknown>;
+  if (resumeDir !== undefined) {
+    if (!hasCheckpoint(resumeDir)) throw new CliError(`cannot resume: '${resumeDir}' holds no checkpoint (trainer-state.safetensors)`);
+    let saved;
+    try {
+      saved = readTrainingState(resumeDir);
+    } catch (e) {
+      throw fileError(join(resumeDir, 'trainer-state.safetensors'), e);
+    }
+    const meta = (saved.meta ?? {}) as { task?: unknown; taskOptions?: unknown };
+    if (meta.task !== spec.name) throw new CliError(`cannot resume: the run in '${resumeDir}' is of task '${String(meta.task ?? saved.task)}', not '${spec.name}'`);
+    for (const k of ['seed', 'lr'] as const) {
+      if (flags[k] !== undefined) throw new UsageError(`${who}: --${k} cannot change when resuming (the run continues with its own)`, hint);
+    }
+    const routed = routeSets(who, sets, spec.defaults, false);
+    taskOptions = { ...((meta.taskOptions ?? {}) as Record<string, unknown>) };
+    const savedOpts = { ...(saved.options as Record<string, unknown>) };
+    delete savedOpts.meta;
+    delete savedOpts.runDir;
+    delete savedOpts.checkpoint;
+    trainerOptions = { ...savedOpts, ...routed.trainerOptions, ...flags };
+    // A budget given now replaces the saved one entirely (an old maxSteps would stop a longer run).
+    if (flags.epochs !== undefined || flags.maxSteps !== undefined || flags.timeLimitSeconds !== undefined) {
+      for (const k of ['epochs', 'maxSteps', 'timeLimitSeconds'] as const) if (flags[k] === undefined && routed.trainerOptions[k] === undefined) trainerOptions[k] = null;
+    }
+    if (trainerOptions.epochs === null && trainerOptions.maxSteps == null && trainerOptions.timeLimitSeconds == null) trainerOptions.epochs = undefined;
+    const ck = (saved.options as { checkpoint?: { every?: number } }).checkpoint;
+    if (checkpointEvery === undefined && ck && typeof ck === 'object' && ck.every) flags.checkpointEvery = ck.every;
+    if (runDir !== undefined && resolve(runDir) !== resolve(resumeDir)) throw new UsageError(`${who}: --run-dir and --resume name different directories; a resumed run stays in its directory`, hint);
+    runDir = resumeDir;
+  } else {
+    const routed = routeSets(who, sets, spec.defaults, true);
+    taskOptions = { ...spec.defaults, ...routed.taskOptions };
+    // Flags that are also task options (lr, seed, epochs...) go to the task too.
+    for (const [k, v] of Object.entries(flags)) if (Object.hasOwn(spec.defaults, k)) taskOptions[k] = v;
+    // The task's recommended trainer options (from build, below) under --set, under the flags.
+    trainerOptions = { ...routed.trainerOptions, ...flags };
+    runDir = runDir ?? defaultRunDir(spec.name, (deps.now ?? (() => new Date()))());
+    if (hasCheckpoint(runDir)) throw new CliError(`'${runDir}' already holds a run; continue it with --resume ${runDir}, or choose another --run-dir`);
+  }
+
+  const built = await buildTask(spec, taskOptions, who);
+  if (resumeDir === undefined) trainerOptions = { ...pickTrainerOptions(built.trainOptions ?? spec.defaults), ...trainerOptions };
+  const { task, train } = built;
+  const val = built.val ?? null;
+  const progress = sinkFor(deps);
+  const print = (t: string): void => (progress?.print ? progress.print(t) : err(`${t}\n`));
+  for (const k of Object.keys(trainerOptions)) if (trainerOptions[k] === undefined) delete trainerOptions[k];
+  let trainer: Trainer<unknown>;
+  try {
+    trainer = new Trainer(task, {
+      ...(trainerOptions as TrainerOptions),
+      runDir,
+      checkpoint: { every: checkpointEvery ?? (flags.checkpointEvery as number | undefined) ?? train.numBatches },
+      progress: progress ?? false,
+      handleInterrupt: true,
+      log: (m) => print(m),
+      meta: { task: spec.name, taskOptions },
+    });
+  } catch (e) {
+    throw new UsageError(`${who}: ${oneLine((e as Error).message, 500)}`, hint);
+  }
+  const nParams = task.model.numParameters();
+  out(`recur train ${spec.name}: ${formatInt(nParams)} parameters, ${formatInt(train.numBatches)} batches per epoch${val ? `, ${formatInt(val.numBatches)} validation batches` : ''}\n`);
+  out(`  run directory ${runDir}${resumeDir !== undefined ? ' (resuming)' : ''}\n`);
+  let result: FitResult;
+  try {
+    result = await trainer.fit(train, val, resumeDir !== undefined ? { resume: resumeDir } : {});
+  } catch (e) {
+    throw new CliError(`${spec.name}: training failed: ${oneLine((e as Error).message, 500)}`);
+  }
+  const reasons: Record<string, string> = {
+    epochs: 'all epochs done', maxSteps: 'step limit reached', time: 'time limit reached', earlyStopping: 'early stopping (no improvement)',
+    callback: 'stopped', interrupted: 'interrupted',
+  };
+  out(`${reasons[result.stopReason] ?? result.stopReason}: ${formatInt(result.step)} steps, ${result.epoch} epoch${result.epoch === 1 ? '' : 's'}${result.batch ? ` + ${result.batch} batches` : ''}, ${formatDuration(result.totalSeconds)}\n`);
+  if (result.trainLoss !== null) out(`  training loss ${result.trainLoss.toPrecision(4)} (mean of the last steps)\n`);
+  if (result.finalMetrics) out(`  validation: ${formatMetrics(result.finalMetrics)}\n`);
+  if (result.bestMetric !== null && result.finalMetrics) {
+    const primary = Object.keys(result.finalMetrics)[0];
+    out(`  best ${primary} ${result.bestMetric.toPrecision(4)} at step ${result.bestStep} (${join(runDir, BEST_FILE)})\n`);
+  }
+  if (built.test) {
+    const m = trainer.evaluate(built.test);
+    out(`  test: ${formatMetrics(m)}\n`);
+  }
+  out(`  model ${join(runDir, MODEL_FILE)}; curves: recur plot ${runDir}\n`);
+  if (result.stopReason === 'interrupted') out(`  continue with: recur train ${spec.name} --resume ${runDir}\n`);
+  return result.stopReason === 'interrupted' ? 130 : 0;
+}
+
+// ---- recur eval -----------------------------------------------------------------------------------------
+
+export const EVAL_HELP = `Usage:
+  recur eval TASK --model FILE [--split test|val] [--set key=value ...] [--json]
+
+Scores a trained model on the task's held-out data (the test split when the task has one, else
+the validation split) and prints each metric (the first is the task's primary metric).
+
+Options:
+  --model FILE            The model file (e.g. runs/.../model.safetensors or best.safetensors)
+  --split test|val        Which held-out data (default: test if the task has it, else val)
+  --set key=value         A task option that selects the data (see 'recur train --list')
+  --json                  Print the metrics as one JSON object
+  -h, --help              Show this help
+`;
+
+const EVAL_OPTIONS: OptionSpec = {
+  model: { type: 'string' },
+  split: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+async function loadTask(spec: TaskSpec, path: string): Promise<Task<any>> {
+  if (!existsSync(path)) throw fileError(path, Object.assign(new Error('missing'), { code: 'ENOENT' }));
+  try {
+    return (await spec.load(path)).task;
+  } catch (e) {
+    throw fileError(path, e);
+  }
+}
+
+export async function evalCommand(argv: string[], deps: CommandDeps = {}): Promise<number> {
+  const who = 'recur eval';
+  const hint = `Run '${who} --help' for usage.`;
+  const out = deps.stdout ?? ((t: string) => void process.stdout.write(t));
+  const { rest, sets } = extractSets(who, argv);
+  const { values, positionals } = parseCommand(who, rest, EVAL_OPTIONS, 1);
+  if (values.help) {
+    out(EVAL_HELP);
+    return 0;
+  }
+  const reg = await loadRegistry(deps);
+  if (positionals.length === 0) throw new UsageError(`${who}: missing the TASK argument (tasks: ${taskNames(reg).join(', ')})`, hint);
+  const spec = findSpec(reg, positionals[0], who);
+  const r = new OptionReader(who, values);
+  const modelPath = r.string('model');
+  if (modelPath === undefined) throw new UsageError(`${who}: --model FILE is required`, hint);
+  const split = r.string('split');
+  if (split !== undefined && split !== 'test' && split !== 'val') throw new UsageError(`${who}: --split must be 'test' or 'val', got '${split}'`, hint);
+  const { taskOptions } = routeSets(who, sets, spec.defaults, true);
+  const task = await loadTask(spec, modelPath);
+  const built = await buildTask(spec, { ...spec.defaults, ...taskOptions }, who);
+  const which = split ?? (built.test ? 'test' : 'val');
+  const data = which === 'test' ? built.test : built.val;
+  if (!data) throw new CliError(`${spec.name} has no ${which === 'test' ? 'test' : 'validation'} data`);
+  const model = task.model;
+  const was = model.training;
+  model.eval();
+  let metrics: Record<string, number>;
+  try {
+    metrics = noGrad(() => task.evaluate(data));
+  } finally {
+    model.train(was);
+  }
+  if (values.json) {
+    out(`${JSON.stringify({ task: spec.name, model: modelPath, split: which, metrics })}\n`);
+  } else {
+    out(`${spec.name} on the ${which === 'test' ? 'test' : 'validation'} data (${formatInt(data.numBatches)} batches):\n`);
+    const w = Math.max(...Object.keys(metrics).map((k) => k.length));
+    for (const [k, v] of Object.entries(metrics)) out(`  ${k.padEnd(w)}  ${Number.isInteger(v) ? v : v.toPrecision(6)}\n`);
+  }
+  return 0;
+}
+
+// ---- recur predict ----------------------------------------------------------------------------------------
+
+export const PREDICT_HELP = `Usage:
+  recur predict TASK --model FILE [INPUT ...]
+
+Runs a trained model on each INPUT (or, with none, on each non-empty line of standard input) and
+prints one output line per input: a label, a tag sequence, a translation, a continuation, ...
+depending on the task.
+
+Options:
+  --model FILE            The model file
+  -h, --help              Show this help
+`;
+
+const PREDICT_OPTIONS: OptionSpec = {
+  model: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+async function readProcessStdin(): Promise<string | null> {
+  if (process.stdin.isTTY) return null;
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export async function predictCommand(argv: string[], deps: CommandDeps = {}): Promise<number> {
+  const who = 'recur predict';
+  const hint = `Run '${who} --help' for usage.`;
+  const out = deps.stdout ?? ((t: string) => void process.stdout.write(t));
+  const { values, positionals } = parseCommand(who, argv, PREDICT_OPTIONS, Infinity);
+  if (values.help) {
+    out(PREDICT_HELP);
+    return 0;
+  }
+  const reg = await loadRegistry(deps);
+  if (positionals.length === 0) throw new UsageError(`${who}: missing the TASK argument (tasks: ${taskNames(reg).join(', ')})`, hint);
+  const spec = findSpec(reg, positionals[0], who);
+  const modelPath = new OptionReader(who, values).string('model');
+  if (modelPath === undefined) throw new UsageError(`${who}: --model FILE is required`, hint);
+  let inputs = positionals.slice(1);
+  if (inputs.length === 0) {
+    const text = await (deps.readStdin ?? readProcessStdin)();
+    if (text === null) throw new UsageError(`${who}: give the inputs as arguments, or one per line on standard input`, hint);
+    inputs = text.split(/\r?\n/).filter((l) => l.trim() !== '');
+    if (inputs.length === 0) return 0;
+  }
+  const task = await loadTask(spec, modelPath);
+  const model = task.model;
+  model.eval();
+  let outputs: string[];
+  try {
+    outputs = await noGrad(() => spec.predict(task, inputs));
+  } catch (e) {
+    throw new CliError(`${spec.name}: ${oneLine((e as Error).message, 500)}`);
+  }
+  if (!Array.isArray(outputs) || outputs.length !== inputs.length) throw new CliError(`${spec.name}: predict returned ${Array.isArray(outputs) ? outputs.length : 'no'} outputs for ${inputs.length} inputs`);
+  for (const o of outputs) out(`${String(o).replace(/\r?\n/g, ' ')}\n`);
+  return 0;
+}

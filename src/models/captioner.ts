@@ -1,0 +1,418 @@
+/**
+ * caption: the one-to-many topology — one image in, a sequence of words out — on the seeded
+ * shapes images of models/shapes.ts ("a red circle left of a blue square").
+ *
+ * Model (Show and Tell, Vinyals et al. 2015, scaled down):
+ *   encoder: Conv2d(3→C1, 3, pad 1) → ReLU → MaxPool 2 → Conv2d(C1→C2, 3, pad 1) → ReLU → MaxPool 2
+ *            → flatten (spatial layout kept: left/right/above matter) → h₀ = tanh(W_img · f + b)
+ *   decoder: LSTM(E + H, H) over [Embedding(w_{t−1}) ; h₀] (the image features fed with every word,
+ *            as in m-RNN, Mao et al. 2015 — the decoder cannot drift away from the image), started
+ *            from (h₀, c₀ = 0) → Linear(H, V)
+ *   training: teacher forcing, the whole caption through the fused LSTM in one op;
+ *   inference: greedy or beam search (infer/beam.ts), one LSTM step per word.
+ *
+ * Metrics on held-out generated images: exact match (the decoded caption equals the reference)
+ * and token accuracy (position-wise agreement over the reference tokens and its end token).
+ */
+import type { DType } from '../backend/interface.ts';
+import { Tensor } from '../tensor/tensor.ts';
+import { Rng } from '../tensor/rng.ts';
+import { noGrad } from '../autograd/tape.ts';
+import { add, relu, tanh } from '../autograd/ops/elementwise.ts';
+import { crossEntropy, embedding, logSoftmax } from '../autograd/ops/nn.ts';
+import { concat, reshape } from '../autograd/ops/shape.ts';
+import { Module, checkOptions, checkPositiveInt } from '../nn/module.ts';
+import { Embedding, Linear } from '../nn/layers.ts';
+import { Conv2d, MaxPool2d } from '../nn/conv.ts';
+import { LSTM } from '../nn/recurrent.ts';
+import { beamSearch, greedyDecode, type DecoderSpec } from '../infer/beam.ts';
+import type { BatchSource, StepResult, Task } from '../train/task.ts';
+import { asStateDict, loadModelFile, saveModel } from '../io/model.ts';
+import { resolveOptions, type TaskSpec } from './registry.ts';
+import { CAPTION_VOCAB, decodeCaption, encodeCaption, shapeSample, type ShapesOptions } from './shapes.ts';
+
+export const CAP_PAD = 0;
+export const CAP_BOS = 1;
+export const CAP_EOS = 2;
+const IGNORE = -100;
+
+// ---- data -----------------------------------------------------------------------------------------
+
+export interface CaptionBatch {
+  B: number;
+  /** Image side. */
+  size: number;
+  /** [B, 3, size, size] */
+  images: Float32Array;
+  /** Decoder positions: longest caption + 1. */
+  T: number;
+  /** [T, B] BOS, w₁ … w_n, PAD… */
+  tgtIn: Int32Array;
+  /** [T, B] w₁ … w_n, EOS, IGNORE… */
+  tgtOut: Int32Array;
+  tokens: number;
+  /** Reference token ids (no BOS/EOS) and text. */
+  refs: number[][];
+  captions: string[];
+}
+
+export function makeCaptionBatch(samples: readonly { image: Float32Array; caption: string }[], size: number): CaptionBatch {
+  const B = samples.length;
+  if (B === 0) throw new RangeError('makeCaptionBatch: empty batch');
+  const refs = samples.map((s) => encodeCaption(s.caption));
+  const T = Math.max(...refs.map((r) => r.length)) + 1;
+  const px = 3 * size * size;
+  const images = new Float32Array(B * px);
+  const tgtIn = new Int32Array(T * B);
+  const tgtOut = new Int32Array(T * B).fill(IGNORE);
+  let tokens = 0;
+  samples.forEach((s, b) => {
+    if (s.image.length !== px) throw new RangeError(`makeCaptionBatch: image ${b} has ${s.image.length} values, expected 3·${size}·${size}`);
+    images.set(s.image, b * px);
+    const r = refs[b];
+    tgtIn[b] = CAP_BOS;
+    for (let t = 0; t < r.length; t++) {
+      tgtIn[(t + 1) * B + b] = r[t];
+      tgtOut[t * B + b] = r[t];
+    }
+    tgtOut[r.length * B + b] = CAP_EOS;
+    tokens += r.length + 1;
+  });
+  return { B, size, images, T, tgtIn, tgtOut, tokens, refs, captions: samples.map((s) => s.caption) };
+}
+
+/**
+ * `count` generated images of the dataset with seed `seed`, in batches. With `shuffle`, each
+ * epoch visits them in an order drawn from (seed, epoch); otherwise in index order.
+ */
+export class ShapesBatches implements BatchSource<CaptionBatch> {
+  readonly numBatches: number;
+  readonly size: number;
+  private permCache: { epoch: number; perm: number[] } | null = null;
+
+  constructor(readonly seed: number, readonly count: number, readonly batchSize: number, readonly shuffle: boolean, readonly shapes: ShapesOptions = {}) {
+    checkPositiveInt('ShapesBatches', 'count', count);
+    checkPositiveInt('ShapesBatches', 'batchSize', batchSize);
+    this.size = shapes.size ?? 24;
+    this.numBatches = Math.ceil(count / batchSize);
+  }
+
+  private perm(epoch: number): number[] {
+    if (this.permCache?.epoch !== epoch) {
+      const idx = [...Array(this.count).keys()];
+      this.permCache = { epoch, perm: this.shuffle ? new Rng((this.seed * 2654435761 + epoch * 40503 + 1) >>> 0).shuffle(idx) : idx };
+    }
+    return this.permCache.perm;
+  }
+
+  get(epoch: number, index: number): CaptionBatch {
+    if (!Number.isInteger(index) || index < 0 || index >= this.numBatches) throw new RangeError(`ShapesBatches.get: index ${index} is outside [0, ${this.numBatches})`);
+    const ids = this.perm(epoch).slice(index * this.batchSize, (index + 1) * this.batchSize);
+    return makeCaptionBatch(ids.map((i) => shapeSample(this.seed, i, this.shapes)), this.size);
+  }
+}
+
+// ---- model ----------------------------------------------------------------------------------------
+
+export interface CaptionerConfig {
+  arch: 'captioner';
+  imageSize: number;
+  vocabSize: number;
+  channels: [number, number];
+  embeddingDim: number;
+  hiddenSize: number;
+}
+
+export function checkCaptionerConfig(config: unknown): CaptionerConfig {
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new TypeError(`captioner config: expected an object, got ${JSON.stringify(config)}`);
+  const { task, ...c } = config as Record<string, unknown>;
+  if (task !== undefined && task !== 'caption') throw new TypeError(`captioner config: task must be 'caption', got ${JSON.stringify(task)}`);
+  const known = ['arch', 'imageSize', 'vocabSize', 'channels', 'embeddingDim', 'hiddenSize'];
+  for (const k of Object.keys(c)) if (!known.includes(k)) throw new TypeError(`captioner config: unknown field '${k}' (known: ${known.join(', ')})`);
+  for (const k of ['imageSize', 'vocabSize', 'embeddingDim', 'hiddenSize']) {
+    const v = c[k];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new TypeError(`captioner config: '${k}' must be a positive integer, got ${JSON.stringify(v)}`);
+  }
+  if ((c.imageSize as number) % 4 !== 0) throw new TypeError(`captioner config: 'imageSize' must be a multiple of 4 (two 2×2 poolings), got ${String(c.imageSize)}`);
+  const ch = c.channels;
+  if (!Array.isArray(ch) || ch.length !== 2 || !ch.every((v) => Number.isInteger(v) && v >= 1)) throw new TypeError(`captioner config: 'channels' must be two positive integers, got ${JSON.stringify(ch)}`);
+  return { arch: 'captioner', imageSize: c.imageSize as number, vocabSize: c.vocabSize as number, channels: [ch[0], ch[1]], embeddingDim: c.embeddingDim as number, hiddenSize: c.hiddenSize as number };
+}
+
+interface CaptionState {
+  /** [1, N, H] each */
+  h: Tensor;
+  c: Tensor;
+  /** [N, H] the image feature vector, fed with every word */
+  img: Tensor;
+}
+
+export class Captioner extends Module {
+  readonly config: CaptionerConfig;
+  readonly conv1: Conv2d;
+  readonly conv2: Conv2d;
+  readonly pool = new MaxPool2d(2);
+  readonly imgProj: Linear;
+  readonly embedding: Embedding;
+  readonly lstm: LSTM;
+  readonly head: Linear;
+
+  constructor(config: Omit<CaptionerConfig, 'arch'> & { arch?: 'captioner' }, opts: { dtype?: DType; rng?: Rng } = {}) {
+    super();
+    const c = (this.config = checkCaptionerConfig({ ...config, arch: 'captioner' }));
+    const rng = opts.rng ?? new Rng(0);
+    const dtype = opts.dtype;
+    const [c1, c2] = c.channels;
+    this.conv1 = this.registerModule('conv1', new Conv2d(3, c1, 3, { padding: 1, dtype, rng }));
+    this.conv2 = this.registerModule('conv2', new Conv2d(c1, c2, 3, { padding: 1, dtype, rng }));
+    const side = c.imageSize / 4;
+    this.imgProj = this.registerModule('img_proj', new Linear(c2 * side * side, c.hiddenSize, { dtype, rng }));
+    this.embedding = this.registerModule('embedding', new Embedding(c.vocabSize, c.embeddingDim, { paddingIdx: CAP_PAD, dtype, rng }));
+    // input: [word embedding ; image features] at every step (the image also sets h₀)
+    this.lstm = this.registerModule('lstm', new LSTM({ inputSize: c.embeddingDim + c.hiddenSize, hiddenSize: c.hiddenSize, dtype, rng }));
+    this.head = this.registerModule('head', new Linear(c.hiddenSize, c.vocabSize, { dtype, rng }));
+  }
+
+  /** images [B, 3, S, S] (host values) → initial decoder state (h₀ = image features, c₀ = 0). */
+  encode(images: Float32Array, B: number): CaptionState {
+    const S = this.config.imageSize;
+    if (images.length !== B * 3 * S * S) throw new RangeError(`Captioner.encode: ${images.length} values do not fill [${B}, 3, ${S}, ${S}]`);
+    const p = this.conv1.weight;
+    const x = new Tensor(p.backend.fromArray(images, p.dtype), [B, 3, S, S]);
+    const f1 = this.pool.forward(relu(this.conv1.forward(x)));
+    const f2 = this.pool.forward(relu(this.conv2.forward(f1)));
+    const h = tanh(this.imgProj.forward(reshape(f2, [B, -1])));
+    const H = this.config.hiddenSize;
+    return { h: reshape(h, [1, B, H]), c: new Tensor(p.backend.alloc(B * H, p.dtype), [1, B, H]), img: h };
+  }
+
+  /** Teacher-forced logits [T·B, V]. */
+  forward(batch: CaptionBatch): Tensor {
+    const s = this.encode(batch.images, batch.B);
+    const { T, B } = batch;
+    const H = this.config.hiddenSize;
+    const e = this.embedding.forward(batch.tgtIn, [T, B]);
+    // the image features repeated over the T steps (a broadcast add onto zeros)
+    const zeros = new Tensor(s.img.backend.alloc(T * B * H, s.img.dtype), [T, B, H]);
+    const r = this.lstm.forward(concat([e, add(zeros, reshape(s.img, [1, B, H]))], 2), { h: s.h, c: s.c });
+    return this.head.forward(reshape(r.output, [batch.T * batch.B, this.config.hiddenSize]));
+  }
+
+  loss(batch: CaptionBatch): Tensor {
+    return crossEntropy(this.forward(batch), batch.tgtOut, { ignoreIndex: IGNORE });
+  }
+
+  /** Caption token ids (no BOS/EOS) for each image; beamWidth 1 is greedy. */
+  decode(images: Float32Array, B: number, o: { beamWidth?: number; maxLength?: number } = {}): number[][] {
+    const beamWidth = o.beamWidth ?? 1;
+    const wasTraining = this.training;
+    this.eval();
+    try {
+      return noGrad(() => {
+        const H = this.config.hiddenSize;
+        const V = this.config.vocabSize;
+        const spec: DecoderSpec<CaptionState> = {
+          batchSize: B, vocabSize: V, startToken: CAP_BOS, stopToken: CAP_EOS, maxLength: o.maxLength ?? 12,
+          initialState: this.encode(images, B),
+          step: (tokens, state) => {
+            const N = tokens.length;
+            const x = concat([this.embedding.forward(tokens, [1, N]), reshape(state.img, [1, N, H])], 2);
+            const r = this.lstm.forward(x, { h: state.h, c: state.c });
+            const lp = logSoftmax(this.head.forward(reshape(r.output, [N, H]))).toArray();
+            for (let i = 0; i < N; i++) {
+              lp[i * V + CAP_PAD] = -Infinity;
+              lp[i * V + CAP_BOS] = -Infinity;
+            }
+            return { logProbs: lp, state: { h: r.h, c: r.c!, img: state.img } };
+          },
+          select: (state, rows) => ({
+            h: reshape(embedding(reshape(state.h, [-1, H]), rows, [rows.length]), [1, rows.length, H]),
+            c: reshape(embedding(reshape(state.c, [-1, H]), rows, [rows.length]), [1, rows.length, H]),
+            img: embedding(state.img, rows, [rows.length]),
+          }),
+        };
+        if (beamWidth === 1) return greedyDecode(spec).map((h) => h.tokens);
+        return beamSearch(spec, { beamWidth, numReturn: 1 }).map((hs) => hs[0]?.tokens ?? []);
+      });
+    } finally {
+      this.train(wasTraining);
+    }
+  }
+}
+
+// ---- metrics and task -----------------------------------------------------------------------------
+
+/** Exact match and position-wise token accuracy (over each reference and its end token). */
+export class CaptionScores {
+  samples = 0;
+  exact = 0;
+  tokens = 0;
+  correctTokens = 0;
+
+  add(pred: readonly number[], ref: readonly number[]): void {
+    this.samples++;
+    if (pred.length === ref.length && pred.every((t, i) => t === ref[i])) this.exact++;
+    const p = [...pred, CAP_EOS];
+    for (let i = 0; i <= ref.length; i++) {
+      const want = i < ref.length ? ref[i] : CAP_EOS;
+      if (p[i] === want) this.correctTokens++;
+    }
+    this.tokens += ref.length + 1;
+  }
+
+  get exactMatch(): number {
+    return this.samples ? this.exact / this.samples : NaN;
+  }
+
+  get tokenAccuracy(): number {
+    return this.tokens ? this.correctTokens / this.tokens : NaN;
+  }
+}
+
+export class CaptionTask implements Task<CaptionBatch> {
+  readonly name = 'caption';
+  readonly higherIsBetter = true;
+  beamWidth = 1;
+
+  constructor(readonly model: Captioner) {}
+
+  step(batch: CaptionBatch): StepResult {
+    return { loss: this.model.loss(batch), count: batch.B };
+  }
+
+  /** { exactMatch, tokenAccuracy, loss } over the data. */
+  evaluate(data: BatchSource<CaptionBatch>): Record<string, number> {
+    const scores = new CaptionScores();
+    let lossSum = 0, tokens = 0;
+    const wasTraining = this.model.training;
+    this.model.eval();
+    try {
+      for (let i = 0; i < data.numBatches; i++) {
+        const b = data.get(0, i);
+        lossSum += noGrad(() => this.model.loss(b).item()) * b.tokens;
+        tokens += b.tokens;
+        this.model.decode(b.images, b.B, { beamWidth: this.beamWidth }).forEach((p, k) => scores.add(p, b.refs[k]));
+      }
+    } finally {
+      this.model.train(wasTraining);
+    }
+    return { exactMatch: scores.exactMatch, tokenAccuracy: scores.tokenAccuracy, loss: lossSum / tokens };
+  }
+
+  /** The model config plus `task: 'caption'` (so a model file names its task), and the vocabulary. */
+  describe(): { config: CaptionerConfig & { task: 'caption' }; vocab: string[] } {
+    return { config: { ...this.model.config, task: 'caption' }, vocab: [...CAPTION_VOCAB] };
+  }
+
+  /** Captions for images given as flat [3, S, S] arrays. */
+  predictImages(images: readonly Float32Array[]): string[] {
+    if (images.length === 0) return [];
+    const S = this.model.config.imageSize;
+    const flat = new Float32Array(images.length * 3 * S * S);
+    images.forEach((im, i) => {
+      if (im.length !== 3 * S * S) throw new RangeError(`caption predict: image ${i} has ${im.length} values, expected 3·${S}·${S}`);
+      flat.set(im, i * 3 * S * S);
+    });
+    return this.model.decode(flat, images.length, { beamWidth: this.beamWidth }).map(decodeCaption);
+  }
+}
+
+// ---- building, loading, the registry spec ---------------------------------------------------------
+
+export interface CaptionOptions {
+  imageSize?: number;
+  channels?: [number, number];
+  embeddingDim?: number;
+  hiddenSize?: number;
+  batchSize?: number;
+  /** Generated training images (fixed set, reshuffled per epoch). */
+  trainSize?: number;
+  valSize?: number;
+  testSize?: number;
+  /** Dataset seed: train uses it, val seed + 1, test seed + 2. */
+  seed?: number;
+  modelSeed?: number;
+}
+
+export const CAPTION_DEFAULTS = {
+  imageSize: 24, channels: [16, 32] as [number, number], embeddingDim: 32, hiddenSize: 96, batchSize: 32,
+  trainSize: 20000, valSize: 500, testSize: 1000, seed: 1, modelSeed: 1,
+};
+
+export function buildCaption(options: CaptionOptions = {}): { task: CaptionTask; train: ShapesBatches; val: ShapesBatches; test: ShapesBatches } {
+  checkOptions('caption', options, Object.keys(CAPTION_DEFAULTS));
+  const o = { ...CAPTION_DEFAULTS, ...options };
+  const model = new Captioner({ imageSize: o.imageSize, vocabSize: CAPTION_VOCAB.length, channels: o.channels, embeddingDim: o.embeddingDim, hiddenSize: o.hiddenSize }, { rng: new Rng(o.modelSeed) });
+  const shapes = { size: o.imageSize };
+  return {
+    task: new CaptionTask(model),
+    train: new ShapesBatches(o.seed, o.trainSize, o.batchSize, true, shapes),
+    val: new ShapesBatches(o.seed + 1, o.valSize, 100, false, shapes),
+    test: new ShapesBatches(o.seed + 2, o.testSize, 100, false, shapes),
+  };
+}
+
+export function loadCaption(path: string): { task: CaptionTask } {
+  const file = loadModelFile(path);
+  const model = new Captioner(checkCaptionerConfig(file.config));
+  const vocab = file.vocab;
+  if (!Array.isArray(vocab) || vocab.join(' ') !== CAPTION_VOCAB.join(' ')) throw new TypeError(`${path}: the caption vocabulary in the file differs from this version's`);
+  model.loadStateDict(asStateDict(file));
+  return { task: new CaptionTask(model) };
+}
+
+export function saveCaption(path: string, task: CaptionTask): void {
+  const d = task.describe();
+  saveModel(path, task.model, { config: d.config, vocab: d.vocab });
+}
+
+const CAPTION_SCHEMA = {
+  imageSize: { type: 'int', default: CAPTION_DEFAULTS.imageSize, min: 16, max: 256, help: 'image side in pixels (a multiple of 4)' },
+  channels1: { type: 'int', default: CAPTION_DEFAULTS.channels[0], min: 1, help: 'channels of the first convolution' },
+  channels2: { type: 'int', default: CAPTION_DEFAULTS.channels[1], min: 1, help: 'channels of the second convolution' },
+  embeddingDim: { type: 'int', default: CAPTION_DEFAULTS.embeddingDim, min: 1, help: 'word embedding size' },
+  hiddenSize: { type: 'int', default: CAPTION_DEFAULTS.hiddenSize, min: 1, help: 'LSTM state size (the image sets its initial state)' },
+  trainSize: { type: 'int', default: CAPTION_DEFAULTS.trainSize, min: 1, help: 'generated training images (a fixed set, reshuffled every epoch)' },
+  valSize: { type: 'int', default: CAPTION_DEFAULTS.valSize, min: 1, help: 'generated validation images' },
+  testSize: { type: 'int', default: CAPTION_DEFAULTS.testSize, min: 1, help: 'generated test images' },
+  dataSeed: { type: 'int', default: CAPTION_DEFAULTS.seed, min: 0, help: 'generator seed: train uses it, validation +1, test +2' },
+  beamWidth: { type: 'int', default: 1, min: 1, help: 'beam width for evaluation and predict (1 = greedy)' },
+  epochs: { type: 'int', default: 1, min: 1, help: 'passes over the training images' },
+  lr: { type: 'number', default: 0.003, min: 0, help: 'Adam learning rate' },
+  clipNorm: { type: 'number', default: 5, min: 0, help: 'clip the global gradient norm to this' },
+  batchSize: { type: 'int', default: CAPTION_DEFAULTS.batchSize, min: 1, help: 'images per batch' },
+  seed: { type: 'int', default: 1, min: 0, help: 'seed of initialisation and batch order' },
+} as const;
+
+/**
+ * The registry entry (models/registry.ts TaskSpec). Inputs for `predict` are generator addresses
+ * "SEED:INDEX" (the generator is the image source here): the caption of that generated image.
+ */
+export const captionTaskSpec: TaskSpec = {
+  name: 'caption',
+  description: 'image captioning on seeded generated shapes ("a red circle left of a blue square"): small CNN encoder + LSTM decoder; exact match and token accuracy',
+  topology: 'one-to-many',
+  defaults: Object.fromEntries(Object.entries(CAPTION_SCHEMA).map(([k, d]) => [k, d.default])),
+  optionHelp: Object.fromEntries(Object.entries(CAPTION_SCHEMA).map(([k, d]) => [k, d.help])),
+  build(options) {
+    const o = resolveOptions('caption', CAPTION_SCHEMA as never, options);
+    if ((o.imageSize as number) % 4 !== 0) throw new TypeError(`caption: option 'imageSize' must be a multiple of 4, got ${String(o.imageSize)}`);
+    const built = buildCaption({
+      imageSize: o.imageSize as number, channels: [o.channels1 as number, o.channels2 as number], embeddingDim: o.embeddingDim as number, hiddenSize: o.hiddenSize as number,
+      trainSize: o.trainSize as number, valSize: o.valSize as number, testSize: o.testSize as number, seed: o.dataSeed as number, batchSize: o.batchSize as number, modelSeed: o.seed as number,
+    });
+    built.task.beamWidth = o.beamWidth as number;
+    return { ...built, trainOptions: { optimizer: 'adam', lr: o.lr as number, epochs: o.epochs as number, clipNorm: o.clipNorm as number, seed: o.seed as number } };
+  },
+  load: (modelPath) => loadCaption(modelPath),
+  predict(task, inputs) {
+    if (!(task instanceof CaptionTask)) throw new TypeError(`caption: predict needs a task built or loaded by 'caption', got task '${task?.name ?? String(task)}'`);
+    const S = task.model.config.imageSize;
+    const images = inputs.map((s) => {
+      const m = /^(\d+):(\d+)$/.exec(String(s).trim());
+      if (!m) throw new RangeError(`caption: predict input '${s}' must be SEED:INDEX (a generated image)`);
+      return shapeSample(Number(m[1]), Number(m[2]), { size: S }).image;
+    });
+    return task.predictImages(images);
+  },
+};

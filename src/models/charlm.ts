@@ -1,0 +1,321 @@
+/**
+ * CharLM: a character-level language model, Embedding(V, E) → LSTM(E, H, numLayers) → Linear(H, V).
+ *
+ * Parameter names and shapes are those of the equivalent PyTorch module
+ *
+ *   class CharLM(nn.Module):
+ *       def __init__(self, V, E, H, L):
+ *           super().__init__()
+ *           self.embedding = nn.Embedding(V, E)
+ *           self.lstm = nn.LSTM(E, H, L)          # time-major
+ *           self.head = nn.Linear(H, V)
+ *
+ * (`embedding.weight`, `lstm.weight_ih_l0`, …, `head.weight`, `head.bias`), so a saved model loads
+ * into PyTorch with `load_state_dict` and back.
+ */
+import type { DType } from '../backend/interface.ts';
+import { Tensor, shapeStr } from '../tensor/tensor.ts';
+import { Rng, globalRng } from '../tensor/rng.ts';
+import { noGrad } from '../autograd/tape.ts';
+import { crossEntropy } from '../autograd/ops/nn.ts';
+import { reshape, slice } from '../autograd/ops/shape.ts';
+import { Module, checkOptions, checkPositiveInt } from '../nn/module.ts';
+import { Embedding, Linear } from '../nn/layers.ts';
+import { LSTM } from '../nn/recurrent.ts';
+import { loadModelFile, asStateDict, type ModelFile } from '../io/model.ts';
+import { CharVocab, streamBatches } from '../data/text.ts';
+
+/** The architecture, as stored in a model file's `recur.config`. */
+export interface CharLMConfig {
+  arch: 'charlm';
+  vocabSize: number;
+  embeddingDim: number;
+  hiddenSize: number;
+  numLayers: number;
+  /** The recurrent cell; 'lstm' is the only one so far. */
+  cell: 'lstm';
+}
+
+export interface CharLMOptions {
+  vocabSize: number;
+  embeddingDim: number;
+  hiddenSize: number;
+  /** Stacked LSTM layers (default 1). */
+  numLayers?: number;
+  dtype?: DType;
+  /** Initialisation randomness (default: the global generator). */
+  rng?: Rng;
+}
+
+export class CharLMConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CharLMConfigError';
+  }
+}
+
+/** The recurrent state carried between calls: [numLayers, B, H] each. */
+export interface CharLMState {
+  h: Tensor;
+  c: Tensor;
+}
+
+export interface CharLMForward extends CharLMState {
+  /** [T, B, V] */
+  logits: Tensor;
+}
+
+export interface GenerateOptions {
+  /** The text (with `vocab`) or token ids the generation continues; must not be empty. */
+  prime: string | ArrayLike<number>;
+  /** How many tokens to generate after the prime. */
+  length: number;
+  /** Sampling temperature (default 1); 0 takes the most likely token every time. */
+  temperature?: number;
+  /** Sample only among the k most likely tokens. */
+  topK?: number;
+  /** The sampling randomness; the same seed gives the same text. */
+  rng: Rng;
+  /** Needed when `prime` is a string: it encodes the prime and decodes the output. */
+  vocab?: CharVocab;
+}
+
+const CONFIG_KEYS = ['arch', 'vocabSize', 'embeddingDim', 'hiddenSize', 'numLayers', 'cell'] as const;
+
+/** Validate a `recur.config` object for a CharLM; returns it typed, or throws CharLMConfigError. */
+export function checkCharLMConfig(config: unknown): CharLMConfig {
+  if (config === null || config === undefined) throw new CharLMConfigError('CharLM config: missing (the model file has no recur.config metadata)');
+  if (typeof config !== 'object' || Array.isArray(config)) throw new CharLMConfigError(`CharLM config: expected an object, got ${JSON.stringify(config)}`);
+  const c = config as Record<string, unknown>;
+  if (c.arch !== 'charlm') throw new CharLMConfigError(`CharLM config: arch must be 'charlm', got ${JSON.stringify(c.arch)}`);
+  for (const k of Object.keys(c)) {
+    if (!(CONFIG_KEYS as readonly string[]).includes(k)) throw new CharLMConfigError(`CharLM config: unknown field '${k}' (known: ${CONFIG_KEYS.join(', ')})`);
+  }
+  for (const k of ['vocabSize', 'embeddingDim', 'hiddenSize', 'numLayers'] as const) {
+    const v = c[k];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new CharLMConfigError(`CharLM config: '${k}' must be a positive integer, got ${JSON.stringify(v)}`);
+  }
+  if (c.cell !== 'lstm') throw new CharLMConfigError(`CharLM config: cell must be 'lstm', got ${JSON.stringify(c.cell)}`);
+  return c as unknown as CharLMConfig;
+}
+
+export class CharLM extends Module {
+  readonly embedding: Embedding;
+  readonly lstm: LSTM;
+  readonly head: Linear;
+  readonly vocabSize: number;
+  readonly embeddingDim: number;
+  readonly hiddenSize: number;
+  readonly numLayers: number;
+
+  constructor(opts: CharLMOptions) {
+    super();
+    if (opts === null || typeof opts !== 'object') throw new TypeError('CharLM: options must be an object {vocabSize, embeddingDim, hiddenSize, numLayers?}');
+    checkOptions('CharLM', opts, ['vocabSize', 'embeddingDim', 'hiddenSize', 'numLayers', 'dtype', 'rng']);
+    this.vocabSize = checkPositiveInt('CharLM', 'vocabSize', opts.vocabSize);
+    this.embeddingDim = checkPositiveInt('CharLM', 'embeddingDim', opts.embeddingDim);
+    this.hiddenSize = checkPositiveInt('CharLM', 'hiddenSize', opts.hiddenSize);
+    this.numLayers = checkPositiveInt('CharLM', 'numLayers', opts.numLayers ?? 1);
+    const rng = opts.rng ?? globalRng;
+    const dtype = opts.dtype;
+    this.embedding = this.registerModule('embedding', new Embedding(this.vocabSize, this.embeddingDim, { dtype, rng }));
+    this.lstm = this.registerModule('lstm', new LSTM({ inputSize: this.embeddingDim, hiddenSize: this.hiddenSize, numLayers: this.numLayers, dtype, rng }));
+    this.head = this.registerModule('head', new Linear(this.hiddenSize, this.vocabSize, { dtype, rng }));
+  }
+
+  get config(): CharLMConfig {
+    return { arch: 'charlm', vocabSize: this.vocabSize, embeddingDim: this.embeddingDim, hiddenSize: this.hiddenSize, numLayers: this.numLayers, cell: 'lstm' };
+  }
+
+  /** A freshly initialised model for a validated config. */
+  static fromConfig(config: unknown, opts: { dtype?: DType; rng?: Rng } = {}): CharLM {
+    const c = checkCharLMConfig(config);
+    return new CharLM({ vocabSize: c.vocabSize, embeddingDim: c.embeddingDim, hiddenSize: c.hiddenSize, numLayers: c.numLayers, ...opts });
+  }
+
+  /**
+   * ids: [T, B] time-major token ids (flat). state: the state after the previous chunk (zeros if
+   * omitted). Returns logits [T, B, V] and the final state.
+   */
+  forward(ids: ArrayLike<number>, T: number, B: number, state: CharLMState | null = null): CharLMForward {
+    checkPositiveInt('CharLM.forward', 'T', T);
+    checkPositiveInt('CharLM.forward', 'B', B);
+    if (ids.length !== T * B) throw new RangeError(`CharLM.forward: ${ids.length} ids do not fill [T = ${T}, B = ${B}]`);
+    const x = this.embedding.forward(ids, [T, B]);
+    const r = this.lstm.forward(x, state ? { h: state.h, c: state.c } : {});
+    return { logits: this.head.forward(r.output), h: r.h, c: r.c! };
+  }
+
+  /** Mean cross-entropy (nats per token) of predicting targets [T, B] from inputs [T, B]. */
+  loss(inputs: ArrayLike<number>, targets: ArrayLike<number>, T: number, B: number, state: CharLMState | null = null): Tensor {
+    if (targets.length !== T * B) throw new RangeError(`CharLM.loss: ${targets.length} targets do not fill [T = ${T}, B = ${B}]`);
+    return crossEntropy(this.forward(inputs, T, B, state).logits, targets);
+  }
+
+  /**
+   * Sample a continuation of `prime`. The prime runs through the network once (one fused pass);
+   * then each new token is one step that carries the state (h, c) forward. Runs without gradient
+   * recording. Returns the generated tokens only (not the prime): a string when the prime is a
+   * string, token ids otherwise.
+   */
+  generate(o: GenerateOptions & { prime: string }): string;
+  generate(o: GenerateOptions & { prime: ArrayLike<number> }): Int32Array;
+  generate(o: GenerateOptions): string | Int32Array {
+    checkOptions('CharLM.generate', o, ['prime', 'length', 'temperature', 'topK', 'rng', 'vocab']);
+    const temperature = o.temperature ?? 1;
+    if (!(typeof temperature === 'number' && temperature >= 0 && Number.isFinite(temperature))) throw new RangeError(`CharLM.generate: temperature must be a finite number ≥ 0, got ${temperature}`);
+    if (!(Number.isInteger(o.length) && o.length >= 0)) throw new RangeError(`CharLM.generate: length must be a non-negative integer, got ${o.length}`);
+    if (o.topK !== undefined && !(Number.isInteger(o.topK) && o.topK >= 1)) throw new RangeError(`CharLM.generate: topK must be a positive integer, got ${o.topK}`);
+    if (!(o.rng instanceof Rng)) throw new TypeError('CharLM.generate: rng must be an Rng (e.g. new Rng(seed))');
+    let primeIds: ArrayLike<number>;
+    if (typeof o.prime === 'string') {
+      if (!o.vocab) throw new TypeError('CharLM.generate: a string prime needs the vocab option');
+      primeIds = o.vocab.encode(o.prime);
+    } else {
+      primeIds = o.prime;
+    }
+    if (!primeIds || primeIds.length === 0) throw new RangeError('CharLM.generate: the prime must not be empty');
+    const out = new Int32Array(o.length);
+    const rng = o.rng;
+    const wasTraining = this.training;
+    this.eval();
+    try {
+      noGrad(() => {
+        if (out.length === 0) return;
+        const P = primeIds.length;
+        let r = this.lstm.forward(this.embedding.forward(primeIds, [P, 1]));
+        let last = slice(r.output, 0, P - 1, 1);
+        for (let i = 0; i < out.length; i++) {
+          const logits = this.head.forward(reshape(last, [1, this.hiddenSize])).toArray();
+          const next = sampleLogits(logits, temperature, o.topK, rng);
+          out[i] = next;
+          if (i + 1 === out.length) break;
+          r = this.lstm.forward(this.embedding.forward([next], [1, 1]), { h: r.h, c: r.c });
+          last = r.output;
+        }
+      });
+    } finally {
+      this.train(wasTraining);
+    }
+    return typeof o.prime === 'string' ? o.vocab!.decode(out) : out;
+  }
+}
+
+/**
+ * Draw one token from logits: softmax(logits / temperature), optionally restricted to the top k;
+ * temperature 0 is argmax (ties: the lowest id).
+ */
+export function sampleLogits(logits: ArrayLike<number>, temperature: number, topK: number | undefined, rng: Rng): number {
+  const V = logits.length;
+  let best = 0;
+  for (let i = 1; i < V; i++) if (logits[i] > logits[best]) best = i;
+  if (temperature === 0 || topK === 1) return best;
+  let allowed: number[] | null = null;
+  if (topK !== undefined && topK < V) {
+    allowed = Array.from({ length: V }, (_, i) => i)
+      .sort((a, b) => logits[b] - logits[a] || a - b)
+      .slice(0, topK);
+  }
+  const ids = allowed ?? Array.from({ length: V }, (_, i) => i);
+  const max = logits[best];
+  const w = new Float64Array(ids.length);
+  let total = 0;
+  for (let k = 0; k < ids.length; k++) {
+    w[k] = Math.exp((logits[ids[k]] - max) / temperature);
+    total += w[k];
+  }
+  if (!(total > 0 && Number.isFinite(total))) return best;
+  let u = rng.random() * total;
+  for (let k = 0; k < ids.length; k++) {
+    u -= w[k];
+    if (u < 0) return ids[k];
+  }
+  return ids[ids.length - 1];
+}
+
+export interface EvaluateOptions {
+  /** Characters per chunk (default 128). */
+  seqLen?: number;
+  /** Parallel streams (default 32, fewer when the text is short). */
+  batchSize?: number;
+  /** Use only the first maxTokens tokens (default: all). */
+  maxTokens?: number;
+}
+
+export interface EvaluateResult {
+  /** Mean cross-entropy in nats per token. */
+  loss: number;
+  /** The same in bits per token (bits per character). */
+  bpc: number;
+  /** Tokens scored. */
+  tokens: number;
+}
+
+/**
+ * Loss of `model` on held-out token ids: the text is split into `batchSize` contiguous streams
+ * read chunk by chunk with the state carried over, so every character after the first of each
+ * stream is predicted from all the text before it in its stream. No gradients; eval mode.
+ */
+export function evaluateCharLM(model: CharLM, ids: ArrayLike<number>, o: EvaluateOptions = {}): EvaluateResult {
+  checkOptions('evaluateCharLM', o, ['seqLen', 'batchSize', 'maxTokens']);
+  const seqLen = o.seqLen ?? 128;
+  const n = Math.min(ids.length, (o.maxTokens ?? Infinity) + 1);
+  if (n < 2) throw new RangeError(`evaluateCharLM: needs at least 2 tokens, got ${ids.length}`);
+  const batchSize = Math.max(1, Math.min(o.batchSize ?? 32, Math.floor((n - 1) / 2)));
+  const wasTraining = model.training;
+  model.eval();
+  let total = 0;
+  let count = 0;
+  try {
+    noGrad(() => {
+      let state: CharLMState | null = null;
+      for (const b of streamBatches(ids, seqLen, batchSize, n - 1)) {
+        const r = model.forward(b.inputs, b.T, b.B, state);
+        state = { h: r.h, c: r.c };
+        total += crossEntropy(r.logits, b.targets, { reduction: 'sum' }).item();
+        count += b.T * b.B;
+      }
+    });
+  } finally {
+    model.train(wasTraining);
+  }
+  const loss = total / count;
+  return { loss, bpc: loss / Math.LN2, tokens: count };
+}
+
+export interface LoadedCharLM {
+  model: CharLM;
+  /** The vocabulary stored with the model, or null if the file has none. */
+  vocab: CharVocab | null;
+  file: ModelFile;
+}
+
+/**
+ * Rebuild a CharLM from a model file: the architecture from its `recur.config`, the weights from
+ * its tensors (names and shapes checked), the vocabulary from `recur.vocab`.
+ */
+export function loadCharLM(path: string, opts: { dtype?: DType } = {}): LoadedCharLM {
+  const file = loadModelFile(path);
+  let model: CharLM;
+  try {
+    model = CharLM.fromConfig(file.config, { dtype: opts.dtype, rng: new Rng(0) });
+  } catch (e) {
+    if (e instanceof CharLMConfigError) throw new CharLMConfigError(`${path}: ${e.message}`);
+    throw e;
+  }
+  const expected = model.namedParameters();
+  const problems: string[] = [];
+  for (const [name, p] of expected) {
+    const t = file.tensors[name];
+    if (!t) problems.push(`missing tensor '${name}'`);
+    else if (t.shape.length !== p.ndim || t.shape.some((s, i) => s !== p.shape[i])) problems.push(`'${name}' has shape ${shapeStr(t.shape)}, the config implies ${shapeStr(p.shape)}`);
+  }
+  if (problems.length) throw new CharLMConfigError(`${path}: the tensors do not match the CharLM config: ${problems.join('; ')}`);
+  model.loadStateDict(asStateDict(file));
+  let vocab: CharVocab | null = null;
+  if (file.vocab !== null) {
+    vocab = CharVocab.fromJSON(file.vocab);
+    if (vocab.size !== model.vocabSize) throw new CharLMConfigError(`${path}: the vocabulary has ${vocab.size} characters but the config says vocabSize ${model.vocabSize}`);
+  }
+  return { model, vocab, file };
+}

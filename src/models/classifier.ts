@@ -1,0 +1,404 @@
+/**
+ * Many-to-one: sequence classification.
+ *
+ *   tokens → Embedding(V, E) → RNN/LSTM/GRU (stacked, optionally bidirectional, with lengths)
+ *          → pooling over time → Dropout → Linear(D·H, C) → class logits
+ *
+ * Pooling: 'last' takes each sample's final state at its own last real step (for a reverse
+ * direction: its state after reading the whole sequence backwards, i.e. at t = 0), concatenated
+ * over directions; 'mean' averages the top layer's outputs over each sample's real steps only (the
+ * fused layer writes 0 past `lengths`, so a sum over time divided by the length is exact).
+ *
+ * Parameter names are PyTorch's for the module
+ *
+ *   class RNNClassifier(nn.Module):
+ *       def __init__(self, V, E, H, C, L, bidir):
+ *           self.embedding = nn.Embedding(V, E, padding_idx=0)
+ *           self.rnn = nn.LSTM(E, H, L, bidirectional=bidir)   # or nn.GRU / nn.RNN
+ *           self.head = nn.Linear(H * (2 if bidir else 1), C)
+ *
+ * The task (`ClassificationTask`) owns tokenizer + vocabulary + model; its `describe()` holds
+ * everything `loadClassifier` needs to rebuild it from a model file. Unknown tokens at inference
+ * map to the vocabulary's unk id (the vocabulary is always built with one).
+ */
+import { Tensor, tensor, shapeStr } from '../tensor/tensor.ts';
+import { Rng } from '../tensor/rng.ts';
+import { noGrad } from '../autograd/tape.ts';
+import { crossEntropy } from '../autograd/ops/nn.ts';
+import { mul, sum } from '../autograd/ops/elementwise.ts';
+import { permute, reshape, slice } from '../autograd/ops/shape.ts';
+import { Module } from '../nn/module.ts';
+import { Dropout, Embedding, Linear } from '../nn/layers.ts';
+import { GRU, LSTM, RNN, type RecurrentBase } from '../nn/recurrent.ts';
+import type { BatchSource, StepResult, Task } from '../train/task.ts';
+import { loadModelFile, asStateDict } from '../io/model.ts';
+import { Vocab, type VocabJSON } from '../data/vocab.ts';
+import { tokenizerFromJSON, type Tokenizer, type TokenizerJSON } from '../data/tokenize.ts';
+import { ExampleSource, fitLength, padSequences, type TruncateMode } from '../data/batch.ts';
+
+export type CellKind = 'lstm' | 'gru' | 'rnn';
+export type Pooling = 'last' | 'mean';
+
+export class TaskConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TaskConfigError';
+  }
+}
+
+/** Make a recurrent layer of the given kind (time-major). */
+export function makeRecurrent(cell: CellKind, o: { inputSize: number; hiddenSize: number; numLayers?: number; bidirectional?: boolean; dropout?: number; rng: Rng }): RecurrentBase {
+  const common = { inputSize: o.inputSize, hiddenSize: o.hiddenSize, numLayers: o.numLayers ?? 1, bidirectional: o.bidirectional ?? false, dropout: o.dropout ?? 0, rng: o.rng };
+  if (cell === 'lstm') return new LSTM(common);
+  if (cell === 'gru') return new GRU(common);
+  if (cell === 'rnn') return new RNN(common);
+  throw new TaskConfigError(`unknown cell '${String(cell)}' (expected lstm, gru or rnn)`);
+}
+
+// ---- metrics ----------------------------------------------------------------------------------
+
+export interface ClassMetrics {
+  accuracy: number;
+  /** Binary: F1 of class 1 (the positive class: spam, male); more classes: macro F1. */
+  f1: number;
+  macroF1: number;
+}
+
+/** Accuracy and F1 from predictions and true labels over C classes. */
+export function classificationMetrics(pred: ArrayLike<number>, gold: ArrayLike<number>, C: number): ClassMetrics {
+  if (pred.length !== gold.length) throw new RangeError(`classificationMetrics: ${pred.length} predictions for ${gold.length} labels`);
+  const n = gold.length;
+  if (n === 0) throw new RangeError('classificationMetrics: no examples');
+  const tp = new Float64Array(C), fp = new Float64Array(C), fn = new Float64Array(C);
+  let correct = 0;
+  for (let i = 0; i < n; i++) {
+    if (pred[i] === gold[i]) {
+      correct++;
+      tp[gold[i]]++;
+    } else {
+      fp[pred[i]]++;
+      fn[gold[i]]++;
+    }
+  }
+  const f1s = Array.from({ length: C }, (_, c) => (tp[c] === 0 ? 0 : (2 * tp[c]) / (2 * tp[c] + fp[c] + fn[c])));
+  const macroF1 = f1s.reduce((a, b) => a + b, 0) / C;
+  return { accuracy: correct / n, f1: C === 2 ? f1s[1] : macroF1, macroF1 };
+}
+
+export function argmaxRows(logits: ArrayLike<number>, rows: number, C: number): Int32Array {
+  const out = new Int32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let best = 0;
+    for (let c = 1; c < C; c++) if (logits[r * C + c] > logits[r * C + best]) best = c;
+    out[r] = best;
+  }
+  return out;
+}
+
+// ---- model ----------------------------------------------------------------------------------
+
+export interface RNNClassifierOptions {
+  vocabSize: number;
+  numClasses: number;
+  embeddingDim: number;
+  hiddenSize: number;
+  numLayers: number;
+  cell: CellKind;
+  bidirectional: boolean;
+  pooling: Pooling;
+  /** Dropout on the pooled features (and between stacked layers), in training. */
+  dropout: number;
+  padId: number;
+  rng: Rng;
+}
+
+export class RNNClassifier extends Module {
+  readonly embedding: Embedding;
+  readonly rnn: RecurrentBase;
+  readonly head: Linear;
+  readonly drop: Dropout;
+
+  constructor(readonly opts: RNNClassifierOptions) {
+    super();
+    const { rng } = opts;
+    this.embedding = this.registerModule('embedding', new Embedding(opts.vocabSize, opts.embeddingDim, { paddingIdx: opts.padId, rng }));
+    this.rnn = this.registerModule('rnn', makeRecurrent(opts.cell, { inputSize: opts.embeddingDim, hiddenSize: opts.hiddenSize, numLayers: opts.numLayers, bidirectional: opts.bidirectional, dropout: opts.dropout, rng }));
+    const D = opts.bidirectional ? 2 : 1;
+    this.head = this.registerModule('head', new Linear(D * opts.hiddenSize, opts.numClasses, { rng }));
+    this.drop = this.registerModule('drop', new Dropout(opts.dropout, rng));
+  }
+
+  /** ids: [T, B] time-major, lengths: [B] (each ≥ 1). Returns logits [B, C]. */
+  forward(ids: ArrayLike<number>, lengths: ArrayLike<number>, T: number, B: number): Tensor {
+    if (ids.length !== T * B) throw new RangeError(`RNNClassifier: ${ids.length} ids do not fill [T = ${T}, B = ${B}]`);
+    for (let b = 0; b < B; b++) if (!(lengths[b] >= 1)) throw new RangeError(`RNNClassifier: sample ${b} is empty (length ${lengths[b]}); every input needs at least one token`);
+    const x = this.embedding.forward(ids, [T, B]);
+    const r = this.rnn.forward(x, { lengths });
+    const H = this.opts.hiddenSize;
+    const D = this.opts.bidirectional ? 2 : 1;
+    let feat: Tensor;
+    if (this.opts.pooling === 'last') {
+      const L = this.opts.numLayers;
+      const top = L === 1 ? r.h : slice(r.h, 0, (L - 1) * D, D); // [D, B, H]
+      feat = D === 1 ? reshape(top, [B, H]) : reshape(permute(top, [1, 0, 2]), [B, D * H]);
+    } else {
+      const inv = new Float64Array(B);
+      for (let b = 0; b < B; b++) inv[b] = 1 / lengths[b];
+      feat = mul(sum(r.output, 0), tensor(inv, [B, 1], { dtype: r.output.dtype, backend: r.output.backend })); // [B, D·H]
+    }
+    return this.head.forward(this.drop.forward(feat));
+  }
+}
+
+// ---- task -------------------------------------------------------------------------------------
+
+export interface SeqBatch {
+  /** [T, B] time-major */
+  ids: Int32Array;
+  lengths: Int32Array;
+  T: number;
+  B: number;
+  /** [B] class indices */
+  labels: Int32Array;
+}
+
+/** What `describe().config` holds (JSON); with the vocabulary it rebuilds the task. */
+export interface ClassifierConfig {
+  task: string;
+  arch: 'rnn-classifier';
+  tokenizer: TokenizerJSON;
+  labels: string[];
+  cell: CellKind;
+  embeddingDim: number;
+  hiddenSize: number;
+  numLayers: number;
+  bidirectional: boolean;
+  pooling: Pooling;
+  dropout: number;
+  /** Longest input in tokens; longer inputs are cut per `truncate`, or rejected when it is false. */
+  maxLen: number;
+  truncate: TruncateMode;
+}
+
+export interface EncodedExample {
+  ids: Int32Array;
+  label: number;
+}
+
+export class ClassificationTask implements Task<SeqBatch> {
+  readonly name: string;
+  readonly model: RNNClassifier;
+  readonly higherIsBetter = true;
+  readonly tokenizer: Tokenizer;
+
+  constructor(readonly config: ClassifierConfig, readonly vocab: Vocab, seed = 0) {
+    this.name = config.task;
+    this.tokenizer = tokenizerFromJSON(config.tokenizer);
+    const padId = vocab.requireSpecial('pad', 'the classifier');
+    vocab.requireSpecial('unk', 'the classifier');
+    this.model = new RNNClassifier({
+      vocabSize: vocab.size,
+      numClasses: config.labels.length,
+      embeddingDim: config.embeddingDim,
+      hiddenSize: config.hiddenSize,
+      numLayers: config.numLayers,
+      cell: config.cell,
+      bidirectional: config.bidirectional,
+      pooling: config.pooling,
+      dropout: config.dropout,
+      padId,
+      rng: new Rng(seed),
+    });
+  }
+
+  /** Text → ids (unknown tokens → unk), cut to maxLen per the config's truncate mode. */
+  encode(text: string, what = 'input'): Int32Array {
+    const ids = this.vocab.encode(this.tokenizer.tokenize(text));
+    if (ids.length === 0) throw new RangeError(`${this.name}: ${what} has no tokens (an empty text cannot be classified)`);
+    return fitLength(ids, this.config.maxLen, this.config.truncate, `${this.name}: ${what}`);
+  }
+
+  collate(examples: EncodedExample[]): SeqBatch {
+    const p = padSequences(examples.map((e) => e.ids), { padId: this.vocab.padId!, maxLen: this.config.maxLen });
+    return { ...p, labels: Int32Array.from(examples, (e) => e.label) };
+  }
+
+  /** A training (shuffled per epoch, bucketed by length) or evaluation (fixed order) source. */
+  source(examples: EncodedExample[], batchSize: number, seed: number, shuffle: boolean): BatchSource<SeqBatch> {
+    return new ExampleSource(examples, { batchSize, seed, shuffle, lengthOf: (e) => e.ids.length, collate: (es) => this.collate(es) });
+  }
+
+  step(batch: SeqBatch): StepResult {
+    const logits = this.model.forward(batch.ids, batch.lengths, batch.T, batch.B);
+    return { loss: crossEntropy(logits, batch.labels), count: batch.B };
+  }
+
+  evaluate(data: BatchSource<SeqBatch>): Record<string, number> {
+    const C = this.config.labels.length;
+    const preds: number[] = [];
+    const gold: number[] = [];
+    let lossSum = 0;
+    withEval(this.model, () => {
+      for (let i = 0; i < data.numBatches; i++) {
+        const b = data.get(0, i);
+        const logits = this.model.forward(b.ids, b.lengths, b.T, b.B);
+        lossSum += crossEntropy(logits, b.labels, { reduction: 'sum' }).item();
+        preds.push(...argmaxRows(logits.toArray(), b.B, C));
+        gold.push(...b.labels);
+      }
+    });
+    const m = classificationMetrics(preds, gold, C);
+    return { accuracy: m.accuracy, f1: m.f1, macroF1: m.macroF1, loss: lossSum / gold.length };
+  }
+
+  describe(): { config: ClassifierConfig; vocab: VocabJSON } {
+    return { config: { ...this.config }, vocab: this.vocab.toJSON() };
+  }
+
+  /** The predicted label for each text. */
+  predict(texts: readonly string[], batchSize = 64): string[] {
+    const enc = texts.map((t, i) => this.encode(t, `input ${i}`));
+    const out: string[] = [];
+    withEval(this.model, () => {
+      for (let s = 0; s < enc.length; s += batchSize) {
+        const chunk = enc.slice(s, s + batchSize);
+        const p = padSequences(chunk, { padId: this.vocab.padId!, maxLen: this.config.maxLen });
+        const logits = this.model.forward(p.ids, p.lengths, p.T, p.B);
+        for (const k of argmaxRows(logits.toArray(), p.B, this.config.labels.length)) out.push(this.config.labels[k]);
+      }
+    });
+    return out;
+  }
+}
+
+/** Run fn in eval mode without gradient recording, restoring the mode after. */
+export function withEval<T>(model: Module, fn: () => T): T {
+  const was = model.training;
+  model.eval();
+  try {
+    return noGrad(fn);
+  } finally {
+    model.train(was);
+  }
+}
+
+// ---- config validation and loading ------------------------------------------------------------
+
+const CLASSIFIER_KEYS = ['task', 'arch', 'tokenizer', 'labels', 'cell', 'embeddingDim', 'hiddenSize', 'numLayers', 'bidirectional', 'pooling', 'dropout', 'maxLen', 'truncate'];
+
+/** Check an object read from a model file is a ClassifierConfig. */
+export function checkClassifierConfig(c: unknown, where = 'classifier config'): ClassifierConfig {
+  const o = checkConfigObject(c, where, CLASSIFIER_KEYS);
+  if (o.arch !== 'rnn-classifier') throw new TaskConfigError(`${where}: arch must be 'rnn-classifier', got ${JSON.stringify(o.arch)}`);
+  if (typeof o.task !== 'string') throw new TaskConfigError(`${where}: 'task' must be a string`);
+  if (!Array.isArray(o.labels) || o.labels.length < 2 || !o.labels.every((l) => typeof l === 'string')) throw new TaskConfigError(`${where}: 'labels' must list at least two class names`);
+  if (!['lstm', 'gru', 'rnn'].includes(o.cell as string)) throw new TaskConfigError(`${where}: 'cell' must be lstm, gru or rnn, got ${JSON.stringify(o.cell)}`);
+  if (!['last', 'mean'].includes(o.pooling as string)) throw new TaskConfigError(`${where}: 'pooling' must be last or mean, got ${JSON.stringify(o.pooling)}`);
+  for (const k of ['embeddingDim', 'hiddenSize', 'numLayers', 'maxLen']) checkPosInt(where, k, o[k]);
+  if (typeof o.bidirectional !== 'boolean') throw new TaskConfigError(`${where}: 'bidirectional' must be a boolean`);
+  if (!(typeof o.dropout === 'number' && o.dropout >= 0 && o.dropout < 1)) throw new TaskConfigError(`${where}: 'dropout' must be in [0, 1)`);
+  if (!(o.truncate === false || o.truncate === 'end' || o.truncate === 'start')) throw new TaskConfigError(`${where}: 'truncate' must be false, 'end' or 'start'`);
+  tokenizerFromJSON(o.tokenizer);
+  return o as unknown as ClassifierConfig;
+}
+
+export function checkConfigObject(c: unknown, where: string, keys: readonly string[]): Record<string, unknown> {
+  if (c === null || c === undefined) throw new TaskConfigError(`${where}: missing (the model file has no recur.config metadata)`);
+  if (typeof c !== 'object' || Array.isArray(c)) throw new TaskConfigError(`${where}: expected an object, got ${JSON.stringify(c)}`);
+  const o = c as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!keys.includes(k)) throw new TaskConfigError(`${where}: unknown field '${k}' (known: ${keys.join(', ')})`);
+  for (const k of keys) if (!(k in o)) throw new TaskConfigError(`${where}: missing field '${k}'`);
+  return o;
+}
+
+export function checkPosInt(where: string, k: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new TaskConfigError(`${where}: '${k}' must be a positive integer, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** Load the weights of a model file into a freshly built model, checking names and shapes. */
+export function loadWeights(model: Module, file: ReturnType<typeof loadModelFile>, path: string): void {
+  const problems: string[] = [];
+  for (const [name, p] of model.namedParameters()) {
+    const t = file.tensors[name];
+    if (!t) problems.push(`missing tensor '${name}'`);
+    else if (t.shape.length !== p.ndim || t.shape.some((s, i) => s !== p.shape[i])) problems.push(`'${name}' has shape ${shapeStr(t.shape)}, the config implies ${shapeStr(p.shape)}`);
+  }
+  if (problems.length) throw new TaskConfigError(`${path}: the tensors do not match the config: ${problems.join('; ')}`);
+  model.loadStateDict(asStateDict(file));
+}
+
+/** Rebuild a ClassificationTask from a model file written with its describe(). */
+export function loadClassifier(path: string): ClassificationTask {
+  const file = loadModelFile(path);
+  const config = checkClassifierConfig(file.config, `${path}: config`);
+  const vocab = Vocab.fromJSON(file.vocab);
+  const task = new ClassificationTask(config, vocab);
+  loadWeights(task.model, file, path);
+  return task;
+}
+
+// ---- building from data --------------------------------------------------------------------------
+
+export interface ClassifierBuildOptions {
+  tokenizer: 'char' | 'word';
+  lowercase: boolean;
+  /** Vocabulary: tokens seen fewer times in training become unk. */
+  minCount: number;
+  /** Vocabulary size cap (specials included). */
+  maxVocab: number;
+  cell: CellKind;
+  embeddingDim: number;
+  hiddenSize: number;
+  numLayers: number;
+  bidirectional: boolean;
+  pooling: Pooling;
+  dropout: number;
+  maxLen: number;
+  truncate: TruncateMode;
+  batchSize: number;
+  seed: number;
+}
+
+export interface LabeledSplits {
+  train: { text: string; label: number }[];
+  val: { text: string; label: number }[];
+  test?: { text: string; label: number }[];
+}
+
+/**
+ * A classification task and its sources from labelled texts. The vocabulary is built from the
+ * TRAINING texts only (pad and unk specials), so held-out tokens never leak into it.
+ */
+export function buildClassifier(name: string, labels: readonly string[], o: ClassifierBuildOptions, data: LabeledSplits): { task: ClassificationTask; train: BatchSource<SeqBatch>; val: BatchSource<SeqBatch>; test?: BatchSource<SeqBatch> } {
+  const tok = tokenizerFromJSON(o.tokenizer === 'word' ? { type: 'word', lowercase: o.lowercase, maxTokenChars: 20 } : { type: 'char', lowercase: o.lowercase });
+  const trainTokens = data.train.map((e) => tok.tokenize(e.text));
+  const vocab = Vocab.build(trainTokens, { minCount: o.minCount, maxSize: o.maxVocab, specials: { pad: true, unk: true, bos: false, eos: false } });
+  const config: ClassifierConfig = {
+    task: name,
+    arch: 'rnn-classifier',
+    tokenizer: tok.toJSON(),
+    labels: [...labels],
+    cell: o.cell,
+    embeddingDim: o.embeddingDim,
+    hiddenSize: o.hiddenSize,
+    numLayers: o.numLayers,
+    bidirectional: o.bidirectional,
+    pooling: o.pooling,
+    dropout: o.dropout,
+    maxLen: o.maxLen,
+    truncate: o.truncate,
+  };
+  checkClassifierConfig(config);
+  const task = new ClassificationTask(config, vocab, o.seed);
+  for (const [split, list] of Object.entries(data)) {
+    for (const e of list ?? []) {
+      if (!(Number.isInteger(e.label) && e.label >= 0 && e.label < labels.length)) throw new RangeError(`${name}: a ${split} example has label ${e.label}, outside [0, ${labels.length})`);
+    }
+  }
+  const enc = (list: { text: string; label: number }[], split: string): EncodedExample[] => list.map((e, i) => ({ ids: task.encode(e.text, `${split} example ${i}`), label: e.label }));
+  const train = task.source(enc(data.train, 'train'), o.batchSize, o.seed, true);
+  const val = task.source(enc(data.val, 'val'), o.batchSize, o.seed, false);
+  const test = data.test && data.test.length ? task.source(enc(data.test, 'test'), o.batchSize, o.seed, false) : undefined;
+  return { task, train, val, test };
+}

@@ -1,0 +1,189 @@
+/**
+ * One-to-one: a feed-forward baseline through the same Task API as the recurrent models.
+ *
+ *   text → features (bag of characters ⊕ first character ⊕ last character) → Linear(F, H) → ReLU
+ *        → Dropout → Linear(H, C)
+ *
+ * Features, for a character vocabulary of size V (F = 3V): the count of each character divided by
+ * the text's length, then a one-hot of the first and one of the last character. No order beyond
+ * the two ends is seen — that is the point of the baseline: what a recurrent model gains over it
+ * is what order buys. Unknown characters at inference count as the vocabulary's unk token.
+ *
+ * PyTorch equivalent (same parameter names):
+ *   self.hidden = nn.Linear(F, H); self.head = nn.Linear(H, C)
+ */
+import { Tensor, tensor } from '../tensor/tensor.ts';
+import { Rng } from '../tensor/rng.ts';
+import { relu } from '../autograd/ops/elementwise.ts';
+import { crossEntropy } from '../autograd/ops/nn.ts';
+import { Module } from '../nn/module.ts';
+import { Dropout, Linear } from '../nn/layers.ts';
+import type { BatchSource, StepResult, Task } from '../train/task.ts';
+import { loadModelFile } from '../io/model.ts';
+import { Vocab, type VocabJSON } from '../data/vocab.ts';
+import { CharTokenizer } from '../data/tokenize.ts';
+import { ExampleSource } from '../data/batch.ts';
+import { argmaxRows, checkConfigObject, checkPosInt, classificationMetrics, loadWeights, TaskConfigError, withEval, type LabeledSplits } from './classifier.ts';
+
+export class MLPClassifier extends Module {
+  readonly hidden: Linear;
+  readonly head: Linear;
+  readonly drop: Dropout;
+
+  constructor(readonly inFeatures: number, readonly hiddenSize: number, readonly numClasses: number, dropout: number, rng: Rng) {
+    super();
+    this.hidden = this.registerModule('hidden', new Linear(inFeatures, hiddenSize, { rng }));
+    this.drop = this.registerModule('drop', new Dropout(dropout, rng));
+    this.head = this.registerModule('head', new Linear(hiddenSize, numClasses, { rng }));
+  }
+
+  /** x: [B, F] → logits [B, C] */
+  forward(x: Tensor): Tensor {
+    return this.head.forward(this.drop.forward(relu(this.hidden.forward(x))));
+  }
+}
+
+export interface FeedForwardConfig {
+  task: string;
+  arch: 'bag-of-chars-mlp';
+  labels: string[];
+  lowercase: boolean;
+  hiddenSize: number;
+  dropout: number;
+}
+
+export interface FeatureBatch {
+  /** [B, F] */
+  x: Float32Array;
+  B: number;
+  labels: Int32Array;
+}
+
+interface FeatureExample {
+  x: Float32Array;
+  label: number;
+}
+
+export class FeedForwardTask implements Task<FeatureBatch> {
+  readonly name: string;
+  readonly model: MLPClassifier;
+  readonly higherIsBetter = true;
+  readonly tokenizer: CharTokenizer;
+  readonly numFeatures: number;
+
+  constructor(readonly config: FeedForwardConfig, readonly vocab: Vocab, seed = 0) {
+    this.name = config.task;
+    vocab.requireSpecial('unk', 'the feed-forward classifier');
+    this.tokenizer = new CharTokenizer({ lowercase: config.lowercase });
+    this.numFeatures = 3 * vocab.size;
+    this.model = new MLPClassifier(this.numFeatures, config.hiddenSize, config.labels.length, config.dropout, new Rng(seed));
+  }
+
+  /** The feature vector of one text (see the file comment). */
+  features(text: string, what = 'input'): Float32Array {
+    const ids = this.vocab.encode(this.tokenizer.tokenize(text));
+    if (ids.length === 0) throw new RangeError(`${this.name}: ${what} is empty`);
+    const V = this.vocab.size;
+    const x = new Float32Array(3 * V);
+    for (const i of ids) x[i] += 1 / ids.length;
+    x[V + ids[0]] = 1;
+    x[2 * V + ids[ids.length - 1]] = 1;
+    return x;
+  }
+
+  private stack(xs: Float32Array[]): Float32Array {
+    const F = this.numFeatures;
+    const out = new Float32Array(xs.length * F);
+    xs.forEach((x, b) => out.set(x, b * F));
+    return out;
+  }
+
+  source(examples: FeatureExample[], batchSize: number, seed: number, shuffle: boolean): BatchSource<FeatureBatch> {
+    return new ExampleSource(examples, { batchSize, seed, shuffle, collate: (es) => ({ x: this.stack(es.map((e) => e.x)), B: es.length, labels: Int32Array.from(es, (e) => e.label) }) });
+  }
+
+  private logits(b: { x: Float32Array; B: number }): Tensor {
+    const p = this.model.hidden.weight;
+    return this.model.forward(tensor(b.x, [b.B, this.numFeatures], { dtype: p.dtype, backend: p.backend }));
+  }
+
+  step(batch: FeatureBatch): StepResult {
+    return { loss: crossEntropy(this.logits(batch), batch.labels), count: batch.B };
+  }
+
+  evaluate(data: BatchSource<FeatureBatch>): Record<string, number> {
+    const C = this.config.labels.length;
+    const preds: number[] = [];
+    const gold: number[] = [];
+    let lossSum = 0;
+    withEval(this.model, () => {
+      for (let i = 0; i < data.numBatches; i++) {
+        const b = data.get(0, i);
+        const logits = this.logits(b);
+        lossSum += crossEntropy(logits, b.labels, { reduction: 'sum' }).item();
+        preds.push(...argmaxRows(logits.toArray(), b.B, C));
+        gold.push(...b.labels);
+      }
+    });
+    const m = classificationMetrics(preds, gold, C);
+    return { accuracy: m.accuracy, f1: m.f1, macroF1: m.macroF1, loss: lossSum / gold.length };
+  }
+
+  describe(): { config: FeedForwardConfig; vocab: VocabJSON } {
+    return { config: { ...this.config }, vocab: this.vocab.toJSON() };
+  }
+
+  predict(texts: readonly string[]): string[] {
+    const xs = texts.map((t, i) => this.features(t, `input ${i}`));
+    if (xs.length === 0) return [];
+    return withEval(this.model, () => {
+      const logits = this.logits({ x: this.stack(xs), B: xs.length });
+      return [...argmaxRows(logits.toArray(), xs.length, this.config.labels.length)].map((k) => this.config.labels[k]);
+    });
+  }
+}
+
+const FF_KEYS = ['task', 'arch', 'labels', 'lowercase', 'hiddenSize', 'dropout'];
+
+export function checkFeedForwardConfig(c: unknown, where = 'feed-forward config'): FeedForwardConfig {
+  const o = checkConfigObject(c, where, FF_KEYS);
+  if (o.arch !== 'bag-of-chars-mlp') throw new TaskConfigError(`${where}: arch must be 'bag-of-chars-mlp', got ${JSON.stringify(o.arch)}`);
+  if (typeof o.task !== 'string') throw new TaskConfigError(`${where}: 'task' must be a string`);
+  if (!Array.isArray(o.labels) || o.labels.length < 2 || !o.labels.every((l) => typeof l === 'string')) throw new TaskConfigError(`${where}: 'labels' must list at least two class names`);
+  if (typeof o.lowercase !== 'boolean') throw new TaskConfigError(`${where}: 'lowercase' must be a boolean`);
+  checkPosInt(where, 'hiddenSize', o.hiddenSize);
+  if (!(typeof o.dropout === 'number' && o.dropout >= 0 && o.dropout < 1)) throw new TaskConfigError(`${where}: 'dropout' must be in [0, 1)`);
+  return o as unknown as FeedForwardConfig;
+}
+
+export interface FeedForwardBuildOptions {
+  lowercase: boolean;
+  hiddenSize: number;
+  dropout: number;
+  batchSize: number;
+  seed: number;
+}
+
+/** Task + sources from labelled texts; the character vocabulary (pad, unk) comes from training texts. */
+export function buildFeedForward(name: string, labels: readonly string[], o: FeedForwardBuildOptions, data: LabeledSplits): { task: FeedForwardTask; train: BatchSource<FeatureBatch>; val: BatchSource<FeatureBatch>; test?: BatchSource<FeatureBatch> } {
+  const tok = new CharTokenizer({ lowercase: o.lowercase });
+  const vocab = Vocab.build(data.train.map((e) => tok.tokenize(e.text)), { specials: { pad: true, unk: true, bos: false, eos: false } });
+  const config: FeedForwardConfig = { task: name, arch: 'bag-of-chars-mlp', labels: [...labels], lowercase: o.lowercase, hiddenSize: o.hiddenSize, dropout: o.dropout };
+  checkFeedForwardConfig(config);
+  const task = new FeedForwardTask(config, vocab, o.seed);
+  const enc = (list: { text: string; label: number }[], split: string): FeatureExample[] => list.map((e, i) => ({ x: task.features(e.text, `${split} example ${i}`), label: e.label }));
+  return {
+    task,
+    train: task.source(enc(data.train, 'train'), o.batchSize, o.seed, true),
+    val: task.source(enc(data.val, 'val'), o.batchSize, o.seed, false),
+    test: data.test && data.test.length ? task.source(enc(data.test, 'test'), o.batchSize, o.seed, false) : undefined,
+  };
+}
+
+export function loadFeedForward(path: string): FeedForwardTask {
+  const file = loadModelFile(path);
+  const config = checkFeedForwardConfig(file.config, `${path}: config`);
+  const task = new FeedForwardTask(config, Vocab.fromJSON(file.vocab));
+  loadWeights(task.model, file, path);
+  return task;
+}

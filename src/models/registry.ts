@@ -1,0 +1,455 @@
+/**
+ * The task registry: every end-to-end task by name, with its documented defaults, a builder that
+ * returns the task and its data, a loader that rebuilds it from a model file, and a predictor.
+ * The CLI (`recur train TASK`, `recur predict …`) goes through this file only.
+ *
+ *   const spec = getTaskSpec('classify-spam');
+ *   const { task, train, val, test, trainOptions } = spec.build({ epochs: 2 });
+ *   await new Trainer(task, trainOptions).fit(train, val);
+ *   saveTask(task, 'spam.safetensors');
+ *   const { task: loaded } = spec.load('spam.safetensors');
+ *   spec.predict(loaded, ['Subject: cheap meds\n\nBuy now!']);   // → ['spam']
+ *
+ * Options are validated before anything is built: an unknown key is an error listing the known
+ * ones; a value of the wrong type or outside its range is an error naming the key and the expected
+ * form. Numbers and booleans may also be given as strings ("64", "true"), as a command line does.
+ *
+ * Built-in tasks (one per topology and more; the defaults train in a few minutes on two cores with
+ * the plain-TypeScript backend):
+ *   classify-spam   many-to-one   SpamAssassin e-mail → ham/spam (word GRU, mean pooling)
+ *   classify-names  many-to-one   first name → female/male (character biGRU)
+ *   feedforward     one-to-one    first name → female/male (bag-of-characters MLP baseline)
+ *   namegen         one-to-many   female/male → a generated first name (conditional char GRU)
+ *   charlm          many-to-many  Moby-Dick character LM (bits per character)
+ *   forecast        many-to-many  sensor-network humidity/temperature, next-step regression
+ *
+ * Model files: the config a task's describe() returns carries `task: NAME` (the charlm config is
+ * CharLM's own, recognised by `arch: 'charlm'`); `taskNameOf(config)` maps a config back to its
+ * task, so a saved model can be reloaded without naming the task.
+ */
+import type { BatchSource, Task } from '../train/task.ts';
+import { saveModel } from '../io/model.ts';
+import { DataError, loadJSONL, loadNumericCSV, loadText } from '../data/loaders.ts';
+import { emailToTextIfRaw, firstNames, GENDER_LABELS, mobyDick, sensorNetwork, SPAM_LABELS, SPAM_SPLIT_SEED, spamAssassin, splitBySeed, splitSeries } from '../data/datasets.ts';
+import { buildClassifier, ClassificationTask, loadClassifier, type LabeledSplits } from './classifier.ts';
+import { buildFeedForward, FeedForwardTask, loadFeedForward } from './feedforward.ts';
+import { buildNameGen, loadNameGen, NameGenTask } from './namegen.ts';
+import { buildLM, loadLM, LMTask } from './lm.ts';
+import { buildForecast, ForecastTask, loadForecast } from './forecaster.ts';
+
+export type Topology = 'one-to-one' | 'one-to-many' | 'many-to-one' | 'many-to-many';
+
+/** Recommended Trainer options (pass straight to `new Trainer(task, trainOptions)`). */
+export interface TrainDefaults {
+  optimizer: 'adam';
+  lr: number;
+  epochs: number;
+  clipNorm: number;
+  seed: number;
+}
+
+export interface BuiltTask {
+  task: Task<any>;
+  train: BatchSource<any>;
+  val: BatchSource<any>;
+  test?: BatchSource<any>;
+  trainOptions: TrainDefaults;
+}
+
+export interface TaskSpec {
+  name: string;
+  description: string;
+  topology: Topology;
+  /** Every option with its default value (training options included: epochs, lr, clipNorm, batchSize, seed). */
+  defaults: Record<string, unknown>;
+  /** One line of documentation per option (same keys as defaults). */
+  optionHelp?: Record<string, string>;
+  /** Validate options, load the data, build the task. */
+  build(options?: Record<string, unknown>): BuiltTask;
+  /** Rebuild a trained task from a model file. */
+  load(modelPath: string): { task: Task<any> };
+  /** Run a (loaded or trained) task on raw inputs. */
+  predict(task: Task<any>, inputs: string[]): string[];
+}
+
+export class TaskRegistryError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TaskRegistryError';
+  }
+}
+
+// ---- the registry --------------------------------------------------------------------------------
+
+const specs = new Map<string, TaskSpec>();
+let builtinsRegistered = false;
+
+function ensureBuiltins(): void {
+  if (builtinsRegistered) return;
+  builtinsRegistered = true;
+  for (const s of BUILTIN_SPECS) if (!specs.has(s.name)) specs.set(s.name, s);
+}
+
+/** Add a task. A name already taken is an error unless `replace` is set. */
+export function registerTask(spec: TaskSpec, opts: { replace?: boolean } = {}): void {
+  ensureBuiltins();
+  if (spec === null || typeof spec !== 'object') throw new TaskRegistryError('registerTask: expected a spec object {name, description, topology, defaults, build, load, predict}');
+  if (typeof spec.name !== 'string' || !/^[a-z0-9][a-z0-9._-]*$/i.test(spec.name)) throw new TaskRegistryError(`registerTask: 'name' must be a word like 'classify-spam', got ${JSON.stringify(spec.name)}`);
+  for (const k of ['build', 'load', 'predict'] as const) if (typeof spec[k] !== 'function') throw new TaskRegistryError(`registerTask: task '${spec.name}' needs a function '${k}'`);
+  if (!['one-to-one', 'one-to-many', 'many-to-one', 'many-to-many'].includes(spec.topology)) throw new TaskRegistryError(`registerTask: task '${spec.name}' has topology ${JSON.stringify(spec.topology)} (expected one-to-one, one-to-many, many-to-one or many-to-many)`);
+  if (spec.defaults === null || typeof spec.defaults !== 'object') throw new TaskRegistryError(`registerTask: task '${spec.name}' needs a defaults object`);
+  if (specs.has(spec.name) && !opts.replace) throw new TaskRegistryError(`registerTask: a task named '${spec.name}' is already registered (pass {replace: true} to replace it)`);
+  specs.set(spec.name, spec);
+}
+
+/** The spec of a task; an unknown name is an error listing the known ones. */
+export function getTaskSpec(name: string): TaskSpec {
+  ensureBuiltins();
+  const s = specs.get(name);
+  if (!s) throw new TaskRegistryError(`unknown task ${JSON.stringify(name)} (known tasks: ${[...specs.keys()].join(', ')})`);
+  return s;
+}
+
+/** Every registered task, built-ins first, in registration order. */
+export function listTasks(): TaskSpec[] {
+  ensureBuiltins();
+  return [...specs.values()];
+}
+
+/** The task name a model file's config belongs to (`config.task`, or 'charlm' for a CharLM config), or null. */
+export function taskNameOf(config: unknown): string | null {
+  if (config === null || typeof config !== 'object') return null;
+  const c = config as Record<string, unknown>;
+  if (typeof c.task === 'string') return c.task;
+  if (c.arch === 'charlm') return 'charlm';
+  return null;
+}
+
+/** Save a task's model with its describe() (config + vocabulary) as a model file. */
+export function saveTask(task: Task<any>, path: string): void {
+  const d = task.describe();
+  saveModel(path, task.model, { config: d.config, vocab: d.vocab, metadata: { 'recur.task': taskNameOf(d.config) ?? task.name } });
+}
+
+// ---- options --------------------------------------------------------------------------------------
+
+interface OptionDef {
+  default: number | boolean | string;
+  help: string;
+  /** int / number with optional bounds; string with optional choices. */
+  type: 'int' | 'number' | 'boolean' | 'string';
+  min?: number;
+  max?: number;
+  /** The upper bound itself is not allowed. */
+  maxOpen?: boolean;
+  choices?: readonly string[];
+}
+
+type Schema = Record<string, OptionDef>;
+
+const int = (d: number, help: string, min = 1, max?: number): OptionDef => ({ default: d, help, type: 'int', min, max });
+const num = (d: number, help: string, min = 0, max?: number, maxOpen = false): OptionDef => ({ default: d, help, type: 'number', min, max, maxOpen });
+const bool = (d: boolean, help: string): OptionDef => ({ default: d, help, type: 'boolean' });
+const str = (d: string, help: string, choices?: readonly string[]): OptionDef => ({ default: d, help, type: 'string', choices });
+
+function coerce(task: string, key: string, def: OptionDef, v: unknown): number | boolean | string {
+  const bad = (expected: string): never => {
+    throw new TaskRegistryError(`${task}: option '${key}' must be ${expected}, got ${JSON.stringify(v)}`);
+  };
+  if (def.type === 'boolean') {
+    if (typeof v === 'boolean') return v;
+    if (v === 'true') return true;
+    if (v === 'false') return false;
+    return bad('true or false');
+  }
+  if (def.type === 'string') {
+    if (typeof v !== 'string') return bad(def.choices ? `one of ${def.choices.join(', ')}` : 'a string');
+    if (def.choices && !def.choices.includes(v)) return bad(`one of ${def.choices.join(', ')}`);
+    return v;
+  }
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+  const range = `${def.min !== undefined ? ` ≥ ${def.min}` : ''}${def.max !== undefined ? `${def.min !== undefined ? ' and' : ''} ${def.maxOpen ? '<' : '≤'} ${def.max}` : ''}`;
+  const expected = `${def.type === 'int' ? 'an integer' : 'a number'}${range}`;
+  if (!Number.isFinite(n)) return bad(expected);
+  if (def.type === 'int' && !Number.isInteger(n)) return bad(expected);
+  if (def.min !== undefined && n < def.min) return bad(expected);
+  if (def.max !== undefined && (def.maxOpen ? n >= def.max : n > def.max)) return bad(expected);
+  return n;
+}
+
+/** Defaults merged with validated options (see the file comment for the rules). */
+export function resolveOptions(task: string, schema: Schema, options: Record<string, unknown> | undefined): Record<string, number | boolean | string> {
+  if (options !== undefined && (options === null || typeof options !== 'object' || Array.isArray(options))) throw new TaskRegistryError(`${task}: options must be an object`);
+  const out: Record<string, number | boolean | string> = {};
+  for (const [k, d] of Object.entries(schema)) out[k] = d.default;
+  for (const [k, v] of Object.entries(options ?? {})) {
+    const def = schema[k];
+    if (!def) throw new TaskRegistryError(`${task}: unknown option '${k}' (known: ${Object.keys(schema).join(', ')})`);
+    if (v === undefined) continue;
+    out[k] = coerce(task, k, def, v);
+  }
+  return out;
+}
+
+const TRAIN_SCHEMA = (epochs: number, lr: number, clipNorm: number, batchSize: number): Schema => ({
+  epochs: int(epochs, 'passes over the training data (an epoch of a sampled source is stepsPerEpoch batches)'),
+  lr: num(lr, 'Adam learning rate', 0),
+  clipNorm: num(clipNorm, 'clip the global gradient norm to this', 0),
+  batchSize: int(batchSize, 'examples (or windows) per batch'),
+  seed: int(1, 'seed of initialisation, dropout and batch order (the data split has its own fixed seed)', 0),
+});
+
+function trainDefaults(o: Record<string, number | boolean | string>): TrainDefaults {
+  return { optimizer: 'adam', lr: o.lr as number, epochs: o.epochs as number, clipNorm: o.clipNorm as number, seed: o.seed as number };
+}
+
+function makeSpec(base: { name: string; description: string; topology: Topology; schema: Schema; build: (o: Record<string, number | boolean | string>) => Omit<BuiltTask, 'trainOptions'>; load: TaskSpec['load']; predict: TaskSpec['predict'] }): TaskSpec {
+  const defaults = Object.fromEntries(Object.entries(base.schema).map(([k, d]) => [k, d.default]));
+  const optionHelp = Object.fromEntries(Object.entries(base.schema).map(([k, d]) => [k, d.help]));
+  return {
+    name: base.name,
+    description: base.description,
+    topology: base.topology,
+    defaults,
+    optionHelp,
+    build(options) {
+      const o = resolveOptions(base.name, base.schema, options);
+      return { ...base.build(o), trainOptions: trainDefaults(o) };
+    },
+    load: base.load,
+    predict: base.predict,
+  };
+}
+
+function expectTask<T>(name: string, task: Task<any>, cls: abstract new (...a: never[]) => T): T {
+  if (!(task instanceof cls)) throw new TaskRegistryError(`${name}: predict needs a task built or loaded by '${name}', got task '${task?.name ?? String(task)}'`);
+  return task;
+}
+
+function checkInputs(name: string, inputs: unknown): string[] {
+  if (!Array.isArray(inputs) || !inputs.every((s) => typeof s === 'string')) throw new TaskRegistryError(`${name}: predict inputs must be an array of strings`);
+  return inputs;
+}
+
+// ---- built-in tasks ------------------------------------------------------------------------------
+
+const RNN_CELLS = ['lstm', 'gru', 'rnn'] as const;
+
+const SPAM_SCHEMA: Schema = {
+  data: str('', "a JSONL file of {\"input\": text, \"target\": label} pairs to use instead of SpamAssassin (same seeded 80/10/10 split)"),
+  tokenizer: str('word', 'word or char tokens', ['word', 'char']),
+  lowercase: bool(true, 'lower-case the text first'),
+  minCount: int(2, 'tokens seen fewer times in training become <unk>'),
+  maxVocab: int(20000, 'vocabulary size cap (specials included)', 3),
+  cell: str('gru', 'recurrent cell', RNN_CELLS),
+  embeddingDim: int(64, 'token embedding size'),
+  hiddenSize: int(32, 'recurrent state size'),
+  numLayers: int(1, 'stacked recurrent layers'),
+  bidirectional: bool(false, 'read the text in both directions'),
+  pooling: str('mean', "'mean' over real steps or the 'last' state", ['mean', 'last']),
+  dropout: num(0.2, 'dropout on the pooled features (and between layers)', 0, 1, true),
+  maxLen: int(128, 'longest input in tokens'),
+  truncate: str('end', "longer inputs: 'end' keeps the first maxLen tokens, 'start' the last, 'none' is an error", ['end', 'start', 'none']),
+  ...TRAIN_SCHEMA(3, 0.005, 1, 32),
+};
+
+function classifierOptions(o: Record<string, number | boolean | string>) {
+  return {
+    tokenizer: o.tokenizer as 'word' | 'char',
+    lowercase: o.lowercase as boolean,
+    minCount: o.minCount as number,
+    maxVocab: o.maxVocab as number,
+    cell: o.cell as 'lstm' | 'gru' | 'rnn',
+    embeddingDim: o.embeddingDim as number,
+    hiddenSize: o.hiddenSize as number,
+    numLayers: o.numLayers as number,
+    bidirectional: o.bidirectional as boolean,
+    pooling: o.pooling as 'mean' | 'last',
+    dropout: o.dropout as number,
+    maxLen: o.maxLen as number,
+    truncate: o.truncate === 'none' ? (false as const) : (o.truncate as 'end' | 'start'),
+    batchSize: o.batchSize as number,
+    seed: o.seed as number,
+  };
+}
+
+/** Labelled texts from a JSONL file: labels are the distinct targets in sorted order. */
+function jsonlClassification(path: string): { labels: string[]; data: LabeledSplits } {
+  const pairs = loadJSONL(path);
+  const labels = [...new Set(pairs.map((p) => p.target))].sort();
+  if (labels.length < 2) throw new DataError(`${path}: a classifier needs at least two distinct targets, found ${labels.map((l) => JSON.stringify(l)).join(', ')}`);
+  const items = pairs.map((p) => ({ text: p.input, label: labels.indexOf(p.target) }));
+  return { labels, data: splitBySeed(items, SPAM_SPLIT_SEED, { val: 0.1, test: 0.1 }) };
+}
+
+const classifySpam = makeSpec({
+  name: 'classify-spam',
+  description: 'SpamAssassin e-mail (subject + body) → ham/spam: word embedding → GRU → mean pool → linear; accuracy and spam F1',
+  topology: 'many-to-one',
+  schema: SPAM_SCHEMA,
+  build(o) {
+    if (o.data) {
+      const { labels, data } = jsonlClassification(o.data as string);
+      return buildClassifier('classify-spam', labels, classifierOptions(o), data);
+    }
+    return buildClassifier('classify-spam', SPAM_LABELS, classifierOptions(o), spamAssassin());
+  },
+  load: (path) => ({ task: loadClassifier(path) }),
+  // Inputs that start with a mail header block are reduced to Subject + body, as in training.
+  predict: (task, inputs) => expectTask('classify-spam', task, ClassificationTask).predict(checkInputs('classify-spam', inputs).map(emailToTextIfRaw)),
+});
+
+const NAMES_SCHEMA: Schema = {
+  tokenizer: str('char', 'char or word tokens', ['char', 'word']),
+  lowercase: bool(true, 'lower-case the name first'),
+  minCount: int(1, 'characters seen fewer times in training become <unk>'),
+  maxVocab: int(200, 'vocabulary size cap (specials included)', 3),
+  cell: str('gru', 'recurrent cell', RNN_CELLS),
+  embeddingDim: int(16, 'character embedding size'),
+  hiddenSize: int(64, 'recurrent state size'),
+  numLayers: int(1, 'stacked recurrent layers'),
+  bidirectional: bool(true, 'read the name in both directions'),
+  pooling: str('last', "'last' state of each direction or 'mean' over steps", ['mean', 'last']),
+  dropout: num(0.2, 'dropout on the pooled features (and between layers)', 0, 1, true),
+  maxLen: int(24, 'longest name in characters'),
+  truncate: str('none', "longer names: 'none' is an error, 'end'/'start' cut them", ['end', 'start', 'none']),
+  ...TRAIN_SCHEMA(12, 0.005, 1, 32),
+};
+
+function namesAsTexts(ambiguous: 'drop' | 'keep'): LabeledSplits {
+  const s = firstNames({ ambiguous });
+  const conv = (l: { name: string; label: number }[]) => l.map((e) => ({ text: e.name, label: e.label }));
+  return { train: conv(s.train), val: conv(s.val), test: conv(s.test) };
+}
+
+const classifyNames = makeSpec({
+  name: 'classify-names',
+  description: 'first name → female/male: character embedding → bidirectional GRU → last states → linear; accuracy and F1',
+  topology: 'many-to-one',
+  schema: NAMES_SCHEMA,
+  build: (o) => buildClassifier('classify-names', GENDER_LABELS, classifierOptions(o), namesAsTexts('drop')),
+  load: (path) => ({ task: loadClassifier(path) }),
+  predict: (task, inputs) => expectTask('classify-names', task, ClassificationTask).predict(checkInputs('classify-names', inputs)),
+});
+
+const FF_SCHEMA: Schema = {
+  lowercase: bool(true, 'lower-case the name first'),
+  hiddenSize: int(64, 'hidden layer size'),
+  dropout: num(0.2, 'dropout after the hidden layer', 0, 1, true),
+  ...TRAIN_SCHEMA(30, 0.003, 5, 64),
+};
+
+const feedforward = makeSpec({
+  name: 'feedforward',
+  description: 'first name → female/male without recurrence: bag of characters + first/last character → MLP; the baseline for classify-names',
+  topology: 'one-to-one',
+  schema: FF_SCHEMA,
+  build: (o) => buildFeedForward('feedforward', GENDER_LABELS, { lowercase: o.lowercase as boolean, hiddenSize: o.hiddenSize as number, dropout: o.dropout as number, batchSize: o.batchSize as number, seed: o.seed as number }, namesAsTexts('drop')),
+  load: (path) => ({ task: loadFeedForward(path) }),
+  predict: (task, inputs) => expectTask('feedforward', task, FeedForwardTask).predict(checkInputs('feedforward', inputs)),
+});
+
+const NAMEGEN_SCHEMA: Schema = {
+  cell: str('gru', 'recurrent cell', RNN_CELLS),
+  embeddingDim: int(16, 'character embedding size'),
+  conditionDim: int(8, 'size of the gender embedding concatenated to every input'),
+  hiddenSize: int(128, 'recurrent state size'),
+  numLayers: int(1, 'stacked recurrent layers'),
+  dropout: num(0, 'dropout between stacked layers', 0, 1, true),
+  maxLen: int(24, 'longest name in characters (training and generation)'),
+  temperature: num(0.8, 'sampling temperature used by predict', 0),
+  ...TRAIN_SCHEMA(10, 0.005, 1, 32),
+};
+
+const namegen = makeSpec({
+  name: 'namegen',
+  description: 'gender → a generated first name: conditional character GRU (gender embedding concatenated to each input); held-out NLL per character',
+  topology: 'one-to-many',
+  schema: NAMEGEN_SCHEMA,
+  build: (o) =>
+    buildNameGen('namegen', GENDER_LABELS, {
+      cell: o.cell as 'gru', embeddingDim: o.embeddingDim as number, conditionDim: o.conditionDim as number, hiddenSize: o.hiddenSize as number, numLayers: o.numLayers as number,
+      dropout: o.dropout as number, maxLen: o.maxLen as number, temperature: o.temperature as number, batchSize: o.batchSize as number, seed: o.seed as number,
+    }, firstNames({ ambiguous: 'keep' })),
+  load: (path) => ({ task: loadNameGen(path) }),
+  predict: (task, inputs) => expectTask('namegen', task, NameGenTask).predict(checkInputs('namegen', inputs)),
+});
+
+const CHARLM_SCHEMA: Schema = {
+  data: str('', 'a plain-text file to use instead of Moby-Dick (split by position: first 90% train, next 5% val, last 5% test)'),
+  embeddingDim: int(32, 'character embedding size'),
+  hiddenSize: int(128, 'LSTM state size'),
+  numLayers: int(1, 'stacked LSTM layers'),
+  seqLen: int(64, 'characters per training window (and per evaluation chunk)'),
+  stepsPerEpoch: int(100, 'random-window batches per epoch'),
+  evalBatchSize: int(32, 'parallel streams in evaluation'),
+  length: int(200, 'characters generated by predict'),
+  temperature: num(0.8, 'sampling temperature used by predict', 0),
+  ...TRAIN_SCHEMA(2, 0.003, 5, 32),
+};
+
+/** Split a custom text by position: 90% / 5% / 5%. */
+function splitText(text: string): { train: string; val: string; test: string } {
+  const chars = [...text];
+  const a = Math.floor(chars.length * 0.9), b = Math.floor(chars.length * 0.95);
+  if (b - a < 2 || chars.length - b < 2) throw new DataError(`charlm: the text has ${chars.length} characters, too few to split into train/val/test`);
+  return { train: chars.slice(0, a).join(''), val: chars.slice(a, b).join(''), test: chars.slice(b).join('') };
+}
+
+const charlm = makeSpec({
+  name: 'charlm',
+  description: 'character language model on Moby-Dick (fixed chapter split): embedding → LSTM → linear; held-out bits per character',
+  topology: 'many-to-many',
+  schema: CHARLM_SCHEMA,
+  build(o) {
+    const data = o.data ? splitText(loadText(o.data as string)) : mobyDick();
+    return buildLM({
+      embeddingDim: o.embeddingDim as number, hiddenSize: o.hiddenSize as number, numLayers: o.numLayers as number, seqLen: o.seqLen as number,
+      batchSize: o.batchSize as number, stepsPerEpoch: o.stepsPerEpoch as number, evalBatchSize: o.evalBatchSize as number, seed: o.seed as number,
+      generation: { length: o.length as number, temperature: o.temperature as number },
+    }, data);
+  },
+  load: (path) => ({ task: loadLM(path) }),
+  predict: (task, inputs) => expectTask('charlm', task, LMTask).predict(checkInputs('charlm', inputs)),
+});
+
+const FORECAST_SCHEMA: Schema = {
+  data: str('', 'a CSV file (one series, numeric columns) to use instead of the sensor network (chronological 70/15/15 split)'),
+  columns: str('', "comma-separated CSV columns to model (default: all); only with 'data'"),
+  cell: str('lstm', 'recurrent cell', RNN_CELLS),
+  hiddenSize: int(16, 'recurrent state size'),
+  numLayers: int(1, 'stacked recurrent layers'),
+  dropout: num(0, 'dropout between stacked layers', 0, 1, true),
+  residual: bool(true, 'predict the change from the last value (x̂ = x + Δ)'),
+  seqLen: int(64, 'steps per training window'),
+  stepsPerEpoch: int(50, 'random-window batches per epoch'),
+  context: int(64, 'steps of history read before a held-out segment is scored'),
+  ...TRAIN_SCHEMA(2, 0.003, 1, 32),
+};
+
+const forecast = makeSpec({
+  name: 'forecast',
+  description: 'next-step forecast of sensor-network humidity/temperature (normalised; chronological split): LSTM → linear residual; MSE vs the last-value baseline',
+  topology: 'many-to-many',
+  schema: FORECAST_SCHEMA,
+  build(o) {
+    let data;
+    if (o.data) {
+      const cols = (o.columns as string).split(',').map((c) => c.trim()).filter((c) => c.length > 0);
+      const table = loadNumericCSV(o.data as string, cols.length ? { columns: cols } : {});
+      const s = splitSeries([{ name: o.data as string, rows: table.data }]);
+      data = { columns: table.columns, ...s };
+    } else {
+      if (o.columns) throw new TaskRegistryError("forecast: option 'columns' applies only with 'data' (a CSV file)");
+      data = sensorNetwork();
+    }
+    return buildForecast('forecast', {
+      cell: o.cell as 'lstm', hiddenSize: o.hiddenSize as number, numLayers: o.numLayers as number, dropout: o.dropout as number, residual: o.residual as boolean,
+      seqLen: o.seqLen as number, batchSize: o.batchSize as number, stepsPerEpoch: o.stepsPerEpoch as number, context: o.context as number, seed: o.seed as number,
+    }, data);
+  },
+  load: (path) => ({ task: loadForecast(path) }),
+  predict: (task, inputs) => expectTask('forecast', task, ForecastTask).predict(checkInputs('forecast', inputs)),
+});
+
+const BUILTIN_SPECS: readonly TaskSpec[] = [classifySpam, classifyNames, feedforward, namegen, charlm, forecast];

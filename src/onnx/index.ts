@@ -1,0 +1,11 @@
+/**
+ * ONNX interchange: `exportOnnx` (recur model → ONNX bytes) and `loadOnnx` (ONNX bytes → a model
+ * recur runs). Free of Node-only imports; the test-case runner (testcase.ts) and the CLI
+ * functions (cli.ts) read files and are imported from their own modules.
+ */
+export { OnnxError, AttrType, DataType, decodeModelProto, encodeModelProto, decodeTensorProto, encodeTensorProto } from './proto.ts';
+export type { ModelProto, GraphProto, NodeProto, AttributeProto, TensorProto, ValueInfoProto, TypeProto } from './proto.ts';
+export { tensorFromProto, tensorToProto, DEFAULT_MAX_ELEMENTS, type OnnxTensor, type OnnxDType } from './tensor.ts';
+export { loadOnnx, OnnxModel, MIN_OPSET, MAX_OPSET, SUPPORTED_OPERATORS, type LoadOnnxOptions, type OnnxInput, type OnnxValueInfo } from './model.ts';
+export { exportOnnx, buildOnnxModel, referenceForward, charLMExportSpec, EXPORT_OPSET, EXPORT_IR_VERSION, type ExportSpec, type ExportStep } from './export.ts';
+export { buildModel, modelProto, attribute, type ModelSpec, type NodeSpec, type ValueSpec, type AttrValue } from './builder.ts';

@@ -1,0 +1,321 @@
+/**
+ * `loadOnnx(bytes)`: decode an ONNX model, check it whole, and compile it into an `OnnxModel`
+ * whose `run(inputs)` interprets the graph on a recur backend.
+ *
+ * Everything that can be checked without input data is checked at load time, so a model that
+ * loads is one recur can run: the opset of the default domain (7 … MAX_OPSET), every node's
+ * operator and attributes (an unknown operator, domain or attribute is an error naming the node),
+ * every initializer (declared sizes against the bytes present, before allocating), that every
+ * value a node reads is defined (nodes are sorted topologically; cycles are errors) and every graph
+ * output is produced. At run time, inputs are checked against the declared element types and
+ * shapes, and any failure inside a node is reported with the node's name.
+ */
+import type { Backend } from '../backend/interface.ts';
+import { getBackend } from '../backend/registry.ts';
+import { shapeStr } from '../tensor/tensor.ts';
+import { noGrad } from '../autograd/tape.ts';
+import { OnnxError, decodeModelProto, type GraphProto, type ModelProto, type NodeProto, type ValueInfoProto } from './proto.ts';
+import { DEFAULT_MAX_ELEMENTS, checkedSize, dtypeOfCode, isFloatDType, tensorFromProto, type OnnxDType, type OnnxTensor } from './tensor.ts';
+import { NodeContext, fromValue, toValue, type Kernel, type Value } from './runtime.ts';
+import { STANDARD_OPS, type OpCompiler } from './ops.ts';
+import { compileRecurrent } from './recurrent.ts';
+
+/** The oldest and newest opsets of the default ONNX domain this interpreter accepts. */
+export const MIN_OPSET = 7;
+export const MAX_OPSET = 24;
+
+const OPS: Record<string, OpCompiler> = { ...STANDARD_OPS, RNN: compileRecurrent, GRU: compileRecurrent, LSTM: compileRecurrent };
+
+/** The operators `loadOnnx` supports (default domain). */
+export const SUPPORTED_OPERATORS: readonly string[] = Object.freeze(Object.keys(OPS).sort());
+
+export interface LoadOnnxOptions {
+  /** Backend to run float math on (default: the current default backend). */
+  backend?: Backend;
+  /** Cap on the elements of any one tensor read or created (default 2^28). */
+  maxElements?: number;
+  /**
+   * How RNN/GRU/LSTM nodes run: 'auto' (default) uses recur's fused recurrent layers when a node
+   * has PyTorch semantics and the general implementation otherwise; 'general' always uses the
+   * general one (for cross-checking).
+   */
+  recurrentPath?: 'auto' | 'general';
+}
+
+/** A graph input or output as declared in the model. */
+export interface OnnxValueInfo {
+  name: string;
+  dtype: OnnxDType;
+  /** Declared dimensions: a number, a symbolic name, or null when unknown. Null shape: unknown rank. */
+  shape: (number | string | null)[] | null;
+}
+
+/** What `run` accepts for one input: values and a shape (dtype defaults to the declared one). */
+export interface OnnxInput {
+  shape: readonly number[];
+  data: ArrayLike<number>;
+  dtype?: OnnxDType;
+}
+
+interface CompiledNode {
+  label: string;
+  inputs: string[];
+  outputs: string[];
+  kernel: Kernel;
+}
+
+function nodeLabel(n: NodeProto, index: number): string {
+  const op = n.op_type || '(no op_type)';
+  if (n.name) return `${op} node '${n.name}'`;
+  const out = (n.output ?? []).find((o) => o !== '');
+  return `${op} node #${index}${out ? ` (output '${out}')` : ''}`;
+}
+
+function valueInfo(v: ValueInfoProto, what: string): OnnxValueInfo {
+  const name = v.name ?? '';
+  if (!name) throw new OnnxError(`${what} has no name`);
+  const tt = v.type?.tensor_type;
+  if (!tt) {
+    const kind = v.type?.sequence_type ? 'a sequence' : v.type?.map_type ? 'a map' : v.type?.optional_type ? 'an optional' : 'of unknown type';
+    throw new OnnxError(`${what} '${name}' is ${kind}; only tensors are supported`);
+  }
+  const dtype = dtypeOfCode(tt.elem_type, `${what} '${name}'`);
+  const shape = tt.shape ? (tt.shape.dim ?? []).map((d) => (d.dim_value !== undefined ? d.dim_value : d.dim_param ? d.dim_param : null)) : null;
+  return { name, dtype, shape };
+}
+
+/** Kahn's algorithm over the nodes; checks every read value is defined. */
+function sortNodes(graph: GraphProto, available: Set<string>): number[] {
+  const nodes = graph.node ?? [];
+  const producer = new Map<string, number>();
+  nodes.forEach((n, i) => {
+    for (const o of n.output ?? []) {
+      if (o === '') continue;
+      if (producer.has(o) || available.has(o)) throw new OnnxError(`${nodeLabel(n, i)}: value '${o}' is produced more than once`);
+      producer.set(o, i);
+    }
+  });
+  const indegree = new Array<number>(nodes.length).fill(0);
+  const users = new Map<number, number[]>();
+  nodes.forEach((n, i) => {
+    for (const name of new Set(n.input ?? [])) {
+      if (name === '' || available.has(name)) continue;
+      const p = producer.get(name);
+      if (p === undefined) throw new OnnxError(`${nodeLabel(n, i)}: input '${name}' is not a graph input, an initializer, or the output of any node`);
+      indegree[i]++;
+      users.set(p, [...(users.get(p) ?? []), i]);
+    }
+  });
+  const order: number[] = [];
+  const ready = nodes.map((_, i) => i).filter((i) => indegree[i] === 0);
+  while (ready.length) {
+    const i = ready.shift()!;
+    order.push(i);
+    for (const u of users.get(i) ?? []) if (--indegree[u] === 0) ready.push(u);
+  }
+  if (order.length !== nodes.length) {
+    const stuck = nodes.findIndex((_, i) => indegree[i] > 0);
+    throw new OnnxError(`the graph has a cycle (through ${nodeLabel(nodes[stuck], stuck)})`);
+  }
+  return order;
+}
+
+export class OnnxModel {
+  /** Graph inputs the caller provides (initializers excluded). */
+  readonly inputs: readonly OnnxValueInfo[];
+  readonly outputs: readonly OnnxValueInfo[];
+  /** Opset version of the default domain. */
+  readonly opset: number;
+  readonly irVersion: number;
+  readonly producer: string;
+  readonly graphName: string;
+  /** model.metadata_props as a record. */
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly backend: Backend;
+  private readonly constants: Map<string, Value>;
+  private readonly nodes: CompiledNode[];
+  private readonly maxElements: number;
+  /** Inputs that have an initializer as their default (IR < 4 style); optional in run(). */
+  private readonly overridable: Set<string>;
+
+  /** @internal use loadOnnx */
+  constructor(proto: ModelProto, opts: LoadOnnxOptions = {}) {
+    this.backend = opts.backend ?? getBackend();
+    this.maxElements = opts.maxElements ?? DEFAULT_MAX_ELEMENTS;
+    this.irVersion = proto.ir_version ?? 0;
+    if (this.irVersion < 3) throw new OnnxError(`ONNX model: IR version ${this.irVersion} is not supported (need 3 or later; is this an ONNX model file?)`);
+    this.producer = [proto.producer_name, proto.producer_version].filter(Boolean).join(' ');
+    this.metadata = Object.fromEntries((proto.metadata_props ?? []).map((e) => [e.key ?? '', e.value ?? '']));
+    const opsets = proto.opset_import ?? [];
+    const main = opsets.find((o) => (o.domain ?? '') === '' || o.domain === 'ai.onnx');
+    if (!main) throw new OnnxError('ONNX model: it imports no opset of the default ONNX domain');
+    this.opset = main.version ?? 0;
+    if (this.opset < MIN_OPSET || this.opset > MAX_OPSET) {
+      throw new OnnxError(`ONNX model: opset ${this.opset} is not supported (supported: ${MIN_OPSET} to ${MAX_OPSET})`);
+    }
+    const graph = proto.graph;
+    if (!graph) throw new OnnxError('ONNX model: it has no graph');
+    this.graphName = graph.name ?? '';
+
+    // Initializers (constants), checked before allocation.
+    this.constants = new Map();
+    for (const [i, tp] of (graph.initializer ?? []).entries()) {
+      const name = tp.name ?? '';
+      if (!name) throw new OnnxError(`ONNX model: initializer #${i} has no name`);
+      if (this.constants.has(name)) throw new OnnxError(`ONNX model: initializer '${name}' is defined twice`);
+      this.constants.set(name, toValue(tensorFromProto(tp, 'initializer', this.maxElements), this.backend));
+    }
+    const inputs: OnnxValueInfo[] = [];
+    this.overridable = new Set();
+    const seen = new Set<string>();
+    for (const v of graph.input ?? []) {
+      const info = valueInfo(v, 'graph input');
+      if (seen.has(info.name)) throw new OnnxError(`ONNX model: graph input '${info.name}' is listed twice`);
+      seen.add(info.name);
+      if (this.constants.has(info.name)) this.overridable.add(info.name);
+      else inputs.push(info);
+    }
+    this.inputs = inputs;
+    this.outputs = (graph.output ?? []).map((v) => valueInfo(v, 'graph output'));
+    if (this.outputs.length === 0) throw new OnnxError('ONNX model: the graph has no outputs');
+
+    // Nodes: sort, then compile each (checks operators and attributes).
+    const available = new Set<string>([...seen, ...this.constants.keys()]);
+    const order = sortNodes(graph, available);
+    const gnodes = graph.node ?? [];
+    const opts2 = { backend: this.backend, opset: this.opset, maxElements: this.maxElements, recurrentPath: opts.recurrentPath ?? 'auto' };
+    this.nodes = order.map((i): CompiledNode | null => {
+      const n = gnodes[i];
+      const label = nodeLabel(n, i);
+      const domain = n.domain ?? '';
+      if (domain !== '' && domain !== 'ai.onnx') throw new OnnxError(`${label}: operator domain '${domain}' is not supported (only the default ONNX domain)`);
+      const compile = OPS[n.op_type ?? ''];
+      if (!compile) throw new OnnxError(`${label}: unsupported operator '${n.op_type ?? ''}' (supported: ${SUPPORTED_OPERATORS.join(', ')})`);
+      const ctx = new NodeContext(n, label, opts2, this.constants);
+      let kernel: Kernel;
+      try {
+        kernel = compile(ctx);
+      } catch (e) {
+        throw e instanceof OnnxError ? e : new OnnxError(`${label}: ${(e as Error).message}`);
+      }
+      const node: CompiledNode = { label, inputs: n.input ?? [], outputs: n.output ?? [], kernel };
+      // Constant folding: a node whose inputs are all constants (Constant nodes, or e.g. the
+      // Transpose of an initializer weight) runs once, here, and later nodes see its outputs as
+      // constants (so recurrent weights are reordered once per model, not per run).
+      const ins = node.inputs.filter((x) => x !== '');
+      if (ins.every((x) => this.constants.has(x) && !this.overridable.has(x)) && (ins.length > 0 || n.op_type === 'Constant')) {
+        const outs = this.execute(node, ins.length ? node.inputs.map((x) => (x === '' ? null : this.constants.get(x)!)) : []);
+        node.outputs.forEach((o, k) => {
+          if (o !== '' && outs[k]) this.constants.set(o, outs[k]!);
+        });
+        return null;
+      }
+      return node;
+    }).filter((x): x is CompiledNode => x !== null);
+    const produced = new Set<string>([...available, ...this.constants.keys(), ...this.nodes.flatMap((n) => n.outputs)]);
+    for (const o of this.outputs) if (!produced.has(o.name)) throw new OnnxError(`ONNX model: graph output '${o.name}' is not produced by any node`);
+  }
+
+  /**
+   * Run the graph. `inputs` maps every graph input name to its values; returns every graph
+   * output. Float outputs come back as Float32Array/Float64Array, integer outputs as Float64Array.
+   */
+  run(inputs: Record<string, OnnxInput>): Record<string, OnnxTensor> {
+    if (inputs === null || typeof inputs !== 'object') throw new OnnxError('run: inputs must be an object { name: { shape, data } }');
+    const known = new Set([...this.inputs.map((i) => i.name), ...this.overridable]);
+    for (const k of Object.keys(inputs)) {
+      if (!known.has(k)) throw new OnnxError(`run: unknown input '${k}' (the model's inputs: ${this.inputs.map((i) => i.name).join(', ') || 'none'})`);
+    }
+    const env = new Map<string, Value>(this.constants);
+    for (const info of this.inputs) {
+      const v = inputs[info.name];
+      if (v === undefined) throw new OnnxError(`run: missing input '${info.name}' (${info.dtype} ${describeShape(info.shape)})`);
+      env.set(info.name, this.inputValue(info, v));
+    }
+    for (const name of this.overridable) {
+      const v = inputs[name];
+      if (v !== undefined) {
+        const c = this.constants.get(name)!;
+        env.set(name, this.inputValue({ name, dtype: c.dtype, shape: [...c.shape] }, v));
+      }
+    }
+    // Release intermediate values after their last use.
+    const lastUse = new Map<string, number>();
+    this.nodes.forEach((n, k) => n.inputs.forEach((name) => lastUse.set(name, k)));
+    const keep = new Set([...this.outputs.map((o) => o.name), ...this.constants.keys()]);
+    noGrad(() => {
+      this.nodes.forEach((n, k) => {
+        const args = n.inputs.map((name) => (name === '' ? null : env.get(name) ?? null));
+        const outs = this.execute(n, args);
+        n.outputs.forEach((name, i) => {
+          if (name !== '' && outs[i]) env.set(name, outs[i]!);
+        });
+        for (const name of n.inputs) if (lastUse.get(name) === k && !keep.has(name)) env.delete(name);
+      });
+    });
+    const result: Record<string, OnnxTensor> = {};
+    for (const o of this.outputs) {
+      const v = env.get(o.name);
+      if (!v) throw new OnnxError(`run: graph output '${o.name}' was not computed (its producer left that optional output out)`);
+      result[o.name] = fromValue(v);
+    }
+    return result;
+  }
+
+  /** Run one node's kernel without gradient recording, naming the node in any failure. */
+  private execute(n: CompiledNode, args: (Value | null)[]): (Value | null)[] {
+    try {
+      return noGrad(() => n.kernel(args));
+    } catch (e) {
+      if (e instanceof OnnxError) throw e;
+      const msg = e instanceof RangeError && /allocation|Invalid typed array length|Array buffer/i.test(e.message) ? `out of memory (${e.message})` : (e as Error).message;
+      throw new OnnxError(`${n.label}: ${msg}`);
+    }
+  }
+
+  private inputValue(info: OnnxValueInfo, v: OnnxInput): Value {
+    const what = `run: input '${info.name}'`;
+    if (v === null || typeof v !== 'object' || !Array.isArray(v.shape) && !ArrayBuffer.isView(v.shape)) {
+      throw new OnnxError(`${what} must be { shape, data }`);
+    }
+    const shape = Array.from(v.shape);
+    const n = checkedSize(shape, what, this.maxElements);
+    if (!v.data || typeof v.data.length !== 'number') throw new OnnxError(`${what}: data must be an array of numbers`);
+    if (v.data.length !== n) throw new OnnxError(`${what}: ${v.data.length} values do not fill shape ${shapeStr(shape)} (${n} elements)`);
+    if (v.dtype !== undefined && v.dtype !== info.dtype) throw new OnnxError(`${what}: dtype ${v.dtype} given, the model declares ${info.dtype}`);
+    if (info.shape) {
+      if (info.shape.length !== shape.length) throw new OnnxError(`${what}: shape ${shapeStr(shape)} has rank ${shape.length}, the model declares ${describeShape(info.shape)}`);
+      info.shape.forEach((d, i) => {
+        if (typeof d === 'number' && d !== shape[i]) throw new OnnxError(`${what}: shape ${shapeStr(shape)} does not match the declared ${describeShape(info.shape)}`);
+      });
+    }
+    if (isFloatDType(info.dtype)) {
+      const data = info.dtype === 'float32' ? Float32Array.from(v.data) : Float64Array.from(v.data);
+      return toValue({ dtype: info.dtype, shape, data }, this.backend);
+    }
+    const data = Float64Array.from(v.data);
+    for (let i = 0; i < n; i++) {
+      if (!Number.isInteger(data[i])) throw new OnnxError(`${what}: value ${data[i]} at position ${i} is not an integer (${info.dtype})`);
+      if (info.dtype === 'bool' && data[i] !== 0 && data[i] !== 1) throw new OnnxError(`${what}: value ${data[i]} at position ${i} is not 0 or 1 (bool)`);
+    }
+    return toValue({ dtype: info.dtype, shape, data }, this.backend);
+  }
+}
+
+function describeShape(shape: (number | string | null)[] | null): string {
+  return shape ? `[${shape.map((d) => d ?? '?').join(', ')}]` : '(any shape)';
+}
+
+/** Decode, check and compile an ONNX model. Throws OnnxError with a clear message on bad input. */
+export function loadOnnx(bytes: Uint8Array, opts: LoadOnnxOptions = {}): OnnxModel {
+  if (bytes instanceof Uint8Array && bytes.length === 0) throw new OnnxError('ONNX model: the input is empty (0 bytes)');
+  const proto = decodeModelProto(bytes);
+  try {
+    return new OnnxModel(proto, opts);
+  } catch (e) {
+    if (e instanceof OnnxError) throw e;
+    const err = e as Error;
+    throw new OnnxError(`ONNX model: ${err instanceof RangeError && /allocation|Array buffer/i.test(err.message) ? 'out of memory' : err.message}`);
+  }
+}
+

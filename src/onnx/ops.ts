@@ -1,0 +1,641 @@
+/**
+ * The non-recurrent ONNX operators recur's interpreter runs (opsets 7 and up): the ops an
+ * exported recur model uses — Gather (embedding), MatMul / Gemm / Add (linear), Softmax,
+ * LogSoftmax, Concat, Slice, Reshape, Transpose, Squeeze, Unsqueeze — plus the small change that
+ * real-world graphs wrap around them: Identity, Constant, Cast, Shape, Flatten, Split, Dropout
+ * (inference), Sub, Mul, Div, Tanh, Sigmoid, Relu, Exp, Log, Neg, Sqrt, Abs, ReduceSum, ReduceMean.
+ *
+ * Float math runs on the recur backend through recur's ops; integer tensors (ids, shapes, axes)
+ * are handled on the host. Where an opset changed an operator (Softmax's axis semantics in 13,
+ * Squeeze/Unsqueeze/Split axes moving from attributes to inputs in 13, Slice in 10), both forms
+ * are implemented and chosen by the model's opset.
+ */
+import { Tensor, shapeStr, zeros } from '../tensor/tensor.ts';
+import { abs, add, div, exp, log, mean, mul, neg, relu, sigmoid, sqrt, sub, sum, tanh } from '../autograd/ops/elementwise.ts';
+import { linear, matmul } from '../autograd/ops/linalg.ts';
+import { embedding, logSoftmax, softmax } from '../autograd/ops/nn.ts';
+import { concat, permute, reshape, slice } from '../autograd/ops/shape.ts';
+import { dtypeOfCode, isFloatDType, type IntDType } from './tensor.ts';
+import {
+  HostInts, describeValue, floatInput, intInput, normAxisOf, toValue,
+  type Kernel, type NodeContext, type Value,
+} from './runtime.ts';
+
+export type OpCompiler = (ctx: NodeContext) => Kernel;
+
+// ---- host helpers ---------------------------------------------------------------------------------
+
+function size(shape: readonly number[]): number {
+  let n = 1;
+  for (const s of shape) n *= s;
+  return n;
+}
+
+function stridesOf(shape: readonly number[]): number[] {
+  const st = new Array<number>(shape.length);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    st[i] = s;
+    s *= shape[i];
+  }
+  return st;
+}
+
+/** out[idx] = src[offset + Σ idx_i · strides_i] over all multi-indices of outShape. */
+function stridedCopy(src: ArrayLike<number>, offset: number, strides: readonly number[], outShape: readonly number[], out: { [i: number]: number; length: number }): void {
+  const r = outShape.length;
+  const n = out.length;
+  if (n === 0) return;
+  const idx = new Array<number>(r).fill(0);
+  let pos = offset;
+  for (let k = 0; k < n; k++) {
+    out[k] = src[pos];
+    for (let a = r - 1; a >= 0; a--) {
+      idx[a]++;
+      pos += strides[a];
+      if (idx[a] < outShape[a]) break;
+      pos -= strides[a] * outShape[a];
+      idx[a] = 0;
+    }
+  }
+}
+
+function broadcastShape(ctx: NodeContext, a: readonly number[], b: readonly number[]): number[] {
+  const r = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < r; i++) {
+    const x = a[a.length - r + i] ?? 1;
+    const y = b[b.length - r + i] ?? 1;
+    if (x !== y && x !== 1 && y !== 1) throw ctx.error(`shapes ${shapeStr(a)} and ${shapeStr(b)} cannot be broadcast together`);
+    out.push(x === 1 ? y : x);
+  }
+  return out;
+}
+
+/** Broadcast `data` (shape) to outShape (same or higher rank). */
+function broadcastTo(data: ArrayLike<number>, shape: readonly number[], outShape: readonly number[], out: { [i: number]: number; length: number }): void {
+  const r = outShape.length;
+  const padded = [...new Array<number>(r - shape.length).fill(1), ...shape];
+  const st = stridesOf(padded).map((s, i) => (padded[i] === 1 ? 0 : s));
+  stridedCopy(data, 0, st, outShape, out);
+}
+
+/** Pull a float tensor to the host, transform, and push back (for the rare shapes recur's ops lack). */
+function viaHost(x: Tensor, outShape: readonly number[], fn: (src: ArrayLike<number>, out: Float64Array) => void): Tensor {
+  const out = new Float64Array(size(outShape));
+  fn(x.toArray(), out);
+  return new Tensor(x.backend.fromArray(out, x.dtype), outShape);
+}
+
+function mapValue(v: Value, outShape: readonly number[], fn: (src: ArrayLike<number>, out: Float64Array) => void): Value {
+  if (v instanceof Tensor) return viaHost(v, outShape, fn);
+  const out = new Float64Array(size(outShape));
+  fn(v.data, out);
+  return new HostInts(v.dtype, outShape, out);
+}
+
+function reshapeValue(v: Value, shape: readonly number[]): Value {
+  return v instanceof Tensor ? reshape(v, shape) : new HostInts(v.dtype, shape, v.data);
+}
+
+/** An integer list from a constant-or-runtime int input (axes, shapes, starts…). */
+function intList(ctx: NodeContext, v: Value | null, i: number, name: string): number[] {
+  const t = intInput(ctx, v, i, name);
+  if (t.ndim > 1) throw ctx.error(`${name} must be a 1-D integer tensor, got ${describeValue(t)}`);
+  return Array.from(t.data);
+}
+
+function needInput(ctx: NodeContext, v: Value | null, i: number): Value {
+  if (v === null) throw ctx.error(`input ${i} ('${ctx.inputs[i] ?? ''}') is missing`);
+  return v;
+}
+
+// ---- element-wise ---------------------------------------------------------------------------------
+
+function binary(kind: 'Add' | 'Sub' | 'Mul' | 'Div'): OpCompiler {
+  return (ctx) => {
+    ctx.arity(2, 2);
+    ctx.attrs.done();
+    const f = { Add: add, Sub: sub, Mul: mul, Div: div }[kind];
+    return ([a0, b0]) => {
+      const a = needInput(ctx, a0, 0), b = needInput(ctx, b0, 1);
+      if (a instanceof Tensor && b instanceof Tensor) {
+        if (a.dtype !== b.dtype) throw ctx.error(`inputs mix ${a.dtype} and ${b.dtype}`);
+        const shape = broadcastShape(ctx, a.shape, b.shape);
+        ctx.checkElements(shape);
+        return [f(a, b)];
+      }
+      if (a instanceof HostInts && b instanceof HostInts) {
+        if (a.dtype !== b.dtype) throw ctx.error(`inputs mix ${a.dtype} and ${b.dtype}`);
+        const shape = broadcastShape(ctx, a.shape, b.shape);
+        ctx.checkElements(shape);
+        const n = size(shape);
+        const x = new Float64Array(n), y = new Float64Array(n);
+        broadcastTo(a.data, a.shape, shape, x);
+        broadcastTo(b.data, b.shape, shape, y);
+        for (let i = 0; i < n; i++) {
+          if (kind === 'Div' && y[i] === 0) throw ctx.error('integer division by zero');
+          x[i] = kind === 'Add' ? x[i] + y[i] : kind === 'Sub' ? x[i] - y[i] : kind === 'Mul' ? x[i] * y[i] : Math.trunc(x[i] / y[i]);
+        }
+        return [new HostInts(a.dtype, shape, x)];
+      }
+      throw ctx.error(`inputs must have the same element type, got ${describeValue(a)} and ${describeValue(b)}`);
+    };
+  };
+}
+
+function unary(kind: string, f: (x: Tensor) => Tensor): OpCompiler {
+  return (ctx) => {
+    ctx.arity(1, 1);
+    ctx.attrs.done();
+    return ([x]) => [f(floatInput(ctx, x, 0, `${kind} input`))];
+  };
+}
+
+// ---- linear algebra ---------------------------------------------------------------------------------
+
+function expandTensor(ctx: NodeContext, x: Tensor, shape: readonly number[]): Tensor {
+  if (x.shape.length === shape.length && x.shape.every((s, i) => s === shape[i])) return x;
+  ctx.checkElements(shape);
+  return add(x, zeros(shape, { dtype: x.dtype, backend: x.backend }));
+}
+
+const MatMul: OpCompiler = (ctx) => {
+  ctx.arity(2, 2);
+  ctx.attrs.done();
+  return ([a0, b0]) => {
+    let a = floatInput(ctx, a0, 0, 'A'), b = floatInput(ctx, b0, 1, 'B');
+    if (a.dtype !== b.dtype) throw ctx.error(`inputs mix ${a.dtype} and ${b.dtype}`);
+    if (a.ndim === 0 || b.ndim === 0) throw ctx.error('MatMul inputs must have rank ≥ 1');
+    const aVec = a.ndim === 1, bVec = b.ndim === 1;
+    if (aVec) a = reshape(a, [1, a.shape[0]]);
+    if (bVec) b = reshape(b, [b.shape[0], 1]);
+    const K = a.shape[a.ndim - 1];
+    if (b.shape[b.ndim - 2] !== K) throw ctx.error(`inner dimensions differ: ${shapeStr(a0!.shape)} · ${shapeStr(b0!.shape)}`);
+    const M = a.shape[a.ndim - 2], N = b.shape[b.ndim - 1];
+    let y: Tensor;
+    if (b.ndim === 2) {
+      ctx.checkElements([...a.shape.slice(0, -1), N]);
+      y = matmul(a, b);
+    } else {
+      const batch = broadcastShape(ctx, a.shape.slice(0, -2), b.shape.slice(0, -2));
+      ctx.checkElements([...batch, M, N]);
+      y = matmul(expandTensor(ctx, a, [...batch, M, K]), expandTensor(ctx, b, [...batch, K, N]));
+    }
+    let outShape = [...y.shape];
+    if (aVec) outShape.splice(outShape.length - 2, 1);
+    if (bVec) outShape = outShape.slice(0, -1);
+    return [aVec || bVec ? reshape(y, outShape) : y];
+  };
+};
+
+const Gemm: OpCompiler = (ctx) => {
+  ctx.arity(ctx.opset >= 11 ? 2 : 3, 3);
+  const alpha = ctx.attrs.float('alpha', 1);
+  const beta = ctx.attrs.float('beta', 1);
+  const transA = ctx.attrs.int('transA', 0) !== 0;
+  const transB = ctx.attrs.int('transB', 0) !== 0;
+  ctx.attrs.done();
+  return ([a0, b0, c0]) => {
+    const A = floatInput(ctx, a0, 0, 'A'), B = floatInput(ctx, b0, 1, 'B');
+    if (A.ndim !== 2 || B.ndim !== 2) throw ctx.error(`A and B must be matrices, got ${shapeStr(A.shape)} and ${shapeStr(B.shape)}`);
+    if (A.dtype !== B.dtype) throw ctx.error(`inputs mix ${A.dtype} and ${B.dtype}`);
+    const [M, K] = transA ? [A.shape[1], A.shape[0]] : A.shape;
+    const [K2, N] = transB ? [B.shape[1], B.shape[0]] : B.shape;
+    if (K !== K2) throw ctx.error(`inner dimensions differ: A ${shapeStr(A.shape)}${transA ? 'ᵀ' : ''} · B ${shapeStr(B.shape)}${transB ? 'ᵀ' : ''}`);
+    ctx.checkElements([M, N]);
+    const a = transA ? permute(A, [1, 0]) : A;
+    let y = transB ? linear(a, B) : matmul(a, B);
+    if (alpha !== 1) y = mul(y, alpha);
+    if (c0) {
+      const C = floatInput(ctx, c0, 2, 'C');
+      const shape = broadcastShape(ctx, [M, N], C.shape);
+      if (shape.length !== 2 || shape[0] !== M || shape[1] !== N) throw ctx.error(`C ${shapeStr(C.shape)} does not broadcast to [${M}, ${N}]`);
+      y = add(y, beta === 1 ? C : mul(C, beta));
+    }
+    return [y];
+  };
+};
+
+// ---- softmax ------------------------------------------------------------------------------------
+
+function softmaxOp(isLog: boolean): OpCompiler {
+  return (ctx) => {
+    ctx.arity(1, 1);
+    const modern = ctx.opset >= 13;
+    const axisAttr = ctx.attrs.int('axis', modern ? -1 : 1);
+    ctx.attrs.done();
+    const f = isLog ? logSoftmax : softmax;
+    return ([x0]) => {
+      const x = floatInput(ctx, x0, 0);
+      if (x.ndim === 0) throw ctx.error('input must have rank ≥ 1');
+      const r = x.ndim;
+      const axis = normAxisOf(ctx, axisAttr, r);
+      if (!modern) {
+        // Opsets < 13: flatten to [Π dims before axis, Π dims from axis] and normalise each row.
+        const rows = size(x.shape.slice(0, axis));
+        return [reshape(f(reshape(x, [rows, size(x.shape.slice(axis))])), x.shape)];
+      }
+      if (axis === r - 1) return [f(x)];
+      const perm = [...Array(r).keys()];
+      perm[axis] = r - 1;
+      perm[r - 1] = axis;
+      return [permute(f(permute(x, perm)), perm)];
+    };
+  };
+}
+
+// ---- shape movement -------------------------------------------------------------------------------
+
+const Identity: OpCompiler = (ctx) => {
+  ctx.arity(1, 1);
+  ctx.attrs.done();
+  return ([x]) => [needInput(ctx, x, 0)];
+};
+
+const Dropout: OpCompiler = (ctx) => {
+  ctx.arity(1, 3, 2);
+  if (ctx.opset < 12) ctx.attrs.float('ratio', 0.5);
+  if (ctx.opset < 7) ctx.attrs.int('is_test', 0);
+  if (ctx.opset >= 12) ctx.attrs.int('seed', 0);
+  ctx.attrs.done();
+  return ([x0, , training]) => {
+    const x = needInput(ctx, x0, 0);
+    if (training && training.size > 0 && (training as HostInts).data?.[0]) {
+      throw ctx.error('training_mode = true is not supported (recur runs ONNX graphs for inference)');
+    }
+    const mask = ctx.wantsOutput(1) ? new HostInts('bool', x.shape, new Float64Array(size(x.shape)).fill(1)) : null;
+    return [x, mask];
+  };
+};
+
+const Constant: OpCompiler = (ctx) => {
+  ctx.arity(0, 0);
+  const a = ctx.attrs;
+  const t = a.tensor('value');
+  const vf = a.float('value_float');
+  const vfs = a.floats('value_floats');
+  const vi = a.int('value_int');
+  const vis = a.ints('value_ints');
+  a.done();
+  const given = [t, vf, vfs, vi, vis].filter((v) => v !== undefined).length;
+  if (given !== 1) throw ctx.error(`needs exactly one of value, value_float(s), value_int(s); got ${given}`);
+  let v: Value;
+  if (t) v = toValue(t, ctx.backend);
+  else if (vf !== undefined) v = new Tensor(ctx.backend.fromArray([vf], 'float32'), []);
+  else if (vfs) v = new Tensor(ctx.backend.fromArray(vfs, 'float32'), [vfs.length]);
+  else if (vi !== undefined) v = new HostInts('int64', [], Float64Array.of(vi));
+  else v = new HostInts('int64', [vis!.length], Float64Array.from(vis!));
+  return () => [v];
+};
+
+const Cast: OpCompiler = (ctx) => {
+  ctx.arity(1, 1);
+  const toCode = ctx.attrs.int('to');
+  if (toCode === undefined) throw ctx.error("attribute 'to' is required");
+  const to = dtypeOfCode(toCode, `${ctx.label}: attribute 'to'`);
+  if (ctx.opset >= 19 && ctx.attrs.has('saturate')) ctx.attrs.int('saturate'); // only affects float8 targets
+  ctx.attrs.done();
+  return ([x0]) => {
+    const x = needInput(ctx, x0, 0);
+    const src = x instanceof Tensor ? x.toArray() : x.data;
+    if (isFloatDType(to)) {
+      if (x instanceof Tensor && x.dtype === to) return [x];
+      return [new Tensor(ctx.backend.fromArray(src, to), x.shape)];
+    }
+    const out = new Float64Array(src.length);
+    for (let i = 0; i < src.length; i++) {
+      const v = src[i];
+      if (to === 'bool') out[i] = v !== 0 ? 1 : 0;
+      else {
+        if (!Number.isFinite(v)) throw ctx.error(`cannot cast ${v} to ${to}`);
+        out[i] = Math.trunc(v);
+      }
+    }
+    return [new HostInts(to as IntDType, x.shape, out)];
+  };
+};
+
+const Shape: OpCompiler = (ctx) => {
+  ctx.arity(1, 1);
+  const start = ctx.opset >= 15 ? ctx.attrs.int('start', 0) : 0;
+  const end = ctx.opset >= 15 ? ctx.attrs.int('end') : undefined;
+  ctx.attrs.done();
+  return ([x0]) => {
+    const s = needInput(ctx, x0, 0).shape;
+    const r = s.length;
+    const clampIdx = (i: number): number => Math.min(Math.max(i < 0 ? i + r : i, 0), r);
+    const dims = s.slice(clampIdx(start), end === undefined ? r : clampIdx(end));
+    return [new HostInts('int64', [dims.length], Float64Array.from(dims))];
+  };
+};
+
+const Reshape: OpCompiler = (ctx) => {
+  ctx.arity(2, 2);
+  const allowZero = ctx.opset >= 14 ? ctx.attrs.int('allowzero', 0) !== 0 : false;
+  ctx.attrs.done();
+  return ([x0, s0]) => {
+    const x = needInput(ctx, x0, 0);
+    const spec = intList(ctx, s0, 1, 'shape');
+    const out = spec.map((d, i) => {
+      if (d === 0 && !allowZero) {
+        if (i >= x.shape.length) throw ctx.error(`shape ${shapeStr(spec)}: 0 at position ${i} copies a dimension the input ${shapeStr(x.shape)} does not have`);
+        return x.shape[i];
+      }
+      return d;
+    });
+    const inferred = out.indexOf(-1);
+    if (out.filter((d) => d === -1).length > 1) throw ctx.error(`shape ${shapeStr(spec)} has more than one -1`);
+    if (out.some((d) => d < -1 || !Number.isSafeInteger(d))) throw ctx.error(`shape ${shapeStr(spec)} has an invalid dimension`);
+    const n = size(x.shape);
+    if (inferred >= 0) {
+      const rest = size(out.filter((_, i) => i !== inferred));
+      if (rest === 0 || n % rest !== 0) throw ctx.error(`cannot reshape ${shapeStr(x.shape)} to ${shapeStr(spec)}`);
+      out[inferred] = n / rest;
+    }
+    if (size(out) !== n) throw ctx.error(`cannot reshape ${shapeStr(x.shape)} (${n} elements) to ${shapeStr(out)}`);
+    return [reshapeValue(x, out)];
+  };
+};
+
+const Flatten: OpCompiler = (ctx) => {
+  ctx.arity(1, 1);
+  const axisAttr = ctx.attrs.int('axis', 1);
+  ctx.attrs.done();
+  return ([x0]) => {
+    const x = needInput(ctx, x0, 0);
+    const r = x.shape.length;
+    const axis = axisAttr < 0 ? axisAttr + r : axisAttr;
+    if (axis < 0 || axis > r) throw ctx.error(`axis ${axisAttr} is out of range for rank ${r}`);
+    return [reshapeValue(x, [size(x.shape.slice(0, axis)), size(x.shape.slice(axis))])];
+  };
+};
+
+const Transpose: OpCompiler = (ctx) => {
+  ctx.arity(1, 1);
+  const permAttr = ctx.attrs.ints('perm');
+  ctx.attrs.done();
+  return ([x0]) => {
+    const x = needInput(ctx, x0, 0);
+    const r = x.shape.length;
+    const perm = permAttr ?? [...Array(r).keys()].reverse();
+    if (perm.length !== r || [...perm].sort((p, q) => p - q).some((p, i) => p !== i)) throw ctx.error(`perm ${shapeStr(perm)} is not a permutation of ${r} axes`);
+    if (x instanceof Tensor) return [permute(x, perm)];
+    const st = stridesOf(x.shape);
+    const outShape = perm.map((p) => x.shape[p]);
+    return [mapValue(x, outShape, (src, out) => stridedCopy(src, 0, perm.map((p) => st[p]), outShape, out))];
+  };
+};
+
+function axesFrom(ctx: NodeContext, inputs: readonly (Value | null)[], inputIndex: number): number[] | undefined {
+  if (ctx.opset >= 13) return inputs[inputIndex] ? intList(ctx, inputs[inputIndex], inputIndex, 'axes') : undefined;
+  return undefined;
+}
+
+const Squeeze: OpCompiler = (ctx) => {
+  ctx.arity(1, ctx.opset >= 13 ? 2 : 1);
+  const attrAxes = ctx.opset < 13 ? ctx.attrs.ints('axes') : undefined;
+  ctx.attrs.done();
+  return (inputs) => {
+    const x = needInput(ctx, inputs[0], 0);
+    const r = x.shape.length;
+    const given = ctx.opset >= 13 ? axesFrom(ctx, inputs, 1) : attrAxes;
+    const axes = given ? given.map((a) => normAxisOf(ctx, a, r)) : x.shape.flatMap((s, i) => (s === 1 ? [i] : []));
+    for (const a of axes) if (x.shape[a] !== 1) throw ctx.error(`cannot squeeze axis ${a} of size ${x.shape[a]} (input ${shapeStr(x.shape)})`);
+    return [reshapeValue(x, x.shape.filter((_, i) => !axes.includes(i)))];
+  };
+};
+
+const Unsqueeze: OpCompiler = (ctx) => {
+  ctx.arity(ctx.opset >= 13 ? 2 : 1, ctx.opset >= 13 ? 2 : 1);
+  const attrAxes = ctx.opset < 13 ? ctx.attrs.ints('axes') : undefined;
+  if (ctx.opset < 13 && !attrAxes) throw ctx.error("attribute 'axes' is required");
+  ctx.attrs.done();
+  return (inputs) => {
+    const x = needInput(ctx, inputs[0], 0);
+    const given = ctx.opset >= 13 ? axesFrom(ctx, inputs, 1)! : attrAxes!;
+    const r = x.shape.length + given.length;
+    const axes = given.map((a) => normAxisOf(ctx, a, r));
+    if (new Set(axes).size !== axes.length) throw ctx.error(`axes ${shapeStr(given)} repeat an axis`);
+    const out: number[] = [];
+    let k = 0;
+    for (let i = 0; i < r; i++) out.push(axes.includes(i) ? 1 : x.shape[k++]);
+    return [reshapeValue(x, out)];
+  };
+};
+
+const Concat: OpCompiler = (ctx) => {
+  if (ctx.inputs.length < 1) throw ctx.error('needs at least one input');
+  const axisAttr = ctx.attrs.int('axis');
+  if (axisAttr === undefined) throw ctx.error("attribute 'axis' is required");
+  ctx.attrs.done();
+  return (inputs) => {
+    const xs = inputs.map((v, i) => needInput(ctx, v, i));
+    const first = xs[0];
+    const r = first.shape.length;
+    const axis = normAxisOf(ctx, axisAttr, r);
+    for (const x of xs) {
+      if (x.shape.length !== r || x.shape.some((s, i) => i !== axis && s !== first.shape[i])) {
+        throw ctx.error(`input shapes ${xs.map((v) => shapeStr(v.shape)).join(', ')} differ outside axis ${axis}`);
+      }
+    }
+    if (xs.every((x) => x instanceof Tensor)) return [concat(xs as Tensor[], axis)];
+    if (!xs.every((x) => x instanceof HostInts && x.dtype === (first as HostInts).dtype)) throw ctx.error('inputs must all have the same element type');
+    const outShape = [...first.shape];
+    outShape[axis] = xs.reduce((n, x) => n + x.shape[axis], 0);
+    const outer = size(first.shape.slice(0, axis));
+    const out = new Float64Array(size(outShape));
+    let pos = 0;
+    for (let o = 0; o < outer; o++) {
+      for (const x of xs as HostInts[]) {
+        const block = size(x.shape.slice(axis));
+        out.set(x.data.subarray(o * block, (o + 1) * block), pos);
+        pos += block;
+      }
+    }
+    return [new HostInts((first as HostInts).dtype, outShape, out)];
+  };
+};
+
+const Split: OpCompiler = (ctx) => {
+  ctx.arity(1, ctx.opset >= 13 ? 2 : 1, Number.MAX_SAFE_INTEGER);
+  const axisAttr = ctx.attrs.int('axis', 0);
+  const splitAttr = ctx.opset < 13 ? ctx.attrs.ints('split') : undefined;
+  const numOutputs = ctx.opset >= 18 ? ctx.attrs.int('num_outputs') : undefined;
+  ctx.attrs.done();
+  const nOut = ctx.outputs.length;
+  return (inputs) => {
+    const x = needInput(ctx, inputs[0], 0);
+    const axis = normAxisOf(ctx, axisAttr, x.shape.length);
+    const dim = x.shape[axis];
+    let sizes = ctx.opset >= 13 && inputs[1] ? intList(ctx, inputs[1], 1, 'split') : splitAttr;
+    if (!sizes) {
+      const n = numOutputs ?? nOut;
+      const chunk = Math.ceil(dim / n);
+      sizes = Array.from({ length: n }, (_, i) => Math.max(0, Math.min(chunk, dim - i * chunk)));
+    }
+    if (sizes.length !== nOut || sizes.reduce((a, b) => a + b, 0) !== dim || sizes.some((s) => s < 0)) {
+      throw ctx.error(`split sizes ${shapeStr(sizes)} do not divide axis ${axis} of size ${dim} into ${nOut} outputs`);
+    }
+    let start = 0;
+    return sizes.map((len) => {
+      const s = start;
+      start += len;
+      return sliceAxis(x, axis, s, len, 1);
+    });
+  };
+};
+
+/** x[..., start : start + len·step : step, ...] along `axis`. */
+function sliceAxis(x: Value, axis: number, start: number, len: number, step: number): Value {
+  if (step === 1 && x instanceof Tensor) return slice(x, axis, start, len);
+  const st = stridesOf(x.shape);
+  const outShape = [...x.shape];
+  outShape[axis] = len;
+  const strides = st.map((s, i) => (i === axis ? s * step : s));
+  return mapValue(x, outShape, (src, out) => stridedCopy(src, start * st[axis], strides, outShape, out));
+}
+
+const Slice: OpCompiler = (ctx) => {
+  const modern = ctx.opset >= 10;
+  ctx.arity(modern ? 3 : 1, modern ? 5 : 1);
+  const attrStarts = modern ? undefined : ctx.attrs.ints('starts');
+  const attrEnds = modern ? undefined : ctx.attrs.ints('ends');
+  const attrAxes = modern ? undefined : ctx.attrs.ints('axes');
+  if (!modern && (!attrStarts || !attrEnds)) throw ctx.error("attributes 'starts' and 'ends' are required");
+  ctx.attrs.done();
+  return (inputs) => {
+    let x = needInput(ctx, inputs[0], 0);
+    const r = x.shape.length;
+    const starts = modern ? intList(ctx, inputs[1], 1, 'starts') : attrStarts!;
+    const ends = modern ? intList(ctx, inputs[2], 2, 'ends') : attrEnds!;
+    const axesIn = modern ? (inputs[3] ? intList(ctx, inputs[3], 3, 'axes') : undefined) : attrAxes;
+    const steps = modern && inputs[4] ? intList(ctx, inputs[4], 4, 'steps') : starts.map(() => 1);
+    const axes = axesIn ?? starts.map((_, i) => i);
+    if (ends.length !== starts.length || axes.length !== starts.length || steps.length !== starts.length) {
+      throw ctx.error(`starts, ends, axes and steps must have the same length (${starts.length}, ${ends.length}, ${axes.length}, ${steps.length})`);
+    }
+    const seen = new Set<number>();
+    for (let k = 0; k < starts.length; k++) {
+      const axis = normAxisOf(ctx, axes[k], r);
+      if (seen.has(axis)) throw ctx.error(`axis ${axis} is sliced twice`);
+      seen.add(axis);
+      const dim = x.shape[axis];
+      const step = steps[k];
+      if (step === 0 || !Number.isFinite(step)) throw ctx.error('steps must be non-zero');
+      let s = starts[k], e = ends[k];
+      if (s < 0) s += dim;
+      if (e < 0) e += dim;
+      let len: number;
+      if (step > 0) {
+        s = Math.min(Math.max(s, 0), dim);
+        e = Math.min(Math.max(e, 0), dim);
+        len = Math.max(0, Math.ceil((e - s) / step));
+      } else {
+        s = Math.min(Math.max(s, 0), dim - 1);
+        e = Math.min(Math.max(e, -1), dim - 1);
+        len = Math.max(0, Math.ceil((e - s) / step));
+      }
+      if (len === dim && step === 1) continue;
+      x = sliceAxis(x, axis, len === 0 ? 0 : s, len, step);
+    }
+    return [x];
+  };
+};
+
+const Gather: OpCompiler = (ctx) => {
+  ctx.arity(2, 2);
+  const axisAttr = ctx.attrs.int('axis', 0);
+  ctx.attrs.done();
+  return ([d0, i0]) => {
+    const data = needInput(ctx, d0, 0);
+    const idx = intInput(ctx, i0, 1, 'indices');
+    const r = data.shape.length;
+    if (r === 0) throw ctx.error('data must have rank ≥ 1');
+    const axis = normAxisOf(ctx, axisAttr, r);
+    const dim = data.shape[axis];
+    const ids = new Int32Array(idx.size);
+    for (let k = 0; k < idx.size; k++) {
+      let v = idx.data[k];
+      if (v < 0) v += dim;
+      if (!(v >= 0 && v < dim)) throw ctx.error(`index ${idx.data[k]} is out of range for axis ${axis} of size ${dim}`);
+      ids[k] = v;
+    }
+    const outShape = [...data.shape.slice(0, axis), ...idx.shape, ...data.shape.slice(axis + 1)];
+    ctx.checkElements(outShape);
+    const inner = size(data.shape.slice(axis + 1));
+    if (data instanceof Tensor && axis === 0) {
+      // The embedding lookup: one row gather on the backend.
+      const table = r === 2 ? data : reshape(data, [dim, inner]);
+      const out = embedding(table, ids, idx.shape);
+      return [r === 2 ? out : reshape(out, outShape)];
+    }
+    const outer = size(data.shape.slice(0, axis));
+    return [mapValue(data, outShape, (src, out) => {
+      let pos = 0;
+      for (let o = 0; o < outer; o++) {
+        for (let k = 0; k < ids.length; k++) {
+          const base = (o * dim + ids[k]) * inner;
+          for (let j = 0; j < inner; j++) out[pos++] = src[base + j];
+        }
+      }
+    })];
+  };
+};
+
+/** ReduceSum (axes an input from opset 13) and ReduceMean (axes an input from opset 18), on floats. */
+function reduceOp(kind: 'ReduceSum' | 'ReduceMean'): OpCompiler {
+  const inputFrom = kind === 'ReduceSum' ? 13 : 18;
+  return (ctx) => {
+    const modern = ctx.opset >= inputFrom;
+    ctx.arity(1, modern ? 2 : 1);
+    const keepDims = ctx.attrs.int('keepdims', 1) !== 0;
+    const attrAxes = modern ? undefined : ctx.attrs.ints('axes');
+    const noopEmpty = modern ? ctx.attrs.int('noop_with_empty_axes', 0) !== 0 : false;
+    ctx.attrs.done();
+    const f = kind === 'ReduceSum' ? sum : mean;
+    return (inputs) => {
+      const x = floatInput(ctx, inputs[0], 0);
+      const given = modern ? (inputs[1] ? intList(ctx, inputs[1], 1, 'axes') : undefined) : attrAxes;
+      if ((!given || given.length === 0) && noopEmpty) return [x];
+      const axes = given && given.length ? given.map((a) => normAxisOf(ctx, a, x.ndim)) : [...Array(x.ndim).keys()];
+      if (new Set(axes).size !== axes.length) throw ctx.error(`axes ${shapeStr(given ?? [])} repeat an axis`);
+      return [f(x, axes, keepDims)];
+    };
+  };
+}
+
+export const STANDARD_OPS: Record<string, OpCompiler> = {
+  Add: binary('Add'),
+  Sub: binary('Sub'),
+  Mul: binary('Mul'),
+  Div: binary('Div'),
+  Tanh: unary('Tanh', tanh),
+  Sigmoid: unary('Sigmoid', sigmoid),
+  Relu: unary('Relu', relu),
+  Exp: unary('Exp', exp),
+  Log: unary('Log', log),
+  Neg: unary('Neg', neg),
+  Sqrt: unary('Sqrt', sqrt),
+  Abs: unary('Abs', abs),
+  MatMul,
+  Gemm,
+  Softmax: softmaxOp(false),
+  LogSoftmax: softmaxOp(true),
+  Identity,
+  Dropout,
+  Constant,
+  Cast,
+  Shape,
+  Reshape,
+  Flatten,
+  Transpose,
+  Squeeze,
+  Unsqueeze,
+  Concat,
+  Split,
+  Slice,
+  Gather,
+  ReduceSum: reduceOp('ReduceSum'),
+  ReduceMean: reduceOp('ReduceMean'),
+};

@@ -1,0 +1,926 @@
+/**
+ * Trainer: the training loop around a `Task` (task.ts), with everything users expect from one —
+ * optimizer and learning-rate schedule, gradient clipping, NaN guards, gradient-norm monitoring,
+ * periodic evaluation with early stopping, a JSON-lines metrics log, atomic checkpoints and exact
+ * resumption, callbacks, a progress display and graceful Ctrl-C.
+ *
+ *   const trainer = new Trainer(task, { optimizer: 'adam', lr: 1e-3, clipNorm: 5, epochs: 10,
+ *                                        runDir: 'runs/tagger', earlyStopping: { patience: 3 } });
+ *   const result = await trainer.fit(trainData, valData);
+ *   // later, after a crash or Ctrl-C, with a freshly built task:
+ *   await new Trainer(task2, sameOptions).fit(trainData, valData, { resume: 'runs/tagger' });
+ *
+ * One step, in this order:
+ *   zeroGrad → task.step(batch) → checkFinite(loss) → backward → gradient norms (global and per
+ *   layer; non-finite → NonFiniteError naming the parameter; warnings on persistent clipping or a
+ *   spike) → clipGradValue → clipGradNorm → optimizer.step → scheduler.step
+ * then, between steps: the metrics log (every `logEvery` steps), onStepEnd, evaluation (every
+ * `evalEvery` steps, or at each epoch end by default) with onEvalEnd and early stopping, epoch end
+ * (onEpochEnd), and a checkpoint (every `checkpoint.every` steps). Stop conditions (epochs,
+ * maxSteps, timeLimitSeconds, early stopping, a callback, Ctrl-C) are checked before each step.
+ * When training stops, the final checkpoint is written first and then the model is evaluated a
+ * last time (reported in the result; it does not change the saved state), so a run stopped at step
+ * k and resumed reproduces the uninterrupted run's losses bit for bit on the same backend.
+ *
+ * Exactness. Batches are a pure function of (epoch, index) (task.ts), and a checkpoint holds every
+ * other input of the next step: weights, optimizer buffers and step counts, the schedule position,
+ * the state of the global RNG and of every `Rng` found on the task or its modules (dropout,
+ * sampling), the task's carried state (TBPTT), and the position (epoch, batch).
+ *
+ * `fit` is async: it yields to the event loop every ~50 ms so progress displays redraw, timers run
+ * and Ctrl-C is seen; the work itself is synchronous. The file-system parts (checkpoints, metrics
+ * log) are imported on first use only, so the Trainer also loads where there is no file system
+ * (without a run directory).
+ */
+import type { BatchSource, StepResult, Task } from './task.ts';
+import { Adagrad, Adam, AdamW, Optimizer, RMSProp, SGD, type AdagradOptions, type AdamOptions, type RMSPropOptions, type SGDOptions } from './optim.ts';
+import { LRScheduler, scheduleFromSpec, type Schedule, type ScheduleSpec } from './schedule.ts';
+import { clipGradNorm, clipGradValue, gradNorms } from './clip.ts';
+import { checkFinite, NonFiniteError } from './guard.ts';
+import { GradMonitor, layerNorms } from './gradlog.ts';
+import { LineProgress, type Callback, type EvalInfo, type HookResult, type ProgressSink, type StepInfo } from './callbacks.ts';
+import type { TrainingState } from './checkpoint.ts';
+import type { MetricsEntry, MetricsLog } from './metrics-log.ts';
+import { Module } from '../nn/module.ts';
+import { Tensor } from '../tensor/tensor.ts';
+import { Rng, globalRng, type RngState } from '../tensor/rng.ts';
+import { backward, noGrad } from '../autograd/tape.ts';
+
+// ---- options -------------------------------------------------------------------------------------
+
+export type OptimizerName = 'sgd' | 'adam' | 'adamw' | 'rmsprop' | 'adagrad';
+
+/** An optimizer by name (default hyper-parameters), by name with hyper-parameters, or an instance. */
+export type OptimizerSpec = OptimizerName | ({ name: OptimizerName } & Record<string, unknown>) | Optimizer;
+
+export interface EarlyStoppingOptions {
+  /** Evaluations without improvement of the primary metric before stopping. */
+  patience: number;
+  /** The least change that counts as an improvement (default 0). */
+  minDelta?: number;
+}
+
+export interface CheckpointOptions {
+  /** Where checkpoints go (default: runDir). */
+  dir?: string;
+  /** Write a checkpoint every this many steps (default: only at the end). */
+  every?: number;
+  /** Keep best.safetensors, the model at the best evaluation (default true). */
+  saveBest?: boolean;
+}
+
+export interface TrainerOptions {
+  /** Default 'adam'. */
+  optimizer?: OptimizerSpec;
+  /** Learning rate (overrides the optimizer spec's lr; default: the optimizer's default). */
+  lr?: number;
+  /** A learning-rate schedule (an instance or its JSON spec), stepped after every optimizer step. */
+  schedule?: Schedule | ScheduleSpec | null;
+  /** Clip the global gradient 2-norm to this (torch clip_grad_norm_). */
+  clipNorm?: number | null;
+  /** Clamp every gradient element to ±this (torch clip_grad_value_), before norm clipping. */
+  clipValue?: number | null;
+  /** Passes over the training data (default 1, or unlimited when maxSteps or timeLimitSeconds is given). */
+  epochs?: number;
+  /** Stop after this many optimizer steps in total (resumed runs count from the start). */
+  maxSteps?: number | null;
+  /** Stop after this many seconds of this fit call. */
+  timeLimitSeconds?: number | null;
+  /** Evaluate every this many steps (default: at the end of each epoch). */
+  evalEvery?: number | null;
+  /** Write a train entry to the metrics log every this many steps (default 10). */
+  logEvery?: number;
+  /** Stop when the primary validation metric stops improving. */
+  earlyStopping?: EarlyStoppingOptions | null;
+  /** Run directory: metrics.jsonl, model.safetensors, checkpoints (metrics go to checkpoint.dir without it). */
+  runDir?: string | null;
+  /** Checkpointing (default: at the end, into runDir, when runDir is set); false for none. */
+  checkpoint?: CheckpointOptions | false | null;
+  /** Reseed the global RNG when a fresh fit starts (not when resuming). */
+  seed?: number | null;
+  /** Show progress: true for plain lines on stderr, or a display of your own. */
+  progress?: boolean | ProgressSink;
+  callbacks?: Callback<any>[];
+  /** Put per-layer gradient norms in the metrics log (the global norm is always logged). */
+  gradNormLogging?: boolean;
+  /** More RNGs to save and restore, by name (those on the task and its modules are found automatically). */
+  rngs?: Record<string, Rng>;
+  /** Stop gracefully on the first Ctrl-C (SIGINT), quit on the second (default false). */
+  handleInterrupt?: boolean;
+  /** Where warnings and notices go (default console.error). */
+  log?: (message: string) => void;
+  /** JSON-serialisable data stored in checkpoints (e.g. how to rebuild the task). */
+  meta?: unknown;
+}
+
+const OPTION_KEYS = [
+  'optimizer', 'lr', 'schedule', 'clipNorm', 'clipValue', 'epochs', 'maxSteps', 'timeLimitSeconds', 'evalEvery',
+  'logEvery', 'earlyStopping', 'runDir', 'checkpoint', 'seed', 'progress', 'callbacks', 'gradNormLogging', 'rngs',
+  'handleInterrupt', 'log', 'meta',
+] as const;
+
+export type StopReason = 'epochs' | 'maxSteps' | 'time' | 'earlyStopping' | 'callback' | 'interrupted' | (string & {});
+
+export interface FitResult {
+  stopReason: StopReason;
+  /** Optimizer steps done in total, and in this fit call. */
+  step: number;
+  stepsThisFit: number;
+  /** Position of the next batch. */
+  epoch: number;
+  batch: number;
+  /** Mean loss over the last (up to 100) steps; null when no step ran. */
+  trainLoss: number | null;
+  lastLoss: number | null;
+  /** The evaluation at the end of the fit (null without validation data). */
+  finalMetrics: Record<string, number> | null;
+  bestMetric: number | null;
+  bestStep: number | null;
+  /** Seconds in this fit call, and in the whole run. */
+  seconds: number;
+  totalSeconds: number;
+  tokens: number;
+  runDir: string | null;
+}
+
+export interface FitOptions {
+  /** Continue from the checkpoint in this directory. */
+  resume?: string;
+}
+
+interface Resolved {
+  clipNorm: number | null;
+  clipValue: number | null;
+  epochs: number;
+  maxSteps: number | null;
+  timeLimitSeconds: number | null;
+  evalEvery: number | null;
+  logEvery: number;
+  earlyStopping: { patience: number; minDelta: number } | null;
+  runDir: string | null;
+  checkpointDir: string | null;
+  checkpointEvery: number | null;
+  checkpointOff: boolean;
+  saveBest: boolean;
+  seed: number | null;
+  progress: ProgressSink | null;
+  callbacks: Callback<any>[];
+  gradNormLogging: boolean;
+  handleInterrupt: boolean;
+  log: (message: string) => void;
+  meta: unknown;
+}
+
+export class TrainerOptionsError extends TypeError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TrainerOptionsError';
+  }
+}
+
+function show(v: unknown): string {
+  if (typeof v === 'string') return `'${v}'`;
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}
+
+function fail(key: string, expected: string, got: unknown): never {
+  throw new TrainerOptionsError(`Trainer: option '${key}' must be ${expected}, got ${show(got)}`);
+}
+
+function optPosInt(key: string, v: unknown): number | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) fail(key, 'a positive integer', v);
+  return v;
+}
+
+function optPositive(key: string, v: unknown): number | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) fail(key, 'a finite number > 0', v);
+  return v;
+}
+
+function optBool(key: string, v: unknown, def: boolean): boolean {
+  if (v === undefined) return def;
+  if (typeof v !== 'boolean') fail(key, 'true or false', v);
+  return v;
+}
+
+function optString(key: string, v: unknown): string | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'string' || v === '') fail(key, 'a non-empty string', v);
+  return v;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+const OPTIMIZER_NAMES: readonly OptimizerName[] = ['sgd', 'adam', 'adamw', 'rmsprop', 'adagrad'];
+
+/** Build an optimizer from a spec over `params`; `lr` (when given) overrides the spec's. */
+export function createOptimizer(spec: OptimizerSpec, params: [string, Tensor][], lr?: number): Optimizer {
+  if (spec instanceof Optimizer) {
+    if (lr !== undefined) spec.lr = lr;
+    return spec;
+  }
+  let name: unknown;
+  let hyper: Record<string, unknown>;
+  if (typeof spec === 'string') {
+    name = spec;
+    hyper = {};
+  } else if (isRecord(spec)) {
+    const { name: n, ...rest } = spec as Record<string, unknown>;
+    name = n;
+    hyper = rest;
+  } else {
+    return fail('optimizer', `a name (${OPTIMIZER_NAMES.join(', ')}), {name, ...hyper-parameters} or an Optimizer`, spec);
+  }
+  if (typeof name !== 'string' || !OPTIMIZER_NAMES.includes(name.toLowerCase() as OptimizerName)) {
+    throw new TrainerOptionsError(`Trainer: unknown optimizer ${show(name)} (known: ${OPTIMIZER_NAMES.join(', ')})`);
+  }
+  if (lr !== undefined) hyper = { ...hyper, lr };
+  switch (name.toLowerCase() as OptimizerName) {
+    case 'sgd':
+      if (hyper.lr === undefined) throw new TrainerOptionsError("Trainer: SGD needs a learning rate: set option 'lr'");
+      return new SGD(params, hyper as unknown as SGDOptions);
+    case 'adam':
+      return new Adam(params, hyper as AdamOptions);
+    case 'adamw':
+      return new AdamW(params, hyper as AdamOptions);
+    case 'rmsprop':
+      return new RMSProp(params, hyper as RMSPropOptions);
+    case 'adagrad':
+      return new Adagrad(params, hyper as AdagradOptions);
+  }
+}
+
+function resolveSchedule(v: unknown): Schedule | null {
+  if (v === undefined || v === null) return null;
+  if (isRecord(v) && typeof (v as { lrAt?: unknown }).lrAt === 'function' && typeof (v as { toSpec?: unknown }).toSpec === 'function') return v as unknown as Schedule;
+  try {
+    return scheduleFromSpec(v);
+  } catch (e) {
+    throw new TrainerOptionsError(`Trainer: option 'schedule': ${(e as Error).message}`);
+  }
+}
+
+function resolveOptions(o: TrainerOptions): Resolved {
+  const maxSteps = optPosInt('maxSteps', o.maxSteps);
+  const timeLimitSeconds = optPositive('timeLimitSeconds', o.timeLimitSeconds);
+  let epochs: number;
+  if (o.epochs === undefined || o.epochs === null) epochs = maxSteps !== null || timeLimitSeconds !== null ? Infinity : 1;
+  else if (o.epochs === Infinity) epochs = Infinity;
+  else epochs = optPosInt('epochs', o.epochs)!;
+  let earlyStopping: Resolved['earlyStopping'] = null;
+  if (o.earlyStopping !== undefined && o.earlyStopping !== null) {
+    const es = o.earlyStopping as unknown;
+    if (!isRecord(es)) fail('earlyStopping', 'an object {patience, minDelta?}', es);
+    for (const k of Object.keys(es)) if (k !== 'patience' && k !== 'minDelta') throw new TrainerOptionsError(`Trainer: unknown option 'earlyStopping.${k}' (known: patience, minDelta)`);
+    const patience = optPosInt('earlyStopping.patience', es.patience);
+    if (patience === null) fail('earlyStopping.patience', 'a positive integer', es.patience);
+    const minDelta = es.minDelta === undefined ? 0 : es.minDelta;
+    if (typeof minDelta !== 'number' || !Number.isFinite(minDelta) || minDelta < 0) fail('earlyStopping.minDelta', 'a finite number >= 0', minDelta);
+    earlyStopping = { patience, minDelta };
+  }
+  const runDir = optString('runDir', o.runDir);
+  let checkpointDir: string | null = runDir;
+  let checkpointEvery: number | null = null;
+  let saveBest = true;
+  let checkpointOff = false;
+  if (o.checkpoint === false) {
+    checkpointDir = null;
+    checkpointOff = true;
+  } else if (o.checkpoint !== undefined && o.checkpoint !== null) {
+    const c = o.checkpoint as unknown;
+    if (!isRecord(c)) fail('checkpoint', 'an object {dir?, every?, saveBest?} or false', c);
+    for (const k of Object.keys(c)) if (!['dir', 'every', 'saveBest'].includes(k)) throw new TrainerOptionsError(`Trainer: unknown option 'checkpoint.${k}' (known: dir, every, saveBest)`);
+    checkpointDir = optString('checkpoint.dir', c.dir) ?? runDir;
+    checkpointEvery = optPosInt('checkpoint.every', c.every);
+    saveBest = optBool('checkpoint.saveBest', c.saveBest, true);
+    if (checkpointDir === null) throw new TrainerOptionsError("Trainer: option 'checkpoint' needs a directory: set 'checkpoint.dir' or 'runDir'");
+  }
+  let seed: number | null = null;
+  if (o.seed !== undefined && o.seed !== null) {
+    if (typeof o.seed !== 'number' || !Number.isSafeInteger(o.seed)) fail('seed', 'an integer', o.seed);
+    seed = o.seed;
+  }
+  let progress: ProgressSink | null = null;
+  if (o.progress === true) progress = new LineProgress();
+  else if (o.progress !== undefined && o.progress !== false) {
+    if (!isRecord(o.progress) || typeof (o.progress as { update?: unknown }).update !== 'function') fail('progress', 'true, false or an object with update(stats)', o.progress);
+    progress = o.progress;
+  }
+  let callbacks: Callback<any>[] = [];
+  if (o.callbacks !== undefined) {
+    if (!Array.isArray(o.callbacks)) fail('callbacks', 'an array of callback objects', o.callbacks);
+    o.callbacks.forEach((cb, i) => {
+      if (cb === null || typeof cb !== 'object') fail(`callbacks[${i}]`, 'an object with hooks (onFitStart, onStepEnd, onEvalEnd, onEpochEnd, onFitEnd)', cb);
+    });
+    callbacks = [...o.callbacks];
+  }
+  if (o.log !== undefined && typeof o.log !== 'function') fail('log', 'a function (message) => void', o.log);
+  if (o.rngs !== undefined) {
+    if (!isRecord(o.rngs)) fail('rngs', 'an object of named Rng instances', o.rngs);
+    for (const [k, r] of Object.entries(o.rngs)) if (!(r instanceof Rng)) fail(`rngs.${k}`, 'an Rng', r);
+  }
+  return {
+    clipNorm: optPositive('clipNorm', o.clipNorm),
+    clipValue: optPositive('clipValue', o.clipValue),
+    epochs,
+    maxSteps,
+    timeLimitSeconds,
+    evalEvery: optPosInt('evalEvery', o.evalEvery),
+    logEvery: optPosInt('logEvery', o.logEvery) ?? 10,
+    earlyStopping,
+    runDir,
+    checkpointDir,
+    checkpointEvery,
+    checkpointOff,
+    saveBest,
+    seed,
+    progress,
+    callbacks,
+    gradNormLogging: optBool('gradNormLogging', o.gradNormLogging, false),
+    handleInterrupt: optBool('handleInterrupt', o.handleInterrupt, false),
+    log: o.log ?? ((m: string) => console.error(m)),
+    meta: o.meta ?? null,
+  };
+}
+
+/** Every Rng reachable from the task object and its modules' own fields, plus the global one. */
+function findRngs(task: Task<unknown>, extra: Record<string, Rng> | undefined): Map<string, Rng> {
+  const byRng = new Map<Rng, string>([[globalRng, 'global']]);
+  const scan = (obj: object, prefix: string): void => {
+    for (const [k, v] of Object.entries(obj)) if (v instanceof Rng && !byRng.has(v)) byRng.set(v, `${prefix}${k}`);
+  };
+  scan(task, 'task.');
+  for (const [path, m] of task.model.namedModules()) scan(m, path ? `model.${path}.` : 'model.');
+  for (const [k, r] of Object.entries(extra ?? {})) if (!byRng.has(r)) byRng.set(r, k);
+  return new Map([...byRng].map(([r, n]) => [n, r]));
+}
+
+function now(): number {
+  return performance.now() / 1000;
+}
+
+const yieldToEventLoop = (): Promise<void> =>
+  new Promise((resolve) => (typeof setImmediate === 'function' ? setImmediate(resolve) : setTimeout(resolve, 0)));
+
+type IO = {
+  ck: typeof import('./checkpoint.ts');
+  ml: typeof import('./metrics-log.ts');
+  fs: typeof import('node:fs');
+  path: typeof import('node:path');
+};
+
+// ---- the trainer --------------------------------------------------------------------------------------
+
+export class Trainer<B> {
+  readonly task: Task<B>;
+  readonly optimizer: Optimizer;
+  readonly scheduler: LRScheduler | null;
+  private readonly opts: Resolved;
+  private readonly rawOptions: TrainerOptions;
+  private readonly params: [string, Tensor][];
+  private readonly rngs: Map<string, Rng>;
+  private readonly monitor = new GradMonitor();
+
+  // The resumable state.
+  private stepCount = 0;
+  private epochIndex = 0;
+  private batchIndex = 0;
+  private elapsedBefore = 0;
+  private tokenCount = 0;
+  private bestMetric: number | null = null;
+  private bestStep: number | null = null;
+  private badEvals = 0;
+  private lastEval: Record<string, number> | null = null;
+
+  private started = false;
+  private resumedFrom: string | null = null;
+  private stopRequest: string | null = null;
+  private sessionStart = 0;
+  private io: IO | null = null;
+  private log: MetricsLog | null = null;
+
+  constructor(task: Task<B>, options: TrainerOptions = {}) {
+    if (task === null || typeof task !== 'object' || typeof task.step !== 'function' || typeof task.evaluate !== 'function' || !(task.model instanceof Module)) {
+      throw new TypeError('Trainer: expected a Task (an object with model, step(batch), evaluate(data), higherIsBetter, describe())');
+    }
+    if (typeof task.higherIsBetter !== 'boolean') throw new TypeError(`Trainer: task '${task.name}' must say whether its primary metric is better higher (higherIsBetter: boolean)`);
+    if (options === null || typeof options !== 'object' || Array.isArray(options)) throw new TrainerOptionsError('Trainer: options must be an object');
+    for (const k of Object.keys(options)) {
+      if (!(OPTION_KEYS as readonly string[]).includes(k)) throw new TrainerOptionsError(`Trainer: unknown option '${k}' (known: ${OPTION_KEYS.join(', ')})`);
+    }
+    if ((typeof task.getCarry === 'function') !== (typeof task.setCarry === 'function')) {
+      throw new TypeError(`Trainer: task '${task.name}' must define both getCarry and setCarry, or neither`);
+    }
+    this.task = task;
+    this.rawOptions = { ...options };
+    this.opts = resolveOptions(options);
+    if (options.lr !== undefined && (typeof options.lr !== 'number' || !Number.isFinite(options.lr) || options.lr < 0)) fail('lr', 'a finite number >= 0', options.lr);
+    this.params = task.model.namedParameters();
+    if (this.params.length === 0) throw new TypeError(`Trainer: the model of task '${task.name}' has no parameters`);
+    this.optimizer = createOptimizer(options.optimizer ?? 'adam', this.params, options.lr);
+    const schedule = resolveSchedule(options.schedule);
+    this.scheduler = schedule ? new LRScheduler(this.optimizer, schedule) : null;
+    this.rngs = findRngs(task as Task<unknown>, options.rngs);
+  }
+
+  /**
+   * A trainer for `task` with the options saved in the checkpoint in `dir` (merged with
+   * `overrides`), with the checkpoint loaded: `await (await Trainer.restore(task, dir)).fit(train, val)`
+   * continues the run. A budget in `overrides` (epochs, maxSteps, timeLimitSeconds) replaces the
+   * saved budget as a whole. Callbacks, progress and log are not saved: pass them again.
+   */
+  static async restore<B>(task: Task<B>, dir: string, overrides: TrainerOptions = {}): Promise<Trainer<B>> {
+    const ck = await import('./checkpoint.ts');
+    const saved = { ...(ck.readTrainingState(dir).options as Record<string, unknown>) } as TrainerOptions & Record<string, unknown>;
+    const opts: Record<string, unknown> = {
+      ...saved,
+      runDir: dir,
+      checkpoint: saved.checkpoint === false ? false : { ...((saved.checkpoint ?? {}) as CheckpointOptions), dir },
+      ...overrides,
+    };
+    const budget = ['epochs', 'maxSteps', 'timeLimitSeconds'] as const;
+    if (budget.some((k) => k in overrides)) for (const k of budget) if (!(k in overrides)) opts[k] = null;
+    const trainer = new Trainer(task, opts as TrainerOptions);
+    await trainer.resume(dir);
+    return trainer;
+  }
+
+  /** Optimizer steps done. */
+  get step(): number {
+    return this.stepCount;
+  }
+
+  /** The epoch of the next batch (0-based). */
+  get epoch(): number {
+    return this.epochIndex;
+  }
+
+  /** The resolved run directory (metrics log, checkpoints), or null. */
+  get runDir(): string | null {
+    return this.opts.runDir ?? this.opts.checkpointDir;
+  }
+
+  /** Names of the RNGs saved in checkpoints. */
+  get rngNames(): string[] {
+    return [...this.rngs.keys()];
+  }
+
+  /** Ask the loop to stop after the current step. */
+  stop(reason: StopReason = 'callback'): void {
+    if (this.stopRequest === null) this.stopRequest = reason;
+  }
+
+  /** The options as JSON (what checkpoints store; valid input for a new Trainer). */
+  optionsJSON(): Record<string, unknown> {
+    const o = this.opts;
+    return {
+      // The base learning rate (a schedule changes the optimizer's current one).
+      optimizer: { name: this.optimizer.type.toLowerCase(), ...this.optimizer.hyper, ...(this.scheduler ? { lr: this.scheduler.baseLr } : {}) },
+      schedule: this.scheduler ? this.scheduler.schedule.toSpec() : null,
+      clipNorm: o.clipNorm,
+      clipValue: o.clipValue,
+      epochs: Number.isFinite(o.epochs) ? o.epochs : null,
+      maxSteps: o.maxSteps,
+      timeLimitSeconds: o.timeLimitSeconds,
+      evalEvery: o.evalEvery,
+      logEvery: o.logEvery,
+      earlyStopping: o.earlyStopping,
+      runDir: o.runDir,
+      checkpoint: o.checkpointOff ? false : o.checkpointDir ? { dir: o.checkpointDir, ...(o.checkpointEvery ? { every: o.checkpointEvery } : {}), saveBest: o.saveBest } : null,
+      seed: o.seed,
+      gradNormLogging: o.gradNormLogging,
+      meta: o.meta,
+    };
+  }
+
+  /** Metrics of the task on `data`, in eval mode without gradients; the task's carried state is kept. */
+  evaluate(data: BatchSource<B>): Record<string, number> {
+    const model = this.task.model;
+    const wasTraining = model.training;
+    const carry = this.task.getCarry ? this.task.getCarry() : undefined;
+    model.eval();
+    try {
+      const m = noGrad(() => this.task.evaluate(data));
+      if (!isRecord(m) || Object.keys(m).length === 0) throw new TypeError(`Trainer: task '${this.task.name}'.evaluate must return an object of named numbers (the first is the primary metric), got ${show(m)}`);
+      for (const [k, v] of Object.entries(m)) if (typeof v !== 'number') throw new TypeError(`Trainer: task '${this.task.name}'.evaluate returned a non-number for '${k}': ${show(v)}`);
+      return m as Record<string, number>;
+    } finally {
+      model.train(wasTraining);
+      if (this.task.setCarry) this.task.setCarry(carry);
+    }
+  }
+
+  /** The resumable training state (what a checkpoint stores, without the weights). */
+  trainingState(): TrainingState {
+    const rngs: Record<string, RngState> = {};
+    for (const [name, r] of this.rngs) rngs[name] = r.getState();
+    const s: TrainingState = {
+      format: 'recur.training_state',
+      version: 1,
+      task: this.task.name,
+      step: this.stepCount,
+      epoch: this.epochIndex,
+      batch: this.batchIndex,
+      elapsed: this.totalSeconds(),
+      tokens: this.tokenCount,
+      bestMetric: this.bestMetric,
+      bestStep: this.bestStep,
+      badEvals: this.badEvals,
+      lastEval: this.lastEval,
+      optimizer: this.optimizer.stateDict(),
+      scheduler: this.scheduler ? this.scheduler.stateDict() : null,
+      rngs,
+      gradMonitor: this.monitor.getState(),
+      options: this.optionsJSON(),
+      meta: this.opts.meta,
+    };
+    if (this.task.getCarry) s.carry = this.task.getCarry() ?? null;
+    return s;
+  }
+
+  private async loadIO(): Promise<IO> {
+    if (!this.io) {
+      const [ck, ml, fs, path] = await Promise.all([import('./checkpoint.ts'), import('./metrics-log.ts'), import('node:fs'), import('node:path')]);
+      this.io = { ck, ml, fs, path };
+    }
+    return this.io;
+  }
+
+  /** Write a checkpoint now (default: into the checkpoint directory). */
+  async saveCheckpoint(dir?: string): Promise<string> {
+    const target = dir ?? this.opts.checkpointDir;
+    if (!target) throw new Error('Trainer.saveCheckpoint: no directory (set runDir or checkpoint.dir, or pass one)');
+    const io = await this.loadIO();
+    io.fs.mkdirSync(target, { recursive: true });
+    io.ck.saveCheckpoint(target, this.task.model, this.task.describe(), this.trainingState());
+    return target;
+  }
+
+  /**
+   * Load the checkpoint in `dir` into this trainer (weights, optimizer, schedule, RNGs, carried
+   * state, counters); the next `fit` continues from it. The task must be built like the original
+   * (same architecture and names); its initial weights do not matter. As in PyTorch, the saved
+   * optimizer state brings its hyper-parameters (the learning rate included) with it; the
+   * schedule must be the same as the checkpoint's. Entries of the directory's metrics log past
+   * the checkpoint's step are dropped (the resumed run logs them again).
+   */
+  async resume(dir: string): Promise<void> {
+    const io = await this.loadIO();
+    const { state, weights } = io.ck.loadCheckpoint(dir);
+    const where = `resume from '${dir}'`;
+    if (state.task !== this.task.name) throw new io.ck.CheckpointError(`${where}: the checkpoint is of task '${state.task}', not '${this.task.name}'`);
+    const rngStates = state.rngs ?? {};
+    for (const name of Object.keys(rngStates)) {
+      if (!this.rngs.has(name)) throw new io.ck.CheckpointError(`${where}: the checkpoint has the state of RNG '${name}' but this task has no RNG by that name (it has: ${[...this.rngs.keys()].join(', ')})`);
+    }
+    if ((state.scheduler === null) !== (this.scheduler === null)) {
+      throw new io.ck.CheckpointError(`${where}: the checkpoint was ${state.scheduler ? 'made with' : 'made without'} a learning-rate schedule, this trainer ${this.scheduler ? 'has one' : 'has none'}`);
+    }
+    if (state.carry !== undefined && !this.task.setCarry) throw new io.ck.CheckpointError(`${where}: the checkpoint holds a carried state but task '${this.task.name}' has no setCarry`);
+    if (state.optimizer?.type !== this.optimizer.type) {
+      throw new io.ck.CheckpointError(`${where}: the checkpoint's optimizer is ${String(state.optimizer?.type)}, this trainer's is ${this.optimizer.type}`);
+    }
+    // The checks that can fail on a mismatch have run (loadStateDict validates before it writes).
+    this.task.model.loadStateDict(weights);
+    this.optimizer.loadStateDict(state.optimizer);
+    if (this.scheduler && state.scheduler) this.scheduler.loadStateDict(state.scheduler);
+    for (const [name, r] of this.rngs) {
+      const s = rngStates[name];
+      if (s) r.setState(s);
+      else this.opts.log(`recur: warning: the checkpoint has no state for RNG '${name}'; it continues from its current state`);
+    }
+    if (this.task.setCarry && state.carry !== undefined) this.task.setCarry(state.carry);
+    if (state.gradMonitor) this.monitor.setState(state.gradMonitor);
+    this.stepCount = state.step;
+    this.epochIndex = state.epoch;
+    this.batchIndex = state.batch;
+    this.elapsedBefore = typeof state.elapsed === 'number' ? state.elapsed : 0;
+    this.tokenCount = typeof state.tokens === 'number' ? state.tokens : 0;
+    this.bestMetric = state.bestMetric ?? null;
+    this.bestStep = state.bestStep ?? null;
+    this.badEvals = state.badEvals;
+    this.lastEval = state.lastEval ?? null;
+    this.started = true;
+    this.resumedFrom = dir;
+    // Without a directory of its own, the trainer keeps writing into the one it resumed from.
+    if (this.opts.runDir === null && this.opts.checkpointDir === null && !this.opts.checkpointOff) {
+      this.opts.runDir = dir;
+      this.opts.checkpointDir = dir;
+    }
+    const logDir = this.opts.runDir ?? this.opts.checkpointDir;
+    if (logDir) {
+      const log = new io.ml.MetricsLog(io.path.join(logDir, io.ck.METRICS_FILE));
+      log.truncateAfter(this.stepCount);
+    }
+  }
+
+  private totalSeconds(): number {
+    return this.elapsedBefore + (this.sessionStart ? now() - this.sessionStart : 0);
+  }
+
+  private writeLog(entry: MetricsEntry): void {
+    this.log?.append(entry);
+  }
+
+  private notice(kind: string, message: string): void {
+    const line = kind === 'interrupt' ? `recur: ${message}` : `recur: warning: ${message}`;
+    if (this.opts.progress?.print) this.opts.progress.print(line);
+    else this.opts.log(line);
+    this.writeLog({ type: 'warning', step: this.stepCount, epoch: this.epochIndex, time: this.totalSeconds(), kind, message });
+  }
+
+  private runHook(fn: () => HookResult): void {
+    const r = fn();
+    if (r === true || r === 'stop') this.stop('callback');
+  }
+
+  /** One optimizer step on the next batch. */
+  private trainStep(train: BatchSource<B>): StepInfo & { layerNorms?: Record<string, number>; metrics?: Record<string, number> } {
+    const stepNo = this.stepCount + 1;
+    const epoch = this.epochIndex, batchIdx = this.batchIndex;
+    const batch = train.get(epoch, batchIdx);
+    const model = this.task.model;
+    model.train();
+    model.zeroGrad();
+    this.optimizer.zeroGrad();
+    const r: StepResult = this.task.step(batch);
+    if (!r || !(r.loss instanceof Tensor) || r.loss.size !== 1) {
+      throw new TypeError(`Trainer: task '${this.task.name}'.step must return {loss: a one-element Tensor, count, metrics?}`);
+    }
+    const count = r.count;
+    if (typeof count !== 'number' || !Number.isFinite(count) || count < 0) throw new TypeError(`Trainer: task '${this.task.name}'.step returned count ${show(count)}; expected a number of tokens or samples >= 0`);
+    checkFinite(r.loss, [], stepNo);
+    const loss = r.loss.item();
+    const lr = this.optimizer.lr;
+    backward(r.loss);
+    const gn = gradNorms(this.params);
+    if (!Number.isFinite(gn.total)) {
+      checkFinite(null, this.params, stepNo); // names the parameter
+      throw new NonFiniteError(stepNo, 'gradient', '(global norm)', 0, gn.total);
+    }
+    for (const w of this.monitor.observe(stepNo, gn.total, this.opts.clipNorm)) this.notice(`grad-${w.kind}`, w.message);
+    if (this.opts.clipValue !== null) clipGradValue(this.params, this.opts.clipValue);
+    let clipped = false;
+    if (this.opts.clipNorm !== null) clipped = clipGradNorm(this.params, this.opts.clipNorm) > this.opts.clipNorm;
+    this.optimizer.step();
+    this.scheduler?.step();
+    this.stepCount = stepNo;
+    this.batchIndex++;
+    this.tokenCount += count;
+    return {
+      step: stepNo, epoch, batch: batchIdx, loss, lr, count, gradNorm: gn.total, clipped,
+      metrics: r.metrics, time: this.totalSeconds(),
+      layerNorms: this.opts.gradNormLogging ? layerNorms(gn.norms) : undefined,
+    };
+  }
+
+  /** Evaluate, update best/early stopping, log, save best.safetensors, run hooks. */
+  private runEval(val: BatchSource<B>): Record<string, number> {
+    const metrics = this.evaluate(val);
+    const primary = Object.keys(metrics)[0];
+    const value = metrics[primary];
+    const es = this.opts.earlyStopping;
+    const delta = es ? es.minDelta : 0;
+    const improved = Number.isFinite(value) && (this.bestMetric === null || (this.task.higherIsBetter ? value > this.bestMetric + delta : value < this.bestMetric - delta));
+    if (improved) {
+      this.bestMetric = value;
+      this.bestStep = this.stepCount;
+      this.badEvals = 0;
+      if (this.opts.checkpointDir && this.opts.saveBest && this.io) {
+        this.io.fs.mkdirSync(this.opts.checkpointDir, { recursive: true });
+        this.io.ck.saveModelFile(this.io.path.join(this.opts.checkpointDir, this.io.ck.BEST_FILE), this.task.model, this.task.describe(), {
+          'recur.task': this.task.name,
+          'recur.step': String(this.stepCount),
+          [`recur.metric.${primary}`]: String(value),
+        });
+      }
+    } else {
+      this.badEvals++;
+    }
+    this.lastEval = metrics;
+    const time = this.totalSeconds();
+    this.writeLog({ type: 'eval', step: this.stepCount, epoch: this.epochIndex, time, metrics, primary, best: this.bestMetric });
+    const info: EvalInfo = { step: this.stepCount, epoch: this.epochIndex, metrics, primary, value, best: this.bestMetric, improved, time };
+    for (const cb of this.opts.callbacks) if (cb.onEvalEnd) this.runHook(() => cb.onEvalEnd!(info, this));
+    if (es && this.badEvals >= es.patience) this.stop('earlyStopping');
+    return metrics;
+  }
+
+  async fit(train: BatchSource<B>, val?: BatchSource<B> | null, fitOpts: FitOptions = {}): Promise<FitResult> {
+    if (!train || typeof train.get !== 'function' || !Number.isSafeInteger(train.numBatches) || train.numBatches < 1) {
+      throw new TypeError('Trainer.fit: the training data must be a BatchSource {numBatches >= 1, get(epoch, index)}');
+    }
+    if (val !== undefined && val !== null && (typeof val.get !== 'function' || !Number.isSafeInteger(val.numBatches))) {
+      throw new TypeError('Trainer.fit: the validation data must be a BatchSource {numBatches, get(epoch, index)}');
+    }
+    if (fitOpts === null || typeof fitOpts !== 'object' || Array.isArray(fitOpts)) throw new TypeError('Trainer.fit: the third argument must be an object {resume?}');
+    for (const k of Object.keys(fitOpts)) if (k !== 'resume') throw new TypeError(`Trainer.fit: unknown option '${k}' (known: resume)`);
+    const valData = val ?? null;
+    if (this.opts.earlyStopping && !valData) throw new TrainerOptionsError("Trainer: option 'earlyStopping' needs validation data: fit(train, val)");
+    if (fitOpts.resume !== undefined) await this.resume(fitOpts.resume);
+    const o = this.opts;
+    const resumed = this.resumedFrom !== null;
+    this.resumedFrom = null;
+    const fresh = !this.started;
+    if (fresh && o.seed !== null) globalRng.seed(o.seed);
+    this.started = true;
+    this.stopRequest = null;
+
+    const needIO = o.runDir !== null || o.checkpointDir !== null;
+    const io = needIO ? await this.loadIO() : null;
+    const logDir = o.runDir ?? o.checkpointDir;
+    if (io && logDir) {
+      io.fs.mkdirSync(logDir, { recursive: true });
+      const path = io.path.join(logDir, io.ck.METRICS_FILE);
+      if (fresh && this.stepCount === 0) io.fs.writeFileSync(path, '');
+      this.log = new io.ml.MetricsLog(path);
+    }
+    if (io && o.checkpointDir) io.fs.mkdirSync(o.checkpointDir, { recursive: true });
+
+    this.sessionStart = now();
+    const startStep = this.stepCount;
+    const startTokens = this.tokenCount;
+    const numBatches = train.numBatches;
+    const fractionDone = (): number => {
+      let f = 0;
+      if (Number.isFinite(o.epochs)) f = Math.max(f, (this.epochIndex + this.batchIndex / numBatches) / o.epochs);
+      if (o.maxSteps !== null) f = Math.max(f, this.stepCount / o.maxSteps);
+      if (o.timeLimitSeconds !== null) f = Math.max(f, (now() - this.sessionStart) / o.timeLimitSeconds);
+      return Math.min(1, f);
+    };
+    const startFraction = fractionDone();
+    this.writeLog({ type: 'fit', step: this.stepCount, epoch: this.epochIndex, time: this.totalSeconds(), resumed, options: this.optionsJSON() });
+    for (const cb of o.callbacks) if (cb.onFitStart) this.runHook(() => cb.onFitStart!(this));
+
+    // Ctrl-C: stop after this step; a second one quits at once.
+    const proc = (globalThis as { process?: NodeJS.Process }).process;
+    let interrupts = 0;
+    const onSigint = (): void => {
+      interrupts++;
+      if (interrupts > 1) proc!.exit(130);
+      this.stop('interrupted');
+      this.notice('interrupt', 'interrupted: stopping after this step and saving (press Ctrl-C again to quit at once)');
+    };
+    if (o.handleInterrupt && proc?.on) proc.on('SIGINT', onSigint);
+
+    const recent: number[] = []; // last 100 losses
+    let lastLoss: number | null = null;
+    let win = { n: 0, loss: 0, count: 0, clipped: 0, start: now(), metrics: new Map<string, number>() };
+    let epochLoss = 0, epochSteps = 0;
+    let ema: number | null = null;
+    let lastEvalStep = -1;
+    let lastYield = now();
+    let stopReason: StopReason = 'epochs';
+    let lastInfo: (StepInfo & { layerNorms?: Record<string, number> }) | null = null;
+
+    const flushTrainLog = (): void => {
+      if (win.n === 0 || !lastInfo) return;
+      const dt = now() - win.start;
+      const metrics: Record<string, number> = {};
+      for (const [k, v] of win.metrics) metrics[k] = v / win.n;
+      this.writeLog({
+        type: 'train', step: this.stepCount, epoch: lastInfo.epoch, time: this.totalSeconds(),
+        loss: win.loss / win.n, lr: lastInfo.lr, tokensPerSec: dt > 0 ? win.count / dt : 0, gradNorm: lastInfo.gradNorm,
+        ...(lastInfo.layerNorms ? { gradNorms: lastInfo.layerNorms } : {}),
+        ...(o.clipNorm !== null ? { clipped: win.clipped / win.n } : {}),
+        ...(win.metrics.size ? { metrics } : {}),
+      });
+      win = { n: 0, loss: 0, count: 0, clipped: 0, start: now(), metrics: new Map() };
+    };
+
+    try {
+      for (;;) {
+        if (this.stopRequest !== null) {
+          stopReason = this.stopRequest;
+          break;
+        }
+        if (this.batchIndex >= numBatches) {
+          // The data shrank since the checkpoint: start the next epoch.
+          this.epochIndex++;
+          this.batchIndex = 0;
+        }
+        if (this.epochIndex >= o.epochs) {
+          stopReason = 'epochs';
+          break;
+        }
+        if (o.maxSteps !== null && this.stepCount >= o.maxSteps) {
+          stopReason = 'maxSteps';
+          break;
+        }
+        if (o.timeLimitSeconds !== null && now() - this.sessionStart >= o.timeLimitSeconds) {
+          stopReason = 'time';
+          break;
+        }
+
+        const info = this.trainStep(train);
+        lastInfo = info;
+        lastLoss = info.loss;
+        recent.push(info.loss);
+        if (recent.length > 100) recent.shift();
+        ema = ema === null ? info.loss : 0.95 * ema + 0.05 * info.loss;
+        epochLoss += info.loss;
+        epochSteps++;
+        win.n++;
+        win.loss += info.loss;
+        win.count += info.count;
+        if (info.clipped) win.clipped++;
+        if (info.metrics) for (const [k, v] of Object.entries(info.metrics)) win.metrics.set(k, (win.metrics.get(k) ?? 0) + v);
+        if (this.stepCount % o.logEvery === 0) flushTrainLog();
+        const stepInfo: StepInfo = { ...info };
+        delete (stepInfo as { layerNorms?: unknown }).layerNorms;
+        for (const cb of o.callbacks) if (cb.onStepEnd) this.runHook(() => cb.onStepEnd!(stepInfo, this));
+
+        const epochEnded = this.batchIndex >= numBatches;
+        let epochEval: Record<string, number> | null = null;
+        if (valData && (o.evalEvery !== null ? this.stepCount % o.evalEvery === 0 : epochEnded)) {
+          epochEval = this.runEval(valData);
+          lastEvalStep = this.stepCount;
+        }
+        if (epochEnded) {
+          const ended = this.epochIndex;
+          const meanLoss = epochSteps ? epochLoss / epochSteps : NaN;
+          epochLoss = 0;
+          epochSteps = 0;
+          this.epochIndex++;
+          this.batchIndex = 0;
+          const einfo = { step: this.stepCount, epoch: ended, meanLoss, evalMetrics: o.evalEvery === null ? epochEval : null, time: this.totalSeconds() };
+          for (const cb of o.callbacks) if (cb.onEpochEnd) this.runHook(() => cb.onEpochEnd!(einfo, this));
+        }
+        if (io && o.checkpointDir && o.checkpointEvery !== null && this.stepCount % o.checkpointEvery === 0) {
+          io.ck.saveCheckpoint(o.checkpointDir, this.task.model, this.task.describe(), this.trainingState());
+        }
+
+        if (o.progress) {
+          const elapsed = now() - this.sessionStart;
+          const f = fractionDone();
+          const rate = elapsed > 0 ? (f - startFraction) / elapsed : 0;
+          o.progress.update({
+            step: this.stepCount,
+            loss: ema ?? NaN,
+            tokensPerSec: elapsed > 0 ? (this.tokenCount - startTokens) / elapsed : 0,
+            elapsed,
+            fraction: f,
+            eta: rate > 0 ? (1 - f) / rate : NaN,
+          });
+        }
+        if (now() - lastYield > 0.05) {
+          await yieldToEventLoop();
+          lastYield = now();
+        }
+      }
+      flushTrainLog();
+      // The final checkpoint holds the state as of the last step — before the final evaluation,
+      // so resuming from it replays exactly what an uninterrupted run would have done.
+      if (io && o.checkpointDir) io.ck.saveCheckpoint(o.checkpointDir, this.task.model, this.task.describe(), this.trainingState());
+      let finalMetrics: Record<string, number> | null = this.lastEval;
+      if (valData && lastEvalStep !== this.stepCount && this.stepCount > startStep) {
+        finalMetrics = this.evaluate(valData);
+        const primary = Object.keys(finalMetrics)[0];
+        this.writeLog({ type: 'eval', step: this.stepCount, epoch: this.epochIndex, time: this.totalSeconds(), metrics: finalMetrics, primary, best: this.bestMetric });
+      } else if (valData && this.stepCount === startStep && this.lastEval === null) {
+        finalMetrics = this.evaluate(valData);
+      }
+      if (o.progress) {
+        const elapsed = now() - this.sessionStart;
+        o.progress.update({ step: this.stepCount, loss: ema ?? NaN, tokensPerSec: elapsed > 0 ? (this.tokenCount - startTokens) / elapsed : 0, elapsed, fraction: fractionDone(), eta: 0 }, true);
+        o.progress.done?.();
+      }
+      const seconds = now() - this.sessionStart;
+      const result: FitResult = {
+        stopReason,
+        step: this.stepCount,
+        stepsThisFit: this.stepCount - startStep,
+        epoch: this.epochIndex,
+        batch: this.batchIndex,
+        trainLoss: recent.length ? recent.reduce((a, b) => a + b, 0) / recent.length : null,
+        lastLoss,
+        finalMetrics,
+        bestMetric: this.bestMetric,
+        bestStep: this.bestStep,
+        seconds,
+        totalSeconds: this.totalSeconds(),
+        tokens: this.tokenCount,
+        runDir: this.runDir,
+      };
+      this.elapsedBefore = this.totalSeconds();
+      this.sessionStart = 0;
+      for (const cb of o.callbacks) cb.onFitEnd?.(result, this);
+      return result;
+    } finally {
+      if (o.handleInterrupt && proc?.off) proc.off('SIGINT', onSigint);
+      if (this.sessionStart) {
+        this.elapsedBefore = this.totalSeconds();
+        this.sessionStart = 0;
+      }
+      this.log = null;
+    }
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * The `recur` command line, run as a user runs it: `node bin/recur.mjs ...` in a child process,
+ * from another working directory.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Rng } from '../src/index.ts';
+import { saveModel } from '../src/io/model.ts';
+import { saveSafetensors } from '../src/io/safetensors.ts';
+import { CharVocab } from '../src/data/text.ts';
+import { CharLM } from '../src/models/charlm.ts';
+
+const BIN = fileURLToPath(new URL('../bin/recur.mjs', import.meta.url));
+const DIR = mkdtempSync(join(tmpdir(), 'recur-cli-'));
+after(() => rmSync(DIR, { recursive: true, force: true }));
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function recur(args: string[], timeout = 30_000): Run {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: DIR, encoding: 'utf8', timeout, env: { ...process.env, RECUR_DEBUG: '' } });
+  if (r.error) throw r.error;
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function fmt(n: number): string {
+  return n.toString().replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+}
+
+function noStack(r: Run): void {
+  assert.doesNotMatch(r.stderr, /\n\s+at /, `no stack trace: ${r.stderr}`);
+}
+
+function savedCharLM(): { path: string; model: CharLM } {
+  const vocab = CharVocab.fromText('Call me Ishmael. Some years ago');
+  const model = new CharLM({ vocabSize: vocab.size, embeddingDim: 4, hiddenSize: 6, rng: new Rng(1) });
+  const path = join(DIR, 'tiny.safetensors');
+  saveModel(path, model, { config: model.config, vocab: vocab.toJSON() });
+  return { path, model };
+}
+
+test('recur --help, recur help, recur <cmd> --help', () => {
+  for (const args of [['--help'], ['-h'], ['help'], []]) {
+    const r = recur(args);
+    assert.equal(r.code, 0, `recur ${args.join(' ')}: ${r.stderr}`);
+    for (const cmd of ['info', 'demo', 'sample', 'help']) assert.match(r.stdout, new RegExp(`^  ${cmd}\\b`, 'm'), `lists ${cmd}`);
+  }
+  const demo = recur(['demo', '--help']);
+  assert.equal(demo.code, 0);
+  for (const flag of ['--time', '--steps', '--out', '--seed', '--hidden']) assert.ok(demo.stdout.includes(flag), `demo help lists ${flag}`);
+  assert.equal(recur(['help', 'demo']).stdout, demo.stdout);
+  const info = recur(['info', '-h']);
+  assert.equal(info.code, 0);
+  assert.match(info.stdout, /recur info MODEL/);
+  assert.match(recur(['sample', '--help']).stdout, /--temperature/);
+  assert.match(recur(['--version']).stdout, /^recur \d+\.\d+\.\d+/);
+});
+
+test('unknown commands and options exit 2 naming them', () => {
+  const cases: [string[], RegExp][] = [
+    [['frobnicate'], /unknown command 'frobnicate'/],
+    [['--frobnicate'], /unknown option '--frobnicate'/],
+    [['info', '--bogus', 'x.safetensors'], /recur info: unknown option '--bogus'/],
+    [['demo', '--nope'], /recur demo: unknown option '--nope'/],
+    [['demo', '--time', 'soon'], /--time must be a number, got 'soon'/],
+    [['demo', '--hidden', '0'], /--hidden must be a positive integer/],
+    [['demo', '--time'], /--time/],
+    [['info'], /missing the MODEL/],
+    [['info', 'a', 'b'], /unexpected argument 'b'/],
+    [['help', 'nothing'], /unknown command 'nothing'/],
+  ];
+  for (const [args, re] of cases) {
+    const r = recur(args);
+    assert.equal(r.code, 2, `recur ${args.join(' ')} → ${r.code}: ${r.stderr}`);
+    assert.match(r.stderr, re);
+    assert.match(r.stderr, /--help/, 'points to --help');
+    noStack(r);
+  }
+});
+
+test('recur info: architecture, parameter count, metadata and tensors; --json', () => {
+  const { path, model } = savedCharLM();
+  const r = recur(['info', path]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /architecture\s+charlm \(vocabSize \d+, embeddingDim 4, hiddenSize 6, numLayers 1, cell lstm\)/);
+  assert.match(r.stdout, new RegExp(`parameters\\s+${fmt(model.numParameters())}\\b`));
+  assert.match(r.stdout, /recur\.vocab\s+\(vocabulary of \d+ tokens\)/);
+  assert.doesNotMatch(r.stdout, /Ishmael/, 'the vocabulary itself is not printed');
+  for (const [name, p] of model.namedParameters()) {
+    assert.match(r.stdout, new RegExp(`^  ${name.replace(/\./g, '\\.')}\\s+F32\\s+\\[${p.shape.join(', ')}\\]`, 'm'), `tensor row ${name}`);
+  }
+  const j = recur(['info', path, '--json']);
+  assert.equal(j.code, 0, j.stderr);
+  const info = JSON.parse(j.stdout);
+  assert.equal(info.numParameters, model.numParameters());
+  assert.deepEqual(info.config, model.config);
+  assert.equal(info.vocabSize, model.vocabSize);
+  assert.deepEqual(info.metadataKeys.sort(), ['format', 'recur.config', 'recur.version', 'recur.vocab']);
+  assert.deepEqual(info.tensors.map((t: { name: string }) => t.name).sort(), model.namedParameters().map(([n]) => n).sort());
+});
+
+test('recur info: a plain safetensors file without recur metadata', () => {
+  const path = join(DIR, 'plain.safetensors');
+  saveSafetensors(path, {
+    'fc.weight': { dtype: 'F32', shape: [3, 2], data: new Float32Array(6) },
+    steps: { dtype: 'I64', shape: [], data: new BigInt64Array(1) },
+  });
+  const r = recur(['info', path]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /architecture\s+unknown/);
+  assert.match(r.stdout, /parameters\s+7\b/);
+  assert.match(r.stdout, /fc\.weight\s+F32\s+\[3, 2\]/);
+  assert.match(r.stdout, /steps\s+I64\s+\[\]/);
+  assert.equal(JSON.parse(recur(['info', '--json', path]).stdout).config, null);
+});
+
+test('recur info: a garbage or missing file exits 1 with one line', () => {
+  const garbage = join(DIR, 'garbage.safetensors');
+  writeFileSync(garbage, Buffer.from('this is not a safetensors file at all, just some text\n'));
+  const truncated = join(DIR, 'truncated.safetensors');
+  writeFileSync(truncated, Buffer.from([8, 0, 0, 0, 0, 0, 0, 0, 0x7b]));
+  for (const [path, re] of [[garbage, /safetensors/], [truncated, /truncated/], [join(DIR, 'missing.safetensors'), /no such file/]] as const) {
+    const r = recur(['info', path]);
+    assert.equal(r.code, 1, `${path}: ${r.stderr}`);
+    assert.equal(r.stdout, '');
+    assert.equal(r.stderr.trimEnd().split('\n').length, 1, `one line: ${r.stderr}`);
+    assert.match(r.stderr, /^recur: /);
+    assert.match(r.stderr, re);
+    noStack(r);
+  }
+});
+
+test('recur demo --time 3: trains, prints a sample, saves a model that info and sample read', () => {
+  const out = join(DIR, 'demo.safetensors');
+  const r = recur(['demo', '--time', '3', '--out', out, '--hidden', '24', '--embedding', '8', '--seq-len', '24', '--batch', '8', '--sample-every', '1.5', '--sample-length', '60', '--seed', '4'], 50_000);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /validation loss \d+\.\d+ nats\/char \(\d+\.\d+ bits\/char\)/);
+  assert.match(r.stdout, /^ {4}The whale \S/m, 'prints a sample');
+  assert.match(r.stdout, /final: validation loss/);
+  assert.match(r.stdout, /recur info /);
+  assert.match(r.stderr, /step \d+ \| loss \d/, 'progress on stderr');
+  assert.ok(existsSync(out));
+  const info = recur(['info', '--json', out]);
+  assert.equal(info.code, 0, info.stderr);
+  const j = JSON.parse(info.stdout);
+  assert.deepEqual(j.config, { arch: 'charlm', vocabSize: j.vocabSize, embeddingDim: 8, hiddenSize: 24, numLayers: 1, cell: 'lstm' });
+  assert.ok(j.vocabSize > 60);
+  const training = JSON.parse(j.metadata['recur.training']);
+  assert.ok(training.steps > 0 && training.valLoss > 0);
+  const s = recur(['sample', out, '--prime', 'Call me ', '--length', '30', '--seed', '1']);
+  assert.equal(s.code, 0, s.stderr);
+  assert.match(s.stdout, /^Call me .{30}/s);
+  assert.equal(recur(['sample', out, '--prime', 'Call me ', '--length', '30', '--seed', '1']).stdout, s.stdout, 'seeded');
+});
+
+test('recur demo --steps stops at the step limit; a bad --out directory fails before training', () => {
+  const out = join(DIR, 'steps.safetensors');
+  const r = recur(['demo', '--steps', '5', '--time', '60', '--out', out, '--hidden', '8', '--embedding', '4', '--seq-len', '8', '--batch', '2', '--sample-length', '0'], 50_000);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /trained 5 steps/);
+  assert.ok(existsSync(out));
+  const bad = recur(['demo', '--out', join(DIR, 'no-such-dir', 'm.safetensors')]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /does not exist/);
+  noStack(bad);
+});
+
+test('recur demo: Ctrl-C (SIGINT) stops training, still evaluates and saves, exit 130', async () => {
+  const out = join(DIR, 'interrupted.safetensors');
+  const child = spawn(process.execPath, [BIN, 'demo', '--time', '60', '--out', out, '--hidden', '8', '--embedding', '4', '--seq-len', '8', '--batch', '2', '--sample-length', '20'], { cwd: DIR });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d));
+  child.stderr.on('data', (d: Buffer) => (stderr += d));
+  // Interrupt once training has started (the header is printed right before the first step).
+  const started = setInterval(() => {
+    if (stdout.includes('baseline')) {
+      clearInterval(started);
+      setTimeout(() => child.kill('SIGINT'), 500);
+    }
+  }, 50);
+  const code = await new Promise<number | null>((res) => child.on('close', (c) => res(c)));
+  clearInterval(started);
+  assert.equal(code, 130, stderr);
+  assert.match(stderr, /stopping after this step/);
+  assert.match(stdout, /final: validation loss/);
+  assert.match(stdout, /saved /);
+  assert.ok(existsSync(out));
+  assert.equal(recur(['info', out]).code, 0);
+});

@@ -1,0 +1,149 @@
+/**
+ * diagnose: the adding-problem data, the gradient tap, ∂L/∂h_t from the step-by-step run checked
+ * against the chain rule and against the fused layer, a tiny run whose loss falls well below its
+ * start, the table, the SVG and the `recur diagnose` command.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { Rng } from '../src/tensor/rng.ts';
+import { Tensor } from '../src/tensor/tensor.ts';
+import { backward } from '../src/autograd/tape.ts';
+import { mul, sum, tanh } from '../src/autograd/ops/elementwise.ts';
+import { mseLoss } from '../src/autograd/ops/nn.ts';
+import { reshape } from '../src/autograd/ops/shape.ts';
+import { ADDING_CHANCE_MSE, AddingNet, addingBatch, formatDiagnoseTable, renderDiagnoseSvg, runDiagnose, tap } from '../src/models/diagnose.ts';
+import { diagnoseCommand } from '../src/cli/diagnose.ts';
+import { assertClose, gradcheck, randomTensor } from './helpers/gradcheck.ts';
+
+describe('adding problem data', () => {
+  test('two markers, one per half; target is their sum; deterministic', () => {
+    const T = 9, B = 50;
+    const b = addingBatch(new Rng(1), T, B);
+    for (let s = 0; s < B; s++) {
+      const marks: number[] = [];
+      for (let t = 0; t < T; t++) if (b.x[(t * B + s) * 2 + 1] === 1) marks.push(t);
+      assert.equal(marks.length, 2);
+      assert.ok(marks[0] < 4 && marks[1] >= 4);
+      assert.ok(Math.abs(b.y[s] - (b.x[(marks[0] * B + s) * 2] + b.x[(marks[1] * B + s) * 2])) < 1e-6);
+    }
+    assert.deepEqual(addingBatch(new Rng(1), T, B), b);
+    // predicting 1 scores about 1/6
+    const big = addingBatch(new Rng(2), 10, 20000);
+    const mse = big.y.reduce((a, y) => a + (y - 1) ** 2, 0) / big.y.length;
+    assert.ok(Math.abs(mse - ADDING_CHANCE_MSE) < 0.01, `chance MSE ${mse}`);
+    assert.throws(() => addingBatch(new Rng(1), 1, 2), /lag T/);
+  });
+});
+
+describe('gradient flow measurement', () => {
+  test('tap is the identity with an exact gradient, and reports what arrives', () => {
+    const x = randomTensor([2, 3], new Rng(5), { requiresGrad: true });
+    gradcheck(([a]) => tanh(tap(mul(a, a), () => {})), [x]);
+    let seen: number[] = [];
+    x.grad = null;
+    const y = tap(x, (g) => (seen = [...g]));
+    backward(sum(mul(y, 3)));
+    assert.deepEqual(seen, [3, 3, 3, 3, 3, 3]);
+    assert.deepEqual([...x.grad!.toArray()], [3, 3, 3, 3, 3, 3]);
+  });
+
+  test('RNN: ∂L/∂h_t obeys the chain rule g_{t−1} = (g_t ⊙ (1 − h_t²)) · W_hh', () => {
+    const net = new AddingNet('rnn', 4, new Rng(3), 1, 'float64');
+    const b = addingBatch(new Rng(4), 6, 3);
+    const { grads } = net.hiddenGrads(b);
+    // hidden states from the fused layer
+    const x = new Tensor(net.head.weight.backend.fromArray(b.x, 'float64'), [6, 3, 2]);
+    const hs = net.rnn.forward(x).output.toArray();
+    const W = net.rnn.cells[0][0].weightHh.toArray(); // [H, H]
+    const H = 4, B = 3;
+    for (let t = 5; t >= 1; t--) {
+      const want = new Float64Array(B * H);
+      for (let s = 0; s < B; s++) for (let j = 0; j < H; j++) {
+        let acc = 0;
+        for (let i = 0; i < H; i++) {
+          const h = hs[(t * B + s) * H + i];
+          acc += grads[t][s * H + i] * (1 - h * h) * W[i * H + j];
+        }
+        want[s * H + j] = acc;
+      }
+      assertClose(grads[t - 1], want, 1e-12, `g_${t - 1}`);
+    }
+    assert.equal(net.parameters().filter((p) => p.grad !== null).length, 0, 'no gradients left behind');
+  });
+
+  for (const cell of ['rnn', 'lstm', 'gru'] as const) {
+    test(`${cell}: the step-by-step run matches the fused layer (loss and ∂L/∂h_T)`, () => {
+      const net = new AddingNet(cell, 5, new Rng(7), 1, 'float64');
+      const b = addingBatch(new Rng(8), 7, 4);
+      const { grads, loss } = net.hiddenGrads(b);
+      // fused: tap the final hidden state
+      let gT: number[] = [];
+      const x = new Tensor(net.head.weight.backend.fromArray(b.x, 'float64'), [7, 4, 2]);
+      const h = tap(reshape(net.rnn.forward(x).h, [4, 5]), (g) => (gT = [...g]));
+      const pred = reshape(net.head.forward(h), [4]);
+      const l = mseLoss(pred, new Tensor(net.head.weight.backend.fromArray(b.y, 'float64'), [4]));
+      backward(l);
+      net.zeroGrad();
+      assert.ok(Math.abs(l.item() - loss) < 1e-12);
+      assertClose(grads[6], gT, 1e-12, 'dL/dh_T');
+    });
+  }
+});
+
+describe('runDiagnose', () => {
+  test('a tiny run learns (loss falls well below its start); table and SVG', () => {
+    const r = runDiagnose({ lags: [6], cells: ['gru', 'rnn'], steps: 150, hiddenSize: 8, batchSize: 32, evalSize: 128, gradBatch: 8, curveEvery: 10 });
+    const gru = r.runs.find((x) => x.cell === 'gru')!;
+    assert.ok(gru.mse < 0.25 * gru.mseInit && gru.mse < 0.05, `GRU MSE ${gru.mseInit} → ${gru.mse}`);
+    assert.equal(gru.gradFinal.length, 6);
+    assert.ok(gru.gradFinal.every((g) => g > 0 && Number.isFinite(g)));
+    const table = formatDiagnoseTable(r);
+    assert.match(table, /gru\s+6\s+\d\.\d{4}/);
+    assert.match(table, /rnn\s+6/);
+    const svg = renderDiagnoseSvg(r);
+    assert.ok(svg.startsWith('<svg') && svg.trimEnd().endsWith('</svg>'));
+    assert.equal((svg.match(/<polyline/g) ?? []).length, 2 * 2 + 2); // per cell: grad init + final, and a curve
+    assert.doesNotMatch(svg, /NaN|undefined/);
+    // same seed, same numbers
+    const again = runDiagnose({ lags: [6], cells: ['gru'], steps: 20, hiddenSize: 8, evalSize: 64, gradBatch: 8 });
+    const again2 = runDiagnose({ lags: [6], cells: ['gru'], steps: 20, hiddenSize: 8, evalSize: 64, gradBatch: 8 });
+    assert.equal(again.runs[0].mse, again2.runs[0].mse);
+  });
+
+  test('option errors', () => {
+    assert.throws(() => runDiagnose({ lags: [1] }), /lags/);
+    assert.throws(() => runDiagnose({ cells: ['tcn' as never] }), /unknown cell 'tcn'/);
+    assert.throws(() => runDiagnose({ step: 3 } as never), /unknown option 'step'/);
+  });
+});
+
+describe('recur diagnose', () => {
+  test('writes the table, the SVG and JSON; bad flags exit 2', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'recur-diag-'));
+    const out: string[] = [];
+    const write = process.stdout.write.bind(process.stdout);
+    const errWrite = process.stderr.write.bind(process.stderr);
+    try {
+      process.stdout.write = ((s: string) => (out.push(s), true)) as typeof process.stdout.write;
+      process.stderr.write = ((s: string) => (out.push(s), true)) as typeof process.stderr.write;
+      const svg = join(dir, 'd.svg'), json = join(dir, 'd.json');
+      assert.equal(await diagnoseCommand(['--lags', '5', '--cells', 'gru,lstm', '--steps', '10', '--hidden', '4', '--svg', svg, '--json', json, '--quiet']), 0);
+      assert.match(readFileSync(svg, 'utf8'), /^<svg/);
+      assert.equal(JSON.parse(readFileSync(json, 'utf8')).runs.length, 2);
+      assert.match(out.join(''), /lstm\s+5/);
+      assert.equal(await diagnoseCommand(['--lags', 'x']), 2);
+      assert.equal(await diagnoseCommand(['--cells', 'tcn']), 2);
+      assert.equal(await diagnoseCommand(['--bogus']), 2);
+      assert.equal(await diagnoseCommand(['--help']), 0);
+      assert.match(out.join(''), /Usage: recur diagnose/);
+    } finally {
+      process.stdout.write = write;
+      process.stderr.write = errWrite;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,228 @@
+/**
+ * The recurrent layers on the wasm backend.
+ *
+ * 1. wasm vs the js reference, same initial weights and inputs: RNN (tanh, relu), LSTM, GRU × one
+ *    or two layers × uni/bidirectional × with/without lengths × with/without initial state —
+ *    outputs, final states, and the gradients of the input, the initial states and every parameter.
+ *    Tolerances: float64 1e-11 relative (same formulas, different summation order in the GEMMs);
+ *    float32 2e-5 relative to (1 + |value|) (the wasm gates use float32 SIMD approximations of
+ *    exp/tanh, within a few ulp; the js backend computes them in float64 and rounds).
+ * 2. Two threads vs one thread at sizes where the GEMMs are split: bit-identical.
+ * 3. The PyTorch fixtures (test/fixtures/torch_rnn.json, torch_charlm.json) with wasm as the default
+ *    backend, at the same tolerances as on js: 1e-10 / 1e-9 in float64, 1e-5 in float32.
+ */
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+import {
+  Embedding, GRU, LSTM, Linear, Module, RNN, Rng, add, backward, crossEntropy, mul, reshape, setBackend, sum, tensor,
+  type DType, type RecurrentBase, type Tensor,
+} from '../src/index.ts';
+import { getBackend, registerBackend } from '../src/backend/registry.ts';
+import { Adam } from '../src/train/optim.ts';
+import { clipGradNorm } from '../src/train/clip.ts';
+
+execFileSync(process.execPath, [fileURLToPath(new URL('../scripts/build-wasm.mjs', import.meta.url)), '--if-stale'], { stdio: 'pipe' });
+const { createWasmBackend } = await import('../src/backend/wasm/index.ts');
+
+const wasm1 = await createWasmBackend({ threads: 1 });
+// every GEMM split across the threads, however small
+const wasm2 = await createWasmBackend({ threads: 2, threadMinWork: 0 });
+after(() => {
+  wasm1.dispose();
+  wasm2.dispose();
+});
+// registered under distinct names so setBackend can pick each
+Object.defineProperty(wasm2, 'name', { value: 'wasm-2threads' });
+registerBackend(wasm1);
+registerBackend(wasm2);
+
+type Mode = 'RNN_TANH' | 'RNN_RELU' | 'LSTM' | 'GRU';
+const MODES: Mode[] = ['RNN_TANH', 'RNN_RELU', 'LSTM', 'GRU'];
+
+function make(mode: Mode, o: { I: number; H: number; numLayers: number; bidirectional: boolean; dtype: DType; seed: number }): RecurrentBase {
+  const base = { inputSize: o.I, hiddenSize: o.H, numLayers: o.numLayers, bidirectional: o.bidirectional, dtype: o.dtype, rng: new Rng(o.seed) };
+  if (mode === 'LSTM') return new LSTM(base);
+  if (mode === 'GRU') return new GRU(base);
+  return new RNN({ ...base, nonlinearity: mode === 'RNN_RELU' ? 'relu' : 'tanh' });
+}
+
+interface Run {
+  values: Record<string, Float64Array>;
+}
+
+/** Build the layer on `backend`, run forward + backward from fixed random data, collect everything. */
+function runLayer(backend: string, mode: Mode, cfg: { T: number; B: number; I: number; H: number; numLayers: number; bidirectional: boolean; lengths: number[] | null; withState: boolean; dtype: DType; seed: number }): Run {
+  const prev = getBackend().name;
+  setBackend(backend);
+  try {
+    const { T, B, I, H, numLayers, bidirectional, dtype } = cfg;
+    const D = bidirectional ? 2 : 1;
+    const layer = make(mode, { I, H, numLayers, bidirectional, dtype, seed: cfg.seed });
+    const rng = new Rng(cfg.seed + 1000);
+    const randT = (shape: number[], grad: boolean): Tensor => {
+      const n = shape.reduce((a, b) => a * b, 1);
+      return tensor(Array.from({ length: n }, () => rng.uniform(-1, 1)), shape, { dtype, requiresGrad: grad });
+    };
+    const x = randT([T, B, I], true);
+    const h0 = cfg.withState ? randT([numLayers * D, B, H], true) : null;
+    const c0 = cfg.withState && mode === 'LSTM' ? randT([numLayers * D, B, H], true) : null;
+    const out = layer.forward(x, { h: h0, c: c0, lengths: cfg.lengths });
+    const gy = randT([T, B, D * H], false), gh = randT([numLayers * D, B, H], false), gc = randT([numLayers * D, B, H], false);
+    let L = add(sum(mul(out.output, gy)), sum(mul(out.h, gh)));
+    if (out.c) L = add(L, sum(mul(out.c, gc)));
+    backward(L);
+    const values: Record<string, Float64Array> = {
+      y: Float64Array.from(out.output.toArray()),
+      hN: Float64Array.from(out.h.toArray()),
+      dx: Float64Array.from(x.grad!.toArray()),
+    };
+    if (out.c) values.cN = Float64Array.from(out.c.toArray());
+    if (h0) values.dh0 = Float64Array.from(h0.grad!.toArray());
+    if (c0) values.dc0 = Float64Array.from(c0.grad!.toArray());
+    for (const [name, p] of layer.namedParameters()) values[`d${name}`] = Float64Array.from(p.grad!.toArray());
+    return { values };
+  } finally {
+    setBackend(prev);
+  }
+}
+
+function close(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  for (let i = 0; i < actual.length; i++) {
+    const e = expected[i], a = actual[i];
+    const err = Math.abs(a - e);
+    if (!(err <= tol * (1 + Math.abs(e)))) assert.fail(`${what}[${i}]: wasm ${a}, reference ${e} (|diff| ${err.toExponential(2)} > tol ${tol})`);
+  }
+}
+
+function compareRuns(a: Run, b: Run, tol: number, label: string): void {
+  assert.deepEqual(Object.keys(a.values).sort(), Object.keys(b.values).sort());
+  for (const k of Object.keys(b.values)) {
+    if (tol === 0) {
+      const x = a.values[k], y = b.values[k];
+      for (let i = 0; i < y.length; i++) if (!Object.is(x[i], y[i])) assert.fail(`${label} ${k}[${i}]: ${x[i]} !== ${y[i]}`);
+    } else {
+      close(a.values[k], b.values[k], tol, `${label} ${k}`);
+    }
+  }
+}
+
+describe('recurrent layers: wasm vs the js reference', () => {
+  let seed = 1;
+  for (const dtype of ['float32', 'float64'] as const) {
+    const tol = dtype === 'float64' ? 1e-11 : 2e-5;
+    for (const mode of MODES) {
+      for (const numLayers of [1, 2]) {
+        for (const bidirectional of [false, true]) {
+          for (const [lengths, withState] of [[null, false], [[6, 2, 5, 1], true], [[3, 6, 6, 4], false]] as const) {
+            const s = seed++;
+            const name = `${mode} ${dtype} layers=${numLayers} ${bidirectional ? 'bi' : 'uni'} ${lengths ? 'lengths' : 'full'} ${withState ? 'h0' : 'zero-state'}`;
+            test(name, () => {
+              // H = 13: SIMD gate lanes plus a scalar tail; I = 5
+              const cfg = { T: 6, B: 4, I: 5, H: 13, numLayers, bidirectional, lengths: lengths ? [...lengths] : null, withState, dtype, seed: s };
+              compareRuns(runLayer('wasm', mode, cfg), runLayer('js', mode, cfg), tol, name);
+            });
+          }
+        }
+      }
+    }
+  }
+});
+
+describe('recurrent layers: two threads give bit-identical results', () => {
+  for (const mode of MODES) {
+    test(`${mode}, bidirectional, lengths, every GEMM split`, () => {
+      const cfg = { T: 5, B: 16, I: 40, H: 33, numLayers: 1, bidirectional: true, lengths: [5, 3, 5, 1, 2, 5, 4, 5, 5, 5, 1, 2, 3, 4, 5, 5], withState: true, dtype: 'float32' as const, seed: 77 };
+      compareRuns(runLayer('wasm-2threads', mode, cfg), runLayer('wasm', mode, cfg), 0, `${mode} 2 threads vs 1`);
+    });
+  }
+});
+
+// ---- PyTorch fixtures ------------------------------------------------------------------------------
+
+interface T { shape: number[]; data: number[] }
+interface Case {
+  name: string; mode: Mode; inputSize: number; hiddenSize: number; numLayers: number;
+  bidirectional: boolean; batchFirst: boolean; lengths: number[] | null; hasInitialState: boolean;
+  params: Record<string, T>; x: T; h0: T | null; c0: T | null; y: T; hN: T; cN: T | null; gy: T; ghN: T; gcN: T | null;
+  grads: Record<string, T>;
+}
+const rnnFixtures = JSON.parse(readFileSync(new URL('./fixtures/torch_rnn.json', import.meta.url), 'utf8')) as { cases: Case[] };
+
+function withWasm<R>(fn: () => R): R {
+  const prev = getBackend().name;
+  setBackend('wasm');
+  try {
+    return fn();
+  } finally {
+    setBackend(prev);
+  }
+}
+
+describe('PyTorch parity on wasm', () => {
+  for (const dtype of ['float64', 'float32'] as const) {
+    const tol = dtype === 'float64' ? 1e-10 : 1e-5;
+    for (const c of rnnFixtures.cases) {
+      test(`${c.name} (${dtype})`, () => withWasm(() => {
+        const o = { inputSize: c.inputSize, hiddenSize: c.hiddenSize, numLayers: c.numLayers, bidirectional: c.bidirectional, batchFirst: c.batchFirst, dtype };
+        const layer: RecurrentBase = c.mode === 'LSTM' ? new LSTM(o) : c.mode === 'GRU' ? new GRU(o) : new RNN({ ...o, nonlinearity: c.mode === 'RNN_RELU' ? 'relu' : 'tanh' });
+        layer.loadStateDict(c.params);
+        const t = (v: T, grad = false): Tensor => tensor(v.data, v.shape, { dtype, requiresGrad: grad });
+        const x = t(c.x, true);
+        assert.equal(x.backend.name, 'wasm');
+        const h0 = c.h0 ? t(c.h0, true) : null;
+        const c0 = c.c0 ? t(c.c0, true) : null;
+        const out = layer.forward(x, { h: h0, c: c0, lengths: c.lengths });
+        close(out.output.toArray(), c.y.data, tol, 'y');
+        close(out.h.toArray(), c.hN.data, tol, 'hN');
+        if (c.cN) close(out.c!.toArray(), c.cN.data, tol, 'cN');
+        let L = add(sum(mul(out.output, t(c.gy))), sum(mul(out.h, t(c.ghN))));
+        if (c.gcN) L = add(L, sum(mul(out.c!, t(c.gcN))));
+        backward(L);
+        close(x.grad!.toArray(), c.grads.x.data, tol, 'dx');
+        if (h0) close(h0.grad!.toArray(), c.grads.h0.data, tol, 'dh0');
+        if (c0) close(c0.grad!.toArray(), c.grads.c0.data, tol, 'dc0');
+        for (const [name, p] of layer.namedParameters()) close(p.grad!.toArray(), c.grads[name].data, tol, `d${name}`);
+      }));
+    }
+  }
+
+  const lm = JSON.parse(readFileSync(new URL('./fixtures/torch_charlm.json', import.meta.url), 'utf8')) as {
+    V: number; E: number; H: number; T: number; B: number; lr: number; maxNorm: number;
+    params: Record<string, T>; inputs: number[][]; targets: number[][]; losses64: number[]; losses32: number[];
+  };
+  class TinyLM extends Module {
+    readonly embedding: Embedding;
+    readonly lstm: LSTM;
+    readonly linear: Linear;
+    constructor(dtype: DType) {
+      super();
+      this.embedding = this.registerModule('embedding', new Embedding(lm.V, lm.E, { dtype }));
+      this.lstm = this.registerModule('lstm', new LSTM({ inputSize: lm.E, hiddenSize: lm.H, dtype }));
+      this.linear = this.registerModule('linear', new Linear(lm.H, lm.V, { dtype }));
+    }
+  }
+  for (const [dtype, expected, tol] of [['float64', lm.losses64, 1e-9], ['float32', lm.losses32, 1e-5]] as const) {
+    test(`char LM: 20 Adam steps with clipping match PyTorch's losses (${dtype})`, () => withWasm(() => {
+      const m = new TinyLM(dtype);
+      m.loadStateDict(lm.params);
+      assert.equal(m.parameters()[0].backend.name, 'wasm');
+      const opt = new Adam(m.namedParameters(), { lr: lm.lr });
+      for (let s = 0; s < expected.length; s++) {
+        const x = m.embedding.forward(lm.inputs[s], [lm.T, lm.B]);
+        const logits = m.linear.forward(m.lstm.forward(x).output);
+        const loss = crossEntropy(reshape(logits, [lm.T * lm.B, lm.V]), lm.targets[s]);
+        const err = Math.abs(loss.item() - expected[s]) / Math.abs(expected[s]);
+        assert.ok(err <= tol, `step ${s}: loss ${loss.item()} vs PyTorch ${expected[s]} (rel err ${err.toExponential(2)})`);
+        opt.zeroGrad();
+        backward(loss);
+        clipGradNorm(m.parameters(), lm.maxNorm);
+        opt.step();
+      }
+    }));
+  }
+});
