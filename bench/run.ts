@@ -8,7 +8,8 @@
  * SGEMM micro-benchmark against NumPy/OpenBLAS. Prints Markdown tables and writes JSON.
  *
  * Options:
- *   --quick              few steps (a smoke run, under about two minutes)
+ *   --quick              a smoke run: 1 warm-up + 1-3 timed steps, slow combinations skipped
+ *                        (about 1 CPU-minute of work; 190 s measured on a saturated 2-core machine)
  *   --only LIST          workloads (W1, GRU, RNN, L2, H512) and/or GEMM, comma-separated
  *   --systems LIST       recur-js, recur-wasm-1t, recur-wasm, tfjs-wasm, tfjs-cpu, pytorch-1t, pytorch-2t; a prefix
  *                        such as recur or pytorch selects all of its kind (default: all)
@@ -140,13 +141,21 @@ function child(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: n
       } catch { /* reported below */ }
       rmSync(dir, { recursive: true, force: true });
       const last = tail.trim().split('\n').filter((l) => !l.startsWith('  ')).pop() ?? '';
-      done(json !== null ? { json } : { json, error: signal ? `killed (${signal}) after ${timeoutMs / 1000} s` : `exited with ${code}: ${last.slice(0, 300)}` });
+      const error = signal ? `killed (${signal}) after ${timeoutMs / 1000} s` : code !== 0 ? `exited with ${code}: ${last.slice(0, 300)}` : undefined;
+      done({ json, error });
     });
   });
 }
 
 function missing(workloads: readonly Workload[], system: string, status: RunResult['status'], note: string): RunResult[] {
   return workloads.map((w) => ({ workload: w.name, system, status, note }));
+}
+
+/** A child's results, completed with a failure entry for every workload it did not get to. */
+function childResults(workloads: readonly Workload[], system: string, got: RunResult[] | undefined, error: string | undefined, what: string): RunResult[] {
+  const have = got ?? [];
+  const left = workloads.filter((w) => !have.some((r) => r.workload === w.name));
+  return [...have, ...missing(left, system, 'failed', `failed: ${what} child ${error ?? 'wrote no result for it'}`)];
 }
 
 async function main(): Promise<void> {
@@ -220,13 +229,11 @@ async function main(): Promise<void> {
     const script = join(BENCH, 'anchors', 'tfjs_bench.ts');
     const r = await child(process.execPath, ['--import', 'tsx', script, spec], process.env, args.quick ? 120_000 : 420_000);
     const j = r.json as { tfjs?: string; results?: RunResult[] } | null;
-    if (j?.results) {
-      results.push(...j.results);
+    results.push(...childResults(workloads, system, j?.results, r.error, 'TF.js'));
+    if (j) {
       tfjsVersion = j.tfjs;
       const { results: _r, ...info } = j;
       tfjsInfo[backend] = info;
-    } else {
-      results.push(...missing(workloads, system, 'failed', `failed: TF.js child ${r.error ?? 'wrote no results'}`));
     }
   }
 
@@ -248,12 +255,8 @@ async function main(): Promise<void> {
       const spec = JSON.stringify({ system: c.system, workloads, policy, threads: c.threads });
       const r = await child(PYTHON, [join(BENCH, 'anchors', 'torch_bench.py'), spec], c.env, args.quick ? 120_000 : 420_000);
       const j = r.json as { torch?: string; threads?: number; results?: RunResult[] } | null;
-      if (j?.results) {
-        results.push(...j.results);
-        torchInfo = { ...torchInfo, torch: j.torch, [c.system]: { threads: j.threads } };
-      } else {
-        results.push(...missing(workloads, c.system, 'failed', `failed: PyTorch child ${r.error ?? 'wrote no results'}`));
-      }
+      results.push(...childResults(workloads, c.system, j?.results, r.error, 'PyTorch'));
+      if (j) torchInfo = { ...torchInfo, torch: j.torch, [c.system]: { threads: j.threads } };
     }
     // Cross-check the copy against the shared anchor script itself (W1, one thread, full runs only).
     const anchor = resolve(ROOT, '..', 'shared', 'anchors', 'torch_rnn_bench.py');

@@ -102,12 +102,13 @@ async function main(): Promise<void> {
   }
   const cost = new CostModel(spec.policy);
   const results: RunResult[] = [];
+  writeFileSync(outFile, JSON.stringify({ ...info, results }));
   for (const w of spec.workloads) {
     const r = await run(w, cost);
     results.push(r);
+    writeFileSync(outFile, JSON.stringify({ ...info, results })); // partial results survive a timeout
     process.stderr.write(`  ${system} ${w.name}: ${r.status === 'ok' ? `${r.train_tok_s} tok/s, ${r.stream_us_per_step ?? '–'} µs/stream step` : r.note}\n`);
   }
-  writeFileSync(outFile, JSON.stringify({ ...info, results }));
 }
 
 await main();

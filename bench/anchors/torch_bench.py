@@ -109,12 +109,18 @@ def run(w, p, est_ms):
             "stream_us_per_step": round(median(chunks) * 1e6, 1), "stream_calls": calls}
 
 
+def write(path, results):
+    with open(path, "w") as f:  # after every workload, so that partial results survive a timeout
+        json.dump({"torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}, f)
+
+
 def main():
     spec = json.loads(sys.argv[1])
     torch.set_num_threads(int(spec.get("threads", 2)))
     p = spec["policy"]
     system = spec.get("system", "pytorch")
     results, ref = [], None
+    write(sys.argv[2], results)
     for w in spec["workloads"]:
         base = {"workload": w["name"], "system": system}
         est = None
@@ -123,18 +129,19 @@ def main():
             if est > p["maxEstStepMs"]:
                 results.append({**base, "status": "skipped",
                                 "note": "skipped: estimated %.0f s/step exceeds the %.0f s limit of this run" % (est / 1e3, p["maxEstStepMs"] / 1e3)})
+                write(sys.argv[2], results)
                 continue
         try:
             r = run(w, p, est)
         except Exception as e:  # report and go on with the next workload
             results.append({**base, "status": "failed", "note": "failed: %s: %s" % (type(e).__name__, str(e).splitlines()[0][:300])})
+            write(sys.argv[2], results)
             continue
         if ref is None:
             ref = (train_flops(w), r["ms_per_step"])
         results.append({**base, "status": "ok", **r})
+        write(sys.argv[2], results)
         print("  %s %s: %d tok/s, %.1f us/stream step" % (system, w["name"], r["train_tok_s"], r["stream_us_per_step"]), file=sys.stderr, flush=True)
-    with open(sys.argv[2], "w") as f:
-        json.dump({"torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}, f)
 
 
 main()

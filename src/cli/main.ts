@@ -42,6 +42,8 @@ async function runModuleCommand(cmd: ModuleCommand, args: string[]): Promise<num
       return (await import('../onnx/cli.ts')).exportCommand(args);
     case 'onnx':
       return (await import('../onnx/cli.ts')).onnxCommand(args);
+    case 'import':
+      return (await import('../interop/import-command.ts')).importCommand(args);
   }
 }
 
@@ -61,6 +63,8 @@ async function helpText(cmd: Command): Promise<string> {
       return (await import('../onnx/cli.ts')).EXPORT_USAGE;
     case 'onnx':
       return (await import('../onnx/cli.ts')).ONNX_USAGE;
+    case 'import':
+      return (await import('../interop/import-command.ts')).IMPORT_USAGE;
     default:
       return commandHelp(cmd as OwnCommand);
   }

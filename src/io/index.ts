@@ -5,3 +5,5 @@
 export * from './safetensors.ts';
 export * from './model.ts';
 export { writeFileAtomic, writeFileAtomicAsync } from './atomic.ts';
+export * from '../train/checkpoint.ts';
+export * from '../train/metrics-log.ts';

@@ -1,0 +1,101 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { importCommand, buildRecurrentLayer, type RecurrentImportConfig } from '../src/interop/import-command.ts';
+import { encodeSafetensors } from '../src/io/safetensors.ts';
+import { loadModelFile, moduleTensors } from '../src/io/model.ts';
+
+async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '', err = '';
+  const code = await importCommand(argv, { out: (t) => void (out += t), err: (t) => void (err += t) });
+  return { code, out, err };
+}
+
+const KERAS = join('test', 'fixtures', 'keras');
+
+test('usage: no arguments, --help, unknown extension, missing file', async () => {
+  assert.equal((await run([])).code, 2);
+  const h = await run(['--help']);
+  assert.equal(h.code, 0);
+  assert.match(h.out, /recur import FILE/);
+  const dir = mkdtempSync(join(tmpdir(), 'recur-import-'));
+  try {
+    writeFileSync(join(dir, 'x.bin'), 'hi');
+    const r = await run([join(dir, 'x.bin')]);
+    assert.equal(r.code, 2);
+    assert.match(r.err, /cannot tell the format/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const m = await run(['nope/missing.onnx']);
+  assert.equal(m.code, 1);
+  assert.match(m.err, /does not exist/);
+});
+
+test('ONNX: prints opset, inputs, outputs and operators', async () => {
+  const r = await run([join('test', 'fixtures', 'onnx', 'test_rnn_initial_random', 'model.onnx')]);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /opset \d+/);
+  assert.match(r.out, /input {2}\w+/);
+  assert.match(r.out, /output \w+/);
+  assert.match(r.out, /operators: .*RNN/);
+});
+
+test('Keras model.json: summary, and --check against io.json', async () => {
+  const model = join(KERAS, 'gru_reset_after_seq', 'model.json');
+  const s = await run([model]);
+  assert.equal(s.code, 0, s.err);
+  assert.match(s.out, /GRU\(units=4.*reset_after=true.*\[fused\]/);
+  const c = await run([model, '--check', join(KERAS, 'gru_reset_after_seq', 'io.json')]);
+  assert.equal(c.code, 0, c.err);
+  assert.match(c.err, /PASS: max abs error/);
+  const y = JSON.parse(c.out) as { shape: number[]; data: number[] };
+  assert.deepEqual(y.shape, [2, 5, 2]);
+  // a wrong expectation fails
+  const dir = mkdtempSync(join(tmpdir(), 'recur-import-'));
+  try {
+    const io = JSON.parse(readFileSync(join(KERAS, 'gru_reset_after_seq', 'io.json'), 'utf8'));
+    io.output.data[3] += 0.01;
+    writeFileSync(join(dir, 'io.json'), JSON.stringify(io));
+    const f = await run([model, '--check', join(dir, 'io.json')]);
+    assert.equal(f.code, 1);
+    assert.match(f.err, /FAIL: max abs error 1\.00e-2/);
+    const h = await run([join(KERAS, 'lstm_hard_sigmoid_keras3_seq', 'model.json'), '--hard-sigmoid', 'keras2']);
+    assert.match(h.out, /Keras 2/);
+    assert.equal((await run([model, '--hard-sigmoid', 'keras4'])).code, 2);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const bad = await run([join(KERAS, 'nothing', 'model.json')]);
+  assert.equal(bad.code, 1);
+});
+
+test('safetensors state_dict + --arch: loads into the recur layer and writes a model file', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'recur-import-'));
+  try {
+    const cfg: RecurrentImportConfig = { arch: 'lstm', inputSize: 3, hiddenSize: 4, numLayers: 2, bidirectional: true, batchFirst: false };
+    const src = buildRecurrentLayer(cfg); // same names/shapes as PyTorch's nn.LSTM state_dict
+    const sd = join(dir, 'lstm.safetensors');
+    writeFileSync(sd, encodeSafetensors(moduleTensors(src), { format: 'pt' }));
+    const out = join(dir, 'out.safetensors');
+    const r = await run([sd, '--arch', 'lstm', '--input-size', '3', '--hidden-size', '4', '--num-layers', '2', '--bidirectional', '-o', out]);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /loaded 16 tensors/);
+    const file = loadModelFile(out);
+    assert.deepEqual(file.config, { arch: 'lstm', inputSize: 3, hiddenSize: 4, numLayers: 2, bidirectional: true, batchFirst: false });
+    const want = moduleTensors(src);
+    for (const [k, t] of Object.entries(want)) assert.deepEqual(Array.from(file.tensors[k].data as Float32Array), Array.from(t.data as Float32Array), k);
+    // wrong architecture → shape/name errors naming the tensor
+    const w = await run([sd, '--arch', 'lstm', '--input-size', '3', '--hidden-size', '5', '--num-layers', '2', '--bidirectional']);
+    assert.equal(w.code, 1);
+    assert.match(w.err, /weight_ih_l0/);
+    const g = await run([sd, '--arch', 'gru', '--input-size', '3', '--hidden-size', '4', '--num-layers', '2', '--bidirectional']);
+    assert.equal(g.code, 1);
+    assert.equal((await run([sd, '--arch', 'transformer', '--input-size', '3', '--hidden-size', '4'])).code, 2);
+    assert.equal((await run([sd, '--arch', 'lstm', '--input-size', '3'])).code, 2);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,191 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync, mkdtempSync, writeFileSync, copyFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { loadKerasModel, parseKerasModel, KerasImportError, type KerasLoadOptions } from '../src/interop/keras-file.ts';
+
+const ROOT = join('test', 'fixtures', 'keras');
+const CASES = readdirSync(ROOT, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+
+interface IO {
+  source: string;
+  input: { shape: number[]; data: number[] };
+  output: { shape: number[]; data: number[] };
+}
+const readIO = (c: string): IO => JSON.parse(readFileSync(join(ROOT, c, 'io.json'), 'utf8')) as IO;
+
+function maxErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** Parse a fixture's model.json (optionally edited) with its shards (optionally replaced). */
+function parseEdited(c: string, edit: (j: any) => void = () => {}, shards: Record<string, Uint8Array | null> = {}, opts: KerasLoadOptions = {}) {
+  const j = JSON.parse(readFileSync(join(ROOT, c, 'model.json'), 'utf8'));
+  edit(j);
+  const read = (p: string): Uint8Array => {
+    if (p in shards) {
+      const s = shards[p];
+      if (s === null) throw new KerasImportError(`weight shard '${p}' is missing`);
+      return s;
+    }
+    return readFileSync(join(ROOT, c, p));
+  };
+  return parseKerasModel(JSON.stringify(j), read, opts, `${c}/model.json`);
+}
+
+test('there are fixtures for every layer kind and both GRU conventions', () => {
+  assert.ok(CASES.length >= 14, `found ${CASES.length} cases`);
+  const all = CASES.map((c) => readFileSync(join(ROOT, c, 'model.json'), 'utf8')).join('\n');
+  for (const s of ['"Embedding"', '"SimpleRNN"', '"LSTM"', '"GRU"', '"Dense"', '"Bidirectional"', '"TimeDistributed"', '"Dropout"', '"reset_after": true', '"reset_after": false', '"go_backwards": true', '"hard_sigmoid"']) {
+    assert.ok(all.includes(s), `no fixture has ${s}`);
+  }
+});
+
+for (const c of CASES) {
+  test(`fixture ${c} reproduces its reference output (1e-5), fused and reference paths`, () => {
+    const io = readIO(c);
+    for (const forceReference of [false, true]) {
+      const m = loadKerasModel(join(ROOT, c, 'model.json'), { forceReference });
+      const y = m.predict(io.input);
+      assert.deepEqual(y.shape, io.output.shape);
+      const e = maxErr(y.data, io.output.data);
+      assert.ok(e < 1e-5, `${c} (${forceReference ? 'reference' : 'default'} path): max abs error ${e} vs ${io.source}`);
+    }
+  });
+}
+
+test('fused float32 layers also match within 1e-5', () => {
+  for (const c of ['lstm_sigmoid_seq_td_softmax', 'gru_reset_after_seq', 'embedding_bilstm_concat_td']) {
+    const io = readIO(c);
+    const y = loadKerasModel(join(ROOT, c, 'model.json'), { dtype: 'float32' }).predict(io.input);
+    assert.ok(maxErr(y.data, io.output.data) < 1e-5, c);
+  }
+});
+
+test('engines: PyTorch-expressible layers run fused, the rest on the Keras reference', () => {
+  const eng = (c: string): (string | undefined)[] => loadKerasModel(join(ROOT, c, 'model.json')).layers.map((l) => l.engine);
+  assert.deepEqual(eng('gru_reset_after_seq'), ['fused', undefined]);
+  assert.deepEqual(eng('gru_reset_before_sigmoid_seq'), ['reference', undefined, undefined]);
+  assert.deepEqual(eng('lstm_sigmoid_seq_td_softmax'), ['fused', undefined]);
+  assert.deepEqual(eng('lstm_hard_sigmoid_backwards_last'), ['reference', undefined]);
+  assert.deepEqual(eng('simplernn_relu_backwards_last'), ['fused', undefined]);
+});
+
+test('GRU conventions: reset_after=true needs a [2, 3H] bias, reset_after=false a [3H] one', () => {
+  assert.throws(
+    () => parseEdited('gru_reset_after_seq', (j) => { j.modelTopology.config.layers[0].config.reset_after = false; }),
+    (e: Error) => e instanceof KerasImportError && /layer 'gru'.*bias.*\[2, 12\].*needs \[12\]/.test(e.message),
+  );
+  assert.throws(
+    () => parseEdited('gru_reset_before_sigmoid_seq', (j) => { j.modelTopology.config.layers[0].config.reset_after = true; }),
+    /bias.*has shape \[12\].*needs \[2, 12\]/,
+  );
+  // an absent reset_after means the Keras 2.3+/3 default, true
+  const m = parseEdited('gru_reset_after_seq', (j) => { delete j.modelTopology.config.layers[0].config.reset_after; });
+  const io = readIO('gru_reset_after_seq');
+  assert.ok(maxErr(m.predict(io.input).data, io.output.data) < 1e-5);
+});
+
+test('hard_sigmoid follows keras_version, and the hardSigmoid option overrides it', () => {
+  const c = 'lstm_hard_sigmoid_keras3_seq';
+  const io = readIO(c);
+  const k3 = loadKerasModel(join(ROOT, c, 'model.json'));
+  assert.equal(k3.hardSigmoid, 'keras3');
+  assert.match(k3.summary, /Keras 3/);
+  const k2 = loadKerasModel(join(ROOT, c, 'model.json'), { hardSigmoid: 'keras2' });
+  assert.equal(k2.hardSigmoid, 'keras2');
+  assert.ok(maxErr(k2.predict(io.input).data, io.output.data) > 1e-3, 'the two conventions should differ on this fixture');
+  assert.equal(loadKerasModel(join(ROOT, 'lstm_hard_sigmoid_backwards_last', 'model.json')).hardSigmoid, 'keras2');
+});
+
+test('summary lists layers, shapes, parameter counts', () => {
+  const m = loadKerasModel(join(ROOT, 'embedding_bilstm_concat_td', 'model.json'));
+  assert.equal(m.layers.length, 3);
+  assert.deepEqual(m.layers.map((l) => l.outputShape), [[null, 6, 3], [null, 6, 6], [null, 6, 4]]);
+  assert.equal(m.numParameters, 30 + 2 * (4 * 3 * 3 + 4 * 3 * 3 + 4 * 3) + (6 * 4 + 4));
+  assert.match(m.summary, /Bidirectional\(LSTM\(units=3.*merge_mode=concat\)/);
+  assert.match(m.summary, /total: 226 parameters/);
+});
+
+// ---- malformed files ---------------------------------------------------------------------------------
+
+const SHARD = 'group1-shard1of1.bin';
+
+test('malformed model.json: not JSON, no topology, not Sequential, no manifest', () => {
+  assert.throws(() => parseKerasModel('{nope', () => new Uint8Array()), /is not valid JSON/);
+  assert.throws(() => parseEdited('simplernn_tanh_seq', (j) => { delete j.modelTopology; }), /'modelTopology' is missing/);
+  assert.throws(() => parseEdited('simplernn_tanh_seq', (j) => { j.modelTopology.class_name = 'Functional'; }), /"Functional"; only Sequential models are supported/);
+  assert.throws(() => parseEdited('simplernn_tanh_seq', (j) => { delete j.weightsManifest; }), /'weightsManifest' is missing/);
+  assert.throws(() => parseEdited('simplernn_tanh_seq', (j) => { j.modelTopology.config.layers[0] = { class_name: 'SimpleRNN' }; }), /layer 0: expected \{class_name, config\}/);
+  assert.throws(() => parseEdited('simplernn_tanh_seq', (j) => { j.weightsManifest[0].weights[0].dtype = 'int8'; }), /dtype int8; only float32/);
+});
+
+test('missing shard file is a clear error', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'keras-'));
+  try {
+    copyFileSync(join(ROOT, 'simplernn_tanh_seq', 'model.json'), join(dir, 'model.json'));
+    assert.throws(() => loadKerasModel(join(dir, 'model.json')), (e: Error) => e instanceof KerasImportError && /weight shard 'group1-shard1of1\.bin' is missing/.test(e.message));
+    assert.throws(() => loadKerasModel(join(dir, 'nothing.json')), /does not exist/);
+    // second shard of a two-shard group missing
+    copyFileSync(join(ROOT, 'embedding_bilstm_concat_td', 'model.json'), join(dir, 'model.json'));
+    copyFileSync(join(ROOT, 'embedding_bilstm_concat_td', 'group1-shard1of2.bin'), join(dir, 'group1-shard1of2.bin'));
+    assert.throws(() => loadKerasModel(join(dir, 'model.json')), /'group1-shard2of2\.bin' is missing/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('short or long shard: sizes must add up', () => {
+  const bytes = readFileSync(join(ROOT, 'simplernn_tanh_seq', SHARD));
+  assert.throws(() => parseEdited('simplernn_tanh_seq', undefined, { [SHARD]: bytes.subarray(0, bytes.length - 4) }), /hold 164 bytes, but the listed weights need 168 bytes.*short or missing/);
+  const long = new Uint8Array(bytes.length + 8);
+  long.set(bytes);
+  assert.throws(() => parseEdited('simplernn_tanh_seq', undefined, { [SHARD]: long }), /hold 176 bytes, but the listed weights need 168/);
+});
+
+test('weights: missing, unused, or inconsistent with the layer configuration', () => {
+  // a weight named in the topology but absent from the manifest (renamed, so the sizes still add up)
+  assert.throws(
+    () => parseEdited('simplernn_tanh_seq', (j) => { j.weightsManifest[0].weights[1].name = 'other/recurrent_kernel'; }),
+    /layer '[^']+': weight 'recurrent_kernel' is missing from the weightsManifest/,
+  );
+  assert.throws(
+    () => parseEdited('simplernn_tanh_seq', (j) => { j.weightsManifest[0].weights.push({ name: 'extra/w', shape: [0], dtype: 'float32' }); }),
+    /weights in the manifest that no layer uses: extra\/w/,
+  );
+  // units in the topology disagree with the stored kernel
+  assert.throws(
+    () => parseEdited('lstm_sigmoid_seq_td_softmax', (j) => { j.modelTopology.config.layers[0].config.units = 3; }),
+    /weight '[^']*kernel' has shape \[3, 16\], but the layer's configuration needs \[3, 12\]/,
+  );
+  // manifest shape changed (same size): transposed kernel
+  assert.throws(
+    () => parseEdited('simplernn_tanh_seq', (j) => { j.weightsManifest[0].weights[0].shape = [4, 3]; }),
+    /has shape \[4, 3\], but the layer's configuration needs \[3, 4\]/,
+  );
+  // an Embedding whose table does not match input_dim
+  assert.throws(() => parseEdited('embedding_bilstm_concat_td', (j) => { j.modelTopology.config.layers[0].config.input_dim = 11; }), /embeddings.*\[10, 3\].*needs \[11, 3\]/);
+});
+
+test('unsupported layers and options name the layer and the option', () => {
+  assert.throws(() => parseEdited('simplernn_tanh_seq', (j) => { j.modelTopology.config.layers[1].class_name = 'Conv1D'; }), /layer 'dense_Dense\d+': unsupported layer type Conv1D/);
+  assert.throws(() => parseEdited('simplernn_tanh_seq', (j) => { j.modelTopology.config.layers[0].config.return_state = true; }), /layer 'simple_rnn_SimpleRNN\d+': unsupported option return_state=true/);
+  assert.throws(() => parseEdited('simplernn_tanh_seq', (j) => { j.modelTopology.config.layers[0].config.stateful = true; }), /unsupported option stateful=true/);
+  assert.throws(() => parseEdited('simplernn_tanh_seq', (j) => { j.modelTopology.config.layers[0].config.activation = 'elu'; }), /unsupported activation "elu"/);
+  assert.throws(() => parseEdited('gru_reset_before_sigmoid_seq', (j) => { j.modelTopology.config.layers[0].config.recurrent_activation = 'softmax'; }), /unsupported recurrent_activation "softmax"/);
+  assert.throws(() => parseEdited('bigru_sum_seq', (j) => { j.modelTopology.config.layers[0].config.merge_mode = null; }), /layer 'bidirectional_Bidirectional\d+': unsupported option merge_mode=null/);
+  assert.throws(() => parseEdited('embedding_bilstm_concat_td', (j) => { j.modelTopology.config.layers[0].config.mask_zero = true; }), /unsupported option mask_zero=true/);
+  assert.throws(() => parseEdited('lstm_sigmoid_seq_td_softmax', (j) => { j.modelTopology.config.layers[1].config.layer.class_name = 'LSTM'; }), /TimeDistributed wraps LSTM; only TimeDistributed\(Dense\) is supported \(option layer\)/);
+});
+
+test('predict validates its input', () => {
+  const m = loadKerasModel(join(ROOT, 'simplernn_tanh_seq', 'model.json'));
+  assert.throws(() => m.predict({ shape: [2, 5, 4], data: new Float32Array(40) }), /expects input \[null, 5, 3\], got \[2, 5, 4\]/);
+  assert.throws(() => m.predict({ shape: [2, 5, 3], data: new Float32Array(29) }), /29 values do not fill shape/);
+  const e = loadKerasModel(join(ROOT, 'embedding_bilstm_concat_td', 'model.json'));
+  assert.throws(() => e.predict({ shape: [1, 6], data: [0, 1, 2, 3, 4, 10] }), /token id 10 at position 5 is outside \[0, 10\)/);
+});
