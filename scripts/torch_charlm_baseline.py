@@ -20,7 +20,7 @@ Usage (from the repository root):
     /usr/bin/python3 scripts/torch_charlm_baseline.py --steps 50 --seeds 1 2 3
 
 The defaults mirror `getTaskSpec('charlm').defaults` (2 epochs x 100 steps, E=32, H=128, L=1,
-T=64, B=32, lr=3e-3, clip 5). Random windows and initial weights come from each side's own
+T=64, B=32, lr=2e-2, clip 5). Random windows and initial weights come from each side's own
 generator, so the two runs differ by seed noise; --seeds shows how large that noise is.
 """
 import argparse
@@ -139,7 +139,7 @@ def main():
     p.add_argument('--seq-len', type=int, default=64)
     p.add_argument('--batch-size', type=int, default=32)
     p.add_argument('--eval-batch-size', type=int, default=32)
-    p.add_argument('--lr', type=float, default=3e-3)
+    p.add_argument('--lr', type=float, default=2e-2)
     p.add_argument('--clip', type=float, default=5.0)
     p.add_argument('--seeds', type=int, nargs='+', default=[1])
     p.add_argument('--threads', type=int, default=1, help='torch CPU threads (default 1)')

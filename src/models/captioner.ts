@@ -28,7 +28,8 @@ import { LSTM } from '../nn/recurrent.ts';
 import { beamSearch, greedyDecode, type DecoderSpec } from '../infer/beam.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
 import { asStateDict, loadModelFile, saveModel } from '../io/model.ts';
-import { resolveOptions, type TaskSpec } from './registry.ts';
+import type { TaskSpec } from './registry.ts';
+import { resolveTaskOptions, type TaskOptionDef } from './seq2seq.ts';
 import { CAPTION_VOCAB, decodeCaption, encodeCaption, shapeSample, type ShapesOptions } from './shapes.ts';
 
 export const CAP_PAD = 0;
@@ -382,7 +383,7 @@ const CAPTION_SCHEMA = {
   clipNorm: { type: 'number', default: 5, min: 0, help: 'clip the global gradient norm to this' },
   batchSize: { type: 'int', default: CAPTION_DEFAULTS.batchSize, min: 1, help: 'images per batch' },
   seed: { type: 'int', default: 1, min: 0, help: 'seed of initialisation and batch order' },
-} as const;
+} satisfies Record<string, TaskOptionDef>;
 
 /**
  * The registry entry (models/registry.ts TaskSpec). Inputs for `predict` are generator addresses
@@ -395,7 +396,7 @@ export const captionTaskSpec: TaskSpec = {
   defaults: Object.fromEntries(Object.entries(CAPTION_SCHEMA).map(([k, d]) => [k, d.default])),
   optionHelp: Object.fromEntries(Object.entries(CAPTION_SCHEMA).map(([k, d]) => [k, d.help])),
   build(options) {
-    const o = resolveOptions('caption', CAPTION_SCHEMA as never, options);
+    const o = resolveTaskOptions('caption', CAPTION_SCHEMA, options);
     if ((o.imageSize as number) % 4 !== 0) throw new TypeError(`caption: option 'imageSize' must be a multiple of 4, got ${String(o.imageSize)}`);
     const built = buildCaption({
       imageSize: o.imageSize as number, channels: [o.channels1 as number, o.channels2 as number], embeddingDim: o.embeddingDim as number, hiddenSize: o.hiddenSize as number,

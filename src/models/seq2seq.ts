@@ -52,7 +52,7 @@ import { clipGradNorm } from '../train/clip.ts';
 import { backward } from '../autograd/tape.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
 import { loadModelFile, asStateDict, saveModel } from '../io/model.ts';
-import { resolveOptions, type TaskSpec } from './registry.ts';
+import type { TaskSpec } from './registry.ts';
 
 // ---- metrics ------------------------------------------------------------------------------------
 
@@ -169,10 +169,15 @@ function rawCmudict(): Record<string, string> {
 let rawCache: Record<string, string> | null = null;
 
 /** Words and their pronunciations, grouped (alternatives merged), in dictionary order. */
+const entriesCache = new Map<string, { word: string; prons: string[][] }[]>();
+
 export function cmudictEntries(o: { stress?: boolean; maxWordLength?: number } = {}): { word: string; prons: string[][] }[] {
-  rawCache ??= rawCmudict();
   const stress = o.stress ?? false;
   const maxLen = o.maxWordLength ?? 30;
+  const key = `${stress}/${maxLen}`;
+  const hit = entriesCache.get(key);
+  if (hit) return hit;
+  rawCache ??= rawCmudict();
   const byWord = new Map<string, string[][]>();
   for (const [key, pron] of Object.entries(rawCache)) {
     const word = key.replace(/\(\d+\)$/, '');
@@ -183,7 +188,9 @@ export function cmudictEntries(o: { stress?: boolean; maxWordLength?: number } =
     if (!list.some((q) => q.join(' ') === phones.join(' '))) list.push(phones);
     byWord.set(word, list);
   }
-  return [...byWord.entries()].map(([word, prons]) => ({ word, prons }));
+  const entries = [...byWord.entries()].map(([word, prons]) => ({ word, prons }));
+  entriesCache.set(key, entries);
+  return entries;
 }
 
 /** Load CMUdict and make the fixed seeded split. */
@@ -605,6 +612,52 @@ export function saveSeq2Seq(path: string, task: Seq2SeqTask): void {
   saveModel(path, task.model, { config: d.config, vocab: d.vocab });
 }
 
+/** One option of a registry task: its default, documentation and accepted values. */
+export interface TaskOptionDef {
+  type: 'int' | 'number' | 'boolean' | 'string';
+  default: number | boolean | string;
+  help: string;
+  min?: number;
+  max?: number;
+  /** The upper bound itself is not allowed. */
+  maxOpen?: boolean;
+  choices?: readonly string[];
+}
+
+/**
+ * Defaults merged with validated options, by the registry's rules (models/registry.ts): unknown
+ * keys are errors listing the known ones; numbers and booleans may come as strings ("64",
+ * "true"); a bad value is an error naming the key and the expected form. (Kept here rather than
+ * imported so that the registry can import this file without an import cycle.)
+ */
+export function resolveTaskOptions(task: string, schema: Readonly<Record<string, TaskOptionDef>>, options: Record<string, unknown> | undefined): Record<string, number | boolean | string> {
+  if (options !== undefined && (options === null || typeof options !== 'object' || Array.isArray(options))) throw new TypeError(`${task}: options must be an object`);
+  const out: Record<string, number | boolean | string> = {};
+  for (const [k, d] of Object.entries(schema)) out[k] = d.default;
+  for (const [k, v] of Object.entries(options ?? {})) {
+    const d = schema[k];
+    if (!d) throw new TypeError(`${task}: unknown option '${k}' (known: ${Object.keys(schema).join(', ')})`);
+    if (v === undefined) continue;
+    const bad = (expected: string): never => {
+      throw new TypeError(`${task}: option '${k}' must be ${expected}, got ${JSON.stringify(v)}`);
+    };
+    if (d.type === 'boolean') {
+      out[k] = v === true || v === 'true' ? true : v === false || v === 'false' ? false : bad('true or false');
+    } else if (d.type === 'string') {
+      if (typeof v !== 'string' || (d.choices && !d.choices.includes(v))) bad(d.choices ? `one of ${d.choices.join(', ')}` : 'a string');
+      out[k] = v as string;
+    } else {
+      const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+      const range = `${d.min !== undefined ? ` ≥ ${d.min}` : ''}${d.max !== undefined ? ` and ${d.maxOpen ? '<' : '≤'} ${d.max}` : ''}`;
+      const expected = `${d.type === 'int' ? 'an integer' : 'a number'}${range}`;
+      if (!Number.isFinite(n) || (d.type === 'int' && !Number.isInteger(n))) bad(expected);
+      if ((d.min !== undefined && n < d.min) || (d.max !== undefined && (d.maxOpen ? n >= d.max : n > d.max))) bad(expected);
+      out[k] = n;
+    }
+  }
+  return out;
+}
+
 const SEQ2SEQ_SCHEMA = {
   cell: { type: 'string', default: 'lstm', choices: ['lstm', 'gru'], help: 'encoder and decoder cell' },
   attention: { type: 'string', default: 'additive', choices: ['additive', 'general', 'dot'], help: "attention score: Bahdanau 'additive', Luong 'general' or 'dot' (dot needs decoderHidden = 2·encoderHidden)" },
@@ -627,7 +680,7 @@ const SEQ2SEQ_SCHEMA = {
   clipNorm: { type: 'number', default: 5, min: 0, help: 'clip the global gradient norm to this' },
   batchSize: { type: 'int', default: SEQ2SEQ_DEFAULTS.batchSize, min: 1, help: 'word pairs per batch' },
   seed: { type: 'int', default: 1, min: 0, help: 'seed of initialisation, dropout and batch order' },
-} as const;
+} satisfies Record<string, TaskOptionDef>;
 
 /** The registry entry (models/registry.ts TaskSpec). */
 export const seq2seqTaskSpec: TaskSpec = {
@@ -637,7 +690,7 @@ export const seq2seqTaskSpec: TaskSpec = {
   defaults: Object.fromEntries(Object.entries(SEQ2SEQ_SCHEMA).map(([k, d]) => [k, d.default])),
   optionHelp: Object.fromEntries(Object.entries(SEQ2SEQ_SCHEMA).map(([k, d]) => [k, d.help])),
   build(options) {
-    const o = resolveOptions('seq2seq', SEQ2SEQ_SCHEMA as never, options);
+    const o = resolveTaskOptions('seq2seq', SEQ2SEQ_SCHEMA, options);
     const built = buildSeq2Seq({
       cell: o.cell as 'lstm', attention: o.attention as AttentionKind, embeddingDim: o.embeddingDim as number, encoderHidden: o.encoderHidden as number,
       encoderLayers: o.encoderLayers as number, decoderHidden: o.decoderHidden as number, attnDim: o.attnDim as number, dropout: o.dropout as number,

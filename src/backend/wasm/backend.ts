@@ -337,17 +337,15 @@ export class WasmBackend implements Backend {
     const s = this.span(src, srcOff, n, d.dtype, 'copy src');
     this.span(d, dstOff, n, d.dtype, 'copy dst');
     if (n === 0) return;
-    const v = this.view(d.dtype);
-    const si = this.index(s) + srcOff;
-    v.copyWithin(this.index(this.w(d)) + dstOff, si, si + n);
+    const es = d.dtype === 'float32' ? 4 : 8;
+    this.ex.copyBytes(this.at(this.w(d), dstOff), this.at(s, srcOff), n * es);
   }
 
   fill(dst: Storage, value: number, offset: number, n: number): void {
     const d = this.own(dst, 'fill');
     this.span(d, offset, n, d.dtype, 'fill');
     if (n === 0) return;
-    const i = this.index(this.w(d)) + offset;
-    this.view(d.dtype).fill(value, i, i + n);
+    (d.dtype === 'float32' ? this.ex.fill_f32 : this.ex.fill_f64)(this.at(this.w(d), offset), n, value);
   }
 
   // ---- dense linear algebra ---------------------------------------------------------------------------
@@ -607,7 +605,7 @@ export class WasmBackend implements Backend {
     const x = this.span(xs, 0, sizeOf(xShape), dt, 'reduceSum x');
     const v = this.view(dt);
     const oi = this.index(o), xi = this.index(x);
-    v.fill(0, oi, oi + no);
+    if (no > 0) (dt === 'float32' ? this.ex.fill_f32 : this.ex.fill_f64)(o.ptr, no, 0);
     const n = sizeOf(xShape);
     if (n === 0) return;
     const { dims, st } = mergeLoops(xShape, [stridesOf(xShape), bcastStrides(outShape, xShape)]);
@@ -674,19 +672,20 @@ export class WasmBackend implements Backend {
     const outShape = perm.map((p) => shape[p]);
     const { dims, st } = mergeLoops(outShape, [perm.map((p) => inSt[p])]);
     const s = st[0];
-    const v = this.view(o.dtype);
-    const oi = this.index(o), xi = this.index(x);
+    const es = o.dtype === 'float32' ? 4 : 8;
     if (dims.length <= 1) {
-      v.copyWithin(oi, xi, xi + n);
+      this.ex.copyBytes(o.ptr, x.ptr, n * es);
       return;
     }
+    const v = this.view(o.dtype);
+    const oi = this.index(o), xi = this.index(x);
     const last = dims.length - 1;
     const inner = dims[last], sIn = s[last];
     const outer = n / inner;
     const idx = new Array<number>(last).fill(0);
     let px = xi, po = oi;
     for (let r = 0; r < outer; r++) {
-      if (sIn === 1) v.copyWithin(po, px, px + inner);
+      if (sIn === 1) this.ex.copyBytes(po * es, px * es, inner * es);
       else for (let j = 0, q = px; j < inner; j++, q += sIn) v[po + j] = v[q];
       po += inner;
       for (let ax = last - 1; ax >= 0; ax--) {
@@ -707,14 +706,10 @@ export class WasmBackend implements Backend {
     const outer = sizeOf(shape.slice(0, axis)), inner = sizeOf(shape.slice(axis + 1));
     this.span(o, 0, outer * len * inner, o.dtype, 'sliceAxis out');
     const x = this.span(xs, 0, sizeOf(shape), o.dtype, 'sliceAxis x');
-    const v = this.view(o.dtype);
-    const xi = this.index(x), oi = this.index(o);
     const chunk = len * inner;
     if (chunk === 0) return;
-    for (let p = 0; p < outer; p++) {
-      const src = xi + (p * dim + start) * inner;
-      v.copyWithin(oi + p * chunk, src, src + chunk);
-    }
+    const es = o.dtype === 'float32' ? 4 : 8;
+    for (let p = 0; p < outer; p++) this.ex.copyBytes(this.at(o, p * chunk), this.at(x, (p * dim + start) * inner), chunk * es);
   }
 
   addIntoAxis(srcs: Storage, srcShape: readonly number[], dsts: Storage, dstShape: readonly number[], axis: number, start: number): void {

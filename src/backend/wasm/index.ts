@@ -120,7 +120,7 @@ export async function createWasmBackend(options?: WasmBackendOptions): Promise<W
   const memory = new WebAssembly.Memory(shared ? { initial, maximum: maxPages, shared: true } : { initial, maximum: maxPages });
   const kernels = await instantiate(module, memory);
   // the allocator starts above the module's static data, leaving address 0 unused (0 means "none")
-  const heap = new Heap(memory, Math.max(kernels.dataEnd(), 1024), maxPages);
+  const heap = new Heap(memory, Math.max(kernels.dataEnd(), 1024), maxPages, kernels.zeroBytes);
   const threads = shared ? Math.min(o.threads ?? Math.min(platform.cores(), 8), MAX_THREADS) : 1;
   const pool = threads > 1 ? await ThreadPool.start(platform, module, memory, threads) : null;
   return new WasmBackend({

@@ -88,6 +88,10 @@ export function withSharedMemory(bytes: Uint8Array, shared: boolean): Uint8Array
 /** The exports of the kernel module (pointers are byte addresses; see assembly/*.ts). */
 export interface Kernels {
   dataEnd(): number;
+  zeroBytes(p: number, n: number): void;
+  copyBytes(dst: number, src: number, n: number): void;
+  fill_f32(p: number, n: number, value: number): void;
+  fill_f64(p: number, n: number, value: number): void;
   vmath_eval(fn: number, n: number, x: number, out: number): void;
   sgemm_kblock(K: number): number;
   sgemm_scratch_bytes(): number;

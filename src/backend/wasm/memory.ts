@@ -40,6 +40,8 @@ export interface HeapStats {
   top: number;
   /** How many times the memory grew. */
   grows: number;
+  /** How many full GCs the allocator forced to reclaim storage (see `collect`). */
+  collections: number;
 }
 
 export class Heap {
@@ -56,9 +58,14 @@ export class Heap {
   private liveBlocks = 0;
   private freeBytes = 0;
   private grows = 0;
+  private collections = 0;
 
-  constructor(memory: WebAssembly.Memory, base: number, maxPages: number) {
+  /** Zero n bytes at p (the kernel module's memory.fill). */
+  private readonly zero: (p: number, n: number) => void;
+
+  constructor(memory: WebAssembly.Memory, base: number, maxPages: number, zero: (p: number, n: number) => void) {
     this.memory = memory;
+    this.zero = zero;
     this.maxPages = maxPages;
     this.top = Math.ceil(base / ALIGN) * ALIGN;
     this.cleanTop = this.top;
@@ -103,18 +110,19 @@ export class Heap {
     let ptr = this.take(size);
     if (ptr < 0 && this.top + size > this.u8.length && this.collect !== undefined && this.churn >= Math.max(this.gcChurnBytes, this.liveAfterGc)) {
       this.collect();
+      this.collections++;
       this.churn = 0;
       this.liveAfterGc = this.live;
       ptr = this.take(size);
     }
     if (ptr >= 0) {
-      if (zero) this.u8.fill(0, ptr, ptr + bytes);
+      if (zero) this.zero(ptr, bytes);
     } else {
       ptr = this.top;
       const end = ptr + size;
       if (end > this.u8.length) this.grow(end);
       this.top = end;
-      if (zero && ptr < this.cleanTop) this.u8.fill(0, ptr, Math.min(ptr + bytes, this.cleanTop));
+      if (zero && ptr < this.cleanTop) this.zero(ptr, Math.min(bytes, this.cleanTop - ptr));
       if (end > this.cleanTop) this.cleanTop = end;
     }
     this.churn += size;
@@ -163,6 +171,7 @@ export class Heap {
       freeBytes: this.freeBytes,
       top: this.top,
       grows: this.grows,
+      collections: this.collections,
     };
   }
 }

@@ -435,3 +435,29 @@ export function adam_f32(n: i32, p: usize, g: usize, m: usize, v: usize, beta1: 
     adamG<f32>(n - i, p + o, g + o, m + o, v + o, beta1, beta2, eps, wd, decoupled, stepSize, bc2Sqrt, decay);
   }
 }
+
+// ---- bulk memory ----------------------------------------------------------------------------------
+// (typed-array fill/copyWithin on a SharedArrayBuffer go element by element; memory.fill/copy do not)
+
+export function zeroBytes(p: usize, n: usize): void {
+  memory.fill(p, 0, n);
+}
+
+/** memmove semantics: the ranges may overlap. */
+export function copyBytes(dst: usize, src: usize, n: usize): void {
+  memory.copy(dst, src, n);
+}
+
+export function fill_f32(p: usize, n: i32, value: f32): void {
+  const v = f32x4.splat(value);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(p + (<usize>i << 2), v);
+  for (; i < n; i++) store<f32>(p + (<usize>i << 2), value);
+}
+
+export function fill_f64(p: usize, n: i32, value: f64): void {
+  const v = f64x2.splat(value);
+  let i = 0;
+  for (; i + 2 <= n; i += 2) v128.store(p + (<usize>i << 3), v);
+  for (; i < n; i++) store<f64>(p + (<usize>i << 3), value);
+}

@@ -26,8 +26,13 @@ const C5: f32 = 0.008333333333333333;
 const C6: f32 = 0.001388888888888889;
 const C7: f32 = 0.0001984126984126984;
 
+// 1.5·2^23 + 127: adding it to an integral n in [-126, 127] leaves n + 127 in the low mantissa bits
+const EXP_MAGIC: f32 = 12583039.0;
+
 @inline export function exp4(x0: v128): v128 {
-  const x = f32x4.min(f32x4.max(x0, f32x4.splat(-87.0)), f32x4.splat(88.0));
+  // pmax/pmin (one instruction each, unlike the NaN-aware max/min; NaN still propagates: x < lo is
+  // false for NaN)
+  const x = f32x4.pmin(f32x4.pmax(x0, f32x4.splat(-87.0)), f32x4.splat(88.0));
   const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(LOG2E)));
   let r = f32x4.sub(x, f32x4.mul(n, f32x4.splat(LN2_HI)));
   r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(LN2_LO)));
@@ -38,7 +43,8 @@ const C7: f32 = 0.0001984126984126984;
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(C2));
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0));
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0));
-  const scale = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  // 2^n: n + 127 into the exponent field (the magic constant's own bits shift out)
+  const scale = i32x4.shl(f32x4.add(n, f32x4.splat(EXP_MAGIC)), 23);
   return f32x4.mul(p, scale);
 }
 
