@@ -19,9 +19,10 @@
  * is kept (keyed by storage, offset, layout and the storage's write version) once the same operand
  * has been used twice without being written in between — in a recurrent layer that is W_hh from the
  * second time step on, so each step's GEMM reads pre-packed weights (repacked once per optimizer
- * step). Work above a threshold is split across the thread pool, by rows of C when M is large and by
- * column panels otherwise; the summation order of every element is the same for any split, so
- * threaded results are bit-identical to single-threaded ones.
+ * step). Work above a threshold is cut into chunks — blocks of rows of C when M is large, column
+ * panels otherwise — that the threads of the pool claim one at a time (threads.ts); the summation
+ * order of every element is the same for any split, so threaded results are bit-identical to
+ * single-threaded ones.
  */
 import {
   type Activation, type Backend, BackendError, type BinaryOp, type CellStep, type Data, type DType,
@@ -30,7 +31,7 @@ import {
 import type { Kernels, Variant } from './loader.ts';
 import { Heap, type HeapStats } from './memory.ts';
 import type { WeakRegistry } from './platform.ts';
-import { JOB_GEMM, JOB_PACK_B, PER_THREAD, SHARED_ARGS, ThreadPool } from './threads.ts';
+import { JOB_GEMM, JOB_PACK_B, ThreadPool } from './threads.ts';
 
 const UNARY: Record<UnaryOp, number> = { neg: 0, exp: 1, log: 2, tanh: 3, sigmoid: 4, relu: 5, sqrt: 6, square: 7, abs: 8, softplus: 9 };
 const BINARY: Record<BinaryOp, number> = { add: 0, sub: 1, mul: 2, div: 3 };
@@ -153,7 +154,9 @@ export class WasmBackend implements Backend {
   private readonly heap: Heap;
   private readonly pool: ThreadPool | null;
   private readonly registry: WeakRegistry<Held>;
-  private readonly scratch: number[] = [];
+  /** Per-thread GEMM scratch: thread t's at scratch + t·scratchBytes. */
+  private readonly scratch: number;
+  private readonly scratchBytes: number;
   private readonly emptyPtr: number;
   private intsPtr = 0;
   private intsBytes = 0;
@@ -177,8 +180,8 @@ export class WasmBackend implements Backend {
     this.registry = o.weakRegistry((h: Held) => this.reclaim(h));
     this.heap.drain = this.registry.drain;
     this.heap.collect = this.registry.collect;
-    const sb = this.ex.sgemm_scratch_bytes();
-    for (let t = 0; t < this.threads; t++) this.scratch.push(this.heap.alloc(sb, false)[0]);
+    this.scratchBytes = Math.ceil(this.ex.sgemm_scratch_bytes() / 64) * 64;
+    this.scratch = this.heap.alloc(this.scratchBytes * this.threads, false)[0];
     this.emptyPtr = this.heap.alloc(64, true)[0];
   }
 
@@ -381,29 +384,27 @@ export class WasmBackend implements Backend {
     try {
       const pA = this.at(A, aOff);
       if (!threaded) {
-        this.ex.sgemm_compute(+transA, 0, M, 0, panels, K, N, alpha, pA, lda, packed[0], beta, pC, ldc, this.scratch[0]);
+        this.ex.sgemm_compute(+transA, 0, M, 0, panels, K, N, alpha, pA, lda, packed[0], beta, pC, ldc, this.scratch);
         return;
       }
       const T = pool.size;
       const a = pool.args;
       a[0] = JOB_GEMM;
       a[1] = +transA; a[2] = K; a[3] = N; a[4] = alpha; a[5] = pA; a[6] = lda; a[7] = packed[0]; a[8] = beta; a[9] = pC; a[10] = ldc;
+      a[11] = M; a[12] = panels; a[15] = this.scratch; a[16] = this.scratchBytes;
+      let chunks: number;
       if (M >= 64 * T) {
-        // by rows, in whole MR panels
-        const chunk = Math.ceil(M / T / MR) * MR;
-        for (let t = 0; t < T; t++) {
-          const r = SHARED_ARGS + PER_THREAD * t;
-          a[r] = Math.min(M, t * chunk); a[r + 1] = Math.min(M, (t + 1) * chunk); a[r + 2] = 0; a[r + 3] = panels; a[r + 4] = this.scratch[t];
-        }
+        // by rows, in whole MR-row panels; 4 chunks per thread so an idle thread can pick up slack
+        const cs = Math.ceil(M / (4 * T) / MR) * MR;
+        a[13] = 0; a[14] = cs;
+        chunks = Math.ceil(M / cs);
       } else {
-        // by column panels
-        const chunk = Math.ceil(panels / T);
-        for (let t = 0; t < T; t++) {
-          const r = SHARED_ARGS + PER_THREAD * t;
-          a[r] = 0; a[r + 1] = M; a[r + 2] = Math.min(panels, t * chunk); a[r + 3] = Math.min(panels, (t + 1) * chunk); a[r + 4] = this.scratch[t];
-        }
+        // by column panels (every chunk packs all of A again, so fewer and larger chunks)
+        const cs = Math.ceil(panels / (2 * T));
+        a[13] = 1; a[14] = cs;
+        chunks = Math.ceil(panels / cs);
       }
-      pool.run(this.ex);
+      pool.run(this.ex, chunks);
     } finally {
       if (packed[1] !== 0) this.heap.release(packed[0], packed[1]);
     }
@@ -468,13 +469,9 @@ export class WasmBackend implements Backend {
     const a = pool.args;
     a[0] = JOB_PACK_B;
     a[1] = +transB; a[2] = K; a[3] = N; a[4] = pB; a[5] = ldb; a[6] = dst;
-    const chunk = Math.ceil(panels / pool.size);
-    for (let t = 0; t < pool.size; t++) {
-      const r = SHARED_ARGS + PER_THREAD * t;
-      a[r + 2] = Math.min(panels, t * chunk);
-      a[r + 3] = Math.min(panels, (t + 1) * chunk);
-    }
-    pool.run(this.ex);
+    const cs = Math.ceil(panels / (4 * pool.size));
+    a[12] = panels; a[14] = cs;
+    pool.run(this.ex, Math.ceil(panels / cs));
   }
 
   axpy(n: number, alpha: number, xs: Storage, xOff: number, ys: Storage, yOff: number): void {

@@ -1,17 +1,23 @@
 /**
  * Worker threads sharing the backend's memory, driven through a small control block.
  *
- * Each worker instantiates the same kernel module on the same shared WebAssembly.Memory, then
- * loops: wait until the job generation changes (a short spin of atomic loads, then Atomics.wait),
- * run its part of the job, decrement `pending`, and notify when it was the last. The calling
- * thread publishes a job by writing its arguments, setting `pending` to the number of workers and
- * bumping the generation (Atomics.add, then Atomics.notify); it runs share 0 itself and then spins
- * (and, where it may, waits) until `pending` is 0. That is the "one cheap barrier per step": a
- * recurrent step's GEMM costs two atomic handshakes, no messages. Every worker takes part in every
- * job (an empty range is fine), so no worker can miss or repeat a generation.
+ * Each worker instantiates the same kernel module on the same shared WebAssembly.Memory. A job is
+ * cut into chunks (row blocks or column panels of a GEMM); the calling thread publishes it by
+ * writing its arguments, resetting the claim word to "0 of n claimed" and the done count to 0,
+ * and bumping the generation (Atomics.add + notify). Every thread — the caller included — then
+ * claims chunks one at a time with a compare-exchange on the claim word and runs them, and the
+ * caller waits (spin, then Atomics.wait) until all n are done. That is the "one cheap barrier per
+ * step": a recurrent step's GEMM costs a few atomic operations, no messages.
  *
- * Jobs are numbered; their arguments are float64 slots: [0] job, [1..15] shared arguments,
- * [16 + 8·t ..] thread t's own range. The same table is interpreted by `WORKER_BODY` and `runShare`.
+ * Claiming chunks instead of owning fixed shares matters when the machine is busy: a worker the OS
+ * has not scheduled yet simply claims nothing, and the caller runs its chunks itself instead of
+ * waiting for it. A claim succeeds only while the job is unfinished, and the arguments are read
+ * after a successful claim, so a worker that wakes late can never mix two jobs. Which thread runs
+ * which chunk does not change any result: every output element is computed entirely inside one
+ * chunk, in a fixed order.
+ *
+ * Job arguments are float64 slots, laid out per job in `runChunk` (caller) and `WORKER_BODY`
+ * (workers), which must stay in step.
  */
 import { BackendError } from '../interface.ts';
 import type { Kernels } from './loader.ts';
@@ -20,14 +26,17 @@ import type { Platform, WorkerHandle } from './platform.ts';
 export const JOB_GEMM = 1;
 export const JOB_PACK_B = 2;
 
-/** Control block slots (Int32). */
-const GEN = 0, PENDING = 1, FAILED = 2, SHUTDOWN = 4;
-export const SHARED_ARGS = 16;
-export const PER_THREAD = 8;
+/** Control block slots (Int32). CLAIM = (next chunk << 16) | chunk count. */
+const GEN = 0, DONE = 1, FAILED = 2, CLAIM = 3, SHUTDOWN = 4;
+/** Number of float64 argument slots. */
+export const ARG_SLOTS = 24;
 
 /**
- * The worker's code (a classic script; `onMsg` and `send` come from the platform prelude). Kept
- * in plain JavaScript, in step with `runShare` below.
+ * Argument layout.
+ *   GEMM:   [0] job [1] transA [2] K [3] N [4] alpha [5] A [6] lda [7] packed B [8] beta [9] C
+ *           [10] ldc [11] M [12] panels [13] split (0 rows, 1 panels) [14] chunk size
+ *           [15] scratch base [16] scratch bytes per thread
+ *   PACK_B: [0] job [1] transB [2] K [3] N [4] B [5] ldb [6] destination [12] panels [14] chunk size
  */
 const WORKER_BODY = `
 onMsg((init) => {
@@ -42,7 +51,18 @@ onMsg((init) => {
   }
   const ctl = new Int32Array(ctlBuf);
   const a = new Float64Array(argsBuf);
-  const r = ${SHARED_ARGS} + ${PER_THREAD} * index;
+  const run = (i) => {
+    const cs = a[14];
+    if (a[0] === ${JOB_GEMM}) {
+      const rows = a[13] === 0, M = a[11], P = a[12];
+      const m0 = rows ? i * cs : 0, m1 = rows ? Math.min(M, m0 + cs) : M;
+      const p0 = rows ? 0 : i * cs, p1 = rows ? P : Math.min(P, p0 + cs);
+      ex.sgemm_compute(a[1], m0, m1, p0, p1, a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[15] + index * a[16]);
+    } else if (a[0] === ${JOB_PACK_B}) {
+      const p0 = i * cs;
+      ex.sgemm_pack_b(a[1], a[2], a[3], a[4], a[5], a[6], p0, Math.min(a[12], p0 + cs));
+    }
+  };
   let gen = Atomics.load(ctl, ${GEN});
   send({ type: 'ready' });
   for (;;) {
@@ -54,35 +74,35 @@ onMsg((init) => {
     }
     gen = g;
     if (Atomics.load(ctl, ${SHUTDOWN}) !== 0) break;
-    try {
-      switch (a[0]) {
-        case ${JOB_GEMM}:
-          ex.sgemm_compute(a[1], a[r], a[r + 1], a[r + 2], a[r + 3], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[r + 4]);
-          break;
-        case ${JOB_PACK_B}:
-          ex.sgemm_pack_b(a[1], a[2], a[3], a[4], a[5], a[6], a[r + 2], a[r + 3]);
-          break;
+    for (;;) {
+      const v = Atomics.load(ctl, ${CLAIM});
+      const next = v >>> 16, n = v & 0xffff;
+      if (next >= n) break;
+      if (Atomics.compareExchange(ctl, ${CLAIM}, v, v + 0x10000) !== v) continue;
+      try {
+        run(next);
+      } catch (e) {
+        Atomics.store(ctl, ${FAILED}, 1);
       }
-    } catch (e) {
-      Atomics.store(ctl, ${FAILED}, 1);
+      if (Atomics.add(ctl, ${DONE}, 1) + 1 === n) Atomics.notify(ctl, ${DONE});
     }
-    if (Atomics.sub(ctl, ${PENDING}, 1) === 1) Atomics.notify(ctl, ${PENDING});
   }
 });
 `;
 
-/** Run thread t's share of the job currently in `a` (the calling thread's copy of the table). */
-function runShare(ex: Kernels, a: Float64Array, t: number): void {
-  const r = SHARED_ARGS + PER_THREAD * t;
-  switch (a[0]) {
-    case JOB_GEMM:
-      ex.sgemm_compute(a[1], a[r], a[r + 1], a[r + 2], a[r + 3], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[r + 4]);
-      break;
-    case JOB_PACK_B:
-      ex.sgemm_pack_b(a[1], a[2], a[3], a[4], a[5], a[6], a[r + 2], a[r + 3]);
-      break;
-    default:
-      throw new BackendError(`wasm backend: unknown job ${a[0]}`);
+/** The calling thread's copy of a chunk (thread index 0). */
+function runChunk(ex: Kernels, a: Float64Array, i: number): void {
+  const cs = a[14];
+  if (a[0] === JOB_GEMM) {
+    const rows = a[13] === 0, M = a[11], P = a[12];
+    const m0 = rows ? i * cs : 0, m1 = rows ? Math.min(M, m0 + cs) : M;
+    const p0 = rows ? 0 : i * cs, p1 = rows ? P : Math.min(P, p0 + cs);
+    ex.sgemm_compute(a[1], m0, m1, p0, p1, a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[15]);
+  } else if (a[0] === JOB_PACK_B) {
+    const p0 = i * cs;
+    ex.sgemm_pack_b(a[1], a[2], a[3], a[4], a[5], a[6], p0, Math.min(a[12], p0 + cs));
+  } else {
+    throw new BackendError(`wasm backend: unknown job ${a[0]}`);
   }
 }
 
@@ -114,8 +134,8 @@ export class ThreadPool {
   /** Start `threads − 1` workers on `memory` and wait until each has instantiated the module. */
   static async start(platform: Platform, module: WebAssembly.Module, memory: WebAssembly.Memory, threads: number, o: PoolOptions = {}): Promise<ThreadPool> {
     const spin = o.spin ?? 4000;
-    const ctl = new Int32Array(new SharedArrayBuffer(64 * 4));
-    const args = new Float64Array(new SharedArrayBuffer((SHARED_ARGS + PER_THREAD * threads) * 8));
+    const ctl = new Int32Array(new SharedArrayBuffer(16 * 4));
+    const args = new Float64Array(new SharedArrayBuffer(ARG_SLOTS * 8));
     const workers: WorkerHandle[] = [];
     const ready: Promise<void>[] = [];
     try {
@@ -142,25 +162,34 @@ export class ThreadPool {
   }
 
   /**
-   * Run the job described in `args` (slot 0 = job id) on every thread; `ex` runs the calling
-   * thread's share (index 0). Returns when all shares are done.
+   * Run the job described in `args` as `chunks` chunks (1 ≤ chunks < 65536) on all threads; `ex`
+   * runs the calling thread's chunks. Returns when every chunk is done.
    */
-  run(ex: Kernels): void {
+  run(ex: Kernels, chunks: number): void {
     if (this.closed) throw new BackendError('wasm backend: the thread pool has been shut down');
-    const ctl = this.ctl;
-    Atomics.store(ctl, PENDING, this.size - 1);
+    if (!(chunks >= 1 && chunks < 0x10000)) throw new BackendError(`wasm backend: a job needs 1 to 65535 chunks, got ${chunks}`);
+    const ctl = this.ctl, a = this.args;
+    Atomics.store(ctl, DONE, 0);
+    Atomics.store(ctl, CLAIM, chunks);
     Atomics.add(ctl, GEN, 1);
     Atomics.notify(ctl, GEN);
     let failure: unknown = null;
-    try {
-      runShare(ex, this.args, 0);
-    } catch (e) {
-      failure = e;
+    for (;;) {
+      const v = Atomics.load(ctl, CLAIM);
+      const next = v >>> 16;
+      if (next >= chunks) break;
+      if (Atomics.compareExchange(ctl, CLAIM, v, v + 0x10000) !== v) continue;
+      try {
+        runChunk(ex, a, next);
+      } catch (e) {
+        failure ??= e;
+      }
+      Atomics.add(ctl, DONE, 1);
     }
-    let p = Atomics.load(ctl, PENDING);
-    for (let s = 0; p !== 0; s++) {
-      if (s > this.spin && this.canBlock) Atomics.wait(ctl, PENDING, p);
-      p = Atomics.load(ctl, PENDING);
+    let d = Atomics.load(ctl, DONE);
+    for (let s = 0; d !== chunks; s++) {
+      if (s > this.spin && this.canBlock) Atomics.wait(ctl, DONE, d);
+      d = Atomics.load(ctl, DONE);
     }
     if (failure !== null) throw failure;
     if (Atomics.load(ctl, FAILED) !== 0) {
