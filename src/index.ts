@@ -30,3 +30,7 @@ export * from './train/gradlog.ts';
 export * from './infer/sample.ts';
 export * from './infer/stream.ts';
 export * from './interop/keras.ts';
+export * from './autograd/ops/conv.ts';
+export * from './nn/conv.ts';
+export * from './nn/attention.ts';
+export * from './infer/beam.ts';

@@ -106,6 +106,7 @@ describe('captioner', () => {
     assert.throws(() => captionTaskSpec.build({ colour: 1 }), /unknown option 'colour'/);
     const b = captionTaskSpec.build({ imageSize: '16', trainSize: 10, valSize: 5, testSize: 5, hiddenSize: 8, epochs: 3 });
     assert.deepEqual(b.trainOptions, { optimizer: 'adam', lr: 0.003, epochs: 3, clipNorm: 5, seed: 1 });
+    assert.equal(captionTaskSpec.defaults.epochs, 5);
     assert.equal(b.train.numBatches, 1);
     assert.equal(taskNameOf(b.task.describe().config), 'caption');
   });

@@ -36,6 +36,8 @@ import { buildFeedForward, FeedForwardTask, loadFeedForward } from './feedforwar
 import { buildNameGen, loadNameGen, NameGenTask } from './namegen.ts';
 import { buildLM, loadLM, LMTask } from './lm.ts';
 import { buildForecast, ForecastTask, loadForecast } from './forecaster.ts';
+import { seq2seqTaskSpec } from './seq2seq.ts';
+import { captionTaskSpec } from './captioner.ts';
 
 export type Topology = 'one-to-one' | 'one-to-many' | 'many-to-one' | 'many-to-many';
 
@@ -452,4 +454,4 @@ const forecast = makeSpec({
   predict: (task, inputs) => expectTask('forecast', task, ForecastTask).predict(checkInputs('forecast', inputs)),
 });
 
-const BUILTIN_SPECS: readonly TaskSpec[] = [classifySpam, classifyNames, feedforward, namegen, charlm, forecast];
+const BUILTIN_SPECS: readonly TaskSpec[] = [classifySpam, classifyNames, feedforward, namegen, charlm, forecast, seq2seqTaskSpec, captionTaskSpec];

@@ -10,7 +10,7 @@
  * in Node; cross-origin-isolated pages in browsers) and fall back to one thread without it.
  */
 import { BackendError } from '../interface.ts';
-import { registerBackend } from '../registry.ts';
+import { getBackend, listBackends, registerBackend } from '../registry.ts';
 import { WasmBackend } from './backend.ts';
 import { instantiate, readVariant, withSharedMemory, type Variant } from './loader.ts';
 import { Heap } from './memory.ts';
@@ -129,11 +129,16 @@ export async function createWasmBackend(options?: WasmBackendOptions): Promise<W
 }
 
 /**
- * Create the wasm backend and register it under the name 'wasm' (replacing an earlier one).
- * `setBackend('wasm')` then makes it the default for new tensors.
+ * Create the wasm backend and register it under the name 'wasm'. `setBackend('wasm')` then makes it
+ * the default for new tensors. Loading again replaces the registered one; the replaced backend's
+ * worker threads are stopped (its tensors stay usable, single-threaded).
  */
 export async function loadWasmBackend(options?: WasmBackendOptions): Promise<WasmBackend> {
   const be = await createWasmBackend(options);
+  if (listBackends().includes('wasm')) {
+    const old = getBackend('wasm');
+    if (old instanceof WasmBackend && old !== be) old.dispose();
+  }
   registerBackend(be);
   return be;
 }
