@@ -34,3 +34,4 @@ export * from './autograd/ops/conv.ts';
 export * from './nn/conv.ts';
 export * from './nn/attention.ts';
 export * from './infer/beam.ts';
+export { loadWasmBackend, createWasmBackend, wasmSupport, WasmBackend, type WasmBackendOptions } from './backend/wasm/index.ts';

@@ -146,7 +146,7 @@ test('recur demo --time 3: trains, prints a sample, saves a model that info and 
   assert.match(r.stdout, /^ {4}The whale \S/m, 'prints a sample');
   assert.match(r.stdout, /final: validation loss/);
   assert.match(r.stdout, /recur info /);
-  assert.match(r.stderr, /step \d+ \| loss \d/, 'progress on stderr');
+  assert.match(r.stderr, /step [\d,]+ \| loss \d/, 'progress on stderr');
   assert.ok(existsSync(out));
   const info = recur(['info', '--json', out]);
   assert.equal(info.code, 0, info.stderr);

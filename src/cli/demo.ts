@@ -12,6 +12,7 @@ import { CharBatcher, CharVocab, unigramEntropy } from '../data/text.ts';
 import { CharLM, evaluateCharLM } from '../models/charlm.ts';
 import { Adam } from '../train/optim.ts';
 import { clipGradNorm } from '../train/clip.ts';
+import { getBackend } from '../backend/registry.ts';
 import { checkFinite, NonFiniteError } from '../train/guard.ts';
 import { CliError, OptionReader, parseCommand, UsageError, type OptionSpec } from './args.ts';
 import { DEMO_DEFAULTS as D } from './defaults.ts';
@@ -66,12 +67,12 @@ export function demoSettings(args: string[]): DemoSettings {
     steps: r.int('steps', 1) ?? Infinity,
     out,
     seed: r.int('seed', 0) ?? D.seed,
-    hidden: r.int('hidden', 1) ?? D.hidden,
+    hidden: r.int('hidden', 1) ?? (getBackend().name === 'js' ? D.hiddenJs : D.hidden),
     embedding: r.int('embedding', 1) ?? D.embedding,
     layers: r.int('layers', 1) ?? D.layers,
     seqLen: r.int('seq-len', 1) ?? D.seqLen,
     batch: r.int('batch', 1) ?? D.batch,
-    lr: r.number('lr', 'positive') ?? D.lr,
+    lr: r.number('lr', 'positive') ?? (getBackend().name === 'js' ? D.lrJs : D.lr),
     sampleEvery: r.number('sample-every', 'positive') ?? D.sampleEvery,
     sampleLength: r.int('sample-length', 0) ?? D.sampleLength,
     temperature: r.number('temperature', 'nonnegative') ?? D.temperature,

@@ -70,6 +70,8 @@ plain lines otherwise), and every ~${D.sampleEvery} s prints a generated sample 
 evaluates on the whole held-out text, prints a last sample and saves the model (architecture and
 vocabulary in the file's metadata).
 
+Runs on the WebAssembly backend where it loads (RECUR_BACKEND=js forces the reference backend).
+
 Ctrl-C stops training early; the model trained so far is still evaluated and saved (exit code 130).
 A second Ctrl-C quits at once without saving.
 
@@ -78,12 +80,12 @@ Options:
   --steps N            Stop after N training steps (default: no limit)
   --out FILE           Where to save the model (default ${D.out})
   --seed N             Seed for initialisation, batches and sampling (default ${D.seed})
-  --hidden H           LSTM hidden size (default ${D.hidden})
+  --hidden H           LSTM hidden size (default ${D.hidden}; ${D.hiddenJs} on the js backend)
   --embedding E        Character embedding size (default ${D.embedding})
   --layers L           Stacked LSTM layers (default ${D.layers})
   --seq-len T          Characters per training window (default ${D.seqLen})
   --batch B            Windows per training step (default ${D.batch})
-  --lr RATE            Adam learning rate (default ${D.lr})
+  --lr RATE            Adam learning rate (default ${D.lr}; ${D.lrJs} on the js backend)
   --sample-every SECS  Seconds between samples and validation checks (default ${D.sampleEvery})
   --sample-length N    Characters per sample (default ${D.sampleLength})
   --temperature T      Sampling temperature (default ${D.temperature})

@@ -11,6 +11,7 @@ import { formatModelInfo, readModelInfo } from './info.ts';
 import { runDemo } from './demo.ts';
 import { runSample } from './sample.ts';
 import { oneLine } from './format.ts';
+import { setBackend } from '../backend/registry.ts';
 
 const INFO_OPTIONS: OptionSpec = {
   json: { type: 'boolean' },
@@ -70,6 +71,35 @@ async function helpText(cmd: Command): Promise<string> {
   }
 }
 
+/** Commands that crunch numbers, and so run on the fastest backend that loads. */
+const COMPUTE_COMMANDS = new Set(['train', 'eval', 'predict', 'diagnose', 'demo', 'sample', 'export', 'onnx', 'import']);
+
+/**
+ * Pick the backend: RECUR_BACKEND=js|wasm forces one; by default the WebAssembly backend when it
+ * loads (it is exact to the reference within float32 rounding and several times faster), else the
+ * plain-TypeScript one. RECUR_THREADS sets the wasm thread count (default: the cores).
+ */
+async function selectBackend(): Promise<void> {
+  const want = process.env.RECUR_BACKEND;
+  if (want !== undefined && want !== 'js' && want !== 'wasm') {
+    throw new UsageError(`recur: RECUR_BACKEND must be 'js' or 'wasm', got '${want}'`, "Unset it to use the fastest backend that loads.");
+  }
+  if (want === 'js') return;
+  const threadsEnv = process.env.RECUR_THREADS;
+  const threads = threadsEnv === undefined ? undefined : Number(threadsEnv);
+  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) {
+    throw new UsageError(`recur: RECUR_THREADS must be a positive integer, got '${threadsEnv}'`, "Unset it to use one thread per core.");
+  }
+  try {
+    const { loadWasmBackend } = await import('../backend/wasm/index.ts');
+    await loadWasmBackend(threads === undefined ? {} : { threads });
+    setBackend('wasm');
+  } catch (e) {
+    if (want === 'wasm') throw new CliError(`the wasm backend did not load: ${(e as Error).message}`);
+    // Auto mode: fall back to the reference backend silently.
+  }
+}
+
 function wantsHelp(args: string[]): boolean {
   const end = args.indexOf('--');
   const head = end >= 0 ? args.slice(0, end) : args;
@@ -88,6 +118,7 @@ async function dispatch(argv: string[]): Promise<number> {
   }
   if (first.startsWith('-')) throw new UsageError(`recur: unknown option '${first}'`, "Run 'recur --help' for usage.");
   if (!isCommand(first)) throw new UsageError(`recur: unknown command '${first}' (commands: ${COMMANDS.join(', ')})`, "Run 'recur --help' for usage.");
+  if (COMPUTE_COMMANDS.has(first) && !wantsHelp(rest)) await selectBackend();
   if (isModuleCommand(first)) return runModuleCommand(first, rest);
   if (wantsHelp(rest)) {
     process.stdout.write(commandHelp(first));
