@@ -5,9 +5,10 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
-  Adam, Embedding, GRU, LSTM, Linear, RNN, Rng, backward, clipGradNorm, crossEntropy, getBackend, listBackends, noGrad, setBackend,
+  Adam, Embedding, GRU, LSTM, Linear, RNN, Rng, backward, clipGradNorm, crossEntropy, getBackend, listBackends, setBackend,
   type RecurrentBase, type Tensor,
 } from '../../src/index.ts';
+import { TokenStream } from '../../src/infer/token-stream.ts';
 import { CostModel, errorMessage, round, timeStream, timeTraining, trainResult, type Policy, type RunResult } from './measure.ts';
 import type { Workload } from './workloads.ts';
 
@@ -171,18 +172,13 @@ export async function runRecur(w: Workload, system: string, backend: string, thr
     const r = trainResult(w, system, threads, t);
     if (!Number.isFinite(t.lossLast)) r.note = `loss is ${t.lossLast}`;
 
-    // Streaming: batch 1, one token per call, state carried, no head (as the anchors).
+    // Streaming: batch 1, one token per call, state carried, no head (as the anchors), through
+    // the token-streaming fast path (embedding × W_ih table, no per-step allocation).
     m.rnn.eval();
-    const tok = Int32Array.of(3);
-    const s = noGrad(() => {
-      let h: Tensor | null = null;
-      let c: Tensor | null = null;
-      return timeStream(() => {
-        const o = m.rnn.forward(m.emb.forward(tok, [1, 1]), { h, c });
-        h = o.h;
-        c = o.c;
-      }, p);
-    });
+    const stream = new TokenStream(m.emb, m.rnn);
+    const s = timeStream(() => {
+      stream.push(3);
+    }, p);
     r.stream_us_per_step = round(s.usPerCall, 1);
     r.stream_cpu_us_per_step = round(s.cpuUsPerCall, 1);
     r.stream_calls = s.calls;
