@@ -8,6 +8,7 @@ import {
   type Activation, type Backend, BackendError, type BinaryOp, type CellStep, type Data, type DType,
   type Storage, type UnaryOp,
 } from './interface.ts';
+import { shapeSize, shapeStrides } from '../tensor/shape.ts';
 
 export class JsStorage implements Storage {
   constructor(readonly backend: Backend, readonly data: Data) {}
@@ -30,22 +31,6 @@ function makeArray(dtype: DType, n: number): Data {
 }
 
 const sigmoid = (x: number): number => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x)));
-
-function stridesOf(shape: readonly number[]): number[] {
-  const st = new Array<number>(shape.length);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    st[i] = s;
-    s *= shape[i];
-  }
-  return st;
-}
-
-function sizeOf(shape: readonly number[]): number {
-  let n = 1;
-  for (const x of shape) n *= x;
-  return n;
-}
 
 /** Is row b masked out (inactive) at step t? */
 function inactive(s: CellStep, b: number): boolean {
@@ -215,15 +200,15 @@ export class JsBackend implements Backend {
     if (aShape.length !== rank || bShape.length !== rank) {
       throw new BackendError(`js backend: binary expects equal ranks, got ${aShape.length}, ${bShape.length}, ${rank}`);
     }
-    const n = sizeOf(outShape);
+    const n = shapeSize(outShape);
     const f = binaryFn(op);
     // Fast paths: same shape, or b is a row vector broadcast over leading axes.
-    if (sizeOf(aShape) === n && sizeOf(bShape) === n) {
+    if (shapeSize(aShape) === n && shapeSize(bShape) === n) {
       for (let i = 0; i < n; i++) o[i] = f(a[i], b[i]);
       return;
     }
-    const as_ = stridesOf(aShape).map((s, i) => (aShape[i] === 1 ? 0 : s));
-    const bs_ = stridesOf(bShape).map((s, i) => (bShape[i] === 1 ? 0 : s));
+    const as_ = shapeStrides(aShape).map((s, i) => (aShape[i] === 1 ? 0 : s));
+    const bs_ = shapeStrides(bShape).map((s, i) => (bShape[i] === 1 ? 0 : s));
     const idx = new Array<number>(rank).fill(0);
     let ai = 0, bi = 0;
     for (let i = 0; i < n; i++) {
@@ -245,9 +230,9 @@ export class JsBackend implements Backend {
     const x = d(xs), o = d(outs);
     const rank = xShape.length;
     if (outShape.length !== rank) throw new BackendError(`js backend: reduceSum expects equal ranks, got ${rank} and ${outShape.length}`);
-    o.fill(0, 0, sizeOf(outShape));
-    const os = stridesOf(outShape).map((s, i) => (outShape[i] === 1 ? 0 : s));
-    const n = sizeOf(xShape);
+    o.fill(0, 0, shapeSize(outShape));
+    const os = shapeStrides(outShape).map((s, i) => (outShape[i] === 1 ? 0 : s));
+    const n = shapeSize(xShape);
     const idx = new Array<number>(rank).fill(0);
     let oi = 0;
     for (let i = 0; i < n; i++) {
@@ -297,10 +282,10 @@ export class JsBackend implements Backend {
   permute(xs: Storage, shape: readonly number[], perm: readonly number[], outs: Storage): void {
     const x = d(xs), o = d(outs);
     const rank = shape.length;
-    const inStrides = stridesOf(shape);
+    const inStrides = shapeStrides(shape);
     const outShape = perm.map((p) => shape[p]);
     const st = perm.map((p) => inStrides[p]); // input stride for each output axis
-    const n = sizeOf(shape);
+    const n = shapeSize(shape);
     const idx = new Array<number>(rank).fill(0);
     let xi = 0;
     for (let i = 0; i < n; i++) {
@@ -317,8 +302,8 @@ export class JsBackend implements Backend {
 
   sliceAxis(xs: Storage, shape: readonly number[], axis: number, start: number, len: number, outs: Storage): void {
     const x = d(xs), o = d(outs);
-    const outer = sizeOf(shape.slice(0, axis));
-    const inner = sizeOf(shape.slice(axis + 1));
+    const outer = shapeSize(shape.slice(0, axis));
+    const inner = shapeSize(shape.slice(axis + 1));
     const dim = shape[axis];
     for (let p = 0; p < outer; p++) {
       const src = (p * dim + start) * inner;
@@ -328,8 +313,8 @@ export class JsBackend implements Backend {
 
   addIntoAxis(srcs: Storage, srcShape: readonly number[], dsts: Storage, dstShape: readonly number[], axis: number, start: number): void {
     const s = d(srcs), o = d(dsts);
-    const outer = sizeOf(srcShape.slice(0, axis));
-    const inner = sizeOf(srcShape.slice(axis + 1));
+    const outer = shapeSize(srcShape.slice(0, axis));
+    const inner = shapeSize(srcShape.slice(axis + 1));
     const len = srcShape[axis];
     const dim = dstShape[axis];
     for (let p = 0; p < outer; p++) {

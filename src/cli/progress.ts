@@ -5,18 +5,9 @@
  * on one line.
  */
 import { formatDuration, formatInt } from './format.ts';
+import type { ProgressStats } from '../train/callbacks.ts';
 
-export interface ProgressStats {
-  step: number;
-  /** Smoothed training loss (nats per character). */
-  loss: number;
-  tokensPerSec: number;
-  elapsed: number;
-  /** Fraction of the budget used, in [0, 1]. */
-  fraction: number;
-  /** Estimated seconds left. */
-  eta: number;
-}
+export type { ProgressStats } from '../train/callbacks.ts';
 
 export interface ProgressOptions {
   stream?: NodeJS.WriteStream;

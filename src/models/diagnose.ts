@@ -149,7 +149,7 @@ export interface DiagnoseOptions {
   /** Lags to test (default [10, 50, 100, 200]). */
   lags?: number[];
   cells?: DiagnoseCell[];
-  /** Optimizer steps per (cell, lag) (default 1000). */
+  /** Optimizer steps per (cell, lag) (default 3000). */
   steps?: number;
   batchSize?: number;
   hiddenSize?: number;
@@ -169,7 +169,7 @@ export interface DiagnoseOptions {
 }
 
 export const DIAGNOSE_DEFAULTS = {
-  lags: [10, 50, 100, 200], cells: ['rnn', 'lstm', 'gru'] as DiagnoseCell[], steps: 1000, batchSize: 32, hiddenSize: 16, lr: 1e-2, clip: 1, forgetBias: 1,
+  lags: [10, 50, 100, 200], cells: ['rnn', 'lstm', 'gru'] as DiagnoseCell[], steps: 3000, batchSize: 64, hiddenSize: 32, lr: 1e-2, clip: 1, forgetBias: 1,
   seed: 1, evalSize: 512, gradBatch: 64, curveEvery: 20,
 };
 

@@ -20,26 +20,11 @@ import {
   HostInts, describeValue, floatInput, intInput, normAxisOf, toValue,
   type Kernel, type NodeContext, type Value,
 } from './runtime.ts';
+import { shapeSize, shapeStrides } from '../tensor/shape.ts';
 
 export type OpCompiler = (ctx: NodeContext) => Kernel;
 
 // ---- host helpers ---------------------------------------------------------------------------------
-
-function size(shape: readonly number[]): number {
-  let n = 1;
-  for (const s of shape) n *= s;
-  return n;
-}
-
-function stridesOf(shape: readonly number[]): number[] {
-  const st = new Array<number>(shape.length);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    st[i] = s;
-    s *= shape[i];
-  }
-  return st;
-}
 
 /** out[idx] = src[offset + Σ idx_i · strides_i] over all multi-indices of outShape. */
 function stridedCopy(src: ArrayLike<number>, offset: number, strides: readonly number[], outShape: readonly number[], out: { [i: number]: number; length: number }): void {
@@ -76,20 +61,20 @@ function broadcastShape(ctx: NodeContext, a: readonly number[], b: readonly numb
 function broadcastTo(data: ArrayLike<number>, shape: readonly number[], outShape: readonly number[], out: { [i: number]: number; length: number }): void {
   const r = outShape.length;
   const padded = [...new Array<number>(r - shape.length).fill(1), ...shape];
-  const st = stridesOf(padded).map((s, i) => (padded[i] === 1 ? 0 : s));
+  const st = shapeStrides(padded).map((s, i) => (padded[i] === 1 ? 0 : s));
   stridedCopy(data, 0, st, outShape, out);
 }
 
 /** Pull a float tensor to the host, transform, and push back (for the rare shapes recur's ops lack). */
 function viaHost(x: Tensor, outShape: readonly number[], fn: (src: ArrayLike<number>, out: Float64Array) => void): Tensor {
-  const out = new Float64Array(size(outShape));
+  const out = new Float64Array(shapeSize(outShape));
   fn(x.toArray(), out);
   return new Tensor(x.backend.fromArray(out, x.dtype), outShape);
 }
 
 function mapValue(v: Value, outShape: readonly number[], fn: (src: ArrayLike<number>, out: Float64Array) => void): Value {
   if (v instanceof Tensor) return viaHost(v, outShape, fn);
-  const out = new Float64Array(size(outShape));
+  const out = new Float64Array(shapeSize(outShape));
   fn(v.data, out);
   return new HostInts(v.dtype, outShape, out);
 }
@@ -129,7 +114,7 @@ function binary(kind: 'Add' | 'Sub' | 'Mul' | 'Div'): OpCompiler {
         if (a.dtype !== b.dtype) throw ctx.error(`inputs mix ${a.dtype} and ${b.dtype}`);
         const shape = broadcastShape(ctx, a.shape, b.shape);
         ctx.checkElements(shape);
-        const n = size(shape);
+        const n = shapeSize(shape);
         const x = new Float64Array(n), y = new Float64Array(n);
         broadcastTo(a.data, a.shape, shape, x);
         broadcastTo(b.data, b.shape, shape, y);
@@ -233,8 +218,8 @@ function softmaxOp(isLog: boolean): OpCompiler {
       const axis = normAxisOf(ctx, axisAttr, r);
       if (!modern) {
         // Opsets < 13: flatten to [Π dims before axis, Π dims from axis] and normalise each row.
-        const rows = size(x.shape.slice(0, axis));
-        return [reshape(f(reshape(x, [rows, size(x.shape.slice(axis))])), x.shape)];
+        const rows = shapeSize(x.shape.slice(0, axis));
+        return [reshape(f(reshape(x, [rows, shapeSize(x.shape.slice(axis))])), x.shape)];
       }
       if (axis === r - 1) return [f(x)];
       const perm = [...Array(r).keys()];
@@ -264,7 +249,7 @@ const Dropout: OpCompiler = (ctx) => {
     if (training && training.size > 0 && (training as HostInts).data?.[0]) {
       throw ctx.error('training_mode = true is not supported (recur runs ONNX graphs for inference)');
     }
-    const mask = ctx.wantsOutput(1) ? new HostInts('bool', x.shape, new Float64Array(size(x.shape)).fill(1)) : null;
+    const mask = ctx.wantsOutput(1) ? new HostInts('bool', x.shape, new Float64Array(shapeSize(x.shape)).fill(1)) : null;
     return [x, mask];
   };
 };
@@ -347,13 +332,13 @@ const Reshape: OpCompiler = (ctx) => {
     const inferred = out.indexOf(-1);
     if (out.filter((d) => d === -1).length > 1) throw ctx.error(`shape ${shapeStr(spec)} has more than one -1`);
     if (out.some((d) => d < -1 || !Number.isSafeInteger(d))) throw ctx.error(`shape ${shapeStr(spec)} has an invalid dimension`);
-    const n = size(x.shape);
+    const n = shapeSize(x.shape);
     if (inferred >= 0) {
-      const rest = size(out.filter((_, i) => i !== inferred));
+      const rest = shapeSize(out.filter((_, i) => i !== inferred));
       if (rest === 0 || n % rest !== 0) throw ctx.error(`cannot reshape ${shapeStr(x.shape)} to ${shapeStr(spec)}`);
       out[inferred] = n / rest;
     }
-    if (size(out) !== n) throw ctx.error(`cannot reshape ${shapeStr(x.shape)} (${n} elements) to ${shapeStr(out)}`);
+    if (shapeSize(out) !== n) throw ctx.error(`cannot reshape ${shapeStr(x.shape)} (${n} elements) to ${shapeStr(out)}`);
     return [reshapeValue(x, out)];
   };
 };
@@ -367,7 +352,7 @@ const Flatten: OpCompiler = (ctx) => {
     const r = x.shape.length;
     const axis = axisAttr < 0 ? axisAttr + r : axisAttr;
     if (axis < 0 || axis > r) throw ctx.error(`axis ${axisAttr} is out of range for rank ${r}`);
-    return [reshapeValue(x, [size(x.shape.slice(0, axis)), size(x.shape.slice(axis))])];
+    return [reshapeValue(x, [shapeSize(x.shape.slice(0, axis)), shapeSize(x.shape.slice(axis))])];
   };
 };
 
@@ -381,7 +366,7 @@ const Transpose: OpCompiler = (ctx) => {
     const perm = permAttr ?? [...Array(r).keys()].reverse();
     if (perm.length !== r || [...perm].sort((p, q) => p - q).some((p, i) => p !== i)) throw ctx.error(`perm ${shapeStr(perm)} is not a permutation of ${r} axes`);
     if (x instanceof Tensor) return [permute(x, perm)];
-    const st = stridesOf(x.shape);
+    const st = shapeStrides(x.shape);
     const outShape = perm.map((p) => x.shape[p]);
     return [mapValue(x, outShape, (src, out) => stridedCopy(src, 0, perm.map((p) => st[p]), outShape, out))];
   };
@@ -443,12 +428,12 @@ const Concat: OpCompiler = (ctx) => {
     if (!xs.every((x) => x instanceof HostInts && x.dtype === (first as HostInts).dtype)) throw ctx.error('inputs must all have the same element type');
     const outShape = [...first.shape];
     outShape[axis] = xs.reduce((n, x) => n + x.shape[axis], 0);
-    const outer = size(first.shape.slice(0, axis));
-    const out = new Float64Array(size(outShape));
+    const outer = shapeSize(first.shape.slice(0, axis));
+    const out = new Float64Array(shapeSize(outShape));
     let pos = 0;
     for (let o = 0; o < outer; o++) {
       for (const x of xs as HostInts[]) {
-        const block = size(x.shape.slice(axis));
+        const block = shapeSize(x.shape.slice(axis));
         out.set(x.data.subarray(o * block, (o + 1) * block), pos);
         pos += block;
       }
@@ -489,7 +474,7 @@ const Split: OpCompiler = (ctx) => {
 /** x[..., start : start + len·step : step, ...] along `axis`. */
 function sliceAxis(x: Value, axis: number, start: number, len: number, step: number): Value {
   if (step === 1 && x instanceof Tensor) return slice(x, axis, start, len);
-  const st = stridesOf(x.shape);
+  const st = shapeStrides(x.shape);
   const outShape = [...x.shape];
   outShape[axis] = len;
   const strides = st.map((s, i) => (i === axis ? s * step : s));
@@ -563,14 +548,14 @@ const Gather: OpCompiler = (ctx) => {
     }
     const outShape = [...data.shape.slice(0, axis), ...idx.shape, ...data.shape.slice(axis + 1)];
     ctx.checkElements(outShape);
-    const inner = size(data.shape.slice(axis + 1));
+    const inner = shapeSize(data.shape.slice(axis + 1));
     if (data instanceof Tensor && axis === 0) {
       // The embedding lookup: one row gather on the backend.
       const table = r === 2 ? data : reshape(data, [dim, inner]);
       const out = embedding(table, ids, idx.shape);
       return [r === 2 ? out : reshape(out, outShape)];
     }
-    const outer = size(data.shape.slice(0, axis));
+    const outer = shapeSize(data.shape.slice(0, axis));
     return [mapValue(data, outShape, (src, out) => {
       let pos = 0;
       for (let o = 0; o < outer; o++) {

@@ -10,13 +10,10 @@ import { getBackend } from '../backend/registry.ts';
 import { globalRng, type Rng } from './rng.ts';
 import type { Node } from '../autograd/tape.ts';
 
-export type Shape = readonly number[];
+import { shapeSize, shapeStrides } from './shape.ts';
 
-export function shapeSize(shape: Shape): number {
-  let n = 1;
-  for (const s of shape) n *= s;
-  return n;
-}
+export type Shape = readonly number[];
+export { shapeSize, shapeStrides };
 
 export function checkShape(shape: Shape, what = 'shape'): void {
   if (!Array.isArray(shape)) throw new TypeError(`${what} must be an array of non-negative integers, got ${String(shape)}`);

@@ -32,6 +32,7 @@ import type { Kernels, Variant } from './loader.ts';
 import { Heap, type HeapStats } from './memory.ts';
 import type { WeakRegistry } from './platform.ts';
 import { JOB_GEMM, JOB_PACK_B, ThreadPool } from './threads.ts';
+import { shapeSize, shapeStrides } from '../../tensor/shape.ts';
 
 const UNARY: Record<UnaryOp, number> = { neg: 0, exp: 1, log: 2, tanh: 3, sigmoid: 4, relu: 5, sqrt: 6, square: 7, abs: 8, softplus: 9 };
 const BINARY: Record<BinaryOp, number> = { add: 0, sub: 1, mul: 2, div: 3 };
@@ -99,22 +100,6 @@ export interface WasmBackendStats extends HeapStats {
   variant: Variant;
 }
 
-function sizeOf(shape: readonly number[]): number {
-  let n = 1;
-  for (const s of shape) n *= s;
-  return n;
-}
-
-function stridesOf(shape: readonly number[]): number[] {
-  const st = new Array<number>(shape.length);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    st[i] = s;
-    s *= shape[i];
-  }
-  return st;
-}
-
 /**
  * Describe an element-wise loop over `shape` in which each operand k is read with `strides[k]`
  * (0 on broadcast axes), with size-1 axes dropped and neighbouring axes merged wherever every
@@ -139,7 +124,7 @@ function mergeLoops(shape: readonly number[], strides: readonly (readonly number
 
 /** Strides of an operand of shape `own` read along `full` (0 where it broadcasts). */
 function bcastStrides(own: readonly number[], full: readonly number[]): number[] {
-  const s = stridesOf(own);
+  const s = shapeStrides(own);
   return own.map((d, i) => (d === 1 && full[i] !== 1 ? 0 : s[i]));
 }
 
@@ -544,10 +529,10 @@ export class WasmBackend implements Backend {
     }
     const o = this.own(outs, `binary ${op} out`);
     const dt = o.dtype;
-    const n = sizeOf(outShape);
+    const n = shapeSize(outShape);
     this.span(o, 0, n, dt, `binary ${op} out`);
-    const a = this.span(as, 0, sizeOf(aShape), dt, `binary ${op} a`);
-    const b = this.span(bs, 0, sizeOf(bShape), dt, `binary ${op} b`);
+    const a = this.span(as, 0, shapeSize(aShape), dt, `binary ${op} a`);
+    const b = this.span(bs, 0, shapeSize(bShape), dt, `binary ${op} b`);
     if (n === 0) return;
     this.w(o);
     const { dims, st } = mergeLoops(outShape, [bcastStrides(aShape, outShape), bcastStrides(bShape, outShape)]);
@@ -573,7 +558,7 @@ export class WasmBackend implements Backend {
     const v = this.view(dt);
     const ai = this.index(a), bi = this.index(b), oi = this.index(o);
     const fn = code === 0 ? (x: number, y: number) => x + y : code === 1 ? (x: number, y: number) => x - y : code === 2 ? (x: number, y: number) => x * y : (x: number, y: number) => x / y;
-    const total = sizeOf(dims);
+    const total = shapeSize(dims);
     const idx = new Array<number>(dims.length).fill(0);
     let pa = ai, pb = bi;
     for (let i = 0; i < total; i++) {
@@ -597,15 +582,15 @@ export class WasmBackend implements Backend {
     }
     const o = this.w(this.own(outs, 'reduceSum out'));
     const dt = o.dtype;
-    const no = sizeOf(outShape);
+    const no = shapeSize(outShape);
     this.span(o, 0, no, dt, 'reduceSum out');
-    const x = this.span(xs, 0, sizeOf(xShape), dt, 'reduceSum x');
+    const x = this.span(xs, 0, shapeSize(xShape), dt, 'reduceSum x');
     const v = this.view(dt);
     const oi = this.index(o), xi = this.index(x);
     if (no > 0) (dt === 'float32' ? this.ex.fill_f32 : this.ex.fill_f64)(o.ptr, no, 0);
-    const n = sizeOf(xShape);
+    const n = shapeSize(xShape);
     if (n === 0) return;
-    const { dims, st } = mergeLoops(xShape, [stridesOf(xShape), bcastStrides(outShape, xShape)]);
+    const { dims, st } = mergeLoops(xShape, [shapeStrides(xShape), bcastStrides(outShape, xShape)]);
     const os = st[1];
     if (dims.length === 2 && os[0] === 0 && os[1] === 1) {
       // column sums of a [R, C] block, rows in order (as the reference accumulates)
@@ -661,11 +646,11 @@ export class WasmBackend implements Backend {
       throw new BackendError(`wasm backend: permute: [${perm.join(', ')}] is not a permutation of ${rank} axes`);
     }
     const o = this.w(this.own(outs, 'permute out'));
-    const n = sizeOf(shape);
+    const n = shapeSize(shape);
     this.span(o, 0, n, o.dtype, 'permute out');
     const x = this.span(xs, 0, n, o.dtype, 'permute x');
     if (n === 0) return;
-    const inSt = stridesOf(shape);
+    const inSt = shapeStrides(shape);
     const outShape = perm.map((p) => shape[p]);
     const { dims, st } = mergeLoops(outShape, [perm.map((p) => inSt[p])]);
     const s = st[0];
@@ -700,9 +685,9 @@ export class WasmBackend implements Backend {
       throw new BackendError(`wasm backend: sliceAxis: [${start}, ${start + len}) on axis ${axis} of [${shape.join(', ')}]`);
     }
     const o = this.w(this.own(outs, 'sliceAxis out'));
-    const outer = sizeOf(shape.slice(0, axis)), inner = sizeOf(shape.slice(axis + 1));
+    const outer = shapeSize(shape.slice(0, axis)), inner = shapeSize(shape.slice(axis + 1));
     this.span(o, 0, outer * len * inner, o.dtype, 'sliceAxis out');
-    const x = this.span(xs, 0, sizeOf(shape), o.dtype, 'sliceAxis x');
+    const x = this.span(xs, 0, shapeSize(shape), o.dtype, 'sliceAxis x');
     const chunk = len * inner;
     if (chunk === 0) return;
     const es = o.dtype === 'float32' ? 4 : 8;
@@ -715,9 +700,9 @@ export class WasmBackend implements Backend {
       throw new BackendError(`wasm backend: addIntoAxis: [${srcShape.join(', ')}] at ${start} on axis ${axis} of [${dstShape.join(', ')}]`);
     }
     const d = this.w(this.own(dsts, 'addIntoAxis dst'));
-    this.span(d, 0, sizeOf(dstShape), d.dtype, 'addIntoAxis dst');
-    const s = this.span(srcs, 0, sizeOf(srcShape), d.dtype, 'addIntoAxis src');
-    const outer = sizeOf(srcShape.slice(0, axis)), inner = sizeOf(srcShape.slice(axis + 1));
+    this.span(d, 0, shapeSize(dstShape), d.dtype, 'addIntoAxis dst');
+    const s = this.span(srcs, 0, shapeSize(srcShape), d.dtype, 'addIntoAxis src');
+    const outer = shapeSize(srcShape.slice(0, axis)), inner = shapeSize(srcShape.slice(axis + 1));
     const chunk = len * inner;
     if (chunk === 0) return;
     const axpy = d.dtype === 'float32' ? this.ex.axpy_f32 : this.ex.axpy_f64;
