@@ -7,9 +7,9 @@
  * one row copy plus one mat-vec with W_hh and the fused gate kernel. Deeper layers do their input
  * mat-vec as usual. All buffers live on the model's backend (wasm memory for the wasm backend).
  *
- * The table and the state buffers snapshot nothing but the table: call `refresh()` after the
- * weights change (e.g. after more training). Outputs agree with running the layer on the whole
- * sequence (tested).
+ * The token table is a snapshot of the weights: call `refresh()` after they change (e.g. after
+ * more training); every other step reads the live weights. Outputs agree with running the layer
+ * on the whole sequence (tested).
  */
 import type { Backend, CellStep, Storage } from '../backend/interface.ts';
 import type { Embedding, Linear } from '../nn/layers.ts';

@@ -234,21 +234,7 @@ export class ClassificationTask implements Task<SeqBatch> {
   }
 
   evaluate(data: BatchSource<SeqBatch>): Record<string, number> {
-    const C = this.config.labels.length;
-    const preds: number[] = [];
-    const gold: number[] = [];
-    let lossSum = 0;
-    withEval(this.model, () => {
-      for (let i = 0; i < data.numBatches; i++) {
-        const b = data.get(0, i);
-        const logits = this.model.forward(b.ids, b.lengths, b.T, b.B);
-        lossSum += crossEntropy(logits, b.labels, { reduction: 'sum' }).item();
-        preds.push(...argmaxRows(logits.toArray(), b.B, C));
-        gold.push(...b.labels);
-      }
-    });
-    const m = classificationMetrics(preds, gold, C);
-    return { accuracy: m.accuracy, f1: m.f1, macroF1: m.macroF1, loss: lossSum / gold.length };
+    return evaluateClassifier(this.model, data, this.config.labels.length, (b) => this.model.forward(b.ids, b.lengths, b.T, b.B));
   }
 
   describe(): { config: ClassifierConfig; vocab: VocabJSON } {
@@ -401,4 +387,27 @@ export function buildClassifier(name: string, labels: readonly string[], o: Clas
   const val = task.source(enc(data.val, 'val'), o.batchSize, o.seed, false);
   const test = data.test && data.test.length ? task.source(enc(data.test, 'test'), o.batchSize, o.seed, false) : undefined;
   return { task, train, val, test };
+}
+
+/**
+ * Accuracy, F1, macro-F1 and mean loss of a classifier over a held-out source (eval mode, no
+ * gradients); shared by every classification task.
+ */
+export function evaluateClassifier<B extends { B: number; labels: ArrayLike<number> }>(
+  model: Module, data: BatchSource<B>, C: number, logitsOf: (batch: B) => Tensor,
+): Record<string, number> {
+  const preds: number[] = [];
+  const gold: number[] = [];
+  let lossSum = 0;
+  withEval(model, () => {
+    for (let i = 0; i < data.numBatches; i++) {
+      const b = data.get(0, i);
+      const logits = logitsOf(b);
+      lossSum += crossEntropy(logits, b.labels, { reduction: 'sum' }).item();
+      preds.push(...argmaxRows(logits.toArray(), b.B, C));
+      for (let k = 0; k < b.labels.length; k++) gold.push(b.labels[k]);
+    }
+  });
+  const m = classificationMetrics(preds, gold, C);
+  return { accuracy: m.accuracy, f1: m.f1, macroF1: m.macroF1, loss: lossSum / gold.length };
 }

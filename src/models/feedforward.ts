@@ -23,7 +23,7 @@ import { loadModelFile } from '../io/model.ts';
 import { Vocab, type VocabJSON } from '../data/vocab.ts';
 import { CharTokenizer } from '../data/tokenize.ts';
 import { ExampleSource } from '../data/batch.ts';
-import { argmaxRows, checkConfigObject, checkPosInt, classificationMetrics, loadWeights, TaskConfigError, withEval, type LabeledSplits } from './classifier.ts';
+import { argmaxRows, checkConfigObject, checkPosInt, evaluateClassifier, loadWeights, TaskConfigError, withEval, type LabeledSplits } from './classifier.ts';
 
 export class MLPClassifier extends Module {
   readonly hidden: Linear;
@@ -112,21 +112,7 @@ export class FeedForwardTask implements Task<FeatureBatch> {
   }
 
   evaluate(data: BatchSource<FeatureBatch>): Record<string, number> {
-    const C = this.config.labels.length;
-    const preds: number[] = [];
-    const gold: number[] = [];
-    let lossSum = 0;
-    withEval(this.model, () => {
-      for (let i = 0; i < data.numBatches; i++) {
-        const b = data.get(0, i);
-        const logits = this.logits(b);
-        lossSum += crossEntropy(logits, b.labels, { reduction: 'sum' }).item();
-        preds.push(...argmaxRows(logits.toArray(), b.B, C));
-        gold.push(...b.labels);
-      }
-    });
-    const m = classificationMetrics(preds, gold, C);
-    return { accuracy: m.accuracy, f1: m.f1, macroF1: m.macroF1, loss: lossSum / gold.length };
+    return evaluateClassifier(this.model, data, this.config.labels.length, (b) => this.logits(b));
   }
 
   describe(): { config: FeedForwardConfig; vocab: VocabJSON } {

@@ -64,6 +64,32 @@ export interface RecurrentOutput {
   c: Tensor | null;
 }
 
+/**
+ * One direction's parameters (registered as weight_ih+suffix, weight_hh, bias_ih, bias_hh — PyTorch's
+ * order) with PyTorch's init U(−1/√H, 1/√H), optionally orthogonal W_hh gate blocks, and an LSTM
+ * forget-gate bias (b_ih's f block = value, b_hh's f block = 0).
+ */
+function initDirection(
+  register: (name: string, t: Tensor) => Tensor,
+  o: { G: number; H: number; inSize: number; bias: boolean; recurrentInit: 'default' | 'orthogonal'; forgetBias?: number; dtype?: DType; rng: Rng },
+  suffix: string,
+): DirectionParams {
+  const { G, H } = o;
+  const k = 1 / Math.sqrt(H);
+  const p = (name: string, shape: number[]): Tensor => register(name + suffix, uniform_(zeros(shape, { dtype: o.dtype }), -k, k, o.rng));
+  const weightIh = p('weight_ih', [G * H, o.inSize]);
+  const weightHh = p('weight_hh', [G * H, H]);
+  const biasIh = o.bias ? p('bias_ih', [G * H]) : null;
+  const biasHh = o.bias ? p('bias_hh', [G * H]) : null;
+  if (o.recurrentInit === 'orthogonal') orthogonal_(weightHh, 1, o.rng, G);
+  if (o.forgetBias !== undefined && biasIh && biasHh) {
+    // the f block is rows [H, 2H) in the i, f, g, o layout
+    biasIh.backend.fill(biasIh.storage, o.forgetBias, H, H);
+    biasHh.backend.fill(biasHh.storage, 0, H, H);
+  }
+  return { weightIh, weightHh, biasIh, biasHh };
+}
+
 export class RecurrentBase extends Module {
   readonly mode: RecurrentMode;
   readonly inputSize: number;
@@ -101,26 +127,13 @@ export class RecurrentBase extends Module {
     const G = kind === 'LSTM' ? 4 : kind === 'GRU' ? 3 : 1;
     const H = this.hiddenSize;
     const D = this.bidirectional ? 2 : 1;
-    const k = 1 / Math.sqrt(H);
-    const dtype = opts.dtype;
     // Registration order = PyTorch's _flat_weights order: per layer, per direction: w_ih, w_hh, b_ih, b_hh.
     for (let l = 0; l < this.numLayers; l++) {
       const inSize = l === 0 ? this.inputSize : H * D;
       const layer: DirectionParams[] = [];
       for (let d = 0; d < D; d++) {
         const sfx = `_l${l}${d === 1 ? '_reverse' : ''}`;
-        const p = (name: string, shape: number[]): Tensor => this.registerParameter(name + sfx, uniform_(zeros(shape, { dtype }), -k, k, this.rng));
-        const weightIh = p('weight_ih', [G * H, inSize]);
-        const weightHh = p('weight_hh', [G * H, H]);
-        const biasIh = this.bias ? p('bias_ih', [G * H]) : null;
-        const biasHh = this.bias ? p('bias_hh', [G * H]) : null;
-        if (rInit === 'orthogonal') orthogonal_(weightHh, 1, this.rng, G);
-        if (opts.forgetBias !== undefined && biasIh && biasHh) {
-          // f block is rows [H, 2H) in the i, f, g, o layout
-          biasIh.backend.fill(biasIh.storage, opts.forgetBias, H, H);
-          biasHh.backend.fill(biasHh.storage, 0, H, H);
-        }
-        layer.push({ weightIh, weightHh, biasIh, biasHh });
+        layer.push(initDirection((n, t) => this.registerParameter(n, t), { G, H, inSize, bias: this.bias, recurrentInit: rInit, forgetBias: opts.forgetBias, dtype: opts.dtype, rng: this.rng }, sfx));
       }
       this.cells.push(layer);
     }
@@ -231,20 +244,9 @@ export class CellBase extends Module {
     this.mode = kind === 'RNNCell' ? (nl === 'tanh' ? 'RNN_TANH' : 'RNN_RELU') : kind === 'LSTMCell' ? 'LSTM' : 'GRU';
     const G = kind === 'LSTMCell' ? 4 : kind === 'GRUCell' ? 3 : 1;
     const H = this.hiddenSize;
-    const k = 1 / Math.sqrt(H);
-    const rng = opts.rng ?? globalRng;
-    const p = (name: string, shape: number[]): Tensor => this.registerParameter(name, uniform_(zeros(shape, { dtype: opts.dtype }), -k, k, rng));
-    const weightIh = p('weight_ih', [G * H, this.inputSize]);
-    const weightHh = p('weight_hh', [G * H, H]);
-    const useBias = opts.bias ?? true;
-    const biasIh = useBias ? p('bias_ih', [G * H]) : null;
-    const biasHh = useBias ? p('bias_hh', [G * H]) : null;
-    if (opts.recurrentInit === 'orthogonal') orthogonal_(weightHh, 1, rng, G);
-    if (opts.forgetBias !== undefined && biasIh && biasHh) {
-      biasIh.backend.fill(biasIh.storage, opts.forgetBias, H, H);
-      biasHh.backend.fill(biasHh.storage, 0, H, H);
-    }
-    this.params = { weightIh, weightHh, biasIh, biasHh };
+    const rInit = opts.recurrentInit ?? 'default';
+    if (rInit !== 'default' && rInit !== 'orthogonal') throw new TypeError(`${kind}: 'recurrentInit' must be 'default' or 'orthogonal', got '${String(rInit)}'`);
+    this.params = initDirection((n, t) => this.registerParameter(n, t), { G, H, inSize: this.inputSize, bias: opts.bias ?? true, recurrentInit: rInit, forgetBias: opts.forgetBias, dtype: opts.dtype, rng: opts.rng ?? globalRng }, '');
   }
 
   /** x: [B, I]; state: {h: [B, H], c?: [B, H]} or null for zeros. Returns the new state. */
