@@ -5,8 +5,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GRU, GRUCell, LSTM, LSTMCell, RNN, RNNCell, Rng, createWasmBackend, registerBackend, setBackend, type RecurrentBase, type Tensor } from '../src/index.ts';
-import { gradcheck, randomTensor } from './helpers/gradcheck.ts';
+import {
+  Embedding, GRU, GRUCell, LSTM, LSTMCell, RNN, RNNCell, Rng, backward, createWasmBackend, mul, noGrad, registerBackend, setBackend, sum, type RecurrentBase, type Tensor,
+} from '../src/index.ts';
+import { assertClose, gradcheck, randomTensor } from './helpers/gradcheck.ts';
 
 type Mode = 'RNN_TANH' | 'RNN_RELU' | 'LSTM' | 'GRU';
 const MODES: Mode[] = ['RNN_TANH', 'RNN_RELU', 'LSTM', 'GRU'];
@@ -73,6 +75,58 @@ for (const backend of backends) {
         }, [x, ...layer.parameters()], { outputs: 3, name: `${mode} batchFirst`, atol: 1e-6 });
       });
     }
+
+    // Embedding input: the layer projects the V table rows instead of the T·B gathered rows and
+    // sends the gradient straight to the embedding weight (src/cells/recurrent.ts).
+    for (const mode of MODES) {
+      test(`gradcheck ${mode} on an embedding lookup (table projection), with a second consumer`, () => {
+        const rng = new Rng(21);
+        const T = 4, B = 3;
+        // (no padding row here: by design it gets no gradient, which finite differences would disagree with)
+        const emb = new Embedding(3, 2, { dtype: 'float64', rng: new Rng(4) });
+        const layer = make(mode, { numLayers: 2, bidirectional: true, seed: 9 });
+        const ids = [0, 1, 2, 2, 0, 1, 1, 2, 0, 0, 2, 1];
+        const r = randomTensor([T, B, 2], rng);
+        assert.ok(emb.forward(ids, [T, B]).lookup, 'a 3-word vocabulary over 12 rows is recorded as a lookup');
+        gradcheck(() => {
+          const x = emb.forward(ids, [T, B]);
+          const out = layer.forward(x, { lengths: [4, 2, 3] });
+          // x also feeds a second consumer, whose gradient reaches the weight through the embedding op.
+          return [out.output, out.h, out.c, mul(x, r)];
+        }, [emb.weight, ...layer.parameters()], { outputs: 4, name: `${mode} embedding`, atol: 1e-6, rtol: 1e-5 });
+      });
+
+      test(`${mode}: the table projection equals the row projection, values and gradients`, () => {
+        const emb = new Embedding(5, 2, { paddingIdx: 3, dtype: 'float64', rng: new Rng(6) });
+        const layer = make(mode, { numLayers: 1, bidirectional: true, seed: 10 });
+        const ids = Array.from({ length: 6 * 4 }, (_, i) => (i * 7) % 5);
+        const run = (fused: boolean): number[][] => {
+          emb.zeroGrad();
+          layer.zeroGrad();
+          const x = emb.forward(ids, [6, 4]);
+          assert.ok(x.lookup);
+          if (!fused) x.lookup = null;
+          const out = layer.forward(x, { lengths: [6, 1, 4, 5] });
+          backward(sum(mul(out.output, out.output)));
+          return [out.output.toArray(), ...[emb.weight, ...layer.parameters()].map((p) => p.grad!.toArray())].map((a) => Array.from(a));
+        };
+        const fused = run(true), plain = run(false);
+        fused.forEach((a, i) => assertClose(a, plain[i], { atol: 1e-12, rtol: 1e-10 }, `${mode} tensor ${i}`));
+        assert.ok(fused[1].some((v) => v !== 0), 'the embedding weight gets a gradient');
+        assert.deepEqual(fused[1].slice(3 * 2, 4 * 2), [0, 0], 'the padding row gets no gradient');
+      });
+    }
+
+    test('a lookup keeps the values it was made from when the weight changes in place afterwards', () => {
+      const emb = new Embedding(2, 2, { dtype: 'float64', rng: new Rng(1) });
+      const layer = make('LSTM', { numLayers: 1, bidirectional: false, seed: 2 });
+      const ids = [0, 1, 1, 0, 0, 0, 1, 1];
+      const x = emb.forward(ids, [4, 2]);
+      const before = noGrad(() => layer.forward(x).output.toArray());
+      emb.weight.backend.fill(emb.weight.storage, 5, 0, 4); // an in-place update after the lookup
+      const plain = noGrad(() => layer.forward(Object.assign(x, { lookup: null })).output.toArray());
+      assertClose(before, plain, { atol: 1e-12 }, 'output');
+    });
 
     for (const [label, make1] of [
       ['RNNCell tanh', () => new RNNCell({ inputSize: 2, hiddenSize: 3, dtype: 'float64', rng: new Rng(5) })],

@@ -38,6 +38,8 @@ for (const [dtype, expected, tol] of [['float64', fx.losses64, 1e-9], ['float32'
     const norms: number[] = [];
     for (let s = 0; s < expected.length; s++) {
       const x = m.embedding.forward(fx.inputs[s], [fx.T, fx.B]);
+      // V ≤ T·B: the LSTM projects the embedding table (the fused path) — checked here against PyTorch.
+      assert.ok(x.lookup, 'the embedding output is recorded as a lookup');
       const { output } = m.lstm.forward(x);
       const logits = m.linear.forward(output);
       const loss = crossEntropy(reshape(logits, [fx.T * fx.B, fx.V]), fx.targets[s]);

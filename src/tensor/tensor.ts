@@ -15,6 +15,29 @@ import { shapeSize, shapeStrides } from './shape.ts';
 export type Shape = readonly number[];
 export { shapeSize, shapeStrides };
 
+/**
+ * What the embedding op records on its output: the output's rows are `table[ids]`. `table` is a
+ * copy of `weight` taken at lookup time (so an in-place update of the weight afterwards cannot
+ * change what the rows were). A consumer that is linear in its rows — a recurrent layer's input
+ * projection — may project the V table rows once instead of all T·B rows, and send its gradient
+ * straight to `weight` (src/cells/recurrent.ts). Only made when the vocabulary is no larger than
+ * the number of rows looked up (`LOOKUP_MAX_VOCAB_FRACTION`): then the copy costs at most what the
+ * gather does, and the projection work saved is a factor rows/V.
+ */
+export interface EmbeddingLookup {
+  /** The embedding weight [V, E] the rows came from (gradients go here). */
+  readonly weight: Tensor;
+  /** Its values at lookup time, [V, E]. */
+  readonly table: Storage;
+  /** One id per row of the output. */
+  readonly ids: Int32Array;
+  /** The row that receives no gradient (PyTorch padding_idx), or null. */
+  readonly paddingIdx: number | null;
+}
+
+/** A lookup is recorded when V ≤ this fraction of the rows gathered. */
+export const LOOKUP_MAX_VOCAB_FRACTION = 1;
+
 export function checkShape(shape: Shape, what = 'shape'): void {
   if (!Array.isArray(shape)) throw new TypeError(`${what} must be an array of non-negative integers, got ${String(shape)}`);
   for (const s of shape) {
@@ -35,6 +58,8 @@ export class Tensor {
   node: Node | null = null;
   /** Optional name, used in error messages (e.g. the parameter name). */
   name: string | undefined;
+  /** Set by the embedding op: where this tensor's rows came from (see EmbeddingLookup). */
+  lookup: EmbeddingLookup | null = null;
 
   constructor(storage: Storage, shape: Shape) {
     checkShape(shape);

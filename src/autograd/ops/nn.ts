@@ -2,7 +2,7 @@
  * Neural-network ops: softmax, log-softmax, fused softmax-cross-entropy (ignore index and per-row
  * mask), embedding gather, dropout, and the regression/binary losses.
  */
-import { Tensor, shapeSize, shapeStr, type Shape } from '../../tensor/tensor.ts';
+import { LOOKUP_MAX_VOCAB_FRACTION, Tensor, shapeSize, shapeStr, type Shape } from '../../tensor/tensor.ts';
 import { globalRng, type Rng } from '../../tensor/rng.ts';
 import { accumulateGrad, needsGrad, record } from '../tape.ts';
 import { newLike, sameBackendAndDType } from './util.ts';
@@ -109,15 +109,22 @@ export function crossEntropy(logits: Tensor, targets: ArrayLike<number>, o: Cros
 export function embedding(weight: Tensor, ids: ArrayLike<number>, shape: Shape = [ids.length], paddingIdx: number | null = null): Tensor {
   if (weight.ndim !== 2) throw new RangeError(`embedding: weight must be [num_embeddings, dim], got ${shapeStr(weight.shape)}`);
   if (shapeSize(shape) !== ids.length) throw new RangeError(`embedding: ${ids.length} ids do not fill shape ${shapeStr(shape)}`);
-  const E = weight.shape[1];
-  const idx = toInt32('embedding ids', ids);
+  const [V, E] = weight.shape;
+  // Our own copy: the caller may reuse its id buffer before backward runs.
+  const idx = ids instanceof Int32Array ? ids.slice() : toInt32('embedding ids', ids);
   const out = newLike(weight, [...shape, E]);
-  weight.backend.gatherRows(E, weight.storage, idx, out.storage);
+  const be = weight.backend;
+  be.gatherRows(E, weight.storage, idx, out.storage);
+  if (V <= LOOKUP_MAX_VOCAB_FRACTION * idx.length) {
+    const table = be.alloc(V * E, weight.dtype);
+    be.copy(weight.storage, 0, table, 0, V * E);
+    out.lookup = { weight, table, ids: idx, paddingIdx };
+  }
   if (needsGrad(weight)) {
     record('embedding', [weight], [out], () => {
       const dw = newLike(weight);
-      weight.backend.scatterAddRows(E, out.grad!.storage, idx, dw.storage);
-      if (paddingIdx !== null) weight.backend.fill(dw.storage, 0, paddingIdx * E, E);
+      be.scatterAddRows(E, out.grad!.storage, idx, dw.storage);
+      if (paddingIdx !== null) be.fill(dw.storage, 0, paddingIdx * E, E);
       accumulateGrad(weight, dw.storage, true);
     });
   }
