@@ -7,7 +7,10 @@
  *    Tolerances: float64 1e-11 relative (same formulas, different summation order in the GEMMs);
  *    float32 2e-5 relative to (1 + |value|) (the wasm gates use float32 SIMD approximations of
  *    exp/tanh, within a few ulp; the js backend computes them in float64 and rounds).
- * 2. Two threads vs one thread at sizes where the GEMMs are split: bit-identical.
+ *    H = 13 runs the generic time loop (a GEMM and a cell kernel per step); H = 16 (float32) the
+ *    backend's fused steps (recurrentForward/Backward: one kernel per step, split by hidden units).
+ * 2. Two threads vs one thread at sizes where the GEMMs are split: bit-identical; and the fused
+ *    steps vs the generic loop (fusedSteps: false), on 1, 2 and 3 threads: bit-identical.
  * 3. The PyTorch fixtures (test/fixtures/torch_rnn.json, torch_charlm.json) with wasm as the default
  *    backend, at the same tolerances as on js: 1e-10 / 1e-9 in float64, 1e-5 in float32.
  */
@@ -31,14 +34,17 @@ const { createWasmBackend } = await import('../src/backend/wasm/index.ts');
 const wasm1 = await createWasmBackend({ threads: 1 });
 // every GEMM split across the threads, however small
 const wasm2 = await createWasmBackend({ threads: 2, threadMinWork: 0 });
+const wasm3 = await createWasmBackend({ threads: 3, threadMinWork: 0 });
+// the generic time loop: a GEMM and a cell kernel per step
+const wasmGeneric = await createWasmBackend({ threads: 1, fusedSteps: false });
 after(() => {
-  wasm1.dispose();
-  wasm2.dispose();
+  for (const b of [wasm1, wasm2, wasm3, wasmGeneric]) b.dispose();
 });
 // registered under distinct names so setBackend can pick each
 Object.defineProperty(wasm2, 'name', { value: 'wasm-2threads' });
-registerBackend(wasm1);
-registerBackend(wasm2);
+Object.defineProperty(wasm3, 'name', { value: 'wasm-3threads' });
+Object.defineProperty(wasmGeneric, 'name', { value: 'wasm-generic-loop' });
+for (const b of [wasm1, wasm2, wasm3, wasmGeneric]) registerBackend(b);
 
 type Mode = 'RNN_TANH' | 'RNN_RELU' | 'LSTM' | 'GRU';
 const MODES: Mode[] = ['RNN_TANH', 'RNN_RELU', 'LSTM', 'GRU'];
@@ -119,13 +125,15 @@ describe('recurrent layers: wasm vs the js reference', () => {
       for (const numLayers of [1, 2]) {
         for (const bidirectional of [false, true]) {
           for (const [lengths, withState] of [[null, false], [[6, 2, 5, 1], true], [[3, 6, 6, 4], false]] as const) {
-            const s = seed++;
-            const name = `${mode} ${dtype} layers=${numLayers} ${bidirectional ? 'bi' : 'uni'} ${lengths ? 'lengths' : 'full'} ${withState ? 'h0' : 'zero-state'}`;
-            test(name, () => {
-              // H = 13: SIMD gate lanes plus a scalar tail; I = 5
-              const cfg = { T: 6, B: 4, I: 5, H: 13, numLayers, bidirectional, lengths: lengths ? [...lengths] : null, withState, dtype, seed: s };
-              compareRuns(runLayer('wasm', mode, cfg), runLayer('js', mode, cfg), tol, name);
-            });
+            // H = 13: SIMD gate lanes plus a scalar tail (generic loop); H = 16: the fused steps
+            for (const H of dtype === 'float32' ? [13, 16] : [13]) {
+              const s = seed++;
+              const name = `${mode} ${dtype} H=${H} layers=${numLayers} ${bidirectional ? 'bi' : 'uni'} ${lengths ? 'lengths' : 'full'} ${withState ? 'h0' : 'zero-state'}`;
+              test(name, () => {
+                const cfg = { T: 6, B: 4, I: 5, H, numLayers, bidirectional, lengths: lengths ? [...lengths] : null, withState, dtype, seed: s };
+                compareRuns(runLayer('wasm', mode, cfg), runLayer('js', mode, cfg), tol, name);
+              });
+            }
           }
         }
       }
@@ -138,6 +146,13 @@ describe('recurrent layers: two threads give bit-identical results', () => {
     test(`${mode}, bidirectional, lengths, every GEMM split`, () => {
       const cfg = { T: 5, B: 16, I: 40, H: 33, numLayers: 1, bidirectional: true, lengths: [5, 3, 5, 1, 2, 5, 4, 5, 5, 5, 1, 2, 3, 4, 5, 5], withState: true, dtype: 'float32' as const, seed: 77 };
       compareRuns(runLayer('wasm-2threads', mode, cfg), runLayer('wasm', mode, cfg), 0, `${mode} 2 threads vs 1`);
+    });
+
+    test(`${mode}: fused steps on 1, 2 and 3 threads equal the generic loop bit for bit`, () => {
+      // H = 24: on 2 threads the units split 16 + 8, on 3 threads 8 + 8 + 8
+      const cfg = { T: 5, B: 16, I: 40, H: 24, numLayers: 2, bidirectional: true, lengths: [5, 3, 5, 1, 2, 5, 4, 5, 5, 5, 1, 2, 3, 4, 5, 5], withState: true, dtype: 'float32' as const, seed: 78 };
+      const generic = runLayer('wasm-generic-loop', mode, cfg);
+      for (const b of ['wasm', 'wasm-2threads', 'wasm-3threads']) compareRuns(runLayer(b, mode, cfg), generic, 0, `${mode} ${b} fused vs generic`);
     });
   }
 });

@@ -50,6 +50,61 @@ export interface CellStep {
   lengths: Int32Array | null;
 }
 
+// ---- a recurrent layer's buffers (src/cells/workspace.ts explains the time indexing) ---------------
+
+export type RecurrentMode = 'RNN_TANH' | 'RNN_RELU' | 'LSTM' | 'GRU';
+
+export interface DirectionWeights {
+  /** [G·H, I] */
+  wIh: Storage;
+  /** [G·H, H] */
+  wHh: Storage;
+  /** [G·H] or null (bias=false) */
+  bIh: Storage | null;
+  /** [G·H] or null */
+  bHh: Storage | null;
+}
+
+export interface DirectionWorkspace {
+  reverse: boolean;
+  /** [T+1, B, H] hidden states, indexed as described above. */
+  hs: Storage;
+  /** [T+1, B, H] cell states (LSTM only). */
+  cs: Storage | null;
+  /**
+   * [T, B, G·H] input projections X·W_ihᵀ + b_ih (+ b_hh for RNN/LSTM). Each step's cell kernel
+   * overwrites its block with what backward needs (activated gates; for RNN the pre-activation).
+   */
+  gx: Storage;
+  /** [T, B, 3H] GRU recurrent products h·W_hhᵀ + b_hh (GRU only). */
+  gh: Storage | null;
+}
+
+/** Per-call constants of a layer. */
+export interface LayerDims {
+  T: number;
+  B: number;
+  I: number;
+  H: number;
+  /** Gate multiplier: 1 (RNN), 4 (LSTM), 3 (GRU). */
+  G: number;
+  lengths: Int32Array | null;
+}
+
+/** Scratch buffers for one direction's backward pass. */
+export interface BackwardScratch {
+  /** [T, B, G·H] gradients of the input pre-activations (then: dW_ih = dGxᵀ·X, dX = dGx·W_ih). */
+  dgx: Storage;
+  /** [T, B, G·H] gradients of the recurrent pre-activations (GRU: separate; others: aliases dgx). */
+  dgh: Storage;
+  /** Ping-pong [B, H] gradients flowing into h_t and into h_{t-1}. */
+  dh: Storage;
+  dhPrev: Storage;
+  /** Ping-pong [B, H] gradients flowing into c_t and c_{t-1} (LSTM). */
+  dc: Storage | null;
+  dcPrev: Storage | null;
+}
+
 export interface Backend {
   readonly name: string;
 
@@ -182,6 +237,23 @@ export interface Backend {
    *   p −= lr/bc1 · m / (√v / √bc2 + eps), bc_i = 1 − β_i^step
    */
   adamUpdate(n: number, p: Storage, g: Storage, m: Storage, v: Storage, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, decoupled: boolean, step: number): void;
+
+  // ---- optional: a recurrent direction's whole time loop ---------------------------------------------
+  /**
+   * A backend may run the time loop of one direction of a recurrent layer itself — e.g. one
+   * multi-threaded job per step, split by hidden units, instead of a GEMM and a cell kernel per
+   * step. It must give exactly the results of the generic loop of src/cells/recurrent.ts built on
+   * this same backend's GEMM and cell kernels. Returns false (having done nothing) to decline;
+   * the caller then runs the generic loop.
+   *
+   * Forward: on entry ws.gx holds the input projections and the initial state is in place; runs
+   * every step, writing states, saved gates and y[t, :, yCol : yCol+H] (row stride yStride).
+   * Backward: on entry sc.dh / sc.dc hold the gradient into the final state; runs BPTT over every
+   * step, filling sc.dgx / sc.dgh, and leaves the gradient into the initial state in sc.dh / sc.dc
+   * (swapping the ping-pong buffers of sc as the generic loop does).
+   */
+  recurrentForward?(mode: RecurrentMode, dims: LayerDims, w: DirectionWeights, ws: DirectionWorkspace, y: Storage | null, yCol: number, yStride: number): boolean;
+  recurrentBackward?(mode: RecurrentMode, dims: LayerDims, w: DirectionWeights, ws: DirectionWorkspace, sc: BackwardScratch, dy: Storage | null, dyCol: number, dyStride: number): boolean;
 }
 
 /** Thrown when a backend lacks a kernel or a dtype; names both. */

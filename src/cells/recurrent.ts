@@ -147,9 +147,12 @@ export function recurrentLayer(
     const init = ws.reverse ? T * BH : 0;
     if (h0) be.copy(h0.storage, d * BH, ws.hs, init, BH);
     if (c0 && ws.cs) be.copy(c0.storage, d * BH, ws.cs, init, BH);
-    for (let s = 0; s < T; s++) {
-      const t = ws.reverse ? T - 1 - s : s;
-      cell.forwardStep(be, w, ws, dims, t, y.storage, d * H, D * H);
+    // The backend's own time loop where it has one, else one cell step at a time.
+    if (!be.recurrentForward?.(mode, dims, w, ws, y.storage, d * H, D * H)) {
+      for (let s = 0; s < T; s++) {
+        const t = ws.reverse ? T - 1 - s : s;
+        cell.forwardStep(be, w, ws, dims, t, y.storage, d * H, D * H);
+      }
     }
     const fin = ws.reverse ? 0 : T * BH;
     be.copy(ws.hs, fin, hN.storage, d * BH, BH);
@@ -200,12 +203,14 @@ function backwardDirection(
   };
   if (dhN) be.copy(dhN, stateOff, sc.dh, 0, BH);
   if (dcN && sc.dc) be.copy(dcN, stateOff, sc.dc, 0, BH);
-  // BPTT: walk the steps in reverse processing order.
-  for (let s = T - 1; s >= 0; s--) {
-    const t = ws.reverse ? T - 1 - s : s;
-    cell.backwardStep(be, w, ws, sc, dims, t, dy, dyCol, dyStride);
-    [sc.dh, sc.dhPrev] = [sc.dhPrev, sc.dh];
-    if (sc.dc && sc.dcPrev) [sc.dc, sc.dcPrev] = [sc.dcPrev, sc.dc];
+  // BPTT: walk the steps in reverse processing order (or let the backend run the loop).
+  if (!be.recurrentBackward?.(cell.mode, dims, w, ws, sc, dy, dyCol, dyStride)) {
+    for (let s = T - 1; s >= 0; s--) {
+      const t = ws.reverse ? T - 1 - s : s;
+      cell.backwardStep(be, w, ws, sc, dims, t, dy, dyCol, dyStride);
+      [sc.dh, sc.dhPrev] = [sc.dhPrev, sc.dh];
+      if (sc.dc && sc.dcPrev) [sc.dc, sc.dcPrev] = [sc.dcPrev, sc.dc];
+    }
   }
   // Gradient into the initial state.
   if (dh0) be.copy(sc.dh, 0, dh0, stateOff, BH);

@@ -9,65 +9,14 @@
  * directions the "previous states" of t = 0 … T−1 are one contiguous [T·B, H] block — which is what
  * lets the recurrent weight gradient be ONE GEMM over all steps (dW_hh = dGᵀ · H_prev).
  */
-import type { Backend, CellStep, Storage } from '../backend/interface.ts';
+import type { Backend, BackwardScratch, CellStep, DirectionWeights, DirectionWorkspace, LayerDims, RecurrentMode, Storage } from '../backend/interface.ts';
 
-export type RecurrentMode = 'RNN_TANH' | 'RNN_RELU' | 'LSTM' | 'GRU';
-
-export interface DirectionWeights {
-  /** [G·H, I] */
-  wIh: Storage;
-  /** [G·H, H] */
-  wHh: Storage;
-  /** [G·H] or null (bias=false) */
-  bIh: Storage | null;
-  /** [G·H] or null */
-  bHh: Storage | null;
-}
-
-export interface DirectionWorkspace {
-  reverse: boolean;
-  /** [T+1, B, H] hidden states, indexed as described above. */
-  hs: Storage;
-  /** [T+1, B, H] cell states (LSTM only). */
-  cs: Storage | null;
-  /**
-   * [T, B, G·H] input projections X·W_ihᵀ + b_ih (+ b_hh for RNN/LSTM). Each step's cell kernel
-   * overwrites its block with what backward needs (activated gates; for RNN the pre-activation).
-   */
-  gx: Storage;
-  /** [T, B, 3H] GRU recurrent products h·W_hhᵀ + b_hh (GRU only). */
-  gh: Storage | null;
-}
-
-/** Per-call constants of a layer. */
-export interface LayerDims {
-  T: number;
-  B: number;
-  I: number;
-  H: number;
-  /** Gate multiplier: 1 (RNN), 4 (LSTM), 3 (GRU). */
-  G: number;
-  lengths: Int32Array | null;
-}
+export type { BackwardScratch, DirectionWeights, DirectionWorkspace, LayerDims, RecurrentMode } from '../backend/interface.ts';
 
 /** Offset of the state before time t, and of the state after it, in `hs`/`cs`. */
 export function stateOffsets(ws: DirectionWorkspace, dims: LayerDims, t: number): { prev: number; next: number } {
   const BH = dims.B * dims.H;
   return ws.reverse ? { prev: (t + 1) * BH, next: t * BH } : { prev: t * BH, next: (t + 1) * BH };
-}
-
-/** Scratch buffers for one direction's backward pass. */
-export interface BackwardScratch {
-  /** [T, B, G·H] gradients of the input pre-activations (then: dW_ih = dGxᵀ·X, dX = dGx·W_ih). */
-  dgx: Storage;
-  /** [T, B, G·H] gradients of the recurrent pre-activations (GRU: separate; others: aliases dgx). */
-  dgh: Storage;
-  /** Ping-pong [B, H] gradients flowing into h_t and into h_{t-1}. */
-  dh: Storage;
-  dhPrev: Storage;
-  /** Ping-pong [B, H] gradients flowing into c_t and c_{t-1} (LSTM). */
-  dc: Storage | null;
-  dcPrev: Storage | null;
 }
 
 /** The step-level contract each cell file implements: forward and BPTT for one time step. */

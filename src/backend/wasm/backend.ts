@@ -25,13 +25,13 @@
  * single-threaded ones.
  */
 import {
-  type Activation, type Backend, BackendError, type BinaryOp, type CellStep, type Data, type DType,
-  type Storage, type UnaryOp,
+  type Activation, type Backend, BackendError, type BackwardScratch, type BinaryOp, type CellStep, type Data,
+  type DirectionWeights, type DirectionWorkspace, type DType, type LayerDims, type RecurrentMode, type Storage, type UnaryOp,
 } from '../interface.ts';
-import type { Kernels, Variant } from './loader.ts';
+import type { Kernels, StepKernel, Variant } from './loader.ts';
 import { Heap, type HeapStats } from './memory.ts';
 import type { WeakRegistry } from './platform.ts';
-import { JOB_GEMM, JOB_PACK_B, ThreadPool } from './threads.ts';
+import { JOB_GEMM, JOB_PACK_B, JOB_STEP, STEP_KERNELS, STEP_SLOTS, ThreadPool } from './threads.ts';
 import { shapeSize, shapeStrides } from '../../tensor/shape.ts';
 
 const UNARY: Record<UnaryOp, number> = { neg: 0, exp: 1, log: 2, tanh: 3, sigmoid: 4, relu: 5, sqrt: 6, square: 7, abs: 8, softplus: 9 };
@@ -88,6 +88,8 @@ export interface WasmBackendInternals {
   packCacheBytes?: number;
   /** Multiply-adds below which a GEMM stays on the calling thread (default 2^21). */
   threadThreshold?: number;
+  /** Whether recurrent layers run their time loop here (recurrentForward/Backward; default true). */
+  fusedSteps?: boolean;
   /** The platform's FinalizationRegistry (with synchronous reclamation where available). */
   weakRegistry: <T>(cb: (held: T) => void) => WeakRegistry<T>;
 }
@@ -150,6 +152,7 @@ export class WasmBackend implements Backend {
   private packedBytes = 0;
   private readonly packLimit: number;
   private readonly threadThreshold: number;
+  private readonly fusedSteps: boolean;
   private disposed = false;
 
   constructor(o: WasmBackendInternals) {
@@ -162,6 +165,7 @@ export class WasmBackend implements Backend {
     this.threads = o.pool?.size ?? 1;
     this.packLimit = o.packCacheBytes ?? 64 * 2 ** 20;
     this.threadThreshold = o.threadThreshold ?? 2 ** 21;
+    this.fusedSteps = o.fusedSteps ?? true;
     this.registry = o.weakRegistry((h: Held) => this.reclaim(h));
     this.heap.drain = this.registry.drain;
     this.heap.collect = this.registry.collect;
@@ -895,6 +899,116 @@ export class WasmBackend implements Backend {
     const pDhp = this.block(dhPrev, dhPrevOff, n, dt, 'gruCellBackward dhPrev', true);
     if (n === 0) return;
     (dt === 'float32' ? this.ex.gruBwd_f32 : this.ex.gruBwd_f64)(B, H, t, this.lengthsPtr(s), pG, pGh, pHp, pDh, pDy, dyStride, pDgx, pDgh, pDhp);
+  }
+
+  // ---- a recurrent direction's whole time loop (Backend.recurrentForward / recurrentBackward) ----------
+  //
+  // One call per time step of a fused kernel (assembly/cells.ts *Step*_f32): the recurrent GEMM
+  // and the cell together, split by hidden units into one chunk per thread when threaded — one job
+  // and one barrier per step, the cell math spread over the threads too, and W_hh packed once per
+  // call. float32 with H a multiple of 8 only (each gate block then starts on a packed panel);
+  // anything else is declined and runs the generic loop. Results equal the generic loop's bit for
+  // bit (same GEMM sums, same cell code).
+
+  /** How the steps of a direction run: the pool (or null) and the chunk width in hidden units. */
+  private stepPlan(dims: LayerDims, dt: DType): { pool: ThreadPool | null; cs: number; chunks: number } | null {
+    const { T, B, H, G } = dims;
+    if (!this.fusedSteps || dt !== 'float32' || H % NR !== 0 || T === 0 || B === 0 || H === 0) return null;
+    const pool = this.usePool;
+    if (pool === null || B * G * H * H < this.threadThreshold) return { pool: null, cs: H, chunks: 1 };
+    const cs = Math.ceil(H / pool.size / NR) * NR;
+    return { pool, cs, chunks: Math.ceil(H / cs) };
+  }
+
+  /** Run step kernel k (index in STEP_KERNELS) over all hidden units with its arguments `args`. */
+  private runStep(plan: { pool: ThreadPool | null; cs: number; chunks: number }, k: number, H: number, args: readonly number[]): void {
+    const pool = plan.pool;
+    if (pool === null) {
+      (this.ex[STEP_KERNELS[k]] as StepKernel)(0, H, this.scratch, ...args);
+      return;
+    }
+    const a = pool.args;
+    a[0] = JOB_STEP; a[1] = k; a[2] = H; a[3] = this.scratch; a[4] = this.scratchBytes; a[14] = plan.cs;
+    for (let i = 0; i < args.length; i++) a[STEP_SLOTS[i]] = args[i];
+    pool.run(this.ex, plan.chunks);
+  }
+
+  recurrentForward(mode: RecurrentMode, dims: LayerDims, wt: DirectionWeights, ws: DirectionWorkspace, y: Storage | null, yCol: number, yStride: number): boolean {
+    const dt = this.own(ws.hs, 'recurrent hs').dtype;
+    const plan = this.stepPlan(dims, dt);
+    if (plan === null) return false;
+    const { T, B, H, G } = dims;
+    const GH = G * H, BH = B * H;
+    const pHs = this.block(ws.hs, 0, (T + 1) * BH, dt, 'recurrent hs', true);
+    const pCs = ws.cs ? this.block(ws.cs, 0, (T + 1) * BH, dt, 'recurrent cs', true) : 0;
+    const pGx = this.block(ws.gx, 0, T * B * GH, dt, 'recurrent gx', true);
+    const pGh = ws.gh ? this.block(ws.gh, 0, T * B * GH, dt, 'recurrent gh', true) : 0;
+    const pY = this.strided(y, yCol, yStride, T * B, H, dt, 'recurrent y', true);
+    const whh = this.span(wt.wHh, 0, GH * H, dt, 'recurrent weight_hh');
+    const pBhh = wt.bHh && mode === 'GRU' ? this.block(wt.bHh, 0, GH, dt, 'recurrent bias_hh', false) : 0;
+    if ((mode === 'LSTM') !== (pCs !== 0) || (mode === 'GRU') !== (pGh !== 0)) throw new BackendError(`wasm backend: recurrentForward: the workspace does not fit a ${mode} layer`);
+    const lens = this.lengthsPtr({ B, H, t: 0, lengths: dims.lengths });
+    const [pW, release] = this.packedB(whh, 0, H, true, H, GH, plan.pool);
+    try {
+      for (let s = 0; s < T; s++) {
+        const t = ws.reverse ? T - 1 - s : s;
+        const prev = 4 * (ws.reverse ? (t + 1) * BH : t * BH), next = 4 * (ws.reverse ? t * BH : (t + 1) * BH);
+        const g = 4 * t * B * GH;
+        const yt = pY === 0 ? 0 : pY + 4 * t * B * yStride;
+        if (mode === 'LSTM') this.runStep(plan, 1, H, [B, H, t, lens, pW, pGx + g, pHs + prev, pCs + prev, pCs + next, pHs + next, yt, yStride]);
+        else if (mode === 'GRU') this.runStep(plan, 2, H, [B, H, t, lens, pW, pBhh, pGx + g, pGh + g, pHs + prev, pHs + next, yt, yStride]);
+        else this.runStep(plan, 0, H, [B, H, t, lens, +(mode === 'RNN_RELU'), pW, pGx + g, pHs + prev, pHs + next, yt, yStride]);
+      }
+    } finally {
+      if (release !== 0) this.heap.release(pW, release);
+    }
+    return true;
+  }
+
+  recurrentBackward(mode: RecurrentMode, dims: LayerDims, wt: DirectionWeights, ws: DirectionWorkspace, sc: BackwardScratch, dy: Storage | null, dyCol: number, dyStride: number): boolean {
+    const dt = this.own(ws.hs, 'recurrent hs').dtype;
+    const plan = this.stepPlan(dims, dt);
+    if (plan === null) return false;
+    const { T, B, H, G } = dims;
+    const GH = G * H, BH = B * H;
+    const pHs = this.block(ws.hs, 0, (T + 1) * BH, dt, 'recurrent hs', false);
+    const pCs = ws.cs ? this.block(ws.cs, 0, (T + 1) * BH, dt, 'recurrent cs', false) : 0;
+    const pGx = this.block(ws.gx, 0, T * B * GH, dt, 'recurrent gx', false);
+    const pGh = ws.gh ? this.block(ws.gh, 0, T * B * GH, dt, 'recurrent gh', false) : 0;
+    const pDy = this.strided(dy, dyCol, dyStride, T * B, H, dt, 'recurrent dy', false);
+    const pDgx = this.block(sc.dgx, 0, T * B * GH, dt, 'recurrent dgx', true);
+    const pDgh = this.block(sc.dgh, 0, T * B * GH, dt, 'recurrent dgh', true);
+    let pDh = this.block(sc.dh, 0, BH, dt, 'recurrent dh', true), pDhp = this.block(sc.dhPrev, 0, BH, dt, 'recurrent dhPrev', true);
+    let pDc = sc.dc ? this.block(sc.dc, 0, BH, dt, 'recurrent dc', true) : 0;
+    let pDcp = sc.dcPrev ? this.block(sc.dcPrev, 0, BH, dt, 'recurrent dcPrev', true) : 0;
+    const whh = this.span(wt.wHh, 0, GH * H, dt, 'recurrent weight_hh');
+    if ((mode === 'LSTM') !== (pCs !== 0 && pDc !== 0 && pDcp !== 0) || (mode === 'GRU') !== (pGh !== 0)) throw new BackendError(`wasm backend: recurrentBackward: the workspace does not fit a ${mode} layer`);
+    const lens = this.lengthsPtr({ B, H, t: 0, lengths: dims.lengths });
+    const [pW, release] = this.packedB(whh, 0, H, false, GH, H, plan.pool);
+    try {
+      let dgNext = 0;
+      for (let s = T - 1; s >= 0; s--) {
+        const t = ws.reverse ? T - 1 - s : s;
+        const prev = 4 * (ws.reverse ? (t + 1) * BH : t * BH), next = 4 * (ws.reverse ? t * BH : (t + 1) * BH);
+        const g = 4 * t * B * GH;
+        const dyt = pDy === 0 ? 0 : pDy + 4 * t * B * dyStride;
+        if (mode === 'LSTM') this.runStep(plan, 4, H, [B, H, t, lens, pW, dgNext, pGx + g, pCs + prev, pCs + next, pDh, dyt, dyStride, pDc, pDgx + g, pDcp, pDhp]);
+        else if (mode === 'GRU') this.runStep(plan, 5, H, [B, H, t, lens, pW, dgNext, pGx + g, pGh + g, pHs + prev, pDh, dyt, dyStride, pDgx + g, pDgh + g, pDhp]);
+        else this.runStep(plan, 3, H, [B, H, t, lens, +(mode === 'RNN_RELU'), pW, dgNext, pHs + next, pDh, dyt, dyStride, pDgx + g, pDhp]);
+        dgNext = pDgh + g;
+        [pDh, pDhp] = [pDhp, pDh];
+        [sc.dh, sc.dhPrev] = [sc.dhPrev, sc.dh];
+        if (sc.dc && sc.dcPrev) {
+          [pDc, pDcp] = [pDcp, pDc];
+          [sc.dc, sc.dcPrev] = [sc.dcPrev, sc.dc];
+        }
+      }
+      // the gradient into the initial state: dh_0 += dG_0 · W_hh
+      this.ex.sgemm_compute(0, 0, B, 0, H / NR, GH, H, 1, dgNext, GH, pW, 1, pDh, H, this.scratch);
+    } finally {
+      if (release !== 0) this.heap.release(pW, release);
+    }
+    return true;
   }
 
   // ---- optimizers -------------------------------------------------------------------------------------

@@ -43,9 +43,15 @@ export interface WasmBackendOptions {
    * 50–100 µs of work: below that, waking the workers costs more than it saves).
    */
   threadMinWork?: number;
+  /**
+   * Run each recurrent time step as one fused kernel call (recurrent GEMM + cell, split by hidden
+   * units across the threads) instead of a GEMM and a cell kernel (default true). The results are
+   * the same bit for bit; false exists to compare the two.
+   */
+  fusedSteps?: boolean;
 }
 
-const OPTION_KEYS = ['threads', 'relaxedSimd', 'initialMemoryMiB', 'maxMemoryMiB', 'threadMinWork'] as const;
+const OPTION_KEYS = ['threads', 'relaxedSimd', 'initialMemoryMiB', 'maxMemoryMiB', 'threadMinWork', 'fusedSteps'] as const;
 const MAX_THREADS = 64;
 
 /** What this engine supports (the relaxed build is validated only when asked for). */
@@ -94,6 +100,9 @@ function checkOptions(o: unknown): WasmBackendOptions {
   posInt('threads', MAX_THREADS);
   posInt('initialMemoryMiB', 4096);
   posInt('maxMemoryMiB', 4096);
+  if (r.fusedSteps !== undefined && typeof r.fusedSteps !== 'boolean') {
+    throw new TypeError(`loadWasmBackend: 'fusedSteps' must be true or false, got ${String(r.fusedSteps)}`);
+  }
   if (r.threadMinWork !== undefined && !(typeof r.threadMinWork === 'number' && r.threadMinWork >= 0)) {
     throw new TypeError(`loadWasmBackend: 'threadMinWork' must be a non-negative number, got ${String(r.threadMinWork)}`);
   }
@@ -124,7 +133,7 @@ export async function createWasmBackend(options?: WasmBackendOptions): Promise<W
   const threads = shared ? Math.min(o.threads ?? Math.min(platform.cores(), 8), MAX_THREADS) : 1;
   const pool = threads > 1 ? await ThreadPool.start(platform, module, memory, threads) : null;
   return new WasmBackend({
-    kernels, module, memory, heap, pool, variant, threadThreshold: o.threadMinWork, weakRegistry: (cb) => platform.weakRegistry(cb),
+    kernels, module, memory, heap, pool, variant, threadThreshold: o.threadMinWork, fusedSteps: o.fusedSteps, weakRegistry: (cb) => platform.weakRegistry(cb),
   });
 }
 

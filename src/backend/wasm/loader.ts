@@ -156,7 +156,16 @@ export interface Kernels {
     dgx: number, dgh: number, dhPrev: number): void;
   gruBwd_f64(B: number, H: number, t: number, lens: number, g: number, gh: number, hPrev: number, dh: number, dy: number, dyStride: number,
     dgx: number, dgh: number, dhPrev: number): void;
+  /** The fused steps of cells.ts: (j0, j1, scratch, ...their arguments); see threads.ts STEP_KERNELS. */
+  rnnStepFwd_f32: StepKernel;
+  lstmStepFwd_f32: StepKernel;
+  gruStepFwd_f32: StepKernel;
+  rnnStepBwd_f32: StepKernel;
+  lstmStepBwd_f32: StepKernel;
+  gruStepBwd_f32: StepKernel;
 }
+
+export type StepKernel = (j0: number, j1: number, scratch: number, ...args: number[]) => void;
 
 /** Asynchronous, because browsers refuse to instantiate large modules synchronously on the main thread. */
 export async function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memory): Promise<Kernels> {

@@ -20,11 +20,27 @@
  * (workers), which must stay in step.
  */
 import { BackendError } from '../interface.ts';
-import type { Kernels } from './loader.ts';
+import type { Kernels, StepKernel } from './loader.ts';
 import type { Platform, WorkerHandle } from './platform.ts';
 
 export const JOB_GEMM = 1;
 export const JOB_PACK_B = 2;
+export const JOB_STEP = 3;
+
+/**
+ * The fused recurrent-step kernels a JOB_STEP runs (assembly/cells.ts), by index. Each takes
+ * (j0, j1, scratch, ...up to STEP_ARGS arguments): the chunk's hidden units and the thread's scratch.
+ */
+export const STEP_KERNELS = ['rnnStepFwd_f32', 'lstmStepFwd_f32', 'gruStepFwd_f32', 'rnnStepBwd_f32', 'lstmStepBwd_f32', 'gruStepBwd_f32'] as const;
+export const STEP_ARGS = 17;
+/** Argument slots of a step kernel's own arguments: 5…22 without 14 (the chunk size). */
+export const STEP_SLOTS: readonly number[] = [5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 16, 17, 18, 19, 20, 21, 22];
+
+function stepKernel(ex: Kernels, k: number): StepKernel {
+  const f = ex[STEP_KERNELS[k]];
+  if (typeof f !== 'function') throw new BackendError(`wasm backend: unknown step kernel ${k}`);
+  return f;
+}
 
 /** Control block slots (Int32). CLAIM = (next chunk << 16) | chunk count. */
 const GEN = 0, DONE = 1, FAILED = 2, CLAIM = 3, SHUTDOWN = 4;
@@ -37,6 +53,8 @@ export const ARG_SLOTS = 24;
  *           [10] ldc [11] M [12] panels [13] split (0 rows, 1 panels) [14] chunk size
  *           [15] scratch base [16] scratch bytes per thread
  *   PACK_B: [0] job [1] transB [2] K [3] N [4] B [5] ldb [6] destination [12] panels [14] chunk size
+ *   STEP:   [0] job [1] kernel (index in STEP_KERNELS) [2] units H [3] scratch base [4] scratch bytes
+ *           per thread [14] chunk size (units) [5 … 5+STEP_ARGS) the kernel's own arguments
  */
 const WORKER_BODY = `
 onMsg((init) => {
@@ -51,6 +69,7 @@ onMsg((init) => {
   }
   const ctl = new Int32Array(ctlBuf);
   const a = new Float64Array(argsBuf);
+  const steps = ${JSON.stringify(STEP_KERNELS)}.map((n) => ex[n]);
   const run = (i) => {
     const cs = a[14];
     if (a[0] === ${JOB_GEMM}) {
@@ -61,6 +80,9 @@ onMsg((init) => {
     } else if (a[0] === ${JOB_PACK_B}) {
       const p0 = i * cs;
       ex.sgemm_pack_b(a[1], a[2], a[3], a[4], a[5], a[6], p0, Math.min(a[12], p0 + cs));
+    } else if (a[0] === ${JOB_STEP}) {
+      const j0 = i * cs;
+      steps[a[1]](j0, Math.min(a[2], j0 + cs), a[3] + index * a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22]);
     }
   };
   let gen = Atomics.load(ctl, ${GEN});
@@ -101,6 +123,9 @@ function runChunk(ex: Kernels, a: Float64Array, i: number): void {
   } else if (a[0] === JOB_PACK_B) {
     const p0 = i * cs;
     ex.sgemm_pack_b(a[1], a[2], a[3], a[4], a[5], a[6], p0, Math.min(a[12], p0 + cs));
+  } else if (a[0] === JOB_STEP) {
+    const j0 = i * cs;
+    stepKernel(ex, a[1])(j0, Math.min(a[2], j0 + cs), a[3], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22]);
   } else {
     throw new BackendError(`wasm backend: unknown job ${a[0]}`);
   }
