@@ -21,9 +21,10 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 import {
-  Embedding, GRU, LSTM, Linear, Module, RNN, Rng, add, backward, crossEntropy, mul, reshape, setBackend, sum, tensor,
+  BackendError, Embedding, GRU, LSTM, Linear, Module, RNN, Rng, add, backward, crossEntropy, mul, noGrad, reshape, setBackend, sum, tensor,
   type DType, type RecurrentBase, type Tensor,
 } from '../src/index.ts';
+import { sizeClass } from '../src/backend/wasm/memory.ts';
 import { getBackend, registerBackend } from '../src/backend/registry.ts';
 import { Adam } from '../src/train/optim.ts';
 import { clipGradNorm } from '../src/train/clip.ts';
@@ -157,6 +158,36 @@ describe('recurrent layers: two threads give bit-identical results', () => {
   }
 });
 
+describe('recurrent layers give their workspaces back (Backend.release)', () => {
+  const bytes = (t: Tensor): number => sizeClass(4 * t.size);
+  test('a released storage is back in the allocator at once, and using it again is a clear error', () => {
+    const s = wasm1.alloc(5000, 'float32');
+    const live = wasm1.stats().liveBytes;
+    wasm1.release(s);
+    assert.equal(wasm1.stats().liveBytes, live - sizeClass(4 * 5000));
+    assert.throws(() => wasm1.fill(s, 1, 0, 10), (e: Error) => e instanceof BackendError && /released/.test(e.message));
+  });
+
+  for (const mode of MODES) {
+    test(`${mode}: forward without gradients keeps only its outputs; backward keeps only gradients`, () => withBackend('wasm', () => {
+      const layer = make(mode, { I: 16, H: 32, numLayers: 1, bidirectional: true, dtype: 'float32', seed: 5 });
+      const x = tensor(Array.from({ length: 20 * 8 * 16 }, (_, i) => Math.sin(i)), [20, 8, 16], { requiresGrad: true });
+      // no gradients: the workspace (far larger than the outputs) goes back right after forward
+      let before = wasm1.stats().liveBytes;
+      const r0 = noGrad(() => layer.forward(x));
+      const outputs = bytes(r0.output) + bytes(r0.h) + (r0.c ? bytes(r0.c) : 0);
+      assert.ok(wasm1.stats().liveBytes - before <= outputs, `forward kept ${wasm1.stats().liveBytes - before} bytes, its outputs take ${outputs}`);
+      // with gradients: after backward, what is new is the gradients (and the root's gradient copy)
+      const r = layer.forward(x);
+      const gy = tensor(Array.from({ length: r.output.size }, (_, i) => Math.cos(i)), r.output.shape);
+      before = wasm1.stats().liveBytes;
+      backward(r.output, gy);
+      const grads = bytes(r.output) + bytes(x) + layer.parameters().reduce((n, p) => n + bytes(p), 0);
+      assert.ok(wasm1.stats().liveBytes - before <= grads, `backward kept ${wasm1.stats().liveBytes - before} bytes, the gradients take ${grads}`);
+    }));
+  }
+});
+
 // ---- PyTorch fixtures ------------------------------------------------------------------------------
 
 interface T { shape: number[]; data: number[] }
@@ -169,8 +200,12 @@ interface Case {
 const rnnFixtures = JSON.parse(readFileSync(new URL('./fixtures/torch_rnn.json', import.meta.url), 'utf8')) as { cases: Case[] };
 
 function withWasm<R>(fn: () => R): R {
+  return withBackend('wasm', fn);
+}
+
+function withBackend<R>(name: string, fn: () => R): R {
   const prev = getBackend().name;
-  setBackend('wasm');
+  setBackend(name);
   try {
     return fn();
   } finally {

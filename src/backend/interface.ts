@@ -119,6 +119,12 @@ export interface Backend {
   write(s: Storage, data: ArrayLike<number>, offset?: number): void;
   copy(src: Storage, srcOff: number, dst: Storage, dstOff: number, n: number): void;
   fill(dst: Storage, value: number, offset: number, n: number): void;
+  /**
+   * Optional: give s's memory back now, for buffers whose last use the caller knows (an op's
+   * internal workspaces), instead of waiting for the garbage collector. The caller promises never
+   * to use s again; the backend may make any later use an error.
+   */
+  release?(s: Storage): void;
 
   // ---- dense linear algebra ------------------------------------------------------------------
   /**

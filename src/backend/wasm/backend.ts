@@ -52,12 +52,17 @@ export class WasmStorage implements Storage {
   /** Bumped by every kernel that writes this storage (keys the packed-operand cache). */
   version = 0;
   readonly id = nextStorageId++;
+  /** Size class of the block (what the allocator gets back), 0 for the shared empty block. */
+  readonly bytes: number;
+  /** Given back by `release`: any later use is an error. */
+  released = false;
 
-  constructor(backend: WasmBackend, dtype: DType, size: number, ptr: number) {
+  constructor(backend: WasmBackend, dtype: DType, size: number, ptr: number, bytes: number) {
     this.backend = backend;
     this.dtype = dtype;
     this.size = size;
     this.ptr = ptr;
+    this.bytes = bytes;
   }
 }
 
@@ -221,6 +226,7 @@ export class WasmBackend implements Backend {
     if (!(s instanceof WasmStorage) || s.backend !== this) {
       throw new BackendError(`wasm backend: ${what} is a storage of backend '${s?.backend?.name ?? String(s)}', not of this wasm backend`);
     }
+    if (s.released) throw new BackendError(`wasm backend: ${what} was released (its memory was given back) and cannot be used`);
     return s;
   }
 
@@ -287,7 +293,7 @@ export class WasmBackend implements Backend {
   private make(size: number, dtype: DType, zero: boolean): WasmStorage {
     if (dtype !== 'float32' && dtype !== 'float64') throw new BackendError(`wasm backend: unknown dtype '${String(dtype)}' (expected 'float32' or 'float64')`);
     if (!Number.isSafeInteger(size) || size < 0) throw new BackendError(`wasm backend: cannot allocate ${size} elements`);
-    if (size === 0) return new WasmStorage(this, dtype, 0, this.emptyPtr);
+    if (size === 0) return new WasmStorage(this, dtype, 0, this.emptyPtr, 0);
     const bytes = size * (dtype === 'float32' ? 4 : 8);
     let ptr: number, cls: number;
     try {
@@ -295,9 +301,19 @@ export class WasmBackend implements Backend {
     } catch (e) {
       throw new BackendError((e as Error).message);
     }
-    const s = new WasmStorage(this, dtype, size, ptr);
+    const s = new WasmStorage(this, dtype, size, ptr, cls);
     this.registry.register(s, { ptr, bytes: cls, id: s.id });
     return s;
+  }
+
+  /** Give s's block back now (Backend.release); s becomes unusable. */
+  release(st: Storage): void {
+    const s = this.own(st, 'release');
+    s.released = true;
+    if (s.bytes === 0) return;
+    this.registry.unregister(s);
+    this.dropPacks(s.id);
+    this.heap.release(s.ptr, s.bytes);
   }
 
   alloc(size: number, dtype: DType): Storage {

@@ -74,12 +74,13 @@ export function nodePlatform(): Platform {
       const sync = syncRegistry();
       if (!sync) {
         const reg = new FinalizationRegistry<T>(cb);
-        return { register: (t, h) => reg.register(t, h) };
+        return { register: (t, h) => reg.register(t, h, t), unregister: (t) => { reg.unregister(t); } };
       }
       const reg = new sync.Registry<T>(cb);
       const drain = (): void => reg.cleanupSome!();
       return {
-        register: (t, h) => reg.register(t, h),
+        register: (t, h) => reg.register(t, h, t),
+        unregister: (t) => { reg.unregister(t); },
         drain,
         collect: () => {
           sync.gc();

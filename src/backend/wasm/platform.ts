@@ -24,6 +24,8 @@ export interface WorkerHandle {
  */
 export interface WeakRegistry<T> {
   register(target: object, held: T): void;
+  /** Forget a registered target (its memory was given back explicitly). */
+  unregister(target: object): void;
   drain?: () => void;
   /** A full GC, then drain. */
   collect?: () => void;
@@ -112,7 +114,7 @@ function browserPlatform(): Platform {
     },
     weakRegistry<T>(cb: (held: T) => void): WeakRegistry<T> {
       const reg = new FinalizationRegistry<T>(cb);
-      return { register: (t, h) => reg.register(t, h) };
+      return { register: (t, h) => reg.register(t, h, t), unregister: (t) => { reg.unregister(t); } };
     },
   };
 }
