@@ -223,6 +223,15 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
       }
     });
 
+    test('gemm at vocabulary-sized shapes (M, N or K = 65, ragged panels and K blocks, big enough to be split across threads)', () => {
+      const rng = new Rng(1011);
+      for (const [transA, transB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+        for (const [M, N, K] of [[65, 259, 260], [65, 130, 260], [260, 65, 130], [130, 260, 65], [65, 40, 1000], [65, 65, 65]]) {
+          runGemm(rng, transA, transB, M, N, K, 0.5, 1, `${M}x${N}x${K}`);
+        }
+      }
+    });
+
     function runGemm(rng: Rng, transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, beta: number, what: string): void {
       // A is M×K (K×M if transA), B is K×N (N×K if transB), padded rows and offsets; the padding is
       // NaN so a kernel that reads outside the matrix is caught.
@@ -721,6 +730,114 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
             }
           }
           void gv;
+        }
+      }
+    });
+
+    // ---- the row/column kernels at sizes that a threaded backend splits ----------------------------------
+    test('sumRowsBackward, reduceSum, scatterAddRows and gatherRows on blocks of 257 columns', () => {
+      const rng = new Rng(8100);
+      const rows = 300, cols = 257, xOff = 5, oOff = 3;
+      const [X, Xv] = randStore(rng, xOff + rows * cols + 2);
+      const [o, ov] = randStore(rng, oOff + cols + 4);
+      be.sumRowsBackward(rows, cols, X, xOff, o, oOff);
+      const want = new Float64Array(cols), scale = new Float64Array(cols);
+      for (let c = 0; c < cols; c++) {
+        let s = ov[oOff + c], m = Math.abs(s);
+        for (let r = 0; r < rows; r++) {
+          s += Xv[xOff + r * cols + c];
+          m += Math.abs(Xv[xOff + r * cols + c]);
+        }
+        want[c] = s;
+        scale[c] = m;
+      }
+      check(down(o, oOff, cols), want, 'sumRowsBackward 300x257', scale);
+      untouchedOutside(o, ov, oOff, cols, 'sumRowsBackward 300x257');
+
+      const [x, xv] = randStore(rng, rows * cols);
+      const out = filled(cols, NaN);
+      be.reduceSum(x, [rows, cols], out, [1, cols]);
+      const wantR = new Float64Array(cols), scaleR = new Float64Array(cols);
+      for (let i = 0; i < rows * cols; i++) {
+        wantR[i % cols] += xv[i];
+        scaleR[i % cols] += Math.abs(xv[i]);
+      }
+      check(down(out), wantR, 'reduceSum [300, 257] → [1, 257]', scaleR);
+
+      const V = 7;
+      const idx = Int32Array.from({ length: rows }, () => rng.int(V));
+      const [g, gv] = randStore(rng, rows * cols);
+      const [dt, dtv] = randStore(rng, V * cols);
+      be.scatterAddRows(cols, g, idx, dt);
+      const wantD = Float64Array.from(dtv), scaleD = dtv.map(Math.abs);
+      idx.forEach((k, i) => {
+        for (let c = 0; c < cols; c++) {
+          wantD[k * cols + c] += gv[i * cols + c];
+          scaleD[k * cols + c] += Math.abs(gv[i * cols + c]);
+        }
+      });
+      check(down(dt), wantD, 'scatterAddRows 300 rows of 257 into 7', scaleD);
+
+      const many = Int32Array.from({ length: 1100 }, () => rng.int(V));
+      const got = filled(many.length * cols, NaN);
+      be.gatherRows(cols, dt, many, got);
+      const dtNow = down(dt), wantG: number[] = [];
+      for (const k of many) wantG.push(...dtNow.subarray(k * cols, (k + 1) * cols));
+      same(down(got), wantG, 'gatherRows 1100 rows of 257');
+    });
+    test('softmaxCrossEntropy and backward over 600 rows of 65, with ignored rows', () => {
+      const rng = new Rng(8200);
+      const rows = 600, cols = 65, ignoreIndex = -100;
+      const targets = Int32Array.from({ length: rows }, (_, r) => (r % 7 === 3 ? ignoreIndex : rng.int(cols)));
+      const [x, xv] = logitRows(rng, rows, cols);
+      const probs = filled(rows * cols, NaN), loss = filled(rows, NaN);
+      be.softmaxCrossEntropy(rows, cols, x, targets, ignoreIndex, probs, loss);
+      const wantP: number[] = [], wantL: number[] = [];
+      for (let r = 0; r < rows; r++) {
+        const ref = softmaxRef(xv.subarray(r * cols, (r + 1) * cols));
+        wantP.push(...ref.p);
+        wantL.push(targets[r] === ignoreIndex ? 0 : -ref.logp[targets[r]]);
+      }
+      check(down(probs), wantP, 'softmaxCrossEntropy 600x65 probs');
+      check(down(loss), wantL, 'softmaxCrossEntropy 600x65 loss');
+      const [rg, rgv] = randStore(rng, rows);
+      const [dl, dlv] = randStore(rng, rows * cols);
+      be.softmaxCrossEntropyBackward(rows, cols, probs, targets, ignoreIndex, rg, dl);
+      const pv = down(probs);
+      const want = Float64Array.from(dlv);
+      for (let r = 0; r < rows; r++) {
+        if (targets[r] === ignoreIndex) continue;
+        for (let c = 0; c < cols; c++) want[r * cols + c] += rgv[r] * (pv[r * cols + c] - (c === targets[r] ? 1 : 0));
+      }
+      check(down(dl), want, 'softmaxCrossEntropyBackward 600x65');
+    });
+    test('adamUpdate over 20001 parameters (Adam and AdamW, two steps)', () => {
+      const rng = new Rng(8300);
+      const n = 20001, lr = 1e-2, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+      for (const [weightDecay, decoupled] of [[0, false], [0.05, true]] as const) {
+        const [p] = randStore(rng, n);
+        const m = be.alloc(n, dtype), v = be.alloc(n, dtype);
+        for (let step = 1; step <= 2; step++) {
+          const [g, gv] = randStore(rng, n);
+          const pv = down(p), mv = down(m), vv = down(v);
+          be.adamUpdate(n, p, g, m, v, lr, beta1, beta2, eps, weightDecay, decoupled, step);
+          const bc1 = 1 - beta1 ** step, bc2 = 1 - beta2 ** step;
+          const wp = new Float64Array(n), wm = new Float64Array(n), wv = new Float64Array(n);
+          for (let i = 0; i < n; i++) {
+            let pi = pv[i], gi = gv[i];
+            if (decoupled) pi *= 1 - lr * weightDecay;
+            else gi += weightDecay * pi;
+            wm[i] = beta1 * mv[i] + (1 - beta1) * gi;
+            wv[i] = beta2 * vv[i] + (1 - beta2) * gi * gi;
+            wp[i] = pi - (lr / bc1) * wm[i] / (Math.sqrt(wv[i]) / Math.sqrt(bc2) + eps);
+          }
+          const what = `adam n=${n} wd=${weightDecay} step ${step}`;
+          check(down(p), wp, `${what} p`);
+          check(down(m), wm, `${what} m`);
+          const vNow = down(v);
+          for (let i = 0; i < n; i++) {
+            if (!(Math.abs(vNow[i] - wv[i]) <= tol * Math.abs(wv[i]) + 1e-300)) assert.fail(`${label}: ${what} v[${i}] = ${vNow[i]}, expected ${wv[i]}`);
+          }
         }
       }
     });

@@ -31,7 +31,10 @@ import {
 import type { Kernels, StepKernel, Variant } from './loader.ts';
 import { Heap, type HeapStats } from './memory.ts';
 import type { WeakRegistry } from './platform.ts';
-import { JOB_GEMM, JOB_PACK_B, JOB_STEP, STEP_KERNELS, STEP_SLOTS, ThreadPool } from './threads.ts';
+import {
+  JOB_ADAM, JOB_GEMM, JOB_PACK_A, JOB_PACK_B, JOB_SCATTER, JOB_SCE, JOB_STEP, JOB_SUMROWS, STEP_KERNELS, STEP_SLOTS,
+  ThreadPool,
+} from './threads.ts';
 import { shapeSize, shapeStrides } from '../../tensor/shape.ts';
 
 const UNARY: Record<UnaryOp, number> = { neg: 0, exp: 1, log: 2, tanh: 3, sigmoid: 4, relu: 5, sqrt: 6, square: 7, abs: 8, softplus: 9 };
@@ -52,17 +55,16 @@ export class WasmStorage implements Storage {
   /** Bumped by every kernel that writes this storage (keys the packed-operand cache). */
   version = 0;
   readonly id = nextStorageId++;
-  /** Size class of the block (what the allocator gets back), 0 for the shared empty block. */
-  readonly bytes: number;
+  /** What the finalizer gives back (null for the shared empty block); shared with `release`. */
+  held: Held | null = null;
   /** Given back by `release`: any later use is an error. */
   released = false;
 
-  constructor(backend: WasmBackend, dtype: DType, size: number, ptr: number, bytes: number) {
+  constructor(backend: WasmBackend, dtype: DType, size: number, ptr: number) {
     this.backend = backend;
     this.dtype = dtype;
     this.size = size;
     this.ptr = ptr;
-    this.bytes = bytes;
   }
 }
 
@@ -71,6 +73,8 @@ interface Held {
   ptr: number;
   bytes: number;
   id: number;
+  /** Already given back by `release` (the finalizer then has nothing to do). */
+  released: boolean;
 }
 
 interface PackEntry {
@@ -182,6 +186,7 @@ export class WasmBackend implements Backend {
   // ---- bookkeeping -------------------------------------------------------------------------------
 
   private reclaim(h: Held): void {
+    if (h.released) return;
     this.dropPacks(h.id);
     this.heap.release(h.ptr, h.bytes);
   }
@@ -293,7 +298,7 @@ export class WasmBackend implements Backend {
   private make(size: number, dtype: DType, zero: boolean): WasmStorage {
     if (dtype !== 'float32' && dtype !== 'float64') throw new BackendError(`wasm backend: unknown dtype '${String(dtype)}' (expected 'float32' or 'float64')`);
     if (!Number.isSafeInteger(size) || size < 0) throw new BackendError(`wasm backend: cannot allocate ${size} elements`);
-    if (size === 0) return new WasmStorage(this, dtype, 0, this.emptyPtr, 0);
+    if (size === 0) return new WasmStorage(this, dtype, 0, this.emptyPtr);
     const bytes = size * (dtype === 'float32' ? 4 : 8);
     let ptr: number, cls: number;
     try {
@@ -301,8 +306,9 @@ export class WasmBackend implements Backend {
     } catch (e) {
       throw new BackendError((e as Error).message);
     }
-    const s = new WasmStorage(this, dtype, size, ptr, cls);
-    this.registry.register(s, { ptr, bytes: cls, id: s.id });
+    const s = new WasmStorage(this, dtype, size, ptr);
+    s.held = { ptr, bytes: cls, id: s.id, released: false };
+    this.registry.register(s, s.held);
     return s;
   }
 
@@ -310,10 +316,11 @@ export class WasmBackend implements Backend {
   release(st: Storage): void {
     const s = this.own(st, 'release');
     s.released = true;
-    if (s.bytes === 0) return;
-    this.registry.unregister(s);
-    this.dropPacks(s.id);
-    this.heap.release(s.ptr, s.bytes);
+    const h = s.held;
+    if (h === null) return;
+    h.released = true;
+    this.dropPacks(h.id);
+    this.heap.release(h.ptr, h.bytes);
   }
 
   alloc(size: number, dtype: DType): Storage {
@@ -386,6 +393,7 @@ export class WasmBackend implements Backend {
     const threaded = pool !== null && M * N * K >= this.threadThreshold;
     const panels = Math.ceil(N / NR);
     const packed = this.packedB(B, bOff, ldb, transB, K, N, threaded ? pool : null);
+    let packedA: [number, number] = [0, 0];
     try {
       const pA = this.at(A, aOff);
       if (!threaded) {
@@ -393,26 +401,53 @@ export class WasmBackend implements Backend {
         return;
       }
       const T = pool.size;
+      const byRows = M >= 64 * T;
+      // a split by column panels packs all of A in every chunk: when A is big (≥ 256 KiB packed, e.g.
+      // dlogitsᵀ in dW_out = dlogitsᵀ · h, 65 × 2048), pack it once for all chunks instead
+      const Mpad = Math.ceil(M / MR) * MR;
+      if (!byRows && M > 1 && Mpad * K >= 2 ** 16) packedA = this.packA(pool, transA, M, K, pA, lda);
       const a = pool.args;
       a[0] = JOB_GEMM;
       a[1] = +transA; a[2] = K; a[3] = N; a[4] = alpha; a[5] = pA; a[6] = lda; a[7] = packed[0]; a[8] = beta; a[9] = pC; a[10] = ldc;
-      a[11] = M; a[12] = panels; a[15] = this.scratch; a[16] = this.scratchBytes;
+      a[11] = M; a[12] = panels; a[15] = this.scratch; a[16] = this.scratchBytes; a[17] = packedA[0];
       let chunks: number;
-      if (M >= 64 * T) {
+      if (byRows) {
         // by rows, in whole MR-row panels; 4 chunks per thread so an idle thread can pick up slack
         const cs = Math.ceil(M / (4 * T) / MR) * MR;
         a[13] = 0; a[14] = cs;
         chunks = Math.ceil(M / cs);
       } else {
-        // by column panels (every chunk packs all of A again, so fewer and larger chunks)
-        const cs = Math.ceil(panels / (2 * T));
+        // by column panels: 2 chunks per thread when every chunk packs A, 4 when A is packed once
+        const cs = Math.ceil(panels / ((packedA[0] !== 0 ? 4 : 2) * T));
         a[13] = 1; a[14] = cs;
         chunks = Math.ceil(panels / cs);
       }
       pool.run(this.ex, chunks);
     } finally {
       if (packed[1] !== 0) this.heap.release(packed[0], packed[1]);
+      if (packedA[1] !== 0) this.heap.release(packedA[0], packedA[1]);
     }
+  }
+
+  /**
+   * op(A) (M×K) packed by sgemm_pack_a into a fresh block, by row panels on the pool when it is big
+   * enough: [address, bytes to release].
+   */
+  private packA(pool: ThreadPool, transA: boolean, M: number, K: number, pA: number, lda: number): [number, number] {
+    const ex = this.ex;
+    const Mpad = Math.ceil(M / MR) * MR;
+    const [p, size] = this.heap.alloc(Mpad * K * 4, false);
+    if (Mpad * K < 2 ** 14 || Mpad < 4 * MR) {
+      ex.sgemm_pack_a(+transA, M, K, pA, lda, p, 0, M);
+      return [p, size];
+    }
+    const a = pool.args;
+    a[0] = JOB_PACK_A;
+    a[1] = +transA; a[2] = K; a[3] = M; a[4] = pA; a[5] = lda; a[6] = p;
+    const cs = Math.ceil(Mpad / MR / (2 * pool.size)) * MR;
+    a[14] = cs;
+    pool.run(this.ex, Math.ceil(M / cs));
+    return [p, size];
   }
 
   /**
@@ -507,7 +542,27 @@ export class WasmBackend implements Backend {
     const X = this.span(Xs, xOff, rows * cols, o.dtype, 'sumRowsBackward X');
     this.span(o, oOff, rows > 0 ? cols : 0, o.dtype, 'sumRowsBackward out');
     if (rows * cols === 0) return;
-    (o.dtype === 'float32' ? this.ex.sumRows_f32 : this.ex.sumRows_f64)(rows, cols, this.at(X, xOff), this.at(this.w(o), oOff));
+    if (o.dtype === 'float32') this.sumRowsF32(rows, cols, this.at(X, xOff), this.at(this.w(o), oOff));
+    else this.ex.sumRows_f64(rows, cols, this.at(X, xOff), this.at(this.w(o), oOff));
+  }
+
+  /**
+   * out[c] += column sums of a rows×cols float32 block (sumRowsLd_f32: each column in row order,
+   * so any split is bit-identical), split by column ranges across the pool when it is big enough.
+   */
+  private sumRowsF32(rows: number, cols: number, pX: number, pO: number): void {
+    const ex = this.ex;
+    const pool = this.usePool;
+    if (pool === null || rows * cols < 2 ** 16 || cols < 128) {
+      ex.sumRowsLd_f32(rows, cols, cols, pX, pO);
+      return;
+    }
+    // one column range per thread: narrower ranges cut the rows into short pieces and stream worse
+    // (2048 × 1024: 64 µs in 2 chunks, 128 µs in 8)
+    const cs = Math.max(64, Math.ceil(cols / pool.size / 16) * 16);
+    const a = pool.args;
+    a[0] = JOB_SUMROWS; a[1] = rows; a[2] = cols; a[3] = pX; a[4] = pO; a[14] = cs;
+    pool.run(this.ex, Math.ceil(cols / cs));
   }
 
   // ---- element-wise -------------------------------------------------------------------------------
@@ -614,7 +669,8 @@ export class WasmBackend implements Backend {
     const os = st[1];
     if (dims.length === 2 && os[0] === 0 && os[1] === 1) {
       // column sums of a [R, C] block, rows in order (as the reference accumulates)
-      (dt === 'float32' ? this.ex.sumRows_f32 : this.ex.sumRows_f64)(dims[0], dims[1], x.ptr, o.ptr);
+      if (dt === 'float32') this.sumRowsF32(dims[0], dims[1], x.ptr, o.ptr);
+      else this.ex.sumRows_f64(dims[0], dims[1], x.ptr, o.ptr);
       return;
     }
     const idx = new Array<number>(dims.length).fill(0);
@@ -764,7 +820,27 @@ export class WasmBackend implements Backend {
     }
     if (rows === 0) return;
     const tp = this.ints(targets, rows);
-    (dt === 'float32' ? this.ex.sce_f32 : this.ex.sce_f64)(rows, cols, x.ptr, tp, ignoreIndex, this.w(p).ptr, this.w(l).ptr);
+    this.w(p);
+    this.w(l);
+    if (dt === 'float64') {
+      this.ex.sce_f64(rows, cols, x.ptr, tp, ignoreIndex, p.ptr, l.ptr);
+      return;
+    }
+    // sceRows_f32 keeps a row's exponentials in the thread's GEMM scratch (8·cols bytes)
+    if (8 * cols > this.scratchBytes) {
+      this.ex.sce_f32(rows, cols, x.ptr, tp, ignoreIndex, p.ptr, l.ptr);
+      return;
+    }
+    const pool = this.usePool;
+    if (pool === null || rows * cols < 2 ** 14 || rows < 4 * pool.size) {
+      this.ex.sceRows_f32(rows, cols, x.ptr, tp, ignoreIndex, p.ptr, l.ptr, this.scratch);
+      return;
+    }
+    const cs = Math.ceil(rows / (4 * pool.size));
+    const a = pool.args;
+    a[0] = JOB_SCE; a[1] = rows; a[2] = cols; a[3] = x.ptr; a[4] = tp; a[5] = ignoreIndex; a[6] = p.ptr; a[7] = l.ptr; a[8] = 0;
+    a[14] = cs; a[15] = this.scratch; a[16] = this.scratchBytes;
+    pool.run(this.ex, Math.ceil(rows / cs));
   }
 
   softmaxCrossEntropyBackward(rows: number, cols: number, probs: Storage, targets: Int32Array, ignoreIndex: number, rowGrad: Storage, dlogits: Storage): void {
@@ -782,7 +858,17 @@ export class WasmBackend implements Backend {
     }
     if (rows === 0) return;
     const tp = this.ints(targets, rows);
-    (dt === 'float32' ? this.ex.sceBackward_f32 : this.ex.sceBackward_f64)(rows, cols, p.ptr, tp, ignoreIndex, g.ptr, this.w(dx).ptr);
+    this.w(dx);
+    const pool = this.usePool;
+    if (dt === 'float64' || pool === null || rows * cols < 2 ** 15 || rows < 4 * pool.size) {
+      (dt === 'float32' ? this.ex.sceBackward_f32 : this.ex.sceBackward_f64)(rows, cols, p.ptr, tp, ignoreIndex, g.ptr, dx.ptr);
+      return;
+    }
+    // float32 by row ranges on the pool (rows are independent; memory-bound, cold in a training step)
+    const cs = Math.ceil(rows / (4 * pool.size));
+    const a = pool.args;
+    a[0] = JOB_SCE; a[1] = rows; a[2] = cols; a[3] = p.ptr; a[4] = tp; a[5] = ignoreIndex; a[6] = g.ptr; a[7] = dx.ptr; a[8] = 1; a[14] = cs;
+    pool.run(this.ex, Math.ceil(rows / cs));
   }
 
   private checkIndices(what: string, idx: Int32Array, rows: number): void {
@@ -810,7 +896,23 @@ export class WasmBackend implements Backend {
     const g = this.span(dout, 0, idx.length * cols, dw.dtype, 'scatterAddRows dout');
     this.checkIndices('scatterAddRows', idx, rows);
     if (idx.length === 0 || cols === 0) return;
-    (dw.dtype === 'float32' ? this.ex.scatterAdd_f32 : this.ex.scatterAdd_f64)(cols, g.ptr, this.ints(idx), idx.length, this.w(dw).ptr);
+    const pIdx = this.ints(idx);
+    this.w(dw);
+    if (dw.dtype === 'float64') {
+      this.ex.scatterAdd_f64(cols, g.ptr, pIdx, idx.length, dw.ptr);
+      return;
+    }
+    const ex = this.ex;
+    const pool = this.usePool;
+    if (pool === null || idx.length * cols < 2 ** 16 || cols < 128) {
+      ex.scatterAddLd_f32(cols, cols, g.ptr, pIdx, idx.length, dw.ptr);
+      return;
+    }
+    // one column range per thread (every element still sums in index order: bit-identical)
+    const cs = Math.max(64, Math.ceil(cols / pool.size / 16) * 16);
+    const a = pool.args;
+    a[0] = JOB_SCATTER; a[1] = cols; a[2] = g.ptr; a[3] = pIdx; a[4] = idx.length; a[5] = dw.ptr; a[14] = cs;
+    pool.run(this.ex, Math.ceil(cols / cs));
   }
 
   // ---- recurrent cells -----------------------------------------------------------------------------------
@@ -1043,6 +1145,19 @@ export class WasmBackend implements Backend {
     const stepSize = lr / bc1;
     const bc2Sqrt = Math.sqrt(bc2);
     const decay = decoupled ? 1 - lr * weightDecay : 1;
-    (dt === 'float32' ? this.ex.adam_f32 : this.ex.adam_f64)(n, this.w(p).ptr, g.ptr, this.w(m).ptr, this.w(v).ptr, beta1, beta2, eps, weightDecay, +decoupled, stepSize, bc2Sqrt, decay);
+    this.w(p);
+    this.w(m);
+    this.w(v);
+    const pool = this.usePool;
+    if (dt === 'float64' || pool === null || n < 2 ** 14) {
+      (dt === 'float32' ? this.ex.adam_f32 : this.ex.adam_f64)(n, p.ptr, g.ptr, m.ptr, v.ptr, beta1, beta2, eps, weightDecay, +decoupled, stepSize, bc2Sqrt, decay);
+      return;
+    }
+    // float32 on the pool by element ranges (every element is independent: bit-identical to one thread)
+    const cs = Math.ceil(n / (4 * pool.size) / 16) * 16;
+    const a = pool.args;
+    a[0] = JOB_ADAM; a[1] = n; a[2] = p.ptr; a[3] = g.ptr; a[4] = m.ptr; a[5] = v.ptr; a[6] = beta1; a[7] = beta2; a[8] = eps;
+    a[9] = weightDecay; a[10] = +decoupled; a[11] = stepSize; a[12] = bc2Sqrt; a[13] = decay; a[14] = cs;
+    pool.run(this.ex, Math.ceil(n / cs));
   }
 }

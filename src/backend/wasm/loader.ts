@@ -156,6 +156,12 @@ export interface Kernels {
     dgx: number, dgh: number, dhPrev: number): void;
   gruBwd_f64(B: number, H: number, t: number, lens: number, g: number, gh: number, hPrev: number, dh: number, dy: number, dyStride: number,
     dgx: number, dgh: number, dhPrev: number): void;
+  sgemm_pack_a(transA: number, M: number, K: number, A: number, lda: number, Ap: number, r0: number, r1: number): void;
+  sgemm_compute_pa(m0: number, m1: number, p0: number, p1: number, K: number, N: number, alpha: number,
+    Ap: number, M: number, Bp: number, beta: number, C: number, ldc: number, scratch: number): void;
+  sumRowsLd_f32(rows: number, cols: number, ld: number, X: number, out: number): void;
+  sceRows_f32(rows: number, cols: number, x: number, targets: number, ignore: number, probs: number, loss: number, scratch: number): void;
+  scatterAddLd_f32(cols: number, ld: number, dout: number, idx: number, n: number, dtable: number): void;
   /** The fused steps of cells.ts: (j0, j1, scratch, ...their arguments); see threads.ts STEP_KERNELS. */
   rnnStepFwd_f32: StepKernel;
   lstmStepFwd_f32: StepKernel;

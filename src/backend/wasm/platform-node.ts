@@ -74,13 +74,12 @@ export function nodePlatform(): Platform {
       const sync = syncRegistry();
       if (!sync) {
         const reg = new FinalizationRegistry<T>(cb);
-        return { register: (t, h) => reg.register(t, h, t), unregister: (t) => { reg.unregister(t); } };
+        return { register: (t, h) => reg.register(t, h) };
       }
       const reg = new sync.Registry<T>(cb);
       const drain = (): void => reg.cleanupSome!();
       return {
-        register: (t, h) => reg.register(t, h, t),
-        unregister: (t) => { reg.unregister(t); },
+        register: (t, h) => reg.register(t, h),
         drain,
         collect: () => {
           sync.gc();

@@ -24,8 +24,6 @@ export interface WorkerHandle {
  */
 export interface WeakRegistry<T> {
   register(target: object, held: T): void;
-  /** Forget a registered target (its memory was given back explicitly). */
-  unregister(target: object): void;
   drain?: () => void;
   /** A full GC, then drain. */
   collect?: () => void;
@@ -114,7 +112,7 @@ function browserPlatform(): Platform {
     },
     weakRegistry<T>(cb: (held: T) => void): WeakRegistry<T> {
       const reg = new FinalizationRegistry<T>(cb);
-      return { register: (t, h) => reg.register(t, h, t), unregister: (t) => { reg.unregister(t); } };
+      return { register: (t, h) => reg.register(t, h) };
     },
   };
 }

@@ -2,12 +2,14 @@
  * Worker threads sharing the backend's memory, driven through a small control block.
  *
  * Each worker instantiates the same kernel module on the same shared WebAssembly.Memory. A job is
- * cut into chunks (row blocks or column panels of a GEMM); the calling thread publishes it by
- * writing its arguments, resetting the claim word to "0 of n claimed" and the done count to 0,
- * and bumping the generation (Atomics.add + notify). Every thread — the caller included — then
- * claims chunks one at a time with a compare-exchange on the claim word and runs them, and the
- * caller waits (spin, then Atomics.wait) until all n are done. That is the "one cheap barrier per
- * step": a recurrent step's GEMM costs a few atomic operations, no messages.
+ * cut into chunks (row blocks or column panels of a GEMM, row panels of a packed A, element ranges
+ * of an Adam update, column ranges of a column sum or scatter-add, row ranges of a cross-entropy);
+ * the calling thread publishes it by writing its arguments, resetting the claim word to "0 of n
+ * claimed" and the done count to 0, and bumping the generation (Atomics.add + notify).
+ * Every thread — the caller included — then claims chunks one at a time with a compare-exchange on
+ * the claim word and runs them, and the caller waits (spin, then Atomics.wait) until all n are done.
+ * That is the "one cheap barrier per step": a recurrent step's GEMM costs a few atomic operations,
+ * no messages.
  *
  * Claiming chunks instead of owning fixed shares matters when the machine is busy: a worker the OS
  * has not scheduled yet simply claims nothing, and the caller runs its chunks itself instead of
@@ -26,6 +28,16 @@ import type { Platform, WorkerHandle } from './platform.ts';
 export const JOB_GEMM = 1;
 export const JOB_PACK_B = 2;
 export const JOB_STEP = 3;
+export const JOB_PACK_A = 4;
+export const JOB_ADAM = 5;
+export const JOB_SUMROWS = 6;
+export const JOB_SCE = 7;
+export const JOB_SCATTER = 8;
+
+/**
+ * Kernel exports that the loader's `Kernels` interface does not list (same module): the
+ * pre-packed-A GEMM, the strided column sum and scatter-add, the one-exponential cross-entropy.
+ */
 
 /**
  * The fused recurrent-step kernels a JOB_STEP runs (assembly/cells.ts), by index. Each takes
@@ -51,10 +63,19 @@ export const ARG_SLOTS = 24;
  * Argument layout.
  *   GEMM:   [0] job [1] transA [2] K [3] N [4] alpha [5] A [6] lda [7] packed B [8] beta [9] C
  *           [10] ldc [11] M [12] panels [13] split (0 rows, 1 panels) [14] chunk size
- *           [15] scratch base [16] scratch bytes per thread
+ *           [15] scratch base [16] scratch bytes per thread [17] packed A (0: each chunk packs its A)
  *   PACK_B: [0] job [1] transB [2] K [3] N [4] B [5] ldb [6] destination [12] panels [14] chunk size
  *   STEP:   [0] job [1] kernel (index in STEP_KERNELS) [2] units H [3] scratch base [4] scratch bytes
  *           per thread [14] chunk size (units) [5 … 5+STEP_ARGS) the kernel's own arguments
+ *   PACK_A:  [0] job [1] transA [2] K [3] M [4] A [5] lda [6] destination [14] chunk size (rows, a
+ *            multiple of 4)
+ *   ADAM:    [0] job [1] n [2] p [3] g [4] m [5] v [6] beta1 [7] beta2 [8] eps [9] weight decay
+ *            [10] decoupled [11] step size [12] √bc2 [13] decay [14] chunk size (elements)
+ *   SUMROWS: [0] job [1] rows [2] cols [3] X [4] out [14] chunk size (columns)
+ *   SCE:     [0] job [1] rows [2] cols [3] logits [4] targets [5] ignore index [6] probs [7] loss
+ *            [8] 0 [14] chunk size (rows) [15] scratch base [16] scratch bytes per thread; backward:
+ *            [3] probs [4] targets [5] ignore index [6] row gradients [7] dlogits [8] 1 [14] chunk size
+ *   SCATTER: [0] job [1] cols [2] dout [3] indices [4] index count [5] dtable [14] chunk size (columns)
  */
 const WORKER_BODY = `
 onMsg((init) => {
@@ -76,13 +97,33 @@ onMsg((init) => {
       const rows = a[13] === 0, M = a[11], P = a[12];
       const m0 = rows ? i * cs : 0, m1 = rows ? Math.min(M, m0 + cs) : M;
       const p0 = rows ? 0 : i * cs, p1 = rows ? P : Math.min(P, p0 + cs);
-      ex.sgemm_compute(a[1], m0, m1, p0, p1, a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[15] + index * a[16]);
+      const scratch = a[15] + index * a[16];
+      if (a[17] !== 0) ex.sgemm_compute_pa(m0, m1, p0, p1, a[2], a[3], a[4], a[17], M, a[7], a[8], a[9], a[10], scratch);
+      else ex.sgemm_compute(a[1], m0, m1, p0, p1, a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], scratch);
     } else if (a[0] === ${JOB_PACK_B}) {
       const p0 = i * cs;
       ex.sgemm_pack_b(a[1], a[2], a[3], a[4], a[5], a[6], p0, Math.min(a[12], p0 + cs));
     } else if (a[0] === ${JOB_STEP}) {
       const j0 = i * cs;
       steps[a[1]](j0, Math.min(a[2], j0 + cs), a[3] + index * a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22]);
+    } else if (a[0] === ${JOB_PACK_A}) {
+      const r0 = i * cs;
+      ex.sgemm_pack_a(a[1], a[3], a[2], a[4], a[5], a[6], r0, Math.min(a[3], r0 + cs));
+    } else if (a[0] === ${JOB_ADAM}) {
+      const e0 = i * cs, o = e0 * 4;
+      ex.adam_f32(Math.min(cs, a[1] - e0), a[2] + o, a[3] + o, a[4] + o, a[5] + o, a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13]);
+    } else if (a[0] === ${JOB_SUMROWS}) {
+      const c0 = i * cs;
+      ex.sumRowsLd_f32(a[1], Math.min(cs, a[2] - c0), a[2], a[3] + c0 * 4, a[4] + c0 * 4);
+    } else if (a[0] === ${JOB_SCE}) {
+      const r0 = i * cs, o = r0 * a[2] * 4, n = Math.min(cs, a[1] - r0);
+      if (a[8] === 0) ex.sceRows_f32(n, a[2], a[3] + o, a[4] + r0 * 4, a[5], a[6] + o, a[7] + r0 * 4, a[15] + index * a[16]);
+      else ex.sceBackward_f32(n, a[2], a[3] + o, a[4] + r0 * 4, a[5], a[6] + r0 * 4, a[7] + o);
+    } else if (a[0] === ${JOB_SCATTER}) {
+      const c0 = i * cs;
+      ex.scatterAddLd_f32(Math.min(cs, a[1] - c0), a[1], a[2] + c0 * 4, a[3], a[4], a[5] + c0 * 4);
+    } else {
+      throw new Error('unknown job ' + a[0]);
     }
   };
   let gen = Atomics.load(ctl, ${GEN});
@@ -119,13 +160,30 @@ function runChunk(ex: Kernels, a: Float64Array, i: number): void {
     const rows = a[13] === 0, M = a[11], P = a[12];
     const m0 = rows ? i * cs : 0, m1 = rows ? Math.min(M, m0 + cs) : M;
     const p0 = rows ? 0 : i * cs, p1 = rows ? P : Math.min(P, p0 + cs);
-    ex.sgemm_compute(a[1], m0, m1, p0, p1, a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[15]);
+    if (a[17] !== 0) ex.sgemm_compute_pa(m0, m1, p0, p1, a[2], a[3], a[4], a[17], M, a[7], a[8], a[9], a[10], a[15]);
+    else ex.sgemm_compute(a[1], m0, m1, p0, p1, a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[15]);
   } else if (a[0] === JOB_PACK_B) {
     const p0 = i * cs;
     ex.sgemm_pack_b(a[1], a[2], a[3], a[4], a[5], a[6], p0, Math.min(a[12], p0 + cs));
   } else if (a[0] === JOB_STEP) {
     const j0 = i * cs;
     stepKernel(ex, a[1])(j0, Math.min(a[2], j0 + cs), a[3], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22]);
+  } else if (a[0] === JOB_PACK_A) {
+    const r0 = i * cs;
+    ex.sgemm_pack_a(a[1], a[3], a[2], a[4], a[5], a[6], r0, Math.min(a[3], r0 + cs));
+  } else if (a[0] === JOB_ADAM) {
+    const e0 = i * cs, o = e0 * 4;
+    ex.adam_f32(Math.min(cs, a[1] - e0), a[2] + o, a[3] + o, a[4] + o, a[5] + o, a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13]);
+  } else if (a[0] === JOB_SUMROWS) {
+    const c0 = i * cs;
+    ex.sumRowsLd_f32(a[1], Math.min(cs, a[2] - c0), a[2], a[3] + c0 * 4, a[4] + c0 * 4);
+  } else if (a[0] === JOB_SCE) {
+    const r0 = i * cs, o = r0 * a[2] * 4, n = Math.min(cs, a[1] - r0);
+    if (a[8] === 0) ex.sceRows_f32(n, a[2], a[3] + o, a[4] + r0 * 4, a[5], a[6] + o, a[7] + r0 * 4, a[15]);
+    else ex.sceBackward_f32(n, a[2], a[3] + o, a[4] + r0 * 4, a[5], a[6] + r0 * 4, a[7] + o);
+  } else if (a[0] === JOB_SCATTER) {
+    const c0 = i * cs;
+    ex.scatterAddLd_f32(Math.min(cs, a[1] - c0), a[1], a[2] + c0 * 4, a[3], a[4], a[5] + c0 * 4);
   } else {
     throw new BackendError(`wasm backend: unknown job ${a[0]}`);
   }
@@ -205,7 +263,7 @@ export class ThreadPool {
       if (next >= chunks) break;
       if (Atomics.compareExchange(ctl, CLAIM, v, v + 0x10000) !== v) continue;
       try {
-        runChunk(ex, a, next);
+        runChunk(ex as Kernels, a, next);
       } catch (e) {
         failure ??= e;
       }

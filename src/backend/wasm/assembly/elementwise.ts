@@ -5,9 +5,14 @@
  * backend does, so their float32 results equal the reference's. The hot memory-bound float32 ones
  * have SIMD versions that keep that property: sums of two floats are exact-after-rounding in f32
  * (f32x4), and anything with a float64 scalar (axpy's alpha, Adam's step size) runs two lanes at a
- * time in f64x2 and rounds once, as the reference does.
+ * time in f64x2 and rounds once, as the reference does. Two float32 kernels differ from that rule,
+ * each saying so: softmax/cross-entropy take e^x from vmath.ts's expd2 (within 2 float64 ulp of
+ * Math.exp, so within a rounding of the reference), and sumSquares sums in float64 in its own fixed
+ * order. Kernels with an `Ld` variant take a row stride so the host can split columns across
+ * threads; row-independent ones are split by offsetting their pointers.
  */
 import { sigmoid64 } from './common';
+import { expd, expd2 } from './vmath';
 
 @inline function at<T>(p: usize, i: i32): usize {
   return p + (<usize>i << alignof<T>());
@@ -82,28 +87,55 @@ function sumRowsG<T>(rows: i32, cols: i32, X: usize, out: usize): void {
   }
 }
 export function sumRows_f64(rows: i32, cols: i32, X: usize, out: usize): void { sumRowsG<f64>(rows, cols, X, out); }
-export function sumRows_f32(rows: i32, cols: i32, X: usize, out: usize): void {
-  // column blocks of 16 kept in registers across all rows (same order as the row loop)
-  let c = 0;
-  for (; c + 16 <= cols; c += 16) {
-    const o = <usize>c << 2;
-    let s0 = v128.load(out + o), s1 = v128.load(out + o, 16), s2 = v128.load(out + o, 32), s3 = v128.load(out + o, 48);
-    let p = X + o;
-    const stride = <usize>cols << 2;
-    for (let r = 0; r < rows; r++) {
-      s0 = f32x4.add(s0, v128.load(p));
-      s1 = f32x4.add(s1, v128.load(p, 16));
-      s2 = f32x4.add(s2, v128.load(p, 32));
-      s3 = f32x4.add(s3, v128.load(p, 48));
-      p += stride;
+export function sumRows_f32(rows: i32, cols: i32, X: usize, out: usize): void { sumRowsLd_f32(rows, cols, cols, X, out); }
+/**
+ * out[c] += Σ_r X[r·ld + c] for c < cols, each column summed in float32 in row order (as the
+ * reference's row loop, so bit-identical to it). A row-major sweep, eight rows at a time: each f32x4
+ * of out is loaded once per eight rows and the eight rows stream in order. The host splits columns
+ * across threads (X and out offset by the first column, ld the full row length).
+ */
+export function sumRowsLd_f32(rows: i32, cols: i32, ld: i32, X: usize, out: usize): void {
+  const ld4 = <usize>ld << 2;
+  let r = 0;
+  for (; r + 8 <= rows; r += 8) {
+    const row = X + <usize>r * ld4;
+    let c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      const o = <usize>c << 2;
+      let p = row + o;
+      let s = v128.load(out + o);
+      s = f32x4.add(s, v128.load(p)); p += ld4;
+      s = f32x4.add(s, v128.load(p)); p += ld4;
+      s = f32x4.add(s, v128.load(p)); p += ld4;
+      s = f32x4.add(s, v128.load(p)); p += ld4;
+      s = f32x4.add(s, v128.load(p)); p += ld4;
+      s = f32x4.add(s, v128.load(p)); p += ld4;
+      s = f32x4.add(s, v128.load(p)); p += ld4;
+      s = f32x4.add(s, v128.load(p));
+      v128.store(out + o, s);
     }
-    v128.store(out + o, s0); v128.store(out + o, s1, 16); v128.store(out + o, s2, 32); v128.store(out + o, s3, 48);
+    for (; c < cols; c++) {
+      const o = <usize>c << 2;
+      let p = row + o;
+      let s = load<f32>(out + o);
+      for (let k = 0; k < 8; k++) {
+        s += load<f32>(p);
+        p += ld4;
+      }
+      store<f32>(out + o, s);
+    }
   }
-  for (; c < cols; c++) {
-    const o = <usize>c << 2;
-    let s = load<f32>(out + o);
-    for (let r = 0; r < rows; r++) s += load<f32>(X + ((<usize>r * <usize>cols) << 2) + o);
-    store<f32>(out + o, s);
+  for (; r < rows; r++) {
+    const row = X + <usize>r * ld4;
+    let c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      const o = <usize>c << 2;
+      v128.store(out + o, f32x4.add(v128.load(out + o), v128.load(row + o)));
+    }
+    for (; c < cols; c++) {
+      const o = <usize>c << 2;
+      store<f32>(out + o, load<f32>(out + o) + load<f32>(row + o));
+    }
   }
 }
 
@@ -234,7 +266,32 @@ function sumSquaresG<T>(n: i32, x: usize): f64 {
   }
   return s;
 }
-export function sumSquares_f32(n: i32, x: usize): f64 { return sumSquaresG<f32>(n, x); }
+/**
+ * Σ x² in float64 (each square is exact in float64). Eight lanes of partial sums, i mod 8, added
+ * pairwise at the end, then the tail in order: a fixed order (the same on every call and thread
+ * count), within float64 rounding of the reference's sequential sum.
+ */
+export function sumSquares_f32(n: i32, x: usize): f64 {
+  let a0 = f64x2.splat(0), a1 = f64x2.splat(0), a2 = f64x2.splat(0), a3 = f64x2.splat(0);
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const p = x + (<usize>i << 2);
+    const u = v128.load(p), v = v128.load(p, 16);
+    const u0 = f64x2.promote_low_f32x4(u), u1 = f64x2.promote_low_f32x4(v128.shuffle<f32>(u, u, 2, 3, 2, 3));
+    const v0 = f64x2.promote_low_f32x4(v), v1 = f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 2, 3));
+    a0 = f64x2.add(a0, f64x2.mul(u0, u0));
+    a1 = f64x2.add(a1, f64x2.mul(u1, u1));
+    a2 = f64x2.add(a2, f64x2.mul(v0, v0));
+    a3 = f64x2.add(a3, f64x2.mul(v1, v1));
+  }
+  const t = f64x2.add(f64x2.add(a0, a1), f64x2.add(a2, a3));
+  let s = f64x2.extract_lane(t, 0) + f64x2.extract_lane(t, 1);
+  for (; i < n; i++) {
+    const v = <f64>load<f32>(x + (<usize>i << 2));
+    s += v * v;
+  }
+  return s;
+}
 export function sumSquares_f64(n: i32, x: usize): f64 { return sumSquaresG<f64>(n, x); }
 
 function findNonFiniteG<T>(n: i32, x: usize): i32 {
@@ -300,7 +357,71 @@ function softmaxG<T>(rows: i32, cols: i32, x: usize, out: usize, log: bool): voi
     }
   }
 }
-export function softmax_f32(rows: i32, cols: i32, x: usize, out: usize, log: bool): void { softmaxG<f32>(rows, cols, x, out, log); }
+/**
+ * float32 softmax: the reference's formulas in float64 (max, Σ e^(x−max), then e^(x−max)/Σ or
+ * x − (max + log Σ)), two lanes at a time with expd2 (vmath.ts) instead of Math.exp, rounded once to
+ * float32: within a rounding of the reference (the sum's order differs in float64 only).
+ */
+export function softmax_f32(rows: i32, cols: i32, x: usize, out: usize, log: bool): void {
+  for (let r = 0; r < rows; r++) {
+    const o = (<usize>r * <usize>cols) << 2;
+    const xr = x + o, orow = out + o;
+    const max = rowMax_f32(xr, cols);
+    const sum = rowSumExp_f32(xr, cols, max);
+    if (log) {
+      const lse = max + Math.log(sum);
+      const vl = f64x2.splat(lse);
+      let c = 0;
+      for (; c + 2 <= cols; c += 2) {
+        const q = <usize>c << 2;
+        v128.store64_lane(orow + q, f32x4.demote_f64x2_zero(f64x2.sub(ld2(xr + q), vl)), 0);
+      }
+      if (c < cols) store<f32>(orow + (<usize>c << 2), <f32>(<f64>load<f32>(xr + (<usize>c << 2)) - lse));
+    } else {
+      const vm = f64x2.splat(max), vs = f64x2.splat(sum);
+      let c = 0;
+      for (; c + 2 <= cols; c += 2) {
+        const q = <usize>c << 2;
+        v128.store64_lane(orow + q, f32x4.demote_f64x2_zero(f64x2.div(expd2(f64x2.sub(ld2(xr + q), vm)), vs)), 0);
+      }
+      if (c < cols) store<f32>(orow + (<usize>c << 2), <f32>(expd(<f64>load<f32>(xr + (<usize>c << 2)) - max) / sum));
+    }
+  }
+}
+
+/** max of a float32 row as the reference takes it (NaN never wins; −∞ for an all-NaN row). Exact. */
+function rowMax_f32(xr: usize, cols: i32): f64 {
+  let vm = f32x4.splat(-Infinity);
+  let c = 0;
+  // pmax(m, v) = m < v ? v : m — a NaN v is skipped, like the reference's `v > max`
+  for (; c + 4 <= cols; c += 4) vm = f32x4.pmax(vm, v128.load(xr + (<usize>c << 2)));
+  let max: f32 = f32x4.extract_lane(vm, 0);
+  const m1 = f32x4.extract_lane(vm, 1), m2 = f32x4.extract_lane(vm, 2), m3 = f32x4.extract_lane(vm, 3);
+  if (m1 > max) max = m1;
+  if (m2 > max) max = m2;
+  if (m3 > max) max = m3;
+  for (; c < cols; c++) {
+    const v = load<f32>(xr + (<usize>c << 2));
+    if (v > max) max = v;
+  }
+  return <f64>max;
+}
+
+/** Σ e^(x − max) over a float32 row in float64 (two lane pairs, then the tail). */
+function rowSumExp_f32(xr: usize, cols: i32, max: f64): f64 {
+  const vm = f64x2.splat(max);
+  let s0 = f64x2.splat(0), s1 = f64x2.splat(0);
+  let c = 0;
+  for (; c + 4 <= cols; c += 4) {
+    const v = v128.load(xr + (<usize>c << 2));
+    s0 = f64x2.add(s0, expd2(f64x2.sub(f64x2.promote_low_f32x4(v), vm)));
+    s1 = f64x2.add(s1, expd2(f64x2.sub(f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 2, 3)), vm)));
+  }
+  const t = f64x2.add(s0, s1);
+  let sum = f64x2.extract_lane(t, 0) + f64x2.extract_lane(t, 1);
+  for (; c < cols; c++) sum += expd(<f64>load<f32>(xr + (<usize>c << 2)) - max);
+  return sum;
+}
 export function softmax_f64(rows: i32, cols: i32, x: usize, out: usize, log: bool): void { softmaxG<f64>(rows, cols, x, out, log); }
 
 function softmaxBackwardG<T>(rows: i32, cols: i32, y: usize, dy: usize, dx: usize, log: bool): void {
@@ -343,8 +464,80 @@ function sceG<T>(rows: i32, cols: i32, x: usize, targets: usize, ignore: i32, pr
     store<T>(at<T>(loss, r), t == ignore ? <T>0 : <T>(lse - <f64>load<T>(at<T>(x, o + t))));
   }
 }
-export function sce_f32(rows: i32, cols: i32, x: usize, targets: usize, ignore: i32, probs: usize, loss: usize): void { sceG<f32>(rows, cols, x, targets, ignore, probs, loss); }
+/**
+ * float32 cross-entropy: the reference's formulas in float64 (lse = max + log Σ e^(x−max),
+ * p = e^(x−lse), loss = lse − x[t]) with expd2 (vmath.ts) for Math.exp, two lanes at a time, rounded
+ * once to float32: within a rounding of the reference. Rows are independent (the host may split
+ * them across threads).
+ */
+export function sce_f32(rows: i32, cols: i32, x: usize, targets: usize, ignore: i32, probs: usize, loss: usize): void {
+  for (let r = 0; r < rows; r++) {
+    const t = load<i32>(targets + (<usize>r << 2));
+    const o = (<usize>r * <usize>cols) << 2;
+    const xr = x + o, pr = probs + o;
+    const max = rowMax_f32(xr, cols);
+    const lse = max + Math.log(rowSumExp_f32(xr, cols, max));
+    const vl = f64x2.splat(lse);
+    let c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      const q = <usize>c << 2;
+      const v = v128.load(xr + q);
+      const e0 = expd2(f64x2.sub(f64x2.promote_low_f32x4(v), vl));
+      const e1 = expd2(f64x2.sub(f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 2, 3)), vl));
+      v128.store(pr + q, v128.shuffle<f32>(f32x4.demote_f64x2_zero(e0), f32x4.demote_f64x2_zero(e1), 0, 1, 4, 5));
+    }
+    for (; c < cols; c++) store<f32>(pr + (<usize>c << 2), <f32>expd(<f64>load<f32>(xr + (<usize>c << 2)) - lse));
+    store<f32>(loss + (<usize>r << 2), t == ignore ? <f32>0 : <f32>(lse - <f64>load<f32>(xr + (<usize>t << 2))));
+  }
+}
 export function sce_f64(rows: i32, cols: i32, x: usize, targets: usize, ignore: i32, probs: usize, loss: usize): void { sceG<f64>(rows, cols, x, targets, ignore, probs, loss); }
+
+/**
+ * sce_f32 with one exponential per element: e = e^(x−max) is kept in float64 at `scratch`
+ * (8·cols bytes, the calling thread's own), then p = e·(1/Σ), lse = max + log Σ, loss = lse − x[t].
+ * The same contract as sce_f32 (float64 throughout, rounded once: within a rounding of the
+ * reference); rows are independent (the host may split them across threads).
+ */
+export function sceRows_f32(rows: i32, cols: i32, x: usize, targets: usize, ignore: i32, probs: usize, loss: usize, scratch: usize): void {
+  for (let r = 0; r < rows; r++) {
+    const t = load<i32>(targets + (<usize>r << 2));
+    const o = (<usize>r * <usize>cols) << 2;
+    const xr = x + o, pr = probs + o;
+    const max = rowMax_f32(xr, cols);
+    const vm = f64x2.splat(max);
+    let s0 = f64x2.splat(0), s1 = f64x2.splat(0);
+    let c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      const v = v128.load(xr + (<usize>c << 2));
+      const e0 = expd2(f64x2.sub(f64x2.promote_low_f32x4(v), vm));
+      const e1 = expd2(f64x2.sub(f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 2, 3)), vm));
+      const q = scratch + (<usize>c << 3);
+      v128.store(q, e0);
+      v128.store(q, e1, 16);
+      s0 = f64x2.add(s0, e0);
+      s1 = f64x2.add(s1, e1);
+    }
+    const st = f64x2.add(s0, s1);
+    let sum = f64x2.extract_lane(st, 0) + f64x2.extract_lane(st, 1);
+    for (; c < cols; c++) {
+      const e = expd(<f64>load<f32>(xr + (<usize>c << 2)) - max);
+      store<f64>(scratch + (<usize>c << 3), e);
+      sum += e;
+    }
+    const lse = max + Math.log(sum);
+    const inv = 1 / sum;
+    const vi = f64x2.splat(inv);
+    c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      const q = scratch + (<usize>c << 3);
+      const p0 = f32x4.demote_f64x2_zero(f64x2.mul(v128.load(q), vi));
+      const p1 = f32x4.demote_f64x2_zero(f64x2.mul(v128.load(q, 16), vi));
+      v128.store(pr + (<usize>c << 2), v128.shuffle<f32>(p0, p1, 0, 1, 4, 5));
+    }
+    for (; c < cols; c++) store<f32>(pr + (<usize>c << 2), <f32>(load<f64>(scratch + (<usize>c << 3)) * inv));
+    store<f32>(loss + (<usize>r << 2), t == ignore ? <f32>0 : <f32>(lse - <f64>load<f32>(xr + (<usize>t << 2))));
+  }
+}
 
 function sceBackwardG<T>(rows: i32, cols: i32, probs: usize, targets: usize, ignore: i32, rowGrad: usize, dx: usize): void {
   for (let r = 0; r < rows; r++) {
@@ -358,7 +551,28 @@ function sceBackwardG<T>(rows: i32, cols: i32, probs: usize, targets: usize, ign
     store<T>(at<T>(dx, o + t), <T>(<f64>load<T>(at<T>(dx, o + t)) - g));
   }
 }
-export function sceBackward_f32(rows: i32, cols: i32, probs: usize, targets: usize, ignore: i32, rowGrad: usize, dx: usize): void { sceBackwardG<f32>(rows, cols, probs, targets, ignore, rowGrad, dx); }
+/** float32: the reference's float64 arithmetic two lanes at a time, rounded once — bit-identical to it. */
+export function sceBackward_f32(rows: i32, cols: i32, probs: usize, targets: usize, ignore: i32, rowGrad: usize, dx: usize): void {
+  for (let r = 0; r < rows; r++) {
+    const t = load<i32>(targets + (<usize>r << 2));
+    if (t == ignore) continue;
+    const o = (<usize>r * <usize>cols) << 2;
+    const pr = probs + o, dr = dx + o;
+    const g = <f64>load<f32>(rowGrad + (<usize>r << 2));
+    const vg = f64x2.splat(g);
+    let c = 0;
+    for (; c + 2 <= cols; c += 2) {
+      const q = <usize>c << 2;
+      v128.store64_lane(dr + q, f32x4.demote_f64x2_zero(f64x2.add(ld2(dr + q), f64x2.mul(vg, ld2(pr + q)))), 0);
+    }
+    for (; c < cols; c++) {
+      const q = <usize>c << 2;
+      store<f32>(dr + q, <f32>(<f64>load<f32>(dr + q) + g * <f64>load<f32>(pr + q)));
+    }
+    const q = <usize>t << 2;
+    store<f32>(dr + q, <f32>(<f64>load<f32>(dr + q) - g));
+  }
+}
 export function sceBackward_f64(rows: i32, cols: i32, probs: usize, targets: usize, ignore: i32, rowGrad: usize, dx: usize): void { sceBackwardG<f64>(rows, cols, probs, targets, ignore, rowGrad, dx); }
 
 // ---- embeddings -------------------------------------------------------------------------------------
@@ -378,7 +592,29 @@ function scatterAddG<T>(cols: i32, dout: usize, idx: usize, n: i32, dtable: usiz
     for (let c = 0; c < cols; c++) store<T>(at<T>(dst, c), load<T>(at<T>(dst, c)) + load<T>(at<T>(src, c)));
   }
 }
-export function scatterAdd_f32(cols: i32, dout: usize, idx: usize, n: i32, dtable: usize): void { scatterAddG<f32>(cols, dout, idx, n, dtable); }
+export function scatterAdd_f32(cols: i32, dout: usize, idx: usize, n: i32, dtable: usize): void { scatterAddLd_f32(cols, cols, dout, idx, n, dtable); }
+/**
+ * dtable[idx[i], c] += dout[i, c] for c < cols (rows ld apart in both), in float32, i in order — each
+ * element sums in the reference's order, so bit-identical to it. The host splits columns across
+ * threads (dout and dtable offset by the first column).
+ */
+export function scatterAddLd_f32(cols: i32, ld: i32, dout: usize, idx: usize, n: i32, dtable: usize): void {
+  const ld4 = <usize>ld << 2;
+  for (let i = 0; i < n; i++) {
+    const k = load<i32>(idx + (<usize>i << 2));
+    const src = dout + <usize>i * ld4, dst = dtable + <usize>k * ld4;
+    let c = 0;
+    for (; c + 8 <= cols; c += 8) {
+      const o = <usize>c << 2;
+      v128.store(dst + o, f32x4.add(v128.load(dst + o), v128.load(src + o)));
+      v128.store(dst + o, f32x4.add(v128.load(dst + o, 16), v128.load(src + o, 16)), 16);
+    }
+    for (; c < cols; c++) {
+      const o = <usize>c << 2;
+      store<f32>(dst + o, load<f32>(dst + o) + load<f32>(src + o));
+    }
+  }
+}
 export function scatterAdd_f64(cols: i32, dout: usize, idx: usize, n: i32, dtable: usize): void { scatterAddG<f64>(cols, dout, idx, n, dtable); }
 
 // ---- Adam / AdamW -----------------------------------------------------------------------------------

@@ -8,13 +8,18 @@
  *    pc·Npad of the packed buffer, panel p of it at p·8·kc further (Npad = N rounded up to 8).
  *    Missing columns of the last panel are zeros, so the inner loop never branches on edges.
  *  - A is packed here, per K block and MC rows, into row panels of MR = 4 (k-major, 4 values per k),
- *    zero-padded the same way.
+ *    zero-padded the same way. When a GEMM is split by column panels (M small), every chunk would
+ *    pack all of A again, so the host packs A once instead (`sgemm_pack_a`, threaded by row panels)
+ *    and the chunks read it (`sgemm_compute_pa`): block pc at element pc·Mpad, the panel of rows
+ *    [i, i+4) of it at i·kc further (Mpad = M rounded up to 4). Same values, same kernel.
  *  - The micro-kernel keeps a 4×8 block of C in eight f32x4 registers, one splat load of A and two
- *    vector loads of B per k, and applies alpha/beta once per K block.
+ *    vector loads of B per k, and applies alpha/beta once per K block. A last panel with at most 4
+ *    columns (N mod 8 in 1..4, e.g. N = 65) runs a 4×4 kernel that reads only its first half.
  * Every element of C is summed in the same order (k ascending inside a K block, blocks in order)
- * whatever the thread split (by rows or by panels) — so threaded and single-threaded results are
- * bit-identical. M = 1 (a mat-vec, the batch-1 streaming step) has its own kernel over the same
- * packed panels, four panels at a time, with the same summation order.
+ * whatever the thread split (by rows or by panels), the kernel (4×8 or 4×4) or who packed A — so
+ * threaded and single-threaded results are bit-identical. M = 1 (a mat-vec, the batch-1 streaming
+ * step) has its own kernel over the same packed panels, four panels at a time, with the same
+ * summation order.
  *
  * float64 (used by the gradient checks, never hot) is a plain triple loop.
  */
@@ -168,6 +173,22 @@ function packA(transA: bool, A: usize, lda: i32, i0: i32, mc: i32, pc: i32, kc: 
   }
 }
 
+/**
+ * Pack rows [r0, r1) of op(A) (M×K; r0 a multiple of MR) for every K block into Ap, in the layout of
+ * the file comment. Each thread of a split packs its own row range.
+ */
+export function sgemm_pack_a(transA: bool, M: i32, K: i32, A: usize, lda: i32, Ap: usize, r0: i32, r1: i32): void {
+  const Mpad = ((M + MR - 1) / MR) * MR;
+  const kb = sgemm_kblock(K);
+  for (let pc = 0; pc < K; pc += kb) {
+    const kc = minI(kb, K - pc);
+    const blk = Ap + ((<usize>pc * <usize>Mpad) << 2);
+    for (let ic = r0; ic < r1; ic += MC) {
+      packA(transA, A, lda, ic, minI(MC, r1 - ic), pc, kc, blk + ((<usize>ic * <usize>kc) << 2));
+    }
+  }
+}
+
 /** C row (8 values from two vectors) = alpha·acc + beta·C, or alpha·acc when beta = 0. */
 @inline function storeRow8(c: usize, x0: v128, x1: v128, va: v128, beta: f32): void {
   if (beta == 0) {
@@ -231,6 +252,25 @@ function storePartial(c: usize, ldc4: usize, tmp: usize, mr: i32, nr: i32, alpha
   }
 }
 
+/** The 4×4 micro-kernel (a last panel of at most 4 columns): the first half of each B row of 8. */
+@inline function kernel4x4(kc: i32, a: usize, b: usize, c: usize, ldc4: usize, alpha: f32, beta: f32, mr: i32, nr: i32, tmp: usize): void {
+  let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+  for (let k = 0; k < kc; k++) {
+    const b0 = v128.load(b);
+    c0 = madd(v128.load32_splat(a), b0, c0);
+    c1 = madd(v128.load32_splat(a, 4), b0, c1);
+    c2 = madd(v128.load32_splat(a, 8), b0, c2);
+    c3 = madd(v128.load32_splat(a, 12), b0, c3);
+    a += 16;
+    b += 32;
+  }
+  v128.store(tmp, c0);
+  v128.store(tmp, c1, 32);
+  v128.store(tmp, c2, 64);
+  v128.store(tmp, c3, 96);
+  storePartial(c, ldc4, tmp, mr, nr, alpha, beta);
+}
+
 /** One row of C (M = 1) against panels [p0, p1) of one K block, four panels at a time. */
 function matvecBlock(kc: i32, a: usize, astep: usize, blk: usize, p0: i32, p1: i32, N: i32, c: usize, alpha: f32, beta: f32, tmp: usize): void {
   const pstride = (<usize>(NR * kc)) << 2;
@@ -291,6 +331,25 @@ export function sgemm_compute(
   transA: bool, m0: i32, m1: i32, p0: i32, p1: i32, K: i32, N: i32, alpha: f32,
   A: usize, lda: i32, Bp: usize, beta: f32, C: usize, ldc: i32, scratch: usize,
 ): void {
+  computeBlocks(transA, m0, m1, p0, p1, K, N, alpha, A, lda, 0, 0, Bp, beta, C, ldc, scratch);
+}
+
+/**
+ * sgemm_compute with op(A) (M rows) already packed at Ap by sgemm_pack_a; m0 a multiple of MR.
+ * The same arithmetic in the same order as sgemm_compute.
+ */
+export function sgemm_compute_pa(
+  m0: i32, m1: i32, p0: i32, p1: i32, K: i32, N: i32, alpha: f32,
+  Ap: usize, M: i32, Bp: usize, beta: f32, C: usize, ldc: i32, scratch: usize,
+): void {
+  computeBlocks(false, m0, m1, p0, p1, K, N, alpha, 0, 0, Ap, ((M + MR - 1) / MR) * MR, Bp, beta, C, ldc, scratch);
+}
+
+/** Packs A per block into scratch when Ap = 0, else reads the packed A (row count Mpad) at Ap. */
+function computeBlocks(
+  transA: bool, m0: i32, m1: i32, p0: i32, p1: i32, K: i32, N: i32, alpha: f32,
+  A: usize, lda: i32, Ap: usize, Mpad: i32, Bp: usize, beta: f32, C: usize, ldc: i32, scratch: usize,
+): void {
   if (m1 <= m0 || p1 <= p0) return;
   const Npad = ((N + NR - 1) / NR) * NR;
   const kb = sgemm_kblock(K);
@@ -300,7 +359,7 @@ export function sgemm_compute(
     const kc = minI(kb, K - pc);
     const bet: f32 = pc == 0 ? beta : 1;
     const blk = Bp + ((<usize>pc * <usize>Npad) << 2);
-    if (m1 - m0 == 1) {
+    if (m1 - m0 == 1 && Ap == 0) {
       const a = transA ? A + ((<usize>pc * <usize>lda + <usize>m0) << 2) : A + ((<usize>m0 * <usize>lda + <usize>pc) << 2);
       const astep: usize = transA ? <usize>lda << 2 : 4;
       matvecBlock(kc, a, astep, blk, p0, p1, N, C + <usize>m0 * ldc4, alpha, bet, tmp);
@@ -308,15 +367,24 @@ export function sgemm_compute(
     }
     for (let ic = m0; ic < m1; ic += MC) {
       const mc = minI(MC, m1 - ic);
-      packA(transA, A, lda, ic, mc, pc, kc, scratch);
+      let ablk = scratch;
+      if (Ap == 0) packA(transA, A, lda, ic, mc, pc, kc, scratch);
+      else ablk = Ap + ((<usize>pc * <usize>Mpad + <usize>ic * <usize>kc) << 2);
       for (let p = p0; p < p1; p++) {
         const bpan = blk + ((<usize>p * <usize>(NR * kc)) << 2);
         const j0 = p * NR;
         const nr = minI(NR, N - j0);
         let cp = C + <usize>ic * ldc4 + (<usize>j0 << 2);
-        for (let ir = 0; ir < mc; ir += MR) {
-          kernel4x8(kc, scratch + ((<usize>ir * <usize>kc) << 2), bpan, cp, ldc4, alpha, bet, minI(MR, mc - ir), nr, tmp);
-          cp += ldc4 << 2;
+        if (nr <= 4) {
+          for (let ir = 0; ir < mc; ir += MR) {
+            kernel4x4(kc, ablk + ((<usize>ir * <usize>kc) << 2), bpan, cp, ldc4, alpha, bet, minI(MR, mc - ir), nr, tmp);
+            cp += ldc4 << 2;
+          }
+        } else {
+          for (let ir = 0; ir < mc; ir += MR) {
+            kernel4x8(kc, ablk + ((<usize>ir * <usize>kc) << 2), bpan, cp, ldc4, alpha, bet, minI(MR, mc - ir), nr, tmp);
+            cp += ldc4 << 2;
+          }
         }
       }
     }
