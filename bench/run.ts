@@ -11,8 +11,10 @@
  *   --quick              a smoke run: 1 warm-up + 1-3 timed steps, slow combinations skipped
  *                        (about 1 CPU-minute of work; 190 s measured on a saturated 2-core machine)
  *   --only LIST          workloads (W1, GRU, RNN, L2, H512) and/or GEMM, comma-separated
- *   --systems LIST       recur-js, recur-wasm-1t, recur-wasm, tfjs-wasm, tfjs-cpu, pytorch-1t, pytorch-2t; a prefix
- *                        such as recur or pytorch selects all of its kind (default: all)
+ *   --systems LIST       recur-js, recur-wasm-1t, recur-wasm, recur-wasm-rows, tfjs-wasm, tfjs-cpu, pytorch-1t,
+ *                        pytorch-2t; a prefix such as recur or pytorch selects all of its kind (default: all).
+ *                        recur-wasm-rows is an ablation: recur-wasm with the embedding-table input projection
+ *                        turned off (the recurrent layer projects all T·B rows, as PyTorch does)
  *   --json FILE          where to write the results (default bench/results/latest.json)
  *   --wasm-opts JSON     options for loadWasmBackend, e.g. {"relaxedSimd":true}; with "threads" the wasm
  *                        backend runs once with them, else twice (1 thread, and its default)
@@ -191,14 +193,14 @@ async function main(): Promise<void> {
       continue;
     }
     try {
-      if (doGemm) {
+      if (doGemm && !c.rowProjection) {
         log(`gemm: ${c.system}`);
         gemm.push(...gemmRecur(c.system, loaded.backend, loaded.threads, GEMM_SHAPES, gemmMinMs));
       }
       const cost = new CostModel(policy);
       for (const w of workloads) {
         log(`${c.system} ${w.name} (${w.label}, ${(trainFlops(w) / 1e9).toFixed(1)} GFLOP/step)…`);
-        const r = await runRecur(w, c.system, loaded.backend, loaded.threads ?? NaN, policy, cost);
+        const r = await runRecur(w, c.system, loaded.backend, loaded.threads ?? NaN, policy, cost, c.rowProjection);
         results.push(r);
         log(`  ${c.system} ${w.name}: ${r.status === 'ok' ? `${r.train_tok_s} tok/s (${r.ms_per_step} ms/step, n=${r.steps}, CPU/wall ${r.cpu_share}), ${r.stream_us_per_step} µs/stream step` : r.note}`);
       }

@@ -32,12 +32,13 @@ import { clipGradNorm } from '../src/train/clip.ts';
 execFileSync(process.execPath, [fileURLToPath(new URL('../scripts/build-wasm.mjs', import.meta.url)), '--if-stale'], { stdio: 'pipe' });
 const { createWasmBackend } = await import('../src/backend/wasm/index.ts');
 
-const wasm1 = await createWasmBackend({ threads: 1 });
+// poisonUninit: buffers from allocUninit start as NaN, so a read-before-write shows in every comparison
+const wasm1 = await createWasmBackend({ threads: 1, poisonUninit: true });
 // every GEMM split across the threads, however small
-const wasm2 = await createWasmBackend({ threads: 2, threadMinWork: 0 });
-const wasm3 = await createWasmBackend({ threads: 3, threadMinWork: 0 });
+const wasm2 = await createWasmBackend({ threads: 2, threadMinWork: 0, poisonUninit: true });
+const wasm3 = await createWasmBackend({ threads: 3, threadMinWork: 0, poisonUninit: true });
 // the generic time loop: a GEMM and a cell kernel per step
-const wasmGeneric = await createWasmBackend({ threads: 1, fusedSteps: false });
+const wasmGeneric = await createWasmBackend({ threads: 1, fusedSteps: false, poisonUninit: true });
 after(() => {
   for (const b of [wasm1, wasm2, wasm3, wasmGeneric]) b.dispose();
 });

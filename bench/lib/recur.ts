@@ -18,6 +18,11 @@ export interface RecurConfig {
   system: string;
   /** Loads the backend (registering it) and says how it came up; throws when it cannot. */
   load: () => Promise<LoadedBackend>;
+  /**
+   * Ablation: hide the embedding lookup from the recurrent layer (`x.lookup = null`), so its input
+   * projection and gradients run over all T·B rows instead of the V table rows (src/cells/recurrent.ts).
+   */
+  rowProjection?: boolean;
 }
 
 export interface LoadedBackend {
@@ -108,8 +113,9 @@ export function recurConfigs(wasmOpts: Record<string, unknown>): RecurConfig[] {
       };
     },
   });
-  if (wasmOpts.threads !== undefined) return [js, wasm('recur-wasm', wasmOpts)];
-  return [js, wasm('recur-wasm-1t', { ...wasmOpts, threads: 1 }), wasm('recur-wasm', wasmOpts)];
+  const rows: RecurConfig = { ...wasm('recur-wasm-rows', wasmOpts), rowProjection: true };
+  if (wasmOpts.threads !== undefined) return [js, wasm('recur-wasm', wasmOpts), rows];
+  return [js, wasm('recur-wasm-1t', { ...wasmOpts, threads: 1 }), wasm('recur-wasm', wasmOpts), rows];
 }
 
 /** Load one configuration; failures become a "not available" status instead of an exception. */
@@ -145,8 +151,8 @@ function tokens(n: number, V: number, rng: Rng): Int32Array {
   return a;
 }
 
-/** Train + stream one workload on one recur backend. */
-export async function runRecur(w: Workload, system: string, backend: string, threads: number, p: Policy, cost: CostModel): Promise<RunResult> {
+/** Train + stream one workload on one recur backend (`rowProjection`: see RecurConfig). */
+export async function runRecur(w: Workload, system: string, backend: string, threads: number, p: Policy, cost: CostModel, rowProjection = false): Promise<RunResult> {
   const skip = cost.skipReason(w);
   if (skip) return { workload: w.name, system, status: 'skipped', note: skip };
   const prev = getBackend().name;
@@ -160,6 +166,7 @@ export async function runRecur(w: Workload, system: string, backend: string, thr
     const step = (): number => {
       opt.zeroGrad();
       const e = m.emb.forward(x, [w.T, w.B]);
+      if (rowProjection) e.lookup = null;
       const { output } = m.rnn.forward(e);
       const loss = crossEntropy(m.head.forward(output), y);
       backward(loss);

@@ -111,6 +111,11 @@ export interface Backend {
   // ---- memory -----------------------------------------------------------------------------
   /** Zero-filled storage. */
   alloc(size: number, dtype: DType): Storage;
+  /**
+   * Optional: storage whose contents are unspecified, for buffers the caller writes in full before
+   * reading (a backend that recycles memory then skips the zeroing). Without it, callers use alloc.
+   */
+  allocUninit?(size: number, dtype: DType): Storage;
   /** New storage holding a copy of `data`. */
   fromArray(data: ArrayLike<number>, dtype: DType): Storage;
   /** A copy of `n` elements starting at `offset` (default: all) as a host typed array of the storage's dtype. */

@@ -119,9 +119,12 @@ export function recurrentLayer(
   const lookup = x.lookup && x.lookup.ids.length === T * B && x.lookup.weight.shape[1] === I ? x.lookup : null;
   if (lookup) all.push(lookup.weight); // its gradient comes from this op: order it after us on the tape
   const BH = B * H;
-  const y = new Tensor(be.alloc(T * B * D * H, dtype), [T, B, D * H]);
-  const hN = new Tensor(be.alloc(D * BH, dtype), [D, B, H]);
-  const cN = cell.hasCell ? new Tensor(be.alloc(D * BH, dtype), [D, B, H]) : null;
+  // Buffers every element of which is written before it is read (each step writes its rows of y,
+  // the states and the gates; the GEMMs write with beta = 0): no zeroing needed.
+  const empty = (n: number): Storage => be.allocUninit?.(n, dtype) ?? be.alloc(n, dtype);
+  const y = new Tensor(empty(T * B * D * H), [T, B, D * H]);
+  const hN = new Tensor(empty(D * BH), [D, B, H]);
+  const cN = cell.hasCell ? new Tensor(empty(D * BH), [D, B, H]) : null;
 
   const weights: DirectionWeights[] = params.map((p) => ({
     wIh: p.weightIh.storage, wHh: p.weightHh.storage, bIh: p.biasIh?.storage ?? null, bHh: p.biasHh?.storage ?? null,
@@ -131,14 +134,14 @@ export function recurrentLayer(
     const w = weights[d];
     const ws: DirectionWorkspace = {
       reverse: d === 1,
-      hs: be.alloc((T + 1) * BH, dtype),
-      cs: cell.hasCell ? be.alloc((T + 1) * BH, dtype) : null,
-      gx: be.alloc(T * B * GH, dtype),
-      gh: cell.foldRecurrentBias ? null : be.alloc(T * B * GH, dtype),
+      hs: empty((T + 1) * BH),
+      cs: cell.hasCell ? empty((T + 1) * BH) : null,
+      gx: empty(T * B * GH),
+      gh: cell.foldRecurrentBias ? null : empty(T * B * GH),
     };
     // Gx = X · W_ihᵀ + b_ih (+ b_hh), or from the projected embedding table
     const rows = lookup ? lookup.weight.shape[0] : T * B;
-    const proj = lookup ? be.alloc(rows * GH, dtype) : ws.gx;
+    const proj = lookup ? empty(rows * GH) : ws.gx;
     be.gemm(false, true, rows, GH, I, 1, lookup ? lookup.table : x.storage, 0, I, w.wIh, 0, I, 0, proj, 0, GH);
     if (w.bIh) be.addRowVector(rows, GH, w.bIh, 0, proj, 0);
     if (w.bHh && cell.foldRecurrentBias) be.addRowVector(rows, GH, w.bHh, 0, proj, 0);
@@ -149,7 +152,9 @@ export function recurrentLayer(
     // initial state
     const init = ws.reverse ? T * BH : 0;
     if (h0) be.copy(h0.storage, d * BH, ws.hs, init, BH);
+    else be.fill(ws.hs, 0, init, BH);
     if (c0 && ws.cs) be.copy(c0.storage, d * BH, ws.cs, init, BH);
+    else if (ws.cs) be.fill(ws.cs, 0, init, BH);
     // The backend's own time loop where it has one, else one cell step at a time.
     if (!be.recurrentForward?.(mode, dims, w, ws, y.storage, d * H, D * H)) {
       for (let s = 0; s < T; s++) {
@@ -208,10 +213,11 @@ function backwardDirection(
   const GH = G * H;
   const BH = B * H;
   const dtype = x.dtype;
-  const dgx = be.alloc(T * B * GH, dtype);
+  // every step writes its rows of dGx / dGh, masked rows included (as zeros)
+  const dgx = be.allocUninit?.(T * B * GH, dtype) ?? be.alloc(T * B * GH, dtype);
   const sc: BackwardScratch = {
     dgx,
-    dgh: cell.foldRecurrentBias ? dgx : be.alloc(T * B * GH, dtype),
+    dgh: cell.foldRecurrentBias ? dgx : be.allocUninit?.(T * B * GH, dtype) ?? be.alloc(T * B * GH, dtype),
     dh: be.alloc(BH, dtype),
     dhPrev: be.alloc(BH, dtype),
     dc: cell.hasCell ? be.alloc(BH, dtype) : null,

@@ -99,6 +99,8 @@ export interface WasmBackendInternals {
   threadThreshold?: number;
   /** Whether recurrent layers run their time loop here (recurrentForward/Backward; default true). */
   fusedSteps?: boolean;
+  /** Fill allocUninit storage with NaN (a check for the callers; default false). */
+  poisonUninit?: boolean;
   /** The platform's FinalizationRegistry (with synchronous reclamation where available). */
   weakRegistry: <T>(cb: (held: T) => void) => WeakRegistry<T>;
 }
@@ -162,6 +164,7 @@ export class WasmBackend implements Backend {
   private readonly packLimit: number;
   private readonly threadThreshold: number;
   private readonly fusedSteps: boolean;
+  private readonly poisonUninit: boolean;
   private disposed = false;
 
   constructor(o: WasmBackendInternals) {
@@ -175,6 +178,7 @@ export class WasmBackend implements Backend {
     this.packLimit = o.packCacheBytes ?? 64 * 2 ** 20;
     this.threadThreshold = o.threadThreshold ?? 2 ** 21;
     this.fusedSteps = o.fusedSteps ?? true;
+    this.poisonUninit = o.poisonUninit ?? false;
     this.registry = o.weakRegistry((h: Held) => this.reclaim(h));
     this.heap.drain = this.registry.drain;
     this.heap.collect = this.registry.collect;
@@ -325,6 +329,12 @@ export class WasmBackend implements Backend {
 
   alloc(size: number, dtype: DType): Storage {
     return this.make(size, dtype, true);
+  }
+
+  allocUninit(size: number, dtype: DType): Storage {
+    const s = this.make(size, dtype, false);
+    if (this.poisonUninit) this.fill(s, NaN, 0, size);
+    return s;
   }
 
   fromArray(data: ArrayLike<number>, dtype: DType): Storage {

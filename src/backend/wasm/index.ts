@@ -49,9 +49,14 @@ export interface WasmBackendOptions {
    * the same bit for bit; false exists to compare the two.
    */
   fusedSteps?: boolean;
+  /**
+   * Fill storage from `allocUninit` with NaN instead of leaving old bytes (default false): a check
+   * that callers really write every element before reading it (used by the tests).
+   */
+  poisonUninit?: boolean;
 }
 
-const OPTION_KEYS = ['threads', 'relaxedSimd', 'initialMemoryMiB', 'maxMemoryMiB', 'threadMinWork', 'fusedSteps'] as const;
+const OPTION_KEYS = ['threads', 'relaxedSimd', 'initialMemoryMiB', 'maxMemoryMiB', 'threadMinWork', 'fusedSteps', 'poisonUninit'] as const;
 const MAX_THREADS = 64;
 
 /** What this engine supports (the relaxed build is validated only when asked for). */
@@ -100,8 +105,8 @@ function checkOptions(o: unknown): WasmBackendOptions {
   posInt('threads', MAX_THREADS);
   posInt('initialMemoryMiB', 4096);
   posInt('maxMemoryMiB', 4096);
-  if (r.fusedSteps !== undefined && typeof r.fusedSteps !== 'boolean') {
-    throw new TypeError(`loadWasmBackend: 'fusedSteps' must be true or false, got ${String(r.fusedSteps)}`);
+  for (const k of ['fusedSteps', 'poisonUninit'] as const) {
+    if (r[k] !== undefined && typeof r[k] !== 'boolean') throw new TypeError(`loadWasmBackend: '${k}' must be true or false, got ${String(r[k])}`);
   }
   if (r.threadMinWork !== undefined && !(typeof r.threadMinWork === 'number' && r.threadMinWork >= 0)) {
     throw new TypeError(`loadWasmBackend: 'threadMinWork' must be a non-negative number, got ${String(r.threadMinWork)}`);
@@ -133,7 +138,7 @@ export async function createWasmBackend(options?: WasmBackendOptions): Promise<W
   const threads = shared ? Math.min(o.threads ?? Math.min(platform.cores(), 8), MAX_THREADS) : 1;
   const pool = threads > 1 ? await ThreadPool.start(platform, module, memory, threads) : null;
   return new WasmBackend({
-    kernels, module, memory, heap, pool, variant, threadThreshold: o.threadMinWork, fusedSteps: o.fusedSteps, weakRegistry: (cb) => platform.weakRegistry(cb),
+    kernels, module, memory, heap, pool, variant, threadThreshold: o.threadMinWork, fusedSteps: o.fusedSteps, poisonUninit: o.poisonUninit, weakRegistry: (cb) => platform.weakRegistry(cb),
   });
 }
 
