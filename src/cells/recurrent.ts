@@ -21,7 +21,7 @@
  * reverse direction starts at t = len[b]−1. Layers are stacked (with dropout between them) by the
  * `nn` module, each layer being one such op.
  */
-import type { Backend, Storage } from '../backend/interface.ts';
+import type { Backend, DType, Storage } from '../backend/interface.ts';
 import { Tensor, shapeStr, type EmbeddingLookup } from '../tensor/tensor.ts';
 import { accumulateGrad, gradBuffer, needsGrad, record } from '../autograd/tape.ts';
 import { sameBackendAndDType } from '../autograd/ops/util.ts';
@@ -121,7 +121,7 @@ export function recurrentLayer(
   const BH = B * H;
   // Buffers every element of which is written before it is read (each step writes its rows of y,
   // the states and the gates; the GEMMs write with beta = 0): no zeroing needed.
-  const empty = (n: number): Storage => be.allocUninit?.(n, dtype) ?? be.alloc(n, dtype);
+  const empty = (n: number): Storage => allocUninit(be, n, dtype);
   const y = new Tensor(empty(T * B * D * H), [T, B, D * H]);
   const hN = new Tensor(empty(D * BH), [D, B, H]);
   const cN = cell.hasCell ? new Tensor(empty(D * BH), [D, B, H]) : null;
@@ -193,6 +193,11 @@ export function recurrentLayer(
   return { y, hN, cN };
 }
 
+/** Storage the caller will fill completely before reading (Backend.allocUninit where there is one). */
+function allocUninit(be: Backend, n: number, dtype: DType): Storage {
+  return be.allocUninit?.(n, dtype) ?? be.alloc(n, dtype);
+}
+
 /**
  * Give an op's internal buffers back to the backend as soon as their last use is over (the
  * workspace after backward, or after forward when nothing will backpropagate), instead of leaving
@@ -214,10 +219,10 @@ function backwardDirection(
   const BH = B * H;
   const dtype = x.dtype;
   // every step writes its rows of dGx / dGh, masked rows included (as zeros)
-  const dgx = be.allocUninit?.(T * B * GH, dtype) ?? be.alloc(T * B * GH, dtype);
+  const dgx = allocUninit(be, T * B * GH, dtype);
   const sc: BackwardScratch = {
     dgx,
-    dgh: cell.foldRecurrentBias ? dgx : be.allocUninit?.(T * B * GH, dtype) ?? be.alloc(T * B * GH, dtype),
+    dgh: cell.foldRecurrentBias ? dgx : allocUninit(be, T * B * GH, dtype),
     dh: be.alloc(BH, dtype),
     dhPrev: be.alloc(BH, dtype),
     dc: cell.hasCell ? be.alloc(BH, dtype) : null,

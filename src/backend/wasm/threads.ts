@@ -35,11 +35,6 @@ export const JOB_SCE = 7;
 export const JOB_SCATTER = 8;
 
 /**
- * Kernel exports that the loader's `Kernels` interface does not list (same module): the
- * pre-packed-A GEMM, the strided column sum and scatter-add, the one-exponential cross-entropy.
- */
-
-/**
  * The fused recurrent-step kernels a JOB_STEP runs (assembly/cells.ts), by index. Each takes
  * (j0, j1, scratch, ...up to STEP_ARGS arguments): the chunk's hidden units and the thread's scratch.
  */
