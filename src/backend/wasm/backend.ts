@@ -28,11 +28,11 @@ import {
   type Activation, type Backend, BackendError, type BackwardScratch, type BinaryOp, type CellStep, type Data,
   type DirectionWeights, type DirectionWorkspace, type DType, type LayerDims, type RecurrentMode, type Storage, type UnaryOp,
 } from '../interface.ts';
-import type { Kernels, StepKernel, Variant } from './loader.ts';
+import type { Kernels, Variant } from './loader.ts';
 import { Heap, type HeapStats } from './memory.ts';
 import type { WeakRegistry } from './platform.ts';
 import {
-  JOB_ADAM, JOB_GEMM, JOB_PACK_A, JOB_PACK_B, JOB_SCATTER, JOB_SCE, JOB_STEP, JOB_SUMROWS, STEP_KERNELS, STEP_SLOTS,
+  JOBS, STEP_KERNELS, STEP_SLOTS,
   ThreadPool,
 } from './threads.ts';
 import { shapeSize, shapeStrides } from '../../tensor/shape.ts';
@@ -75,6 +75,13 @@ interface Held {
   id: number;
   /** Already given back by `release` (the finalizer then has nothing to do). */
   released: boolean;
+}
+
+/** How a recurrent direction's steps run: on the pool in `chunks` chunks of `cs` hidden units, or inline. */
+interface StepPlan {
+  pool: ThreadPool | null;
+  cs: number;
+  chunks: number;
 }
 
 interface PackEntry {
@@ -417,7 +424,7 @@ export class WasmBackend implements Backend {
       const Mpad = Math.ceil(M / MR) * MR;
       if (!byRows && M > 1 && Mpad * K >= 2 ** 16) packedA = this.packA(pool, transA, M, K, pA, lda);
       const a = pool.args;
-      a[0] = JOB_GEMM;
+      a[0] = JOBS.GEMM;
       a[1] = +transA; a[2] = K; a[3] = N; a[4] = alpha; a[5] = pA; a[6] = lda; a[7] = packed[0]; a[8] = beta; a[9] = pC; a[10] = ldc;
       a[11] = M; a[12] = panels; a[15] = this.scratch; a[16] = this.scratchBytes; a[17] = packedA[0];
       let chunks: number;
@@ -452,7 +459,7 @@ export class WasmBackend implements Backend {
       return [p, size];
     }
     const a = pool.args;
-    a[0] = JOB_PACK_A;
+    a[0] = JOBS.PACK_A;
     a[1] = +transA; a[2] = K; a[3] = M; a[4] = pA; a[5] = lda; a[6] = p;
     const cs = Math.ceil(Mpad / MR / (2 * pool.size)) * MR;
     a[14] = cs;
@@ -517,7 +524,7 @@ export class WasmBackend implements Backend {
       return;
     }
     const a = pool.args;
-    a[0] = JOB_PACK_B;
+    a[0] = JOBS.PACK_B;
     a[1] = +transB; a[2] = K; a[3] = N; a[4] = pB; a[5] = ldb; a[6] = dst;
     const cs = Math.ceil(panels / (4 * pool.size));
     a[12] = panels; a[14] = cs;
@@ -571,7 +578,7 @@ export class WasmBackend implements Backend {
     // (2048 × 1024: 64 µs in 2 chunks, 128 µs in 8)
     const cs = Math.max(64, Math.ceil(cols / pool.size / 16) * 16);
     const a = pool.args;
-    a[0] = JOB_SUMROWS; a[1] = rows; a[2] = cols; a[3] = pX; a[4] = pO; a[14] = cs;
+    a[0] = JOBS.SUMROWS; a[1] = rows; a[2] = cols; a[3] = pX; a[4] = pO; a[14] = cs;
     pool.run(this.ex, Math.ceil(cols / cs));
   }
 
@@ -848,7 +855,7 @@ export class WasmBackend implements Backend {
     }
     const cs = Math.ceil(rows / (4 * pool.size));
     const a = pool.args;
-    a[0] = JOB_SCE; a[1] = rows; a[2] = cols; a[3] = x.ptr; a[4] = tp; a[5] = ignoreIndex; a[6] = p.ptr; a[7] = l.ptr; a[8] = 0;
+    a[0] = JOBS.SCE; a[1] = rows; a[2] = cols; a[3] = x.ptr; a[4] = tp; a[5] = ignoreIndex; a[6] = p.ptr; a[7] = l.ptr; a[8] = 0;
     a[14] = cs; a[15] = this.scratch; a[16] = this.scratchBytes;
     pool.run(this.ex, Math.ceil(rows / cs));
   }
@@ -877,7 +884,7 @@ export class WasmBackend implements Backend {
     // float32 by row ranges on the pool (rows are independent; memory-bound, cold in a training step)
     const cs = Math.ceil(rows / (4 * pool.size));
     const a = pool.args;
-    a[0] = JOB_SCE; a[1] = rows; a[2] = cols; a[3] = p.ptr; a[4] = tp; a[5] = ignoreIndex; a[6] = g.ptr; a[7] = dx.ptr; a[8] = 1; a[14] = cs;
+    a[0] = JOBS.SCE; a[1] = rows; a[2] = cols; a[3] = p.ptr; a[4] = tp; a[5] = ignoreIndex; a[6] = g.ptr; a[7] = dx.ptr; a[8] = 1; a[14] = cs;
     pool.run(this.ex, Math.ceil(rows / cs));
   }
 
@@ -921,7 +928,7 @@ export class WasmBackend implements Backend {
     // one column range per thread (every element still sums in index order: bit-identical)
     const cs = Math.max(64, Math.ceil(cols / pool.size / 16) * 16);
     const a = pool.args;
-    a[0] = JOB_SCATTER; a[1] = cols; a[2] = g.ptr; a[3] = pIdx; a[4] = idx.length; a[5] = dw.ptr; a[14] = cs;
+    a[0] = JOBS.SCATTER; a[1] = cols; a[2] = g.ptr; a[3] = pIdx; a[4] = idx.length; a[5] = dw.ptr; a[14] = cs;
     pool.run(this.ex, Math.ceil(cols / cs));
   }
 
@@ -1039,7 +1046,7 @@ export class WasmBackend implements Backend {
   // bit (same GEMM sums, same cell code).
 
   /** How the steps of a direction run: the pool (or null) and the chunk width in hidden units. */
-  private stepPlan(dims: LayerDims, dt: DType): { pool: ThreadPool | null; cs: number; chunks: number } | null {
+  private stepPlan(dims: LayerDims, dt: DType): StepPlan | null {
     const { T, B, H, G } = dims;
     if (!this.fusedSteps || dt !== 'float32' || H % NR !== 0 || T === 0 || B === 0 || H === 0) return null;
     const pool = this.usePool;
@@ -1048,15 +1055,15 @@ export class WasmBackend implements Backend {
     return { pool, cs, chunks: Math.ceil(H / cs) };
   }
 
-  /** Run step kernel k (index in STEP_KERNELS) over all hidden units with its arguments `args`. */
-  private runStep(plan: { pool: ThreadPool | null; cs: number; chunks: number }, k: number, H: number, args: readonly number[]): void {
+  /** Run a fused step kernel over all hidden units with its arguments `args`. */
+  private runStep(plan: StepPlan, kernel: (typeof STEP_KERNELS)[number], H: number, args: readonly number[]): void {
     const pool = plan.pool;
     if (pool === null) {
-      (this.ex[STEP_KERNELS[k]] as StepKernel)(0, H, this.scratch, ...args);
+      this.ex[kernel](0, H, this.scratch, ...args);
       return;
     }
     const a = pool.args;
-    a[0] = JOB_STEP; a[1] = k; a[2] = H; a[3] = this.scratch; a[4] = this.scratchBytes; a[14] = plan.cs;
+    a[0] = JOBS.STEP; a[1] = STEP_KERNELS.indexOf(kernel); a[2] = H; a[3] = this.scratch; a[4] = this.scratchBytes; a[14] = plan.cs;
     for (let i = 0; i < args.length; i++) a[STEP_SLOTS[i]] = args[i];
     pool.run(this.ex, plan.chunks);
   }
@@ -1083,9 +1090,9 @@ export class WasmBackend implements Backend {
         const prev = 4 * (ws.reverse ? (t + 1) * BH : t * BH), next = 4 * (ws.reverse ? t * BH : (t + 1) * BH);
         const g = 4 * t * B * GH;
         const yt = pY === 0 ? 0 : pY + 4 * t * B * yStride;
-        if (mode === 'LSTM') this.runStep(plan, 1, H, [B, H, t, lens, pW, pGx + g, pHs + prev, pCs + prev, pCs + next, pHs + next, yt, yStride]);
-        else if (mode === 'GRU') this.runStep(plan, 2, H, [B, H, t, lens, pW, pBhh, pGx + g, pGh + g, pHs + prev, pHs + next, yt, yStride]);
-        else this.runStep(plan, 0, H, [B, H, t, lens, +(mode === 'RNN_RELU'), pW, pGx + g, pHs + prev, pHs + next, yt, yStride]);
+        if (mode === 'LSTM') this.runStep(plan, 'lstmStepFwd_f32', H, [B, H, t, lens, pW, pGx + g, pHs + prev, pCs + prev, pCs + next, pHs + next, yt, yStride]);
+        else if (mode === 'GRU') this.runStep(plan, 'gruStepFwd_f32', H, [B, H, t, lens, pW, pBhh, pGx + g, pGh + g, pHs + prev, pHs + next, yt, yStride]);
+        else this.runStep(plan, 'rnnStepFwd_f32', H, [B, H, t, lens, +(mode === 'RNN_RELU'), pW, pGx + g, pHs + prev, pHs + next, yt, yStride]);
       }
     } finally {
       if (release !== 0) this.heap.release(pW, release);
@@ -1120,9 +1127,9 @@ export class WasmBackend implements Backend {
         const prev = 4 * (ws.reverse ? (t + 1) * BH : t * BH), next = 4 * (ws.reverse ? t * BH : (t + 1) * BH);
         const g = 4 * t * B * GH;
         const dyt = pDy === 0 ? 0 : pDy + 4 * t * B * dyStride;
-        if (mode === 'LSTM') this.runStep(plan, 4, H, [B, H, t, lens, pW, dgNext, pGx + g, pCs + prev, pCs + next, pDh, dyt, dyStride, pDc, pDgx + g, pDcp, pDhp]);
-        else if (mode === 'GRU') this.runStep(plan, 5, H, [B, H, t, lens, pW, dgNext, pGx + g, pGh + g, pHs + prev, pDh, dyt, dyStride, pDgx + g, pDgh + g, pDhp]);
-        else this.runStep(plan, 3, H, [B, H, t, lens, +(mode === 'RNN_RELU'), pW, dgNext, pHs + next, pDh, dyt, dyStride, pDgx + g, pDhp]);
+        if (mode === 'LSTM') this.runStep(plan, 'lstmStepBwd_f32', H, [B, H, t, lens, pW, dgNext, pGx + g, pCs + prev, pCs + next, pDh, dyt, dyStride, pDc, pDgx + g, pDcp, pDhp]);
+        else if (mode === 'GRU') this.runStep(plan, 'gruStepBwd_f32', H, [B, H, t, lens, pW, dgNext, pGx + g, pGh + g, pHs + prev, pDh, dyt, dyStride, pDgx + g, pDgh + g, pDhp]);
+        else this.runStep(plan, 'rnnStepBwd_f32', H, [B, H, t, lens, +(mode === 'RNN_RELU'), pW, dgNext, pHs + next, pDh, dyt, dyStride, pDgx + g, pDhp]);
         dgNext = pDgh + g;
         [pDh, pDhp] = [pDhp, pDh];
         [sc.dh, sc.dhPrev] = [sc.dhPrev, sc.dh];
@@ -1166,7 +1173,7 @@ export class WasmBackend implements Backend {
     // float32 on the pool by element ranges (every element is independent: bit-identical to one thread)
     const cs = Math.ceil(n / (4 * pool.size) / 16) * 16;
     const a = pool.args;
-    a[0] = JOB_ADAM; a[1] = n; a[2] = p.ptr; a[3] = g.ptr; a[4] = m.ptr; a[5] = v.ptr; a[6] = beta1; a[7] = beta2; a[8] = eps;
+    a[0] = JOBS.ADAM; a[1] = n; a[2] = p.ptr; a[3] = g.ptr; a[4] = m.ptr; a[5] = v.ptr; a[6] = beta1; a[7] = beta2; a[8] = eps;
     a[9] = weightDecay; a[10] = +decoupled; a[11] = stepSize; a[12] = bc2Sqrt; a[13] = decay; a[14] = cs;
     pool.run(this.ex, Math.ceil(n / cs));
   }

@@ -18,36 +18,24 @@
  * which chunk does not change any result: every output element is computed entirely inside one
  * chunk, in a fixed order.
  *
- * Job arguments are float64 slots, laid out per job in `runChunk` (caller) and `WORKER_BODY`
- * (workers), which must stay in step.
+ * Job arguments are float64 slots, laid out per job below and read by `runChunk`, which the caller
+ * and (its source embedded in WORKER_BODY) the workers run alike.
  */
 import { BackendError } from '../interface.ts';
 import type { Kernels, StepKernel } from './loader.ts';
 import type { Platform, WorkerHandle } from './platform.ts';
 
-export const JOB_GEMM = 1;
-export const JOB_PACK_B = 2;
-export const JOB_STEP = 3;
-export const JOB_PACK_A = 4;
-export const JOB_ADAM = 5;
-export const JOB_SUMROWS = 6;
-export const JOB_SCE = 7;
-export const JOB_SCATTER = 8;
+/** Job kinds (slot 0 of the argument table). */
+export const JOBS = { GEMM: 1, PACK_B: 2, STEP: 3, PACK_A: 4, ADAM: 5, SUMROWS: 6, SCE: 7, SCATTER: 8 } as const;
 
 /**
- * The fused recurrent-step kernels a JOB_STEP runs (assembly/cells.ts), by index. Each takes
- * (j0, j1, scratch, ...up to STEP_ARGS arguments): the chunk's hidden units and the thread's scratch.
+ * The fused recurrent-step kernels a STEP job runs (assembly/cells.ts), by index. Each takes
+ * (j0, j1, scratch, ...its arguments, at most STEP_SLOTS.length): the chunk's hidden units and the
+ * thread's scratch.
  */
 export const STEP_KERNELS = ['rnnStepFwd_f32', 'lstmStepFwd_f32', 'gruStepFwd_f32', 'rnnStepBwd_f32', 'lstmStepBwd_f32', 'gruStepBwd_f32'] as const;
-export const STEP_ARGS = 17;
 /** Argument slots of a step kernel's own arguments: 5…22 without 14 (the chunk size). */
 export const STEP_SLOTS: readonly number[] = [5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 16, 17, 18, 19, 20, 21, 22];
-
-function stepKernel(ex: Kernels, k: number): StepKernel {
-  const f = ex[STEP_KERNELS[k]];
-  if (typeof f !== 'function') throw new BackendError(`wasm backend: unknown step kernel ${k}`);
-  return f;
-}
 
 /** Control block slots (Int32). CLAIM = (next chunk << 16) | chunk count. */
 const GEN = 0, DONE = 1, FAILED = 2, CLAIM = 3, SHUTDOWN = 4;
@@ -61,7 +49,7 @@ export const ARG_SLOTS = 24;
  *           [15] scratch base [16] scratch bytes per thread [17] packed A (0: each chunk packs its A)
  *   PACK_B: [0] job [1] transB [2] K [3] N [4] B [5] ldb [6] destination [12] panels [14] chunk size
  *   STEP:   [0] job [1] kernel (index in STEP_KERNELS) [2] units H [3] scratch base [4] scratch bytes
- *           per thread [14] chunk size (units) [5 … 5+STEP_ARGS) the kernel's own arguments
+ *           per thread [14] chunk size (units) [STEP_SLOTS] the kernel's own arguments
  *   PACK_A:  [0] job [1] transA [2] K [3] M [4] A [5] lda [6] destination [14] chunk size (rows, a
  *            multiple of 4)
  *   ADAM:    [0] job [1] n [2] p [3] g [4] m [5] v [6] beta1 [7] beta2 [8] eps [9] weight decay
@@ -86,41 +74,8 @@ onMsg((init) => {
   const ctl = new Int32Array(ctlBuf);
   const a = new Float64Array(argsBuf);
   const steps = ${JSON.stringify(STEP_KERNELS)}.map((n) => ex[n]);
-  const run = (i) => {
-    const cs = a[14];
-    if (a[0] === ${JOB_GEMM}) {
-      const rows = a[13] === 0, M = a[11], P = a[12];
-      const m0 = rows ? i * cs : 0, m1 = rows ? Math.min(M, m0 + cs) : M;
-      const p0 = rows ? 0 : i * cs, p1 = rows ? P : Math.min(P, p0 + cs);
-      const scratch = a[15] + index * a[16];
-      if (a[17] !== 0) ex.sgemm_compute_pa(m0, m1, p0, p1, a[2], a[3], a[4], a[17], M, a[7], a[8], a[9], a[10], scratch);
-      else ex.sgemm_compute(a[1], m0, m1, p0, p1, a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], scratch);
-    } else if (a[0] === ${JOB_PACK_B}) {
-      const p0 = i * cs;
-      ex.sgemm_pack_b(a[1], a[2], a[3], a[4], a[5], a[6], p0, Math.min(a[12], p0 + cs));
-    } else if (a[0] === ${JOB_STEP}) {
-      const j0 = i * cs;
-      steps[a[1]](j0, Math.min(a[2], j0 + cs), a[3] + index * a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22]);
-    } else if (a[0] === ${JOB_PACK_A}) {
-      const r0 = i * cs;
-      ex.sgemm_pack_a(a[1], a[3], a[2], a[4], a[5], a[6], r0, Math.min(a[3], r0 + cs));
-    } else if (a[0] === ${JOB_ADAM}) {
-      const e0 = i * cs, o = e0 * 4;
-      ex.adam_f32(Math.min(cs, a[1] - e0), a[2] + o, a[3] + o, a[4] + o, a[5] + o, a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13]);
-    } else if (a[0] === ${JOB_SUMROWS}) {
-      const c0 = i * cs;
-      ex.sumRowsLd_f32(a[1], Math.min(cs, a[2] - c0), a[2], a[3] + c0 * 4, a[4] + c0 * 4);
-    } else if (a[0] === ${JOB_SCE}) {
-      const r0 = i * cs, o = r0 * a[2] * 4, n = Math.min(cs, a[1] - r0);
-      if (a[8] === 0) ex.sceRows_f32(n, a[2], a[3] + o, a[4] + r0 * 4, a[5], a[6] + o, a[7] + r0 * 4, a[15] + index * a[16]);
-      else ex.sceBackward_f32(n, a[2], a[3] + o, a[4] + r0 * 4, a[5], a[6] + r0 * 4, a[7] + o);
-    } else if (a[0] === ${JOB_SCATTER}) {
-      const c0 = i * cs;
-      ex.scatterAddLd_f32(Math.min(cs, a[1] - c0), a[1], a[2] + c0 * 4, a[3], a[4], a[5] + c0 * 4);
-    } else {
-      throw new Error('unknown job ' + a[0]);
-    }
-  };
+  const J = ${JSON.stringify(JOBS)};
+  const runChunk = ${runChunk.toString()};
   let gen = Atomics.load(ctl, ${GEN});
   send({ type: 'ready' });
   for (;;) {
@@ -138,7 +93,7 @@ onMsg((init) => {
       if (next >= n) break;
       if (Atomics.compareExchange(ctl, ${CLAIM}, v, v + 0x10000) !== v) continue;
       try {
-        run(next);
+        runChunk(ex, a, next, index, steps, J);
       } catch (e) {
         Atomics.store(ctl, ${FAILED}, 1);
       }
@@ -148,39 +103,44 @@ onMsg((init) => {
 });
 `;
 
-/** The calling thread's copy of a chunk (thread index 0). */
-function runChunk(ex: Kernels, a: Float64Array, i: number): void {
+/**
+ * Run chunk i of the job described in `a` on thread `thread` (0 = the caller), which uses its own
+ * scratch region. The workers run this very function: its source is embedded in WORKER_BODY, so
+ * it may use only its parameters and globals (no imports, no module constants).
+ */
+function runChunk(ex: Kernels, a: Float64Array, i: number, thread: number, steps: readonly StepKernel[], J: typeof JOBS): void {
   const cs = a[14];
-  if (a[0] === JOB_GEMM) {
+  if (a[0] === J.GEMM) {
     const rows = a[13] === 0, M = a[11], P = a[12];
     const m0 = rows ? i * cs : 0, m1 = rows ? Math.min(M, m0 + cs) : M;
     const p0 = rows ? 0 : i * cs, p1 = rows ? P : Math.min(P, p0 + cs);
-    if (a[17] !== 0) ex.sgemm_compute_pa(m0, m1, p0, p1, a[2], a[3], a[4], a[17], M, a[7], a[8], a[9], a[10], a[15]);
-    else ex.sgemm_compute(a[1], m0, m1, p0, p1, a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[15]);
-  } else if (a[0] === JOB_PACK_B) {
+    const scratch = a[15] + thread * a[16];
+    if (a[17] !== 0) ex.sgemm_compute_pa(m0, m1, p0, p1, a[2], a[3], a[4], a[17], M, a[7], a[8], a[9], a[10], scratch);
+    else ex.sgemm_compute(a[1], m0, m1, p0, p1, a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], scratch);
+  } else if (a[0] === J.PACK_B) {
     const p0 = i * cs;
     ex.sgemm_pack_b(a[1], a[2], a[3], a[4], a[5], a[6], p0, Math.min(a[12], p0 + cs));
-  } else if (a[0] === JOB_STEP) {
+  } else if (a[0] === J.STEP) {
     const j0 = i * cs;
-    stepKernel(ex, a[1])(j0, Math.min(a[2], j0 + cs), a[3], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22]);
-  } else if (a[0] === JOB_PACK_A) {
+    steps[a[1]](j0, Math.min(a[2], j0 + cs), a[3] + thread * a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22]);
+  } else if (a[0] === J.PACK_A) {
     const r0 = i * cs;
     ex.sgemm_pack_a(a[1], a[3], a[2], a[4], a[5], a[6], r0, Math.min(a[3], r0 + cs));
-  } else if (a[0] === JOB_ADAM) {
+  } else if (a[0] === J.ADAM) {
     const e0 = i * cs, o = e0 * 4;
     ex.adam_f32(Math.min(cs, a[1] - e0), a[2] + o, a[3] + o, a[4] + o, a[5] + o, a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13]);
-  } else if (a[0] === JOB_SUMROWS) {
+  } else if (a[0] === J.SUMROWS) {
     const c0 = i * cs;
     ex.sumRowsLd_f32(a[1], Math.min(cs, a[2] - c0), a[2], a[3] + c0 * 4, a[4] + c0 * 4);
-  } else if (a[0] === JOB_SCE) {
+  } else if (a[0] === J.SCE) {
     const r0 = i * cs, o = r0 * a[2] * 4, n = Math.min(cs, a[1] - r0);
-    if (a[8] === 0) ex.sceRows_f32(n, a[2], a[3] + o, a[4] + r0 * 4, a[5], a[6] + o, a[7] + r0 * 4, a[15]);
+    if (a[8] === 0) ex.sceRows_f32(n, a[2], a[3] + o, a[4] + r0 * 4, a[5], a[6] + o, a[7] + r0 * 4, a[15] + thread * a[16]);
     else ex.sceBackward_f32(n, a[2], a[3] + o, a[4] + r0 * 4, a[5], a[6] + r0 * 4, a[7] + o);
-  } else if (a[0] === JOB_SCATTER) {
+  } else if (a[0] === J.SCATTER) {
     const c0 = i * cs;
     ex.scatterAddLd_f32(Math.min(cs, a[1] - c0), a[1], a[2] + c0 * 4, a[3], a[4], a[5] + c0 * 4);
   } else {
-    throw new BackendError(`wasm backend: unknown job ${a[0]}`);
+    throw new Error(`wasm backend: unknown job ${a[0]}`);
   }
 }
 
@@ -258,7 +218,7 @@ export class ThreadPool {
       if (next >= chunks) break;
       if (Atomics.compareExchange(ctl, CLAIM, v, v + 0x10000) !== v) continue;
       try {
-        runChunk(ex as Kernels, a, next);
+        runChunk(ex, a, next, 0, this.stepKernels(ex), JOBS);
       } catch (e) {
         failure ??= e;
       }
@@ -274,6 +234,14 @@ export class ThreadPool {
       Atomics.store(ctl, FAILED, 0);
       throw new BackendError('wasm backend: a kernel failed on a worker thread');
     }
+  }
+
+  private steps: { ex: Kernels; kernels: StepKernel[] } | null = null;
+
+  /** The step kernels of `ex` in STEP_KERNELS order (looked up once). */
+  private stepKernels(ex: Kernels): StepKernel[] {
+    if (this.steps?.ex !== ex) this.steps = { ex, kernels: STEP_KERNELS.map((n) => ex[n]) };
+    return this.steps.kernels;
   }
 
   /** Stop the workers (the pool cannot be used afterwards). */
