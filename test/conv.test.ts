@@ -131,8 +131,15 @@ describe('modules', () => {
   test('Conv2d: PyTorch names, shapes and init range', () => {
     const m = new Conv2d(3, 8, 3, { padding: 1, rng: new Rng(1) });
     assert.deepEqual(m.namedParameters().map(([n, p]) => [n, [...p.shape]]), [['weight', [8, 3, 3, 3]], ['bias', [8]]]);
+    // U(−k, k) with k = 1/√fan_in for the 216 weights and the 8 biases. With Rng(1): max|w| = 0.995k,
+    // |mean w| = 0.037k (its standard deviation is k/√(3·216) = 0.039k), max|b| = 0.75k.
     const k = 1 / Math.sqrt(27);
-    for (const v of m.weight.toArray()) assert.ok(Math.abs(v) <= k);
+    const w = Array.from(m.weight.toArray()), b = Array.from(m.bias!.toArray());
+    for (const v of w) assert.ok(Math.abs(v) <= k, `weight ${v} outside ±${k}`);
+    assert.ok(Math.max(...w.map(Math.abs)) > 0.9 * k, 'the weights fill the range');
+    assert.ok(Math.abs(w.reduce((a, c) => a + c, 0) / w.length) < 0.15 * k, 'the weights are centred');
+    for (const v of b) assert.ok(Math.abs(v) <= k, `bias ${v} outside ±${k}`);
+    assert.ok(Math.max(...b.map(Math.abs)) > 0.25 * k, 'the bias is not zero-initialised');
     assert.throws(() => new Conv2d(3, 8, 3, { groups: 2 } as never), /unknown option 'groups'/);
     assert.throws(() => new Conv2d(3, 8, 0), /kernelSize/);
   });

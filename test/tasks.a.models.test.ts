@@ -159,9 +159,15 @@ test('conditional name generator learns; samples respect the condition; save →
 
 test('character LM task learns a repetitive text; bpc on held-out; loads as a CharLM too', () => {
   const text = 'the cat sat on the mat. '.repeat(60);
-  const { task, train: src, val } = buildLM({ embeddingDim: 8, hiddenSize: 32, numLayers: 1, seqLen: 16, batchSize: 8, stepsPerEpoch: 10, evalBatchSize: 4, seed: 1, generation: { length: 24, temperature: 0 } }, { train: text, val: text.slice(0, 300) });
+  const lmOptions = { embeddingDim: 8, hiddenSize: 32, numLayers: 1, seqLen: 16, batchSize: 8, stepsPerEpoch: 10, evalBatchSize: 4, seed: 1, generation: { length: 24, temperature: 0 } };
+  const { task, train: src, val } = buildLM(lmOptions, { train: text, val: text.slice(0, 300) });
   assert.equal(src.numBatches, 10);
-  assert.deepEqual(src.get(1, 3), src.get(1, 3));
+  // a batch is a function of (seed, epoch, index), whatever was read before: a freshly built
+  // source serves the same one; other indices and epochs differ
+  const fresh = buildLM(lmOptions, { train: text, val: text.slice(0, 300) }).train.get(1, 3);
+  assert.notDeepEqual(src.get(1, 4), fresh);
+  assert.notDeepEqual(src.get(2, 3), fresh);
+  assert.deepEqual(src.get(1, 3), fresh);
   const { first, last } = train(task, src, 60, 0.02);
   assert.ok(last < 0.3 * first, `loss ${first.toFixed(3)} → ${last.toFixed(3)}`);
   const m = task.evaluate(val);
@@ -173,8 +179,14 @@ test('character LM task learns a repetitive text; bpc on held-out; loads as a Ch
   assert.deepEqual(loadLM(path, { length: 24, temperature: 0 }).predict(['the cat ']), out);
   assert.equal(loadCharLM(path).model.vocabSize, task.vocab.size, 'the file is a plain CharLM model file');
   assert.equal(taskNameOf(loadModelFile(path).config), 'charlm');
-  // Unknown characters in a prompt map to the unknown token instead of failing.
-  assert.equal(task.predict(['Zebra ']).length, 1);
+  // Unknown characters in a prompt map to the unknown token (U+FFFD) instead of failing: 'Z', 'b' and
+  // 'r' are not in the training text, so the prompt reads as '\uFFFDe\uFFFD\uFFFDa '. The continuation
+  // is the configured 24 characters, all from the training text (an untrained model emits U+FFFD too).
+  const zebra = task.predict(['Zebra ']);
+  assert.equal(zebra.length, 1);
+  assert.equal([...zebra[0]].length, 24);
+  assert.match(zebra[0], /^[the casonm.]{24}$/);
+  assert.deepEqual(task.predict(['\uFFFDe\uFFFD\uFFFDa ']), zebra);
 });
 
 test('forecaster learns a noisy sine; beats the last-value baseline; predict in raw units', () => {

@@ -90,7 +90,8 @@ test('forecast from a CSV file and charlm from a text file, through the registry
   const fspec = getTaskSpec('forecast');
   const f = fspec.build({ data: csv, columns: 'level', seqLen: 16, stepsPerEpoch: 20, context: 16, epochs: 3, batchSize: 8 });
   const fr = await new Trainer(f.task, { ...f.trainOptions, lr: 0.01, ...quiet }).fit(f.train, f.val);
-  assert.ok(fr.finalMetrics!.skill > 0, JSON.stringify(fr.finalMetrics));
+  // skill = 1 − mse / naiveMse: untrained −0.19…0.21, trained 0.993–0.998 (seeds 1–8; seed 1 here: −0.054 → 0.993)
+  assert.ok(fr.finalMetrics!.skill > 0.9, JSON.stringify(fr.finalMetrics));
   const fpath = join(dir, 'f.safetensors');
   saveTask(f.task, fpath);
   const hist = ['10,1', '10.5,2'].map((r) => r.split(',')[0]).join(';');
@@ -123,7 +124,9 @@ test('packaged data through the tasks: fixed held-out split whatever the seed; f
   assert.deepEqual(a.train.get(0, 0), b.train.get(0, 0));
   assert.notDeepEqual(a.train.get(0, 0), c.train.get(0, 0), 'the training seed changes the batch order');
   const r = await new Trainer(a.task, { ...a.trainOptions, epochs: 2, ...quiet }).fit(a.train, a.val);
-  assert.ok(r.finalMetrics!.accuracy > 0.7, JSON.stringify(r.finalMetrics));
+  // untrained: accuracy 0.43–0.58 (0.573 is the majority class), macro-F1 0.30–0.47;
+  // trained 2 epochs: accuracy 0.796–0.817, macro-F1 0.79–0.81 (seeds 1–6; seed 1 here: 0.810, 0.806)
+  assert.ok(r.finalMetrics!.accuracy > 0.75 && r.finalMetrics!.macroF1 > 0.7, JSON.stringify(r.finalMetrics));
   const n1 = getTaskSpec('classify-names').build({ seed: 1 }), n2 = getTaskSpec('classify-names').build({ seed: 5, hiddenSize: 8 });
   assert.deepEqual(batches(n1.val), batches(n2.val));
 });

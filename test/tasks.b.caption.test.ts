@@ -17,6 +17,9 @@ import { quickFit } from '../src/models/seq2seq.ts';
 import { taskNameOf } from '../src/models/registry.ts';
 import { gradcheck } from './helpers/gradcheck.ts';
 
+/** Every caption the generator writes, and every caption a trained captioner should produce. */
+const grammar = /^a (red|green|blue|yellow) (circle|square|triangle)( (left of|above) a (red|green|blue|yellow) (circle|square|triangle))?$/;
+
 describe('shapes generator', () => {
   test('deterministic per (seed, index); different seeds or indices differ', () => {
     const a = shapeSample(7, 3), b = shapeSample(7, 3);
@@ -32,7 +35,6 @@ describe('shapes generator', () => {
   });
 
   test('images are [3, S, S] in [0, 1]; captions follow the grammar and the geometry', () => {
-    const grammar = /^a (red|green|blue|yellow) (circle|square|triangle)( (left of|above) a (red|green|blue|yellow) (circle|square|triangle))?$/;
     let pairs = 0;
     const seen = new Set<string>();
     for (let i = 0; i < 300; i++) {
@@ -129,13 +131,19 @@ describe('captioner', () => {
     assert.ok(last < 0.4 * first, `loss fell from ${first.toFixed(3)} to ${last.toFixed(3)}`);
     const after = task.evaluate(trainEval);
     assert.ok(after.loss < 0.4 * before.loss, `held-in loss ${before.loss} → ${after.loss}`);
-    // (60 steps learn the caption grammar; reading colours and relations off the image takes longer)
-    assert.ok(after.tokenAccuracy >= 0 && after.tokenAccuracy <= 1 && after.exactMatch >= 0 && after.exactMatch <= 1);
+    // 60 steps learn the caption grammar; reading colours and relations off the image takes longer.
+    // Token accuracy on these 64 images: untrained 0.00–0.11, trained 0.42–0.56 (model seeds 1–8;
+    // 0.058 → 0.421 with seed 1, the one used here).
+    assert.ok(after.tokenAccuracy > 0.3 && after.tokenAccuracy > 3 * before.tokenAccuracy, `token accuracy ${before.tokenAccuracy} → ${after.tokenAccuracy}`);
+    assert.ok(after.exactMatch >= 0 && after.exactMatch <= 1);
     const preds = captionTaskSpec.predict(task as never, ['1:0', '1:1']);
     assert.equal(preds.length, 2);
+    for (const p of preds) assert.match(p, grammar);
     assert.throws(() => captionTaskSpec.predict(task as never, ['cat.png']), /SEED:INDEX/);
     task.beamWidth = 3;
-    assert.equal(task.predictImages([shapeSample(1, 0, { size: 16 }).image]).length, 1);
+    const beamPreds = task.predictImages([shapeSample(1, 0, { size: 16 }).image, shapeSample(1, 1, { size: 16 }).image]);
+    assert.equal(beamPreds.length, 2);
+    for (const p of beamPreds) assert.match(p, grammar);
     task.beamWidth = 1;
     const dir = mkdtempSync(join(tmpdir(), 'recur-cap-'));
     try {

@@ -91,8 +91,12 @@ describe('CMUdict data', () => {
       assert.equal(b.tgtIn[t * 2], PAD);
     }
     const src = new G2PBatches(data.train.slice(0, 3000), 32, true, 7);
-    assert.deepEqual(src.get(2, 5).words, src.get(2, 5).words);
-    assert.deepEqual(new G2PBatches(data.train.slice(0, 3000), 32, true, 7).get(2, 5).words, src.get(2, 5).words);
+    // a batch depends on (epoch, index) only: not on what was read before, nor on the instance
+    const b25 = src.get(2, 5).words;
+    src.get(3, 5);
+    src.get(0, 1);
+    assert.deepEqual(src.get(2, 5).words, b25);
+    assert.deepEqual(new G2PBatches(data.train.slice(0, 3000), 32, true, 7).get(2, 5).words, b25);
     assert.notDeepEqual(src.get(3, 5).words, src.get(2, 5).words);
     // every pair exactly once per epoch
     const seen = new Map<string, number>();
@@ -150,11 +154,14 @@ describe('Seq2Seq model', () => {
     assert.ok(last < 0.35 * first, `loss fell from ${first.toFixed(3)} to ${last.toFixed(3)}`);
     const trainEval = new G2PBatches(data.train, 64, false);
     const greedy = task.evaluate(trainEval);
-    assert.ok(greedy.per < 0.35, `training-set PER ${greedy.per}`);
-    assert.ok(greedy.wer >= 0 && greedy.wer <= 1);
+    // On these 48 training words (model seeds 1–8): greedy WER 0–0.083, PER 0–0.047; beam (width 3)
+    // WER 0–0.125, PER 0–0.038. Seed 1, used here: greedy WER 0, PER 0; beam WER 0.042, PER 0.014.
+    assert.ok(greedy.per < 0.1, `training-set PER ${greedy.per}`);
+    assert.ok(greedy.wer <= 0.1, `training-set WER ${greedy.wer}`);
     task.beamWidth = 3;
     const beam = task.evaluate(trainEval);
-    assert.ok(beam.per <= greedy.per + 0.1, `beam PER ${beam.per} vs greedy ${greedy.per}`);
+    assert.ok(beam.per <= 0.05 && beam.per <= greedy.per + 0.05, `beam PER ${beam.per} vs greedy ${greedy.per}`);
+    assert.ok(beam.wer <= 0.15, `beam WER ${beam.wer}`);
     task.beamWidth = 1;
     // predict = decode of the same words
     const words = data.train.slice(0, 5).map((w) => w.word.toLowerCase());

@@ -30,7 +30,11 @@ test('splitStreams cuts B equal contiguous streams; StreamBatches serves consecu
   // row 1 continues where window 0 stopped
   assert.deepEqual([w1.inputs[1], w1.inputs[4]], [11, 12]);
   assert.deepEqual([w1.targets[1], w1.targets[4]], [12, 13]);
-  assert.deepEqual(src.get(0, 1), src.get(0, 1));
+  // windows depend on (epoch, index) only: a freshly built source serves the same ones
+  const fresh = new StreamBatches(tokens, { batchSize: 3, seqLen: 4 });
+  assert.deepEqual(src.get(0, 1), fresh.get(0, 1));
+  assert.deepEqual(src.get(3, 1), w1);
+  assert.notDeepEqual(src.get(0, 1), src.get(0, 0));
   assert.throws(() => src.get(0, 2), /index 2 is outside \[0, 2\)/);
   assert.throws(() => new StreamBatches(tokens, { batchSize: 3, seqLen: 4, shuffle: true } as never), /unknown option 'shuffle'/);
   assert.throws(() => splitStreams([1, 2, 3], 2), /cannot make 2 streams/);

@@ -38,8 +38,15 @@ for (const [dtype, expected, tol] of [['float64', fx.losses64, 1e-9], ['float32'
     const norms: number[] = [];
     for (let s = 0; s < expected.length; s++) {
       const x = m.embedding.forward(fx.inputs[s], [fx.T, fx.B]);
-      // V ≤ T·B: the LSTM projects the embedding table (the fused path) — checked here against PyTorch.
+      // V ≤ T·B, so the embedding output is recorded as a lookup. The LSTM projects the V table rows
+      // instead of the T·B gathered ones when the lookup has one id per row of x and the table's rows
+      // have the LSTM's input size (src/cells/recurrent.ts); both hold here, so the losses below
+      // compare that fused path with PyTorch.
       assert.ok(x.lookup, 'the embedding output is recorded as a lookup');
+      assert.equal(x.lookup.weight, m.embedding.weight);
+      assert.equal(x.lookup.ids.length, fx.T * fx.B, 'one id per row of the LSTM input');
+      assert.equal(x.lookup.weight.shape[1], m.lstm.inputSize, "the table's rows have the LSTM's input size");
+      assert.deepEqual([...x.shape], [fx.T, fx.B, m.lstm.inputSize]);
       const { output } = m.lstm.forward(x);
       const logits = m.linear.forward(output);
       const loss = crossEntropy(reshape(logits, [fx.T * fx.B, fx.V]), fx.targets[s]);

@@ -292,28 +292,35 @@ describe('wasm backend: float32 kernels that round like the reference', () => {
 });
 
 describe('wasm backend: vector math', () => {
+  /** The spacing of float32 values at |e| (normal range). */
+  const ulp32 = (e: number): number => 2 ** (Math.floor(Math.log2(Math.abs(e))) - 23);
   test('exp, sigmoid and tanh approximations are within a few float32 ulp', () => {
     const be = single as unknown as { ex: { vmath_eval(fn: number, n: number, x: number, out: number): void } };
     const n = 4096;
+    const rng = new Rng(17);
     const xs: number[] = [];
-    for (let i = 0; i < n; i++) xs.push(i < 2048 ? -20 + (40 * i) / 2048 : (Math.random() * 2 - 1) * (i % 3 === 0 ? 0.3 : 90));
+    for (let i = 0; i < n; i++) xs.push(i < 2048 ? -20 + (40 * i) / 2048 : rng.uniform(-1, 1) * (i % 3 === 0 ? 0.3 : 90));
     const x = single.fromArray(xs, 'float32') as InstanceType<typeof import('../src/backend/wasm/backend.ts').WasmStorage>;
     const out = single.alloc(n, 'float32') as typeof x;
     const xv = single.read(x);
+    // Bounds in ulp of the exact result. Over every float32 with 2⁻¹² ≤ |x| < 128 (exp: where it is
+    // not clamped; all: where the result is ≥ 1e-37) the largest errors are 1.22 (exp), 2.48
+    // (sigmoid) and 2.76 ulp (tanh, near |x| = 0.25); below 2⁻¹² (sampled) 0.50, 1.75 and 0.33.
     const refs: [string, (v: number) => number, number][] = [
-      ['exp', Math.exp, 4e-7],
-      ['sigmoid', (v) => 1 / (1 + Math.exp(-v)), 4e-7],
-      ['tanh', Math.tanh, 4e-7],
+      ['exp', Math.exp, 1.5],
+      ['sigmoid', (v) => 1 / (1 + Math.exp(-v)), 3],
+      ['tanh', Math.tanh, 3],
     ];
-    refs.forEach(([name, f, tol], fn) => {
+    refs.forEach(([name, f, maxUlp], fn) => {
       be.ex.vmath_eval(fn, n, x.ptr, out.ptr);
       const got = single.read(out);
       for (let i = 0; i < n; i++) {
         const v = xv[i];
         if (name === 'exp' && (v < -87 || v > 88)) continue; // clamped by design
         const e = f(v);
-        const rel = Math.abs(got[i] - e) / Math.max(Math.abs(e), 1e-30);
-        if (!(rel <= tol) && !(Math.abs(e) < 1e-37)) assert.fail(`${name}(${v}) = ${got[i]}, expected ${e} (rel ${rel.toExponential(2)})`);
+        if (Math.abs(e) < 1e-37) continue;
+        const ulps = Math.abs(got[i] - e) / ulp32(e);
+        if (!(ulps <= maxUlp)) assert.fail(`${name}(${v}) = ${got[i]}, expected ${e} (${ulps.toFixed(2)} ulp > ${maxUlp})`);
       }
     });
   });

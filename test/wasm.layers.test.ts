@@ -112,6 +112,7 @@ function compareRuns(a: Run, b: Run, tol: number, label: string): void {
   for (const k of Object.keys(b.values)) {
     if (tol === 0) {
       const x = a.values[k], y = b.values[k];
+      assert.equal(x.length, y.length, `${label} ${k}: length`);
       for (let i = 0; i < y.length; i++) if (!Object.is(x[i], y[i])) assert.fail(`${label} ${k}[${i}]: ${x[i]} !== ${y[i]}`);
     } else {
       close(a.values[k], b.values[k], tol, `${label} ${k}`);
