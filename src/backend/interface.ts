@@ -173,7 +173,7 @@ export interface Backend {
   clamp(n: number, x: Storage, xOff: number, lo: number, hi: number): void;
 
   // ---- shape movement ---------------------------------------------------------------------------
-  /** out = x permuted: out.shape[i] = shape[perm[i]]. */
+  /** out = x permuted: out.shape[i] = shape[perm[i]]; reads the first shapeSize(shape) elements of x. */
   permute(x: Storage, shape: readonly number[], perm: readonly number[], out: Storage): void;
   /** out = x[..., start:start+len, ...] along `axis` (out's shape has `len` there). */
   sliceAxis(x: Storage, shape: readonly number[], axis: number, start: number, len: number, out: Storage): void;

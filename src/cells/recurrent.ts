@@ -40,6 +40,8 @@ export interface DirectionParams {
   weightHh: Tensor;
   biasIh: Tensor | null;
   biasHh: Tensor | null;
+  /** Walk the sequence from its last step to its first (default: only the second direction does). */
+  reverse?: boolean;
 }
 
 export interface RecurrentLayerResult {
@@ -133,7 +135,7 @@ export function recurrentLayer(
   for (let d = 0; d < D; d++) {
     const w = weights[d];
     const ws: DirectionWorkspace = {
-      reverse: d === 1,
+      reverse: params[d].reverse ?? d === 1,
       hs: empty((T + 1) * BH),
       cs: cell.hasCell ? empty((T + 1) * BH) : null,
       gx: empty(T * B * GH),

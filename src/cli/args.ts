@@ -15,12 +15,29 @@ export class CliError extends Error {
   }
 }
 
-/** Something wrong with the command line: exit code 2, with a pointer to --help. */
+/** Something wrong with the command line: exit code 2, with a pointer to --help (if any). */
 export class UsageError extends CliError {
-  constructor(message: string, readonly helpHint: string) {
+  constructor(message: string, readonly helpHint = '') {
     super(message, 2);
     this.name = 'UsageError';
   }
+}
+
+/** Where a command writes its text: the process's stdout/stderr, or a test's capture. */
+export interface CliIO {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+export const stdio: CliIO = {
+  out: (t) => void process.stdout.write(t),
+  err: (t) => void process.stderr.write(t),
+};
+
+/** Print `error: <message>` and return the exit code: 2 for a UsageError, else 1. */
+export function reportError(io: CliIO, e: unknown): number {
+  io.err(`error: ${(e as Error).message}\n`);
+  return e instanceof UsageError ? 2 : 1;
 }
 
 export type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: false }>;

@@ -3,7 +3,7 @@ export const DEMO_DEFAULTS = {
   time: 100,
   out: 'recur-demo.safetensors',
   seed: 0,
-  /** On the WebAssembly backend (the default where it loads; about 60× the reference backend's speed). */
+  /** On the WebAssembly backend (the default where it loads; W1 trains 48× faster there than on the reference backend, BENCHMARKS.md). */
   hidden: 256,
   /** On the plain-TypeScript backend (RECUR_BACKEND=js, or where wasm does not load). */
   hiddenJs: 128,

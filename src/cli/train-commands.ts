@@ -19,18 +19,20 @@
  * trainer-state.safetensors (checkpoint), metrics.jsonl (see `recur plot`). The task's options are
  * stored in the checkpoint, so `recur train TASK --resume DIR` rebuilds the same task and
  * continues exactly where the run stopped; the budget flags (--epochs, --max-steps, --time) may
- * be changed on resume.
+ * be changed on resume. `recur eval` rebuilds the held-out data with the same saved options (from
+ * the run directory the model file lies in), with its own --set on top.
  *
  * Errors: a wrong command line throws UsageError (exit code 2), a failure the user can act on
  * CliError (exit code 1); `main` prints them. Success resolves to 0, a run stopped by Ctrl-C to 130.
  */
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { BatchSource, Task } from '../train/task.ts';
 import { Trainer, type FitResult, type TrainerOptions } from '../train/trainer.ts';
-import { hasCheckpoint, readTrainingState, BEST_FILE, MODEL_FILE } from '../train/checkpoint.ts';
+import { hasCheckpoint, readTrainingState, BEST_FILE, MODEL_FILE, STATE_FILE } from '../train/checkpoint.ts';
 import type { ProgressSink } from '../train/callbacks.ts';
 import { noGrad } from '../autograd/tape.ts';
+import { withEval } from '../nn/module.ts';
 import { CliError, OptionReader, parseCommand, UsageError, type OptionSpec } from './args.ts';
 import { fileError, formatDuration, formatInt, oneLine } from './format.ts';
 import { Progress } from './progress.ts';
@@ -411,12 +413,16 @@ export const EVAL_HELP = `Usage:
   recur eval TASK --model FILE [--split test|val] [--set key=value ...] [--json]
 
 Scores a trained model on the task's held-out data (the test split when the task has one, else
-the validation split) and prints each metric (the first is the task's primary metric).
+the validation split) and prints each metric (the first is the task's primary metric). The data
+is rebuilt with the task options the model was trained with (saved in the checkpoint of the run
+directory the model file is in; the defaults for a model file outside its run directory), with
+--set on top.
 
 Options:
   --model FILE            The model file (e.g. runs/.../model.safetensors or best.safetensors)
   --split test|val        Which held-out data (default: test if the task has it, else val)
-  --set key=value         A task option that selects the data (see 'recur train --list')
+  --set key=value         A task option that selects the data, over the saved one (see
+                          'recur train --list')
   --json                  Print the metrics as one JSON object
   -h, --help              Show this help
 `;
@@ -435,6 +441,26 @@ async function loadTask(spec: TaskSpec, path: string): Promise<Task<any>> {
   } catch (e) {
     throw fileError(path, e);
   }
+}
+
+/**
+ * The task options a model was trained with: those `recur train` stored in the checkpoint of the
+ * run directory the model file lies in (model.safetensors, best.safetensors), when that run is of
+ * this task; else none (a model file moved out of its run: the defaults, and --set, apply).
+ */
+function savedTaskOptions(spec: TaskSpec, modelPath: string): Record<string, unknown> {
+  const dir = dirname(modelPath);
+  if (!hasCheckpoint(dir)) return {};
+  let saved;
+  try {
+    saved = readTrainingState(dir);
+  } catch (e) {
+    throw fileError(join(dir, STATE_FILE), e);
+  }
+  const meta = (saved.meta ?? {}) as { task?: unknown; taskOptions?: unknown };
+  const o = meta.taskOptions;
+  if (meta.task !== spec.name || o === null || typeof o !== 'object' || Array.isArray(o)) return {};
+  return { ...(o as Record<string, unknown>) };
 }
 
 export async function evalCommand(argv: string[], deps: CommandDeps = {}): Promise<number> {
@@ -457,19 +483,12 @@ export async function evalCommand(argv: string[], deps: CommandDeps = {}): Promi
   if (split !== undefined && split !== 'test' && split !== 'val') throw new UsageError(`${who}: --split must be 'test' or 'val', got '${split}'`, hint);
   const { taskOptions } = routeSets(who, sets, spec.defaults, true);
   const task = await loadTask(spec, modelPath);
-  const built = await buildTask(spec, { ...spec.defaults, ...taskOptions }, who);
+  // The data as the model was trained on it: the run's saved task options, under --set.
+  const built = await buildTask(spec, { ...spec.defaults, ...savedTaskOptions(spec, modelPath), ...taskOptions }, who);
   const which = split ?? (built.test ? 'test' : 'val');
   const data = which === 'test' ? built.test : built.val;
   if (!data) throw new CliError(`${spec.name} has no ${which === 'test' ? 'test' : 'validation'} data`);
-  const model = task.model;
-  const was = model.training;
-  model.eval();
-  let metrics: Record<string, number>;
-  try {
-    metrics = noGrad(() => task.evaluate(data));
-  } finally {
-    model.train(was);
-  }
+  const metrics: Record<string, number> = withEval(task.model, () => task.evaluate(data));
   if (values.json) {
     out(`${JSON.stringify({ task: spec.name, model: modelPath, split: which, metrics })}\n`);
   } else {

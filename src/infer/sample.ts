@@ -18,6 +18,7 @@
 import { Rng, globalRng } from '../tensor/rng.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { noGrad } from '../autograd/tape.ts';
+import { checkOptions } from '../util/options.ts';
 
 export interface SampleOptions {
   /** Softmax temperature (default 1); 0 is greedy. */
@@ -41,9 +42,7 @@ interface Checked {
 
 function checkSampleOptions(who: string, o: SampleOptions, extraKeys: readonly string[] = []): Checked {
   if (o === null || typeof o !== 'object') throw new TypeError(`${who}: options must be an object`);
-  for (const k of Object.keys(o)) {
-    if (!SAMPLE_KEYS.includes(k) && !extraKeys.includes(k)) throw new TypeError(`${who}: unknown option '${k}' (known: ${[...extraKeys, ...SAMPLE_KEYS].join(', ')})`);
-  }
+  checkOptions(who, o, [...extraKeys, ...SAMPLE_KEYS]);
   const temperature = o.temperature ?? 1;
   if (typeof temperature !== 'number' || !Number.isFinite(temperature) || temperature < 0) throw new RangeError(`${who}: 'temperature' must be a finite number ≥ 0, got ${String(o.temperature)}`);
   if (o.topK !== undefined && !(Number.isSafeInteger(o.topK) && o.topK >= 1)) throw new RangeError(`${who}: 'topK' must be a positive integer, got ${String(o.topK)}`);

@@ -22,6 +22,7 @@ import { noGrad } from '../autograd/tape.ts';
 import { reshape } from '../autograd/ops/shape.ts';
 import type { RecurrentBase } from '../nn/recurrent.ts';
 import type { RecurrentMode } from '../cells/recurrent.ts';
+import { checkOptions } from '../util/options.ts';
 
 // ---- tensors as plain data -------------------------------------------------------------------
 
@@ -161,7 +162,7 @@ export class StreamingRecurrent {
     if (layer === null || typeof layer !== 'object' || typeof layer.forward !== 'function' || typeof layer.numLayers !== 'number') {
       throw new TypeError('StreamingRecurrent: expected a recurrent layer (RNN, LSTM or GRU)');
     }
-    for (const k of Object.keys(opts)) if (k !== 'grad' && k !== 'training') throw new TypeError(`StreamingRecurrent: unknown option '${k}' (known: grad, training)`);
+    checkOptions('StreamingRecurrent', opts, ['grad', 'training']);
     if (layer.bidirectional) throw new TypeError('StreamingRecurrent: a bidirectional layer cannot run as a stream (its reverse direction needs the future inputs)');
     this.layer = layer;
     this.mode = layer.mode;

@@ -21,16 +21,8 @@ import { loadOnnx } from '../onnx/model.ts';
 import { loadModelInto, saveModel } from '../io/model.ts';
 import { RNN, LSTM, GRU, type RecurrentBase } from '../nn/recurrent.ts';
 import { loadKerasModel, type HardSigmoidConvention, type KerasInput } from './keras-file.ts';
+import { reportError, stdio, UsageError, type CliIO } from '../cli/args.ts';
 
-export interface ImportIO {
-  out(text: string): void;
-  err(text: string): void;
-}
-
-const stdio: ImportIO = {
-  out: (t) => void process.stdout.write(t),
-  err: (t) => void process.stderr.write(t),
-};
 
 export const IMPORT_USAGE = `usage: recur import FILE [options]
   FILE.onnx                 print the model's opset, inputs, outputs and operators
@@ -46,8 +38,6 @@ export const IMPORT_USAGE = `usage: recur import FILE [options]
     [--bidirectional] [--batch-first]
     -o OUT                  write a recur model file with the architecture in recur.config
 `;
-
-class UsageError extends Error {}
 
 export const IMPORT_ARCHS = ['rnn', 'rnn-relu', 'lstm', 'gru'] as const;
 export type ImportArch = (typeof IMPORT_ARCHS)[number];
@@ -106,7 +96,7 @@ function parseInputJson(path: string): { input: KerasInput; expected: KerasInput
   return { input: asTensor(v, path), expected: null };
 }
 
-function onnxInfo(file: string, argv: string[], io: ImportIO): number {
+function onnxInfo(file: string, argv: string[], io: CliIO): number {
   if (argv.length) throw new UsageError(`unexpected argument(s) for an ONNX file: ${argv.join(' ')} (converting ONNX graphs to recur model files is not supported)`);
   const bytes = readFileSync(file);
   const model = loadOnnx(bytes);
@@ -124,7 +114,7 @@ function onnxInfo(file: string, argv: string[], io: ImportIO): number {
   return 0;
 }
 
-function kerasCmd(file: string, argv: string[], io: ImportIO): number {
+function kerasCmd(file: string, argv: string[], io: CliIO): number {
   let check: string | undefined;
   let hardSigmoid: HardSigmoidConvention | undefined;
   let reference = false;
@@ -164,7 +154,7 @@ function kerasCmd(file: string, argv: string[], io: ImportIO): number {
   return pass ? 0 : 1;
 }
 
-function safetensorsCmd(file: string, argv: string[], io: ImportIO): number {
+function safetensorsCmd(file: string, argv: string[], io: CliIO): number {
   let arch: string | undefined, out: string | undefined;
   let inputSize: number | undefined, hiddenSize: number | undefined, numLayers = 1;
   let bidirectional = false, batchFirst = false;
@@ -201,7 +191,7 @@ function safetensorsCmd(file: string, argv: string[], io: ImportIO): number {
 }
 
 /** `recur import FILE ...`. */
-export async function importCommand(argv: string[], io: ImportIO = stdio): Promise<number> {
+export async function importCommand(argv: string[], io: CliIO = stdio): Promise<number> {
   try {
     if (argv.length === 0) {
       io.err(IMPORT_USAGE);
@@ -220,11 +210,6 @@ export async function importCommand(argv: string[], io: ImportIO = stdio): Promi
     if (ext === '.safetensors') return safetensorsCmd(file, rest, io);
     throw new UsageError(`cannot tell the format of '${file}' from its extension (expected .onnx, .json for a Keras/TF.js model.json, or .safetensors)`);
   } catch (e) {
-    if (e instanceof UsageError) {
-      io.err(`error: ${e.message}\n`);
-      return 2;
-    }
-    io.err(`error: ${(e as Error).message}\n`);
-    return 1;
+    return reportError(io, e);
   }
 }

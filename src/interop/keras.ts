@@ -41,9 +41,10 @@
  * This module has no Node-only imports (parseKerasModel takes a shard reader); `loadKerasModel`,
  * which reads files, lives in keras-file.ts.
  */
-import { tensor, type Tensor } from '../tensor/tensor.ts';
+import { shapeSize, tensor } from '../tensor/tensor.ts';
 import type { DType } from '../backend/interface.ts';
 import { noGrad } from '../autograd/tape.ts';
+import { permute } from '../autograd/ops/shape.ts';
 import { recurrentLayer, type DirectionParams, type RecurrentMode } from '../cells/recurrent.ts';
 
 export class KerasImportError extends Error {
@@ -115,10 +116,6 @@ interface ManifestEntry {
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
-
-function shapeSize(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
 
 const fmtShape = (s: readonly (number | null)[]): string => `[${s.map((d) => (d === null ? 'null' : String(d))).join(', ')}]`;
 
@@ -338,8 +335,6 @@ interface RecSpec {
   b: KerasWeight | null;
 }
 
-const RECURRENT_DEFAULTS: Record<RecKind, { recAct: string }> = { SimpleRNN: { recAct: 'sigmoid' }, LSTM: { recAct: 'sigmoid' }, GRU: { recAct: 'sigmoid' } };
-
 function parseRecurrent(ctx: BuildContext, kind: RecKind, layer: string, cfg: Record<string, unknown>, candidates: string[], inShape: ShapeN | null): RecSpec {
   const units = cfg.units;
   if (!Number.isSafeInteger(units) || (units as number) < 1) throw new KerasImportError(`layer '${layer}': 'units' must be a positive integer, got ${JSON.stringify(units)}`);
@@ -352,7 +347,7 @@ function parseRecurrent(ctx: BuildContext, kind: RecKind, layer: string, cfg: Re
   ]);
   if (kind !== 'GRU' && cfg.reset_after !== undefined) throw new KerasImportError(`layer '${layer}': option reset_after applies to GRU only`);
   const act = activationName(layer, 'activation', cfg.activation, 'tanh', false);
-  const recAct = kind === 'SimpleRNN' ? 'sigmoid' : activationName(layer, 'recurrent_activation', cfg.recurrent_activation, RECURRENT_DEFAULTS[kind].recAct, false);
+  const recAct = kind === 'SimpleRNN' ? 'sigmoid' : activationName(layer, 'recurrent_activation', cfg.recurrent_activation, 'sigmoid', false);
   // Keras 2.3+ and Keras 3 default reset_after to true; TF.js (and Keras < 2.3) wrote false explicitly.
   const resetAfter = kind === 'GRU' ? cfg.reset_after === undefined || cfg.reset_after === null ? true : cfg.reset_after === true : false;
   if (kind === 'GRU' && typeof cfg.reset_after !== 'boolean' && cfg.reset_after !== undefined && cfg.reset_after !== null) {
@@ -423,14 +418,10 @@ function makeFused(s: RecSpec, mode: RecurrentMode, dtype: DType): RecRunner {
   return {
     engine: 'fused',
     run(x) {
-      const [B, T, I] = x.shape;
-      const tm = new Float64Array(T * B * I);
-      for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) for (let i = 0; i < I; i++) tm[(t * B + b) * I + i] = x.data[(b * T + t) * I + i];
-      const y = noGrad(() => recurrentLayer(mode, tensor(tm, [T, B, I], o) as Tensor, [params], null, null, null).y);
-      const yd = y.toArray();
-      const out = new Float64Array(B * T * H);
-      for (let t = 0; t < T; t++) for (let b = 0; b < B; b++) for (let j = 0; j < H; j++) out[(b * T + t) * H + j] = yd[(t * B + b) * H + j];
-      return { shape: [B, T, H], data: out };
+      const [B, T] = x.shape;
+      // batch-major in and out; the layer runs time-major
+      const y = noGrad(() => permute(recurrentLayer(mode, permute(tensor(x.data, x.shape, o), [1, 0, 2]), [params], null, null, null).y, [1, 0, 2]));
+      return { shape: [B, T, H], data: Float64Array.from(y.toArray()) };
     },
   };
 }

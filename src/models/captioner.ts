@@ -17,19 +17,17 @@
 import type { DType } from '../backend/interface.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { Rng } from '../tensor/rng.ts';
-import { noGrad } from '../autograd/tape.ts';
 import { add, relu, tanh } from '../autograd/ops/elementwise.ts';
 import { crossEntropy, embedding, logSoftmax } from '../autograd/ops/nn.ts';
 import { concat, reshape } from '../autograd/ops/shape.ts';
-import { Module, checkOptions, checkPositiveInt } from '../nn/module.ts';
+import { Module, checkOptions, checkPositiveInt, withEval } from '../nn/module.ts';
 import { Embedding, Linear } from '../nn/layers.ts';
 import { Conv2d, MaxPool2d } from '../nn/conv.ts';
 import { LSTM } from '../nn/recurrent.ts';
 import { beamSearch, greedyDecode, type DecoderSpec } from '../infer/beam.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
 import { asStateDict, loadModelFile, saveModel } from '../io/model.ts';
-import type { TaskSpec } from './registry.ts';
-import { resolveTaskOptions, type TaskOptionDef } from './seq2seq.ts';
+import { int, makeSpec, num, TaskRegistryError, type Schema, type TaskSpec } from './task-options.ts';
 import { CAPTION_VOCAB, decodeCaption, encodeCaption, shapeSample, type ShapesOptions } from './shapes.ts';
 
 export const CAP_PAD = 0;
@@ -206,38 +204,32 @@ export class Captioner extends Module {
   /** Caption token ids (no BOS/EOS) for each image; beamWidth 1 is greedy. */
   decode(images: Float32Array, B: number, o: { beamWidth?: number; maxLength?: number } = {}): number[][] {
     const beamWidth = o.beamWidth ?? 1;
-    const wasTraining = this.training;
-    this.eval();
-    try {
-      return noGrad(() => {
-        const H = this.config.hiddenSize;
-        const V = this.config.vocabSize;
-        const spec: DecoderSpec<CaptionState> = {
-          batchSize: B, vocabSize: V, startToken: CAP_BOS, stopToken: CAP_EOS, maxLength: o.maxLength ?? 12,
-          initialState: this.encode(images, B),
-          step: (tokens, state) => {
-            const N = tokens.length;
-            const x = concat([this.embedding.forward(tokens, [1, N]), reshape(state.img, [1, N, H])], 2);
-            const r = this.lstm.forward(x, { h: state.h, c: state.c });
-            const lp = logSoftmax(this.head.forward(reshape(r.output, [N, H]))).toArray();
-            for (let i = 0; i < N; i++) {
-              lp[i * V + CAP_PAD] = -Infinity;
-              lp[i * V + CAP_BOS] = -Infinity;
-            }
-            return { logProbs: lp, state: { h: r.h, c: r.c!, img: state.img } };
-          },
-          select: (state, rows) => ({
-            h: reshape(embedding(reshape(state.h, [-1, H]), rows, [rows.length]), [1, rows.length, H]),
-            c: reshape(embedding(reshape(state.c, [-1, H]), rows, [rows.length]), [1, rows.length, H]),
-            img: embedding(state.img, rows, [rows.length]),
-          }),
-        };
-        if (beamWidth === 1) return greedyDecode(spec).map((h) => h.tokens);
-        return beamSearch(spec, { beamWidth, numReturn: 1 }).map((hs) => hs[0]?.tokens ?? []);
-      });
-    } finally {
-      this.train(wasTraining);
-    }
+    return withEval(this, () => {
+      const H = this.config.hiddenSize;
+      const V = this.config.vocabSize;
+      const spec: DecoderSpec<CaptionState> = {
+        batchSize: B, vocabSize: V, startToken: CAP_BOS, stopToken: CAP_EOS, maxLength: o.maxLength ?? 12,
+        initialState: this.encode(images, B),
+        step: (tokens, state) => {
+          const N = tokens.length;
+          const x = concat([this.embedding.forward(tokens, [1, N]), reshape(state.img, [1, N, H])], 2);
+          const r = this.lstm.forward(x, { h: state.h, c: state.c });
+          const lp = logSoftmax(this.head.forward(reshape(r.output, [N, H]))).toArray();
+          for (let i = 0; i < N; i++) {
+            lp[i * V + CAP_PAD] = -Infinity;
+            lp[i * V + CAP_BOS] = -Infinity;
+          }
+          return { logProbs: lp, state: { h: r.h, c: r.c!, img: state.img } };
+        },
+        select: (state, rows) => ({
+          h: reshape(embedding(reshape(state.h, [-1, H]), rows, [rows.length]), [1, rows.length, H]),
+          c: reshape(embedding(reshape(state.c, [-1, H]), rows, [rows.length]), [1, rows.length, H]),
+          img: embedding(state.img, rows, [rows.length]),
+        }),
+      };
+      if (beamWidth === 1) return greedyDecode(spec).map((h) => h.tokens);
+      return beamSearch(spec, { beamWidth, numReturn: 1 }).map((hs) => hs[0]?.tokens ?? []);
+    });
   }
 }
 
@@ -285,18 +277,14 @@ export class CaptionTask implements Task<CaptionBatch> {
   evaluate(data: BatchSource<CaptionBatch>): Record<string, number> {
     const scores = new CaptionScores();
     let lossSum = 0, tokens = 0;
-    const wasTraining = this.model.training;
-    this.model.eval();
-    try {
+    withEval(this.model, () => {
       for (let i = 0; i < data.numBatches; i++) {
         const b = data.get(0, i);
-        lossSum += noGrad(() => this.model.loss(b).item()) * b.tokens;
+        lossSum += this.model.loss(b).item() * b.tokens;
         tokens += b.tokens;
         this.model.decode(b.images, b.B, { beamWidth: this.beamWidth }).forEach((p, k) => scores.add(p, b.refs[k]));
       }
-    } finally {
-      this.model.train(wasTraining);
-    }
+    });
     return { exactMatch: scores.exactMatch, tokenAccuracy: scores.tokenAccuracy, loss: lossSum / tokens };
   }
 
@@ -367,43 +355,41 @@ export function saveCaption(path: string, task: CaptionTask): void {
   saveModel(path, task.model, { config: d.config, vocab: d.vocab });
 }
 
-const CAPTION_SCHEMA = {
-  imageSize: { type: 'int', default: CAPTION_DEFAULTS.imageSize, min: 16, max: 256, help: 'image side in pixels (a multiple of 4)' },
-  channels1: { type: 'int', default: CAPTION_DEFAULTS.channels[0], min: 1, help: 'channels of the first convolution' },
-  channels2: { type: 'int', default: CAPTION_DEFAULTS.channels[1], min: 1, help: 'channels of the second convolution' },
-  embeddingDim: { type: 'int', default: CAPTION_DEFAULTS.embeddingDim, min: 1, help: 'word embedding size' },
-  hiddenSize: { type: 'int', default: CAPTION_DEFAULTS.hiddenSize, min: 1, help: 'LSTM state size (the image sets its initial state)' },
-  trainSize: { type: 'int', default: CAPTION_DEFAULTS.trainSize, min: 1, help: 'generated training images (a fixed set, reshuffled every epoch)' },
-  valSize: { type: 'int', default: CAPTION_DEFAULTS.valSize, min: 1, help: 'generated validation images' },
-  testSize: { type: 'int', default: CAPTION_DEFAULTS.testSize, min: 1, help: 'generated test images' },
-  dataSeed: { type: 'int', default: CAPTION_DEFAULTS.seed, min: 0, help: 'generator seed: train uses it, validation +1, test +2' },
-  beamWidth: { type: 'int', default: 1, min: 1, help: 'beam width for evaluation and predict (1 = greedy)' },
-  epochs: { type: 'int', default: 5, min: 1, help: 'passes over the training images (5 reach ~97–99% exact match: about 1.5 minutes on the wasm backend, 15 on the reference backend)' },
-  lr: { type: 'number', default: 0.003, min: 0, help: 'Adam learning rate' },
-  clipNorm: { type: 'number', default: 5, min: 0, help: 'clip the global gradient norm to this' },
-  batchSize: { type: 'int', default: CAPTION_DEFAULTS.batchSize, min: 1, help: 'images per batch' },
-  seed: { type: 'int', default: 1, min: 0, help: 'seed of initialisation and batch order' },
-} satisfies Record<string, TaskOptionDef>;
+const CAPTION_SCHEMA: Schema = {
+  imageSize: int(CAPTION_DEFAULTS.imageSize, 'image side in pixels (a multiple of 4)', 16, 256),
+  channels1: int(CAPTION_DEFAULTS.channels[0], 'channels of the first convolution'),
+  channels2: int(CAPTION_DEFAULTS.channels[1], 'channels of the second convolution'),
+  embeddingDim: int(CAPTION_DEFAULTS.embeddingDim, 'word embedding size'),
+  hiddenSize: int(CAPTION_DEFAULTS.hiddenSize, 'LSTM state size (the image sets its initial state)'),
+  trainSize: int(CAPTION_DEFAULTS.trainSize, 'generated training images (a fixed set, reshuffled every epoch)'),
+  valSize: int(CAPTION_DEFAULTS.valSize, 'generated validation images'),
+  testSize: int(CAPTION_DEFAULTS.testSize, 'generated test images'),
+  dataSeed: int(CAPTION_DEFAULTS.seed, 'generator seed: train uses it, validation +1, test +2', 0),
+  beamWidth: int(1, 'beam width for evaluation and predict (1 = greedy)'),
+  epochs: int(5, 'passes over the training images (5 reach ~97–99% exact match: about 1.5 minutes on the wasm backend, 15 on the reference backend)'),
+  lr: num(0.003, 'Adam learning rate', 0),
+  clipNorm: num(5, 'clip the global gradient norm to this', 0),
+  batchSize: int(CAPTION_DEFAULTS.batchSize, 'images per batch'),
+  seed: int(1, 'seed of initialisation and batch order', 0),
+};
 
 /**
  * The registry entry (models/registry.ts TaskSpec). Inputs for `predict` are generator addresses
  * "SEED:INDEX" (the generator is the image source here): the caption of that generated image.
  */
-export const captionTaskSpec: TaskSpec = {
+export const captionTaskSpec: TaskSpec = makeSpec({
   name: 'caption',
   description: 'image captioning on seeded generated shapes ("a red circle left of a blue square"): small CNN encoder + LSTM decoder; exact match and token accuracy',
   topology: 'one-to-many',
-  defaults: Object.fromEntries(Object.entries(CAPTION_SCHEMA).map(([k, d]) => [k, d.default])),
-  optionHelp: Object.fromEntries(Object.entries(CAPTION_SCHEMA).map(([k, d]) => [k, d.help])),
-  build(options) {
-    const o = resolveTaskOptions('caption', CAPTION_SCHEMA, options);
-    if ((o.imageSize as number) % 4 !== 0) throw new TypeError(`caption: option 'imageSize' must be a multiple of 4, got ${String(o.imageSize)}`);
+  schema: CAPTION_SCHEMA,
+  build(o) {
+    if ((o.imageSize as number) % 4 !== 0) throw new TaskRegistryError(`caption: option 'imageSize' must be a multiple of 4, got ${String(o.imageSize)}`);
     const built = buildCaption({
       imageSize: o.imageSize as number, channels: [o.channels1 as number, o.channels2 as number], embeddingDim: o.embeddingDim as number, hiddenSize: o.hiddenSize as number,
       trainSize: o.trainSize as number, valSize: o.valSize as number, testSize: o.testSize as number, seed: o.dataSeed as number, batchSize: o.batchSize as number, modelSeed: o.seed as number,
     });
     built.task.beamWidth = o.beamWidth as number;
-    return { ...built, trainOptions: { optimizer: 'adam', lr: o.lr as number, epochs: o.epochs as number, clipNorm: o.clipNorm as number, seed: o.seed as number } };
+    return built;
   },
   load: (modelPath) => loadCaption(modelPath),
   predict(task, inputs) {
@@ -416,4 +402,4 @@ export const captionTaskSpec: TaskSpec = {
     });
     return task.predictImages(images);
   },
-};
+});

@@ -16,10 +16,9 @@
 import type { DType } from '../backend/interface.ts';
 import { Tensor, shapeStr } from '../tensor/tensor.ts';
 import { Rng, globalRng } from '../tensor/rng.ts';
-import { noGrad } from '../autograd/tape.ts';
 import { crossEntropy } from '../autograd/ops/nn.ts';
 import { reshape, slice } from '../autograd/ops/shape.ts';
-import { Module, checkOptions, checkPositiveInt } from '../nn/module.ts';
+import { Module, checkOptions, checkPositiveInt, withEval } from '../nn/module.ts';
 import { Embedding, Linear } from '../nn/layers.ts';
 import { LSTM } from '../nn/recurrent.ts';
 import { loadModelFile, asStateDict, type ModelFile } from '../io/model.ts';
@@ -177,26 +176,20 @@ export class CharLM extends Module {
     if (!primeIds || primeIds.length === 0) throw new RangeError('CharLM.generate: the prime must not be empty');
     const out = new Int32Array(o.length);
     const rng = o.rng;
-    const wasTraining = this.training;
-    this.eval();
-    try {
-      noGrad(() => {
-        if (out.length === 0) return;
-        const P = primeIds.length;
-        let r = this.lstm.forward(this.embedding.forward(primeIds, [P, 1]));
-        let last = slice(r.output, 0, P - 1, 1);
-        for (let i = 0; i < out.length; i++) {
-          const logits = this.head.forward(reshape(last, [1, this.hiddenSize])).toArray();
-          const next = sampleLogits(logits, temperature, o.topK, rng);
-          out[i] = next;
-          if (i + 1 === out.length) break;
-          r = this.lstm.forward(this.embedding.forward([next], [1, 1]), { h: r.h, c: r.c });
-          last = r.output;
-        }
-      });
-    } finally {
-      this.train(wasTraining);
-    }
+    withEval(this, () => {
+      if (out.length === 0) return;
+      const P = primeIds.length;
+      let r = this.lstm.forward(this.embedding.forward(primeIds, [P, 1]));
+      let last = slice(r.output, 0, P - 1, 1);
+      for (let i = 0; i < out.length; i++) {
+        const logits = this.head.forward(reshape(last, [1, this.hiddenSize])).toArray();
+        const next = sampleLogits(logits, temperature, o.topK, rng);
+        out[i] = next;
+        if (i + 1 === out.length) break;
+        r = this.lstm.forward(this.embedding.forward([next], [1, 1]), { h: r.h, c: r.c });
+        last = r.output;
+      }
+    });
     return typeof o.prime === 'string' ? o.vocab!.decode(out) : out;
   }
 }
@@ -262,23 +255,17 @@ export function evaluateCharLM(model: CharLM, ids: ArrayLike<number>, o: Evaluat
   const n = Math.min(ids.length, (o.maxTokens ?? Infinity) + 1);
   if (n < 2) throw new RangeError(`evaluateCharLM: needs at least 2 tokens, got ${ids.length}`);
   const batchSize = Math.max(1, Math.min(o.batchSize ?? 32, Math.floor((n - 1) / 2)));
-  const wasTraining = model.training;
-  model.eval();
   let total = 0;
   let count = 0;
-  try {
-    noGrad(() => {
-      let state: CharLMState | null = null;
-      for (const b of streamBatches(ids, seqLen, batchSize, n - 1)) {
-        const r = model.forward(b.inputs, b.T, b.B, state);
-        state = { h: r.h, c: r.c };
-        total += crossEntropy(r.logits, b.targets, { reduction: 'sum' }).item();
-        count += b.T * b.B;
-      }
-    });
-  } finally {
-    model.train(wasTraining);
-  }
+  withEval(model, () => {
+    let state: CharLMState | null = null;
+    for (const b of streamBatches(ids, seqLen, batchSize, n - 1)) {
+      const r = model.forward(b.inputs, b.T, b.B, state);
+      state = { h: r.h, c: r.c };
+      total += crossEntropy(r.logits, b.targets, { reduction: 'sum' }).item();
+      count += b.T * b.B;
+    }
+  });
   const loss = total / count;
   return { loss, bpc: loss / Math.LN2, tokens: count };
 }

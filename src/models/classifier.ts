@@ -23,11 +23,10 @@
  */
 import { Tensor, tensor, shapeStr } from '../tensor/tensor.ts';
 import { Rng } from '../tensor/rng.ts';
-import { noGrad } from '../autograd/tape.ts';
 import { crossEntropy } from '../autograd/ops/nn.ts';
 import { mul, sum } from '../autograd/ops/elementwise.ts';
 import { permute, reshape, slice } from '../autograd/ops/shape.ts';
-import { Module } from '../nn/module.ts';
+import { Module, withEval } from '../nn/module.ts';
 import { Dropout, Embedding, Linear } from '../nn/layers.ts';
 import { GRU, LSTM, RNN, type RecurrentBase } from '../nn/recurrent.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
@@ -257,16 +256,8 @@ export class ClassificationTask implements Task<SeqBatch> {
   }
 }
 
-/** Run fn in eval mode without gradient recording, restoring the mode after. */
-export function withEval<T>(model: Module, fn: () => T): T {
-  const was = model.training;
-  model.eval();
-  try {
-    return noGrad(fn);
-  } finally {
-    model.train(was);
-  }
-}
+/** Run fn in eval mode without gradient recording, restoring the mode after (moved to nn/module.ts). */
+export { withEval };
 
 // ---- config validation and loading ------------------------------------------------------------
 

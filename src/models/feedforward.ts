@@ -16,14 +16,14 @@ import { Tensor, tensor } from '../tensor/tensor.ts';
 import { Rng } from '../tensor/rng.ts';
 import { relu } from '../autograd/ops/elementwise.ts';
 import { crossEntropy } from '../autograd/ops/nn.ts';
-import { Module } from '../nn/module.ts';
+import { Module, withEval } from '../nn/module.ts';
 import { Dropout, Linear } from '../nn/layers.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
 import { loadModelFile } from '../io/model.ts';
 import { Vocab, type VocabJSON } from '../data/vocab.ts';
 import { CharTokenizer } from '../data/tokenize.ts';
 import { ExampleSource } from '../data/batch.ts';
-import { argmaxRows, checkConfigObject, checkPosInt, evaluateClassifier, loadWeights, TaskConfigError, withEval, type LabeledSplits } from './classifier.ts';
+import { argmaxRows, checkConfigObject, checkPosInt, evaluateClassifier, loadWeights, TaskConfigError, type LabeledSplits } from './classifier.ts';
 
 export class MLPClassifier extends Module {
   readonly hidden: Linear;

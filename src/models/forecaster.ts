@@ -28,7 +28,7 @@ import { Tensor, tensor, zeros } from '../tensor/tensor.ts';
 import { concat, slice } from '../autograd/ops/shape.ts';
 import { Rng } from '../tensor/rng.ts';
 import { add, mul, square, sub, sum } from '../autograd/ops/elementwise.ts';
-import { Module } from '../nn/module.ts';
+import { Module, withEval } from '../nn/module.ts';
 import { Linear } from '../nn/layers.ts';
 import type { RecurrentBase } from '../nn/recurrent.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
@@ -36,7 +36,7 @@ import { loadModelFile } from '../io/model.ts';
 import { ListSource, SampledSource } from '../data/batch.ts';
 import { checkNormStats, DataError, denormalizeRow, fitNormStats, normalizeRows, parseNumberCell, type NormStats } from '../data/loaders.ts';
 import type { Series } from '../data/datasets.ts';
-import { checkConfigObject, checkPosInt, loadWeights, makeRecurrent, TaskConfigError, withEval, type CellKind } from './classifier.ts';
+import { checkConfigObject, checkPosInt, loadWeights, makeRecurrent, TaskConfigError, type CellKind } from './classifier.ts';
 
 export class RNNForecaster extends Module {
   readonly rnn: RecurrentBase;
@@ -115,23 +115,29 @@ export class ForecastTask implements Task<SeriesBatch> {
     return tensor(values, shape, { dtype: p.dtype, backend: p.backend });
   }
 
-  /** Squared errors over scored steps: the model's (a tensor [T, B, F], masked) and the naive forecast's per feature. */
-  private errors(b: SeriesBatch): { sq: Tensor; naive: number[] } {
+  /** The model's squared errors over scored steps: a tensor [T, B, F], masked. */
+  private errors(b: SeriesBatch): Tensor {
     const { T, B } = b;
     const F = this.F;
     const x = this.t(b.x, [T, B, F]);
     const pred = this.model.forward(x, b.lengths);
     const sq = square(sub(pred, this.t(b.y, [T, B, F])));
+    return mul(sq, this.t(b.mask, [T, B, 1]));
+  }
+
+  /** The naive (last-value) forecast's squared errors over scored steps, per feature (evaluation only). */
+  private naiveErrors(b: SeriesBatch): number[] {
+    const F = this.F;
     const naive = new Array<number>(F).fill(0);
-    for (let i = 0; i < T * B; i++) {
+    for (let i = 0; i < b.T * b.B; i++) {
       if (b.mask[i] === 0) continue;
       for (let f = 0; f < F; f++) naive[f] += (b.x[i * F + f] - b.y[i * F + f]) ** 2;
     }
-    return { sq: mul(sq, this.t(b.mask, [T, B, 1])), naive };
+    return naive;
   }
 
   step(b: SeriesBatch): StepResult {
-    const { sq } = this.errors(b);
+    const sq = this.errors(b);
     return { loss: mul(sum(sq), 1 / (b.count * this.F)), count: b.count };
   }
 
@@ -143,10 +149,10 @@ export class ForecastTask implements Task<SeriesBatch> {
     withEval(this.model, () => {
       for (let i = 0; i < data.numBatches; i++) {
         const b = data.get(0, i);
-        const e = this.errors(b);
-        const sq = e.sq.toArray();
+        const sq = this.errors(b).toArray();
+        const bn = this.naiveErrors(b);
         for (let k = 0; k < sq.length; k++) sse[k % F] += sq[k];
-        for (let f = 0; f < F; f++) naive[f] += e.naive[f];
+        for (let f = 0; f < F; f++) naive[f] += bn[f];
         n += b.count;
       }
     });

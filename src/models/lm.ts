@@ -24,7 +24,8 @@ import type { BatchSource, StepResult, Task } from '../train/task.ts';
 import { CharLM, loadCharLM, type CharLMConfig, type CharLMState } from './charlm.ts';
 import { CharVocab, streamBatches, type CharVocabJSON, type LMBatch } from '../data/text.ts';
 import { ListSource, SampledSource } from '../data/batch.ts';
-import { TaskConfigError, withEval } from './classifier.ts';
+import { withEval } from '../nn/module.ts';
+import { TaskConfigError } from './classifier.ts';
 
 export const LM_UNK = '\uFFFD';
 

@@ -21,7 +21,7 @@ import type { Tensor } from '../tensor/tensor.ts';
 import { Rng } from '../tensor/rng.ts';
 import { crossEntropy } from '../autograd/ops/nn.ts';
 import { concat } from '../autograd/ops/shape.ts';
-import { Module } from '../nn/module.ts';
+import { Module, withEval } from '../nn/module.ts';
 import { Embedding, Linear } from '../nn/layers.ts';
 import type { RecurrentBase } from '../nn/recurrent.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
@@ -30,7 +30,7 @@ import { generate } from '../infer/sample.ts';
 import { Vocab, type VocabJSON } from '../data/vocab.ts';
 import { CharTokenizer } from '../data/tokenize.ts';
 import { ExampleSource, fitLength } from '../data/batch.ts';
-import { checkConfigObject, checkPosInt, loadWeights, makeRecurrent, TaskConfigError, withEval, type CellKind } from './classifier.ts';
+import { checkConfigObject, checkPosInt, loadWeights, makeRecurrent, TaskConfigError, type CellKind } from './classifier.ts';
 
 export interface GeneratorState {
   h: Tensor;

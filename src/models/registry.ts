@@ -27,7 +27,8 @@
  * CharLM's own, recognised by `arch: 'charlm'`); `taskNameOf(config)` maps a config back to its
  * task, so a saved model can be reloaded without naming the task.
  */
-import type { BatchSource, Task } from '../train/task.ts';
+import type { Task } from '../train/task.ts';
+import { bool, int, makeSpec, num, str, TaskRegistryError, type Schema, type TaskSpec } from './task-options.ts';
 import { saveModel } from '../io/model.ts';
 import { DataError, loadJSONL, loadNumericCSV, loadText } from '../data/loaders.ts';
 import { emailToTextIfRaw, firstNames, GENDER_LABELS, mobyDick, sensorNetwork, SPAM_LABELS, SPAM_SPLIT_SEED, spamAssassin, splitBySeed, splitSeries } from '../data/datasets.ts';
@@ -39,47 +40,8 @@ import { buildForecast, ForecastTask, loadForecast } from './forecaster.ts';
 import { seq2seqTaskSpec } from './seq2seq.ts';
 import { captionTaskSpec } from './captioner.ts';
 
-export type Topology = 'one-to-one' | 'one-to-many' | 'many-to-one' | 'many-to-many';
-
-/** Recommended Trainer options (pass straight to `new Trainer(task, trainOptions)`). */
-export interface TrainDefaults {
-  optimizer: 'adam';
-  lr: number;
-  epochs: number;
-  clipNorm: number;
-  seed: number;
-}
-
-export interface BuiltTask {
-  task: Task<any>;
-  train: BatchSource<any>;
-  val: BatchSource<any>;
-  test?: BatchSource<any>;
-  trainOptions: TrainDefaults;
-}
-
-export interface TaskSpec {
-  name: string;
-  description: string;
-  topology: Topology;
-  /** Every option with its default value (training options included: epochs, lr, clipNorm, batchSize, seed). */
-  defaults: Record<string, unknown>;
-  /** One line of documentation per option (same keys as defaults). */
-  optionHelp?: Record<string, string>;
-  /** Validate options, load the data, build the task. */
-  build(options?: Record<string, unknown>): BuiltTask;
-  /** Rebuild a trained task from a model file. */
-  load(modelPath: string): { task: Task<any> };
-  /** Run a (loaded or trained) task on raw inputs. */
-  predict(task: Task<any>, inputs: string[]): string[];
-}
-
-export class TaskRegistryError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'TaskRegistryError';
-  }
-}
+export { resolveOptions, TaskRegistryError } from './task-options.ts';
+export type { BuiltTask, TaskSpec, Topology, TrainDefaults } from './task-options.ts';
 
 // ---- the registry --------------------------------------------------------------------------------
 
@@ -133,65 +95,7 @@ export function saveTask(task: Task<any>, path: string): void {
   saveModel(path, task.model, { config: d.config, vocab: d.vocab, metadata: { 'recur.task': taskNameOf(d.config) ?? task.name } });
 }
 
-// ---- options --------------------------------------------------------------------------------------
-
-interface OptionDef {
-  default: number | boolean | string;
-  help: string;
-  /** int / number with optional bounds; string with optional choices. */
-  type: 'int' | 'number' | 'boolean' | 'string';
-  min?: number;
-  max?: number;
-  /** The upper bound itself is not allowed. */
-  maxOpen?: boolean;
-  choices?: readonly string[];
-}
-
-type Schema = Record<string, OptionDef>;
-
-const int = (d: number, help: string, min = 1, max?: number): OptionDef => ({ default: d, help, type: 'int', min, max });
-const num = (d: number, help: string, min = 0, max?: number, maxOpen = false): OptionDef => ({ default: d, help, type: 'number', min, max, maxOpen });
-const bool = (d: boolean, help: string): OptionDef => ({ default: d, help, type: 'boolean' });
-const str = (d: string, help: string, choices?: readonly string[]): OptionDef => ({ default: d, help, type: 'string', choices });
-
-function coerce(task: string, key: string, def: OptionDef, v: unknown): number | boolean | string {
-  const bad = (expected: string): never => {
-    throw new TaskRegistryError(`${task}: option '${key}' must be ${expected}, got ${JSON.stringify(v)}`);
-  };
-  if (def.type === 'boolean') {
-    if (typeof v === 'boolean') return v;
-    if (v === 'true') return true;
-    if (v === 'false') return false;
-    return bad('true or false');
-  }
-  if (def.type === 'string') {
-    if (typeof v !== 'string') return bad(def.choices ? `one of ${def.choices.join(', ')}` : 'a string');
-    if (def.choices && !def.choices.includes(v)) return bad(`one of ${def.choices.join(', ')}`);
-    return v;
-  }
-  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
-  const range = `${def.min !== undefined ? ` ≥ ${def.min}` : ''}${def.max !== undefined ? `${def.min !== undefined ? ' and' : ''} ${def.maxOpen ? '<' : '≤'} ${def.max}` : ''}`;
-  const expected = `${def.type === 'int' ? 'an integer' : 'a number'}${range}`;
-  if (!Number.isFinite(n)) return bad(expected);
-  if (def.type === 'int' && !Number.isInteger(n)) return bad(expected);
-  if (def.min !== undefined && n < def.min) return bad(expected);
-  if (def.max !== undefined && (def.maxOpen ? n >= def.max : n > def.max)) return bad(expected);
-  return n;
-}
-
-/** Defaults merged with validated options (see the file comment for the rules). */
-export function resolveOptions(task: string, schema: Schema, options: Record<string, unknown> | undefined): Record<string, number | boolean | string> {
-  if (options !== undefined && (options === null || typeof options !== 'object' || Array.isArray(options))) throw new TaskRegistryError(`${task}: options must be an object`);
-  const out: Record<string, number | boolean | string> = {};
-  for (const [k, d] of Object.entries(schema)) out[k] = d.default;
-  for (const [k, v] of Object.entries(options ?? {})) {
-    const def = schema[k];
-    if (!def) throw new TaskRegistryError(`${task}: unknown option '${k}' (known: ${Object.keys(schema).join(', ')})`);
-    if (v === undefined) continue;
-    out[k] = coerce(task, k, def, v);
-  }
-  return out;
-}
+// ---- options (the schema machinery and makeSpec are in task-options.ts) ----------------------------
 
 const TRAIN_SCHEMA = (epochs: number, lr: number, clipNorm: number, batchSize: number): Schema => ({
   epochs: int(epochs, 'passes over the training data (an epoch of a sampled source is stepsPerEpoch batches)'),
@@ -200,28 +104,6 @@ const TRAIN_SCHEMA = (epochs: number, lr: number, clipNorm: number, batchSize: n
   batchSize: int(batchSize, 'examples (or windows) per batch'),
   seed: int(1, 'seed of initialisation, dropout and batch order (the data split has its own fixed seed)', 0),
 });
-
-function trainDefaults(o: Record<string, number | boolean | string>): TrainDefaults {
-  return { optimizer: 'adam', lr: o.lr as number, epochs: o.epochs as number, clipNorm: o.clipNorm as number, seed: o.seed as number };
-}
-
-function makeSpec(base: { name: string; description: string; topology: Topology; schema: Schema; build: (o: Record<string, number | boolean | string>) => Omit<BuiltTask, 'trainOptions'>; load: TaskSpec['load']; predict: TaskSpec['predict'] }): TaskSpec {
-  const defaults = Object.fromEntries(Object.entries(base.schema).map(([k, d]) => [k, d.default]));
-  const optionHelp = Object.fromEntries(Object.entries(base.schema).map(([k, d]) => [k, d.help]));
-  return {
-    name: base.name,
-    description: base.description,
-    topology: base.topology,
-    defaults,
-    optionHelp,
-    build(options) {
-      const o = resolveOptions(base.name, base.schema, options);
-      return { ...base.build(o), trainOptions: trainDefaults(o) };
-    },
-    load: base.load,
-    predict: base.predict,
-  };
-}
 
 function expectTask<T>(name: string, task: Task<any>, cls: abstract new (...a: never[]) => T): T {
   if (!(task instanceof cls)) throw new TaskRegistryError(`${name}: predict needs a task built or loaded by '${name}', got task '${task?.name ?? String(task)}'`);

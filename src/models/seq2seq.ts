@@ -38,11 +38,10 @@ import { createRequire } from 'node:module';
 import type { DType } from '../backend/interface.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { Rng } from '../tensor/rng.ts';
-import { noGrad } from '../autograd/tape.ts';
 import { tanh } from '../autograd/ops/elementwise.ts';
 import { crossEntropy, dropout, embedding, logSoftmax } from '../autograd/ops/nn.ts';
 import { concat, permute, reshape, slice, stack } from '../autograd/ops/shape.ts';
-import { Module, checkOptions, checkPositiveInt } from '../nn/module.ts';
+import { Module, checkOptions, checkPositiveInt, withEval } from '../nn/module.ts';
 import { Embedding, Linear } from '../nn/layers.ts';
 import { GRU, GRUCell, LSTM, LSTMCell, type CellState, type RecurrentBase } from '../nn/recurrent.ts';
 import { makeAttention, selectMemory, type Attention, type AttentionKind, type AttentionMemory } from '../nn/attention.ts';
@@ -52,7 +51,7 @@ import { clipGradNorm } from '../train/clip.ts';
 import { backward } from '../autograd/tape.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
 import { loadModelFile, asStateDict, saveModel } from '../io/model.ts';
-import type { TaskSpec } from './registry.ts';
+import { bool, int, makeSpec, num, str, type Schema, type TaskSpec } from './task-options.ts';
 
 // ---- metrics ------------------------------------------------------------------------------------
 
@@ -449,42 +448,36 @@ export class Seq2Seq extends Module {
   decode(src: Int32Array, S: number, B: number, lengths: Int32Array, o: { beamWidth?: number; maxLength?: number; lengthPenalty?: number } = {}): number[][] {
     const beamWidth = o.beamWidth ?? 1;
     const maxLength = o.maxLength ?? S + 10;
-    const wasTraining = this.training;
-    this.eval();
-    try {
-      return noGrad(() => {
-        const init = this.encode(src, S, B, lengths);
-        const spec: DecoderSpec<Seq2SeqDecoderState> = {
-          batchSize: B,
-          vocabSize: this.config.tgtVocabSize,
-          startToken: BOS,
-          stopToken: EOS,
-          maxLength,
-          initialState: init,
-          step: (tokens, state) => {
-            const e = this.tgtEmbedding.forward(tokens, [tokens.length]);
-            const r = this.decodeStep(e, state);
-            const lp = logSoftmax(this.out.forward(r.features)).toArray();
-            // PAD and BOS are never produced
-            const V = this.config.tgtVocabSize;
-            for (let i = 0; i < tokens.length; i++) {
-              lp[i * V + PAD] = -Infinity;
-              lp[i * V + BOS] = -Infinity;
-            }
-            return { logProbs: lp, state: r.state };
-          },
-          select: (state, rows) => ({
-            h: embedding(state.h, rows, [rows.length]),
-            c: state.c ? embedding(state.c, rows, [rows.length]) : null,
-            memory: selectMemory(state.memory, rows),
-          }),
-        };
-        if (beamWidth === 1) return greedyDecode(spec).map((h) => h.tokens);
-        return beamSearch(spec, { beamWidth, lengthPenalty: o.lengthPenalty ?? 1, numReturn: 1 }).map((hs) => hs[0]?.tokens ?? []);
-      });
-    } finally {
-      this.train(wasTraining);
-    }
+    return withEval(this, () => {
+      const init = this.encode(src, S, B, lengths);
+      const spec: DecoderSpec<Seq2SeqDecoderState> = {
+        batchSize: B,
+        vocabSize: this.config.tgtVocabSize,
+        startToken: BOS,
+        stopToken: EOS,
+        maxLength,
+        initialState: init,
+        step: (tokens, state) => {
+          const e = this.tgtEmbedding.forward(tokens, [tokens.length]);
+          const r = this.decodeStep(e, state);
+          const lp = logSoftmax(this.out.forward(r.features)).toArray();
+          // PAD and BOS are never produced
+          const V = this.config.tgtVocabSize;
+          for (let i = 0; i < tokens.length; i++) {
+            lp[i * V + PAD] = -Infinity;
+            lp[i * V + BOS] = -Infinity;
+          }
+          return { logProbs: lp, state: r.state };
+        },
+        select: (state, rows) => ({
+          h: embedding(state.h, rows, [rows.length]),
+          c: state.c ? embedding(state.c, rows, [rows.length]) : null,
+          memory: selectMemory(state.memory, rows),
+        }),
+      };
+      if (beamWidth === 1) return greedyDecode(spec).map((h) => h.tokens);
+      return beamSearch(spec, { beamWidth, lengthPenalty: o.lengthPenalty ?? 1, numReturn: 1 }).map((hs) => hs[0]?.tokens ?? []);
+    });
   }
 }
 
@@ -513,19 +506,15 @@ export class Seq2SeqTask implements Task<G2PBatch> {
   evaluate(data: BatchSource<G2PBatch>): Record<string, number> {
     const rates = new ErrorRates();
     let lossSum = 0, tokens = 0;
-    const wasTraining = this.model.training;
-    this.model.eval();
-    try {
+    withEval(this.model, () => {
       for (let i = 0; i < data.numBatches; i++) {
         const b = data.get(0, i);
-        lossSum += noGrad(() => this.model.loss(b).item()) * b.tokens;
+        lossSum += this.model.loss(b).item() * b.tokens;
         tokens += b.tokens;
         const preds = this.model.decode(b.src, b.S, b.B, b.srcLengths, { beamWidth: this.beamWidth, lengthPenalty: this.lengthPenalty });
         preds.forEach((p, k) => rates.add(p, b.refs[k]));
       }
-    } finally {
-      this.model.train(wasTraining);
-    }
+    });
     return { wer: rates.wer, per: rates.per, loss: lossSum / tokens };
   }
 
@@ -612,85 +601,37 @@ export function saveSeq2Seq(path: string, task: Seq2SeqTask): void {
   saveModel(path, task.model, { config: d.config, vocab: d.vocab });
 }
 
-/** One option of a registry task: its default, documentation and accepted values. */
-export interface TaskOptionDef {
-  type: 'int' | 'number' | 'boolean' | 'string';
-  default: number | boolean | string;
-  help: string;
-  min?: number;
-  max?: number;
-  /** The upper bound itself is not allowed. */
-  maxOpen?: boolean;
-  choices?: readonly string[];
-}
-
-/**
- * Defaults merged with validated options, by the registry's rules (models/registry.ts): unknown
- * keys are errors listing the known ones; numbers and booleans may come as strings ("64",
- * "true"); a bad value is an error naming the key and the expected form. (Kept here rather than
- * imported so that the registry can import this file without an import cycle.)
- */
-export function resolveTaskOptions(task: string, schema: Readonly<Record<string, TaskOptionDef>>, options: Record<string, unknown> | undefined): Record<string, number | boolean | string> {
-  if (options !== undefined && (options === null || typeof options !== 'object' || Array.isArray(options))) throw new TypeError(`${task}: options must be an object`);
-  const out: Record<string, number | boolean | string> = {};
-  for (const [k, d] of Object.entries(schema)) out[k] = d.default;
-  for (const [k, v] of Object.entries(options ?? {})) {
-    const d = schema[k];
-    if (!d) throw new TypeError(`${task}: unknown option '${k}' (known: ${Object.keys(schema).join(', ')})`);
-    if (v === undefined) continue;
-    const bad = (expected: string): never => {
-      throw new TypeError(`${task}: option '${k}' must be ${expected}, got ${JSON.stringify(v)}`);
-    };
-    if (d.type === 'boolean') {
-      out[k] = v === true || v === 'true' ? true : v === false || v === 'false' ? false : bad('true or false');
-    } else if (d.type === 'string') {
-      if (typeof v !== 'string' || (d.choices && !d.choices.includes(v))) bad(d.choices ? `one of ${d.choices.join(', ')}` : 'a string');
-      out[k] = v as string;
-    } else {
-      const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
-      const range = `${d.min !== undefined ? ` ≥ ${d.min}` : ''}${d.max !== undefined ? ` and ${d.maxOpen ? '<' : '≤'} ${d.max}` : ''}`;
-      const expected = `${d.type === 'int' ? 'an integer' : 'a number'}${range}`;
-      if (!Number.isFinite(n) || (d.type === 'int' && !Number.isInteger(n))) bad(expected);
-      if ((d.min !== undefined && n < d.min) || (d.max !== undefined && (d.maxOpen ? n >= d.max : n > d.max))) bad(expected);
-      out[k] = n;
-    }
-  }
-  return out;
-}
-
-const SEQ2SEQ_SCHEMA = {
-  cell: { type: 'string', default: 'lstm', choices: ['lstm', 'gru'], help: 'encoder and decoder cell' },
-  attention: { type: 'string', default: 'additive', choices: ['additive', 'general', 'dot'], help: "attention score: Bahdanau 'additive', Luong 'general' or 'dot' (dot needs decoderHidden = 2·encoderHidden)" },
-  embeddingDim: { type: 'int', default: SEQ2SEQ_DEFAULTS.embeddingDim, min: 1, help: 'grapheme and phoneme embedding size' },
-  encoderHidden: { type: 'int', default: SEQ2SEQ_DEFAULTS.encoderHidden, min: 1, help: 'encoder state size per direction (the encoder is bidirectional)' },
-  encoderLayers: { type: 'int', default: SEQ2SEQ_DEFAULTS.encoderLayers, min: 1, help: 'stacked encoder layers' },
-  decoderHidden: { type: 'int', default: SEQ2SEQ_DEFAULTS.decoderHidden, min: 1, help: 'decoder state size' },
-  attnDim: { type: 'int', default: SEQ2SEQ_DEFAULTS.attnDim, min: 1, help: 'hidden size of the additive attention' },
-  dropout: { type: 'number', default: SEQ2SEQ_DEFAULTS.dropout, min: 0, max: 1, maxOpen: true, help: 'dropout on embeddings and decoder outputs' },
-  beamWidth: { type: 'int', default: 1, min: 1, help: 'beam width for evaluation and predict (1 = greedy)' },
-  lengthPenalty: { type: 'number', default: 1, min: 0, help: 'beam-search length normalisation α (score = log p / length^α)' },
-  stress: { type: 'boolean', default: false, help: 'keep stress digits on vowels (69 phonemes instead of 39)' },
-  splitSeed: { type: 'int', default: SEQ2SEQ_DEFAULTS.seed, min: 0, help: 'seed of the fixed word-level train/val/test split' },
-  testSize: { type: 'int', default: SEQ2SEQ_DEFAULTS.testSize, min: 1, help: 'held-out test words' },
-  valSize: { type: 'int', default: SEQ2SEQ_DEFAULTS.valSize, min: 1, help: 'validation words' },
-  trainLimit: { type: 'int', default: 0, min: 0, help: 'use at most this many training words (0 = all)' },
-  maxWordLength: { type: 'int', default: 30, min: 1, help: 'drop longer words' },
-  epochs: { type: 'int', default: 12, min: 1, help: 'passes over the ~111k training pairs (about 3.3 minutes each on the wasm backend with one thread; `--time 1800` stops after 30 minutes, as in the README run)' },
-  lr: { type: 'number', default: 0.003, min: 0, help: 'Adam learning rate' },
-  clipNorm: { type: 'number', default: 5, min: 0, help: 'clip the global gradient norm to this' },
-  batchSize: { type: 'int', default: SEQ2SEQ_DEFAULTS.batchSize, min: 1, help: 'word pairs per batch' },
-  seed: { type: 'int', default: 1, min: 0, help: 'seed of initialisation, dropout and batch order' },
-} satisfies Record<string, TaskOptionDef>;
+const SEQ2SEQ_SCHEMA: Schema = {
+  cell: str('lstm', 'encoder and decoder cell', ['lstm', 'gru']),
+  attention: str('additive', "attention score: Bahdanau 'additive', Luong 'general' or 'dot' (dot needs decoderHidden = 2·encoderHidden)", ['additive', 'general', 'dot']),
+  embeddingDim: int(SEQ2SEQ_DEFAULTS.embeddingDim, 'grapheme and phoneme embedding size'),
+  encoderHidden: int(SEQ2SEQ_DEFAULTS.encoderHidden, 'encoder state size per direction (the encoder is bidirectional)'),
+  encoderLayers: int(SEQ2SEQ_DEFAULTS.encoderLayers, 'stacked encoder layers'),
+  decoderHidden: int(SEQ2SEQ_DEFAULTS.decoderHidden, 'decoder state size'),
+  attnDim: int(SEQ2SEQ_DEFAULTS.attnDim, 'hidden size of the additive attention'),
+  dropout: num(SEQ2SEQ_DEFAULTS.dropout, 'dropout on embeddings and decoder outputs', 0, 1, true),
+  beamWidth: int(1, 'beam width for evaluation and predict (1 = greedy)'),
+  lengthPenalty: num(1, 'beam-search length normalisation α (score = log p / length^α)', 0),
+  stress: bool(false, 'keep stress digits on vowels (69 phonemes instead of 39)'),
+  splitSeed: int(SEQ2SEQ_DEFAULTS.seed, 'seed of the fixed word-level train/val/test split', 0),
+  testSize: int(SEQ2SEQ_DEFAULTS.testSize, 'held-out test words'),
+  valSize: int(SEQ2SEQ_DEFAULTS.valSize, 'validation words'),
+  trainLimit: int(0, 'use at most this many training words (0 = all)', 0),
+  maxWordLength: int(30, 'drop longer words'),
+  epochs: int(12, 'passes over the ~111k training pairs (about 3.3 minutes each on the wasm backend with one thread; `--time 1800` stops after 30 minutes, as in the README run)'),
+  lr: num(0.003, 'Adam learning rate', 0),
+  clipNorm: num(5, 'clip the global gradient norm to this', 0),
+  batchSize: int(SEQ2SEQ_DEFAULTS.batchSize, 'word pairs per batch'),
+  seed: int(1, 'seed of initialisation, dropout and batch order', 0),
+};
 
 /** The registry entry (models/registry.ts TaskSpec). */
-export const seq2seqTaskSpec: TaskSpec = {
+export const seq2seqTaskSpec: TaskSpec = makeSpec({
   name: 'seq2seq',
   description: 'grapheme → phoneme on CMUdict: bidirectional LSTM/GRU encoder, attention decoder (teacher forcing), greedy or beam-search decoding; WER and PER',
   topology: 'many-to-many',
-  defaults: Object.fromEntries(Object.entries(SEQ2SEQ_SCHEMA).map(([k, d]) => [k, d.default])),
-  optionHelp: Object.fromEntries(Object.entries(SEQ2SEQ_SCHEMA).map(([k, d]) => [k, d.help])),
-  build(options) {
-    const o = resolveTaskOptions('seq2seq', SEQ2SEQ_SCHEMA, options);
+  schema: SEQ2SEQ_SCHEMA,
+  build(o) {
     const built = buildSeq2Seq({
       cell: o.cell as 'lstm', attention: o.attention as AttentionKind, embeddingDim: o.embeddingDim as number, encoderHidden: o.encoderHidden as number,
       encoderLayers: o.encoderLayers as number, decoderHidden: o.decoderHidden as number, attnDim: o.attnDim as number, dropout: o.dropout as number,
@@ -698,7 +639,7 @@ export const seq2seqTaskSpec: TaskSpec = {
       testSize: o.testSize as number, valSize: o.valSize as number, trainLimit: (o.trainLimit as number) || undefined, maxWordLength: o.maxWordLength as number,
       batchSize: o.batchSize as number, modelSeed: o.seed as number,
     });
-    return { task: built.task, train: built.train, val: built.val, test: built.test, trainOptions: { optimizer: 'adam', lr: o.lr as number, epochs: o.epochs as number, clipNorm: o.clipNorm as number, seed: o.seed as number } };
+    return { task: built.task, train: built.train, val: built.val, test: built.test };
   },
   load: (modelPath) => loadSeq2Seq(modelPath),
   predict(task, inputs) {
@@ -706,7 +647,7 @@ export const seq2seqTaskSpec: TaskSpec = {
     if (!Array.isArray(inputs) || !inputs.every((s) => typeof s === 'string')) throw new TypeError('seq2seq: predict inputs must be an array of words');
     return task.predict(inputs);
   },
-};
+});
 
 // ---- a minimal training loop (until the Trainer lands) -------------------------------------------
 
@@ -727,7 +668,7 @@ export interface QuickFitOptions {
 
 /**
  * Adam + global-norm clipping + backward over a batch source, epoch after epoch; returns the
- * per-step losses. A stand-in for the Trainer, used by the experiment runners and the tests.
+ * per-step losses. A stand-in for the Trainer, used by the tests.
  */
 export function quickFit<B>(task: Task<B>, train: BatchSource<B>, o: QuickFitOptions = {}): { losses: number[]; steps: number; seconds: number } {
   const maxSteps = o.steps ?? Infinity;
@@ -765,65 +706,4 @@ export function quickFit<B>(task: Task<B>, train: BatchSource<B>, o: QuickFitOpt
       }
     }
   }
-}
-
-export interface Seq2SeqRunOptions extends Seq2SeqOptions {
-  /** Training wall time in minutes (default 15). */
-  minutes?: number;
-  lr?: number;
-  /** Beam width for the final test evaluation (default 5; greedy is always reported too). */
-  testBeam?: number;
-  /** Evaluate on at most this many test words (default: all). */
-  testLimit?: number;
-  /** Beam-search evaluation on the first this-many test words (default 3000). */
-  beamLimit?: number;
-  /** Write the trained model here (optional). */
-  save?: string;
-  log?: (line: string) => void;
-}
-
-/**
- * Train with a wall-time budget, then report validation and test metrics (greedy and beam). The
- * experiment behind the numbers in the docs:
- *   node --import tsx --input-type=module -e "const m = await import('./src/models/seq2seq.ts'); await m.runSeq2Seq({ minutes: 15 })"
- */
-export async function runSeq2Seq(o: Seq2SeqRunOptions = {}): Promise<Record<string, number>> {
-  const log = o.log ?? ((s: string) => process.stdout.write(`${s}\n`));
-  const { minutes, lr, testBeam, testLimit, beamLimit, save, log: _l, ...opts } = o;
-  const t0 = performance.now();
-  const { task, train, val, data } = buildSeq2Seq(opts);
-  log(`seq2seq: ${data.train.length} train / ${data.val.length} val / ${data.test.length} test words; ${train.numBatches} batches per epoch; ${task.model.numParameters()} parameters; config ${JSON.stringify(task.model.config)}`);
-  const fit = quickFit(task, train, {
-    seconds: (minutes ?? 15) * 60, lr: lr ?? 3e-3, clip: 5, decayFraction: 0.5, logEvery: 100,
-    log: (i) => log(`step ${i.step} epoch ${i.epoch} loss ${i.loss.toFixed(4)} lr ${i.lr.toExponential(2)} ${i.seconds.toFixed(0)}s`),
-  });
-  const trainSeconds = fit.seconds;
-  const result: Record<string, number> = { steps: fit.steps, trainSeconds, epochs: (fit.steps * (o.batchSize ?? SEQ2SEQ_DEFAULTS.batchSize)) / train.words.reduce((n, w) => n + w.prons.length, 0) };
-  const v = task.evaluate(val);
-  log(`val (greedy): WER ${(100 * v.wer).toFixed(2)}%  PER ${(100 * v.per).toFixed(2)}%  loss ${v.loss.toFixed(4)}`);
-  Object.assign(result, { valWer: v.wer, valPer: v.per });
-  const testWords = testLimit ? data.test.slice(0, testLimit) : data.test;
-  let t1 = performance.now();
-  task.beamWidth = 1;
-  const g = task.evaluate(new G2PBatches(testWords, 128, false));
-  log(`test (greedy, ${testWords.length} words): WER ${(100 * g.wer).toFixed(2)}%  PER ${(100 * g.per).toFixed(2)}%  (${((performance.now() - t1) / 1000).toFixed(0)}s)`);
-  Object.assign(result, { testWords: testWords.length, testWerGreedy: g.wer, testPerGreedy: g.per });
-  const K = testBeam ?? 5;
-  if (K > 1) {
-    // beam search costs K times greedy: by default it runs on the first `beamLimit` test words,
-    // with greedy on the same words for a like-for-like comparison
-    const beamWords = testWords.slice(0, beamLimit ?? 3000);
-    const sub = new G2PBatches(beamWords, 128, false);
-    const gs = task.evaluate(sub);
-    t1 = performance.now();
-    task.beamWidth = K;
-    const b = task.evaluate(sub);
-    log(`test subset (${beamWords.length} words): greedy WER ${(100 * gs.wer).toFixed(2)}% PER ${(100 * gs.per).toFixed(2)}%; beam ${K} WER ${(100 * b.wer).toFixed(2)}%  PER ${(100 * b.per).toFixed(2)}%  (${((performance.now() - t1) / 1000).toFixed(0)}s)`);
-    Object.assign(result, { beamWords: beamWords.length, subsetWerGreedy: gs.wer, subsetPerGreedy: gs.per, subsetWerBeam: b.wer, subsetPerBeam: b.per });
-    task.beamWidth = 1;
-  }
-  if (save) saveSeq2Seq(save, task);
-  result.totalSeconds = (performance.now() - t0) / 1000;
-  log(`total ${result.totalSeconds.toFixed(0)}s; examples: ${task.predict(['phoenix', 'recurrent', 'tensor']).map((p, i) => `${['phoenix', 'recurrent', 'tensor'][i]} → ${p}`).join('; ')}`);
-  return result;
 }

@@ -5,6 +5,9 @@
  */
 import { Tensor, shapeStr } from '../tensor/tensor.ts';
 import { noGrad } from '../autograd/tape.ts';
+import { checkOptions } from '../util/options.ts';
+
+export { checkOptions };
 
 /** Anything with a shape and flat values: a Tensor, a safetensors entry, a JSON fixture. */
 export interface TensorLike {
@@ -116,15 +119,21 @@ export class Module {
   }
 }
 
-/** Reject unknown option keys early, naming the key and the known ones. */
-export function checkOptions(where: string, opts: object | undefined, known: readonly string[]): void {
-  if (opts === undefined) return;
-  if (opts === null || typeof opts !== 'object') throw new TypeError(`${where}: options must be an object`);
-  for (const k of Object.keys(opts)) {
-    if (!known.includes(k)) throw new TypeError(`${where}: unknown option '${k}' (known: ${known.join(', ')})`);
+/**
+ * Run fn in eval mode without gradient recording, restoring the model's previous training flag
+ * after (also when fn throws).
+ */
+export function withEval<T>(model: Module, fn: () => T): T {
+  const was = model.training;
+  model.eval();
+  try {
+    return noGrad(fn);
+  } finally {
+    model.train(was);
   }
 }
 
+/** A positive integer option, or a TypeError naming it. */
 export function checkPositiveInt(where: string, name: string, v: unknown): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new TypeError(`${where}: '${name}' must be a positive integer, got ${String(v)}`);
   return v;

@@ -23,20 +23,13 @@ import { loadOnnx, type OnnxInput } from './model.ts';
 import { exportOnnx, charLMExportSpec, EXPORT_OPSET, type ExportSpec, type ExportStep } from './export.ts';
 import type { Module } from '../nn/module.ts';
 import { loadClassifier } from '../models/classifier.ts';
+import { findTestCases, runTestCase } from './testcase.ts';
+import { reportError, stdio, UsageError, type CliIO } from '../cli/args.ts';
 
 /** The `recur.config` architectures `recur export --format onnx` can rebuild. */
 export const EXPORTABLE_ARCHS = ['charlm', 'rnn-classifier'] as const;
-import { findTestCases, runTestCase } from './testcase.ts';
 
-export interface CliIO {
-  out(text: string): void;
-  err(text: string): void;
-}
-
-const stdio: CliIO = {
-  out: (t) => void process.stdout.write(t),
-  err: (t) => void process.stderr.write(t),
-};
+export type { CliIO } from '../cli/args.ts';
 
 export const EXPORT_USAGE = `usage: recur export MODEL --format onnx -o FILE [--no-state] [--softmax] [--batch-first]
   MODEL          a recur model file (.safetensors) with recur.config metadata
@@ -61,16 +54,6 @@ export const ONNX_USAGE = `usage: recur onnx <command> ...
   --general   run RNN/GRU/LSTM nodes with the general implementation only (for cross-checks)
 `;
 
-class UsageError extends Error {}
-
-function fail(io: CliIO, e: unknown): number {
-  if (e instanceof UsageError) {
-    io.err(`error: ${e.message}\n`);
-    return 2;
-  }
-  io.err(`error: ${(e as Error).message}\n`);
-  return 1;
-}
 
 function readBytes(path: string, what: string): Uint8Array {
   if (!existsSync(path)) throw new OnnxError(`${what} '${path}' does not exist`);
@@ -128,7 +111,7 @@ export async function exportCommand(argv: string[], io: CliIO = stdio): Promise<
     io.out(`wrote ${out} (${bytes.length} bytes, ONNX opset ${EXPORT_OPSET}): inputs ${info.inputs.map((i) => i.name).join(', ')}; outputs ${info.outputs.map((o) => o.name).join(', ')}\n`);
     return 0;
   } catch (e) {
-    return fail(io, e);
+    return reportError(io, e);
   }
 }
 
@@ -281,6 +264,6 @@ export async function onnxCommand(argv: string[], io: CliIO = stdio): Promise<nu
         throw new UsageError(`unknown onnx command '${sub}'\n${ONNX_USAGE}`);
     }
   } catch (e) {
-    return fail(io, e);
+    return reportError(io, e);
   }
 }

@@ -298,38 +298,22 @@ function reorderParams(op: RecOp, D: number, inp: RecInputs): DirectionParams[] 
   return params;
 }
 
-/** Reverse each sequence of x [T, B, F] within its own length (steps past it stay in place). */
-function reverseWithinLengths(x: Tensor, lens: Int32Array | null): Tensor {
-  const [T, B, F] = x.shape;
-  const be = x.backend;
-  const out = be.alloc(x.size, x.dtype);
-  for (let b = 0; b < B; b++) {
-    const L = lens ? lens[b] : T;
-    for (let t = 0; t < T; t++) {
-      const src = t < L ? L - 1 - t : t;
-      be.copy(x.storage, (src * B + b) * F, out, (t * B + b) * F, F);
-    }
-  }
-  return new Tensor(out, x.shape);
-}
-
 function runFast(ctx: NodeContext, at: RecAttrs, inp: RecInputs, params: DirectionParams[]): (Value | null)[] {
   const { T, N, H } = inp;
   const D = at.D;
   const toTimeMajor = (t: Tensor | null): Tensor | null => (t && at.layout === 1 ? permute(t, [1, 0, 2]) : t);
-  let x = toTimeMajor(inp.X)!;
+  const x = toTimeMajor(inp.X)!;
   const h0 = toTimeMajor(inp.h0), c0 = toTimeMajor(inp.c0);
-  const reverse = at.direction === 'reverse';
-  if (reverse) x = reverseWithinLengths(x, inp.lens);
-  const r = recurrentLayer(at.fastMode!, x, params, h0, at.op === 'LSTM' ? c0 : null, inp.lens);
+  // direction="reverse": the layer's own reverse walk (within each sequence's length, outputs in time order)
+  const dirs = at.direction === 'reverse' ? [{ ...params[0], reverse: true }] : params;
+  const r = recurrentLayer(at.fastMode!, x, dirs, h0, at.op === 'LSTM' ? c0 : null, inp.lens);
   const outs: (Value | null)[] = [null, null, null];
   if (ctx.wantsOutput(0)) {
-    const y = reverse ? reverseWithinLengths(r.y, inp.lens) : r.y;
     if (D === 1) {
       // [T, B, H] is already [T, 1, B, H] in memory; layout 1 needs one transpose
-      outs[0] = at.layout === 0 ? reshape(y, [T, 1, N, H]) : reshape(permute(y, [1, 0, 2]), [N, T, 1, H]);
+      outs[0] = at.layout === 0 ? reshape(r.y, [T, 1, N, H]) : reshape(permute(r.y, [1, 0, 2]), [N, T, 1, H]);
     } else {
-      const y4 = reshape(y, [T, N, D, H]);
+      const y4 = reshape(r.y, [T, N, D, H]);
       outs[0] = permute(y4, at.layout === 0 ? [0, 2, 1, 3] : [1, 0, 2, 3]);
     }
   }

@@ -16,9 +16,9 @@ export type Shape = readonly number[];
 export { shapeSize, shapeStrides };
 
 /**
- * What the embedding op records on its output: the output's rows are `table[ids]`. `table` is a
- * copy of `weight` taken at lookup time (so an in-place update of the weight afterwards cannot
- * change what the rows were). A consumer that is linear in its rows — a recurrent layer's input
+ * What the embedding op records on its output: the output's rows are `table[ids]`. With gradients
+ * on, `table` is a copy of `weight` taken at lookup time (so an in-place update of the weight
+ * before backward cannot change what the rows were); with them off it is the weight itself. A consumer that is linear in its rows — a recurrent layer's input
  * projection — may project the V table rows once instead of all T·B rows, and send its gradient
  * straight to `weight` (src/cells/recurrent.ts). Only made when the vocabulary is no larger than
  * the number of rows looked up (`LOOKUP_MAX_VOCAB_FRACTION`): then the copy costs at most what the
@@ -27,7 +27,7 @@ export { shapeSize, shapeStrides };
 export interface EmbeddingLookup {
   /** The embedding weight [V, E] the rows came from (gradients go here). */
   readonly weight: Tensor;
-  /** Its values at lookup time, [V, E]. */
+  /** Its values at lookup time, [V, E] (the weight's own storage when made without gradients). */
   readonly table: Storage;
   /** One id per row of the output. */
   readonly ids: Int32Array;

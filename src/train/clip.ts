@@ -79,11 +79,23 @@ export function clipGradNorm(params: Params, maxNorm: number, normType: NormType
   const p = parseNormType(who, normType);
   const gs = withGrads(who, params);
   const total = combine(gs.map(({ g }) => tensorNorm(g, p)), p);
+  scaleGrads(gs, maxNorm, total);
+  return total;
+}
+
+/**
+ * The second half of clipGradNorm, for a caller that already has the global norm `total` of the
+ * same gradients (e.g. from gradNorms): scale them all by maxNorm / (total + 1e-6) when that is < 1.
+ */
+export function clipGradNormTo(params: Params, maxNorm: number, total: number): void {
+  scaleGrads(withGrads('clipGradNormTo', params), maxNorm, total);
+}
+
+function scaleGrads(gs: readonly { g: Tensor }[], maxNorm: number, total: number): void {
   const coef = maxNorm / (total + 1e-6);
   if (!(coef >= 1)) {
     for (const { g } of gs) g.backend.scale(g.size, coef, g.storage, 0);
   }
-  return total;
 }
 
 /** Clamp every gradient element to [−clipValue, clipValue] (torch.nn.utils.clip_grad_value_). */

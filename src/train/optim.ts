@@ -310,6 +310,15 @@ export abstract class Optimizer<H extends { lr: number } = { lr: number }> {
     return slot.scratch[i];
   }
 
+  /** g + wd·p (PyTorch's coupled weight decay) in scratch buffer i, or g itself when wd = 0. */
+  protected decayedGrad(slot: Slot, i: number, p: Tensor, g: Tensor, weightDecay: number): Storage {
+    if (weightDecay === 0) return g.storage;
+    const t = this.scratch(slot, i, p);
+    p.backend.copy(g.storage, 0, t, 0, p.size);
+    p.backend.axpy(p.size, weightDecay, p.storage, 0, t, 0);
+    return t;
+  }
+
   stateDict(): OptimizerState {
     const params: Record<string, ParamStateDict> = {};
     const names = this.bufferNames(this.cfg);
@@ -466,13 +475,7 @@ export class SGD extends Optimizer<SGDHyper> {
   protected update(p: Tensor, g: Tensor, slot: Slot): void {
     const { lr, momentum, dampening, nesterov, weightDecay } = this.cfg;
     const be = p.backend, n = p.size;
-    let d = g.storage;
-    if (weightDecay !== 0) {
-      const t = this.scratch(slot, 0, p);
-      be.copy(g.storage, 0, t, 0, n);
-      be.axpy(n, weightDecay, p.storage, 0, t, 0);
-      d = t;
-    }
+    let d = this.decayedGrad(slot, 0, p, g, weightDecay);
     if (momentum !== 0) {
       let buf = slot.buffers.get('momentumBuffer');
       if (buf === undefined) {
@@ -551,13 +554,7 @@ export class RMSProp extends Optimizer<RMSPropHyper> {
   protected update(p: Tensor, g: Tensor, slot: Slot): void {
     const { lr, alpha, eps, weightDecay, momentum, centered } = this.cfg;
     const be = p.backend, n = p.size, sh = [n];
-    let gs = g.storage;
-    if (weightDecay !== 0) {
-      const t = this.scratch(slot, 2, p);
-      be.copy(g.storage, 0, t, 0, n);
-      be.axpy(n, weightDecay, p.storage, 0, t, 0);
-      gs = t;
-    }
+    const gs = this.decayedGrad(slot, 2, p, g, weightDecay);
     const a = this.scratch(slot, 0, p), b = this.scratch(slot, 1, p);
     const sq = this.buffer(slot, 'squareAvg', p);
     // s ← α·s + (1 − α)·g²
@@ -636,13 +633,7 @@ export class Adagrad extends Optimizer<AdagradHyper> {
   protected update(p: Tensor, g: Tensor, slot: Slot): void {
     const { lr, lrDecay, weightDecay, initialAccumulatorValue, eps } = this.cfg;
     const be = p.backend, n = p.size, sh = [n];
-    let gs = g.storage;
-    if (weightDecay !== 0) {
-      const t = this.scratch(slot, 2, p);
-      be.copy(g.storage, 0, t, 0, n);
-      be.axpy(n, weightDecay, p.storage, 0, t, 0);
-      gs = t;
-    }
+    const gs = this.decayedGrad(slot, 2, p, g, weightDecay);
     const clr = lr / (1 + (slot.step - 1) * lrDecay);
     const a = this.scratch(slot, 0, p), b = this.scratch(slot, 1, p);
     const sum = this.buffer(slot, 'sum', p, initialAccumulatorValue);

@@ -27,6 +27,7 @@ import { concat, slice } from '../autograd/ops/shape.ts';
 import type { RecurrentBase, RecurrentOutput } from '../nn/recurrent.ts';
 import type { BatchSource } from './task.ts';
 import { tensorFromJSON, tensorToJSON, type TensorJSON } from '../infer/stream.ts';
+import { checkOptions } from '../util/options.ts';
 
 function posInt(who: string, key: string, v: unknown): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw new RangeError(`${who}: '${key}' must be a positive integer, got ${String(v)}`);
@@ -96,7 +97,7 @@ export class StreamBatches implements BatchSource<StreamWindow> {
   constructor(tokens: ArrayLike<number>, opts: StreamBatchesOptions) {
     const who = 'StreamBatches';
     if (opts === null || typeof opts !== 'object') throw new TypeError(`${who}: options must be an object {batchSize, seqLen}`);
-    for (const k of Object.keys(opts)) if (k !== 'batchSize' && k !== 'seqLen') throw new TypeError(`${who}: unknown option '${k}' (known: batchSize, seqLen)`);
+    checkOptions(who, opts, ['batchSize', 'seqLen']);
     this.seqLen = posInt(who, 'seqLen', opts.seqLen);
     this.streams = splitStreams(tokens, posInt(who, 'batchSize', opts.batchSize));
     this.numBatches = Math.ceil((this.streams.L - 1) / this.seqLen);
@@ -160,7 +161,7 @@ export class StateCarry {
 
   constructor(opts: StateCarryOptions = {}) {
     if (opts === null || typeof opts !== 'object') throw new TypeError('StateCarry: options must be an object {detachEvery?}');
-    for (const k of Object.keys(opts)) if (k !== 'detachEvery') throw new TypeError(`StateCarry: unknown option '${k}' (known: detachEvery)`);
+    checkOptions('StateCarry', opts, ['detachEvery']);
     const K = opts.detachEvery ?? 1;
     this.detachEvery = K === Infinity ? K : posInt('StateCarry', 'detachEvery', K);
   }
@@ -230,7 +231,7 @@ export interface TBPTTForwardOptions {
  */
 export function forwardTBPTT(layer: RecurrentBase, x: Tensor, opts: TBPTTForwardOptions = {}): RecurrentOutput {
   const who = 'forwardTBPTT';
-  for (const k of Object.keys(opts)) if (!['h', 'c', 'detachEvery'].includes(k)) throw new TypeError(`${who}: unknown option '${k}' (known: h, c, detachEvery)`);
+  checkOptions(who, opts, ['h', 'c', 'detachEvery']);
   if (x.ndim !== 3) throw new RangeError(`${who}: input must be 3-D, got ${shapeStr(x.shape)}`);
   const axis = layer.batchFirst ? 1 : 0;
   const T = x.shape[axis];

@@ -35,7 +35,7 @@
 import type { BatchSource, StepResult, Task } from './task.ts';
 import { Adagrad, Adam, AdamW, Optimizer, RMSProp, SGD, type AdagradOptions, type AdamOptions, type RMSPropOptions, type SGDOptions } from './optim.ts';
 import { LRScheduler, scheduleFromSpec, type Schedule, type ScheduleSpec } from './schedule.ts';
-import { clipGradNorm, clipGradValue, gradNorms } from './clip.ts';
+import { clipGradNorm, clipGradNormTo, clipGradValue, gradNorms } from './clip.ts';
 import { checkFinite, NonFiniteError } from './guard.ts';
 import { GradMonitor, layerNorms } from './gradlog.ts';
 import { LineProgress, type Callback, type EvalInfo, type HookResult, type ProgressSink, type StepInfo } from './callbacks.ts';
@@ -657,8 +657,8 @@ export class Trainer<B> {
     }
     const count = r.count;
     if (typeof count !== 'number' || !Number.isFinite(count) || count < 0) throw new TypeError(`Trainer: task '${this.task.name}'.step returned count ${show(count)}; expected a number of tokens or samples >= 0`);
-    checkFinite(r.loss, [], stepNo);
     const loss = r.loss.item();
+    checkFinite(loss, [], stepNo);
     const lr = this.optimizer.lr;
     backward(r.loss);
     const gn = gradNorms(this.params);
@@ -667,9 +667,16 @@ export class Trainer<B> {
       throw new NonFiniteError(stepNo, 'gradient', '(global norm)', 0, gn.total);
     }
     for (const w of this.monitor.observe(stepNo, gn.total, this.opts.clipNorm)) this.notice(`grad-${w.kind}`, w.message);
-    if (this.opts.clipValue !== null) clipGradValue(this.params, this.opts.clipValue);
     let clipped = false;
-    if (this.opts.clipNorm !== null) clipped = clipGradNorm(this.params, this.opts.clipNorm) > this.opts.clipNorm;
+    if (this.opts.clipValue !== null) {
+      clipGradValue(this.params, this.opts.clipValue);
+      // value clipping changed the gradients: their norm must be measured again
+      if (this.opts.clipNorm !== null) clipped = clipGradNorm(this.params, this.opts.clipNorm) > this.opts.clipNorm;
+    } else if (this.opts.clipNorm !== null) {
+      // the norm just measured for the log is the one clipGradNorm would compute
+      clipGradNormTo(this.params, this.opts.clipNorm, gn.total);
+      clipped = gn.total > this.opts.clipNorm;
+    }
     this.optimizer.step();
     this.scheduler?.step();
     this.stepCount = stepNo;

@@ -25,6 +25,7 @@
 import { Tensor, shapeStr } from '../../tensor/tensor.ts';
 import { accumulateGrad, needsGrad, record } from '../tape.ts';
 import { newLike, sameBackendAndDType } from './util.ts';
+import { checkOptions } from '../../util/options.ts';
 
 export interface Conv2dOptions {
   /** Stride: one number for both axes, or [sh, sw] (default 1). */
@@ -90,7 +91,7 @@ function im2colTable(N: number, H: number, W: number, kh: number, kw: number, sh
  */
 export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, o: Conv2dOptions = {}): Tensor {
   const where = 'conv2d';
-  for (const k of Object.keys(o)) if (k !== 'stride' && k !== 'padding') throw new TypeError(`${where}: unknown option '${k}' (known: stride, padding)`);
+  checkOptions(where, o, ['stride', 'padding']);
   sameBackendAndDType(where, x, weight, ...(bias ? [bias] : []));
   if (x.ndim !== 4) throw new RangeError(`${where}: input must be [N, C, H, W], got ${shapeStr(x.shape)}`);
   if (weight.ndim !== 4) throw new RangeError(`${where}: weight must be [O, C, kh, kw], got ${shapeStr(weight.shape)}`);
@@ -150,9 +151,8 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, o:
         const dXp = be.alloc((N * H * W + 1) * C, dtype);
         be.scatterAddRows(C, dCols, idx, dXp);
         const dx = newLike(x);
-        const dXnhwc = be.alloc(N * H * W * C, dtype);
-        be.copy(dXp, 0, dXnhwc, 0, N * H * W * C);
-        be.permute(dXnhwc, [N, H, W, C], [0, 3, 1, 2], dx.storage);
+        // the permute reads the first N·H·W·C elements: the zero row at the end is left out
+        be.permute(dXp, [N, H, W, C], [0, 3, 1, 2], dx.storage);
         accumulateGrad(x, dx.storage, true);
       }
     });
@@ -168,7 +168,7 @@ export interface Pool2dOptions {
 }
 
 function poolGeometry(where: string, x: Tensor, kernel: number | readonly [number, number], o: Pool2dOptions, allowPadding: boolean) {
-  for (const k of Object.keys(o)) if (k !== 'stride' && k !== 'padding') throw new TypeError(`${where}: unknown option '${k}' (known: stride, padding)`);
+  checkOptions(where, o, ['stride', 'padding']);
   if (x.ndim !== 4) throw new RangeError(`${where}: input must be [N, C, H, W], got ${shapeStr(x.shape)}`);
   const [kh, kw] = pair(where, 'kernel', kernel, 1, 1);
   const [sh, sw] = pair(where, 'stride', o.stride ?? [kh, kw], 1, 1);

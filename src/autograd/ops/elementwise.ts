@@ -8,11 +8,14 @@ import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.ts';
 import { accumulateGrad, needsGrad, record } from '../tape.ts';
 import { broadcastShapes, newLike, normAxis, padShape, sameBackendAndDType } from './util.ts';
 
-/** Sum g (shape outShape) down to `shape` (broadcast source) and accumulate into t.grad. */
-function accumulateReduced(t: Tensor, g: Tensor, outShape: number[]): void {
+/**
+ * Sum g (shape outShape) down to `shape` (broadcast source) and accumulate into t.grad. `owned`:
+ * g was made for this call alone and may be adopted as t.grad without a copy.
+ */
+function accumulateReduced(t: Tensor, g: Tensor, outShape: number[], owned: boolean): void {
   if (!t.requiresGrad) return;
   if (shapeSize(t.shape) === shapeSize(outShape)) {
-    accumulateGrad(t, g.storage, false);
+    accumulateGrad(t, g.storage, owned);
     return;
   }
   const red = newLike(t);
@@ -38,40 +41,40 @@ function binaryOp(op: BinaryOp, a: Tensor, b: Tensor | number): Tensor {
       const g = out.grad!;
       const be = a.backend;
       if (op === 'add') {
-        accumulateReduced(a, g, shape);
-        accumulateReduced(bt, g, shape);
+        accumulateReduced(a, g, shape, false);
+        accumulateReduced(bt, g, shape, false);
       } else if (op === 'sub') {
-        accumulateReduced(a, g, shape);
+        accumulateReduced(a, g, shape, false);
         if (bt.requiresGrad) {
           const ng = newLike(g);
           be.unary('neg', g.size, g.storage, ng.storage);
-          accumulateReduced(bt, ng, shape);
+          accumulateReduced(bt, ng, shape, true);
         }
       } else if (op === 'mul') {
         // d(a·b) = g·b, g·a
         if (a.requiresGrad) {
           const ga = newLike(g);
           be.binary('mul', g.storage, shape, bt.storage, bS, ga.storage, shape);
-          accumulateReduced(a, ga, shape);
+          accumulateReduced(a, ga, shape, true);
         }
         if (bt.requiresGrad) {
           const gb = newLike(g);
           be.binary('mul', g.storage, shape, a.storage, aS, gb.storage, shape);
-          accumulateReduced(bt, gb, shape);
+          accumulateReduced(bt, gb, shape, true);
         }
       } else {
         // d(a/b) = g/b, −g·a/b² = −g·out/b
         if (a.requiresGrad) {
           const ga = newLike(g);
           be.binary('div', g.storage, shape, bt.storage, bS, ga.storage, shape);
-          accumulateReduced(a, ga, shape);
+          accumulateReduced(a, ga, shape, true);
         }
         if (bt.requiresGrad) {
           const gb = newLike(g);
           be.binary('mul', g.storage, shape, out.storage, shape, gb.storage, shape);
           be.binary('div', gb.storage, shape, bt.storage, bS, gb.storage, shape);
           be.scale(gb.size, -1, gb.storage, 0);
-          accumulateReduced(bt, gb, shape);
+          accumulateReduced(bt, gb, shape, true);
         }
       }
     });

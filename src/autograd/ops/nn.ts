@@ -4,7 +4,7 @@
  */
 import { LOOKUP_MAX_VOCAB_FRACTION, Tensor, shapeSize, shapeStr, type Shape } from '../../tensor/tensor.ts';
 import { globalRng, type Rng } from '../../tensor/rng.ts';
-import { accumulateGrad, needsGrad, record } from '../tape.ts';
+import { accumulateGrad, isGradEnabled, needsGrad, record } from '../tape.ts';
 import { newLike, sameBackendAndDType } from './util.ts';
 import { mean, mul, softplus, square, sub, sum } from './elementwise.ts';
 import { reshape } from './shape.ts';
@@ -116,8 +116,13 @@ export function embedding(weight: Tensor, ids: ArrayLike<number>, shape: Shape =
   const be = weight.backend;
   be.gatherRows(E, weight.storage, idx, out.storage);
   if (V <= LOOKUP_MAX_VOCAB_FRACTION * idx.length) {
-    const table = be.alloc(V * E, weight.dtype);
-    be.copy(weight.storage, 0, table, 0, V * E);
+    // With gradients off the output is consumed at once (inference, decoding): the weight itself
+    // serves as the table. With them on, a copy keeps an optimizer step before backward out of it.
+    let table = weight.storage;
+    if (isGradEnabled()) {
+      table = be.alloc(V * E, weight.dtype);
+      be.copy(weight.storage, 0, table, 0, V * E);
+    }
     out.lookup = { weight, table, ids: idx, paddingIdx };
   }
   if (needsGrad(weight)) {
