@@ -6,12 +6,12 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Rng } from '../src/tensor/rng.ts';
 import { evalCommand, trainCommand } from '../src/cli/train-commands.ts';
 import { getTaskSpec } from '../src/models/registry.ts';
+import { writeMail } from './helpers/mail.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'recur-eval-options-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -21,18 +21,6 @@ function capture() {
   return { out, deps: { stdout: (t: string) => void out.push(t), stderr: () => {}, progress: false as const } };
 }
 
-/** 200 labelled mails over a 12-word vocabulary (20 test examples after the seeded 80/10/10 split). */
-function writeMail(path: string): void {
-  const rng = new Rng(1);
-  const ham = ['meeting', 'notes', 'lunch', 'project', 'report', 'team', 'monday'];
-  const spam = ['free', 'cash', 'winner', 'click', 'offer'];
-  const lines = Array.from({ length: 200 }, (_, i) => {
-    const isSpam = i % 3 === 0;
-    const words = Array.from({ length: 5 + rng.int(6) }, () => (isSpam && rng.random() < 0.4 ? spam : ham)[rng.int(isSpam ? 5 : 7)]);
-    return JSON.stringify({ input: words.join(' '), target: isSpam ? 'spam' : 'ham' });
-  });
-  writeFileSync(path, lines.join('\n') + '\n');
-}
 
 const data = join(root, 'mail.jsonl');
 const runDir = join(root, 'run');

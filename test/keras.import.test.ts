@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, mkdtempSync, writeFileSync, copyFileSync, rmSync } from 'node:fs';
+import { readFileSync, readdirSync, mkdtempSync, copyFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { loadKerasModel, parseKerasModel, KerasImportError, type KerasLoadOptions } from '../src/interop/keras-file.ts';

@@ -9,8 +9,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Trainer } from '../src/train/trainer.ts';
-import { Rng } from '../src/tensor/rng.ts';
 import { getTaskSpec, listTasks, registerTask, resolveOptions, saveTask, TaskRegistryError, type TaskSpec } from '../src/models/registry.ts';
+import { writeMail } from './helpers/mail.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'recur-tasks-a-trainer-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
@@ -54,16 +54,8 @@ test('registry: registering tasks', () => {
 });
 
 test('classify-spam from a JSONL file: Trainer fit → save → load → same predictions', async () => {
-  const rng = new Rng(1);
-  const ham = ['meeting', 'notes', 'lunch', 'project', 'report', 'team', 'monday'];
-  const spam = ['free', 'cash', 'winner', 'click', 'offer'];
-  const lines = Array.from({ length: 200 }, (_, i) => {
-    const isSpam = i % 3 === 0;
-    const words = Array.from({ length: 5 + rng.int(6) }, () => (isSpam && rng.random() < 0.4 ? spam : ham)[rng.int(isSpam ? 5 : 7)]);
-    return JSON.stringify({ input: words.join(' '), target: isSpam ? 'spam' : 'ham' });
-  });
   const path = join(dir, 'mail.jsonl');
-  writeFileSync(path, lines.join('\n') + '\n');
+  writeMail(path);
   const spec = getTaskSpec('classify-spam');
   const built = spec.build({ data: path, embeddingDim: 16, hiddenSize: 16, batchSize: 16, minCount: 1 });
   assert.deepEqual(built.trainOptions, { optimizer: 'adam', lr: 0.005, epochs: 3, clipNorm: 1, seed: 1 });

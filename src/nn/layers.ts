@@ -6,7 +6,7 @@
 import type { DType } from '../backend/interface.ts';
 import { Tensor, zeros } from '../tensor/tensor.ts';
 import { globalRng, type Rng } from '../tensor/rng.ts';
-import { constant_, normal_, uniform_ } from '../tensor/init.ts';
+import { normal_, uniform_ } from '../tensor/init.ts';
 import { linear } from '../autograd/ops/linalg.ts';
 import { dropout, embedding } from '../autograd/ops/nn.ts';
 import { checkOptions, checkPositiveInt, Module } from './module.ts';

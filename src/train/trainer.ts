@@ -384,7 +384,6 @@ export class Trainer<B> {
   readonly optimizer: Optimizer;
   readonly scheduler: LRScheduler | null;
   private readonly opts: Resolved;
-  private readonly rawOptions: TrainerOptions;
   private readonly params: [string, Tensor][];
   private readonly rngs: Map<string, Rng>;
   private readonly monitor = new GradMonitor();
@@ -420,7 +419,6 @@ export class Trainer<B> {
       throw new TypeError(`Trainer: task '${task.name}' must define both getCarry and setCarry, or neither`);
     }
     this.task = task;
-    this.rawOptions = { ...options };
     this.opts = resolveOptions(options);
     if (options.lr !== undefined && (typeof options.lr !== 'number' || !Number.isFinite(options.lr) || options.lr < 0)) fail('lr', 'a finite number >= 0', options.lr);
     this.params = task.model.namedParameters();
