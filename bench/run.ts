@@ -20,7 +20,8 @@
  *                        backend runs once with them, else twice (1 thread, and its default)
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { writeFileAtomic } from '../src/io/atomic.ts';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -185,6 +186,7 @@ async function main(): Promise<void> {
 
   // ---- recur, one configuration at a time: GEMM, then the workloads -----------------------------
   for (const c of configs) {
+    if (c.rowProjection && workloads.length === 0) continue; // the ablation has no GEMM figures of its own
     const { status, loaded } = await loadConfig(c);
     backends.push(status);
     log(`${c.system}: ${status.available ? `threads ${status.threads ?? 'unknown'}; ${status.note}` : status.note}`);
@@ -332,7 +334,7 @@ async function main(): Promise<void> {
     pytorch_crosscheck: crosscheck,
     gemm,
   };
-  writeFileSync(args.json, `${JSON.stringify(doc, null, 2)}\n`);
+  writeFileAtomic(args.json, `${JSON.stringify(doc, null, 2)}\n`);
   log(`results written to ${args.json}`);
 }
 

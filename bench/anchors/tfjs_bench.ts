@@ -12,7 +12,7 @@
  * none is applied. Streaming: a stateful copy of the recurrent stack with batch input [1, 1, V],
  * `predict` + `dataSync` per token.
  */
-import { writeFileSync } from 'node:fs';
+import { writeFileAtomic } from '../../src/io/atomic.ts';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { CostModel, errorMessage, round, timeStream, timeTraining, trainResult, type Policy, type RunResult } from '../lib/measure.ts';
@@ -97,16 +97,16 @@ async function main(): Promise<void> {
     }
   } catch (e) {
     const note = `not available: ${errorMessage(e)}`;
-    writeFileSync(outFile, JSON.stringify({ ...info, results: spec.workloads.map((w) => ({ workload: w.name, system, status: 'not available', note })) }));
+    writeFileAtomic(outFile, JSON.stringify({ ...info, results: spec.workloads.map((w) => ({ workload: w.name, system, status: 'not available', note })) }));
     return;
   }
   const cost = new CostModel(spec.policy);
   const results: RunResult[] = [];
-  writeFileSync(outFile, JSON.stringify({ ...info, results }));
+  writeFileAtomic(outFile, JSON.stringify({ ...info, results }));
   for (const w of spec.workloads) {
     const r = await run(w, cost);
     results.push(r);
-    writeFileSync(outFile, JSON.stringify({ ...info, results })); // partial results survive a timeout
+    writeFileAtomic(outFile, JSON.stringify({ ...info, results })); // partial results survive a timeout
     process.stderr.write(`  ${system} ${w.name}: ${r.status === 'ok' ? `${r.train_tok_s} tok/s, ${r.stream_us_per_step ?? '–'} µs/stream step` : r.note}\n`);
   }
 }

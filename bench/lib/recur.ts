@@ -2,11 +2,9 @@
  * recur on one backend: the training step and the streaming step of a workload, and the
  * configurations (backends and their options) the harness runs.
  */
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import {
-  Adam, Embedding, GRU, LSTM, Linear, RNN, Rng, backward, clipGradNorm, crossEntropy, getBackend, listBackends, setBackend,
-  type RecurrentBase, type Tensor,
+  Adam, Embedding, GRU, LSTM, Linear, RNN, Rng, backward, clipGradNorm, crossEntropy, getBackend, loadWasmBackend, setBackend,
+  type RecurrentBase, type Tensor, type WasmBackendOptions,
 } from '../../src/index.ts';
 import { TokenStream } from '../../src/infer/token-stream.ts';
 import { CostModel, errorMessage, round, timeStream, timeTraining, trainResult, type Policy, type RunResult } from './measure.ts';
@@ -45,43 +43,12 @@ export interface BackendStatus {
   note: string;
 }
 
-const SRC = new URL('../../src/', import.meta.url);
-const WASM_DIR = new URL('backend/wasm/', SRC);
-const LOADER = /export\s+(async\s+)?function\s+loadWasmBackend\b|export\s*\{[^}]*\bloadWasmBackend\b/;
-
-/** The module exporting loadWasmBackend: the public entry if it re-exports it, else a file of src/backend/wasm/. */
-function findWasmLoader(): URL | null {
-  const index = new URL('index.ts', SRC);
-  if (LOADER.test(readFileSync(index, 'utf8'))) return index;
-  const dir = fileURLToPath(WASM_DIR);
-  if (!existsSync(dir)) return null;
-  const files = readdirSync(dir).filter((f) => f.endsWith('.ts')).sort((a, b) => Number(b === 'index.ts') - Number(a === 'index.ts'));
-  for (const f of files) {
-    const u = new URL(f, WASM_DIR);
-    if (LOADER.test(readFileSync(u, 'utf8'))) return u;
-  }
-  return null;
-}
-
-/** Primitive-valued fields of a backend object (name, thread count, variant...), for the report. */
-function describe(name: string): Record<string, unknown> {
-  const b = getBackend(name) as unknown as Record<string, unknown>;
-  const out: Record<string, unknown> = {};
-  for (const k of ['name', 'variant', 'threads']) {
-    const v = b[k];
-    if (['number', 'string', 'boolean'].includes(typeof v)) out[k] = v;
-  }
-  return out;
-}
-
-class Unavailable extends Error {}
-
 /**
  * The recur configurations to run: the reference `js` backend, and the WebAssembly backend
- * (src/backend/wasm/, which exports `loadWasmBackend(opts)` registering a backend named 'wasm')
- * twice, on one thread (like for like with the single-threaded systems) and with its default
- * thread count — or once, when `wasmOpts` fixes the threads. A backend that is missing or fails to
- * load is reported as not available, with the reason.
+ * (`loadWasmBackend(opts)`, registering a backend named 'wasm') on one thread (like for like with
+ * the single-threaded systems) and with its default thread count — or once, when `wasmOpts` fixes
+ * the threads — plus the recur-wasm-rows ablation. A backend that fails to load is reported as not
+ * available, with the reason.
  */
 export function recurConfigs(wasmOpts: Record<string, unknown>): RecurConfig[] {
   const js: RecurConfig = {
@@ -91,25 +58,12 @@ export function recurConfigs(wasmOpts: Record<string, unknown>): RecurConfig[] {
   const wasm = (system: string, opts: Record<string, unknown>): RecurConfig => ({
     system,
     load: async () => {
-      const file = findWasmLoader();
-      if (!file) {
-        throw new Unavailable(existsSync(fileURLToPath(WASM_DIR)) ? 'nothing in src/backend/wasm/ exports loadWasmBackend yet' : 'src/backend/wasm/ does not exist');
-      }
-      const mod = (await import(file.href)) as Record<string, unknown>;
-      const load = mod.loadWasmBackend;
-      if (typeof load !== 'function') throw new Unavailable('loadWasmBackend is not a function');
-      const before = new Set(listBackends());
-      const be = (await (load as (o: unknown) => unknown)(opts)) as { name?: unknown; dispose?: unknown } | undefined;
-      const name = typeof be?.name === 'string' ? be.name : listBackends().find((n) => !before.has(n)) ?? 'wasm';
-      if (!listBackends().includes(name)) throw new Unavailable('loadWasmBackend() returned but registered no backend');
-      const d = describe(name);
+      const be = await loadWasmBackend(opts as WasmBackendOptions);
       return {
-        backend: name,
-        threads: typeof d.threads === 'number' ? d.threads : null,
-        note: `loadWasmBackend(${JSON.stringify(opts)}): ${JSON.stringify(d)}`,
-        dispose: () => {
-          if (typeof be?.dispose === 'function') (be.dispose as () => void)();
-        },
+        backend: be.name,
+        threads: be.threads,
+        note: `loadWasmBackend(${JSON.stringify(opts)}): ${JSON.stringify({ name: be.name, variant: be.variant, threads: be.threads })}`,
+        dispose: () => be.dispose(),
       };
     },
   });
@@ -124,7 +78,7 @@ export async function loadConfig(c: RecurConfig): Promise<{ status: BackendStatu
     const loaded = await c.load();
     return { status: { system: c.system, available: true, backend: loaded.backend, threads: loaded.threads, note: loaded.note }, loaded };
   } catch (e) {
-    const why = e instanceof Unavailable ? e.message : `loading failed (${errorMessage(e)})`;
+    const why = `loading failed (${errorMessage(e)})`;
     return { status: { system: c.system, available: false, backend: null, threads: null, note: `not available: ${why}` }, loaded: null };
   }
 }
