@@ -1,11 +1,6 @@
 #!/usr/bin/env node
-// The `recur` command. The library is written in TypeScript and runs from its sources, so this
-// launcher registers the tsx loader first, then runs src/cli/main.ts (found relative to this
-// file, so it works from any working directory and through npx). The caller's own tsconfig.json
-// is not consulted: the sources need no compiler options.
-import { register } from 'tsx/esm/api';
+// The `recur` command: runs the compiled CLI (dist/, built by `npm run build`, which `npm install`
+// in a clone runs through `prepare`, and which the published package ships).
+import { main } from '../dist/cli/main.js';
 
-register({ tsconfig: false });
-const { main } = await import(new URL('../src/cli/main.ts', import.meta.url).href);
-const code = await main(process.argv.slice(2));
-process.exitCode = code;
+process.exitCode = await main(process.argv.slice(2));

@@ -2,14 +2,15 @@
  * Character-level language modelling: the vocabulary, the batchers, the CharLM model (learning,
  * save/load, generation) and its config.
  */
+import { loadModelFile } from '../src/io/files.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { backward, crossEntropy, noGrad, Rng } from '../src/index.ts';
-import { saveModel } from '../src/io/model.ts';
-import { saveSafetensors } from '../src/io/safetensors.ts';
+import { saveModel } from '../src/io/files.ts';
+import { saveSafetensors } from '../src/io/files.ts';
 import { Adam } from '../src/train/optim.ts';
 import { clipGradNorm } from '../src/train/clip.ts';
 import { CharBatcher, CharVocab, VocabError, streamBatches, unigramEntropy } from '../src/data/text.ts';
@@ -168,7 +169,7 @@ test('CharLM: save -> loadCharLM rebuilds the model with identical logits and vo
     const model = new CharLM({ vocabSize: vocab.size, embeddingDim: 6, hiddenSize: 10, numLayers: 2, rng: new Rng(5) });
     const path = join(dir, 'm.safetensors');
     saveModel(path, model, { config: model.config, vocab: vocab.toJSON() });
-    const loaded = loadCharLM(path);
+    const loaded = loadCharLM(loadModelFile(path));
     assert.deepEqual(loaded.model.config, model.config);
     assert.deepEqual(loaded.vocab!.toJSON(), vocab.toJSON());
     const ids = vocab.encode('the cat sat on the mat');
@@ -180,10 +181,10 @@ test('CharLM: save -> loadCharLM rebuilds the model with identical logits and vo
     // Files that do not describe a CharLM are refused with the reason.
     const plain = join(dir, 'plain.safetensors');
     saveSafetensors(plain, { w: { dtype: 'F32', shape: [2], data: new Float32Array(2) } });
-    assert.throws(() => loadCharLM(plain), /no recur\.config/);
+    assert.throws(() => loadCharLM(loadModelFile(plain)), /no recur\.config/);
     const wrong = join(dir, 'wrong.safetensors');
     saveModel(wrong, model, { config: { ...model.config, hiddenSize: 12 } });
-    assert.throws(() => loadCharLM(wrong), /lstm\.weight_ih_l0' has shape \[40, 6\], the config implies \[48, 6\]/);
+    assert.throws(() => loadCharLM(loadModelFile(wrong)), /lstm\.weight_ih_l0' has shape \[40, 6\], the config implies \[48, 6\]/);
   } finally {
     done();
   }

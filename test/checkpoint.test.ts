@@ -15,9 +15,9 @@ import { Embedding, Dropout, Linear, LSTM, Module, Rng, Tensor, crossEntropy, ma
 import type { BatchSource, StepResult, Task } from '../src/train/task.ts';
 import { Trainer, type TrainerOptions } from '../src/train/trainer.ts';
 import { LossRecorder } from '../src/train/callbacks.ts';
-import { BEST_FILE, CheckpointError, loadCheckpoint, MODEL_FILE, readTrainingState, STATE_FILE } from '../src/train/checkpoint.ts';
-import { loadModelFile } from '../src/io/model.ts';
-import { readMetricsLog } from '../src/train/metrics-log.ts';
+import { BEST_FILE, CheckpointError, fileStore, loadCheckpoint, MODEL_FILE, readTrainingState, STATE_FILE } from '../src/train/checkpoint.ts';
+import { loadModelFile } from '../src/io/files.ts';
+import { readMetricsLog } from '../src/train/checkpoint.ts';
 import { StateCarry, StreamBatches, type StreamWindow } from '../src/train/tbptt.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'recur-ckpt-'));
@@ -128,6 +128,7 @@ function options(dir: string, extra: Partial<TrainerOptions> = {}): TrainerOptio
     logEvery: 2,
     earlyStopping: { patience: 100, minDelta: 0 },
     runDir: dir,
+    store: fileStore,
     checkpoint: { every: 5 },
     seed: 123,
     log: () => {},
@@ -195,7 +196,7 @@ test('a finished run extended with Trainer.restore and a larger budget equals a 
   // Run A (3 epochs) finished above; continue it to 4 epochs with its saved options.
   const recE = new LossRecorder();
   manualSeed(1);
-  const trainer = await Trainer.restore(new ClassifierTask(5), join(root, 'a'), { epochs: 4, callbacks: [recE], log: () => {} });
+  const trainer = await Trainer.restore(new ClassifierTask(5), join(root, 'a'), { epochs: 4, store: fileStore, callbacks: [recE], log: () => {} });
   assert.equal(trainer.step, 18);
   const res = await trainer.fit(trainData, valData);
   assert.equal(res.step, 24);
@@ -309,7 +310,7 @@ test('TBPTT: the carried recurrent state is checkpointed, so resuming mid-epoch 
   const tokens = Array.from({ length: 200 }, (_, i) => (i % 5 === 0 ? rng.int(V) : (i * 3) % V));
   const train = new StreamBatches(tokens, { batchSize: 3, seqLen: 6 }); // 11 windows
   const val = new StreamBatches(tokens.slice(0, 60), { batchSize: 2, seqLen: 6 });
-  const opts = (dir: string, cb: object[]): TrainerOptions => ({ lr: 0.05, epochs: 2, runDir: dir, evalEvery: 5, seed: 1, callbacks: cb, log: () => {} });
+  const opts = (dir: string, cb: object[]): TrainerOptions => ({ lr: 0.05, epochs: 2, runDir: dir, store: fileStore, evalEvery: 5, seed: 1, callbacks: cb, log: () => {} });
   const recA = new LossRecorder();
   await new Trainer(new TinyLM(1), opts(join(root, 'lmA'), [recA])).fit(train, val);
   const recB = new LossRecorder();

@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../src/index.ts';
-import { saveModel } from '../src/io/model.ts';
-import { saveSafetensors } from '../src/io/safetensors.ts';
+import { saveModel } from '../src/io/files.ts';
+import { saveSafetensors } from '../src/io/files.ts';
 import { CharVocab } from '../src/data/text.ts';
 import { CharLM } from '../src/models/charlm.ts';
 

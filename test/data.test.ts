@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { CharTokenizer, WordTokenizer, tokenizerFromJSON, TokenizerError } from '../src/data/tokenize.ts';
 import { Vocab, VocabError } from '../src/data/vocab.ts';
 import { bucketByLength, deriveSeed, ExampleSource, fitLength, ListSource, padSequences, permutation, SampledSource, SequenceLengthError } from '../src/data/batch.ts';
-import { DataError, denormalizeRow, fitNormStats, loadJSONL, loadLines, loadNumericCSV, loadText, normalizeRows, parseCSV, parseJSONL, parseNumericCSV, checkNormStats } from '../src/data/loaders.ts';
+import { DataError, denormalizeRow, fitNormStats, normalizeRows, parseCSV, parseJSONL, parseNumericCSV, checkNormStats } from '../src/data/loaders.ts';
+import { loadJSONL, loadLines, loadNumericCSV, loadText } from '../src/data/files.ts';
 import { emailToText, emailToTextIfRaw, firstNames, mobyDick, sensorNetwork, spamAssassin, splitBySeed, splitSeries } from '../src/data/datasets.ts';
 import { Rng } from '../src/tensor/rng.ts';
 
@@ -183,7 +184,7 @@ test('empty files are clear errors for every loader', () => {
   assert.throws(() => loadNumericCSV(file('empty.csv', '')), /the file is empty/);
   assert.throws(() => loadJSONL(file('empty.jsonl', '\n\n')), /the file is empty/);
   assert.throws(() => loadNumericCSV(file('header.csv', 'a,b\n')), /a header but no data rows/);
-  assert.throws(() => loadText(join(dir, 'missing.txt')), /cannot read/);
+  assert.throws(() => loadText(join(dir, 'missing.txt')), /missing.txt' does not exist/);
 });
 
 test('text loaders: whole text (CRLF normalised), non-blank lines', () => {

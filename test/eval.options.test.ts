@@ -4,6 +4,7 @@
  * trained with a small vocabulary (`maxVocab`) must be scored on data encoded with that vocabulary,
  * not the default one.
  */
+import { loadModelFile } from '../src/io/files.ts';
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -55,7 +56,7 @@ test('recur eval uses the task options saved with the run (same metrics as the t
   assert.equal(formatMetrics(j.metrics), trainTestLine);
   // … and exactly the metrics of the loaded model on data built with the training options.
   const spec = getTaskSpec('classify-spam');
-  const direct = spec.load(model).task.evaluate(spec.build(trained).test!);
+  const direct = spec.load(loadModelFile(model)).task.evaluate(spec.build(trained).test!);
   assert.deepEqual(j.metrics, JSON.parse(JSON.stringify(direct)));
 
   // Without any --set: the data option is saved too.

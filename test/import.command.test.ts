@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { importCommand, buildRecurrentLayer, type RecurrentImportConfig } from '../src/interop/import-command.ts';
+import { importCommand, buildRecurrentLayer, type RecurrentImportConfig } from '../src/cli/import.ts';
 import { encodeSafetensors } from '../src/io/safetensors.ts';
-import { loadModelFile, moduleTensors } from '../src/io/model.ts';
+import { moduleTensors } from '../src/io/model.ts';
+import { loadModelFile } from '../src/io/files.ts';
 
 async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '', err = '';

@@ -9,7 +9,8 @@ import { mkdtempSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GRU, LSTM, Linear, Rng, StateDictError } from '../src/index.ts';
-import { decodeModel, encodeModel, loadModelFile, loadModelInto, saveModel } from '../src/io/model.ts';
+import { decodeModel, encodeModel } from '../src/io/model.ts';
+import { loadModelFile, loadModelInto, saveModel } from '../src/io/files.ts';
 import { encodeSafetensors, SafetensorsError } from '../src/io/safetensors.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'recur-model-'));

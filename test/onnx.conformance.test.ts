@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { findTestCases, runTestCase } from '../src/onnx/testcase.ts';
-import { onnxCommand } from '../src/onnx/cli.ts';
+import { onnxCommand } from '../src/cli/onnx.ts';
 
 const DIR = fileURLToPath(new URL('../../shared/conformance/onnx-node', import.meta.url));
 const present = existsSync(DIR);

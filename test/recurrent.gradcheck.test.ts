@@ -6,8 +6,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  Embedding, GRU, GRUCell, LSTM, LSTMCell, RNN, RNNCell, Rng, backward, createWasmBackend, mul, noGrad, registerBackend, setBackend, sum, type RecurrentBase, type Tensor,
+  Embedding, GRU, GRUCell, LSTM, LSTMCell, RNN, RNNCell, Rng, backward, mul, noGrad, registerBackend, setBackend, sum, type RecurrentBase, type Tensor,
 } from '../src/index.ts';
+import { createWasmBackend } from '../src/backend/wasm/index.ts';
 import { assertClose, gradcheck, randomTensor } from './helpers/gradcheck.ts';
 
 type Mode = 'RNN_TANH' | 'RNN_RELU' | 'LSTM' | 'GRU';

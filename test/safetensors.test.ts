@@ -4,15 +4,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import {
-  SafetensorsError,
-  decodeSafetensors,
-  encodeSafetensors,
-  loadSafetensors,
-  saveSafetensors,
-  type DecodeOptions,
-  type SafeTensor,
-} from '../src/io/safetensors.ts';
+import { SafetensorsError, decodeSafetensors, encodeSafetensors, type DecodeOptions, type SafeTensor } from '../src/io/safetensors.ts';
+import { loadSafetensors, saveSafetensors } from '../src/io/files.ts';
 import { writeFileAtomic, writeFileAtomicAsync } from '../src/io/atomic.ts';
 
 // ---------------------------------------------------------------------------

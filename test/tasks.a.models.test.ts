@@ -14,14 +14,15 @@ import { Adam } from '../src/train/optim.ts';
 import { clipGradNorm } from '../src/train/clip.ts';
 import type { BatchSource, Task } from '../src/train/task.ts';
 import { Rng } from '../src/tensor/rng.ts';
-import { loadModelFile } from '../src/io/model.ts';
+import { loadModelFile } from '../src/io/files.ts';
 import { buildClassifier, loadClassifier, type ClassifierBuildOptions } from '../src/models/classifier.ts';
 import { buildFeedForward, loadFeedForward } from '../src/models/feedforward.ts';
 import { buildNameGen, loadNameGen } from '../src/models/namegen.ts';
 import { buildLM, loadLM } from '../src/models/lm.ts';
 import { buildForecast, loadForecast } from '../src/models/forecaster.ts';
 import { loadCharLM } from '../src/models/charlm.ts';
-import { saveTask, taskNameOf } from '../src/models/registry.ts';
+import { taskNameOf } from '../src/models/registry.ts';
+import { saveTask } from '../src/models/files.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'recur-tasks-a-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
@@ -95,7 +96,7 @@ for (const variant of [
     assert.equal(before[1], 'ham');
     const path = join(dir, `cls-${variant.o === undefined ? 0 : Object.keys(variant.o).length}.safetensors`);
     saveTask(task, path);
-    const loaded = loadClassifier(path);
+    const loaded = loadClassifier(loadModelFile(path));
     assert.deepEqual(loaded.predict(inputs), before);
     assert.deepEqual(loaded.evaluate(val), m);
     assert.equal(taskNameOf(loadModelFile(path).config), 'tiny-spam');
@@ -126,7 +127,7 @@ test('feed-forward baseline learns names → gender; save → load → same pred
   const before = task.predict(inputs);
   const path = join(dir, 'ff.safetensors');
   saveTask(task, path);
-  assert.deepEqual(loadFeedForward(path).predict(inputs), before);
+  assert.deepEqual(loadFeedForward(loadModelFile(path)).predict(inputs), before);
   assert.deepEqual(Object.keys(loadModelFile(path).tensors).sort(), ['head.bias', 'head.weight', 'hidden.bias', 'hidden.weight']);
 });
 
@@ -150,7 +151,7 @@ test('conditional name generator learns; samples respect the condition; save →
   for (const n of names) assert.ok(n.length >= 1 && n.length <= 12 && !/<|>/.test(n), n);
   const path = join(dir, 'namegen.safetensors');
   saveTask(task, path);
-  assert.deepEqual(loadNameGen(path).predict(['female', 'male', 'female', 'm', 'F']), names);
+  assert.deepEqual(loadNameGen(loadModelFile(path)).predict(['female', 'male', 'female', 'm', 'F']), names);
   assert.throws(() => task.predict(['robot']), /unknown condition "robot" \(known: female, male\)/);
   assert.throws(() => buildNameGen('x', ['f', 'm'], { ...o, maxLen: 3 }, { train: all, val: all }), /train name 0 \("Anna"\) has 4 tokens, more than the maximum 3/);
 });
@@ -176,8 +177,8 @@ test('character LM task learns a repetitive text; bpc on held-out; loads as a Ch
   assert.equal(out[0].length, 24);
   const path = join(dir, 'lm.safetensors');
   saveTask(task, path);
-  assert.deepEqual(loadLM(path, { length: 24, temperature: 0 }).predict(['the cat ']), out);
-  assert.equal(loadCharLM(path).model.vocabSize, task.vocab.size, 'the file is a plain CharLM model file');
+  assert.deepEqual(loadLM(loadModelFile(path), path, { length: 24, temperature: 0 }).predict(['the cat ']), out);
+  assert.equal(loadCharLM(loadModelFile(path)).model.vocabSize, task.vocab.size, 'the file is a plain CharLM model file');
   assert.equal(taskNameOf(loadModelFile(path).config), 'charlm');
   // Unknown characters in a prompt map to the unknown token (U+FFFD) instead of failing: 'Z', 'b' and
   // 'r' are not in the training text, so the prompt reads as '\uFFFDe\uFFFD\uFFFDa '. The continuation
@@ -208,7 +209,7 @@ test('forecaster learns a noisy sine; beats the last-value baseline; predict in 
   assert.ok(Math.abs(p[0] - truth[0]) < 1 && Math.abs(p[1] - truth[1]) < 2, `${pred} vs ${truth}`);
   const path = join(dir, 'forecast.safetensors');
   saveTask(task, path);
-  const loaded = loadForecast(path);
+  const loaded = loadForecast(loadModelFile(path));
   assert.deepEqual(loaded.predict([history]), [pred]);
   assert.deepEqual(loaded.config.norm, task.config.norm, 'normalisation stats travel in the model config');
   assert.throws(() => task.predict(['1,2;3']), /input 0, row 2 has 1 values, expected 2 \(temp, hum\)/);

@@ -3,13 +3,15 @@
  * from user files (JSONL, CSV, plain text), trained by the Trainer, saved, loaded and run through
  * `predict`; and the fixed splits as the tasks see them.
  */
+import { loadModelFile } from '../src/io/files.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Trainer } from '../src/train/trainer.ts';
-import { getTaskSpec, listTasks, registerTask, resolveOptions, saveTask, TaskRegistryError, type TaskSpec } from '../src/models/registry.ts';
+import { getTaskSpec, listTasks, registerTask, resolveOptions, TaskRegistryError, type TaskSpec } from '../src/models/registry.ts';
+import { saveTask } from '../src/models/files.ts';
 import { writeMail } from './helpers/mail.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'recur-tasks-a-trainer-'));
@@ -70,7 +72,7 @@ test('classify-spam from a JSONL file: Trainer fit → save → load → same pr
   const inputs = ['free cash click', 'team lunch monday', 'a text of words never seen'];
   const before = spec.predict(built.task, inputs);
   assert.deepEqual(before.slice(0, 2), ['spam', 'ham']);
-  assert.deepEqual(spec.predict(spec.load(model).task, inputs), before);
+  assert.deepEqual(spec.predict(spec.load(loadModelFile(model)).task, inputs), before);
   assert.throws(() => getTaskSpec('forecast').predict(built.task, ['1,2']), /forecast: predict needs a task built or loaded by 'forecast'/);
 });
 
@@ -87,7 +89,7 @@ test('forecast from a CSV file and charlm from a text file, through the registry
   const fpath = join(dir, 'f.safetensors');
   saveTask(f.task, fpath);
   const hist = ['10,1', '10.5,2'].map((r) => r.split(',')[0]).join(';');
-  assert.deepEqual(fspec.predict(fspec.load(fpath).task, [hist]), fspec.predict(f.task, [hist]));
+  assert.deepEqual(fspec.predict(fspec.load(loadModelFile(fpath)).task, [hist]), fspec.predict(f.task, [hist]));
   writeFileSync(join(dir, 'bad.csv'), 't,level\n1,2\n2,high\n');
   assert.throws(() => fspec.build({ data: join(dir, 'bad.csv') }), /row 2 \(line 3\), column 'level': "high" is not a number/);
 
@@ -100,7 +102,7 @@ test('forecast from a CSV file and charlm from a text file, through the registry
   assert.ok(lr.finalMetrics!.bpc < 0.6 * before, `bpc ${before} → ${lr.finalMetrics!.bpc}`);
   const lpath = join(dir, 'lm.safetensors');
   saveTask(l.task, lpath);
-  const out = lspec.predict(lspec.load(lpath).task, ['to be']);
+  const out = lspec.predict(lspec.load(loadModelFile(lpath)).task, ['to be']);
   assert.equal([...out[0]].length, 200, 'a loaded model generates the documented default length');
   writeFileSync(join(dir, 'empty.txt'), '');
   assert.throws(() => lspec.build({ data: join(dir, 'empty.txt') }), /the file is empty/);

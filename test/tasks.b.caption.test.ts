@@ -4,6 +4,8 @@
  * LSTM), a tiny training run whose loss falls well below its start, the metrics, and a model-file
  * round trip.
  */
+import { loadModelFile } from '../src/io/files.ts';
+import { saveTask } from '../src/models/files.ts';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,7 +14,7 @@ import { join } from 'node:path';
 
 import { Rng } from '../src/tensor/rng.ts';
 import { CAPTION_VOCAB, asciiArt, captionOf, decodeCaption, encodeCaption, shapeSample, drawShapes } from '../src/models/shapes.ts';
-import { CAP_EOS, CaptionScores, CaptionTask, Captioner, ShapesBatches, buildCaption, captionTaskSpec, makeCaptionBatch, saveCaption } from '../src/models/captioner.ts';
+import { CAP_EOS, CaptionScores, CaptionTask, Captioner, ShapesBatches, buildCaption, captionTaskSpec, makeCaptionBatch} from '../src/models/captioner.ts';
 import { quickFit } from '../src/models/seq2seq.ts';
 import { taskNameOf } from '../src/models/registry.ts';
 import { gradcheck } from './helpers/gradcheck.ts';
@@ -148,8 +150,8 @@ describe('captioner', () => {
     const dir = mkdtempSync(join(tmpdir(), 'recur-cap-'));
     try {
       const path = join(dir, 'cap.safetensors');
-      saveCaption(path, task);
-      const { task: loaded } = captionTaskSpec.load(path);
+      saveTask(task, path);
+      const { task: loaded } = captionTaskSpec.load(loadModelFile(path));
       assert.ok(loaded instanceof CaptionTask);
       assert.deepEqual(captionTaskSpec.predict(loaded as never, ['1:0', '1:1']), preds);
     } finally {

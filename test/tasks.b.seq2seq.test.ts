@@ -4,6 +4,7 @@
  * float64, and a tiny training run whose loss falls well below its start within seconds; greedy
  * and beam decoding, predict, and a model-file round trip.
  */
+import { loadModelFile } from '../src/io/files.ts';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,9 +14,10 @@ import { join } from 'node:path';
 import { Rng } from '../src/tensor/rng.ts';
 import {
   BOS, EOS, ErrorRates, G2PBatches, IGNORE, PAD, Seq2Seq, Seq2SeqTask, buildSeq2Seq, closestReference, editDistance,
-  loadCmudict, loadSeq2Seq, makeG2PBatch, quickFit, saveSeq2Seq, seq2seqTaskSpec, type G2PWord,
+  loadCmudict, loadSeq2Seq, makeG2PBatch, quickFit, seq2seqTaskSpec, type G2PWord,
 } from '../src/models/seq2seq.ts';
-import { saveTask, taskNameOf } from '../src/models/registry.ts';
+import { taskNameOf } from '../src/models/registry.ts';
+import { saveTask } from '../src/models/files.ts';
 import { gradcheck } from './helpers/gradcheck.ts';
 
 describe('edit distance and error rates', () => {
@@ -173,16 +175,16 @@ describe('Seq2Seq model', () => {
     const dir = mkdtempSync(join(tmpdir(), 'recur-s2s-'));
     try {
       const path = join(dir, 'g2p.safetensors');
-      saveSeq2Seq(path, task);
-      const { task: loaded } = seq2seqTaskSpec.load(path);
+      saveTask(task, path);
+      const { task: loaded } = seq2seqTaskSpec.load(loadModelFile(path));
       assert.ok(loaded instanceof Seq2SeqTask);
       assert.deepEqual(loaded.predict(words), pred);
       assert.deepEqual(seq2seqTaskSpec.predict(loaded, words), pred);
-      assert.deepEqual(loadSeq2Seq(path).task.describe().config, task.describe().config);
+      assert.deepEqual(loadSeq2Seq(loadModelFile(path)).task.describe().config, task.describe().config);
       // the registry's saveTask names the task in the config
       assert.equal(taskNameOf(task.describe().config), 'seq2seq');
       saveTask(task, path);
-      assert.deepEqual(seq2seqTaskSpec.predict(seq2seqTaskSpec.load(path).task, words), pred);
+      assert.deepEqual(seq2seqTaskSpec.predict(seq2seqTaskSpec.load(loadModelFile(path)).task, words), pred);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

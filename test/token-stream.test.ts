@@ -7,7 +7,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Embedding, GRU, LSTM, Linear, RNN, Rng, createWasmBackend, registerBackend, setBackend, noGrad, linear, type RecurrentBase } from '../src/index.ts';
+import {
+  Embedding, GRU, LSTM, Linear, RNN, Rng, registerBackend, setBackend, noGrad, linear, type RecurrentBase,
+} from '../src/index.ts';
+import { createWasmBackend } from '../src/backend/wasm/index.ts';
 import { TokenStream } from '../src/infer/token-stream.ts';
 import { assertClose } from './helpers/gradcheck.ts';
 

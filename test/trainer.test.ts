@@ -98,6 +98,7 @@ test('options are validated early, naming the key and the expected form', () => 
   assert.throws(() => new Trainer(t, { earlyStopping: {} as never }), /'earlyStopping.patience' must be a positive integer/);
   assert.throws(() => new Trainer(t, { checkpoint: { every: 5 } }), /needs a directory/);
   assert.throws(() => new Trainer(t, { checkpoint: { dir: 'x', keep: 2 } as never }), /unknown option 'checkpoint.keep'/);
+  assert.throws(() => new Trainer(t, { runDir: 'x' }), /need a place to write: pass store: fileStore/);
   assert.throws(() => new Trainer(t, { optimizer: 'adamx' as never }), /unknown optimizer 'adamx' \(known: sgd, adam, adamw, rmsprop, adagrad\)/);
   assert.throws(() => new Trainer(t, { optimizer: { name: 'adam', beta: 0.9 } as never }), /unknown option 'beta'/);
   assert.throws(() => new Trainer(t, { optimizer: 'sgd' }), /SGD needs a learning rate/);
@@ -252,7 +253,7 @@ test('gradient monitoring: per-layer grouping, warnings once each for persistent
   const messages: string[] = [];
   const task = new Regression();
   task.lossHook = (l, i) => (i === 70 ? mul(l, 1e8) : l);
-  await new Trainer(task, { optimizer: 'sgd', lr: 1e-4, clipNorm: 1e-4, epochs: 12, runDir: dir, log: (s) => void messages.push(s) }).fit(new Data(6));
+  await new Trainer(task, { optimizer: 'sgd', lr: 1e-4, clipNorm: 1e-4, epochs: 12, runDir: dir, store: fileStore, log: (s) => void messages.push(s) }).fit(new Data(6));
   assert.equal(messages.length, 2, messages.join('\n'));
   assert.match(messages[0], /recur: warning: gradient clipping \(clipNorm 0\.0001\) fired on 50 of the last 50 steps/);
   assert.match(messages[1], /gradient norm .* at step 70 is over 1000× its running median/);
@@ -262,7 +263,7 @@ test('gradient monitoring: per-layer grouping, warnings once each for persistent
 
 test('metrics.jsonl: a fit entry, train entries every logEvery steps, eval entries', async () => {
   const dir = join(root, 'log');
-  await new Trainer(new Regression(), { lr: 0.05, epochs: 2, logEvery: 3, runDir: dir, gradNormLogging: true, ...quiet }).fit(new Data(4), new Data(1));
+  await new Trainer(new Regression(), { lr: 0.05, epochs: 2, logEvery: 3, runDir: dir, store: fileStore, gradNormLogging: true, ...quiet }).fit(new Data(4), new Data(1));
   const { entries, skipped } = parseMetricsLog(readFileSync(join(dir, 'metrics.jsonl'), 'utf8'));
   assert.equal(skipped, 0);
   assert.deepEqual(entries.map((e) => `${e.type}${e.step}`), ['fit0', 'train3', 'eval4', 'train6', 'eval8', 'train8']);
@@ -278,7 +279,7 @@ test('metrics.jsonl: a fit entry, train entries every logEvery steps, eval entri
   // Torn lines (a killed run) are skipped and counted.
   assert.equal(parseMetricsLog('{"type":"train","step":1}\n{"type":"tr').skipped, 1);
   // A fresh fit into the same directory starts a new log.
-  await new Trainer(new Regression(), { epochs: 1, runDir: dir, ...quiet }).fit(new Data(1));
+  await new Trainer(new Regression(), { epochs: 1, runDir: dir, store: fileStore, ...quiet }).fit(new Data(1));
   assert.deepEqual(parseMetricsLog(readFileSync(join(dir, 'metrics.jsonl'), 'utf8')).entries.map((e) => e.type), ['fit', 'train']);
 });
 
@@ -310,8 +311,9 @@ test('handleInterrupt: the first SIGINT stops after the step; the listener is re
 
 import { evalCommand, extractSets, parseSetValue, predictCommand, trainCommand, type TaskRegistry } from '../src/cli/train-commands.ts';
 import { UsageError, CliError } from '../src/cli/args.ts';
-import { loadModelInto } from '../src/io/model.ts';
-import { readTrainingState } from '../src/train/checkpoint.ts';
+import { loadModelFile } from '../src/io/files.ts';
+import { asStateDict } from '../src/io/model.ts';
+import { readTrainingState, fileStore } from '../src/train/checkpoint.ts';
 import { existsSync } from 'node:fs';
 
 const builds: Record<string, unknown>[] = [];
@@ -328,9 +330,9 @@ const registry: TaskRegistry = {
             builds.push(o);
             return { task: new Regression(o.seed as number), train: new Data(o.batches as number), val: new Data(1, 8, 9), test: new Data(1, 8, 10) };
           },
-          load: (path) => {
+          load: (file) => {
             const task = new Regression();
-            loadModelInto(task.model, path);
+            task.model.loadStateDict(asStateDict(file));
             return { task };
           },
           predict: (task, inputs) =>
@@ -413,7 +415,7 @@ test('cli: recur eval and recur predict load the model file', async () => {
   await assert.rejects(evalCommand(['regression', '--model', join(root, 'missing.safetensors')], e.deps), /no such file or directory/);
   const p = capture();
   assert.equal(await predictCommand(['regression', '--model', model, '1,0', '0,1'], p.deps), 0);
-  const direct = (registry.getTaskSpec('regression')!.predict as (t: unknown, i: string[]) => string[])((registry.getTaskSpec('regression')!.load(model) as { task: unknown }).task, ['1,0', '0,1']);
+  const direct = (registry.getTaskSpec('regression')!.predict as (t: unknown, i: string[]) => string[])((registry.getTaskSpec('regression')!.load(loadModelFile(model)) as { task: unknown }).task, ['1,0', '0,1']);
   assert.deepEqual(p.out, direct.map((o) => `${o}\n`));
   assert.ok(Math.abs(Number(direct[0]) - 2.5) <= 0.31 && Math.abs(Number(direct[1]) + 0.5) <= 0.31, `learnt y = 2a − b + 0.5: ${direct.join(', ')}`);
   const s = capture();

@@ -3,9 +3,9 @@
  * configurations (backends and their options) the harness runs.
  */
 import {
-  Adam, Embedding, GRU, LSTM, Linear, RNN, Rng, backward, clipGradNorm, crossEntropy, getBackend, loadWasmBackend, setBackend,
-  type RecurrentBase, type Tensor, type WasmBackendOptions,
+  Adam, Embedding, GRU, LSTM, Linear, RNN, Rng, backward, clipGradNorm, crossEntropy, getBackend, setBackend, type RecurrentBase, type Tensor,
 } from '../../src/index.ts';
+import { loadWasmBackend, type WasmBackendOptions } from '../../src/backend/wasm/index.ts';
 import { TokenStream } from '../../src/infer/token-stream.ts';
 import { CostModel, errorMessage, round, timeStream, timeTraining, trainResult, type Policy, type RunResult } from './measure.ts';
 import type { Workload } from './workloads.ts';

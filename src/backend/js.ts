@@ -8,7 +8,7 @@ import {
   type Activation, type Backend, BackendError, type BinaryOp, type CellStep, type Data, type DType,
   type Storage, type UnaryOp,
 } from './interface.ts';
-import { shapeSize, shapeStrides } from '../tensor/shape.ts';
+import { shapeSize, shapeStrides } from '../util/shape.ts';
 
 export class JsStorage implements Storage {
   constructor(readonly backend: Backend, readonly data: Data) {}

@@ -7,7 +7,7 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Rng } from '../tensor/rng.ts';
 import { backward } from '../autograd/tape.ts';
-import { saveModel } from '../io/model.ts';
+import { saveModel } from '../io/files.ts';
 import { CharBatcher, CharVocab, unigramEntropy } from '../data/text.ts';
 import { CharLM, evaluateCharLM } from '../models/charlm.ts';
 import { Adam } from '../train/optim.ts';

@@ -14,7 +14,8 @@ export function fileError(path: string, e: unknown): CliError {
   const err = e as Error & { code?: string };
   if (typeof err?.code === 'string' && ERRNO_TEXT[err.code]) return new CliError(`cannot read '${path}': ${ERRNO_TEXT[err.code]}`);
   const msg = err instanceof Error ? err.message : String(e);
-  return new CliError(`${path}: ${oneLine(msg, 500)}`);
+  // an input-file error names the file already
+  return new CliError(err?.name === 'InputFileError' ? oneLine(msg, 500) : `${path}: ${oneLine(msg, 500)}`);
 }
 
 /** Collapse whitespace to one line and cut to `max` characters. */

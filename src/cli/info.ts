@@ -1,7 +1,7 @@
 /** `recur info MODEL`: what is inside a model file. */
 import { statSync } from 'node:fs';
 import { basename } from 'node:path';
-import { loadSafetensors } from '../io/safetensors.ts';
+import { loadSafetensors } from '../io/files.ts';
 import { describeModelFile } from '../io/model.ts';
 import { CliError } from './args.ts';
 import { fileError, formatBytes, formatInt, oneLine } from './format.ts';

@@ -4,12 +4,9 @@
  * (except on a second Ctrl-C during `recur demo`). Errors the user can act on are printed as one
  * line on stderr, never as a stack trace.
  */
-import { RECUR_VERSION } from '../io/model.ts';
+import { VERSION } from '../version.ts';
 import { CliError, OptionReader, parseCommand, UsageError, type OptionSpec } from './args.ts';
 import { COMMANDS, commandHelp, MAIN_HELP, MODULE_COMMANDS, type Command, type ModuleCommand, type OwnCommand } from './help.ts';
-import { formatModelInfo, readModelInfo } from './info.ts';
-import { runDemo } from './demo.ts';
-import { runSample } from './sample.ts';
 import { oneLine } from './format.ts';
 import { setBackend } from '../backend/registry.ts';
 
@@ -40,11 +37,11 @@ async function runModuleCommand(cmd: ModuleCommand, args: string[]): Promise<num
     case 'diagnose':
       return (await import('./diagnose.ts')).diagnoseCommand(args);
     case 'export':
-      return (await import('../onnx/cli.ts')).exportCommand(args);
+      return (await import('./onnx.ts')).exportCommand(args);
     case 'onnx':
-      return (await import('../onnx/cli.ts')).onnxCommand(args);
+      return (await import('./onnx.ts')).onnxCommand(args);
     case 'import':
-      return (await import('../interop/import-command.ts')).importCommand(args);
+      return (await import('./import.ts')).importCommand(args);
   }
 }
 
@@ -61,11 +58,11 @@ async function helpText(cmd: Command): Promise<string> {
     case 'diagnose':
       return (await import('./diagnose.ts')).DIAGNOSE_HELP;
     case 'export':
-      return (await import('../onnx/cli.ts')).EXPORT_USAGE;
+      return (await import('./onnx.ts')).EXPORT_USAGE;
     case 'onnx':
-      return (await import('../onnx/cli.ts')).ONNX_USAGE;
+      return (await import('./onnx.ts')).ONNX_USAGE;
     case 'import':
-      return (await import('../interop/import-command.ts')).IMPORT_USAGE;
+      return (await import('./import.ts')).IMPORT_USAGE;
     default:
       return commandHelp(cmd as OwnCommand);
   }
@@ -113,7 +110,7 @@ async function dispatch(argv: string[]): Promise<number> {
     return 0;
   }
   if (first === '--version' || first === '-v') {
-    process.stdout.write(`recur ${RECUR_VERSION}\n`);
+    process.stdout.write(`recur ${VERSION}\n`);
     return 0;
   }
   if (first.startsWith('-')) throw new UsageError(`recur: unknown option '${first}'`, "Run 'recur --help' for usage.");
@@ -136,15 +133,16 @@ async function dispatch(argv: string[]): Promise<number> {
     case 'info': {
       const { values, positionals } = parseCommand('recur info', rest, INFO_OPTIONS, 1);
       if (positionals.length === 0) throw new UsageError('recur info: missing the MODEL file argument', "Run 'recur info --help' for usage.");
+      const { formatModelInfo, readModelInfo } = await import('./info.ts');
       const info = readModelInfo(positionals[0]);
       const r = new OptionReader('recur info', values);
       process.stdout.write(r.flag('json') ? `${JSON.stringify(info, null, 2)}\n` : formatModelInfo(info));
       return 0;
     }
     case 'demo':
-      return runDemo(rest);
+      return (await import('./demo.ts')).runDemo(rest);
     case 'sample':
-      return runSample(rest);
+      return (await import('./sample.ts')).runSample(rest);
   }
 }
 

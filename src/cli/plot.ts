@@ -15,7 +15,8 @@
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
-import { readMetricsLog, type EvalLogEntry, type MetricsEntry, type TrainLogEntry } from '../train/metrics-log.ts';
+import type { EvalLogEntry, MetricsEntry, TrainLogEntry } from '../train/metrics-log.ts';
+import { readMetricsLog } from '../train/checkpoint.ts';
 import { CliError, parseCommand, UsageError, type OptionSpec } from './args.ts';
 import { fileError } from './format.ts';
 

@@ -1,4 +1,5 @@
 /** `recur sample MODEL`: generate text from a saved character-level model. */
+import { loadModelFile } from '../io/files.ts';
 import { Rng } from '../tensor/rng.ts';
 import { loadCharLM } from '../models/charlm.ts';
 import { CliError, OptionReader, parseCommand, UsageError, type OptionSpec } from './args.ts';
@@ -29,7 +30,7 @@ export function runSample(args: string[]): number {
   const path = positionals[0];
   let loaded;
   try {
-    loaded = loadCharLM(path);
+    loaded = loadCharLM(loadModelFile(path), { where: path });
   } catch (e) {
     throw fileError(path, e);
   }

@@ -29,32 +29,31 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { BatchSource, Task } from '../train/task.ts';
 import { Trainer, type FitResult, type TrainerOptions } from '../train/trainer.ts';
-import { hasCheckpoint, readTrainingState, BEST_FILE, MODEL_FILE, STATE_FILE } from '../train/checkpoint.ts';
+import { fileStore, hasCheckpoint, readTrainingState, BEST_FILE, MODEL_FILE, STATE_FILE } from '../train/checkpoint.ts';
 import type { ProgressSink } from '../train/callbacks.ts';
 import { noGrad } from '../autograd/tape.ts';
 import { withEval } from '../nn/module.ts';
+import type { BuiltTask as RegistryBuiltTask } from '../models/task-options.ts';
+import type { ModelFile } from '../io/model.ts';
+import { loadModelFile } from '../io/files.ts';
 import { CliError, OptionReader, parseCommand, UsageError, type OptionSpec } from './args.ts';
 import { fileError, formatDuration, formatInt, oneLine } from './format.ts';
 import { Progress } from './progress.ts';
 
 // ---- the registry API ------------------------------------------------------------------------------
 
-export interface BuiltTask {
-  task: Task<any>;
-  train: BatchSource<any>;
-  val?: BatchSource<any> | null;
-  test?: BatchSource<any> | null;
-  /** The task's recommended trainer options (optimizer, lr, epochs, clipNorm, seed, ...). */
-  trainOptions?: Record<string, unknown>;
-}
-
+/**
+ * What the commands need of a task spec: the registry's TaskSpec (models/task-options.ts) satisfies
+ * it; tests pass a smaller one of their own.
+ */
+export type BuiltTask = Omit<RegistryBuiltTask, 'trainOptions'> & { trainOptions?: Record<string, unknown> };
 export interface TaskSpec {
   name: string;
   description: string;
   defaults: Record<string, unknown>;
-  build(options: Record<string, unknown>): BuiltTask | Promise<BuiltTask>;
-  load(modelPath: string): { task: Task<any> } | Promise<{ task: Task<any> }>;
-  predict(task: Task<any>, inputs: string[]): string[] | Promise<string[]>;
+  build(options: Record<string, unknown>): BuiltTask;
+  load(file: ModelFile, where?: string): { task: Task<any> };
+  predict(task: Task<any>, inputs: string[]): string[];
 }
 
 export interface TaskRegistry {
@@ -63,7 +62,7 @@ export interface TaskRegistry {
 }
 
 export interface CommandDeps {
-  /** The task registry (default: src/models/registry.ts). */
+  /** The task registry (default: the built-in one, models/registry.ts). */
   registry?: TaskRegistry;
   stdout?: (text: string) => void;
   stderr?: (text: string) => void;
@@ -75,12 +74,10 @@ export interface CommandDeps {
   now?: () => Date;
 }
 
-const REGISTRY_MODULE = '../models/registry.ts';
-
 async function loadRegistry(deps: CommandDeps): Promise<TaskRegistry> {
   if (deps.registry) return deps.registry;
   try {
-    const mod = (await import(REGISTRY_MODULE)) as Partial<TaskRegistry>;
+    const mod: Partial<TaskRegistry> = await import('../models/registry.ts');
     if (typeof mod.getTaskSpec !== 'function' || typeof mod.listTasks !== 'function') throw new Error('it does not export getTaskSpec and listTasks');
     return mod as TaskRegistry;
   } catch (e) {
@@ -369,6 +366,7 @@ export async function trainCommand(argv: string[], deps: CommandDeps = {}): Prom
     trainer = new Trainer(task, {
       ...(trainerOptions as TrainerOptions),
       runDir,
+      store: fileStore,
       checkpoint: { every: checkpointEvery ?? (flags.checkpointEvery as number | undefined) ?? train.numBatches },
       progress: progress ?? false,
       handleInterrupt: true,
@@ -437,7 +435,7 @@ const EVAL_OPTIONS: OptionSpec = {
 async function loadTask(spec: TaskSpec, path: string): Promise<Task<any>> {
   if (!existsSync(path)) throw fileError(path, Object.assign(new Error('missing'), { code: 'ENOENT' }));
   try {
-    return (await spec.load(path)).task;
+    return spec.load(loadModelFile(path), path).task;
   } catch (e) {
     throw fileError(path, e);
   }

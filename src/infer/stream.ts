@@ -22,36 +22,7 @@ import { noGrad } from '../autograd/tape.ts';
 import { reshape } from '../autograd/ops/shape.ts';
 import type { RecurrentBase } from '../nn/recurrent.ts';
 import type { RecurrentMode } from '../cells/recurrent.ts';
-import { checkOptions } from '../util/options.ts';
-
-// ---- tensors as plain data -------------------------------------------------------------------
-
-/** A tensor as JSON: shape, dtype and row-major values (exact for float32 and float64). */
-export interface TensorJSON {
-  shape: number[];
-  dtype: DType;
-  data: number[];
-}
-
-export function tensorToJSON(t: Tensor): TensorJSON {
-  return { shape: [...t.shape], dtype: t.dtype, data: Array.from(t.toArray()) };
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
-/** Rebuild a tensor from `tensorToJSON` output, validating it; `where` prefixes error messages. */
-export function tensorFromJSON(json: unknown, where = 'tensorFromJSON'): Tensor {
-  if (!isRecord(json)) throw new TypeError(`${where}: expected {shape, dtype, data}, got ${JSON.stringify(json)}`);
-  const { shape, dtype, data } = json;
-  if (!Array.isArray(shape) || !shape.every((s) => Number.isSafeInteger(s) && (s as number) >= 0)) throw new TypeError(`${where}: 'shape' must be an array of non-negative integers`);
-  if (dtype !== 'float32' && dtype !== 'float64') throw new TypeError(`${where}: 'dtype' must be 'float32' or 'float64', got ${JSON.stringify(dtype)}`);
-  if (!Array.isArray(data) || !data.every((x) => typeof x === 'number')) throw new TypeError(`${where}: 'data' must be an array of numbers`);
-  const n = (shape as number[]).reduce((a, b) => a * b, 1);
-  if (data.length !== n) throw new RangeError(`${where}: ${data.length} values do not fill shape ${shapeStr(shape as number[])}`);
-  return tensor(data as number[], shape as number[], { dtype });
-}
+import { checkOptions, isRecord } from '../util/options.ts';
 
 // ---- stream state ------------------------------------------------------------------------------
 

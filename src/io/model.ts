@@ -13,15 +13,13 @@
  * Optimizer state is kept out of the model file (it would break strict PyTorch loading); it goes in
  * a training checkpoint beside it.
  *
- * Writes are atomic (temp file + rename). Reads validate the whole file before trusting it, and
+ * This module works on bytes and runs anywhere; reading and writing files by path is in
+ * `files.ts` (the `recurjs/node` entry). Writes are atomic (temp file + rename). Reads validate the whole file before trusting it, and
  * loading into a module checks that exactly the names and shapes the module expects are present.
  */
 import { Module, StateDictError, type TensorLike } from '../nn/module.ts';
 import { decodeSafetensors, encodeSafetensors, SafetensorsError, type SafeTensor } from './safetensors.ts';
-import { readFileSync } from 'node:fs';
-import { writeFileAtomic } from './atomic.ts';
-
-export const RECUR_VERSION = '0.1.0';
+import { VERSION } from '../version.ts';
 
 export interface SaveModelOptions {
   /** Architecture description (JSON-serialisable), stored as `recur.config`. */
@@ -51,15 +49,10 @@ export function moduleTensors(module: Module): Record<string, SafeTensor> {
 }
 
 export function encodeModel(module: Module, opts: SaveModelOptions = {}): Uint8Array {
-  const metadata: Record<string, string> = { format: 'pt', 'recur.version': RECUR_VERSION, ...(opts.metadata ?? {}) };
+  const metadata: Record<string, string> = { format: 'pt', 'recur.version': VERSION, ...(opts.metadata ?? {}) };
   if (opts.config !== undefined) metadata['recur.config'] = JSON.stringify(opts.config);
   if (opts.vocab !== undefined) metadata['recur.vocab'] = JSON.stringify(opts.vocab);
   return encodeSafetensors(moduleTensors(module), metadata);
-}
-
-/** Save a module's parameters (+ config, vocab, metadata) atomically. */
-export function saveModel(path: string, module: Module, opts: SaveModelOptions = {}): void {
-  writeFileAtomic(path, encodeModel(module, opts));
 }
 
 function parseJsonMeta(metadata: Record<string, string>, key: string): unknown {
@@ -84,31 +77,11 @@ export function decodeModel(bytes: Uint8Array, expectFor?: Module): ModelFile {
   return { tensors, metadata, config: parseJsonMeta(metadata, 'recur.config'), vocab: parseJsonMeta(metadata, 'recur.vocab') };
 }
 
-export function loadModelFile(path: string, expectFor?: Module): ModelFile {
-  return decodeModel(readFileSync(path), expectFor);
-}
-
 /** The tensors of a model file as a state dict for `Module.loadStateDict`. */
 export function asStateDict(file: ModelFile): Record<string, TensorLike> {
   const sd: Record<string, TensorLike> = {};
   for (const [name, t] of Object.entries(file.tensors)) sd[name] = { shape: t.shape, data: t.data as Float32Array | Float64Array };
   return sd;
-}
-
-/**
- * Load a model file (recur's, or a safetensors file saved from the matching PyTorch module's
- * state_dict) into `module`: every name the module expects must be present with its shape, and
- * nothing else. Returns the file's config, vocab and metadata.
- */
-export function loadModelInto(module: Module, path: string): ModelFile {
-  const file = loadModelFile(path, module);
-  try {
-    module.loadStateDict(asStateDict(file));
-  } catch (e) {
-    if (e instanceof StateDictError) throw new StateDictError(`${path}: ${e.message}`);
-    throw e;
-  }
-  return file;
 }
 
 /** Summary for `recur info`. */

@@ -44,8 +44,6 @@
  *   (or metadata) names; a name such as "__proto__" is stored as an ordinary
  *   own property, never as a prototype.
  */
-import { readFileSync } from 'node:fs';
-import { writeFileAtomic } from './atomic.ts';
 
 export type SafeDType =
   | 'F64'
@@ -656,21 +654,4 @@ export function decodeSafetensors(bytes: Uint8Array, opts: DecodeOptions = {}): 
   const tensors: Record<string, SafeTensor> = {};
   for (const e of entries.values()) setOwn(tensors, e.name, readTensor(bytes, dataStart, e));
   return { tensors, metadata };
-}
-
-// ---------------------------------------------------------------------------
-// Files
-
-/** Encode and write atomically to `path` (the old file, if any, is replaced whole). */
-export function saveSafetensors(
-  path: string,
-  tensors: Record<string, SafeTensor>,
-  metadata?: Record<string, string>,
-): void {
-  writeFileAtomic(path, encodeSafetensors(tensors, metadata));
-}
-
-/** Read `path` and decode it with {@link decodeSafetensors}. I/O errors propagate as-is. */
-export function loadSafetensors(path: string, opts?: DecodeOptions): DecodedSafetensors {
-  return decodeSafetensors(readFileSync(path), opts);
 }

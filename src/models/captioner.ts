@@ -26,7 +26,7 @@ import { Conv2d, MaxPool2d } from '../nn/conv.ts';
 import { LSTM } from '../nn/recurrent.ts';
 import { beamSearch, greedyDecode, type DecoderSpec } from '../infer/beam.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
-import { asStateDict, loadModelFile, saveModel } from '../io/model.ts';
+import { asStateDict, type ModelFile } from '../io/model.ts';
 import { int, makeSpec, num, TaskRegistryError, type Schema, type TaskSpec } from './task-options.ts';
 import { CAPTION_VOCAB, decodeCaption, encodeCaption, shapeSample, type ShapesOptions } from './shapes.ts';
 
@@ -341,18 +341,12 @@ export function buildCaption(options: CaptionOptions = {}): { task: CaptionTask;
   };
 }
 
-export function loadCaption(path: string): { task: CaptionTask } {
-  const file = loadModelFile(path);
+export function loadCaption(file: ModelFile, path = 'model file'): { task: CaptionTask } {
   const model = new Captioner(checkCaptionerConfig(file.config));
   const vocab = file.vocab;
   if (!Array.isArray(vocab) || vocab.join(' ') !== CAPTION_VOCAB.join(' ')) throw new TypeError(`${path}: the caption vocabulary in the file differs from this version's`);
   model.loadStateDict(asStateDict(file));
   return { task: new CaptionTask(model) };
-}
-
-export function saveCaption(path: string, task: CaptionTask): void {
-  const d = task.describe();
-  saveModel(path, task.model, { config: d.config, vocab: d.vocab });
 }
 
 const CAPTION_SCHEMA: Schema = {
@@ -391,7 +385,7 @@ export const captionTaskSpec: TaskSpec = makeSpec({
     built.task.beamWidth = o.beamWidth as number;
     return built;
   },
-  load: (modelPath) => loadCaption(modelPath),
+  load: (file, where) => loadCaption(file, where),
   predict(task, inputs) {
     if (!(task instanceof CaptionTask)) throw new TypeError(`caption: predict needs a task built or loaded by 'caption', got task '${task?.name ?? String(task)}'`);
     const S = task.model.config.imageSize;

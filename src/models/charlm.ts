@@ -21,7 +21,7 @@ import { reshape, slice } from '../autograd/ops/shape.ts';
 import { Module, checkOptions, checkPositiveInt, withEval } from '../nn/module.ts';
 import { Embedding, Linear } from '../nn/layers.ts';
 import { LSTM } from '../nn/recurrent.ts';
-import { loadModelFile, asStateDict, type ModelFile } from '../io/model.ts';
+import { asStateDict, type ModelFile } from '../io/model.ts';
 import { CharVocab, streamBatches } from '../data/text.ts';
 
 /** The architecture, as stored in a model file's `recur.config`. */
@@ -281,8 +281,8 @@ export interface LoadedCharLM {
  * Rebuild a CharLM from a model file: the architecture from its `recur.config`, the weights from
  * its tensors (names and shapes checked), the vocabulary from `recur.vocab`.
  */
-export function loadCharLM(path: string, opts: { dtype?: DType } = {}): LoadedCharLM {
-  const file = loadModelFile(path);
+export function loadCharLM(file: ModelFile, opts: { dtype?: DType; where?: string } = {}): LoadedCharLM {
+  const path = opts.where ?? 'model file';
   let model: CharLM;
   try {
     model = CharLM.fromConfig(file.config, { dtype: opts.dtype, rng: new Rng(0) });

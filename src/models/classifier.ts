@@ -30,7 +30,7 @@ import { Module, withEval } from '../nn/module.ts';
 import { Dropout, Embedding, Linear } from '../nn/layers.ts';
 import { GRU, LSTM, RNN, type RecurrentBase } from '../nn/recurrent.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
-import { loadModelFile, asStateDict } from '../io/model.ts';
+import { asStateDict, type ModelFile } from '../io/model.ts';
 import { Vocab, type VocabJSON } from '../data/vocab.ts';
 import { tokenizerFromJSON, type Tokenizer, type TokenizerJSON } from '../data/tokenize.ts';
 import { ExampleSource, fitLength, padSequences, type TruncateMode } from '../data/batch.ts';
@@ -294,7 +294,7 @@ export function checkPosInt(where: string, k: string, v: unknown): number {
 }
 
 /** Load the weights of a model file into a freshly built model, checking names and shapes. */
-export function loadWeights(model: Module, file: ReturnType<typeof loadModelFile>, path: string): void {
+export function loadWeights(model: Module, file: ModelFile, path: string): void {
   const problems: string[] = [];
   for (const [name, p] of model.namedParameters()) {
     const t = file.tensors[name];
@@ -306,8 +306,7 @@ export function loadWeights(model: Module, file: ReturnType<typeof loadModelFile
 }
 
 /** Rebuild a ClassificationTask from a model file written with its describe(). */
-export function loadClassifier(path: string): ClassificationTask {
-  const file = loadModelFile(path);
+export function loadClassifier(file: ModelFile, path = 'model file'): ClassificationTask {
   const config = checkClassifierConfig(file.config, `${path}: config`);
   const vocab = Vocab.fromJSON(file.vocab);
   const task = new ClassificationTask(config, vocab);

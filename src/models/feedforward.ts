@@ -19,7 +19,7 @@ import { crossEntropy } from '../autograd/ops/nn.ts';
 import { Module, withEval } from '../nn/module.ts';
 import { Dropout, Linear } from '../nn/layers.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
-import { loadModelFile } from '../io/model.ts';
+import type { ModelFile } from '../io/model.ts';
 import { Vocab, type VocabJSON } from '../data/vocab.ts';
 import { CharTokenizer } from '../data/tokenize.ts';
 import { ExampleSource } from '../data/batch.ts';
@@ -166,8 +166,7 @@ export function buildFeedForward(name: string, labels: readonly string[], o: Fee
   };
 }
 
-export function loadFeedForward(path: string): FeedForwardTask {
-  const file = loadModelFile(path);
+export function loadFeedForward(file: ModelFile, path = 'model file'): FeedForwardTask {
   const config = checkFeedForwardConfig(file.config, `${path}: config`);
   const task = new FeedForwardTask(config, Vocab.fromJSON(file.vocab));
   loadWeights(task.model, file, path);

@@ -32,7 +32,7 @@ import { Module, withEval } from '../nn/module.ts';
 import { Linear } from '../nn/layers.ts';
 import type { RecurrentBase } from '../nn/recurrent.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
-import { loadModelFile } from '../io/model.ts';
+import type { ModelFile } from '../io/model.ts';
 import { ListSource, SampledSource } from '../data/batch.ts';
 import { checkNormStats, DataError, denormalizeRow, fitNormStats, normalizeRows, parseNumberCell, type NormStats } from '../data/loaders.ts';
 import type { Series } from '../data/datasets.ts';
@@ -343,8 +343,7 @@ function rmsStep(series: readonly { rows: number[][]; ok: (t: number) => boolean
   return ss.map((v) => (n > 0 && v > 0 ? Math.sqrt(v / n) : 1));
 }
 
-export function loadForecast(path: string): ForecastTask {
-  const file = loadModelFile(path);
+export function loadForecast(file: ModelFile, path = 'model file'): ForecastTask {
   const config = checkForecastConfig(file.config, `${path}: config`);
   const task = new ForecastTask(config);
   loadWeights(task.model, file, path);

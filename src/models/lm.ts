@@ -18,6 +18,7 @@
  * The model file's config is exactly CharLM's config (`arch: 'charlm'`), so `loadCharLM` reads a
  * model trained here and `loadLM` reads one saved by the CharLM demo.
  */
+import type { ModelFile } from '../io/model.ts';
 import { Rng } from '../tensor/rng.ts';
 import { crossEntropy } from '../autograd/ops/nn.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
@@ -138,8 +139,9 @@ export function buildLM(o: LMBuildOptions, data: { train: string; val: string; t
 }
 
 /** Rebuild the task from a model file (a CharLM file with its vocabulary). */
-export function loadLM(path: string, generation: Partial<GenerationOptions> = {}): LMTask {
-  const { model, vocab } = loadCharLM(path);
+export function loadLM(file: ModelFile, where = 'model file', generation: Partial<GenerationOptions> = {}): LMTask {
+  const path = where;
+  const { model, vocab } = loadCharLM(file, { where });
   if (!vocab) throw new TaskConfigError(`${path}: the model file has no vocabulary (recur.vocab); a character LM needs one to read and write text`);
   return new LMTask(model, vocab, generation);
 }

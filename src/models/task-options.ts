@@ -11,17 +11,18 @@
  * (which imports those task files) re-exports the public part, so there is no import cycle.
  */
 import type { BatchSource, Task } from '../train/task.ts';
+import type { ModelFile } from '../io/model.ts';
 
 export type Topology = 'one-to-one' | 'one-to-many' | 'many-to-one' | 'many-to-many';
 
 /** Recommended Trainer options (pass straight to `new Trainer(task, trainOptions)`). */
-export interface TrainDefaults {
+export type TrainDefaults = {
   optimizer: 'adam';
   lr: number;
   epochs: number;
   clipNorm: number;
   seed: number;
-}
+};
 
 export interface BuiltTask {
   task: Task<any>;
@@ -42,7 +43,7 @@ export interface TaskSpec {
   /** Validate options, load the data, build the task. */
   build(options?: Record<string, unknown>): BuiltTask;
   /** Rebuild a trained task from a model file. */
-  load(modelPath: string): { task: Task<any> };
+  load(file: ModelFile, where?: string): { task: Task<any> };
   /** Run a (loaded or trained) task on raw inputs. */
   predict(task: Task<any>, inputs: string[]): string[];
 }

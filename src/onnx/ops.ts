@@ -20,7 +20,7 @@ import {
   HostInts, describeValue, floatInput, intInput, normAxisOf, toValue,
   type Kernel, type NodeContext, type Value,
 } from './runtime.ts';
-import { shapeSize, shapeStrides } from '../tensor/shape.ts';
+import { shapeSize, shapeStrides } from '../util/shape.ts';
 
 export type OpCompiler = (ctx: NodeContext) => Kernel;
 

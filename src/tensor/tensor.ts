@@ -10,7 +10,7 @@ import { getBackend } from '../backend/registry.ts';
 import { globalRng, type Rng } from './rng.ts';
 import type { Node } from '../autograd/tape.ts';
 
-import { shapeSize, shapeStrides } from './shape.ts';
+import { shapeSize, shapeStrides } from '../util/shape.ts';
 
 export type Shape = readonly number[];
 export { shapeSize, shapeStrides };

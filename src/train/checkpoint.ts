@@ -1,199 +1,53 @@
 /**
- * Training checkpoints: everything a run needs to continue EXACTLY where it stopped.
- *
- * A run directory holds
- *   model.safetensors          the model alone: PyTorch state_dict names, config and vocabulary in
- *                              the metadata (loads with `safetensors.torch.load_file`, `recur info`)
- *   trainer-state.safetensors  the training state: a copy of the weights (`model.<name>`), the
- *                              optimizer buffers (`optimizer.<param>.<buffer>`), and in the
- *                              metadata key `recur.training_state` a JSON object with the rest —
- *                              optimizer step counts and hyper-parameters, scheduler state, every
- *                              RNG's state, step / epoch / batch position, best metric and
- *                              early-stopping counter, the task's carried state (TBPTT), the
- *                              gradient monitor's window, the trainer options and user metadata
- *   best.safetensors           the model at the best validation score (when validating)
- *   metrics.jsonl              the metrics log (metrics-log.ts)
- *
- * The state file carries its own copy of the weights so that it is self-consistent: each file is
- * replaced atomically (temp file + rename), and a crash between writing the two files cannot pair
- * new optimizer state with old weights. Binary tensors instead of JSON keep large optimizer states
- * small and exact (float32 buffers are stored as F32 when every value is a float32).
+ * Run directories on disk (Node.js): `fileStore`, the RunStore whose runs are folders, and the
+ * by-path forms of the checkpoint functions in run-store.ts (the layout of a run directory is
+ * documented there). Reached through `recurjs/node`.
  */
-import { existsSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Module, TensorLike } from '../nn/module.ts';
-import { Tensor } from '../tensor/tensor.ts';
-import type { RngState } from '../tensor/rng.ts';
-import { encodeSafetensors, loadSafetensors, SafetensorsError, type SafeTensor } from '../io/safetensors.ts';
-import { moduleTensors, saveModel } from '../io/model.ts';
+import type { Module } from '../nn/module.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
-import type { OptimizerState } from './optim.ts';
-import type { SchedulerState } from './schedule.ts';
-import type { GradMonitorState } from './gradlog.ts';
+import { readInputFile } from '../io/read.ts';
+import * as run from './run-store.ts';
+import { parseMetricsLog, type ParsedLog } from './metrics-log.ts';
 
-export const MODEL_FILE = 'model.safetensors';
-export const STATE_FILE = 'trainer-state.safetensors';
-export const BEST_FILE = 'best.safetensors';
-export const METRICS_FILE = 'metrics.jsonl';
+export { BEST_FILE, CheckpointError, METRICS_FILE, MODEL_FILE, STATE_FILE, type LoadedCheckpoint, type TrainingState } from './run-store.ts';
 
-const STATE_KEY = 'recur.training_state';
+/** The RunStore whose run `dir` is a folder on disk; files are replaced atomically. */
+export const fileStore: run.RunStore = {
+  read: (dir, name) => {
+    const path = join(dir, name);
+    return existsSync(path) ? readInputFile(path, 'run file') : null;
+  },
+  write(dir, name, bytes) {
+    mkdirSync(dir, { recursive: true });
+    writeFileAtomic(join(dir, name), bytes);
+  },
+  append(dir, name, text) {
+    mkdirSync(dir, { recursive: true });
+    appendFileSync(join(dir, name), text);
+  },
+};
 
-/** The JSON part of a checkpoint (optimizer buffers travel as tensors beside it). */
-export interface TrainingState {
-  format: 'recur.training_state';
-  version: 1;
-  /** The task's name. */
-  task: string;
-  /** Optimizer steps done. */
-  step: number;
-  /** The epoch the next batch belongs to (0-based). */
-  epoch: number;
-  /** The index of the next batch within that epoch. */
-  batch: number;
-  /** Seconds of training so far (all sessions). */
-  elapsed: number;
-  /** Units (tokens or samples) processed so far. */
-  tokens: number;
-  bestMetric: number | null;
-  bestStep: number | null;
-  /** Evaluations since the last improvement (early stopping). */
-  badEvals: number;
-  lastEval: Record<string, number> | null;
-  optimizer: OptimizerState;
-  scheduler: SchedulerState | null;
-  /** Every RNG the run uses, by name ('global', 'model.lstm.rng', ...). */
-  rngs: Record<string, RngState>;
-  /** The task's carried state (TBPTT); absent when the task has none. */
-  carry?: unknown;
-  gradMonitor: GradMonitorState | null;
-  /** The trainer options (JSON form). */
-  options: unknown;
-  /** User metadata given to the trainer (e.g. the CLI's task options). */
-  meta: unknown;
-}
-
-export class CheckpointError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'CheckpointError';
-  }
-}
-
-/** JSON.stringify that refuses what JSON cannot hold exactly (non-finite numbers, tensors), naming the path. */
-export function strictJSON(value: unknown, what: string): string {
-  const check = (v: unknown, at: string, depth: number): void => {
-    const where = at || 'the value';
-    if (typeof v === 'number') {
-      if (!Number.isFinite(v)) throw new CheckpointError(`${what}: ${where} is ${v}, which JSON cannot store`);
-      return;
-    }
-    if (v instanceof Tensor) throw new CheckpointError(`${what}: ${where} is a Tensor; return plain data (e.g. tensorToJSON(t)) from getCarry`);
-    if (typeof v === 'bigint' || typeof v === 'function' || typeof v === 'symbol') throw new CheckpointError(`${what}: ${where} is a ${typeof v}, which JSON cannot store`);
-    if (v === null || typeof v !== 'object') return;
-    if (depth > 64) throw new CheckpointError(`${what}: nested too deeply at ${where}`);
-    const toJSON = (v as { toJSON?: unknown }).toJSON;
-    if (typeof toJSON === 'function') {
-      check((toJSON as () => unknown).call(v), at, depth + 1);
-      return;
-    }
-    if (ArrayBuffer.isView(v)) throw new CheckpointError(`${what}: ${where} is a typed array; convert it with Array.from first`);
-    for (const [k, x] of Object.entries(v as Record<string, unknown>)) check(x, at ? `${at}.${k}` : k, depth + 1);
-  };
-  check(value, '', 0);
-  return JSON.stringify(value);
-}
-
-/** The smallest float dtype that holds every value exactly. */
-function floatTensor(values: readonly number[]): SafeTensor {
-  const f32 = values.every((v) => Math.fround(v) === v || Number.isNaN(v));
-  return { dtype: f32 ? 'F32' : 'F64', shape: [values.length], data: f32 ? Float32Array.from(values) : Float64Array.from(values) };
-}
-
-/** Write the model file of a task's model (config and vocabulary in the metadata). */
-export function saveModelFile(path: string, model: Module, describe: { config: unknown; vocab?: unknown }, metadata?: Record<string, string>): void {
-  saveModel(path, model, { config: describe.config, ...(describe.vocab !== undefined ? { vocab: describe.vocab } : {}), ...(metadata ? { metadata } : {}) });
-}
-
-/** Encode the state file: weights, optimizer buffers and the JSON state. */
-export function encodeTrainingState(model: Module, state: TrainingState): Uint8Array {
-  const tensors: Record<string, SafeTensor> = {};
-  for (const [name, t] of Object.entries(moduleTensors(model))) tensors[`model.${name}`] = t;
-  const params: Record<string, unknown> = {};
-  for (const [key, p] of Object.entries(state.optimizer.params)) {
-    const buffers: Record<string, string> = {};
-    for (const [bname, values] of Object.entries(p.buffers)) {
-      const tname = `optimizer.${key}.${bname}`;
-      tensors[tname] = floatTensor(values);
-      buffers[bname] = tname;
-    }
-    params[key] = { ...p, buffers };
-  }
-  const json = { ...state, optimizer: { ...state.optimizer, params } };
-  return encodeSafetensors(tensors, { format: 'pt', [STATE_KEY]: strictJSON(json, 'training state') });
-}
-
-/**
- * Write a checkpoint into `dir`: the state file, then the model file. Both writes are atomic.
- */
-export function saveCheckpoint(dir: string, model: Module, describe: { config: unknown; vocab?: unknown }, state: TrainingState): void {
-  writeFileAtomic(join(dir, STATE_FILE), encodeTrainingState(model, state));
-  saveModelFile(join(dir, MODEL_FILE), model, describe, { 'recur.task': state.task, 'recur.step': String(state.step) });
+/** Write a checkpoint into the folder `dir` (see run-store.ts). */
+export function saveCheckpoint(dir: string, model: Module, describe: { config: unknown; vocab?: unknown }, state: run.TrainingState): void {
+  run.saveCheckpoint(fileStore, dir, model, describe, state);
 }
 
 export function hasCheckpoint(dir: string): boolean {
-  return existsSync(join(dir, STATE_FILE));
+  return run.hasCheckpoint(fileStore, dir);
 }
 
-export interface LoadedCheckpoint {
-  state: TrainingState;
-  /** The model weights by state_dict name, for `Module.loadStateDict`. */
-  weights: Record<string, TensorLike>;
-}
-
-/** Read and validate a checkpoint written by `saveCheckpoint`; optimizer buffers are restored into the state. */
-export function loadCheckpoint(dir: string): LoadedCheckpoint {
-  const path = join(dir, STATE_FILE);
-  if (!existsSync(path)) throw new CheckpointError(`no checkpoint in '${dir}' (${STATE_FILE} is missing)`);
-  let decoded;
-  try {
-    decoded = loadSafetensors(path);
-  } catch (e) {
-    if (e instanceof SafetensorsError) throw new CheckpointError(`${path}: ${e.message}`);
-    throw e;
-  }
-  const raw = decoded.metadata[STATE_KEY];
-  if (raw === undefined) throw new CheckpointError(`${path}: not a training-state file (no '${STATE_KEY}' metadata)`);
-  let json: Record<string, unknown>;
-  try {
-    json = JSON.parse(raw) as Record<string, unknown>;
-  } catch (e) {
-    throw new CheckpointError(`${path}: the training state is not valid JSON (${(e as Error).message})`);
-  }
-  if (json === null || typeof json !== 'object' || json.format !== 'recur.training_state') throw new CheckpointError(`${path}: not a recur training state`);
-  if (json.version !== 1) throw new CheckpointError(`${path}: unsupported training-state version ${JSON.stringify(json.version)} (expected 1)`);
-  for (const k of ['step', 'epoch', 'batch', 'badEvals'] as const) {
-    const v = json[k];
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new CheckpointError(`${path}: '${k}' must be a non-negative integer, got ${JSON.stringify(v)}`);
-  }
-  const opt = json.optimizer as { params?: Record<string, { buffers?: Record<string, unknown> }> } | undefined;
-  if (!opt || typeof opt !== 'object' || !opt.params || typeof opt.params !== 'object') throw new CheckpointError(`${path}: the optimizer state is missing`);
-  for (const [key, p] of Object.entries(opt.params)) {
-    const buffers: Record<string, number[]> = {};
-    for (const [bname, ref] of Object.entries(p.buffers ?? {})) {
-      const t = typeof ref === 'string' ? decoded.tensors[ref] : undefined;
-      if (!t) throw new CheckpointError(`${path}: optimizer buffer '${bname}' of '${key}' is missing`);
-      buffers[bname] = Array.from(t.data as Float32Array | Float64Array);
-    }
-    p.buffers = buffers;
-  }
-  const weights: Record<string, TensorLike> = {};
-  for (const [name, t] of Object.entries(decoded.tensors)) {
-    if (name.startsWith('model.')) weights[name.slice('model.'.length)] = { shape: t.shape, data: t.data as Float32Array | Float64Array };
-  }
-  return { state: json as unknown as TrainingState, weights };
+export function loadCheckpoint(dir: string): run.LoadedCheckpoint {
+  return run.loadCheckpoint(fileStore, dir);
 }
 
 /** The JSON part of a checkpoint only (options, meta, position) — e.g. to rebuild the task before resuming. */
-export function readTrainingState(dir: string): TrainingState {
+export function readTrainingState(dir: string): run.TrainingState {
   return loadCheckpoint(dir).state;
+}
+
+/** Read a metrics log (a torn last line is skipped and counted, see metrics-log.ts). */
+export function readMetricsLog(path: string): ParsedLog {
+  return parseMetricsLog(readFileSync(path, 'utf8'));
 }

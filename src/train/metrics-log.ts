@@ -15,8 +15,7 @@
  * Reading tolerates a torn last line (a run killed mid-write) and skips lines that are not JSON
  * objects, reporting how many it skipped.
  */
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
-import { writeFileAtomic } from '../io/atomic.ts';
+import { METRICS_FILE, type RunStore } from './run-store.ts';
 
 export interface TrainLogEntry {
   type: 'train';
@@ -75,11 +74,17 @@ export function stringifyEntry(e: object): string {
   return JSON.stringify(e, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v));
 }
 
+/** The metrics log of run `dir` in `store`. */
 export class MetricsLog {
-  constructor(readonly path: string) {}
+  constructor(readonly store: RunStore, readonly dir: string) {}
 
   append(entry: MetricsEntry): void {
-    appendFileSync(this.path, `${stringifyEntry(entry)}\n`);
+    this.store.append(this.dir, METRICS_FILE, `${stringifyEntry(entry)}\n`);
+  }
+
+  /** Start the log afresh (a new run in this folder). */
+  clear(): void {
+    this.store.write(this.dir, METRICS_FILE, new Uint8Array(0));
   }
 
   /**
@@ -87,10 +92,10 @@ export class MetricsLog {
    * interrupted run logged past it is replaced by what the resumed run logs).
    */
   truncateAfter(step: number): void {
-    if (!existsSync(this.path)) return;
-    const lines = readFileSync(this.path, 'utf8').split('\n');
+    const bytes = this.store.read(this.dir, METRICS_FILE);
+    if (bytes === null) return;
     const kept: string[] = [];
-    for (const line of lines) {
+    for (const line of new TextDecoder().decode(bytes).split('\n')) {
       if (line.trim() === '') continue;
       let s: unknown;
       try {
@@ -101,7 +106,7 @@ export class MetricsLog {
       if (typeof s === 'number' && s > step) continue;
       kept.push(line);
     }
-    writeFileAtomic(this.path, kept.length ? `${kept.join('\n')}\n` : '');
+    this.store.write(this.dir, METRICS_FILE, new TextEncoder().encode(kept.length ? `${kept.join('\n')}\n` : ''));
   }
 }
 
@@ -142,8 +147,4 @@ export function parseMetricsLog(text: string): ParsedLog {
     entries.push(e as MetricsEntry);
   }
   return { entries, skipped };
-}
-
-export function readMetricsLog(path: string): ParsedLog {
-  return parseMetricsLog(readFileSync(path, 'utf8'));
 }

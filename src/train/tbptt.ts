@@ -26,7 +26,7 @@ import { Tensor, shapeStr } from '../tensor/tensor.ts';
 import { concat, slice } from '../autograd/ops/shape.ts';
 import type { RecurrentBase, RecurrentOutput } from '../nn/recurrent.ts';
 import type { BatchSource } from './task.ts';
-import { tensorFromJSON, tensorToJSON, type TensorJSON } from '../infer/stream.ts';
+import { tensorFromJSON, tensorToJSON, type TensorJSON } from '../tensor/json.ts';
 import { checkOptions } from '../util/options.ts';
 
 function posInt(who: string, key: string, v: unknown): number {

@@ -39,8 +39,8 @@ import { clipGradNorm, clipGradNormTo, clipGradValue, gradNorms } from './clip.t
 import { checkFinite, NonFiniteError } from './guard.ts';
 import { GradMonitor, layerNorms } from './gradlog.ts';
 import { LineProgress, type Callback, type EvalInfo, type HookResult, type ProgressSink, type StepInfo } from './callbacks.ts';
-import type { TrainingState } from './checkpoint.ts';
-import type { MetricsEntry, MetricsLog } from './metrics-log.ts';
+import { BEST_FILE, CheckpointError, encodeModelFile, loadCheckpoint, saveCheckpoint, type RunStore, type TrainingState } from './run-store.ts';
+import { MetricsLog, type MetricsEntry } from './metrics-log.ts';
 import { Module } from '../nn/module.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { Rng, globalRng, type RngState } from '../tensor/rng.ts';
@@ -94,6 +94,11 @@ export interface TrainerOptions {
   earlyStopping?: EarlyStoppingOptions | null;
   /** Run directory: metrics.jsonl, model.safetensors, checkpoints (metrics go to checkpoint.dir without it). */
   runDir?: string | null;
+  /**
+   * Where run directories live: `fileStore` (recurjs/node) for folders on disk, `memoryStore()` for
+   * memory. Needed when runDir or checkpoint is set; the training loop itself touches no file system.
+   */
+  store?: RunStore;
   /** Checkpointing (default: at the end, into runDir, when runDir is set); false for none. */
   checkpoint?: CheckpointOptions | false | null;
   /** Reseed the global RNG when a fresh fit starts (not when resuming). */
@@ -115,7 +120,7 @@ export interface TrainerOptions {
 
 const OPTION_KEYS = [
   'optimizer', 'lr', 'schedule', 'clipNorm', 'clipValue', 'epochs', 'maxSteps', 'timeLimitSeconds', 'evalEvery',
-  'logEvery', 'earlyStopping', 'runDir', 'checkpoint', 'seed', 'progress', 'callbacks', 'gradNormLogging', 'rngs',
+  'logEvery', 'earlyStopping', 'runDir', 'store', 'checkpoint', 'seed', 'progress', 'callbacks', 'gradNormLogging', 'rngs',
   'handleInterrupt', 'log', 'meta',
 ] as const;
 
@@ -159,6 +164,7 @@ interface Resolved {
   earlyStopping: { patience: number; minDelta: number } | null;
   runDir: string | null;
   checkpointDir: string | null;
+  store: RunStore | null;
   checkpointEvery: number | null;
   checkpointOff: boolean;
   saveBest: boolean;
@@ -303,6 +309,13 @@ function resolveOptions(o: TrainerOptions): Resolved {
     saveBest = optBool('checkpoint.saveBest', c.saveBest, true);
     if (checkpointDir === null) throw new TrainerOptionsError("Trainer: option 'checkpoint' needs a directory: set 'checkpoint.dir' or 'runDir'");
   }
+  const store = o.store ?? null;
+  if (store !== null && (!isRecord(store) || typeof store.read !== 'function' || typeof store.write !== 'function' || typeof store.append !== 'function')) {
+    fail('store', 'a RunStore {read, write, append}', store);
+  }
+  if (store === null && checkpointDir !== null) {
+    throw new TrainerOptionsError("Trainer: 'runDir' and 'checkpoint' need a place to write: pass store: fileStore (from 'recurjs/node') for folders on disk, or store: memoryStore()");
+  }
   let seed: number | null = null;
   if (o.seed !== undefined && o.seed !== null) {
     if (typeof o.seed !== 'number' || !Number.isSafeInteger(o.seed)) fail('seed', 'an integer', o.seed);
@@ -338,6 +351,7 @@ function resolveOptions(o: TrainerOptions): Resolved {
     earlyStopping,
     runDir,
     checkpointDir,
+    store,
     checkpointEvery,
     checkpointOff,
     saveBest,
@@ -370,12 +384,6 @@ function now(): number {
 const yieldToEventLoop = (): Promise<void> =>
   new Promise((resolve) => (typeof setImmediate === 'function' ? setImmediate(resolve) : setTimeout(resolve, 0)));
 
-type IO = {
-  ck: typeof import('./checkpoint.ts');
-  ml: typeof import('./metrics-log.ts');
-  fs: typeof import('node:fs');
-  path: typeof import('node:path');
-};
 
 // ---- the trainer --------------------------------------------------------------------------------------
 
@@ -403,7 +411,6 @@ export class Trainer<B> {
   private resumedFrom: string | null = null;
   private stopRequest: string | null = null;
   private sessionStart = 0;
-  private io: IO | null = null;
   private log: MetricsLog | null = null;
 
   constructor(task: Task<B>, options: TrainerOptions = {}) {
@@ -436,8 +443,9 @@ export class Trainer<B> {
    * saved budget as a whole. Callbacks, progress and log are not saved: pass them again.
    */
   static async restore<B>(task: Task<B>, dir: string, overrides: TrainerOptions = {}): Promise<Trainer<B>> {
-    const ck = await import('./checkpoint.ts');
-    const saved = { ...(ck.readTrainingState(dir).options as Record<string, unknown>) } as TrainerOptions & Record<string, unknown>;
+    const store = overrides.store;
+    if (!store) throw new TrainerOptionsError("Trainer.restore: pass the run's store in the overrides (store: fileStore from 'recurjs/node', or the memoryStore the run used)");
+    const saved = { ...(loadCheckpoint(store, dir).state.options as Record<string, unknown>) } as TrainerOptions & Record<string, unknown>;
     const opts: Record<string, unknown> = {
       ...saved,
       runDir: dir,
@@ -544,21 +552,11 @@ export class Trainer<B> {
     return s;
   }
 
-  private async loadIO(): Promise<IO> {
-    if (!this.io) {
-      const [ck, ml, fs, path] = await Promise.all([import('./checkpoint.ts'), import('./metrics-log.ts'), import('node:fs'), import('node:path')]);
-      this.io = { ck, ml, fs, path };
-    }
-    return this.io;
-  }
-
   /** Write a checkpoint now (default: into the checkpoint directory). */
   async saveCheckpoint(dir?: string): Promise<string> {
     const target = dir ?? this.opts.checkpointDir;
     if (!target) throw new Error('Trainer.saveCheckpoint: no directory (set runDir or checkpoint.dir, or pass one)');
-    const io = await this.loadIO();
-    io.fs.mkdirSync(target, { recursive: true });
-    io.ck.saveCheckpoint(target, this.task.model, this.task.describe(), this.trainingState());
+    saveCheckpoint(this.requireStore('Trainer.saveCheckpoint'), target, this.task.model, this.task.describe(), this.trainingState());
     return target;
   }
 
@@ -571,20 +569,20 @@ export class Trainer<B> {
    * the checkpoint's step are dropped (the resumed run logs them again).
    */
   async resume(dir: string): Promise<void> {
-    const io = await this.loadIO();
-    const { state, weights } = io.ck.loadCheckpoint(dir);
+    const store = this.requireStore('Trainer.resume');
+    const { state, weights } = loadCheckpoint(store, dir);
     const where = `resume from '${dir}'`;
-    if (state.task !== this.task.name) throw new io.ck.CheckpointError(`${where}: the checkpoint is of task '${state.task}', not '${this.task.name}'`);
+    if (state.task !== this.task.name) throw new CheckpointError(`${where}: the checkpoint is of task '${state.task}', not '${this.task.name}'`);
     const rngStates = state.rngs ?? {};
     for (const name of Object.keys(rngStates)) {
-      if (!this.rngs.has(name)) throw new io.ck.CheckpointError(`${where}: the checkpoint has the state of RNG '${name}' but this task has no RNG by that name (it has: ${[...this.rngs.keys()].join(', ')})`);
+      if (!this.rngs.has(name)) throw new CheckpointError(`${where}: the checkpoint has the state of RNG '${name}' but this task has no RNG by that name (it has: ${[...this.rngs.keys()].join(', ')})`);
     }
     if ((state.scheduler === null) !== (this.scheduler === null)) {
-      throw new io.ck.CheckpointError(`${where}: the checkpoint was ${state.scheduler ? 'made with' : 'made without'} a learning-rate schedule, this trainer ${this.scheduler ? 'has one' : 'has none'}`);
+      throw new CheckpointError(`${where}: the checkpoint was ${state.scheduler ? 'made with' : 'made without'} a learning-rate schedule, this trainer ${this.scheduler ? 'has one' : 'has none'}`);
     }
-    if (state.carry !== undefined && !this.task.setCarry) throw new io.ck.CheckpointError(`${where}: the checkpoint holds a carried state but task '${this.task.name}' has no setCarry`);
+    if (state.carry !== undefined && !this.task.setCarry) throw new CheckpointError(`${where}: the checkpoint holds a carried state but task '${this.task.name}' has no setCarry`);
     if (state.optimizer?.type !== this.optimizer.type) {
-      throw new io.ck.CheckpointError(`${where}: the checkpoint's optimizer is ${String(state.optimizer?.type)}, this trainer's is ${this.optimizer.type}`);
+      throw new CheckpointError(`${where}: the checkpoint's optimizer is ${String(state.optimizer?.type)}, this trainer's is ${this.optimizer.type}`);
     }
     // The checks that can fail on a mismatch have run (loadStateDict validates before it writes).
     this.task.model.loadStateDict(weights);
@@ -614,10 +612,12 @@ export class Trainer<B> {
       this.opts.checkpointDir = dir;
     }
     const logDir = this.opts.runDir ?? this.opts.checkpointDir;
-    if (logDir) {
-      const log = new io.ml.MetricsLog(io.path.join(logDir, io.ck.METRICS_FILE));
-      log.truncateAfter(this.stepCount);
-    }
+    if (logDir) new MetricsLog(store, logDir).truncateAfter(this.stepCount);
+  }
+
+  private requireStore(who: string): RunStore {
+    if (!this.opts.store) throw new TrainerOptionsError(`${who}: the trainer has no store; pass store: fileStore (from 'recurjs/node') or store: memoryStore()`);
+    return this.opts.store;
   }
 
   private totalSeconds(): number {
@@ -699,13 +699,12 @@ export class Trainer<B> {
       this.bestMetric = value;
       this.bestStep = this.stepCount;
       this.badEvals = 0;
-      if (this.opts.checkpointDir && this.opts.saveBest && this.io) {
-        this.io.fs.mkdirSync(this.opts.checkpointDir, { recursive: true });
-        this.io.ck.saveModelFile(this.io.path.join(this.opts.checkpointDir, this.io.ck.BEST_FILE), this.task.model, this.task.describe(), {
+      if (this.opts.checkpointDir && this.opts.saveBest && this.opts.store) {
+        this.opts.store.write(this.opts.checkpointDir, BEST_FILE, encodeModelFile(this.task.model, this.task.describe(), {
           'recur.task': this.task.name,
           'recur.step': String(this.stepCount),
           [`recur.metric.${primary}`]: String(value),
-        });
+        }));
       }
     } else {
       this.badEvals++;
@@ -739,16 +738,12 @@ export class Trainer<B> {
     this.started = true;
     this.stopRequest = null;
 
-    const needIO = o.runDir !== null || o.checkpointDir !== null;
-    const io = needIO ? await this.loadIO() : null;
+    const store = o.store;
     const logDir = o.runDir ?? o.checkpointDir;
-    if (io && logDir) {
-      io.fs.mkdirSync(logDir, { recursive: true });
-      const path = io.path.join(logDir, io.ck.METRICS_FILE);
-      if (fresh && this.stepCount === 0) io.fs.writeFileSync(path, '');
-      this.log = new io.ml.MetricsLog(path);
+    if (store && logDir) {
+      this.log = new MetricsLog(store, logDir);
+      if (fresh && this.stepCount === 0) this.log.clear();
     }
-    if (io && o.checkpointDir) io.fs.mkdirSync(o.checkpointDir, { recursive: true });
 
     this.sessionStart = now();
     const startStep = this.stepCount;
@@ -859,8 +854,8 @@ export class Trainer<B> {
           const einfo = { step: this.stepCount, epoch: ended, meanLoss, evalMetrics: o.evalEvery === null ? epochEval : null, time: this.totalSeconds() };
           for (const cb of o.callbacks) if (cb.onEpochEnd) this.runHook(() => cb.onEpochEnd!(einfo, this));
         }
-        if (io && o.checkpointDir && o.checkpointEvery !== null && this.stepCount % o.checkpointEvery === 0) {
-          io.ck.saveCheckpoint(o.checkpointDir, this.task.model, this.task.describe(), this.trainingState());
+        if (store && o.checkpointDir && o.checkpointEvery !== null && this.stepCount % o.checkpointEvery === 0) {
+          saveCheckpoint(store, o.checkpointDir, this.task.model, this.task.describe(), this.trainingState());
         }
 
         if (o.progress) {
@@ -884,7 +879,7 @@ export class Trainer<B> {
       flushTrainLog();
       // The final checkpoint holds the state as of the last step — before the final evaluation,
       // so resuming from it replays exactly what an uninterrupted run would have done.
-      if (io && o.checkpointDir) io.ck.saveCheckpoint(o.checkpointDir, this.task.model, this.task.describe(), this.trainingState());
+      if (store && o.checkpointDir) saveCheckpoint(store, o.checkpointDir, this.task.model, this.task.describe(), this.trainingState());
       let finalMetrics: Record<string, number> | null = this.lastEval;
       if (valData && lastEvalStep !== this.stepCount && this.stepCount > startStep) {
         finalMetrics = this.evaluate(valData);

@@ -9,3 +9,8 @@ export function checkOptions(where: string, opts: object | undefined, known: rea
     if (!known.includes(k)) throw new TypeError(`${where}: unknown option '${k}' (known: ${known.join(', ')})`);
   }
 }
+
+/** A plain object (not null, not an array): what JSON objects and option bags are checked against. */
+export function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}

@@ -6,9 +6,9 @@
  * `?threads=N` (asked of the backend) and `?minWork=W` (its threadMinWork).
  */
 import {
-  GRU, LSTM, Rng, add, backward, createWasmBackend, getBackend, mul, registerBackend, setBackend, sum, tensor, wasmSupport,
-  type RecurrentBase, type Tensor,
+  GRU, LSTM, Rng, add, backward, getBackend, mul, registerBackend, setBackend, sum, tensor, type RecurrentBase, type Tensor,
 } from '../../src/index.ts';
+import { createWasmBackend, wasmSupport } from '../../src/backend/wasm/index.ts';
 
 export interface CaseResult {
   name: string;

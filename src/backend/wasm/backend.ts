@@ -35,7 +35,7 @@ import {
   JOBS, STEP_KERNELS, STEP_SLOTS,
   ThreadPool,
 } from './threads.ts';
-import { shapeSize, shapeStrides } from '../../tensor/shape.ts';
+import { shapeSize, shapeStrides } from '../../util/shape.ts';
 
 const UNARY: Record<UnaryOp, number> = { neg: 0, exp: 1, log: 2, tanh: 3, sigmoid: 4, relu: 5, sqrt: 6, square: 7, abs: 8, softplus: 9 };
 const BINARY: Record<BinaryOp, number> = { add: 0, sub: 1, mul: 2, div: 3 };

@@ -1,14 +1,34 @@
 /**
  * The Node.js side of platform.ts: files through node:fs, threads through node:worker_threads
  * (eval'd source, so no worker file has to be resolved next to a transpiled module), and relaxed
- * SIMD through the V8 flag that Node 20 still needs. Imported dynamically, only under Node.
+ * SIMD through the V8 flag that Node 20 still needs.
+ *
+ * The node: modules come from `process.getBuiltinModule` (Node ≥ 20.16), not from import
+ * statements: this module is part of the wasm backend's module graph in every environment, and a
+ * browser bundle of it must not meet a node: import. `nodePlatform()` is called only under Node.
  */
-import { readFile } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
-import { setFlagsFromString } from 'node:v8';
-import { Worker } from 'node:worker_threads';
-import { fileURLToPath } from 'node:url';
-import { runInNewContext } from 'node:vm';
+type Builtins = {
+  readFile: typeof import('node:fs/promises').readFile;
+  availableParallelism: typeof import('node:os').availableParallelism;
+  setFlagsFromString: typeof import('node:v8').setFlagsFromString;
+  Worker: typeof import('node:worker_threads').Worker;
+  fileURLToPath: typeof import('node:url').fileURLToPath;
+  runInNewContext: typeof import('node:vm').runInNewContext;
+};
+
+function builtins(): Builtins {
+  const get = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule;
+  if (!get) throw new Error('the wasm backend under Node.js needs Node ≥ 20.16 (process.getBuiltinModule)');
+  const m = <T>(id: string): T => get(id) as T;
+  return {
+    readFile: m<typeof import('node:fs/promises')>('node:fs/promises').readFile,
+    availableParallelism: m<typeof import('node:os')>('node:os').availableParallelism,
+    setFlagsFromString: m<typeof import('node:v8')>('node:v8').setFlagsFromString,
+    Worker: m<typeof import('node:worker_threads')>('node:worker_threads').Worker,
+    fileURLToPath: m<typeof import('node:url')>('node:url').fileURLToPath,
+    runInNewContext: m<typeof import('node:vm')>('node:vm').runInNewContext,
+  };
+}
 
 import type { Platform, WeakRegistry } from './platform.ts';
 
@@ -31,6 +51,7 @@ function syncRegistry(): typeof syncSupport {
   if (syncSupport !== undefined) return syncSupport;
   syncSupport = null;
   if (process.versions.v8.split('.')[0] !== '11') return syncSupport;
+  const { setFlagsFromString, runInNewContext } = builtins();
   try {
     setFlagsFromString('--harmony-weak-refs-with-cleanup-some');
     setFlagsFromString('--expose-gc');
@@ -43,6 +64,7 @@ function syncRegistry(): typeof syncSupport {
 }
 
 export function nodePlatform(): Platform {
+  const { readFile, fileURLToPath, availableParallelism, setFlagsFromString, Worker } = builtins();
   return {
     name: 'node',
     async readAsset(url) {

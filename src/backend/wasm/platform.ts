@@ -2,9 +2,11 @@
  * What the wasm backend needs from its host, behind one small interface so the core (loader,
  * backend, thread pool) has no Node-only imports: reading the built .wasm files, the core count,
  * whether the main thread may block, switching on relaxed SIMD where an engine flag gates it, and
- * starting a worker from source text. `platform-node.ts` implements it with node: modules (loaded by
- * dynamic import only under Node); the browser version below uses fetch and Web Workers.
+ * starting a worker from source text. `platform-node.ts` implements it with node: modules (taken
+ * from process.getBuiltinModule, only under Node); the browser version below uses fetch and Web
+ * Workers.
  */
+import { nodePlatform } from './platform-node.ts';
 
 /** A started worker: messages both ways, and a way to stop it. */
 export interface WorkerHandle {
@@ -56,12 +58,7 @@ export function isNode(): boolean {
 
 /** The platform of the current JS environment. */
 export async function currentPlatform(): Promise<Platform> {
-  if (isNode()) {
-    // a computed specifier, so browser bundlers neither follow nor choke on the node: imports in it
-    const url = new URL('./platform-node.ts', import.meta.url).href;
-    const m = (await import(/* webpackIgnore: true */ /* @vite-ignore */ url)) as typeof import('./platform-node.ts');
-    return m.nodePlatform();
-  }
+  if (isNode()) return nodePlatform();
   return browserPlatform();
 }
 

@@ -14,22 +14,22 @@
  */
 import { readFileSync, existsSync } from 'node:fs';
 import { extname } from 'node:path';
-import { loadModelFile } from '../io/model.ts';
+import { loadModelFile } from '../io/files.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { loadCharLM } from '../models/charlm.ts';
-import { OnnxError, decodeTensorProto } from './proto.ts';
-import { tensorFromProto } from './tensor.ts';
-import { loadOnnx, type OnnxInput } from './model.ts';
-import { exportOnnx, charLMExportSpec, EXPORT_OPSET, type ExportSpec, type ExportStep } from './export.ts';
+import { OnnxError, decodeTensorProto } from '../onnx/proto.ts';
+import { tensorFromProto } from '../onnx/tensor.ts';
+import { loadOnnx, type OnnxInput } from '../onnx/model.ts';
+import { exportOnnx, charLMExportSpec, EXPORT_OPSET, type ExportSpec, type ExportStep } from '../onnx/export.ts';
 import type { Module } from '../nn/module.ts';
 import { loadClassifier } from '../models/classifier.ts';
-import { findTestCases, runTestCase } from './testcase.ts';
-import { reportError, stdio, UsageError, type CliIO } from '../cli/args.ts';
+import { findTestCases, runTestCase } from '../onnx/testcase.ts';
+import { reportError, stdio, UsageError, type CliIO } from './args.ts';
 
 /** The `recur.config` architectures `recur export --format onnx` can rebuild. */
 export const EXPORTABLE_ARCHS = ['charlm', 'rnn-classifier'] as const;
 
-export type { CliIO } from '../cli/args.ts';
+export type { CliIO } from './args.ts';
 
 export const EXPORT_USAGE = `usage: recur export MODEL --format onnx -o FILE [--no-state] [--softmax] [--batch-first]
   MODEL          a recur model file (.safetensors) with recur.config metadata
@@ -95,10 +95,10 @@ export async function exportCommand(argv: string[], io: CliIO = stdio): Promise<
     let module: Module;
     let spec: ExportSpec;
     if (config.arch === 'charlm') {
-      module = loadCharLM(model).model;
+      module = loadCharLM(loadModelFile(model), { where: model }).model;
       spec = { ...charLMExportSpec({ state, softmax }), batchFirst, metadata };
     } else if (config.arch === 'rnn-classifier') {
-      const m = loadClassifier(model).model;
+      const m = loadClassifier(loadModelFile(model), model).model;
       module = m;
       const pool: ExportStep = m.opts.pooling === 'last' ? { op: 'finalState' } : { op: 'meanOverTime' };
       spec = { steps: ['embedding', 'rnn', pool, 'head', ...(softmax ? [{ op: 'softmax' } as const] : [])], lengths: true, batchFirst, metadata };

@@ -18,10 +18,10 @@ import { readFileSync, existsSync } from 'node:fs';
 import { extname, basename } from 'node:path';
 import { decodeModelProto } from '../onnx/proto.ts';
 import { loadOnnx } from '../onnx/model.ts';
-import { loadModelInto, saveModel } from '../io/model.ts';
+import { loadModelInto, saveModel } from '../io/files.ts';
 import { RNN, LSTM, GRU, type RecurrentBase } from '../nn/recurrent.ts';
-import { loadKerasModel, type HardSigmoidConvention, type KerasInput } from './keras-file.ts';
-import { reportError, stdio, UsageError, type CliIO } from '../cli/args.ts';
+import { loadKerasModel, type HardSigmoidConvention, type KerasInput } from '../interop/keras-file.ts';
+import { reportError, stdio, UsageError, type CliIO } from './args.ts';
 
 
 export const IMPORT_USAGE = `usage: recur import FILE [options]

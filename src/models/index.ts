@@ -1,0 +1,18 @@
+/**
+ * recurjs/models: the task models of the four topologies, their registry (build from options and
+ * data, rebuild from a model file, predict) and the vanishing-gradient diagnosis. Browser-safe:
+ * the built-in data sets are read from their npm packages in Node.js only (recurjs/data), and task
+ * files by path are in recurjs/node (saveTask, loadTask).
+ */
+export * from './registry.ts';
+export * from './task-options.ts';
+export * from './classifier.ts';
+export * from './feedforward.ts';
+export * from './namegen.ts';
+export * from './charlm.ts';
+export * from './lm.ts';
+export * from './forecaster.ts';
+export * from './captioner.ts';
+export * from './shapes.ts';
+export * from './seq2seq.ts';
+export * from './diagnose.ts';
