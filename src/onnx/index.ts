@@ -1,6 +1,6 @@
 /**
  * ONNX interchange: `exportOnnx` (recur model → ONNX bytes) and `loadOnnx` (ONNX bytes → a model
- * recur runs). Free of Node-only imports; the test-case runner (testcase.ts) and the CLI
+ * recur runs). Free of Node-only imports; the test-case runner (testcase.ts, in recurjs/node) and the CLI
  * functions (cli.ts) read files and are imported from their own modules.
  */
 export { OnnxError, AttrType, DataType, decodeModelProto, encodeModelProto, decodeTensorProto, encodeTensorProto } from './proto.ts';
