@@ -1,7 +1,9 @@
 /**
  * Malformed and hostile ONNX input: every failure is an OnnxError with a message that says what
- * is wrong (and which node, where there is one) — never a crash, a hang, a wrong answer, or an
- * allocation sized by a number the file declares but does not back with bytes.
+ * is wrong (and which node, where there is one), or a LimitError when the input asks for more than
+ * a resource limit allows — never a crash, a hang, a wrong answer, or an allocation sized by a
+ * number the file declares but does not back with bytes. (Graphs that are valid but costly are in
+ * onnx.hostile.test.ts.)
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +13,7 @@ import { exportOnnx, charLMExportSpec } from '../src/onnx/export.ts';
 import { loadOnnx, type OnnxInput } from '../src/onnx/model.ts';
 import { OnnxError, encodeModelProto, type ModelProto, type TensorProto } from '../src/onnx/proto.ts';
 import { buildModel, modelProto } from '../src/onnx/builder.ts';
+import { LimitError } from '../src/io/limits.ts';
 
 const lm = new CharLM({ vocabSize: 10, embeddingDim: 4, hiddenSize: 5, numLayers: 2, rng: new Rng(2) });
 const GOOD = exportOnnx(lm, charLMExportSpec());
@@ -28,20 +31,30 @@ function rejects(fn: () => unknown, re: RegExp): void {
   });
 }
 
-/** Load and run; return what happened. Anything but OnnxError or success fails the test. */
+/** A LimitError for `key` whose message matches `re`. */
+function overLimit(fn: () => unknown, key: string, re: RegExp): void {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof LimitError, `expected LimitError, got ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`);
+    assert.equal(e.key, key);
+    assert.match(e.message, re);
+    return true;
+  });
+}
+
+/** Load and run; return what happened. Anything but OnnxError, LimitError or success fails the test. */
 function attempt(bytes: Uint8Array): 'load-error' | 'run-error' | 'ran' {
   let m;
   try {
     m = loadOnnx(bytes);
   } catch (e) {
-    assert.ok(e instanceof OnnxError, `load threw ${(e as Error).constructor.name}: ${(e as Error).message}`);
+    assert.ok(e instanceof OnnxError || e instanceof LimitError, `load threw ${(e as Error).constructor.name}: ${(e as Error).message}`);
     return 'load-error';
   }
   try {
     m.run(INPUTS);
     return 'ran';
   } catch (e) {
-    assert.ok(e instanceof OnnxError, `run threw ${(e as Error).constructor.name}: ${(e as Error).message}`);
+    assert.ok(e instanceof OnnxError || e instanceof LimitError, `run threw ${(e as Error).constructor.name}: ${(e as Error).message}`);
     return 'run-error';
   }
 }
@@ -116,7 +129,7 @@ function withInitializer(tp: TensorProto): Uint8Array {
 test('declared tensor sizes far beyond the bytes present are rejected before allocation', () => {
   const t0 = Date.now();
   rejects(() => loadOnnx(withInitializer({ dims: [1e6, 1e6, 1e6], data_type: 1, raw_data: new Uint8Array(4) })), /initializer 'w': shape \[1000000, 1000000, 1000000\] has too many elements/);
-  rejects(() => loadOnnx(withInitializer({ dims: [2 ** 26, 2 ** 26], data_type: 1, raw_data: new Uint8Array(4) })), /too many elements|more than the limit/);
+  overLimit(() => loadOnnx(withInitializer({ dims: [2 ** 26, 2 ** 26], data_type: 1, raw_data: new Uint8Array(4) })), 'tensorElements', /initializer 'w': elements of shape \[67108864, 67108864\]: 4503599627370496 is over the limit of 268435456/);
   rejects(() => loadOnnx(withInitializer({ dims: [100000, 1000], data_type: 1, raw_data: new Uint8Array(8) })), /needs 400000000 bytes of raw data, the file holds 8/);
   rejects(() => loadOnnx(withInitializer({ dims: [1000000], data_type: 1, float_data: [1, 2] })), /needs 1000000 values, the file holds 2/);
   rejects(() => loadOnnx(withInitializer({ dims: [3, 4], data_type: 7, raw_data: new Uint8Array(95) })), /needs 96 bytes of raw data, the file holds 95/);
@@ -128,9 +141,12 @@ test('declared tensor sizes far beyond the bytes present are rejected before all
 });
 
 test('a custom element cap applies to initializers, inputs and intermediate tensors', () => {
-  rejects(() => loadOnnx(GOOD, { maxElements: 10 }), /more than the limit of 10/);
-  const m = loadOnnx(GOOD, { maxElements: 200 });
-  rejects(() => m.run({ ...INPUTS, input: { shape: [100, 2], data: new Array(200).fill(1) } }), /Gather node .*more than the limit of 200/);
+  overLimit(() => loadOnnx(GOOD, { limits: { tensorElements: 10 } }), 'tensorElements', /over the limit of 10 \(tensorElements\)/);
+  const m = loadOnnx(GOOD, { limits: { tensorElements: 200 } });
+  overLimit(() => m.run({ ...INPUTS, input: { shape: [100, 2], data: new Array(200).fill(1) } }), 'tensorElements', /Gather node .*over the limit of 200/);
+  overLimit(() => m.run({ ...INPUTS, input: { shape: [300], data: new Array(300).fill(1) } }), 'tensorElements', /run: input 'input': elements of shape \[300\]: 300 is over the limit of 200/);
+  // the older maxElements option still sets the same limit
+  overLimit(() => loadOnnx(GOOD, { maxElements: 10 }), 'tensorElements', /over the limit of 10/);
 });
 
 test('unsupported tensor types and external data are named', () => {
@@ -213,7 +229,7 @@ test('run-time input problems are clear errors', () => {
   const { h0: _h0, ...noH0 } = INPUTS;
   rejects(() => m.run(noH0), /missing input 'h0' \(float32 \[2, B, 5\]\)/);
   rejects(() => m.run({ ...INPUTS, input: { shape: [3, 2], data: [1, 2, 3] } }), /3 values do not fill shape \[3, 2\]/);
-  rejects(() => m.run({ ...INPUTS, input: { shape: [1e5, 1e5], data: [1] } }), /1 values do not fill shape|more than the limit/);
+  overLimit(() => m.run({ ...INPUTS, input: { shape: [1e5, 1e5], data: [1] } }), 'tensorElements', /run: input 'input': elements of shape \[100000, 100000\]/);
   rejects(() => m.run({ ...INPUTS, input: { shape: [3, 2, 1], data: [1, 2, 3, 4, 5, 6] } }), /rank 3, the model declares \[T, B\]/);
   rejects(() => m.run({ ...INPUTS, h0: { shape: [3, 2, 5], data: new Array(30).fill(0) } }), /does not match the declared \[2, B, 5\]/);
   rejects(() => m.run({ ...INPUTS, input: { shape: [3, 2], data: [1, 2, 3, 4, 5, 1.5] } }), /value 1.5 at position 5 is not an integer/);

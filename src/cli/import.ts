@@ -16,7 +16,6 @@
  */
 import { readFileSync, existsSync } from 'node:fs';
 import { extname, basename } from 'node:path';
-import { decodeModelProto } from '../onnx/proto.ts';
 import { loadOnnx } from '../onnx/model.ts';
 import { loadModelInto, saveModel } from '../io/files.ts';
 import { RNN, LSTM, GRU, type RecurrentBase } from '../nn/recurrent.ts';
@@ -99,18 +98,13 @@ function parseInputJson(path: string): { input: KerasInput; expected: KerasInput
 function onnxInfo(file: string, argv: string[], io: CliIO): number {
   if (argv.length) throw new UsageError(`unexpected argument(s) for an ONNX file: ${argv.join(' ')} (converting ONNX graphs to recur model files is not supported)`);
   const bytes = readFileSync(file);
+  // One decode, through the loader's limits; the operator counts come from the loaded model.
   const model = loadOnnx(bytes);
-  const proto = decodeModelProto(bytes);
-  const counts = new Map<string, number>();
-  for (const n of proto.graph?.node ?? []) {
-    const op = `${n.domain ? `${n.domain}.` : ''}${n.op_type ?? '?'}`;
-    counts.set(op, (counts.get(op) ?? 0) + 1);
-  }
   const dims = (s: (number | string | null)[] | null): string => (s ? `[${s.map((d) => d ?? '?').join(', ')}]` : '(any)');
   io.out(`${file}: ONNX IR ${model.irVersion}, opset ${model.opset}${model.producer ? `, produced by ${model.producer}` : ''}\n`);
   for (const i of model.inputs) io.out(`  input  ${i.name}: ${i.dtype} ${dims(i.shape)}\n`);
   for (const o of model.outputs) io.out(`  output ${o.name}: ${o.dtype} ${dims(o.shape)}\n`);
-  io.out(`  operators: ${[...counts].map(([op, n]) => (n > 1 ? `${op} ×${n}` : op)).join(', ') || '(none)'}\n`);
+  io.out(`  operators: ${[...model.operators].map(([op, n]) => (n > 1 ? `${op} ×${n}` : op)).join(', ') || '(none)'}\n`);
   return 0;
 }
 

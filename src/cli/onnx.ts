@@ -243,6 +243,7 @@ async function infoCmd(argv: string[], io: CliIO): Promise<number> {
   io.out(`${argv[0]}: ONNX IR ${model.irVersion}, opset ${model.opset}${model.producer ? `, produced by ${model.producer}` : ''}\n`);
   for (const i of model.inputs) io.out(`  input  ${i.name}: ${i.dtype} ${dims(i.shape)}\n`);
   for (const o of model.outputs) io.out(`  output ${o.name}: ${o.dtype} ${dims(o.shape)}\n`);
+  io.out(`  operators: ${[...model.operators].map(([op, n]) => (n > 1 ? `${op} ×${n}` : op)).join(', ') || '(none)'}\n`);
   return 0;
 }
 

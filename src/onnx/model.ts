@@ -9,14 +9,23 @@
  * value a node reads is defined (nodes are sorted topologically; cycles are errors) and every graph
  * output is produced. At run time, inputs are checked against the declared element types and
  * shapes, and any failure inside a node is reported with the node's name.
+ *
+ * The file is untrusted: what it may ask for is bounded by the shared resource limits
+ * (io/limits.ts) — file size, node count, initializer count and total elements, elements of every
+ * tensor, and the bytes constant folding may keep — each checked before the work it bounds (a
+ * running total before its next step).
+ * Going over a limit is a `LimitError`; anything else wrong with the file is an `OnnxError`. Every
+ * pass over the graph is linear in its size (no per-node copies of growing lists, no recursion),
+ * so a large graph costs time in proportion to its file.
  */
 import type { Backend } from '../backend/interface.ts';
 import { getBackend } from '../backend/registry.ts';
-import { shapeStr } from '../tensor/tensor.ts';
+import { Tensor, shapeStr } from '../tensor/tensor.ts';
 import { noGrad } from '../autograd/tape.ts';
-import { OnnxError, decodeModelProto, type GraphProto, type ModelProto, type NodeProto, type ValueInfoProto } from './proto.ts';
-import { DEFAULT_MAX_ELEMENTS, checkedSize, dtypeOfCode, isFloatDType, tensorFromProto, type OnnxDType, type OnnxTensor } from './tensor.ts';
-import { NodeContext, fromValue, toValue, type Kernel, type Value } from './runtime.ts';
+import { LimitError, checkLimit, resolveLimits, type Limits } from '../io/limits.ts';
+import { OnnxError, decodeModelProto, type ModelProto, type NodeProto, type ValueInfoProto } from './proto.ts';
+import { checkedSize, dtypeOfCode, isFloatDType, tensorFromProto, type OnnxDType, type OnnxTensor } from './tensor.ts';
+import { FoldBudget, FoldDeferred, NodeContext, bytesPerElement, fromValue, toValue, type CompileOptions, type Kernel, type Value } from './runtime.ts';
 import { STANDARD_OPS, type OpCompiler } from './ops.ts';
 import { compileRecurrent } from './recurrent.ts';
 
@@ -32,7 +41,14 @@ export const SUPPORTED_OPERATORS: readonly string[] = Object.freeze(Object.keys(
 export interface LoadOnnxOptions {
   /** Backend to run float math on (default: the current default backend). */
   backend?: Backend;
-  /** Cap on the elements of any one tensor read or created (default 2^28). */
+  /**
+   * Resource limits for this file; keys left out take DEFAULT_LIMITS. Used here: fileBytes,
+   * graphNodes, tensors (initializers), parameters (initializer elements, summed),
+   * tensorElements (every tensor read or created, at load and at run time) and
+   * foldedConstantBytes (what constant folding may keep).
+   */
+  limits?: Partial<Limits>;
+  /** The older name of `limits.tensorElements` (which wins when both are given). */
   maxElements?: number;
   /**
    * How RNN/GRU/LSTM nodes run: 'auto' (default) uses recur's fused recurrent layers when a node
@@ -84,9 +100,12 @@ function valueInfo(v: ValueInfoProto, what: string): OnnxValueInfo {
   return { name, dtype, shape };
 }
 
-/** Kahn's algorithm over the nodes; checks every read value is defined. */
-function sortNodes(graph: GraphProto, available: Set<string>): number[] {
-  const nodes = graph.node ?? [];
+/**
+ * Kahn's algorithm over the nodes; checks every read value is defined. Linear in nodes + edges:
+ * the users of a node are appended in place (a graph where 40,000 nodes read one value must not
+ * copy a growing list per reader) and the ready queue is consumed by index, not by shift().
+ */
+function sortNodes(nodes: readonly NodeProto[], available: ReadonlySet<string>): number[] {
   const producer = new Map<string, number>();
   nodes.forEach((n, i) => {
     for (const o of n.output ?? []) {
@@ -95,29 +114,43 @@ function sortNodes(graph: GraphProto, available: Set<string>): number[] {
       producer.set(o, i);
     }
   });
-  const indegree = new Array<number>(nodes.length).fill(0);
-  const users = new Map<number, number[]>();
+  const indegree = new Int32Array(nodes.length);
+  const users: (number[] | undefined)[] = new Array(nodes.length);
   nodes.forEach((n, i) => {
     for (const name of new Set(n.input ?? [])) {
       if (name === '' || available.has(name)) continue;
       const p = producer.get(name);
       if (p === undefined) throw new OnnxError(`${nodeLabel(n, i)}: input '${name}' is not a graph input, an initializer, or the output of any node`);
       indegree[i]++;
-      users.set(p, [...(users.get(p) ?? []), i]);
+      (users[p] ??= []).push(i);
     }
   });
   const order: number[] = [];
-  const ready = nodes.map((_, i) => i).filter((i) => indegree[i] === 0);
-  while (ready.length) {
-    const i = ready.shift()!;
-    order.push(i);
-    for (const u of users.get(i) ?? []) if (--indegree[u] === 0) ready.push(u);
+  for (let i = 0; i < nodes.length; i++) if (indegree[i] === 0) order.push(i);
+  // `order` doubles as the queue: entries before `head` are done, the rest are ready.
+  for (let head = 0; head < order.length; head++) {
+    for (const u of users[order[head]] ?? []) if (--indegree[u] === 0) order.push(u);
   }
   if (order.length !== nodes.length) {
-    const stuck = nodes.findIndex((_, i) => indegree[i] > 0);
+    const stuck = indegree.findIndex((d) => d > 0);
     throw new OnnxError(`the graph has a cycle (through ${nodeLabel(nodes[stuck], stuck)})`);
   }
   return order;
+}
+
+/** The array behind a value (shared by a Reshape or Identity output and its input). */
+function bufferOf(v: Value): object {
+  return v instanceof Tensor ? v.storage : v.data;
+}
+
+/** What load-time constant folding did. */
+export interface FoldingStats {
+  /** Nodes computed once at load time. */
+  readonly nodes: number;
+  /** Bytes of new constants they produced (what limits.foldedConstantBytes bounds). */
+  readonly bytes: number;
+  /** Nodes with only constant inputs left to run at run time because folding them would pass the limit. */
+  readonly deferred: readonly string[];
 }
 
 export class OnnxModel {
@@ -132,16 +165,22 @@ export class OnnxModel {
   /** model.metadata_props as a record. */
   readonly metadata: Readonly<Record<string, string>>;
   readonly backend: Backend;
+  /** The limits this model was loaded under (they apply to its runs too). */
+  readonly limits: Readonly<Limits>;
+  /** How many nodes of each operator the graph has, in order of first use ("LSTM" → 2). */
+  readonly operators: ReadonlyMap<string, number>;
+  /** What load-time constant folding did (see FoldingStats). */
+  readonly folding: FoldingStats;
   private readonly constants: Map<string, Value>;
   private readonly nodes: CompiledNode[];
-  private readonly maxElements: number;
   /** Inputs that have an initializer as their default (IR < 4 style); optional in run(). */
   private readonly overridable: Set<string>;
 
   /** @internal use loadOnnx */
   constructor(proto: ModelProto, opts: LoadOnnxOptions = {}) {
     this.backend = opts.backend ?? getBackend();
-    this.maxElements = opts.maxElements ?? DEFAULT_MAX_ELEMENTS;
+    const limits = limitsOf(opts);
+    this.limits = Object.freeze(limits);
     this.irVersion = proto.ir_version ?? 0;
     if (this.irVersion < 3) throw new OnnxError(`ONNX model: IR version ${this.irVersion} is not supported (need 3 or later; is this an ONNX model file?)`);
     this.producer = [proto.producer_name, proto.producer_version].filter(Boolean).join(' ');
@@ -156,14 +195,31 @@ export class OnnxModel {
     const graph = proto.graph;
     if (!graph) throw new OnnxError('ONNX model: it has no graph');
     this.graphName = graph.name ?? '';
+    const gnodes = graph.node ?? [];
+    // Before anything is built per node.
+    checkLimit(limits, 'graphNodes', gnodes.length, 'ONNX model: nodes in the graph');
+    const operators = new Map<string, number>();
+    for (const n of gnodes) {
+      const op = `${n.domain ? `${n.domain}.` : ''}${n.op_type ?? '?'}`;
+      operators.set(op, (operators.get(op) ?? 0) + 1);
+    }
+    this.operators = operators;
 
     // Initializers (constants), checked before allocation.
+    const initializers = graph.initializer ?? [];
+    checkLimit(limits, 'tensors', initializers.length, 'ONNX model: initializers');
     this.constants = new Map();
-    for (const [i, tp] of (graph.initializer ?? []).entries()) {
+    let parameters = 0;
+    for (const [i, tp] of initializers.entries()) {
       const name = tp.name ?? '';
       if (!name) throw new OnnxError(`ONNX model: initializer #${i} has no name`);
       if (this.constants.has(name)) throw new OnnxError(`ONNX model: initializer '${name}' is defined twice`);
-      this.constants.set(name, toValue(tensorFromProto(tp, 'initializer', this.maxElements), this.backend));
+      // One tensor is bounded by tensorElements and by the bytes the file holds for it; the sum is
+      // checked after each, so the total never passes `parameters` by more than one tensor.
+      const t = tensorFromProto(tp, 'initializer', limits);
+      parameters += t.data.length;
+      checkLimit(limits, 'parameters', parameters, `ONNX model: elements of the initializers up to '${name}'`);
+      this.constants.set(name, toValue(t, this.backend));
     }
     const inputs: OnnxValueInfo[] = [];
     this.overridable = new Set();
@@ -180,11 +236,15 @@ export class OnnxModel {
     if (this.outputs.length === 0) throw new OnnxError('ONNX model: the graph has no outputs');
 
     // Nodes: sort, then compile each (checks operators and attributes).
-    const available = new Set<string>([...seen, ...this.constants.keys()]);
-    const order = sortNodes(graph, available);
-    const gnodes = graph.node ?? [];
-    const opts2 = { backend: this.backend, opset: this.opset, maxElements: this.maxElements, recurrentPath: opts.recurrentPath ?? 'auto' };
-    this.nodes = order.map((i): CompiledNode | null => {
+    const available = new Set<string>(seen);
+    for (const k of this.constants.keys()) available.add(k);
+    const order = sortNodes(gnodes, available);
+    const budget = new FoldBudget(limits.foldedConstantBytes);
+    const opts2: CompileOptions = { backend: this.backend, opset: this.opset, limits, fold: budget, recurrentPath: opts.recurrentPath ?? 'auto' };
+    let folded = 0;
+    const deferred: string[] = [];
+    this.nodes = [];
+    for (const i of order) {
       const n = gnodes[i];
       const label = nodeLabel(n, i);
       const domain = n.domain ?? '';
@@ -196,7 +256,7 @@ export class OnnxModel {
       try {
         kernel = compile(ctx);
       } catch (e) {
-        throw e instanceof OnnxError ? e : new OnnxError(`${label}: ${(e as Error).message}`);
+        throw e instanceof OnnxError || e instanceof LimitError ? e : new OnnxError(`${label}: ${(e as Error).message}`);
       }
       const node: CompiledNode = { label, inputs: n.input ?? [], outputs: n.output ?? [], kernel };
       // Constant folding: a node whose inputs are all constants (Constant nodes, or e.g. the
@@ -204,16 +264,70 @@ export class OnnxModel {
       // constants (so recurrent weights are reordered once per model, not per run).
       const ins = node.inputs.filter((x) => x !== '');
       if (ins.every((x) => this.constants.has(x) && !this.overridable.has(x)) && (ins.length > 0 || n.op_type === 'Constant')) {
-        const outs = this.execute(node, ins.length ? node.inputs.map((x) => (x === '' ? null : this.constants.get(x)!)) : []);
-        node.outputs.forEach((o, k) => {
-          if (o !== '' && outs[k]) this.constants.set(o, outs[k]!);
-        });
-        return null;
+        const args = ins.length ? node.inputs.map((x) => (x === '' ? null : this.constants.get(x)!)) : [];
+        const outs = this.fold(node, args, budget, n.op_type === 'Constant');
+        if (outs) {
+          folded++;
+          node.outputs.forEach((o, k) => {
+            if (o !== '' && outs[k]) this.constants.set(o, outs[k]!);
+          });
+          continue;
+        }
+        deferred.push(label);
       }
-      return node;
-    }).filter((x): x is CompiledNode => x !== null);
-    const produced = new Set<string>([...available, ...this.constants.keys(), ...this.nodes.flatMap((n) => n.outputs)]);
+      this.nodes.push(node);
+    }
+    this.folding = Object.freeze({ nodes: folded, bytes: budget.used, deferred: Object.freeze(deferred) });
+    const produced = new Set<string>(available);
+    for (const k of this.constants.keys()) produced.add(k);
+    for (const n of this.nodes) for (const o of n.outputs) produced.add(o);
     for (const o of this.outputs) if (!produced.has(o.name)) throw new OnnxError(`ONNX model: graph output '${o.name}' is not produced by any node`);
+  }
+
+  /**
+   * Fold one node whose inputs are all constants, within limits.foldedConstantBytes; null when
+   * the node must run at run time instead.
+   *
+   * Why leave it to run time rather than refuse the model: the limit bounds what a small file can
+   * make the LOADER allocate, and a legitimate model can have more constant work than the budget
+   * (a large model whose weights pass through Transpose nodes). Such a node simply
+   * runs on each call, as it would in a runtime without folding, where the run's own limits apply.
+   * A fold that passes tensorElements is an error instead: its inputs are constants, so every run
+   * would fail the same way, and a model that loads is one recur can run.
+   */
+  private fold(node: CompiledNode, args: (Value | null)[], budget: FoldBudget, isConstant: boolean): (Value | null)[] | null {
+    let outs: (Value | null)[];
+    budget.active = true;
+    budget.pending = 0;
+    try {
+      outs = this.execute(node, args);
+    } catch (e) {
+      if (e instanceof FoldDeferred) return null;
+      throw e;
+    } finally {
+      budget.active = false;
+      budget.pending = 0;
+    }
+    // Charge what the node keeps: new arrays only (a Reshape, Squeeze or Identity output shares
+    // its input's), and nothing for a Constant, whose value is file data bounded like an initializer.
+    let bytes = 0;
+    if (!isConstant) {
+      const inputBuffers = new Set<object>();
+      for (const a of args) if (a) inputBuffers.add(bufferOf(a));
+      const counted = new Set<object>();
+      for (const v of outs) {
+        if (!v) continue;
+        const buf = bufferOf(v);
+        if (inputBuffers.has(buf) || counted.has(buf)) continue;
+        counted.add(buf);
+        bytes += v.size * bytesPerElement(v.dtype);
+      }
+    }
+    // A kernel that allocated without announcing it through checkElements still cannot make the
+    // model keep more than the limit: its result is dropped and the node runs at run time.
+    if (budget.used + bytes > budget.limit) return null;
+    budget.used += bytes;
+    return outs;
   }
 
   /**
@@ -222,7 +336,8 @@ export class OnnxModel {
    */
   run(inputs: Record<string, OnnxInput>): Record<string, OnnxTensor> {
     if (inputs === null || typeof inputs !== 'object') throw new OnnxError('run: inputs must be an object { name: { shape, data } }');
-    const known = new Set([...this.inputs.map((i) => i.name), ...this.overridable]);
+    const known = new Set(this.inputs.map((i) => i.name));
+    for (const k of this.overridable) known.add(k);
     for (const k of Object.keys(inputs)) {
       if (!known.has(k)) throw new OnnxError(`run: unknown input '${k}' (the model's inputs: ${this.inputs.map((i) => i.name).join(', ') || 'none'})`);
     }
@@ -242,7 +357,8 @@ export class OnnxModel {
     // Release intermediate values after their last use.
     const lastUse = new Map<string, number>();
     this.nodes.forEach((n, k) => n.inputs.forEach((name) => lastUse.set(name, k)));
-    const keep = new Set([...this.outputs.map((o) => o.name), ...this.constants.keys()]);
+    const keep = new Set(this.constants.keys());
+    for (const o of this.outputs) keep.add(o.name);
     noGrad(() => {
       this.nodes.forEach((n, k) => {
         const args = n.inputs.map((name) => (name === '' ? null : env.get(name) ?? null));
@@ -267,7 +383,7 @@ export class OnnxModel {
     try {
       return noGrad(() => n.kernel(args));
     } catch (e) {
-      if (e instanceof OnnxError) throw e;
+      if (e instanceof OnnxError || e instanceof LimitError || e instanceof FoldDeferred) throw e;
       const msg = e instanceof RangeError && /allocation|Invalid typed array length|Array buffer/i.test(e.message) ? `out of memory (${e.message})` : (e as Error).message;
       throw new OnnxError(`${n.label}: ${msg}`);
     }
@@ -279,7 +395,7 @@ export class OnnxModel {
       throw new OnnxError(`${what} must be { shape, data }`);
     }
     const shape = Array.from(v.shape);
-    const n = checkedSize(shape, what, this.maxElements);
+    const n = checkedSize(shape, what, this.limits);
     if (!v.data || typeof v.data.length !== 'number') throw new OnnxError(`${what}: data must be an array of numbers`);
     if (v.data.length !== n) throw new OnnxError(`${what}: ${v.data.length} values do not fill shape ${shapeStr(shape)} (${n} elements)`);
     if (v.dtype !== undefined && v.dtype !== info.dtype) throw new OnnxError(`${what}: dtype ${v.dtype} given, the model declares ${info.dtype}`);
@@ -302,20 +418,29 @@ export class OnnxModel {
   }
 }
 
+/** The limits a load runs under: DEFAULT_LIMITS, then `limits`, with `maxElements` standing in for an unset tensorElements. */
+function limitsOf(opts: LoadOnnxOptions): Limits {
+  return resolveLimits({ ...opts.limits, tensorElements: opts.limits?.tensorElements ?? opts.maxElements });
+}
+
 function describeShape(shape: (number | string | null)[] | null): string {
   return shape ? `[${shape.map((d) => d ?? '?').join(', ')}]` : '(any shape)';
 }
 
-/** Decode, check and compile an ONNX model. Throws OnnxError with a clear message on bad input. */
+/**
+ * Decode, check and compile an ONNX model. Throws OnnxError with a clear message on bad input,
+ * and LimitError (io/limits.ts) when the file asks for more than `opts.limits` allow.
+ */
 export function loadOnnx(bytes: Uint8Array, opts: LoadOnnxOptions = {}): OnnxModel {
   if (bytes instanceof Uint8Array && bytes.length === 0) throw new OnnxError('ONNX model: the input is empty (0 bytes)');
+  const limits = limitsOf(opts);
+  if (bytes instanceof Uint8Array) checkLimit(limits, 'fileBytes', bytes.length, 'ONNX model: bytes of the file');
   const proto = decodeModelProto(bytes);
   try {
-    return new OnnxModel(proto, opts);
+    return new OnnxModel(proto, { ...opts, limits });
   } catch (e) {
-    if (e instanceof OnnxError) throw e;
+    if (e instanceof OnnxError || e instanceof LimitError) throw e;
     const err = e as Error;
     throw new OnnxError(`ONNX model: ${err instanceof RangeError && /allocation|Array buffer/i.test(err.message) ? 'out of memory' : err.message}`);
   }
 }
-

@@ -9,6 +9,13 @@
  * are handled on the host. Where an opset changed an operator (Softmax's axis semantics in 13,
  * Squeeze/Unsqueeze/Split axes moving from attributes to inputs in 13, Slice in 10), both forms
  * are implemented and chosen by the model's opset.
+ *
+ * Every kernel calls `ctx.checkElements(shape, …)` BEFORE it allocates a result: that enforces
+ * limits.tensorElements, and while the node is constant-folded at load time it charges the bytes
+ * to limits.foldedConstantBytes (see FoldBudget), so a small file cannot make folding allocate
+ * gigabytes. Views (Reshape, Squeeze, Unsqueeze, Flatten, Identity) allocate nothing. Loops run
+ * over output elements or over the file's own lists, never over a product that a zero-sized
+ * dimension makes empty (a [10^9, 0] tensor is legal and holds nothing).
  */
 import { Tensor, shapeStr, zeros } from '../tensor/tensor.ts';
 import { abs, add, div, exp, log, mean, mul, neg, relu, sigmoid, sqrt, sub, sum, tanh } from '../autograd/ops/elementwise.ts';
@@ -17,7 +24,7 @@ import { embedding, logSoftmax, softmax } from '../autograd/ops/nn.ts';
 import { concat, permute, reshape, slice } from '../autograd/ops/shape.ts';
 import { dtypeOfCode, isFloatDType, type IntDType } from './tensor.ts';
 import {
-  HostInts, describeValue, floatInput, intInput, normAxisOf, toValue,
+  HostInts, bytesPerElement, describeValue, floatInput, intInput, normAxisOf, toValue,
   type Kernel, type NodeContext, type Value,
 } from './runtime.ts';
 import { shapeSize, shapeStrides } from '../util/shape.ts';
@@ -107,13 +114,13 @@ function binary(kind: 'Add' | 'Sub' | 'Mul' | 'Div'): OpCompiler {
       if (a instanceof Tensor && b instanceof Tensor) {
         if (a.dtype !== b.dtype) throw ctx.error(`inputs mix ${a.dtype} and ${b.dtype}`);
         const shape = broadcastShape(ctx, a.shape, b.shape);
-        ctx.checkElements(shape);
+        ctx.checkElements(shape, 'output', bytesPerElement(a.dtype));
         return [f(a, b)];
       }
       if (a instanceof HostInts && b instanceof HostInts) {
         if (a.dtype !== b.dtype) throw ctx.error(`inputs mix ${a.dtype} and ${b.dtype}`);
         const shape = broadcastShape(ctx, a.shape, b.shape);
-        ctx.checkElements(shape);
+        ctx.checkElements(shape, 'output', 16); // x (the result) and the broadcast y, 8 bytes each
         const n = shapeSize(shape);
         const x = new Float64Array(n), y = new Float64Array(n);
         broadcastTo(a.data, a.shape, shape, x);
@@ -133,7 +140,11 @@ function unary(kind: string, f: (x: Tensor) => Tensor): OpCompiler {
   return (ctx) => {
     ctx.arity(1, 1);
     ctx.attrs.done();
-    return ([x]) => [f(floatInput(ctx, x, 0, `${kind} input`))];
+    return ([x0]) => {
+      const x = floatInput(ctx, x0, 0, `${kind} input`);
+      ctx.checkElements(x.shape, 'output', bytesPerElement(x.dtype));
+      return [f(x)];
+    };
   };
 }
 
@@ -141,7 +152,7 @@ function unary(kind: string, f: (x: Tensor) => Tensor): OpCompiler {
 
 function expandTensor(ctx: NodeContext, x: Tensor, shape: readonly number[]): Tensor {
   if (x.shape.length === shape.length && x.shape.every((s, i) => s === shape[i])) return x;
-  ctx.checkElements(shape);
+  ctx.checkElements(shape, 'broadcast input', 2 * bytesPerElement(x.dtype)); // the zeros and the sum
   return add(x, zeros(shape, { dtype: x.dtype, backend: x.backend }));
 }
 
@@ -160,11 +171,11 @@ const MatMul: OpCompiler = (ctx) => {
     const M = a.shape[a.ndim - 2], N = b.shape[b.ndim - 1];
     let y: Tensor;
     if (b.ndim === 2) {
-      ctx.checkElements([...a.shape.slice(0, -1), N]);
+      ctx.checkElements([...a.shape.slice(0, -1), N], 'output', bytesPerElement(a.dtype));
       y = matmul(a, b);
     } else {
       const batch = broadcastShape(ctx, a.shape.slice(0, -2), b.shape.slice(0, -2));
-      ctx.checkElements([...batch, M, N]);
+      ctx.checkElements([...batch, M, N], 'output', bytesPerElement(a.dtype));
       y = matmul(expandTensor(ctx, a, [...batch, M, K]), expandTensor(ctx, b, [...batch, K, N]));
     }
     let outShape = [...y.shape];
@@ -188,11 +199,17 @@ const Gemm: OpCompiler = (ctx) => {
     const [M, K] = transA ? [A.shape[1], A.shape[0]] : A.shape;
     const [K2, N] = transB ? [B.shape[1], B.shape[0]] : B.shape;
     if (K !== K2) throw ctx.error(`inner dimensions differ: A ${shapeStr(A.shape)}${transA ? 'ᵀ' : ''} · B ${shapeStr(B.shape)}${transB ? 'ᵀ' : ''}`);
-    ctx.checkElements([M, N]);
+    const bytes = bytesPerElement(A.dtype);
+    ctx.checkElements([M, N], 'output', bytes);
+    if (transA) ctx.checkElements(A.shape, 'transposed A', bytes);
     const a = transA ? permute(A, [1, 0]) : A;
     let y = transB ? linear(a, B) : matmul(a, B);
-    if (alpha !== 1) y = mul(y, alpha);
+    if (alpha !== 1) {
+      ctx.checkElements([M, N], 'alpha·A·B', bytes);
+      y = mul(y, alpha);
+    }
     if (c0) {
+      ctx.checkElements([M, N], 'output + C', bytes);
       const C = floatInput(ctx, c0, 2, 'C');
       const shape = broadcastShape(ctx, [M, N], C.shape);
       if (shape.length !== 2 || shape[0] !== M || shape[1] !== N) throw ctx.error(`C ${shapeStr(C.shape)} does not broadcast to [${M}, ${N}]`);
@@ -214,6 +231,7 @@ function softmaxOp(isLog: boolean): OpCompiler {
     return ([x0]) => {
       const x = floatInput(ctx, x0, 0);
       if (x.ndim === 0) throw ctx.error('input must have rank ≥ 1');
+      ctx.checkElements(x.shape, 'output', bytesPerElement(x.dtype));
       const r = x.ndim;
       const axis = normAxisOf(ctx, axisAttr, r);
       if (!modern) {
@@ -249,6 +267,7 @@ const Dropout: OpCompiler = (ctx) => {
     if (training && training.size > 0 && (training as HostInts).data?.[0]) {
       throw ctx.error('training_mode = true is not supported (recur runs ONNX graphs for inference)');
     }
+    if (ctx.wantsOutput(1)) ctx.checkElements(x.shape, 'mask');
     const mask = ctx.wantsOutput(1) ? new HostInts('bool', x.shape, new Float64Array(shapeSize(x.shape)).fill(1)) : null;
     return [x, mask];
   };
@@ -283,9 +302,10 @@ const Cast: OpCompiler = (ctx) => {
   ctx.attrs.done();
   return ([x0]) => {
     const x = needInput(ctx, x0, 0);
+    if (x instanceof Tensor && x.dtype === to) return [x];
+    ctx.checkElements(x.shape, 'output', bytesPerElement(to));
     const src = x instanceof Tensor ? x.toArray() : x.data;
     if (isFloatDType(to)) {
-      if (x instanceof Tensor && x.dtype === to) return [x];
       return [new Tensor(ctx.backend.fromArray(src, to), x.shape)];
     }
     const out = new Float64Array(src.length);
@@ -311,6 +331,7 @@ const Shape: OpCompiler = (ctx) => {
     const r = s.length;
     const clampIdx = (i: number): number => Math.min(Math.max(i < 0 ? i + r : i, 0), r);
     const dims = s.slice(clampIdx(start), end === undefined ? r : clampIdx(end));
+    ctx.checkElements([dims.length]);
     return [new HostInts('int64', [dims.length], Float64Array.from(dims))];
   };
 };
@@ -365,9 +386,10 @@ const Transpose: OpCompiler = (ctx) => {
     const r = x.shape.length;
     const perm = permAttr ?? [...Array(r).keys()].reverse();
     if (perm.length !== r || [...perm].sort((p, q) => p - q).some((p, i) => p !== i)) throw ctx.error(`perm ${shapeStr(perm)} is not a permutation of ${r} axes`);
+    const outShape = perm.map((p) => x.shape[p]);
+    ctx.checkElements(outShape, 'output', bytesPerElement(x.dtype));
     if (x instanceof Tensor) return [permute(x, perm)];
     const st = shapeStrides(x.shape);
-    const outShape = perm.map((p) => x.shape[p]);
     return [mapValue(x, outShape, (src, out) => stridedCopy(src, 0, perm.map((p) => st[p]), outShape, out))];
   };
 };
@@ -385,9 +407,10 @@ const Squeeze: OpCompiler = (ctx) => {
     const x = needInput(ctx, inputs[0], 0);
     const r = x.shape.length;
     const given = ctx.opset >= 13 ? axesFrom(ctx, inputs, 1) : attrAxes;
-    const axes = given ? given.map((a) => normAxisOf(ctx, a, r)) : x.shape.flatMap((s, i) => (s === 1 ? [i] : []));
+    const axes = new Set(given ? given.map((a) => normAxisOf(ctx, a, r)) : x.shape.flatMap((s, i) => (s === 1 ? [i] : [])));
     for (const a of axes) if (x.shape[a] !== 1) throw ctx.error(`cannot squeeze axis ${a} of size ${x.shape[a]} (input ${shapeStr(x.shape)})`);
-    return [reshapeValue(x, x.shape.filter((_, i) => !axes.includes(i)))];
+    // A Set, not axes.includes: rank and axes both come from the file, and can be 10^5 long.
+    return [reshapeValue(x, x.shape.filter((_, i) => !axes.has(i)))];
   };
 };
 
@@ -400,11 +423,11 @@ const Unsqueeze: OpCompiler = (ctx) => {
     const x = needInput(ctx, inputs[0], 0);
     const given = ctx.opset >= 13 ? axesFrom(ctx, inputs, 1)! : attrAxes!;
     const r = x.shape.length + given.length;
-    const axes = given.map((a) => normAxisOf(ctx, a, r));
-    if (new Set(axes).size !== axes.length) throw ctx.error(`axes ${shapeStr(given)} repeat an axis`);
+    const axes = new Set(given.map((a) => normAxisOf(ctx, a, r)));
+    if (axes.size !== given.length) throw ctx.error(`axes ${shapeStr(given)} repeat an axis`);
     const out: number[] = [];
     let k = 0;
-    for (let i = 0; i < r; i++) out.push(axes.includes(i) ? 1 : x.shape[k++]);
+    for (let i = 0; i < r; i++) out.push(axes.has(i) ? 1 : x.shape[k++]);
     return [reshapeValue(x, out)];
   };
 };
@@ -424,18 +447,22 @@ const Concat: OpCompiler = (ctx) => {
         throw ctx.error(`input shapes ${xs.map((v) => shapeStr(v.shape)).join(', ')} differ outside axis ${axis}`);
       }
     }
-    if (xs.every((x) => x instanceof Tensor)) return [concat(xs as Tensor[], axis)];
-    if (!xs.every((x) => x instanceof HostInts && x.dtype === (first as HostInts).dtype)) throw ctx.error('inputs must all have the same element type');
     const outShape = [...first.shape];
     outShape[axis] = xs.reduce((n, x) => n + x.shape[axis], 0);
-    const outer = shapeSize(first.shape.slice(0, axis));
-    const out = new Float64Array(shapeSize(outShape));
-    let pos = 0;
-    for (let o = 0; o < outer; o++) {
-      for (const x of xs as HostInts[]) {
-        const block = shapeSize(x.shape.slice(axis));
-        out.set(x.data.subarray(o * block, (o + 1) * block), pos);
-        pos += block;
+    // The same input may be listed many times, so the output can be far larger than the file.
+    const n = ctx.checkElements(outShape, 'output', bytesPerElement(first.dtype));
+    if (xs.every((x) => x instanceof Tensor)) return [concat(xs as Tensor[], axis)];
+    if (!xs.every((x) => x instanceof HostInts && x.dtype === (first as HostInts).dtype)) throw ctx.error('inputs must all have the same element type');
+    const out = new Float64Array(n);
+    if (n > 0) {
+      const outer = shapeSize(first.shape.slice(0, axis));
+      const blocks = xs.map((x) => shapeSize(x.shape.slice(axis)));
+      let pos = 0;
+      for (let o = 0; o < outer; o++) {
+        xs.forEach((x, k) => {
+          out.set((x as HostInts).data.subarray(o * blocks[k], (o + 1) * blocks[k]), pos);
+          pos += blocks[k];
+        });
       }
     }
     return [new HostInts((first as HostInts).dtype, outShape, out)];
@@ -449,10 +476,13 @@ const Split: OpCompiler = (ctx) => {
   const numOutputs = ctx.opset >= 18 ? ctx.attrs.int('num_outputs') : undefined;
   ctx.attrs.done();
   const nOut = ctx.outputs.length;
+  // Checked here, not after building a list of num_outputs sizes: the file chooses the number.
+  if (numOutputs !== undefined && numOutputs !== nOut) throw ctx.error(`num_outputs = ${numOutputs} but the node has ${nOut} outputs`);
   return (inputs) => {
     const x = needInput(ctx, inputs[0], 0);
     const axis = normAxisOf(ctx, axisAttr, x.shape.length);
     const dim = x.shape[axis];
+    ctx.checkElements(x.shape, 'outputs', bytesPerElement(x.dtype)); // together they hold the input
     let sizes = ctx.opset >= 13 && inputs[1] ? intList(ctx, inputs[1], 1, 'split') : splitAttr;
     if (!sizes) {
       const n = numOutputs ?? nOut;
@@ -522,6 +552,9 @@ const Slice: OpCompiler = (ctx) => {
         len = Math.max(0, Math.ceil((e - s) / step));
       }
       if (len === dim && step === 1) continue;
+      const outShape = [...x.shape];
+      outShape[axis] = len;
+      ctx.checkElements(outShape, 'output', bytesPerElement(x.dtype));
       x = sliceAxis(x, axis, len === 0 ? 0 : s, len, step);
     }
     return [x];
@@ -547,7 +580,10 @@ const Gather: OpCompiler = (ctx) => {
       ids[k] = v;
     }
     const outShape = [...data.shape.slice(0, axis), ...idx.shape, ...data.shape.slice(axis + 1)];
-    ctx.checkElements(outShape);
+    if (ctx.checkElements(outShape, 'output', bytesPerElement(data.dtype)) === 0) {
+      // Nothing to gather; the loops below would still walk outer × indices (both can be huge).
+      return [data instanceof Tensor ? new Tensor(data.backend.fromArray(new Float64Array(0), data.dtype), outShape) : new HostInts(data.dtype, outShape, new Float64Array(0))];
+    }
     const inner = shapeSize(data.shape.slice(axis + 1));
     if (data instanceof Tensor && axis === 0) {
       // The embedding lookup: one row gather on the backend.
@@ -584,7 +620,10 @@ function reduceOp(kind: 'ReduceSum' | 'ReduceMean'): OpCompiler {
       const given = modern ? (inputs[1] ? intList(ctx, inputs[1], 1, 'axes') : undefined) : attrAxes;
       if ((!given || given.length === 0) && noopEmpty) return [x];
       const axes = given && given.length ? given.map((a) => normAxisOf(ctx, a, x.ndim)) : [...Array(x.ndim).keys()];
-      if (new Set(axes).size !== axes.length) throw ctx.error(`axes ${shapeStr(given ?? [])} repeat an axis`);
+      const reduced = new Set(axes);
+      if (reduced.size !== axes.length) throw ctx.error(`axes ${shapeStr(given ?? [])} repeat an axis`);
+      const outShape = keepDims ? x.shape.map((s, i) => (reduced.has(i) ? 1 : s)) : x.shape.filter((_, i) => !reduced.has(i));
+      ctx.checkElements(outShape, 'output', bytesPerElement(x.dtype));
       return [f(x, axes, keepDims)];
     };
   };

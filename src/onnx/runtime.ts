@@ -13,6 +13,7 @@
  */
 import type { Backend } from '../backend/interface.ts';
 import { Tensor, shapeStr } from '../tensor/tensor.ts';
+import type { Limits } from '../io/limits.ts';
 import { AttrType, OnnxError, type AttributeProto, type NodeProto, type TensorProto } from './proto.ts';
 import { checkedSize, isFloatDType, tensorFromProto, type FloatDType, type IntDType, type OnnxTensor } from './tensor.ts';
 
@@ -51,12 +52,50 @@ export function fromValue(v: Value): OnnxTensor {
   return { dtype: v.dtype, shape: [...v.shape], data: Float64Array.from(v.data) };
 }
 
+/** Bytes per element of a value's host or backend array (float32: 4; float64 and the host integers: 8). */
+export function bytesPerElement(dtype: string): number {
+  return dtype === 'float32' ? 4 : 8;
+}
+
+/**
+ * Thrown by `NodeContext.checkElements` while a node is being constant-folded at load time and
+ * the allocation it is about to make would take the bytes folding has produced past
+ * limits.foldedConstantBytes. Not an error: the model catches it and leaves the node to run time.
+ */
+export class FoldDeferred extends Error {
+  constructor(readonly label: string, readonly bytes: number) {
+    super(`${label}: folding would need ${bytes} more bytes than limits.foldedConstantBytes leaves`);
+    this.name = 'FoldDeferred';
+  }
+}
+
+/**
+ * The load-time budget of constant folding (limits.foldedConstantBytes): `used` counts the bytes
+ * of folded constants kept so far; while a node is being folded (`active`), every allocation its
+ * kernel announces through `checkElements` is added to `pending` and checked BEFORE it is made.
+ */
+export class FoldBudget {
+  used = 0;
+  pending = 0;
+  active = false;
+  constructor(readonly limit: number) {}
+
+  /** Announce an allocation of `bytes` by the node being folded; throws FoldDeferred past the limit. */
+  reserve(label: string, bytes: number): void {
+    if (!this.active) return;
+    this.pending += bytes;
+    if (this.used + this.pending > this.limit) throw new FoldDeferred(label, this.used + this.pending - this.limit);
+  }
+}
+
 export interface CompileOptions {
   backend: Backend;
   /** Opset version of the default ONNX domain. */
   opset: number;
-  /** Cap on the elements of any one tensor. */
-  maxElements: number;
+  /** Resource limits (tensorElements caps every tensor read or created). */
+  limits: Readonly<Limits>;
+  /** Load-time folding budget; absent (or inactive) at run time. */
+  fold?: FoldBudget;
   /** 'auto': recur's fused layers where the node has PyTorch semantics; 'general': always the spec transcription. */
   recurrentPath: 'auto' | 'general';
 }
@@ -74,7 +113,7 @@ export class NodeContext {
     /** Values known at load time (initializers, Constant outputs), by name. */
     private readonly constants: ReadonlyMap<string, Value>,
   ) {
-    this.attrs = new Attrs(node.attribute ?? [], label, opts.maxElements);
+    this.attrs = new Attrs(node.attribute ?? [], label, opts.limits);
   }
 
   get opset(): number { return this.opts.opset; }
@@ -111,9 +150,16 @@ export class NodeContext {
     if (m < minOut || m > maxOut) throw this.error(`expects ${minOut === maxOut ? minOut : `${minOut} to ${maxOut}`} outputs, got ${m}`);
   }
 
-  /** Throw unless `shape` has at most the configured number of elements. */
-  checkElements(shape: readonly number[], what = 'output'): void {
-    checkedSize(shape, `${this.label}: ${what}`, this.opts.maxElements);
+  /**
+   * Call BEFORE allocating a tensor of `shape` (`bytes` per element; 8 when unsure): throws a
+   * LimitError when it has more than limits.tensorElements elements, and, while the node is being
+   * constant-folded at load time, FoldDeferred when the allocation would take folding past
+   * limits.foldedConstantBytes. Returns the element count.
+   */
+  checkElements(shape: readonly number[], what = 'output', bytes = 8): number {
+    const n = checkedSize(shape, `${this.label}: ${what}`, this.opts.limits);
+    this.opts.fold?.reserve(this.label, n * bytes);
+    return n;
   }
 }
 
@@ -155,7 +201,7 @@ export class Attrs {
   private readonly byName = new Map<string, AttributeProto>();
   private readonly used = new Set<string>();
 
-  constructor(list: readonly AttributeProto[], private readonly label: string, private readonly maxElements: number) {
+  constructor(list: readonly AttributeProto[], private readonly label: string, private readonly limits: Readonly<Limits>) {
     for (const a of list) {
       const name = a.name ?? '';
       if (name === '') throw new OnnxError(`${label}: an attribute has no name`);
@@ -226,7 +272,7 @@ export class Attrs {
     const a = this.get(name, AttrType.TENSOR);
     if (!a) return undefined;
     if (!a.t) throw new OnnxError(`${this.label}: attribute '${name}' holds no tensor`);
-    return tensorFromProto(a.t as TensorProto, `${this.label}: attribute '${name}'`, this.maxElements);
+    return tensorFromProto(a.t as TensorProto, `${this.label}: attribute '${name}'`, this.limits);
   }
 
   /** Reject every attribute no getter asked for. */

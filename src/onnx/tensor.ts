@@ -9,9 +9,10 @@
  * float16, bfloat16, strings and complex numbers are rejected by name.
  *
  * A TensorProto's declared dimensions are checked against the bytes (or repeated values) it
- * actually holds BEFORE anything is allocated, and against a global element cap, so a hostile file
- * cannot make the reader allocate more than it could have sent.
+ * actually holds BEFORE anything is allocated, and against the `tensorElements` limit (a
+ * `LimitError`), so a hostile file cannot make the reader allocate more than it could have sent.
  */
+import { DEFAULT_LIMITS, checkLimit, type Limits } from '../io/limits.ts';
 import { DataType, OnnxError, type TensorProto } from './proto.ts';
 
 export type FloatDType = 'float32' | 'float64';
@@ -26,8 +27,11 @@ export interface OnnxTensor {
   data: Float32Array | Float64Array;
 }
 
-/** Default cap on the elements of any one tensor the reader or interpreter creates (2^28 ≈ 268M). */
-export const DEFAULT_MAX_ELEMENTS = 2 ** 28;
+/**
+ * Default cap on the elements of any one tensor the reader or interpreter creates (2^28 ≈ 268M).
+ * Kept for callers of the old `maxElements` option; the value lives in DEFAULT_LIMITS.tensorElements.
+ */
+export const DEFAULT_MAX_ELEMENTS = DEFAULT_LIMITS.tensorElements;
 
 interface TypeInfo { dtype: OnnxDType; bytes: number }
 
@@ -67,23 +71,36 @@ export function isFloatDType(d: OnnxDType): d is FloatDType {
   return d === 'float32' || d === 'float64';
 }
 
-/** Product of dims with overflow and sanity checks; names `what` in errors. */
-export function checkedSize(dims: readonly number[], what: string, maxElements: number): number {
+/**
+ * Product of dims with overflow and sanity checks (OnnxError), and the `tensorElements` limit
+ * (LimitError); names `what` in errors.
+ */
+export function checkedSize(dims: readonly number[], what: string, limits: Readonly<Limits> = DEFAULT_LIMITS): number {
   let n = 1;
   for (const d of dims) {
-    if (!Number.isSafeInteger(d) || d < 0) throw new OnnxError(`${what}: dimension ${d} in [${dims.join(', ')}] is not a non-negative integer`);
+    if (!Number.isSafeInteger(d) || d < 0) throw new OnnxError(`${what}: dimension ${d} in ${dimsStr(dims)} is not a non-negative integer`);
     n *= d;
-    if (n > Number.MAX_SAFE_INTEGER) throw new OnnxError(`${what}: shape [${dims.join(', ')}] has too many elements`);
+    if (n > Number.MAX_SAFE_INTEGER) throw new OnnxError(`${what}: shape ${dimsStr(dims)} has too many elements`);
   }
-  if (n > maxElements) throw new OnnxError(`${what}: shape [${dims.join(', ')}] has ${n} elements, more than the limit of ${maxElements}`);
+  checkLimit(limits, 'tensorElements', n, `${what}: elements of shape ${dimsStr(dims)}`);
   return n;
+}
+
+/**
+ * A shape for an error message. A file can declare a tensor of rank 10^5; the message shows the
+ * first dimensions and the rank rather than a megabyte of text.
+ */
+export function dimsStr(dims: readonly number[]): string {
+  const MAX_SHOWN = 16;
+  if (dims.length <= MAX_SHOWN) return `[${dims.join(', ')}]`;
+  return `[${dims.slice(0, MAX_SHOWN).join(', ')}, … (rank ${dims.length})]`;
 }
 
 /**
  * Decode a TensorProto. Checks external data, segments, dims and the amount of data before
  * allocating; `what` names the tensor in errors.
  */
-export function tensorFromProto(tp: TensorProto, what: string, maxElements = DEFAULT_MAX_ELEMENTS): OnnxTensor {
+export function tensorFromProto(tp: TensorProto, what: string, limits: Readonly<Limits> = DEFAULT_LIMITS): OnnxTensor {
   const label = tp.name ? `${what} '${tp.name}'` : what;
   if (tp.data_location === 1 || (tp.external_data && tp.external_data.length > 0)) {
     throw new OnnxError(`${label}: external data (weights in a separate file) is not supported; save the model with its weights inside`);
@@ -92,13 +109,13 @@ export function tensorFromProto(tp: TensorProto, what: string, maxElements = DEF
   const dtype = dtypeOfCode(tp.data_type, label);
   const info = TYPES[tp.data_type!]!;
   const dims = tp.dims ?? [];
-  const n = checkedSize(dims, label, maxElements);
+  const n = checkedSize(dims, label, limits);
   const shape = [...dims];
   const out = dtype === 'float32' ? new Float32Array(0) : new Float64Array(0);
   const raw = tp.raw_data;
   if (raw && raw.length > 0) {
     if (raw.length !== n * info.bytes) {
-      throw new OnnxError(`${label}: shape [${dims.join(', ')}] of ${dtype} needs ${n * info.bytes} bytes of raw data, the file holds ${raw.length}`);
+      throw new OnnxError(`${label}: shape ${dimsStr(dims)} of ${dtype} needs ${n * info.bytes} bytes of raw data, the file holds ${raw.length}`);
     }
     const v = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
     const data = dtype === 'float32' ? new Float32Array(n) : new Float64Array(n);
@@ -127,7 +144,7 @@ export function tensorFromProto(tp: TensorProto, what: string, maxElements = DEF
             : 'int32_data';
   const values = (tp[field] as number[] | undefined) ?? [];
   if (values.length !== n) {
-    throw new OnnxError(`${label}: shape [${dims.join(', ')}] needs ${n} values, the file holds ${values.length} (in ${field}${raw ? ' and no raw_data' : ''})`);
+    throw new OnnxError(`${label}: shape ${dimsStr(dims)} needs ${n} values, the file holds ${values.length} (in ${field}${raw ? ' and no raw_data' : ''})`);
   }
   if (n === 0) return { dtype, shape, data: out };
   const data = dtype === 'float32' ? Float32Array.from(values) : Float64Array.from(values);

@@ -53,7 +53,9 @@ export function transpose(x: Tensor, a = -2, b = -1): Tensor {
 /** Concatenate along `axis`; all other dimensions must agree. */
 export function concat(xs: readonly Tensor[], axis = -1): Tensor {
   if (xs.length === 0) throw new RangeError('concat: needs at least one tensor');
-  sameBackendAndDType('concat', ...xs);
+  // No argument-list spreads over xs: it can be 10^5 long (an ONNX Concat that lists one input
+  // many times), past what fits on the stack as arguments.
+  for (const t of xs) sameBackendAndDType('concat', xs[0], t);
   const first = xs[0];
   const ax = normAxis('concat', axis, first.ndim);
   for (const t of xs) {
@@ -71,7 +73,7 @@ export function concat(xs: readonly Tensor[], axis = -1): Tensor {
     first.backend.addIntoAxis(t.storage, t.shape, out.storage, outShape, ax, start);
     start += t.shape[ax];
   }
-  if (needsGrad(...xs)) {
+  if (xs.some((t) => needsGrad(t))) {
     record('concat', xs, [out], () => {
       xs.forEach((t, k) => {
         if (!t.requiresGrad) return;

@@ -1,0 +1,261 @@
+/**
+ * Hostile ONNX graphs: small files that ask for a lot of work or memory. Each is either refused
+ * early with a LimitError that names what was counted and the limit, or handled in time and memory
+ * proportional to the file — never minutes of CPU, gigabytes of memory or a stack overflow.
+ *
+ * The time bounds are generous regression guards for complexity (the quadratic loaders took a
+ * minute or more on these graphs), not benchmarks.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadOnnx } from '../src/onnx/model.ts';
+import { OnnxError } from '../src/onnx/proto.ts';
+import { buildModel, type NodeSpec, type ValueSpec } from '../src/onnx/builder.ts';
+import type { OnnxDType, OnnxTensor } from '../src/onnx/tensor.ts';
+import { LimitError, DEFAULT_LIMITS } from '../src/io/limits.ts';
+import { onnxCommand } from '../src/onnx/cli.ts';
+import { importCommand } from '../src/interop/import-command.ts';
+
+function limitError(fn: () => unknown, key: string, re: RegExp): void {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof LimitError, `expected LimitError, got ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`);
+    assert.equal(e.key, key);
+    assert.match(e.message, re);
+    return true;
+  });
+}
+
+function timed<T>(fn: () => T): { value: T; ms: number } {
+  const t0 = performance.now();
+  const value = fn();
+  return { value, ms: performance.now() - t0 };
+}
+
+function filled(dtype: OnnxDType, shape: number[], f: (i: number) => number): OnnxTensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const data = dtype === 'float32' ? new Float32Array(n) : new Float64Array(n);
+  for (let i = 0; i < n; i++) data[i] = f(i);
+  return { dtype, shape, data };
+}
+
+// ---- graph size: linear-time loading, graphNodes ------------------------------------------------
+
+/** x → Identity → t, then `n` Relu nodes that all read t; every Relu output is a graph output. */
+function fanOut(n: number): Uint8Array {
+  const nodes: NodeSpec[] = [{ op: 'Identity', name: 'hub', inputs: ['x'], outputs: ['t'] }];
+  const outputs: ValueSpec[] = [];
+  for (let i = 0; i < n; i++) {
+    nodes.push({ op: 'Relu', name: `r${i}`, inputs: ['t'], outputs: [`y${i}`] });
+    outputs.push({ name: `y${i}`, dtype: 'float32' });
+  }
+  return buildModel({ inputs: [{ name: 'x', dtype: 'float32', shape: [2] }], outputs, nodes });
+}
+
+const FAN_OUT = 40_000;
+const fanOutBytes = fanOut(FAN_OUT);
+
+test('a 40,000-node fan-out graph loads in linear time (was over a minute)', () => {
+  assert.ok(fanOutBytes.length < 2 * 1024 ** 2, `the file is small (${fanOutBytes.length} bytes)`);
+  const { value: m, ms } = timed(() => loadOnnx(fanOutBytes));
+  assert.ok(ms < 5000, `loading took ${Math.round(ms)} ms`);
+  assert.equal(m.operators.get('Relu'), FAN_OUT);
+  assert.equal(m.outputs.length, FAN_OUT);
+  const y = m.run({ x: { shape: [2], data: [-1, 3] } });
+  assert.deepEqual(Array.from(y[`y${FAN_OUT - 1}`].data), [0, 3]);
+});
+
+test('a deep chain of 50,000 nodes loads and runs without recursion', () => {
+  const n = 50_000;
+  const nodes: NodeSpec[] = [];
+  for (let i = 0; i < n; i++) nodes.push({ op: i % 2 ? 'Neg' : 'Relu', inputs: [i === 0 ? 'x' : `v${i - 1}`], outputs: [i === n - 1 ? 'y' : `v${i}`] });
+  // listed last-first, so the sort has to do the work
+  const bytes = buildModel({ inputs: [{ name: 'x', dtype: 'float32', shape: [2] }], outputs: [{ name: 'y', dtype: 'float32' }], nodes: nodes.reverse() });
+  const { value: m, ms } = timed(() => loadOnnx(bytes));
+  assert.ok(ms < 5000, `loading took ${Math.round(ms)} ms`);
+  // (relu, neg) repeated: relu(-relu(x)) = 0 after the first pair
+  assert.deepEqual(Array.from(m.run({ x: { shape: [2], data: [-1, 3] } }).y.data).map((v) => v + 0), [0, 0]);
+});
+
+test('graphNodes is checked before anything is built', () => {
+  const { ms } = timed(() => limitError(() => loadOnnx(fanOutBytes, { limits: { graphNodes: 1000 } }), 'graphNodes', /nodes in the graph: 40001 is over the limit of 1000 \(graphNodes\)/));
+  assert.ok(ms < 2000, `refusing took ${Math.round(ms)} ms`);
+  assert.doesNotThrow(() => loadOnnx(fanOutBytes, { limits: { graphNodes: FAN_OUT + 1 } }));
+});
+
+test('file, initializer and element limits are LimitErrors naming what was counted', () => {
+  limitError(() => loadOnnx(fanOutBytes, { limits: { fileBytes: 1000 } }), 'fileBytes', new RegExp(`bytes of the file: ${fanOutBytes.length} is over the limit of 1000 \\(fileBytes\\)`));
+  const inits: Record<string, OnnxTensor> = {};
+  for (let i = 0; i < 5; i++) inits[`w${i}`] = filled('float32', [10], () => 1);
+  const m = buildModel({ inputs: [{ name: 'x', dtype: 'float32', shape: [2] }], outputs: [{ name: 'y', dtype: 'float32' }], initializers: inits, nodes: [{ op: 'Relu', inputs: ['x'], outputs: ['y'] }] });
+  limitError(() => loadOnnx(m, { limits: { tensors: 4 } }), 'tensors', /initializers: 5 is over the limit of 4 \(tensors\)/);
+  limitError(() => loadOnnx(m, { limits: { parameters: 45 } }), 'parameters', /initializers up to 'w4': 50 is over the limit of 45/);
+  limitError(() => loadOnnx(m, { limits: { tensorElements: 9 } }), 'tensorElements', /initializer 'w0': elements of shape \[10\]: 10 is over the limit of 9/);
+  // the older maxElements option is the same limit
+  limitError(() => loadOnnx(m, { maxElements: 9 }), 'tensorElements', /over the limit of 9/);
+  assert.doesNotThrow(() => loadOnnx(m, { limits: { tensors: 5, parameters: 50, tensorElements: 10 } }));
+  assert.throws(() => loadOnnx(m, { limits: { nodes: 3 } as never }), /unknown limit 'nodes'/);
+});
+
+// ---- constant folding: bounded by foldedConstantBytes ---------------------------------------------
+
+/** Two 16384-element constants whose broadcast Add is 2^28 elements (1 GiB as float32), plus a runtime Add. */
+function broadcastBomb(n: number): Uint8Array {
+  return buildModel({
+    inputs: [{ name: 'x', dtype: 'float32', shape: [1] }],
+    outputs: [{ name: 'y', dtype: 'float32' }],
+    initializers: { a: filled('float32', [n, 1], () => 1), b: filled('float32', [1, n], () => 2) },
+    nodes: [
+      { op: 'Add', name: 'blowup', inputs: ['a', 'b'], outputs: ['s'] },
+      { op: 'Add', name: 'use', inputs: ['s', 'x'], outputs: ['y'] },
+    ],
+  });
+}
+
+test('a broadcast that would fold into a 1 GiB constant stays lazy: fast, with bounded memory', () => {
+  const bytes = broadcastBomb(16384);
+  assert.ok(bytes.length < 140_000, `the file is ${bytes.length} bytes`);
+  const before = process.memoryUsage();
+  const { value: m, ms } = timed(() => loadOnnx(bytes));
+  const after = process.memoryUsage();
+  const grew = Math.max(after.arrayBuffers - before.arrayBuffers, after.rss - before.rss);
+  assert.ok(grew < 200 * 1024 ** 2, `loading grew memory by ${Math.round(grew / 2 ** 20)} MiB`);
+  assert.ok(ms < 3000, `loading took ${Math.round(ms)} ms`);
+  assert.deepEqual(m.folding.deferred, ["Add node 'blowup'"]);
+  assert.ok(m.folding.bytes <= DEFAULT_LIMITS.foldedConstantBytes);
+  // a small one folds, and both give the same answers
+  const small = loadOnnx(broadcastBomb(8), { limits: { foldedConstantBytes: 1024 } });
+  assert.deepEqual(small.folding, { nodes: 1, bytes: 8 * 8 * 4, deferred: [] });
+  const lazy = loadOnnx(broadcastBomb(8), { limits: { foldedConstantBytes: 255 } });
+  assert.deepEqual(lazy.folding.deferred, ["Add node 'blowup'"]);
+  const x = { x: { shape: [1], data: [0.5] } };
+  assert.deepEqual(Array.from(lazy.run(x).y.data), Array.from(small.run(x).y.data));
+  assert.deepEqual(Array.from(small.run(x).y.data), new Array(64).fill(3.5));
+});
+
+test('the folding budget is a running total over all folded nodes', () => {
+  // 100 Relu nodes each fold the same 64 KiB constant: 6.4 MB in all, against a 1 MiB budget
+  const n = 100;
+  const w = filled('float32', [16384], (i) => (i % 3) - 1);
+  const nodes: NodeSpec[] = [];
+  const outputs: ValueSpec[] = [{ name: 'z', dtype: 'float32' }];
+  for (let i = 0; i < n; i++) {
+    nodes.push({ op: 'Relu', name: `r${i}`, inputs: ['w'], outputs: [`y${i}`] });
+    outputs.push({ name: `y${i}`, dtype: 'float32' });
+  }
+  nodes.push({ op: 'Neg', inputs: ['x'], outputs: ['z'] });
+  const bytes = buildModel({ inputs: [{ name: 'x', dtype: 'float32', shape: [1] }], outputs, initializers: { w }, nodes });
+  const m = loadOnnx(bytes, { limits: { foldedConstantBytes: 2 ** 20 } });
+  const per = 16384 * 4;
+  assert.equal(m.folding.nodes, Math.floor(2 ** 20 / per));
+  assert.equal(m.folding.bytes, m.folding.nodes * per);
+  assert.equal(m.folding.deferred.length, n - m.folding.nodes);
+  // the deferred nodes compute the same values at run time
+  const y = m.run({ x: { shape: [1], data: [1] } });
+  const want = Array.from(w.data, (v) => Math.max(v, 0));
+  assert.deepEqual(Array.from(y.y0.data), want);
+  assert.deepEqual(Array.from(y[`y${n - 1}`].data), want);
+  // views of a constant (Reshape, Identity) cost nothing
+  const views = buildModel({
+    inputs: [{ name: 'x', dtype: 'float32', shape: [1] }],
+    outputs: [{ name: 'v', dtype: 'float32' }, { name: 'z', dtype: 'float32' }],
+    initializers: { w, shape: filled('int64', [2], (i) => [128, 128][i]) },
+    nodes: [{ op: 'Identity', inputs: ['w'], outputs: ['i'] }, { op: 'Reshape', inputs: ['i', 'shape'], outputs: ['v'] }, { op: 'Neg', inputs: ['x'], outputs: ['z'] }],
+  });
+  assert.deepEqual(loadOnnx(views, { limits: { foldedConstantBytes: 1 } }).folding, { nodes: 2, bytes: 0, deferred: [] });
+});
+
+test('a folded result over tensorElements is refused at load, naming the node', () => {
+  const { ms } = timed(() => limitError(() => loadOnnx(broadcastBomb(32768)), 'tensorElements', /Add node 'blowup': output: elements of shape \[32768, 32768\]: 1073741824 is over the limit of 268435456 \(tensorElements\)/));
+  assert.ok(ms < 3000, `refusing took ${Math.round(ms)} ms`);
+});
+
+// ---- operators that a file can make expensive ----------------------------------------------------
+
+test('Concat of one input listed 200,000 times runs (no argument-list spread) and is bounded by tensorElements', () => {
+  const n = 200_000;
+  const bytes = buildModel({
+    inputs: [{ name: 'x', dtype: 'float32', shape: [1] }],
+    outputs: [{ name: 'y', dtype: 'float32' }],
+    nodes: [{ op: 'Concat', name: 'cat', inputs: new Array(n).fill('x'), outputs: ['y'], attrs: { axis: 0 } }],
+  });
+  const y = loadOnnx(bytes).run({ x: { shape: [1], data: [2] } }).y;
+  assert.equal(y.data.length, n);
+  assert.equal(y.data[n - 1], 2);
+  // the output can be far larger than the file: it is checked before it is allocated
+  limitError(() => loadOnnx(bytes, { limits: { tensorElements: 1000 } }).run({ x: { shape: [1], data: [2] } }), 'tensorElements', /Concat node 'cat': output: elements of shape \[200000\]: 200000 is over the limit of 1000/);
+});
+
+test('Squeeze and Unsqueeze on a rank-100,000 tensor take linear time', () => {
+  const r = 100_000;
+  const ones = new Array<number>(r).fill(1);
+  const bytes = buildModel({
+    inputs: [{ name: 'x', dtype: 'int64', shape: [1] }],
+    outputs: [{ name: 'y', dtype: 'int64' }, { name: 'u', dtype: 'int64' }],
+    initializers: { big: filled('int64', ones, () => 7), axes: filled('int64', [r], (i) => i) },
+    nodes: [
+      { op: 'Squeeze', inputs: ['big'], outputs: ['s'] },
+      { op: 'Add', inputs: ['s', 'x'], outputs: ['y'] },
+      { op: 'Unsqueeze', inputs: ['x', 'axes'], outputs: ['u'] },
+    ],
+  });
+  const { value: out, ms } = timed(() => loadOnnx(bytes).run({ x: { shape: [1], data: [1] } }));
+  assert.ok(ms < 5000, `took ${Math.round(ms)} ms`);
+  assert.deepEqual(out.y.shape, [1]);
+  assert.equal(out.y.data[0], 8);
+  assert.equal(out.u.shape.length, r + 1);
+});
+
+test('Split: num_outputs must match the outputs, checked before anything is sized by it', () => {
+  const bytes = buildModel({
+    opset: 18,
+    inputs: [{ name: 'x', dtype: 'float32', shape: [4] }],
+    outputs: [{ name: 'a', dtype: 'float32' }, { name: 'b', dtype: 'float32' }],
+    nodes: [{ op: 'Split', name: 'sp', inputs: ['x'], outputs: ['a', 'b'], attrs: { num_outputs: 2 ** 40 } }],
+  });
+  const { ms } = timed(() => assert.throws(() => loadOnnx(bytes).run({ x: { shape: [4], data: [1, 2, 3, 4] } }), (e: unknown) => {
+    assert.ok(e instanceof OnnxError);
+    assert.match(e.message, /Split node 'sp': num_outputs = 1099511627776 but the node has 2 outputs/);
+    return true;
+  }));
+  assert.ok(ms < 2000, `took ${Math.round(ms)} ms`);
+});
+
+test('Gather with an empty result does not walk the (huge) index space', () => {
+  // data [10^6, 5, 0] holds nothing; gathering 20,000 indices along axis 1 gives [10^6, 20000, 0]
+  const ids = 20_000;
+  const bytes = buildModel({
+    inputs: [{ name: 'x', dtype: 'int64', shape: [1] }],
+    outputs: [{ name: 'y', dtype: 'int64' }],
+    initializers: { data: filled('int64', [1e6, 5, 0], () => 0), idx: filled('int64', [ids], (i) => i % 5) },
+    nodes: [{ op: 'Gather', inputs: ['data', 'idx'], outputs: ['g'], attrs: { axis: 1 } }, { op: 'Shape', inputs: ['g'], outputs: ['s'] }, { op: 'Add', inputs: ['s', 'x'], outputs: ['y'] }],
+  });
+  const { value: m, ms } = timed(() => loadOnnx(bytes));
+  assert.ok(ms < 3000, `took ${Math.round(ms)} ms`);
+  assert.deepEqual(Array.from(m.run({ x: { shape: [1], data: [0] } }).y.data), [1e6, ids, 0]);
+});
+
+// ---- the CLI's info commands go through the same bounded loader ----------------------------------
+
+test('recur onnx info and recur import print a hostile file quickly, with its operators', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'recur-onnx-hostile-'));
+  try {
+    const fan = join(dir, 'fan.onnx');
+    const bomb = join(dir, 'bomb.onnx');
+    writeFileSync(fan, fanOutBytes);
+    writeFileSync(bomb, broadcastBomb(16384));
+    for (const [cmd, argv] of [[onnxCommand, ['info', fan]], [importCommand, [fan]], [onnxCommand, ['info', bomb]], [importCommand, [bomb]]] as const) {
+      let out = '', err = '';
+      const t0 = performance.now();
+      const code = await cmd([...argv], { out: (s) => void (out += s), err: (s) => void (err += s) });
+      const ms = performance.now() - t0;
+      assert.equal(code, 0, err);
+      assert.ok(ms < 5000, `${argv.join(' ')} took ${Math.round(ms)} ms`);
+      assert.match(out, argv.at(-1) === fan ? new RegExp(`operators: Identity, Relu ×${FAN_OUT}`) : /operators: Add ×2/);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
