@@ -16,8 +16,8 @@ import { OnnxError } from '../src/onnx/proto.ts';
 import { buildModel, type NodeSpec, type ValueSpec } from '../src/onnx/builder.ts';
 import type { OnnxDType, OnnxTensor } from '../src/onnx/tensor.ts';
 import { LimitError, DEFAULT_LIMITS } from '../src/io/limits.ts';
-import { onnxCommand } from '../src/onnx/cli.ts';
-import { importCommand } from '../src/interop/import-command.ts';
+import { onnxCommand } from '../src/cli/onnx.ts';
+import { importCommand } from '../src/cli/import.ts';
 
 function limitError(fn: () => unknown, key: string, re: RegExp): void {
   assert.throws(fn, (e: unknown) => {
