@@ -70,7 +70,9 @@ test('a ~700-byte file whose config asks for a million layers is refused before 
   let err = '';
   assert.equal(await exportCommand([path, '--format', 'onnx', '-o', join(DIR, 'x.onnx')], { out: () => {}, err: (s) => void (err += s) }), 1);
   assert.match(err, /'numLayers': 1000000 is over the limit of 64 \(layers\)/);
-  assert.ok(performance.now() - t0 < 4000);
+  // generous for a loaded machine (it includes loading the task registry and the exporter); the
+  // build this guards against took 36 s before failing
+  assert.ok(performance.now() - t0 < 10_000);
 });
 
 test('a config asking for hidden size 100,000 is refused by the loader, predict and export alike', async () => {
