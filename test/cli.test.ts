@@ -10,8 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../src/index.ts';
-import { saveModel } from '../src/io/files.ts';
-import { saveSafetensors } from '../src/io/files.ts';
+import { saveModel, saveSafetensors } from '../src/io/files.ts';
+import { encodeSafetensors, type SafeTensor } from '../src/io/safetensors.ts';
+import { formatModelInfo, readModelInfo, type ModelInfo } from '../src/cli/info.ts';
 import { CharVocab } from '../src/data/text.ts';
 import { CharLM } from '../src/models/charlm.ts';
 
@@ -120,6 +121,53 @@ test('recur info: a plain safetensors file without recur metadata', () => {
   assert.match(r.stdout, /fc\.weight\s+F32\s+\[3, 2\]/);
   assert.match(r.stdout, /steps\s+I64\s+\[\]/);
   assert.equal(JSON.parse(recur(['info', '--json', path]).stdout).config, null);
+});
+
+test('recur info: a metadata key __proto__ is shown like any other key', () => {
+  // hand-made header: JSON.parse keeps "__proto__" as an own key, and so must everything after it
+  const header = '{"__metadata__":{"__proto__":"polluted","format":"pt"},"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}';
+  const h = Buffer.from(header);
+  const bytes = Buffer.alloc(8 + h.length + 1);
+  bytes.writeBigUInt64LE(BigInt(h.length), 0);
+  h.copy(bytes, 8);
+  const path = join(DIR, 'proto.safetensors');
+  writeFileSync(path, bytes);
+  const r = recur(['info', path]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^ {2}__proto__\s+polluted$/m);
+  const j = recur(['info', '--json', path]);
+  assert.equal(j.code, 0, j.stderr);
+  const info = JSON.parse(j.stdout);
+  assert.deepEqual(info.metadataKeys, ['__proto__', 'format']);
+  assert.equal(Object.getOwnPropertyDescriptor(info.metadata, '__proto__')?.value, 'polluted');
+});
+
+test('recur info: many tensors never overflow the stack; over the tensors limit is a one-line error', () => {
+  // formatting: 200,000 rows and metadata keys (a spread into Math.max overflowed at ~130k)
+  const n = 200_000;
+  const info: ModelInfo = {
+    file: 'x.safetensors', bytes: 1, config: null, numParameters: 0, vocabSize: null,
+    metadataKeys: Array.from({ length: n }, (_, i) => `k${i}`),
+    metadata: Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, 'v'])),
+    tensors: Array.from({ length: n }, (_, i) => ({ name: `t${i}`, dtype: 'U8', shape: [0] })),
+  };
+  const text = formatModelInfo(info);
+  assert.match(text, /tensors \(200000\):/);
+  assert.match(text, /^ {2}t199999 +U8 +\[0\] +0$/m);
+  // reading: a file of 130,000 (empty) tensors is over the default limit of 100,000
+  const tensors: Record<string, SafeTensor> = {};
+  for (let i = 0; i < 130_000; i++) tensors[`t${i}`] = { dtype: 'U8', shape: [0], data: new Uint8Array(0) };
+  const path = join(DIR, 'many.safetensors');
+  writeFileSync(path, encodeSafetensors(tensors));
+  const r = recur(['info', path]);
+  assert.equal(r.code, 1, r.stdout.slice(0, 200));
+  assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, /tensors in the header: 130000 is over the limit of 100000 \(tensors\)/);
+  noStack(r);
+  // with the limit raised, it is read and summarised
+  const big = readModelInfo(path, { tensors: 200_000 });
+  assert.equal(big.tensors.length, 130_000);
+  assert.match(formatModelInfo(big), /tensors \(130000\):/);
 });
 
 test('recur info: a garbage or missing file exits 1 with one line', () => {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { importCommand, buildRecurrentLayer, type RecurrentImportConfig } from '../src/cli/import.ts';
@@ -71,6 +71,26 @@ test('Keras model.json: summary, and --check against io.json', async () => {
   }
   const bad = await run([join(KERAS, 'nothing', 'model.json')]);
   assert.equal(bad.code, 1);
+});
+
+test('Keras model.json --check: a manifest pointing outside the folder is refused, nothing of the file is printed', async () => {
+  // secret.bin beside the model folder has exactly the bytes the weights need, so without
+  // containment --check would run the model on it and print the result
+  const dir = mkdtempSync(join(tmpdir(), 'recur-import-'));
+  try {
+    const c = 'simplernn_tanh_seq';
+    writeFileSync(join(dir, 'secret.bin'), readFileSync(join(KERAS, c, 'group1-shard1of1.bin')));
+    mkdirSync(join(dir, 'model'));
+    const j = JSON.parse(readFileSync(join(KERAS, c, 'model.json'), 'utf8'));
+    j.weightsManifest[0].paths = ['../secret.bin'];
+    writeFileSync(join(dir, 'model', 'model.json'), JSON.stringify(j));
+    const r = await run([join(dir, 'model', 'model.json'), '--check', join(KERAS, c, 'io.json')]);
+    assert.equal(r.code, 1, r.out);
+    assert.equal(r.out, '');
+    assert.match(r.err, /weight shard '\.\.\/secret\.bin' points outside the folder of the model\.json/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('safetensors state_dict + --arch: loads into the recur layer and writes a model file', async () => {

@@ -1,9 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, mkdtempSync, copyFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync, readdirSync, mkdtempSync, copyFileSync, rmSync, mkdirSync, writeFileSync, symlinkSync, existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
 import { loadKerasModel, parseKerasModel, KerasImportError, type KerasLoadOptions } from '../src/interop/keras-file.ts';
+import { LimitError } from '../src/io/limits.ts';
 
 const ROOT = join('test', 'fixtures', 'keras');
 const CASES = readdirSync(ROOT, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
@@ -141,10 +143,10 @@ test('missing shard file is a clear error', () => {
 
 test('short or long shard: sizes must add up', () => {
   const bytes = readFileSync(join(ROOT, 'simplernn_tanh_seq', SHARD));
-  assert.throws(() => parseEdited('simplernn_tanh_seq', undefined, { [SHARD]: bytes.subarray(0, bytes.length - 4) }), /hold 164 bytes, but the listed weights need 168 bytes.*short or missing/);
+  assert.throws(() => parseEdited('simplernn_tanh_seq', undefined, { [SHARD]: bytes.subarray(0, bytes.length - 4) }), /hold fewer bytes than the 168 bytes .* the listed weights need.*short or missing/);
   const long = new Uint8Array(bytes.length + 8);
   long.set(bytes);
-  assert.throws(() => parseEdited('simplernn_tanh_seq', undefined, { [SHARD]: long }), /hold 176 bytes, but the listed weights need 168/);
+  assert.throws(() => parseEdited('simplernn_tanh_seq', undefined, { [SHARD]: long }), /hold more bytes than the 168 bytes/);
 });
 
 test('weights: missing, unused, or inconsistent with the layer configuration', () => {
@@ -188,4 +190,184 @@ test('predict validates its input', () => {
   assert.throws(() => m.predict({ shape: [2, 5, 3], data: new Float32Array(29) }), /29 values do not fill shape/);
   const e = loadKerasModel(join(ROOT, 'embedding_bilstm_concat_td', 'model.json'));
   assert.throws(() => e.predict({ shape: [1, 6], data: [0, 1, 2, 3, 4, 10] }), /token id 10 at position 5 is outside \[0, 10\)/);
+});
+
+// ---- hostile model.json files ------------------------------------------------------------------------
+//
+// A model.json is untrusted: its manifest must not make recur read files outside its folder, read
+// something that is not a regular file, or read anything before its size is checked.
+
+/**
+ * A folder `model/` holding simplernn_tanh_seq's model.json with its shard paths replaced, and
+ * beside it (outside `model/`) `secret.bin`: exactly as many bytes as the weights need, so a loader
+ * without containment would accept it as weights. `setup(modelDir, secret)` adds files or links.
+ */
+function hostile(paths: string[], setup: (modelDir: string, secret: string) => void = () => {}): { json: string; dir: string; secret: string; done: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'keras-hostile-'));
+  const modelDir = join(dir, 'model');
+  mkdirSync(modelDir);
+  const secret = join(dir, 'secret.bin');
+  writeFileSync(secret, readFileSync(join(ROOT, 'simplernn_tanh_seq', SHARD)));
+  const j = JSON.parse(readFileSync(join(ROOT, 'simplernn_tanh_seq', 'model.json'), 'utf8'));
+  j.weightsManifest[0].paths = paths;
+  const json = join(modelDir, 'model.json');
+  writeFileSync(json, JSON.stringify(j));
+  setup(modelDir, secret);
+  return { json, dir, secret, done: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+const refusal = (re: RegExp) => (e: Error): boolean => {
+  assert.ok(e instanceof KerasImportError, `expected a KerasImportError, got ${e.name}: ${e.message}`);
+  assert.match(e.message, re);
+  return true;
+};
+
+test('hostile model.json: a shard path that climbs out of the folder is refused', () => {
+  const h = hostile(['../secret.bin']);
+  try {
+    assert.throws(() => loadKerasModel(h.json), refusal(/weight shard '\.\.\/secret\.bin' points outside the folder of the model\.json/));
+    const deeper = hostile(['sub/../../secret.bin']);
+    try {
+      assert.throws(() => loadKerasModel(deeper.json), refusal(/weight shard 'sub\/\.\.\/\.\.\/secret\.bin' points outside/));
+    } finally {
+      deeper.done();
+    }
+  } finally {
+    h.done();
+  }
+});
+
+test('hostile model.json: an absolute shard path is refused, /dev/zero included', () => {
+  const h = hostile([]);
+  try {
+    for (const p of [h.secret, '/dev/zero']) {
+      const j = JSON.parse(readFileSync(h.json, 'utf8'));
+      j.weightsManifest[0].paths = [p];
+      writeFileSync(h.json, JSON.stringify(j));
+      assert.throws(() => loadKerasModel(h.json), refusal(/is an absolute path; shard paths must be relative to the folder of the model\.json/));
+    }
+  } finally {
+    h.done();
+  }
+});
+
+test('hostile model.json: a symbolic link in the folder that leads out of it is refused', { skip: process.platform === 'win32' }, () => {
+  const h = hostile([SHARD, 'zero.bin'], (dir, secret) => {
+    symlinkSync(secret, join(dir, SHARD));
+    symlinkSync('/dev/zero', join(dir, 'zero.bin'));
+  });
+  try {
+    assert.throws(() => loadKerasModel(h.json), refusal(/weight shard 'group1-shard1of1\.bin' is a link that leads outside the folder/));
+    const j = JSON.parse(readFileSync(h.json, 'utf8'));
+    j.weightsManifest[0].paths = ['zero.bin'];
+    writeFileSync(h.json, JSON.stringify(j));
+    assert.throws(() => loadKerasModel(h.json), refusal(/weight shard 'zero\.bin' is a link that leads outside the folder/));
+  } finally {
+    h.done();
+  }
+  // a link that stays inside the folder is fine
+  const ok = hostile(['link.bin'], (dir) => {
+    writeFileSync(join(dir, 'real.bin'), readFileSync(join(ROOT, 'simplernn_tanh_seq', SHARD)));
+    symlinkSync('real.bin', join(dir, 'link.bin'));
+  });
+  try {
+    const io = readIO('simplernn_tanh_seq');
+    assert.ok(maxErr(loadKerasModel(ok.json).predict(io.input).data, io.output.data) < 1e-5);
+  } finally {
+    ok.done();
+  }
+});
+
+test('hostile model.json: a shard that is a folder or a pipe is refused by name, never read', { skip: process.platform === 'win32' }, () => {
+  const h = hostile([SHARD], (dir) => mkdirSync(join(dir, SHARD)));
+  try {
+    assert.throws(() => loadKerasModel(h.json), refusal(/weight shard 'group1-shard1of1\.bin' is not a regular file \(a folder\)/));
+  } finally {
+    h.done();
+  }
+  // a named pipe would block a reader forever; it must be refused before it is opened for reading
+  const p = hostile([SHARD], (dir) => {
+    const r = spawnSync('mkfifo', [join(dir, SHARD)]);
+    if (r.status !== 0) throw new Error('mkfifo failed');
+  });
+  try {
+    assert.throws(() => loadKerasModel(p.json), refusal(/weight shard 'group1-shard1of1\.bin' is not a regular file \(a device, pipe or socket\)/));
+  } finally {
+    p.done();
+  }
+});
+
+test('hostile model.json: shard sizes are checked before reading, and messages never give a file\'s size', () => {
+  // a shard far longer than the weights need (inside the folder): refused without its size
+  const h = hostile([SHARD], (dir) => writeFileSync(join(dir, SHARD), new Uint8Array(12345)));
+  try {
+    assert.throws(() => loadKerasModel(h.json), (e: Error) => {
+      assert.match(e.message, /hold more bytes than the 168 bytes/);
+      assert.doesNotMatch(e.message, /12345/);
+      return true;
+    });
+    // over limits.fileBytes: a LimitError naming the shard, again without its size
+    writeFileSync(join(h.dir, 'model', SHARD), readFileSync(join(ROOT, 'simplernn_tanh_seq', SHARD)));
+    assert.throws(() => loadKerasModel(h.json, { limits: { fileBytes: 100 } }), (e: Error) => {
+      assert.ok(e instanceof LimitError, `${e.name}: ${e.message}`);
+      assert.equal(e.key, 'fileBytes');
+      assert.match(e.message, /weight shard 'group1-shard1of1\.bin' is larger than the limit of 100 bytes/);
+      assert.doesNotMatch(e.message, /168/);
+      return true;
+    });
+  } finally {
+    h.done();
+  }
+  // with a size-reporting source, a wrong size is refused before read is ever called
+  const j = readFileSync(join(ROOT, 'simplernn_tanh_seq', 'model.json'), 'utf8');
+  let reads = 0;
+  const source = { size: () => 2 ** 20, read: () => { reads++; return new Uint8Array(0); } };
+  assert.throws(() => parseKerasModel(j, source), /hold more bytes than the 168 bytes/);
+  assert.equal(reads, 0);
+});
+
+test('hostile model.json: limits on the manifest and the topology apply before any shard is read', () => {
+  const never = { size: (): number => assert.fail('a shard was looked at'), read: (): Uint8Array => assert.fail('a shard was read') };
+  const text = (c: string, edit: (j: any) => void = () => {}): string => {
+    const j = JSON.parse(readFileSync(join(ROOT, c, 'model.json'), 'utf8'));
+    edit(j);
+    return JSON.stringify(j);
+  };
+  const limitErr = (key: string, re: RegExp) => (e: Error): boolean => {
+    assert.ok(e instanceof LimitError, `${e.name}: ${e.message}`);
+    assert.equal(e.key, key);
+    assert.match(e.message, re);
+    return true;
+  };
+  // the fixture has 2 layers, SimpleRNN(4) and Dense(2): 5 weights, 42 parameters
+  assert.throws(() => parseKerasModel(text('simplernn_tanh_seq'), never, { limits: { layers: 1 } }), limitErr('layers', /layer count of the Sequential model: 2 is over the limit of 1/));
+  assert.throws(() => parseKerasModel(text('simplernn_tanh_seq'), never, { limits: { hiddenSize: 3 } }), limitErr('hiddenSize', /layer 'simple_rnn_SimpleRNN\d+': units: 4 is over the limit of 3/));
+  assert.throws(() => parseKerasModel(text('simplernn_tanh_seq', (j) => { j.modelTopology.config.layers[0].config.units = 1e9; }), never), limitErr('hiddenSize', /units: 1000000000 is over the limit/));
+  assert.throws(() => parseKerasModel(text('simplernn_tanh_seq'), never, { limits: { parameters: 20 } }), limitErr('parameters', /parameters of the weights in the weightsManifest/));
+  assert.throws(() => parseKerasModel(text('simplernn_tanh_seq'), never, { limits: { tensors: 4 } }), limitErr('tensors', /weights listed in the weightsManifest: 5 is over the limit of 4/));
+  assert.throws(() => parseKerasModel(text('simplernn_tanh_seq', (j) => { j.weightsManifest[0].weights[0].shape = [2 ** 20, 2 ** 20]; }), never), limitErr('tensorElements', /weight '[^']+kernel' of shape \[1048576, 1048576\]/));
+  // an Embedding's vocabulary (input_dim), and a Bidirectional's wrapped layer
+  assert.throws(() => parseKerasModel(text('embedding_bilstm_concat_td'), never, { limits: { vocab: 5 } }), limitErr('vocab', /input_dim: 10 is over the limit of 5/));
+  assert.throws(() => parseKerasModel(text('embedding_bilstm_concat_td'), never, { limits: { hiddenSize: 2 } }), limitErr('hiddenSize', /over the limit of 2/));
+  assert.throws(() => parseKerasModel(text('embedding_bilstm_concat_td', (j) => { j.modelTopology.config.layers[1].config.layer.config.units = 100_000; }), never), limitErr('hiddenSize', /units: 100000 is over the limit/));
+  // a model.json longer than headerBytes
+  assert.throws(() => parseKerasModel(text('simplernn_tanh_seq'), never, { limits: { headerBytes: 100 } }), limitErr('headerBytes', /over the limit of 100/));
+});
+
+test('hostile model.json: the file itself is size-checked and must be UTF-8', () => {
+  const h = hostile([SHARD], (dir) => copyFileSync(join(ROOT, 'simplernn_tanh_seq', SHARD), join(dir, SHARD)));
+  try {
+    assert.throws(() => loadKerasModel(h.json, { limits: { headerBytes: 64 } }), (e: Error) => e instanceof LimitError && e.key === 'headerBytes');
+    // a byte 0xFF inside a string is not UTF-8: an error, not a silent U+FFFD in the model's name
+    const bytes = readFileSync(h.json);
+    const at = bytes.indexOf(Buffer.from('seq_simplernn_tanh_seq'));
+    assert.ok(at > 0);
+    bytes[at] = 0xff;
+    writeFileSync(h.json, bytes);
+    assert.throws(() => loadKerasModel(h.json), refusal(/is not valid UTF-8/));
+    // a model.json that is a folder
+    assert.throws(() => loadKerasModel(join(h.dir, 'model')), refusal(/is not a regular file/));
+  } finally {
+    h.done();
+  }
 });

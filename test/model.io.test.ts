@@ -12,6 +12,7 @@ import { GRU, LSTM, Linear, Rng, StateDictError } from '../src/index.ts';
 import { decodeModel, encodeModel } from '../src/io/model.ts';
 import { loadModelFile, loadModelInto, saveModel } from '../src/io/files.ts';
 import { encodeSafetensors, SafetensorsError } from '../src/io/safetensors.ts';
+import { LimitError } from '../src/io/limits.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'recur-model-'));
 
@@ -119,4 +120,15 @@ test('loadStateDict reports every problem at once and changes nothing', () => {
     (e: Error) => e instanceof StateDictError && /missing: bias/.test(e.message) && /unexpected: other/.test(e.message) && /'weight' has shape \[3, 3\], the model expects \[2, 3\]/.test(e.message),
   );
   assert.deepEqual(m.weight.toArray(), before);
+});
+
+test('decodeModel: limits on the parameters of the file and on its tensors', () => {
+  const m = new LSTM({ inputSize: 3, hiddenSize: 4, rng: new Rng(1) });
+  const bytes = encodeModel(m, { config: { arch: 'lstm' } });
+  const n = m.numParameters();
+  assert.equal(Object.keys(decodeModel(bytes, undefined, { limits: { parameters: n } }).tensors).length, 4);
+  assert.throws(() => decodeModel(bytes, undefined, { limits: { parameters: n - 1 } }), (e: Error) => e instanceof LimitError && e.key === 'parameters' && new RegExp(`parameters \\(the sum over its tensors\\): ${n} is over the limit of ${n - 1}`).test(e.message));
+  // the decoder's limits travel through: 4 tensors, the largest of 4·4·4 = 64 elements
+  assert.throws(() => decodeModel(bytes, undefined, { limits: { tensors: 3 } }), (e: Error) => e instanceof LimitError && e.key === 'tensors');
+  assert.throws(() => decodeModel(bytes, undefined, { limits: { tensorElements: 63 } }), (e: Error) => e instanceof LimitError && e.key === 'tensorElements');
 });

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { SafetensorsError, decodeSafetensors, encodeSafetensors, type DecodeOptions, type SafeTensor } from '../src/io/safetensors.ts';
 import { loadSafetensors, saveSafetensors } from '../src/io/files.ts';
 import { writeFileAtomic, writeFileAtomicAsync } from '../src/io/atomic.ts';
+import { LimitError } from '../src/io/limits.ts';
 
 // ---------------------------------------------------------------------------
 // helpers
@@ -513,6 +514,58 @@ describe('decode rejects', () => {
     rejects(rawFile({ __metadata__: ['a'] }), /__metadata__ must be an object of string values, got an array/);
     rejects(rawFile({ __metadata__: 'x' }), /__metadata__ must be an object of string values/);
     rejects(rawFile({ __metadata__: 5 }), /__metadata__ must be an object of string values, got number 5/);
+  });
+
+  test('duplicate keys anywhere in the header (JSON.parse would keep the last one silently)', () => {
+    const a = '{"dtype":"F32","shape":[1],"data_offsets":[0,4]}';
+    const a2 = '{"dtype":"F32","shape":[1],"data_offsets":[4,8]}';
+    // two tensors of one name: the second would replace the first
+    rejects(rawFile(`{"w":${a},"w":${a}}`, 4), /header: tensor name "w" appears twice/);
+    rejects(rawFile(`{"w":${a},"v":${a2},"w":${a2}}`, 8), /tensor name "w" appears twice/);
+    // the same name spelled with an escape is the same key
+    rejects(rawFile(`{"w":${a},"\\u0077":${a}}`, 4), /tensor name "w" appears twice/);
+    // two __metadata__ objects, a metadata key twice, an entry field twice
+    rejects(rawFile(`{"__metadata__":{"a":"1"},"__metadata__":{"a":"2"},"w":${a}}`, 4), /header: __metadata__ appears twice/);
+    rejects(rawFile(`{"__metadata__":{"recur.config":"{}","recur.config":"{}"},"w":${a}}`, 4), /__metadata__ key "recur\.config" appears twice/);
+    rejects(rawFile(`{"w":{"dtype":"F32","dtype":"I32","shape":[1],"data_offsets":[0,4]}}`, 4), /key "dtype" appears twice in the entry of tensor "w"/);
+    // equal keys in different objects are fine
+    const ok = decodeSafetensors(rawFile(`{"__metadata__":{"w":"x"},"w":${a},"v":${a2}}`, 8));
+    assert.deepEqual(Object.keys(ok.tensors).sort(), ['v', 'w']);
+    assert.equal(ok.metadata['w'], 'x');
+  });
+
+  test('the duplicate-key scan stays linear on large headers', () => {
+    // 100,000 one-element tensors: the whole decode must take well under a few seconds
+    const n = 100_000;
+    const parts: string[] = [];
+    for (let i = 0; i < n; i++) parts.push(`"t${i}":{"dtype":"U8","shape":[1],"data_offsets":[${i},${i + 1}]}`);
+    const file = rawFile(`{${parts.join(',')}}`, n);
+    const t0 = performance.now();
+    assert.equal(Object.keys(decodeSafetensors(file).tensors).length, n);
+    assert.ok(performance.now() - t0 < 5000);
+    parts.push(`"t7":{"dtype":"U8","shape":[0],"data_offsets":[${n},${n}]}`);
+    rejects(rawFile(`{${parts.join(',')}}`, n), /tensor name "t7" appears twice/);
+  });
+
+  test('limits: tensors per file, elements per tensor, header bytes', () => {
+    const file = encodeSafetensors({
+      a: { dtype: 'F32', shape: [2, 3], data: new Float32Array(6) },
+      b: { dtype: 'U8', shape: [4], data: new Uint8Array(4) },
+    }, { format: 'pt' });
+    const limitError = (key: string, re: RegExp) => (e: unknown): boolean => {
+      assert.ok(e instanceof LimitError, `expected a LimitError, got ${String(e)}`);
+      assert.equal(e.key, key);
+      assert.match(e.message, re);
+      return true;
+    };
+    assert.throws(() => decodeSafetensors(file, { limits: { tensors: 1 } }), limitError('tensors', /tensors in the header: 2 is over the limit of 1/));
+    assert.throws(() => decodeSafetensors(file, { limits: { tensorElements: 5 } }), limitError('tensorElements', /tensor "a" of shape \[2, 3\]: elements: 6 is over the limit of 5/));
+    assert.doesNotThrow(() => decodeSafetensors(file, { limits: { tensors: 2, tensorElements: 6 } }));
+    // the header limit: limits.headerBytes, or maxHeaderBytes (which wins when given)
+    const h = headerOf(file).len;
+    rejects(file, new RegExp(`header length ${h} bytes exceeds the limit of ${h - 1} bytes`), { limits: { headerBytes: h - 1 } });
+    assert.doesNotThrow(() => decodeSafetensors(file, { limits: { headerBytes: h - 1 }, maxHeaderBytes: h }));
+    assert.throws(() => decodeSafetensors(file, { limits: { nope: 1 } as never }), /unknown limit 'nope'/);
   });
 
   describe('expectations', () => {

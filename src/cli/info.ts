@@ -3,6 +3,7 @@ import { statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { loadSafetensors } from '../io/files.ts';
 import { describeModelFile } from '../io/model.ts';
+import { checkLimit, resolveLimits, type Limits } from '../io/limits.ts';
 import { CliError } from './args.ts';
 import { fileError, formatBytes, formatInt, oneLine } from './format.ts';
 
@@ -42,10 +43,13 @@ function vocabSizeOf(v: unknown): number | null {
 }
 
 /** Read and summarise a model file; a CliError (exit 1) when it is missing or malformed. */
-export function readModelInfo(path: string): ModelInfo {
+export function readModelInfo(path: string, limits: Partial<Limits> = {}): ModelInfo {
+  const lim = resolveLimits(limits);
   let decoded;
   try {
-    decoded = loadSafetensors(path);
+    // the size first: a file over the limit is refused before it is read whole
+    checkLimit(lim, 'fileBytes', statSync(path).size, 'bytes of the model file');
+    decoded = loadSafetensors(path, { limits: lim });
   } catch (e) {
     throw fileError(path, e);
   }
@@ -55,7 +59,10 @@ export function readModelInfo(path: string): ModelInfo {
   const vocab = parseJsonOr(metadata['recur.vocab']);
   if (!vocab.ok) throw new CliError(`${path}: metadata 'recur.vocab' is not valid JSON`);
   const summary = describeModelFile({ tensors, metadata, config: cfg.value, vocab: vocab.value });
-  const rest: Record<string, string> = {};
+  // No prototype: a metadata key '__proto__' is then an ordinary key (on a plain object the
+  // assignment would go to the prototype setter and the value would be lost, or worse, read back
+  // as Object.prototype).
+  const rest = Object.create(null) as Record<string, string>;
   for (const [k, v] of Object.entries(metadata)) if (k !== 'recur.config' && k !== 'recur.vocab') rest[k] = v;
   return {
     file: path,
@@ -92,7 +99,9 @@ export function formatModelInfo(info: ModelInfo): string {
     out.push('metadata: none');
   } else {
     out.push(`metadata (${info.metadataKeys.length} keys):`);
-    const w = Math.max(...info.metadataKeys.map((k) => k.length));
+    // loops, not Math.max(...list): a spread of a file-controlled list overflows the stack
+    let w = 0;
+    for (const k of info.metadataKeys) w = Math.max(w, k.length);
     for (const k of info.metadataKeys) {
       let v: string;
       if (k === 'recur.vocab') v = info.vocabSize === null ? '(vocabulary)' : `(vocabulary of ${formatInt(info.vocabSize)} tokens)`;
@@ -105,7 +114,8 @@ export function formatModelInfo(info: ModelInfo): string {
   out.push(`tensors (${info.tensors.length}):`);
   const rows = info.tensors.map((t) => [t.name, t.dtype, `[${t.shape.join(', ')}]`, formatInt(t.shape.reduce((a, b) => a * b, 1))]);
   const head = ['name', 'dtype', 'shape', 'values'];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const widths = head.map((h) => h.length);
+  for (const r of rows) for (let i = 0; i < widths.length; i++) widths[i] = Math.max(widths[i], r[i].length);
   const line = (r: string[]): string => `  ${r[0].padEnd(widths[0])}  ${r[1].padEnd(widths[1])}  ${r[2].padEnd(widths[2])}  ${r[3].padStart(widths[3])}`;
   out.push(line(head));
   for (const r of rows) out.push(line(r));

@@ -95,7 +95,7 @@ export async function exportCommand(argv: string[], io: CliIO = stdio): Promise<
     let module: Module;
     let spec: ExportSpec;
     if (config.arch === 'charlm') {
-      module = loadCharLM(loadModelFile(model), { where: model }).model;
+      module = loadCharLM(loadModelFile(model), model).model;
       spec = { ...charLMExportSpec({ state, softmax }), batchFirst, metadata };
     } else if (config.arch === 'rnn-classifier') {
       const m = loadClassifier(loadModelFile(model), model).model;

@@ -30,7 +30,7 @@ export function runSample(args: string[]): number {
   const path = positionals[0];
   let loaded;
   try {
-    loaded = loadCharLM(loadModelFile(path), { where: path });
+    loaded = loadCharLM(loadModelFile(path), path);
   } catch (e) {
     throw fileError(path, e);
   }

@@ -196,7 +196,9 @@ export function checkNormStats(json: unknown, where = 'normalisation stats'): No
   if (F === 0 || o.mean.length !== F || o.std.length !== F) throw new DataError(`${where}: columns, mean and std must have the same non-zero length`);
   for (let f = 0; f < F; f++) {
     if (typeof o.columns[f] !== 'string') throw new DataError(`${where}: column ${f} has no name`);
-    if (!Number.isFinite(o.mean[f] as number) || !((o.std[f] as number) > 0)) throw new DataError(`${where}: column '${String(o.columns[f])}' needs a finite mean and a positive std`);
+    // typeof checks: "5" > 0 is true in JavaScript, and a stored std of "5" or Infinity is no std
+    const mean: unknown = o.mean[f], std: unknown = o.std[f];
+    if (typeof mean !== 'number' || !Number.isFinite(mean) || typeof std !== 'number' || !Number.isFinite(std) || !(std > 0)) throw new DataError(`${where}: column '${String(o.columns[f])}' needs a finite mean and a positive std (finite)`);
   }
   return { columns: [...(o.columns as string[])], mean: [...(o.mean as number[])], std: [...(o.std as number[])] };
 }

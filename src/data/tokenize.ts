@@ -49,7 +49,7 @@ export class CharTokenizer implements Tokenizer {
 
   constructor(opts: CharTokenizerOptions = {}) {
     checkKeys('CharTokenizer', opts, ['lowercase']);
-    this.lowercase = opts.lowercase ?? false;
+    this.lowercase = checkBool('CharTokenizer', 'lowercase', opts.lowercase, false);
   }
 
   tokenize(text: string): string[] {
@@ -83,9 +83,9 @@ export class WordTokenizer implements Tokenizer {
 
   constructor(opts: WordTokenizerOptions = {}) {
     checkKeys('WordTokenizer', opts, ['lowercase', 'maxTokenChars']);
-    this.lowercase = opts.lowercase ?? true;
+    this.lowercase = checkBool('WordTokenizer', 'lowercase', opts.lowercase, true);
     this.maxTokenChars = opts.maxTokenChars ?? 20;
-    if (!Number.isInteger(this.maxTokenChars) || this.maxTokenChars < 1) {
+    if (typeof this.maxTokenChars !== 'number' || !Number.isSafeInteger(this.maxTokenChars) || this.maxTokenChars < 1) {
       throw new TokenizerError(`WordTokenizer: maxTokenChars must be a positive integer, got ${String(opts.maxTokenChars)}`);
     }
   }
@@ -105,6 +105,16 @@ export class WordTokenizer implements Tokenizer {
   toJSON(): TokenizerJSON {
     return { type: 'word', lowercase: this.lowercase, maxTokenChars: this.maxTokenChars };
   }
+}
+
+/**
+ * A boolean option: absent → the default; anything but true or false is an error (a tokenizer read
+ * from a model file could say `lowercase: []`, which is truthy but not a choice anyone made).
+ */
+function checkBool(where: string, key: string, v: unknown, dflt: boolean): boolean {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'boolean') throw new TokenizerError(`${where}: ${key} must be true or false, got ${JSON.stringify(v)?.slice(0, 80) ?? String(v)}`);
+  return v;
 }
 
 function checkKeys(where: string, o: unknown, known: readonly string[]): void {

@@ -46,6 +46,7 @@ import type { DType } from '../backend/interface.ts';
 import { noGrad } from '../autograd/tape.ts';
 import { permute } from '../autograd/ops/shape.ts';
 import { recurrentLayer, type DirectionParams, type RecurrentMode } from '../cells/recurrent.ts';
+import { checkLimit, LimitError, resolveLimits, type Limits } from '../io/limits.ts';
 
 export class KerasImportError extends Error {
   constructor(message: string) {
@@ -74,7 +75,26 @@ export interface KerasLoadOptions {
   forceReference?: boolean;
   /** Precision of the fused recurrent layers (default float64). */
   dtype?: DType;
+  /**
+   * Resource limits for the file (model.json bytes, shard bytes, weights, elements, parameters,
+   * layers, units, vocabulary); the defaults of io/limits.ts, with these overrides.
+   */
+  limits?: Partial<Limits>;
 }
+
+/**
+ * Where the weight shards come from. A plain function `(path) => bytes` is the simple form (the
+ * caller owns the bytes, e.g. in memory). A source with `size` is asked for every shard's byte
+ * size first, so that sizes are checked against the limits and against what the manifest's
+ * weights need BEFORE anything is read: a shard path naming a huge or endless file is refused
+ * without reading a byte of it. `read(path, bytes)` must then return exactly `bytes` bytes.
+ */
+export interface KerasShardSource {
+  size(path: string): number;
+  read(path: string, bytes: number): Uint8Array;
+}
+
+export type KerasShardReader = ((path: string) => Uint8Array) | KerasShardSource;
 
 export interface KerasLayerInfo {
   name: string;
@@ -119,38 +139,87 @@ const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof
 
 const fmtShape = (s: readonly (number | null)[]): string => `[${s.map((d) => (d === null ? 'null' : String(d))).join(', ')}]`;
 
+/** product(shape), or null when it is not a safe integer (a shape no file can back). */
+function safeCount(shape: readonly number[]): number | null {
+  let n = 1;
+  for (const d of shape) {
+    if (d === 0) return 0;
+    if (n > Number.MAX_SAFE_INTEGER / d) return null;
+    n *= d;
+  }
+  return n;
+}
+
 /**
- * Read the weights of a parsed model.json. `readShard(path)` returns a shard's bytes (or throws);
- * `where` names the file in messages.
+ * Read the weights of a parsed model.json. `readShard` gives a shard's bytes (see
+ * KerasShardReader; with a size-reporting source every size is checked before any shard is
+ * read); `where` names the file in messages. The manifest's own claims (weights, elements,
+ * parameters) are checked against `limits` before any shard is touched.
  */
-export function readKerasWeights(modelJson: unknown, readShard: (path: string) => Uint8Array, where = 'model.json'): Map<string, KerasWeight> {
+export function readKerasWeights(modelJson: unknown, readShard: KerasShardReader, where = 'model.json', limits: Partial<Limits> = {}): Map<string, KerasWeight> {
+  const lim = resolveLimits(limits);
   if (!isObj(modelJson)) throw new KerasImportError(`${where}: expected a JSON object with modelTopology and weightsManifest`);
   const manifest = modelJson.weightsManifest;
   if (!Array.isArray(manifest)) throw new KerasImportError(`${where}: 'weightsManifest' is missing or not an array`);
+  const readFn = typeof readShard === 'function' ? readShard : null;
+  const source: KerasShardSource | null = typeof readShard === 'function' ? null : readShard;
   const out = new Map<string, KerasWeight>();
+  const seen = new Set<string>();
+  let numWeights = 0;
+  let numParameters = 0;
   manifest.forEach((group, gi) => {
     const g = `${where}: weightsManifest[${gi}]`;
     if (!isObj(group) || !Array.isArray(group.paths) || !Array.isArray(group.weights)) throw new KerasImportError(`${g} must be {paths: [...], weights: [...]}`);
-    const entries: ManifestEntry[] = group.weights.map((w, wi) => {
+    numWeights += group.weights.length;
+    checkLimit(lim, 'tensors', numWeights, `${where}: weights listed in the weightsManifest`);
+    const entries: (ManifestEntry & { count: number })[] = group.weights.map((w, wi) => {
       if (!isObj(w) || typeof w.name !== 'string' || !Array.isArray(w.shape) || !w.shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
         throw new KerasImportError(`${g}.weights[${wi}] must be {name, shape: [non-negative integers], dtype}`);
       }
       const dtype = w.dtype === undefined ? 'float32' : w.dtype;
       if (dtype !== 'float32') throw new KerasImportError(`${g}: weight '${w.name}' has dtype ${String(dtype)}; only float32 weights are supported`);
       if (w.quantization !== undefined) throw new KerasImportError(`${g}: weight '${w.name}' is quantized; quantized weights are not supported`);
-      return { name: w.name, shape: w.shape as number[], dtype };
+      if (seen.has(w.name)) throw new KerasImportError(`${g}: weight '${w.name}' is listed twice in the manifest`);
+      seen.add(w.name);
+      const count = safeCount(w.shape as number[]);
+      // an overflowing shape is over any limit: report it as such rather than as a wrong number
+      checkLimit(lim, 'tensorElements', count ?? Number.MAX_SAFE_INTEGER, `${g}: weight '${w.name}' of shape ${fmtShape(w.shape as number[])}: elements`);
+      numParameters += count!;
+      checkLimit(lim, 'parameters', numParameters, `${where}: parameters of the weights in the weightsManifest (up to weight '${w.name}')`);
+      return { name: w.name, shape: w.shape as number[], dtype, count: count! };
     });
-    const parts: Uint8Array[] = group.paths.map((p, pi) => {
+    const need = entries.reduce((n, e) => n + 4 * e.count, 0);
+    const paths: string[] = group.paths.map((p, pi) => {
       if (typeof p !== 'string' || p === '') throw new KerasImportError(`${g}.paths[${pi}] must be a file name`);
       if (/^[a-z][a-z0-9+.-]*:\/\//i.test(p)) throw new KerasImportError(`${g}: shard '${p}' is a URL; only local shard files are supported`);
-      return readShard(p);
+      return p;
     });
-    const total = parts.reduce((n, b) => n + b.length, 0);
-    const need = entries.reduce((n, e) => n + 4 * shapeSize(e.shape), 0);
-    if (total !== need) {
-      throw new KerasImportError(`${g}: the shards (${group.paths.join(', ')}) hold ${total} bytes, but the listed weights need ${need} bytes (${need / 4} float32 values)${total < need ? ' — a shard is short or missing' : ''}`);
+    const sizeError = (total: number): KerasImportError =>
+      // The message says whether the shards are short or long but not their size: a shard path
+      // must not become a way to learn the size of a file.
+      new KerasImportError(`${g}: the shards (${paths.join(', ')}) ${total < need ? 'hold fewer' : 'hold more'} bytes than the ${need} bytes (${need / 4} float32 values) the listed weights need${total < need ? ' — a shard is short or missing' : ''}`);
+    let parts: Uint8Array[];
+    if (source) {
+      // sizes first: every shard within the file limit and the group's total exactly what its
+      // weights need, before a byte is read
+      const sizes = paths.map((p) => {
+        const n = source.size(p);
+        if (n > lim.fileBytes) throw new LimitError('fileBytes', lim.fileBytes, n, `${g}: weight shard '${p}' is larger than the limit of ${lim.fileBytes} bytes (fileBytes); raise it with the 'fileBytes' limit if the file is trusted`);
+        return n;
+      });
+      const total = sizes.reduce((a, b) => a + b, 0);
+      if (total !== need) throw sizeError(total);
+      parts = paths.map((p, i) => {
+        const b = source.read(p, sizes[i]);
+        if (b.length !== sizes[i]) throw new KerasImportError(`${g}: weight shard '${p}' changed while it was being read`);
+        return b;
+      });
+    } else {
+      parts = paths.map((p) => readFn!(p));
+      const total = parts.reduce((n, b) => n + b.length, 0);
+      if (total !== need) throw sizeError(total);
     }
-    const bytes = new Uint8Array(total);
+    const bytes = new Uint8Array(need);
     let off = 0;
     for (const b of parts) {
       bytes.set(b, off);
@@ -159,11 +228,10 @@ export function readKerasWeights(modelJson: unknown, readShard: (path: string) =
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     off = 0;
     for (const e of entries) {
-      const n = shapeSize(e.shape);
+      const n = e.count;
       const data = new Float32Array(n);
       for (let i = 0; i < n; i++) data[i] = view.getFloat32(off + 4 * i, true);
       off += 4 * n;
-      if (out.has(e.name)) throw new KerasImportError(`${g}: weight '${e.name}' is listed twice in the manifest`);
       out.set(e.name, { name: e.name, shape: e.shape, data });
     }
   });
@@ -705,8 +773,8 @@ function buildLayer(ctx: BuildContext, lc: LayerCfg, index: number, inShape: Sha
   }
 }
 
-/** Find the Sequential topology inside a model.json's modelTopology. */
-function sequentialOf(modelJson: Record<string, unknown>, where: string): { name: string; layers: LayerCfg[]; kerasVersion: string | null } {
+/** Find the Sequential topology inside a model.json's modelTopology (at most `limits.layers` layers). */
+function sequentialOf(modelJson: Record<string, unknown>, where: string, lim: Limits = resolveLimits()): { name: string; layers: LayerCfg[]; kerasVersion: string | null } {
   let topo = modelJson.modelTopology;
   if (!isObj(topo)) throw new KerasImportError(`${where}: 'modelTopology' is missing or not an object (is this a TF.js layers-model model.json?)`);
   const kerasVersion = typeof topo.keras_version === 'string' ? topo.keras_version : null;
@@ -719,8 +787,48 @@ function sequentialOf(modelJson: Record<string, unknown>, where: string): { name
   const layersRaw = Array.isArray(cfg) ? cfg : isObj(cfg) ? cfg.layers : undefined;
   if (!Array.isArray(layersRaw)) throw new KerasImportError(`${where}: the Sequential model has no 'layers' list`);
   if (layersRaw.length === 0) throw new KerasImportError(`${where}: the Sequential model has no layers`);
+  // Every layer counts (Dropout and Activation too): a list of a million no-op layers costs time
+  // on every predict even though it holds no weights.
+  checkLimit(lim, 'layers', layersRaw.length, `${where}: layer count of the Sequential model`);
   const name = isObj(cfg) && typeof cfg.name === 'string' ? cfg.name : 'sequential';
   return { name, layers: layersRaw.map((l, i) => layerCfg(l, `${where}: layer ${i}`)), kerasVersion };
+}
+
+/**
+ * The sizes a layer configuration asks for, against the limits, before any shard is read or any
+ * array allocated: recurrent units and Embedding output_dim against hiddenSize; Embedding
+ * input_dim and Dense units against vocab (an output Dense is as wide as the vocabulary or the
+ * class list). Values of the wrong type are left to the layer builders, which name them.
+ */
+function checkLayerLimits(layers: LayerCfg[], lim: Limits, where: string): void {
+  const visit = (lc: LayerCfg, at: string): void => {
+    const c = lc.config;
+    const name = typeof c.name === 'string' ? c.name : at;
+    const check = (key: string, limit: keyof Limits): void => {
+      const v = c[key];
+      if (typeof v === 'number') checkLimit(lim, limit, v, `${where}: layer '${name}': ${key}`);
+    };
+    switch (lc.className) {
+      case 'SimpleRNN':
+      case 'LSTM':
+      case 'GRU':
+        check('units', 'hiddenSize');
+        break;
+      case 'Dense':
+        check('units', 'vocab');
+        break;
+      case 'Embedding':
+        check('input_dim', 'vocab');
+        check('output_dim', 'hiddenSize');
+        break;
+      case 'Bidirectional':
+      case 'TimeDistributed':
+        if (isObj(c.layer)) visit(layerCfg(c.layer, `layer '${name}': option layer`), `${name}/layer`);
+        if (isObj(c.backward_layer)) visit(layerCfg(c.backward_layer, `layer '${name}': option backward_layer`), `${name}/backward_layer`);
+        break;
+    }
+  };
+  layers.forEach((lc, i) => visit(lc, `layer_${i}`));
 }
 
 function versionConvention(kerasVersion: string | null): HardSigmoidConvention {
@@ -730,7 +838,9 @@ function versionConvention(kerasVersion: string | null): HardSigmoidConvention {
 /** Build a model from a parsed model.json and its weights (see readKerasWeights). */
 export function buildKerasModel(modelJson: unknown, weights: Map<string, KerasWeight>, opts: KerasLoadOptions = {}, where = 'model.json'): KerasModel {
   if (!isObj(modelJson)) throw new KerasImportError(`${where}: expected a JSON object with modelTopology and weightsManifest`);
-  const seq = sequentialOf(modelJson, where);
+  const lim = resolveLimits(opts.limits);
+  const seq = sequentialOf(modelJson, where, lim);
+  checkLayerLimits(seq.layers, lim, where);
   const hs = opts.hardSigmoid ?? versionConvention(seq.kerasVersion);
   if (hs !== 'keras2' && hs !== 'keras3') throw new KerasImportError(`hardSigmoid must be 'keras2' or 'keras3', got ${JSON.stringify(hs)}`);
   const ctx: BuildContext = { weights, used: new Set(), hs, opts };
@@ -775,15 +885,35 @@ export function buildKerasModel(modelJson: unknown, weights: Map<string, KerasWe
   };
 }
 
-/** Parse model.json text and read its shards from `dir` (or a custom reader). */
-export function parseKerasModel(jsonText: string, readShard: (path: string) => Uint8Array, opts: KerasLoadOptions = {}, where = 'model.json'): KerasModel {
-  let json: unknown;
+/**
+ * Parse a model.json (its text, or its bytes: then the size is checked against
+ * `limits.headerBytes` and the bytes must be valid UTF-8) and read its shards with `readShard`.
+ * The topology and its sizes are checked before any shard is read.
+ */
+export function parseKerasModel(json: string | Uint8Array, readShard: KerasShardReader, opts: KerasLoadOptions = {}, where = 'model.json'): KerasModel {
+  const lim = resolveLimits(opts.limits);
+  let text: string;
+  if (typeof json === 'string') {
+    // a string's UTF-16 length bounds its UTF-8 byte length from below: a string over the limit
+    // is over it in bytes too
+    checkLimit(lim, 'headerBytes', json.length, `${where}: characters of the model.json`);
+    text = json;
+  } else {
+    checkLimit(lim, 'headerBytes', json.length, `${where}: bytes of the model.json`);
+    try {
+      // fatal: a byte sequence that is not UTF-8 is an error, not a silent U+FFFD
+      text = new TextDecoder('utf-8', { fatal: true }).decode(json);
+    } catch {
+      throw new KerasImportError(`${where} is not valid UTF-8 text (a model.json is UTF-8 JSON)`);
+    }
+  }
+  let parsed: unknown;
   try {
-    json = JSON.parse(jsonText);
+    parsed = JSON.parse(text);
   } catch (e) {
     throw new KerasImportError(`${where} is not valid JSON (${(e as Error).message})`);
   }
-  if (isObj(json)) sequentialOf(json, where); // topology errors before shard errors
-  const weights = readKerasWeights(json, readShard, where);
-  return buildKerasModel(json, weights, opts, where);
+  if (isObj(parsed)) checkLayerLimits(sequentialOf(parsed, where, lim).layers, lim, where); // topology errors before shard errors
+  const weights = readKerasWeights(parsed, readShard, where, lim);
+  return buildKerasModel(parsed, weights, opts, where);
 }

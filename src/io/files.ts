@@ -12,6 +12,7 @@ import { decodeSafetensors, encodeSafetensors, type DecodeOptions, type DecodedS
 import { asStateDict, decodeModel, encodeModel, type ModelFile, type SaveModelOptions } from './model.ts';
 import { writeFileAtomic } from './atomic.ts';
 import { readInputFile } from './read.ts';
+import type { Limits } from './limits.ts';
 
 export { readInputFile, InputFileError } from './read.ts';
 
@@ -31,8 +32,8 @@ export function saveModel(path: string, module: Module, opts: SaveModelOptions =
 }
 
 /** Read and decode a model file; optionally check the names and shapes a module expects. */
-export function loadModelFile(path: string, expectFor?: Module): ModelFile {
-  return decodeModel(readInputFile(path, 'model file'), expectFor);
+export function loadModelFile(path: string, expectFor?: Module, opts: { limits?: Partial<Limits> } = {}): ModelFile {
+  return decodeModel(readInputFile(path, 'model file', opts.limits), expectFor, opts);
 }
 
 /**

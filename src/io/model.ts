@@ -20,6 +20,7 @@
 import { Module, StateDictError, type TensorLike } from '../nn/module.ts';
 import { decodeSafetensors, encodeSafetensors, SafetensorsError, type SafeTensor } from './safetensors.ts';
 import { VERSION } from '../version.ts';
+import { checkLimit, resolveLimits, type Limits } from './limits.ts';
 
 export interface SaveModelOptions {
   /** Architecture description (JSON-serialisable), stored as `recur.config`. */
@@ -65,15 +66,24 @@ function parseJsonMeta(metadata: Record<string, string>, key: string): unknown {
   }
 }
 
-/** Decode a model file from bytes; optionally check the names and shapes a module expects. */
-export function decodeModel(bytes: Uint8Array, expectFor?: Module): ModelFile {
+/**
+ * Decode a model file from bytes; optionally check the names and shapes a module expects.
+ * `opts.limits` (io/limits.ts) bound the header, the tensor count and each tensor's elements
+ * (checked by the decoder before a tensor is copied out) and the model's parameters, the sum over
+ * its tensors (checked after decoding: the copies are no larger than the file itself).
+ */
+export function decodeModel(bytes: Uint8Array, expectFor?: Module, opts: { limits?: Partial<Limits> } = {}): ModelFile {
+  const limits = resolveLimits(opts.limits);
   const expect = expectFor ? Object.fromEntries(expectFor.namedParameters().map(([n, p]) => [n, [...p.shape]])) : undefined;
-  const { tensors, metadata } = decodeSafetensors(bytes, expect ? { expect } : {});
+  const { tensors, metadata } = decodeSafetensors(bytes, expect ? { expect, limits } : { limits });
+  let parameters = 0;
   for (const [name, t] of Object.entries(tensors)) {
     if (!(t.data instanceof Float32Array || t.data instanceof Float64Array)) {
       throw new SafetensorsError(`safetensors: tensor '${name}' has dtype ${t.dtype}; model parameters must be floating point (F64, F32, F16 or BF16)`);
     }
+    parameters += t.data.length;
   }
+  checkLimit(limits, 'parameters', parameters, 'model file: parameters (the sum over its tensors)');
   return { tensors, metadata, config: parseJsonMeta(metadata, 'recur.config'), vocab: parseJsonMeta(metadata, 'recur.vocab') };
 }
 

@@ -32,6 +32,19 @@
  *   malformed input never produces any other error type, a hang, or an
  *   allocation larger than the input.
  *
+ * - The header is strict where JSON.parse is lax: a key that appears twice in
+ *   any object of the header (two tensors of one name, two `__metadata__`, a
+ *   metadata key or an entry field given twice) is an error naming the key,
+ *   since JSON.parse would silently keep the last one and two readers could
+ *   disagree on what the file holds. Invalid UTF-8 is an error, never U+FFFD.
+ *
+ * - Resource limits (io/limits.ts, option `limits`): the header length is
+ *   checked against `headerBytes` (or the older `maxHeaderBytes` option, which
+ *   wins when given; still a SafetensorsError, as before), the number of
+ *   tensors against `tensors` and each tensor's element count against
+ *   `tensorElements` (a LimitError naming the tensor), all before any tensor is
+ *   allocated. Model-level limits (parameters) are for the model-file layer.
+ *
  * - Decoded arrays are always fresh copies: they never alias the input bytes
  *   and are correctly aligned whatever the offset of the data in the file.
  *   F16 and BF16 entries are decoded to a Float32Array (exactly: every half
@@ -44,6 +57,7 @@
  *   (or metadata) names; a name such as "__proto__" is stored as an ordinary
  *   own property, never as a prototype.
  */
+import { checkLimit, resolveLimits, type Limits } from './limits.ts';
 
 export type SafeDType =
   | 'F64'
@@ -88,8 +102,13 @@ export interface DecodeOptions {
   expect?: Record<string, number[]> | string[];
   /** With `expect`, tolerate tensors that were not listed (default false). */
   allowExtra?: boolean;
-  /** Largest header length accepted, in bytes (default 100 MiB). */
+  /**
+   * Largest header length accepted, in bytes (default: `limits.headerBytes`, 100 MiB). Kept for
+   * callers that set it; when both are given this one wins.
+   */
   maxHeaderBytes?: number;
+  /** Resource limits (headerBytes, tensors, tensorElements); the defaults of io/limits.ts with these overrides. */
+  limits?: Partial<Limits>;
 }
 
 export interface DecodedSafetensors {
@@ -105,7 +124,7 @@ export class SafetensorsError extends Error {
   }
 }
 
-/** Default limit on the header length: 100 MiB. */
+/** Default limit on the header length: 100 MiB (the default `headerBytes` limit). */
 export const DEFAULT_MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
 const METADATA_KEY = '__metadata__';
@@ -562,6 +581,69 @@ function readTensor(bytes: Uint8Array, dataStart: number, e: Entry): SafeTensor 
   return { dtype: e.dtype, shape: e.shape, data };
 }
 
+interface KeyFrame {
+  /** An object (keys are tracked) or an array. */
+  obj: boolean;
+  /** Keys seen so far; made on the first key, so `[{}, {}, …]` costs no sets. */
+  keys: Set<string> | null;
+  /** The next string in this object is a key (after `{` or `,`). */
+  expectKey: boolean;
+  /** The key whose value is being read: names the object a nested frame belongs to. */
+  lastKey: string | null;
+}
+
+/**
+ * The first key that appears twice in one object of a JSON text that JSON.parse has accepted, with
+ * where it is, or null. One pass over the text, each key decoded once: linear time. (JSON.parse
+ * keeps the last of duplicate keys without a word, which would let one file mean two things.)
+ */
+function findDuplicateKey(text: string): string | null {
+  const stack: KeyFrame[] = [];
+  const n = text.length;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      // a string: find its closing quote (the text is valid JSON, so there is one)
+      let j = i + 1;
+      let escaped = false;
+      for (;;) {
+        const d = text.charCodeAt(j);
+        if (d === 0x5c) {
+          escaped = true;
+          j += 2;
+        } else if (d === 0x22) break;
+        else j++;
+      }
+      const top = stack[stack.length - 1];
+      if (top !== undefined && top.obj && top.expectKey) {
+        // "a" and "\u0061" are the same key: decode escapes before comparing
+        const key = escaped ? (JSON.parse(text.slice(i, j + 1)) as string) : text.slice(i + 1, j);
+        if (top.keys === null) top.keys = new Set();
+        if (top.keys.has(key)) {
+          if (stack.length === 1) return key === METADATA_KEY ? `${METADATA_KEY} appears twice` : `tensor name ${q(key)} appears twice`;
+          const owner = stack[0]!.lastKey ?? '';
+          if (owner === METADATA_KEY && stack.length === 2) return `${METADATA_KEY} key ${q(key)} appears twice`;
+          return `key ${q(key)} appears twice in the entry of ${owner === METADATA_KEY ? METADATA_KEY : `tensor ${q(owner)}`}`;
+        }
+        top.keys.add(key);
+        top.expectKey = false;
+        top.lastKey = key;
+      }
+      i = j;
+    } else if (c === 0x7b) {
+      stack.push({ obj: true, keys: null, expectKey: true, lastKey: null });
+    } else if (c === 0x5b) {
+      stack.push({ obj: false, keys: null, expectKey: false, lastKey: null });
+    } else if (c === 0x7d || c === 0x5d) {
+      stack.pop();
+    } else if (c === 0x2c) {
+      const top = stack[stack.length - 1];
+      if (top !== undefined && top.obj) top.expectKey = true;
+    }
+  }
+  return null;
+}
+
 /**
  * Parse and fully validate safetensors bytes. Throws SafetensorsError on any
  * malformation or unmet expectation (see the module comment). Returned arrays
@@ -571,7 +653,8 @@ export function decodeSafetensors(bytes: Uint8Array, opts: DecodeOptions = {}): 
   if (!(bytes instanceof Uint8Array)) {
     throw new TypeError('decodeSafetensors: bytes must be a Uint8Array');
   }
-  const maxHeaderBytes = opts.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
+  const limits = resolveLimits(opts.limits);
+  const maxHeaderBytes = opts.maxHeaderBytes ?? limits.headerBytes;
   if (!Number.isSafeInteger(maxHeaderBytes) || maxHeaderBytes < 0) {
     throw new RangeError('decodeSafetensors: maxHeaderBytes must be a non-negative integer');
   }
@@ -593,7 +676,7 @@ export function decodeSafetensors(bytes: Uint8Array, opts: DecodeOptions = {}): 
   if (headerLen > maxHeaderBytes) {
     fail(
       `header length ${headerLen} bytes exceeds the limit of ${maxHeaderBytes} bytes ` +
-        `(maxHeaderBytes); refusing to parse it`,
+        `(maxHeaderBytes, the headerBytes limit); refusing to parse it`,
     );
   }
   if (headerLen > bytes.length - 8) {
@@ -621,6 +704,8 @@ export function decodeSafetensors(bytes: Uint8Array, opts: DecodeOptions = {}): 
   if (!isPlainObject(header)) {
     fail(`header must be a JSON object mapping tensor names to entries, got ${describe(header)}`);
   }
+  const dup = findDuplicateKey(text);
+  if (dup !== null) fail(`header: ${dup} (every key of a JSON object in the header must be unique)`);
 
   const dataStart = 8 + headerLen;
   const dataLen = bytes.length - dataStart;
@@ -641,10 +726,15 @@ export function decodeSafetensors(bytes: Uint8Array, opts: DecodeOptions = {}): 
     }
   }
 
+  const names = Object.keys(header);
+  const numTensors = names.length - (Object.hasOwn(header, METADATA_KEY) ? 1 : 0);
+  checkLimit(limits, 'tensors', numTensors, 'safetensors: tensors in the header');
   const entries = new Map<string, Entry>();
-  for (const name of Object.keys(header)) {
+  for (const name of names) {
     if (name === METADATA_KEY) continue;
-    entries.set(name, parseEntry(name, header[name], dataLen));
+    const e = parseEntry(name, header[name], dataLen);
+    checkLimit(limits, 'tensorElements', e.count, `safetensors: tensor ${q(name)} of shape ${shapeText(e.shape)}: elements`);
+    entries.set(name, e);
   }
   checkCoverage([...entries.values()], dataLen);
   if (opts.expect !== undefined) {

@@ -27,7 +27,8 @@ import { LSTM } from '../nn/recurrent.ts';
 import { beamSearch, greedyDecode, type DecoderSpec } from '../infer/beam.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
 import { asStateDict, type ModelFile } from '../io/model.ts';
-import { int, makeSpec, num, TaskRegistryError, type Schema, type TaskSpec } from './task-options.ts';
+import { brief, cCustom, checkConfig, checkModelTensors, cInt, conv2dShapes, cStr, embeddingShapes, int, linearShapes, makeSpec, num, recurrentShapes, TaskRegistryError, type ConfigSchema, type ParamShapes, type Schema, type TaskSpec } from './task-options.ts';
+import { checkLimit, resolveLimits, type Limits } from '../io/limits.ts';
 import { CAPTION_VOCAB, decodeCaption, encodeCaption, shapeSample, type ShapesOptions } from './shapes.ts';
 
 export const CAP_PAD = 0;
@@ -122,20 +123,59 @@ export interface CaptionerConfig {
   hiddenSize: number;
 }
 
-export function checkCaptionerConfig(config: unknown): CaptionerConfig {
-  if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new TypeError(`captioner config: expected an object, got ${JSON.stringify(config)}`);
-  const { task, ...c } = config as Record<string, unknown>;
-  if (task !== undefined && task !== 'caption') throw new TypeError(`captioner config: task must be 'caption', got ${JSON.stringify(task)}`);
-  const known = ['arch', 'imageSize', 'vocabSize', 'channels', 'embeddingDim', 'hiddenSize'];
-  for (const k of Object.keys(c)) if (!known.includes(k)) throw new TypeError(`captioner config: unknown field '${k}' (known: ${known.join(', ')})`);
-  for (const k of ['imageSize', 'vocabSize', 'embeddingDim', 'hiddenSize']) {
-    const v = c[k];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new TypeError(`captioner config: '${k}' must be a positive integer, got ${JSON.stringify(v)}`);
+/**
+ * Largest image side a stored config may ask for. The captioner draws its own synthetic images of
+ * this side (3·side² values each) and its image projection grows with side², so a config must not
+ * be able to ask for a gigapixel image; 1024 is four times the largest the task options allow.
+ */
+const MAX_IMAGE_SIZE = 1024;
+
+/** What `recur.config` of a captioner holds: each key's type, range and limit. */
+export const CAPTIONER_CONFIG: ConfigSchema = {
+  arch: cStr(['captioner']),
+  imageSize: cCustom((v, where) => {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 4 || v > MAX_IMAGE_SIZE || v % 4 !== 0) {
+      throw new TypeError(`${where} must be a multiple of 4 (two 2×2 poolings) in [4, ${MAX_IMAGE_SIZE}], got ${brief(v)}`);
+    }
+  }),
+  vocabSize: cInt(1, 'vocab'),
+  channels: cCustom((v, where) => {
+    if (!Array.isArray(v) || v.length !== 2 || !v.every((x) => Number.isSafeInteger(x) && x >= 1)) throw new TypeError(`${where} must be two positive integers, got ${brief(v)}`);
+  }),
+  embeddingDim: cInt(1, 'hiddenSize'),
+  hiddenSize: cInt(1, 'hiddenSize'),
+};
+
+/**
+ * Check a captioner config (`task`, when present, must be 'caption'). With `limits` (loading a
+ * file), sizes are checked against them too. Errors are TypeErrors.
+ */
+export function checkCaptionerConfig(config: unknown, limits: Partial<Limits> | null = null): CaptionerConfig {
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new TypeError(`captioner config: expected an object, got ${brief(config)}`);
+  const { task, ...rest } = config as Record<string, unknown>;
+  if (task !== undefined && task !== 'caption') throw new TypeError(`captioner config: task must be 'caption', got ${brief(task)}`);
+  const c = checkConfig('captioner config', CAPTIONER_CONFIG, rest, { limits, error: TypeError });
+  const ch = c.channels as number[];
+  if (limits) {
+    // each convolution's channel count is a layer width
+    const lim = resolveLimits(limits);
+    ch.forEach((x, i) => checkLimit(lim, 'hiddenSize', x, `captioner config: 'channels'[${i}]`));
   }
-  if ((c.imageSize as number) % 4 !== 0) throw new TypeError(`captioner config: 'imageSize' must be a multiple of 4 (two 2×2 poolings), got ${String(c.imageSize)}`);
-  const ch = c.channels;
-  if (!Array.isArray(ch) || ch.length !== 2 || !ch.every((v) => Number.isInteger(v) && v >= 1)) throw new TypeError(`captioner config: 'channels' must be two positive integers, got ${JSON.stringify(ch)}`);
   return { arch: 'captioner', imageSize: c.imageSize as number, vocabSize: c.vocabSize as number, channels: [ch[0], ch[1]], embeddingDim: c.embeddingDim as number, hiddenSize: c.hiddenSize as number };
+}
+
+/** The parameters (names and shapes) a captioner config implies. */
+export function captionerTensorShapes(c: CaptionerConfig): ParamShapes {
+  const [c1, c2] = c.channels;
+  const side = c.imageSize / 4;
+  return [
+    ...conv2dShapes('conv1', 3, c1, 3),
+    ...conv2dShapes('conv2', c1, c2, 3),
+    ...linearShapes('img_proj', c2 * side * side, c.hiddenSize),
+    ...embeddingShapes('embedding', c.vocabSize, c.embeddingDim),
+    ...recurrentShapes('lstm', 'lstm', c.embeddingDim + c.hiddenSize, c.hiddenSize, 1, false),
+    ...linearShapes('head', c.hiddenSize, c.vocabSize),
+  ];
 }
 
 interface CaptionState {
@@ -341,10 +381,17 @@ export function buildCaption(options: CaptionOptions = {}): { task: CaptionTask;
   };
 }
 
-export function loadCaption(file: ModelFile, path = 'model file'): { task: CaptionTask } {
-  const model = new Captioner(checkCaptionerConfig(file.config));
+/**
+ * Rebuild the task from a decoded model file: the config (types, ranges, limits), the vocabulary
+ * and the tensors (exactly those the config implies) are checked before the model is built.
+ */
+export function loadCaption(file: ModelFile, path = 'model file', opts: { limits?: Partial<Limits> } = {}): { task: CaptionTask } {
+  const limits = opts.limits ?? {};
+  const config = checkCaptionerConfig(file.config, limits);
   const vocab = file.vocab;
-  if (!Array.isArray(vocab) || vocab.join(' ') !== CAPTION_VOCAB.join(' ')) throw new TypeError(`${path}: the caption vocabulary in the file differs from this version's`);
+  if (!Array.isArray(vocab) || vocab.length !== CAPTION_VOCAB.length || vocab.some((w, i) => w !== CAPTION_VOCAB[i])) throw new TypeError(`${path}: the caption vocabulary in the file differs from this version's`);
+  checkModelTensors(path, captionerTensorShapes(config), file.tensors, { limits, error: TypeError });
+  const model = new Captioner(config);
   model.loadStateDict(asStateDict(file));
   return { task: new CaptionTask(model) };
 }
@@ -385,7 +432,7 @@ export const captionTaskSpec: TaskSpec = makeSpec({
     built.task.beamWidth = o.beamWidth as number;
     return built;
   },
-  load: (file, where) => loadCaption(file, where),
+  load: (file, where) => loadCaption(file, where ?? 'model file'),
   predict(task, inputs) {
     if (!(task instanceof CaptionTask)) throw new TypeError(`caption: predict needs a task built or loaded by 'caption', got task '${task?.name ?? String(task)}'`);
     const S = task.model.config.imageSize;

@@ -14,7 +14,7 @@
  * into PyTorch with `load_state_dict` and back.
  */
 import type { DType } from '../backend/interface.ts';
-import { Tensor, shapeStr } from '../tensor/tensor.ts';
+import { Tensor } from '../tensor/tensor.ts';
 import { Rng, globalRng } from '../tensor/rng.ts';
 import { crossEntropy } from '../autograd/ops/nn.ts';
 import { reshape, slice } from '../autograd/ops/shape.ts';
@@ -23,6 +23,8 @@ import { Embedding, Linear } from '../nn/layers.ts';
 import { LSTM } from '../nn/recurrent.ts';
 import { asStateDict, type ModelFile } from '../io/model.ts';
 import { CharVocab, streamBatches } from '../data/text.ts';
+import type { Limits } from '../io/limits.ts';
+import { checkConfig, checkModelTensors, checkVocabSize, cInt, cStr, embeddingShapes, linearShapes, recurrentShapes, type ConfigSchema, type ParamShapes } from './task-options.ts';
 
 /** The architecture, as stored in a model file's `recur.config`. */
 export interface CharLMConfig {
@@ -79,23 +81,31 @@ export interface GenerateOptions {
   vocab?: CharVocab;
 }
 
-const CONFIG_KEYS = ['arch', 'vocabSize', 'embeddingDim', 'hiddenSize', 'numLayers', 'cell'] as const;
+/** What `recur.config` of a CharLM holds: each key's type, range and limit. */
+export const CHARLM_CONFIG: ConfigSchema = {
+  arch: cStr(['charlm']),
+  vocabSize: cInt(1, 'vocab'),
+  embeddingDim: cInt(1, 'hiddenSize'),
+  hiddenSize: cInt(1, 'hiddenSize'),
+  numLayers: cInt(1, 'layers'),
+  cell: cStr(['lstm']),
+};
 
-/** Validate a `recur.config` object for a CharLM; returns it typed, or throws CharLMConfigError. */
-export function checkCharLMConfig(config: unknown): CharLMConfig {
-  if (config === null || config === undefined) throw new CharLMConfigError('CharLM config: missing (the model file has no recur.config metadata)');
-  if (typeof config !== 'object' || Array.isArray(config)) throw new CharLMConfigError(`CharLM config: expected an object, got ${JSON.stringify(config)}`);
-  const c = config as Record<string, unknown>;
-  if (c.arch !== 'charlm') throw new CharLMConfigError(`CharLM config: arch must be 'charlm', got ${JSON.stringify(c.arch)}`);
-  for (const k of Object.keys(c)) {
-    if (!(CONFIG_KEYS as readonly string[]).includes(k)) throw new CharLMConfigError(`CharLM config: unknown field '${k}' (known: ${CONFIG_KEYS.join(', ')})`);
-  }
-  for (const k of ['vocabSize', 'embeddingDim', 'hiddenSize', 'numLayers'] as const) {
-    const v = c[k];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new CharLMConfigError(`CharLM config: '${k}' must be a positive integer, got ${JSON.stringify(v)}`);
-  }
-  if (c.cell !== 'lstm') throw new CharLMConfigError(`CharLM config: cell must be 'lstm', got ${JSON.stringify(c.cell)}`);
-  return c as unknown as CharLMConfig;
+/**
+ * Validate a `recur.config` object for a CharLM; returns it typed, or throws CharLMConfigError
+ * (a LimitError for a size over `limits`, which apply when given: loading a file).
+ */
+export function checkCharLMConfig(config: unknown, limits: Partial<Limits> | null = null): CharLMConfig {
+  return checkConfig('CharLM config', CHARLM_CONFIG, config, { limits, error: CharLMConfigError }) as unknown as CharLMConfig;
+}
+
+/** The parameters (names and shapes) a CharLM config implies. */
+export function charLMTensorShapes(c: CharLMConfig): ParamShapes {
+  return [
+    ...embeddingShapes('embedding', c.vocabSize, c.embeddingDim),
+    ...recurrentShapes('lstm', 'lstm', c.embeddingDim, c.hiddenSize, c.numLayers, false),
+    ...linearShapes('head', c.hiddenSize, c.vocabSize),
+  ];
 }
 
 export class CharLM extends Module {
@@ -279,30 +289,28 @@ export interface LoadedCharLM {
 
 /**
  * Rebuild a CharLM from a model file: the architecture from its `recur.config`, the weights from
- * its tensors (names and shapes checked), the vocabulary from `recur.vocab`.
+ * its tensors, the vocabulary from `recur.vocab`. Everything is checked before the model is built:
+ * the config (types, ranges, `limits`), the vocabulary against vocabSize, and that the tensors are
+ * exactly those the config implies (names, shapes, parameter count).
  */
-export function loadCharLM(file: ModelFile, opts: { dtype?: DType; where?: string } = {}): LoadedCharLM {
-  const path = opts.where ?? 'model file';
-  let model: CharLM;
+export function loadCharLM(file: ModelFile, path = 'model file', opts: { dtype?: DType; limits?: Partial<Limits> } = {}): LoadedCharLM {
+  const limits = opts.limits ?? {};
+  let config: CharLMConfig;
   try {
-    model = CharLM.fromConfig(file.config, { dtype: opts.dtype, rng: new Rng(0) });
+    config = checkCharLMConfig(file.config, limits);
   } catch (e) {
     if (e instanceof CharLMConfigError) throw new CharLMConfigError(`${path}: ${e.message}`);
     throw e;
   }
-  const expected = model.namedParameters();
-  const problems: string[] = [];
-  for (const [name, p] of expected) {
-    const t = file.tensors[name];
-    if (!t) problems.push(`missing tensor '${name}'`);
-    else if (t.shape.length !== p.ndim || t.shape.some((s, i) => s !== p.shape[i])) problems.push(`'${name}' has shape ${shapeStr(t.shape)}, the config implies ${shapeStr(p.shape)}`);
-  }
-  if (problems.length) throw new CharLMConfigError(`${path}: the tensors do not match the CharLM config: ${problems.join('; ')}`);
-  model.loadStateDict(asStateDict(file));
   let vocab: CharVocab | null = null;
   if (file.vocab !== null) {
+    const chars = (file.vocab as { chars?: unknown } | null)?.chars;
+    checkVocabSize(`${path}: recur.vocab`, Array.isArray(chars) ? chars.length : 0, limits);
     vocab = CharVocab.fromJSON(file.vocab);
-    if (vocab.size !== model.vocabSize) throw new CharLMConfigError(`${path}: the vocabulary has ${vocab.size} characters but the config says vocabSize ${model.vocabSize}`);
+    if (vocab.size !== config.vocabSize) throw new CharLMConfigError(`${path}: the vocabulary has ${vocab.size} characters but the config says vocabSize ${config.vocabSize}`);
   }
+  checkModelTensors(path, charLMTensorShapes(config), file.tensors, { limits, error: CharLMConfigError });
+  const model = CharLM.fromConfig(config, { dtype: opts.dtype, rng: new Rng(0) });
+  model.loadStateDict(asStateDict(file));
   return { model, vocab, file };
 }

@@ -21,7 +21,7 @@
  * everything `loadClassifier` needs to rebuild it from a model file. Unknown tokens at inference
  * map to the vocabulary's unk id (the vocabulary is always built with one).
  */
-import { Tensor, tensor, shapeStr } from '../tensor/tensor.ts';
+import { Tensor, tensor } from '../tensor/tensor.ts';
 import { Rng } from '../tensor/rng.ts';
 import { crossEntropy } from '../autograd/ops/nn.ts';
 import { mul, sum } from '../autograd/ops/elementwise.ts';
@@ -34,16 +34,15 @@ import { asStateDict, type ModelFile } from '../io/model.ts';
 import { Vocab, type VocabJSON } from '../data/vocab.ts';
 import { tokenizerFromJSON, type Tokenizer, type TokenizerJSON } from '../data/tokenize.ts';
 import { ExampleSource, fitLength, padSequences, type TruncateMode } from '../data/batch.ts';
+import type { Limits } from '../io/limits.ts';
+import { cBool, cCustom, checkConfig, checkModelTensors, checkVocabSize, cInt, cNum, cStr, cStrings, embeddingShapes, linearShapes, recurrentShapes, TaskConfigError, type ConfigSchema, type ParamShapes } from './task-options.ts';
 
 export type CellKind = 'lstm' | 'gru' | 'rnn';
 export type Pooling = 'last' | 'mean';
 
-export class TaskConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'TaskConfigError';
-  }
-}
+// The error of a malformed stored config lives with the config schema machinery; re-exported here
+// where the task files have always imported it from.
+export { TaskConfigError };
 
 /** Make a recurrent layer of the given kind (time-major). */
 export function makeRecurrent(cell: CellKind, o: { inputSize: number; hiddenSize: number; numLayers?: number; bidirectional?: boolean; dropout?: number; rng: Rng }): RecurrentBase {
@@ -261,56 +260,75 @@ export { withEval };
 
 // ---- config validation and loading ------------------------------------------------------------
 
-const CLASSIFIER_KEYS = ['task', 'arch', 'tokenizer', 'labels', 'cell', 'embeddingDim', 'hiddenSize', 'numLayers', 'bidirectional', 'pooling', 'dropout', 'maxLen', 'truncate'];
+/** What `recur.config` of a classifier holds: each key's type, range and limit. */
+export const CLASSIFIER_CONFIG: ConfigSchema = {
+  task: cStr(),
+  arch: cStr(['rnn-classifier']),
+  tokenizer: cCustom((v, where) => {
+    try {
+      tokenizerFromJSON(v);
+    } catch (e) {
+      throw new TaskConfigError(`${where}: ${(e as Error).message}`);
+    }
+  }),
+  // the head has one output per label: as wide as a vocabulary can be
+  labels: cStrings(2, 'vocab'),
+  cell: cStr(['lstm', 'gru', 'rnn']),
+  embeddingDim: cInt(1, 'hiddenSize'),
+  hiddenSize: cInt(1, 'hiddenSize'),
+  numLayers: cInt(1, 'layers'),
+  bidirectional: cBool(),
+  pooling: cStr(['last', 'mean']),
+  dropout: cNum(0, 1, { maxOpen: true }),
+  maxLen: cInt(1, 'sequenceLength'),
+  truncate: cCustom((v, where) => {
+    if (!(v === false || v === 'end' || v === 'start')) throw new TaskConfigError(`${where} must be false, 'end' or 'start', got ${JSON.stringify(v)?.slice(0, 80)}`);
+  }),
+};
 
-/** Check an object read from a model file is a ClassifierConfig. */
-export function checkClassifierConfig(c: unknown, where = 'classifier config'): ClassifierConfig {
-  const o = checkConfigObject(c, where, CLASSIFIER_KEYS);
-  if (o.arch !== 'rnn-classifier') throw new TaskConfigError(`${where}: arch must be 'rnn-classifier', got ${JSON.stringify(o.arch)}`);
-  if (typeof o.task !== 'string') throw new TaskConfigError(`${where}: 'task' must be a string`);
-  if (!Array.isArray(o.labels) || o.labels.length < 2 || !o.labels.every((l) => typeof l === 'string')) throw new TaskConfigError(`${where}: 'labels' must list at least two class names`);
-  if (!['lstm', 'gru', 'rnn'].includes(o.cell as string)) throw new TaskConfigError(`${where}: 'cell' must be lstm, gru or rnn, got ${JSON.stringify(o.cell)}`);
-  if (!['last', 'mean'].includes(o.pooling as string)) throw new TaskConfigError(`${where}: 'pooling' must be last or mean, got ${JSON.stringify(o.pooling)}`);
-  for (const k of ['embeddingDim', 'hiddenSize', 'numLayers', 'maxLen']) checkPosInt(where, k, o[k]);
-  if (typeof o.bidirectional !== 'boolean') throw new TaskConfigError(`${where}: 'bidirectional' must be a boolean`);
-  if (!(typeof o.dropout === 'number' && o.dropout >= 0 && o.dropout < 1)) throw new TaskConfigError(`${where}: 'dropout' must be in [0, 1)`);
-  if (!(o.truncate === false || o.truncate === 'end' || o.truncate === 'start')) throw new TaskConfigError(`${where}: 'truncate' must be false, 'end' or 'start'`);
-  tokenizerFromJSON(o.tokenizer);
-  return o as unknown as ClassifierConfig;
+/**
+ * Check an object read from a model file is a ClassifierConfig. With `limits` (loading a file),
+ * sizes are checked against them too.
+ */
+export function checkClassifierConfig(c: unknown, where = 'classifier config', limits: Partial<Limits> | null = null): ClassifierConfig {
+  return checkConfig(where, CLASSIFIER_CONFIG, c, { limits }) as unknown as ClassifierConfig;
 }
 
-export function checkConfigObject(c: unknown, where: string, keys: readonly string[]): Record<string, unknown> {
-  if (c === null || c === undefined) throw new TaskConfigError(`${where}: missing (the model file has no recur.config metadata)`);
-  if (typeof c !== 'object' || Array.isArray(c)) throw new TaskConfigError(`${where}: expected an object, got ${JSON.stringify(c)}`);
-  const o = c as Record<string, unknown>;
-  for (const k of Object.keys(o)) if (!keys.includes(k)) throw new TaskConfigError(`${where}: unknown field '${k}' (known: ${keys.join(', ')})`);
-  for (const k of keys) if (!(k in o)) throw new TaskConfigError(`${where}: missing field '${k}'`);
-  return o;
+/** The parameters (names and shapes) a classifier config implies for a vocabulary of V tokens. */
+export function classifierTensorShapes(c: ClassifierConfig, V: number): ParamShapes {
+  const D = c.bidirectional ? 2 : 1;
+  return [
+    ...embeddingShapes('embedding', V, c.embeddingDim),
+    ...recurrentShapes('rnn', c.cell, c.embeddingDim, c.hiddenSize, c.numLayers, c.bidirectional),
+    ...linearShapes('head', D * c.hiddenSize, c.labels.length),
+  ];
 }
 
-export function checkPosInt(where: string, k: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new TaskConfigError(`${where}: '${k}' must be a positive integer, got ${JSON.stringify(v)}`);
-  return v;
+/** The number of tokens of a stored Vocab JSON, when it has that form (for the limit check). */
+export function vocabJSONSize(v: unknown): number {
+  const tokens = v !== null && typeof v === 'object' ? (v as { tokens?: unknown }).tokens : undefined;
+  return Array.isArray(tokens) ? tokens.length : 0;
 }
 
-/** Load the weights of a model file into a freshly built model, checking names and shapes. */
-export function loadWeights(model: Module, file: ModelFile, path: string): void {
-  const problems: string[] = [];
-  for (const [name, p] of model.namedParameters()) {
-    const t = file.tensors[name];
-    if (!t) problems.push(`missing tensor '${name}'`);
-    else if (t.shape.length !== p.ndim || t.shape.some((s, i) => s !== p.shape[i])) problems.push(`'${name}' has shape ${shapeStr(t.shape)}, the config implies ${shapeStr(p.shape)}`);
-  }
-  if (problems.length) throw new TaskConfigError(`${path}: the tensors do not match the config: ${problems.join('; ')}`);
-  model.loadStateDict(asStateDict(file));
+/** Options of the task loaders. */
+export interface LoadTaskOptions {
+  /** Resource limits for the file's config and tensors (io/limits.ts defaults, with these overrides). */
+  limits?: Partial<Limits>;
 }
 
-/** Rebuild a ClassificationTask from a model file written with its describe(). */
-export function loadClassifier(file: ModelFile, path = 'model file'): ClassificationTask {
-  const config = checkClassifierConfig(file.config, `${path}: config`);
+/**
+ * Rebuild a ClassificationTask from a decoded model file. Everything the file says is checked
+ * before the model is built: the config (types, ranges, limits), the vocabulary size, and that the
+ * tensors are exactly those the config implies.
+ */
+export function loadClassifier(file: ModelFile, path = 'model file', opts: LoadTaskOptions = {}): ClassificationTask {
+  const limits = opts.limits ?? {};
+  const config = checkClassifierConfig(file.config, `${path}: config`, limits);
+  checkVocabSize(`${path}: recur.vocab`, vocabJSONSize(file.vocab), limits);
   const vocab = Vocab.fromJSON(file.vocab);
+  checkModelTensors(path, classifierTensorShapes(config, vocab.size), file.tensors, { limits });
   const task = new ClassificationTask(config, vocab);
-  loadWeights(task.model, file, path);
+  task.model.loadStateDict(asStateDict(file));
   return task;
 }
 

@@ -19,11 +19,13 @@ import { crossEntropy } from '../autograd/ops/nn.ts';
 import { Module, withEval } from '../nn/module.ts';
 import { Dropout, Linear } from '../nn/layers.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
-import type { ModelFile } from '../io/model.ts';
+import { asStateDict, type ModelFile } from '../io/model.ts';
 import { Vocab, type VocabJSON } from '../data/vocab.ts';
 import { CharTokenizer } from '../data/tokenize.ts';
 import { ExampleSource } from '../data/batch.ts';
-import { argmaxRows, checkConfigObject, checkPosInt, evaluateClassifier, loadWeights, TaskConfigError, type LabeledSplits } from './classifier.ts';
+import { argmaxRows, evaluateClassifier, vocabJSONSize, type LabeledSplits, type LoadTaskOptions } from './classifier.ts';
+import type { Limits } from '../io/limits.ts';
+import { cBool, checkConfig, checkModelTensors, checkVocabSize, cInt, cNum, cStr, cStrings, linearShapes, type ConfigSchema, type ParamShapes } from './task-options.ts';
 
 export class MLPClassifier extends Module {
   readonly hidden: Linear;
@@ -129,17 +131,24 @@ export class FeedForwardTask implements Task<FeatureBatch> {
   }
 }
 
-const FF_KEYS = ['task', 'arch', 'labels', 'lowercase', 'hiddenSize', 'dropout'];
+/** What `recur.config` of the feed-forward baseline holds: each key's type, range and limit. */
+export const FEEDFORWARD_CONFIG: ConfigSchema = {
+  task: cStr(),
+  arch: cStr(['bag-of-chars-mlp']),
+  labels: cStrings(2, 'vocab'),
+  lowercase: cBool(),
+  hiddenSize: cInt(1, 'hiddenSize'),
+  dropout: cNum(0, 1, { maxOpen: true }),
+};
 
-export function checkFeedForwardConfig(c: unknown, where = 'feed-forward config'): FeedForwardConfig {
-  const o = checkConfigObject(c, where, FF_KEYS);
-  if (o.arch !== 'bag-of-chars-mlp') throw new TaskConfigError(`${where}: arch must be 'bag-of-chars-mlp', got ${JSON.stringify(o.arch)}`);
-  if (typeof o.task !== 'string') throw new TaskConfigError(`${where}: 'task' must be a string`);
-  if (!Array.isArray(o.labels) || o.labels.length < 2 || !o.labels.every((l) => typeof l === 'string')) throw new TaskConfigError(`${where}: 'labels' must list at least two class names`);
-  if (typeof o.lowercase !== 'boolean') throw new TaskConfigError(`${where}: 'lowercase' must be a boolean`);
-  checkPosInt(where, 'hiddenSize', o.hiddenSize);
-  if (!(typeof o.dropout === 'number' && o.dropout >= 0 && o.dropout < 1)) throw new TaskConfigError(`${where}: 'dropout' must be in [0, 1)`);
-  return o as unknown as FeedForwardConfig;
+/** Check a stored feed-forward config; with `limits` (loading a file), sizes against them too. */
+export function checkFeedForwardConfig(c: unknown, where = 'feed-forward config', limits: Partial<Limits> | null = null): FeedForwardConfig {
+  return checkConfig(where, FEEDFORWARD_CONFIG, c, { limits }) as unknown as FeedForwardConfig;
+}
+
+/** The parameters a feed-forward config implies for a character vocabulary of V (F = 3V features). */
+export function feedForwardTensorShapes(c: FeedForwardConfig, V: number): ParamShapes {
+  return [...linearShapes('hidden', 3 * V, c.hiddenSize), ...linearShapes('head', c.hiddenSize, c.labels.length)];
 }
 
 export interface FeedForwardBuildOptions {
@@ -166,9 +175,14 @@ export function buildFeedForward(name: string, labels: readonly string[], o: Fee
   };
 }
 
-export function loadFeedForward(file: ModelFile, path = 'model file'): FeedForwardTask {
-  const config = checkFeedForwardConfig(file.config, `${path}: config`);
-  const task = new FeedForwardTask(config, Vocab.fromJSON(file.vocab));
-  loadWeights(task.model, file, path);
+/** Rebuild the task from a decoded model file: config, vocabulary and tensors checked before the model is built. */
+export function loadFeedForward(file: ModelFile, path = 'model file', opts: LoadTaskOptions = {}): FeedForwardTask {
+  const limits = opts.limits ?? {};
+  const config = checkFeedForwardConfig(file.config, `${path}: config`, limits);
+  checkVocabSize(`${path}: recur.vocab`, vocabJSONSize(file.vocab), limits);
+  const vocab = Vocab.fromJSON(file.vocab);
+  checkModelTensors(path, feedForwardTensorShapes(config, vocab.size), file.tensors, { limits });
+  const task = new FeedForwardTask(config, vocab);
+  task.model.loadStateDict(asStateDict(file));
   return task;
 }

@@ -32,11 +32,13 @@ import { Module, withEval } from '../nn/module.ts';
 import { Linear } from '../nn/layers.ts';
 import type { RecurrentBase } from '../nn/recurrent.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
-import type { ModelFile } from '../io/model.ts';
+import { asStateDict, type ModelFile } from '../io/model.ts';
 import { ListSource, SampledSource } from '../data/batch.ts';
 import { checkNormStats, DataError, denormalizeRow, fitNormStats, normalizeRows, parseNumberCell, type NormStats } from '../data/loaders.ts';
 import type { Series } from '../data/datasets.ts';
-import { checkConfigObject, checkPosInt, loadWeights, makeRecurrent, TaskConfigError, type CellKind } from './classifier.ts';
+import { makeRecurrent, TaskConfigError, type CellKind, type LoadTaskOptions } from './classifier.ts';
+import type { Limits } from '../io/limits.ts';
+import { cBool, cCustom, checkConfig, checkModelTensors, cInt, cNum, cNumbers, cStr, cStrings, linearShapes, recurrentShapes, type ConfigSchema, type ParamShapes } from './task-options.ts';
 
 export class RNNForecaster extends Module {
   readonly rnn: RecurrentBase;
@@ -228,21 +230,39 @@ export class ForecastTask implements Task<SeriesBatch> {
   }
 }
 
-const FC_KEYS = ['task', 'arch', 'columns', 'norm', 'cell', 'hiddenSize', 'numLayers', 'dropout', 'residual', 'deltaScale', 'context'];
+/** What `recur.config` of the forecaster holds: each key's type, range and limit. */
+export const FORECAST_CONFIG: ConfigSchema = {
+  task: cStr(),
+  arch: cStr(['rnn-forecaster']),
+  // one input feature per column (the model reads 2·F values a step): counted as a layer width
+  columns: cStrings(1, 'hiddenSize'),
+  norm: cCustom((v, where) => {
+    try {
+      checkNormStats(v, where);
+    } catch (e) {
+      throw new TaskConfigError((e as Error).message);
+    }
+  }),
+  cell: cStr(['lstm', 'gru', 'rnn']),
+  hiddenSize: cInt(1, 'hiddenSize'),
+  numLayers: cInt(1, 'layers'),
+  dropout: cNum(0, 1, { maxOpen: true }),
+  residual: cBool(),
+  deltaScale: cNumbers('columns', 0, true),
+  context: cInt(1, 'sequenceLength'),
+};
 
-export function checkForecastConfig(c: unknown, where = 'forecast config'): ForecastConfig {
-  const o = checkConfigObject(c, where, FC_KEYS);
-  if (o.arch !== 'rnn-forecaster') throw new TaskConfigError(`${where}: arch must be 'rnn-forecaster', got ${JSON.stringify(o.arch)}`);
-  if (typeof o.task !== 'string') throw new TaskConfigError(`${where}: 'task' must be a string`);
-  if (!Array.isArray(o.columns) || o.columns.length < 1 || !o.columns.every((l) => typeof l === 'string')) throw new TaskConfigError(`${where}: 'columns' must list the feature names`);
-  const norm = checkNormStats(o.norm, `${where}: norm`);
-  if (norm.columns.join('\u0000') !== (o.columns as string[]).join('\u0000')) throw new TaskConfigError(`${where}: norm.columns must equal columns`);
-  if (!['lstm', 'gru', 'rnn'].includes(o.cell as string)) throw new TaskConfigError(`${where}: 'cell' must be lstm, gru or rnn, got ${JSON.stringify(o.cell)}`);
-  for (const k of ['hiddenSize', 'numLayers', 'context']) checkPosInt(where, k, o[k]);
-  if (!Array.isArray(o.deltaScale) || o.deltaScale.length !== (o.columns as string[]).length || !o.deltaScale.every((v) => typeof v === 'number' && v > 0 && Number.isFinite(v))) throw new TaskConfigError(`${where}: 'deltaScale' must hold one positive number per column`);
-  if (typeof o.residual !== 'boolean') throw new TaskConfigError(`${where}: 'residual' must be a boolean`);
-  if (!(typeof o.dropout === 'number' && o.dropout >= 0 && o.dropout < 1)) throw new TaskConfigError(`${where}: 'dropout' must be in [0, 1)`);
+/** Check a stored forecaster config; with `limits` (loading a file), sizes against them too. */
+export function checkForecastConfig(c: unknown, where = 'forecast config', limits: Partial<Limits> | null = null): ForecastConfig {
+  const o = checkConfig(where, FORECAST_CONFIG, c, { limits });
+  if ((o.norm as NormStats).columns.join('\u0000') !== (o.columns as string[]).join('\u0000')) throw new TaskConfigError(`${where}: norm.columns must equal columns`);
   return o as unknown as ForecastConfig;
+}
+
+/** The parameters a forecaster config implies (F = columns). */
+export function forecastTensorShapes(c: ForecastConfig): ParamShapes {
+  const F = c.columns.length;
+  return [...recurrentShapes('rnn', c.cell, 2 * F, c.hiddenSize, c.numLayers, false), ...linearShapes('head', c.hiddenSize, F)];
 }
 
 export interface ForecastBuildOptions {
@@ -343,9 +363,12 @@ function rmsStep(series: readonly { rows: number[][]; ok: (t: number) => boolean
   return ss.map((v) => (n > 0 && v > 0 ? Math.sqrt(v / n) : 1));
 }
 
-export function loadForecast(file: ModelFile, path = 'model file'): ForecastTask {
-  const config = checkForecastConfig(file.config, `${path}: config`);
+/** Rebuild the task from a decoded model file: config and tensors checked before the model is built. */
+export function loadForecast(file: ModelFile, path = 'model file', opts: LoadTaskOptions = {}): ForecastTask {
+  const limits = opts.limits ?? {};
+  const config = checkForecastConfig(file.config, `${path}: config`, limits);
+  checkModelTensors(path, forecastTensorShapes(config), file.tensors, { limits });
   const task = new ForecastTask(config);
-  loadWeights(task.model, file, path);
+  task.model.loadStateDict(asStateDict(file));
   return task;
 }

@@ -141,7 +141,7 @@ export function buildLM(o: LMBuildOptions, data: { train: string; val: string; t
 /** Rebuild the task from a model file (a CharLM file with its vocabulary). */
 export function loadLM(file: ModelFile, where = 'model file', generation: Partial<GenerationOptions> = {}): LMTask {
   const path = where;
-  const { model, vocab } = loadCharLM(file, { where });
+  const { model, vocab } = loadCharLM(file, where);
   if (!vocab) throw new TaskConfigError(`${path}: the model file has no vocabulary (recur.vocab); a character LM needs one to read and write text`);
   return new LMTask(model, vocab, generation);
 }

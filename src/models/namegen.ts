@@ -25,12 +25,14 @@ import { Module, withEval } from '../nn/module.ts';
 import { Embedding, Linear } from '../nn/layers.ts';
 import type { RecurrentBase } from '../nn/recurrent.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
-import type { ModelFile } from '../io/model.ts';
+import { asStateDict, type ModelFile } from '../io/model.ts';
 import { generate } from '../infer/sample.ts';
 import { Vocab, type VocabJSON } from '../data/vocab.ts';
 import { CharTokenizer } from '../data/tokenize.ts';
 import { ExampleSource, fitLength } from '../data/batch.ts';
-import { checkConfigObject, checkPosInt, loadWeights, makeRecurrent, TaskConfigError, type CellKind } from './classifier.ts';
+import { makeRecurrent, vocabJSONSize, type CellKind, type LoadTaskOptions } from './classifier.ts';
+import type { Limits } from '../io/limits.ts';
+import { cBool, checkConfig, checkModelTensors, checkVocabSize, cInt, cNum, cStr, cStrings, embeddingShapes, linearShapes, recurrentShapes, type ConfigSchema, type ParamShapes } from './task-options.ts';
 
 export interface GeneratorState {
   h: Tensor;
@@ -220,20 +222,37 @@ export class NameGenTask implements Task<GenBatch> {
   }
 }
 
-const NG_KEYS = ['task', 'arch', 'conditions', 'lowercase', 'cell', 'embeddingDim', 'conditionDim', 'hiddenSize', 'numLayers', 'dropout', 'maxLen', 'temperature', 'sampleSeed'];
+/** What `recur.config` of the name generator holds: each key's type, range and limit. */
+export const NAMEGEN_CONFIG: ConfigSchema = {
+  task: cStr(),
+  arch: cStr(['conditional-char-rnn']),
+  conditions: cStrings(1, 'vocab'),
+  lowercase: cBool(),
+  cell: cStr(['lstm', 'gru', 'rnn']),
+  embeddingDim: cInt(1, 'hiddenSize'),
+  conditionDim: cInt(1, 'hiddenSize'),
+  hiddenSize: cInt(1, 'hiddenSize'),
+  numLayers: cInt(1, 'layers'),
+  dropout: cNum(0, 1, { maxOpen: true }),
+  // the longest name generated: one model step per character
+  maxLen: cInt(1, 'sequenceLength'),
+  temperature: cNum(0),
+  sampleSeed: cInt(Number.MIN_SAFE_INTEGER),
+};
 
-export function checkNameGenConfig(c: unknown, where = 'name generator config'): NameGenConfig {
-  const o = checkConfigObject(c, where, NG_KEYS);
-  if (o.arch !== 'conditional-char-rnn') throw new TaskConfigError(`${where}: arch must be 'conditional-char-rnn', got ${JSON.stringify(o.arch)}`);
-  if (typeof o.task !== 'string') throw new TaskConfigError(`${where}: 'task' must be a string`);
-  if (!Array.isArray(o.conditions) || o.conditions.length < 1 || !o.conditions.every((l) => typeof l === 'string')) throw new TaskConfigError(`${where}: 'conditions' must list the condition names`);
-  if (!['lstm', 'gru', 'rnn'].includes(o.cell as string)) throw new TaskConfigError(`${where}: 'cell' must be lstm, gru or rnn, got ${JSON.stringify(o.cell)}`);
-  for (const k of ['embeddingDim', 'conditionDim', 'hiddenSize', 'numLayers', 'maxLen']) checkPosInt(where, k, o[k]);
-  if (typeof o.lowercase !== 'boolean') throw new TaskConfigError(`${where}: 'lowercase' must be a boolean`);
-  if (!(typeof o.dropout === 'number' && o.dropout >= 0 && o.dropout < 1)) throw new TaskConfigError(`${where}: 'dropout' must be in [0, 1)`);
-  if (!(typeof o.temperature === 'number' && o.temperature >= 0 && Number.isFinite(o.temperature))) throw new TaskConfigError(`${where}: 'temperature' must be a finite number ≥ 0`);
-  if (!(typeof o.sampleSeed === 'number' && Number.isInteger(o.sampleSeed))) throw new TaskConfigError(`${where}: 'sampleSeed' must be an integer`);
-  return o as unknown as NameGenConfig;
+/** Check a stored name-generator config; with `limits` (loading a file), sizes against them too. */
+export function checkNameGenConfig(c: unknown, where = 'name generator config', limits: Partial<Limits> | null = null): NameGenConfig {
+  return checkConfig(where, NAMEGEN_CONFIG, c, { limits }) as unknown as NameGenConfig;
+}
+
+/** The parameters a name-generator config implies for a character vocabulary of V. */
+export function nameGenTensorShapes(c: NameGenConfig, V: number): ParamShapes {
+  return [
+    ...embeddingShapes('embedding', V, c.embeddingDim),
+    ...embeddingShapes('condition', c.conditions.length, c.conditionDim),
+    ...recurrentShapes('rnn', c.cell, c.embeddingDim + c.conditionDim, c.hiddenSize, c.numLayers, false),
+    ...linearShapes('head', c.hiddenSize, V),
+  ];
 }
 
 export interface NameGenBuildOptions {
@@ -278,9 +297,14 @@ export function buildNameGen(name: string, conditions: readonly string[], o: Nam
   };
 }
 
-export function loadNameGen(file: ModelFile, path = 'model file'): NameGenTask {
-  const config = checkNameGenConfig(file.config, `${path}: config`);
-  const task = new NameGenTask(config, Vocab.fromJSON(file.vocab));
-  loadWeights(task.model, file, path);
+/** Rebuild the task from a decoded model file: config, vocabulary and tensors checked before the model is built. */
+export function loadNameGen(file: ModelFile, path = 'model file', opts: LoadTaskOptions = {}): NameGenTask {
+  const limits = opts.limits ?? {};
+  const config = checkNameGenConfig(file.config, `${path}: config`, limits);
+  checkVocabSize(`${path}: recur.vocab`, vocabJSONSize(file.vocab), limits);
+  const vocab = Vocab.fromJSON(file.vocab);
+  checkModelTensors(path, nameGenTensorShapes(config, vocab.size), file.tensors, { limits });
+  const task = new NameGenTask(config, vocab);
+  task.model.loadStateDict(asStateDict(file));
   return task;
 }

@@ -179,7 +179,7 @@ const classifySpam = makeSpec({
     }
     return buildClassifier('classify-spam', SPAM_LABELS, classifierOptions(o), spamAssassin());
   },
-  load: (file, where) => ({ task: loadClassifier(file, where) }),
+  load: (file, where) => ({ task: loadClassifier(file, where ?? 'model file') }),
   // Inputs that start with a mail header block are reduced to Subject + body, as in training.
   predict: (task, inputs) => expectTask('classify-spam', task, ClassificationTask).predict(checkInputs('classify-spam', inputs).map(emailToTextIfRaw)),
 });
@@ -213,7 +213,7 @@ const classifyNames = makeSpec({
   topology: 'many-to-one',
   schema: NAMES_SCHEMA,
   build: (o) => buildClassifier('classify-names', GENDER_LABELS, classifierOptions(o), namesAsTexts('drop')),
-  load: (file, where) => ({ task: loadClassifier(file, where) }),
+  load: (file, where) => ({ task: loadClassifier(file, where ?? 'model file') }),
   predict: (task, inputs) => expectTask('classify-names', task, ClassificationTask).predict(checkInputs('classify-names', inputs)),
 });
 
@@ -230,7 +230,7 @@ const feedforward = makeSpec({
   topology: 'one-to-one',
   schema: FF_SCHEMA,
   build: (o) => buildFeedForward('feedforward', GENDER_LABELS, { lowercase: o.lowercase as boolean, hiddenSize: o.hiddenSize as number, dropout: o.dropout as number, batchSize: o.batchSize as number, seed: o.seed as number }, namesAsTexts('drop')),
-  load: (file, where) => ({ task: loadFeedForward(file, where) }),
+  load: (file, where) => ({ task: loadFeedForward(file, where ?? 'model file') }),
   predict: (task, inputs) => expectTask('feedforward', task, FeedForwardTask).predict(checkInputs('feedforward', inputs)),
 });
 
@@ -256,7 +256,7 @@ const namegen = makeSpec({
       cell: o.cell as 'gru', embeddingDim: o.embeddingDim as number, conditionDim: o.conditionDim as number, hiddenSize: o.hiddenSize as number, numLayers: o.numLayers as number,
       dropout: o.dropout as number, maxLen: o.maxLen as number, temperature: o.temperature as number, batchSize: o.batchSize as number, seed: o.seed as number,
     }, firstNames({ ambiguous: 'keep' })),
-  load: (file, where) => ({ task: loadNameGen(file, where) }),
+  load: (file, where) => ({ task: loadNameGen(file, where ?? 'model file') }),
   predict: (task, inputs) => expectTask('namegen', task, NameGenTask).predict(checkInputs('namegen', inputs)),
 });
 
@@ -294,7 +294,7 @@ const charlm = makeSpec({
       generation: { length: o.length as number, temperature: o.temperature as number },
     }, data);
   },
-  load: (file, where) => ({ task: loadLM(file, where) }),
+  load: (file, where) => ({ task: loadLM(file, where ?? 'model file') }),
   predict: (task, inputs) => expectTask('charlm', task, LMTask).predict(checkInputs('charlm', inputs)),
 });
 
@@ -333,7 +333,7 @@ const forecast = makeSpec({
       seqLen: o.seqLen as number, batchSize: o.batchSize as number, stepsPerEpoch: o.stepsPerEpoch as number, context: o.context as number, seed: o.seed as number,
     }, data);
   },
-  load: (file, where) => ({ task: loadForecast(file, where) }),
+  load: (file, where) => ({ task: loadForecast(file, where ?? 'model file') }),
   predict: (task, inputs) => expectTask('forecast', task, ForecastTask).predict(checkInputs('forecast', inputs)),
 });
 

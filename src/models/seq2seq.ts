@@ -51,7 +51,8 @@ import { clipGradNorm } from '../train/clip.ts';
 import { backward } from '../autograd/tape.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
 import { asStateDict, type ModelFile } from '../io/model.ts';
-import { bool, int, makeSpec, num, str, type Schema, type TaskSpec } from './task-options.ts';
+import { bool, brief, cellShapes, checkConfig, checkModelTensors, checkVocabSize, cInt, cNum, cStr, embeddingShapes, int, linearShapes, makeSpec, num, recurrentShapes, str, type ConfigSchema, type ParamShapes, type Schema, type TaskSpec } from './task-options.ts';
+import type { Limits } from '../io/limits.ts';
 
 // ---- metrics ------------------------------------------------------------------------------------
 
@@ -338,23 +339,52 @@ export interface Seq2SeqConfig {
 
 const CONFIG_DEFAULTS = { embeddingDim: 48, encoderHidden: 64, encoderLayers: 1, decoderHidden: 128, cell: 'lstm', attention: 'additive', attnDim: 64, dropout: 0 } as const;
 
-export function checkSeq2SeqConfig(config: unknown): Seq2SeqConfig {
-  if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new TypeError(`seq2seq config: expected an object, got ${JSON.stringify(config)}`);
+/** What `recur.config` of a seq2seq model holds (after the defaults above fill absent keys). */
+export const SEQ2SEQ_CONFIG: ConfigSchema = {
+  arch: cStr(['seq2seq']),
+  srcVocabSize: cInt(1, 'vocab'),
+  tgtVocabSize: cInt(1, 'vocab'),
+  embeddingDim: cInt(1, 'hiddenSize'),
+  encoderHidden: cInt(1, 'hiddenSize'),
+  encoderLayers: cInt(1, 'layers'),
+  decoderHidden: cInt(1, 'hiddenSize'),
+  cell: cStr(['lstm', 'gru']),
+  attention: cStr(['additive', 'general', 'dot']),
+  attnDim: cInt(1, 'hiddenSize'),
+  dropout: cNum(0, 1, { maxOpen: true }),
+};
+
+/**
+ * Check a seq2seq config (absent keys take the defaults; `task`, when present, must be 'seq2seq').
+ * With `limits` (loading a file), sizes are checked against them too. Errors are TypeErrors.
+ */
+export function checkSeq2SeqConfig(config: unknown, limits: Partial<Limits> | null = null): Seq2SeqConfig {
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new TypeError(`seq2seq config: expected an object, got ${brief(config)}`);
   const { task, ...rest } = config as Record<string, unknown>;
-  if (task !== undefined && task !== 'seq2seq') throw new TypeError(`seq2seq config: task must be 'seq2seq', got ${JSON.stringify(task)}`);
-  const c = { ...CONFIG_DEFAULTS, ...rest } as Record<string, unknown>;
-  const known = ['arch', 'srcVocabSize', 'tgtVocabSize', 'embeddingDim', 'encoderHidden', 'encoderLayers', 'decoderHidden', 'cell', 'attention', 'attnDim', 'dropout'];
-  for (const k of Object.keys(c)) if (!known.includes(k)) throw new TypeError(`seq2seq config: unknown field '${k}' (known: ${known.join(', ')})`);
-  if (c.arch !== undefined && c.arch !== 'seq2seq') throw new TypeError(`seq2seq config: arch must be 'seq2seq', got ${JSON.stringify(c.arch)}`);
-  for (const k of ['srcVocabSize', 'tgtVocabSize', 'embeddingDim', 'encoderHidden', 'encoderLayers', 'decoderHidden', 'attnDim']) {
-    const v = c[k];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new TypeError(`seq2seq config: '${k}' must be a positive integer, got ${JSON.stringify(v)}`);
-  }
-  if (c.cell !== 'lstm' && c.cell !== 'gru') throw new TypeError(`seq2seq config: 'cell' must be 'lstm' or 'gru', got ${JSON.stringify(c.cell)}`);
-  if (!['additive', 'general', 'dot'].includes(c.attention as string)) throw new TypeError(`seq2seq config: 'attention' must be 'additive', 'general' or 'dot', got ${JSON.stringify(c.attention)}`);
+  if (task !== undefined && task !== 'seq2seq') throw new TypeError(`seq2seq config: task must be 'seq2seq', got ${brief(task)}`);
+  const c = checkConfig('seq2seq config', SEQ2SEQ_CONFIG, { arch: 'seq2seq', ...CONFIG_DEFAULTS, ...rest }, { limits, error: TypeError });
   if (c.attention === 'dot' && c.decoderHidden !== 2 * (c.encoderHidden as number)) throw new TypeError(`seq2seq config: 'dot' attention needs decoderHidden = 2·encoderHidden`);
-  if (typeof c.dropout !== 'number' || !(c.dropout >= 0 && c.dropout < 1)) throw new TypeError(`seq2seq config: 'dropout' must be in [0, 1), got ${JSON.stringify(c.dropout)}`);
-  return { ...(c as unknown as Seq2SeqConfig), arch: 'seq2seq' };
+  return c as unknown as Seq2SeqConfig;
+}
+
+/** The parameters (names and shapes) a seq2seq config implies. */
+export function seq2seqTensorShapes(c: Seq2SeqConfig): ParamShapes {
+  const K = 2 * c.encoderHidden;
+  const attention: ParamShapes =
+    c.attention === 'additive'
+      ? [...linearShapes('attention.query', c.decoderHidden, c.attnDim, false), ...linearShapes('attention.key', K, c.attnDim), ...linearShapes('attention.v', c.attnDim, 1, false)]
+      : c.attention === 'general'
+        ? linearShapes('attention.key', K, c.decoderHidden, false)
+        : [];
+  return [
+    ...embeddingShapes('src_embedding', c.srcVocabSize, c.embeddingDim),
+    ...recurrentShapes('encoder', c.cell, c.embeddingDim, c.encoderHidden, c.encoderLayers, true),
+    ...linearShapes('bridge', K, c.decoderHidden),
+    ...embeddingShapes('tgt_embedding', c.tgtVocabSize, c.embeddingDim),
+    ...attention,
+    ...cellShapes('decoder', c.cell, c.embeddingDim + K, c.decoderHidden),
+    ...linearShapes('out', c.decoderHidden + K, c.tgtVocabSize),
+  ];
 }
 
 /** Decoder state for one batch of rows (also the beam-search state). */
@@ -579,16 +609,29 @@ export function buildSeq2Seq(options: Seq2SeqOptions = {}): { task: Seq2SeqTask;
   };
 }
 
-function checkVocab(v: unknown): G2PVocab {
+function checkVocab(v: unknown, where: string, limits: Partial<Limits>): G2PVocab {
   const x = v as G2PVocab;
-  if (!x || !Array.isArray(x.graphemes) || !Array.isArray(x.phonemes) || typeof x.stress !== 'boolean') throw new TypeError('seq2seq model file: recur.vocab must be {graphemes: string[], phonemes: string[], stress: boolean}');
+  const strings = (a: unknown): boolean => Array.isArray(a) && a.every((s) => typeof s === 'string');
+  if (!x || typeof x !== 'object' || !Array.isArray(x.graphemes) || !Array.isArray(x.phonemes) || typeof x.stress !== 'boolean') throw new TypeError(`${where}: recur.vocab must be {graphemes: string[], phonemes: string[], stress: boolean}`);
+  checkVocabSize(`${where}: recur.vocab graphemes`, x.graphemes.length, limits);
+  checkVocabSize(`${where}: recur.vocab phonemes`, x.phonemes.length, limits);
+  if (!strings(x.graphemes) || !strings(x.phonemes)) throw new TypeError(`${where}: recur.vocab must be {graphemes: string[], phonemes: string[], stress: boolean}`);
   return x;
 }
 
-/** Rebuild a task from a model file written with `saveSeq2Seq` (or the Trainer, from describe()). */
-export function loadSeq2Seq(file: ModelFile): { task: Seq2SeqTask } {
-  const config = checkSeq2SeqConfig(file.config);
-  const vocab = checkVocab(file.vocab);
+/**
+ * Rebuild a task from a model file written with `saveSeq2Seq` (or the Trainer, from describe()).
+ * The config (types, ranges, limits), the vocabulary and the tensors (exactly those the config
+ * implies) are checked before the model is built.
+ */
+export function loadSeq2Seq(file: ModelFile, path = 'model file', opts: { limits?: Partial<Limits> } = {}): { task: Seq2SeqTask } {
+  const limits = opts.limits ?? {};
+  const config = checkSeq2SeqConfig(file.config, limits);
+  const vocab = checkVocab(file.vocab, path, limits);
+  if (config.srcVocabSize !== vocab.graphemes.length || config.tgtVocabSize !== vocab.phonemes.length) {
+    throw new TypeError(`${path}: the config's vocabulary sizes (${config.srcVocabSize}, ${config.tgtVocabSize}) do not match recur.vocab (${vocab.graphemes.length} graphemes, ${vocab.phonemes.length} phonemes)`);
+  }
+  checkModelTensors(path, seq2seqTensorShapes(config), file.tensors, { limits, error: TypeError });
   const model = new Seq2Seq(config);
   model.loadStateDict(asStateDict(file));
   return { task: new Seq2SeqTask(model, vocab) };
@@ -634,7 +677,7 @@ export const seq2seqTaskSpec: TaskSpec = makeSpec({
     });
     return { task: built.task, train: built.train, val: built.val, test: built.test };
   },
-  load: (file) => loadSeq2Seq(file),
+  load: (file, where) => loadSeq2Seq(file, where ?? 'model file'),
   predict(task, inputs) {
     if (!(task instanceof Seq2SeqTask)) throw new TypeError(`seq2seq: predict needs a task built or loaded by 'seq2seq', got task '${task?.name ?? String(task)}'`);
     if (!Array.isArray(inputs) || !inputs.every((s) => typeof s === 'string')) throw new TypeError('seq2seq: predict inputs must be an array of words');
