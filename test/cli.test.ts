@@ -5,7 +5,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -73,6 +73,9 @@ test('unknown commands and options exit 2 naming them', () => {
     [['demo', '--nope'], /recur demo: unknown option '--nope'/],
     [['demo', '--time', 'soon'], /--time must be a number, got 'soon'/],
     [['demo', '--hidden', '0'], /--hidden must be a positive integer/],
+    // a negative number is a value, not an option: the range check answers, not the parser
+    [['demo', '--hidden', '-5'], /^recur demo: --hidden must be a positive integer, got '-5'\n/],
+    [['demo', '--hidden=-5'], /^recur demo: --hidden must be a positive integer, got '-5'\n/],
     [['demo', '--time'], /--time/],
     [['info'], /missing the MODEL/],
     [['info', 'a', 'b'], /unexpected argument 'b'/],
@@ -83,8 +86,85 @@ test('unknown commands and options exit 2 naming them', () => {
     assert.equal(r.code, 2, `recur ${args.join(' ')} → ${r.code}: ${r.stderr}`);
     assert.match(r.stderr, re);
     assert.match(r.stderr, /--help/, 'points to --help');
+    // one style: `recur[ <cmd>]: message`, then one hint line
+    const lines = r.stderr.trimEnd().split('\n');
+    assert.equal(lines.length, 2, r.stderr);
+    assert.match(lines[0], /^recur( \w+)?: /);
+    assert.match(lines[1], /^Run 'recur( \w+)? --help' for usage\.$/);
     noStack(r);
   }
+});
+
+test('every command reports errors in one style, with no doubled prefix', () => {
+  const cases: [string, string[], number][] = [
+    ['export', [], 2],
+    ['export', ['x.safetensors', '--format', 'onnx', '-o', 'x.onnx'], 1],
+    ['onnx', ['frob'], 2],
+    ['onnx', ['info'], 2],
+    ['import', [], 2],
+    ['import', ['missing.onnx'], 1],
+    ['plot', [], 2],
+    ['diagnose', ['--bogus'], 2],
+    ['diagnose', ['--steps=0'], 2],
+    ['train', ['--epochs', '-5', 'charlm'], 2],
+    ['train', ['classify-names', '--set', 'hiddenSize=-1'], 2],
+    ['eval', ['charlm'], 2],
+    ['predict', ['charlm', '--model=missing.safetensors', 'x'], 1],
+    ['sample', [], 2],
+    ['info', ['missing.safetensors'], 1],
+  ];
+  for (const [cmd, args, code] of cases) {
+    const r = recur([cmd, ...args]);
+    const what = `recur ${cmd} ${args.join(' ')}: ${r.stderr}`;
+    assert.equal(r.code, code, what);
+    const lines = r.stderr.trimEnd().split('\n');
+    assert.match(lines[0], new RegExp(`^recur ${cmd}: \\S`), what);
+    assert.doesNotMatch(lines[0], new RegExp(`^recur ${cmd}: (recur \\w+: |error: |(\\S+: )\\2)`), `no doubled prefix: ${what}`);
+    assert.deepEqual(lines.slice(1), code === 2 ? [`Run 'recur ${cmd} --help' for usage.`] : [], what);
+    noStack(r);
+  }
+  // the registry's own message begins with the task's name: it is not repeated
+  assert.equal(recur(['train', 'classify-names', '--set', 'hiddenSize=-1']).stderr.split('\n')[0], "recur train: classify-names: option 'hiddenSize' must be an integer ≥ 1, got -1");
+});
+
+test('a model file of another task says so (eval and predict)', () => {
+  const { path } = savedCharLM();
+  for (const cmd of ['eval', 'predict']) {
+    const r = recur([cmd, 'classify-names', `--model=${path}`, ...(cmd === 'predict' ? ['Anna'] : [])]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr, `recur ${cmd}: ${path}: this is a charlm model; \`recur ${cmd} classify-names\` needs a classify-names model\n`);
+  }
+});
+
+test('recur demo --out onto an existing file is refused before training unless --force', () => {
+  const out = join(DIR, 'keep.safetensors');
+  writeFileSync(out, 'precious');
+  const r = recur(['demo', '--out', out, '--steps', '1']);
+  assert.equal(r.code, 1, r.stderr);
+  assert.equal(r.stderr, `recur demo: '${out}' already exists; pass --force to replace it, or choose another --out\n`);
+  assert.equal(r.stdout, '', 'no training started');
+  assert.equal(readFileSync(out, 'utf8'), 'precious');
+  const f = recur(['demo', `--out=${out}`, '--force', '--steps=2', '--hidden=8', '--embedding=4', '--seq-len=8', '--batch=2', '--sample-length=0'], 50_000);
+  assert.equal(f.code, 0, f.stderr);
+  assert.match(f.stdout, /trained 2 steps/);
+  assert.equal(recur(['info', out]).code, 0, 'replaced by a model file');
+});
+
+test('--opt=value works for the commands that take option values', () => {
+  const { path } = savedCharLM();
+  const s = recur(['sample', path, '--prime=Call', '--length=5', '--seed=1', '--temperature=0']);
+  assert.equal(s.code, 0, s.stderr);
+  assert.match(s.stdout, /^Call.{5}\n$/s);
+  const onnx = join(DIR, 'eq.onnx');
+  const e = recur(['export', path, '--format=onnx', `--output=${onnx}`]);
+  assert.equal(e.code, 0, e.stderr);
+  assert.match(recur(['onnx', 'info', onnx]).stdout, /operators: /);
+  const log = join(DIR, 'eq-metrics.jsonl');
+  writeFileSync(log, '{"type":"train","step":1,"epoch":0,"time":0,"loss":2,"lr":0.1}\n{"type":"train","step":2,"epoch":0,"time":0,"loss":1,"lr":0.1}\n');
+  const svg = join(DIR, 'eq.svg');
+  const p = recur(['plot', log, `--output=${svg}`]);
+  assert.equal(p.code, 0, p.stderr);
+  assert.ok(existsSync(svg));
 });
 
 test('recur info: architecture, parameter count, metadata and tensors; --json', () => {
@@ -180,7 +260,7 @@ test('recur info: a garbage or missing file exits 1 with one line', () => {
     assert.equal(r.code, 1, `${path}: ${r.stderr}`);
     assert.equal(r.stdout, '');
     assert.equal(r.stderr.trimEnd().split('\n').length, 1, `one line: ${r.stderr}`);
-    assert.match(r.stderr, /^recur: /);
+    assert.match(r.stderr, /^recur info: /);
     assert.match(r.stderr, re);
     noStack(r);
   }

@@ -1,16 +1,26 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { importCommand, buildRecurrentLayer, type RecurrentImportConfig } from '../src/cli/import.ts';
+import { importCommand, buildRecurrentLayer, IMPORT_USAGE, type RecurrentImportConfig } from '../src/cli/import.ts';
+import { MAIN_HELP } from '../src/cli/help.ts';
 import { encodeSafetensors } from '../src/io/safetensors.ts';
 import { moduleTensors } from '../src/io/model.ts';
 import { loadModelFile } from '../src/io/files.ts';
+import { formatError } from '../src/cli/args.ts';
 
 async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '', err = '';
-  const code = await importCommand(argv, { out: (t) => void (out += t), err: (t) => void (err += t) });
+  let code: number;
+  try {
+    code = await importCommand(argv, { out: (t) => void (out += t), err: (t) => void (err += t) });
+  } catch (e) {
+    // as main prints it: the one error style of every command
+    const f = formatError('import', e);
+    err += f.text;
+    code = f.exitCode;
+  }
   return { code, out, err };
 }
 
@@ -33,6 +43,23 @@ test('usage: no arguments, --help, unknown extension, missing file', async () =>
   const m = await run(['nope/missing.onnx']);
   assert.equal(m.code, 1);
   assert.match(m.err, /does not exist/);
+  // the one error style: `recur import: message`, a hint line for usage errors, no usage dump
+  assert.equal(m.err, "recur import: 'nope/missing.onnx' does not exist\n");
+  const none = await run([]);
+  assert.equal(none.err, "recur import: missing the FILE argument (.onnx, a Keras/TF.js model.json, or .safetensors)\nRun 'recur import --help' for usage.\n");
+  const opt = await run([join(KERAS, 'gru_reset_after_seq', 'model.json'), '--arch', 'lstm']);
+  assert.equal(opt.code, 2);
+  assert.match(opt.err, /^recur import: --arch does not apply to a Keras model\.json \(its options: --check, --atol, --hard-sigmoid, --reference\)\n/);
+});
+
+test('ONNX: -o is refused with a clear error, and the help does not promise a conversion', async () => {
+  const onnx = join('test', 'fixtures', 'onnx', 'test_rnn_initial_random', 'model.onnx');
+  const r = await run([onnx, '-o', 'model.safetensors']);
+  assert.equal(r.code, 2);
+  assert.match(r.err, /^recur import: -o: an ONNX file cannot be converted to a recur model file .*recur onnx run/);
+  assert.ok(!existsSync('model.safetensors'));
+  assert.match(IMPORT_USAGE, /FILE\.onnx .*\(inspection\s+only: an ONNX graph is not converted/s);
+  assert.doesNotMatch(MAIN_HELP, /convert an ONNX/i);
 });
 
 test('ONNX: prints opset, inputs, outputs and operators', async () => {
@@ -103,6 +130,16 @@ test('safetensors state_dict + --arch: loads into the recur layer and writes a m
     const out = join(dir, 'out.safetensors');
     const r = await run([sd, '--arch', 'lstm', '--input-size', '3', '--hidden-size', '4', '--num-layers', '2', '--bidirectional', '-o', out]);
     assert.equal(r.code, 0, r.err);
+    // -o onto an existing file: refused without --force (naming the file and the flag), replaced with it
+    const again = await run([sd, '--arch', 'lstm', '--input-size', '3', '--hidden-size', '4', '--num-layers', '2', '--bidirectional', '-o', out]);
+    assert.equal(again.code, 1);
+    assert.equal(again.err, `recur import: '${out}' already exists; pass --force to replace it, or choose another -o\n`);
+    const forced = await run([sd, '--arch=lstm', '--input-size=3', '--hidden-size=4', '--num-layers=2', '--bidirectional', `--output=${out}`, '--force']);
+    assert.equal(forced.code, 0, forced.err);
+    assert.match(forced.out, /wrote /);
+    const neg = await run([sd, '--arch', 'lstm', '--input-size', '-3', '--hidden-size', '4']);
+    assert.equal(neg.code, 2);
+    assert.match(neg.err, /^recur import: --input-size must be a positive integer, got '-3'\n/);
     assert.match(r.out, /loaded 16 tensors/);
     const file = loadModelFile(out);
     assert.deepEqual(file.config, { arch: 'lstm', inputSize: 3, hiddenSize: 4, numLayers: 2, bidirectional: true, batchFirst: false });

@@ -13,7 +13,8 @@ import { Rng, Linear } from '../src/index.ts';
 import { CharLM } from '../src/models/charlm.ts';
 import { buildClassifier } from '../src/models/classifier.ts';
 import { saveModel } from '../src/io/files.ts';
-import { exportCommand, onnxCommand, type CliIO } from '../src/cli/onnx.ts';
+import { exportCommand as exportFn, onnxCommand as onnxFn, ONNX_USAGE, type CliIO } from '../src/cli/onnx.ts';
+import { formatError } from '../src/cli/args.ts';
 import { loadOnnx } from '../src/onnx/model.ts';
 import { referenceForward, charLMExportSpec } from '../src/onnx/export.ts';
 import { buildModel } from '../src/onnx/builder.ts';
@@ -21,6 +22,19 @@ import { encodeTensorProto } from '../src/onnx/proto.ts';
 import { tensorToProto } from '../src/onnx/tensor.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'recur-onnx-cli-'));
+
+/** Run a command as main does: a thrown error is printed in the one style of every command. */
+async function asMain(cmd: string, f: (argv: string[], io: CliIO) => Promise<number>, argv: string[], io: CliIO): Promise<number> {
+  try {
+    return await f(argv, io);
+  } catch (e) {
+    const { text, exitCode } = formatError(cmd, e);
+    io.err(text);
+    return exitCode;
+  }
+}
+const exportCommand = (argv: string[], io: CliIO): Promise<number> => asMain('export', exportFn, argv, io);
+const onnxCommand = (argv: string[], io: CliIO): Promise<number> => asMain('onnx', onnxFn, argv, io);
 
 function capture(): CliIO & { stdout: string; stderr: string } {
   const io = { stdout: '', stderr: '', out: (s: string) => void (io.stdout += s), err: (s: string) => void (io.stderr += s) };
@@ -95,7 +109,7 @@ test('recur export errors: usage (exit 2) and models it cannot rebuild (exit 1)'
     [[lmPath, '-o', join(dir, 'x.onnx')], 2, /missing --format onnx/],
     [[lmPath, '--format', 'tflite', '-o', join(dir, 'x.onnx')], 2, /unsupported format 'tflite'/],
     [[lmPath, '--format', 'onnx'], 2, /missing -o FILE/],
-    [['--format', 'onnx', '-o', 'x.onnx'], 2, /missing MODEL/],
+    [['--format', 'onnx', '-o', 'x.onnx'], 2, /missing the MODEL file argument/],
     [[lmPath, '--format', 'onnx', '-o', 'x.onnx', '--frobnicate'], 2, /unknown option '--frobnicate'/],
     [[join(dir, 'nope.safetensors'), '--format', 'onnx', '-o', join(dir, 'x.onnx')], 1, /does not exist/],
     [[noConfig, '--format', 'onnx', '-o', join(dir, 'x.onnx')], 1, /no recur.config metadata/],
@@ -105,7 +119,26 @@ test('recur export errors: usage (exit 2) and models it cannot rebuild (exit 1)'
     const io = capture();
     assert.equal(await exportCommand(argv, io), code, argv.join(' '));
     assert.match(io.stderr, re);
+    // the one error style of every command: no 'error:' and no usage dump, one hint line for usage
+    const lines = io.stderr.trimEnd().split('\n');
+    assert.match(lines[0], /^recur export: /, io.stderr);
+    assert.deepEqual(lines.slice(1), code === 2 ? ["Run 'recur export --help' for usage."] : [], io.stderr);
   }
+});
+
+test('recur export refuses to replace an existing file unless --force; --output=FILE works', async () => {
+  const out = join(dir, 'exists.onnx');
+  writeFileSync(out, 'precious');
+  const io = capture();
+  assert.equal(await exportCommand([lmPath, '--format', 'onnx', '-o', out], io), 1);
+  assert.equal(io.stderr, `recur export: '${out}' already exists; pass --force to replace it, or choose another -o\n`);
+  assert.equal(readFileSync(out, 'utf8'), 'precious', 'left as it was');
+  const forced = capture();
+  assert.equal(await exportCommand([lmPath, '--format=onnx', `--output=${out}`, '--force'], forced), 0, forced.stderr);
+  assert.deepEqual(loadOnnx(readFileSync(out)).inputs.map((i) => i.name), ['input', 'h0', 'c0']);
+  const isDir = capture();
+  assert.equal(await exportCommand([lmPath, '--format', 'onnx', '-o', dir, '--force'], isDir), 1);
+  assert.match(isDir.stderr, /it is a directory/);
 });
 
 test('recur onnx run feeds JSON and .pb inputs and prints outputs as JSON', async () => {
@@ -127,6 +160,7 @@ test('recur onnx run feeds JSON and .pb inputs and prints outputs as JSON', asyn
 
   const bad: [string[], number, RegExp][] = [
     [['run', modelPath, '--inputs', 'input'], 2, /expects name=FILE/],
+    [['run', modelPath, '--inputs'], 2, /--inputs needs a value/],
     [['run', modelPath, '--inputs', `input=${join(dir, 'missing.json')}`], 1, /does not exist/],
     [['run', modelPath, '--inputs', `input=${inJson}`], 1, /missing input 'h0'/],
     [['run'], 2, /missing MODEL.onnx/],
@@ -142,7 +176,13 @@ test('recur onnx run feeds JSON and .pb inputs and prints outputs as JSON', asyn
     const e = capture();
     assert.equal(await onnxCommand(argv, e), code, argv.join(' '));
     assert.match(e.stderr, re);
+    assert.match(e.stderr, /^recur onnx: /);
+    assert.doesNotMatch(e.stderr, /^error:|usage:|OnnxError/m, 'one style, no usage dump');
   }
+  // --inputs=name=FILE (the = form) is read like --inputs name=FILE
+  const eq = capture();
+  assert.equal(await onnxCommand(['run', modelPath, `--inputs=input=${inJson}`, `--inputs=h0=${h0}`, `--inputs=c0=${c0}`], eq), 0, eq.stderr);
+  assert.deepEqual(JSON.parse(eq.stdout), printed);
 });
 
 /** Write an ONNX test case: y = tanh(x), with the expected output optionally wrong. */
@@ -174,6 +214,11 @@ test('recur onnx test reports per-output errors and exits 1 on any failure', asy
   assert.match(all.stdout, /1 passed, 1 failed/);
   const loose = capture();
   assert.equal(await onnxCommand(['test', root, '--atol', '0.02'], loose), 0, loose.stdout);
+  const looseEq = capture();
+  assert.equal(await onnxCommand(['test', root, '--atol=0.02'], looseEq), 0, looseEq.stdout);
+  const negative = capture();
+  assert.equal(await onnxCommand(['test', root, '--atol', '-1'], negative), 2);
+  assert.equal(negative.stderr, "recur onnx: --atol must be a number ≥ 0, got '-1'\nRun 'recur onnx --help' for usage.\n");
   // a case whose model is broken is a failure, not a crash
   const broken = join(root, 'test_broken');
   mkdirSync(join(broken, 'test_data_set_0'), { recursive: true });
@@ -192,9 +237,12 @@ test('recur onnx info and usage', async () => {
   assert.match(io.stdout, /opset 14, produced by recur/);
   assert.match(io.stdout, /input  input: int64 \[T, B\]/);
   assert.match(io.stdout, /output cn: float32 \[2, B, 4\]/);
+  // the help says "opset, inputs, outputs and operators": the operators are listed, with counts
+  assert.match(ONNX_USAGE, /info MODEL\.onnx\n\s+print the model's opset, inputs, outputs and operators/);
+  assert.match(io.stdout, /^ {2}operators: .*\bLSTM\b/m);
   const u = capture();
   assert.equal(await onnxCommand(['frob'], u), 2);
-  assert.match(u.stderr, /unknown onnx command 'frob'/);
+  assert.equal(u.stderr, "recur onnx: unknown onnx command 'frob' (commands: run, test, info)\nRun 'recur onnx --help' for usage.\n");
   const h = capture();
   assert.equal(await onnxCommand(['--help'], h), 0);
   assert.match(h.stdout, /recur onnx test DIR/);

@@ -129,3 +129,39 @@ test('plotCommand errors: no argument, unknown option, missing run, empty log', 
   writeFileSync(join(empty, 'metrics.jsonl'), '{"type":"fit","step":0,"epoch":0,"time":0,"resumed":false,"options":{}}\n');
   await assert.rejects(plotCommand([empty]), /no training steps or evaluations logged yet/);
 });
+
+test('plotCommand refuses a file that is not a metrics log', async () => {
+  const cases: [string, string][] = [
+    ['notes.txt', 'just some text\nover two lines\n'],
+    // JSON lines of another kind, one even with a "type" the log uses but no step
+    ['other.jsonl', '{"name":"a","value":1}\n{"type":"train","label":"x"}\n'],
+  ];
+  for (const [name, text] of cases) {
+    const path = join(root, name);
+    writeFileSync(path, text);
+    const target = join(root, `${name}.svg`);
+    await assert.rejects(plotCommand([path, '-o', target], { stdout: () => {} }), (e: Error) => e instanceof CliError && e.exitCode === 1 && e.message.startsWith(`${path}: not a metrics log: no entries of a metrics log found`), name);
+    assert.ok(!existsSync(target), `no chart drawn for ${name}`);
+  }
+});
+
+test('PLOT_HELP names every panel the plot draws, the learning rate included', async () => {
+  const help: string[] = [];
+  await plotCommand(['--help'], { stdout: (t) => void help.push(t) });
+  const titles = [...renderMetricsSvg(fakeRun()).matchAll(/class="panel-title"[^>]*>([^<]*)</g)].map((m) => m[1]);
+  assert.ok(titles.includes('Learning rate'), 'the run has a learning-rate panel');
+  assert.match(help.join(''), /the learning rate when it changes/);
+  assert.match(help.join(''), /one panel per other validation\s+metric/);
+});
+
+test('plotCommand: a failed write names the target file, not its temporary file', async () => {
+  const run = join(root, 'run-write');
+  mkdirSync(run);
+  writeFileSync(join(run, 'metrics.jsonl'), `${fakeRun().map((e) => stringifyEntry(e)).join('\n')}\n`);
+  const target = join(root, 'no-such-dir', 'plot.svg');
+  await assert.rejects(plotCommand([run, '-o', target], { stdout: () => {} }), (e: Error) => {
+    assert.ok(e instanceof CliError);
+    assert.equal(e.message, `cannot write '${target}': ENOENT: no such file or directory`);
+    return true;
+  });
+});

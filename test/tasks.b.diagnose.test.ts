@@ -17,6 +17,7 @@ import { mseLoss } from '../src/autograd/ops/nn.ts';
 import { reshape } from '../src/autograd/ops/shape.ts';
 import { ADDING_CHANCE_MSE, AddingNet, addingBatch, formatDiagnoseTable, renderDiagnoseSvg, runDiagnose, tap } from '../src/models/diagnose.ts';
 import { diagnoseCommand } from '../src/cli/diagnose.ts';
+import { UsageError } from '../src/cli/args.ts';
 import { assertClose, gradcheck, randomTensor } from './helpers/gradcheck.ts';
 
 describe('adding problem data', () => {
@@ -135,9 +136,12 @@ describe('recur diagnose', () => {
       assert.match(readFileSync(svg, 'utf8'), /^<svg/);
       assert.equal(JSON.parse(readFileSync(json, 'utf8')).runs.length, 2);
       assert.match(out.join(''), /lstm\s+5/);
-      assert.equal(await diagnoseCommand(['--lags', 'x']), 2);
-      assert.equal(await diagnoseCommand(['--cells', 'tcn']), 2);
-      assert.equal(await diagnoseCommand(['--bogus']), 2);
+      // usage errors are thrown for main to print (exit code 2)
+      const usage = (re: RegExp) => (e: Error) => e instanceof UsageError && e.exitCode === 2 && re.test(e.message);
+      await assert.rejects(diagnoseCommand(['--lags', 'x']), usage(/--lags must be a comma-separated list/));
+      await assert.rejects(diagnoseCommand(['--cells', 'tcn']), usage(/unknown cell 'tcn'/));
+      await assert.rejects(diagnoseCommand(['--bogus']), usage(/unknown option '--bogus'/));
+      await assert.rejects(diagnoseCommand(['--steps', '-5']), usage(/--steps must be a positive integer, got '-5'/));
       assert.equal(await diagnoseCommand(['--help']), 0);
       assert.match(out.join(''), /Usage: recur diagnose/);
     } finally {

@@ -338,6 +338,8 @@ const registry: TaskRegistry = {
           predict: (task, inputs) =>
             inputs.map((s) => {
               const [a, b] = s.split(',').map(Number);
+              // as the registry's tasks do: a bad input throws (and fails the whole batch)
+              if (!/^-?[\d.]+,-?[\d.]+$/.test(s)) throw new Error(`regression: expected 'a,b', got ${JSON.stringify(s)}`);
               return (task.model as Linear).forward(tensor([a, b], [1, 2])).item().toFixed(1);
             }),
         },
@@ -422,4 +424,59 @@ test('cli: recur eval and recur predict load the model file', async () => {
   assert.equal(await predictCommand(['regression', '--model', model], { ...s.deps, readStdin: async () => '0,0\n\n1,1\n' }), 0);
   assert.equal(s.out.length, 2, 'one output per non-empty input line');
   await assert.rejects(predictCommand(['regression', '--model', model], { ...s.deps, readStdin: async () => null }), /give the inputs as arguments/);
+});
+
+test('cli: recur predict answers the good inputs and reports a bad one on stderr', async () => {
+  const model = join(root, 'cli-run', 'model.safetensors');
+  const good = capture();
+  assert.equal(await predictCommand(['regression', '--model', model, '1,0', '0,1'], good.deps), 0);
+  const out: string[] = [];
+  const err: string[] = [];
+  const deps = { registry, stdout: (t: string) => void out.push(t), stderr: (t: string) => void err.push(t), progress: false as const };
+  assert.equal(await predictCommand(['regression', `--model=${model}`, '1,0', 'oops', '0,1'], deps), 1);
+  assert.deepEqual(out, good.out, 'the good inputs are answered, in order');
+  assert.deepEqual(err, [`recur predict: input 2 ("oops"): regression: expected 'a,b', got "oops"\n`]);
+  // a single input that fails is an error as before (nothing to answer)
+  await assert.rejects(predictCommand(['regression', '--model', model, 'oops'], deps), (e: Error) => e instanceof CliError && e.message === `regression: expected 'a,b', got "oops"`);
+});
+
+test('cli: recur train refuses a run folder that holds files unless --overwrite', async () => {
+  const { writeFileSync, mkdirSync, readdirSync } = await import('node:fs');
+  const dir = join(root, 'busy');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'model.safetensors'), 'another run');
+  writeFileSync(join(dir, 'metrics.jsonl'), '{"type":"train","step":1,"epoch":0,"time":0,"loss":9,"lr":1}\n');
+  writeFileSync(join(dir, 'notes.txt'), 'kept');
+  const c = capture();
+  await assert.rejects(trainCommand(['regression', '--epochs', '1', '--run-dir', dir], c.deps), (e: Error) =>
+    e instanceof CliError && e.exitCode === 1 && e.message === `--run-dir '${dir}' is not empty (metrics.jsonl, model.safetensors, notes.txt); pass --overwrite to replace the run files in it, or choose another --run-dir`);
+  assert.equal(readFileSync(join(dir, 'model.safetensors'), 'utf8'), 'another run', 'untouched');
+  assert.equal(await trainCommand(['regression', '--epochs', '1', `--run-dir=${dir}`, '--overwrite'], c.deps), 0);
+  const log = parseMetricsLog(readFileSync(join(dir, 'metrics.jsonl'), 'utf8')).entries;
+  assert.equal(log.filter((e) => e.type === 'fit').length, 1, 'the metrics log is the new run\'s alone');
+  assert.ok(!log.some((e) => e.type === 'train' && e.loss === 9), 'the old entry is gone');
+  assert.ok(readdirSync(dir).includes('notes.txt'), 'files a run does not write are left alone');
+  assert.notEqual(readFileSync(join(dir, 'model.safetensors'), 'utf8'), 'another run');
+  // a folder with a checkpoint points to --resume and --overwrite
+  await assert.rejects(trainCommand(['regression', '--run-dir', dir], c.deps), /already holds a run; continue it with --resume .*, start over with --overwrite/);
+  await assert.rejects(trainCommand(['regression', '--resume', dir, '--overwrite'], c.deps), (e: Error) => e instanceof UsageError && /--overwrite starts a new run/.test(e.message));
+});
+
+test('cli: option values that are negative numbers reach the range checks; --opt=value works', async () => {
+  const c = capture();
+  await assert.rejects(trainCommand(['regression', '--epochs', '-5'], c.deps), (e: Error) => e instanceof UsageError && e.message === "--epochs must be a positive integer, got '-5'");
+  await assert.rejects(trainCommand(['regression', '--epochs=-5'], c.deps), (e: Error) => e instanceof UsageError && e.message === "--epochs must be a positive integer, got '-5'");
+  await assert.rejects(trainCommand(['regression', '--lr', '-0.5'], c.deps), (e: Error) => e instanceof UsageError && e.message === "--lr must be a number ≥ 0, got '-0.5'");
+  // a value starting with '-' that is not a number still needs the = form, and says so
+  await assert.rejects(trainCommand(['regression', '--run-dir', '-x'], c.deps), (e: Error) => e instanceof UsageError && /--run-dir needs a value; one that starts with '-' is written --run-dir=VALUE/.test(e.message));
+  await assert.rejects(trainCommand(['regression', '--set=batches=many'], c.deps), /--set batches: expected a number/);
+  const e = capture();
+  assert.equal(await evalCommand(['regression', `--model=${join(root, 'cli-run', 'model.safetensors')}`, '--split=val', '--json'], e.deps), 0);
+  assert.equal(JSON.parse(e.out.join('')).split, 'val');
+});
+
+test('cli: task errors carry the task name once', async () => {
+  const { taskMessage } = await import('../src/cli/train-commands.ts');
+  assert.equal(taskMessage('classify-names', new Error("classify-names: option 'hiddenSize' must be an integer ≥ 1, got -1")), "classify-names: option 'hiddenSize' must be an integer ≥ 1, got -1");
+  assert.equal(taskMessage('classify-names', new Error('no data')), 'classify-names: no data');
 });

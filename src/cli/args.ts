@@ -7,7 +7,10 @@
  */
 import { parseArgs } from 'node:util';
 
-/** A failure the user can act on: printed as one line, exit code 1 (or the given one). */
+/**
+ * A failure the user can act on: printed as `recur <cmd>: <message>`, exit code 1 (or the given
+ * one). The message never carries the `recur <cmd>:` prefix itself: `formatError` adds it, once.
+ */
 export class CliError extends Error {
   constructor(message: string, readonly exitCode = 1) {
     super(message);
@@ -15,7 +18,10 @@ export class CliError extends Error {
   }
 }
 
-/** Something wrong with the command line: exit code 2, with a pointer to --help (if any). */
+/**
+ * Something wrong with the command line: exit code 2, followed by one hint line — by default
+ * `Run 'recur <cmd> --help' for usage.`, or `helpHint` where another hint helps more.
+ */
 export class UsageError extends CliError {
   constructor(message: string, readonly helpHint = '') {
     super(message, 2);
@@ -34,43 +40,97 @@ export const stdio: CliIO = {
   err: (t) => void process.stderr.write(t),
 };
 
-/** Print `error: <message>` and return the exit code: 2 for a UsageError, else 1. */
-export function reportError(io: CliIO, e: unknown): number {
-  io.err(`error: ${(e as Error).message}\n`);
-  return e instanceof UsageError ? 2 : 1;
+/** Collapse whitespace to one line (control characters too, so a message cannot forge lines). */
+function singleLine(s: string): string {
+  return s.replace(/\s*\n\s*/g, ' ').replace(/[\u0000-\u001f\u007f]/g, ' ');
 }
 
-export type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: false }>;
+/**
+ * The one error style of every command: `recur <cmd>: <message>` on one line, plus one hint line
+ * for a usage error; exit code 2 for a usage error, the error's own for a CliError, else 1.
+ * `cmd` is the command name ('train', 'onnx', ...) or null before a command is known.
+ * A message that already starts with the prefix (an old caller) is not prefixed twice.
+ */
+export function formatError(cmd: string | null, e: unknown): { text: string; exitCode: number } {
+  const who = cmd === null ? 'recur' : `recur ${cmd}`;
+  const err = e as Error;
+  let msg = singleLine(err instanceof Error ? err.message : String(e));
+  if (msg.startsWith(`${who}: `)) msg = msg.slice(who.length + 2);
+  if (e instanceof UsageError) {
+    return { text: `${who}: ${msg}\n${e.helpHint || `Run '${who} --help' for usage.`}\n`, exitCode: e.exitCode };
+  }
+  if (e instanceof CliError) return { text: `${who}: ${msg}\n`, exitCode: e.exitCode };
+  // An error no command anticipated: its class name helps a bug report.
+  const name = err?.name && err.name !== 'Error' ? `${err.name}: ` : '';
+  return { text: `${who}: ${name}${msg}\n`, exitCode: 1 };
+}
+
+export type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
 
 export interface Parsed {
-  values: Record<string, string | boolean | undefined>;
+  values: Record<string, string | boolean | string[] | undefined>;
   positionals: string[];
+}
+
+/** A number as a command line writes one: -5, -0.5, -.5, -1e-3. */
+const NUMBER_ARG = /^-(\d|\.\d)[\d.eE+-]*$/;
+
+/**
+ * parseArgs refuses a string option's value that starts with '-' ("argument is ambiguous"), so
+ * `--hidden -5` would never reach the range check that explains what is wrong. A value that looks
+ * like a number is joined to its option (`--hidden=-5`, `-o=-5` becomes `--output=-5`); anything
+ * else starting with '-' is left for parseArgs to treat as an option.
+ */
+export function joinNumericValues(args: string[], options: OptionSpec): string[] {
+  const byShort = new Map<string, string>();
+  for (const [name, o] of Object.entries(options)) if (o.short) byShort.set(o.short, name);
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--') {
+      out.push(...args.slice(i));
+      break;
+    }
+    const name = a.startsWith('--') ? a.slice(2) : /^-[^-]$/.test(a) ? byShort.get(a[1]) : undefined;
+    const next = args[i + 1];
+    if (name !== undefined && options[name]?.type === 'string' && next !== undefined && NUMBER_ARG.test(next)) {
+      out.push(`--${name}=${next}`);
+      i++;
+    } else {
+      out.push(a);
+    }
+  }
+  return out;
 }
 
 /**
  * Strict parse of one command's arguments. Unknown options, a missing option value and surplus
- * positionals become a UsageError naming the culprit. `who` is e.g. "recur info".
+ * positionals become a UsageError naming the culprit. `who` is e.g. "recur info" (kept for the
+ * callers' sake; messages no longer repeat it, formatError prefixes the command).
  */
-export function parseCommand(who: string, args: string[], options: OptionSpec, maxPositionals: number): Parsed {
-  const hint = `Run '${who} --help' for usage.`;
-  let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] };
+export function parseCommand(_who: string, args: string[], options: OptionSpec, maxPositionals: number): Parsed {
+  let parsed: Parsed;
   try {
-    parsed = parseArgs({ args, options, strict: true, allowPositionals: true }) as typeof parsed;
+    parsed = parseArgs({ args: joinNumericValues(args, options), options, strict: true, allowPositionals: true }) as Parsed;
   } catch (e) {
     const err = e as Error & { code?: string };
     const quoted = /'([^']+)'/.exec(err.message)?.[1];
     if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
-      throw new UsageError(`${who}: unknown option '${quoted ?? err.message}'`, hint);
+      throw new UsageError(`unknown option '${quoted ?? err.message}'`);
     }
     if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
       // e.g. "Option '--time <value>' argument missing" or "Option '--json' does not take an argument"
-      throw new UsageError(`${who}: ${lowerFirst(err.message.split('\n')[0]).replace(/\.$/, '')}`, hint);
+      const first = err.message.split('\n')[0];
+      const m = /^Option '(-\w, )?(--[\w-]+)(?: <value>)?' argument (missing|is ambiguous)/.exec(first);
+      if (m?.[3] === 'missing') throw new UsageError(`${m[2]} needs a value`);
+      if (m) throw new UsageError(`${m[2]} needs a value; one that starts with '-' is written ${m[2]}=VALUE`);
+      throw new UsageError(lowerFirst(first).replace(/\.$/, ''));
     }
-    throw new UsageError(`${who}: ${lowerFirst(err.message.split('\n')[0])}`, hint);
+    throw new UsageError(lowerFirst(err.message.split('\n')[0]));
   }
   if (parsed.positionals.length > maxPositionals) {
     const extra = parsed.positionals[maxPositionals];
-    throw new UsageError(`${who}: unexpected argument '${extra}'`, hint);
+    throw new UsageError(`unexpected argument '${extra}'`);
   }
   return parsed;
 }
@@ -81,15 +141,21 @@ function lowerFirst(s: string): string {
 
 /** Option value readers: undefined when absent, a UsageError when malformed. */
 export class OptionReader {
-  constructor(private readonly who: string, private readonly values: Record<string, string | boolean | undefined>) {}
+  constructor(_who: string, private readonly values: Parsed['values']) {}
 
   private fail(name: string, what: string, raw: string): never {
-    throw new UsageError(`${this.who}: --${name} must be ${what}, got '${raw}'`, `Run '${this.who} --help' for usage.`);
+    throw new UsageError(`--${name} must be ${what}, got '${raw}'`);
   }
 
   string(name: string): string | undefined {
     const v = this.values[name];
     return typeof v === 'string' ? v : undefined;
+  }
+
+  /** Every value of an option given several times (`multiple: true` in its spec). */
+  strings(name: string): string[] {
+    const v = this.values[name];
+    return Array.isArray(v) ? v : typeof v === 'string' ? [v] : [];
   }
 
   flag(name: string): boolean {

@@ -23,6 +23,7 @@ export const DEMO_OPTIONS: OptionSpec = {
   time: { type: 'string' },
   steps: { type: 'string' },
   out: { type: 'string' },
+  force: { type: 'boolean' },
   seed: { type: 'string' },
   hidden: { type: 'string' },
   embedding: { type: 'string' },
@@ -42,6 +43,8 @@ export interface DemoSettings {
   time: number;
   steps: number;
   out: string;
+  /** Replace an existing --out file (without it, one is refused before training). */
+  force: boolean;
   seed: number;
   hidden: number;
   embedding: number;
@@ -61,11 +64,12 @@ export function demoSettings(args: string[]): DemoSettings {
   const { values } = parseCommand(who, args, DEMO_OPTIONS, 0);
   const r = new OptionReader(who, values);
   const out = r.string('out') ?? D.out;
-  if (out === '') throw new UsageError(`${who}: --out must not be empty`, `Run '${who} --help' for usage.`);
+  if (out === '') throw new UsageError(`--out must not be empty`);
   return {
     time: r.number('time', 'positive') ?? D.time,
     steps: r.int('steps', 1) ?? Infinity,
     out,
+    force: r.flag('force'),
     seed: r.int('seed', 0) ?? D.seed,
     hidden: r.int('hidden', 1) ?? (getBackend().name === 'js' ? D.hiddenJs : D.hidden),
     embedding: r.int('embedding', 1) ?? D.embedding,
@@ -109,6 +113,8 @@ export async function runDemo(args: string[]): Promise<number> {
   const outDir = dirname(outPath);
   if (!existsSync(outDir) || !statSync(outDir).isDirectory()) throw new CliError(`cannot save to '${s.out}': the directory '${outDir}' does not exist`);
   if (existsSync(outPath) && statSync(outPath).isDirectory()) throw new CliError(`cannot save to '${s.out}': it is a directory`);
+  // Checked before training, so minutes of training are not spent on a model that cannot be saved.
+  if (existsSync(outPath) && !s.force) throw new CliError(`'${s.out}' already exists; pass --force to replace it, or choose another --out`);
 
   const print = (text = ''): void => {
     process.stdout.write(`${text}\n`);
@@ -121,11 +127,11 @@ export async function runDemo(args: string[]): Promise<number> {
   const nVal = Math.round(ids.length * D.valFraction);
   const train = ids.subarray(0, ids.length - nVal);
   const val = ids.subarray(ids.length - nVal);
-  if (s.prime === '') throw new UsageError('recur demo: --prime must not be empty', "Run 'recur demo --help' for usage.");
+  if (s.prime === '') throw new UsageError('--prime must not be empty');
   for (const ch of s.prime) {
-    if (!vocab.has(ch)) throw new UsageError(`recur demo: --prime has the character ${JSON.stringify(ch)}, which does not occur in the text`, "Run 'recur demo --help' for usage.");
+    if (!vocab.has(ch)) throw new UsageError(`--prime has the character ${JSON.stringify(ch)}, which does not occur in the text`);
   }
-  if (train.length < s.seqLen + 1) throw new UsageError(`recur demo: --seq-len ${s.seqLen} is longer than the training text`, "Run 'recur demo --help' for usage.");
+  if (train.length < s.seqLen + 1) throw new UsageError(`--seq-len ${s.seqLen} is longer than the training text`);
   const unigram = unigramEntropy(val, vocab.size);
 
   // ---- model and optimiser

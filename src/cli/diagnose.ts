@@ -5,7 +5,7 @@
  * training curves. See models/diagnose.ts for the method.
  */
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { CliError, OptionReader, parseCommand, UsageError, type OptionSpec } from './args.ts';
 import { DIAGNOSE_CELLS, DIAGNOSE_DEFAULTS, formatDiagnoseTable, renderDiagnoseSvg, runDiagnose, type DiagnoseCell } from '../models/diagnose.ts';
 
 export const DIAGNOSE_HELP = `Usage: recur diagnose [options]
@@ -37,75 +37,38 @@ function intList(name: string, s: string): number[] {
   return v;
 }
 
-function posInt(name: string, s: string | undefined, dflt: number): number {
-  if (s === undefined) return dflt;
-  const v = Number(s);
-  if (!Number.isInteger(v) || v < 1) throw new UsageError(`--${name} must be a positive integer, got '${s}'`);
-  return v;
-}
+const DIAGNOSE_OPTIONS: OptionSpec = {
+  lags: { type: 'string' }, cells: { type: 'string' }, steps: { type: 'string' }, batch: { type: 'string' }, hidden: { type: 'string' },
+  lr: { type: 'string' }, clip: { type: 'string' }, 'forget-bias': { type: 'string' }, seed: { type: 'string' }, svg: { type: 'string' }, json: { type: 'string' },
+  quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+};
 
-function posNum(name: string, s: string | undefined, dflt: number): number {
-  if (s === undefined) return dflt;
-  const v = Number(s);
-  if (!(v > 0) || !Number.isFinite(v)) throw new UsageError(`--${name} must be a number > 0, got '${s}'`);
-  return v;
-}
-
-function finiteNum(name: string, s: string): number {
-  const v = Number(s);
-  if (s.trim() === '' || !Number.isFinite(v)) throw new UsageError(`--${name} must be a number, got '${s}'`);
-  return v;
-}
-
-class UsageError extends Error {}
-
-/** Run `recur diagnose` with its arguments (after the command name); resolves to the exit code. */
+/**
+ * Run `recur diagnose` with its arguments (after the command name); resolves to the exit code.
+ * A wrong command line throws a UsageError, a failed write a CliError; main prints them.
+ */
 export async function diagnoseCommand(argv: string[]): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        lags: { type: 'string' }, cells: { type: 'string' }, steps: { type: 'string' }, batch: { type: 'string' }, hidden: { type: 'string' },
-        lr: { type: 'string' }, clip: { type: 'string' }, 'forget-bias': { type: 'string' }, seed: { type: 'string' }, svg: { type: 'string' }, json: { type: 'string' },
-        quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-      },
-      allowPositionals: false,
-      strict: true,
-    }));
-  } catch (e) {
-    process.stderr.write(`recur diagnose: ${(e as Error).message}\nRun 'recur diagnose --help' for usage.\n`);
-    return 2;
-  }
+  const { values } = parseCommand('recur diagnose', argv, DIAGNOSE_OPTIONS, 0);
   if (values.help) {
     process.stdout.write(DIAGNOSE_HELP);
     return 0;
   }
-  let opts;
-  try {
-    const str = (k: string): string | undefined => values[k] as string | undefined;
-    const cells = str('cells') === undefined ? DIAGNOSE_DEFAULTS.cells : str('cells')!.split(',').map((c) => c.trim().toLowerCase());
-    for (const c of cells) if (!DIAGNOSE_CELLS.includes(c as DiagnoseCell)) throw new UsageError(`--cells: unknown cell '${c}' (known: ${DIAGNOSE_CELLS.join(', ')})`);
-    const seed = str('seed') === undefined ? DIAGNOSE_DEFAULTS.seed : Number(str('seed'));
-    if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed must be a non-negative integer, got '${str('seed')}'`);
-    opts = {
-      lags: str('lags') === undefined ? DIAGNOSE_DEFAULTS.lags : intList('lags', str('lags')!),
-      cells: cells as DiagnoseCell[],
-      steps: posInt('steps', str('steps'), DIAGNOSE_DEFAULTS.steps),
-      batchSize: posInt('batch', str('batch'), DIAGNOSE_DEFAULTS.batchSize),
-      hiddenSize: posInt('hidden', str('hidden'), DIAGNOSE_DEFAULTS.hiddenSize),
-      lr: posNum('lr', str('lr'), DIAGNOSE_DEFAULTS.lr),
-      clip: posNum('clip', str('clip'), DIAGNOSE_DEFAULTS.clip),
-      forgetBias: str('forget-bias') === undefined ? DIAGNOSE_DEFAULTS.forgetBias : finiteNum('forget-bias', str('forget-bias')!),
-      seed,
-    };
-  } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`recur diagnose: ${e.message}\nRun 'recur diagnose --help' for usage.\n`);
-      return 2;
-    }
-    throw e;
-  }
+  const r = new OptionReader('recur diagnose', values);
+  const cellsRaw = r.string('cells');
+  const cells = cellsRaw === undefined ? DIAGNOSE_DEFAULTS.cells : cellsRaw.split(',').map((c) => c.trim().toLowerCase());
+  for (const c of cells) if (!DIAGNOSE_CELLS.includes(c as DiagnoseCell)) throw new UsageError(`--cells: unknown cell '${c}' (known: ${DIAGNOSE_CELLS.join(', ')})`);
+  const lags = r.string('lags');
+  const opts = {
+    lags: lags === undefined ? DIAGNOSE_DEFAULTS.lags : intList('lags', lags),
+    cells: cells as DiagnoseCell[],
+    steps: r.int('steps', 1) ?? DIAGNOSE_DEFAULTS.steps,
+    batchSize: r.int('batch', 1) ?? DIAGNOSE_DEFAULTS.batchSize,
+    hiddenSize: r.int('hidden', 1) ?? DIAGNOSE_DEFAULTS.hiddenSize,
+    lr: r.number('lr', 'positive') ?? DIAGNOSE_DEFAULTS.lr,
+    clip: r.number('clip', 'positive') ?? DIAGNOSE_DEFAULTS.clip,
+    forgetBias: r.number('forget-bias') ?? DIAGNOSE_DEFAULTS.forgetBias,
+    seed: r.int('seed', 0) ?? DIAGNOSE_DEFAULTS.seed,
+  };
   const quiet = values.quiet === true;
   if (!quiet) process.stderr.write(`recur diagnose: adding problem, lags ${opts.lags.join(', ')}; cells ${opts.cells.join(', ')}; ${opts.steps} steps each\n`);
   const result = runDiagnose({ ...opts, log: quiet ? undefined : (s) => process.stderr.write(`  ${s}\n`) });
@@ -121,8 +84,7 @@ export async function diagnoseCommand(argv: string[]): Promise<number> {
       if (!quiet) process.stderr.write(`wrote ${values.json}\n`);
     }
   } catch (e) {
-    process.stderr.write(`recur diagnose: cannot write output: ${(e as Error).message}\n`);
-    return 1;
+    throw new CliError(`cannot write output: ${(e as Error).message}`);
   }
   return 0;
 }

@@ -18,6 +18,18 @@ export function fileError(path: string, e: unknown): CliError {
   return new CliError(err?.name === 'InputFileError' ? oneLine(msg, 500) : `${path}: ${oneLine(msg, 500)}`);
 }
 
+/**
+ * An error from a library call on the user's file (a malformed ONNX graph, a Keras model.json
+ * with an unsupported layer, ...) as a CliError with the library's message; a programming error
+ * (TypeError, ReferenceError) is passed on as it is, so its class name shows.
+ */
+export function userError(e: unknown): unknown {
+  if (e instanceof CliError) return e;
+  const err = e as Error;
+  if (!(err instanceof Error) || err.name === 'TypeError' || err.name === 'ReferenceError') return e;
+  return new CliError(oneLine(err.message, 1000));
+}
+
 /** Collapse whitespace to one line and cut to `max` characters. */
 export function oneLine(s: string, max = Infinity): string {
   const t = s.replace(/\s*\n\s*/g, ' ').replace(/[\u0000-\u001f\u007f]/g, ' ');

@@ -28,7 +28,7 @@ Commands:
   diagnose       Compare RNN, LSTM and GRU on the adding problem (vanishing gradients)
   export MODEL   Convert a model file to ONNX
   onnx CMD       Run, test or inspect ONNX models (onnx run | test | info)
-  import FILE    Inspect or convert an ONNX file, a Keras/TF.js model.json, or a PyTorch state_dict
+  import FILE    Inspect an ONNX file or a Keras/TF.js model.json; convert a PyTorch state_dict
   help [CMD]     Show this help, or the help of one command
 
 Options:
@@ -78,7 +78,9 @@ A second Ctrl-C quits at once without saving.
 Options:
   --time SECONDS       Training time budget, samples and checks included (default ${D.time})
   --steps N            Stop after N training steps (default: no limit)
-  --out FILE           Where to save the model (default ${D.out})
+  --out FILE           Where to save the model (default ${D.out}); an existing file is
+                       refused before training unless --force is given
+  --force              Replace the --out file if it exists
   --seed N             Seed for initialisation, batches and sampling (default ${D.seed})
   --hidden H           LSTM hidden size (default ${D.hidden}; ${D.hiddenJs} on the js backend)
   --embedding E        Character embedding size (default ${D.embedding})

@@ -1,9 +1,11 @@
 /**
- * `recur import`: look at, check and convert models made elsewhere. A function that takes argv
- * (after the command name) and returns an exit code: 0 success, 1 failure, 2 usage error.
+ * `recur import`: look at and check models made elsewhere, and convert PyTorch recurrent layers.
+ * A function that takes argv (after the command name) and resolves to an exit code (0 success,
+ * 1 a failed --check); a wrong command line throws a UsageError, a failure a CliError.
  *
  *   recur import MODEL.onnx
- *       print the model's opset, inputs, outputs and the operators it uses
+ *       print the model's opset, inputs, outputs and the operators it uses (inspection only:
+ *       ONNX graphs are run by `recur onnx run`, not converted to recur model files)
  *   recur import model.json [--check INPUT.json] [--hard-sigmoid keras2|keras3] [--reference]
  *       a Keras / TF.js layers model: print its summary; --check runs it on INPUT.json
  *       ({"shape", "data"}, a nested array, or {"input": ..., "output": ...} — with an expected
@@ -16,15 +18,18 @@
  */
 import { readFileSync, existsSync } from 'node:fs';
 import { extname, basename } from 'node:path';
-import { loadOnnx } from '../onnx/model.ts';
 import { loadModelInto, saveModel } from '../io/files.ts';
 import { RNN, LSTM, GRU, type RecurrentBase } from '../nn/recurrent.ts';
 import { loadKerasModel, type HardSigmoidConvention, type KerasInput } from '../interop/keras-file.ts';
-import { reportError, stdio, UsageError, type CliIO } from './args.ts';
+import { CliError, OptionReader, parseCommand, stdio, UsageError, type CliIO, type OptionSpec, type Parsed } from './args.ts';
+import { userError } from './format.ts';
+import { checkOutput, describeOnnx } from './onnx.ts';
 
 
 export const IMPORT_USAGE = `usage: recur import FILE [options]
-  FILE.onnx                 print the model's opset, inputs, outputs and operators
+  FILE.onnx                 print the model's opset, inputs, outputs and operators (inspection
+                            only: an ONNX graph is not converted to a recur model file; run it
+                            with 'recur onnx run')
   model.json                a Keras / TF.js layers model: print its summary
     --check INPUT.json      run it on INPUT.json ({"shape": [...], "data": [...]}, a nested
                             array, or {"input": ..., "output": ...} to compare with an expected
@@ -36,6 +41,7 @@ export const IMPORT_USAGE = `usage: recur import FILE [options]
     --arch rnn|rnn-relu|lstm|gru --input-size N --hidden-size H [--num-layers L]
     [--bidirectional] [--batch-first]
     -o OUT                  write a recur model file with the architecture in recur.config
+    --force                 replace OUT if it exists (an existing file is refused without it)
 `;
 
 export const IMPORT_ARCHS = ['rnn', 'rnn-relu', 'lstm', 'gru'] as const;
@@ -95,38 +101,45 @@ function parseInputJson(path: string): { input: KerasInput; expected: KerasInput
   return { input: asTensor(v, path), expected: null };
 }
 
-function onnxInfo(file: string, argv: string[], io: CliIO): number {
-  if (argv.length) throw new UsageError(`unexpected argument(s) for an ONNX file: ${argv.join(' ')} (converting ONNX graphs to recur model files is not supported)`);
-  const bytes = readFileSync(file);
-  // One decode, through the loader's limits; the operator counts come from the loaded model.
-  const model = loadOnnx(bytes);
-  const dims = (s: (number | string | null)[] | null): string => (s ? `[${s.map((d) => d ?? '?').join(', ')}]` : '(any)');
-  io.out(`${file}: ONNX IR ${model.irVersion}, opset ${model.opset}${model.producer ? `, produced by ${model.producer}` : ''}\n`);
-  for (const i of model.inputs) io.out(`  input  ${i.name}: ${i.dtype} ${dims(i.shape)}\n`);
-  for (const o of model.outputs) io.out(`  output ${o.name}: ${o.dtype} ${dims(o.shape)}\n`);
-  io.out(`  operators: ${[...model.operators].map(([op, n]) => (n > 1 ? `${op} ×${n}` : op)).join(', ') || '(none)'}\n`);
-  return 0;
+/** Every option of `recur import`, and the kinds of file each belongs to. */
+const IMPORT_OPTIONS: OptionSpec = {
+  check: { type: 'string' },
+  atol: { type: 'string' },
+  'hard-sigmoid': { type: 'string' },
+  reference: { type: 'boolean' },
+  arch: { type: 'string' },
+  'input-size': { type: 'string' },
+  'hidden-size': { type: 'string' },
+  'num-layers': { type: 'string' },
+  bidirectional: { type: 'boolean' },
+  'batch-first': { type: 'boolean' },
+  output: { type: 'string', short: 'o' },
+  force: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+};
+const KERAS_KEYS = ['check', 'atol', 'hard-sigmoid', 'reference'];
+const SAFETENSORS_KEYS = ['arch', 'input-size', 'hidden-size', 'num-layers', 'bidirectional', 'batch-first', 'output', 'force'];
+
+/** An option given for a kind of file it does not apply to is a usage error naming both. */
+function onlyOptions(values: Parsed['values'], allowed: string[], kind: string): void {
+  for (const k of Object.keys(values)) {
+    if (values[k] === undefined || allowed.includes(k)) continue;
+    if (kind === 'an ONNX file' && (k === 'output' || k === 'force')) {
+      throw new UsageError('-o: an ONNX file cannot be converted to a recur model file (recur import only inspects ONNX files; run one with \'recur onnx run\'); -o converts a PyTorch state_dict (.safetensors)');
+    }
+    const own = allowed.filter((a) => a !== 'help').map((a) => (a === 'output' ? '-o' : `--${a}`));
+    throw new UsageError(`--${k} does not apply to ${kind} (${own.length ? `its options: ${own.join(', ')}` : 'it takes no options'})`);
+  }
 }
 
-function kerasCmd(file: string, argv: string[], io: CliIO): number {
-  let check: string | undefined;
-  let hardSigmoid: HardSigmoidConvention | undefined;
-  let reference = false;
-  let atol = 1e-5;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--check') check = argv[++i];
-    else if (a === '--hard-sigmoid') {
-      const v = argv[++i];
-      if (v !== 'keras2' && v !== 'keras3') throw new UsageError(`--hard-sigmoid expects keras2 or keras3, got '${String(v)}'`);
-      hardSigmoid = v;
-    } else if (a === '--reference') reference = true;
-    else if (a === '--atol') {
-      atol = Number(argv[++i]);
-      if (!(atol >= 0)) throw new UsageError('--atol expects a non-negative number');
-    } else throw new UsageError(`unknown option '${a}' for a Keras model.json\n${IMPORT_USAGE}`);
-  }
-  if (argv.includes('--check') && !check) throw new UsageError('--check expects INPUT.json');
+function kerasCmd(file: string, r: OptionReader, io: CliIO): number {
+  const check = r.string('check');
+  const hs = r.string('hard-sigmoid');
+  if (hs !== undefined && hs !== 'keras2' && hs !== 'keras3') throw new UsageError(`--hard-sigmoid must be keras2 or keras3, got '${hs}'`);
+  const hardSigmoid = hs as HardSigmoidConvention | undefined;
+  const reference = r.flag('reference');
+  const atol = r.number('atol', 'nonnegative') ?? 1e-5;
+  if (check === '') throw new UsageError('--check needs INPUT.json');
   const model = loadKerasModel(file, { ...(hardSigmoid ? { hardSigmoid } : {}), forceReference: reference });
   if (!check) {
     io.out(model.summary);
@@ -148,30 +161,17 @@ function kerasCmd(file: string, argv: string[], io: CliIO): number {
   return pass ? 0 : 1;
 }
 
-function safetensorsCmd(file: string, argv: string[], io: CliIO): number {
-  let arch: string | undefined, out: string | undefined;
-  let inputSize: number | undefined, hiddenSize: number | undefined, numLayers = 1;
-  let bidirectional = false, batchFirst = false;
-  const int = (s: string | undefined, name: string): number => {
-    const v = Number(s);
-    if (s === undefined || !Number.isSafeInteger(v) || v < 1) throw new UsageError(`${name} expects a positive integer, got '${String(s)}'`);
-    return v;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--arch') arch = argv[++i];
-    else if (a === '--input-size') inputSize = int(argv[++i], a);
-    else if (a === '--hidden-size') hiddenSize = int(argv[++i], a);
-    else if (a === '--num-layers') numLayers = int(argv[++i], a);
-    else if (a === '--bidirectional') bidirectional = true;
-    else if (a === '--batch-first') batchFirst = true;
-    else if (a === '-o' || a === '--output') out = argv[++i];
-    else throw new UsageError(`unknown option '${a}' for a safetensors file\n${IMPORT_USAGE}`);
-  }
+function safetensorsCmd(file: string, r: OptionReader, io: CliIO): number {
+  const arch = r.string('arch');
   if (arch === undefined) throw new UsageError(`a safetensors state_dict needs --arch (${IMPORT_ARCHS.join(', ')})`);
   if (!(IMPORT_ARCHS as readonly string[]).includes(arch)) throw new UsageError(`unknown --arch '${arch}' (supported: ${IMPORT_ARCHS.join(', ')})`);
+  const inputSize = r.int('input-size', 1);
+  const hiddenSize = r.int('hidden-size', 1);
+  const numLayers = r.int('num-layers', 1) ?? 1;
+  const bidirectional = r.flag('bidirectional'), batchFirst = r.flag('batch-first');
   if (inputSize === undefined || hiddenSize === undefined) throw new UsageError('--input-size and --hidden-size are required');
-  if (out !== undefined && out === '') throw new UsageError('-o expects a file name');
+  const out = r.string('output');
+  if (out !== undefined) checkOutput(out, r.flag('force'));
   const config: RecurrentImportConfig = { arch: arch as ImportArch, inputSize, hiddenSize, numLayers, bidirectional, batchFirst };
   const layer = buildRecurrentLayer(config);
   loadModelInto(layer, file);
@@ -184,26 +184,28 @@ function safetensorsCmd(file: string, argv: string[], io: CliIO): number {
   return 0;
 }
 
-/** `recur import FILE ...`. */
+/** `recur import FILE ...`. Errors are thrown (UsageError, CliError); main prints them. */
 export async function importCommand(argv: string[], io: CliIO = stdio): Promise<number> {
+  const { values, positionals } = parseCommand('recur import', argv, IMPORT_OPTIONS, 1);
+  if (values.help) {
+    io.out(IMPORT_USAGE);
+    return 0;
+  }
+  const file = positionals[0];
+  if (file === undefined) throw new UsageError('missing the FILE argument (.onnx, a Keras/TF.js model.json, or .safetensors)');
+  const ext = extname(file).toLowerCase();
+  const kind = ext === '.onnx' ? 'an ONNX file' : ext === '.json' ? 'a Keras model.json' : ext === '.safetensors' ? 'a safetensors state_dict' : null;
+  if (kind === null) throw new UsageError(`cannot tell the format of '${file}' from its extension (expected .onnx, .json for a Keras/TF.js model.json, or .safetensors)`);
+  onlyOptions(values, ext === '.onnx' ? ['help'] : ext === '.json' ? [...KERAS_KEYS, 'help'] : [...SAFETENSORS_KEYS, 'help'], kind);
+  if (!existsSync(file)) throw new CliError(`'${file}' does not exist`);
+  const r = new OptionReader('recur import', values);
   try {
-    if (argv.length === 0) {
-      io.err(IMPORT_USAGE);
-      return 2;
-    }
-    if (argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
-      io.out(IMPORT_USAGE);
+    if (ext === '.onnx') {
+      io.out(describeOnnx(file, readFileSync(file)));
       return 0;
     }
-    const [file, ...rest] = argv;
-    if (file.startsWith('-')) throw new UsageError(`expected FILE first, got '${file}'\n${IMPORT_USAGE}`);
-    if (!existsSync(file)) throw new Error(`'${file}' does not exist`);
-    const ext = extname(file).toLowerCase();
-    if (ext === '.onnx') return onnxInfo(file, rest, io);
-    if (ext === '.json') return kerasCmd(file, rest, io);
-    if (ext === '.safetensors') return safetensorsCmd(file, rest, io);
-    throw new UsageError(`cannot tell the format of '${file}' from its extension (expected .onnx, .json for a Keras/TF.js model.json, or .safetensors)`);
+    return ext === '.json' ? kerasCmd(file, r, io) : safetensorsCmd(file, r, io);
   } catch (e) {
-    return reportError(io, e);
+    throw userError(e);
   }
 }

@@ -5,9 +5,8 @@
  * line on stderr, never as a stack trace.
  */
 import { VERSION } from '../version.ts';
-import { CliError, OptionReader, parseCommand, UsageError, type OptionSpec } from './args.ts';
+import { CliError, formatError, OptionReader, parseCommand, UsageError, type OptionSpec } from './args.ts';
 import { COMMANDS, commandHelp, MAIN_HELP, MODULE_COMMANDS, type Command, type ModuleCommand, type OwnCommand } from './help.ts';
-import { oneLine } from './format.ts';
 import { setBackend } from '../backend/registry.ts';
 
 const INFO_OPTIONS: OptionSpec = {
@@ -79,13 +78,13 @@ const COMPUTE_COMMANDS = new Set(['train', 'eval', 'predict', 'diagnose', 'demo'
 async function selectBackend(): Promise<void> {
   const want = process.env.RECUR_BACKEND;
   if (want !== undefined && want !== 'js' && want !== 'wasm') {
-    throw new UsageError(`recur: RECUR_BACKEND must be 'js' or 'wasm', got '${want}'`, "Unset it to use the fastest backend that loads.");
+    throw new UsageError(`RECUR_BACKEND must be 'js' or 'wasm', got '${want}'`, "Unset it to use the fastest backend that loads.");
   }
   if (want === 'js') return;
   const threadsEnv = process.env.RECUR_THREADS;
   const threads = threadsEnv === undefined ? undefined : Number(threadsEnv);
   if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) {
-    throw new UsageError(`recur: RECUR_THREADS must be a positive integer, got '${threadsEnv}'`, "Unset it to use one thread per core.");
+    throw new UsageError(`RECUR_THREADS must be a positive integer, got '${threadsEnv}'`, "Unset it to use one thread per core.");
   }
   try {
     const { loadWasmBackend } = await import('../backend/wasm/index.ts');
@@ -113,8 +112,8 @@ async function dispatch(argv: string[]): Promise<number> {
     process.stdout.write(`recur ${VERSION}\n`);
     return 0;
   }
-  if (first.startsWith('-')) throw new UsageError(`recur: unknown option '${first}'`, "Run 'recur --help' for usage.");
-  if (!isCommand(first)) throw new UsageError(`recur: unknown command '${first}' (commands: ${COMMANDS.join(', ')})`, "Run 'recur --help' for usage.");
+  if (first.startsWith('-')) throw new UsageError(`unknown option '${first}'`);
+  if (!isCommand(first)) throw new UsageError(`unknown command '${first}' (commands: ${COMMANDS.join(', ')})`);
   if (COMPUTE_COMMANDS.has(first) && !wantsHelp(rest)) await selectBackend();
   if (isModuleCommand(first)) return runModuleCommand(first, rest);
   if (wantsHelp(rest)) {
@@ -127,12 +126,12 @@ async function dispatch(argv: string[]): Promise<number> {
       const topic = positionals[0];
       if (topic === undefined) process.stdout.write(MAIN_HELP);
       else if (isCommand(topic)) process.stdout.write(await helpText(topic));
-      else throw new UsageError(`recur help: unknown command '${topic}' (commands: ${COMMANDS.join(', ')})`, "Run 'recur --help' for usage.");
+      else throw new UsageError(`unknown command '${topic}' (commands: ${COMMANDS.join(', ')})`, "Run 'recur --help' for usage.");
       return 0;
     }
     case 'info': {
       const { values, positionals } = parseCommand('recur info', rest, INFO_OPTIONS, 1);
-      if (positionals.length === 0) throw new UsageError('recur info: missing the MODEL file argument', "Run 'recur info --help' for usage.");
+      if (positionals.length === 0) throw new UsageError('missing the MODEL file argument');
       const { formatModelInfo, readModelInfo } = await import('./info.ts');
       const info = readModelInfo(positionals[0]);
       const r = new OptionReader('recur info', values);
@@ -153,20 +152,14 @@ export async function main(argv: string[]): Promise<number> {
     if (e.code === 'EPIPE') process.exit(0);
     throw e;
   });
+  // The command an error is reported for: the first argument when it names one.
+  const cmd = argv[0] !== undefined && isCommand(argv[0]) ? argv[0] : null;
   try {
     return await dispatch(argv);
   } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`${oneLine(e.message)}\n${e.helpHint}\n`);
-      return e.exitCode;
-    }
-    if (e instanceof CliError) {
-      process.stderr.write(`recur: ${oneLine(e.message)}\n`);
-      return e.exitCode;
-    }
-    const err = e as Error;
-    process.stderr.write(`recur: ${err?.name && err.name !== 'Error' ? `${err.name}: ` : ''}${oneLine(err?.message ?? String(e))}\n`);
-    if (process.env.RECUR_DEBUG) process.stderr.write(`${err?.stack ?? ''}\n`);
-    return 1;
+    const { text, exitCode } = formatError(cmd, e);
+    process.stderr.write(text);
+    if (process.env.RECUR_DEBUG && !(e instanceof CliError)) process.stderr.write(`${(e as Error)?.stack ?? ''}\n`);
+    return exitCode;
   }
 }

@@ -12,29 +12,31 @@
  * or a nested array) or TensorProto (.pb) files and prints the outputs as JSON; `test` runs ONNX
  * test-case folders (DIR itself, or every case below it) and reports each output's worst error.
  */
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync, statSync } from 'node:fs';
 import { extname } from 'node:path';
 import { loadModelFile } from '../io/files.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { loadCharLM } from '../models/charlm.ts';
-import { OnnxError, decodeTensorProto } from '../onnx/proto.ts';
+import { OnnxError, decodeModelProto, decodeTensorProto } from '../onnx/proto.ts';
 import { tensorFromProto } from '../onnx/tensor.ts';
 import { loadOnnx, type OnnxInput } from '../onnx/model.ts';
 import { exportOnnx, charLMExportSpec, EXPORT_OPSET, type ExportSpec, type ExportStep } from '../onnx/export.ts';
 import type { Module } from '../nn/module.ts';
 import { loadClassifier } from '../models/classifier.ts';
 import { findTestCases, runTestCase } from '../onnx/testcase.ts';
-import { reportError, stdio, UsageError, type CliIO } from './args.ts';
+import { CliError, OptionReader, parseCommand, stdio, UsageError, type CliIO, type OptionSpec } from './args.ts';
+import { fileError, userError } from './format.ts';
 
 /** The `recur.config` architectures `recur export --format onnx` can rebuild. */
 export const EXPORTABLE_ARCHS = ['charlm', 'rnn-classifier'] as const;
 
 export type { CliIO } from './args.ts';
 
-export const EXPORT_USAGE = `usage: recur export MODEL --format onnx -o FILE [--no-state] [--softmax] [--batch-first]
+export const EXPORT_USAGE = `usage: recur export MODEL --format onnx -o FILE [--force] [--no-state] [--softmax] [--batch-first]
   MODEL          a recur model file (.safetensors) with recur.config metadata
   --format onnx  the output format (ONNX is the only one)
-  -o FILE        where to write the .onnx file
+  -o FILE        where to write the .onnx file (an existing file is refused without --force)
+  --force        replace FILE if it exists
   --no-state     charlm: leave out the state inputs and outputs (h0, c0, hn, cn)
   --softmax      end the graph with a softmax (probabilities instead of logits)
   --batch-first  token input [B, T] (and charlm output [B, T, V]) instead of time-major
@@ -52,67 +54,97 @@ export const ONNX_USAGE = `usage: recur onnx <command> ...
   recur onnx info MODEL.onnx
       print the model's opset, inputs, outputs and operators
   --general   run RNN/GRU/LSTM nodes with the general implementation only (for cross-checks)
+  -h, --help  show this help
 `;
 
 
 function readBytes(path: string, what: string): Uint8Array {
-  if (!existsSync(path)) throw new OnnxError(`${what} '${path}' does not exist`);
+  if (!existsSync(path)) throw new CliError(`${what} '${path}' does not exist`);
   return readFileSync(path);
 }
 
-/** `recur export MODEL --format onnx -o FILE`. */
+const EXPORT_OPTIONS: OptionSpec = {
+  format: { type: 'string' },
+  output: { type: 'string', short: 'o' },
+  force: { type: 'boolean' },
+  'no-state': { type: 'boolean' },
+  softmax: { type: 'boolean' },
+  'batch-first': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+/**
+ * Refuse to replace an existing file unless --force: a model or graph written over by mistake
+ * is lost (the write is atomic, so there is no partial file either way).
+ */
+export function checkOutput(path: string, force: boolean, flag = '-o'): void {
+  if (path === '') throw new UsageError(`${flag} needs a file name`);
+  if (!existsSync(path)) return;
+  if (statSync(path).isDirectory()) throw new CliError(`cannot write '${path}': it is a directory`);
+  if (!force) throw new CliError(`'${path}' already exists; pass --force to replace it, or choose another ${flag}`);
+}
+
+/** `recur export MODEL --format onnx -o FILE`. Errors are thrown (UsageError, CliError); main prints them. */
 export async function exportCommand(argv: string[], io: CliIO = stdio): Promise<number> {
+  const { values, positionals } = parseCommand('recur export', argv, EXPORT_OPTIONS, 1);
+  if (values.help) {
+    io.out(EXPORT_USAGE);
+    return 0;
+  }
+  const r = new OptionReader('recur export', values);
+  const model = positionals[0];
+  const format = r.string('format');
+  const out = r.string('output');
+  if (!model) throw new UsageError('missing the MODEL file argument');
+  if (format === undefined) throw new UsageError('missing --format onnx');
+  if (format !== 'onnx') throw new UsageError(`unsupported format '${format}' (supported: onnx)`);
+  if (out === undefined) throw new UsageError('missing -o FILE');
+  checkOutput(out, r.flag('force'));
+  const state = !r.flag('no-state'), softmax = r.flag('softmax'), batchFirst = r.flag('batch-first');
+  if (!existsSync(model)) throw new CliError(`model file '${model}' does not exist`);
+  let file;
   try {
-    let model: string | undefined, out: string | undefined, format: string | undefined;
-    let state = true, softmax = false, batchFirst = false;
-    for (let i = 0; i < argv.length; i++) {
-      const a = argv[i];
-      if (a === '--help' || a === '-h') {
-        io.out(EXPORT_USAGE);
-        return 0;
-      } else if (a === '--format') format = argv[++i];
-      else if (a.startsWith('--format=')) format = a.slice(9);
-      else if (a === '-o' || a === '--output') out = argv[++i];
-      else if (a === '--no-state') state = false;
-      else if (a === '--softmax') softmax = true;
-      else if (a === '--batch-first') batchFirst = true;
-      else if (a.startsWith('-')) throw new UsageError(`unknown option '${a}'\n${EXPORT_USAGE}`);
-      else if (model === undefined) model = a;
-      else throw new UsageError(`unexpected argument '${a}'\n${EXPORT_USAGE}`);
-    }
-    if (!model) throw new UsageError(`missing MODEL\n${EXPORT_USAGE}`);
-    if (format === undefined) throw new UsageError(`missing --format onnx\n${EXPORT_USAGE}`);
-    if (format !== 'onnx') throw new UsageError(`unsupported format '${format}' (supported: onnx)`);
-    if (!out) throw new UsageError(`missing -o FILE\n${EXPORT_USAGE}`);
-    if (!existsSync(model)) throw new OnnxError(`model file '${model}' does not exist`);
-    const file = loadModelFile(model);
-    const config = file.config as { arch?: unknown } | null;
-    if (config === null || typeof config !== 'object') {
-      throw new OnnxError(`${model}: the file has no recur.config metadata, so the architecture cannot be rebuilt for export`);
-    }
-    const metadata: Record<string, string> = {};
-    for (const k of ['recur.config', 'recur.vocab', 'recur.version']) if (file.metadata[k] !== undefined) metadata[k] = file.metadata[k];
-    let module: Module;
-    let spec: ExportSpec;
+    file = loadModelFile(model);
+  } catch (e) {
+    throw fileError(model, e);
+  }
+  const config = file.config as { arch?: unknown } | null;
+  if (config === null || typeof config !== 'object') {
+    throw new CliError(`${model}: the file has no recur.config metadata, so the architecture cannot be rebuilt for export`);
+  }
+  const metadata: Record<string, string> = {};
+  for (const k of ['recur.config', 'recur.vocab', 'recur.version']) if (file.metadata[k] !== undefined) metadata[k] = file.metadata[k];
+  let module: Module;
+  let spec: ExportSpec;
+  try {
     if (config.arch === 'charlm') {
-      module = loadCharLM(loadModelFile(model), model).model;
+      module = loadCharLM(file, model).model;
       spec = { ...charLMExportSpec({ state, softmax }), batchFirst, metadata };
     } else if (config.arch === 'rnn-classifier') {
-      const m = loadClassifier(loadModelFile(model), model).model;
+      const m = loadClassifier(file, model).model;
       module = m;
       const pool: ExportStep = m.opts.pooling === 'last' ? { op: 'finalState' } : { op: 'meanOverTime' };
       spec = { steps: ['embedding', 'rnn', pool, 'head', ...(softmax ? [{ op: 'softmax' } as const] : [])], lengths: true, batchFirst, metadata };
     } else {
-      throw new OnnxError(`${model}: cannot export architecture ${JSON.stringify(config.arch)} to ONNX (architectures the exporter can rebuild from recur.config: ${EXPORTABLE_ARCHS.join(', ')})`);
+      throw new CliError(`${model}: cannot export architecture ${JSON.stringify(config.arch)} to ONNX (architectures the exporter can rebuild from recur.config: ${EXPORTABLE_ARCHS.join(', ')})`);
     }
-    const bytes = exportOnnx(module, spec);
-    writeFileAtomic(out, bytes);
-    const info = loadOnnx(bytes);
-    io.out(`wrote ${out} (${bytes.length} bytes, ONNX opset ${EXPORT_OPSET}): inputs ${info.inputs.map((i) => i.name).join(', ')}; outputs ${info.outputs.map((o) => o.name).join(', ')}\n`);
-    return 0;
   } catch (e) {
-    return reportError(io, e);
+    throw e instanceof CliError ? e : fileError(model, e);
   }
+  let bytes: Uint8Array;
+  try {
+    bytes = exportOnnx(module, spec);
+  } catch (e) {
+    throw userError(e);
+  }
+  try {
+    writeFileAtomic(out, bytes);
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
+  const info = loadOnnx(bytes);
+  io.out(`wrote ${out} (${bytes.length} bytes, ONNX opset ${EXPORT_OPSET}): inputs ${info.inputs.map((i) => i.name).join(', ')}; outputs ${info.outputs.map((o) => o.name).join(', ')}\n`);
+  return 0;
 }
 
 /** Parse a nested JSON array into shape + flat data (rectangular only). */
@@ -164,25 +196,25 @@ function jsonNumber(x: number): number | string | null {
   return Number.isFinite(x) ? x : Number.isNaN(x) ? null : x > 0 ? 'Infinity' : '-Infinity';
 }
 
+const RUN_OPTIONS: OptionSpec = {
+  inputs: { type: 'string', multiple: true },
+  input: { type: 'string', multiple: true },
+  i: { type: 'string', short: 'i', multiple: true },
+  general: { type: 'boolean' },
+};
+
 async function runCmd(argv: string[], io: CliIO): Promise<number> {
-  let modelPath: string | undefined;
-  const pairs: string[] = [];
-  let general = false;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--inputs' || a === '--input' || a === '-i') {
-      while (i + 1 < argv.length && !argv[i + 1].startsWith('-')) pairs.push(argv[++i]);
-    } else if (a === '--general') general = true;
-    else if (a.startsWith('-')) throw new UsageError(`unknown option '${a}'\n${ONNX_USAGE}`);
-    else if (modelPath === undefined) modelPath = a;
-    else pairs.push(a);
-  }
-  if (!modelPath) throw new UsageError(`missing MODEL.onnx\n${ONNX_USAGE}`);
-  const model = loadOnnx(readBytes(modelPath, 'model'), { recurrentPath: general ? 'general' : 'auto' });
+  const { values, positionals } = parseCommand('recur onnx', argv, RUN_OPTIONS, Infinity);
+  const r = new OptionReader('recur onnx', values);
+  // `--inputs a=F b=F`: the first pair is the option's value, the others arrive as positionals.
+  const [modelPath, ...more] = positionals;
+  const pairs = [...r.strings('inputs'), ...r.strings('input'), ...r.strings('i'), ...more];
+  if (!modelPath) throw new UsageError('onnx run: missing MODEL.onnx');
+  const model = loadOnnx(readBytes(modelPath, 'model'), { recurrentPath: r.flag('general') ? 'general' : 'auto' });
   const inputs: Record<string, OnnxInput> = {};
   for (const p of pairs) {
     const eq = p.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--inputs expects name=FILE, got '${p}'`);
+    if (eq <= 0) throw new UsageError(`onnx run: --inputs expects name=FILE, got '${p}'`);
     const name = p.slice(0, eq);
     inputs[name] = readInputFile(p.slice(eq + 1), `input '${name}'`);
   }
@@ -197,33 +229,27 @@ function fmt(x: number): string {
   return Number.isNaN(x) ? 'n/a' : x.toExponential(2);
 }
 
+const TEST_OPTIONS: OptionSpec = {
+  rtol: { type: 'string' },
+  atol: { type: 'string' },
+  general: { type: 'boolean' },
+};
+
 async function testCmd(argv: string[], io: CliIO): Promise<number> {
-  let dir: string | undefined;
-  let rtol: number | undefined, atol: number | undefined;
-  let general = false;
-  const num = (s: string | undefined, name: string): number => {
-    const v = Number(s);
-    if (s === undefined || !Number.isFinite(v) || v < 0) throw new UsageError(`${name} expects a non-negative number`);
-    return v;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--rtol') rtol = num(argv[++i], '--rtol');
-    else if (a === '--atol') atol = num(argv[++i], '--atol');
-    else if (a === '--general') general = true;
-    else if (a.startsWith('-')) throw new UsageError(`unknown option '${a}'\n${ONNX_USAGE}`);
-    else if (dir === undefined) dir = a;
-    else throw new UsageError(`unexpected argument '${a}'`);
-  }
-  if (!dir) throw new UsageError(`missing DIR\n${ONNX_USAGE}`);
+  const { values, positionals } = parseCommand('recur onnx', argv, TEST_OPTIONS, 1);
+  const r = new OptionReader('recur onnx', values);
+  const rtol = r.number('rtol', 'nonnegative');
+  const atol = r.number('atol', 'nonnegative');
+  const dir = positionals[0];
+  if (!dir) throw new UsageError('onnx test: missing DIR');
   const cases = findTestCases(dir);
-  if (cases.length === 0) throw new OnnxError(`no ONNX test cases (folders with model.onnx) under '${dir}'`);
+  if (cases.length === 0) throw new CliError(`no ONNX test cases (folders with model.onnx) under '${dir}'`);
   let passed = 0;
   for (const c of cases) {
-    const r = runTestCase(c, { rtol, atol }, { recurrentPath: general ? 'general' : 'auto' });
-    if (r.pass) passed++;
-    io.out(`${r.pass ? 'PASS' : 'FAIL'} ${r.name}${r.error ? `: ${r.error}` : ''}\n`);
-    for (const s of r.dataSets) {
+    const res = runTestCase(c, { rtol, atol }, { recurrentPath: r.flag('general') ? 'general' : 'auto' });
+    if (res.pass) passed++;
+    io.out(`${res.pass ? 'PASS' : 'FAIL'} ${res.name}${res.error ? `: ${res.error}` : ''}\n`);
+    for (const s of res.dataSets) {
       if (s.error) io.out(`  ${s.name}: ${s.error}\n`);
       for (const o of s.outputs) {
         io.out(`  ${s.name} ${o.name}: ${o.pass ? 'ok' : 'FAIL'}${o.message ? ` (${o.message})` : ''}  max abs err ${fmt(o.maxAbs)}, max rel err ${fmt(o.maxRel)}\n`);
@@ -235,36 +261,50 @@ async function testCmd(argv: string[], io: CliIO): Promise<number> {
   return failed === 0 ? 0 : 1;
 }
 
-async function infoCmd(argv: string[], io: CliIO): Promise<number> {
-  if (argv.length !== 1 || argv[0].startsWith('-')) throw new UsageError(`expected one MODEL.onnx\n${ONNX_USAGE}`);
-  const bytes = readBytes(argv[0], 'model');
+/**
+ * The summary of an ONNX file that `recur onnx info` and `recur import FILE.onnx` print: IR and
+ * opset, producer, inputs and outputs with their shapes, and the operators with their counts.
+ */
+export function describeOnnx(path: string, bytes: Uint8Array): string {
+  // one decode, through the loader's limits; the operator counts come from the loaded model
   const model = loadOnnx(bytes);
   const dims = (s: (number | string | null)[] | null): string => (s ? `[${s.map((d) => d ?? '?').join(', ')}]` : '(any)');
-  io.out(`${argv[0]}: ONNX IR ${model.irVersion}, opset ${model.opset}${model.producer ? `, produced by ${model.producer}` : ''}\n`);
-  for (const i of model.inputs) io.out(`  input  ${i.name}: ${i.dtype} ${dims(i.shape)}\n`);
-  for (const o of model.outputs) io.out(`  output ${o.name}: ${o.dtype} ${dims(o.shape)}\n`);
-  io.out(`  operators: ${[...model.operators].map(([op, n]) => (n > 1 ? `${op} ×${n}` : op)).join(', ') || '(none)'}\n`);
+  const lines = [`${path}: ONNX IR ${model.irVersion}, opset ${model.opset}${model.producer ? `, produced by ${model.producer}` : ''}`];
+  for (const i of model.inputs) lines.push(`  input  ${i.name}: ${i.dtype} ${dims(i.shape)}`);
+  for (const o of model.outputs) lines.push(`  output ${o.name}: ${o.dtype} ${dims(o.shape)}`);
+  lines.push(`  operators: ${[...model.operators].map(([op, n]) => (n > 1 ? `${op} ×${n}` : op)).join(', ') || '(none)'}`);
+  return `${lines.join('\n')}\n`;
+}
+
+async function infoCmd(argv: string[], io: CliIO): Promise<number> {
+  const { positionals } = parseCommand('recur onnx', argv, {}, 1);
+  if (positionals.length === 0) throw new UsageError('onnx info: missing MODEL.onnx');
+  io.out(describeOnnx(positionals[0], readBytes(positionals[0], 'model')));
   return 0;
 }
 
-/** `recur onnx run|test|info ...`. */
+/** `recur onnx run|test|info ...`. Errors are thrown (UsageError, CliError); main prints them. */
 export async function onnxCommand(argv: string[], io: CliIO = stdio): Promise<number> {
   const [sub, ...rest] = argv;
-  try {
-    switch (sub) {
-      case 'run': return await runCmd(rest, io);
-      case 'test': return await testCmd(rest, io);
-      case 'info': return await infoCmd(rest, io);
-      case undefined:
-      case '--help':
-      case '-h':
-      case 'help':
-        (sub === undefined ? io.err : io.out)(ONNX_USAGE);
-        return sub === undefined ? 2 : 0;
-      default:
-        throw new UsageError(`unknown onnx command '${sub}'\n${ONNX_USAGE}`);
+  const guarded = async (f: (a: string[], io: CliIO) => Promise<number>): Promise<number> => {
+    try {
+      return await f(rest, io);
+    } catch (e) {
+      throw userError(e);
     }
-  } catch (e) {
-    return reportError(io, e);
+  };
+  switch (sub) {
+    case 'run': return guarded(runCmd);
+    case 'test': return guarded(testCmd);
+    case 'info': return guarded(infoCmd);
+    case '--help':
+    case '-h':
+    case 'help':
+      io.out(ONNX_USAGE);
+      return 0;
+    case undefined:
+      throw new UsageError('missing the command (run, test or info)');
+    default:
+      throw new UsageError(`unknown onnx command '${sub}' (commands: run, test, info)`);
   }
 }

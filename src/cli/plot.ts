@@ -295,9 +295,11 @@ export function renderMetricsSvg(entries: readonly MetricsEntry[], opts: RenderO
 export const PLOT_HELP = `Usage:
   recur plot RUN [-o FILE]
 
-Draws the training curves of a run (the loss, each validation metric, the learning rate) from its
-metrics log as an SVG image. RUN is a run directory (as given to 'recur train --run-dir') or a
-metrics.jsonl file.
+Draws the training curves of a run from its metrics log as an SVG image, one panel under the
+other: the loss (training, raw and smoothed, and validation), one panel per other validation
+metric (with its training value when the task logs one), and the learning rate when it changes
+during the run (a schedule or warm-up). RUN is a run directory (as given to 'recur train
+--run-dir') or a metrics.jsonl file; a file that holds no metrics-log entries is refused.
 
 Options:
   -o, --output FILE    Where to write the SVG (default: plot.svg in the run directory)
@@ -327,7 +329,7 @@ export async function plotCommand(argv: string[], io: CommandIO = {}): Promise<n
     out(PLOT_HELP);
     return 0;
   }
-  if (positionals.length === 0) throw new UsageError(`${who}: missing the RUN argument (a run directory or a metrics.jsonl file)`, hint);
+  if (positionals.length === 0) throw new UsageError(`missing the RUN argument (a run directory or a metrics.jsonl file)`);
   const run = positionals[0];
   let logPath = run;
   if (existsSync(run) && statSync(run).isDirectory()) logPath = join(run, 'metrics.jsonl');
@@ -337,7 +339,13 @@ export async function plotCommand(argv: string[], io: CommandIO = {}): Promise<n
   } catch (e) {
     throw fileError(logPath, e);
   }
-  const { entries, skipped } = parsed;
+  // Train and eval entries without a numeric step are not a metrics log's (a JSON file of another
+  // kind can carry a "type" key): they are left out and counted as unreadable.
+  const entries = parsed.entries.filter((e) => (e.type !== 'train' && e.type !== 'eval') || Number.isFinite(e.step));
+  const skipped = parsed.skipped + parsed.entries.length - entries.length;
+  if (entries.length === 0) {
+    throw new CliError(`${logPath}: not a metrics log: no entries of a metrics log found (expected JSON lines such as {"type":"train","step":1,"loss":2.3,...}, as 'recur train' writes to metrics.jsonl)`);
+  }
   if (!entries.some((e) => e.type === 'train' || e.type === 'eval')) throw new CliError(`${logPath}: no training steps or evaluations logged yet`);
   const runDir = logPath === run ? dirname(resolve(run)) : resolve(run);
   const target = typeof values.output === 'string' ? values.output : join(runDir, 'plot.svg');
@@ -345,7 +353,8 @@ export async function plotCommand(argv: string[], io: CommandIO = {}): Promise<n
   try {
     writeFileAtomic(target, svg);
   } catch (e) {
-    throw new CliError(`cannot write '${target}': ${(e as Error).message}`);
+    // writeFileAtomic names the target (not its temporary file) in its message.
+    throw new CliError((e as Error).message);
   }
   if (skipped > 0) (io.stderr ?? ((t: string) => void process.stderr.write(t)))(`${who}: skipped ${skipped} unreadable line${skipped === 1 ? '' : 's'} in ${logPath}\n`);
   out(`${target}\n`);

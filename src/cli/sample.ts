@@ -19,14 +19,14 @@ export function runSample(args: string[]): number {
   const who = 'recur sample';
   const hint = `Run '${who} --help' for usage.`;
   const { values, positionals } = parseCommand(who, args, SAMPLE_OPTIONS, 1);
-  if (positionals.length === 0) throw new UsageError(`${who}: missing the MODEL file argument`, hint);
+  if (positionals.length === 0) throw new UsageError(`missing the MODEL file argument`);
   const r = new OptionReader(who, values);
   const prime = r.string('prime') ?? D.prime;
   const length = r.int('length', 0) ?? 500;
   const temperature = r.number('temperature', 'nonnegative') ?? D.temperature;
   const topK = r.int('top-k', 1);
   const seed = r.int('seed', 0) ?? 0;
-  if (prime === '') throw new UsageError(`${who}: --prime must not be empty`, hint);
+  if (prime === '') throw new UsageError(`--prime must not be empty`);
   const path = positionals[0];
   let loaded;
   try {
@@ -37,7 +37,7 @@ export function runSample(args: string[]): number {
   const { model, vocab } = loaded;
   if (!vocab) throw new CliError(`${path}: the file has no vocabulary (recur.vocab metadata), so its tokens cannot be turned into text`);
   for (const ch of prime) {
-    if (!vocab.has(ch) && vocab.unk === null) throw new UsageError(`${who}: --prime has the character ${JSON.stringify(ch)}, which is not in the model's vocabulary`, hint);
+    if (!vocab.has(ch) && vocab.unk === null) throw new UsageError(`--prime has the character ${JSON.stringify(ch)}, which is not in the model's vocabulary`);
   }
   const text = model.generate({ prime, vocab, length, temperature, topK, rng: new Rng(seed) });
   process.stdout.write(`${prime}${text}\n`);

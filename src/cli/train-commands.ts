@@ -25,11 +25,11 @@
  * Errors: a wrong command line throws UsageError (exit code 2), a failure the user can act on
  * CliError (exit code 1); `main` prints them. Success resolves to 0, a run stopped by Ctrl-C to 130.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { BatchSource, Task } from '../train/task.ts';
 import { Trainer, type FitResult, type TrainerOptions } from '../train/trainer.ts';
-import { fileStore, hasCheckpoint, readTrainingState, BEST_FILE, MODEL_FILE, STATE_FILE } from '../train/checkpoint.ts';
+import { fileStore, hasCheckpoint, readTrainingState, BEST_FILE, METRICS_FILE, MODEL_FILE, STATE_FILE } from '../train/checkpoint.ts';
 import type { ProgressSink } from '../train/callbacks.ts';
 import { noGrad } from '../autograd/tape.ts';
 import { withEval } from '../nn/module.ts';
@@ -96,7 +96,7 @@ function findSpec(reg: TaskRegistry, name: string, who: string): TaskSpec {
   } catch {
     spec = undefined;
   }
-  if (!spec) throw new UsageError(`${who}: unknown task '${name}' (tasks: ${taskNames(reg).join(', ')})`, `Run '${who} --help' for usage.`);
+  if (!spec) throw new UsageError(`unknown task '${name}' (tasks: ${taskNames(reg).join(', ')})`);
   return spec;
 }
 
@@ -116,7 +116,7 @@ export function extractSets(who: string, argv: string[]): { rest: string[]; sets
     let kv: string | undefined;
     if (a === '--set') {
       kv = argv[++i];
-      if (kv === undefined) throw new UsageError(`${who}: --set needs key=value`, hint);
+      if (kv === undefined) throw new UsageError(`--set needs key=value`);
     } else if (a.startsWith('--set=')) {
       kv = a.slice('--set='.length);
     } else {
@@ -124,7 +124,7 @@ export function extractSets(who: string, argv: string[]): { rest: string[]; sets
       continue;
     }
     const eq = kv.indexOf('=');
-    if (eq <= 0) throw new UsageError(`${who}: --set expects key=value, got '${kv}'`, hint);
+    if (eq <= 0) throw new UsageError(`--set expects key=value, got '${kv}'`);
     sets.push([kv.slice(0, eq), kv.slice(eq + 1)]);
   }
   return { rest, sets };
@@ -164,14 +164,14 @@ function routeSets(who: string, sets: [string, string][], defaults: Record<strin
     const isTask = Object.hasOwn(defaults, key);
     const isTrainer = (TRAINER_SET_KEYS as readonly string[]).includes(key);
     if (!isTask && !isTrainer) {
-      throw new UsageError(`${who}: --set: unknown key '${key}' (task options: ${Object.keys(defaults).join(', ') || 'none'}; trainer options: ${TRAINER_SET_KEYS.join(', ')})`, hint);
+      throw new UsageError(`--set: unknown key '${key}' (task options: ${Object.keys(defaults).join(', ') || 'none'}; trainer options: ${TRAINER_SET_KEYS.join(', ')})`);
     }
     if (isTask) {
       const d = defaults[key];
       if (d !== null && d !== undefined && value !== null && typeName(d) !== typeName(value)) {
-        throw new UsageError(`${who}: --set ${key}: expected a ${typeName(d)} (the default is ${JSON.stringify(d)}), got '${raw}'`, hint);
+        throw new UsageError(`--set ${key}: expected a ${typeName(d)} (the default is ${JSON.stringify(d)}), got '${raw}'`);
       }
-      if (!allowTask) throw new UsageError(`${who}: --set ${key}: the task's options cannot change when resuming (they must match the checkpoint)`, hint);
+      if (!allowTask) throw new UsageError(`--set ${key}: the task's options cannot change when resuming (they must match the checkpoint)`);
       taskOptions[key] = value;
     }
     if (isTrainer) trainerOptions[key] = value;
@@ -197,7 +197,10 @@ Options:
   --seed N                Seed of initialisation, dropout and data order
   --eval-every N          Evaluate every N steps (default: after each epoch)
   --checkpoint-every N    Write a checkpoint every N steps (default: after each epoch)
-  --run-dir DIR           Where the run goes (default runs/TASK-DATE-TIME)
+  --run-dir DIR           Where the run goes (default runs/TASK-DATE-TIME); a folder that is not
+                          empty is refused unless --overwrite is given
+  --overwrite             Start a new run in a --run-dir that holds files: the files a run writes
+                          (model, best, checkpoint, metrics log, plot.svg) are removed first
   --resume DIR            Continue the run in DIR exactly where it stopped (with its options;
                           --epochs, --max-steps and --time may change)
   --set key=value         A task option (see --list) or a trainer option (optimizer, lr, schedule,
@@ -217,6 +220,7 @@ const TRAIN_OPTIONS: OptionSpec = {
   'eval-every': { type: 'string' },
   'checkpoint-every': { type: 'string' },
   'run-dir': { type: 'string' },
+  overwrite: { type: 'boolean' },
   resume: { type: 'string' },
   list: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -228,10 +232,19 @@ async function buildTask(spec: TaskSpec, options: Record<string, unknown>, who: 
     return await spec.build(options);
   } catch (e) {
     const err = e as Error;
-    const msg = `${spec.name}: ${oneLine(err?.message ?? String(e), 500)}`;
-    if (err?.name === 'TaskRegistryError' || err?.name === 'TaskConfigError') throw new UsageError(`${who}: ${msg}`, `Run '${who} --help' for usage.`);
+    const msg = taskMessage(spec.name, e);
+    if (err?.name === 'TaskRegistryError' || err?.name === 'TaskConfigError') throw new UsageError(msg);
     throw new CliError(msg);
   }
+}
+
+/**
+ * `TASK: message` for an error from a task's code. The registry's own errors already begin with
+ * the task's name; it is not repeated (that gave 'classify-names: classify-names: ...').
+ */
+export function taskMessage(task: string, e: unknown): string {
+  const m = oneLine((e as Error)?.message ?? String(e), 500);
+  return m.startsWith(`${task}: `) ? m : `${task}: ${m}`;
 }
 
 /** The trainer options among a task's recommendations (unknown keys are left out, not errors). */
@@ -239,6 +252,24 @@ function pickTrainerOptions(o: Record<string, unknown> | undefined): Record<stri
   const out: Record<string, unknown> = {};
   if (o && typeof o === 'object') for (const k of TRAINER_SET_KEYS) if (o[k] !== undefined) out[k] = o[k];
   return out;
+}
+
+/** The files a run directory gets from `recur train` (and `recur plot`). */
+const RUN_FILES = [MODEL_FILE, BEST_FILE, STATE_FILE, METRICS_FILE, 'plot.svg'];
+
+/**
+ * A new run must not write over another one: a run folder that exists and holds files is refused
+ * unless `overwrite` (the trainer would replace model.safetensors and append to the old
+ * metrics.jsonl, silently mixing two runs).
+ */
+function checkRunDir(dir: string, overwrite: boolean): void {
+  if (!existsSync(dir)) return;
+  if (!statSync(dir).isDirectory()) throw new CliError(`--run-dir '${dir}' is a file, not a folder`);
+  const entries = readdirSync(dir);
+  if (entries.length === 0 || overwrite) return;
+  if (hasCheckpoint(dir)) throw new CliError(`'${dir}' already holds a run; continue it with --resume ${dir}, start over with --overwrite, or choose another --run-dir`);
+  const shown = entries.slice(0, 4).join(', ') + (entries.length > 4 ? `, … (${entries.length} entries)` : '');
+  throw new CliError(`--run-dir '${dir}' is not empty (${shown}); pass --overwrite to replace the run files in it, or choose another --run-dir`);
 }
 
 function defaultRunDir(task: string, d: Date): string {
@@ -291,7 +322,7 @@ export async function trainCommand(argv: string[], deps: CommandDeps = {}): Prom
     out(listText(reg));
     return 0;
   }
-  if (positionals.length === 0) throw new UsageError(`${who}: missing the TASK argument (tasks: ${taskNames(reg).join(', ')})`, hint);
+  if (positionals.length === 0) throw new UsageError(`missing the TASK argument (tasks: ${taskNames(reg).join(', ')})`);
   const spec = findSpec(reg, positionals[0], who);
   const r = new OptionReader(who, values);
   const flags: Record<string, unknown> = {};
@@ -325,7 +356,7 @@ export async function trainCommand(argv: string[], deps: CommandDeps = {}): Prom
     const meta = (saved.meta ?? {}) as { task?: unknown; taskOptions?: unknown };
     if (meta.task !== spec.name) throw new CliError(`cannot resume: the run in '${resumeDir}' is of task '${String(meta.task ?? saved.task)}', not '${spec.name}'`);
     for (const k of ['seed', 'lr'] as const) {
-      if (flags[k] !== undefined) throw new UsageError(`${who}: --${k} cannot change when resuming (the run continues with its own)`, hint);
+      if (flags[k] !== undefined) throw new UsageError(`--${k} cannot change when resuming (the run continues with its own)`);
     }
     const routed = routeSets(who, sets, spec.defaults, false);
     taskOptions = { ...((meta.taskOptions ?? {}) as Record<string, unknown>) };
@@ -341,7 +372,7 @@ export async function trainCommand(argv: string[], deps: CommandDeps = {}): Prom
     if (trainerOptions.epochs === null && trainerOptions.maxSteps == null && trainerOptions.timeLimitSeconds == null) trainerOptions.epochs = undefined;
     const ck = (saved.options as { checkpoint?: { every?: number } }).checkpoint;
     if (checkpointEvery === undefined && ck && typeof ck === 'object' && ck.every) flags.checkpointEvery = ck.every;
-    if (runDir !== undefined && resolve(runDir) !== resolve(resumeDir)) throw new UsageError(`${who}: --run-dir and --resume name different directories; a resumed run stays in its directory`, hint);
+    if (runDir !== undefined && resolve(runDir) !== resolve(resumeDir)) throw new UsageError(`--run-dir and --resume name different directories; a resumed run stays in its directory`);
     runDir = resumeDir;
   } else {
     const routed = routeSets(who, sets, spec.defaults, true);
@@ -351,8 +382,9 @@ export async function trainCommand(argv: string[], deps: CommandDeps = {}): Prom
     // The task's recommended trainer options (from build, below) under --set, under the flags.
     trainerOptions = { ...routed.trainerOptions, ...flags };
     runDir = runDir ?? defaultRunDir(spec.name, (deps.now ?? (() => new Date()))());
-    if (hasCheckpoint(runDir)) throw new CliError(`'${runDir}' already holds a run; continue it with --resume ${runDir}, or choose another --run-dir`);
+    checkRunDir(runDir, r.flag('overwrite'));
   }
+  if (resumeDir !== undefined && r.flag('overwrite')) throw new UsageError('--overwrite starts a new run; it does not go with --resume');
 
   const built = await buildTask(spec, taskOptions, who);
   if (resumeDir === undefined) trainerOptions = { ...pickTrainerOptions(built.trainOptions ?? spec.defaults), ...trainerOptions };
@@ -374,8 +406,10 @@ export async function trainCommand(argv: string[], deps: CommandDeps = {}): Prom
       meta: { task: spec.name, taskOptions },
     });
   } catch (e) {
-    throw new UsageError(`${who}: ${oneLine((e as Error).message, 500)}`, hint);
+    throw new UsageError(`${oneLine((e as Error).message, 500)}`);
   }
+  // Only now, with the task built and the options accepted, is the old run removed.
+  if (resumeDir === undefined && r.flag('overwrite')) for (const f of RUN_FILES) rmSync(join(runDir, f), { force: true });
   const nParams = task.model.numParameters();
   out(`recur train ${spec.name}: ${formatInt(nParams)} parameters, ${formatInt(train.numBatches)} batches per epoch${val ? `, ${formatInt(val.numBatches)} validation batches` : ''}\n`);
   out(`  run directory ${runDir}${resumeDir !== undefined ? ' (resuming)' : ''}\n`);
@@ -383,7 +417,8 @@ export async function trainCommand(argv: string[], deps: CommandDeps = {}): Prom
   try {
     result = await trainer.fit(train, val, resumeDir !== undefined ? { resume: resumeDir } : {});
   } catch (e) {
-    throw new CliError(`${spec.name}: training failed: ${oneLine((e as Error).message, 500)}`);
+    const m = taskMessage(spec.name, e);
+    throw new CliError(`${spec.name}: training failed: ${m.slice(spec.name.length + 2)}`);
   }
   const reasons: Record<string, string> = {
     epochs: 'all epochs done', maxSteps: 'step limit reached', time: 'time limit reached', earlyStopping: 'early stopping (no improvement)',
@@ -432,12 +467,44 @@ const EVAL_OPTIONS: OptionSpec = {
   help: { type: 'boolean', short: 'h' },
 };
 
-async function loadTask(spec: TaskSpec, path: string): Promise<Task<any>> {
-  if (!existsSync(path)) throw fileError(path, Object.assign(new Error('missing'), { code: 'ENOENT' }));
+/**
+ * The task a model file was saved for: its config's (the registry's `taskNameOf`), else the
+ * `recur.task` metadata the trainer writes; null when the file says neither.
+ */
+async function modelTaskName(file: ModelFile): Promise<string | null> {
   try {
-    return spec.load(loadModelFile(path), path).task;
+    const { taskNameOf } = await import('../models/registry.ts');
+    const name = taskNameOf(file.config);
+    if (name !== null) return name;
+  } catch {
+    // The registry did not load (an embedding without it): the metadata alone decides.
+  }
+  const meta = file.metadata['recur.task'];
+  return typeof meta === 'string' && meta !== '' ? meta : null;
+}
+
+/**
+ * Load a model file for `recur <command> TASK`. A model of another task is refused by name before
+ * the task's loader sees it (its error would be about a missing tensor or config key).
+ */
+async function loadTask(spec: TaskSpec, path: string, command: 'eval' | 'predict'): Promise<Task<any>> {
+  if (!existsSync(path)) throw fileError(path, Object.assign(new Error('missing'), { code: 'ENOENT' }));
+  let file: ModelFile;
+  try {
+    file = loadModelFile(path);
   } catch (e) {
     throw fileError(path, e);
+  }
+  const other = await modelTaskName(file);
+  if (other !== null && other !== spec.name) {
+    throw new CliError(`${path}: this is a ${other} model; \`recur ${command} ${spec.name}\` needs a ${spec.name} model`);
+  }
+  try {
+    return spec.load(file, path).task;
+  } catch (e) {
+    // the loaders name the file themselves (they were given its path)
+    const msg = (e as Error)?.message ?? '';
+    throw msg.startsWith(`${path}:`) ? new CliError(oneLine(msg, 500)) : fileError(path, e);
   }
 }
 
@@ -472,15 +539,15 @@ export async function evalCommand(argv: string[], deps: CommandDeps = {}): Promi
     return 0;
   }
   const reg = await loadRegistry(deps);
-  if (positionals.length === 0) throw new UsageError(`${who}: missing the TASK argument (tasks: ${taskNames(reg).join(', ')})`, hint);
+  if (positionals.length === 0) throw new UsageError(`missing the TASK argument (tasks: ${taskNames(reg).join(', ')})`);
   const spec = findSpec(reg, positionals[0], who);
   const r = new OptionReader(who, values);
   const modelPath = r.string('model');
-  if (modelPath === undefined) throw new UsageError(`${who}: --model FILE is required`, hint);
+  if (modelPath === undefined) throw new UsageError(`--model FILE is required`);
   const split = r.string('split');
-  if (split !== undefined && split !== 'test' && split !== 'val') throw new UsageError(`${who}: --split must be 'test' or 'val', got '${split}'`, hint);
+  if (split !== undefined && split !== 'test' && split !== 'val') throw new UsageError(`--split must be 'test' or 'val', got '${split}'`);
   const { taskOptions } = routeSets(who, sets, spec.defaults, true);
-  const task = await loadTask(spec, modelPath);
+  const task = await loadTask(spec, modelPath, 'eval');
   // The data as the model was trained on it: the run's saved task options, under --set.
   const built = await buildTask(spec, { ...spec.defaults, ...savedTaskOptions(spec, modelPath), ...taskOptions }, who);
   const which = split ?? (built.test ? 'test' : 'val');
@@ -504,7 +571,8 @@ export const PREDICT_HELP = `Usage:
 
 Runs a trained model on each INPUT (or, with none, on each non-empty line of standard input) and
 prints one output line per input: a label, a tag sequence, a translation, a continuation, ...
-depending on the task.
+depending on the task. An input the model cannot take is reported on standard error (by its
+number and text) and gets no output line; the others are still answered, and the exit code is 1.
 
 Options:
   --model FILE            The model file
@@ -533,27 +601,44 @@ export async function predictCommand(argv: string[], deps: CommandDeps = {}): Pr
     return 0;
   }
   const reg = await loadRegistry(deps);
-  if (positionals.length === 0) throw new UsageError(`${who}: missing the TASK argument (tasks: ${taskNames(reg).join(', ')})`, hint);
+  if (positionals.length === 0) throw new UsageError(`missing the TASK argument (tasks: ${taskNames(reg).join(', ')})`);
   const spec = findSpec(reg, positionals[0], who);
   const modelPath = new OptionReader(who, values).string('model');
-  if (modelPath === undefined) throw new UsageError(`${who}: --model FILE is required`, hint);
+  if (modelPath === undefined) throw new UsageError(`--model FILE is required`);
   let inputs = positionals.slice(1);
   if (inputs.length === 0) {
     const text = await (deps.readStdin ?? readProcessStdin)();
-    if (text === null) throw new UsageError(`${who}: give the inputs as arguments, or one per line on standard input`, hint);
+    if (text === null) throw new UsageError(`give the inputs as arguments, or one per line on standard input`);
     inputs = text.split(/\r?\n/).filter((l) => l.trim() !== '');
     if (inputs.length === 0) return 0;
   }
-  const task = await loadTask(spec, modelPath);
+  const task = await loadTask(spec, modelPath, 'predict');
   const model = task.model;
   model.eval();
-  let outputs: string[];
+  const run = (batch: string[]): string[] => {
+    const outputs = noGrad(() => spec.predict(task, batch));
+    if (!Array.isArray(outputs) || outputs.length !== batch.length) throw new CliError(`${spec.name}: predict returned ${Array.isArray(outputs) ? outputs.length : 'no'} outputs for ${batch.length} inputs`);
+    return outputs;
+  };
+  let outputs: (string | null)[];
+  const failures: string[] = [];
   try {
-    outputs = await noGrad(() => spec.predict(task, inputs));
+    outputs = run(inputs);
   } catch (e) {
-    throw new CliError(`${spec.name}: ${oneLine((e as Error).message, 500)}`);
+    if (e instanceof CliError || inputs.length === 1) throw e instanceof CliError ? e : new CliError(taskMessage(spec.name, e));
+    // One bad input fails the whole batch: answer the others one by one and name the bad ones.
+    outputs = inputs.map((input, i) => {
+      try {
+        return run([input])[0];
+      } catch (e1) {
+        failures.push(`input ${i + 1} (${JSON.stringify(oneLine(input, 60))}): ${taskMessage(spec.name, e1)}`);
+        return null;
+      }
+    });
   }
-  if (!Array.isArray(outputs) || outputs.length !== inputs.length) throw new CliError(`${spec.name}: predict returned ${Array.isArray(outputs) ? outputs.length : 'no'} outputs for ${inputs.length} inputs`);
-  for (const o of outputs) out(`${String(o).replace(/\r?\n/g, ' ')}\n`);
-  return 0;
+  for (const o of outputs) if (o !== null) out(`${String(o).replace(/\r?\n/g, ' ')}\n`);
+  if (failures.length === 0) return 0;
+  const err = deps.stderr ?? ((t: string) => void process.stderr.write(t));
+  for (const f of failures) err(`${who}: ${f}\n`);
+  return 1;
 }

@@ -14,10 +14,19 @@
  * basis (not every platform allows opening a directory for that), so the
  * rename itself survives a crash where the platform supports it.
  *
+ * A failed write throws an error that names the target, not the temporary file
+ * (`cannot write 'out.svg': ENOENT: no such file or directory`), keeping the
+ * system error's `code`.
+ *
+ * A process killed mid-write leaves its temporary file behind. Each write
+ * therefore first removes the temporary files of the same target whose
+ * process (the pid in the name) no longer runs.
+ *
  * `writeFileAtomicAsync` is the same operation using promise-based I/O.
  */
 import {
   closeSync,
+  readdirSync,
   fsyncSync,
   openSync,
   renameSync,
@@ -27,6 +36,63 @@ import {
 import { open, rename, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
+
+/** The temporary files of `target`: `.<name>.<pid>.<12 hex>.tmp` (see tempPathFor). */
+function tempFilePattern(base: string): RegExp {
+  const escaped = base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`^\\.${escaped}\\.(\\d+)\\.[0-9a-f]{12}\\.tmp$`);
+}
+
+/** Whether a process with this pid runs (one we may not signal still runs). */
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+/**
+ * Remove the temporary files a killed write of `target` left behind: those whose writer process
+ * no longer runs. Best effort: a directory that cannot be listed, or a file another process
+ * removed first, is no error.
+ */
+function removeStaleTempFiles(target: string): void {
+  const dir = dirname(target);
+  const pattern = tempFilePattern(basename(target));
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = pattern.exec(name);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid || processRuns(pid)) continue;
+    try {
+      unlinkSync(join(dir, name));
+    } catch {
+      // gone already, or not ours to remove
+    }
+  }
+}
+
+/** The error of a failed write, naming `target` instead of the temporary file. */
+function targetError(target: string, err: unknown): Error {
+  const e = err as NodeJS.ErrnoException;
+  if (!(e instanceof Error)) return new Error(`cannot write '${target}': ${String(err)}`);
+  // A system error reads "CODE: description, syscall 'path'": keep "CODE: description".
+  const reason = e.syscall && e.message.includes(`, ${e.syscall}`) ? e.message.slice(0, e.message.indexOf(`, ${e.syscall}`)) : e.message;
+  const out = new Error(`cannot write '${target}': ${reason}`, { cause: err }) as NodeJS.ErrnoException;
+  if (e.code !== undefined) out.code = e.code;
+  if (e.errno !== undefined) out.errno = e.errno;
+  if (e.syscall !== undefined) out.syscall = e.syscall;
+  out.path = target;
+  return out;
+}
 
 /** A fresh, unique temporary path next to `target`. */
 function tempPathFor(target: string): string {
@@ -66,6 +132,7 @@ function syncDirBestEffort(dir: string): void {
  */
 export function writeFileAtomic(path: string, data: Uint8Array | string): void {
   const bytes = toBytes(data);
+  removeStaleTempFiles(path);
   const tmp = tempPathFor(path);
   let fd: number | undefined;
   try {
@@ -93,7 +160,7 @@ export function writeFileAtomic(path: string, data: Uint8Array | string): void {
     } catch {
       // ignore: it may never have been created
     }
-    throw err;
+    throw targetError(path, err);
   }
   syncDirBestEffort(dirname(path));
 }
@@ -104,6 +171,7 @@ export async function writeFileAtomicAsync(
   data: Uint8Array | string,
 ): Promise<void> {
   const bytes = toBytes(data);
+  removeStaleTempFiles(path);
   const tmp = tempPathFor(path);
   let handle: Awaited<ReturnType<typeof open>> | undefined;
   try {
@@ -127,7 +195,7 @@ export async function writeFileAtomicAsync(
     } catch {
       // ignore
     }
-    throw err;
+    throw targetError(path, err);
   }
   syncDirBestEffort(dirname(path));
 }
