@@ -31,12 +31,12 @@ import type { Task } from '../train/task.ts';
 import { bool, int, makeSpec, num, str, TaskRegistryError, type Schema, type TaskSpec } from './task-options.ts';
 import { encodeModel } from '../io/model.ts';
 import { DataError } from '../data/loaders.ts';
-import { loadJSONL, loadNumericCSV, loadText } from '../data/files.ts';
+import { loadCharCorpus, loadJSONL, loadNumericCSV } from '../data/files.ts';
 import { emailToTextIfRaw, firstNames, GENDER_LABELS, mobyDick, sensorNetwork, SPAM_LABELS, SPAM_SPLIT_SEED, spamAssassin, splitBySeed, splitSeries } from '../data/datasets.ts';
 import { buildClassifier, ClassificationTask, loadClassifier, type LabeledSplits } from './classifier.ts';
 import { buildFeedForward, FeedForwardTask, loadFeedForward } from './feedforward.ts';
 import { buildNameGen, loadNameGen, NameGenTask } from './namegen.ts';
-import { buildLM, loadLM, LMTask } from './lm.ts';
+import { buildLM, buildLMFromCorpus, LM_UNK, loadLM, LMTask } from './lm.ts';
 import { buildForecast, ForecastTask, loadForecast } from './forecaster.ts';
 import { seq2seqTaskSpec } from './seq2seq.ts';
 import { captionTaskSpec } from './captioner.ts';
@@ -273,26 +273,21 @@ const CHARLM_SCHEMA: Schema = {
   ...TRAIN_SCHEMA(2, 0.02, 5, 32),
 };
 
-/** Split a custom text by position: 90% / 5% / 5%. */
-function splitText(text: string): { train: string; val: string; test: string } {
-  const chars = [...text];
-  const a = Math.floor(chars.length * 0.9), b = Math.floor(chars.length * 0.95);
-  if (b - a < 2 || chars.length - b < 2) throw new DataError(`charlm: the text has ${chars.length} characters, too few to split into train/val/test`);
-  return { train: chars.slice(0, a).join(''), val: chars.slice(a, b).join(''), test: chars.slice(b).join('') };
-}
-
 const charlm = makeSpec({
   name: 'charlm',
   description: 'character language model on Moby-Dick (fixed chapter split): embedding → LSTM → linear; held-out bits per character',
   topology: 'many-to-many',
   schema: CHARLM_SCHEMA,
   build(o) {
-    const data = o.data ? splitText(loadText(o.data as string)) : mobyDick();
-    return buildLM({
+    const lmOptions = {
       embeddingDim: o.embeddingDim as number, hiddenSize: o.hiddenSize as number, numLayers: o.numLayers as number, seqLen: o.seqLen as number,
       batchSize: o.batchSize as number, stepsPerEpoch: o.stepsPerEpoch as number, evalBatchSize: o.evalBatchSize as number, seed: o.seed as number,
       generation: { length: o.length as number, temperature: o.temperature as number },
-    }, data);
+    };
+    // A custom text is read in chunks straight into token ids (never one string or a per-character
+    // array: a corpus of a gigabyte fits in about a gigabyte of ids) and split by position 90/5/5.
+    if (o.data) return buildLMFromCorpus(lmOptions, loadCharCorpus(o.data as string, { unk: LM_UNK }));
+    return buildLM(lmOptions, mobyDick());
   },
   load: (file, where) => ({ task: loadLM(file, where) }),
   predict: (task, inputs) => expectTask('charlm', task, LMTask).predict(checkInputs('charlm', inputs)),
