@@ -101,7 +101,7 @@ export function encodeTask(task: Task<any>): Uint8Array {
 const TRAIN_SCHEMA = (epochs: number, lr: number, clipNorm: number, batchSize: number): Schema => ({
   epochs: int(epochs, 'passes over the training data (an epoch of a sampled source is stepsPerEpoch batches)'),
   lr: num(lr, 'Adam learning rate', 0),
-  clipNorm: num(clipNorm, 'clip the global gradient norm to this', 0),
+  clipNorm: num(clipNorm, 'clip the global gradient norm to this (0: no clipping, as in the Trainer)', 0),
   batchSize: int(batchSize, 'examples (or windows) per batch'),
   seed: int(1, 'seed of initialisation, dropout and batch order (the data split has its own fixed seed)', 0),
 });
