@@ -82,3 +82,62 @@ test('loadCharCorpus: invalid UTF-8, an empty file and a tiny text are errors na
   writeFileSync(tiny, 'abcde');
   assert.throws(() => loadCharCorpus(tiny), /has 5 characters, too few to split/);
 });
+
+test('normalisation statistics that overflow are an error naming the column, never a model that cannot be loaded', async () => {
+  const { fitNormStats, checkNormStats, DataError } = await import('../src/data/loaders.ts');
+  const { getTaskSpec } = await import('../src/models/registry.ts');
+  const { writeFileSync } = await import('node:fs');
+  const rows = Array.from({ length: 40 }, (_, i) => [i, (i % 2 ? 1 : -1) * 1.5e300]);
+  assert.throws(() => fitNormStats(rows, ['t', 'huge']), (e: Error) => e instanceof DataError && /column 'huge' has values too large to normalise/.test(e.message) && /1\.50e\+300/.test(e.message));
+  assert.throws(() => fitNormStats([[1.7e308], [1.7e308]], ['big']), /column 'big'.*mean overflows to Infinity/);
+  assert.throws(() => checkNormStats({ columns: ['a'], mean: [0], std: [Infinity] }), /column 'a' needs a finite mean and a positive std/);
+  const csv = join(dir, 'huge.csv');
+  writeFileSync(csv, `t,huge\n${rows.map((r) => r.join(',')).join('\n')}\n`);
+  assert.throws(() => getTaskSpec('forecast').build({ data: csv, seqLen: 4, context: 4 }), /column 'huge' has values too large to normalise/);
+});
+
+test('recur eval: a label the model never saw is an error naming it, not another class or a backend error', async () => {
+  const { trainCommand, evalCommand } = await import('../src/cli/train-commands.ts');
+  const { writeFileSync } = await import('node:fs');
+  const jsonl = (labels: string[]): string => Array.from({ length: 60 }, (_, i) => JSON.stringify({ input: `message number ${i} about ${['cheap', 'lunch', 'pills'][i % 3]}`, target: labels[i % labels.length] })).join('\n');
+  const trainFile = join(dir, 'two.jsonl');
+  writeFileSync(trainFile, jsonl(['ham', 'spam']));
+  const run = join(dir, 'spam-run');
+  const deps = { stdout: () => {}, stderr: () => {}, progress: false as const };
+  const small = ['--set', 'embeddingDim=4', '--set', 'hiddenSize=4', '--set', 'minCount=1'];
+  assert.equal(await trainCommand(['classify-spam', '--set', `data=${trainFile}`, ...small, '--max-steps', '1', '--run-dir', run], deps), 0);
+  const model = join(run, 'model.safetensors');
+  // the same data still evaluates
+  const out: string[] = [];
+  assert.equal(await evalCommand(['classify-spam', '--model', model, '--json'], { ...deps, stdout: (t: string) => void out.push(t) }), 0);
+  assert.ok(JSON.parse(out.join('')).metrics.accuracy >= 0);
+  // a third label (was: a BackendError from the loss) and a label in place of a known one (was: read as the other class)
+  for (const [labels, unknown] of [[['ham', 'spam', 'eggs'], 'eggs'], [['bacon', 'spam'], 'bacon']] as const) {
+    const f = join(dir, `${unknown}.jsonl`);
+    writeFileSync(f, jsonl([...labels]));
+    await assert.rejects(evalCommand(['classify-spam', '--model', model, '--set', `data=${f}`], deps), (e: Error) =>
+      e.name === 'CliError' && e.message.includes(`"${unknown}" that the model never saw`) && /its labels: "ham", "spam"/.test(e.message));
+  }
+});
+
+test('--encoding latin1 reads a Latin-1 data file that strict UTF-8 refuses, naming the file', async () => {
+  const { trainCommand } = await import('../src/cli/train-commands.ts');
+  const { writeFileSync } = await import('node:fs');
+  const f = join(dir, 'latin1-corpus.txt');
+  writeFileSync(f, Buffer.from('Ça a été un café très animé. '.repeat(40), 'latin1'));
+  const deps = { stdout: () => {}, stderr: () => {}, progress: false as const };
+  const args = ['charlm', '--set', `data=${f}`, '--set', 'embeddingDim=4', '--set', 'hiddenSize=4', '--set', 'seqLen=8', '--set', 'evalBatchSize=2', '--max-steps', '1'];
+  await assert.rejects(trainCommand([...args, '--run-dir', join(dir, 'enc-a')], deps), (e: Error) => e.message.includes(f) && /not valid UTF-8/.test(e.message) && /latin1/.test(e.message));
+  assert.equal(await trainCommand([...args, '--encoding', 'latin1', '--run-dir', join(dir, 'enc-b')], deps), 0);
+  await assert.rejects(trainCommand(['classify-names', '--encoding', 'latin1', '--run-dir', join(dir, 'enc-c')], deps), /task 'classify-names' reads no data file/);
+  // recur predict reads standard input strictly too (it was decoded with U+FFFD in place of bad bytes)
+  const bin = join(import.meta.dirname, '..', 'bin', 'recur.mjs');
+  const model = join(dir, 'enc-b', 'model.safetensors');
+  const input = Buffer.from('Ça\n', 'latin1');
+  const bad = spawnSync(process.execPath, [bin, 'predict', 'charlm', '--model', model], { input, encoding: 'utf8' });
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /standard input: not valid UTF-8/);
+  const good = spawnSync(process.execPath, [bin, 'predict', 'charlm', '--model', model, '--encoding', 'latin1'], { input, encoding: 'utf8' });
+  assert.equal(good.status, 0, good.stderr);
+  assert.equal(good.stdout.trim().split('\n').length, 1);
+});
