@@ -36,6 +36,7 @@ import { withEval } from '../nn/module.ts';
 import type { BuiltTask as RegistryBuiltTask } from '../models/task-options.ts';
 import type { ModelFile } from '../io/model.ts';
 import { loadModelFile } from '../io/files.ts';
+import { decodeText, type TextEncoding } from '../data/files.ts';
 import { CliError, OptionReader, parseCommand, UsageError, type OptionSpec } from './args.ts';
 import { fileError, formatDuration, formatInt, oneLine } from './format.ts';
 import { Progress } from './progress.ts';
@@ -201,6 +202,8 @@ Options:
                           empty is refused unless --overwrite is given
   --overwrite             Start a new run in a --run-dir that holds files: the files a run writes
                           (model, best, checkpoint, metrics log, plot.svg) are removed first
+  --encoding utf-8|latin1 The text encoding of the task's data file (--set data=FILE); UTF-8 is
+                          checked strictly (a byte that is not UTF-8 is an error)
   --resume DIR            Continue the run in DIR exactly where it stopped (with its options;
                           --epochs, --max-steps and --time may change)
   --set key=value         A task option (see --list) or a trainer option (optimizer, lr, schedule,
@@ -221,6 +224,7 @@ const TRAIN_OPTIONS: OptionSpec = {
   'checkpoint-every': { type: 'string' },
   'run-dir': { type: 'string' },
   overwrite: { type: 'boolean' },
+  encoding: { type: 'string' },
   resume: { type: 'string' },
   list: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -341,6 +345,8 @@ export async function trainCommand(argv: string[], deps: CommandDeps = {}): Prom
   if (evalEvery !== undefined) flags.evalEvery = evalEvery;
   const resumeDir = r.string('resume');
   let runDir = r.string('run-dir');
+  const encoding = encodingOption(spec, r.string('encoding'));
+  if (encoding !== undefined && resumeDir !== undefined) throw new UsageError(`${who}: --encoding cannot change when resuming (the run reads its data as before)`, hint);
 
   // Task options and trainer options: from the checkpoint when resuming, else defaults + --set + flags.
   let taskOptions: Record<string, unknown>;
@@ -379,6 +385,7 @@ export async function trainCommand(argv: string[], deps: CommandDeps = {}): Prom
     taskOptions = { ...spec.defaults, ...routed.taskOptions };
     // Flags that are also task options (lr, seed, epochs...) go to the task too.
     for (const [k, v] of Object.entries(flags)) if (Object.hasOwn(spec.defaults, k)) taskOptions[k] = v;
+    if (encoding !== undefined) taskOptions.encoding = encoding;
     // The task's recommended trainer options (from build, below) under --set, under the flags.
     trainerOptions = { ...routed.trainerOptions, ...flags };
     runDir = runDir ?? defaultRunDir(spec.name, (deps.now ?? (() => new Date()))());
@@ -456,12 +463,14 @@ Options:
   --split test|val        Which held-out data (default: test if the task has it, else val)
   --set key=value         A task option that selects the data, over the saved one (see
                           'recur train --list')
+  --encoding utf-8|latin1 The text encoding of the data file (--set data=FILE)
   --json                  Print the metrics as one JSON object
   -h, --help              Show this help
 `;
 
 const EVAL_OPTIONS: OptionSpec = {
   model: { type: 'string' },
+  encoding: { type: 'string' },
   split: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -547,13 +556,22 @@ export async function evalCommand(argv: string[], deps: CommandDeps = {}): Promi
   const split = r.string('split');
   if (split !== undefined && split !== 'test' && split !== 'val') throw new UsageError(`--split must be 'test' or 'val', got '${split}'`);
   const { taskOptions } = routeSets(who, sets, spec.defaults, true);
+  const encoding = encodingOption(spec, r.string('encoding'));
+  if (encoding !== undefined) taskOptions.encoding = encoding;
   const task = await loadTask(spec, modelPath, 'eval');
   // The data as the model was trained on it: the run's saved task options, under --set.
   const built = await buildTask(spec, { ...spec.defaults, ...savedTaskOptions(spec, modelPath), ...taskOptions }, who);
   const which = split ?? (built.test ? 'test' : 'val');
   const data = which === 'test' ? built.test : built.val;
   if (!data) throw new CliError(`${spec.name} has no ${which === 'test' ? 'test' : 'validation'} data`);
-  const metrics: Record<string, number> = withEval(task.model, () => task.evaluate(data));
+  let metrics: Record<string, number>;
+  try {
+    metrics = withEval(task.model, () => task.evaluate(data));
+  } catch (e) {
+    // data the model cannot score (a label it never saw, ...) is a clear error, not a crash
+    if ((e as Error)?.name === 'TaskConfigError') throw new CliError(oneLine((e as Error).message, 500));
+    throw e;
+  }
   if (values.json) {
     out(`${JSON.stringify({ task: spec.name, model: modelPath, split: which, metrics })}\n`);
   } else {
@@ -576,19 +594,35 @@ number and text) and gets no output line; the others are still answered, and the
 
 Options:
   --model FILE            The model file
+  --encoding utf-8|latin1 The text encoding of standard input (default utf-8, checked strictly:
+                          a byte that is not UTF-8 is an error)
   -h, --help              Show this help
 `;
 
 const PREDICT_OPTIONS: OptionSpec = {
   model: { type: 'string' },
+  encoding: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 };
 
-async function readProcessStdin(): Promise<string | null> {
+/** Standard input decoded strictly (a byte that is not UTF-8 is an error, not a silent U+FFFD). */
+async function readProcessStdin(encoding: TextEncoding = 'utf-8'): Promise<string | null> {
   if (process.stdin.isTTY) return null;
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
-  return Buffer.concat(chunks).toString('utf8');
+  try {
+    return decodeText(Buffer.concat(chunks), 'standard input', encoding);
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
+}
+
+/** --encoding: utf-8 or latin1, for a task that reads a data file (it has an 'encoding' option). */
+function encodingOption(spec: TaskSpec | null, v: string | undefined): TextEncoding | undefined {
+  if (v === undefined) return undefined;
+  if (v !== 'utf-8' && v !== 'latin1') throw new UsageError(`--encoding must be utf-8 or latin1, got '${v}'`);
+  if (spec && !Object.hasOwn(spec.defaults, 'encoding')) throw new UsageError(`task '${spec.name}' reads no data file, so --encoding does not apply`);
+  return v;
 }
 
 export async function predictCommand(argv: string[], deps: CommandDeps = {}): Promise<number> {
@@ -603,11 +637,13 @@ export async function predictCommand(argv: string[], deps: CommandDeps = {}): Pr
   const reg = await loadRegistry(deps);
   if (positionals.length === 0) throw new UsageError(`missing the TASK argument (tasks: ${taskNames(reg).join(', ')})`);
   const spec = findSpec(reg, positionals[0], who);
-  const modelPath = new OptionReader(who, values).string('model');
+  const pr = new OptionReader(who, values);
+  const modelPath = pr.string('model');
   if (modelPath === undefined) throw new UsageError(`--model FILE is required`);
+  const encoding = encodingOption(null, pr.string('encoding'));
   let inputs = positionals.slice(1);
   if (inputs.length === 0) {
-    const text = await (deps.readStdin ?? readProcessStdin)();
+    const text = await (deps.readStdin ?? (() => readProcessStdin(encoding)))();
     if (text === null) throw new UsageError(`give the inputs as arguments, or one per line on standard input`);
     inputs = text.split(/\r?\n/).filter((l) => l.trim() !== '');
     if (inputs.length === 0) return 0;

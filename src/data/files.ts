@@ -5,7 +5,8 @@
  * the file and the byte offset, not a silent U+FFFD — or as Latin-1 when asked (`encoding: 'latin1'`).
  * A byte-order mark is dropped and CRLF line ends become LF.
  */
-import { readInputFile } from '../io/read.ts';
+import { readInputFile, readInputFileChunks } from '../io/read.ts';
+import { charCorpusFromPieces, VocabError, type CharCorpus, type CharCorpusOptions } from './text.ts';
 import type { Limits } from '../io/limits.ts';
 import { checkNotEmpty, DataError, parseJSONL, parseLines, parseNumericCSV, type NumericTable, type TextPair } from './loaders.ts';
 
@@ -71,4 +72,59 @@ export function loadNumericCSV(path: string, opts: { columns?: readonly string[]
 export function loadJSONL(path: string, opts: { inputKey?: string; targetKey?: string } & ReadTextOptions = {}): TextPair[] {
   const { encoding, limits, ...rest } = opts;
   return parseJSONL(readText(path, 'loadJSONL', { encoding, limits }), { ...rest, source: path });
+}
+
+/**
+ * A text file as a character corpus (data/text.ts `charCorpusFromPieces`): split by code-point
+ * position into train/val/test token ids with the training part's vocabulary. The file is read in
+ * chunks and decoded as it streams (strict UTF-8, or Latin-1), twice — once to count, once to fill —
+ * so neither the bytes nor the decoded string are ever held whole: memory is the id array (one or
+ * two bytes a character) plus a chunk. As with `loadText`, a byte-order mark is dropped, CRLF becomes
+ * LF, and a blank file is an error. `chunkBytes` sets the read size (default 4 MiB).
+ */
+export function loadCharCorpus(path: string, opts: Omit<CharCorpusOptions, 'source'> & ReadTextOptions & { chunkBytes?: number } = {}): CharCorpus {
+  if (typeof path !== 'string' || path.length === 0) throw new DataError('loadCharCorpus: the path must be a non-empty string');
+  const { encoding = 'utf-8', limits, chunkBytes, ...corpusOpts } = opts;
+  if (encoding !== 'utf-8' && encoding !== 'latin1') throw new DataError(`${path}: unknown encoding '${String(encoding)}' (known: utf-8, latin1)`);
+  const read = (each: (piece: string) => void): void => {
+    // TextDecoder drops a leading byte-order mark itself and never splits a code point between
+    // pieces in streaming mode; a '\r' at the end of a piece waits for the next one, whose '\n'
+    // may pair with it.
+    const decoder = new TextDecoder(encoding, { fatal: true });
+    let offset = 0;
+    let held = '';
+    const emit = (text: string, last: boolean): void => {
+      let t = held + text;
+      held = '';
+      if (!last && t.endsWith('\r')) {
+        held = '\r';
+        t = t.slice(0, -1);
+      }
+      if (t.length) each(t.replace(/\r\n/g, '\n'));
+    };
+    const decode = (chunk?: Uint8Array): string => {
+      try {
+        return chunk ? decoder.decode(chunk, { stream: true }) : decoder.decode();
+      } catch {
+        const end = offset + (chunk?.length ?? 0);
+        throw new DataError(`${path}: not valid UTF-8 (first bad byte within bytes ${Math.max(0, offset - 4)}–${Math.max(0, end - 1)}); if the file is Latin-1, say so with the latin1 encoding`);
+      }
+    };
+    try {
+      readInputFileChunks(path, 'data file', limits ?? {}, (chunk) => {
+        emit(decode(chunk), false);
+        offset += chunk.length;
+      }, { chunkBytes });
+    } catch (e) {
+      if (e instanceof DataError) throw e;
+      throw new DataError(`loadCharCorpus: ${(e as Error).message}`);
+    }
+    emit(decode(), true);
+  };
+  try {
+    return charCorpusFromPieces(read, { ...corpusOpts, source: path });
+  } catch (e) {
+    if (e instanceof VocabError) throw new DataError(e.message.replace(/the text is empty$/, 'the file is empty'));
+    throw e;
+  }
 }

@@ -182,6 +182,14 @@ export function fitNormStats(rows: readonly (readonly number[])[], columns: read
   for (let f = 0; f < F; f++) {
     const s = Math.sqrt(std[f] / rows.length);
     std[f] = s > 1e-12 ? s : 1;
+    // values near the float64 limit (1e300 and up) overflow the sum or the squares: the stats
+    // would be ±Infinity or NaN, stored as null in the model's JSON config, and the model written
+    // could never be loaded
+    if (!Number.isFinite(mean[f]) || !Number.isFinite(std[f])) {
+      let max = 0;
+      for (const r of rows) if (Math.abs(r[f]) > max) max = Math.abs(r[f]);
+      throw new DataError(`fitNormStats: column '${columns[f]}' has values too large to normalise (largest magnitude ${max.toPrecision(3)}; its ${Number.isFinite(mean[f]) ? 'standard deviation' : 'mean'} overflows to ${Number.isFinite(mean[f]) ? std[f] : mean[f]}); rescale the column`);
+    }
   }
   return { columns: [...columns], mean, std };
 }

@@ -127,18 +127,22 @@ export class CharVocab {
     throw new VocabError(`CharVocab: unknown character ${describeChar(ch)}`);
   }
 
-  /** Token ids for every character of `text`. */
+  /**
+   * Token ids for every character of `text`. The ids go straight into a typed array (a text has at
+   * most `text.length` code points), never into an array of numbers or of one-character strings: a
+   * corpus of n characters costs 4n bytes here, outside the JS heap.
+   */
   encode(text: string): Int32Array {
-    const out: number[] = [];
+    const out = new Int32Array(text.length);
     let pos = 0;
     for (const ch of text) {
       const i = this.index.get(ch);
-      if (i !== undefined) out.push(i);
-      else if (this.unkId >= 0) out.push(this.unkId);
+      if (i !== undefined) out[pos] = i;
+      else if (this.unkId >= 0) out[pos] = this.unkId;
       else throw new VocabError(`CharVocab.encode: unknown character ${describeChar(ch)} at position ${pos} (the vocabulary has ${this.size} characters and no unk token)`);
       pos++;
     }
-    return Int32Array.from(out);
+    return pos === out.length ? out : out.slice(0, pos);
   }
 
   decode(ids: ArrayLike<number>): string {
@@ -152,6 +156,122 @@ export class CharVocab {
     }
     return s;
   }
+}
+
+/** Token ids of a corpus, in the narrowest typed array that holds the vocabulary. */
+export type TokenIds = Uint8Array | Uint16Array | Int32Array;
+
+/** A text split by position into train/val/test token ids, with the training text's vocabulary. */
+export interface CharCorpus {
+  vocab: CharVocab;
+  train: TokenIds;
+  val: TokenIds;
+  test: TokenIds;
+  /** Code points in the whole text. */
+  length: number;
+}
+
+export interface CharCorpusOptions {
+  /** The end of the training part and of the validation part, as fractions of the text (default [0.9, 0.95]). */
+  split?: [number, number];
+  /** The unknown-character token (added to the vocabulary); held-out characters not in training map to it. */
+  unk?: string;
+  /** Names the text in errors. */
+  source?: string;
+}
+
+/** Code point → id (−1: not in the vocabulary): a dense table for the Basic Multilingual Plane, a map above it. */
+function idTables(vocab: CharVocab): { bmp: Int32Array; astral: Map<number, number> } {
+  const bmp = new Int32Array(0x10000).fill(-1);
+  const astral = new Map<number, number>();
+  vocab.chars.forEach((ch, i) => {
+    const cp = ch.codePointAt(0)!;
+    if (cp < 0x10000) bmp[cp] = i;
+    else astral.set(cp, i);
+  });
+  return { bmp, astral };
+}
+
+/**
+ * Split a text that arrives in pieces (a file read chunk by chunk) into train/val/test token ids by
+ * code-point position, the vocabulary being the characters of the training part (sorted by code
+ * point, as `CharVocab.fromText`) plus `unk`. `read(each)` must deliver the same text both times it
+ * is called, in order, each piece ending on a whole code point. Memory is one byte per character for
+ * a vocabulary of ≤ 256 (two up to 65,536) plus the pieces in flight: no per-character JS values,
+ * and the text is never held whole. Two passes, because the vocabulary depends on where the training
+ * part ends, which is known only once the characters are counted.
+ */
+export function charCorpusFromPieces(read: (each: (piece: string) => void) => void, opts: CharCorpusOptions = {}): CharCorpus {
+  const [f1, f2] = opts.split ?? [0.9, 0.95];
+  const source = opts.source ?? 'text';
+  if (!(f1 > 0 && f1 < f2 && f2 < 1)) throw new RangeError(`charCorpusFromPieces: split must be two fractions 0 < a < b < 1, got [${f1}, ${f2}]`);
+  // pass 1: count code points and note where each distinct one first appears
+  let n = 0;
+  let blank = true;
+  const firstBmp = new Float64Array(0x10000).fill(-1);
+  const firstAstral = new Map<number, number>();
+  read((piece) => {
+    if (blank && /\S/.test(piece)) blank = false;
+    const len = piece.length;
+    for (let i = 0; i < len; i++, n++) {
+      // charCodeAt with the surrogate pair joined by hand: codePointAt in this loop is slower
+      let cp = piece.charCodeAt(i);
+      if (cp >= 0xd800 && cp < 0xdc00 && i + 1 < len) {
+        const lo = piece.charCodeAt(i + 1);
+        if (lo >= 0xdc00 && lo < 0xe000) {
+          cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+          i++;
+          if (!firstAstral.has(cp)) firstAstral.set(cp, n);
+          continue;
+        }
+      }
+      if (firstBmp[cp] < 0) firstBmp[cp] = n;
+    }
+  });
+  if (blank) throw new VocabError(`${source}: the text is empty`);
+  const a = Math.floor(n * f1), b = Math.floor(n * f2);
+  if (a < 2 || b - a < 2 || n - b < 2) throw new VocabError(`${source}: the text has ${n} characters, too few to split into train/val/test`);
+  const chars: string[] = [];
+  firstBmp.forEach((pos, cp) => {
+    if (pos >= 0 && pos < a) chars.push(String.fromCharCode(cp));
+  });
+  for (const [cp, pos] of firstAstral) if (pos < a) chars.push(String.fromCodePoint(cp));
+  if (opts.unk !== undefined && !chars.includes(opts.unk)) chars.push(opts.unk);
+  chars.sort((x, y) => x.codePointAt(0)! - y.codePointAt(0)!);
+  const vocab = new CharVocab(chars, opts.unk !== undefined ? { unk: opts.unk } : {});
+  // pass 2: ids into one typed array
+  const ids: TokenIds = vocab.size <= 0x100 ? new Uint8Array(n) : vocab.size <= 0x10000 ? new Uint16Array(n) : new Int32Array(n);
+  const { bmp, astral } = idTables(vocab);
+  const unkId = opts.unk !== undefined ? vocab.id(opts.unk) : -1;
+  let k = 0;
+  read((piece) => {
+    const len = piece.length;
+    for (let i = 0; i < len; i++, k++) {
+      let cp = piece.charCodeAt(i);
+      let id: number;
+      if (cp >= 0xd800 && cp < 0xdc00 && i + 1 < len && piece.charCodeAt(i + 1) >= 0xdc00 && piece.charCodeAt(i + 1) < 0xe000) {
+        cp = 0x10000 + ((cp - 0xd800) << 10) + (piece.charCodeAt(i + 1) - 0xdc00);
+        i++;
+        id = astral.get(cp) ?? -1;
+      } else {
+        id = bmp[cp];
+      }
+      if (k >= n) throw new VocabError(`${source}: the text changed between the two readings`);
+      if (id < 0) {
+        if (unkId < 0) throw new VocabError(`${source}: unknown character ${describeChar(String.fromCodePoint(cp))} at position ${k} (the training part has no such character and there is no unk token)`);
+        id = unkId;
+      }
+      ids[k] = id;
+    }
+  });
+  if (k !== n) throw new VocabError(`${source}: the text changed between the two readings`);
+  return { vocab, train: ids.subarray(0, a), val: ids.subarray(a, b), test: ids.subarray(b), length: n };
+}
+
+/** `charCorpusFromPieces` over one string held in memory. */
+export function charCorpus(text: string, opts: CharCorpusOptions = {}): CharCorpus {
+  if (typeof text !== 'string') throw new VocabError('charCorpus: text must be a string');
+  return charCorpusFromPieces((each) => each(text), opts);
 }
 
 /** One language-modelling batch: time-major [T, B] token ids. */
@@ -225,20 +345,21 @@ export function* streamBatches(ids: ArrayLike<number>, seqLen: number, batchSize
   const n = Math.min(ids.length, maxTokens + 1);
   const streamLen = Math.floor((n - 1) / batchSize); // targets available per stream
   if (streamLen < 1) throw new RangeError(`streamBatches: ${ids.length} tokens are too few for ${batchSize} streams`);
-  const B = batchSize;
-  for (let s = 0; s < streamLen; s += seqLen) {
-    const T = Math.min(seqLen, streamLen - s);
-    const inputs = new Int32Array(T * B);
-    const targets = new Int32Array(T * B);
-    for (let b = 0; b < B; b++) {
-      const base = b * streamLen + s;
-      for (let t = 0; t < T; t++) {
-        inputs[t * B + b] = ids[base + t];
-        targets[t * B + b] = ids[base + t + 1];
-      }
+  for (let s = 0; s < streamLen; s += seqLen) yield streamChunk(ids, streamLen, batchSize, s, Math.min(seqLen, streamLen - s));
+}
+
+/** Chunk [s, s + T) of the B streams of length streamLen that `streamBatches` cuts `ids` into. */
+export function streamChunk(ids: ArrayLike<number>, streamLen: number, B: number, s: number, T: number): LMBatch {
+  const inputs = new Int32Array(T * B);
+  const targets = new Int32Array(T * B);
+  for (let b = 0; b < B; b++) {
+    const base = b * streamLen + s;
+    for (let t = 0; t < T; t++) {
+      inputs[t * B + b] = ids[base + t];
+      targets[t * B + b] = ids[base + t + 1];
     }
-    yield { inputs, targets, T, B };
   }
+  return { inputs, targets, T, B };
 }
 
 /** Entropy (in nats) of the token distribution of `ids`: the loss of the best context-free model. */

@@ -409,7 +409,7 @@ const CAPTION_SCHEMA: Schema = {
   beamWidth: int(1, 'beam width for evaluation and predict (1 = greedy)'),
   epochs: int(5, 'passes over the training images (5 reach ~97–99% exact match: about 1.5 minutes on the wasm backend, 15 on the reference backend)'),
   lr: num(0.003, 'Adam learning rate', 0),
-  clipNorm: num(5, 'clip the global gradient norm to this', 0),
+  clipNorm: num(5, 'clip the global gradient norm to this (0: no clipping)', 0),
   batchSize: int(CAPTION_DEFAULTS.batchSize, 'images per batch'),
   seed: int(1, 'seed of initialisation and batch order', 0),
 };

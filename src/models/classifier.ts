@@ -158,6 +158,11 @@ export interface SeqBatch {
   B: number;
   /** [B] class indices */
   labels: Int32Array;
+  /**
+   * The class names the indices of `labels` refer to (the labels of the task that built the
+   * batch); evaluation maps them onto the evaluated model's own labels by name.
+   */
+  labelNames?: readonly string[];
 }
 
 /** What `describe().config` holds (JSON); with the vocabulary it rebuilds the task. */
@@ -218,7 +223,7 @@ export class ClassificationTask implements Task<SeqBatch> {
 
   collate(examples: EncodedExample[]): SeqBatch {
     const p = padSequences(examples.map((e) => e.ids), { padId: this.vocab.padId!, maxLen: this.config.maxLen });
-    return { ...p, labels: Int32Array.from(examples, (e) => e.label) };
+    return { ...p, labels: Int32Array.from(examples, (e) => e.label), labelNames: this.config.labels };
   }
 
   /** A training (shuffled per epoch, bucketed by length) or evaluation (fixed order) source. */
@@ -231,8 +236,13 @@ export class ClassificationTask implements Task<SeqBatch> {
     return { loss: crossEntropy(logits, batch.labels), count: batch.B };
   }
 
+  /**
+   * Accuracy, F1, macro-F1 and loss on held-out batches. Batches built for another task (data read
+   * afresh for `recur eval`, whose labels are those of that data) are mapped onto this model's
+   * labels by name; a label the model never saw is an error naming it, never a silent other class.
+   */
   evaluate(data: BatchSource<SeqBatch>): Record<string, number> {
-    return evaluateClassifier(this.model, data, this.config.labels.length, (b) => this.model.forward(b.ids, b.lengths, b.T, b.B));
+    return evaluateClassifier(this.model, relabel(this.name, data, this.config.labels), this.config.labels.length, (b) => this.model.forward(b.ids, b.lengths, b.T, b.B));
   }
 
   describe(): { config: ClassifierConfig; vocab: VocabJSON } {
@@ -253,6 +263,34 @@ export class ClassificationTask implements Task<SeqBatch> {
     });
     return out;
   }
+}
+
+/** `data` with each batch's label indices moved from its `labelNames` to `labels` (see evaluate). */
+function relabel(name: string, data: BatchSource<SeqBatch>, labels: readonly string[]): BatchSource<SeqBatch> {
+  const same = (names: readonly string[]): boolean => names === labels || (names.length === labels.length && names.every((l, i) => l === labels[i]));
+  const index = new Map(labels.map((l, i) => [l, i]));
+  return {
+    numBatches: data.numBatches,
+    get(epoch: number, i: number): SeqBatch {
+      const b = data.get(epoch, i);
+      if (!b.labelNames || same(b.labelNames)) return b;
+      const names = b.labelNames;
+      const unknown = new Set<string>();
+      const out = new Int32Array(b.labels.length);
+      for (let k = 0; k < b.labels.length; k++) {
+        const l = names[b.labels[k]];
+        const j = index.get(l);
+        if (j === undefined) unknown.add(l);
+        else out[k] = j;
+      }
+      // every label of the data the model lacks, not only those in this batch
+      if (unknown.size) {
+        const all = names.filter((l) => !index.has(l));
+        throw new TaskConfigError(`${name}: the data has label${all.length > 1 ? 's' : ''} ${all.map((l) => JSON.stringify(l)).join(', ')} that the model never saw (its labels: ${labels.map((l) => JSON.stringify(l)).join(', ')})`);
+      }
+      return { ...b, labels: out, labelNames: labels };
+    },
+  };
 }
 
 /** Run fn in eval mode without gradient recording, restoring the mode after (moved to nn/module.ts). */

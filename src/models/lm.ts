@@ -23,8 +23,8 @@ import { Rng } from '../tensor/rng.ts';
 import { crossEntropy } from '../autograd/ops/nn.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
 import { CharLM, loadCharLM, type CharLMConfig, type CharLMState } from './charlm.ts';
-import { CharVocab, streamBatches, type CharVocabJSON, type LMBatch } from '../data/text.ts';
-import { ListSource, SampledSource } from '../data/batch.ts';
+import { charCorpus, CharVocab, streamChunk, type CharCorpus, type CharVocabJSON, type LMBatch } from '../data/text.ts';
+import { SampledSource } from '../data/batch.ts';
 import { withEval } from '../nn/module.ts';
 import { TaskConfigError } from './classifier.ts';
 
@@ -86,7 +86,7 @@ export class LMTask implements Task<LMBatch> {
 }
 
 /** Random windows of seqLen + 1 characters; batch (epoch, index) comes from Rng(seed, epoch, index). */
-export function lmTrainSource(ids: Int32Array, seqLen: number, batchSize: number, stepsPerEpoch: number, seed: number): BatchSource<LMBatch> {
+export function lmTrainSource(ids: ArrayLike<number>, seqLen: number, batchSize: number, stepsPerEpoch: number, seed: number): BatchSource<LMBatch> {
   if (ids.length < seqLen + 1) throw new RangeError(`charlm: the training text has ${ids.length} characters; windows of seqLen + 1 = ${seqLen + 1} need at least that many`);
   const T = seqLen, B = batchSize;
   return new SampledSource(stepsPerEpoch, seed, (rng) => {
@@ -104,9 +104,25 @@ export function lmTrainSource(ids: Int32Array, seqLen: number, batchSize: number
   });
 }
 
-/** The held-out text as B contiguous streams in chunks of seqLen, in reading order. */
-export function lmEvalSource(ids: Int32Array, seqLen: number, batchSize: number): BatchSource<LMBatch> {
-  return new ListSource([...streamBatches(ids, seqLen, batchSize)]);
+/**
+ * The held-out text as B contiguous streams in chunks of seqLen, in reading order (the chunks of
+ * data/text.ts `streamBatches`). Each chunk is cut when asked for, not all up front: a held-out part
+ * of a large corpus would otherwise be copied twice more (inputs and targets) as Int32Arrays.
+ */
+export function lmEvalSource(ids: ArrayLike<number>, seqLen: number, batchSize: number): BatchSource<LMBatch> {
+  if (!Number.isInteger(seqLen) || seqLen < 1) throw new RangeError(`charlm: seqLen must be a positive integer, got ${seqLen}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`charlm: the evaluation batch size must be a positive integer, got ${batchSize}`);
+  const streamLen = Math.floor((ids.length - 1) / batchSize);
+  if (streamLen < 1) throw new RangeError(`charlm: ${ids.length} held-out characters are too few for ${batchSize} streams`);
+  const numBatches = Math.ceil(streamLen / seqLen);
+  return {
+    numBatches,
+    get(epoch: number, index: number): LMBatch {
+      if (!Number.isInteger(index) || index < 0 || index >= numBatches) throw new RangeError(`charlm: batch index ${index} is outside [0, ${numBatches})`);
+      const s = index * seqLen;
+      return streamChunk(ids, streamLen, batchSize, s, Math.min(seqLen, streamLen - s));
+    },
+  };
 }
 
 export interface LMBuildOptions {
@@ -122,20 +138,44 @@ export interface LMBuildOptions {
   generation?: Partial<GenerationOptions>;
 }
 
+type LMBuilt = { task: LMTask; train: BatchSource<LMBatch>; val: BatchSource<LMBatch>; test?: BatchSource<LMBatch> };
+
 /** Task + sources from a text split; the vocabulary is the training text's characters plus U+FFFD. */
-export function buildLM(o: LMBuildOptions, data: { train: string; val: string; test?: string }): { task: LMTask; train: BatchSource<LMBatch>; val: BatchSource<LMBatch>; test?: BatchSource<LMBatch> } {
+export function buildLM(o: LMBuildOptions, data: { train: string; val: string; test?: string }): LMBuilt {
   if (data.train.length === 0) throw new RangeError('charlm: the training text is empty');
   if (data.val.length < 2) throw new RangeError('charlm: the validation text is empty');
   const vocab = CharVocab.fromText(data.train, { unk: LM_UNK });
+  return buildLMFromCorpus(o, {
+    vocab,
+    train: vocab.encode(data.train),
+    val: vocab.encode(data.val),
+    test: data.test ? vocab.encode(data.test) : new Int32Array(0),
+  });
+}
+
+/**
+ * Task + sources from a corpus already cut into token ids (data/text.ts `charCorpus`, or
+ * `loadCharCorpus` for a file read in chunks); its vocabulary must have the unknown token U+FFFD.
+ */
+export function buildLMFromCorpus(o: LMBuildOptions, corpus: Pick<CharCorpus, 'vocab' | 'train' | 'val' | 'test'>): LMBuilt {
+  const { vocab } = corpus;
+  if (vocab.unk !== LM_UNK) throw new TaskConfigError(`charlm: the corpus vocabulary needs the unknown token U+FFFD, got ${JSON.stringify(vocab.unk)}`);
+  if (corpus.train.length === 0) throw new RangeError('charlm: the training text is empty');
+  if (corpus.val.length < 2) throw new RangeError('charlm: the validation text is empty');
   const model = new CharLM({ vocabSize: vocab.size, embeddingDim: o.embeddingDim, hiddenSize: o.hiddenSize, numLayers: o.numLayers, rng: new Rng(o.seed) });
   const task = new LMTask(model, vocab, o.generation);
-  const evalB = (text: string): number => Math.max(1, Math.min(o.evalBatchSize, Math.floor((text.length - 1) / 2)));
+  const evalB = (n: number): number => Math.max(1, Math.min(o.evalBatchSize, Math.floor((n - 1) / 2)));
   return {
     task,
-    train: lmTrainSource(vocab.encode(data.train), o.seqLen, o.batchSize, o.stepsPerEpoch, o.seed),
-    val: lmEvalSource(vocab.encode(data.val), o.seqLen, evalB(data.val)),
-    test: data.test && data.test.length > 2 ? lmEvalSource(vocab.encode(data.test), o.seqLen, evalB(data.test)) : undefined,
+    train: lmTrainSource(corpus.train, o.seqLen, o.batchSize, o.stepsPerEpoch, o.seed),
+    val: lmEvalSource(corpus.val, o.seqLen, evalB(corpus.val.length)),
+    test: corpus.test.length > 2 ? lmEvalSource(corpus.test, o.seqLen, evalB(corpus.test.length)) : undefined,
   };
+}
+
+/** `buildLMFromCorpus` over one text split by position (first 90% train, next 5% val, last 5% test). */
+export function buildLMFromText(o: LMBuildOptions, text: string): LMBuilt {
+  return buildLMFromCorpus(o, charCorpus(text, { unk: LM_UNK, source: 'charlm' }));
 }
 
 /** Rebuild the task from a model file (a CharLM file with its vocabulary). */

@@ -31,12 +31,12 @@ import type { Task } from '../train/task.ts';
 import { bool, int, makeSpec, num, str, TaskRegistryError, type Schema, type TaskSpec } from './task-options.ts';
 import { encodeModel } from '../io/model.ts';
 import { DataError } from '../data/loaders.ts';
-import { loadJSONL, loadNumericCSV, loadText } from '../data/files.ts';
+import { loadCharCorpus, loadJSONL, loadNumericCSV, type TextEncoding } from '../data/files.ts';
 import { emailToTextIfRaw, firstNames, GENDER_LABELS, mobyDick, sensorNetwork, SPAM_LABELS, SPAM_SPLIT_SEED, spamAssassin, splitBySeed, splitSeries } from '../data/datasets.ts';
 import { buildClassifier, ClassificationTask, loadClassifier, type LabeledSplits } from './classifier.ts';
 import { buildFeedForward, FeedForwardTask, loadFeedForward } from './feedforward.ts';
 import { buildNameGen, loadNameGen, NameGenTask } from './namegen.ts';
-import { buildLM, loadLM, LMTask } from './lm.ts';
+import { buildLM, buildLMFromCorpus, LM_UNK, loadLM, LMTask } from './lm.ts';
 import { buildForecast, ForecastTask, loadForecast } from './forecaster.ts';
 import { seq2seqTaskSpec } from './seq2seq.ts';
 import { captionTaskSpec } from './captioner.ts';
@@ -98,10 +98,13 @@ export function encodeTask(task: Task<any>): Uint8Array {
 
 // ---- options (the schema machinery and makeSpec are in task-options.ts) ----------------------------
 
+/** The text encoding of a task's `data` file: strict UTF-8 (a bad byte is an error naming its offset) or Latin-1. */
+const ENCODING = str('utf-8', "the data file's text encoding: utf-8 (strict: a byte that is not UTF-8 is an error) or latin1", ['utf-8', 'latin1']);
+
 const TRAIN_SCHEMA = (epochs: number, lr: number, clipNorm: number, batchSize: number): Schema => ({
   epochs: int(epochs, 'passes over the training data (an epoch of a sampled source is stepsPerEpoch batches)'),
   lr: num(lr, 'Adam learning rate', 0),
-  clipNorm: num(clipNorm, 'clip the global gradient norm to this', 0),
+  clipNorm: num(clipNorm, 'clip the global gradient norm to this (0: no clipping, as in the Trainer)', 0),
   batchSize: int(batchSize, 'examples (or windows) per batch'),
   seed: int(1, 'seed of initialisation, dropout and batch order (the data split has its own fixed seed)', 0),
 });
@@ -122,6 +125,7 @@ const RNN_CELLS = ['lstm', 'gru', 'rnn'] as const;
 
 const SPAM_SCHEMA: Schema = {
   data: str('', "a JSONL file of {\"input\": text, \"target\": label} pairs to use instead of SpamAssassin (same seeded 80/10/10 split)"),
+  encoding: ENCODING,
   tokenizer: str('word', 'word or char tokens', ['word', 'char']),
   lowercase: bool(true, 'lower-case the text first'),
   minCount: int(2, 'tokens seen fewer times in training become <unk>'),
@@ -159,8 +163,8 @@ function classifierOptions(o: Record<string, number | boolean | string>) {
 }
 
 /** Labelled texts from a JSONL file: labels are the distinct targets in sorted order. */
-function jsonlClassification(path: string): { labels: string[]; data: LabeledSplits } {
-  const pairs = loadJSONL(path);
+function jsonlClassification(path: string, encoding: TextEncoding): { labels: string[]; data: LabeledSplits } {
+  const pairs = loadJSONL(path, { encoding });
   const labels = [...new Set(pairs.map((p) => p.target))].sort();
   if (labels.length < 2) throw new DataError(`${path}: a classifier needs at least two distinct targets, found ${labels.map((l) => JSON.stringify(l)).join(', ')}`);
   const items = pairs.map((p) => ({ text: p.input, label: labels.indexOf(p.target) }));
@@ -174,7 +178,7 @@ const classifySpam = makeSpec({
   schema: SPAM_SCHEMA,
   build(o) {
     if (o.data) {
-      const { labels, data } = jsonlClassification(o.data as string);
+      const { labels, data } = jsonlClassification(o.data as string, o.encoding as TextEncoding);
       return buildClassifier('classify-spam', labels, classifierOptions(o), data);
     }
     return buildClassifier('classify-spam', SPAM_LABELS, classifierOptions(o), spamAssassin());
@@ -262,6 +266,7 @@ const namegen = makeSpec({
 
 const CHARLM_SCHEMA: Schema = {
   data: str('', 'a plain-text file to use instead of Moby-Dick (split by position: first 90% train, next 5% val, last 5% test)'),
+  encoding: ENCODING,
   embeddingDim: int(32, 'character embedding size'),
   hiddenSize: int(128, 'LSTM state size'),
   numLayers: int(1, 'stacked LSTM layers'),
@@ -273,26 +278,21 @@ const CHARLM_SCHEMA: Schema = {
   ...TRAIN_SCHEMA(2, 0.02, 5, 32),
 };
 
-/** Split a custom text by position: 90% / 5% / 5%. */
-function splitText(text: string): { train: string; val: string; test: string } {
-  const chars = [...text];
-  const a = Math.floor(chars.length * 0.9), b = Math.floor(chars.length * 0.95);
-  if (b - a < 2 || chars.length - b < 2) throw new DataError(`charlm: the text has ${chars.length} characters, too few to split into train/val/test`);
-  return { train: chars.slice(0, a).join(''), val: chars.slice(a, b).join(''), test: chars.slice(b).join('') };
-}
-
 const charlm = makeSpec({
   name: 'charlm',
   description: 'character language model on Moby-Dick (fixed chapter split): embedding → LSTM → linear; held-out bits per character',
   topology: 'many-to-many',
   schema: CHARLM_SCHEMA,
   build(o) {
-    const data = o.data ? splitText(loadText(o.data as string)) : mobyDick();
-    return buildLM({
+    const lmOptions = {
       embeddingDim: o.embeddingDim as number, hiddenSize: o.hiddenSize as number, numLayers: o.numLayers as number, seqLen: o.seqLen as number,
       batchSize: o.batchSize as number, stepsPerEpoch: o.stepsPerEpoch as number, evalBatchSize: o.evalBatchSize as number, seed: o.seed as number,
       generation: { length: o.length as number, temperature: o.temperature as number },
-    }, data);
+    };
+    // A custom text is read in chunks straight into token ids (never one string or a per-character
+    // array: a corpus of a gigabyte fits in about a gigabyte of ids) and split by position 90/5/5.
+    if (o.data) return buildLMFromCorpus(lmOptions, loadCharCorpus(o.data as string, { unk: LM_UNK, encoding: o.encoding as TextEncoding }));
+    return buildLM(lmOptions, mobyDick());
   },
   load: (file, where) => ({ task: loadLM(file, where ?? 'model file') }),
   predict: (task, inputs) => expectTask('charlm', task, LMTask).predict(checkInputs('charlm', inputs)),
@@ -301,6 +301,7 @@ const charlm = makeSpec({
 const FORECAST_SCHEMA: Schema = {
   data: str('', 'a CSV file (one series, numeric columns) to use instead of the sensor network (chronological 70/15/15 split)'),
   columns: str('', "comma-separated CSV columns to model (default: all); only with 'data'"),
+  encoding: ENCODING,
   cell: str('lstm', 'recurrent cell', RNN_CELLS),
   hiddenSize: int(16, 'recurrent state size'),
   numLayers: int(1, 'stacked recurrent layers'),
@@ -321,7 +322,7 @@ const forecast = makeSpec({
     let data;
     if (o.data) {
       const cols = (o.columns as string).split(',').map((c) => c.trim()).filter((c) => c.length > 0);
-      const table = loadNumericCSV(o.data as string, cols.length ? { columns: cols } : {});
+      const table = loadNumericCSV(o.data as string, { ...(cols.length ? { columns: cols } : {}), encoding: o.encoding as TextEncoding });
       const s = splitSeries([{ name: o.data as string, rows: table.data }]);
       data = { columns: table.columns, ...s };
     } else {

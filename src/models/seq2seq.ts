@@ -656,7 +656,7 @@ const SEQ2SEQ_SCHEMA: Schema = {
   maxWordLength: int(30, 'drop longer words'),
   epochs: int(12, 'passes over the ~111k training pairs (about 3.3 minutes each on the wasm backend with one thread; `--time 1800` stops after 30 minutes, as in the README run)'),
   lr: num(0.003, 'Adam learning rate', 0),
-  clipNorm: num(5, 'clip the global gradient norm to this', 0),
+  clipNorm: num(5, 'clip the global gradient norm to this (0: no clipping)', 0),
   batchSize: int(SEQ2SEQ_DEFAULTS.batchSize, 'word pairs per batch'),
   seed: int(1, 'seed of initialisation, dropout and batch order', 0),
 };

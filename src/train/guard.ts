@@ -66,3 +66,16 @@ export function checkFinite(loss: Tensor | number | null, params: Params, step: 
     if (i >= 0) throw new NonFiniteError(step, 'value', p.label, i, valueAt(p.tensor, i));
   }
 }
+
+/**
+ * Throw a NonFiniteError naming the first parameter (in order) whose value holds NaN or ±Infinity;
+ * gradients are not looked at. One `findNonFinite` pass per parameter: a backend kernel that
+ * returns one index (on wasm it runs in the module's memory, nothing is read back), so a scan costs
+ * about what one element-wise pass over the weights costs.
+ */
+export function checkValues(params: Params, step: number): void {
+  for (const p of collectParams(params, 'checkValues').items) {
+    const i = firstBad(p.tensor);
+    if (i >= 0) throw new NonFiniteError(step, 'value', p.label, i, valueAt(p.tensor, i));
+  }
+}

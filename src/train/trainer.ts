@@ -36,7 +36,7 @@ import type { BatchSource, StepResult, Task } from './task.ts';
 import { Adagrad, Adam, AdamW, Optimizer, RMSProp, SGD, type AdagradOptions, type AdamOptions, type RMSPropOptions, type SGDOptions } from './optim.ts';
 import { LRScheduler, scheduleFromSpec, type Schedule, type ScheduleSpec } from './schedule.ts';
 import { clipGradNorm, clipGradNormTo, clipGradValue, gradNorms } from './clip.ts';
-import { checkFinite, NonFiniteError } from './guard.ts';
+import { checkFinite, checkValues, NonFiniteError } from './guard.ts';
 import { GradMonitor, layerNorms } from './gradlog.ts';
 import { LineProgress, type Callback, type EvalInfo, type HookResult, type ProgressSink, type StepInfo } from './callbacks.ts';
 import { BEST_FILE, CheckpointError, encodeModelFile, loadCheckpoint, saveCheckpoint, type RunStore, type TrainingState } from './run-store.ts';
@@ -76,7 +76,7 @@ export interface TrainerOptions {
   lr?: number;
   /** A learning-rate schedule (an instance or its JSON spec), stepped after every optimizer step. */
   schedule?: Schedule | ScheduleSpec | null;
-  /** Clip the global gradient 2-norm to this (torch clip_grad_norm_). */
+  /** Clip the global gradient 2-norm to this (torch clip_grad_norm_); 0 or null: no clipping. */
   clipNorm?: number | null;
   /** Clamp every gradient element to ±this (torch clip_grad_value_), before norm clipping. */
   clipValue?: number | null;
@@ -202,6 +202,11 @@ function optPosInt(key: string, v: unknown): number | null {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) fail(key, 'a positive integer', v);
   return v;
 }
+
+/** Steps at the start of a fit whose median loss is compared with the last steps' (warnIfDiverged). */
+const DIVERGE_HEAD = 10;
+/** The last steps' median loss over this many times the first steps' is divergence. */
+const DIVERGE_FACTOR = 2;
 
 function optPositive(key: string, v: unknown): number | null {
   if (v === undefined || v === null) return null;
@@ -341,7 +346,9 @@ function resolveOptions(o: TrainerOptions): Resolved {
     for (const [k, r] of Object.entries(o.rngs)) if (!(r instanceof Rng)) fail(`rngs.${k}`, 'an Rng', r);
   }
   return {
-    clipNorm: optPositive('clipNorm', o.clipNorm),
+    // 0 means no clipping, as in the task options (a task option is a number and has no null to
+    // say "off"); clipping every gradient to norm 0 would zero every update, never what is meant.
+    clipNorm: o.clipNorm === 0 ? null : optPositive('clipNorm', o.clipNorm),
     clipValue: optPositive('clipValue', o.clipValue),
     epochs,
     maxSteps,
@@ -556,6 +563,7 @@ export class Trainer<B> {
   async saveCheckpoint(dir?: string): Promise<string> {
     const target = dir ?? this.opts.checkpointDir;
     if (!target) throw new Error('Trainer.saveCheckpoint: no directory (set runDir or checkpoint.dir, or pass one)');
+    this.checkSavable();
     saveCheckpoint(this.requireStore('Trainer.saveCheckpoint'), target, this.task.model, this.task.describe(), this.trainingState());
     return target;
   }
@@ -635,6 +643,32 @@ export class Trainer<B> {
     this.writeLog({ type: 'warning', step: this.stepCount, epoch: this.epochIndex, time: this.totalSeconds(), kind, message });
   }
 
+  /**
+   * A model file is never written with non-finite weights (whatever made them so: the last
+   * update, a callback, a resumed state): the write fails naming the first bad parameter.
+   */
+  private checkSavable(): void {
+    checkValues(this.params, this.stepCount);
+  }
+
+  /**
+   * A run whose training loss ends well above where it started has diverged (a learning rate far
+   * too high gives finite but useless weights, not NaN): say so on the console and in the log, as
+   * the run would otherwise end looking like a success.
+   */
+  private warnIfDiverged(first: readonly number[], recent: readonly number[]): void {
+    if (first.length < DIVERGE_HEAD || recent.length < DIVERGE_HEAD) return;
+    // medians, so that one bad batch (a spike the explosion warning already reports) is not divergence
+    const median = (xs: readonly number[]): number => {
+      const s = [...xs].sort((x, y) => x - y), m = s.length >> 1;
+      return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+    };
+    const a = median(first), b = median(recent);
+    if (b > DIVERGE_FACTOR * a && b - a > 1e-3) {
+      this.notice('divergence', `training diverged: the median training loss rose from ${a.toPrecision(4)} (first ${first.length} steps) to ${b.toPrecision(4)} (last ${recent.length} steps); the model is likely useless — lower the learning rate (it ended at ${this.optimizer.lr}) or set/lower clipNorm`);
+    }
+  }
+
   private runHook(fn: () => HookResult): void {
     const r = fn();
     if (r === true || r === 'stop') this.stop('callback');
@@ -656,7 +690,11 @@ export class Trainer<B> {
     const count = r.count;
     if (typeof count !== 'number' || !Number.isFinite(count) || count < 0) throw new TypeError(`Trainer: task '${this.task.name}'.step returned count ${show(count)}; expected a number of tokens or samples >= 0`);
     const loss = r.loss.item();
-    checkFinite(loss, [], stepNo);
+    if (!Number.isFinite(loss)) {
+      // weights broken before this step (loaded or resumed so) are the cause to name, not the loss
+      checkValues(this.params, stepNo);
+      checkFinite(loss, [], stepNo);
+    }
     const lr = this.optimizer.lr;
     backward(r.loss);
     const gn = gradNorms(this.params);
@@ -676,6 +714,13 @@ export class Trainer<B> {
       clipped = gn.total > this.opts.clipNorm;
     }
     this.optimizer.step();
+    // A finite gradient can still give non-finite weights (a huge learning rate, an overflowing
+    // update), and after the last step no later loss would show it: scan the weights after every
+    // update, so the run stops at the step that broke them, naming the parameter. The scan is one
+    // backend pass per parameter returning one index (see guard.ts), cheaper than the update
+    // itself, which reads the weights, gradients and optimizer buffers; scanning only when the
+    // gradient norm is non-finite would miss exactly the overflowing-update case.
+    checkValues(this.params, stepNo);
     this.scheduler?.step();
     this.stepCount = stepNo;
     this.batchIndex++;
@@ -700,6 +745,7 @@ export class Trainer<B> {
       this.bestStep = this.stepCount;
       this.badEvals = 0;
       if (this.opts.checkpointDir && this.opts.saveBest && this.opts.store) {
+        this.checkSavable();
         this.opts.store.write(this.opts.checkpointDir, BEST_FILE, encodeModelFile(this.task.model, this.task.describe(), {
           'recur.task': this.task.name,
           'recur.step': String(this.stepCount),
@@ -773,6 +819,7 @@ export class Trainer<B> {
 
     const recent: number[] = []; // last 100 losses
     let lastLoss: number | null = null;
+    const firstLosses: number[] = [];
     let win = { n: 0, loss: 0, count: 0, clipped: 0, start: now(), metrics: new Map<string, number>() };
     let epochLoss = 0, epochSteps = 0;
     let ema: number | null = null;
@@ -823,6 +870,7 @@ export class Trainer<B> {
         const info = this.trainStep(train);
         lastInfo = info;
         lastLoss = info.loss;
+        if (firstLosses.length < DIVERGE_HEAD) firstLosses.push(info.loss);
         recent.push(info.loss);
         if (recent.length > 100) recent.shift();
         ema = ema === null ? info.loss : 0.95 * ema + 0.05 * info.loss;
@@ -855,6 +903,7 @@ export class Trainer<B> {
           for (const cb of o.callbacks) if (cb.onEpochEnd) this.runHook(() => cb.onEpochEnd!(einfo, this));
         }
         if (store && o.checkpointDir && o.checkpointEvery !== null && this.stepCount % o.checkpointEvery === 0) {
+          this.checkSavable();
           saveCheckpoint(store, o.checkpointDir, this.task.model, this.task.describe(), this.trainingState());
         }
 
@@ -879,7 +928,11 @@ export class Trainer<B> {
       flushTrainLog();
       // The final checkpoint holds the state as of the last step — before the final evaluation,
       // so resuming from it replays exactly what an uninterrupted run would have done.
-      if (store && o.checkpointDir) saveCheckpoint(store, o.checkpointDir, this.task.model, this.task.describe(), this.trainingState());
+      if (store && o.checkpointDir) {
+        this.checkSavable();
+        saveCheckpoint(store, o.checkpointDir, this.task.model, this.task.describe(), this.trainingState());
+      }
+      this.warnIfDiverged(firstLosses, recent);
       let finalMetrics: Record<string, number> | null = this.lastEval;
       if (valData && lastEvalStep !== this.stepCount && this.stepCount > startStep) {
         finalMetrics = this.evaluate(valData);
