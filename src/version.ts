@@ -1,2 +1,2 @@
-// Generated from package.json by scripts/build.mjs; test/package.test.ts checks that they agree.
-export const VERSION = '0.1.0';
+// Generated from package.json by scripts/build.mjs; test/consumer.test.ts checks that they agree.
+export const VERSION: string = '0.1.0';

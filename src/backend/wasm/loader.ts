@@ -32,7 +32,7 @@ export async function readVariant(platform: Platform, v: Variant): Promise<Uint8
   } catch (e) {
     throw new Error(
       `wasm backend: cannot read the kernel module ${VARIANT_FILES[v]} (${(e as Error).message}). ` +
-      'It is built from src/backend/wasm/assembly by `npm run build:wasm` (npm install runs it).',
+      'It is built from src/backend/wasm/assembly by `npm run build:wasm` (`npm run build` runs it).',
     );
   }
 }
