@@ -137,6 +137,15 @@ interface ManifestEntry {
 
 const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
+/** A value from the file, printable whatever it is (String() throws on an object without a prototype). */
+const show = (v: unknown): string => {
+  try {
+    return typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v));
+  } catch {
+    return '(unprintable value)';
+  }
+};
+
 const fmtShape = (s: readonly (number | null)[]): string => `[${s.map((d) => (d === null ? 'null' : String(d))).join(', ')}]`;
 
 /** product(shape), or null when it is not a safe integer (a shape no file can back). */
@@ -177,7 +186,7 @@ export function readKerasWeights(modelJson: unknown, readShard: KerasShardReader
         throw new KerasImportError(`${g}.weights[${wi}] must be {name, shape: [non-negative integers], dtype}`);
       }
       const dtype = w.dtype === undefined ? 'float32' : w.dtype;
-      if (dtype !== 'float32') throw new KerasImportError(`${g}: weight '${w.name}' has dtype ${String(dtype)}; only float32 weights are supported`);
+      if (dtype !== 'float32') throw new KerasImportError(`${g}: weight '${w.name}' has dtype ${show(dtype)}; only float32 weights are supported`);
       if (w.quantization !== undefined) throw new KerasImportError(`${g}: weight '${w.name}' is quantized; quantized weights are not supported`);
       if (seen.has(w.name)) throw new KerasImportError(`${g}: weight '${w.name}' is listed twice in the manifest`);
       seen.add(w.name);

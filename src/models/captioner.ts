@@ -27,7 +27,7 @@ import { LSTM } from '../nn/recurrent.ts';
 import { beamSearch, greedyDecode, type DecoderSpec } from '../infer/beam.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
 import { asStateDict, type ModelFile } from '../io/model.ts';
-import { brief, cCustom, checkConfig, checkModelTensors, cInt, conv2dShapes, cStr, embeddingShapes, int, linearShapes, makeSpec, num, recurrentShapes, TaskRegistryError, type ConfigSchema, type ParamShapes, type Schema, type TaskSpec } from './task-options.ts';
+import { brief, cCustom, checkConfig, checkModelTensors, cInt, conv2dShapes, cStr, embeddingShapes, int, linearShapes, makeSpec, num, recurrentShapes, TaskConfigError, TaskRegistryError, type ConfigSchema, type ParamShapes, type Schema, type TaskSpec } from './task-options.ts';
 import { checkLimit, resolveLimits, type Limits } from '../io/limits.ts';
 import { CAPTION_VOCAB, decodeCaption, encodeCaption, shapeSample, type ShapesOptions } from './shapes.ts';
 
@@ -135,12 +135,12 @@ export const CAPTIONER_CONFIG: ConfigSchema = {
   arch: cStr(['captioner']),
   imageSize: cCustom((v, where) => {
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 4 || v > MAX_IMAGE_SIZE || v % 4 !== 0) {
-      throw new TypeError(`${where} must be a multiple of 4 (two 2×2 poolings) in [4, ${MAX_IMAGE_SIZE}], got ${brief(v)}`);
+      throw new TaskConfigError(`${where} must be a multiple of 4 (two 2×2 poolings) in [4, ${MAX_IMAGE_SIZE}], got ${brief(v)}`);
     }
   }),
   vocabSize: cInt(1, 'vocab'),
   channels: cCustom((v, where) => {
-    if (!Array.isArray(v) || v.length !== 2 || !v.every((x) => Number.isSafeInteger(x) && x >= 1)) throw new TypeError(`${where} must be two positive integers, got ${brief(v)}`);
+    if (!Array.isArray(v) || v.length !== 2 || !v.every((x) => Number.isSafeInteger(x) && x >= 1)) throw new TaskConfigError(`${where} must be two positive integers, got ${brief(v)}`);
   }),
   embeddingDim: cInt(1, 'hiddenSize'),
   hiddenSize: cInt(1, 'hiddenSize'),
@@ -148,13 +148,13 @@ export const CAPTIONER_CONFIG: ConfigSchema = {
 
 /**
  * Check a captioner config (`task`, when present, must be 'caption'). With `limits` (loading a
- * file), sizes are checked against them too. Errors are TypeErrors.
+ * file), sizes are checked against them too. Errors are TaskConfigErrors.
  */
 export function checkCaptionerConfig(config: unknown, limits: Partial<Limits> | null = null): CaptionerConfig {
-  if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new TypeError(`captioner config: expected an object, got ${brief(config)}`);
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new TaskConfigError(`captioner config: expected an object, got ${brief(config)}`);
   const { task, ...rest } = config as Record<string, unknown>;
-  if (task !== undefined && task !== 'caption') throw new TypeError(`captioner config: task must be 'caption', got ${brief(task)}`);
-  const c = checkConfig('captioner config', CAPTIONER_CONFIG, rest, { limits, error: TypeError });
+  if (task !== undefined && task !== 'caption') throw new TaskConfigError(`captioner config: task must be 'caption', got ${brief(task)}`);
+  const c = checkConfig('captioner config', CAPTIONER_CONFIG, rest, { limits, error: TaskConfigError });
   const ch = c.channels as number[];
   if (limits) {
     // each convolution's channel count is a layer width
@@ -389,8 +389,8 @@ export function loadCaption(file: ModelFile, path = 'model file', opts: { limits
   const limits = opts.limits ?? {};
   const config = checkCaptionerConfig(file.config, limits);
   const vocab = file.vocab;
-  if (!Array.isArray(vocab) || vocab.length !== CAPTION_VOCAB.length || vocab.some((w, i) => w !== CAPTION_VOCAB[i])) throw new TypeError(`${path}: the caption vocabulary in the file differs from this version's`);
-  checkModelTensors(path, captionerTensorShapes(config), file.tensors, { limits, error: TypeError });
+  if (!Array.isArray(vocab) || vocab.length !== CAPTION_VOCAB.length || vocab.some((w, i) => w !== CAPTION_VOCAB[i])) throw new TaskConfigError(`${path}: the caption vocabulary in the file differs from this version's`);
+  checkModelTensors(path, captionerTensorShapes(config), file.tensors, { limits, error: TaskConfigError });
   const model = new Captioner(config);
   model.loadStateDict(asStateDict(file));
   return { task: new CaptionTask(model) };
