@@ -324,3 +324,25 @@ test('recur demo: Ctrl-C (SIGINT) stops training, still evaluates and saves, exi
   assert.ok(existsSync(out));
   assert.equal(recur(['info', out]).code, 0);
 });
+
+test('--limit KEY=N raises or lowers a resource limit for any command; bad ones are usage errors', () => {
+  const { path, model } = savedCharLM();
+  const n = model.namedParameters().length;
+  assert.equal(recur(['info', path]).code, 0);
+  // lowered below the file's tensor count: refused, naming the limit (both spellings, before or after the command)
+  for (const args of [['--limit', `tensors=${n - 1}`, 'info', path], ['info', path, `--limit=tensors=${n - 1}`]]) {
+    const r = recur(args);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`${n} is over the limit of ${n - 1} \\(tensors\\)`));
+    noStack(r);
+  }
+  assert.equal(recur(['info', path, '--limit', `tensors=${n}`]).code, 0);
+  // a limit must be a positive integer with a known key
+  const bad = recur(['--limit', 'layers=0', 'info', path]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--limit: 'layers' must be a positive integer, got 0/);
+  const unknown = recur(['--limit', 'nodes=5', 'info', path]);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /unknown limit 'nodes' \(keys: fileBytes, /);
+  assert.match(recur(['--help']).stdout, /--limit KEY=N/);
+});

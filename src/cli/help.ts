@@ -34,6 +34,10 @@ Commands:
 Options:
   -h, --help     Show help (also 'recur <command> --help')
   -v, --version  Print the version
+  --limit KEY=N  Raise (or lower) a resource limit for untrusted files, for any command; may be
+                 repeated. Keys: fileBytes, headerBytes, tensors, tensorElements, parameters,
+                 layers, hiddenSize, vocab, graphNodes, foldedConstantBytes, sequenceLength
+                 (see "Security and limits" in the README)
 
 Exit codes: 0 ok, 1 the command failed, 2 bad command line, 130 interrupted.
 

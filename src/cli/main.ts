@@ -5,6 +5,7 @@
  * line on stderr, never as a stack trace.
  */
 import { VERSION } from '../version.ts';
+import { LIMIT_KEYS, setProcessLimits } from '../io/limits.ts';
 import { CliError, formatError, OptionReader, parseCommand, UsageError, type OptionSpec } from './args.ts';
 import { COMMANDS, commandHelp, MAIN_HELP, MODULE_COMMANDS, type Command, type ModuleCommand, type OwnCommand } from './help.ts';
 import { setBackend } from '../backend/registry.ts';
@@ -102,7 +103,44 @@ function wantsHelp(args: string[]): boolean {
   return head.includes('--help') || head.includes('-h');
 }
 
-async function dispatch(argv: string[]): Promise<number> {
+/**
+ * Take every `--limit KEY=N` (or `--limit=KEY=N`) out of the arguments, before a `--`, and raise
+ * those resource limits for this run (io/limits.ts); any command that reads a file obeys them.
+ */
+function applyLimitOptions(argv: string[]): string[] {
+  const rest: string[] = [];
+  const overrides: Record<string, number> = {};
+  const end = argv.indexOf('--');
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (end >= 0 && i >= end) {
+      rest.push(a);
+      continue;
+    }
+    let spec: string | undefined;
+    if (a === '--limit') {
+      spec = argv[++i];
+      if (spec === undefined) throw new UsageError('--limit needs KEY=N');
+    } else if (a.startsWith('--limit=')) spec = a.slice('--limit='.length);
+    else {
+      rest.push(a);
+      continue;
+    }
+    const m = /^(\w+)=(\d+)$/.exec(spec);
+    if (!m) throw new UsageError(`--limit must be KEY=N with N a positive integer, got '${spec}' (keys: ${LIMIT_KEYS.join(', ')})`);
+    if (!(LIMIT_KEYS as string[]).includes(m[1])) throw new UsageError(`--limit: unknown limit '${m[1]}' (keys: ${LIMIT_KEYS.join(', ')})`);
+    overrides[m[1]] = Number(m[2]);
+  }
+  try {
+    setProcessLimits(overrides);
+  } catch (e) {
+    throw new UsageError(`--limit: ${(e as Error).message.replace(/^limits: /, '')}`);
+  }
+  return rest;
+}
+
+async function dispatch(args: string[]): Promise<number> {
+  const argv = applyLimitOptions(args);
   const [first, ...rest] = argv;
   if (first === undefined || first === '--help' || first === '-h') {
     process.stdout.write(MAIN_HELP);

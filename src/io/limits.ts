@@ -7,8 +7,8 @@
  * The defaults are sized so that a laptop survives the worst file that passes them (about 1 GiB
  * of tensors at most) while every model and data set recur ships, and every model of the size
  * people train with it, passes with room to spare. A caller who trusts bigger inputs raises a
- * limit with `resolveLimits({ tensorElements: 2 ** 30 })` in the library, or
- * `--limit tensorElements=1073741824` on the command line.
+ * limit with `resolveLimits({ tensorElements: 2 ** 30 })` in the library (passed as a loader's
+ * `limits` option), or `--limit tensorElements=1073741824` on the command line.
  */
 
 export interface Limits {
@@ -65,9 +65,22 @@ export class LimitError extends Error {
   }
 }
 
-/** The defaults with `overrides` applied; unknown keys and values that are not positive integers are refused. */
+/**
+ * What `resolveLimits` starts from in this process: DEFAULT_LIMITS unless the application raised
+ * some with `setProcessLimits` (the CLI's --limit). Not part of the library's public API: a library
+ * caller passes `limits` to the loader it calls, and never changes what other callers get.
+ */
+let processLimits: Readonly<Limits> = DEFAULT_LIMITS;
+
+/** Start every later `resolveLimits` from DEFAULT_LIMITS with `overrides` (checked like resolveLimits'). */
+export function setProcessLimits(overrides: Partial<Limits>): void {
+  processLimits = DEFAULT_LIMITS;
+  processLimits = Object.freeze(resolveLimits(overrides));
+}
+
+/** The process's limits (normally the defaults) with `overrides` applied; unknown keys and values that are not positive integers are refused. */
 export function resolveLimits(overrides: Partial<Limits> = {}): Limits {
-  const out: Limits = { ...DEFAULT_LIMITS };
+  const out: Limits = { ...processLimits };
   for (const [k, v] of Object.entries(overrides)) {
     if (!(LIMIT_KEYS as string[]).includes(k)) throw new TypeError(`limits: unknown limit '${k}' (known: ${LIMIT_KEYS.join(', ')})`);
     if (v === undefined) continue;
