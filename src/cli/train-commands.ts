@@ -2,9 +2,9 @@
  * The task commands of the `recur` CLI: train, eval and predict a task model by name.
  *
  *   recur train TASK [--epochs N] [--max-steps N] [--time S] [--lr X] [--run-dir DIR] [--resume DIR]
- *                    [--seed N] [--eval-every N] [--checkpoint-every N] [--set key=value ...]
- *   recur eval TASK --model FILE [--split test|val] [--set key=value ...] [--json]
- *   recur predict TASK --model FILE [INPUT ...]        (no inputs: one per line from standard input)
+ *                    [--seed N] [--eval-every N] [--checkpoint-every N] [--encoding E] [--set key=value ...]
+ *   recur eval TASK --model FILE [--split test|val] [--encoding E] [--set key=value ...] [--json]
+ *   recur predict TASK --model FILE [--encoding E] [INPUT ...]   (no inputs: one per line from standard input)
  *
  * Tasks come from the registry (src/models/registry.ts): `getTaskSpec(name)` gives the task's
  * defaults and how to build it with its data, load it from a model file, and run predictions. The
@@ -585,7 +585,7 @@ export async function evalCommand(argv: string[], deps: CommandDeps = {}): Promi
 // ---- recur predict ----------------------------------------------------------------------------------------
 
 export const PREDICT_HELP = `Usage:
-  recur predict TASK --model FILE [INPUT ...]
+  recur predict TASK --model FILE [--encoding utf-8|latin1] [INPUT ...]
 
 Runs a trained model on each INPUT (or, with none, on each non-empty line of standard input) and
 prints one output line per input: a label, a tag sequence, a translation, a continuation, ...

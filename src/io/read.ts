@@ -57,28 +57,23 @@ function checkInputFile(fs: NodeFs, path: string, what: string, limits: Partial<
 /**
  * An input file read in chunks of at most `chunkBytes`, after the checks of `readInputFile`, so
  * that a large file is never held whole: `each` sees the chunks in order (a view that is reused:
- * copy what must outlive the call). `passes` reads the file that many times over one open
- * descriptor (for two-pass loaders: count, then fill); a file whose size changes between passes is
- * an error, since the passes would then disagree.
+ * copy what must outlive the call). A file whose size changes while it is read is an error.
  */
-export function readInputFileChunks(path: string, what: string, limits: Partial<Limits>, each: (chunk: Uint8Array, pass: number) => void, opts: { passes?: number; chunkBytes?: number } = {}): void {
+export function readInputFileChunks(path: string, what: string, limits: Partial<Limits>, each: (chunk: Uint8Array) => void, opts: { chunkBytes?: number } = {}): void {
   const fs = nodeFs(what);
   const size = checkInputFile(fs, path, what, limits);
-  const passes = opts.passes ?? 1;
   const buf = new Uint8Array(Math.max(1, Math.min(opts.chunkBytes ?? 1 << 22, size)));
   const fd = fs.openSync(path, 'r');
   try {
-    for (let pass = 0; pass < passes; pass++) {
-      let pos = 0;
-      for (;;) {
-        const n = fs.readSync(fd, buf, 0, buf.length, pos);
-        if (n === 0) break;
-        pos += n;
-        if (pos > size) break;
-        each(buf.subarray(0, n), pass);
-      }
-      if (pos !== size) throw new InputFileError(`${what} '${path}' changed size while being read (${size} bytes, then ${pos})`);
+    let pos = 0;
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, pos);
+      if (n === 0) break;
+      pos += n;
+      if (pos > size) break;
+      each(buf.subarray(0, n));
     }
+    if (pos !== size) throw new InputFileError(`${what} '${path}' changed size while being read (${size} bytes, then ${pos})`);
   } finally {
     fs.closeSync(fd);
   }

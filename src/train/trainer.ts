@@ -663,9 +663,12 @@ export class Trainer<B> {
       const s = [...xs].sort((x, y) => x - y), m = s.length >> 1;
       return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
     };
-    const a = median(first), b = median(recent);
+    // the start is the lower of the first step's loss (the model before any update of this fit)
+    // and the first steps' median: a rate high enough to break the model in one update would
+    // otherwise make the start look as bad as the end
+    const a = Math.min(first[0], median(first)), b = median(recent);
     if (b > DIVERGE_FACTOR * a && b - a > 1e-3) {
-      this.notice('divergence', `training diverged: the median training loss rose from ${a.toPrecision(4)} (first ${first.length} steps) to ${b.toPrecision(4)} (last ${recent.length} steps); the model is likely useless — lower the learning rate (it ended at ${this.optimizer.lr}) or set/lower clipNorm`);
+      this.notice('divergence', `training diverged: the median training loss rose from ${a.toPrecision(4)} (at the start) to ${b.toPrecision(4)} (last ${recent.length} steps); the model is likely useless — lower the learning rate (it ended at ${this.optimizer.lr}) or set/lower clipNorm`);
     }
   }
 
