@@ -51,7 +51,7 @@ import { clipGradNorm } from '../train/clip.ts';
 import { backward } from '../autograd/tape.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
 import { asStateDict, type ModelFile } from '../io/model.ts';
-import { bool, brief, cellShapes, checkConfig, checkModelTensors, checkVocabSize, cInt, cNum, cStr, embeddingShapes, int, linearShapes, makeSpec, num, recurrentShapes, str, type ConfigSchema, type ParamShapes, type Schema, type TaskSpec } from './task-options.ts';
+import { bool, brief, TaskConfigError, cellShapes, checkConfig, checkModelTensors, checkVocabSize, cInt, cNum, cStr, embeddingShapes, int, linearShapes, makeSpec, num, recurrentShapes, str, type ConfigSchema, type ParamShapes, type Schema, type TaskSpec } from './task-options.ts';
 import type { Limits } from '../io/limits.ts';
 
 // ---- metrics ------------------------------------------------------------------------------------
@@ -359,11 +359,11 @@ export const SEQ2SEQ_CONFIG: ConfigSchema = {
  * With `limits` (loading a file), sizes are checked against them too. Errors are TypeErrors.
  */
 export function checkSeq2SeqConfig(config: unknown, limits: Partial<Limits> | null = null): Seq2SeqConfig {
-  if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new TypeError(`seq2seq config: expected an object, got ${brief(config)}`);
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new TaskConfigError(`seq2seq config: expected an object, got ${brief(config)}`);
   const { task, ...rest } = config as Record<string, unknown>;
-  if (task !== undefined && task !== 'seq2seq') throw new TypeError(`seq2seq config: task must be 'seq2seq', got ${brief(task)}`);
-  const c = checkConfig('seq2seq config', SEQ2SEQ_CONFIG, { arch: 'seq2seq', ...CONFIG_DEFAULTS, ...rest }, { limits, error: TypeError });
-  if (c.attention === 'dot' && c.decoderHidden !== 2 * (c.encoderHidden as number)) throw new TypeError(`seq2seq config: 'dot' attention needs decoderHidden = 2·encoderHidden`);
+  if (task !== undefined && task !== 'seq2seq') throw new TaskConfigError(`seq2seq config: task must be 'seq2seq', got ${brief(task)}`);
+  const c = checkConfig('seq2seq config', SEQ2SEQ_CONFIG, { arch: 'seq2seq', ...CONFIG_DEFAULTS, ...rest }, { limits, error: TaskConfigError });
+  if (c.attention === 'dot' && c.decoderHidden !== 2 * (c.encoderHidden as number)) throw new TaskConfigError(`seq2seq config: 'dot' attention needs decoderHidden = 2·encoderHidden`);
   return c as unknown as Seq2SeqConfig;
 }
 
@@ -612,10 +612,10 @@ export function buildSeq2Seq(options: Seq2SeqOptions = {}): { task: Seq2SeqTask;
 function checkVocab(v: unknown, where: string, limits: Partial<Limits>): G2PVocab {
   const x = v as G2PVocab;
   const strings = (a: unknown): boolean => Array.isArray(a) && a.every((s) => typeof s === 'string');
-  if (!x || typeof x !== 'object' || !Array.isArray(x.graphemes) || !Array.isArray(x.phonemes) || typeof x.stress !== 'boolean') throw new TypeError(`${where}: recur.vocab must be {graphemes: string[], phonemes: string[], stress: boolean}`);
+  if (!x || typeof x !== 'object' || !Array.isArray(x.graphemes) || !Array.isArray(x.phonemes) || typeof x.stress !== 'boolean') throw new TaskConfigError(`${where}: recur.vocab must be {graphemes: string[], phonemes: string[], stress: boolean}`);
   checkVocabSize(`${where}: recur.vocab graphemes`, x.graphemes.length, limits);
   checkVocabSize(`${where}: recur.vocab phonemes`, x.phonemes.length, limits);
-  if (!strings(x.graphemes) || !strings(x.phonemes)) throw new TypeError(`${where}: recur.vocab must be {graphemes: string[], phonemes: string[], stress: boolean}`);
+  if (!strings(x.graphemes) || !strings(x.phonemes)) throw new TaskConfigError(`${where}: recur.vocab must be {graphemes: string[], phonemes: string[], stress: boolean}`);
   return x;
 }
 
@@ -629,9 +629,9 @@ export function loadSeq2Seq(file: ModelFile, path = 'model file', opts: { limits
   const config = checkSeq2SeqConfig(file.config, limits);
   const vocab = checkVocab(file.vocab, path, limits);
   if (config.srcVocabSize !== vocab.graphemes.length || config.tgtVocabSize !== vocab.phonemes.length) {
-    throw new TypeError(`${path}: the config's vocabulary sizes (${config.srcVocabSize}, ${config.tgtVocabSize}) do not match recur.vocab (${vocab.graphemes.length} graphemes, ${vocab.phonemes.length} phonemes)`);
+    throw new TaskConfigError(`${path}: the config's vocabulary sizes (${config.srcVocabSize}, ${config.tgtVocabSize}) do not match recur.vocab (${vocab.graphemes.length} graphemes, ${vocab.phonemes.length} phonemes)`);
   }
-  checkModelTensors(path, seq2seqTensorShapes(config), file.tensors, { limits, error: TypeError });
+  checkModelTensors(path, seq2seqTensorShapes(config), file.tensors, { limits, error: TaskConfigError });
   const model = new Seq2Seq(config);
   model.loadStateDict(asStateDict(file));
   return { task: new Seq2SeqTask(model, vocab) };
