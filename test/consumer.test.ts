@@ -164,10 +164,9 @@ opt.step();
 opt.zeroGrad();
 export const used: unknown[] = [loss.item(), CharLM, data, onnx, interop];
 `;
-    // recurjs/wasm's declarations name the WebAssembly namespace, which TypeScript declares only in
-    // its DOM library (@types/node 20 does not): a consumer of recurjs/wasm needs "dom" in `lib`
-    // (the default when `lib` is not set). Known limit, to be lifted by declaring those types in
-    // the package.
+    // recurjs/wasm's declarations name WebAssembly.Memory/Module and URL, which TypeScript declares
+    // only in its DOM library; the package declares stand-ins (backend/wasm/wasm-types.ts), so a
+    // Node project with an ES-only `lib` and no @types/node type-checks it too.
     const wasm = `
 import { loadWasmBackend, type WasmBackendOptions } from 'recurjs/wasm';
 const o: WasmBackendOptions = { threads: 2 };
@@ -177,9 +176,9 @@ export const wasm: unknown[] = [loadWasmBackend, o];
     const projects: [string, Record<string, unknown>, string][] = [
       // no @types/node anywhere above this folder, and no DOM library: the core's (and the task
       // models', data tools', ONNX's, Keras's) declarations must stand on ES2022 alone
-      ['ts-nodenext', { ...strict, module: 'nodenext', moduleResolution: 'nodenext', lib: ['es2022'], types: [] }, body],
+      ['ts-nodenext', { ...strict, module: 'nodenext', moduleResolution: 'nodenext', lib: ['es2022'], types: [] }, body + wasm],
       ['ts-bundler', { ...strict, module: 'esnext', moduleResolution: 'bundler', lib: ['es2022', 'dom'] }, body + wasm],
-      ['ts-node', { ...strict, module: 'nodenext', moduleResolution: 'nodenext' }, `${body}${wasm}
+      ['ts-node', { ...strict, module: 'nodenext', moduleResolution: 'nodenext', lib: ['es2022'] }, `${body}${wasm}
 import { saveModel, loadModelInto, fileStore, loadKerasModel } from 'recurjs/node';
 import { readFileSync } from 'node:fs';
 saveModel('m.safetensors', lstm);

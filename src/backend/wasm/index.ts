@@ -9,6 +9,7 @@
  * Works in Node ≥ 20 and in browsers with WebAssembly SIMD; threads need SharedArrayBuffer (always
  * in Node; cross-origin-isolated pages in browsers) and fall back to one thread without it.
  */
+import './wasm-types.ts';
 import { BackendError } from '../interface.ts';
 import { getBackend, listBackends, registerBackend } from '../registry.ts';
 import { WasmBackend } from './backend.ts';
