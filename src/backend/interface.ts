@@ -52,9 +52,6 @@ export interface CellStep {
 
 // ---- a recurrent layer's buffers (src/cells/workspace.ts explains the time indexing) ---------------
 
-/** The cell kinds; each one's facts (gate count and order, kernels, …) are one record in src/cells/. */
-export type RecurrentMode = 'RNN_TANH' | 'RNN_RELU' | 'LSTM' | 'GRU' | 'MGU';
-
 /**
  * The names of the fused time-loop step kernels a backend may provide (recurrentForward /
  * recurrentBackward). Backends sit below the cells layer and cannot read the cell records, so the
