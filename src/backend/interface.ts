@@ -52,7 +52,14 @@ export interface CellStep {
 
 // ---- a recurrent layer's buffers (src/cells/workspace.ts explains the time indexing) ---------------
 
-export type RecurrentMode = 'RNN_TANH' | 'RNN_RELU' | 'LSTM' | 'GRU';
+/**
+ * The names of the fused time-loop step kernels a backend may provide (recurrentForward /
+ * recurrentBackward). Backends sit below the cells layer and cannot read the cell records, so the
+ * record of each cell kind (src/cells/) names its fused kernels with one of these and hands the name
+ * down; a backend keys its own time-loop dispatch by the name. A cell kind without fused kernels
+ * (its record says null) always runs the generic loop of its reference steps.
+ */
+export type FusedStepKernel = 'rnnTanh' | 'rnnRelu' | 'lstm' | 'gru';
 
 export interface DirectionWeights {
   /** [G·H, I] */
@@ -76,8 +83,20 @@ export interface DirectionWorkspace {
    * overwrites its block with what backward needs (activated gates; for RNN the pre-activation).
    */
   gx: Storage;
-  /** [T, B, 3H] GRU recurrent products h·W_hhᵀ + b_hh (GRU only). */
+  /** [T, B, G·H] recurrent products h·W_hhᵀ + b_hh (cells that do not fold b_hh into gx: GRU, MGU). */
   gh: Storage | null;
+}
+
+/**
+ * Where step t reads and writes in a direction's workspace, in elements (a backend addressing
+ * bytes scales them): the state before t (`prev`) and after it (`next`) in hs/cs, and the step's
+ * [B, G·H] gate block (`gates`) in gx/gh and dgx/dgh. The one statement of the time indexing
+ * (src/cells/workspace.ts explains it); the generic loop and every backend time loop use it.
+ */
+export function stepOffsets(dims: LayerDims, reverse: boolean, t: number): { prev: number; next: number; gates: number } {
+  const BH = dims.B * dims.H;
+  const gates = t * dims.B * dims.G * dims.H;
+  return reverse ? { prev: (t + 1) * BH, next: t * BH, gates } : { prev: t * BH, next: (t + 1) * BH, gates };
 }
 
 /** Per-call constants of a layer. */
@@ -86,7 +105,7 @@ export interface LayerDims {
   B: number;
   I: number;
   H: number;
-  /** Gate multiplier: 1 (RNN), 4 (LSTM), 3 (GRU). */
+  /** Gate count (the weights hold G blocks of H rows): 1 (RNN), 4 (LSTM), 3 (GRU), 2 (MGU). */
   G: number;
   lengths: Int32Array | null;
 }
@@ -261,10 +280,11 @@ export interface Backend {
    * every step, writing states, saved gates and y[t, :, yCol : yCol+H] (row stride yStride).
    * Backward: on entry sc.dh / sc.dc hold the gradient into the final state; runs BPTT over every
    * step, filling sc.dgx / sc.dgh, and leaves the gradient into the initial state in sc.dh / sc.dc
-   * (swapping the ping-pong buffers of sc as the generic loop does).
+   * (swapping the ping-pong buffers of sc as the generic loop does). `kernel` is the cell record's
+   * name for its fused steps; a backend declines names it does not know.
    */
-  recurrentForward?(mode: RecurrentMode, dims: LayerDims, w: DirectionWeights, ws: DirectionWorkspace, y: Storage | null, yCol: number, yStride: number): boolean;
-  recurrentBackward?(mode: RecurrentMode, dims: LayerDims, w: DirectionWeights, ws: DirectionWorkspace, sc: BackwardScratch, dy: Storage | null, dyCol: number, dyStride: number): boolean;
+  recurrentForward?(kernel: FusedStepKernel, dims: LayerDims, w: DirectionWeights, ws: DirectionWorkspace, y: Storage | null, yCol: number, yStride: number): boolean;
+  recurrentBackward?(kernel: FusedStepKernel, dims: LayerDims, w: DirectionWeights, ws: DirectionWorkspace, sc: BackwardScratch, dy: Storage | null, dyCol: number, dyStride: number): boolean;
 }
 
 /** Thrown when a backend lacks a kernel or a dtype; names both. */

@@ -12,33 +12,33 @@
  *   da_n = dn(1 − n²);  da_r = da_n·gh_n·r(1 − r);  da_z = dz·z(1 − z)
  *   dgx = [da_r, da_z, da_n];  dgh = [da_r, da_z, da_n·r];   dh_{t−1} += dgh · W_hh
  */
-import { cellStep, stateOffsets, type CellSpec } from './workspace.ts';
+import type { CellSpec } from './spec.ts';
+import { cellStep, recurrentProducts, stateOffsets } from './workspace.ts';
 
 export const GRU: CellSpec = {
   mode: 'GRU',
   G: 3,
+  gates: ['r', 'z', 'n'],
+  onnx: { name: 'GRU', gates: ['z', 'r', 'n'] }, // ONNX names them z, r, h
+  keras: { name: 'GRU', gates: ['z', 'r', 'n'] }, // Keras: z, r, h
   hasCell: false,
   foldRecurrentBias: false,
+  fusedSteps: 'gru',
 
   forwardStep(be, w, ws, dims, t, y, yCol, yStride) {
-    const { B, H } = dims;
-    const G = 3 * H;
-    const { prev, next } = stateOffsets(ws, dims, t);
-    const g = t * B * G;
-    // gh = h_{t−1} · W_hhᵀ + b_hh
-    be.gemm(false, true, B, G, H, 1, ws.hs, prev, H, w.wHh, 0, H, 0, ws.gh!, g, G);
-    if (w.bHh) be.addRowVector(B, G, w.bHh, 0, ws.gh!, g);
+    const { B } = dims;
+    const { prev, next, gates: g } = stateOffsets(ws, dims, t);
+    recurrentProducts(be, w, ws, dims, t); // gh = h_{t−1} · W_hhᵀ + b_hh
     be.gruCellForward(cellStep(dims, t), ws.gx, g, ws.gh!, g, ws.hs, prev, ws.hs, next, y, t * B * yStride + yCol, yStride);
   },
 
   backwardStep(be, w, ws, sc, dims, t, dy, dyCol, dyStride) {
     const { B, H } = dims;
-    const G = 3 * H;
-    const { prev } = stateOffsets(ws, dims, t);
-    const g = t * B * G;
+    const GH = 3 * H;
+    const { prev, gates: g } = stateOffsets(ws, dims, t);
     be.fill(sc.dhPrev, 0, 0, B * H);
     be.gruCellBackward(cellStep(dims, t), ws.gx, g, ws.gh!, g, ws.hs, prev, sc.dh, 0, dy, t * B * dyStride + dyCol, dyStride, sc.dgx, g, sc.dgh, g, sc.dhPrev, 0);
     // dh_{t−1} += dgh · W_hh
-    be.gemm(false, false, B, H, G, 1, sc.dgh, g, G, w.wHh, 0, H, 1, sc.dhPrev, 0, H);
+    be.gemm(false, false, B, H, GH, 1, sc.dgh, g, GH, w.wHh, 0, H, 1, sc.dhPrev, 0, H);
   },
 };

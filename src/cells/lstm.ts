@@ -12,33 +12,36 @@
  *   di = dc ⊙ g;  df = dc ⊙ c_{t−1};  dg = dc ⊙ i;  dc_{t−1} = dc ⊙ f
  *   da = [di·i(1−i), df·f(1−f), dg·(1−g²), do·o(1−o)];   dh_{t−1} = da · W_hh
  */
-import { cellStep, stateOffsets, type CellSpec } from './workspace.ts';
+import type { CellSpec } from './spec.ts';
+import { cellStep, stateOffsets } from './workspace.ts';
 
 export const LSTM: CellSpec = {
   mode: 'LSTM',
   G: 4,
+  gates: ['i', 'f', 'g', 'o'],
+  onnx: { name: 'LSTM', gates: ['i', 'o', 'f', 'g'] }, // ONNX names them i, o, f, c
+  keras: { name: 'LSTM', gates: ['i', 'f', 'g', 'o'] }, // Keras: i, f, c, o
   hasCell: true,
   foldRecurrentBias: true,
+  fusedSteps: 'lstm',
 
   forwardStep(be, w, ws, dims, t, y, yCol, yStride) {
     const { B, H } = dims;
-    const G = 4 * H;
-    const { prev, next } = stateOffsets(ws, dims, t);
-    const g = t * B * G;
+    const GH = 4 * H;
+    const { prev, next, gates: g } = stateOffsets(ws, dims, t);
     // a_t = gx_t + h_{t−1} · W_hhᵀ   (all four gates in one GEMM)
-    be.gemm(false, true, B, G, H, 1, ws.hs, prev, H, w.wHh, 0, H, 1, ws.gx, g, G);
+    be.gemm(false, true, B, GH, H, 1, ws.hs, prev, H, w.wHh, 0, H, 1, ws.gx, g, GH);
     // gates, c_t, h_t in one fused kernel
     be.lstmCellForward(cellStep(dims, t), ws.gx, g, ws.hs, prev, ws.cs!, prev, ws.cs!, next, ws.hs, next, y, t * B * yStride + yCol, yStride);
   },
 
   backwardStep(be, w, ws, sc, dims, t, dy, dyCol, dyStride) {
     const { B, H } = dims;
-    const G = 4 * H;
-    const { prev, next } = stateOffsets(ws, dims, t);
-    const g = t * B * G;
+    const GH = 4 * H;
+    const { prev, next, gates: g } = stateOffsets(ws, dims, t);
     be.fill(sc.dhPrev, 0, 0, B * H);
     be.lstmCellBackward(cellStep(dims, t), ws.gx, g, ws.cs!, prev, ws.cs!, next, sc.dh, 0, dy, t * B * dyStride + dyCol, dyStride, sc.dc!, 0, sc.dgx, g, sc.dcPrev!, 0, sc.dhPrev, 0);
     // dh_{t−1} += da_t · W_hh
-    be.gemm(false, false, B, H, G, 1, sc.dgx, g, G, w.wHh, 0, H, 1, sc.dhPrev, 0, H);
+    be.gemm(false, false, B, H, GH, 1, sc.dgx, g, GH, w.wHh, 0, H, 1, sc.dhPrev, 0, H);
   },
 };

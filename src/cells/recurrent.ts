@@ -3,6 +3,7 @@
  *
  * Forward, per direction:
  *   Gx[T·B, G·H] = X · W_ihᵀ + b_ih (+ b_hh for RNN/LSTM)      — one GEMM before the time loop
+ *   (G, the gate count, and all else that differs by cell kind come from the cell's record, CELLS)
  *   for each t (t = 0…T−1, or T−1…0 reversed): recurrent GEMM + one fused gate kernel
  * Backward (BPTT), per direction:
  *   for each t in reverse processing order: fused gate backward + dh_{t−1} = dG_t · W_hh
@@ -27,12 +28,28 @@ import { accumulateGrad, gradBuffer, needsGrad, record } from '../autograd/tape.
 import { sameBackendAndDType } from '../autograd/ops/util.ts';
 import { GRU } from './gru.ts';
 import { LSTM } from './lstm.ts';
+import { MGU } from './mgu.ts';
 import { RNN_RELU, RNN_TANH } from './rnn.ts';
-import type { BackwardScratch, CellSpec, DirectionWeights, DirectionWorkspace, LayerDims, RecurrentMode } from './workspace.ts';
+import type { CellSpec } from './spec.ts';
+import type { BackwardScratch, DirectionWeights, DirectionWorkspace, LayerDims, RecurrentMode } from './workspace.ts';
 
 export type { RecurrentMode } from './workspace.ts';
+export { reorderGates, type CellSpec, type GateLayout } from './spec.ts';
 
-export const CELLS: Record<RecurrentMode, CellSpec> = { RNN_TANH, RNN_RELU, LSTM, GRU };
+/** The cell records, one per kind (see spec.ts): the one place a cell kind's facts live. */
+export const CELLS: Record<RecurrentMode, CellSpec> = { RNN_TANH, RNN_RELU, LSTM, GRU, MGU };
+
+/**
+ * The record of the cell a foreign format stores under `name` (an ONNX op type or a Keras layer
+ * class); throws for a name no record claims. ONNX's RNN and Keras's SimpleRNN give the tanh RNN's
+ * record: the gate layout and count are those of either activation; the caller picks the activation.
+ */
+export function cellForFormat(format: 'onnx' | 'keras', name: string): CellSpec {
+  const cell = Object.values(CELLS).find((c) => c[format]?.name === name);
+  if (cell) return cell;
+  const known = [...new Set(Object.values(CELLS).flatMap((c) => c[format]?.name ?? []))];
+  throw new TypeError(`no cell kind is stored as ${format === 'onnx' ? 'ONNX op' : 'Keras layer'} '${name}' (known: ${known.join(', ')})`);
+}
 
 /** The parameters of one direction, as tensors (PyTorch: weight_ih_l{k}[_reverse], ...). */
 export interface DirectionParams {
@@ -79,7 +96,7 @@ export function recurrentLayer(
   lengths: Int32Array | null,
 ): RecurrentLayerResult {
   const cell = CELLS[mode];
-  if (!cell) throw new TypeError(`recurrentLayer: unknown mode '${String(mode)}' (expected RNN_TANH, RNN_RELU, LSTM or GRU)`);
+  if (!cell) throw new TypeError(`recurrentLayer: unknown mode '${String(mode)}' (expected one of ${Object.keys(CELLS).join(', ')})`);
   const D = params.length;
   if (D !== 1 && D !== 2) throw new RangeError(`recurrentLayer: expected 1 or 2 directions, got ${D}`);
   if (x.ndim !== 3) throw new RangeError(`recurrentLayer: input must be [T, B, I], got ${shapeStr(x.shape)}`);
@@ -158,7 +175,7 @@ export function recurrentLayer(
     if (c0 && ws.cs) be.copy(c0.storage, d * BH, ws.cs, init, BH);
     else if (ws.cs) be.fill(ws.cs, 0, init, BH);
     // The backend's own time loop where it has one, else one cell step at a time.
-    if (!be.recurrentForward?.(mode, dims, w, ws, y.storage, d * H, D * H)) {
+    if (!(cell.fusedSteps && be.recurrentForward?.(cell.fusedSteps, dims, w, ws, y.storage, d * H, D * H))) {
       for (let s = 0; s < T; s++) {
         const t = ws.reverse ? T - 1 - s : s;
         cell.forwardStep(be, w, ws, dims, t, y.storage, d * H, D * H);
@@ -233,7 +250,7 @@ function backwardDirection(
   if (dhN) be.copy(dhN, stateOff, sc.dh, 0, BH);
   if (dcN && sc.dc) be.copy(dcN, stateOff, sc.dc, 0, BH);
   // BPTT: walk the steps in reverse processing order (or let the backend run the loop).
-  if (!be.recurrentBackward?.(cell.mode, dims, w, ws, sc, dy, dyCol, dyStride)) {
+  if (!(cell.fusedSteps && be.recurrentBackward?.(cell.fusedSteps, dims, w, ws, sc, dy, dyCol, dyStride))) {
     for (let s = T - 1; s >= 0; s--) {
       const t = ws.reverse ? T - 1 - s : s;
       cell.backwardStep(be, w, ws, sc, dims, t, dy, dyCol, dyStride);

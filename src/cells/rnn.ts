@@ -7,19 +7,24 @@
  * BPTT per step:  da_t = (dh_t + dy_t) ⊙ act'(h_t);   dh_{t−1} = da_t · W_hh.
  */
 import type { Activation } from '../backend/interface.ts';
-import { cellStep, stateOffsets, type CellSpec } from './workspace.ts';
+import type { CellSpec } from './spec.ts';
+import { cellStep, stateOffsets } from './workspace.ts';
 
 function rnnCell(act: Activation): CellSpec {
   return {
     mode: act === 'tanh' ? 'RNN_TANH' : 'RNN_RELU',
     G: 1,
+    gates: ['h'],
+    // ONNX's RNN op and Keras's SimpleRNN, one gate block: nothing to reorder
+    onnx: { name: 'RNN', gates: ['h'] },
+    keras: { name: 'SimpleRNN', gates: ['h'] },
     hasCell: false,
     foldRecurrentBias: true,
+    fusedSteps: act === 'tanh' ? 'rnnTanh' : 'rnnRelu',
 
     forwardStep(be, w, ws, dims, t, y, yCol, yStride) {
       const { B, H } = dims;
-      const { prev, next } = stateOffsets(ws, dims, t);
-      const g = t * B * H;
+      const { prev, next, gates: g } = stateOffsets(ws, dims, t);
       // a_t = gx_t + h_{t−1} · W_hhᵀ
       be.gemm(false, true, B, H, H, 1, ws.hs, prev, H, w.wHh, 0, H, 1, ws.gx, g, H);
       // h_t = act(a_t)
@@ -28,8 +33,7 @@ function rnnCell(act: Activation): CellSpec {
 
     backwardStep(be, w, ws, sc, dims, t, dy, dyCol, dyStride) {
       const { B, H } = dims;
-      const { next } = stateOffsets(ws, dims, t);
-      const g = t * B * H;
+      const { next, gates: g } = stateOffsets(ws, dims, t);
       be.fill(sc.dhPrev, 0, 0, B * H);
       // da_t = (dh_t + dy_t) ⊙ act'(h_t)
       be.rnnCellBackward(cellStep(dims, t), act, ws.hs, next, sc.dh, 0, dy, t * B * dyStride + dyCol, dyStride, sc.dgx, g, sc.dhPrev, 0);

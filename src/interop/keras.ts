@@ -14,7 +14,8 @@
  *   LSTM i, f, c, o        GRU z, r, h
  * recur (PyTorch) wants weight_ih [G·H, I], weight_hh [G·H, H], b_ih, b_hh with
  *   LSTM i, f, g, o        GRU r, z, n
- * so the import transposes and reorders the blocks. When a layer means exactly what PyTorch's
+ * so the import transposes and reorders the blocks (the orders live in the cell records of
+ * src/cells/, and reorderGates moves the blocks). When a layer means exactly what PyTorch's
  * layer computes — SimpleRNN tanh|relu; LSTM tanh with sigmoid gates; GRU reset_after=true, tanh
  * with sigmoid gates — it runs on recur's fused recurrent kernels. Everything else (GRU
  * reset_after=false, whose reset gate multiplies h BEFORE the recurrent product and has no PyTorch
@@ -45,7 +46,7 @@ import { shapeSize, tensor } from '../tensor/tensor.ts';
 import type { DType } from '../backend/interface.ts';
 import { noGrad } from '../autograd/tape.ts';
 import { permute } from '../autograd/ops/shape.ts';
-import { recurrentLayer, type DirectionParams, type RecurrentMode } from '../cells/recurrent.ts';
+import { cellForFormat, recurrentLayer, reorderGates, type DirectionParams, type RecurrentMode } from '../cells/recurrent.ts';
 import { checkLimit, LimitError, resolveLimits, type Limits } from '../io/limits.ts';
 
 export class KerasImportError extends Error {
@@ -394,7 +395,6 @@ function denseApply(x: KerasArray, K: KerasWeight, b: KerasWeight | null, act: s
 // Recurrent ------------------------------------------------------------------------------------------
 
 type RecKind = 'SimpleRNN' | 'LSTM' | 'GRU';
-const GATES: Record<RecKind, number> = { SimpleRNN: 1, LSTM: 4, GRU: 3 };
 
 interface RecSpec {
   kind: RecKind;
@@ -430,7 +430,7 @@ function parseRecurrent(ctx: BuildContext, kind: RecKind, layer: string, cfg: Re
   if (kind === 'GRU' && typeof cfg.reset_after !== 'boolean' && cfg.reset_after !== undefined && cfg.reset_after !== null) {
     throw new KerasImportError(`layer '${layer}': option reset_after must be true or false, got ${JSON.stringify(cfg.reset_after)}`);
   }
-  const G = GATES[kind];
+  const G = cellForFormat('keras', kind).G;
   const K = findWeight(ctx, layer, candidates, 'kernel', true)!;
   const I = lastDim(layer, inShape, kind) ?? K.shape[0];
   if (inShape && inShape.length !== 3) throw new KerasImportError(`layer '${layer}': ${kind} needs a 3-D input [batch, time, features], but the previous layer gives ${fmtShape(inShape)}`);
@@ -454,26 +454,19 @@ function fusedMode(s: RecSpec): RecurrentMode | null {
   return s.resetAfter ? 'GRU' : null;
 }
 
-/** recur gate block g ← Keras gate block ORDER[kind][g]. */
-const KERAS_BLOCK: Record<RecKind, number[]> = { SimpleRNN: [0], LSTM: [0, 1, 2, 3], GRU: [1, 0, 2] };
-
 /** Keras [rows, G·H] (gate blocks in Keras order) → recur [G·H, rows] (recur order). */
-function toRecurMatrix(w: KerasWeight, kind: RecKind, H: number, off = 0): Float64Array {
-  const G = GATES[kind];
-  const rows = w.shape[0];
-  const out = new Float64Array(G * H * rows);
-  for (let g = 0; g < G; g++) {
-    const kb = KERAS_BLOCK[kind][g];
-    for (let j = 0; j < H; j++) for (let r = 0; r < rows; r++) out[(g * H + j) * rows + r] = w.data[off + r * G * H + kb * H + j];
-  }
-  return out;
+function toRecurMatrix(w: KerasWeight, kind: RecKind, H: number): Float64Array {
+  const cell = cellForFormat('keras', kind);
+  const rows = w.shape[0], GH = cell.G * H;
+  const transposed = new Float64Array(GH * rows); // [G·H, rows], still in Keras gate order
+  for (let r = 0; r < rows; r++) for (let k = 0; k < GH; k++) transposed[k * rows + r] = w.data[r * GH + k];
+  return reorderGates(transposed, 'keras', 'recur', { cell, H, cols: rows, dst: new Float64Array(GH * rows) });
 }
 
-function toRecurBias(data: Float32Array, off: number, kind: RecKind, H: number): Float64Array {
-  const G = GATES[kind];
-  const out = new Float64Array(G * H);
-  for (let g = 0; g < G; g++) for (let j = 0; j < H; j++) out[g * H + j] = data[off + KERAS_BLOCK[kind][g] * H + j];
-  return out;
+/** One Keras bias vector [G·H] from `srcOffset` → recur gate order. */
+function toRecurBias(data: Float32Array, srcOffset: number, kind: RecKind, H: number): Float64Array {
+  const cell = cellForFormat('keras', kind);
+  return reorderGates(data, 'keras', 'recur', { cell, H, cols: 1, srcOffset, dst: new Float64Array(cell.G * H) });
 }
 
 interface RecRunner {
@@ -484,7 +477,7 @@ interface RecRunner {
 
 function makeFused(s: RecSpec, mode: RecurrentMode, dtype: DType): RecRunner {
   const H = s.units;
-  const G = GATES[s.kind];
+  const G = cellForFormat('keras', s.kind).G;
   const o = { dtype };
   const params: DirectionParams = {
     weightIh: tensor(toRecurMatrix(s.K, s.kind, H), [G * H, s.inputSize], o),
@@ -506,7 +499,7 @@ function makeFused(s: RecSpec, mode: RecurrentMode, dtype: DType): RecRunner {
 /** The Keras equations on the host in float64 (see the file comment). */
 function makeReference(s: RecSpec, hs: HardSigmoidConvention): RecRunner {
   const H = s.units;
-  const G = GATES[s.kind];
+  const G = cellForFormat('keras', s.kind).G;
   const GH = G * H;
   const act = scalarAct(s.act, hs);
   const rec = scalarAct(s.recAct, hs);

@@ -16,7 +16,7 @@ import { globalRng, type Rng } from '../tensor/rng.ts';
 import { orthogonal_, uniform_ } from '../tensor/init.ts';
 import { concat, permute, reshape, slice } from '../autograd/ops/shape.ts';
 import { dropout } from '../autograd/ops/nn.ts';
-import { checkLengths, recurrentLayer, type DirectionParams, type RecurrentMode } from '../cells/recurrent.ts';
+import { CELLS, checkLengths, recurrentLayer, type CellSpec, type DirectionParams, type RecurrentMode } from '../cells/recurrent.ts';
 import { checkOptions, checkPositiveInt, Module } from './module.ts';
 
 export interface RecurrentOptions {
@@ -71,10 +71,11 @@ export interface RecurrentOutput {
  */
 function initDirection(
   register: (name: string, t: Tensor) => Tensor,
-  o: { G: number; H: number; inSize: number; bias: boolean; recurrentInit: 'default' | 'orthogonal'; forgetBias?: number; dtype?: DType; rng: Rng },
+  o: { cell: CellSpec; H: number; inSize: number; bias: boolean; recurrentInit: 'default' | 'orthogonal'; forgetBias?: number; dtype?: DType; rng: Rng },
   suffix: string,
 ): DirectionParams {
-  const { G, H } = o;
+  const { H } = o;
+  const G = o.cell.G;
   const k = 1 / Math.sqrt(H);
   const p = (name: string, shape: number[]): Tensor => register(name + suffix, uniform_(zeros(shape, { dtype: o.dtype }), -k, k, o.rng));
   const weightIh = p('weight_ih', [G * H, o.inSize]);
@@ -83,9 +84,10 @@ function initDirection(
   const biasHh = o.bias ? p('bias_hh', [G * H]) : null;
   if (o.recurrentInit === 'orthogonal') orthogonal_(weightHh, 1, o.rng, G);
   if (o.forgetBias !== undefined && biasIh && biasHh) {
-    // the f block is rows [H, 2H) in the i, f, g, o layout
-    biasIh.backend.fill(biasIh.storage, o.forgetBias, H, H);
-    biasHh.backend.fill(biasHh.storage, 0, H, H);
+    // the f gate's block of rows (rows [H, 2H) in LSTM's i, f, g, o layout)
+    const f = o.cell.gates.indexOf('f') * H;
+    biasIh.backend.fill(biasIh.storage, o.forgetBias, f, H);
+    biasHh.backend.fill(biasHh.storage, 0, f, H);
   }
   return { weightIh, weightHh, biasIh, biasHh };
 }
@@ -124,7 +126,7 @@ export class RecurrentBase extends Module {
     if (rInit !== 'default' && rInit !== 'orthogonal') throw new TypeError(`${kind}: 'recurrentInit' must be 'default' or 'orthogonal', got '${String(rInit)}'`);
     this.mode = kind === 'RNN' ? (nl === 'tanh' ? 'RNN_TANH' : 'RNN_RELU') : kind;
 
-    const G = kind === 'LSTM' ? 4 : kind === 'GRU' ? 3 : 1;
+    const cell = CELLS[this.mode];
     const H = this.hiddenSize;
     const D = this.bidirectional ? 2 : 1;
     // Registration order = PyTorch's _flat_weights order: per layer, per direction: w_ih, w_hh, b_ih, b_hh.
@@ -133,7 +135,7 @@ export class RecurrentBase extends Module {
       const layer: DirectionParams[] = [];
       for (let d = 0; d < D; d++) {
         const sfx = `_l${l}${d === 1 ? '_reverse' : ''}`;
-        layer.push(initDirection((n, t) => this.registerParameter(n, t), { G, H, inSize, bias: this.bias, recurrentInit: rInit, forgetBias: opts.forgetBias, dtype: opts.dtype, rng: this.rng }, sfx));
+        layer.push(initDirection((n, t) => this.registerParameter(n, t), { cell, H, inSize, bias: this.bias, recurrentInit: rInit, forgetBias: opts.forgetBias, dtype: opts.dtype, rng: this.rng }, sfx));
       }
       this.cells.push(layer);
     }
@@ -159,14 +161,14 @@ export class RecurrentBase extends Module {
     const D = this.numDirections;
     const LD = this.numLayers * D;
     const H = this.hiddenSize;
-    const isLSTM = this.mode === 'LSTM';
+    const hasCell = CELLS[this.mode].hasCell;
     for (const [s, name] of [[o.h, 'h'], [o.c, 'c']] as const) {
       if (!s) continue;
       if (s.ndim !== 3 || s.shape[0] !== LD || s.shape[1] !== B || s.shape[2] !== H) {
         throw new RangeError(`${this.mode}: initial state '${name}' must be [numLayers·D = ${LD}, B = ${B}, H = ${H}], got ${shapeStr(s.shape)}`);
       }
     }
-    if (o.c && !isLSTM) throw new TypeError(`${this.mode}: has no cell state, but 'c' was given`);
+    if (o.c && !hasCell) throw new TypeError(`${this.mode}: has no cell state, but 'c' was given`);
     const hs: Tensor[] = [];
     const cs: Tensor[] = [];
     for (let l = 0; l < this.numLayers; l++) {
@@ -180,7 +182,7 @@ export class RecurrentBase extends Module {
     }
     const output = this.batchFirst ? permute(seq, [1, 0, 2]) : seq;
     const h = hs.length === 1 ? hs[0] : concat(hs, 0);
-    const c = isLSTM ? (cs.length === 1 ? cs[0] : concat(cs, 0)) : null;
+    const c = hasCell ? (cs.length === 1 ? cs[0] : concat(cs, 0)) : null;
     return { output, h, c };
   }
 }
@@ -242,11 +244,11 @@ export class CellBase extends Module {
     const nl = opts.nonlinearity ?? 'tanh';
     if (nl !== 'tanh' && nl !== 'relu') throw new TypeError(`${kind}: 'nonlinearity' must be 'tanh' or 'relu', got '${String(nl)}'`);
     this.mode = kind === 'RNNCell' ? (nl === 'tanh' ? 'RNN_TANH' : 'RNN_RELU') : kind === 'LSTMCell' ? 'LSTM' : 'GRU';
-    const G = kind === 'LSTMCell' ? 4 : kind === 'GRUCell' ? 3 : 1;
+    const cell = CELLS[this.mode];
     const H = this.hiddenSize;
     const rInit = opts.recurrentInit ?? 'default';
     if (rInit !== 'default' && rInit !== 'orthogonal') throw new TypeError(`${kind}: 'recurrentInit' must be 'default' or 'orthogonal', got '${String(rInit)}'`);
-    this.params = initDirection((n, t) => this.registerParameter(n, t), { G, H, inSize: this.inputSize, bias: opts.bias ?? true, recurrentInit: rInit, forgetBias: opts.forgetBias, dtype: opts.dtype, rng: opts.rng ?? globalRng }, '');
+    this.params = initDirection((n, t) => this.registerParameter(n, t), { cell, H, inSize: this.inputSize, bias: opts.bias ?? true, recurrentInit: rInit, forgetBias: opts.forgetBias, dtype: opts.dtype, rng: opts.rng ?? globalRng }, '');
   }
 
   /** x: [B, I]; state: {h: [B, H], c?: [B, H]} or null for zeros. Returns the new state. */
@@ -260,7 +262,7 @@ export class CellBase extends Module {
       return reshape(s, [1, B, H]);
     };
     const h0 = check(state?.h, 'h');
-    const c0 = this.mode === 'LSTM' ? check(state?.c, 'c') : null;
+    const c0 = CELLS[this.mode].hasCell ? check(state?.c, 'c') : null;
     const r = recurrentLayer(this.mode, reshape(x, [1, B, this.inputSize]), [this.params], h0, c0, null);
     return { h: reshape(r.hN, [B, H]), c: r.cN ? reshape(r.cN, [B, H]) : null };
   }

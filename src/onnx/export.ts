@@ -50,7 +50,7 @@ import { Embedding, Linear } from '../nn/layers.ts';
 import { RecurrentBase } from '../nn/recurrent.ts';
 import { AttrType, DataType, OnnxError, encodeModelProto, type AttributeProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto.ts';
 import { tensorToProto, type OnnxTensor } from './tensor.ts';
-import { TO_RECUR } from './recurrent.ts';
+import { CELLS, reorderGates, type CellSpec } from '../cells/recurrent.ts';
 import type { OnnxInput } from './model.ts';
 
 export const EXPORT_OPSET = 14;
@@ -189,13 +189,12 @@ function batchFirstOf(steps: Resolved[], spec: ExportSpec): boolean {
   return r && r.kind === 'recurrent' ? r.m.batchFirst : false;
 }
 
-function modeInfo(m: RecurrentBase): { op: 'RNN' | 'GRU' | 'LSTM'; G: number; activation?: string } {
-  switch (m.mode) {
-    case 'LSTM': return { op: 'LSTM', G: 4 };
-    case 'GRU': return { op: 'GRU', G: 3 };
-    case 'RNN_TANH': return { op: 'RNN', G: 1, activation: 'Tanh' };
-    case 'RNN_RELU': return { op: 'RNN', G: 1, activation: 'Relu' };
-  }
+/** The ONNX operator for a layer's cell (from its record), and the RNN op's activation. */
+function modeInfo(m: RecurrentBase): { op: string; cell: CellSpec; activation?: string } {
+  const cell = CELLS[m.mode];
+  if (!cell.onnx) throw new OnnxError(`exportOnnx: ONNX has no operator for ${m.mode} layers`);
+  const activation = m.mode === 'RNN_TANH' ? 'Tanh' : m.mode === 'RNN_RELU' ? 'Relu' : undefined;
+  return { op: cell.onnx.name, cell, activation };
 }
 
 function stateNames(path: string, multi: boolean): { h0: string; c0: string; hn: string; cn: string } {
@@ -269,14 +268,6 @@ class GraphBuilder {
 function paramTensor(t: Tensor, dtype: 'float32' | 'float64'): OnnxTensor {
   const d = t.toArray();
   return { dtype, shape: [...t.shape], data: dtype === 'float32' ? Float32Array.from(d) : Float64Array.from(d) };
-}
-
-/** Recur gate blocks (rows of `src` [G·H, cols]) in ONNX order, appended to `dst` at `off`. */
-function toOnnxOrder(src: ArrayLike<number>, order: number[], H: number, cols: number, dst: Float32Array | Float64Array, off: number): void {
-  // recur block k came from ONNX block order[k], so ONNX block order[k] ← recur block k
-  for (let k = 0; k < order.length; k++) {
-    for (let j = 0; j < H * cols; j++) dst[off + order[k] * H * cols + j] = src[k * H * cols + j];
-  }
 }
 
 /** Serialize a recur module as an ONNX model (see the file comment for the spec). */
@@ -364,10 +355,9 @@ export function buildOnnxModel(module: Module, spec: ExportSpec): ModelProto {
       }
       case 'recurrent': {
         const m = s.m;
-        const { op, G, activation } = modeInfo(m);
+        const { op, cell, activation } = modeInfo(m);
         const H = m.hiddenSize, D = m.numDirections, L = m.numLayers;
-        const GH = G * H;
-        const order = TO_RECUR[op];
+        const GH = cell.G * H;
         const pre = s.path ? `${s.path}.` : '';
         const st = stateNames(s.path || op.toLowerCase(), multi);
         if (spec.state) {
@@ -381,10 +371,13 @@ export function buildOnnxModel(module: Module, spec: ExportSpec): ModelProto {
           const W = mk(D * GH * I), R = mk(D * GH * H), B = mk(D * 2 * GH);
           for (let d = 0; d < D; d++) {
             const p = m.cells[l][d];
-            toOnnxOrder(p.weightIh.toArray(), order, H, I, W, d * GH * I);
-            toOnnxOrder(p.weightHh.toArray(), order, H, H, R, d * GH * H);
-            if (p.biasIh) toOnnxOrder(p.biasIh.toArray(), order, H, 1, B, d * 2 * GH);
-            if (p.biasHh) toOnnxOrder(p.biasHh.toArray(), order, H, 1, B, d * 2 * GH + GH);
+            const toOnnx = (t: Tensor, cols: number, dst: Float32Array | Float64Array, dstOffset: number): void => {
+              reorderGates(t.toArray(), 'recur', 'onnx', { cell, H, cols, dst, dstOffset });
+            };
+            toOnnx(p.weightIh, I, W, d * GH * I);
+            toOnnx(p.weightHh, H, R, d * GH * H);
+            if (p.biasIh) toOnnx(p.biasIh, 1, B, d * 2 * GH);
+            if (p.biasHh) toOnnx(p.biasHh, 1, B, d * 2 * GH + GH);
           }
           const wN = g.init(`${pre}W_l${l}`, { dtype, shape: [D, GH, I], data: W });
           const rN = g.init(`${pre}R_l${l}`, { dtype, shape: [D, GH, H], data: R });

@@ -15,6 +15,7 @@
  *    initializers are reordered once per model):
  *       ONNX LSTM gates i, o, f, c  →  recur i, f, g, o
  *       ONNX GRU  gates z, r, h     →  recur r, z, n
+ *    (the orders live in the cell records, src/cells/, and reorderGates moves the blocks)
  *    and B = [Wb ‖ Rb] splits into b_ih and b_hh. A unidirectional `reverse` node runs forward over
  *    each sequence reversed within its own length.
  *
@@ -49,17 +50,14 @@
  */
 import { Tensor, shapeStr } from '../tensor/tensor.ts';
 import { permute, reshape } from '../autograd/ops/shape.ts';
-import { recurrentLayer, type DirectionParams, type RecurrentMode } from '../cells/recurrent.ts';
+import { cellForFormat, recurrentLayer, reorderGates, type DirectionParams, type RecurrentMode } from '../cells/recurrent.ts';
 import type { FloatDType } from './tensor.ts';
 import { HostInts, describeValue, floatInput, type Kernel, type NodeContext, type Value } from './runtime.ts';
 
 type RecOp = 'RNN' | 'GRU' | 'LSTM';
 
-const GATES: Record<RecOp, number> = { RNN: 1, GRU: 3, LSTM: 4 };
 const NUM_ACTS: Record<RecOp, number> = { RNN: 1, GRU: 2, LSTM: 3 };
 const DEFAULT_ACTS: Record<RecOp, string[]> = { RNN: ['Tanh'], GRU: ['Sigmoid', 'Tanh'], LSTM: ['Sigmoid', 'Tanh', 'Tanh'] };
-/** recur gate block k comes from ONNX gate block TO_RECUR[op][k]. */
-export const TO_RECUR: Record<RecOp, number[]> = { RNN: [0], GRU: [1, 0, 2], LSTM: [0, 2, 3, 1] };
 
 // ---- activations ---------------------------------------------------------------------------------
 
@@ -186,7 +184,7 @@ interface RecInputs {
 
 function checkInputs(ctx: NodeContext, at: RecAttrs, inputs: readonly (Value | null)[]): RecInputs {
   const { op, D, layout } = at;
-  const G = GATES[op];
+  const G = cellForFormat('onnx', op).G;
   const X = floatInput(ctx, inputs[0], 0, 'X');
   const W = floatInput(ctx, inputs[1], 1, 'W');
   const R = floatInput(ctx, inputs[2], 2, 'R');
@@ -274,17 +272,14 @@ export function compileRecurrent(ctx: NodeContext): Kernel {
 function reorderParams(op: RecOp, D: number, inp: RecInputs): DirectionParams[] {
   const { W, R, B, H, I, dtype } = inp;
   const be = W.backend;
-  const order = TO_RECUR[op];
-  const G = order.length;
-  const GH = G * H;
+  const cell = cellForFormat('onnx', op);
+  const GH = cell.G * H;
   const w = W.toArray(), r = R.toArray(), b = B ? B.toArray() : null;
-  // dst block k (rows k·H … k·H + H − 1) ← src block order[k], each row `cols` wide
-  const blocks = (src: ArrayLike<number>, off: number, cols: number): Tensor => {
-    const out = dtype === 'float32' ? new Float32Array(GH * cols) : new Float64Array(GH * cols);
-    for (let k = 0; k < G; k++) {
-      for (let j = 0; j < H * cols; j++) out[k * H * cols + j] = src[off + order[k] * H * cols + j];
-    }
-    return new Tensor(be.fromArray(out, dtype), cols === 1 ? [GH] : [GH, cols]);
+  // one direction's G gate blocks of H rows, each row `cols` wide, from ONNX order to recur's
+  const blocks = (src: ArrayLike<number>, srcOffset: number, cols: number): Tensor => {
+    const dst = dtype === 'float32' ? new Float32Array(GH * cols) : new Float64Array(GH * cols);
+    reorderGates(src, 'onnx', 'recur', { cell, H, cols, srcOffset, dst });
+    return new Tensor(be.fromArray(dst, dtype), cols === 1 ? [GH] : [GH, cols]);
   };
   const params: DirectionParams[] = [];
   for (let d = 0; d < D; d++) {
@@ -328,7 +323,7 @@ function runFast(ctx: NodeContext, at: RecAttrs, inp: RecInputs, params: Directi
 function runGeneral(ctx: NodeContext, at: RecAttrs, inp: RecInputs): (Value | null)[] {
   const { op, D, layout, acts, clip, inputForget, linearBeforeReset } = at;
   const { T, N, I, H, dtype, lens } = inp;
-  const G = GATES[op];
+  const G = cellForFormat('onnx', op).G;
   const GH = G * H;
   const nAct = NUM_ACTS[op];
   const X = inp.X.toArray(), W = inp.W.toArray(), R = inp.R.toArray();

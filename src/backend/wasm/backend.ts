@@ -26,7 +26,8 @@
  */
 import {
   type Activation, type Backend, BackendError, type BackwardScratch, type BinaryOp, type CellStep, type Data,
-  type DirectionWeights, type DirectionWorkspace, type DType, type LayerDims, type RecurrentMode, type Storage, type UnaryOp,
+  type DirectionWeights, type DirectionWorkspace, type DType, type FusedStepKernel, type LayerDims, type Storage, type UnaryOp,
+  stepOffsets,
 } from '../interface.ts';
 import type { Kernels, Variant } from './loader.ts';
 import { Heap, type HeapStats } from './memory.ts';
@@ -82,6 +83,67 @@ interface StepPlan {
   pool: ThreadPool | null;
   cs: number;
   chunks: number;
+}
+
+/** Byte addresses (and sizes) of one forward step's operands; 0 for an operand the cell lacks. */
+interface StepForwardArgs {
+  B: number; H: number; t: number; lengths: number;
+  /** Packed W_hh, and b_hh for cells that keep the recurrent products apart. */
+  wHh: number; bHh: number;
+  gx: number; gh: number;
+  hPrev: number; hNext: number; cPrev: number; cNext: number;
+  y: number; yStride: number;
+}
+
+/** Byte addresses of one BPTT step's operands; dgNext: the previous step's dG (0 at the first). */
+interface StepBackwardArgs {
+  B: number; H: number; t: number; lengths: number;
+  wHh: number; dgNext: number;
+  gates: number; gh: number;
+  hPrev: number; hNext: number; cPrev: number; cNext: number;
+  dh: number; dy: number; dyStride: number; dc: number;
+  dgx: number; dgh: number; dcPrev: number; dhPrev: number;
+}
+
+type StepKernel = (typeof STEP_KERNELS)[number];
+
+/**
+ * This backend's fused steps, keyed by the kernel names the cell records (src/cells/) hand down —
+ * the backend sits below the cells layer and cannot read the records themselves. Each entry says
+ * which workspace buffers the cell uses (checked against what the caller passed) and lays out its
+ * kernel's arguments (assembly/cells.ts) from named operands.
+ */
+const FUSED_STEPS: Record<FusedStepKernel, {
+  hasCell: boolean;
+  /** Whether the cell keeps gh = h·W_hhᵀ + b_hh apart from gx (GRU). */
+  recurrentProducts: boolean;
+  forward(a: StepForwardArgs): [StepKernel, number[]];
+  backward(a: StepBackwardArgs): [StepKernel, number[]];
+}> = {
+  rnnTanh: rnnSteps(0),
+  rnnRelu: rnnSteps(1),
+  lstm: {
+    hasCell: true,
+    recurrentProducts: false,
+    forward: (a) => ['lstmStepFwd_f32', [a.B, a.H, a.t, a.lengths, a.wHh, a.gx, a.hPrev, a.cPrev, a.cNext, a.hNext, a.y, a.yStride]],
+    backward: (a) => ['lstmStepBwd_f32', [a.B, a.H, a.t, a.lengths, a.wHh, a.dgNext, a.gates, a.cPrev, a.cNext, a.dh, a.dy, a.dyStride, a.dc, a.dgx, a.dcPrev, a.dhPrev]],
+  },
+  gru: {
+    hasCell: false,
+    recurrentProducts: true,
+    forward: (a) => ['gruStepFwd_f32', [a.B, a.H, a.t, a.lengths, a.wHh, a.bHh, a.gx, a.gh, a.hPrev, a.hNext, a.y, a.yStride]],
+    backward: (a) => ['gruStepBwd_f32', [a.B, a.H, a.t, a.lengths, a.wHh, a.dgNext, a.gates, a.gh, a.hPrev, a.dh, a.dy, a.dyStride, a.dgx, a.dgh, a.dhPrev]],
+  },
+};
+
+/** The vanilla RNN's steps; relu selects the activation inside the kernel (0 tanh, 1 relu). */
+function rnnSteps(relu: 0 | 1): (typeof FUSED_STEPS)[FusedStepKernel] {
+  return {
+    hasCell: false,
+    recurrentProducts: false,
+    forward: (a) => ['rnnStepFwd_f32', [a.B, a.H, a.t, a.lengths, relu, a.wHh, a.gx, a.hPrev, a.hNext, a.y, a.yStride]],
+    backward: (a) => ['rnnStepBwd_f32', [a.B, a.H, a.t, a.lengths, relu, a.wHh, a.dgNext, a.hNext, a.dh, a.dy, a.dyStride, a.dgx, a.dhPrev]],
+  };
 }
 
 interface PackEntry {
@@ -1056,7 +1118,7 @@ export class WasmBackend implements Backend {
   }
 
   /** Run a fused step kernel over all hidden units with its arguments `args`. */
-  private runStep(plan: StepPlan, kernel: (typeof STEP_KERNELS)[number], H: number, args: readonly number[]): void {
+  private runStep(plan: StepPlan, kernel: StepKernel, H: number, args: readonly number[]): void {
     const pool = plan.pool;
     if (pool === null) {
       this.ex[kernel](0, H, this.scratch, ...args);
@@ -1068,7 +1130,9 @@ export class WasmBackend implements Backend {
     pool.run(this.ex, plan.chunks);
   }
 
-  recurrentForward(mode: RecurrentMode, dims: LayerDims, wt: DirectionWeights, ws: DirectionWorkspace, y: Storage | null, yCol: number, yStride: number): boolean {
+  recurrentForward(kernel: FusedStepKernel, dims: LayerDims, wt: DirectionWeights, ws: DirectionWorkspace, y: Storage | null, yCol: number, yStride: number): boolean {
+    const cell = FUSED_STEPS[kernel];
+    if (!cell) return false; // a cell kind this backend has no fused steps for: the generic loop runs it
     const dt = this.own(ws.hs, 'recurrent hs').dtype;
     const plan = this.stepPlan(dims, dt);
     if (plan === null) return false;
@@ -1080,19 +1144,21 @@ export class WasmBackend implements Backend {
     const pGh = ws.gh ? this.block(ws.gh, 0, T * B * GH, dt, 'recurrent gh', true) : 0;
     const pY = this.strided(y, yCol, yStride, T * B, H, dt, 'recurrent y', true);
     const whh = this.span(wt.wHh, 0, GH * H, dt, 'recurrent weight_hh');
-    const pBhh = wt.bHh && mode === 'GRU' ? this.block(wt.bHh, 0, GH, dt, 'recurrent bias_hh', false) : 0;
-    if ((mode === 'LSTM') !== (pCs !== 0) || (mode === 'GRU') !== (pGh !== 0)) throw new BackendError(`wasm backend: recurrentForward: the workspace does not fit a ${mode} layer`);
+    const pBhh = wt.bHh && cell.recurrentProducts ? this.block(wt.bHh, 0, GH, dt, 'recurrent bias_hh', false) : 0;
+    if (cell.hasCell !== (pCs !== 0) || cell.recurrentProducts !== (pGh !== 0)) throw new BackendError(`wasm backend: recurrentForward: the workspace does not fit a '${kernel}' layer`);
     const lens = this.lengthsPtr({ B, H, t: 0, lengths: dims.lengths });
     const [pW, release] = this.packedB(whh, 0, H, true, H, GH, plan.pool);
     try {
       for (let s = 0; s < T; s++) {
         const t = ws.reverse ? T - 1 - s : s;
-        const prev = 4 * (ws.reverse ? (t + 1) * BH : t * BH), next = 4 * (ws.reverse ? t * BH : (t + 1) * BH);
-        const g = 4 * t * B * GH;
-        const yt = pY === 0 ? 0 : pY + 4 * t * B * yStride;
-        if (mode === 'LSTM') this.runStep(plan, 'lstmStepFwd_f32', H, [B, H, t, lens, pW, pGx + g, pHs + prev, pCs + prev, pCs + next, pHs + next, yt, yStride]);
-        else if (mode === 'GRU') this.runStep(plan, 'gruStepFwd_f32', H, [B, H, t, lens, pW, pBhh, pGx + g, pGh + g, pHs + prev, pHs + next, yt, yStride]);
-        else this.runStep(plan, 'rnnStepFwd_f32', H, [B, H, t, lens, +(mode === 'RNN_RELU'), pW, pGx + g, pHs + prev, pHs + next, yt, yStride]);
+        const o = stepOffsets(dims, ws.reverse, t); // elements; the kernels take byte addresses (float32)
+        const [name, args] = cell.forward({
+          B, H, t, lengths: lens, wHh: pW, bHh: pBhh,
+          gx: pGx + 4 * o.gates, gh: pGh + 4 * o.gates,
+          hPrev: pHs + 4 * o.prev, hNext: pHs + 4 * o.next, cPrev: pCs + 4 * o.prev, cNext: pCs + 4 * o.next,
+          y: pY === 0 ? 0 : pY + 4 * t * B * yStride, yStride,
+        });
+        this.runStep(plan, name, H, args);
       }
     } finally {
       if (release !== 0) this.heap.release(pW, release);
@@ -1100,7 +1166,9 @@ export class WasmBackend implements Backend {
     return true;
   }
 
-  recurrentBackward(mode: RecurrentMode, dims: LayerDims, wt: DirectionWeights, ws: DirectionWorkspace, sc: BackwardScratch, dy: Storage | null, dyCol: number, dyStride: number): boolean {
+  recurrentBackward(kernel: FusedStepKernel, dims: LayerDims, wt: DirectionWeights, ws: DirectionWorkspace, sc: BackwardScratch, dy: Storage | null, dyCol: number, dyStride: number): boolean {
+    const cell = FUSED_STEPS[kernel];
+    if (!cell) return false;
     const dt = this.own(ws.hs, 'recurrent hs').dtype;
     const plan = this.stepPlan(dims, dt);
     if (plan === null) return false;
@@ -1117,20 +1185,23 @@ export class WasmBackend implements Backend {
     let pDc = sc.dc ? this.block(sc.dc, 0, BH, dt, 'recurrent dc', true) : 0;
     let pDcp = sc.dcPrev ? this.block(sc.dcPrev, 0, BH, dt, 'recurrent dcPrev', true) : 0;
     const whh = this.span(wt.wHh, 0, GH * H, dt, 'recurrent weight_hh');
-    if ((mode === 'LSTM') !== (pCs !== 0 && pDc !== 0 && pDcp !== 0) || (mode === 'GRU') !== (pGh !== 0)) throw new BackendError(`wasm backend: recurrentBackward: the workspace does not fit a ${mode} layer`);
+    if (cell.hasCell !== (pCs !== 0 && pDc !== 0 && pDcp !== 0) || cell.recurrentProducts !== (pGh !== 0)) throw new BackendError(`wasm backend: recurrentBackward: the workspace does not fit a '${kernel}' layer`);
     const lens = this.lengthsPtr({ B, H, t: 0, lengths: dims.lengths });
     const [pW, release] = this.packedB(whh, 0, H, false, GH, H, plan.pool);
     try {
       let dgNext = 0;
       for (let s = T - 1; s >= 0; s--) {
         const t = ws.reverse ? T - 1 - s : s;
-        const prev = 4 * (ws.reverse ? (t + 1) * BH : t * BH), next = 4 * (ws.reverse ? t * BH : (t + 1) * BH);
-        const g = 4 * t * B * GH;
-        const dyt = pDy === 0 ? 0 : pDy + 4 * t * B * dyStride;
-        if (mode === 'LSTM') this.runStep(plan, 'lstmStepBwd_f32', H, [B, H, t, lens, pW, dgNext, pGx + g, pCs + prev, pCs + next, pDh, dyt, dyStride, pDc, pDgx + g, pDcp, pDhp]);
-        else if (mode === 'GRU') this.runStep(plan, 'gruStepBwd_f32', H, [B, H, t, lens, pW, dgNext, pGx + g, pGh + g, pHs + prev, pDh, dyt, dyStride, pDgx + g, pDgh + g, pDhp]);
-        else this.runStep(plan, 'rnnStepBwd_f32', H, [B, H, t, lens, +(mode === 'RNN_RELU'), pW, dgNext, pHs + next, pDh, dyt, dyStride, pDgx + g, pDhp]);
-        dgNext = pDgh + g;
+        const o = stepOffsets(dims, ws.reverse, t); // elements; the kernels take byte addresses (float32)
+        const [name, args] = cell.backward({
+          B, H, t, lengths: lens, wHh: pW, dgNext,
+          gates: pGx + 4 * o.gates, gh: pGh + 4 * o.gates,
+          hPrev: pHs + 4 * o.prev, hNext: pHs + 4 * o.next, cPrev: pCs + 4 * o.prev, cNext: pCs + 4 * o.next,
+          dh: pDh, dy: pDy === 0 ? 0 : pDy + 4 * t * B * dyStride, dyStride, dc: pDc,
+          dgx: pDgx + 4 * o.gates, dgh: pDgh + 4 * o.gates, dcPrev: pDcp, dhPrev: pDhp,
+        });
+        this.runStep(plan, name, H, args);
+        dgNext = pDgh + 4 * o.gates;
         [pDh, pDhp] = [pDhp, pDh];
         [sc.dh, sc.dhPrev] = [sc.dhPrev, sc.dh];
         if (sc.dc && sc.dcPrev) {
