@@ -11,23 +11,21 @@
  *    backend's fused steps (recurrentForward/Backward: one kernel per step, split by hidden units).
  * 2. Two threads vs one thread at sizes where the GEMMs are split: bit-identical; and the fused
  *    steps vs the generic loop (fusedSteps: false), on 1, 2 and 3 threads: bit-identical.
- * 3. The PyTorch fixtures (test/fixtures/torch_rnn.json, torch_charlm.json) with wasm as the default
- *    backend, at the same tolerances as on js: 1e-10 / 1e-9 in float64, 1e-5 in float32.
+ * 3. Recurrent layers give their workspaces back (Backend.release).
+ * The PyTorch fixtures run on wasm (one and two threads) in the shared parity suite:
+ * test/helpers/parity-suite.ts, run by test/torch.parity.test.ts.
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 import {
-  BackendError, Embedding, GRU, LSTM, Linear, Module, RNN, Rng, add, backward, crossEntropy, mul, noGrad, reshape, setBackend, sum, tensor,
+  BackendError, GRU, LSTM, RNN, Rng, add, backward, mul, noGrad, setBackend, sum, tensor,
   type DType, type RecurrentBase, type Tensor,
 } from '../src/index.ts';
 import { sizeClass } from '../src/backend/wasm/memory.ts';
 import { getBackend, registerBackend } from '../src/backend/registry.ts';
-import { Adam } from '../src/train/optim.ts';
-import { clipGradNorm } from '../src/train/clip.ts';
 
 execFileSync(process.execPath, [fileURLToPath(new URL('../scripts/build-wasm.mjs', import.meta.url)), '--if-stale'], { stdio: 'pipe' });
 const { createWasmBackend } = await import('../src/backend/wasm/index.ts');
@@ -58,15 +56,24 @@ function make(mode: Mode, o: { I: number; H: number; numLayers: number; bidirect
   return new RNN({ ...base, nonlinearity: mode === 'RNN_RELU' ? 'relu' : 'tanh' });
 }
 
+/** Runs `fn` with backend `name` as the default for new tensors. */
+function withBackend<R>(name: string, fn: () => R): R {
+  const prev = getBackend().name;
+  setBackend(name);
+  try {
+    return fn();
+  } finally {
+    setBackend(prev);
+  }
+}
+
 interface Run {
   values: Record<string, Float64Array>;
 }
 
 /** Build the layer on `backend`, run forward + backward from fixed random data, collect everything. */
 function runLayer(backend: string, mode: Mode, cfg: { T: number; B: number; I: number; H: number; numLayers: number; bidirectional: boolean; lengths: number[] | null; withState: boolean; dtype: DType; seed: number }): Run {
-  const prev = getBackend().name;
-  setBackend(backend);
-  try {
+  return withBackend(backend, () => {
     const { T, B, I, H, numLayers, bidirectional, dtype } = cfg;
     const D = bidirectional ? 2 : 1;
     const layer = make(mode, { I, H, numLayers, bidirectional, dtype, seed: cfg.seed });
@@ -93,9 +100,7 @@ function runLayer(backend: string, mode: Mode, cfg: { T: number; B: number; I: n
     if (c0) values.dc0 = Float64Array.from(c0.grad!.toArray());
     for (const [name, p] of layer.namedParameters()) values[`d${name}`] = Float64Array.from(p.grad!.toArray());
     return { values };
-  } finally {
-    setBackend(prev);
-  }
+  });
 }
 
 function close(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string): void {
@@ -119,6 +124,7 @@ function compareRuns(a: Run, b: Run, tol: number, label: string): void {
     }
   }
 }
+
 
 describe('recurrent layers: wasm vs the js reference', () => {
   let seed = 1;
@@ -186,95 +192,6 @@ describe('recurrent layers give their workspaces back (Backend.release)', () => 
       backward(r.output, gy);
       const grads = bytes(r.output) + bytes(x) + layer.parameters().reduce((n, p) => n + bytes(p), 0);
       assert.ok(wasm1.stats().liveBytes - before <= grads, `backward kept ${wasm1.stats().liveBytes - before} bytes, the gradients take ${grads}`);
-    }));
-  }
-});
-
-// ---- PyTorch fixtures ------------------------------------------------------------------------------
-
-interface T { shape: number[]; data: number[] }
-interface Case {
-  name: string; mode: Mode; inputSize: number; hiddenSize: number; numLayers: number;
-  bidirectional: boolean; batchFirst: boolean; lengths: number[] | null; hasInitialState: boolean;
-  params: Record<string, T>; x: T; h0: T | null; c0: T | null; y: T; hN: T; cN: T | null; gy: T; ghN: T; gcN: T | null;
-  grads: Record<string, T>;
-}
-const rnnFixtures = JSON.parse(readFileSync(new URL('./fixtures/torch_rnn.json', import.meta.url), 'utf8')) as { cases: Case[] };
-
-function withWasm<R>(fn: () => R): R {
-  return withBackend('wasm', fn);
-}
-
-function withBackend<R>(name: string, fn: () => R): R {
-  const prev = getBackend().name;
-  setBackend(name);
-  try {
-    return fn();
-  } finally {
-    setBackend(prev);
-  }
-}
-
-describe('PyTorch parity on wasm', () => {
-  for (const dtype of ['float64', 'float32'] as const) {
-    const tol = dtype === 'float64' ? 1e-10 : 1e-5;
-    for (const c of rnnFixtures.cases) {
-      test(`${c.name} (${dtype})`, () => withWasm(() => {
-        const o = { inputSize: c.inputSize, hiddenSize: c.hiddenSize, numLayers: c.numLayers, bidirectional: c.bidirectional, batchFirst: c.batchFirst, dtype };
-        const layer: RecurrentBase = c.mode === 'LSTM' ? new LSTM(o) : c.mode === 'GRU' ? new GRU(o) : new RNN({ ...o, nonlinearity: c.mode === 'RNN_RELU' ? 'relu' : 'tanh' });
-        layer.loadStateDict(c.params);
-        const t = (v: T, grad = false): Tensor => tensor(v.data, v.shape, { dtype, requiresGrad: grad });
-        const x = t(c.x, true);
-        assert.equal(x.backend.name, 'wasm');
-        const h0 = c.h0 ? t(c.h0, true) : null;
-        const c0 = c.c0 ? t(c.c0, true) : null;
-        const out = layer.forward(x, { h: h0, c: c0, lengths: c.lengths });
-        close(out.output.toArray(), c.y.data, tol, 'y');
-        close(out.h.toArray(), c.hN.data, tol, 'hN');
-        if (c.cN) close(out.c!.toArray(), c.cN.data, tol, 'cN');
-        let L = add(sum(mul(out.output, t(c.gy))), sum(mul(out.h, t(c.ghN))));
-        if (c.gcN) L = add(L, sum(mul(out.c!, t(c.gcN))));
-        backward(L);
-        close(x.grad!.toArray(), c.grads.x.data, tol, 'dx');
-        if (h0) close(h0.grad!.toArray(), c.grads.h0.data, tol, 'dh0');
-        if (c0) close(c0.grad!.toArray(), c.grads.c0.data, tol, 'dc0');
-        for (const [name, p] of layer.namedParameters()) close(p.grad!.toArray(), c.grads[name].data, tol, `d${name}`);
-      }));
-    }
-  }
-
-  const lm = JSON.parse(readFileSync(new URL('./fixtures/torch_charlm.json', import.meta.url), 'utf8')) as {
-    V: number; E: number; H: number; T: number; B: number; lr: number; maxNorm: number;
-    params: Record<string, T>; inputs: number[][]; targets: number[][]; losses64: number[]; losses32: number[];
-  };
-  class TinyLM extends Module {
-    readonly embedding: Embedding;
-    readonly lstm: LSTM;
-    readonly linear: Linear;
-    constructor(dtype: DType) {
-      super();
-      this.embedding = this.registerModule('embedding', new Embedding(lm.V, lm.E, { dtype }));
-      this.lstm = this.registerModule('lstm', new LSTM({ inputSize: lm.E, hiddenSize: lm.H, dtype }));
-      this.linear = this.registerModule('linear', new Linear(lm.H, lm.V, { dtype }));
-    }
-  }
-  for (const [dtype, expected, tol] of [['float64', lm.losses64, 1e-9], ['float32', lm.losses32, 1e-5]] as const) {
-    test(`char LM: 20 Adam steps with clipping match PyTorch's losses (${dtype})`, () => withWasm(() => {
-      const m = new TinyLM(dtype);
-      m.loadStateDict(lm.params);
-      assert.equal(m.parameters()[0].backend.name, 'wasm');
-      const opt = new Adam(m.namedParameters(), { lr: lm.lr });
-      for (let s = 0; s < expected.length; s++) {
-        const x = m.embedding.forward(lm.inputs[s], [lm.T, lm.B]);
-        const logits = m.linear.forward(m.lstm.forward(x).output);
-        const loss = crossEntropy(reshape(logits, [lm.T * lm.B, lm.V]), lm.targets[s]);
-        const err = Math.abs(loss.item() - expected[s]) / Math.abs(expected[s]);
-        assert.ok(err <= tol, `step ${s}: loss ${loss.item()} vs PyTorch ${expected[s]} (rel err ${err.toExponential(2)})`);
-        opt.zeroGrad();
-        backward(loss);
-        clipGradNorm(m.parameters(), lm.maxNorm);
-        opt.step();
-      }
     }));
   }
 });
