@@ -21,6 +21,7 @@
 import type { BatchSource, Task } from '../train/task.ts';
 import type { ModelFile } from '../io/model.ts';
 import { checkLimit, resolveLimits, type Limits } from '../io/limits.ts';
+import { brief } from '../util/options.ts';
 
 export type Topology = 'one-to-one' | 'one-to-many' | 'many-to-one' | 'many-to-many';
 
@@ -188,16 +189,8 @@ export const cNumbers = (sameLengthAs: string, min?: number, minOpen = false): C
 /** Anything a custom check accepts (it throws to refuse). */
 export const cCustom = (check: (v: unknown, where: string) => void): ConfigField => ({ type: 'custom', check });
 
-/** A value for a message: JSON, cut short (a hostile value may be megabytes long). */
-export function brief(v: unknown): string {
-  let s: string;
-  try {
-    s = v === undefined ? 'undefined' : (JSON.stringify(v) ?? String(v));
-  } catch {
-    s = String(v);
-  }
-  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
-}
+// The one formatter of values for messages (JSON, cut short); models import it from here.
+export { brief };
 
 /** 'a', 'b' or 'c' */
 function quotedChoices(c: readonly string[]): string {

@@ -15,6 +15,15 @@
 import type { Storage } from '../backend/interface.ts';
 import { Tensor, shapeStr } from '../tensor/tensor.ts';
 import { StateDictError } from '../nn/module.ts';
+import { brief, isRecord } from '../util/options.ts';
+import {
+  checkLearningRate, parseOptimizerOptions,
+  type AdagradHyper, type AdagradOptions, type AdamHyper, type AdamOptions, type RMSPropHyper, type RMSPropOptions, type SGDHyper, type SGDOptions,
+} from './options.ts';
+
+// The hyper-parameters of each optimizer are declared once, as a schema in options.ts; the types
+// come from there.
+export type { AdagradHyper, AdagradOptions, AdamHyper, AdamOptions, RMSPropHyper, RMSPropOptions, SGDHyper, SGDOptions };
 
 // ---- parameters -------------------------------------------------------------------------------
 
@@ -35,24 +44,13 @@ export interface ParamList {
   readonly items: readonly NamedParam[];
 }
 
-function show(v: unknown): string {
-  if (typeof v === 'number' || typeof v === 'boolean' || v === undefined || v === null) return String(v);
-  if (typeof v === 'string') return `'${v}'`;
-  if (v instanceof Tensor) return v.toString();
-  try {
-    return JSON.stringify(v) ?? String(v);
-  } catch {
-    return String(v);
-  }
-}
-
 /**
  * Normalise parameters given as tensors or `[name, tensor]` pairs. Rejects mixed forms, entries
  * that are neither, duplicate names and a tensor given twice. `who` prefixes error messages.
  */
 export function collectParams(params: Params, who: string): ParamList {
   if (params === null || typeof params !== 'object' || typeof (params as Iterable<unknown>)[Symbol.iterator] !== 'function') {
-    throw new TypeError(`${who}: parameters must be an array of tensors or of [name, tensor] pairs, got ${show(params)}`);
+    throw new TypeError(`${who}: parameters must be an array of tensors or of [name, tensor] pairs, got ${brief(params, "'")}`);
   }
   const items: NamedParam[] = [];
   let keyedBy: 'name' | 'index' | null = null;
@@ -72,7 +70,7 @@ export function collectParams(params: Params, who: string): ParamList {
       seenNames.add(name);
       item = { key: name, label: name, tensor: entry[1] };
     } else {
-      throw new TypeError(`${who}: parameter entry ${i} must be a Tensor or a [name, Tensor] pair, got ${show(entry)}`);
+      throw new TypeError(`${who}: parameter entry ${i} must be a Tensor or a [name, Tensor] pair, got ${brief(entry, "'")}`);
     }
     if (keyedBy !== null && keyedBy !== form) {
       throw new TypeError(`${who}: parameters mix plain tensors and [name, tensor] pairs (entry ${i}); use one form`);
@@ -90,83 +88,12 @@ export function collectParams(params: Params, who: string): ParamList {
 /** Check that a parameter's gradient can be used with it (same size, backend and dtype). */
 export function checkGrad(who: string, p: NamedParam, g: Tensor): void {
   const t = p.tensor;
-  if (!(g instanceof Tensor)) throw new TypeError(`${who}: the gradient of '${p.label}' is not a Tensor (got ${show(g)})`);
+  if (!(g instanceof Tensor)) throw new TypeError(`${who}: the gradient of '${p.label}' is not a Tensor (got ${brief(g, "'")})`);
   if (g.size !== t.size) {
     throw new RangeError(`${who}: the gradient of '${p.label}' has shape ${shapeStr(g.shape)} (${g.size} elements) but the parameter has shape ${shapeStr(t.shape)} (${t.size} elements)`);
   }
   if (g.backend !== t.backend) throw new Error(`${who}: the gradient of '${p.label}' is on backend '${g.backend.name}' but the parameter is on '${t.backend.name}'`);
   if (g.dtype !== t.dtype) throw new TypeError(`${who}: the gradient of '${p.label}' is ${g.dtype} but the parameter is ${t.dtype}`);
-}
-
-// ---- option parsing ----------------------------------------------------------------------------
-
-function optionsObject(who: string, raw: unknown, allowed: readonly string[]): Record<string, unknown> {
-  if (raw === undefined) return {};
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new TypeError(`${who}: options must be an object such as {lr: 0.01}, got ${show(raw)}`);
-  }
-  const o = raw as Record<string, unknown>;
-  for (const k of Object.keys(o)) {
-    if (!allowed.includes(k)) throw new TypeError(`${who}: unknown option '${k}' (expected one of: ${allowed.join(', ')})`);
-  }
-  return o;
-}
-
-interface Range {
-  min?: number;
-  max?: number;
-  /** max itself is not allowed */
-  maxOpen?: boolean;
-}
-
-function rangeText(r: Range): string {
-  if (r.min !== undefined && r.max !== undefined) return `a number in [${r.min}, ${r.max}${r.maxOpen ? ')' : ']'}`;
-  if (r.min !== undefined) return `a finite number >= ${r.min}`;
-  return 'a finite number';
-}
-
-function inRange(v: unknown, r: Range): v is number {
-  if (typeof v !== 'number' || !Number.isFinite(v)) return false;
-  if (r.min !== undefined && v < r.min) return false;
-  if (r.max !== undefined && (r.maxOpen ? v >= r.max : v > r.max)) return false;
-  return true;
-}
-
-function numberOpt(who: string, o: Record<string, unknown>, key: string, def: number | undefined, r: Range): number {
-  const v = o[key];
-  if (v === undefined) {
-    if (def === undefined) throw new TypeError(`${who}: option '${key}' is required (${rangeText(r)})`);
-    return def;
-  }
-  if (!inRange(v, r)) {
-    const E = typeof v === 'number' ? RangeError : TypeError;
-    throw new E(`${who}: option '${key}' must be ${rangeText(r)}, got ${show(v)}`);
-  }
-  return v;
-}
-
-function boolOpt(who: string, o: Record<string, unknown>, key: string, def: boolean): boolean {
-  const v = o[key];
-  if (v === undefined) return def;
-  if (typeof v !== 'boolean') throw new TypeError(`${who}: option '${key}' must be true or false, got ${show(v)}`);
-  return v;
-}
-
-function betasOpt(who: string, o: Record<string, unknown>, key: string, def: readonly [number, number]): [number, number] {
-  const v = o[key];
-  if (v === undefined) return [def[0], def[1]];
-  const r: Range = { min: 0, max: 1, maxOpen: true };
-  if (!Array.isArray(v) || v.length !== 2 || !inRange(v[0], r) || !inRange(v[1], r)) {
-    throw new RangeError(`${who}: option '${key}' must be a pair [beta1, beta2] of numbers in [0, 1), got ${show(v)}`);
-  }
-  return [v[0], v[1]];
-}
-
-const LR_RANGE: Range = { min: 0 };
-
-function checkLr(who: string, v: unknown): number {
-  if (!inRange(v, LR_RANGE)) throw new RangeError(`${who}: lr must be a finite number >= 0, got ${show(v)}`);
-  return v;
 }
 
 // ---- state dicts ------------------------------------------------------------------------------
@@ -201,10 +128,6 @@ export interface OptimizerState {
 // A state dict that does not fit the optimizer it is loaded into is a StateDictError, the same
 // error class modules use for their state dicts.
 export { StateDictError };
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
 
 function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
@@ -252,7 +175,7 @@ export abstract class Optimizer<H extends { lr: number } = { lr: number }> {
   }
 
   set lr(v: number) {
-    this.cfg = { ...this.cfg, lr: checkLr(this.type, v) };
+    this.cfg = { ...this.cfg, lr: checkLearningRate(this.type, v) };
   }
 
   /** The resolved hyper-parameters (a copy). */
@@ -332,7 +255,7 @@ export abstract class Optimizer<H extends { lr: number } = { lr: number }> {
       params[p.key] = { size: p.tensor.size, step: slot.step, buffers };
     });
     const hyper: Record<string, HyperValue> = {};
-    for (const [k, v] of Object.entries(this.cfg)) hyper[k] = Array.isArray(v) ? [...(v as number[])] : (v as HyperValue);
+    for (const [k, v] of Object.entries(this.cfg)) hyper[k] = Array.isArray(v) ? [...v] : v;
     return { format: 'recur.optimizer', version: 1, type: this.type, hyper, stepCount: this.steps, keyedBy: this.params.keyedBy, params };
   }
 
@@ -343,28 +266,30 @@ export abstract class Optimizer<H extends { lr: number } = { lr: number }> {
    */
   loadStateDict(state: unknown): void {
     const who = `${this.type}.loadStateDict`;
-    const fail = (msg: string): never => {
+    // a declared function, so that TypeScript narrows the values it has checked
+    function fail(msg: string): never {
       throw new StateDictError(`${who}: ${msg}`);
-    };
-    if (!isRecord(state)) fail(`expected an object from stateDict(), got ${show(state)}`);
-    const s = state as Record<string, unknown>;
-    if (s.format !== 'recur.optimizer') fail(`not an optimizer state (format is ${show(s.format)}, expected 'recur.optimizer')`);
-    if (s.version !== 1) fail(`unsupported state version ${show(s.version)} (expected 1)`);
-    if (s.type !== this.type) fail(`the state is from a ${show(s.type)} optimizer, not '${this.type}'`);
+    }
+    const s = state;
+    if (!isRecord(s)) fail(`expected an object from stateDict(), got ${brief(s, "'")}`);
+    if (s.format !== 'recur.optimizer') fail(`not an optimizer state (format is ${brief(s.format, "'")}, expected 'recur.optimizer')`);
+    if (s.version !== 1) fail(`unsupported state version ${brief(s.version, "'")} (expected 1)`);
+    if (s.type !== this.type) fail(`the state is from a ${brief(s.type, "'")} optimizer, not '${this.type}'`);
     let cfg: H;
     try {
       cfg = this.parse(s.hyper, `${who}: saved 'hyper'`);
     } catch (e) {
       throw new StateDictError((e as Error).message);
     }
-    if (!isCount(s.stepCount)) fail(`'stepCount' must be a non-negative integer, got ${show(s.stepCount)}`);
+    const stepCount = s.stepCount;
+    if (!isCount(stepCount)) fail(`'stepCount' must be a non-negative integer, got ${brief(stepCount, "'")}`);
     if (s.keyedBy !== this.params.keyedBy) {
-      const how = (k: unknown): string => (k === 'name' ? 'parameter names' : k === 'index' ? 'parameter positions' : show(k));
+      const how = (k: unknown): string => (k === 'name' ? 'parameter names' : k === 'index' ? 'parameter positions' : brief(k, "'"));
       fail(`the state is keyed by ${how(s.keyedBy)} but this optimizer's parameters are keyed by ${how(this.params.keyedBy)}; `
         + `give the parameters in the same form as when saving (named pairs such as model.namedParameters(), or a plain list)`);
     }
-    if (!isRecord(s.params)) fail(`'params' must be an object keyed by parameter, got ${show(s.params)}`);
-    const saved = s.params as Record<string, unknown>;
+    const saved = s.params;
+    if (!isRecord(saved)) fail(`'params' must be an object keyed by parameter, got ${brief(saved, "'")}`);
     const items = this.params.items;
     const keys = new Set(items.map((p) => p.key));
     for (const k of Object.keys(saved)) {
@@ -376,17 +301,16 @@ export abstract class Optimizer<H extends { lr: number } = { lr: number }> {
     const names = this.bufferNames(cfg);
     const loaded: { step: number; buffers: Map<string, number[]> }[] = [];
     for (const p of items) {
-      const e = saved[p.key];
-      if (e === undefined) fail(`the state has no entry for parameter '${p.label}'`);
-      if (!isRecord(e)) fail(`the entry for '${p.label}' must be an object {size, step, buffers}, got ${show(e)}`);
-      const entry = e as Record<string, unknown>;
+      const entry = saved[p.key];
+      if (entry === undefined) fail(`the state has no entry for parameter '${p.label}'`);
+      if (!isRecord(entry)) fail(`the entry for '${p.label}' must be an object {size, step, buffers}, got ${brief(entry, "'")}`);
       if (entry.size !== p.tensor.size) {
-        fail(`parameter '${p.label}' has ${p.tensor.size} elements (shape ${shapeStr(p.tensor.shape)}) but the state holds ${show(entry.size)}`);
+        fail(`parameter '${p.label}' has ${p.tensor.size} elements (shape ${shapeStr(p.tensor.shape)}) but the state holds ${brief(entry.size, "'")}`);
       }
-      if (!isCount(entry.step)) fail(`'step' of '${p.label}' must be a non-negative integer, got ${show(entry.step)}`);
-      const step = entry.step as number;
-      if (!isRecord(entry.buffers)) fail(`'buffers' of '${p.label}' must be an object, got ${show(entry.buffers)}`);
-      const bufs = entry.buffers as Record<string, unknown>;
+      const step = entry.step;
+      if (!isCount(step)) fail(`'step' of '${p.label}' must be a non-negative integer, got ${brief(step, "'")}`);
+      const bufs = entry.buffers;
+      if (!isRecord(bufs)) fail(`'buffers' of '${p.label}' must be an object, got ${brief(bufs, "'")}`);
       const expected = step === 0 ? [] : names;
       for (const b of Object.keys(bufs)) {
         if (!expected.includes(b)) {
@@ -399,21 +323,23 @@ export abstract class Optimizer<H extends { lr: number } = { lr: number }> {
       for (const b of expected) {
         const arr = bufs[b];
         if (arr === undefined) fail(`buffer '${b}' of '${p.label}' is missing (it has been updated ${step} times)`);
-        if (!Array.isArray(arr)) fail(`buffer '${b}' of '${p.label}' must be an array of numbers, got ${show(arr)}`);
-        const a = arr as unknown[];
-        if (a.length !== p.tensor.size) fail(`buffer '${b}' of '${p.label}' has ${a.length} values, expected ${p.tensor.size}`);
-        for (let j = 0; j < a.length; j++) {
-          if (typeof a[j] !== 'number') {
-            fail(`buffer '${b}' of '${p.label}' holds ${show(a[j])} at index ${j}, not a number (NaN and Infinity do not survive JSON)`);
+        if (!Array.isArray(arr)) fail(`buffer '${b}' of '${p.label}' must be an array of numbers, got ${brief(arr, "'")}`);
+        if (arr.length !== p.tensor.size) fail(`buffer '${b}' of '${p.label}' has ${arr.length} values, expected ${p.tensor.size}`);
+        const values: number[] = [];
+        for (let j = 0; j < arr.length; j++) {
+          const x: unknown = arr[j];
+          if (typeof x !== 'number') {
+            fail(`buffer '${b}' of '${p.label}' holds ${brief(x, "'")} at index ${j}, not a number (NaN and Infinity do not survive JSON)`);
           }
+          values.push(x);
         }
-        buffers.set(b, a as number[]);
+        buffers.set(b, values);
       }
       loaded.push({ step, buffers });
     }
     // All checked: apply.
     this.cfg = cfg;
-    this.steps = s.stepCount as number;
+    this.steps = stepCount;
     items.forEach((p, i) => {
       const slot = this.slots[i];
       slot.step = loaded[i].step;
@@ -424,22 +350,6 @@ export abstract class Optimizer<H extends { lr: number } = { lr: number }> {
 }
 
 // ---- SGD ----------------------------------------------------------------------------------------
-
-export interface SGDOptions {
-  lr: number;
-  momentum?: number;
-  dampening?: number;
-  nesterov?: boolean;
-  weightDecay?: number;
-}
-
-export interface SGDHyper {
-  lr: number;
-  momentum: number;
-  dampening: number;
-  nesterov: boolean;
-  weightDecay: number;
-}
 
 /**
  * Stochastic gradient descent, as torch.optim.SGD:
@@ -454,18 +364,7 @@ export class SGD extends Optimizer<SGDHyper> {
   }
 
   protected parse(options: unknown, who: string): SGDHyper {
-    const o = optionsObject(who, options, ['lr', 'momentum', 'dampening', 'nesterov', 'weightDecay']);
-    const h: SGDHyper = {
-      lr: numberOpt(who, o, 'lr', undefined, LR_RANGE),
-      momentum: numberOpt(who, o, 'momentum', 0, { min: 0 }),
-      dampening: numberOpt(who, o, 'dampening', 0, { min: 0, max: 1 }),
-      nesterov: boolOpt(who, o, 'nesterov', false),
-      weightDecay: numberOpt(who, o, 'weightDecay', 0, { min: 0 }),
-    };
-    if (h.nesterov && (h.momentum <= 0 || h.dampening !== 0)) {
-      throw new RangeError(`${who}: option 'nesterov' requires momentum > 0 and dampening = 0 (got momentum ${h.momentum}, dampening ${h.dampening})`);
-    }
-    return h;
+    return parseOptimizerOptions('SGD', options, who);
   }
 
   protected bufferNames(cfg: SGDHyper): string[] {
@@ -502,24 +401,6 @@ export class SGD extends Optimizer<SGDHyper> {
 
 // ---- RMSProp ------------------------------------------------------------------------------------
 
-export interface RMSPropOptions {
-  lr?: number;
-  alpha?: number;
-  eps?: number;
-  weightDecay?: number;
-  momentum?: number;
-  centered?: boolean;
-}
-
-export interface RMSPropHyper {
-  lr: number;
-  alpha: number;
-  eps: number;
-  weightDecay: number;
-  momentum: number;
-  centered: boolean;
-}
-
 /**
  * RMSProp, as torch.optim.RMSprop:
  *   g ← g + wd·p
@@ -533,15 +414,7 @@ export class RMSProp extends Optimizer<RMSPropHyper> {
   }
 
   protected parse(options: unknown, who: string): RMSPropHyper {
-    const o = optionsObject(who, options, ['lr', 'alpha', 'eps', 'weightDecay', 'momentum', 'centered']);
-    return {
-      lr: numberOpt(who, o, 'lr', 0.01, LR_RANGE),
-      alpha: numberOpt(who, o, 'alpha', 0.99, { min: 0, max: 1 }),
-      eps: numberOpt(who, o, 'eps', 1e-8, { min: 0 }),
-      weightDecay: numberOpt(who, o, 'weightDecay', 0, { min: 0 }),
-      momentum: numberOpt(who, o, 'momentum', 0, { min: 0 }),
-      centered: boolOpt(who, o, 'centered', false),
-    };
+    return parseOptimizerOptions('RMSProp', options, who);
   }
 
   protected bufferNames(cfg: RMSPropHyper): string[] {
@@ -588,22 +461,6 @@ export class RMSProp extends Optimizer<RMSPropHyper> {
 
 // ---- Adagrad ------------------------------------------------------------------------------------
 
-export interface AdagradOptions {
-  lr?: number;
-  lrDecay?: number;
-  weightDecay?: number;
-  initialAccumulatorValue?: number;
-  eps?: number;
-}
-
-export interface AdagradHyper {
-  lr: number;
-  lrDecay: number;
-  weightDecay: number;
-  initialAccumulatorValue: number;
-  eps: number;
-}
-
 /**
  * Adagrad, as torch.optim.Adagrad (t = this parameter's update count, from 1):
  *   g ← g + wd·p;  clr ← lr / (1 + (t − 1)·lrDecay)
@@ -616,14 +473,7 @@ export class Adagrad extends Optimizer<AdagradHyper> {
   }
 
   protected parse(options: unknown, who: string): AdagradHyper {
-    const o = optionsObject(who, options, ['lr', 'lrDecay', 'weightDecay', 'initialAccumulatorValue', 'eps']);
-    return {
-      lr: numberOpt(who, o, 'lr', 0.01, LR_RANGE),
-      lrDecay: numberOpt(who, o, 'lrDecay', 0, { min: 0 }),
-      weightDecay: numberOpt(who, o, 'weightDecay', 0, { min: 0 }),
-      initialAccumulatorValue: numberOpt(who, o, 'initialAccumulatorValue', 0, { min: 0 }),
-      eps: numberOpt(who, o, 'eps', 1e-10, { min: 0 }),
-    };
+    return parseOptimizerOptions('Adagrad', options, who);
   }
 
   protected bufferNames(): string[] {
@@ -649,29 +499,9 @@ export class Adagrad extends Optimizer<AdagradHyper> {
 
 // ---- Adam / AdamW -------------------------------------------------------------------------------
 
-export interface AdamOptions {
-  lr?: number;
-  betas?: readonly [number, number];
-  eps?: number;
-  weightDecay?: number;
-}
-
-export interface AdamHyper {
-  lr: number;
-  betas: [number, number];
-  eps: number;
-  weightDecay: number;
-}
-
 abstract class AdamBase extends Optimizer<AdamHyper> {
   protected parse(options: unknown, who: string): AdamHyper {
-    const o = optionsObject(who, options, ['lr', 'betas', 'eps', 'weightDecay']);
-    return {
-      lr: numberOpt(who, o, 'lr', 1e-3, LR_RANGE),
-      betas: betasOpt(who, o, 'betas', [0.9, 0.999]),
-      eps: numberOpt(who, o, 'eps', 1e-8, { min: 0 }),
-      weightDecay: numberOpt(who, o, 'weightDecay', this.type === 'AdamW' ? 1e-2 : 0, { min: 0 }),
-    };
+    return parseOptimizerOptions(this.type === 'AdamW' ? 'AdamW' : 'Adam', options, who);
   }
 
   protected bufferNames(): string[] {

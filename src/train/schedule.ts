@@ -12,12 +12,12 @@
  * `stateDict()` / `loadStateDict()` on the scheduler.
  */
 
-/** JSON form of a schedule. */
-export type ScheduleSpec =
-  | { type: 'StepLR'; stepSize: number; gamma: number }
-  | { type: 'ExponentialLR'; gamma: number }
-  | { type: 'CosineAnnealingLR'; tMax: number; etaMin: number }
-  | { type: 'LinearWarmup'; warmupSteps: number; then: ScheduleSpec | null };
+import { brief, isRecord } from '../util/options.ts';
+import { checkScheduleValue, parseScheduleSpec, type ScheduleSpec } from './options.ts';
+
+// The JSON specs are declared once, as schemas in options.ts: their types, checks and defaults
+// come from there, and the constructors check their arguments with the same field schemas.
+export type { ScheduleSpec };
 
 export interface Schedule {
   /** The learning rate after `step` (a non-negative integer) scheduler steps, from base rate `baseLr`. */
@@ -26,35 +26,8 @@ export interface Schedule {
   toString(): string;
 }
 
-function show(v: unknown): string {
-  if (typeof v === 'string') return `'${v}'`;
-  if (typeof v === 'object' && v !== null) {
-    try {
-      return JSON.stringify(v);
-    } catch {
-      return String(v);
-    }
-  }
-  return String(v);
-}
-
-function positiveInt(who: string, key: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw new RangeError(`${who}: '${key}' must be an integer >= 1, got ${show(v)}`);
-  return v;
-}
-
-function positive(who: string, key: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new RangeError(`${who}: '${key}' must be a finite number > 0, got ${show(v)}`);
-  return v;
-}
-
-function nonNegative(who: string, key: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new RangeError(`${who}: '${key}' must be a finite number >= 0, got ${show(v)}`);
-  return v;
-}
-
 function checkStep(who: string, step: number): void {
-  if (!Number.isSafeInteger(step) || step < 0) throw new RangeError(`${who}: step must be an integer >= 0, got ${show(step)}`);
+  if (!Number.isSafeInteger(step) || step < 0) throw new RangeError(`${who}: step must be an integer >= 0, got ${brief(step, "'")}`);
 }
 
 /** lr = baseLr · γ^⌊step / stepSize⌋ (torch.optim.lr_scheduler.StepLR). */
@@ -63,8 +36,8 @@ export class StepLR implements Schedule {
   readonly gamma: number;
 
   constructor(stepSize: number, gamma = 0.1) {
-    this.stepSize = positiveInt('StepLR', 'stepSize', stepSize);
-    this.gamma = positive('StepLR', 'gamma', gamma);
+    this.stepSize = checkScheduleValue('StepLR', 'stepSize', stepSize);
+    this.gamma = checkScheduleValue('StepLR', 'gamma', gamma);
   }
 
   lrAt(step: number, baseLr: number): number {
@@ -86,7 +59,7 @@ export class ExponentialLR implements Schedule {
   readonly gamma: number;
 
   constructor(gamma: number) {
-    this.gamma = positive('ExponentialLR', 'gamma', gamma);
+    this.gamma = checkScheduleValue('ExponentialLR', 'gamma', gamma);
   }
 
   lrAt(step: number, baseLr: number): number {
@@ -113,8 +86,8 @@ export class CosineAnnealingLR implements Schedule {
   readonly etaMin: number;
 
   constructor(tMax: number, etaMin = 0) {
-    this.tMax = positiveInt('CosineAnnealingLR', 'tMax', tMax);
-    this.etaMin = nonNegative('CosineAnnealingLR', 'etaMin', etaMin);
+    this.tMax = checkScheduleValue('CosineAnnealingLR', 'tMax', tMax);
+    this.etaMin = checkScheduleValue('CosineAnnealingLR', 'etaMin', etaMin);
   }
 
   lrAt(step: number, baseLr: number): number {
@@ -142,9 +115,9 @@ export class LinearWarmup implements Schedule {
   readonly then: Schedule | null;
 
   constructor(warmupSteps: number, then?: Schedule | null) {
-    this.warmupSteps = positiveInt('LinearWarmup', 'warmupSteps', warmupSteps);
+    this.warmupSteps = checkScheduleValue('LinearWarmup', 'warmupSteps', warmupSteps);
     if (then !== undefined && then !== null && (typeof then !== 'object' || typeof then.lrAt !== 'function' || typeof then.toSpec !== 'function')) {
-      throw new TypeError(`LinearWarmup: 'then' must be a schedule (e.g. new CosineAnnealingLR(1000)) or omitted, got ${show(then)}`);
+      throw new TypeError(`LinearWarmup: 'then' must be a schedule (e.g. new CosineAnnealingLR(1000)) or omitted, got ${brief(then, "'")}`);
     }
     this.then = then ?? null;
   }
@@ -165,31 +138,18 @@ export class LinearWarmup implements Schedule {
   }
 }
 
-const SPEC_KEYS: Record<ScheduleSpec['type'], readonly string[]> = {
-  StepLR: ['type', 'stepSize', 'gamma'],
-  ExponentialLR: ['type', 'gamma'],
-  CosineAnnealingLR: ['type', 'tMax', 'etaMin'],
-  LinearWarmup: ['type', 'warmupSteps', 'then'],
-};
-
 /** Rebuild a schedule from `toSpec()` output (e.g. parsed JSON), validating it. */
 export function scheduleFromSpec(spec: unknown): Schedule {
-  const who = 'scheduleFromSpec';
-  if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) throw new TypeError(`${who}: expected an object such as {type: 'StepLR', stepSize: 10, gamma: 0.5}, got ${show(spec)}`);
-  const s = spec as Record<string, unknown>;
-  const type = s.type;
-  if (typeof type !== 'string' || !Object.hasOwn(SPEC_KEYS, type)) {
-    throw new TypeError(`${who}: unknown schedule type ${show(type)} (expected one of: ${Object.keys(SPEC_KEYS).join(', ')})`);
-  }
-  const keys = SPEC_KEYS[type as ScheduleSpec['type']];
-  for (const k of Object.keys(s)) {
-    if (!keys.includes(k)) throw new TypeError(`${who}: unknown key '${k}' for ${type} (expected: ${keys.join(', ')})`);
-  }
-  switch (type) {
-    case 'StepLR': return new StepLR(s.stepSize as number, s.gamma as number);
-    case 'ExponentialLR': return new ExponentialLR(s.gamma as number);
-    case 'CosineAnnealingLR': return new CosineAnnealingLR(s.tMax as number, (s.etaMin ?? 0) as number);
-    default: return new LinearWarmup(s.warmupSteps as number, s.then === null || s.then === undefined ? null : scheduleFromSpec(s.then));
+  return buildSchedule(parseScheduleSpec(spec));
+}
+
+/** A schedule from a spec its schema has passed (defaults filled in). */
+function buildSchedule(s: ScheduleSpec): Schedule {
+  switch (s.type) {
+    case 'StepLR': return new StepLR(s.stepSize, s.gamma);
+    case 'ExponentialLR': return new ExponentialLR(s.gamma);
+    case 'CosineAnnealingLR': return new CosineAnnealingLR(s.tMax, s.etaMin);
+    case 'LinearWarmup': return new LinearWarmup(s.warmupSteps, s.then === null ? null : buildSchedule(s.then));
   }
 }
 
@@ -220,17 +180,17 @@ export class LRScheduler {
 
   constructor(optimizer: LrTarget, schedule: Schedule, options: { baseLr?: number } = {}) {
     if (optimizer === null || typeof optimizer !== 'object' || typeof optimizer.lr !== 'number') {
-      throw new TypeError(`LRScheduler: expected an optimizer (an object with a numeric 'lr'), got ${show(optimizer)}`);
+      throw new TypeError(`LRScheduler: expected an optimizer (an object with a numeric 'lr'), got ${brief(optimizer, "'")}`);
     }
     if (schedule === null || typeof schedule !== 'object' || typeof schedule.lrAt !== 'function') {
-      throw new TypeError(`LRScheduler: expected a schedule (e.g. new StepLR(10, 0.5)), got ${show(schedule)}`);
+      throw new TypeError(`LRScheduler: expected a schedule (e.g. new StepLR(10, 0.5)), got ${brief(schedule, "'")}`);
     }
     for (const k of Object.keys(options)) {
       if (k !== 'baseLr') throw new TypeError(`LRScheduler: unknown option '${k}' (expected: baseLr)`);
     }
     this.optimizer = optimizer;
     this.schedule = schedule;
-    this.base = nonNegative('LRScheduler', 'baseLr', options.baseLr ?? optimizer.lr);
+    this.base = checkScheduleValue('LRScheduler', 'baseLr', options.baseLr ?? optimizer.lr);
     this.apply();
   }
 
@@ -271,12 +231,12 @@ export class LRScheduler {
    */
   loadStateDict(state: unknown): void {
     const who = 'LRScheduler.loadStateDict';
-    if (state === null || typeof state !== 'object' || Array.isArray(state)) throw new TypeError(`${who}: expected an object from stateDict(), got ${show(state)}`);
-    const s = state as Record<string, unknown>;
-    if (s.format !== 'recur.lr_scheduler') throw new TypeError(`${who}: not a scheduler state (format is ${show(s.format)}, expected 'recur.lr_scheduler')`);
-    if (s.version !== 1) throw new TypeError(`${who}: unsupported state version ${show(s.version)} (expected 1)`);
-    if (typeof s.step !== 'number' || !Number.isSafeInteger(s.step) || s.step < 0) throw new RangeError(`${who}: 'step' must be an integer >= 0, got ${show(s.step)}`);
-    const baseLr = nonNegative(who, 'baseLr', s.baseLr);
+    const s = state;
+    if (!isRecord(s)) throw new TypeError(`${who}: expected an object from stateDict(), got ${brief(s, "'")}`);
+    if (s.format !== 'recur.lr_scheduler') throw new TypeError(`${who}: not a scheduler state (format is ${brief(s.format, "'")}, expected 'recur.lr_scheduler')`);
+    if (s.version !== 1) throw new TypeError(`${who}: unsupported state version ${brief(s.version, "'")} (expected 1)`);
+    const step = checkScheduleValue(who, 'step', s.step);
+    const baseLr = checkScheduleValue(who, 'baseLr', s.baseLr);
     let saved: Schedule;
     try {
       saved = scheduleFromSpec(s.schedule);
@@ -287,7 +247,7 @@ export class LRScheduler {
       throw new Error(`${who}: the state is for ${saved.toString()} but this scheduler runs ${this.schedule.toString()}`);
     }
     this.base = baseLr;
-    this.steps = s.step;
+    this.steps = step;
     this.apply();
   }
 }

@@ -33,96 +33,28 @@
  * (without a run directory).
  */
 import type { BatchSource, StepResult, Task } from './task.ts';
-import { Adagrad, Adam, AdamW, Optimizer, RMSProp, SGD, type AdagradOptions, type AdamOptions, type RMSPropOptions, type SGDOptions } from './optim.ts';
-import { LRScheduler, scheduleFromSpec, type Schedule, type ScheduleSpec } from './schedule.ts';
+import type { Optimizer } from './optim.ts';
+import { LRScheduler, scheduleFromSpec } from './schedule.ts';
+import { createOptimizer, resolveTrainerOptions, TrainerOptionsError, type CheckpointOptions, type ResolvedTrainerOptions, type TrainerOptions } from './options.ts';
 import { clipGradNorm, clipGradNormTo, clipGradValue, gradNorms } from './clip.ts';
 import { checkFinite, checkValues, NonFiniteError } from './guard.ts';
 import { GradMonitor, layerNorms } from './gradlog.ts';
-import { LineProgress, type Callback, type EvalInfo, type HookResult, type ProgressSink, type StepInfo } from './callbacks.ts';
+import type { EvalInfo, HookResult, StepInfo } from './callbacks.ts';
 import { BEST_FILE, CheckpointError, encodeModelFile, loadCheckpoint, saveCheckpoint, type RunStore, type TrainingState } from './run-store.ts';
 import { MetricsLog, type MetricsEntry } from './metrics-log.ts';
 import { Module } from '../nn/module.ts';
+import { brief, isRecord } from '../util/options.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { Rng, globalRng, type RngState } from '../tensor/rng.ts';
 import { backward, noGrad } from '../autograd/tape.ts';
 
 // ---- options -------------------------------------------------------------------------------------
 
-export type OptimizerName = 'sgd' | 'adam' | 'adamw' | 'rmsprop' | 'adagrad';
-
-/** An optimizer by name (default hyper-parameters), by name with hyper-parameters, or an instance. */
-export type OptimizerSpec = OptimizerName | ({ name: OptimizerName } & Record<string, unknown>) | Optimizer;
-
-export interface EarlyStoppingOptions {
-  /** Evaluations without improvement of the primary metric before stopping. */
-  patience: number;
-  /** The least change that counts as an improvement (default 0). */
-  minDelta?: number;
-}
-
-export interface CheckpointOptions {
-  /** Where checkpoints go (default: runDir). */
-  dir?: string;
-  /** Write a checkpoint every this many steps (default: only at the end). */
-  every?: number;
-  /** Keep best.safetensors, the model at the best evaluation (default true). */
-  saveBest?: boolean;
-}
-
-export interface TrainerOptions {
-  /** Default 'adam'. */
-  optimizer?: OptimizerSpec;
-  /** Learning rate (overrides the optimizer spec's lr; default: the optimizer's default). */
-  lr?: number;
-  /** A learning-rate schedule (an instance or its JSON spec), stepped after every optimizer step. */
-  schedule?: Schedule | ScheduleSpec | null;
-  /** Clip the global gradient 2-norm to this (torch clip_grad_norm_); 0 or null: no clipping. */
-  clipNorm?: number | null;
-  /** Clamp every gradient element to ±this (torch clip_grad_value_), before norm clipping. */
-  clipValue?: number | null;
-  /** Passes over the training data (default 1, or unlimited when maxSteps or timeLimitSeconds is given). */
-  epochs?: number;
-  /** Stop after this many optimizer steps in total (resumed runs count from the start). */
-  maxSteps?: number | null;
-  /** Stop after this many seconds of this fit call. */
-  timeLimitSeconds?: number | null;
-  /** Evaluate every this many steps (default: at the end of each epoch). */
-  evalEvery?: number | null;
-  /** Write a train entry to the metrics log every this many steps (default 10). */
-  logEvery?: number;
-  /** Stop when the primary validation metric stops improving. */
-  earlyStopping?: EarlyStoppingOptions | null;
-  /** Run directory: metrics.jsonl, model.safetensors, checkpoints (metrics go to checkpoint.dir without it). */
-  runDir?: string | null;
-  /**
-   * Where run directories live: `fileStore` (recurjs/node) for folders on disk, `memoryStore()` for
-   * memory. Needed when runDir or checkpoint is set; the training loop itself touches no file system.
-   */
-  store?: RunStore;
-  /** Checkpointing (default: at the end, into runDir, when runDir is set); false for none. */
-  checkpoint?: CheckpointOptions | false | null;
-  /** Reseed the global RNG when a fresh fit starts (not when resuming). */
-  seed?: number | null;
-  /** Show progress: true for plain lines on stderr, or a display of your own. */
-  progress?: boolean | ProgressSink;
-  callbacks?: Callback<any>[];
-  /** Put per-layer gradient norms in the metrics log (the global norm is always logged). */
-  gradNormLogging?: boolean;
-  /** More RNGs to save and restore, by name (those on the task and its modules are found automatically). */
-  rngs?: Record<string, Rng>;
-  /** Stop gracefully on the first Ctrl-C (SIGINT), quit on the second (default false). */
-  handleInterrupt?: boolean;
-  /** Where warnings and notices go (default console.error). */
-  log?: (message: string) => void;
-  /** JSON-serialisable data stored in checkpoints (e.g. how to rebuild the task). */
-  meta?: unknown;
-}
-
-const OPTION_KEYS = [
-  'optimizer', 'lr', 'schedule', 'clipNorm', 'clipValue', 'epochs', 'maxSteps', 'timeLimitSeconds', 'evalEvery',
-  'logEvery', 'earlyStopping', 'runDir', 'store', 'checkpoint', 'seed', 'progress', 'callbacks', 'gradNormLogging', 'rngs',
-  'handleInterrupt', 'log', 'meta',
-] as const;
+// The options are declared once, as a schema, in options.ts: types, checks, defaults and help.
+export {
+  createOptimizer, TrainerOptionsError,
+  type CheckpointOptions, type EarlyStoppingOptions, type OptimizerName, type OptimizerSpec, type TrainerOptions,
+} from './options.ts';
 
 export type StopReason = 'epochs' | 'maxSteps' | 'time' | 'earlyStopping' | 'callback' | 'interrupted' | (string & {});
 
@@ -153,224 +85,10 @@ export interface FitOptions {
   resume?: string;
 }
 
-interface Resolved {
-  clipNorm: number | null;
-  clipValue: number | null;
-  epochs: number;
-  maxSteps: number | null;
-  timeLimitSeconds: number | null;
-  evalEvery: number | null;
-  logEvery: number;
-  earlyStopping: { patience: number; minDelta: number } | null;
-  runDir: string | null;
-  checkpointDir: string | null;
-  store: RunStore | null;
-  checkpointEvery: number | null;
-  checkpointOff: boolean;
-  saveBest: boolean;
-  seed: number | null;
-  progress: ProgressSink | null;
-  callbacks: Callback<any>[];
-  gradNormLogging: boolean;
-  handleInterrupt: boolean;
-  log: (message: string) => void;
-  meta: unknown;
-}
-
-export class TrainerOptionsError extends TypeError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'TrainerOptionsError';
-  }
-}
-
-function show(v: unknown): string {
-  if (typeof v === 'string') return `'${v}'`;
-  try {
-    return JSON.stringify(v) ?? String(v);
-  } catch {
-    return String(v);
-  }
-}
-
-function fail(key: string, expected: string, got: unknown): never {
-  throw new TrainerOptionsError(`Trainer: option '${key}' must be ${expected}, got ${show(got)}`);
-}
-
-function optPosInt(key: string, v: unknown): number | null {
-  if (v === undefined || v === null) return null;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) fail(key, 'a positive integer', v);
-  return v;
-}
-
 /** Steps at the start of a fit whose median loss is compared with the last steps' (warnIfDiverged). */
 const DIVERGE_HEAD = 10;
 /** The last steps' median loss over this many times the first steps' is divergence. */
 const DIVERGE_FACTOR = 2;
-
-function optPositive(key: string, v: unknown): number | null {
-  if (v === undefined || v === null) return null;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) fail(key, 'a finite number > 0', v);
-  return v;
-}
-
-function optBool(key: string, v: unknown, def: boolean): boolean {
-  if (v === undefined) return def;
-  if (typeof v !== 'boolean') fail(key, 'true or false', v);
-  return v;
-}
-
-function optString(key: string, v: unknown): string | null {
-  if (v === undefined || v === null) return null;
-  if (typeof v !== 'string' || v === '') fail(key, 'a non-empty string', v);
-  return v;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
-const OPTIMIZER_NAMES: readonly OptimizerName[] = ['sgd', 'adam', 'adamw', 'rmsprop', 'adagrad'];
-
-/** Build an optimizer from a spec over `params`; `lr` (when given) overrides the spec's. */
-export function createOptimizer(spec: OptimizerSpec, params: [string, Tensor][], lr?: number): Optimizer {
-  if (spec instanceof Optimizer) {
-    if (lr !== undefined) spec.lr = lr;
-    return spec;
-  }
-  let name: unknown;
-  let hyper: Record<string, unknown>;
-  if (typeof spec === 'string') {
-    name = spec;
-    hyper = {};
-  } else if (isRecord(spec)) {
-    const { name: n, ...rest } = spec as Record<string, unknown>;
-    name = n;
-    hyper = rest;
-  } else {
-    return fail('optimizer', `a name (${OPTIMIZER_NAMES.join(', ')}), {name, ...hyper-parameters} or an Optimizer`, spec);
-  }
-  if (typeof name !== 'string' || !OPTIMIZER_NAMES.includes(name.toLowerCase() as OptimizerName)) {
-    throw new TrainerOptionsError(`Trainer: unknown optimizer ${show(name)} (known: ${OPTIMIZER_NAMES.join(', ')})`);
-  }
-  if (lr !== undefined) hyper = { ...hyper, lr };
-  switch (name.toLowerCase() as OptimizerName) {
-    case 'sgd':
-      if (hyper.lr === undefined) throw new TrainerOptionsError("Trainer: SGD needs a learning rate: set option 'lr'");
-      return new SGD(params, hyper as unknown as SGDOptions);
-    case 'adam':
-      return new Adam(params, hyper as AdamOptions);
-    case 'adamw':
-      return new AdamW(params, hyper as AdamOptions);
-    case 'rmsprop':
-      return new RMSProp(params, hyper as RMSPropOptions);
-    case 'adagrad':
-      return new Adagrad(params, hyper as AdagradOptions);
-  }
-}
-
-function resolveSchedule(v: unknown): Schedule | null {
-  if (v === undefined || v === null) return null;
-  if (isRecord(v) && typeof (v as { lrAt?: unknown }).lrAt === 'function' && typeof (v as { toSpec?: unknown }).toSpec === 'function') return v as unknown as Schedule;
-  try {
-    return scheduleFromSpec(v);
-  } catch (e) {
-    throw new TrainerOptionsError(`Trainer: option 'schedule': ${(e as Error).message}`);
-  }
-}
-
-function resolveOptions(o: TrainerOptions): Resolved {
-  const maxSteps = optPosInt('maxSteps', o.maxSteps);
-  const timeLimitSeconds = optPositive('timeLimitSeconds', o.timeLimitSeconds);
-  let epochs: number;
-  if (o.epochs === undefined || o.epochs === null) epochs = maxSteps !== null || timeLimitSeconds !== null ? Infinity : 1;
-  else if (o.epochs === Infinity) epochs = Infinity;
-  else epochs = optPosInt('epochs', o.epochs)!;
-  let earlyStopping: Resolved['earlyStopping'] = null;
-  if (o.earlyStopping !== undefined && o.earlyStopping !== null) {
-    const es = o.earlyStopping as unknown;
-    if (!isRecord(es)) fail('earlyStopping', 'an object {patience, minDelta?}', es);
-    for (const k of Object.keys(es)) if (k !== 'patience' && k !== 'minDelta') throw new TrainerOptionsError(`Trainer: unknown option 'earlyStopping.${k}' (known: patience, minDelta)`);
-    const patience = optPosInt('earlyStopping.patience', es.patience);
-    if (patience === null) fail('earlyStopping.patience', 'a positive integer', es.patience);
-    const minDelta = es.minDelta === undefined ? 0 : es.minDelta;
-    if (typeof minDelta !== 'number' || !Number.isFinite(minDelta) || minDelta < 0) fail('earlyStopping.minDelta', 'a finite number >= 0', minDelta);
-    earlyStopping = { patience, minDelta };
-  }
-  const runDir = optString('runDir', o.runDir);
-  let checkpointDir: string | null = runDir;
-  let checkpointEvery: number | null = null;
-  let saveBest = true;
-  let checkpointOff = false;
-  if (o.checkpoint === false) {
-    checkpointDir = null;
-    checkpointOff = true;
-  } else if (o.checkpoint !== undefined && o.checkpoint !== null) {
-    const c = o.checkpoint as unknown;
-    if (!isRecord(c)) fail('checkpoint', 'an object {dir?, every?, saveBest?} or false', c);
-    for (const k of Object.keys(c)) if (!['dir', 'every', 'saveBest'].includes(k)) throw new TrainerOptionsError(`Trainer: unknown option 'checkpoint.${k}' (known: dir, every, saveBest)`);
-    checkpointDir = optString('checkpoint.dir', c.dir) ?? runDir;
-    checkpointEvery = optPosInt('checkpoint.every', c.every);
-    saveBest = optBool('checkpoint.saveBest', c.saveBest, true);
-    if (checkpointDir === null) throw new TrainerOptionsError("Trainer: option 'checkpoint' needs a directory: set 'checkpoint.dir' or 'runDir'");
-  }
-  const store = o.store ?? null;
-  if (store !== null && (!isRecord(store) || typeof store.read !== 'function' || typeof store.write !== 'function' || typeof store.append !== 'function')) {
-    fail('store', 'a RunStore {read, write, append}', store);
-  }
-  if (store === null && checkpointDir !== null) {
-    throw new TrainerOptionsError("Trainer: 'runDir' and 'checkpoint' need a place to write: pass store: fileStore (from 'recurjs/node') for folders on disk, or store: memoryStore()");
-  }
-  let seed: number | null = null;
-  if (o.seed !== undefined && o.seed !== null) {
-    if (typeof o.seed !== 'number' || !Number.isSafeInteger(o.seed)) fail('seed', 'an integer', o.seed);
-    seed = o.seed;
-  }
-  let progress: ProgressSink | null = null;
-  if (o.progress === true) progress = new LineProgress();
-  else if (o.progress !== undefined && o.progress !== false) {
-    if (!isRecord(o.progress) || typeof (o.progress as { update?: unknown }).update !== 'function') fail('progress', 'true, false or an object with update(stats)', o.progress);
-    progress = o.progress;
-  }
-  let callbacks: Callback<any>[] = [];
-  if (o.callbacks !== undefined) {
-    if (!Array.isArray(o.callbacks)) fail('callbacks', 'an array of callback objects', o.callbacks);
-    o.callbacks.forEach((cb, i) => {
-      if (cb === null || typeof cb !== 'object') fail(`callbacks[${i}]`, 'an object with hooks (onFitStart, onStepEnd, onEvalEnd, onEpochEnd, onFitEnd)', cb);
-    });
-    callbacks = [...o.callbacks];
-  }
-  if (o.log !== undefined && typeof o.log !== 'function') fail('log', 'a function (message) => void', o.log);
-  if (o.rngs !== undefined) {
-    if (!isRecord(o.rngs)) fail('rngs', 'an object of named Rng instances', o.rngs);
-    for (const [k, r] of Object.entries(o.rngs)) if (!(r instanceof Rng)) fail(`rngs.${k}`, 'an Rng', r);
-  }
-  return {
-    // 0 means no clipping, as in the task options (a task option is a number and has no null to
-    // say "off"); clipping every gradient to norm 0 would zero every update, never what is meant.
-    clipNorm: o.clipNorm === 0 ? null : optPositive('clipNorm', o.clipNorm),
-    clipValue: optPositive('clipValue', o.clipValue),
-    epochs,
-    maxSteps,
-    timeLimitSeconds,
-    evalEvery: optPosInt('evalEvery', o.evalEvery),
-    logEvery: optPosInt('logEvery', o.logEvery) ?? 10,
-    earlyStopping,
-    runDir,
-    checkpointDir,
-    store,
-    checkpointEvery,
-    checkpointOff,
-    saveBest,
-    seed,
-    progress,
-    callbacks,
-    gradNormLogging: optBool('gradNormLogging', o.gradNormLogging, false),
-    handleInterrupt: optBool('handleInterrupt', o.handleInterrupt, false),
-    log: o.log ?? ((m: string) => console.error(m)),
-    meta: o.meta ?? null,
-  };
-}
 
 /** Every Rng reachable from the task object and its modules' own fields, plus the global one. */
 function findRngs(task: Task<unknown>, extra: Record<string, Rng> | undefined): Map<string, Rng> {
@@ -398,7 +116,7 @@ export class Trainer<B> {
   readonly task: Task<B>;
   readonly optimizer: Optimizer;
   readonly scheduler: LRScheduler | null;
-  private readonly opts: Resolved;
+  private readonly opts: ResolvedTrainerOptions;
   private readonly params: [string, Tensor][];
   private readonly rngs: Map<string, Rng>;
   private readonly monitor = new GradMonitor();
@@ -425,22 +143,17 @@ export class Trainer<B> {
       throw new TypeError('Trainer: expected a Task (an object with model, step(batch), evaluate(data), higherIsBetter, describe())');
     }
     if (typeof task.higherIsBetter !== 'boolean') throw new TypeError(`Trainer: task '${task.name}' must say whether its primary metric is better higher (higherIsBetter: boolean)`);
-    if (options === null || typeof options !== 'object' || Array.isArray(options)) throw new TrainerOptionsError('Trainer: options must be an object');
-    for (const k of Object.keys(options)) {
-      if (!(OPTION_KEYS as readonly string[]).includes(k)) throw new TrainerOptionsError(`Trainer: unknown option '${k}' (known: ${OPTION_KEYS.join(', ')})`);
-    }
+    const opts = resolveTrainerOptions(options, scheduleFromSpec);
     if ((typeof task.getCarry === 'function') !== (typeof task.setCarry === 'function')) {
       throw new TypeError(`Trainer: task '${task.name}' must define both getCarry and setCarry, or neither`);
     }
     this.task = task;
-    this.opts = resolveOptions(options);
-    if (options.lr !== undefined && (typeof options.lr !== 'number' || !Number.isFinite(options.lr) || options.lr < 0)) fail('lr', 'a finite number >= 0', options.lr);
+    this.opts = opts;
     this.params = task.model.namedParameters();
     if (this.params.length === 0) throw new TypeError(`Trainer: the model of task '${task.name}' has no parameters`);
-    this.optimizer = createOptimizer(options.optimizer ?? 'adam', this.params, options.lr);
-    const schedule = resolveSchedule(options.schedule);
-    this.scheduler = schedule ? new LRScheduler(this.optimizer, schedule) : null;
-    this.rngs = findRngs(task as Task<unknown>, options.rngs);
+    this.optimizer = createOptimizer(opts.optimizer, this.params, opts.lr);
+    this.scheduler = opts.schedule ? new LRScheduler(this.optimizer, opts.schedule) : null;
+    this.rngs = findRngs(task as Task<unknown>, opts.rngs);
   }
 
   /**
@@ -522,8 +235,8 @@ export class Trainer<B> {
     model.eval();
     try {
       const m = noGrad(() => this.task.evaluate(data));
-      if (!isRecord(m) || Object.keys(m).length === 0) throw new TypeError(`Trainer: task '${this.task.name}'.evaluate must return an object of named numbers (the first is the primary metric), got ${show(m)}`);
-      for (const [k, v] of Object.entries(m)) if (typeof v !== 'number') throw new TypeError(`Trainer: task '${this.task.name}'.evaluate returned a non-number for '${k}': ${show(v)}`);
+      if (!isRecord(m) || Object.keys(m).length === 0) throw new TypeError(`Trainer: task '${this.task.name}'.evaluate must return an object of named numbers (the first is the primary metric), got ${brief(m, "'")}`);
+      for (const [k, v] of Object.entries(m)) if (typeof v !== 'number') throw new TypeError(`Trainer: task '${this.task.name}'.evaluate returned a non-number for '${k}': ${brief(v, "'")}`);
       return m as Record<string, number>;
     } finally {
       model.train(wasTraining);
@@ -691,7 +404,7 @@ export class Trainer<B> {
       throw new TypeError(`Trainer: task '${this.task.name}'.step must return {loss: a one-element Tensor, count, metrics?}`);
     }
     const count = r.count;
-    if (typeof count !== 'number' || !Number.isFinite(count) || count < 0) throw new TypeError(`Trainer: task '${this.task.name}'.step returned count ${show(count)}; expected a number of tokens or samples >= 0`);
+    if (typeof count !== 'number' || !Number.isFinite(count) || count < 0) throw new TypeError(`Trainer: task '${this.task.name}'.step returned count ${brief(count, "'")}; expected a number of tokens or samples >= 0`);
     const loss = r.loss.item();
     if (!Number.isFinite(loss)) {
       // weights broken before this step (loaded or resumed so) are the cause to name, not the loss
