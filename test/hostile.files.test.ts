@@ -18,13 +18,13 @@ import { Vocab } from '../src/data/vocab.ts';
 import { CharVocab } from '../src/data/text.ts';
 import type { Module } from '../src/nn/module.ts';
 import { CharLM, CharLMConfigError, charLMTensorShapes, checkCharLMConfig, loadCharLM } from '../src/models/charlm.ts';
-import { ClassificationTask, checkClassifierConfig, classifierTensorShapes, loadClassifier, TaskConfigError, type ClassifierConfig } from '../src/models/classifier.ts';
+import { ClassificationTask, checkClassifierConfig, classifierTensorShapes, loadClassifier, type ClassifierConfig } from '../src/models/classifier.ts';
 import { FeedForwardTask, feedForwardTensorShapes, type FeedForwardConfig } from '../src/models/feedforward.ts';
 import { checkNameGenConfig, NameGenTask, nameGenTensorShapes, type NameGenConfig } from '../src/models/namegen.ts';
 import { checkForecastConfig, ForecastTask, forecastTensorShapes, type ForecastConfig } from '../src/models/forecaster.ts';
 import { checkSeq2SeqConfig, Seq2Seq, seq2seqTensorShapes, type Seq2SeqConfig } from '../src/models/seq2seq.ts';
 import { Captioner, captionerTensorShapes, checkCaptionerConfig } from '../src/models/captioner.ts';
-import type { ParamShapes } from '../src/models/task-options.ts';
+import { TaskConfigError, type ParamShapes } from '../src/models/task-options.ts';
 import { predictCommand } from '../src/cli/train-commands.ts';
 import { exportCommand } from '../src/cli/onnx.ts';
 

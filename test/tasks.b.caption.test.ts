@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { Rng } from '../src/tensor/rng.ts';
 import { CAPTION_VOCAB, asciiArt, captionOf, decodeCaption, encodeCaption, shapeSample, drawShapes } from '../src/models/shapes.ts';
 import { CAP_EOS, CaptionScores, CaptionTask, Captioner, ShapesBatches, buildCaption, captionTaskSpec, makeCaptionBatch} from '../src/models/captioner.ts';
-import { quickFit } from '../src/models/seq2seq.ts';
+import { quickFit } from './helpers/quick-fit.ts';
 import { taskNameOf } from '../src/models/registry.ts';
 import { gradcheck } from './helpers/gradcheck.ts';
 

@@ -19,6 +19,8 @@ import { ADDING_CHANCE_MSE, AddingNet, addingBatch, formatDiagnoseTable, renderD
 import { diagnoseCommand } from '../src/cli/diagnose.ts';
 import { UsageError } from '../src/cli/args.ts';
 import { assertClose, gradcheck, randomTensor } from './helpers/gradcheck.ts';
+import { Adam } from '../src/train/optim.ts';
+import { clipGradNorm } from '../src/train/clip.ts';
 
 describe('adding problem data', () => {
   test('two markers, one per half; target is their sum; deterministic', () => {
@@ -119,6 +121,31 @@ describe('runDiagnose', () => {
     assert.throws(() => runDiagnose({ lags: [1] }), /lags/);
     assert.throws(() => runDiagnose({ cells: ['tcn' as never] }), /unknown cell 'tcn'/);
     assert.throws(() => runDiagnose({ step: 3 } as never), /unknown option 'step'/);
+    assert.throws(() => runDiagnose({ clip: 0 }), /'clip' must be > 0, got 0/);
+  });
+
+  test('trains through the Trainer with the losses of a plain Adam + clipping loop, bit for bit', () => {
+    // The loop runDiagnose ran before it used the Trainer, kept here as the reference.
+    const o = { seed: 2, lag: 7, steps: 25, batchSize: 8, hiddenSize: 6, lr: 1e-2, clip: 1, curveEvery: 5 };
+    const r = runDiagnose({ lags: [o.lag], cells: ['lstm'], steps: o.steps, batchSize: o.batchSize, hiddenSize: o.hiddenSize, lr: o.lr, clip: o.clip, seed: o.seed, curveEvery: o.curveEvery, evalSize: 32, gradBatch: 4 });
+    const net = new AddingNet('lstm', o.hiddenSize, new Rng(o.seed * 1000 + o.lag), 1);
+    const opt = new Adam(net.namedParameters(), { lr: o.lr });
+    const dataRng = new Rng(o.seed * 99991 + o.lag);
+    const curve: [number, number][] = [];
+    let run = 0;
+    for (let step = 1; step <= o.steps; step++) {
+      const loss = net.loss(addingBatch(dataRng, o.lag, o.batchSize));
+      backward(loss);
+      clipGradNorm(net.parameters(), o.clip);
+      opt.step();
+      opt.zeroGrad();
+      run += loss.item();
+      if (step % o.curveEvery === 0) {
+        curve.push([step, run / o.curveEvery]);
+        run = 0;
+      }
+    }
+    assert.deepEqual(r.runs[0].curve, curve);
   });
 });
 

@@ -13,9 +13,11 @@ import { join } from 'node:path';
 
 import { Rng } from '../src/tensor/rng.ts';
 import {
-  BOS, EOS, ErrorRates, G2PBatches, IGNORE, PAD, Seq2Seq, Seq2SeqTask, buildSeq2Seq, closestReference, editDistance,
-  loadCmudict, loadSeq2Seq, makeG2PBatch, quickFit, seq2seqTaskSpec, type G2PWord,
+  BOS, EOS, G2PBatches, IGNORE, PAD, Seq2Seq, Seq2SeqTask, buildSeq2Seq, loadSeq2Seq, makeG2PBatch, seq2seqTaskSpec,
 } from '../src/models/seq2seq.ts';
+import { ErrorRates, closestReference, editDistance } from '../src/models/metrics.ts';
+import { loadCmudict, type G2PWord } from '../src/data/cmudict.ts';
+import { quickFit } from './helpers/quick-fit.ts';
 import { taskNameOf } from '../src/models/registry.ts';
 import { saveTask } from '../src/models/files.ts';
 import { gradcheck } from './helpers/gradcheck.ts';

@@ -6,14 +6,14 @@ import { createRequire } from 'node:module';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Rng } from '../tensor/rng.ts';
-import { backward } from '../autograd/tape.ts';
 import { saveModel } from '../io/files.ts';
-import { CharBatcher, CharVocab, unigramEntropy } from '../data/text.ts';
+import { CharBatcher, CharVocab, unigramEntropy, type LMBatch } from '../data/text.ts';
 import { CharLM, evaluateCharLM } from '../models/charlm.ts';
-import { Adam } from '../train/optim.ts';
-import { clipGradNorm } from '../train/clip.ts';
+import { Trainer } from '../train/trainer.ts';
+import type { Callback } from '../train/callbacks.ts';
+import type { BatchSource, Task } from '../train/task.ts';
 import { getBackend } from '../backend/registry.ts';
-import { checkFinite, NonFiniteError } from '../train/guard.ts';
+import { NonFiniteError } from '../train/guard.ts';
 import { CliError, OptionReader, parseCommand, UsageError, type OptionSpec } from './args.ts';
 import { DEMO_DEFAULTS as D } from './defaults.ts';
 import { formatBytes, formatDuration, formatInt } from './format.ts';
@@ -105,7 +105,6 @@ export function mobyDickText(): string {
 }
 
 const now = (): number => performance.now() / 1000;
-const yieldToEventLoop = (): Promise<void> => new Promise((res) => setImmediate(res));
 
 export async function runDemo(args: string[]): Promise<number> {
   const s = demoSettings(args);
@@ -134,13 +133,23 @@ export async function runDemo(args: string[]): Promise<number> {
   if (train.length < s.seqLen + 1) throw new UsageError(`--seq-len ${s.seqLen} is longer than the training text`);
   const unigram = unigramEntropy(val, vocab.size);
 
-  // ---- model and optimiser
+  // ---- model, data source and the task the Trainer trains
   const model = new CharLM({ vocabSize: vocab.size, embeddingDim: s.embedding, hiddenSize: s.hidden, numLayers: s.layers, rng: new Rng(s.seed) });
-  const named = model.namedParameters();
-  const opt = new Adam(named, { lr: s.lr });
   const batcher = new CharBatcher(train, { seqLen: s.seqLen, batchSize: s.batch, rng: new Rng(s.seed + 1) });
   const T = s.seqLen;
   const B = s.batch;
+  // Random windows drawn in turn from one seeded Rng, not a pure function of (epoch, index) as a
+  // BatchSource promises for resuming: the demo never resumes, and drawing them in the order the
+  // Trainer asks (one per step) keeps every seeded run's losses what they were before the Trainer.
+  const windows: BatchSource<LMBatch> = { numBatches: Math.max(1, Math.floor(train.length / (T * B))), get: () => batcher.next() };
+  const task: Task<LMBatch> = {
+    name: 'demo',
+    model,
+    higherIsBetter: false,
+    step: (b) => ({ loss: model.loss(b.inputs, b.targets, b.T, b.B), count: b.T * b.B }),
+    evaluate: () => ({ loss: evaluateCharLM(model, val, { maxTokens: s.valChars }).loss }),
+    describe: () => ({ config: model.config, vocab: vocab.toJSON() }),
+  };
 
   const layers = s.layers > 1 ? `, ${s.layers} layers` : '';
   print('recur demo: a character-level LSTM learns to write like Moby-Dick');
@@ -154,6 +163,7 @@ export async function runDemo(args: string[]): Promise<number> {
   // ---- Ctrl-C: first stops after the current step, second quits.
   let stopRequested = false;
   let interrupted = false;
+  let stopTraining = (): void => {};
   const progress = new Progress();
   const onSignal = (): void => {
     if (stopRequested) {
@@ -163,6 +173,7 @@ export async function runDemo(args: string[]): Promise<number> {
     }
     stopRequested = true;
     interrupted = true;
+    stopTraining();
     progress.print('\nrecur demo: stopping after this step to evaluate and save (Ctrl-C again to quit without saving)', process.stderr);
   };
   process.on('SIGINT', onSignal);
@@ -179,7 +190,8 @@ export async function runDemo(args: string[]): Promise<number> {
     return ev.loss;
   };
 
-  const start = now();
+  let start = now();
+  let stepStart = start;
   let trainTime = 0;
   let step = 0;
   let tokens = 0;
@@ -196,22 +208,20 @@ export async function runDemo(args: string[]): Promise<number> {
     const etaSteps = Number.isFinite(s.steps) && step > 0 ? ((s.steps - step) * elapsed) / step : Infinity;
     return { step, loss: ema, tokensPerSec: trainTime > 0 ? tokens / trainTime : 0, elapsed, fraction, eta: Math.min(etaTime, etaSteps) };
   };
-
-  try {
-    while (!stopRequested && step < s.steps && now() - start < s.time) {
-      const t0 = now();
-      const batch = batcher.next();
-      const loss = model.loss(batch.inputs, batch.targets, T, B);
-      opt.zeroGrad();
-      backward(loss);
-      checkFinite(loss, named, step);
-      clipGradNorm(named, D.clipNorm);
-      opt.step();
-      const lv = loss.item();
-      if (step === 0) firstLoss = lv;
-      step++;
-      tokens += T * B;
-      trainTime += now() - t0;
+  // What the demo adds to the Trainer's loop: its own progress line (a bias-corrected moving
+  // average, characters per second of training) and, every ~sampleEvery seconds, a held-out check
+  // with a sample. Sampling draws from its own fresh Rng, so it never shifts the training batches.
+  const show: Callback<LMBatch> = {
+    onFitStart() {
+      start = now();
+      stepStart = start;
+    },
+    onStepEnd(info) {
+      const lv = info.loss;
+      if (info.step === 1) firstLoss = lv;
+      step = info.step;
+      tokens += info.count;
+      trainTime += now() - stepStart;
       // Bias-corrected exponential moving average of the training loss.
       emaRaw = 0.95 * emaRaw + 0.05 * lv;
       ema = emaRaw / (1 - 0.95 ** step);
@@ -222,8 +232,22 @@ export async function runDemo(args: string[]): Promise<number> {
         // Skip a check just before the end: the final one follows.
         if (s.time - elapsed > s.sampleEvery / 2 && step < s.steps) report(`step ${formatInt(step)}, ${formatDuration(elapsed)}`, s.valChars);
       }
-      await yieldToEventLoop();
-    }
+      stepStart = now();
+    },
+  };
+  const trainer = new Trainer(task, {
+    optimizer: 'adam',
+    lr: s.lr,
+    clipNorm: D.clipNorm,
+    maxSteps: Number.isFinite(s.steps) ? s.steps : null,
+    timeLimitSeconds: s.time,
+    callbacks: [show],
+    log: (line) => progress.print(line, process.stderr),
+  });
+  stopTraining = () => trainer.stop('interrupted');
+
+  try {
+    await trainer.fit(windows);
   } catch (e) {
     progress.clear();
     if (e instanceof NonFiniteError) throw new CliError(`training diverged: ${e.message}`);

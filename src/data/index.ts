@@ -9,3 +9,4 @@ export * from './batch.ts';
 export * from './text.ts';
 export * from './loaders.ts';
 export * from './datasets.ts';
+export * from './cmudict.ts';

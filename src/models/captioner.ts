@@ -29,6 +29,7 @@ import type { BatchSource, StepResult, Task } from '../train/task.ts';
 import { asStateDict, type ModelFile } from '../io/model.ts';
 import { brief, cCustom, checkConfig, checkModelTensors, cInt, conv2dShapes, cStr, embeddingShapes, int, linearShapes, makeSpec, num, recurrentShapes, TaskConfigError, TaskRegistryError, type ConfigSchema, type ParamShapes, type Schema, type TaskSpec } from './task-options.ts';
 import { checkLimit, resolveLimits, type Limits } from '../io/limits.ts';
+import { SequenceScores } from './metrics.ts';
 import { CAPTION_VOCAB, decodeCaption, encodeCaption, shapeSample, type ShapesOptions } from './shapes.ts';
 
 export const CAP_PAD = 0;
@@ -275,30 +276,10 @@ export class Captioner extends Module {
 
 // ---- metrics and task -----------------------------------------------------------------------------
 
-/** Exact match and position-wise token accuracy (over each reference and its end token). */
-export class CaptionScores {
-  samples = 0;
-  exact = 0;
-  tokens = 0;
-  correctTokens = 0;
-
-  add(pred: readonly number[], ref: readonly number[]): void {
-    this.samples++;
-    if (pred.length === ref.length && pred.every((t, i) => t === ref[i])) this.exact++;
-    const p = [...pred, CAP_EOS];
-    for (let i = 0; i <= ref.length; i++) {
-      const want = i < ref.length ? ref[i] : CAP_EOS;
-      if (p[i] === want) this.correctTokens++;
-    }
-    this.tokens += ref.length + 1;
-  }
-
-  get exactMatch(): number {
-    return this.samples ? this.exact / this.samples : NaN;
-  }
-
-  get tokenAccuracy(): number {
-    return this.tokens ? this.correctTokens / this.tokens : NaN;
+/** Exact match and position-wise token accuracy of captions (over each reference and its end token). */
+export class CaptionScores extends SequenceScores {
+  constructor() {
+    super(CAP_EOS);
   }
 }
 

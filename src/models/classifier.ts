@@ -28,70 +28,18 @@ import { mul, sum } from '../autograd/ops/elementwise.ts';
 import { permute, reshape, slice } from '../autograd/ops/shape.ts';
 import { Module, withEval } from '../nn/module.ts';
 import { Dropout, Embedding, Linear } from '../nn/layers.ts';
-import { GRU, LSTM, RNN, type RecurrentBase } from '../nn/recurrent.ts';
+import type { RecurrentBase } from '../nn/recurrent.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
 import { asStateDict, type ModelFile } from '../io/model.ts';
 import { Vocab, type VocabJSON } from '../data/vocab.ts';
 import { tokenizerFromJSON, type Tokenizer, type TokenizerJSON } from '../data/tokenize.ts';
 import { ExampleSource, fitLength, padSequences, type TruncateMode } from '../data/batch.ts';
 import type { Limits } from '../io/limits.ts';
+import { argmaxRows } from './metrics.ts';
+import { evaluateClassifier, makeRecurrent, vocabJSONSize, type CellKind, type LabeledSplits, type LoadTaskOptions } from './common.ts';
 import { cBool, cCustom, checkConfig, checkModelTensors, checkVocabSize, cInt, cNum, cStr, cStrings, embeddingShapes, linearShapes, recurrentShapes, TaskConfigError, type ConfigSchema, type ParamShapes } from './task-options.ts';
 
-export type CellKind = 'lstm' | 'gru' | 'rnn';
 export type Pooling = 'last' | 'mean';
-
-// The error of a malformed stored config lives with the config schema machinery; re-exported here
-// where the task files have always imported it from.
-export { TaskConfigError };
-
-/** Make a recurrent layer of the given kind (time-major). */
-export function makeRecurrent(cell: CellKind, o: { inputSize: number; hiddenSize: number; numLayers?: number; bidirectional?: boolean; dropout?: number; rng: Rng }): RecurrentBase {
-  const common = { inputSize: o.inputSize, hiddenSize: o.hiddenSize, numLayers: o.numLayers ?? 1, bidirectional: o.bidirectional ?? false, dropout: o.dropout ?? 0, rng: o.rng };
-  if (cell === 'lstm') return new LSTM(common);
-  if (cell === 'gru') return new GRU(common);
-  if (cell === 'rnn') return new RNN(common);
-  throw new TaskConfigError(`unknown cell '${String(cell)}' (expected lstm, gru or rnn)`);
-}
-
-// ---- metrics ----------------------------------------------------------------------------------
-
-export interface ClassMetrics {
-  accuracy: number;
-  /** Binary: F1 of class 1 (the positive class: spam, male); more classes: macro F1. */
-  f1: number;
-  macroF1: number;
-}
-
-/** Accuracy and F1 from predictions and true labels over C classes. */
-export function classificationMetrics(pred: ArrayLike<number>, gold: ArrayLike<number>, C: number): ClassMetrics {
-  if (pred.length !== gold.length) throw new RangeError(`classificationMetrics: ${pred.length} predictions for ${gold.length} labels`);
-  const n = gold.length;
-  if (n === 0) throw new RangeError('classificationMetrics: no examples');
-  const tp = new Float64Array(C), fp = new Float64Array(C), fn = new Float64Array(C);
-  let correct = 0;
-  for (let i = 0; i < n; i++) {
-    if (pred[i] === gold[i]) {
-      correct++;
-      tp[gold[i]]++;
-    } else {
-      fp[pred[i]]++;
-      fn[gold[i]]++;
-    }
-  }
-  const f1s = Array.from({ length: C }, (_, c) => (tp[c] === 0 ? 0 : (2 * tp[c]) / (2 * tp[c] + fp[c] + fn[c])));
-  const macroF1 = f1s.reduce((a, b) => a + b, 0) / C;
-  return { accuracy: correct / n, f1: C === 2 ? f1s[1] : macroF1, macroF1 };
-}
-
-export function argmaxRows(logits: ArrayLike<number>, rows: number, C: number): Int32Array {
-  const out = new Int32Array(rows);
-  for (let r = 0; r < rows; r++) {
-    let best = 0;
-    for (let c = 1; c < C; c++) if (logits[r * C + c] > logits[r * C + best]) best = c;
-    out[r] = best;
-  }
-  return out;
-}
 
 // ---- model ----------------------------------------------------------------------------------
 
@@ -342,18 +290,6 @@ export function classifierTensorShapes(c: ClassifierConfig, V: number): ParamSha
   ];
 }
 
-/** The number of tokens of a stored Vocab JSON, when it has that form (for the limit check). */
-export function vocabJSONSize(v: unknown): number {
-  const tokens = v !== null && typeof v === 'object' ? (v as { tokens?: unknown }).tokens : undefined;
-  return Array.isArray(tokens) ? tokens.length : 0;
-}
-
-/** Options of the task loaders. */
-export interface LoadTaskOptions {
-  /** Resource limits for the file's config and tensors (io/limits.ts defaults, with these overrides). */
-  limits?: Partial<Limits>;
-}
-
 /**
  * Rebuild a ClassificationTask from a decoded model file. Everything the file says is checked
  * before the model is built: the config (types, ranges, limits), the vocabulary size, and that the
@@ -392,12 +328,6 @@ export interface ClassifierBuildOptions {
   seed: number;
 }
 
-export interface LabeledSplits {
-  train: { text: string; label: number }[];
-  val: { text: string; label: number }[];
-  test?: { text: string; label: number }[];
-}
-
 /**
  * A classification task and its sources from labelled texts. The vocabulary is built from the
  * TRAINING texts only (pad and unk specials), so held-out tokens never leak into it.
@@ -433,27 +363,4 @@ export function buildClassifier(name: string, labels: readonly string[], o: Clas
   const val = task.source(enc(data.val, 'val'), o.batchSize, o.seed, false);
   const test = data.test && data.test.length ? task.source(enc(data.test, 'test'), o.batchSize, o.seed, false) : undefined;
   return { task, train, val, test };
-}
-
-/**
- * Accuracy, F1, macro-F1 and mean loss of a classifier over a held-out source (eval mode, no
- * gradients); shared by every classification task.
- */
-export function evaluateClassifier<B extends { B: number; labels: ArrayLike<number> }>(
-  model: Module, data: BatchSource<B>, C: number, logitsOf: (batch: B) => Tensor,
-): Record<string, number> {
-  const preds: number[] = [];
-  const gold: number[] = [];
-  let lossSum = 0;
-  withEval(model, () => {
-    for (let i = 0; i < data.numBatches; i++) {
-      const b = data.get(0, i);
-      const logits = logitsOf(b);
-      lossSum += crossEntropy(logits, b.labels, { reduction: 'sum' }).item();
-      preds.push(...argmaxRows(logits.toArray(), b.B, C));
-      for (let k = 0; k < b.labels.length; k++) gold.push(b.labels[k]);
-    }
-  });
-  const m = classificationMetrics(preds, gold, C);
-  return { accuracy: m.accuracy, f1: m.f1, macroF1: m.macroF1, loss: lossSum / gold.length };
 }

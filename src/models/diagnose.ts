@@ -28,8 +28,9 @@ import { recurrentLayer } from '../cells/recurrent.ts';
 import { Module, checkOptions } from '../nn/module.ts';
 import { Linear } from '../nn/layers.ts';
 import { GRU, LSTM, RNN, type RecurrentBase } from '../nn/recurrent.ts';
-import { Adam } from '../train/optim.ts';
-import { clipGradNorm } from '../train/clip.ts';
+import { Trainer } from '../train/trainer.ts';
+import type { Callback, StepInfo } from '../train/callbacks.ts';
+import type { BatchSource, Task } from '../train/task.ts';
 
 export type DiagnoseCell = 'rnn' | 'lstm' | 'gru';
 export const DIAGNOSE_CELLS: readonly DiagnoseCell[] = ['rnn', 'lstm', 'gru'];
@@ -200,6 +201,52 @@ function evalMse(net: AddingNet, data: AddingBatch): number {
   return noGrad(() => net.loss(data).item());
 }
 
+/**
+ * The gradient probe: ‖∂L/∂h_t‖ on a fixed batch and the held-out MSE when training starts
+ * (at initialisation) and when it ends (in eval mode).
+ */
+class HiddenGradProbe implements Callback<AddingBatch> {
+  gradInit: number[] = [];
+  gradFinal: number[] = [];
+  mseInit = NaN;
+  mse = NaN;
+
+  constructor(private readonly net: AddingNet, private readonly gradData: AddingBatch, private readonly evalData: AddingBatch) {}
+
+  onFitStart(): void {
+    this.gradInit = this.net.hiddenGradNorms(this.gradData).norms;
+    this.mseInit = evalMse(this.net, this.evalData);
+  }
+
+  onFitEnd(): void {
+    this.net.eval();
+    this.mse = evalMse(this.net, this.evalData);
+    this.gradFinal = this.net.hiddenGradNorms(this.gradData).norms;
+  }
+}
+
+/** The running mean training MSE every `every` steps (and at the last), and when it fell below 0.01. */
+class LossCurve implements Callback<AddingBatch> {
+  readonly points: [number, number][] = [];
+  solvedAt: number | null = null;
+  private sum = 0;
+  private n = 0;
+
+  constructor(private readonly every: number, private readonly last: number) {}
+
+  onStepEnd(info: StepInfo): void {
+    this.sum += info.loss;
+    this.n++;
+    if (info.step % this.every === 0 || info.step === this.last) {
+      const m = this.sum / this.n;
+      this.points.push([info.step, m]);
+      if (this.solvedAt === null && m < 0.01) this.solvedAt = info.step;
+      this.sum = 0;
+      this.n = 0;
+    }
+  }
+}
+
 /** Train and measure every (cell, lag); deterministic for a seed. */
 export function runDiagnose(options: DiagnoseOptions = {}): DiagnoseResult {
   checkOptions('diagnose', options, [...Object.keys(DIAGNOSE_DEFAULTS), 'log']);
@@ -211,6 +258,8 @@ export function runDiagnose(options: DiagnoseOptions = {}): DiagnoseResult {
     if (!Number.isInteger(o[k]) || o[k] < 1) throw new RangeError(`diagnose: '${k}' must be a positive integer, got ${o[k]}`);
   }
   if (!(o.lr > 0)) throw new RangeError(`diagnose: 'lr' must be > 0, got ${o.lr}`);
+  // clip 0 would scale every gradient to 0 (no learning at all), never what is meant
+  if (!(o.clip > 0)) throw new RangeError(`diagnose: 'clip' must be > 0, got ${o.clip}`);
   const t0 = performance.now();
   const runs: DiagnoseRun[] = [];
   for (const lag of o.lags) {
@@ -219,36 +268,27 @@ export function runDiagnose(options: DiagnoseOptions = {}): DiagnoseResult {
     for (const cell of o.cells) {
       const t1 = performance.now();
       const net = new AddingNet(cell, o.hiddenSize, new Rng(o.seed * 1000 + lag), o.forgetBias);
-      const gradInit = net.hiddenGradNorms(gradData).norms;
-      const mseInit = evalMse(net, evalData);
-      const opt = new Adam(net.namedParameters(), { lr: o.lr });
-      // every cell sees the same training batches (same data rng per lag)
+      // every cell sees the same training batches (same data rng per lag), drawn in turn, one per
+      // step: the order the loop always drew them in, so seeded runs keep their losses
       const dataRng = new Rng(o.seed * 99991 + lag);
-      const curve: [number, number][] = [];
-      let run = 0, runN = 0;
-      let solvedAt: number | null = null;
-      net.train();
-      for (let step = 1; step <= o.steps; step++) {
-        const loss = net.loss(addingBatch(dataRng, lag, o.batchSize));
-        backward(loss);
-        clipGradNorm(net.parameters(), o.clip);
-        opt.step();
-        opt.zeroGrad();
-        run += loss.item();
-        runN++;
-        if (step % o.curveEvery === 0 || step === o.steps) {
-          const m = run / runN;
-          curve.push([step, m]);
-          if (solvedAt === null && m < 0.01) solvedAt = step;
-          run = 0;
-          runN = 0;
-        }
-      }
-      net.eval();
-      const mse = evalMse(net, evalData);
-      const gradFinal = net.hiddenGradNorms(gradData).norms;
+      const batches: BatchSource<AddingBatch> = { numBatches: o.steps, get: () => addingBatch(dataRng, lag, o.batchSize) };
+      const task: Task<AddingBatch> = {
+        name: 'diagnose',
+        model: net,
+        higherIsBetter: false,
+        step: (b) => ({ loss: net.loss(b), count: b.B }),
+        evaluate: () => ({ mse: evalMse(net, evalData) }),
+        describe: () => ({ config: { cell, hiddenSize: o.hiddenSize, forgetBias: o.forgetBias } }),
+      };
+      const probe = new HiddenGradProbe(net, gradData, evalData);
+      const curve = new LossCurve(o.curveEvery, o.steps);
+      // The Trainer's warnings stay off: clipping at every step (clip 1) and a plateau at chance
+      // are what this experiment is there to show, not mistakes to warn about.
+      new Trainer(task, { optimizer: 'adam', lr: o.lr, clipNorm: o.clip, maxSteps: o.steps, callbacks: [probe, curve], log: () => {} }).fitSync(batches);
+      const { mse, mseInit, gradInit, gradFinal } = probe;
+      const { points, solvedAt } = curve;
       const seconds = (performance.now() - t1) / 1000;
-      runs.push({ cell, lag, mse, mseInit, gradInit, gradFinal, curve, solvedAt, seconds });
+      runs.push({ cell, lag, mse, mseInit, gradInit, gradFinal, curve: points, solvedAt, seconds });
       log?.(`${cell.padEnd(4)} lag ${String(lag).padStart(4)}: MSE ${mse.toFixed(4)} (init ${mseInit.toFixed(3)})  ‖∂L/∂h_1‖/‖∂L/∂h_T‖ ${ratio(gradFinal).toExponential(1)}  ${seconds.toFixed(1)}s`);
     }
   }

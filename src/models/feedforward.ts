@@ -23,7 +23,8 @@ import { asStateDict, type ModelFile } from '../io/model.ts';
 import { Vocab, type VocabJSON } from '../data/vocab.ts';
 import { CharTokenizer } from '../data/tokenize.ts';
 import { ExampleSource } from '../data/batch.ts';
-import { argmaxRows, evaluateClassifier, vocabJSONSize, type LabeledSplits, type LoadTaskOptions } from './classifier.ts';
+import { argmaxRows } from './metrics.ts';
+import { evaluateClassifier, vocabJSONSize, type LabeledSplits, type LoadTaskOptions } from './common.ts';
 import type { Limits } from '../io/limits.ts';
 import { cBool, checkConfig, checkModelTensors, checkVocabSize, cInt, cNum, cStr, cStrings, linearShapes, type ConfigSchema, type ParamShapes } from './task-options.ts';
 

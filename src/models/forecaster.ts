@@ -36,9 +36,9 @@ import { asStateDict, type ModelFile } from '../io/model.ts';
 import { ListSource, SampledSource } from '../data/batch.ts';
 import { checkNormStats, DataError, denormalizeRow, fitNormStats, normalizeRows, parseNumberCell, type NormStats } from '../data/loaders.ts';
 import type { Series } from '../data/datasets.ts';
-import { makeRecurrent, TaskConfigError, type CellKind, type LoadTaskOptions } from './classifier.ts';
+import { makeRecurrent, type CellKind, type LoadTaskOptions } from './common.ts';
 import type { Limits } from '../io/limits.ts';
-import { cBool, cCustom, checkConfig, checkModelTensors, cInt, cNum, cNumbers, cStr, cStrings, linearShapes, recurrentShapes, type ConfigSchema, type ParamShapes } from './task-options.ts';
+import { cBool, cCustom, checkConfig, checkModelTensors, cInt, cNum, cNumbers, cStr, cStrings, linearShapes, recurrentShapes, TaskConfigError, type ConfigSchema, type ParamShapes } from './task-options.ts';
 
 export class RNNForecaster extends Module {
   readonly rnn: RecurrentBase;

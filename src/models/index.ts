@@ -6,6 +6,8 @@
  */
 export * from './registry.ts';
 export * from './task-options.ts';
+export * from './common.ts';
+export * from './metrics.ts';
 export * from './classifier.ts';
 export * from './feedforward.ts';
 export * from './namegen.ts';
@@ -15,4 +17,6 @@ export * from './forecaster.ts';
 export * from './captioner.ts';
 export * from './shapes.ts';
 export * from './seq2seq.ts';
+// The CMUdict loader lives in data/ (recurjs/data); still exported here, where seq2seq users found it.
+export { cmudictEntries, loadCmudict, type CmudictOptions, type G2PData, type G2PVocab, type G2PWord } from '../data/cmudict.ts';
 export * from './diagnose.ts';

@@ -26,7 +26,7 @@ import { CharLM, loadCharLM, type CharLMConfig, type CharLMState } from './charl
 import { charCorpus, CharVocab, streamChunk, type CharCorpus, type CharVocabJSON, type LMBatch } from '../data/text.ts';
 import { SampledSource } from '../data/batch.ts';
 import { withEval } from '../nn/module.ts';
-import { TaskConfigError } from './classifier.ts';
+import { TaskConfigError } from './task-options.ts';
 
 export const LM_UNK = '\uFFFD';
 

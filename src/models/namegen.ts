@@ -30,7 +30,7 @@ import { generate } from '../infer/sample.ts';
 import { Vocab, type VocabJSON } from '../data/vocab.ts';
 import { CharTokenizer } from '../data/tokenize.ts';
 import { ExampleSource, fitLength } from '../data/batch.ts';
-import { makeRecurrent, vocabJSONSize, type CellKind, type LoadTaskOptions } from './classifier.ts';
+import { makeRecurrent, vocabJSONSize, type CellKind, type LoadTaskOptions } from './common.ts';
 import type { Limits } from '../io/limits.ts';
 import { cBool, checkConfig, checkModelTensors, checkVocabSize, cInt, cNum, cStr, cStrings, embeddingShapes, linearShapes, recurrentShapes, type ConfigSchema, type ParamShapes } from './task-options.ts';
 

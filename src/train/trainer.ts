@@ -481,6 +481,30 @@ export class Trainer<B> {
   }
 
   async fit(train: BatchSource<B>, val?: BatchSource<B> | null, fitOpts: FitOptions = {}): Promise<FitResult> {
+    const valData = this.checkFitData(train, val, fitOpts);
+    if (fitOpts.resume !== undefined) await this.resume(fitOpts.resume);
+    const loop = this.loop(train, valData);
+    for (;;) {
+      const r = loop.next();
+      if (r.done) return r.value;
+      await yieldToEventLoop();
+    }
+  }
+
+  /**
+   * `fit` for callers that cannot await (a synchronous API such as `runDiagnose`): the same loop,
+   * run to the end without yielding to the event loop — so no timer, progress redraw or Ctrl-C
+   * is seen while it runs. Resuming is `fit`'s (or `Trainer.restore`'s) job.
+   */
+  fitSync(train: BatchSource<B>, val?: BatchSource<B> | null): FitResult {
+    const loop = this.loop(train, this.checkFitData(train, val));
+    for (;;) {
+      const r = loop.next();
+      if (r.done) return r.value;
+    }
+  }
+
+  private checkFitData(train: BatchSource<B>, val: BatchSource<B> | null | undefined, fitOpts: FitOptions = {}): BatchSource<B> | null {
     if (!train || typeof train.get !== 'function' || !Number.isSafeInteger(train.numBatches) || train.numBatches < 1) {
       throw new TypeError('Trainer.fit: the training data must be a BatchSource {numBatches >= 1, get(epoch, index)}');
     }
@@ -489,9 +513,15 @@ export class Trainer<B> {
     }
     if (fitOpts === null || typeof fitOpts !== 'object' || Array.isArray(fitOpts)) throw new TypeError('Trainer.fit: the third argument must be an object {resume?}');
     for (const k of Object.keys(fitOpts)) if (k !== 'resume') throw new TypeError(`Trainer.fit: unknown option '${k}' (known: resume)`);
-    const valData = val ?? null;
-    if (this.opts.earlyStopping && !valData) throw new TrainerOptionsError("Trainer: option 'earlyStopping' needs validation data: fit(train, val)");
-    if (fitOpts.resume !== undefined) await this.resume(fitOpts.resume);
+    if (this.opts.earlyStopping && !val) throw new TrainerOptionsError("Trainer: option 'earlyStopping' needs validation data: fit(train, val)");
+    return val ?? null;
+  }
+
+  /**
+   * The one training loop (fit and fitSync drive it): a generator that yields where the caller may
+   * give the event loop a turn (~every 50 ms), so the async and the synchronous fit share every line.
+   */
+  private *loop(train: BatchSource<B>, valData: BatchSource<B> | null): Generator<void, FitResult, void> {
     const o = this.opts;
     const resumed = this.resumedFrom !== null;
     this.resumedFrom = null;
@@ -637,7 +667,7 @@ export class Trainer<B> {
           });
         }
         if (now() - lastYield > 0.05) {
-          await yieldToEventLoop();
+          yield;
           lastYield = now();
         }
       }

@@ -13,7 +13,7 @@ import { decodeModel } from '../../src/io/model.ts';
 import { LimitError } from '../../src/io/limits.ts';
 import { StateDictError } from '../../src/nn/module.ts';
 import { getTaskSpec, taskNameOf, TaskRegistryError } from '../../src/models/registry.ts';
-import { TaskConfigError } from '../../src/models/classifier.ts';
+import { TaskConfigError } from '../../src/models/task-options.ts';
 import { CharLMConfigError } from '../../src/models/charlm.ts';
 import { VocabError } from '../../src/data/text.ts';
 import { TokenizerError } from '../../src/data/tokenize.ts';

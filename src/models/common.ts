@@ -1,0 +1,67 @@
+/**
+ * Helpers that several task models share: the recurrent layer by cell name, the classifier
+ * evaluation (feedforward and the text classifiers), the shape of labelled splits, the size of a
+ * stored vocabulary and the loaders' options. They lived in classifier.ts while it was the first
+ * task; the other tasks import them from here, not from a sibling task.
+ */
+import type { Tensor } from '../tensor/tensor.ts';
+import type { Rng } from '../tensor/rng.ts';
+import { crossEntropy } from '../autograd/ops/nn.ts';
+import { withEval, type Module } from '../nn/module.ts';
+import { GRU, LSTM, RNN, type RecurrentBase } from '../nn/recurrent.ts';
+import type { BatchSource } from '../train/task.ts';
+import type { Limits } from '../io/limits.ts';
+import { TaskConfigError } from './task-options.ts';
+import { argmaxRows, classificationMetrics } from './metrics.ts';
+
+export type CellKind = 'lstm' | 'gru' | 'rnn';
+
+/** Make a recurrent layer of the given kind (time-major). */
+export function makeRecurrent(cell: CellKind, o: { inputSize: number; hiddenSize: number; numLayers?: number; bidirectional?: boolean; dropout?: number; rng: Rng }): RecurrentBase {
+  const common = { inputSize: o.inputSize, hiddenSize: o.hiddenSize, numLayers: o.numLayers ?? 1, bidirectional: o.bidirectional ?? false, dropout: o.dropout ?? 0, rng: o.rng };
+  if (cell === 'lstm') return new LSTM(common);
+  if (cell === 'gru') return new GRU(common);
+  if (cell === 'rnn') return new RNN(common);
+  throw new TaskConfigError(`unknown cell '${String(cell)}' (expected lstm, gru or rnn)`);
+}
+
+export interface LabeledSplits {
+  train: { text: string; label: number }[];
+  val: { text: string; label: number }[];
+  test?: { text: string; label: number }[];
+}
+
+/** The number of tokens of a stored Vocab JSON, when it has that form (for the limit check). */
+export function vocabJSONSize(v: unknown): number {
+  const tokens = v !== null && typeof v === 'object' ? (v as { tokens?: unknown }).tokens : undefined;
+  return Array.isArray(tokens) ? tokens.length : 0;
+}
+
+/** Options of the task loaders. */
+export interface LoadTaskOptions {
+  /** Resource limits for the file's config and tensors (io/limits.ts defaults, with these overrides). */
+  limits?: Partial<Limits>;
+}
+
+/**
+ * Accuracy, F1, macro-F1 and mean loss of a classifier over a held-out source (eval mode, no
+ * gradients); shared by every classification task.
+ */
+export function evaluateClassifier<B extends { B: number; labels: ArrayLike<number> }>(
+  model: Module, data: BatchSource<B>, C: number, logitsOf: (batch: B) => Tensor,
+): Record<string, number> {
+  const preds: number[] = [];
+  const gold: number[] = [];
+  let lossSum = 0;
+  withEval(model, () => {
+    for (let i = 0; i < data.numBatches; i++) {
+      const b = data.get(0, i);
+      const logits = logitsOf(b);
+      lossSum += crossEntropy(logits, b.labels, { reduction: 'sum' }).item();
+      preds.push(...argmaxRows(logits.toArray(), b.B, C));
+      for (let k = 0; k < b.labels.length; k++) gold.push(b.labels[k]);
+    }
+  });
+  const m = classificationMetrics(preds, gold, C);
+  return { accuracy: m.accuracy, f1: m.f1, macroF1: m.macroF1, loss: lossSum / gold.length };
+}
