@@ -337,3 +337,20 @@ test('the model file alone loads by PyTorch names (state file tensors are namesp
   assert.ok(names.includes('model.lstm.weight_hh_l1'), 'names.includes(\'model.lstm.weight_hh_l1\')');
   assert.ok(names.includes('optimizer.lstm.weight_hh_l1.expAvgSq'), 'names.includes(\'optimizer.lstm.weight_hh_l1.expAvgSq\')');
 });
+
+test('memoryStore: appends join in order, write replaces, reads are copies, other runs are apart', async () => {
+  const { memoryStore } = await import('../src/train/run-store.ts');
+  const s = memoryStore();
+  const text = (b: Uint8Array | null): string | null => (b === null ? null : new TextDecoder().decode(b));
+  assert.equal(s.read('a', 'log'), null);
+  for (const line of ['1\n', '2\n', '3\n']) s.append('a', 'log', line);
+  assert.equal(text(s.read('a', 'log')), '1\n2\n3\n');
+  s.append('a', 'log', '4\n');
+  assert.equal(text(s.read('a', 'log')), '1\n2\n3\n4\n');
+  const r = s.read('a', 'log')!;
+  r[0] = 0x39;
+  assert.equal(text(s.read('a', 'log')), '1\n2\n3\n4\n', 'a read is a copy');
+  s.write('a', 'log', new TextEncoder().encode('x'));
+  assert.equal(text(s.read('a', 'log')), 'x');
+  assert.equal(s.read('b', 'log'), null);
+});

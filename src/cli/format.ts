@@ -14,8 +14,9 @@ export function fileError(path: string, e: unknown): CliError {
   const err = e as Error & { code?: string };
   if (typeof err?.code === 'string' && ERRNO_TEXT[err.code]) return new CliError(`cannot read '${path}': ${ERRNO_TEXT[err.code]}`);
   const msg = err instanceof Error ? err.message : String(e);
-  // an input-file error names the file already
-  return new CliError(err?.name === 'InputFileError' ? oneLine(msg, 500) : `${path}: ${oneLine(msg, 500)}`);
+  // input-file errors, and loaders that were given the path, name the file already
+  const named = err?.name === 'InputFileError' || msg.startsWith(`${path}:`);
+  return new CliError(named ? oneLine(msg, 500) : `${path}: ${oneLine(msg, 500)}`);
 }
 
 /**

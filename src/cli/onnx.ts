@@ -17,7 +17,7 @@ import { extname } from 'node:path';
 import { loadModelFile } from '../io/files.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { loadCharLM } from '../models/charlm.ts';
-import { OnnxError, decodeModelProto, decodeTensorProto } from '../onnx/proto.ts';
+import { OnnxError, decodeTensorProto } from '../onnx/proto.ts';
 import { tensorFromProto } from '../onnx/tensor.ts';
 import { loadOnnx, type OnnxInput } from '../onnx/model.ts';
 import { exportOnnx, charLMExportSpec, EXPORT_OPSET, type ExportSpec, type ExportStep } from '../onnx/export.ts';

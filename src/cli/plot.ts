@@ -322,7 +322,6 @@ export interface CommandIO {
  */
 export async function plotCommand(argv: string[], io: CommandIO = {}): Promise<number> {
   const who = 'recur plot';
-  const hint = `Run '${who} --help' for usage.`;
   const out = io.stdout ?? ((t: string) => void process.stdout.write(t));
   const { values, positionals } = parseCommand(who, argv, PLOT_OPTIONS, 1);
   if (values.help) {

@@ -17,7 +17,6 @@ export const SAMPLE_OPTIONS: OptionSpec = {
 
 export function runSample(args: string[]): number {
   const who = 'recur sample';
-  const hint = `Run '${who} --help' for usage.`;
   const { values, positionals } = parseCommand(who, args, SAMPLE_OPTIONS, 1);
   if (positionals.length === 0) throw new UsageError(`missing the MODEL file argument`);
   const r = new OptionReader(who, values);

@@ -27,7 +27,7 @@
  */
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import type { BatchSource, Task } from '../train/task.ts';
+import type { Task } from '../train/task.ts';
 import { Trainer, type FitResult, type TrainerOptions } from '../train/trainer.ts';
 import { fileStore, hasCheckpoint, readTrainingState, BEST_FILE, METRICS_FILE, MODEL_FILE, STATE_FILE } from '../train/checkpoint.ts';
 import type { ProgressSink } from '../train/callbacks.ts';
@@ -107,7 +107,6 @@ function findSpec(reg: TaskRegistry, name: string, who: string): TaskSpec {
 export function extractSets(who: string, argv: string[]): { rest: string[]; sets: [string, string][] } {
   const rest: string[] = [];
   const sets: [string, string][] = [];
-  const hint = `Run '${who} --help' for usage.`;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--') {
@@ -157,7 +156,6 @@ interface SplitOptions {
 
 /** Route --set values to the task options and/or the trainer options, checking keys and types. */
 function routeSets(who: string, sets: [string, string][], defaults: Record<string, unknown>, allowTask: boolean): SplitOptions {
-  const hint = `Run '${who} --help' for usage.`;
   const taskOptions: Record<string, unknown> = {};
   const trainerOptions: Record<string, unknown> = {};
   for (const [key, raw] of sets) {
@@ -511,9 +509,7 @@ async function loadTask(spec: TaskSpec, path: string, command: 'eval' | 'predict
   try {
     return spec.load(file, path).task;
   } catch (e) {
-    // the loaders name the file themselves (they were given its path)
-    const msg = (e as Error)?.message ?? '';
-    throw msg.startsWith(`${path}:`) ? new CliError(oneLine(msg, 500)) : fileError(path, e);
+    throw fileError(path, e);
   }
 }
 
@@ -539,7 +535,6 @@ function savedTaskOptions(spec: TaskSpec, modelPath: string): Record<string, unk
 
 export async function evalCommand(argv: string[], deps: CommandDeps = {}): Promise<number> {
   const who = 'recur eval';
-  const hint = `Run '${who} --help' for usage.`;
   const out = deps.stdout ?? ((t: string) => void process.stdout.write(t));
   const { rest, sets } = extractSets(who, argv);
   const { values, positionals } = parseCommand(who, rest, EVAL_OPTIONS, 1);
@@ -627,7 +622,6 @@ function encodingOption(spec: TaskSpec | null, v: string | undefined): TextEncod
 
 export async function predictCommand(argv: string[], deps: CommandDeps = {}): Promise<number> {
   const who = 'recur predict';
-  const hint = `Run '${who} --help' for usage.`;
   const out = deps.stdout ?? ((t: string) => void process.stdout.write(t));
   const { values, positionals } = parseCommand(who, argv, PREDICT_OPTIONS, Infinity);
   if (values.help) {

@@ -27,6 +27,7 @@
  *   forecaster trains on normal behaviour only (the held-out segments contain no anomalies).
  */
 import { Rng } from '../tensor/rng.ts';
+import { nodeBuiltin } from '../util/node.ts';
 import { permutation } from './batch.ts';
 import { DataError } from './loaders.ts';
 
@@ -37,8 +38,7 @@ import { DataError } from './loaders.ts';
  * are not available and the call says so (pass your own text or arrays instead).
  */
 export function dataPackage(name: string): unknown {
-  const p = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
-  const mod = p?.getBuiltinModule?.('node:module') as typeof import('node:module') | undefined;
+  const mod = nodeBuiltin<typeof import('node:module')>('node:module');
   if (!mod) throw new DataError(`the data set '${name}' is read from its npm package, which needs Node.js (≥ 20.16); in a browser, pass the data itself`);
   try {
     return mod.createRequire(import.meta.url)(name);

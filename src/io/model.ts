@@ -17,7 +17,7 @@
  * `files.ts` (the `recurjs/node` entry). Writes are atomic (temp file + rename). Reads validate the whole file before trusting it, and
  * loading into a module checks that exactly the names and shapes the module expects are present.
  */
-import { Module, StateDictError, type TensorLike } from '../nn/module.ts';
+import { Module, type TensorLike } from '../nn/module.ts';
 import { decodeSafetensors, encodeSafetensors, SafetensorsError, type SafeTensor } from './safetensors.ts';
 import { VERSION } from '../version.ts';
 import { checkLimit, resolveLimits, type Limits } from './limits.ts';

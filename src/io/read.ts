@@ -8,13 +8,13 @@
  * they fail at the call with a clear message instead of at bundling.
  */
 import { checkLimit, resolveLimits, type Limits } from './limits.ts';
+import { nodeBuiltin } from '../util/node.ts';
 
 type NodeFs = typeof import('node:fs');
 
 /** node:fs in Node.js; a clear error elsewhere. */
 export function nodeFs(what: string): NodeFs {
-  const p = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
-  const fs = p?.getBuiltinModule?.('node:fs') as NodeFs | undefined;
+  const fs = nodeBuiltin<NodeFs>('node:fs');
   if (!fs) throw new InputFileError(`${what}: reading files by path needs Node.js (≥ 20.16); in a browser, pass the file's contents instead`);
   return fs;
 }

@@ -30,14 +30,14 @@ import { Module, withEval } from '../nn/module.ts';
 import { Dropout, Embedding, Linear } from '../nn/layers.ts';
 import type { RecurrentBase } from '../nn/recurrent.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
-import { asStateDict, type ModelFile } from '../io/model.ts';
+import { type ModelFile } from '../io/model.ts';
 import { Vocab, type VocabJSON } from '../data/vocab.ts';
 import { tokenizerFromJSON, type Tokenizer, type TokenizerJSON } from '../data/tokenize.ts';
 import { ExampleSource, fitLength, padSequences, type TruncateMode } from '../data/batch.ts';
 import type { Limits } from '../io/limits.ts';
 import { argmaxRows } from './metrics.ts';
-import { evaluateClassifier, makeRecurrent, vocabJSONSize, type CellKind, type LabeledSplits, type LoadTaskOptions } from './common.ts';
-import { cBool, cCustom, checkConfig, checkModelTensors, checkVocabSize, cInt, cNum, cStr, cStrings, embeddingShapes, linearShapes, recurrentShapes, TaskConfigError, type ConfigSchema, type ParamShapes } from './task-options.ts';
+import { evaluateClassifier, loadVocabTask, makeRecurrent, type CellKind, type LabeledSplits, type LoadTaskOptions } from './common.ts';
+import { cBool, cCustom, checkConfig, cInt, cNum, cStr, cStrings, embeddingShapes, linearShapes, recurrentShapes, TaskConfigError, type ConfigSchema, type ParamShapes } from './task-options.ts';
 
 export type Pooling = 'last' | 'mean';
 
@@ -296,14 +296,7 @@ export function classifierTensorShapes(c: ClassifierConfig, V: number): ParamSha
  * tensors are exactly those the config implies.
  */
 export function loadClassifier(file: ModelFile, path = 'model file', opts: LoadTaskOptions = {}): ClassificationTask {
-  const limits = opts.limits ?? {};
-  const config = checkClassifierConfig(file.config, `${path}: config`, limits);
-  checkVocabSize(`${path}: recur.vocab`, vocabJSONSize(file.vocab), limits);
-  const vocab = Vocab.fromJSON(file.vocab);
-  checkModelTensors(path, classifierTensorShapes(config, vocab.size), file.tensors, { limits });
-  const task = new ClassificationTask(config, vocab);
-  task.model.loadStateDict(asStateDict(file));
-  return task;
+  return loadVocabTask(file, path, opts, { checkConfig: checkClassifierConfig, shapes: classifierTensorShapes, make: (config, vocab) => new ClassificationTask(config, vocab) });
 }
 
 // ---- building from data --------------------------------------------------------------------------

@@ -11,7 +11,9 @@ import { withEval, type Module } from '../nn/module.ts';
 import { GRU, LSTM, RNN, type RecurrentBase } from '../nn/recurrent.ts';
 import type { BatchSource } from '../train/task.ts';
 import type { Limits } from '../io/limits.ts';
-import { TaskConfigError } from './task-options.ts';
+import { TaskConfigError, checkModelTensors, checkVocabSize, type ParamShapes } from './task-options.ts';
+import { asStateDict, type ModelFile } from '../io/model.ts';
+import { Vocab } from '../data/vocab.ts';
 import { argmaxRows, classificationMetrics } from './metrics.ts';
 
 export type CellKind = 'lstm' | 'gru' | 'rnn';
@@ -41,6 +43,27 @@ export function vocabJSONSize(v: unknown): number {
 export interface LoadTaskOptions {
   /** Resource limits for the file's config and tensors (io/limits.ts defaults, with these overrides). */
   limits?: Partial<Limits>;
+}
+
+/**
+ * Rebuild a task whose model file holds a config and a Vocab (classifier, feed-forward, name
+ * generator): the config, the vocabulary size and the tensors the config implies are all checked
+ * before the model is built, then the weights are loaded.
+ */
+export function loadVocabTask<C, T extends { model: Module }>(
+  file: ModelFile,
+  path: string,
+  opts: LoadTaskOptions,
+  kind: { checkConfig(config: unknown, where: string, limits: Partial<Limits>): C; shapes(config: C, V: number): ParamShapes; make(config: C, vocab: Vocab): T },
+): T {
+  const limits = opts.limits ?? {};
+  const config = kind.checkConfig(file.config, `${path}: config`, limits);
+  checkVocabSize(`${path}: recur.vocab`, vocabJSONSize(file.vocab), limits);
+  const vocab = Vocab.fromJSON(file.vocab);
+  checkModelTensors(path, kind.shapes(config, vocab.size), file.tensors, { limits });
+  const task = kind.make(config, vocab);
+  task.model.loadStateDict(asStateDict(file));
+  return task;
 }
 
 /**

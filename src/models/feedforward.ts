@@ -19,14 +19,14 @@ import { crossEntropy } from '../autograd/ops/nn.ts';
 import { Module, withEval } from '../nn/module.ts';
 import { Dropout, Linear } from '../nn/layers.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
-import { asStateDict, type ModelFile } from '../io/model.ts';
+import { type ModelFile } from '../io/model.ts';
 import { Vocab, type VocabJSON } from '../data/vocab.ts';
 import { CharTokenizer } from '../data/tokenize.ts';
 import { ExampleSource } from '../data/batch.ts';
 import { argmaxRows } from './metrics.ts';
-import { evaluateClassifier, vocabJSONSize, type LabeledSplits, type LoadTaskOptions } from './common.ts';
+import { evaluateClassifier, loadVocabTask, type LabeledSplits, type LoadTaskOptions } from './common.ts';
 import type { Limits } from '../io/limits.ts';
-import { cBool, checkConfig, checkModelTensors, checkVocabSize, cInt, cNum, cStr, cStrings, linearShapes, type ConfigSchema, type ParamShapes } from './task-options.ts';
+import { cBool, checkConfig, cInt, cNum, cStr, cStrings, linearShapes, type ConfigSchema, type ParamShapes } from './task-options.ts';
 
 export class MLPClassifier extends Module {
   readonly hidden: Linear;
@@ -178,12 +178,5 @@ export function buildFeedForward(name: string, labels: readonly string[], o: Fee
 
 /** Rebuild the task from a decoded model file: config, vocabulary and tensors checked before the model is built. */
 export function loadFeedForward(file: ModelFile, path = 'model file', opts: LoadTaskOptions = {}): FeedForwardTask {
-  const limits = opts.limits ?? {};
-  const config = checkFeedForwardConfig(file.config, `${path}: config`, limits);
-  checkVocabSize(`${path}: recur.vocab`, vocabJSONSize(file.vocab), limits);
-  const vocab = Vocab.fromJSON(file.vocab);
-  checkModelTensors(path, feedForwardTensorShapes(config, vocab.size), file.tensors, { limits });
-  const task = new FeedForwardTask(config, vocab);
-  task.model.loadStateDict(asStateDict(file));
-  return task;
+  return loadVocabTask(file, path, opts, { checkConfig: checkFeedForwardConfig, shapes: feedForwardTensorShapes, make: (config, vocab) => new FeedForwardTask(config, vocab) });
 }

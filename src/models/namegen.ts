@@ -25,14 +25,14 @@ import { Module, withEval } from '../nn/module.ts';
 import { Embedding, Linear } from '../nn/layers.ts';
 import type { RecurrentBase } from '../nn/recurrent.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
-import { asStateDict, type ModelFile } from '../io/model.ts';
+import { type ModelFile } from '../io/model.ts';
 import { generate } from '../infer/sample.ts';
 import { Vocab, type VocabJSON } from '../data/vocab.ts';
 import { CharTokenizer } from '../data/tokenize.ts';
 import { ExampleSource, fitLength } from '../data/batch.ts';
-import { makeRecurrent, vocabJSONSize, type CellKind, type LoadTaskOptions } from './common.ts';
+import { loadVocabTask, makeRecurrent, type CellKind, type LoadTaskOptions } from './common.ts';
 import type { Limits } from '../io/limits.ts';
-import { cBool, checkConfig, checkModelTensors, checkVocabSize, cInt, cNum, cStr, cStrings, embeddingShapes, linearShapes, recurrentShapes, type ConfigSchema, type ParamShapes } from './task-options.ts';
+import { cBool, checkConfig, cInt, cNum, cStr, cStrings, embeddingShapes, linearShapes, recurrentShapes, type ConfigSchema, type ParamShapes } from './task-options.ts';
 
 export interface GeneratorState {
   h: Tensor;
@@ -299,12 +299,5 @@ export function buildNameGen(name: string, conditions: readonly string[], o: Nam
 
 /** Rebuild the task from a decoded model file: config, vocabulary and tensors checked before the model is built. */
 export function loadNameGen(file: ModelFile, path = 'model file', opts: LoadTaskOptions = {}): NameGenTask {
-  const limits = opts.limits ?? {};
-  const config = checkNameGenConfig(file.config, `${path}: config`, limits);
-  checkVocabSize(`${path}: recur.vocab`, vocabJSONSize(file.vocab), limits);
-  const vocab = Vocab.fromJSON(file.vocab);
-  checkModelTensors(path, nameGenTensorShapes(config, vocab.size), file.tensors, { limits });
-  const task = new NameGenTask(config, vocab);
-  task.model.loadStateDict(asStateDict(file));
-  return task;
+  return loadVocabTask(file, path, opts, { checkConfig: checkNameGenConfig, shapes: nameGenTensorShapes, make: (config, vocab) => new NameGenTask(config, vocab) });
 }

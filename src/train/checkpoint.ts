@@ -3,7 +3,7 @@
  * by-path forms of the checkpoint functions in run-store.ts (the layout of a run directory is
  * documented there). Reached through `recurjs/node`.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Module } from '../nn/module.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
@@ -49,5 +49,5 @@ export function readTrainingState(dir: string): run.TrainingState {
 
 /** Read a metrics log (a torn last line is skipped and counted, see metrics-log.ts). */
 export function readMetricsLog(path: string): ParsedLog {
-  return parseMetricsLog(readFileSync(path, 'utf8'));
+  return parseMetricsLog(new TextDecoder().decode(readInputFile(path, 'metrics log')));
 }

@@ -46,18 +46,30 @@ export interface RunStore {
 
 /** A RunStore in memory: for browsers, tests, and runs whose checkpoints need not outlive the process. */
 export function memoryStore(): RunStore {
-  const files = new Map<string, Uint8Array>();
+  // Each file is a list of chunks: an append adds one (the metrics log grows by a line per entry,
+  // and copying the whole file each time would be quadratic); a read joins them once.
+  const files = new Map<string, Uint8Array[]>();
   const key = (dir: string, name: string): string => `${dir}\u0000${name}`;
   return {
-    read: (dir, name) => files.get(key(dir, name)) ?? null,
-    write: (dir, name, bytes) => void files.set(key(dir, name), bytes.slice()),
+    read(dir, name) {
+      const chunks = files.get(key(dir, name));
+      if (!chunks) return null;
+      if (chunks.length !== 1) {
+        const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+        let at = 0;
+        for (const c of chunks) {
+          out.set(c, at);
+          at += c.length;
+        }
+        chunks.splice(0, chunks.length, out);
+      }
+      return chunks[0].slice();
+    },
+    write: (dir, name, bytes) => void files.set(key(dir, name), [bytes.slice()]),
     append(dir, name, text) {
-      const old = files.get(key(dir, name)) ?? new Uint8Array(0);
-      const add = new TextEncoder().encode(text);
-      const out = new Uint8Array(old.length + add.length);
-      out.set(old);
-      out.set(add, old.length);
-      files.set(key(dir, name), out);
+      const chunks = files.get(key(dir, name)) ?? [];
+      chunks.push(new TextEncoder().encode(text));
+      files.set(key(dir, name), chunks);
     },
   };
 }

@@ -10,6 +10,7 @@
  * when |r − e| ≤ tol·(1 + scale), where scale is |e| or, for sums, the sum of the magnitudes of the
  * terms (so cancellation does not make the check stricter than the arithmetic allows).
  */
+import { shapeStrides } from '../../src/util/shape.ts';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -79,15 +80,6 @@ function sizeOf(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-function stridesOf(shape: readonly number[]): number[] {
-  const st = new Array<number>(shape.length);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    st[i] = s;
-    s *= shape[i];
-  }
-  return st;
-}
 
 /** All multi-indices of a shape in row-major order. */
 function* indices(shape: readonly number[]): Generator<number[]> {
@@ -104,7 +96,7 @@ function* indices(shape: readonly number[]): Generator<number[]> {
 
 /** Flat offset of multi-index idx in shape, with broadcasting (size-1 axes read index 0). */
 function bcastOffset(shape: readonly number[], idx: readonly number[]): number {
-  const st = stridesOf(shape);
+  const st = shapeStrides(shape);
   let o = 0;
   for (let a = 0; a < shape.length; a++) o += (shape[a] === 1 ? 0 : idx[a]) * st[a];
   return o;
@@ -495,7 +487,7 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
         be.permute(x, shape, perm, out);
         const outShape = perm.map((p) => shape[p]);
         const want: number[] = [];
-        const st = stridesOf(shape);
+        const st = shapeStrides(shape);
         for (const idx of indices(outShape)) {
           let o = 0;
           for (let i = 0; i < perm.length; i++) o += idx[i] * st[perm[i]];

@@ -7,6 +7,9 @@
  * statements: this module is part of the wasm backend's module graph in every environment, and a
  * browser bundle of it must not meet a node: import. `nodePlatform()` is called only under Node.
  */
+import type { Platform, WeakRegistry } from './platform.ts';
+import { nodeBuiltin } from '../../util/node.ts';
+
 type Builtins = {
   readFile: typeof import('node:fs/promises').readFile;
   availableParallelism: typeof import('node:os').availableParallelism;
@@ -17,9 +20,11 @@ type Builtins = {
 };
 
 function builtins(): Builtins {
-  const get = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule;
-  if (!get) throw new Error('the wasm backend under Node.js needs Node ≥ 20.16 (process.getBuiltinModule)');
-  const m = <T>(id: string): T => get(id) as T;
+  const m = <T>(id: string): T => {
+    const mod = nodeBuiltin<T>(id);
+    if (!mod) throw new Error('the wasm backend under Node.js needs Node ≥ 20.16 (process.getBuiltinModule)');
+    return mod;
+  };
   return {
     readFile: m<typeof import('node:fs/promises')>('node:fs/promises').readFile,
     availableParallelism: m<typeof import('node:os')>('node:os').availableParallelism,
@@ -30,7 +35,6 @@ function builtins(): Builtins {
   };
 }
 
-import type { Platform, WeakRegistry } from './platform.ts';
 
 let relaxedFlagSet = false;
 
