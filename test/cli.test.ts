@@ -124,7 +124,7 @@ test('every command reports errors in one style, with no doubled prefix', () => 
     noStack(r);
   }
   // the registry's own message begins with the task's name: it is not repeated
-  assert.equal(recur(['train', 'classify-names', '--set', 'hiddenSize=-1']).stderr.split('\n')[0], "recur train: classify-names: option 'hiddenSize' must be an integer ≥ 1, got -1");
+  assert.equal(recur(['train', 'classify-names', '--set', 'hiddenSize=-1']).stderr.split('\n')[0], "recur train: classify-names: option 'hiddenSize' must be a positive integer, got -1");
 });
 
 test('a model file of another task says so (eval and predict)', () => {

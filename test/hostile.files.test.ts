@@ -144,7 +144,7 @@ test('stored configs: each key is checked for type and range, the error names th
   bad({ bidirectional: 'true' }, /'bidirectional' must be true or false, got "true"/);
   bad({ bidirectional: 1 }, /'bidirectional' must be true or false, got 1/);
   bad({ dropout: '0.1' }, /'dropout' must be a finite number in \[0, 1\)/);
-  bad({ dropout: 1 }, /'dropout' must be a number in \[0, 1\)/);
+  bad({ dropout: 1 }, /'dropout' must be a finite number in \[0, 1\), got 1/);
   bad({ cell: ['gru'] }, /'cell' must be 'lstm', 'gru' or 'rnn', got \["gru"\]/);
   bad({ labels: ['a', 7] }, /'labels' must be a list of at least 2 distinct strings/);
   bad({ labels: ['a', 'a'] }, /'labels' must be a list of at least 2 distinct strings/);
@@ -161,7 +161,7 @@ test('stored configs: each key is checked for type and range, the error names th
   const ng: NameGenConfig = { task: 'n', arch: 'conditional-char-rnn', conditions: ['f', 'm'], lowercase: false, cell: 'gru', embeddingDim: 2, conditionDim: 2, hiddenSize: 3, numLayers: 1, dropout: 0, maxLen: 8, temperature: 0.8, sampleSeed: 1 };
   assert.doesNotThrow(() => checkNameGenConfig(ng, 'c', {}));
   assert.throws(() => checkNameGenConfig({ ...ng, sampleSeed: 1e300 }, 'c', {}), /'sampleSeed' must be an integer, got 1e\+300/);
-  assert.throws(() => checkNameGenConfig({ ...ng, temperature: -1 }, 'c', {}), /'temperature' must be a number in \[0, ∞\)/);
+  assert.throws(() => checkNameGenConfig({ ...ng, temperature: -1 }, 'c', {}), /'temperature' must be a finite number in \[0, ∞\)/);
   assert.throws(() => checkNameGenConfig({ ...ng, lowercase: 'no' }, 'c', {}), /'lowercase' must be true or false/);
   const fc: ForecastConfig = { task: 'f', arch: 'rnn-forecaster', columns: ['a', 'b'], norm: { columns: ['a', 'b'], mean: [0, 1], std: [1, 2] }, cell: 'lstm', hiddenSize: 3, numLayers: 1, dropout: 0, residual: true, deltaScale: [0.5, 0.5], context: 4 };
   assert.doesNotThrow(() => checkForecastConfig(fc, 'c', {}));

@@ -10,7 +10,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Trainer } from '../src/train/trainer.ts';
-import { getTaskSpec, listTasks, registerTask, resolveOptions, TaskRegistryError, type TaskSpec } from '../src/models/registry.ts';
+import { getTaskSpec, listTasks, registerTask, TaskRegistryError, type TaskSpec } from '../src/models/registry.ts';
+import { optionSet } from '../src/models/task-options.ts';
+import { FIELDS } from '../src/models/fields.ts';
 import { saveTask } from '../src/models/files.ts';
 import { writeMail } from './helpers/mail.ts';
 
@@ -33,15 +35,22 @@ test('registry: unknown task and bad options are clear errors', () => {
   assert.throws(() => getTaskSpec('clasify-spam'), (e: Error) => e instanceof TaskRegistryError && /unknown task "clasify-spam" \(known tasks: classify-spam, classify-names, feedforward, namegen, charlm, forecast/.test(e.message));
   const spec = getTaskSpec('feedforward');
   assert.throws(() => spec.build({ hidenSize: 8 }), /feedforward: unknown option 'hidenSize' \(known: lowercase, hiddenSize, dropout, epochs, lr, clipNorm, batchSize, seed\)/);
-  assert.throws(() => spec.build({ hiddenSize: 2.5 }), /option 'hiddenSize' must be an integer ≥ 1, got 2.5/);
-  assert.throws(() => spec.build({ dropout: 1 }), /option 'dropout' must be a number ≥ 0 and < 1, got 1/);
+  assert.throws(() => spec.build({ hiddenSize: 2.5 }), /option 'hiddenSize' must be a positive integer, got 2.5/);
+  assert.throws(() => spec.build({ dropout: 1 }), /option 'dropout' must be a finite number in \[0, 1\), got 1/);
   assert.throws(() => spec.build({ lowercase: 'yes' }), /option 'lowercase' must be true or false/);
-  assert.throws(() => getTaskSpec('classify-names').build({ cell: 'transformer' }), /option 'cell' must be one of lstm, gru, rnn/);
+  assert.throws(() => getTaskSpec('classify-names').build({ cell: 'transformer' }), /option 'cell' must be 'lstm', 'gru' or 'rnn', got "transformer"/);
   assert.throws(() => getTaskSpec('forecast').build({ columns: 'a,b' }), /'columns' applies only with 'data'/);
   // Command-line strings are accepted where they parse.
-  const schema = { n: { default: 1, help: '', type: 'int' as const, min: 1 }, f: { default: false, help: '', type: 'boolean' as const } };
-  assert.deepEqual(resolveOptions('t', schema, { n: '16', f: 'true' }), { n: 16, f: true });
-  assert.throws(() => resolveOptions('t', schema, { n: 'sixteen' }), /option 'n' must be an integer ≥ 1, got "sixteen"/);
+  const set = optionSet(FIELDS, { hiddenSize: 1, lowercase: false, encoding: 'utf-8' });
+  assert.deepEqual(set.parse('t', { hiddenSize: '16', lowercase: 'true' }), { hiddenSize: 16, lowercase: true, encoding: 'utf-8' });
+  assert.deepEqual(set.parse('t', { hiddenSize: ' 16 ', lowercase: false, encoding: 'latin1' }), { hiddenSize: 16, lowercase: false, encoding: 'latin1' });
+  assert.throws(() => set.parse('t', { hiddenSize: 'sixteen' }), /t: option 'hiddenSize' must be a positive integer, got "sixteen"/);
+  assert.throws(() => set.parse('t', { hiddenSize: '' }), /option 'hiddenSize' must be a positive integer, got ""/);
+  assert.throws(() => set.parse('t', { encoding: 'utf-16' }), /option 'encoding' must be 'utf-8' or 'latin1', got "utf-16"/);
+  assert.throws(() => set.parse('t', [1]), /t: options must be an object/);
+  // help and the expected forms come from the one declaration of each key
+  assert.equal(set.help.hiddenSize, 'recurrent state size');
+  assert.equal(set.expected.hiddenSize, 'a positive integer');
 });
 
 test('registry: registering tasks', () => {

@@ -135,7 +135,7 @@ describe('Seq2Seq model', () => {
     assert.equal(seq2seqTaskSpec.topology, 'many-to-many');
     assert.equal(seq2seqTaskSpec.defaults.cell, 'lstm');
     assert.throws(() => seq2seqTaskSpec.build({ cells: 'gru' }), /unknown option 'cells'/);
-    assert.throws(() => seq2seqTaskSpec.build({ cell: 'rnn' }), /'cell' must be one of lstm, gru/);
+    assert.throws(() => seq2seqTaskSpec.build({ cell: 'rnn' }), /'cell' must be 'lstm' or 'gru', got "rnn"/);
     const b = seq2seqTaskSpec.build({ trainLimit: '40', testSize: '50', valSize: '20', embeddingDim: 8, encoderHidden: 8, decoderHidden: 16, attnDim: 8, cell: 'gru', epochs: '2' });
     assert.deepEqual(b.trainOptions, { optimizer: 'adam', lr: 0.003, epochs: 2, clipNorm: 5, seed: 1 });
     assert.equal(b.val.numBatches, 1);

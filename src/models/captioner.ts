@@ -14,6 +14,7 @@
  * Metrics on held-out generated images: exact match (the decoded caption equals the reference)
  * and token accuracy (position-wise agreement over the reference tokens and its end token).
  */
+import { z } from 'zod';
 import type { DType } from '../backend/interface.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { Rng } from '../tensor/rng.ts';
@@ -27,8 +28,11 @@ import { LSTM } from '../nn/recurrent.ts';
 import { beamSearch, greedyDecode, type DecoderSpec } from '../infer/beam.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
 import { asStateDict, type ModelFile } from '../io/model.ts';
-import { brief, cCustom, checkConfig, checkModelTensors, cInt, conv2dShapes, cStr, embeddingShapes, int, linearShapes, makeSpec, num, recurrentShapes, TaskConfigError, TaskRegistryError, type ConfigSchema, type ParamShapes, type Schema, type TaskSpec } from './task-options.ts';
-import { checkLimit, resolveLimits, type Limits } from '../io/limits.ts';
+import { checkModelTensors, conv2dShapes, embeddingShapes, linearShapes, makeSpec, optionSet, parseConfig, recurrentShapes, TaskConfigError, type ParamShapes, type TaskSpec } from './task-options.ts';
+import type { Limits } from '../io/limits.ts';
+import { arch, FIELDS, int, pick } from './fields.ts';
+import type { SameKeys } from '../util/schema.ts';
+import { brief, isRecord } from '../util/options.ts';
 import { SequenceScores } from './metrics.ts';
 import { CAPTION_VOCAB, decodeCaption, encodeCaption, shapeSample, type ShapesOptions } from './shapes.ts';
 
@@ -131,38 +135,40 @@ export interface CaptionerConfig {
  */
 const MAX_IMAGE_SIZE = 1024;
 
-/** What `recur.config` of a captioner holds: each key's type, range and limit. */
-export const CAPTIONER_CONFIG: ConfigSchema = {
-  arch: cStr(['captioner']),
-  imageSize: cCustom((v, where) => {
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 4 || v > MAX_IMAGE_SIZE || v % 4 !== 0) {
-      throw new TaskConfigError(`${where} must be a multiple of 4 (two 2×2 poolings) in [4, ${MAX_IMAGE_SIZE}], got ${brief(v)}`);
-    }
-  }),
-  vocabSize: cInt(1, 'vocab'),
-  channels: cCustom((v, where) => {
-    if (!Array.isArray(v) || v.length !== 2 || !v.every((x) => Number.isSafeInteger(x) && x >= 1)) throw new TaskConfigError(`${where} must be two positive integers, got ${brief(v)}`);
-  }),
-  embeddingDim: cInt(1, 'hiddenSize'),
-  hiddenSize: cInt(1, 'hiddenSize'),
+/** An image side: a multiple of 4 (two 2×2 poolings) in [min, max]. */
+const imageSide = (min: number, max: number) => {
+  const expected = `a multiple of 4 (two 2×2 poolings) in [${min}, ${max}]`;
+  return z.int({ error: expected }).min(min, { error: expected }).max(max, { error: expected }).multipleOf(4, { error: expected }).meta({ expected });
 };
+
+/** The captioner's own keys (the shared ones are in models/fields.ts). */
+const CAPTION_FIELDS = {
+  ...FIELDS,
+  imageSize: imageSide(16, 256).describe('image side in pixels'),
+  channels1: int(1, { limit: 'hiddenSize' }).describe('channels of the first convolution'),
+  channels2: int(1, { limit: 'hiddenSize' }).describe('channels of the second convolution'),
+  trainSize: int(1).describe('generated training images (a fixed set, reshuffled every epoch)'),
+  dataSeed: int(0).describe('generator seed: train uses it, validation +1, test +2'),
+};
+
+/** What `recur.config` of a captioner holds; each convolution's channel count is a layer width. */
+const captionerConfig = z.strictObject({
+  arch: arch('captioner'),
+  imageSize: imageSide(4, MAX_IMAGE_SIZE),
+  ...pick('vocabSize', 'embeddingDim', 'hiddenSize'),
+  channels: z.tuple([CAPTION_FIELDS.channels1, CAPTION_FIELDS.channels2], { error: 'two positive integers' }).meta({ expected: 'two positive integers', limit: 'hiddenSize' }),
+}) satisfies z.ZodType<CaptionerConfig>;
+const configTypesMatch: SameKeys<CaptionerConfig, z.output<typeof captionerConfig>> = true;
 
 /**
  * Check a captioner config (`task`, when present, must be 'caption'). With `limits` (loading a
  * file), sizes are checked against them too. Errors are TaskConfigErrors.
  */
 export function checkCaptionerConfig(config: unknown, limits: Partial<Limits> | null = null): CaptionerConfig {
-  if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new TaskConfigError(`captioner config: expected an object, got ${brief(config)}`);
-  const { task, ...rest } = config as Record<string, unknown>;
+  if (!isRecord(config)) throw new TaskConfigError(`captioner config: expected an object, got ${brief(config)}`);
+  const { task, ...rest } = config;
   if (task !== undefined && task !== 'caption') throw new TaskConfigError(`captioner config: task must be 'caption', got ${brief(task)}`);
-  const c = checkConfig('captioner config', CAPTIONER_CONFIG, rest, { limits, error: TaskConfigError });
-  const ch = c.channels as number[];
-  if (limits) {
-    // each convolution's channel count is a layer width
-    const lim = resolveLimits(limits);
-    ch.forEach((x, i) => checkLimit(lim, 'hiddenSize', x, `captioner config: 'channels'[${i}]`));
-  }
-  return { arch: 'captioner', imageSize: c.imageSize as number, vocabSize: c.vocabSize as number, channels: [ch[0], ch[1]], embeddingDim: c.embeddingDim as number, hiddenSize: c.hiddenSize as number };
+  return parseConfig('captioner config', captionerConfig, rest, { limits });
 }
 
 /** The parameters (names and shapes) a captioner config implies. */
@@ -377,23 +383,11 @@ export function loadCaption(file: ModelFile, path = 'model file', opts: { limits
   return { task: new CaptionTask(model) };
 }
 
-const CAPTION_SCHEMA: Schema = {
-  imageSize: int(CAPTION_DEFAULTS.imageSize, 'image side in pixels (a multiple of 4)', 16, 256),
-  channels1: int(CAPTION_DEFAULTS.channels[0], 'channels of the first convolution'),
-  channels2: int(CAPTION_DEFAULTS.channels[1], 'channels of the second convolution'),
-  embeddingDim: int(CAPTION_DEFAULTS.embeddingDim, 'word embedding size'),
-  hiddenSize: int(CAPTION_DEFAULTS.hiddenSize, 'LSTM state size (the image sets its initial state)'),
-  trainSize: int(CAPTION_DEFAULTS.trainSize, 'generated training images (a fixed set, reshuffled every epoch)'),
-  valSize: int(CAPTION_DEFAULTS.valSize, 'generated validation images'),
-  testSize: int(CAPTION_DEFAULTS.testSize, 'generated test images'),
-  dataSeed: int(CAPTION_DEFAULTS.seed, 'generator seed: train uses it, validation +1, test +2', 0),
-  beamWidth: int(1, 'beam width for evaluation and predict (1 = greedy)'),
-  epochs: int(5, 'passes over the training images (5 reach ~97–99% exact match: about 1.5 minutes on the wasm backend, 15 on the reference backend)'),
-  lr: num(0.003, 'Adam learning rate', 0),
-  clipNorm: num(5, 'clip the global gradient norm to this (0: no clipping)', 0),
-  batchSize: int(CAPTION_DEFAULTS.batchSize, 'images per batch'),
-  seed: int(1, 'seed of initialisation and batch order', 0),
-};
+const CAPTION_OPTIONS = optionSet(CAPTION_FIELDS, {
+  imageSize: CAPTION_DEFAULTS.imageSize, channels1: CAPTION_DEFAULTS.channels[0], channels2: CAPTION_DEFAULTS.channels[1], embeddingDim: CAPTION_DEFAULTS.embeddingDim,
+  hiddenSize: CAPTION_DEFAULTS.hiddenSize, trainSize: CAPTION_DEFAULTS.trainSize, valSize: CAPTION_DEFAULTS.valSize, testSize: CAPTION_DEFAULTS.testSize,
+  dataSeed: CAPTION_DEFAULTS.seed, beamWidth: 1, epochs: 5, lr: 0.003, clipNorm: 5, batchSize: CAPTION_DEFAULTS.batchSize, seed: 1,
+});
 
 /**
  * The registry entry (models/registry.ts TaskSpec). Inputs for `predict` are generator addresses
@@ -403,14 +397,13 @@ export const captionTaskSpec: TaskSpec = makeSpec({
   name: 'caption',
   description: 'image captioning on seeded generated shapes ("a red circle left of a blue square"): small CNN encoder + LSTM decoder; exact match and token accuracy',
   topology: 'one-to-many',
-  schema: CAPTION_SCHEMA,
+  options: CAPTION_OPTIONS,
   build(o) {
-    if ((o.imageSize as number) % 4 !== 0) throw new TaskRegistryError(`caption: option 'imageSize' must be a multiple of 4, got ${String(o.imageSize)}`);
     const built = buildCaption({
-      imageSize: o.imageSize as number, channels: [o.channels1 as number, o.channels2 as number], embeddingDim: o.embeddingDim as number, hiddenSize: o.hiddenSize as number,
-      trainSize: o.trainSize as number, valSize: o.valSize as number, testSize: o.testSize as number, seed: o.dataSeed as number, batchSize: o.batchSize as number, modelSeed: o.seed as number,
+      imageSize: o.imageSize, channels: [o.channels1, o.channels2], embeddingDim: o.embeddingDim, hiddenSize: o.hiddenSize,
+      trainSize: o.trainSize, valSize: o.valSize, testSize: o.testSize, seed: o.dataSeed, batchSize: o.batchSize, modelSeed: o.seed,
     });
-    built.task.beamWidth = o.beamWidth as number;
+    built.task.beamWidth = o.beamWidth;
     return built;
   },
   load: (file, where) => loadCaption(file, where ?? 'model file'),

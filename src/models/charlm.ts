@@ -13,6 +13,7 @@
  * (`embedding.weight`, `lstm.weight_ih_l0`, …, `head.weight`, `head.bias`), so a saved model loads
  * into PyTorch with `load_state_dict` and back.
  */
+import { z } from 'zod';
 import type { DType } from '../backend/interface.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { Rng, globalRng } from '../tensor/rng.ts';
@@ -24,7 +25,9 @@ import { LSTM } from '../nn/recurrent.ts';
 import { asStateDict, type ModelFile } from '../io/model.ts';
 import { CharVocab, streamBatches } from '../data/text.ts';
 import type { Limits } from '../io/limits.ts';
-import { checkConfig, checkModelTensors, checkVocabSize, cInt, cStr, embeddingShapes, linearShapes, recurrentShapes, type ConfigSchema, type ParamShapes } from './task-options.ts';
+import { checkModelTensors, checkVocabSize, embeddingShapes, linearShapes, parseConfig, recurrentShapes, type ParamShapes } from './task-options.ts';
+import { arch, oneOf, pick } from './fields.ts';
+import type { SameKeys } from '../util/schema.ts';
 
 /** The architecture, as stored in a model file's `recur.config`. */
 export interface CharLMConfig {
@@ -81,22 +84,20 @@ export interface GenerateOptions {
   vocab?: CharVocab;
 }
 
-/** What `recur.config` of a CharLM holds: each key's type, range and limit. */
-export const CHARLM_CONFIG: ConfigSchema = {
-  arch: cStr(['charlm']),
-  vocabSize: cInt(1, 'vocab'),
-  embeddingDim: cInt(1, 'hiddenSize'),
-  hiddenSize: cInt(1, 'hiddenSize'),
-  numLayers: cInt(1, 'layers'),
-  cell: cStr(['lstm']),
-};
+/** What `recur.config` of a CharLM holds (fields of models/fields.ts). */
+const charLMConfig = z.strictObject({
+  arch: arch('charlm'),
+  ...pick('vocabSize', 'embeddingDim', 'hiddenSize', 'numLayers'),
+  cell: oneOf(['lstm']),
+}) satisfies z.ZodType<CharLMConfig>;
+const configTypesMatch: SameKeys<CharLMConfig, z.output<typeof charLMConfig>> = true;
 
 /**
  * Validate a `recur.config` object for a CharLM; returns it typed, or throws CharLMConfigError
  * (a LimitError for a size over `limits`, which apply when given: loading a file).
  */
 export function checkCharLMConfig(config: unknown, limits: Partial<Limits> | null = null): CharLMConfig {
-  return checkConfig('CharLM config', CHARLM_CONFIG, config, { limits, error: CharLMConfigError }) as unknown as CharLMConfig;
+  return parseConfig('CharLM config', charLMConfig, config, { limits, error: CharLMConfigError });
 }
 
 /** The parameters (names and shapes) a CharLM config implies. */

@@ -21,6 +21,7 @@
  * everything `loadClassifier` needs to rebuild it from a model file. Unknown tokens at inference
  * map to the vocabulary's unk id (the vocabulary is always built with one).
  */
+import { z } from 'zod';
 import { Tensor, tensor } from '../tensor/tensor.ts';
 import { Rng } from '../tensor/rng.ts';
 import { crossEntropy } from '../autograd/ops/nn.ts';
@@ -37,7 +38,10 @@ import { ExampleSource, fitLength, padSequences, type TruncateMode } from '../da
 import type { Limits } from '../io/limits.ts';
 import { argmaxRows } from './metrics.ts';
 import { evaluateClassifier, loadVocabTask, makeRecurrent, type CellKind, type LabeledSplits, type LoadTaskOptions } from './common.ts';
-import { cBool, cCustom, checkConfig, cInt, cNum, cStr, cStrings, embeddingShapes, linearShapes, recurrentShapes, TaskConfigError, type ConfigSchema, type ParamShapes } from './task-options.ts';
+import { embeddingShapes, linearShapes, parseConfig, TaskConfigError, recurrentShapes, type ParamShapes } from './task-options.ts';
+import { arch, FIELDS, pick } from './fields.ts';
+import { sentence, type SameKeys } from '../util/schema.ts';
+import { isRecord } from '../util/options.ts';
 
 export type Pooling = 'last' | 'mean';
 
@@ -246,38 +250,32 @@ export { withEval };
 
 // ---- config validation and loading ------------------------------------------------------------
 
-/** What `recur.config` of a classifier holds: each key's type, range and limit. */
-export const CLASSIFIER_CONFIG: ConfigSchema = {
-  task: cStr(),
-  arch: cStr(['rnn-classifier']),
-  tokenizer: cCustom((v, where) => {
+/**
+ * What `recur.config` of a classifier holds: the fields of models/fields.ts, and the tokenizer as
+ * its JSON (checked by rebuilding it).
+ */
+const classifierConfig = z
+  .strictObject({
+    task: FIELDS.task,
+    arch: arch('rnn-classifier'),
+    tokenizer: z.custom<TokenizerJSON>(isRecord, { error: 'a tokenizer description (an object)' }),
+    ...pick('labels', 'cell', 'embeddingDim', 'hiddenSize', 'numLayers', 'bidirectional', 'pooling', 'dropout', 'maxLen', 'truncate'),
+  })
+  .check((ctx) => {
     try {
-      tokenizerFromJSON(v);
+      tokenizerFromJSON(ctx.value.tokenizer);
     } catch (e) {
-      throw new TaskConfigError(`${where}: ${(e as Error).message}`);
+      ctx.issues.push(sentence(ctx.value, `'tokenizer': ${(e as Error).message}`));
     }
-  }),
-  // the head has one output per label: as wide as a vocabulary can be
-  labels: cStrings(2, 'vocab'),
-  cell: cStr(['lstm', 'gru', 'rnn']),
-  embeddingDim: cInt(1, 'hiddenSize'),
-  hiddenSize: cInt(1, 'hiddenSize'),
-  numLayers: cInt(1, 'layers'),
-  bidirectional: cBool(),
-  pooling: cStr(['last', 'mean']),
-  dropout: cNum(0, 1, { maxOpen: true }),
-  maxLen: cInt(1, 'sequenceLength'),
-  truncate: cCustom((v, where) => {
-    if (!(v === false || v === 'end' || v === 'start')) throw new TaskConfigError(`${where} must be false, 'end' or 'start', got ${JSON.stringify(v)?.slice(0, 80)}`);
-  }),
-};
+  }) satisfies z.ZodType<ClassifierConfig>;
+const configTypesMatch: SameKeys<ClassifierConfig, z.output<typeof classifierConfig>> = true;
 
 /**
  * Check an object read from a model file is a ClassifierConfig. With `limits` (loading a file),
  * sizes are checked against them too.
  */
 export function checkClassifierConfig(c: unknown, where = 'classifier config', limits: Partial<Limits> | null = null): ClassifierConfig {
-  return checkConfig(where, CLASSIFIER_CONFIG, c, { limits }) as unknown as ClassifierConfig;
+  return parseConfig(where, classifierConfig, c, { limits });
 }
 
 /** The parameters (names and shapes) a classifier config implies for a vocabulary of V tokens. */
@@ -301,25 +299,17 @@ export function loadClassifier(file: ModelFile, path = 'model file', opts: LoadT
 
 // ---- building from data --------------------------------------------------------------------------
 
-export interface ClassifierBuildOptions {
+/** How to build a classifier: its config's model keys, and how the vocabulary and batches are made. */
+export type ClassifierBuildOptions = Omit<ClassifierConfig, 'task' | 'arch' | 'tokenizer' | 'labels'> & {
   tokenizer: 'char' | 'word';
   lowercase: boolean;
   /** Vocabulary: tokens seen fewer times in training become unk. */
   minCount: number;
   /** Vocabulary size cap (specials included). */
   maxVocab: number;
-  cell: CellKind;
-  embeddingDim: number;
-  hiddenSize: number;
-  numLayers: number;
-  bidirectional: boolean;
-  pooling: Pooling;
-  dropout: number;
-  maxLen: number;
-  truncate: TruncateMode;
   batchSize: number;
   seed: number;
-}
+};
 
 /**
  * A classification task and its sources from labelled texts. The vocabulary is built from the

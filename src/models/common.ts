@@ -16,7 +16,8 @@ import { asStateDict, type ModelFile } from '../io/model.ts';
 import { Vocab } from '../data/vocab.ts';
 import { argmaxRows, classificationMetrics } from './metrics.ts';
 
-export type CellKind = 'lstm' | 'gru' | 'rnn';
+export type { CellKind } from './fields.ts';
+import type { CellKind } from './fields.ts';
 
 /** Make a recurrent layer of the given kind (time-major). */
 export function makeRecurrent(cell: CellKind, o: { inputSize: number; hiddenSize: number; numLayers?: number; bidirectional?: boolean; dropout?: number; rng: Rng }): RecurrentBase {

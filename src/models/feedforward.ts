@@ -12,6 +12,7 @@
  * PyTorch equivalent (same parameter names):
  *   self.hidden = nn.Linear(F, H); self.head = nn.Linear(H, C)
  */
+import { z } from 'zod';
 import { Tensor, tensor } from '../tensor/tensor.ts';
 import { Rng } from '../tensor/rng.ts';
 import { relu } from '../autograd/ops/elementwise.ts';
@@ -26,7 +27,9 @@ import { ExampleSource } from '../data/batch.ts';
 import { argmaxRows } from './metrics.ts';
 import { evaluateClassifier, loadVocabTask, type LabeledSplits, type LoadTaskOptions } from './common.ts';
 import type { Limits } from '../io/limits.ts';
-import { cBool, checkConfig, cInt, cNum, cStr, cStrings, linearShapes, type ConfigSchema, type ParamShapes } from './task-options.ts';
+import { linearShapes, parseConfig, type ParamShapes } from './task-options.ts';
+import { arch, FIELDS, pick } from './fields.ts';
+import type { SameKeys } from '../util/schema.ts';
 
 export class MLPClassifier extends Module {
   readonly hidden: Linear;
@@ -132,19 +135,17 @@ export class FeedForwardTask implements Task<FeatureBatch> {
   }
 }
 
-/** What `recur.config` of the feed-forward baseline holds: each key's type, range and limit. */
-export const FEEDFORWARD_CONFIG: ConfigSchema = {
-  task: cStr(),
-  arch: cStr(['bag-of-chars-mlp']),
-  labels: cStrings(2, 'vocab'),
-  lowercase: cBool(),
-  hiddenSize: cInt(1, 'hiddenSize'),
-  dropout: cNum(0, 1, { maxOpen: true }),
-};
+/** What `recur.config` of the feed-forward baseline holds (fields of models/fields.ts). */
+const feedForwardConfig = z.strictObject({
+  task: FIELDS.task,
+  arch: arch('bag-of-chars-mlp'),
+  ...pick('labels', 'lowercase', 'hiddenSize', 'dropout'),
+}) satisfies z.ZodType<FeedForwardConfig>;
+const configTypesMatch: SameKeys<FeedForwardConfig, z.output<typeof feedForwardConfig>> = true;
 
 /** Check a stored feed-forward config; with `limits` (loading a file), sizes against them too. */
 export function checkFeedForwardConfig(c: unknown, where = 'feed-forward config', limits: Partial<Limits> | null = null): FeedForwardConfig {
-  return checkConfig(where, FEEDFORWARD_CONFIG, c, { limits }) as unknown as FeedForwardConfig;
+  return parseConfig(where, feedForwardConfig, c, { limits });
 }
 
 /** The parameters a feed-forward config implies for a character vocabulary of V (F = 3V features). */
@@ -152,13 +153,8 @@ export function feedForwardTensorShapes(c: FeedForwardConfig, V: number): ParamS
   return [...linearShapes('hidden', 3 * V, c.hiddenSize), ...linearShapes('head', c.hiddenSize, c.labels.length)];
 }
 
-export interface FeedForwardBuildOptions {
-  lowercase: boolean;
-  hiddenSize: number;
-  dropout: number;
-  batchSize: number;
-  seed: number;
-}
+/** How to build the baseline: its config's model keys, and how batches are made. */
+export type FeedForwardBuildOptions = Pick<FeedForwardConfig, 'lowercase' | 'hiddenSize' | 'dropout'> & { batchSize: number; seed: number };
 
 /** Task + sources from labelled texts; the character vocabulary (pad, unk) comes from training texts. */
 export function buildFeedForward(name: string, labels: readonly string[], o: FeedForwardBuildOptions, data: LabeledSplits): { task: FeedForwardTask; train: BatchSource<FeatureBatch>; val: BatchSource<FeatureBatch>; test?: BatchSource<FeatureBatch> } {

@@ -24,6 +24,7 @@
  * PyTorch equivalent (same parameter names): rnn = nn.LSTM(2F, H, L), head = nn.Linear(H, F).
  * (With residual false the head predicts the next level directly: x̂_{t+1} = Δ_t.)
  */
+import { z } from 'zod';
 import { Tensor, tensor, zeros } from '../tensor/tensor.ts';
 import { concat, slice } from '../autograd/ops/shape.ts';
 import { Rng } from '../tensor/rng.ts';
@@ -38,7 +39,10 @@ import { checkNormStats, DataError, denormalizeRow, fitNormStats, normalizeRows,
 import type { Series } from '../data/datasets.ts';
 import { makeRecurrent, type CellKind, type LoadTaskOptions } from './common.ts';
 import type { Limits } from '../io/limits.ts';
-import { cBool, cCustom, checkConfig, checkModelTensors, cInt, cNum, cNumbers, cStr, cStrings, linearShapes, recurrentShapes, TaskConfigError, type ConfigSchema, type ParamShapes } from './task-options.ts';
+import { checkModelTensors, linearShapes, parseConfig, recurrentShapes, TaskConfigError, type ParamShapes } from './task-options.ts';
+import { arch, FIELDS, numbers, pick, strings } from './fields.ts';
+import { sentence, type SameKeys } from '../util/schema.ts';
+import { brief, isRecord } from '../util/options.ts';
 
 export class RNNForecaster extends Module {
   readonly rnn: RecurrentBase;
@@ -230,33 +234,40 @@ export class ForecastTask implements Task<SeriesBatch> {
   }
 }
 
-/** What `recur.config` of the forecaster holds: each key's type, range and limit. */
-export const FORECAST_CONFIG: ConfigSchema = {
-  task: cStr(),
-  arch: cStr(['rnn-forecaster']),
-  // one input feature per column (the model reads 2·F values a step): counted as a layer width
-  columns: cStrings(1, 'hiddenSize'),
-  norm: cCustom((v, where) => {
+/**
+ * What `recur.config` of the forecaster holds (fields of models/fields.ts). One input feature per
+ * column (the model reads 2·F values a step), so the column count is limited as a layer width.
+ */
+const POSITIVE_NUMBERS = numbers(0, { minOpen: true });
+const DELTA_FORM = "a list of finite numbers > 0 (one per entry of 'columns')";
+const forecastConfig = z
+  .strictObject({
+    task: FIELDS.task,
+    arch: arch('rnn-forecaster'),
+    columns: strings(1, { limit: 'hiddenSize' }),
+    norm: z.custom<NormStats>(isRecord, { error: 'normalisation stats {columns, mean, std}' }),
+    ...pick('cell', 'hiddenSize', 'numLayers', 'dropout', 'residual', 'context'),
+    // one per column: its form names the count, so the check below says it
+    deltaScale: z.custom<number[]>(Array.isArray, { error: DELTA_FORM }).meta({ expected: DELTA_FORM }),
+  })
+  .check((ctx) => {
+    const c = ctx.value;
     try {
-      checkNormStats(v, where);
+      checkNormStats(c.norm, "'norm'");
     } catch (e) {
-      throw new TaskConfigError((e as Error).message);
+      ctx.issues.push(sentence(c, (e as Error).message));
+      return;
     }
-  }),
-  cell: cStr(['lstm', 'gru', 'rnn']),
-  hiddenSize: cInt(1, 'hiddenSize'),
-  numLayers: cInt(1, 'layers'),
-  dropout: cNum(0, 1, { maxOpen: true }),
-  residual: cBool(),
-  deltaScale: cNumbers('columns', 0, true),
-  context: cInt(1, 'sequenceLength'),
-};
+    if (c.norm.columns.join('\u0000') !== c.columns.join('\u0000')) ctx.issues.push(sentence(c, 'norm.columns must equal columns'));
+    if (c.deltaScale.length !== c.columns.length || !POSITIVE_NUMBERS.safeParse(c.deltaScale).success) {
+      ctx.issues.push(sentence(c, `'deltaScale' must be a list of ${c.columns.length} finite numbers > 0 (one per entry of 'columns'), got ${brief(c.deltaScale)}`));
+    }
+  }) satisfies z.ZodType<ForecastConfig>;
+const configTypesMatch: SameKeys<ForecastConfig, z.output<typeof forecastConfig>> = true;
 
 /** Check a stored forecaster config; with `limits` (loading a file), sizes against them too. */
 export function checkForecastConfig(c: unknown, where = 'forecast config', limits: Partial<Limits> | null = null): ForecastConfig {
-  const o = checkConfig(where, FORECAST_CONFIG, c, { limits });
-  if ((o.norm as NormStats).columns.join('\u0000') !== (o.columns as string[]).join('\u0000')) throw new TaskConfigError(`${where}: norm.columns must equal columns`);
-  return o as unknown as ForecastConfig;
+  return parseConfig(where, forecastConfig, c, { limits });
 }
 
 /** The parameters a forecaster config implies (F = columns). */
@@ -265,18 +276,8 @@ export function forecastTensorShapes(c: ForecastConfig): ParamShapes {
   return [...recurrentShapes('rnn', c.cell, 2 * F, c.hiddenSize, c.numLayers, false), ...linearShapes('head', c.hiddenSize, F)];
 }
 
-export interface ForecastBuildOptions {
-  cell: CellKind;
-  hiddenSize: number;
-  numLayers: number;
-  dropout: number;
-  residual: boolean;
-  seqLen: number;
-  batchSize: number;
-  stepsPerEpoch: number;
-  context: number;
-  seed: number;
-}
+/** How to build the forecaster: its config's model keys, and how windows and batches are made. */
+export type ForecastBuildOptions = Pick<ForecastConfig, 'cell' | 'hiddenSize' | 'numLayers' | 'dropout' | 'residual' | 'context'> & { seqLen: number; batchSize: number; stepsPerEpoch: number; seed: number };
 
 export interface SeriesSplits {
   columns: string[];

@@ -5,7 +5,12 @@
  * files by path are in recurjs/node (saveTask, loadTask).
  */
 export * from './registry.ts';
-export * from './task-options.ts';
+// task-options.ts minus its schema machinery (optionSet, parseConfig): their signatures name Zod's
+// types, which the published declarations keep out (see train/options.ts, "Types").
+export {
+  TaskRegistryError, TaskConfigError, trainDefaults, checkModelTensors, checkVocabSize, linearShapes, embeddingShapes, conv2dShapes, recurrentShapes, cellShapes,
+  type Topology, type TrainDefaults, type BuiltTask, type TaskSpec, type OptionSet, type ParamShapes,
+} from './task-options.ts';
 export * from './common.ts';
 export * from './metrics.ts';
 export * from './classifier.ts';

@@ -17,6 +17,7 @@
  * PyTorch equivalent (same parameter names): embedding = nn.Embedding(V, E, padding_idx=0),
  * condition = nn.Embedding(K, Ec), rnn = nn.GRU(E + Ec, H, L) (or LSTM/RNN), head = nn.Linear(H, V).
  */
+import { z } from 'zod';
 import type { Tensor } from '../tensor/tensor.ts';
 import { Rng } from '../tensor/rng.ts';
 import { crossEntropy } from '../autograd/ops/nn.ts';
@@ -32,7 +33,9 @@ import { CharTokenizer } from '../data/tokenize.ts';
 import { ExampleSource, fitLength } from '../data/batch.ts';
 import { loadVocabTask, makeRecurrent, type CellKind, type LoadTaskOptions } from './common.ts';
 import type { Limits } from '../io/limits.ts';
-import { cBool, checkConfig, cInt, cNum, cStr, cStrings, embeddingShapes, linearShapes, recurrentShapes, type ConfigSchema, type ParamShapes } from './task-options.ts';
+import { embeddingShapes, linearShapes, parseConfig, recurrentShapes, type ParamShapes } from './task-options.ts';
+import { arch, FIELDS, int, pick, strings } from './fields.ts';
+import type { SameKeys } from '../util/schema.ts';
 
 export interface GeneratorState {
   h: Tensor;
@@ -222,27 +225,19 @@ export class NameGenTask implements Task<GenBatch> {
   }
 }
 
-/** What `recur.config` of the name generator holds: each key's type, range and limit. */
-export const NAMEGEN_CONFIG: ConfigSchema = {
-  task: cStr(),
-  arch: cStr(['conditional-char-rnn']),
-  conditions: cStrings(1, 'vocab'),
-  lowercase: cBool(),
-  cell: cStr(['lstm', 'gru', 'rnn']),
-  embeddingDim: cInt(1, 'hiddenSize'),
-  conditionDim: cInt(1, 'hiddenSize'),
-  hiddenSize: cInt(1, 'hiddenSize'),
-  numLayers: cInt(1, 'layers'),
-  dropout: cNum(0, 1, { maxOpen: true }),
-  // the longest name generated: one model step per character
-  maxLen: cInt(1, 'sequenceLength'),
-  temperature: cNum(0),
-  sampleSeed: cInt(Number.MIN_SAFE_INTEGER),
-};
+/** What `recur.config` of the name generator holds (fields of models/fields.ts; maxLen bounds the steps of one generated name). */
+const nameGenConfig = z.strictObject({
+  task: FIELDS.task,
+  arch: arch('conditional-char-rnn'),
+  conditions: strings(1, { limit: 'vocab' }),
+  ...pick('lowercase', 'cell', 'embeddingDim', 'conditionDim', 'hiddenSize', 'numLayers', 'dropout', 'maxLen', 'temperature'),
+  sampleSeed: int(Number.MIN_SAFE_INTEGER),
+}) satisfies z.ZodType<NameGenConfig>;
+const configTypesMatch: SameKeys<NameGenConfig, z.output<typeof nameGenConfig>> = true;
 
 /** Check a stored name-generator config; with `limits` (loading a file), sizes against them too. */
 export function checkNameGenConfig(c: unknown, where = 'name generator config', limits: Partial<Limits> | null = null): NameGenConfig {
-  return checkConfig(where, NAMEGEN_CONFIG, c, { limits }) as unknown as NameGenConfig;
+  return parseConfig(where, nameGenConfig, c, { limits });
 }
 
 /** The parameters a name-generator config implies for a character vocabulary of V. */
@@ -255,18 +250,8 @@ export function nameGenTensorShapes(c: NameGenConfig, V: number): ParamShapes {
   ];
 }
 
-export interface NameGenBuildOptions {
-  cell: CellKind;
-  embeddingDim: number;
-  conditionDim: number;
-  hiddenSize: number;
-  numLayers: number;
-  dropout: number;
-  maxLen: number;
-  temperature: number;
-  batchSize: number;
-  seed: number;
-}
+/** How to build the generator: its config's model and sampling keys, and how batches are made. */
+export type NameGenBuildOptions = Pick<NameGenConfig, 'cell' | 'embeddingDim' | 'conditionDim' | 'hiddenSize' | 'numLayers' | 'dropout' | 'maxLen' | 'temperature'> & { batchSize: number; seed: number };
 
 export interface ConditionedSplits {
   train: { name: string; label: number }[];

@@ -34,6 +34,7 @@
  * encoderHidden 128–256, decoderHidden 256–512, embeddingDim 64–128, dropout 0.3, 15–30 epochs
  * with the learning rate halved when validation WER stalls, and beam width 5–10 at test time.
  */
+import { z } from 'zod';
 import { loadCmudict, type CmudictOptions, type G2PData, type G2PVocab, type G2PWord } from '../data/cmudict.ts';
 import type { DType } from '../backend/interface.ts';
 import { Tensor } from '../tensor/tensor.ts';
@@ -48,7 +49,10 @@ import { makeAttention, selectMemory, type Attention, type AttentionKind, type A
 import { beamSearch, greedyDecode, type DecoderSpec } from '../infer/beam.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
 import { asStateDict, type ModelFile } from '../io/model.ts';
-import { bool, brief, TaskConfigError, cellShapes, checkConfig, checkModelTensors, checkVocabSize, cInt, cNum, cStr, embeddingShapes, int, linearShapes, makeSpec, num, recurrentShapes, str, type ConfigSchema, type ParamShapes, type Schema, type TaskSpec } from './task-options.ts';
+import { TaskConfigError, cellShapes, checkModelTensors, checkVocabSize, embeddingShapes, linearShapes, makeSpec, optionSet, parseConfig, recurrentShapes, type ParamShapes, type TaskSpec } from './task-options.ts';
+import { arch, bool, FIELDS, int, oneOf, pickFrom } from './fields.ts';
+import { sentence, type SameKeys } from '../util/schema.ts';
+import { brief, isRecord } from '../util/options.ts';
 import type { Limits } from '../io/limits.ts';
 import { ErrorRates } from './metrics.ts';
 
@@ -176,32 +180,43 @@ export interface Seq2SeqConfig {
 
 const CONFIG_DEFAULTS = { embeddingDim: 48, encoderHidden: 64, encoderLayers: 1, decoderHidden: 128, cell: 'lstm', attention: 'additive', attnDim: 64, dropout: 0 } as const;
 
-/** What `recur.config` of a seq2seq model holds (after the defaults above fill absent keys). */
-export const SEQ2SEQ_CONFIG: ConfigSchema = {
-  arch: cStr(['seq2seq']),
-  srcVocabSize: cInt(1, 'vocab'),
-  tgtVocabSize: cInt(1, 'vocab'),
-  embeddingDim: cInt(1, 'hiddenSize'),
-  encoderHidden: cInt(1, 'hiddenSize'),
-  encoderLayers: cInt(1, 'layers'),
-  decoderHidden: cInt(1, 'hiddenSize'),
-  cell: cStr(['lstm', 'gru']),
-  attention: cStr(['additive', 'general', 'dot']),
-  attnDim: cInt(1, 'hiddenSize'),
-  dropout: cNum(0, 1, { maxOpen: true }),
+/** The encoder–decoder's own keys (the shared ones are in models/fields.ts). */
+const SEQ2SEQ_FIELDS = {
+  ...FIELDS,
+  cell: oneOf(['lstm', 'gru']).describe('encoder and decoder cell'),
+  attention: oneOf(['additive', 'general', 'dot']).describe("attention score: Bahdanau 'additive', Luong 'general' or 'dot' (dot needs decoderHidden = 2·encoderHidden)"),
+  srcVocabSize: int(1, { limit: 'vocab' }).describe('grapheme vocabulary entries'),
+  tgtVocabSize: int(1, { limit: 'vocab' }).describe('phoneme vocabulary entries'),
+  encoderHidden: int(1, { limit: 'hiddenSize' }).describe('encoder state size per direction (the encoder is bidirectional)'),
+  encoderLayers: int(1, { limit: 'layers' }).describe('stacked encoder layers'),
+  decoderHidden: int(1, { limit: 'hiddenSize' }).describe('decoder state size'),
+  attnDim: int(1, { limit: 'hiddenSize' }).describe('hidden size of the additive attention'),
+  stress: bool().describe('keep stress digits on vowels (69 phonemes instead of 39)'),
+  splitSeed: int(0).describe('seed of the fixed word-level train/val/test split'),
+  trainLimit: int(0).describe('use at most this many training words (0 = all)'),
+  maxWordLength: int(1).describe('drop longer words'),
 };
+
+/** What `recur.config` of a seq2seq model holds (after the defaults above fill absent keys). */
+const seq2seqConfig = z
+  .strictObject({
+    arch: arch('seq2seq'),
+    ...pickFrom(SEQ2SEQ_FIELDS, 'srcVocabSize', 'tgtVocabSize', 'embeddingDim', 'encoderHidden', 'encoderLayers', 'decoderHidden', 'cell', 'attention', 'attnDim', 'dropout'),
+  })
+  .check((ctx) => {
+    if (ctx.value.attention === 'dot' && ctx.value.decoderHidden !== 2 * ctx.value.encoderHidden) ctx.issues.push(sentence(ctx.value, "'dot' attention needs decoderHidden = 2·encoderHidden"));
+  }) satisfies z.ZodType<Seq2SeqConfig>;
+const configTypesMatch: SameKeys<Seq2SeqConfig, z.output<typeof seq2seqConfig>> = true;
 
 /**
  * Check a seq2seq config (absent keys take the defaults; `task`, when present, must be 'seq2seq').
- * With `limits` (loading a file), sizes are checked against them too. Errors are TypeErrors.
+ * With `limits` (loading a file), sizes are checked against them too.
  */
 export function checkSeq2SeqConfig(config: unknown, limits: Partial<Limits> | null = null): Seq2SeqConfig {
-  if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new TaskConfigError(`seq2seq config: expected an object, got ${brief(config)}`);
-  const { task, ...rest } = config as Record<string, unknown>;
+  if (!isRecord(config)) throw new TaskConfigError(`seq2seq config: expected an object, got ${brief(config)}`);
+  const { task, ...rest } = config;
   if (task !== undefined && task !== 'seq2seq') throw new TaskConfigError(`seq2seq config: task must be 'seq2seq', got ${brief(task)}`);
-  const c = checkConfig('seq2seq config', SEQ2SEQ_CONFIG, { arch: 'seq2seq', ...CONFIG_DEFAULTS, ...rest }, { limits, error: TaskConfigError });
-  if (c.attention === 'dot' && c.decoderHidden !== 2 * (c.encoderHidden as number)) throw new TaskConfigError(`seq2seq config: 'dot' attention needs decoderHidden = 2·encoderHidden`);
-  return c as unknown as Seq2SeqConfig;
+  return parseConfig('seq2seq config', seq2seqConfig, { arch: 'seq2seq', ...CONFIG_DEFAULTS, ...rest }, { limits });
 }
 
 /** The parameters (names and shapes) a seq2seq config implies. */
@@ -474,44 +489,23 @@ export function loadSeq2Seq(file: ModelFile, path = 'model file', opts: { limits
   return { task: new Seq2SeqTask(model, vocab) };
 }
 
-const SEQ2SEQ_SCHEMA: Schema = {
-  cell: str('lstm', 'encoder and decoder cell', ['lstm', 'gru']),
-  attention: str('additive', "attention score: Bahdanau 'additive', Luong 'general' or 'dot' (dot needs decoderHidden = 2·encoderHidden)", ['additive', 'general', 'dot']),
-  embeddingDim: int(SEQ2SEQ_DEFAULTS.embeddingDim, 'grapheme and phoneme embedding size'),
-  encoderHidden: int(SEQ2SEQ_DEFAULTS.encoderHidden, 'encoder state size per direction (the encoder is bidirectional)'),
-  encoderLayers: int(SEQ2SEQ_DEFAULTS.encoderLayers, 'stacked encoder layers'),
-  decoderHidden: int(SEQ2SEQ_DEFAULTS.decoderHidden, 'decoder state size'),
-  attnDim: int(SEQ2SEQ_DEFAULTS.attnDim, 'hidden size of the additive attention'),
-  dropout: num(SEQ2SEQ_DEFAULTS.dropout, 'dropout on embeddings and decoder outputs', 0, 1, true),
-  beamWidth: int(1, 'beam width for evaluation and predict (1 = greedy)'),
-  lengthPenalty: num(1, 'beam-search length normalisation α (score = log p / length^α)', 0),
-  stress: bool(false, 'keep stress digits on vowels (69 phonemes instead of 39)'),
-  splitSeed: int(SEQ2SEQ_DEFAULTS.seed, 'seed of the fixed word-level train/val/test split', 0),
-  testSize: int(SEQ2SEQ_DEFAULTS.testSize, 'held-out test words'),
-  valSize: int(SEQ2SEQ_DEFAULTS.valSize, 'validation words'),
-  trainLimit: int(0, 'use at most this many training words (0 = all)', 0),
-  maxWordLength: int(30, 'drop longer words'),
-  epochs: int(12, 'passes over the ~111k training pairs (about 3.3 minutes each on the wasm backend with one thread; `--time 1800` stops after 30 minutes, as in the README run)'),
-  lr: num(0.003, 'Adam learning rate', 0),
-  clipNorm: num(5, 'clip the global gradient norm to this (0: no clipping)', 0),
-  batchSize: int(SEQ2SEQ_DEFAULTS.batchSize, 'word pairs per batch'),
-  seed: int(1, 'seed of initialisation, dropout and batch order', 0),
-};
+const D = SEQ2SEQ_DEFAULTS;
+const SEQ2SEQ_OPTIONS = optionSet(SEQ2SEQ_FIELDS, {
+  cell: D.cell, attention: D.attention, embeddingDim: D.embeddingDim, encoderHidden: D.encoderHidden, encoderLayers: D.encoderLayers, decoderHidden: D.decoderHidden,
+  attnDim: D.attnDim, dropout: D.dropout, beamWidth: D.beamWidth, lengthPenalty: D.lengthPenalty, stress: D.stress, splitSeed: D.seed, testSize: D.testSize,
+  valSize: D.valSize, trainLimit: 0, maxWordLength: 30, epochs: 12, lr: 0.003, clipNorm: 5, batchSize: D.batchSize, seed: D.modelSeed,
+});
 
 /** The registry entry (models/registry.ts TaskSpec). */
 export const seq2seqTaskSpec: TaskSpec = makeSpec({
   name: 'seq2seq',
   description: 'grapheme → phoneme on CMUdict: bidirectional LSTM/GRU encoder, attention decoder (teacher forcing), greedy or beam-search decoding; WER and PER',
   topology: 'many-to-many',
-  schema: SEQ2SEQ_SCHEMA,
+  options: SEQ2SEQ_OPTIONS,
   build(o) {
-    const built = buildSeq2Seq({
-      cell: o.cell as 'lstm', attention: o.attention as AttentionKind, embeddingDim: o.embeddingDim as number, encoderHidden: o.encoderHidden as number,
-      encoderLayers: o.encoderLayers as number, decoderHidden: o.decoderHidden as number, attnDim: o.attnDim as number, dropout: o.dropout as number,
-      beamWidth: o.beamWidth as number, lengthPenalty: o.lengthPenalty as number, stress: o.stress as boolean, seed: o.splitSeed as number,
-      testSize: o.testSize as number, valSize: o.valSize as number, trainLimit: (o.trainLimit as number) || undefined, maxWordLength: o.maxWordLength as number,
-      batchSize: o.batchSize as number, modelSeed: o.seed as number,
-    });
+    // the library's buildSeq2Seq names the split seed `seed` and the model's `modelSeed`
+    const { splitSeed, seed, trainLimit, epochs, lr, clipNorm, ...rest } = o;
+    const built = buildSeq2Seq({ ...rest, seed: splitSeed, modelSeed: seed, trainLimit: trainLimit || undefined });
     return { task: built.task, train: built.train, val: built.val, test: built.test };
   },
   load: (file, where) => loadSeq2Seq(file, where ?? 'model file'),

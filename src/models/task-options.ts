@@ -21,7 +21,11 @@
 import type { BatchSource, Task } from '../train/task.ts';
 import type { ModelFile } from '../io/model.ts';
 import { checkLimit, resolveLimits, type Limits } from '../io/limits.ts';
-import { brief } from '../util/options.ts';
+import { z } from 'zod';
+import { brief, isRecord } from '../util/options.ts';
+import { expectedOf, problemOf, valueAt } from '../util/schema.ts';
+import { CELLS } from '../cells/recurrent.ts';
+import { CELL_MODE, fieldMeta, type CellKind } from './fields.ts';
 
 export type Topology = 'one-to-one' | 'one-to-many' | 'many-to-one' | 'many-to-many';
 
@@ -50,6 +54,8 @@ export interface TaskSpec {
   defaults: Record<string, unknown>;
   /** One line of documentation per option (same keys as defaults). */
   optionHelp?: Record<string, string>;
+  /** The form each option takes, e.g. "a positive integer" (same keys as defaults). */
+  optionForms?: Record<string, string>;
   /** Validate options, load the data, build the task. */
   build(options?: Record<string, unknown>): BuiltTask;
   /** Rebuild a trained task from a model file. */
@@ -65,87 +71,89 @@ export class TaskRegistryError extends Error {
   }
 }
 
-// ---- options --------------------------------------------------------------------------------------
+// ---- option sets: defaults over the fields of models/fields.ts ------------------------------------
 
-/** One option of a task: its default, documentation and accepted values. */
-export interface OptionDef {
-  default: number | boolean | string;
-  help: string;
-  /** int / number with optional bounds; string with optional choices. */
-  type: 'int' | 'number' | 'boolean' | 'string';
-  min?: number;
-  max?: number;
-  /** The upper bound itself is not allowed. */
-  maxOpen?: boolean;
-  choices?: readonly string[];
+/** A task's options: parse (validate + fill defaults), the defaults, and per option its help and form. */
+export interface OptionSet<O> {
+  /** Defaults merged with validated options; numbers and booleans may be strings ("64", "true"). */
+  parse(task: string, options: unknown): O;
+  readonly defaults: O;
+  /** One line of documentation per option. */
+  readonly help: Record<string, string>;
+  /** The form each option takes ("a positive integer", "'lstm', 'gru' or 'rnn'"). */
+  readonly expected: Record<string, string>;
 }
 
-/** A task's options by name. */
-export type Schema = Record<string, OptionDef>;
-
-export const int = (d: number, help: string, min = 1, max?: number): OptionDef => ({ default: d, help, type: 'int', min, max });
-export const num = (d: number, help: string, min = 0, max?: number, maxOpen = false): OptionDef => ({ default: d, help, type: 'number', min, max, maxOpen });
-export const bool = (d: boolean, help: string): OptionDef => ({ default: d, help, type: 'boolean' });
-export const str = (d: string, help: string, choices?: readonly string[]): OptionDef => ({ default: d, help, type: 'string', choices });
-
-/** One option value checked against its definition (numbers and booleans may be strings). */
-export function coerce(task: string, key: string, def: OptionDef, v: unknown): number | boolean | string {
-  const bad = (expected: string): never => {
-    throw new TaskRegistryError(`${task}: option '${key}' must be ${expected}, got ${JSON.stringify(v)}`);
+/** A string where a number or boolean is wanted, as a command line gives it, becomes one. */
+function fromText(field: z.ZodType) {
+  return (v: unknown): unknown => {
+    if (typeof v !== 'string' || field.safeParse(v).success) return v;
+    const t = v.trim();
+    if (t === 'true' || t === 'false') return t === 'true';
+    return t !== '' && Number.isFinite(Number(t)) ? Number(t) : v;
   };
-  if (def.type === 'boolean') {
-    if (typeof v === 'boolean') return v;
-    if (v === 'true') return true;
-    if (v === 'false') return false;
-    return bad('true or false');
-  }
-  if (def.type === 'string') {
-    if (typeof v !== 'string') return bad(def.choices ? `one of ${def.choices.join(', ')}` : 'a string');
-    if (def.choices && !def.choices.includes(v)) return bad(`one of ${def.choices.join(', ')}`);
-    return v;
-  }
-  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
-  const range = `${def.min !== undefined ? ` ≥ ${def.min}` : ''}${def.max !== undefined ? `${def.min !== undefined ? ' and' : ''} ${def.maxOpen ? '<' : '≤'} ${def.max}` : ''}`;
-  const expected = `${def.type === 'int' ? 'an integer' : 'a number'}${range}`;
-  if (!Number.isFinite(n)) return bad(expected);
-  // safe integers only: 2^53 + 2 is an "integer" to Number.isInteger but not a count any loop can reach
-  if (def.type === 'int' && !Number.isSafeInteger(n)) return bad(expected);
-  if (def.min !== undefined && n < def.min) return bad(expected);
-  if (def.max !== undefined && (def.maxOpen ? n >= def.max : n > def.max)) return bad(expected);
-  return n;
 }
 
-/** Defaults merged with validated options (see the file comment for the rules). */
-export function resolveOptions(task: string, schema: Schema, options: Record<string, unknown> | undefined): Record<string, number | boolean | string> {
-  if (options !== undefined && (options === null || typeof options !== 'object' || Array.isArray(options))) throw new TaskRegistryError(`${task}: options must be an object`);
-  const out: Record<string, number | boolean | string> = {};
-  for (const [k, d] of Object.entries(schema)) out[k] = d.default;
-  for (const [k, v] of Object.entries(options ?? {})) {
-    const def = schema[k];
-    if (!def) throw new TaskRegistryError(`${task}: unknown option '${k}' (known: ${Object.keys(schema).join(', ')})`);
-    if (v === undefined) continue;
-    out[k] = coerce(task, k, def, v);
-  }
-  return out;
+/**
+ * The option set of a task: `defaults` names the options (each a key of `fields`, declared once
+ * there with its type, range and help) and their default values.
+ *
+ *   const NAMES = optionSet(FIELDS, { cell: 'gru', hiddenSize: 64, ... });
+ *   NAMES.parse('classify-names', { hiddenSize: '128' }).hiddenSize   // 128, typed number
+ */
+export function optionSet<F extends Record<string, z.ZodType>, K extends keyof F & string>(fields: F, defaults: { [k in K]: z.output<F[k]> }): OptionSet<{ [k in K]: z.output<F[k]> }> {
+  type O = { [k in K]: z.output<F[k]> };
+  const keys = Object.keys(defaults) as K[];
+  const shape = Object.fromEntries(keys.map((k) => [k, z.preprocess(fromText(fields[k]), fields[k]).optional()]));
+  const schema = z.strictObject(shape);
+  const help = Object.fromEntries(keys.map((k) => [k, fieldMeta(fields[k]).description ?? '']));
+  const expected = Object.fromEntries(keys.map((k) => [k, fieldMeta(fields[k]).expected ?? '']));
+  return {
+    defaults,
+    help,
+    expected,
+    parse(task, options) {
+      if (options === undefined) return { ...defaults };
+      if (!isRecord(options)) throw new TaskRegistryError(`${task}: options must be an object`);
+      const r = schema.safeParse(options);
+      if (!r.success) {
+        const p = problemOf(schema, r.error, options);
+        if (p.kind === 'unknownKey') throw new TaskRegistryError(`${task}: unknown option '${p.key}' (known: ${keys.join(', ')})`);
+        if (p.kind === 'sentence') throw new TaskRegistryError(`${task}: ${p.message}`);
+        const key = String(p.path[0]);
+        throw new TaskRegistryError(`${task}: option '${key}' must be ${expected[key] || expectedOf(p)}, got ${JSON.stringify(valueAt(options, [key]))}`);
+      }
+      const out: Record<string, unknown> = { ...defaults };
+      for (const [k, v] of Object.entries(r.data)) if (v !== undefined) out[k] = v;
+      return out as O;
+    },
+  };
 }
 
-/** The recommended Trainer options from resolved options (lr, epochs, clipNorm, seed). */
-export function trainDefaults(o: Record<string, number | boolean | string>): TrainDefaults {
-  return { optimizer: 'adam', lr: o.lr as number, epochs: o.epochs as number, clipNorm: o.clipNorm as number, seed: o.seed as number };
+/** The recommended Trainer options from a task's parsed options. */
+export function trainDefaults(o: { lr: number; epochs: number; clipNorm: number; seed: number }): TrainDefaults {
+  return { optimizer: 'adam', lr: o.lr, epochs: o.epochs, clipNorm: o.clipNorm, seed: o.seed };
 }
 
-/** A registry TaskSpec from a schema: defaults and help from the schema, build validating the options first. */
-export function makeSpec(base: { name: string; description: string; topology: Topology; schema: Schema; build: (o: Record<string, number | boolean | string>) => Omit<BuiltTask, 'trainOptions'>; load: TaskSpec['load']; predict: TaskSpec['predict'] }): TaskSpec {
-  const defaults = Object.fromEntries(Object.entries(base.schema).map(([k, d]) => [k, d.default]));
-  const optionHelp = Object.fromEntries(Object.entries(base.schema).map(([k, d]) => [k, d.help]));
+/** A registry TaskSpec from an option set and a builder: defaults and help from the set, build parsing the options first. */
+export function makeSpec<O extends { lr: number; epochs: number; clipNorm: number; seed: number }>(base: {
+  name: string;
+  description: string;
+  topology: Topology;
+  options: OptionSet<O>;
+  build: (o: O) => Omit<BuiltTask, 'trainOptions'>;
+  load: TaskSpec['load'];
+  predict: TaskSpec['predict'];
+}): TaskSpec {
   return {
     name: base.name,
     description: base.description,
     topology: base.topology,
-    defaults,
-    optionHelp,
+    defaults: { ...base.options.defaults },
+    optionHelp: base.options.help,
+    optionForms: base.options.expected,
     build(options) {
-      const o = resolveOptions(base.name, base.schema, options);
+      const o = base.options.parse(base.name, options);
       return { ...base.build(o), trainOptions: trainDefaults(o) };
     },
     load: base.load,
@@ -163,128 +171,52 @@ export class TaskConfigError extends Error {
   }
 }
 
-/** One key of a stored config: its type, range and (for sizes) the resource limit it counts against. */
-export type ConfigField =
-  | { type: 'int'; min: number; max?: number; limit?: keyof Limits }
-  | { type: 'number'; min: number; max?: number; maxOpen?: boolean; minOpen?: boolean }
-  | { type: 'boolean' }
-  | { type: 'string'; choices?: readonly string[] }
-  | { type: 'strings'; minItems: number; limit?: keyof Limits; unique?: boolean }
-  | { type: 'numbers'; sameLengthAs?: string; min?: number; minOpen?: boolean }
-  | { type: 'custom'; check: (v: unknown, where: string) => void };
-
-/** A task's stored config, key by key. */
-export type ConfigSchema = Record<string, ConfigField>;
-
-/** An integer ≥ min (a safe integer), at most `max`, and (when loading) within `limits[limit]`. */
-export const cInt = (min: number, limit?: keyof Limits, max?: number): ConfigField => ({ type: 'int', min, limit, max });
-/** A finite number in [min, max] (or [min, max) with maxOpen, (min, …] with minOpen). */
-export const cNum = (min: number, max?: number, o: { maxOpen?: boolean; minOpen?: boolean } = {}): ConfigField => ({ type: 'number', min, max, ...o });
-export const cBool = (): ConfigField => ({ type: 'boolean' });
-export const cStr = (choices?: readonly string[]): ConfigField => ({ type: 'string', choices });
-/** A list of at least `minItems` strings (distinct with `unique`), its length within `limits[limit]`. */
-export const cStrings = (minItems: number, limit?: keyof Limits, unique = true): ConfigField => ({ type: 'strings', minItems, limit, unique });
-/** A list of finite numbers, one per entry of the list under `sameLengthAs`. */
-export const cNumbers = (sameLengthAs: string, min?: number, minOpen = false): ConfigField => ({ type: 'numbers', sameLengthAs, min, minOpen });
-/** Anything a custom check accepts (it throws to refuse). */
-export const cCustom = (check: (v: unknown, where: string) => void): ConfigField => ({ type: 'custom', check });
-
-// The one formatter of values for messages (JSON, cut short); models import it from here.
-export { brief };
-
-/** 'a', 'b' or 'c' */
-function quotedChoices(c: readonly string[]): string {
-  const q = c.map((x) => `'${x}'`);
-  return q.length === 1 ? q[0] : `${q.slice(0, -1).join(', ')} or ${q[q.length - 1]}`;
-}
-
-function describeInt(f: { min: number; max?: number }): string {
-  if (f.max !== undefined) return `an integer in [${f.min}, ${f.max}]`;
-  if (f.min === 1) return 'a positive integer';
-  if (f.min === 0) return 'a non-negative integer';
-  if (f.min <= Number.MIN_SAFE_INTEGER) return 'an integer';
-  return `an integer ≥ ${f.min}`;
-}
-
 /**
- * Check a config read from a model file against its schema: an object with exactly the schema's
- * keys, each of its type and range; with `limits`, every size within its limit (a LimitError naming
- * the key). Limits apply to files (untrusted); a config built from the caller's own options is
- * checked without them (`limits` null). Any other problem is an error of class `error` (default
- * TaskConfigError) naming the key, the expected form and what was got.
+ * Check a config read from a model file against its schema (a strict Zod object built from
+ * models/fields.ts): with `limits`, first every size within its limit (a LimitError naming the
+ * key: the fields that count against a limit say which in their metadata), before anything else
+ * looks at the values; then exactly the schema's keys, each of its form. Limits apply to files
+ * (untrusted); a config built from the caller's own options is checked without them (`limits`
+ * null). Any other problem is an error of class `error` (default TaskConfigError) naming the key,
+ * the expected form and what was got.
  */
-export function checkConfig(
+export function parseConfig<T>(
   where: string,
-  schema: ConfigSchema,
+  schema: z.ZodObject & z.ZodType<T>,
   config: unknown,
   o: { limits?: Partial<Limits> | null; error?: new (message: string) => Error } = {},
-): Record<string, unknown> {
+): T {
   const E = o.error ?? TaskConfigError;
-  const lim = o.limits === null || o.limits === undefined ? null : resolveLimits(o.limits);
   if (config === null || config === undefined) throw new E(`${where}: missing (the model file has no recur.config metadata)`);
-  if (typeof config !== 'object' || Array.isArray(config)) throw new E(`${where}: expected an object, got ${brief(config)}`);
-  const c = config as Record<string, unknown>;
-  const known = Object.keys(schema);
-  for (const k of Object.keys(c)) if (!Object.hasOwn(schema, k)) throw new E(`${where}: unknown field '${k}' (known: ${known.join(', ')})`);
-  for (const k of known) if (!Object.hasOwn(c, k)) throw new E(`${where}: missing field '${k}'`);
-  for (const k of known) {
-    const f = schema[k];
-    const v = c[k];
-    const bad = (expected: string): never => {
-      throw new E(`${where}: '${k}' must be ${expected}, got ${brief(v)}`);
-    };
-    switch (f.type) {
-      case 'int':
-        if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < f.min || (f.max !== undefined && v > f.max)) bad(describeInt(f));
-        if (lim && f.limit) checkLimit(lim, f.limit, v as number, `${where}: '${k}'`);
-        break;
-      case 'number': {
-        const range = `${f.minOpen ? '(' : '['}${f.min}, ${f.max === undefined ? '∞)' : `${f.max}${f.maxOpen ? ')' : ']'}`}`;
-        if (typeof v !== 'number' || !Number.isFinite(v)) bad(`a finite number in ${range}`);
-        const n = v as number;
-        if (f.minOpen ? n <= f.min : n < f.min) bad(`a number in ${range}`);
-        if (f.max !== undefined && (f.maxOpen ? n >= f.max : n > f.max)) bad(`a number in ${range}`);
-        break;
+  if (!isRecord(config)) throw new E(`${where}: expected an object, got ${brief(config)}`);
+  if (o.limits) {
+    const lim = resolveLimits(o.limits);
+    for (const [k, field] of Object.entries(schema.shape)) {
+      const limit = fieldMeta(field as z.ZodType).limit;
+      const v = Object.hasOwn(config, k) ? config[k] : undefined;
+      if (!limit) continue;
+      if (typeof v === 'number' && Number.isSafeInteger(v)) checkLimit(lim, limit, v, `${where}: '${k}'`);
+      else if (Array.isArray(v)) {
+        checkLimit(lim, limit, v.length, `${where}: entries of '${k}'`);
+        v.forEach((x, i) => typeof x === 'number' && Number.isSafeInteger(x) && checkLimit(lim, limit, x, `${where}: '${k}'[${i}]`));
       }
-      case 'boolean':
-        if (typeof v !== 'boolean') bad('true or false');
-        break;
-      case 'string': {
-        const expected = f.choices ? quotedChoices(f.choices) : 'a string';
-        if (typeof v !== 'string' || (f.choices && !f.choices.includes(v))) bad(expected);
-        break;
-      }
-      case 'strings': {
-        const what = `a list of ${f.minItems > 1 ? `at least ${f.minItems} ` : ''}${f.unique ? 'distinct ' : ''}strings`;
-        if (!Array.isArray(v)) bad(what);
-        const a = v as unknown[];
-        if (lim && f.limit) checkLimit(lim, f.limit, a.length, `${where}: entries of '${k}'`);
-        if (a.length < f.minItems || !a.every((x) => typeof x === 'string')) bad(what);
-        if (f.unique && new Set(a).size !== a.length) bad(what);
-        break;
-      }
-      case 'numbers': {
-        const n = f.sameLengthAs !== undefined && Array.isArray(c[f.sameLengthAs]) ? (c[f.sameLengthAs] as unknown[]).length : null;
-        const what = `a list of ${n === null ? '' : `${n} `}finite numbers${f.min !== undefined ? ` ${f.minOpen ? '>' : '≥'} ${f.min}` : ''}${n === null ? '' : ` (one per entry of '${f.sameLengthAs}')`}`;
-        if (!Array.isArray(v) || (n !== null && v.length !== n)) bad(what);
-        for (const x of v as unknown[]) {
-          if (typeof x !== 'number' || !Number.isFinite(x)) bad(what);
-          if (f.min !== undefined && (f.minOpen ? (x as number) <= f.min : (x as number) < f.min)) bad(what);
-        }
-        break;
-      }
-      case 'custom':
-        f.check(v, `${where}: '${k}'`);
-        break;
     }
   }
-  return c;
+  const r = schema.safeParse(config);
+  if (r.success) return r.data;
+  const p = problemOf(schema, r.error, config);
+  const key = String(p.path[0] ?? '');
+  if (p.kind === 'unknownKey') throw new E(`${where}: unknown field '${p.key}' (known: ${Object.keys(schema.shape).join(', ')})`);
+  if (p.kind === 'sentence') throw new E(`${where}: ${p.message}`);
+  if (!Object.hasOwn(config, key)) throw new E(`${where}: missing field '${key}'`);
+  // a field says its whole form (a list's, an enum's), whichever part of the value failed
+  const form = fieldMeta(schema.shape[key] as z.ZodType).expected ?? expectedOf(p);
+  throw new E(`${where}: '${key}' must be ${form}, got ${brief(config[key])}`);
 }
 
 /** The parameters a config implies: PyTorch state_dict names and shapes, in registration order. */
 export type ParamShapes = [name: string, shape: number[]][];
 
-const GATES = { lstm: 4, gru: 3, rnn: 1 } as const;
 
 /** nn.Linear(inF, outF): weight [outF, inF], bias [outF]. */
 export function linearShapes(prefix: string, inF: number, outF: number, bias = true): ParamShapes {
@@ -302,8 +234,8 @@ export function conv2dShapes(prefix: string, inC: number, outC: number, k: numbe
 }
 
 /** nn.LSTM / nn.GRU / nn.RNN (with biases): weight_ih_l{l}[_reverse] [G·H, in], weight_hh [G·H, H], bias_ih, bias_hh [G·H]. */
-export function recurrentShapes(prefix: string, cell: 'lstm' | 'gru' | 'rnn', inputSize: number, H: number, numLayers: number, bidirectional: boolean): ParamShapes {
-  const G = GATES[cell];
+export function recurrentShapes(prefix: string, cell: CellKind, inputSize: number, H: number, numLayers: number, bidirectional: boolean): ParamShapes {
+  const G = CELLS[CELL_MODE[cell]].G;
   const D = bidirectional ? 2 : 1;
   const out: ParamShapes = [];
   for (let l = 0; l < numLayers; l++) {
@@ -317,8 +249,8 @@ export function recurrentShapes(prefix: string, cell: 'lstm' | 'gru' | 'rnn', in
 }
 
 /** nn.LSTMCell / nn.GRUCell / nn.RNNCell: the same four tensors without a layer suffix. */
-export function cellShapes(prefix: string, cell: 'lstm' | 'gru' | 'rnn', inputSize: number, H: number): ParamShapes {
-  const G = GATES[cell];
+export function cellShapes(prefix: string, cell: CellKind, inputSize: number, H: number): ParamShapes {
+  const G = CELLS[CELL_MODE[cell]].G;
   return [[`${prefix}.weight_ih`, [G * H, inputSize]], [`${prefix}.weight_hh`, [G * H, H]], [`${prefix}.bias_ih`, [G * H]], [`${prefix}.bias_hh`, [G * H]]];
 }
 
