@@ -33,7 +33,7 @@ import { fileStore, hasCheckpoint, readTrainingState, BEST_FILE, METRICS_FILE, M
 import type { ProgressSink } from '../train/callbacks.ts';
 import { noGrad } from '../autograd/tape.ts';
 import { withEval } from '../nn/module.ts';
-import type { BuiltTask as RegistryBuiltTask } from '../models/task-options.ts';
+import type { BuiltTask as RegistryBuiltTask, TaskSpec as RegistryTaskSpec } from '../models/task-options.ts';
 import type { ModelFile } from '../io/model.ts';
 import { loadModelFile } from '../io/files.ts';
 import { decodeText, type TextEncoding } from '../data/files.ts';
@@ -44,18 +44,13 @@ import { Progress } from './progress.ts';
 // ---- the registry API ------------------------------------------------------------------------------
 
 /**
- * What the commands need of a task spec: the registry's TaskSpec (models/task-options.ts) satisfies
- * it; tests pass a smaller one of their own.
+ * What the commands need of a task spec: the registry's TaskSpec (models/task-options.ts) less its
+ * topology, with trainOptions optional; tests pass a smaller one of their own.
  */
 export type BuiltTask = Omit<RegistryBuiltTask, 'trainOptions'> & { trainOptions?: Record<string, unknown> };
-export interface TaskSpec {
-  name: string;
-  description: string;
-  defaults: Record<string, unknown>;
+export type TaskSpec = Pick<RegistryTaskSpec, 'name' | 'description' | 'defaults' | 'optionHelp' | 'optionForms' | 'load' | 'predict'> & {
   build(options: Record<string, unknown>): BuiltTask;
-  load(file: ModelFile, where?: string): { task: Task<any> };
-  predict(task: Task<any>, inputs: string[]): string[];
-}
+};
 
 export interface TaskRegistry {
   getTaskSpec(name: string): TaskSpec | undefined;
@@ -145,10 +140,6 @@ const TRAINER_SET_KEYS = [
   'earlyStopping', 'seed', 'gradNormLogging',
 ] as const;
 
-function typeName(v: unknown): string {
-  return v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
-}
-
 interface SplitOptions {
   taskOptions: Record<string, unknown>;
   trainerOptions: Record<string, unknown>;
@@ -165,11 +156,9 @@ function routeSets(who: string, sets: [string, string][], defaults: Record<strin
     if (!isTask && !isTrainer) {
       throw new UsageError(`--set: unknown key '${key}' (task options: ${Object.keys(defaults).join(', ') || 'none'}; trainer options: ${TRAINER_SET_KEYS.join(', ')})`);
     }
+    // the value itself is checked by the task's option schema when it is built (its message names
+    // the option and the form it takes)
     if (isTask) {
-      const d = defaults[key];
-      if (d !== null && d !== undefined && value !== null && typeName(d) !== typeName(value)) {
-        throw new UsageError(`--set ${key}: expected a ${typeName(d)} (the default is ${JSON.stringify(d)}), got '${raw}'`);
-      }
       if (!allowTask) throw new UsageError(`--set ${key}: the task's options cannot change when resuming (they must match the checkpoint)`);
       taskOptions[key] = value;
     }
@@ -291,6 +280,15 @@ function listText(reg: TaskRegistry): string {
     const spec = reg.getTaskSpec(name);
     if (!spec) continue;
     lines.push(`  ${name.padEnd(14)} ${spec.description}`);
+    const help = spec.optionHelp;
+    if (help) {
+      // one line per option, from the task's option schema: key=default, then its help and form
+      for (const [k, v] of Object.entries(spec.defaults)) {
+        const form = spec.optionForms?.[k];
+        lines.push(`      ${`${k}=${JSON.stringify(v)}`.padEnd(26)} ${help[k] ?? ''}${form ? ` (${form})` : ''}`);
+      }
+      continue;
+    }
     const opts = Object.entries(spec.defaults).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
     if (opts.length) lines.push(`  ${''.padEnd(14)} options: ${opts.join(' ')}`);
   }
@@ -349,6 +347,7 @@ export async function trainCommand(argv: string[], deps: CommandDeps = {}): Prom
   // Task options and trainer options: from the checkpoint when resuming, else defaults + --set + flags.
   let taskOptions: Record<string, unknown>;
   let trainerOptions: Record<string, unknown>;
+  let savedCheckpointEvery: number | undefined;
   if (resumeDir !== undefined) {
     if (!hasCheckpoint(resumeDir)) throw new CliError(`cannot resume: '${resumeDir}' holds no checkpoint (trainer-state.safetensors)`);
     let saved;
@@ -375,7 +374,7 @@ export async function trainCommand(argv: string[], deps: CommandDeps = {}): Prom
     }
     if (trainerOptions.epochs === null && trainerOptions.maxSteps == null && trainerOptions.timeLimitSeconds == null) trainerOptions.epochs = undefined;
     const ck = (saved.options as { checkpoint?: { every?: number } }).checkpoint;
-    if (checkpointEvery === undefined && ck && typeof ck === 'object' && ck.every) flags.checkpointEvery = ck.every;
+    if (typeof ck?.every === 'number') savedCheckpointEvery = ck.every;
     if (runDir !== undefined && resolve(runDir) !== resolve(resumeDir)) throw new UsageError(`--run-dir and --resume name different directories; a resumed run stays in its directory`);
     runDir = resumeDir;
   } else {
@@ -404,7 +403,7 @@ export async function trainCommand(argv: string[], deps: CommandDeps = {}): Prom
       ...(trainerOptions as TrainerOptions),
       runDir,
       store: fileStore,
-      checkpoint: { every: checkpointEvery ?? (flags.checkpointEvery as number | undefined) ?? train.numBatches },
+      checkpoint: { every: checkpointEvery ?? savedCheckpointEvery ?? train.numBatches },
       progress: progress ?? false,
       handleInterrupt: true,
       log: (m) => print(m),
