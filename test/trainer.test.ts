@@ -311,6 +311,7 @@ test('handleInterrupt: the first SIGINT stops after the step; the listener is re
 
 import { evalCommand, extractSets, parseSetValue, predictCommand, trainCommand, type TaskRegistry } from '../src/cli/train-commands.ts';
 import { UsageError, CliError } from '../src/cli/args.ts';
+import { TaskRegistryError } from '../src/models/task-options.ts';
 import { loadModelFile } from '../src/io/files.ts';
 import { asStateDict } from '../src/io/model.ts';
 import { readTrainingState, fileStore } from '../src/train/checkpoint.ts';
@@ -328,6 +329,8 @@ const registry: TaskRegistry = {
           defaults: { batches: 4, seed: 0, lr: 0.05 },
           build: (o) => {
             builds.push(o);
+            // as every TaskSpec must (the registry's do it with their option schema): values are checked here
+            if (!Number.isSafeInteger(o.batches) || (o.batches as number) < 1) throw new TaskRegistryError(`regression: option 'batches' must be a positive integer, got ${JSON.stringify(o.batches)}`);
             return { task: new Regression(o.seed as number), train: new Data(o.batches as number), val: new Data(1, 8, 9), test: new Data(1, 8, 10) };
           },
           load: (file) => {
@@ -394,7 +397,7 @@ test('cli: recur train usage errors name the problem', async () => {
   const c = capture();
   await assert.rejects(trainCommand(['nope'], c.deps), (e: Error) => e instanceof UsageError && /unknown task 'nope' \(tasks: regression\)/.test(e.message));
   await assert.rejects(trainCommand(['regression', '--set', 'hidden=3'], c.deps), /unknown key 'hidden' \(task options: batches, seed, lr; trainer options: optimizer/);
-  await assert.rejects(trainCommand(['regression', '--set', 'batches=many'], c.deps), /--set batches: expected a number/);
+  await assert.rejects(trainCommand(['regression', '--set', 'batches=many'], c.deps), (e: Error) => e instanceof UsageError && /regression: option 'batches' must be a positive integer, got "many"/.test(e.message));
   await assert.rejects(trainCommand(['regression', '--set', 'clipNorm=-1', '--run-dir', join(root, 'bad')], c.deps), (e: Error) => e instanceof UsageError && /'clipNorm' must be a finite number > 0/.test(e.message));
   await assert.rejects(trainCommand(['regression', '--epochs', 'x'], c.deps), /--epochs must be a positive integer/);
   await assert.rejects(trainCommand([], c.deps), /missing the TASK argument/);
@@ -469,7 +472,7 @@ test('cli: option values that are negative numbers reach the range checks; --opt
   await assert.rejects(trainCommand(['regression', '--lr', '-0.5'], c.deps), (e: Error) => e instanceof UsageError && e.message === "--lr must be a number ≥ 0, got '-0.5'");
   // a value starting with '-' that is not a number still needs the = form, and says so
   await assert.rejects(trainCommand(['regression', '--run-dir', '-x'], c.deps), (e: Error) => e instanceof UsageError && /--run-dir needs a value; one that starts with '-' is written --run-dir=VALUE/.test(e.message));
-  await assert.rejects(trainCommand(['regression', '--set=batches=many'], c.deps), /--set batches: expected a number/);
+  await assert.rejects(trainCommand(['regression', '--set=batches=many'], c.deps), /regression: option 'batches' must be a positive integer, got "many"/);
   const e = capture();
   assert.equal(await evalCommand(['regression', `--model=${join(root, 'cli-run', 'model.safetensors')}`, '--split=val', '--json'], e.deps), 0);
   assert.equal(JSON.parse(e.out.join('')).split, 'val');
