@@ -142,6 +142,21 @@ function layerLengths(ctx: WasmContext, dims: LayerDims): number {
   return ctx.lengthsAddress({ B: dims.B, H: dims.H, t: 0, lengths: dims.lengths });
 }
 
+/**
+ * Byte addresses of a direction's workspace (checked; marked written when forward fills it):
+ * hs, cs [T+1, B, H] (cs: LSTM, else 0); gx, gh [T, B, G·H] (gh: GRU, else 0).
+ */
+function workspaceAddresses(ctx: WasmContext, dims: LayerDims, ws: DirectionWorkspace, dt: DType, write: boolean): { hsPtr: number; csPtr: number; gxPtr: number; ghPtr: number } {
+  const { T, B, H, G } = dims;
+  const BH = B * H, gateRows = G * H;
+  return {
+    hsPtr: ctx.block(ws.hs, 0, (T + 1) * BH, dt, 'recurrent hs', write),
+    csPtr: ws.cs ? ctx.block(ws.cs, 0, (T + 1) * BH, dt, 'recurrent cs', write) : 0,
+    gxPtr: ctx.block(ws.gx, 0, T * B * gateRows, dt, 'recurrent gx', write),
+    ghPtr: ws.gh ? ctx.block(ws.gh, 0, T * B * gateRows, dt, 'recurrent gh', write) : 0,
+  };
+}
+
 export function recurrentForward(ctx: WasmContext, kernel: FusedStepKernel, dims: LayerDims, wt: DirectionWeights, ws: DirectionWorkspace, y: Storage | null, yCol: number, yStride: number): boolean {
   const cell = FUSED_STEPS[kernel];
   if (!cell) return false; // a cell kind this backend has no fused steps for: the generic loop runs it
@@ -149,11 +164,8 @@ export function recurrentForward(ctx: WasmContext, kernel: FusedStepKernel, dims
   const plan = stepPlan(ctx, dims, dt);
   if (plan === null) return false;
   const { T, B, H, G } = dims;
-  const gateRows = G * H, BH = B * H;
-  const hsPtr = ctx.block(ws.hs, 0, (T + 1) * BH, dt, 'recurrent hs', true); // [T+1, B, H]
-  const csPtr = ws.cs ? ctx.block(ws.cs, 0, (T + 1) * BH, dt, 'recurrent cs', true) : 0; // [T+1, B, H]
-  const gxPtr = ctx.block(ws.gx, 0, T * B * gateRows, dt, 'recurrent gx', true); // [T, B, G·H]
-  const ghPtr = ws.gh ? ctx.block(ws.gh, 0, T * B * gateRows, dt, 'recurrent gh', true) : 0; // [T, B, G·H]
+  const gateRows = G * H;
+  const { hsPtr, csPtr, gxPtr, ghPtr } = workspaceAddresses(ctx, dims, ws, dt, true);
   const yPtr = ctx.strided(y, yCol, yStride, T * B, H, dt, 'recurrent y', true);
   const wHh = ctx.span(wt.wHh, 0, gateRows * H, dt, 'recurrent weight_hh'); // [G·H, H]
   const bHhPtr = wt.bHh && cell.recurrentProducts ? ctx.block(wt.bHh, 0, gateRows, dt, 'recurrent bias_hh', false) : 0;
@@ -186,10 +198,8 @@ export function recurrentBackward(ctx: WasmContext, kernel: FusedStepKernel, dim
   if (plan === null) return false;
   const { T, B, H, G } = dims;
   const gateRows = G * H, BH = B * H;
-  const hsPtr = ctx.block(ws.hs, 0, (T + 1) * BH, dt, 'recurrent hs', false);
-  const csPtr = ws.cs ? ctx.block(ws.cs, 0, (T + 1) * BH, dt, 'recurrent cs', false) : 0;
-  const gatesPtr = ctx.block(ws.gx, 0, T * B * gateRows, dt, 'recurrent gx', false); // activated gates, saved by forward
-  const ghPtr = ws.gh ? ctx.block(ws.gh, 0, T * B * gateRows, dt, 'recurrent gh', false) : 0;
+  // gx holds the activated gates forward saved
+  const { hsPtr, csPtr, gxPtr: gatesPtr, ghPtr } = workspaceAddresses(ctx, dims, ws, dt, false);
   const dyPtr = ctx.strided(dy, dyCol, dyStride, T * B, H, dt, 'recurrent dy', false);
   const dgxPtr = ctx.block(sc.dgx, 0, T * B * gateRows, dt, 'recurrent dgx', true);
   const dghPtr = ctx.block(sc.dgh, 0, T * B * gateRows, dt, 'recurrent dgh', true);

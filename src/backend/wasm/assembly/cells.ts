@@ -9,13 +9,10 @@
  * multiple of 4 and all of float64 run the scalar generic code, which computes in float64 with
  * Math.exp / Math.tanh exactly like the reference backend.
  */
-import { inactive, sigmoid64 } from './common';
+import { elementPtr, inactive, sigmoid64 } from './common';
 import { NR, sgemm_compute } from './gemm';
 import { sigmoid4, tanh4 } from './vmath';
 
-@inline function elementPtr<T>(p: usize, i: i32): usize {
-  return p + (<usize>i << alignof<T>());
-}
 @inline function rowPtr<T>(base: usize, row: i32, stride: i32): usize {
   return base + ((<usize>row * <usize>stride) << alignof<T>());
 }
