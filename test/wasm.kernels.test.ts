@@ -295,7 +295,7 @@ describe('wasm backend: vector math', () => {
   /** The spacing of float32 values at |e| (normal range). */
   const ulp32 = (e: number): number => 2 ** (Math.floor(Math.log2(Math.abs(e))) - 23);
   test('exp, sigmoid and tanh approximations are within a few float32 ulp', () => {
-    const be = single as unknown as { ex: { vmath_eval(fn: number, n: number, x: number, out: number): void } };
+    const be = single as unknown as { ctx: { kernels: { vmath_eval(fn: number, n: number, x: number, out: number): void } } };
     const n = 4096;
     const rng = new Rng(17);
     const xs: number[] = [];
@@ -312,7 +312,7 @@ describe('wasm backend: vector math', () => {
       ['tanh', Math.tanh, 3],
     ];
     refs.forEach(([name, f, maxUlp], fn) => {
-      be.ex.vmath_eval(fn, n, x.ptr, out.ptr);
+      be.ctx.kernels.vmath_eval(fn, n, x.ptr, out.ptr);
       const got = single.read(out);
       for (let i = 0; i < n; i++) {
         const v = xv[i];

@@ -11,6 +11,7 @@
  */
 import './wasm-types.ts';
 import { BackendError } from '../interface.ts';
+import { isRecord } from '../../util/options.ts';
 import { getBackend, listBackends, registerBackend } from '../registry.ts';
 import { WasmBackend } from './backend.ts';
 import { instantiate, readVariant, withSharedMemory, type Variant } from './loader.ts';
@@ -58,6 +59,7 @@ export interface WasmBackendOptions {
 }
 
 const OPTION_KEYS = ['threads', 'relaxedSimd', 'initialMemoryMiB', 'maxMemoryMiB', 'threadMinWork', 'fusedSteps', 'poisonUninit'] as const;
+const KNOWN_OPTIONS: ReadonlySet<string> = new Set(OPTION_KEYS);
 const MAX_THREADS = 64;
 
 /** What this engine supports (the relaxed build is validated only when asked for). */
@@ -90,35 +92,38 @@ async function compiled(platform: Platform, v: Variant, shared: boolean): Promis
   }
 }
 
-function checkOptions(o: unknown): WasmBackendOptions {
-  if (o === undefined) return {};
-  if (o === null || typeof o !== 'object' || Array.isArray(o)) throw new TypeError(`loadWasmBackend: options must be an object such as {threads: 2}, got ${String(o)}`);
-  const r = o as Record<string, unknown>;
-  for (const k of Object.keys(r)) {
-    if (!(OPTION_KEYS as readonly string[]).includes(k)) throw new TypeError(`loadWasmBackend: unknown option '${k}' (expected one of: ${OPTION_KEYS.join(', ')})`);
+/** An integer in [1, max]; a type guard, so what passes is known to be a number. */
+function isIntIn(v: unknown, max: number): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= max;
+}
+
+/** Throw a TypeError naming the first bad option; afterwards `o` is known to be WasmBackendOptions (or undefined). */
+function checkOptions(o: unknown): asserts o is WasmBackendOptions | undefined {
+  if (o === undefined) return;
+  if (!isRecord(o)) throw new TypeError(`loadWasmBackend: options must be an object such as {threads: 2}, got ${String(o)}`);
+  for (const k of Object.keys(o)) {
+    if (!KNOWN_OPTIONS.has(k)) throw new TypeError(`loadWasmBackend: unknown option '${k}' (expected one of: ${OPTION_KEYS.join(', ')})`);
   }
   const posInt = (k: string, max: number): void => {
-    const v = r[k];
-    if (v !== undefined && !(Number.isInteger(v) && (v as number) >= 1 && (v as number) <= max)) {
-      throw new TypeError(`loadWasmBackend: '${k}' must be an integer in [1, ${max}], got ${String(v)}`);
-    }
+    const v = o[k];
+    if (v !== undefined && !isIntIn(v, max)) throw new TypeError(`loadWasmBackend: '${k}' must be an integer in [1, ${max}], got ${String(v)}`);
   };
   posInt('threads', MAX_THREADS);
   posInt('initialMemoryMiB', 4096);
   posInt('maxMemoryMiB', 4096);
   for (const k of ['fusedSteps', 'poisonUninit'] as const) {
-    if (r[k] !== undefined && typeof r[k] !== 'boolean') throw new TypeError(`loadWasmBackend: '${k}' must be true or false, got ${String(r[k])}`);
+    if (o[k] !== undefined && typeof o[k] !== 'boolean') throw new TypeError(`loadWasmBackend: '${k}' must be true or false, got ${String(o[k])}`);
   }
-  if (r.threadMinWork !== undefined && !(typeof r.threadMinWork === 'number' && r.threadMinWork >= 0)) {
-    throw new TypeError(`loadWasmBackend: 'threadMinWork' must be a non-negative number, got ${String(r.threadMinWork)}`);
+  if (o.threadMinWork !== undefined && !(typeof o.threadMinWork === 'number' && o.threadMinWork >= 0)) {
+    throw new TypeError(`loadWasmBackend: 'threadMinWork' must be a non-negative number, got ${String(o.threadMinWork)}`);
   }
-  if (r.relaxedSimd !== undefined && typeof r.relaxedSimd !== 'boolean') throw new TypeError(`loadWasmBackend: 'relaxedSimd' must be a boolean, got ${String(r.relaxedSimd)}`);
-  return r as WasmBackendOptions;
+  if (o.relaxedSimd !== undefined && typeof o.relaxedSimd !== 'boolean') throw new TypeError(`loadWasmBackend: 'relaxedSimd' must be a boolean, got ${String(o.relaxedSimd)}`);
 }
 
 /** Create a wasm backend without registering it (tests use several side by side). */
 export async function createWasmBackend(options?: WasmBackendOptions): Promise<WasmBackend> {
-  const o = checkOptions(options);
+  checkOptions(options);
+  const o = options ?? {};
   const platform = await currentPlatform();
   const shared = platform.sharedMemory;
   let variant: Variant = 'simd';

@@ -64,16 +64,16 @@ const WORKER_BODY = `
 onMsg((init) => {
   if (!init || init.type !== 'init') return;
   const { module, memory, ctl: ctlBuf, args: argsBuf, index, spin } = init;
-  let ex;
+  let kernels;
   try {
-    ex = new WebAssembly.Instance(module, { env: { memory } }).exports;
+    kernels = new WebAssembly.Instance(module, { env: { memory } }).exports;
   } catch (e) {
     send({ type: 'error', message: String(e && e.message || e) });
     return;
   }
   const ctl = new Int32Array(ctlBuf);
-  const a = new Float64Array(argsBuf);
-  const steps = ${JSON.stringify(STEP_KERNELS)}.map((n) => ex[n]);
+  const args = new Float64Array(argsBuf);
+  const steps = ${JSON.stringify(STEP_KERNELS)}.map((n) => kernels[n]);
   const J = ${JSON.stringify(JOBS)};
   const runChunk = ${runChunk.toString()};
   let gen = Atomics.load(ctl, ${GEN});
@@ -93,7 +93,7 @@ onMsg((init) => {
       if (next >= n) break;
       if (Atomics.compareExchange(ctl, ${CLAIM}, v, v + 0x10000) !== v) continue;
       try {
-        runChunk(ex, a, next, index, steps, J);
+        runChunk(kernels, args, next, index, steps, J);
       } catch (e) {
         Atomics.store(ctl, ${FAILED}, 1);
       }
@@ -108,39 +108,39 @@ onMsg((init) => {
  * scratch region. The workers run this very function: its source is embedded in WORKER_BODY, so
  * it may use only its parameters and globals (no imports, no module constants).
  */
-function runChunk(ex: Kernels, a: Float64Array, i: number, thread: number, steps: readonly StepKernel[], J: typeof JOBS): void {
-  const cs = a[14];
-  if (a[0] === J.GEMM) {
-    const rows = a[13] === 0, M = a[11], P = a[12];
-    const m0 = rows ? i * cs : 0, m1 = rows ? Math.min(M, m0 + cs) : M;
-    const p0 = rows ? 0 : i * cs, p1 = rows ? P : Math.min(P, p0 + cs);
-    const scratch = a[15] + thread * a[16];
-    if (a[17] !== 0) ex.sgemm_compute_pa(m0, m1, p0, p1, a[2], a[3], a[4], a[17], M, a[7], a[8], a[9], a[10], scratch);
-    else ex.sgemm_compute(a[1], m0, m1, p0, p1, a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], scratch);
-  } else if (a[0] === J.PACK_B) {
+function runChunk(kernels: Kernels, args: Float64Array, i: number, thread: number, steps: readonly StepKernel[], J: typeof JOBS): void {
+  const cs = args[14];
+  if (args[0] === J.GEMM) {
+    const byRows = args[13] === 0, M = args[11], panels = args[12];
+    const m0 = byRows ? i * cs : 0, m1 = byRows ? Math.min(M, m0 + cs) : M;
+    const p0 = byRows ? 0 : i * cs, p1 = byRows ? panels : Math.min(panels, p0 + cs);
+    const scratch = args[15] + thread * args[16];
+    if (args[17] !== 0) kernels.sgemm_compute_pa(m0, m1, p0, p1, args[2], args[3], args[4], args[17], M, args[7], args[8], args[9], args[10], scratch);
+    else kernels.sgemm_compute(args[1], m0, m1, p0, p1, args[2], args[3], args[4], args[5], args[6], args[7], args[8], args[9], args[10], scratch);
+  } else if (args[0] === J.PACK_B) {
     const p0 = i * cs;
-    ex.sgemm_pack_b(a[1], a[2], a[3], a[4], a[5], a[6], p0, Math.min(a[12], p0 + cs));
-  } else if (a[0] === J.STEP) {
+    kernels.sgemm_pack_b(args[1], args[2], args[3], args[4], args[5], args[6], p0, Math.min(args[12], p0 + cs));
+  } else if (args[0] === J.STEP) {
     const j0 = i * cs;
-    steps[a[1]](j0, Math.min(a[2], j0 + cs), a[3] + thread * a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22]);
-  } else if (a[0] === J.PACK_A) {
+    steps[args[1]](j0, Math.min(args[2], j0 + cs), args[3] + thread * args[4], args[5], args[6], args[7], args[8], args[9], args[10], args[11], args[12], args[13], args[15], args[16], args[17], args[18], args[19], args[20], args[21], args[22]);
+  } else if (args[0] === J.PACK_A) {
     const r0 = i * cs;
-    ex.sgemm_pack_a(a[1], a[3], a[2], a[4], a[5], a[6], r0, Math.min(a[3], r0 + cs));
-  } else if (a[0] === J.ADAM) {
+    kernels.sgemm_pack_a(args[1], args[3], args[2], args[4], args[5], args[6], r0, Math.min(args[3], r0 + cs));
+  } else if (args[0] === J.ADAM) {
     const e0 = i * cs, o = e0 * 4;
-    ex.adam_f32(Math.min(cs, a[1] - e0), a[2] + o, a[3] + o, a[4] + o, a[5] + o, a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13]);
-  } else if (a[0] === J.SUMROWS) {
+    kernels.adam_f32(Math.min(cs, args[1] - e0), args[2] + o, args[3] + o, args[4] + o, args[5] + o, args[6], args[7], args[8], args[9], args[10], args[11], args[12], args[13]);
+  } else if (args[0] === J.SUMROWS) {
     const c0 = i * cs;
-    ex.sumRowsLd_f32(a[1], Math.min(cs, a[2] - c0), a[2], a[3] + c0 * 4, a[4] + c0 * 4);
-  } else if (a[0] === J.SCE) {
-    const r0 = i * cs, o = r0 * a[2] * 4, n = Math.min(cs, a[1] - r0);
-    if (a[8] === 0) ex.sceRows_f32(n, a[2], a[3] + o, a[4] + r0 * 4, a[5], a[6] + o, a[7] + r0 * 4, a[15] + thread * a[16]);
-    else ex.sceBackward_f32(n, a[2], a[3] + o, a[4] + r0 * 4, a[5], a[6] + r0 * 4, a[7] + o);
-  } else if (a[0] === J.SCATTER) {
+    kernels.sumRowsLd_f32(args[1], Math.min(cs, args[2] - c0), args[2], args[3] + c0 * 4, args[4] + c0 * 4);
+  } else if (args[0] === J.SCE) {
+    const r0 = i * cs, o = r0 * args[2] * 4, n = Math.min(cs, args[1] - r0);
+    if (args[8] === 0) kernels.sceRows_f32(n, args[2], args[3] + o, args[4] + r0 * 4, args[5], args[6] + o, args[7] + r0 * 4, args[15] + thread * args[16]);
+    else kernels.sceBackward_f32(n, args[2], args[3] + o, args[4] + r0 * 4, args[5], args[6] + r0 * 4, args[7] + o);
+  } else if (args[0] === J.SCATTER) {
     const c0 = i * cs;
-    ex.scatterAddLd_f32(Math.min(cs, a[1] - c0), a[1], a[2] + c0 * 4, a[3], a[4], a[5] + c0 * 4);
+    kernels.scatterAddLd_f32(Math.min(cs, args[1] - c0), args[1], args[2] + c0 * 4, args[3], args[4], args[5] + c0 * 4);
   } else {
-    throw new Error(`wasm backend: unknown job ${a[0]}`);
+    throw new Error(`wasm backend: unknown job ${args[0]}`);
   }
 }
 
@@ -200,13 +200,13 @@ export class ThreadPool {
   }
 
   /**
-   * Run the job described in `args` as `chunks` chunks (1 ≤ chunks < 65536) on all threads; `ex`
-   * runs the calling thread's chunks. Returns when every chunk is done.
+   * Run the job described in `args` as `chunks` chunks (1 ≤ chunks < 65536) on all threads;
+   * `kernels` (the calling thread's instance) runs the calling thread's chunks. Returns when every chunk is done.
    */
-  run(ex: Kernels, chunks: number): void {
+  run(kernels: Kernels, chunks: number): void {
     if (this.closed) throw new BackendError('wasm backend: the thread pool has been shut down');
     if (!(chunks >= 1 && chunks < 0x10000)) throw new BackendError(`wasm backend: a job needs 1 to 65535 chunks, got ${chunks}`);
-    const ctl = this.ctl, a = this.args;
+    const ctl = this.ctl, args = this.args;
     Atomics.store(ctl, DONE, 0);
     Atomics.store(ctl, CLAIM, chunks);
     Atomics.add(ctl, GEN, 1);
@@ -218,7 +218,7 @@ export class ThreadPool {
       if (next >= chunks) break;
       if (Atomics.compareExchange(ctl, CLAIM, v, v + 0x10000) !== v) continue;
       try {
-        runChunk(ex, a, next, 0, this.stepKernels(ex), JOBS);
+        runChunk(kernels, args, next, 0, this.stepKernels(kernels), JOBS);
       } catch (e) {
         failure ??= e;
       }
@@ -236,12 +236,12 @@ export class ThreadPool {
     }
   }
 
-  private steps: { ex: Kernels; kernels: StepKernel[] } | null = null;
+  private steps: { kernels: Kernels; steps: StepKernel[] } | null = null;
 
-  /** The step kernels of `ex` in STEP_KERNELS order (looked up once). */
-  private stepKernels(ex: Kernels): StepKernel[] {
-    if (this.steps?.ex !== ex) this.steps = { ex, kernels: STEP_KERNELS.map((n) => ex[n]) };
-    return this.steps.kernels;
+  /** The step kernels of `kernels` in STEP_KERNELS order (looked up once). */
+  private stepKernels(kernels: Kernels): StepKernel[] {
+    if (this.steps?.kernels !== kernels) this.steps = { kernels, steps: STEP_KERNELS.map((n) => kernels[n]) };
+    return this.steps.steps;
   }
 
   /** Stop the workers (the pool cannot be used afterwards). */

@@ -9,21 +9,18 @@
  * multiple of 4 and all of float64 run the scalar generic code, which computes in float64 with
  * Math.exp / Math.tanh exactly like the reference backend.
  */
-import { inactive, sigmoid64 } from './common';
+import { elementPtr, inactive, sigmoid64 } from './common';
 import { NR, sgemm_compute } from './gemm';
 import { sigmoid4, tanh4 } from './vmath';
 
-@inline function at<T>(p: usize, i: i32): usize {
-  return p + (<usize>i << alignof<T>());
-}
 @inline function rowPtr<T>(base: usize, row: i32, stride: i32): usize {
   return base + ((<usize>row * <usize>stride) << alignof<T>());
 }
 @inline function ld<T>(p: usize, i: i32): f64 {
-  return <f64>load<T>(at<T>(p, i));
+  return <f64>load<T>(elementPtr<T>(p, i));
 }
 @inline function st<T>(p: usize, i: i32, v: f64): void {
-  store<T>(at<T>(p, i), <T>v);
+  store<T>(elementPtr<T>(p, i), <T>v);
 }
 
 // ---- vanilla RNN --------------------------------------------------------------------------------------
@@ -404,16 +401,21 @@ export function gruBwd_f32(B: i32, H: i32, t: i32, lens: usize, g: usize, gh: us
 // Requires j0, j1 and H multiples of NR (8), so every gate block starts on a panel. The sums are
 // the ones sgemm_compute makes for any split, so the results equal GEMM-then-cell bit for bit.
 
-/** gates[:, q·H + j0 : q·H + j1] = beta·gates + hPrev · W_hhᵀ for each gate q < G (Wp: W_hhᵀ packed, N = G·H). */
+/**
+ * gates[:, q·H + j0 : q·H + j1] = beta·gates + hPrev · W_hhᵀ for each gate q < G (G: the gate
+ * count; gateRows = G·H, the rows of W_hh and the width of gates; Wp: W_hhᵀ packed, N = G·H).
+ */
 function gateSlices(G: i32, B: i32, H: i32, j0: i32, j1: i32, hPrev: usize, Wp: usize, beta: f32, gates: usize, scratch: usize): void {
+  const gateRows = G * H;
   for (let q = 0; q < G; q++) {
-    sgemm_compute(false, 0, B, (q * H + j0) / NR, (q * H + j1) / NR, H, G * H, 1, hPrev, H, Wp, beta, gates, G * H, scratch);
+    sgemm_compute(false, 0, B, (q * H + j0) / NR, (q * H + j1) / NR, H, gateRows, 1, hPrev, H, Wp, beta, gates, gateRows, scratch);
   }
 }
 
-/** dh[:, j0:j1] += dgNext · W_hh[:, j0:j1] (Wp: W_hh packed, K = G·H, N = H) when dgNext != 0; then dhPrev[:, j0:j1] = 0. */
+/** dh[:, j0:j1] += dgNext · W_hh[:, j0:j1] (Wp: W_hh packed, K = gateRows = G·H, N = H) when dgNext != 0; then dhPrev[:, j0:j1] = 0. */
 function recurrentGrad(G: i32, B: i32, H: i32, j0: i32, j1: i32, dgNext: usize, Wp: usize, dh: usize, dhPrev: usize, scratch: usize): void {
-  if (dgNext) sgemm_compute(false, 0, B, j0 / NR, j1 / NR, G * H, H, 1, dgNext, G * H, Wp, 1, dh, H, scratch);
+  const gateRows = G * H;
+  if (dgNext) sgemm_compute(false, 0, B, j0 / NR, j1 / NR, gateRows, H, 1, dgNext, gateRows, Wp, 1, dh, H, scratch);
   for (let b = 0; b < B; b++) memory.fill(rowPtr<f32>(dhPrev, b, H) + (<usize>j0 << 2), 0, <usize>(j1 - j0) << 2);
 }
 

@@ -1,6 +1,6 @@
 /**
- * Helpers shared by every kernel file: the multiply-add that the relaxed-SIMD build fuses, and the
- * per-row masking rule of the recurrent cells.
+ * Helpers shared by every kernel file: the multiply-add that the relaxed-SIMD build fuses, the
+ * per-row masking rule of the recurrent cells, element addresses.
  *
  * All pointers are byte offsets into the one linear memory; sizes and strides count elements.
  */
@@ -21,6 +21,16 @@
 /** Row b is inactive at step t when lengths are given (lens != 0) and t >= lengths[b]. */
 @inline export function inactive(lens: usize, b: i32, t: i32): bool {
   return lens != 0 && t >= load<i32>(lens + (<usize>b << 2));
+}
+
+/** Byte address of element i of a T array at p. */
+@inline export function elementPtr<T>(p: usize, i: i32): usize {
+  return p + (<usize>i << alignof<T>());
+}
+
+/** Two float32 values at p, widened to two float64 lanes. */
+@inline export function ld2(p: usize): v128 {
+  return f64x2.promote_low_f32x4(v128.load64_zero(p));
 }
 
 @inline export function minI(a: i32, b: i32): i32 {

@@ -1,27 +1,23 @@
 /**
- * BLAS-1, row-vector, element-wise, reduction, softmax/loss, embedding and optimizer kernels.
+ * BLAS-1, row-vector, element-wise, reduction and optimizer kernels (softmax, losses and
+ * embeddings: rows.ts).
  *
  * Generic kernels (`<T>` = f32 | f64) compute in float64 and store in T, exactly as the reference
  * backend does, so their float32 results equal the reference's. The hot memory-bound float32 ones
  * have SIMD versions that keep that property: sums of two floats are exact-after-rounding in f32
  * (f32x4), and anything with a float64 scalar (axpy's alpha, Adam's step size) runs two lanes at a
- * time in f64x2 and rounds once, as the reference does. Two float32 kernels differ from that rule,
- * each saying so: softmax/cross-entropy take e^x from vmath.ts's expd2 (within 2 float64 ulp of
- * Math.exp, so within a rounding of the reference), and sumSquares sums in float64 in its own fixed
- * order. Kernels with an `Ld` variant take a row stride so the host can split columns across
+ * time in f64x2 and rounds once, as the reference does. One float32 kernel here differs from that
+ * rule, saying so: sumSquares sums in float64 in its own fixed order (softmax and cross-entropy,
+ * the others, are in rows.ts). Kernels with an `Ld` variant take a row stride so the host can split columns across
  * threads; row-independent ones are split by offsetting their pointers.
  */
-import { sigmoid64 } from './common';
-import { expd, expd2 } from './vmath';
+import { elementPtr, ld2, sigmoid64 } from './common';
 
-@inline function at<T>(p: usize, i: i32): usize {
-  return p + (<usize>i << alignof<T>());
-}
 
 // ---- BLAS-1 and rows ------------------------------------------------------------------------------
 
 function axpyG<T>(n: i32, alpha: f64, x: usize, y: usize): void {
-  for (let i = 0; i < n; i++) store<T>(at<T>(y, i), <T>(<f64>load<T>(at<T>(y, i)) + alpha * <f64>load<T>(at<T>(x, i))));
+  for (let i = 0; i < n; i++) store<T>(elementPtr<T>(y, i), <T>(<f64>load<T>(elementPtr<T>(y, i)) + alpha * <f64>load<T>(elementPtr<T>(x, i))));
 }
 export function axpy_f64(n: i32, alpha: f64, x: usize, y: usize): void { axpyG<f64>(n, alpha, x, y); }
 export function axpy_f32(n: i32, alpha: f64, x: usize, y: usize): void {
@@ -47,7 +43,7 @@ export function axpy_f32(n: i32, alpha: f64, x: usize, y: usize): void {
 }
 
 function scaleG<T>(n: i32, alpha: f64, x: usize): void {
-  for (let i = 0; i < n; i++) store<T>(at<T>(x, i), <T>(<f64>load<T>(at<T>(x, i)) * alpha));
+  for (let i = 0; i < n; i++) store<T>(elementPtr<T>(x, i), <T>(<f64>load<T>(elementPtr<T>(x, i)) * alpha));
 }
 export function scale_f64(n: i32, alpha: f64, x: usize): void { scaleG<f64>(n, alpha, x); }
 export function scale_f32(n: i32, alpha: f64, x: usize): void {
@@ -63,8 +59,8 @@ export function scale_f32(n: i32, alpha: f64, x: usize): void {
 
 function addRowVectorG<T>(rows: i32, cols: i32, bias: usize, X: usize): void {
   for (let r = 0; r < rows; r++) {
-    const row = at<T>(X, r * cols);
-    for (let c = 0; c < cols; c++) store<T>(at<T>(row, c), load<T>(at<T>(row, c)) + load<T>(at<T>(bias, c)));
+    const row = elementPtr<T>(X, r * cols);
+    for (let c = 0; c < cols; c++) store<T>(elementPtr<T>(row, c), load<T>(elementPtr<T>(row, c)) + load<T>(elementPtr<T>(bias, c)));
   }
 }
 export function addRowVector_f64(rows: i32, cols: i32, bias: usize, X: usize): void { addRowVectorG<f64>(rows, cols, bias, X); }
@@ -82,8 +78,8 @@ export function addRowVector_f32(rows: i32, cols: i32, bias: usize, X: usize): v
 
 function sumRowsG<T>(rows: i32, cols: i32, X: usize, out: usize): void {
   for (let r = 0; r < rows; r++) {
-    const row = at<T>(X, r * cols);
-    for (let c = 0; c < cols; c++) store<T>(at<T>(out, c), load<T>(at<T>(out, c)) + load<T>(at<T>(row, c)));
+    const row = elementPtr<T>(X, r * cols);
+    for (let c = 0; c < cols; c++) store<T>(elementPtr<T>(out, c), load<T>(elementPtr<T>(out, c)) + load<T>(elementPtr<T>(row, c)));
   }
 }
 export function sumRows_f64(rows: i32, cols: i32, X: usize, out: usize): void { sumRowsG<f64>(rows, cols, X, out); }
@@ -177,15 +173,15 @@ export function sumRowsLd_f32(rows: i32, cols: i32, ld: i32, X: usize, out: usiz
 }
 
 function unaryG<T>(op: i32, n: i32, x: usize, out: usize): void {
-  for (let i = 0; i < n; i++) store<T>(at<T>(out, i), <T>unaryOp(op, <f64>load<T>(at<T>(x, i))));
+  for (let i = 0; i < n; i++) store<T>(elementPtr<T>(out, i), <T>unaryOp(op, <f64>load<T>(elementPtr<T>(x, i))));
 }
 export function unary_f32(op: i32, n: i32, x: usize, out: usize): void { unaryG<f32>(op, n, x, out); }
 export function unary_f64(op: i32, n: i32, x: usize, out: usize): void { unaryG<f64>(op, n, x, out); }
 
 function unaryBackwardG<T>(op: i32, n: i32, x: usize, y: usize, dy: usize, dx: usize): void {
   for (let i = 0; i < n; i++) {
-    const g = unaryGrad(op, <f64>load<T>(at<T>(x, i)), <f64>load<T>(at<T>(y, i)), <f64>load<T>(at<T>(dy, i)));
-    store<T>(at<T>(dx, i), <T>(<f64>load<T>(at<T>(dx, i)) + g));
+    const g = unaryGrad(op, <f64>load<T>(elementPtr<T>(x, i)), <f64>load<T>(elementPtr<T>(y, i)), <f64>load<T>(elementPtr<T>(dy, i)));
+    store<T>(elementPtr<T>(dx, i), <T>(<f64>load<T>(elementPtr<T>(dx, i)) + g));
   }
 }
 export function unaryBackward_f32(op: i32, n: i32, x: usize, y: usize, dy: usize, dx: usize): void { unaryBackwardG<f32>(op, n, x, y, dy, dx); }
@@ -215,8 +211,8 @@ export function unaryBackward_f64(op: i32, n: i32, x: usize, y: usize, dy: usize
  */
 function binaryRowsG<T>(op: i32, rows: i32, cols: i32, a: usize, aStride: i32, b: usize, bStride: i32, out: usize): void {
   for (let r = 0; r < rows; r++) {
-    const ar = at<T>(a, r * aStride), br = at<T>(b, r * bStride), orow = at<T>(out, r * cols);
-    for (let c = 0; c < cols; c++) store<T>(at<T>(orow, c), <T>binOp(op, <f64>load<T>(at<T>(ar, c)), <f64>load<T>(at<T>(br, c))));
+    const ar = elementPtr<T>(a, r * aStride), br = elementPtr<T>(b, r * bStride), orow = elementPtr<T>(out, r * cols);
+    for (let c = 0; c < cols; c++) store<T>(elementPtr<T>(orow, c), <T>binOp(op, <f64>load<T>(elementPtr<T>(ar, c)), <f64>load<T>(elementPtr<T>(br, c))));
   }
 }
 export function binaryRows_f64(op: i32, rows: i32, cols: i32, a: usize, aStride: i32, b: usize, bStride: i32, out: usize): void {
@@ -242,9 +238,9 @@ export function binaryRows_f32(op: i32, rows: i32, cols: i32, a: usize, aStride:
 function binaryColG<T>(op: i32, rows: i32, cols: i32, a: usize, aColStride: i32, aRowStride: i32, b: usize, bColStride: i32, bRowStride: i32, out: usize): void {
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
-      const av = <f64>load<T>(at<T>(a, r * aRowStride + c * aColStride));
-      const bv = <f64>load<T>(at<T>(b, r * bRowStride + c * bColStride));
-      store<T>(at<T>(out, r * cols + c), <T>binOp(op, av, bv));
+      const av = <f64>load<T>(elementPtr<T>(a, r * aRowStride + c * aColStride));
+      const bv = <f64>load<T>(elementPtr<T>(b, r * bRowStride + c * bColStride));
+      store<T>(elementPtr<T>(out, r * cols + c), <T>binOp(op, av, bv));
     }
   }
 }
@@ -261,7 +257,7 @@ export function binary2d_f64(op: i32, rows: i32, cols: i32, a: usize, aCol: i32,
 function sumSquaresG<T>(n: i32, x: usize): f64 {
   let s: f64 = 0;
   for (let i = 0; i < n; i++) {
-    const v = <f64>load<T>(at<T>(x, i));
+    const v = <f64>load<T>(elementPtr<T>(x, i));
     s += v * v;
   }
   return s;
@@ -296,7 +292,7 @@ export function sumSquares_f64(n: i32, x: usize): f64 { return sumSquaresG<f64>(
 
 function findNonFiniteG<T>(n: i32, x: usize): i32 {
   for (let i = 0; i < n; i++) {
-    const v = load<T>(at<T>(x, i));
+    const v = load<T>(elementPtr<T>(x, i));
     if (v - v != 0) return i; // NaN and ±Infinity give NaN
   }
   return -1;
@@ -319,7 +315,7 @@ export function findNonFinite_f32(n: i32, x: usize): i32 {
 function maxAbsG<T>(n: i32, x: usize): f64 {
   let m: f64 = 0;
   for (let i = 0; i < n; i++) {
-    const a = Math.abs(<f64>load<T>(at<T>(x, i)));
+    const a = Math.abs(<f64>load<T>(elementPtr<T>(x, i)));
     if (a != a) return NaN;
     if (a > m) m = a;
   }
@@ -330,292 +326,12 @@ export function maxAbs_f64(n: i32, x: usize): f64 { return maxAbsG<f64>(n, x); }
 
 function clampG<T>(n: i32, x: usize, lo: f64, hi: f64): void {
   for (let i = 0; i < n; i++) {
-    const v = <f64>load<T>(at<T>(x, i));
-    store<T>(at<T>(x, i), <T>(v < lo ? lo : v > hi ? hi : v));
+    const v = <f64>load<T>(elementPtr<T>(x, i));
+    store<T>(elementPtr<T>(x, i), <T>(v < lo ? lo : v > hi ? hi : v));
   }
 }
 export function clamp_f32(n: i32, x: usize, lo: f64, hi: f64): void { clampG<f32>(n, x, lo, hi); }
 export function clamp_f64(n: i32, x: usize, lo: f64, hi: f64): void { clampG<f64>(n, x, lo, hi); }
-
-// ---- softmax and cross-entropy ----------------------------------------------------------------------
-
-function softmaxG<T>(rows: i32, cols: i32, x: usize, out: usize, log: bool): void {
-  for (let r = 0; r < rows; r++) {
-    const xr = at<T>(x, r * cols), orow = at<T>(out, r * cols);
-    let max = -Infinity;
-    for (let c = 0; c < cols; c++) {
-      const v = <f64>load<T>(at<T>(xr, c));
-      if (v > max) max = v;
-    }
-    let sum: f64 = 0;
-    for (let c = 0; c < cols; c++) sum += Math.exp(<f64>load<T>(at<T>(xr, c)) - max);
-    if (log) {
-      const lse = max + Math.log(sum);
-      for (let c = 0; c < cols; c++) store<T>(at<T>(orow, c), <T>(<f64>load<T>(at<T>(xr, c)) - lse));
-    } else {
-      for (let c = 0; c < cols; c++) store<T>(at<T>(orow, c), <T>(Math.exp(<f64>load<T>(at<T>(xr, c)) - max) / sum));
-    }
-  }
-}
-/**
- * float32 softmax: the reference's formulas in float64 (max, Σ e^(x−max), then e^(x−max)/Σ or
- * x − (max + log Σ)), two lanes at a time with expd2 (vmath.ts) instead of Math.exp, rounded once to
- * float32: within a rounding of the reference (the sum's order differs in float64 only).
- */
-export function softmax_f32(rows: i32, cols: i32, x: usize, out: usize, log: bool): void {
-  for (let r = 0; r < rows; r++) {
-    const o = (<usize>r * <usize>cols) << 2;
-    const xr = x + o, orow = out + o;
-    const max = rowMax_f32(xr, cols);
-    const sum = rowSumExp_f32(xr, cols, max);
-    if (log) {
-      const lse = max + Math.log(sum);
-      const vl = f64x2.splat(lse);
-      let c = 0;
-      for (; c + 2 <= cols; c += 2) {
-        const q = <usize>c << 2;
-        v128.store64_lane(orow + q, f32x4.demote_f64x2_zero(f64x2.sub(ld2(xr + q), vl)), 0);
-      }
-      if (c < cols) store<f32>(orow + (<usize>c << 2), <f32>(<f64>load<f32>(xr + (<usize>c << 2)) - lse));
-    } else {
-      const vm = f64x2.splat(max), vs = f64x2.splat(sum);
-      let c = 0;
-      for (; c + 2 <= cols; c += 2) {
-        const q = <usize>c << 2;
-        v128.store64_lane(orow + q, f32x4.demote_f64x2_zero(f64x2.div(expd2(f64x2.sub(ld2(xr + q), vm)), vs)), 0);
-      }
-      if (c < cols) store<f32>(orow + (<usize>c << 2), <f32>(expd(<f64>load<f32>(xr + (<usize>c << 2)) - max) / sum));
-    }
-  }
-}
-
-/** max of a float32 row as the reference takes it (NaN never wins; −∞ for an all-NaN row). Exact. */
-function rowMax_f32(xr: usize, cols: i32): f64 {
-  let vm = f32x4.splat(-Infinity);
-  let c = 0;
-  // pmax(m, v) = m < v ? v : m — a NaN v is skipped, like the reference's `v > max`
-  for (; c + 4 <= cols; c += 4) vm = f32x4.pmax(vm, v128.load(xr + (<usize>c << 2)));
-  let max: f32 = f32x4.extract_lane(vm, 0);
-  const m1 = f32x4.extract_lane(vm, 1), m2 = f32x4.extract_lane(vm, 2), m3 = f32x4.extract_lane(vm, 3);
-  if (m1 > max) max = m1;
-  if (m2 > max) max = m2;
-  if (m3 > max) max = m3;
-  for (; c < cols; c++) {
-    const v = load<f32>(xr + (<usize>c << 2));
-    if (v > max) max = v;
-  }
-  return <f64>max;
-}
-
-/** Σ e^(x − max) over a float32 row in float64 (two lane pairs, then the tail). */
-function rowSumExp_f32(xr: usize, cols: i32, max: f64): f64 {
-  const vm = f64x2.splat(max);
-  let s0 = f64x2.splat(0), s1 = f64x2.splat(0);
-  let c = 0;
-  for (; c + 4 <= cols; c += 4) {
-    const v = v128.load(xr + (<usize>c << 2));
-    s0 = f64x2.add(s0, expd2(f64x2.sub(f64x2.promote_low_f32x4(v), vm)));
-    s1 = f64x2.add(s1, expd2(f64x2.sub(f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 2, 3)), vm)));
-  }
-  const t = f64x2.add(s0, s1);
-  let sum = f64x2.extract_lane(t, 0) + f64x2.extract_lane(t, 1);
-  for (; c < cols; c++) sum += expd(<f64>load<f32>(xr + (<usize>c << 2)) - max);
-  return sum;
-}
-export function softmax_f64(rows: i32, cols: i32, x: usize, out: usize, log: bool): void { softmaxG<f64>(rows, cols, x, out, log); }
-
-function softmaxBackwardG<T>(rows: i32, cols: i32, y: usize, dy: usize, dx: usize, log: bool): void {
-  for (let r = 0; r < rows; r++) {
-    const o = r * cols;
-    if (log) {
-      let s: f64 = 0;
-      for (let c = 0; c < cols; c++) s += <f64>load<T>(at<T>(dy, o + c));
-      for (let c = 0; c < cols; c++) {
-        const g = <f64>load<T>(at<T>(dy, o + c)) - Math.exp(<f64>load<T>(at<T>(y, o + c))) * s;
-        store<T>(at<T>(dx, o + c), <T>(<f64>load<T>(at<T>(dx, o + c)) + g));
-      }
-    } else {
-      let dot: f64 = 0;
-      for (let c = 0; c < cols; c++) dot += <f64>load<T>(at<T>(y, o + c)) * <f64>load<T>(at<T>(dy, o + c));
-      for (let c = 0; c < cols; c++) {
-        const g = <f64>load<T>(at<T>(y, o + c)) * (<f64>load<T>(at<T>(dy, o + c)) - dot);
-        store<T>(at<T>(dx, o + c), <T>(<f64>load<T>(at<T>(dx, o + c)) + g));
-      }
-    }
-  }
-}
-export function softmaxBackward_f32(rows: i32, cols: i32, y: usize, dy: usize, dx: usize, log: bool): void { softmaxBackwardG<f32>(rows, cols, y, dy, dx, log); }
-export function softmaxBackward_f64(rows: i32, cols: i32, y: usize, dy: usize, dx: usize, log: bool): void { softmaxBackwardG<f64>(rows, cols, y, dy, dx, log); }
-
-/** Targets are validated by the host; `targets` points at `rows` i32. */
-function sceG<T>(rows: i32, cols: i32, x: usize, targets: usize, ignore: i32, probs: usize, loss: usize): void {
-  for (let r = 0; r < rows; r++) {
-    const t = load<i32>(targets + (<usize>r << 2));
-    const o = r * cols;
-    let max = -Infinity;
-    for (let c = 0; c < cols; c++) {
-      const v = <f64>load<T>(at<T>(x, o + c));
-      if (v > max) max = v;
-    }
-    let sum: f64 = 0;
-    for (let c = 0; c < cols; c++) sum += Math.exp(<f64>load<T>(at<T>(x, o + c)) - max);
-    const lse = max + Math.log(sum);
-    for (let c = 0; c < cols; c++) store<T>(at<T>(probs, o + c), <T>Math.exp(<f64>load<T>(at<T>(x, o + c)) - lse));
-    store<T>(at<T>(loss, r), t == ignore ? <T>0 : <T>(lse - <f64>load<T>(at<T>(x, o + t))));
-  }
-}
-/**
- * float32 cross-entropy: the reference's formulas in float64 (lse = max + log Σ e^(x−max),
- * p = e^(x−lse), loss = lse − x[t]) with expd2 (vmath.ts) for Math.exp, two lanes at a time, rounded
- * once to float32: within a rounding of the reference. Rows are independent (the host may split
- * them across threads).
- */
-export function sce_f32(rows: i32, cols: i32, x: usize, targets: usize, ignore: i32, probs: usize, loss: usize): void {
-  for (let r = 0; r < rows; r++) {
-    const t = load<i32>(targets + (<usize>r << 2));
-    const o = (<usize>r * <usize>cols) << 2;
-    const xr = x + o, pr = probs + o;
-    const max = rowMax_f32(xr, cols);
-    const lse = max + Math.log(rowSumExp_f32(xr, cols, max));
-    const vl = f64x2.splat(lse);
-    let c = 0;
-    for (; c + 4 <= cols; c += 4) {
-      const q = <usize>c << 2;
-      const v = v128.load(xr + q);
-      const e0 = expd2(f64x2.sub(f64x2.promote_low_f32x4(v), vl));
-      const e1 = expd2(f64x2.sub(f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 2, 3)), vl));
-      v128.store(pr + q, v128.shuffle<f32>(f32x4.demote_f64x2_zero(e0), f32x4.demote_f64x2_zero(e1), 0, 1, 4, 5));
-    }
-    for (; c < cols; c++) store<f32>(pr + (<usize>c << 2), <f32>expd(<f64>load<f32>(xr + (<usize>c << 2)) - lse));
-    store<f32>(loss + (<usize>r << 2), t == ignore ? <f32>0 : <f32>(lse - <f64>load<f32>(xr + (<usize>t << 2))));
-  }
-}
-export function sce_f64(rows: i32, cols: i32, x: usize, targets: usize, ignore: i32, probs: usize, loss: usize): void { sceG<f64>(rows, cols, x, targets, ignore, probs, loss); }
-
-/**
- * sce_f32 with one exponential per element: e = e^(x−max) is kept in float64 at `scratch`
- * (8·cols bytes, the calling thread's own), then p = e·(1/Σ), lse = max + log Σ, loss = lse − x[t].
- * The same contract as sce_f32 (float64 throughout, rounded once: within a rounding of the
- * reference); rows are independent (the host may split them across threads).
- */
-export function sceRows_f32(rows: i32, cols: i32, x: usize, targets: usize, ignore: i32, probs: usize, loss: usize, scratch: usize): void {
-  for (let r = 0; r < rows; r++) {
-    const t = load<i32>(targets + (<usize>r << 2));
-    const o = (<usize>r * <usize>cols) << 2;
-    const xr = x + o, pr = probs + o;
-    const max = rowMax_f32(xr, cols);
-    const vm = f64x2.splat(max);
-    let s0 = f64x2.splat(0), s1 = f64x2.splat(0);
-    let c = 0;
-    for (; c + 4 <= cols; c += 4) {
-      const v = v128.load(xr + (<usize>c << 2));
-      const e0 = expd2(f64x2.sub(f64x2.promote_low_f32x4(v), vm));
-      const e1 = expd2(f64x2.sub(f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 2, 3)), vm));
-      const q = scratch + (<usize>c << 3);
-      v128.store(q, e0);
-      v128.store(q, e1, 16);
-      s0 = f64x2.add(s0, e0);
-      s1 = f64x2.add(s1, e1);
-    }
-    const st = f64x2.add(s0, s1);
-    let sum = f64x2.extract_lane(st, 0) + f64x2.extract_lane(st, 1);
-    for (; c < cols; c++) {
-      const e = expd(<f64>load<f32>(xr + (<usize>c << 2)) - max);
-      store<f64>(scratch + (<usize>c << 3), e);
-      sum += e;
-    }
-    const lse = max + Math.log(sum);
-    const inv = 1 / sum;
-    const vi = f64x2.splat(inv);
-    c = 0;
-    for (; c + 4 <= cols; c += 4) {
-      const q = scratch + (<usize>c << 3);
-      const p0 = f32x4.demote_f64x2_zero(f64x2.mul(v128.load(q), vi));
-      const p1 = f32x4.demote_f64x2_zero(f64x2.mul(v128.load(q, 16), vi));
-      v128.store(pr + (<usize>c << 2), v128.shuffle<f32>(p0, p1, 0, 1, 4, 5));
-    }
-    for (; c < cols; c++) store<f32>(pr + (<usize>c << 2), <f32>(load<f64>(scratch + (<usize>c << 3)) * inv));
-    store<f32>(loss + (<usize>r << 2), t == ignore ? <f32>0 : <f32>(lse - <f64>load<f32>(xr + (<usize>t << 2))));
-  }
-}
-
-function sceBackwardG<T>(rows: i32, cols: i32, probs: usize, targets: usize, ignore: i32, rowGrad: usize, dx: usize): void {
-  for (let r = 0; r < rows; r++) {
-    const t = load<i32>(targets + (<usize>r << 2));
-    if (t == ignore) continue;
-    const o = r * cols;
-    const g = <f64>load<T>(at<T>(rowGrad, r));
-    for (let c = 0; c < cols; c++) {
-      store<T>(at<T>(dx, o + c), <T>(<f64>load<T>(at<T>(dx, o + c)) + g * <f64>load<T>(at<T>(probs, o + c))));
-    }
-    store<T>(at<T>(dx, o + t), <T>(<f64>load<T>(at<T>(dx, o + t)) - g));
-  }
-}
-/** float32: the reference's float64 arithmetic two lanes at a time, rounded once — bit-identical to it. */
-export function sceBackward_f32(rows: i32, cols: i32, probs: usize, targets: usize, ignore: i32, rowGrad: usize, dx: usize): void {
-  for (let r = 0; r < rows; r++) {
-    const t = load<i32>(targets + (<usize>r << 2));
-    if (t == ignore) continue;
-    const o = (<usize>r * <usize>cols) << 2;
-    const pr = probs + o, dr = dx + o;
-    const g = <f64>load<f32>(rowGrad + (<usize>r << 2));
-    const vg = f64x2.splat(g);
-    let c = 0;
-    for (; c + 2 <= cols; c += 2) {
-      const q = <usize>c << 2;
-      v128.store64_lane(dr + q, f32x4.demote_f64x2_zero(f64x2.add(ld2(dr + q), f64x2.mul(vg, ld2(pr + q)))), 0);
-    }
-    for (; c < cols; c++) {
-      const q = <usize>c << 2;
-      store<f32>(dr + q, <f32>(<f64>load<f32>(dr + q) + g * <f64>load<f32>(pr + q)));
-    }
-    const q = <usize>t << 2;
-    store<f32>(dr + q, <f32>(<f64>load<f32>(dr + q) - g));
-  }
-}
-export function sceBackward_f64(rows: i32, cols: i32, probs: usize, targets: usize, ignore: i32, rowGrad: usize, dx: usize): void { sceBackwardG<f64>(rows, cols, probs, targets, ignore, rowGrad, dx); }
-
-// ---- embeddings -------------------------------------------------------------------------------------
-
-/** out[i, :] = table[idx[i], :] (row bytes = rowBytes; indices validated by the host). */
-export function gatherRows(rowBytes: i32, table: usize, idx: usize, n: i32, out: usize): void {
-  for (let i = 0; i < n; i++) {
-    const k = load<i32>(idx + (<usize>i << 2));
-    memory.copy(out + <usize>i * <usize>rowBytes, table + <usize>k * <usize>rowBytes, <usize>rowBytes);
-  }
-}
-
-function scatterAddG<T>(cols: i32, dout: usize, idx: usize, n: i32, dtable: usize): void {
-  for (let i = 0; i < n; i++) {
-    const k = load<i32>(idx + (<usize>i << 2));
-    const src = at<T>(dout, i * cols), dst = at<T>(dtable, k * cols);
-    for (let c = 0; c < cols; c++) store<T>(at<T>(dst, c), load<T>(at<T>(dst, c)) + load<T>(at<T>(src, c)));
-  }
-}
-export function scatterAdd_f32(cols: i32, dout: usize, idx: usize, n: i32, dtable: usize): void { scatterAddLd_f32(cols, cols, dout, idx, n, dtable); }
-/**
- * dtable[idx[i], c] += dout[i, c] for c < cols (rows ld apart in both), in float32, i in order — each
- * element sums in the reference's order, so bit-identical to it. The host splits columns across
- * threads (dout and dtable offset by the first column).
- */
-export function scatterAddLd_f32(cols: i32, ld: i32, dout: usize, idx: usize, n: i32, dtable: usize): void {
-  const ld4 = <usize>ld << 2;
-  for (let i = 0; i < n; i++) {
-    const k = load<i32>(idx + (<usize>i << 2));
-    const src = dout + <usize>i * ld4, dst = dtable + <usize>k * ld4;
-    let c = 0;
-    for (; c + 8 <= cols; c += 8) {
-      const o = <usize>c << 2;
-      v128.store(dst + o, f32x4.add(v128.load(dst + o), v128.load(src + o)));
-      v128.store(dst + o, f32x4.add(v128.load(dst + o, 16), v128.load(src + o, 16)), 16);
-    }
-    for (; c < cols; c++) {
-      const o = <usize>c << 2;
-      store<f32>(dst + o, load<f32>(dst + o) + load<f32>(src + o));
-    }
-  }
-}
-export function scatterAdd_f64(cols: i32, dout: usize, idx: usize, n: i32, dtable: usize): void { scatterAddG<f64>(cols, dout, idx, n, dtable); }
 
 // ---- Adam / AdamW -----------------------------------------------------------------------------------
 
@@ -626,23 +342,22 @@ export function scatterAdd_f64(cols: i32, dout: usize, idx: usize, n: i32, dtabl
  */
 function adamG<T>(n: i32, p: usize, g: usize, m: usize, v: usize, beta1: f64, beta2: f64, eps: f64, wd: f64, decoupled: bool, stepSize: f64, bc2Sqrt: f64, decay: f64): void {
   for (let i = 0; i < n; i++) {
-    let gi = <f64>load<T>(at<T>(g, i));
+    let gi = <f64>load<T>(elementPtr<T>(g, i));
     if (wd != 0) {
-      if (decoupled) store<T>(at<T>(p, i), <T>(<f64>load<T>(at<T>(p, i)) * decay));
-      else gi += wd * <f64>load<T>(at<T>(p, i));
+      if (decoupled) store<T>(elementPtr<T>(p, i), <T>(<f64>load<T>(elementPtr<T>(p, i)) * decay));
+      else gi += wd * <f64>load<T>(elementPtr<T>(p, i));
     }
-    const mi = <T>(beta1 * <f64>load<T>(at<T>(m, i)) + (1 - beta1) * gi);
-    const vi = <T>(beta2 * <f64>load<T>(at<T>(v, i)) + (1 - beta2) * gi * gi);
-    store<T>(at<T>(m, i), mi);
-    store<T>(at<T>(v, i), vi);
-    const pi = <f64>load<T>(at<T>(p, i));
-    store<T>(at<T>(p, i), <T>(pi - (stepSize * <f64>mi) / (Math.sqrt(<f64>vi) / bc2Sqrt + eps)));
+    const mi = <T>(beta1 * <f64>load<T>(elementPtr<T>(m, i)) + (1 - beta1) * gi);
+    const vi = <T>(beta2 * <f64>load<T>(elementPtr<T>(v, i)) + (1 - beta2) * gi * gi);
+    store<T>(elementPtr<T>(m, i), mi);
+    store<T>(elementPtr<T>(v, i), vi);
+    const pi = <f64>load<T>(elementPtr<T>(p, i));
+    store<T>(elementPtr<T>(p, i), <T>(pi - (stepSize * <f64>mi) / (Math.sqrt(<f64>vi) / bc2Sqrt + eps)));
   }
 }
 export function adam_f64(n: i32, p: usize, g: usize, m: usize, v: usize, beta1: f64, beta2: f64, eps: f64, wd: f64, decoupled: bool, stepSize: f64, bc2Sqrt: f64, decay: f64): void {
   adamG<f64>(n, p, g, m, v, beta1, beta2, eps, wd, decoupled, stepSize, bc2Sqrt, decay);
 }
-@inline function ld2(p: usize): v128 { return f64x2.promote_low_f32x4(v128.load64_zero(p)); }
 @inline function st2(p: usize, x: v128): v128 {
   // round to f32, store, and return the rounded values widened again (what the reference reads back)
   const r = f32x4.demote_f64x2_zero(x);

@@ -48,6 +48,20 @@ export function sgemm_scratch_bytes(): i32 {
 @inline function hi(a: v128, b: v128): v128 { return v128.shuffle<f32>(a, b, 2, 6, 3, 7); }
 
 /**
+ * The ragged last panel of a pack (fewer than `width` = NR or MR rows/columns left): kc steps of
+ * `width` values, the first n read from src (value j at src + j·jStep), the rest zero-padded, src
+ * moving by kStep per step. One helper for op(A) and op(B), transposed or not; inlined, so `width`
+ * is a constant in each copy. Only edge panels take this path.
+ */
+@inline function packRagged(src: usize, kStep: usize, jStep: usize, dst: usize, kc: i32, width: i32, n: i32): void {
+  for (let k = 0; k < kc; k++) {
+    for (let j = 0; j < width; j++) store<f32>(dst + (<usize>j << 2), j < n ? load<f32>(src + <usize>j * jStep) : 0);
+    src += kStep;
+    dst += <usize>width << 2;
+  }
+}
+
+/**
  * Pack panels [p0, p1) of op(B) (K×N) for every K block into Bp (layout in the file comment).
  * transB: B is stored N×K (element (k, j) at j·ldb + k).
  */
@@ -72,11 +86,7 @@ export function sgemm_pack_b(transB: bool, K: i32, N: i32, B: usize, ldb: i32, B
             dst += 32;
           }
         } else {
-          for (let k = 0; k < kc; k++) {
-            for (let j = 0; j < NR; j++) store<f32>(dst + (<usize>j << 2), j < nr ? load<f32>(src + (<usize>j << 2)) : 0);
-            src += ldb4;
-            dst += 32;
-          }
+          packRagged(src, ldb4, 4, dst, kc, NR, nr);
         }
       } else {
         // column j of op(B) is row j0 + j of the stored matrix
@@ -105,11 +115,7 @@ export function sgemm_pack_b(transB: bool, K: i32, N: i32, B: usize, ldb: i32, B
             dst += 32;
           }
         } else {
-          for (let k = 0; k < kc; k++) {
-            const s = row + (<usize>k << 2);
-            for (let j = 0; j < NR; j++) store<f32>(dst + (<usize>j << 2), j < nr ? load<f32>(s + <usize>j * ldb4) : 0);
-            dst += 32;
-          }
+          packRagged(row, 4, ldb4, dst, kc, NR, nr);
         }
       }
     }
@@ -146,12 +152,7 @@ function packA(transA: bool, A: usize, lda: i32, i0: i32, mc: i32, pc: i32, kc: 
           dst += 16;
         }
       } else {
-        for (let k = 0; k < kc; k++) {
-          for (let q = 0; q < MR; q++) {
-            store<f32>(dst + (<usize>q << 2), q < mr ? load<f32>(s0 + <usize>q * lda4 + (<usize>k << 2)) : 0);
-          }
-          dst += 16;
-        }
+        packRagged(s0, 4, lda4, dst, kc, MR, mr);
       }
     } else {
       // element (i, k) of op(A) at k·lda + i: MR consecutive rows are contiguous for each k
@@ -163,11 +164,7 @@ function packA(transA: bool, A: usize, lda: i32, i0: i32, mc: i32, pc: i32, kc: 
           dst += 16;
         }
       } else {
-        for (let k = 0; k < kc; k++) {
-          for (let q = 0; q < MR; q++) store<f32>(dst + (<usize>q << 2), q < mr ? load<f32>(src + (<usize>q << 2)) : 0);
-          src += lda4;
-          dst += 16;
-        }
+        packRagged(src, lda4, 4, dst, kc, MR, mr);
       }
     }
   }
