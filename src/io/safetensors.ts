@@ -212,7 +212,7 @@ const ARRAY_TYPE: Readonly<Record<SafeDType, { readonly name: string; new (buffe
   BOOL: Uint8Array,
 };
 
-function arrayMatchesDType(data: unknown, dtype: SafeDType): boolean {
+function arrayMatchesDType(data: unknown, dtype: SafeDType): data is SafeArray {
   return dtype !== 'F16' && dtype !== 'BF16' && data instanceof ARRAY_TYPE[dtype];
 }
 
@@ -315,16 +315,15 @@ export function encodeSafetensors(
         typeof data === 'object' && data !== null ? data.constructor?.name ?? 'object' : describe(data);
       fail(`${what}: dtype ${dtype} needs its data in a ${ARRAY_TYPE[dtype].name}, got ${got}`);
     }
-    const arr = data as SafeArray;
-    if (arr.length !== count) {
+    if (data.length !== count) {
       fail(
-        `${what}: data has ${arr.length} elements but shape ` +
+        `${what}: data has ${data.length} elements but shape ` +
           `${shapeText(dims)} needs ${count}`,
       );
     }
     const begin = offset;
-    offset += arr.byteLength;
-    plan.push({ name, tensor: t as unknown as SafeTensor, begin, end: offset });
+    offset += data.byteLength;
+    plan.push({ name, tensor: { dtype, shape: dims, data }, begin, end: offset });
   }
 
   const parts: string[] = [];
