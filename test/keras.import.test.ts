@@ -173,6 +173,21 @@ test('weights: missing, unused, or inconsistent with the layer configuration', (
   assert.throws(() => parseEdited('embedding_bilstm_concat_td', (j) => { j.modelTopology.config.layers[0].config.input_dim = 11; }), /embeddings.*\[10, 3\].*needs \[11, 3\]/);
 });
 
+test('layer configs: a value of the wrong form names the layer, the key, the form and the value', () => {
+  const cfg = (fixture: string, at: (layers: any[]) => Record<string, unknown>, key: string, v: unknown) => () =>
+    parseEdited(fixture, (j) => { at(j.modelTopology.config.layers)[key] = v; });
+  assert.throws(cfg('simplernn_tanh_seq', (l) => l[0].config, 'units', 0), /layer 'simple_rnn_SimpleRNN\d+': 'units' must be a positive integer, got 0$/);
+  assert.throws(cfg('simplernn_tanh_seq', (l) => l[0].config, 'units', '4'), /'units' must be a positive integer, got "4"$/);
+  assert.throws(cfg('simplernn_tanh_seq', (l) => l[1].config, 'units', 2.5), /layer 'dense_Dense\d+': 'units' must be a positive integer, got 2\.5$/);
+  assert.throws(cfg('simplernn_tanh_seq', (l) => l[1].config, 'units', true), /'units' must be a positive integer, got true$/);
+  assert.throws(cfg('gru_reset_before_sigmoid_seq', (l) => l[0].config, 'reset_after', 'yes'), /'reset_after' must be true or false, got "yes"$/);
+  assert.throws(cfg('embedding_bilstm_concat_td', (l) => l[0].config, 'output_dim', -3), /'output_dim' must be a positive integer, got -3$/);
+  assert.throws(cfg('embedding_bilstm_concat_td', (l) => l[0].config, 'input_dim', null), /'input_dim' must be a positive integer, got null$/);
+  // a weight shape of the wrong form is a manifest error, before any shard is read
+  assert.throws(() => parseEdited('simplernn_tanh_seq', (j) => { j.weightsManifest[0].weights[0].shape = [3, -4]; }), /weightsManifest\[0\]\.weights\[0\] must be \{name, shape: \[non-negative integers\], dtype\}/);
+  assert.throws(() => parseEdited('simplernn_tanh_seq', (j) => { j.weightsManifest[0].weights[0].shape = [3, 2 ** 60]; }), /weights\[0\] must be \{name, shape/);
+});
+
 test('unsupported layers and options name the layer and the option', () => {
   assert.throws(() => parseEdited('simplernn_tanh_seq', (j) => { j.modelTopology.config.layers[1].class_name = 'Conv1D'; }), /layer 'dense_Dense\d+': unsupported layer type Conv1D/);
   assert.throws(() => parseEdited('simplernn_tanh_seq', (j) => { j.modelTopology.config.layers[0].config.return_state = true; }), /layer 'simple_rnn_SimpleRNN\d+': unsupported option return_state=true/);

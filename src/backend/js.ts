@@ -8,7 +8,7 @@ import {
   type Activation, type Backend, BackendError, type BinaryOp, type CellStep, type Data, type DType,
   type Storage, type UnaryOp,
 } from './interface.ts';
-import { shapeSize, shapeStrides } from '../util/shape.ts';
+import { shapeSize, shapeStrides, stridedCopy } from '../util/shape.ts';
 
 export class JsStorage implements Storage {
   constructor(readonly backend: Backend, readonly data: Data) {}
@@ -280,24 +280,10 @@ export class JsBackend implements Backend {
   }
 
   permute(xs: Storage, shape: readonly number[], perm: readonly number[], outs: Storage): void {
-    const x = d(xs), o = d(outs);
-    const rank = shape.length;
     const inStrides = shapeStrides(shape);
     const outShape = perm.map((p) => shape[p]);
     const st = perm.map((p) => inStrides[p]); // input stride for each output axis
-    const n = shapeSize(shape);
-    const idx = new Array<number>(rank).fill(0);
-    let xi = 0;
-    for (let i = 0; i < n; i++) {
-      o[i] = x[xi];
-      for (let ax = rank - 1; ax >= 0; ax--) {
-        idx[ax]++;
-        xi += st[ax];
-        if (idx[ax] < outShape[ax]) break;
-        xi -= st[ax] * outShape[ax];
-        idx[ax] = 0;
-      }
-    }
+    stridedCopy(d(xs), 0, st, outShape, d(outs), shapeSize(shape));
   }
 
   sliceAxis(xs: Storage, shape: readonly number[], axis: number, start: number, len: number, outs: Storage): void {

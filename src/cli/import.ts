@@ -23,6 +23,8 @@ import { RNN, LSTM, GRU, type RecurrentBase } from '../nn/recurrent.ts';
 import { loadKerasModel, type HardSigmoidConvention, type KerasInput } from '../interop/keras-file.ts';
 import { CliError, OptionReader, parseCommand, stdio, UsageError, type CliIO, type OptionSpec, type Parsed } from './args.ts';
 import { userError } from './format.ts';
+import { isRecord } from '../util/options.ts';
+import { isNumberArray, isShape } from '../util/shape.ts';
 import { checkOutput, describeOnnx } from './onnx.ts';
 
 
@@ -80,23 +82,22 @@ function parseInputJson(path: string): { input: KerasInput; expected: KerasInput
     if (Array.isArray(x)) {
       const shape: number[] = [];
       for (let c: unknown = x; Array.isArray(c); c = c[0]) shape.push(c.length);
-      const data = (x as unknown[]).flat(Infinity);
-      if (!data.every((d) => typeof d === 'number')) throw new Error(`${what}: expected numbers`);
+      const data: unknown[] = x.flat(Infinity);
+      if (!isNumberArray(data)) throw new Error(`${what}: expected numbers`);
       if (data.length !== shape.reduce((a, b) => a * b, 1)) throw new Error(`${what}: the nested array is not rectangular`);
-      return { shape, data: data as number[] };
+      return { shape, data };
     }
-    if (x !== null && typeof x === 'object' && 'shape' in x && 'data' in x) {
-      const o = x as { shape: unknown; data: unknown };
-      if (!Array.isArray(o.shape) || !Array.isArray(o.data)) throw new Error(`${what}: shape and data must be arrays`);
-      const data = (o.data as unknown[]).flat(Infinity);
-      if (!data.every((d) => typeof d === 'number')) throw new Error(`${what}: expected numbers in data`);
-      return { shape: o.shape as number[], data: data as number[] };
+    if (isRecord(x) && 'shape' in x && 'data' in x) {
+      if (!Array.isArray(x.shape) || !Array.isArray(x.data)) throw new Error(`${what}: shape and data must be arrays`);
+      if (!isShape(x.shape)) throw new Error(`${what}: shape must be an array of non-negative integers`);
+      const data: unknown[] = x.data.flat(Infinity);
+      if (!isNumberArray(data)) throw new Error(`${what}: expected numbers in data`);
+      return { shape: x.shape, data };
     }
     throw new Error(`${what}: expected {"shape": [...], "data": [...]} or a nested array`);
   };
-  if (v !== null && typeof v === 'object' && !Array.isArray(v) && 'input' in v) {
-    const o = v as { input: unknown; output?: unknown };
-    return { input: asTensor(o.input, `${path} input`), expected: o.output === undefined ? null : asTensor(o.output, `${path} output`) };
+  if (isRecord(v) && 'input' in v) {
+    return { input: asTensor(v.input, `${path} input`), expected: v.output === undefined ? null : asTensor(v.output, `${path} output`) };
   }
   return { input: asTensor(v, path), expected: null };
 }

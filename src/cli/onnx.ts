@@ -26,6 +26,8 @@ import { loadClassifier } from '../models/classifier.ts';
 import { findTestCases, runTestCase } from '../onnx/testcase.ts';
 import { CliError, OptionReader, parseCommand, stdio, UsageError, type CliIO, type OptionSpec } from './args.ts';
 import { fileError, userError } from './format.ts';
+import { isRecord } from '../util/options.ts';
+import { isShape } from '../util/shape.ts';
 
 /** The `recur.config` architectures `recur export --format onnx` can rebuild. */
 export const EXPORTABLE_ARCHS = ['charlm', 'rnn-classifier'] as const;
@@ -182,12 +184,11 @@ function readInputFile(path: string, what: string): OnnxInput {
     throw new OnnxError(`${what} '${path}' is not valid JSON (${(e as Error).message})`);
   }
   if (Array.isArray(v) || typeof v === 'number') return fromNested(v, `${what} '${path}'`);
-  if (v !== null && typeof v === 'object' && 'data' in v) {
-    const o = v as { shape?: unknown; dims?: unknown; data: unknown };
-    const flat = fromNested(o.data, `${what} '${path}'`);
-    const shape = o.shape ?? o.dims ?? flat.shape;
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new OnnxError(`${what} '${path}': shape must be an array of non-negative integers`);
-    return { shape: shape as number[], data: flat.data };
+  if (isRecord(v) && 'data' in v) {
+    const flat = fromNested(v.data, `${what} '${path}'`);
+    const shape = v.shape ?? v.dims ?? flat.shape;
+    if (!isShape(shape)) throw new OnnxError(`${what} '${path}': shape must be an array of non-negative integers`);
+    return { shape, data: flat.data };
   }
   throw new OnnxError(`${what} '${path}': expected {"shape": [...], "data": [...]} or a nested array`);
 }

@@ -14,6 +14,8 @@
  * plain JSON ({columns, mean, std}) so a task stores them in its model config and applies the
  * same transform at inference.
  */
+import { isRecord } from '../util/options.ts';
+
 export class DataError extends Error {
   constructor(message: string) {
     super(message);
@@ -196,19 +198,23 @@ export function fitNormStats(rows: readonly (readonly number[])[], columns: read
 
 /** Validate stats read back from a model config. */
 export function checkNormStats(json: unknown, where = 'normalisation stats'): NormStats {
-  const o = json as Record<string, unknown> | null;
-  if (o === null || typeof o !== 'object' || !Array.isArray(o.columns) || !Array.isArray(o.mean) || !Array.isArray(o.std)) {
+  if (!isRecord(json) || !Array.isArray(json.columns) || !Array.isArray(json.mean) || !Array.isArray(json.std)) {
     throw new DataError(`${where}: expected {columns: string[], mean: number[], std: number[]}`);
   }
-  const F = o.columns.length;
-  if (F === 0 || o.mean.length !== F || o.std.length !== F) throw new DataError(`${where}: columns, mean and std must have the same non-zero length`);
+  const columns: unknown[] = json.columns, means: unknown[] = json.mean, stds: unknown[] = json.std;
+  const F = columns.length;
+  if (F === 0 || means.length !== F || stds.length !== F) throw new DataError(`${where}: columns, mean and std must have the same non-zero length`);
+  const out: NormStats = { columns: [], mean: [], std: [] };
   for (let f = 0; f < F; f++) {
-    if (typeof o.columns[f] !== 'string') throw new DataError(`${where}: column ${f} has no name`);
+    const column = columns[f], mean = means[f], std = stds[f];
+    if (typeof column !== 'string') throw new DataError(`${where}: column ${f} has no name`);
     // typeof checks: "5" > 0 is true in JavaScript, and a stored std of "5" or Infinity is no std
-    const mean: unknown = o.mean[f], std: unknown = o.std[f];
-    if (typeof mean !== 'number' || !Number.isFinite(mean) || typeof std !== 'number' || !Number.isFinite(std) || !(std > 0)) throw new DataError(`${where}: column '${String(o.columns[f])}' needs a finite mean and a positive std (finite)`);
+    if (typeof mean !== 'number' || !Number.isFinite(mean) || typeof std !== 'number' || !Number.isFinite(std) || !(std > 0)) throw new DataError(`${where}: column '${column}' needs a finite mean and a positive std (finite)`);
+    out.columns.push(column);
+    out.mean.push(mean);
+    out.std.push(std);
   }
-  return { columns: [...(o.columns as string[])], mean: [...(o.mean as number[])], std: [...(o.std as number[])] };
+  return out;
 }
 
 export function normalizeRows(rows: readonly (readonly number[])[], s: NormStats): number[][] {

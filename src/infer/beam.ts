@@ -80,10 +80,20 @@ function checkSpec<S>(where: string, spec: DecoderSpec<S>): void {
   if (typeof spec.step !== 'function' || typeof spec.select !== 'function') throw new TypeError(`${where}: 'step' and 'select' must be functions`);
 }
 
-function checkStep(where: string, out: { logProbs: ArrayLike<number> }, rows: number, V: number): void {
+/** The first position's rows: one per sample (sampleOf[r] = r), each fed the start token. */
+function firstRows<S>(spec: DecoderSpec<S>): { sampleOf: Int32Array; tokens: Int32Array } {
+  const B = spec.batchSize;
+  return { sampleOf: Int32Array.from({ length: B }, (_, b) => b), tokens: new Int32Array(B).fill(spec.startToken) };
+}
+
+/** One decoder step over the live rows, its output checked: [rows, V] log-probabilities. */
+function runStep<S>(where: string, spec: DecoderSpec<S>, tokens: Int32Array, state: S, sampleOf: Int32Array): DecodeStep<S> {
+  const out = spec.step(tokens, state, sampleOf);
+  const rows = sampleOf.length, V = spec.vocabSize;
   if (!out || !out.logProbs || out.logProbs.length !== rows * V) {
     throw new RangeError(`${where}: step must return logProbs of ${rows} rows × ${V} (${rows * V} values), got ${out?.logProbs?.length}`);
   }
+  return out;
 }
 
 /** Greedy decoding: the most likely token at every position (ties: the lowest id). */
@@ -91,12 +101,10 @@ export function greedyDecode<S>(spec: DecoderSpec<S>): Hypothesis[] {
   checkSpec('greedyDecode', spec);
   const { batchSize: B, vocabSize: V, stopToken, maxLength } = spec;
   const hyps: Hypothesis[] = Array.from({ length: B }, () => ({ tokens: [], logProb: 0, score: 0, finished: false }));
-  let live = Int32Array.from({ length: B }, (_, b) => b); // sample of each live row
-  let tokens = new Int32Array(B).fill(spec.startToken);
+  let { sampleOf: live, tokens } = firstRows(spec); // live: the sample of each live row
   let state = spec.initialState;
   for (let t = 0; t < maxLength && live.length > 0; t++) {
-    const out = spec.step(tokens, state, live);
-    checkStep('greedyDecode', out, live.length, V);
+    const out = runStep('greedyDecode', spec, tokens, state, live);
     const lp = out.logProbs;
     const keep: number[] = [];
     const next: number[] = [];
@@ -165,13 +173,11 @@ export function beamSearch<S>(spec: DecoderSpec<S>, o: BeamOptions): Hypothesis[
   const done = new Array<boolean>(B).fill(false);
   // live beams, grouped by sample, in row order of the current state
   let beams: Beam[][] = Array.from({ length: B }, () => [{ tokens: [], logProb: 0 }]);
-  let sampleOf = Int32Array.from({ length: B }, (_, b) => b);
-  let tokens = new Int32Array(B).fill(spec.startToken);
+  let { sampleOf, tokens } = firstRows(spec);
   let state = spec.initialState;
 
   for (let t = 0; t < maxLength && sampleOf.length > 0; t++) {
-    const out = spec.step(tokens, state, sampleOf);
-    checkStep('beamSearch', out, sampleOf.length, V);
+    const out = runStep('beamSearch', spec, tokens, state, sampleOf);
     const lp = out.logProbs;
     const nextBeams: Beam[][] = Array.from({ length: B }, () => []);
     const parentRows: number[] = [];

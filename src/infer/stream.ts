@@ -63,8 +63,8 @@ export class StreamState {
       format: 'recur.stream_state',
       version: 1,
       dtype: this.h.dtype,
-      h: this.h.toNested() as number[][][],
-      c: this.c ? (this.c.toNested() as number[][][]) : null,
+      h: layerRows(this.h),
+      c: this.c ? layerRows(this.c) : null,
     };
   }
 
@@ -81,6 +81,13 @@ export class StreamState {
     if (c && c.shape.some((s, i) => s !== h.shape[i])) throw new RangeError(`${who}: 'c' has shape ${shapeStr(c.shape)} but 'h' has ${shapeStr(h.shape)}`);
     return new StreamState(h, c);
   }
+}
+
+/** A [layers, B, H] state tensor as nested rows (its JSON form; nestedToTensor reads it back). */
+function layerRows(t: Tensor): number[][][] {
+  const [L, B, H] = t.shape;
+  const a = t.toArray();
+  return Array.from({ length: L }, (_, l) => Array.from({ length: B }, (_, b) => Array.from(a.subarray((l * B + b) * H, (l * B + b + 1) * H))));
 }
 
 function nestedToTensor(v: unknown, dtype: DType, where: string): Tensor {

@@ -48,6 +48,8 @@ import { noGrad } from '../autograd/tape.ts';
 import { permute } from '../autograd/ops/shape.ts';
 import { cellForFormat, recurrentLayer, reorderGates, type DirectionParams, type RecurrentMode } from '../cells/recurrent.ts';
 import { checkLimit, LimitError, resolveLimits, type Limits } from '../io/limits.ts';
+import { z } from 'zod';
+import { brief } from '../util/options.ts';
 
 export class KerasImportError extends Error {
   constructor(message: string) {
@@ -149,6 +151,47 @@ const show = (v: unknown): string => {
 
 const fmtShape = (s: readonly (number | null)[]): string => `[${s.map((d) => (d === null ? 'null' : String(d))).join(', ')}]`;
 
+// ---- the parts of model.json the importer reads, each declared once -------------------------------
+//
+// Each leaf carries the form it expects as its error message (as in train/options.ts), so a bad
+// value reads "layer 'dense': 'units' must be a positive integer, got 0". The schemas name only
+// the fields they type; the rest of a layer's config (activations, unsupported options) is read
+// by the builders, which name what they reject.
+
+const positiveInt = () => z.int({ error: 'a positive integer' }).min(1, { error: 'a positive integer' });
+
+/** A weightsManifest entry. dtype and quantization are checked by readKerasWeights, which names them. */
+const manifestWeightSchema = z.object({
+  name: z.string(),
+  shape: z.array(z.int().min(0)),
+  dtype: z.unknown().optional(),
+  quantization: z.unknown().optional(),
+});
+
+const denseConfigSchema = z.object({ units: positiveInt() });
+
+const recurrentConfigSchema = z.object({
+  units: positiveInt(),
+  // null: Keras's default (true), as is an absent key
+  reset_after: z.boolean({ error: 'true or false' }).nullish(),
+});
+
+const embeddingConfigSchema = z.object({ input_dim: positiveInt(), output_dim: positiveInt() });
+
+/** The typed fields of a layer's config, or an error naming the layer, the key, the form and the value. */
+function configOf<T>(layer: string, schema: z.ZodType<T>, cfg: Record<string, unknown>): T {
+  const r = schema.safeParse(cfg);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  const key = issue.path.map(String).join('.');
+  throw new KerasImportError(`layer '${layer}': '${key}' must be ${issue.message}, got ${brief(cfg[String(issue.path[0])])}`);
+}
+
+/** A batch shape from a layer config: integers, null for an axis of any size. */
+function isBatchShape(s: unknown): s is ShapeN {
+  return Array.isArray(s) && s.every((d) => d === null || Number.isSafeInteger(d));
+}
+
 /** product(shape), or null when it is not a safe integer (a shape no file can back). */
 function safeCount(shape: readonly number[]): number | null {
   let n = 1;
@@ -183,20 +226,20 @@ export function readKerasWeights(modelJson: unknown, readShard: KerasShardReader
     numWeights += group.weights.length;
     checkLimit(lim, 'tensors', numWeights, `${where}: weights listed in the weightsManifest`);
     const entries: (ManifestEntry & { count: number })[] = group.weights.map((w, wi) => {
-      if (!isObj(w) || typeof w.name !== 'string' || !Array.isArray(w.shape) || !w.shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
-        throw new KerasImportError(`${g}.weights[${wi}] must be {name, shape: [non-negative integers], dtype}`);
-      }
-      const dtype = w.dtype === undefined ? 'float32' : w.dtype;
-      if (dtype !== 'float32') throw new KerasImportError(`${g}: weight '${w.name}' has dtype ${show(dtype)}; only float32 weights are supported`);
-      if (w.quantization !== undefined) throw new KerasImportError(`${g}: weight '${w.name}' is quantized; quantized weights are not supported`);
-      if (seen.has(w.name)) throw new KerasImportError(`${g}: weight '${w.name}' is listed twice in the manifest`);
-      seen.add(w.name);
-      const count = safeCount(w.shape as number[]);
+      const parsed = manifestWeightSchema.safeParse(w);
+      if (!parsed.success) throw new KerasImportError(`${g}.weights[${wi}] must be {name, shape: [non-negative integers], dtype}`);
+      const { name, shape } = parsed.data;
+      const dtype = parsed.data.dtype === undefined ? 'float32' : parsed.data.dtype;
+      if (dtype !== 'float32') throw new KerasImportError(`${g}: weight '${name}' has dtype ${show(dtype)}; only float32 weights are supported`);
+      if (parsed.data.quantization !== undefined) throw new KerasImportError(`${g}: weight '${name}' is quantized; quantized weights are not supported`);
+      if (seen.has(name)) throw new KerasImportError(`${g}: weight '${name}' is listed twice in the manifest`);
+      seen.add(name);
+      const count = safeCount(shape);
       // an overflowing shape is over any limit: report it as such rather than as a wrong number
-      checkLimit(lim, 'tensorElements', count ?? Number.MAX_SAFE_INTEGER, `${g}: weight '${w.name}' of shape ${fmtShape(w.shape as number[])}: elements`);
+      checkLimit(lim, 'tensorElements', count ?? Number.MAX_SAFE_INTEGER, `${g}: weight '${name}' of shape ${fmtShape(shape)}: elements`);
       numParameters += count!;
-      checkLimit(lim, 'parameters', numParameters, `${where}: parameters of the weights in the weightsManifest (up to weight '${w.name}')`);
-      return { name: w.name, shape: w.shape as number[], dtype, count: count! };
+      checkLimit(lim, 'parameters', numParameters, `${where}: parameters of the weights in the weightsManifest (up to weight '${name}')`);
+      return { name: name, shape, dtype, count: count! };
     });
     const need = entries.reduce((n, e) => n + 4 * e.count, 0);
     const paths: string[] = group.paths.map((p, pi) => {
@@ -358,17 +401,16 @@ function lastDim(layer: string, inShape: ShapeN | null, what: string): number | 
 // Dense ----------------------------------------------------------------------------------------------
 
 function denseParts(ctx: BuildContext, layer: string, cfg: Record<string, unknown>, candidates: string[], inShape: ShapeN | null): { K: KerasWeight; b: KerasWeight | null; units: number; act: string } {
-  const units = cfg.units;
-  if (!Number.isSafeInteger(units) || (units as number) < 1) throw new KerasImportError(`layer '${layer}': 'units' must be a positive integer, got ${JSON.stringify(units)}`);
+  const { units } = configOf(layer, denseConfigSchema, cfg);
   const act = activationName(layer, 'activation', cfg.activation, 'linear', true);
   rejectOptions(layer, cfg, [['lora_rank', falsy, 'LoRA layers are not supported']]);
   const useBias = cfg.use_bias !== false;
   const K = findWeight(ctx, layer, candidates, 'kernel', true)!;
   const I = lastDim(layer, inShape, 'Dense') ?? K.shape[0];
-  expectShape(layer, K, [I, units as number]);
+  expectShape(layer, K, [I, units]);
   const b = useBias ? findWeight(ctx, layer, candidates, 'bias', true) : null;
-  if (b) expectShape(layer, b, [units as number]);
-  return { K, b, units: units as number, act };
+  if (b) expectShape(layer, b, [units]);
+  return { K, b, units, act };
 }
 
 function denseApply(x: KerasArray, K: KerasWeight, b: KerasWeight | null, act: string, hs: HardSigmoidConvention, layer: string): KerasArray {
@@ -413,9 +455,7 @@ interface RecSpec {
 }
 
 function parseRecurrent(ctx: BuildContext, kind: RecKind, layer: string, cfg: Record<string, unknown>, candidates: string[], inShape: ShapeN | null): RecSpec {
-  const units = cfg.units;
-  if (!Number.isSafeInteger(units) || (units as number) < 1) throw new KerasImportError(`layer '${layer}': 'units' must be a positive integer, got ${JSON.stringify(units)}`);
-  const H = units as number;
+  const { units: H, reset_after } = configOf(layer, recurrentConfigSchema, cfg);
   rejectOptions(layer, cfg, [
     ['return_state', falsy, 'return_state=true returns several tensors; only single-output Sequential models are supported'],
     ['stateful', falsy, 'stateful layers are not supported'],
@@ -426,10 +466,7 @@ function parseRecurrent(ctx: BuildContext, kind: RecKind, layer: string, cfg: Re
   const act = activationName(layer, 'activation', cfg.activation, 'tanh', false);
   const recAct = kind === 'SimpleRNN' ? 'sigmoid' : activationName(layer, 'recurrent_activation', cfg.recurrent_activation, 'sigmoid', false);
   // Keras 2.3+ and Keras 3 default reset_after to true; TF.js (and Keras < 2.3) wrote false explicitly.
-  const resetAfter = kind === 'GRU' ? cfg.reset_after === undefined || cfg.reset_after === null ? true : cfg.reset_after === true : false;
-  if (kind === 'GRU' && typeof cfg.reset_after !== 'boolean' && cfg.reset_after !== undefined && cfg.reset_after !== null) {
-    throw new KerasImportError(`layer '${layer}': option reset_after must be true or false, got ${JSON.stringify(cfg.reset_after)}`);
-  }
+  const resetAfter = kind === 'GRU' && (reset_after ?? true);
   const G = cellForFormat('keras', kind).G;
   const K = findWeight(ctx, layer, candidates, 'kernel', true)!;
   const I = lastDim(layer, inShape, kind) ?? K.shape[0];
@@ -637,8 +674,7 @@ function layerCfg(v: unknown, where: string): LayerCfg {
 
 function batchShapeOf(cfg: Record<string, unknown>): ShapeN | null {
   const s = cfg.batch_input_shape ?? cfg.batch_shape;
-  if (Array.isArray(s) && s.every((d) => d === null || Number.isSafeInteger(d))) return s as ShapeN;
-  return null;
+  return isBatchShape(s) ? s : null;
 }
 
 const SUPPORTED = 'InputLayer, Embedding, SimpleRNN, LSTM, GRU, Dense, Activation, Dropout, Bidirectional, TimeDistributed(Dense)';
@@ -665,23 +701,22 @@ function buildLayer(ctx: BuildContext, lc: LayerCfg, index: number, inShape: Sha
       return { layer: { info: info(`Activation(${act})`, inShape, 0), apply: (x) => (applyActivation(x, act, ctx.hs), x) }, outShape: inShape };
     }
     case 'Embedding': {
-      const V = cfg.input_dim, E = cfg.output_dim;
-      if (!Number.isSafeInteger(V) || !Number.isSafeInteger(E)) throw new KerasImportError(`layer '${name}': input_dim and output_dim must be integers`);
+      const { input_dim: V, output_dim: E } = configOf(name, embeddingConfigSchema, cfg);
       rejectOptions(name, cfg, [['mask_zero', falsy, 'masking is not supported'], ['sparse', falsy, 'sparse gradients do not apply'], ['lora_rank', falsy, 'LoRA layers are not supported']]);
       const W = findWeight(ctx, name, under, 'embeddings', true)!;
-      expectShape(name, W, [V as number, E as number]);
-      const out: ShapeN | null = inShape ? [...inShape, E as number] : null;
+      expectShape(name, W, [V, E]);
+      const out: ShapeN | null = inShape ? [...inShape, E] : null;
       const apply = (x: KerasArray): KerasArray => {
         const n = x.data.length;
-        const y = new Float64Array(n * (E as number));
+        const y = new Float64Array(n * E);
         for (let i = 0; i < n; i++) {
           const id = x.data[i];
-          if (!Number.isInteger(id) || id < 0 || id >= (V as number)) throw new KerasImportError(`layer '${name}': token id ${id} at position ${i} is outside [0, ${V as number})`);
-          for (let e = 0; e < (E as number); e++) y[i * (E as number) + e] = W.data[id * (E as number) + e];
+          if (!Number.isInteger(id) || id < 0 || id >= V) throw new KerasImportError(`layer '${name}': token id ${id} at position ${i} is outside [0, ${V})`);
+          for (let e = 0; e < E; e++) y[i * E + e] = W.data[id * E + e];
         }
-        return { shape: [...x.shape, E as number], data: y };
+        return { shape: [...x.shape, E], data: y };
       };
-      return { layer: { info: info(`Embedding(${V as number} → ${E as number})`, out, W.data.length), apply }, outShape: out };
+      return { layer: { info: info(`Embedding(${V} → ${E})`, out, W.data.length), apply }, outShape: out };
     }
     case 'Dense': {
       const d = denseParts(ctx, name, cfg, under, inShape);
@@ -736,7 +771,7 @@ function buildLayer(ctx: BuildContext, lc: LayerCfg, index: number, inShape: Sha
         fw = under.slice(0, under.length / 2);
         bw = under.slice(under.length / 2);
       }
-      const kind = fwdCfg.className as RecKind;
+      const kind = fwdCfg.className;
       const f = parseRecurrent(ctx, kind, `${name}/forward`, fwdCfg.config, fw, inShape);
       const b = parseRecurrent(ctx, kind, `${name}/backward`, bwdCfg.config, bw, inShape);
       if (f.returnSequences !== b.returnSequences) throw new KerasImportError(`layer '${name}': the forward and backward layers disagree on return_sequences`);

@@ -58,6 +58,8 @@
  *   own property, never as a prototype.
  */
 import { checkLimit, resolveLimits, type Limits } from './limits.ts';
+import { isRecord } from '../util/options.ts';
+import { isCount } from '../util/shape.ts';
 
 export type SafeDType =
   | 'F64'
@@ -156,8 +158,9 @@ function isDType(x: unknown): x is SafeDType {
   return typeof x === 'string' && Object.hasOwn(ITEM_SIZE, x);
 }
 
-function isPlainObject(x: unknown): x is Record<string, unknown> {
-  return typeof x === 'object' && x !== null && !Array.isArray(x);
+/** data_offsets: [begin, end], two non-negative safe integers. */
+function isOffsetPair(x: unknown): x is [number, number] {
+  return Array.isArray(x) && x.length === 2 && x.every(isCount);
 }
 
 function describe(x: unknown): string {
@@ -192,49 +195,25 @@ function setOwn<T>(obj: Record<string, T>, key: string, value: T): void {
   });
 }
 
-function arrayTypeFor(dtype: SafeDType): string {
-  switch (dtype) {
-    case 'F64':
-      return 'Float64Array';
-    case 'F32':
-    case 'F16':
-    case 'BF16':
-      return 'Float32Array';
-    case 'I64':
-      return 'BigInt64Array';
-    case 'I32':
-      return 'Int32Array';
-    case 'I16':
-      return 'Int16Array';
-    case 'I8':
-      return 'Int8Array';
-    case 'U8':
-    case 'BOOL':
-      return 'Uint8Array';
-  }
-}
+/**
+ * The typed array that holds each dtype's values, for reading and writing alike (F16 and BF16 are
+ * read into float32 and cannot be written).
+ */
+const ARRAY_TYPE: Readonly<Record<SafeDType, { readonly name: string; new (buffer: ArrayBuffer): SafeArray }>> = {
+  F64: Float64Array,
+  F32: Float32Array,
+  F16: Float32Array,
+  BF16: Float32Array,
+  I64: BigInt64Array,
+  I32: Int32Array,
+  I16: Int16Array,
+  I8: Int8Array,
+  U8: Uint8Array,
+  BOOL: Uint8Array,
+};
 
-function arrayMatchesDType(data: unknown, dtype: SafeDType): boolean {
-  switch (dtype) {
-    case 'F64':
-      return data instanceof Float64Array;
-    case 'F32':
-      return data instanceof Float32Array;
-    case 'I64':
-      return data instanceof BigInt64Array;
-    case 'I32':
-      return data instanceof Int32Array;
-    case 'I16':
-      return data instanceof Int16Array;
-    case 'I8':
-      return data instanceof Int8Array;
-    case 'U8':
-    case 'BOOL':
-      return data instanceof Uint8Array;
-    case 'F16':
-    case 'BF16':
-      return false;
-  }
+function arrayMatchesDType(data: unknown, dtype: SafeDType): data is SafeArray {
+  return dtype !== 'F16' && dtype !== 'BF16' && data instanceof ARRAY_TYPE[dtype];
 }
 
 /** Reverse the bytes of each `size`-byte element in place (LE <-> BE). */
@@ -250,28 +229,28 @@ function swapBytes(buf: Uint8Array, size: number): void {
 }
 
 /**
- * Validate a shape and return its element count; `what` prefixes messages.
+ * Validate a shape and return it (-0 read as 0) with its element count; `what` prefixes messages.
  * Rejects anything but an array of non-negative safe integers, and counts that
  * would not be exact in a double.
  */
-function checkShape(shape: unknown, what: string): number {
+function checkShape(shape: unknown, what: string): { dims: number[]; count: number } {
   if (!Array.isArray(shape)) {
     fail(`${what}: shape must be an array of non-negative integers, got ${describe(shape)}`);
   }
-  let count = 1;
-  let hasZero = false;
+  const dims: number[] = [];
   for (let i = 0; i < shape.length; i++) {
     const d: unknown = shape[i];
-    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
+    if (!isCount(d)) {
       fail(
         `${what}: shape must be an array of non-negative integers, ` +
           `but dimension ${i} is ${describe(d)}`,
       );
     }
-    if (d === 0) hasZero = true;
+    dims.push(d === 0 ? 0 : d); // normalise -0
   }
-  if (hasZero) return 0;
-  for (const d of shape as number[]) {
+  if (dims.includes(0)) return { dims, count: 0 };
+  let count = 1;
+  for (const d of dims) {
     if (count > Number.MAX_SAFE_INTEGER / d) {
       fail(
         `${what}: element count of shape ${truncate(JSON.stringify(shape), 200)} ` +
@@ -280,7 +259,7 @@ function checkShape(shape: unknown, what: string): number {
     }
     count *= d;
   }
-  return count;
+  return { dims, count };
 }
 
 function shapeText(shape: readonly number[]): string {
@@ -306,7 +285,7 @@ export function encodeSafetensors(
   tensors: Record<string, SafeTensor>,
   metadata?: Record<string, string>,
 ): Uint8Array {
-  if (!isPlainObject(tensors)) {
+  if (!isRecord(tensors)) {
     fail(`tensors must be an object mapping names to tensors, got ${describe(tensors)}`);
   }
   const names = Object.keys(tensors).sort();
@@ -318,7 +297,7 @@ export function encodeSafetensors(
       fail(`${what}: the name ${METADATA_KEY} is reserved for file metadata`);
     }
     const t: unknown = tensors[name];
-    if (!isPlainObject(t)) fail(`${what}: expected {dtype, shape, data}, got ${describe(t)}`);
+    if (!isRecord(t)) fail(`${what}: expected {dtype, shape, data}, got ${describe(t)}`);
     const dtype: unknown = t['dtype'];
     if (!isDType(dtype)) {
       fail(`${what}: unknown dtype ${describe(dtype)} (expected one of ${DTYPE_LIST})`);
@@ -329,28 +308,27 @@ export function encodeSafetensors(
           `(store it as F32, or convert the values yourself)`,
       );
     }
-    const count = checkShape(t['shape'], what);
+    const { dims, count } = checkShape(t['shape'], what);
     const data: unknown = t['data'];
     if (!arrayMatchesDType(data, dtype)) {
       const got =
         typeof data === 'object' && data !== null ? data.constructor?.name ?? 'object' : describe(data);
-      fail(`${what}: dtype ${dtype} needs its data in a ${arrayTypeFor(dtype)}, got ${got}`);
+      fail(`${what}: dtype ${dtype} needs its data in a ${ARRAY_TYPE[dtype].name}, got ${got}`);
     }
-    const arr = data as SafeArray;
-    if (arr.length !== count) {
+    if (data.length !== count) {
       fail(
-        `${what}: data has ${arr.length} elements but shape ` +
-          `${shapeText(t['shape'] as number[])} needs ${count}`,
+        `${what}: data has ${data.length} elements but shape ` +
+          `${shapeText(dims)} needs ${count}`,
       );
     }
     const begin = offset;
-    offset += arr.byteLength;
-    plan.push({ name, tensor: t as unknown as SafeTensor, begin, end: offset });
+    offset += data.byteLength;
+    plan.push({ name, tensor: { dtype, shape: dims, data }, begin, end: offset });
   }
 
   const parts: string[] = [];
   if (metadata !== undefined) {
-    if (!isPlainObject(metadata)) {
+    if (!isRecord(metadata)) {
       fail(`metadata must be an object of string values, got ${describe(metadata)}`);
     }
     const entries: string[] = [];
@@ -402,28 +380,23 @@ interface Entry {
 
 function parseEntry(name: string, raw: unknown, dataLen: number): Entry {
   const what = `tensor ${q(name)}`;
-  if (!isPlainObject(raw)) {
+  if (!isRecord(raw)) {
     fail(`${what}: header entry must be an object {dtype, shape, data_offsets}, got ${describe(raw)}`);
   }
   const dtype: unknown = raw['dtype'];
   if (!isDType(dtype)) {
     fail(`${what}: unknown dtype ${describe(dtype)} (expected one of ${DTYPE_LIST})`);
   }
-  const count = checkShape(raw['shape'], what);
-  const shape = (raw['shape'] as number[]).map((d) => (d === 0 ? 0 : d)); // normalise -0
+  const { dims: shape, count } = checkShape(raw['shape'], what);
   const offs: unknown = raw['data_offsets'];
-  if (
-    !Array.isArray(offs) ||
-    offs.length !== 2 ||
-    !offs.every((o) => typeof o === 'number' && Number.isSafeInteger(o) && o >= 0)
-  ) {
+  if (!isOffsetPair(offs)) {
     fail(
       `${what}: data_offsets must be two non-negative integers [begin, end], ` +
         `got ${truncate(JSON.stringify(offs) ?? String(offs), 200)}`,
     );
   }
-  const begin = (offs[0] as number) + 0;
-  const end = (offs[1] as number) + 0;
+  const begin = offs[0] + 0; // + 0 normalises -0
+  const end = offs[1] + 0;
   if (begin > end) {
     fail(`${what}: data_offsets [${begin}, ${end}] have begin > end (expected begin <= end)`);
   }
@@ -483,7 +456,7 @@ function checkExpectations(
   allowExtra: boolean,
 ): void {
   const byShape = !Array.isArray(expect);
-  if (!Array.isArray(expect) && !isPlainObject(expect)) {
+  if (!Array.isArray(expect) && !isRecord(expect)) {
     throw new TypeError('expect must be an array of names or an object of name -> shape');
   }
   const wanted: string[] = Array.isArray(expect) ? expect.slice() : Object.keys(expect);
@@ -552,32 +525,7 @@ function readTensor(bytes: Uint8Array, dataStart: number, e: Entry): SafeTensor 
   const copy = new Uint8Array(byteLen);
   copy.set(bytes.subarray(start, start + byteLen));
   if (!LITTLE_ENDIAN) swapBytes(copy, size);
-  const buf = copy.buffer;
-  let data: SafeArray;
-  switch (e.dtype) {
-    case 'F64':
-      data = new Float64Array(buf);
-      break;
-    case 'F32':
-      data = new Float32Array(buf);
-      break;
-    case 'I64':
-      data = new BigInt64Array(buf);
-      break;
-    case 'I32':
-      data = new Int32Array(buf);
-      break;
-    case 'I16':
-      data = new Int16Array(buf);
-      break;
-    case 'I8':
-      data = new Int8Array(buf);
-      break;
-    case 'U8':
-    case 'BOOL':
-      data = copy;
-      break;
-  }
+  const data = new ARRAY_TYPE[e.dtype](copy.buffer);
   return { dtype: e.dtype, shape: e.shape, data };
 }
 
@@ -701,7 +649,7 @@ export function decodeSafetensors(bytes: Uint8Array, opts: DecodeOptions = {}): 
     const why = err instanceof Error ? err.message : String(err);
     fail(`header is not valid JSON: ${truncate(why, 200)} (expected a JSON object)`);
   }
-  if (!isPlainObject(header)) {
+  if (!isRecord(header)) {
     fail(`header must be a JSON object mapping tensor names to entries, got ${describe(header)}`);
   }
   const dup = findDuplicateKey(text);
@@ -714,7 +662,7 @@ export function decodeSafetensors(bytes: Uint8Array, opts: DecodeOptions = {}): 
   // An explicit null means "no metadata", as in the reference implementation.
   if (Object.hasOwn(header, METADATA_KEY) && header[METADATA_KEY] !== null) {
     const meta: unknown = header[METADATA_KEY];
-    if (!isPlainObject(meta)) {
+    if (!isRecord(meta)) {
       fail(`${METADATA_KEY} must be an object of string values, got ${describe(meta)}`);
     }
     for (const key of Object.keys(meta)) {

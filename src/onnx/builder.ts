@@ -42,13 +42,16 @@ export interface ModelSpec {
   graphName?: string;
 }
 
+const isStrings = (v: readonly unknown[]): v is string[] => v.every((x) => typeof x === 'string');
+const isInts = (v: readonly unknown[]): v is number[] => v.every((x) => typeof x === 'number' && Number.isInteger(x));
+
 export function attribute(name: string, v: AttrValue): AttributeProto {
   const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
   if (typeof v === 'string') return { name, type: AttrType.STRING, s: enc(v) };
   if (typeof v === 'number') return Number.isInteger(v) ? { name, type: AttrType.INT, i: v } : { name, type: AttrType.FLOAT, f: v };
   if (Array.isArray(v)) {
-    if (v.every((x) => typeof x === 'string')) return { name, type: AttrType.STRINGS, strings: (v as string[]).map(enc) };
-    if (v.every((x) => typeof x === 'number' && Number.isInteger(x))) return { name, type: AttrType.INTS, ints: v as number[] };
+    if (isStrings(v)) return { name, type: AttrType.STRINGS, strings: v.map(enc) };
+    if (isInts(v)) return { name, type: AttrType.INTS, ints: v };
     throw new OnnxError(`attribute '${name}': a list must hold only strings or only integers (use { floats } for floats)`);
   }
   if ('float' in v) return { name, type: AttrType.FLOAT, f: v.float };

@@ -27,30 +27,11 @@ import {
   HostInts, bytesPerElement, describeValue, floatInput, intInput, normAxisOf, toValue,
   type Kernel, type NodeContext, type Value,
 } from './runtime.ts';
-import { shapeSize, shapeStrides } from '../util/shape.ts';
+import { shapeSize, shapeStrides, stridedCopy } from '../util/shape.ts';
 
 export type OpCompiler = (ctx: NodeContext) => Kernel;
 
 // ---- host helpers ---------------------------------------------------------------------------------
-
-/** out[idx] = src[offset + Σ idx_i · strides_i] over all multi-indices of outShape. */
-function stridedCopy(src: ArrayLike<number>, offset: number, strides: readonly number[], outShape: readonly number[], out: { [i: number]: number; length: number }): void {
-  const r = outShape.length;
-  const n = out.length;
-  if (n === 0) return;
-  const idx = new Array<number>(r).fill(0);
-  let pos = offset;
-  for (let k = 0; k < n; k++) {
-    out[k] = src[pos];
-    for (let a = r - 1; a >= 0; a--) {
-      idx[a]++;
-      pos += strides[a];
-      if (idx[a] < outShape[a]) break;
-      pos -= strides[a] * outShape[a];
-      idx[a] = 0;
-    }
-  }
-}
 
 function broadcastShape(ctx: NodeContext, a: readonly number[], b: readonly number[]): number[] {
   const r = Math.max(a.length, b.length);

@@ -136,13 +136,14 @@ export function tensorFromProto(tp: TensorProto, what: string, limits: Readonly<
     }
     return { dtype, shape, data };
   }
-  const field: keyof TensorProto =
+  // the repeated field that holds this dtype's values when there is no raw_data
+  const field: 'float_data' | 'double_data' | 'int64_data' | 'uint64_data' | 'int32_data' =
     dtype === 'float32' ? 'float_data'
       : dtype === 'float64' ? 'double_data'
         : dtype === 'int64' ? 'int64_data'
           : dtype === 'uint32' || dtype === 'uint64' ? 'uint64_data'
             : 'int32_data';
-  const values = (tp[field] as number[] | undefined) ?? [];
+  const values = tp[field] ?? [];
   if (values.length !== n) {
     throw new OnnxError(`${label}: shape ${dimsStr(dims)} needs ${n} values, the file holds ${values.length} (in ${field}${raw ? ' and no raw_data' : ''})`);
   }

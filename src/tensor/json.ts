@@ -5,6 +5,7 @@
 import type { DType } from '../backend/interface.ts';
 import { Tensor, shapeStr, tensor } from './tensor.ts';
 import { isRecord } from '../util/options.ts';
+import { isNumberArray, isShape } from '../util/shape.ts';
 
 /** A tensor as JSON: shape, dtype and row-major values (exact for float32 and float64). */
 export interface TensorJSON {
@@ -21,10 +22,10 @@ export function tensorToJSON(t: Tensor): TensorJSON {
 export function tensorFromJSON(json: unknown, where = 'tensorFromJSON'): Tensor {
   if (!isRecord(json)) throw new TypeError(`${where}: expected {shape, dtype, data}, got ${JSON.stringify(json)}`);
   const { shape, dtype, data } = json;
-  if (!Array.isArray(shape) || !shape.every((s) => Number.isSafeInteger(s) && (s as number) >= 0)) throw new TypeError(`${where}: 'shape' must be an array of non-negative integers`);
+  if (!isShape(shape)) throw new TypeError(`${where}: 'shape' must be an array of non-negative integers`);
   if (dtype !== 'float32' && dtype !== 'float64') throw new TypeError(`${where}: 'dtype' must be 'float32' or 'float64', got ${JSON.stringify(dtype)}`);
-  if (!Array.isArray(data) || !data.every((x) => typeof x === 'number')) throw new TypeError(`${where}: 'data' must be an array of numbers`);
-  const n = (shape as number[]).reduce((a, b) => a * b, 1);
-  if (data.length !== n) throw new RangeError(`${where}: ${data.length} values do not fill shape ${shapeStr(shape as number[])}`);
-  return tensor(data as number[], shape as number[], { dtype });
+  if (!isNumberArray(data)) throw new TypeError(`${where}: 'data' must be an array of numbers`);
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (data.length !== n) throw new RangeError(`${where}: ${data.length} values do not fill shape ${shapeStr(shape)}`);
+  return tensor(data, shape, { dtype });
 }

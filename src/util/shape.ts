@@ -16,3 +16,40 @@ export function shapeStrides(shape: readonly number[]): number[] {
   }
   return st;
 }
+
+/** A non-negative safe integer: a dimension, a count, an offset read from a file. */
+export function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+/** An array of non-negative safe integers: a shape read from a file or a JSON config. */
+export function isShape(v: unknown): v is number[] {
+  return Array.isArray(v) && v.every(isCount);
+}
+
+/** An array of numbers (any: NaN and ±Infinity too; a caller that needs finite ones checks that). */
+export function isNumberArray(v: unknown): v is number[] {
+  return Array.isArray(v) && v.every((x) => typeof x === 'number');
+}
+
+/**
+ * out[k] = src[offset + Σ idx_i · strides_i] for the k-th multi-index idx of outShape (row-major),
+ * k < n (default: all of out): a transpose, slice or broadcast read as one odometer walk, no index
+ * division. The JS backend's permute and the ONNX runtime's Transpose, Slice and Expand share it.
+ */
+export function stridedCopy(src: ArrayLike<number>, offset: number, strides: readonly number[], outShape: readonly number[], out: { [i: number]: number; length: number }, n = out.length): void {
+  const r = outShape.length;
+  if (n === 0) return;
+  const idx = new Array<number>(r).fill(0);
+  let pos = offset;
+  for (let k = 0; k < n; k++) {
+    out[k] = src[pos];
+    for (let a = r - 1; a >= 0; a--) {
+      idx[a]++;
+      pos += strides[a];
+      if (idx[a] < outShape[a]) break;
+      pos -= strides[a] * outShape[a];
+      idx[a] = 0;
+    }
+  }
+}
