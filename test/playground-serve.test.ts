@@ -176,6 +176,10 @@ describe('servePlayground', () => {
     assert.equal(redirect.status, 301);
     assert.equal(redirect.headers.location, '/sub/?a=b');
     assert.equal((await get(s.port, '/kernels/')).status, 404, 'a folder without index.html');
+    // the raw path is not echoed into Location: '//sub' would redirect to another host
+    const doubled = await get(s.port, '//sub');
+    assert.equal(doubled.status, 301);
+    assert.equal(doubled.headers.location, '/sub/');
   });
 
   test('HEAD: the headers of GET, no body; ETag revalidation answers 304', async () => {

@@ -27,7 +27,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createReadStream, existsSync, readdirSync, realpathSync, statSync, type Stats } from 'node:fs';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -130,7 +130,8 @@ function resolveRequest(root: string, url: string): { file: string; stat: Stats 
   }
   if (!inside(root, real)) return { status: 404 };
   if (stat.isDirectory()) {
-    if (!rawPath.endsWith('/')) return { status: 301, location: `${rawPath}/${url.slice(rawPath.length)}` };
+    // the Location is rebuilt from the checked segments: the raw path could be '//other.host'
+    if (!rawPath.endsWith('/')) return { status: 301, location: `/${segments.map(encodeURIComponent).join('/')}/${url.slice(rawPath.length)}` };
     file = join(real, 'index.html');
     try {
       real = realpathSync(file);
@@ -167,7 +168,7 @@ export async function servePlayground(options: ServeOptions): Promise<Served> {
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const end = (status: number, extra: Record<string, string> = {}): void => {
-      const body = `${status} ${status === 404 ? 'not found' : status === 405 ? 'method not allowed' : status === 400 ? 'bad request' : ''}\n`;
+      const body = `${status} ${STATUS_CODES[status] ?? ''}\n`;
       res.writeHead(status, { ...common, 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': String(Buffer.byteLength(body)), ...extra });
       res.end(req.method === 'HEAD' ? undefined : body);
     };
