@@ -10,8 +10,9 @@
 //     JavaScript but not in .d.ts files, and a consumer's TypeScript refuses '.ts' there);
 //  5. the .wasm binaries copied beside the compiled loader (dist/backend/wasm/build/), where
 //     `new URL('./build/…', import.meta.url)` finds them in Node and bundlers find them to copy.
+// The browser playground (dist/web/) is built by `npm run build:web`, not here; `prepack` runs both.
 import { execFileSync } from 'node:child_process';
-import { cpSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
@@ -44,12 +45,16 @@ if (readFileSync(versionFile, 'utf8') !== versionSrc) writeFileSync(versionFile,
 
 execFileSync(process.execPath, [join(root, 'scripts/build-wasm.mjs'), '--if-stale'], { stdio: 'inherit' });
 
-rmSync(join(root, 'dist'), { recursive: true, force: true });
+// dist/ is emptied except dist/web/: the playground is Vite's output (`npm run build:web`), which
+// a library rebuild must not throw away.
+for (const name of existsSync(join(root, 'dist')) ? readdirSync(join(root, 'dist')) : []) {
+  if (name !== 'web') rmSync(join(root, 'dist', name), { recursive: true, force: true });
+}
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 execFileSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
 
 for (const f of walk(join(root, 'dist'))) {
-  if (!f.endsWith('.d.ts')) continue;
+  if (!f.endsWith('.d.ts') || f.startsWith(join(root, 'dist/web/'))) continue;
   const s = readFileSync(f, 'utf8');
   const t = s.replace(/((?:from|import)\s*\(?\s*['"])(\.{1,2}\/[^'"]*?)\.ts(['"])/g, '$1$2.js$3');
   if (t !== s) writeFileSync(f, t);

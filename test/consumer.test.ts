@@ -12,18 +12,21 @@
  *      Chromium, with threads (COOP/COEP) and on one thread (no isolation);
  *   5. publint and @arethetypeswrong/cli (ESM-only profile) find no problems;
  *   6. `npx recur --help` and `node -e "import('recurjs')"` work with no tsx in the project;
+ *   7. the built playground (dist/web, when `npm run build:web` made it before packing) is in the
+ *      tarball whole, and the installed `recur playground` serves it with the isolation headers —
+ *      no Vite in the consumer;
  * plus what the tarball holds (no tests; the wasm binaries) and that npm prints no warning caused
  * by the package's own configuration.
  * Takes about a minute (most of it the install); needs /usr/bin/chromium like test/browser.test.ts.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { extname, join, normalize } from 'node:path';
+import { extname, join, normalize, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { build } from 'esbuild';
@@ -43,6 +46,8 @@ let app = '';
 let packLog = '';
 let installLog = '';
 let packed: { files: { path: string }[]; size: number; unpackedSize: number; entryCount: number } | null = null;
+
+const walkFiles = (dir: string): string[] => readdirSync(dir).flatMap((n) => (statSync(join(dir, n)).isDirectory() ? walkFiles(join(dir, n)) : [join(dir, n)]));
 
 function run(cmd: string, args: string[], cwd: string, timeout = 120_000): SpawnSyncReturns<string> {
   return spawnSync(cmd, args, { cwd, env, encoding: 'utf8', timeout });
@@ -300,6 +305,47 @@ try {
     assert.equal(a.status, 0, `attw:\n${a.stderr}`);
     const entries = Object.keys(report.analysis as unknown as { entrypoints: object }).length;
     assert.ok(entries > 0);
+  });
+
+  const webIndex = join(root, 'dist/web/index.html');
+  test('the packed playground: dist/web whole in the tarball, served by the installed recur playground', {
+    skip: existsSync(webIndex) ? false : 'dist/web is not built (npm run build:web makes it; prepack does before publishing)',
+  }, async () => {
+    const files = new Set(packed!.files.map((f) => f.path));
+    const local = walkFiles(join(root, 'dist/web')).map((f) => relative(root, f).split(sep).join('/'));
+    assert.ok(local.includes('dist/web/index.html'));
+    assert.deepEqual(local.filter((f) => !files.has(f)), [], 'files of dist/web missing from the tarball');
+    assert.ok(!existsSync(join(app, 'node_modules/vite')), 'vite was installed into the consumer');
+    const child = spawn(process.execPath, [join(app, 'node_modules/.bin/recur'), 'playground', '--port', '0'], { cwd: app, env });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d));
+    child.stderr.on('data', (d: Buffer) => (err += d));
+    const exit = new Promise<number | null>((resolve) => child.on('close', resolve));
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no URL printed in 30 s:\n${out}\n${err}`)), 30_000);
+        child.stdout.on('data', () => {
+          const m = /^recur playground: (http:\/\/\S+)$/m.exec(out);
+          if (m) {
+            clearTimeout(timer);
+            resolve(m[1]!);
+          }
+        });
+        void exit.then((code) => reject(new Error(`recur playground exited ${code}:\n${out}\n${err}`)));
+      });
+      assert.match(out, /site: .*node_modules\/recurjs\/dist\/web/);
+      const page = await fetch(url);
+      assert.equal(page.status, 200);
+      assert.equal(page.headers.get('cross-origin-opener-policy'), 'same-origin');
+      assert.equal(page.headers.get('cross-origin-embedder-policy'), 'require-corp');
+      assert.equal(await page.text(), readFileSync(webIndex, 'utf8'));
+      const wasm = local.find((f) => f.endsWith('.wasm'));
+      if (wasm) assert.equal((await fetch(new URL(wasm.slice('dist/web/'.length), url))).headers.get('content-type'), 'application/wasm');
+    } finally {
+      child.kill('SIGINT');
+    }
+    assert.equal(await exit, 0, err);
   });
 
   test('npx recur --help and node -e "import(\'recurjs\')" in the consumer, without tsx', () => {

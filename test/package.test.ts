@@ -1,11 +1,13 @@
 /**
  * The package's own facts agree with each other: the version written in package.json is the one
- * the library reports, and every entry point in `exports` names a built file (run after the build,
- * as `npm test` does).
+ * the library reports, every entry point in `exports` names a built file (run after the build,
+ * as `npm test` does), and the packing rules ship the built playground.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { VERSION } from '../src/version.ts';
@@ -15,6 +17,7 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
   version: string;
   exports: Record<string, string | Record<string, string>>;
   bin: Record<string, string>;
+  scripts: Record<string, string>;
 };
 
 test('src/version.ts says the version of package.json', () => {
@@ -36,4 +39,29 @@ test('the built core and its declarations name no .ts module', () => {
   const dts = readFileSync(join(root, 'dist/index.d.ts'), 'utf8');
   assert.doesNotMatch(js, /from '\.[^']*\.ts'/);
   assert.doesNotMatch(dts, /from '\.[^']*\.ts'/);
+});
+
+test('the tarball ships the built playground (dist/web), and prepack builds it', () => {
+  // npm itself says what `files` selects, on a copy of package.json beside a stand-in build
+  // (the real dist/web exists only after `npm run build:web`)
+  const dir = mkdtempSync(join(tmpdir(), 'recur-pack-'));
+  try {
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({ ...pkg, scripts: {} }, null, 2));
+    const site = ['dist/web/index.html', 'dist/web/assets/index-Bx1.js', 'dist/web/assets/worker-Cq2.js', 'dist/web/assets/recur-simd-D3.wasm', 'dist/web/data/names.json'];
+    for (const f of ['dist/index.js', 'bin/recur.mjs', ...site]) {
+      mkdirSync(join(dir, f, '..'), { recursive: true });
+      writeFileSync(join(dir, f), 'x');
+    }
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('npm_')));
+    const r = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: dir, env, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, `npm pack --dry-run failed:\n${r.stdout}\n${r.stderr}`);
+    const files = (JSON.parse(r.stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
+    assert.deepEqual(site.filter((f) => !files.includes(f)), [], 'files of dist/web left out of the tarball');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  // `npm pack` and `npm publish` run prepack: the library build, then the playground's
+  const steps = pkg.scripts.prepack!.split('&&').map((x) => x.trim());
+  assert.deepEqual(steps, ['node scripts/build.mjs', 'npm run build:web']);
+  assert.match(pkg.scripts['build:web']!, /vite build --config web\/vite\.config\.ts/);
 });

@@ -42,6 +42,8 @@ async function runModuleCommand(cmd: ModuleCommand, args: string[]): Promise<num
       return (await import('./onnx.ts')).onnxCommand(args);
     case 'import':
       return (await import('./import.ts')).importCommand(args);
+    case 'playground':
+      return (await import('./playground.ts')).playgroundCommand(args);
   }
 }
 
@@ -63,6 +65,8 @@ async function helpText(cmd: Command): Promise<string> {
       return (await import('./onnx.ts')).ONNX_USAGE;
     case 'import':
       return (await import('./import.ts')).IMPORT_USAGE;
+    case 'playground':
+      return (await import('./playground.ts')).PLAYGROUND_HELP;
     default:
       return commandHelp(cmd as OwnCommand);
   }
