@@ -19,9 +19,9 @@ import { brief, isRecord } from '../util/options.ts';
 import {
   checkLearningRate, parseOptimizerOptions,
   type AdagradHyper, type AdagradOptions, type AdamHyper, type AdamOptions, type RMSPropHyper, type RMSPropOptions, type SGDHyper, type SGDOptions,
-} from './options.ts';
+} from './schema.ts';
 
-// The hyper-parameters of each optimizer are declared once, as a schema in options.ts; the types
+// The hyper-parameters of each optimizer are declared once, as a schema in schema.ts; the types
 // come from there.
 export type { AdagradHyper, AdagradOptions, AdamHyper, AdamOptions, RMSPropHyper, RMSPropOptions, SGDHyper, SGDOptions };
 

@@ -13,9 +13,9 @@
  */
 
 import { brief, isRecord } from '../util/options.ts';
-import { checkScheduleValue, parseScheduleSpec, type ScheduleSpec } from './options.ts';
+import { checkScheduleValue, parseScheduleSpec, type ScheduleSpec } from './schema.ts';
 
-// The JSON specs are declared once, as schemas in options.ts: their types, checks and defaults
+// The JSON specs are declared once, as schemas in schema.ts: their types, checks and defaults
 // come from there, and the constructors check their arguments with the same field schemas.
 export type { ScheduleSpec };
 

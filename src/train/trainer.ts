@@ -35,12 +35,15 @@
 import type { BatchSource, StepResult, Task } from './task.ts';
 import type { Optimizer } from './optim.ts';
 import { LRScheduler, scheduleFromSpec } from './schedule.ts';
-import { createOptimizer, resolveTrainerOptions, TrainerOptionsError, type CheckpointOptions, type ResolvedTrainerOptions, type TrainerOptions } from './options.ts';
+import {
+  adoptRunDir, checkFitOptions, createOptimizer, requireStore, resolveTrainerOptions, restoredOptions, TrainerOptionsError, trainerOptionsJSON,
+  type FitOptions, type ResolvedTrainerOptions, type TrainerOptions,
+} from './options.ts';
 import { clipGradNorm, clipGradNormTo, clipGradValue, gradNorms } from './clip.ts';
 import { checkFinite, checkValues, NonFiniteError } from './guard.ts';
 import { GradMonitor, layerNorms } from './gradlog.ts';
 import type { EvalInfo, HookResult, StepInfo } from './callbacks.ts';
-import { BEST_FILE, CheckpointError, encodeModelFile, loadCheckpoint, saveCheckpoint, type RunStore, type TrainingState } from './run-store.ts';
+import { BEST_FILE, CheckpointError, encodeModelFile, loadCheckpoint, saveCheckpoint, type TrainingState } from './run-store.ts';
 import { MetricsLog, type MetricsEntry } from './metrics-log.ts';
 import { Module } from '../nn/module.ts';
 import { brief, isRecord } from '../util/options.ts';
@@ -48,12 +51,11 @@ import { Tensor } from '../tensor/tensor.ts';
 import { Rng, globalRng, type RngState } from '../tensor/rng.ts';
 import { backward, noGrad } from '../autograd/tape.ts';
 
-// ---- options -------------------------------------------------------------------------------------
-
-// The options are declared once, as a schema, in options.ts: types, checks, defaults and help.
+// The options are declared once, as a schema, in options.ts (types, checks, defaults and help),
+// which also resolves them; the trainer reads only the resolved options.
 export {
   createOptimizer, TrainerOptionsError,
-  type CheckpointOptions, type EarlyStoppingOptions, type OptimizerName, type OptimizerSpec, type TrainerOptions,
+  type CheckpointOptions, type EarlyStoppingOptions, type FitOptions, type OptimizerName, type OptimizerSpec, type TrainerOptions,
 } from './options.ts';
 
 export type StopReason = 'epochs' | 'maxSteps' | 'time' | 'earlyStopping' | 'callback' | 'interrupted' | (string & {});
@@ -78,11 +80,6 @@ export interface FitResult {
   totalSeconds: number;
   tokens: number;
   runDir: string | null;
-}
-
-export interface FitOptions {
-  /** Continue from the checkpoint in this directory. */
-  resume?: string;
 }
 
 /** Steps at the start of a fit whose median loss is compared with the last steps' (warnIfDiverged). */
@@ -165,16 +162,7 @@ export class Trainer<B> {
   static async restore<B>(task: Task<B>, dir: string, overrides: TrainerOptions = {}): Promise<Trainer<B>> {
     const store = overrides.store;
     if (!store) throw new TrainerOptionsError("Trainer.restore: pass the run's store in the overrides (store: fileStore from 'recurjs/node', or the memoryStore the run used)");
-    const saved = { ...(loadCheckpoint(store, dir).state.options as Record<string, unknown>) } as TrainerOptions & Record<string, unknown>;
-    const opts: Record<string, unknown> = {
-      ...saved,
-      runDir: dir,
-      checkpoint: saved.checkpoint === false ? false : { ...((saved.checkpoint ?? {}) as CheckpointOptions), dir },
-      ...overrides,
-    };
-    const budget = ['epochs', 'maxSteps', 'timeLimitSeconds'] as const;
-    if (budget.some((k) => k in overrides)) for (const k of budget) if (!(k in overrides)) opts[k] = null;
-    const trainer = new Trainer(task, opts as TrainerOptions);
+    const trainer = new Trainer(task, restoredOptions(loadCheckpoint(store, dir).state.options, dir, overrides));
     await trainer.resume(dir);
     return trainer;
   }
@@ -206,25 +194,7 @@ export class Trainer<B> {
 
   /** The options as JSON (what checkpoints store; valid input for a new Trainer). */
   optionsJSON(): Record<string, unknown> {
-    const o = this.opts;
-    return {
-      // The base learning rate (a schedule changes the optimizer's current one).
-      optimizer: { name: this.optimizer.type.toLowerCase(), ...this.optimizer.hyper, ...(this.scheduler ? { lr: this.scheduler.baseLr } : {}) },
-      schedule: this.scheduler ? this.scheduler.schedule.toSpec() : null,
-      clipNorm: o.clipNorm,
-      clipValue: o.clipValue,
-      epochs: Number.isFinite(o.epochs) ? o.epochs : null,
-      maxSteps: o.maxSteps,
-      timeLimitSeconds: o.timeLimitSeconds,
-      evalEvery: o.evalEvery,
-      logEvery: o.logEvery,
-      earlyStopping: o.earlyStopping,
-      runDir: o.runDir,
-      checkpoint: o.checkpointOff ? false : o.checkpointDir ? { dir: o.checkpointDir, ...(o.checkpointEvery ? { every: o.checkpointEvery } : {}), saveBest: o.saveBest } : null,
-      seed: o.seed,
-      gradNormLogging: o.gradNormLogging,
-      meta: o.meta,
-    };
+    return trainerOptionsJSON(this.opts, this.optimizer, this.scheduler);
   }
 
   /** Metrics of the task on `data`, in eval mode without gradients; the task's carried state is kept. */
@@ -277,7 +247,7 @@ export class Trainer<B> {
     const target = dir ?? this.opts.checkpointDir;
     if (!target) throw new Error('Trainer.saveCheckpoint: no directory (set runDir or checkpoint.dir, or pass one)');
     this.checkSavable();
-    saveCheckpoint(this.requireStore('Trainer.saveCheckpoint'), target, this.task.model, this.task.describe(), this.trainingState());
+    saveCheckpoint(requireStore(this.opts, 'Trainer.saveCheckpoint'), target, this.task.model, this.task.describe(), this.trainingState());
     return target;
   }
 
@@ -290,7 +260,7 @@ export class Trainer<B> {
    * the checkpoint's step are dropped (the resumed run logs them again).
    */
   async resume(dir: string): Promise<void> {
-    const store = this.requireStore('Trainer.resume');
+    const store = requireStore(this.opts, 'Trainer.resume');
     const { state, weights } = loadCheckpoint(store, dir);
     const where = `resume from '${dir}'`;
     if (state.task !== this.task.name) throw new CheckpointError(`${where}: the checkpoint is of task '${state.task}', not '${this.task.name}'`);
@@ -327,18 +297,9 @@ export class Trainer<B> {
     this.lastEval = state.lastEval ?? null;
     this.started = true;
     this.resumedFrom = dir;
-    // Without a directory of its own, the trainer keeps writing into the one it resumed from.
-    if (this.opts.runDir === null && this.opts.checkpointDir === null && !this.opts.checkpointOff) {
-      this.opts.runDir = dir;
-      this.opts.checkpointDir = dir;
-    }
+    adoptRunDir(this.opts, dir);
     const logDir = this.opts.runDir ?? this.opts.checkpointDir;
     if (logDir) new MetricsLog(store, logDir).truncateAfter(this.stepCount);
-  }
-
-  private requireStore(who: string): RunStore {
-    if (!this.opts.store) throw new TrainerOptionsError(`${who}: the trainer has no store; pass store: fileStore (from 'recurjs/node') or store: memoryStore()`);
-    return this.opts.store;
   }
 
   private totalSeconds(): number {
@@ -511,9 +472,7 @@ export class Trainer<B> {
     if (val !== undefined && val !== null && (typeof val.get !== 'function' || !Number.isSafeInteger(val.numBatches))) {
       throw new TypeError('Trainer.fit: the validation data must be a BatchSource {numBatches, get(epoch, index)}');
     }
-    if (fitOpts === null || typeof fitOpts !== 'object' || Array.isArray(fitOpts)) throw new TypeError('Trainer.fit: the third argument must be an object {resume?}');
-    for (const k of Object.keys(fitOpts)) if (k !== 'resume') throw new TypeError(`Trainer.fit: unknown option '${k}' (known: resume)`);
-    if (this.opts.earlyStopping && !val) throw new TrainerOptionsError("Trainer: option 'earlyStopping' needs validation data: fit(train, val)");
+    checkFitOptions(this.opts, fitOpts, !!val);
     return val ?? null;
   }
 
