@@ -42,9 +42,9 @@ import {
 import { clipGradNorm, clipGradNormTo, clipGradValue, gradNorms } from './clip.ts';
 import { checkFinite, checkValues, NonFiniteError } from './guard.ts';
 import { GradMonitor, layerNorms } from './gradlog.ts';
-import type { EvalInfo, HookResult, StepInfo } from './callbacks.ts';
+import type { Callback, EvalInfo, HookResult, StepInfo } from './callbacks.ts';
 import { BEST_FILE, CheckpointError, encodeModelFile, loadCheckpoint, saveCheckpoint, type TrainingState } from './run-store.ts';
-import { MetricsLog, type MetricsEntry } from './metrics-log.ts';
+import { MetricsLog, TrainWindow, type MetricsEntry } from './metrics-log.ts';
 import { Module } from '../nn/module.ts';
 import { brief, isRecord } from '../util/options.ts';
 import { Tensor } from '../tensor/tensor.ts';
@@ -346,9 +346,12 @@ export class Trainer<B> {
     }
   }
 
-  private runHook(fn: () => HookResult): void {
-    const r = fn();
-    if (r === true || r === 'stop') this.stop('callback');
+  /** Run one hook of every callback, in the order given; one that returns 'stop' (or true) stops the loop. */
+  private runHooks(hook: (cb: Callback<B>) => HookResult | undefined): void {
+    for (const cb of this.opts.callbacks) {
+      const r = hook(cb);
+      if (r === true || r === 'stop') this.stop('callback');
+    }
   }
 
   /** One optimizer step on the next batch. */
@@ -436,7 +439,7 @@ export class Trainer<B> {
     const time = this.totalSeconds();
     this.writeLog({ type: 'eval', step: this.stepCount, epoch: this.epochIndex, time, metrics, primary, best: this.bestMetric });
     const info: EvalInfo = { step: this.stepCount, epoch: this.epochIndex, metrics, primary, value, best: this.bestMetric, improved, time };
-    for (const cb of this.opts.callbacks) if (cb.onEvalEnd) this.runHook(() => cb.onEvalEnd!(info, this));
+    this.runHooks((cb) => cb.onEvalEnd?.(info, this));
     if (es && this.badEvals >= es.patience) this.stop('earlyStopping');
     return metrics;
   }
@@ -509,7 +512,7 @@ export class Trainer<B> {
     };
     const startFraction = fractionDone();
     this.writeLog({ type: 'fit', step: this.stepCount, epoch: this.epochIndex, time: this.totalSeconds(), resumed, options: this.optionsJSON() });
-    for (const cb of o.callbacks) if (cb.onFitStart) this.runHook(() => cb.onFitStart!(this));
+    this.runHooks((cb) => cb.onFitStart?.(this));
 
     // Ctrl-C: stop after this step; a second one quits at once.
     const proc = (globalThis as { process?: NodeJS.Process }).process;
@@ -525,28 +528,13 @@ export class Trainer<B> {
     const recent: number[] = []; // last 100 losses
     let lastLoss: number | null = null;
     const firstLosses: number[] = [];
-    let win = { n: 0, loss: 0, count: 0, clipped: 0, start: now(), metrics: new Map<string, number>() };
+    const trainWindow = new TrainWindow(now, o.clipNorm !== null);
     let epochLoss = 0, epochSteps = 0;
     let ema: number | null = null;
     let lastEvalStep = -1;
     let lastYield = now();
     let stopReason: StopReason = 'epochs';
-    let lastInfo: (StepInfo & { layerNorms?: Record<string, number> }) | null = null;
-
-    const flushTrainLog = (): void => {
-      if (win.n === 0 || !lastInfo) return;
-      const dt = now() - win.start;
-      const metrics: Record<string, number> = {};
-      for (const [k, v] of win.metrics) metrics[k] = v / win.n;
-      this.writeLog({
-        type: 'train', step: this.stepCount, epoch: lastInfo.epoch, time: this.totalSeconds(),
-        loss: win.loss / win.n, lr: lastInfo.lr, tokensPerSec: dt > 0 ? win.count / dt : 0, gradNorm: lastInfo.gradNorm,
-        ...(lastInfo.layerNorms ? { gradNorms: lastInfo.layerNorms } : {}),
-        ...(o.clipNorm !== null ? { clipped: win.clipped / win.n } : {}),
-        ...(win.metrics.size ? { metrics } : {}),
-      });
-      win = { n: 0, loss: 0, count: 0, clipped: 0, start: now(), metrics: new Map() };
-    };
+    const flushTrainLog = (): void => trainWindow.flush(this.stepCount, this.totalSeconds(), (e) => this.writeLog(e));
 
     try {
       for (;;) {
@@ -573,7 +561,6 @@ export class Trainer<B> {
         }
 
         const info = this.trainStep(train);
-        lastInfo = info;
         lastLoss = info.loss;
         if (firstLosses.length < DIVERGE_HEAD) firstLosses.push(info.loss);
         recent.push(info.loss);
@@ -581,15 +568,11 @@ export class Trainer<B> {
         ema = ema === null ? info.loss : 0.95 * ema + 0.05 * info.loss;
         epochLoss += info.loss;
         epochSteps++;
-        win.n++;
-        win.loss += info.loss;
-        win.count += info.count;
-        if (info.clipped) win.clipped++;
-        if (info.metrics) for (const [k, v] of Object.entries(info.metrics)) win.metrics.set(k, (win.metrics.get(k) ?? 0) + v);
+        trainWindow.add(info);
         if (this.stepCount % o.logEvery === 0) flushTrainLog();
         const stepInfo: StepInfo = { ...info };
         delete (stepInfo as { layerNorms?: unknown }).layerNorms;
-        for (const cb of o.callbacks) if (cb.onStepEnd) this.runHook(() => cb.onStepEnd!(stepInfo, this));
+        this.runHooks((cb) => cb.onStepEnd?.(stepInfo, this));
 
         const epochEnded = this.batchIndex >= numBatches;
         let epochEval: Record<string, number> | null = null;
@@ -605,7 +588,7 @@ export class Trainer<B> {
           this.epochIndex++;
           this.batchIndex = 0;
           const einfo = { step: this.stepCount, epoch: ended, meanLoss, evalMetrics: o.evalEvery === null ? epochEval : null, time: this.totalSeconds() };
-          for (const cb of o.callbacks) if (cb.onEpochEnd) this.runHook(() => cb.onEpochEnd!(einfo, this));
+          this.runHooks((cb) => cb.onEpochEnd?.(einfo, this));
         }
         if (store && o.checkpointDir && o.checkpointEvery !== null && this.stepCount % o.checkpointEvery === 0) {
           this.checkSavable();
