@@ -110,17 +110,8 @@ export class MetricsLog {
   }
 }
 
-/** What one training step adds to a train entry (a Trainer step's info has all of it). */
-export interface WindowStep {
-  epoch: number;
-  loss: number;
-  lr: number;
-  count: number;
-  gradNorm: number;
-  clipped: boolean;
-  metrics?: Record<string, number>;
-  layerNorms?: Record<string, number>;
-}
+/** What one training step adds to a train entry: its values there (a Trainer step's info has them all). */
+export type WindowStep = Pick<TrainLogEntry, 'epoch' | 'loss' | 'lr' | 'gradNorm' | 'metrics'> & { count: number; clipped: boolean; layerNorms?: Record<string, number> };
 
 /**
  * The steps since the last train entry: `add` sums each step in, `flush` writes their train

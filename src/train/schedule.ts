@@ -26,6 +26,14 @@ export interface Schedule {
   toString(): string;
 }
 
+/**
+ * A schedule's spec as its type and values, `StepLR(stepSize=10, gamma=0.5)`: the toString of the
+ * schedules whose spec is flat, so their values are listed once, in toSpec.
+ */
+function specText({ type, ...values }: ScheduleSpec): string {
+  return `${type}(${Object.entries(values).map(([k, v]) => `${k}=${String(v)}`).join(', ')})`;
+}
+
 function checkStep(who: string, step: number): void {
   if (!Number.isSafeInteger(step) || step < 0) throw new RangeError(`${who}: step must be an integer >= 0, got ${brief(step, "'")}`);
 }
@@ -50,7 +58,7 @@ export class StepLR implements Schedule {
   }
 
   toString(): string {
-    return `StepLR(stepSize=${this.stepSize}, gamma=${this.gamma})`;
+    return specText(this.toSpec());
   }
 }
 
@@ -72,7 +80,7 @@ export class ExponentialLR implements Schedule {
   }
 
   toString(): string {
-    return `ExponentialLR(gamma=${this.gamma})`;
+    return specText(this.toSpec());
   }
 }
 
@@ -100,7 +108,7 @@ export class CosineAnnealingLR implements Schedule {
   }
 
   toString(): string {
-    return `CosineAnnealingLR(tMax=${this.tMax}, etaMin=${this.etaMin})`;
+    return specText(this.toSpec());
   }
 }
 
