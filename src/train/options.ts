@@ -1,13 +1,18 @@
 /**
  * The Trainer's options, declared once as a schema (with its nested checkpoint, earlyStopping,
- * optimizer and schedule), and their resolution: defaults filled in, the optimizer built from its
- * spec, the options as the JSON a checkpoint stores, and the saved options merged with overrides
- * on restore. How the schemas are declared and their failures worded is in schema.ts (with the
- * optimizers' and the schedules' option sets, which the Trainer's nests).
+ * optimizer and schedule), and their resolution: defaults filled in, the optimizer and the
+ * schedule built from their specs, the options as the JSON a checkpoint stores, and the saved
+ * options merged with overrides on restore. How the schemas are declared and their failures
+ * worded is in schema.ts, with the optimizers' and the schedules' option sets, which this one
+ * nests.
  *
  * Imports point one way: this file sits above the optimizer classes (it builds them, and an
- * `Optimizer` instance is a valid `optimizer` option), the callbacks (`progress: true` is a
- * `LineProgress`) and the schedules; they take their own schemas from schema.ts, a leaf.
+ * `Optimizer` instance is a valid `optimizer` option), the schedules (a spec is built into one)
+ * and the callbacks (`progress: true` is a `LineProgress`); those take their own schemas from
+ * schema.ts, a leaf, and none imports this file. (Once, optim.ts took its schemas from here while
+ * this file imported `Optimizer`: an import cycle that held only because neither used the other
+ * while loading.) The one loop left is of types alone, erased at run time: the `callbacks`
+ * option's `Callback` hooks receive the `Trainer`, whose constructor takes these options.
  */
 import { z } from 'zod';
 import { brief, isRecord } from '../util/options.ts';
@@ -15,7 +20,7 @@ import { Rng } from '../tensor/rng.ts';
 import { Adagrad, Adam, AdamW, Optimizer, RMSProp, SGD, type Params } from './optim.ts';
 import { LineProgress, type Callback, type ProgressSink } from './callbacks.ts';
 import type { RunStore } from './run-store.ts';
-import type { LRScheduler, Schedule } from './schedule.ts';
+import { scheduleFromSpec, type LRScheduler, type Schedule } from './schedule.ts';
 import {
   atLeast, bool, instance, parseOptimizerOptions, pathText, positive, posInt, problemOf, SCHEDULE_TYPE, scheduleError, scheduleSpecSchema, valueAt,
   type Problem, type SameKeys, type ScheduleSpec,
@@ -209,11 +214,8 @@ function parseTrainer<S extends z.ZodType>(schema: S, options: unknown): z.outpu
   throw trainerError(problemOf(schema, r.error, options), options);
 }
 
-/**
- * Validate the Trainer's options and fill in the defaults, or throw a TrainerOptionsError.
- * `buildSchedule` turns a schedule spec (valid: the schema has checked it) into a schedule.
- */
-export function resolveTrainerOptions(options: unknown, buildSchedule: (spec: ScheduleSpec) => Schedule): ResolvedTrainerOptions {
+/** Validate the Trainer's options and fill in the defaults, or throw a TrainerOptionsError. */
+export function resolveTrainerOptions(options: unknown): ResolvedTrainerOptions {
   const o = parseTrainer(trainerOptionsSchema, options);
   const runDir = o.runDir ?? null;
   let checkpointDir = runDir, checkpointEvery: number | null = null, saveBest = true;
@@ -234,7 +236,7 @@ export function resolveTrainerOptions(options: unknown, buildSchedule: (spec: Sc
   return {
     optimizer: o.optimizer ?? 'adam',
     lr: o.lr,
-    schedule: schedule === null || isSchedule(schedule) ? schedule : buildSchedule(schedule),
+    schedule: schedule === null || isSchedule(schedule) ? schedule : scheduleFromSpec(schedule),
     clipNorm: o.clipNorm || null,
     clipValue: o.clipValue ?? null,
     epochs: o.epochs ?? (maxSteps !== null || timeLimitSeconds !== null ? Infinity : 1),
@@ -329,6 +331,11 @@ export function restoredOptions(saved: unknown, dir: string, overrides: TrainerO
   const budget = ['epochs', 'maxSteps', 'timeLimitSeconds'] as const;
   if (budget.some((k) => k in overrides)) for (const k of budget) if (!(k in overrides)) opts[k] = null;
   return opts as TrainerOptions;
+}
+
+/** The run directory: where the metrics log goes (runDir, else the checkpoint directory), or null. */
+export function logDirOf(o: ResolvedTrainerOptions): string | null {
+  return o.runDir ?? o.checkpointDir;
 }
 
 /** A trainer without a directory of its own keeps writing into the one it resumed from. */

@@ -28,15 +28,15 @@
  * sampling), the task's carried state (TBPTT), and the position (epoch, batch).
  *
  * `fit` is async: it yields to the event loop every ~50 ms so progress displays redraw, timers run
- * and Ctrl-C is seen; the work itself is synchronous. The file-system parts (checkpoints, metrics
- * log) are imported on first use only, so the Trainer also loads where there is no file system
- * (without a run directory).
+ * and Ctrl-C is seen; the work itself is synchronous. Checkpoints, the best model and the metrics
+ * log go through the `store` option (a RunStore), so the loop itself touches no file system and
+ * the Trainer runs where there is none.
  */
 import type { BatchSource, StepResult, Task } from './task.ts';
 import type { Optimizer } from './optim.ts';
-import { LRScheduler, scheduleFromSpec } from './schedule.ts';
+import { LRScheduler } from './schedule.ts';
 import {
-  adoptRunDir, checkFitOptions, createOptimizer, requireStore, resolveTrainerOptions, restoredOptions, TrainerOptionsError, trainerOptionsJSON,
+  adoptRunDir, checkFitOptions, createOptimizer, logDirOf, requireStore, resolveTrainerOptions, restoredOptions, TrainerOptionsError, trainerOptionsJSON,
   type FitOptions, type ResolvedTrainerOptions, type TrainerOptions,
 } from './options.ts';
 import { clipGradNorm, clipGradNormTo, clipGradValue, gradNorms } from './clip.ts';
@@ -140,7 +140,7 @@ export class Trainer<B> {
       throw new TypeError('Trainer: expected a Task (an object with model, step(batch), evaluate(data), higherIsBetter, describe())');
     }
     if (typeof task.higherIsBetter !== 'boolean') throw new TypeError(`Trainer: task '${task.name}' must say whether its primary metric is better higher (higherIsBetter: boolean)`);
-    const opts = resolveTrainerOptions(options, scheduleFromSpec);
+    const opts = resolveTrainerOptions(options);
     if ((typeof task.getCarry === 'function') !== (typeof task.setCarry === 'function')) {
       throw new TypeError(`Trainer: task '${task.name}' must define both getCarry and setCarry, or neither`);
     }
@@ -179,7 +179,7 @@ export class Trainer<B> {
 
   /** The resolved run directory (metrics log, checkpoints), or null. */
   get runDir(): string | null {
-    return this.opts.runDir ?? this.opts.checkpointDir;
+    return logDirOf(this.opts);
   }
 
   /** Names of the RNGs saved in checkpoints. */
@@ -298,7 +298,7 @@ export class Trainer<B> {
     this.started = true;
     this.resumedFrom = dir;
     adoptRunDir(this.opts, dir);
-    const logDir = this.opts.runDir ?? this.opts.checkpointDir;
+    const logDir = logDirOf(this.opts);
     if (logDir) new MetricsLog(store, logDir).truncateAfter(this.stepCount);
   }
 
@@ -493,7 +493,7 @@ export class Trainer<B> {
     this.stopRequest = null;
 
     const store = o.store;
-    const logDir = o.runDir ?? o.checkpointDir;
+    const logDir = logDirOf(o);
     if (store && logDir) {
       this.log = new MetricsLog(store, logDir);
       if (fresh && this.stepCount === 0) this.log.clear();
