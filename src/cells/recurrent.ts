@@ -30,10 +30,10 @@ import { GRU } from './gru.ts';
 import { LSTM } from './lstm.ts';
 import { MGU } from './mgu.ts';
 import { RNN_RELU, RNN_TANH } from './rnn.ts';
-import type { CellSpec } from './spec.ts';
-import type { BackwardScratch, DirectionWeights, DirectionWorkspace, LayerDims, RecurrentMode } from './workspace.ts';
+import type { CellSpec, RecurrentMode } from './spec.ts';
+import type { BackwardScratch, DirectionWeights, DirectionWorkspace, LayerDims } from './workspace.ts';
 
-export type { RecurrentMode } from './workspace.ts';
+export type { RecurrentMode } from './spec.ts';
 export { reorderGates, type CellSpec, type GateLayout } from './spec.ts';
 
 /** The cell records, one per kind (see spec.ts): the one place a cell kind's facts live. */

@@ -11,7 +11,7 @@
  * import → export round trip gives back the same bits.
  */
 import type { Backend, FusedStepKernel, Storage } from '../backend/interface.ts';
-import type { BackwardScratch, DirectionWeights, DirectionWorkspace, LayerDims } from './workspace.ts';
+import type { BackwardScratch, DirectionWeights, DirectionWorkspace, LayerDims } from '../backend/interface.ts';
 
 /** The cell kinds; each has one record (CellSpec) in the CELLS table of recurrent.ts. */
 export type RecurrentMode = 'RNN_TANH' | 'RNN_RELU' | 'LSTM' | 'GRU' | 'MGU';

@@ -13,7 +13,6 @@
 import { stepOffsets, type Backend, type CellStep, type DirectionWeights, type DirectionWorkspace, type LayerDims } from '../backend/interface.ts';
 
 export type { BackwardScratch, DirectionWeights, DirectionWorkspace, LayerDims } from '../backend/interface.ts';
-export type { CellSpec, RecurrentMode } from './spec.ts';
 
 /** Offsets of step t in ws (elements): states before/after it, and its gate block. */
 export function stateOffsets(ws: DirectionWorkspace, dims: LayerDims, t: number): { prev: number; next: number; gates: number } {

@@ -110,6 +110,58 @@ export class MetricsLog {
   }
 }
 
+/** What one training step adds to a train entry: its values there (a Trainer step's info has them all). */
+export type WindowStep = Pick<TrainLogEntry, 'epoch' | 'loss' | 'lr' | 'gradNorm' | 'metrics'> & { count: number; clipped: boolean; layerNorms?: Record<string, number> };
+
+/**
+ * The steps since the last train entry: `add` sums each step in, `flush` writes their train
+ * entry (means over the steps; the last step's epoch, learning rate and gradient norms;
+ * throughput since the window opened) and opens a new window.
+ */
+export class TrainWindow {
+  private n = 0;
+  private loss = 0;
+  private count = 0;
+  private clipped = 0;
+  private metrics = new Map<string, number>();
+  private last: WindowStep | null = null;
+  private start: number;
+
+  /** `clock`: seconds (for throughput); `clipping`: norm clipping is on (entries say how often it fired). */
+  constructor(private readonly clock: () => number, private readonly clipping: boolean) {
+    this.start = clock();
+  }
+
+  add(s: WindowStep): void {
+    this.last = s;
+    this.n++;
+    this.loss += s.loss;
+    this.count += s.count;
+    if (s.clipped) this.clipped++;
+    if (s.metrics) for (const [k, v] of Object.entries(s.metrics)) this.metrics.set(k, (this.metrics.get(k) ?? 0) + v);
+  }
+
+  /** Write the window's train entry, as of optimizer step `step` and run time `time` (nothing when it is empty). */
+  flush(step: number, time: number, write: (entry: TrainLogEntry) => void): void {
+    const s = this.last;
+    if (this.n === 0 || !s) return;
+    const n = this.n;
+    const dt = this.clock() - this.start;
+    const metrics: Record<string, number> = {};
+    for (const [k, v] of this.metrics) metrics[k] = v / n;
+    write({
+      type: 'train', step, epoch: s.epoch, time,
+      loss: this.loss / n, lr: s.lr, tokensPerSec: dt > 0 ? this.count / dt : 0, gradNorm: s.gradNorm,
+      ...(s.layerNorms ? { gradNorms: s.layerNorms } : {}),
+      ...(this.clipping ? { clipped: this.clipped / n } : {}),
+      ...(this.metrics.size ? { metrics } : {}),
+    });
+    this.n = this.loss = this.count = this.clipped = 0;
+    this.metrics = new Map();
+    this.start = this.clock();
+  }
+}
+
 export interface ParsedLog {
   entries: MetricsEntry[];
   /** Lines that were not JSON objects with a known `type` (e.g. a torn last line). */

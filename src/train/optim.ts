@@ -19,9 +19,9 @@ import { brief, isRecord } from '../util/options.ts';
 import {
   checkLearningRate, parseOptimizerOptions,
   type AdagradHyper, type AdagradOptions, type AdamHyper, type AdamOptions, type RMSPropHyper, type RMSPropOptions, type SGDHyper, type SGDOptions,
-} from './options.ts';
+} from './schema.ts';
 
-// The hyper-parameters of each optimizer are declared once, as a schema in options.ts; the types
+// The hyper-parameters of each optimizer are declared once, as a schema in schema.ts; the types
 // come from there.
 export type { AdagradHyper, AdagradOptions, AdamHyper, AdamOptions, RMSPropHyper, RMSPropOptions, SGDHyper, SGDOptions };
 
@@ -162,8 +162,15 @@ export abstract class Optimizer<H extends { lr: number } = { lr: number }> {
     this.slots = this.params.items.map(() => ({ step: 0, buffers: new Map<string, Storage>(), scratch: [] }));
   }
 
-  /** Validate options (or saved hyper-parameters) into the resolved hyper-parameters. */
-  protected abstract parse(options: unknown, who: string): H;
+  /**
+   * Validate options (or saved hyper-parameters) into the resolved hyper-parameters, with the
+   * schema of this optimizer's type (schema.ts).
+   */
+  protected parse(options: unknown, who: string): H {
+    // Every optimizer here is an Optimizer<HyperOf[its type]>; the class's type parameter cannot
+    // name its `type`, hence the cast.
+    return parseOptimizerOptions(this.type, options, who) as unknown as H;
+  }
   /** Names of the state buffers a parameter holds once it has been updated, under `cfg`. */
   protected abstract bufferNames(cfg: H): string[];
   /** Apply one update to p given its gradient g; `slot.step` is already incremented. */
@@ -363,9 +370,6 @@ export class SGD extends Optimizer<SGDHyper> {
     super('SGD', params, options);
   }
 
-  protected parse(options: unknown, who: string): SGDHyper {
-    return parseOptimizerOptions('SGD', options, who);
-  }
 
   protected bufferNames(cfg: SGDHyper): string[] {
     return cfg.momentum !== 0 ? ['momentumBuffer'] : [];
@@ -413,9 +417,6 @@ export class RMSProp extends Optimizer<RMSPropHyper> {
     super('RMSProp', params, options);
   }
 
-  protected parse(options: unknown, who: string): RMSPropHyper {
-    return parseOptimizerOptions('RMSProp', options, who);
-  }
 
   protected bufferNames(cfg: RMSPropHyper): string[] {
     const names = ['squareAvg'];
@@ -472,9 +473,6 @@ export class Adagrad extends Optimizer<AdagradHyper> {
     super('Adagrad', params, options);
   }
 
-  protected parse(options: unknown, who: string): AdagradHyper {
-    return parseOptimizerOptions('Adagrad', options, who);
-  }
 
   protected bufferNames(): string[] {
     return ['sum'];
@@ -500,10 +498,6 @@ export class Adagrad extends Optimizer<AdagradHyper> {
 // ---- Adam / AdamW -------------------------------------------------------------------------------
 
 abstract class AdamBase extends Optimizer<AdamHyper> {
-  protected parse(options: unknown, who: string): AdamHyper {
-    return parseOptimizerOptions(this.type === 'AdamW' ? 'AdamW' : 'Adam', options, who);
-  }
-
   protected bufferNames(): string[] {
     return ['expAvg', 'expAvgSq'];
   }

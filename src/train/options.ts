@@ -1,39 +1,18 @@
 /**
- * The option sets of the training layer, each declared once as a schema: the Trainer's options
- * (with its nested checkpoint, earlyStopping, optimizer and schedule), the hyper-parameters of
- * every optimizer, and the JSON specs of the learning-rate schedules. Each schema holds the
- * validation, the defaults and the help text (`.describe`) of its option set.
+ * The Trainer's options, declared once as a schema (with its nested checkpoint, earlyStopping,
+ * optimizer and schedule), and their resolution: defaults filled in, the optimizer and the
+ * schedule built from their specs, the options as the JSON a checkpoint stores, and the saved
+ * options merged with overrides on restore. How the schemas are declared and their failures
+ * worded is in schema.ts, with the optimizers' and the schedules' option sets, which this one
+ * nests.
  *
- * Why Zod 4 (and not hand-written checks, nor Valibot): one object schema gives all of the above
- * at once, with issue paths (`checkpoint.every`) and unknown-key detection (`z.strictObject`) that
- * make the messages below; its JSON-schema export (`z.toJSONSchema`) can later feed the command
- * line's flags and help from the same declaration; its objects keep their shape (`.shape`), so a
- * message can name the known keys; and it runs anywhere (no Node built-ins), so the browser-safe
- * core keeps bundling. Valibot is smaller per import, but its pipelines spread one option over
- * several function calls, and a few kilobytes do not matter to a library that ships a
- * WebAssembly backend.
- *
- * Types. The public option types are written out here, not exported as `z.input<typeof schema>`:
- * Zod's own declarations name the DOM/Node `URL` type, and recurjs promises TypeScript users a
- * core whose declarations compile with neither (test/consumer.test.ts, without skipLibCheck). So
- * no export of this file mentions Zod (the schemas stay private), and the written types are
- * checked against the schemas at compile time: the same keys (`SameKeys`), every value the
- * written type allows accepted by the schema's type, and each schema's output assignable to the
- * type the code reads (`HyperOf`, `ScheduleSpec`, `ResolvedTrainerOptions`). A drift between a
- * type and its schema fails to compile.
- *
- * Messages. Zod's own messages are generic ("Too small: expected number to be >=1"); recur's name
- * the option, the form expected and the value got. So every leaf schema carries the expected form
- * as its error message (`posInt()` says "a positive integer" whatever check failed), and
- * `problemOf` turns Zod's first issue into a `Problem` (the path, what was expected, what was
- * got, or the unknown key and the known ones) that each option set words in its own style: the
- * Trainer's (`Trainer: option 'checkpoint.every' must be a positive integer, got 0`), the
- * optimizers' (`Adam: option 'eps' must be a finite number >= 0, got -1`) and the schedules'
- * (`StepLR: 'stepSize' must be an integer >= 1, got 0`), kept as they were before the schemas.
- *
- * Import cycle, on purpose: optim.ts imports its hyper-parameter schemas from here, and this file
- * imports `Optimizer` for one `instanceof` test. Neither file touches the other's exports while
- * it is being evaluated (the test runs only when options are parsed), so either may load first.
+ * Imports point one way: this file sits above the optimizer classes (it builds them, and an
+ * `Optimizer` instance is a valid `optimizer` option), the schedules (a spec is built into one)
+ * and the callbacks (`progress: true` is a `LineProgress`); those take their own schemas from
+ * schema.ts, a leaf, and none imports this file. (Once, optim.ts took its schemas from here while
+ * this file imported `Optimizer`: an import cycle that held only because neither used the other
+ * while loading.) The one loop left is of types alone, erased at run time: the `callbacks`
+ * option's `Callback` hooks receive the `Trainer`, whose constructor takes these options.
  */
 import { z } from 'zod';
 import { brief, isRecord } from '../util/options.ts';
@@ -42,202 +21,11 @@ import { Rng } from '../tensor/rng.ts';
 import { Adagrad, Adam, AdamW, Optimizer, RMSProp, SGD, type Params } from './optim.ts';
 import { LineProgress, type Callback, type ProgressSink } from './callbacks.ts';
 import type { RunStore } from './run-store.ts';
-import type { Schedule } from './schedule.ts';
-
-// ---- leaf schemas: every failure says the one form expected ---------------------------------------
-
-/** A safe integer >= 1. */
-const posInt = (expected = 'a positive integer') => z.int({ error: expected }).min(1, { error: expected });
-/** A finite number > 0 (Zod 4 numbers are finite: NaN and ±Infinity fail). */
-const positive = (expected = 'a finite number > 0') => z.number({ error: expected }).positive({ error: expected });
-/** A finite number >= min. */
-const atLeast = (min: number, expected = `a finite number >= ${min}`) => z.number({ error: expected }).min(min, { error: expected });
-/** A number in [0, 1]. */
-const unit = (expected = 'a number in [0, 1]') => z.number({ error: expected }).min(0, { error: expected }).max(1, { error: expected });
-const bool = () => z.boolean({ error: 'true or false' });
-/** An object that passes `test`; `expected` names it. */
-const instance = <T>(test: (v: unknown) => boolean, expected: string) => z.custom<T>(test, { error: expected });
-
-// ---- optimizer hyper-parameters (PyTorch's defaults) -----------------------------------------------
-
-const lr = () => atLeast(0).describe('learning rate');
-const weightDecay = (def: number) => atLeast(0).default(def).describe('L2 penalty (coupled; decoupled for AdamW)');
-
-const sgdOptionsSchema = z.strictObject({
-  lr: lr(),
-  momentum: atLeast(0).default(0).describe('momentum factor'),
-  dampening: unit().default(0).describe('dampening of the momentum'),
-  nesterov: bool().default(false).describe('Nesterov momentum (needs momentum > 0 and dampening = 0)'),
-  weightDecay: weightDecay(0),
-}).check((ctx) => {
-  const { nesterov, momentum, dampening } = ctx.value;
-  if (nesterov && (momentum <= 0 || dampening !== 0)) {
-    ctx.issues.push(sentence(ctx.value, `option 'nesterov' requires momentum > 0 and dampening = 0 (got momentum ${momentum}, dampening ${dampening})`));
-  }
-});
-
-const rmspropOptionsSchema = z.strictObject({
-  lr: lr().default(0.01),
-  alpha: unit().default(0.99).describe('smoothing constant of the squared-gradient average'),
-  eps: atLeast(0).default(1e-8).describe('added to the denominator'),
-  weightDecay: weightDecay(0),
-  momentum: atLeast(0).default(0).describe('momentum factor'),
-  centered: bool().default(false).describe('normalise by the estimated variance of the gradient'),
-});
-
-const adagradOptionsSchema = z.strictObject({
-  lr: lr().default(0.01),
-  lrDecay: atLeast(0).default(0).describe('learning-rate decay per update'),
-  weightDecay: weightDecay(0),
-  initialAccumulatorValue: atLeast(0).default(0).describe('start value of the squared-gradient sum'),
-  eps: atLeast(0).default(1e-10).describe('added to the denominator'),
-});
-
-const BETAS = 'a pair [beta1, beta2] of numbers in [0, 1)';
-const beta = () => z.number({ error: BETAS }).min(0, { error: BETAS }).lt(1, { error: BETAS });
-
-const adamOptionsSchema = z.strictObject({
-  lr: lr().default(1e-3),
-  betas: z.tuple([beta(), beta()], { error: BETAS }).default((): [number, number] => [0.9, 0.999]).describe('decay rates of the moment averages'),
-  eps: atLeast(0).default(1e-8).describe('added to the denominator'),
-  weightDecay: weightDecay(0),
-});
-
-const adamwOptionsSchema = adamOptionsSchema.extend({ weightDecay: weightDecay(1e-2) });
-
-// The public types are written out (see "Types" above) and checked against the schemas here:
-// a key added to one and not the other, or an output the optimizer could not use, fails to compile.
-export interface SGDOptions { lr: number; momentum?: number; dampening?: number; nesterov?: boolean; weightDecay?: number }
-export interface SGDHyper { lr: number; momentum: number; dampening: number; nesterov: boolean; weightDecay: number }
-export interface RMSPropOptions { lr?: number; alpha?: number; eps?: number; weightDecay?: number; momentum?: number; centered?: boolean }
-export interface RMSPropHyper { lr: number; alpha: number; eps: number; weightDecay: number; momentum: number; centered: boolean }
-export interface AdagradOptions { lr?: number; lrDecay?: number; weightDecay?: number; initialAccumulatorValue?: number; eps?: number }
-export interface AdagradHyper { lr: number; lrDecay: number; weightDecay: number; initialAccumulatorValue: number; eps: number }
-export interface AdamOptions { lr?: number; betas?: readonly [number, number]; eps?: number; weightDecay?: number }
-export interface AdamHyper { lr: number; betas: [number, number]; eps: number; weightDecay: number }
-
-/** The resolved hyper-parameters of each optimizer type. */
-export interface HyperOf { SGD: SGDHyper; RMSProp: RMSPropHyper; Adagrad: AdagradHyper; Adam: AdamHyper; AdamW: AdamHyper }
-
-const HYPER_SCHEMAS: { [K in keyof HyperOf]: z.ZodType<HyperOf[K]> } = {
-  SGD: sgdOptionsSchema, RMSProp: rmspropOptionsSchema, Adagrad: adagradOptionsSchema, Adam: adamOptionsSchema, AdamW: adamwOptionsSchema,
-};
-type TypesMatch = [
-  SameKeys<SGDOptions, z.input<typeof sgdOptionsSchema>>, SameKeys<RMSPropOptions, z.input<typeof rmspropOptionsSchema>>,
-  SameKeys<AdagradOptions, z.input<typeof adagradOptionsSchema>>, SameKeys<AdamOptions, z.input<typeof adamOptionsSchema>>,
-];
-const typesMatch: TypesMatch = [true, true, true, true];
-
-/**
- * Parse optimizer options (or saved hyper-parameters) with the schema of `type`; `who` starts the
- * message. A value of the right type out of its range (NaN and ±Infinity included) is a
- * RangeError, a value of the wrong type a TypeError.
- */
-export function parseOptimizerOptions<K extends keyof HyperOf>(type: K, options: unknown, who: string): HyperOf[K] {
-  const schema: z.ZodType<HyperOf[K]> = HYPER_SCHEMAS[type];
-  const raw = options === undefined ? {} : options;
-  const r = schema.safeParse(raw);
-  if (r.success) return r.data;
-  const p = problemOf(schema, r.error, raw);
-  switch (p.kind) {
-    case 'unknownKey':
-      throw new TypeError(`${who}: unknown option '${p.key}' (expected one of: ${p.known.join(', ')})`);
-    case 'sentence':
-      throw new RangeError(`${who}: ${p.message}`);
-    default: {
-      if (p.path.length === 0) throw new TypeError(`${who}: options must be an object such as {lr: 0.01}, got ${brief(raw, "'")}`);
-      const expected = expectedOf(p);
-      // hyper-parameters are flat: name the option, and show its whole value (both betas)
-      const key = String(p.path[0]);
-      const got = valueAt(raw, [key]);
-      if (got === undefined) throw new TypeError(`${who}: option '${key}' is required (${expected})`);
-      const E = p.kind === 'value' && p.outOfRange ? RangeError : TypeError;
-      throw new E(`${who}: option '${key}' must be ${expected}, got ${brief(got, "'")}`);
-    }
-  }
-}
-
-/** A learning rate on its own (what a schedule writes into an optimizer). */
-export function checkLearningRate(who: string, v: unknown): number {
-  const r = LEARNING_RATE.safeParse(v);
-  if (!r.success) throw new RangeError(`${who}: lr must be a finite number >= 0, got ${brief(v, "'")}`);
-  return r.data;
-}
-const LEARNING_RATE = lr();
-
-// ---- learning-rate schedule specs ---------------------------------------------------------------
-
-/** The values of schedules and of the scheduler, each declared once (spec fields and constructor arguments). */
-const SCHEDULE_VALUES = {
-  stepSize: posInt('an integer >= 1').describe('steps between decays'),
-  gamma: positive().describe('decay factor'),
-  tMax: posInt('an integer >= 1').describe('steps from the base rate down to etaMin'),
-  etaMin: atLeast(0).describe('the lowest rate'),
-  warmupSteps: posInt('an integer >= 1').describe('steps of linear warm-up'),
-  step: z.int({ error: 'an integer >= 0' }).min(0, { error: 'an integer >= 0' }).describe('scheduler steps taken'),
-  baseLr: atLeast(0).describe('the base learning rate'),
-};
-export type ScheduleValue = 'stepSize' | 'gamma' | 'tMax' | 'etaMin' | 'warmupSteps' | 'step' | 'baseLr';
-const scheduleValuesMatch: SameKeys<Record<ScheduleValue, unknown>, typeof SCHEDULE_VALUES> = true;
-
-const stepLRSpec = z.strictObject({ type: z.literal('StepLR'), stepSize: SCHEDULE_VALUES.stepSize, gamma: SCHEDULE_VALUES.gamma.default(0.1) });
-const exponentialLRSpec = z.strictObject({ type: z.literal('ExponentialLR'), gamma: SCHEDULE_VALUES.gamma });
-const cosineAnnealingLRSpec = z.strictObject({ type: z.literal('CosineAnnealingLR'), tMax: SCHEDULE_VALUES.tMax, etaMin: SCHEDULE_VALUES.etaMin.default(0) });
-// The schedule that follows a warm-up is itself a spec: a recursive schema (the getter defers the
-// reference until the union below exists).
-const linearWarmupSpec = z.strictObject({
-  type: z.literal('LinearWarmup'),
-  warmupSteps: SCHEDULE_VALUES.warmupSteps,
-  get then(): z.ZodDefault<z.ZodNullable<typeof scheduleSpecSchema>> {
-    return scheduleSpecSchema.nullable().default(null).describe('the schedule after the warm-up (default: the constant base rate)');
-  },
-});
-
-const SCHEDULE_TYPE = 'schedule type';
-const scheduleSpecSchema: z.ZodDiscriminatedUnion<[typeof stepLRSpec, typeof exponentialLRSpec, typeof cosineAnnealingLRSpec, typeof linearWarmupSpec]> =
-  z.discriminatedUnion('type', [stepLRSpec, exponentialLRSpec, cosineAnnealingLRSpec, linearWarmupSpec], { error: SCHEDULE_TYPE });
-
-/** JSON form of a schedule (what `toSpec()` returns). */
-export type ScheduleSpec =
-  | { type: 'StepLR'; stepSize: number; gamma: number }
-  | { type: 'ExponentialLR'; gamma: number }
-  | { type: 'CosineAnnealingLR'; tMax: number; etaMin: number }
-  | { type: 'LinearWarmup'; warmupSteps: number; then: ScheduleSpec | null };
-
-/**
- * Parse a schedule spec (defaults filled in); a bad one throws with the message of a schedule:
- * the structure (not an object, an unknown type, an unknown key) as `scheduleFromSpec: …`
- * TypeErrors, a bad value as `StepLR: 'stepSize' must be …` RangeErrors naming the (nested)
- * schedule it is in.
- */
-export function parseScheduleSpec(spec: unknown): ScheduleSpec {
-  const r = scheduleSpecSchema.safeParse(spec);
-  if (r.success) return r.data;
-  throw scheduleError(problemOf(scheduleSpecSchema, r.error, spec), spec);
-}
-
-function scheduleError(p: Problem, spec: unknown): Error {
-  const who = 'scheduleFromSpec';
-  switch (p.kind) {
-    case 'unknownKey':
-      return new TypeError(`${who}: unknown key '${p.key}' for ${String(valueAt(spec, [...p.path, 'type']))} (expected: ${p.known.join(', ')})`);
-    case 'unknownValue':
-      return new TypeError(`${who}: unknown ${p.noun} ${brief(p.got, "'")} (expected one of: ${p.known.join(', ')})`);
-    case 'sentence':
-      return new RangeError(`${who}: ${p.message}`);
-    default:
-      if (p.expected === SCHEDULE_TYPE) return new TypeError(`${who}: expected an object such as {type: 'StepLR', stepSize: 10, gamma: 0.5}, got ${brief(p.got, "'")}`);
-      return new RangeError(`${String(valueAt(spec, [...p.path.slice(0, -1), 'type']))}: '${String(p.path[p.path.length - 1])}' must be ${p.expected}, got ${brief(p.got, "'")}`);
-  }
-}
-
-/** One value of a schedule or of the scheduler (a constructor argument, a saved step), or a RangeError. */
-export function checkScheduleValue(who: string, key: ScheduleValue, v: unknown): number {
-  const schema = SCHEDULE_VALUES[key];
-  const r = schema.safeParse(v);
-  if (r.success) return r.data;
-  throw new RangeError(`${who}: '${key}' must be ${expectedOf(problemOf(schema, r.error, v))}, got ${brief(v, "'")}`);
-}
+import { scheduleFromSpec, type LRScheduler, type Schedule } from './schedule.ts';
+import {
+  atLeast, bool, instance, parseOptimizerOptions, pathText, positive, posInt, problemOf, SCHEDULE_TYPE, scheduleError, scheduleSpecSchema, valueAt,
+  type Problem, type SameKeys, type ScheduleSpec,
+} from './schema.ts';
 
 // ---- the Trainer's options -------------------------------------------------------------------------
 
@@ -427,11 +215,8 @@ function parseTrainer<S extends z.ZodType>(schema: S, options: unknown): z.outpu
   throw trainerError(problemOf(schema, r.error, options), options);
 }
 
-/**
- * Validate the Trainer's options and fill in the defaults, or throw a TrainerOptionsError.
- * `buildSchedule` turns a schedule spec (valid: the schema has checked it) into a schedule.
- */
-export function resolveTrainerOptions(options: unknown, buildSchedule: (spec: ScheduleSpec) => Schedule): ResolvedTrainerOptions {
+/** Validate the Trainer's options and fill in the defaults, or throw a TrainerOptionsError. */
+export function resolveTrainerOptions(options: unknown): ResolvedTrainerOptions {
   const o = parseTrainer(trainerOptionsSchema, options);
   const runDir = o.runDir ?? null;
   let checkpointDir = runDir, checkpointEvery: number | null = null, saveBest = true;
@@ -452,7 +237,7 @@ export function resolveTrainerOptions(options: unknown, buildSchedule: (spec: Sc
   return {
     optimizer: o.optimizer ?? 'adam',
     lr: o.lr,
-    schedule: schedule === null || isSchedule(schedule) ? schedule : buildSchedule(schedule),
+    schedule: schedule === null || isSchedule(schedule) ? schedule : scheduleFromSpec(schedule),
     clipNorm: o.clipNorm || null,
     clipValue: o.clipValue ?? null,
     epochs: o.epochs ?? (maxSteps !== null || timeLimitSeconds !== null ? Infinity : 1),
@@ -504,6 +289,80 @@ export function createOptimizer(spec: OptimizerSpec, params: Params, lr?: number
     case 'adagrad':
       return new Adagrad(params, parseOptimizerOptions('Adagrad', hyper, 'Adagrad'));
   }
+}
+
+/**
+ * The options as JSON (what checkpoints store; valid input for a new Trainer): the resolved
+ * options, with the optimizer and schedule as the trainer built them.
+ */
+export function trainerOptionsJSON(o: ResolvedTrainerOptions, optimizer: Optimizer, scheduler: LRScheduler | null): Record<string, unknown> {
+  return {
+    // The base learning rate (a schedule changes the optimizer's current one).
+    optimizer: { name: optimizer.type.toLowerCase(), ...optimizer.hyper, ...(scheduler ? { lr: scheduler.baseLr } : {}) },
+    schedule: scheduler ? scheduler.schedule.toSpec() : null,
+    clipNorm: o.clipNorm,
+    clipValue: o.clipValue,
+    epochs: Number.isFinite(o.epochs) ? o.epochs : null,
+    maxSteps: o.maxSteps,
+    timeLimitSeconds: o.timeLimitSeconds,
+    evalEvery: o.evalEvery,
+    logEvery: o.logEvery,
+    earlyStopping: o.earlyStopping,
+    runDir: o.runDir,
+    checkpoint: o.checkpointOff ? false : o.checkpointDir ? { dir: o.checkpointDir, ...(o.checkpointEvery ? { every: o.checkpointEvery } : {}), saveBest: o.saveBest } : null,
+    seed: o.seed,
+    gradNormLogging: o.gradNormLogging,
+    meta: o.meta,
+  };
+}
+
+/**
+ * The options of a trainer restored from the run in `dir`: those its checkpoint saved, writing
+ * into `dir`, merged with `overrides`. A budget in `overrides` (epochs, maxSteps,
+ * timeLimitSeconds) replaces the saved budget as a whole.
+ */
+export function restoredOptions(saved: unknown, dir: string, overrides: TrainerOptions): TrainerOptions {
+  const s = { ...(saved as Record<string, unknown>) } as TrainerOptions & Record<string, unknown>;
+  const opts: Record<string, unknown> = {
+    ...s,
+    runDir: dir,
+    checkpoint: s.checkpoint === false ? false : { ...((s.checkpoint ?? {}) as CheckpointOptions), dir },
+    ...overrides,
+  };
+  const budget = ['epochs', 'maxSteps', 'timeLimitSeconds'] as const;
+  if (budget.some((k) => k in overrides)) for (const k of budget) if (!(k in overrides)) opts[k] = null;
+  return opts as TrainerOptions;
+}
+
+/** The run directory: where the metrics log goes (runDir, else the checkpoint directory), or null. */
+export function logDirOf(o: ResolvedTrainerOptions): string | null {
+  return o.runDir ?? o.checkpointDir;
+}
+
+/** A trainer without a directory of its own keeps writing into the one it resumed from. */
+export function adoptRunDir(o: ResolvedTrainerOptions, dir: string): void {
+  if (o.runDir === null && o.checkpointDir === null && !o.checkpointOff) {
+    o.runDir = dir;
+    o.checkpointDir = dir;
+  }
+}
+
+/** The store the options name, or a TrainerOptionsError for `who` (a method that needs one). */
+export function requireStore(o: ResolvedTrainerOptions, who: string): RunStore {
+  if (!o.store) throw new TrainerOptionsError(`${who}: the trainer has no store; pass store: fileStore (from 'recurjs/node') or store: memoryStore()`);
+  return o.store;
+}
+
+export interface FitOptions {
+  /** Continue from the checkpoint in this directory. */
+  resume?: string;
+}
+
+/** Check the options of one `fit` call (and those of the Trainer's that need its validation data). */
+export function checkFitOptions(o: ResolvedTrainerOptions, fitOpts: FitOptions, hasVal: boolean): void {
+  if (fitOpts === null || typeof fitOpts !== 'object' || Array.isArray(fitOpts)) throw new TypeError('Trainer.fit: the third argument must be an object {resume?}');
+  for (const k of Object.keys(fitOpts)) if (k !== 'resume') throw new TypeError(`Trainer.fit: unknown option '${k}' (known: resume)`);
+  if (o.earlyStopping && !hasVal) throw new TrainerOptionsError("Trainer: option 'earlyStopping' needs validation data: fit(train, val)");
 }
 
 function trainerError(p: Problem, options: unknown): TrainerOptionsError {

@@ -13,9 +13,9 @@
  */
 
 import { brief, isRecord } from '../util/options.ts';
-import { checkScheduleValue, parseScheduleSpec, type ScheduleSpec } from './options.ts';
+import { checkScheduleValue, parseScheduleSpec, type ScheduleSpec } from './schema.ts';
 
-// The JSON specs are declared once, as schemas in options.ts: their types, checks and defaults
+// The JSON specs are declared once, as schemas in schema.ts: their types, checks and defaults
 // come from there, and the constructors check their arguments with the same field schemas.
 export type { ScheduleSpec };
 
@@ -24,6 +24,14 @@ export interface Schedule {
   lrAt(step: number, baseLr: number): number;
   toSpec(): ScheduleSpec;
   toString(): string;
+}
+
+/**
+ * A schedule's spec as its type and values, `StepLR(stepSize=10, gamma=0.5)`: the toString of the
+ * schedules whose spec is flat, so their values are listed once, in toSpec.
+ */
+function specText({ type, ...values }: ScheduleSpec): string {
+  return `${type}(${Object.entries(values).map(([k, v]) => `${k}=${String(v)}`).join(', ')})`;
 }
 
 function checkStep(who: string, step: number): void {
@@ -50,7 +58,7 @@ export class StepLR implements Schedule {
   }
 
   toString(): string {
-    return `StepLR(stepSize=${this.stepSize}, gamma=${this.gamma})`;
+    return specText(this.toSpec());
   }
 }
 
@@ -72,7 +80,7 @@ export class ExponentialLR implements Schedule {
   }
 
   toString(): string {
-    return `ExponentialLR(gamma=${this.gamma})`;
+    return specText(this.toSpec());
   }
 }
 
@@ -100,7 +108,7 @@ export class CosineAnnealingLR implements Schedule {
   }
 
   toString(): string {
-    return `CosineAnnealingLR(tMax=${this.tMax}, etaMin=${this.etaMin})`;
+    return specText(this.toSpec());
   }
 }
 

@@ -28,32 +28,34 @@
  * sampling), the task's carried state (TBPTT), and the position (epoch, batch).
  *
  * `fit` is async: it yields to the event loop every ~50 ms so progress displays redraw, timers run
- * and Ctrl-C is seen; the work itself is synchronous. The file-system parts (checkpoints, metrics
- * log) are imported on first use only, so the Trainer also loads where there is no file system
- * (without a run directory).
+ * and Ctrl-C is seen; the work itself is synchronous. Checkpoints, the best model and the metrics
+ * log go through the `store` option (a RunStore), so the loop itself touches no file system and
+ * the Trainer runs where there is none.
  */
 import type { BatchSource, StepResult, Task } from './task.ts';
 import type { Optimizer } from './optim.ts';
-import { LRScheduler, scheduleFromSpec } from './schedule.ts';
-import { createOptimizer, resolveTrainerOptions, TrainerOptionsError, type CheckpointOptions, type ResolvedTrainerOptions, type TrainerOptions } from './options.ts';
+import { LRScheduler } from './schedule.ts';
+import {
+  adoptRunDir, checkFitOptions, createOptimizer, logDirOf, requireStore, resolveTrainerOptions, restoredOptions, TrainerOptionsError, trainerOptionsJSON,
+  type FitOptions, type ResolvedTrainerOptions, type TrainerOptions,
+} from './options.ts';
 import { clipGradNorm, clipGradNormTo, clipGradValue, gradNorms } from './clip.ts';
 import { checkFinite, checkValues, NonFiniteError } from './guard.ts';
 import { GradMonitor, layerNorms } from './gradlog.ts';
-import type { EvalInfo, HookResult, StepInfo } from './callbacks.ts';
-import { BEST_FILE, CheckpointError, encodeModelFile, loadCheckpoint, saveCheckpoint, type RunStore, type TrainingState } from './run-store.ts';
-import { MetricsLog, type MetricsEntry } from './metrics-log.ts';
+import type { Callback, EvalInfo, HookResult, StepInfo } from './callbacks.ts';
+import { BEST_FILE, CheckpointError, encodeModelFile, loadCheckpoint, saveCheckpoint, type TrainingState } from './run-store.ts';
+import { MetricsLog, TrainWindow, type MetricsEntry } from './metrics-log.ts';
 import { Module } from '../nn/module.ts';
 import { brief, isRecord } from '../util/options.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { Rng, globalRng, type RngState } from '../tensor/rng.ts';
 import { backward, noGrad } from '../autograd/tape.ts';
 
-// ---- options -------------------------------------------------------------------------------------
-
-// The options are declared once, as a schema, in options.ts: types, checks, defaults and help.
+// The options are declared once, as a schema, in options.ts (types, checks, defaults and help),
+// which also resolves them; the trainer reads only the resolved options.
 export {
   createOptimizer, TrainerOptionsError,
-  type CheckpointOptions, type EarlyStoppingOptions, type OptimizerName, type OptimizerSpec, type TrainerOptions,
+  type CheckpointOptions, type EarlyStoppingOptions, type FitOptions, type OptimizerName, type OptimizerSpec, type TrainerOptions,
 } from './options.ts';
 
 export type StopReason = 'epochs' | 'maxSteps' | 'time' | 'earlyStopping' | 'callback' | 'interrupted' | (string & {});
@@ -78,11 +80,6 @@ export interface FitResult {
   totalSeconds: number;
   tokens: number;
   runDir: string | null;
-}
-
-export interface FitOptions {
-  /** Continue from the checkpoint in this directory. */
-  resume?: string;
 }
 
 /** Steps at the start of a fit whose median loss is compared with the last steps' (warnIfDiverged). */
@@ -143,7 +140,7 @@ export class Trainer<B> {
       throw new TypeError('Trainer: expected a Task (an object with model, step(batch), evaluate(data), higherIsBetter, describe())');
     }
     if (typeof task.higherIsBetter !== 'boolean') throw new TypeError(`Trainer: task '${task.name}' must say whether its primary metric is better higher (higherIsBetter: boolean)`);
-    const opts = resolveTrainerOptions(options, scheduleFromSpec);
+    const opts = resolveTrainerOptions(options);
     if ((typeof task.getCarry === 'function') !== (typeof task.setCarry === 'function')) {
       throw new TypeError(`Trainer: task '${task.name}' must define both getCarry and setCarry, or neither`);
     }
@@ -165,16 +162,7 @@ export class Trainer<B> {
   static async restore<B>(task: Task<B>, dir: string, overrides: TrainerOptions = {}): Promise<Trainer<B>> {
     const store = overrides.store;
     if (!store) throw new TrainerOptionsError("Trainer.restore: pass the run's store in the overrides (store: fileStore from 'recurjs/node', or the memoryStore the run used)");
-    const saved = { ...(loadCheckpoint(store, dir).state.options as Record<string, unknown>) } as TrainerOptions & Record<string, unknown>;
-    const opts: Record<string, unknown> = {
-      ...saved,
-      runDir: dir,
-      checkpoint: saved.checkpoint === false ? false : { ...((saved.checkpoint ?? {}) as CheckpointOptions), dir },
-      ...overrides,
-    };
-    const budget = ['epochs', 'maxSteps', 'timeLimitSeconds'] as const;
-    if (budget.some((k) => k in overrides)) for (const k of budget) if (!(k in overrides)) opts[k] = null;
-    const trainer = new Trainer(task, opts as TrainerOptions);
+    const trainer = new Trainer(task, restoredOptions(loadCheckpoint(store, dir).state.options, dir, overrides));
     await trainer.resume(dir);
     return trainer;
   }
@@ -191,7 +179,7 @@ export class Trainer<B> {
 
   /** The resolved run directory (metrics log, checkpoints), or null. */
   get runDir(): string | null {
-    return this.opts.runDir ?? this.opts.checkpointDir;
+    return logDirOf(this.opts);
   }
 
   /** Names of the RNGs saved in checkpoints. */
@@ -206,25 +194,7 @@ export class Trainer<B> {
 
   /** The options as JSON (what checkpoints store; valid input for a new Trainer). */
   optionsJSON(): Record<string, unknown> {
-    const o = this.opts;
-    return {
-      // The base learning rate (a schedule changes the optimizer's current one).
-      optimizer: { name: this.optimizer.type.toLowerCase(), ...this.optimizer.hyper, ...(this.scheduler ? { lr: this.scheduler.baseLr } : {}) },
-      schedule: this.scheduler ? this.scheduler.schedule.toSpec() : null,
-      clipNorm: o.clipNorm,
-      clipValue: o.clipValue,
-      epochs: Number.isFinite(o.epochs) ? o.epochs : null,
-      maxSteps: o.maxSteps,
-      timeLimitSeconds: o.timeLimitSeconds,
-      evalEvery: o.evalEvery,
-      logEvery: o.logEvery,
-      earlyStopping: o.earlyStopping,
-      runDir: o.runDir,
-      checkpoint: o.checkpointOff ? false : o.checkpointDir ? { dir: o.checkpointDir, ...(o.checkpointEvery ? { every: o.checkpointEvery } : {}), saveBest: o.saveBest } : null,
-      seed: o.seed,
-      gradNormLogging: o.gradNormLogging,
-      meta: o.meta,
-    };
+    return trainerOptionsJSON(this.opts, this.optimizer, this.scheduler);
   }
 
   /** Metrics of the task on `data`, in eval mode without gradients; the task's carried state is kept. */
@@ -277,7 +247,7 @@ export class Trainer<B> {
     const target = dir ?? this.opts.checkpointDir;
     if (!target) throw new Error('Trainer.saveCheckpoint: no directory (set runDir or checkpoint.dir, or pass one)');
     this.checkSavable();
-    saveCheckpoint(this.requireStore('Trainer.saveCheckpoint'), target, this.task.model, this.task.describe(), this.trainingState());
+    saveCheckpoint(requireStore(this.opts, 'Trainer.saveCheckpoint'), target, this.task.model, this.task.describe(), this.trainingState());
     return target;
   }
 
@@ -290,7 +260,7 @@ export class Trainer<B> {
    * the checkpoint's step are dropped (the resumed run logs them again).
    */
   async resume(dir: string): Promise<void> {
-    const store = this.requireStore('Trainer.resume');
+    const store = requireStore(this.opts, 'Trainer.resume');
     const { state, weights } = loadCheckpoint(store, dir);
     const where = `resume from '${dir}'`;
     if (state.task !== this.task.name) throw new CheckpointError(`${where}: the checkpoint is of task '${state.task}', not '${this.task.name}'`);
@@ -327,18 +297,9 @@ export class Trainer<B> {
     this.lastEval = state.lastEval ?? null;
     this.started = true;
     this.resumedFrom = dir;
-    // Without a directory of its own, the trainer keeps writing into the one it resumed from.
-    if (this.opts.runDir === null && this.opts.checkpointDir === null && !this.opts.checkpointOff) {
-      this.opts.runDir = dir;
-      this.opts.checkpointDir = dir;
-    }
-    const logDir = this.opts.runDir ?? this.opts.checkpointDir;
+    adoptRunDir(this.opts, dir);
+    const logDir = logDirOf(this.opts);
     if (logDir) new MetricsLog(store, logDir).truncateAfter(this.stepCount);
-  }
-
-  private requireStore(who: string): RunStore {
-    if (!this.opts.store) throw new TrainerOptionsError(`${who}: the trainer has no store; pass store: fileStore (from 'recurjs/node') or store: memoryStore()`);
-    return this.opts.store;
   }
 
   private totalSeconds(): number {
@@ -385,9 +346,12 @@ export class Trainer<B> {
     }
   }
 
-  private runHook(fn: () => HookResult): void {
-    const r = fn();
-    if (r === true || r === 'stop') this.stop('callback');
+  /** Run one hook of every callback, in the order given; one that returns 'stop' (or true) stops the loop. */
+  private runHooks(hook: (cb: Callback<B>) => HookResult | undefined): void {
+    for (const cb of this.opts.callbacks) {
+      const r = hook(cb);
+      if (r === true || r === 'stop') this.stop('callback');
+    }
   }
 
   /** One optimizer step on the next batch. */
@@ -475,7 +439,7 @@ export class Trainer<B> {
     const time = this.totalSeconds();
     this.writeLog({ type: 'eval', step: this.stepCount, epoch: this.epochIndex, time, metrics, primary, best: this.bestMetric });
     const info: EvalInfo = { step: this.stepCount, epoch: this.epochIndex, metrics, primary, value, best: this.bestMetric, improved, time };
-    for (const cb of this.opts.callbacks) if (cb.onEvalEnd) this.runHook(() => cb.onEvalEnd!(info, this));
+    this.runHooks((cb) => cb.onEvalEnd?.(info, this));
     if (es && this.badEvals >= es.patience) this.stop('earlyStopping');
     return metrics;
   }
@@ -511,9 +475,7 @@ export class Trainer<B> {
     if (val !== undefined && val !== null && (typeof val.get !== 'function' || !Number.isSafeInteger(val.numBatches))) {
       throw new TypeError('Trainer.fit: the validation data must be a BatchSource {numBatches, get(epoch, index)}');
     }
-    if (fitOpts === null || typeof fitOpts !== 'object' || Array.isArray(fitOpts)) throw new TypeError('Trainer.fit: the third argument must be an object {resume?}');
-    for (const k of Object.keys(fitOpts)) if (k !== 'resume') throw new TypeError(`Trainer.fit: unknown option '${k}' (known: resume)`);
-    if (this.opts.earlyStopping && !val) throw new TrainerOptionsError("Trainer: option 'earlyStopping' needs validation data: fit(train, val)");
+    checkFitOptions(this.opts, fitOpts, !!val);
     return val ?? null;
   }
 
@@ -531,7 +493,7 @@ export class Trainer<B> {
     this.stopRequest = null;
 
     const store = o.store;
-    const logDir = o.runDir ?? o.checkpointDir;
+    const logDir = logDirOf(o);
     if (store && logDir) {
       this.log = new MetricsLog(store, logDir);
       if (fresh && this.stepCount === 0) this.log.clear();
@@ -550,7 +512,7 @@ export class Trainer<B> {
     };
     const startFraction = fractionDone();
     this.writeLog({ type: 'fit', step: this.stepCount, epoch: this.epochIndex, time: this.totalSeconds(), resumed, options: this.optionsJSON() });
-    for (const cb of o.callbacks) if (cb.onFitStart) this.runHook(() => cb.onFitStart!(this));
+    this.runHooks((cb) => cb.onFitStart?.(this));
 
     // Ctrl-C: stop after this step; a second one quits at once.
     const proc = (globalThis as { process?: NodeJS.Process }).process;
@@ -566,28 +528,13 @@ export class Trainer<B> {
     const recent: number[] = []; // last 100 losses
     let lastLoss: number | null = null;
     const firstLosses: number[] = [];
-    let win = { n: 0, loss: 0, count: 0, clipped: 0, start: now(), metrics: new Map<string, number>() };
+    const trainWindow = new TrainWindow(now, o.clipNorm !== null);
     let epochLoss = 0, epochSteps = 0;
     let ema: number | null = null;
     let lastEvalStep = -1;
     let lastYield = now();
     let stopReason: StopReason = 'epochs';
-    let lastInfo: (StepInfo & { layerNorms?: Record<string, number> }) | null = null;
-
-    const flushTrainLog = (): void => {
-      if (win.n === 0 || !lastInfo) return;
-      const dt = now() - win.start;
-      const metrics: Record<string, number> = {};
-      for (const [k, v] of win.metrics) metrics[k] = v / win.n;
-      this.writeLog({
-        type: 'train', step: this.stepCount, epoch: lastInfo.epoch, time: this.totalSeconds(),
-        loss: win.loss / win.n, lr: lastInfo.lr, tokensPerSec: dt > 0 ? win.count / dt : 0, gradNorm: lastInfo.gradNorm,
-        ...(lastInfo.layerNorms ? { gradNorms: lastInfo.layerNorms } : {}),
-        ...(o.clipNorm !== null ? { clipped: win.clipped / win.n } : {}),
-        ...(win.metrics.size ? { metrics } : {}),
-      });
-      win = { n: 0, loss: 0, count: 0, clipped: 0, start: now(), metrics: new Map() };
-    };
+    const flushTrainLog = (): void => trainWindow.flush(this.stepCount, this.totalSeconds(), (e) => this.writeLog(e));
 
     try {
       for (;;) {
@@ -614,7 +561,6 @@ export class Trainer<B> {
         }
 
         const info = this.trainStep(train);
-        lastInfo = info;
         lastLoss = info.loss;
         if (firstLosses.length < DIVERGE_HEAD) firstLosses.push(info.loss);
         recent.push(info.loss);
@@ -622,15 +568,11 @@ export class Trainer<B> {
         ema = ema === null ? info.loss : 0.95 * ema + 0.05 * info.loss;
         epochLoss += info.loss;
         epochSteps++;
-        win.n++;
-        win.loss += info.loss;
-        win.count += info.count;
-        if (info.clipped) win.clipped++;
-        if (info.metrics) for (const [k, v] of Object.entries(info.metrics)) win.metrics.set(k, (win.metrics.get(k) ?? 0) + v);
+        trainWindow.add(info);
         if (this.stepCount % o.logEvery === 0) flushTrainLog();
         const stepInfo: StepInfo = { ...info };
         delete (stepInfo as { layerNorms?: unknown }).layerNorms;
-        for (const cb of o.callbacks) if (cb.onStepEnd) this.runHook(() => cb.onStepEnd!(stepInfo, this));
+        this.runHooks((cb) => cb.onStepEnd?.(stepInfo, this));
 
         const epochEnded = this.batchIndex >= numBatches;
         let epochEval: Record<string, number> | null = null;
@@ -646,7 +588,7 @@ export class Trainer<B> {
           this.epochIndex++;
           this.batchIndex = 0;
           const einfo = { step: this.stepCount, epoch: ended, meanLoss, evalMetrics: o.evalEvery === null ? epochEval : null, time: this.totalSeconds() };
-          for (const cb of o.callbacks) if (cb.onEpochEnd) this.runHook(() => cb.onEpochEnd!(einfo, this));
+          this.runHooks((cb) => cb.onEpochEnd?.(einfo, this));
         }
         if (store && o.checkpointDir && o.checkpointEvery !== null && this.stepCount % o.checkpointEvery === 0) {
           this.checkSavable();

@@ -23,6 +23,14 @@ function accumulateReduced(t: Tensor, g: Tensor, outShape: number[], owned: bool
   accumulateGrad(t, red.storage, true);
 }
 
+/** t.grad += (g op other), summed down to t's shape: the partial of a product or a quotient. */
+function accumulateScaled(t: Tensor, g: Tensor, op: 'mul' | 'div', other: Tensor, otherShape: number[], outShape: number[]): void {
+  if (!t.requiresGrad) return;
+  const gt = newLike(g);
+  t.backend.binary(op, g.storage, outShape, other.storage, otherShape, gt.storage, outShape);
+  accumulateReduced(t, gt, outShape, true);
+}
+
 function scalarLike(a: Tensor, v: number): Tensor {
   const s = a.backend.alloc(1, a.dtype);
   a.backend.fill(s, v, 0, 1);
@@ -52,23 +60,11 @@ function binaryOp(op: BinaryOp, a: Tensor, b: Tensor | number): Tensor {
         }
       } else if (op === 'mul') {
         // d(a·b) = g·b, g·a
-        if (a.requiresGrad) {
-          const ga = newLike(g);
-          be.binary('mul', g.storage, shape, bt.storage, bS, ga.storage, shape);
-          accumulateReduced(a, ga, shape, true);
-        }
-        if (bt.requiresGrad) {
-          const gb = newLike(g);
-          be.binary('mul', g.storage, shape, a.storage, aS, gb.storage, shape);
-          accumulateReduced(bt, gb, shape, true);
-        }
+        accumulateScaled(a, g, 'mul', bt, bS, shape);
+        accumulateScaled(bt, g, 'mul', a, aS, shape);
       } else {
         // d(a/b) = g/b, −g·a/b² = −g·out/b
-        if (a.requiresGrad) {
-          const ga = newLike(g);
-          be.binary('div', g.storage, shape, bt.storage, bS, ga.storage, shape);
-          accumulateReduced(a, ga, shape, true);
-        }
+        accumulateScaled(a, g, 'div', bt, bS, shape);
         if (bt.requiresGrad) {
           const gb = newLike(g);
           be.binary('mul', g.storage, shape, out.storage, shape, gb.storage, shape);
