@@ -16,15 +16,14 @@
  */
 import { z } from 'zod';
 import { brief, isRecord } from '../util/options.ts';
-import { expectedOf, pathText, problemOf, sentence, valueAt, type Problem, type SameKeys } from '../util/schema.ts';
+import { pathText, problemOf, valueAt, type Problem, type SameKeys } from '../util/schema.ts';
 import { Rng } from '../tensor/rng.ts';
 import { Adagrad, Adam, AdamW, Optimizer, RMSProp, SGD, type Params } from './optim.ts';
 import { LineProgress, type Callback, type ProgressSink } from './callbacks.ts';
 import type { RunStore } from './run-store.ts';
 import { scheduleFromSpec, type LRScheduler, type Schedule } from './schedule.ts';
 import {
-  atLeast, bool, instance, parseOptimizerOptions, pathText, positive, posInt, problemOf, SCHEDULE_TYPE, scheduleError, scheduleSpecSchema, valueAt,
-  type Problem, type SameKeys, type ScheduleSpec,
+  atLeast, bool, instance, parseOptimizerOptions, positive, posInt, SCHEDULE_TYPE, scheduleError, scheduleSpecSchema, type ScheduleSpec,
 } from './schema.ts';
 
 // ---- the Trainer's options -------------------------------------------------------------------------
