@@ -34,6 +34,7 @@ import { arch, FIELDS, int, pick } from './fields.ts';
 import type { SameKeys } from '../util/schema.ts';
 import { brief, isRecord } from '../util/options.ts';
 import { SequenceScores } from './metrics.ts';
+import { decodeAndScore } from './common.ts';
 import { CAPTION_VOCAB, decodeCaption, encodeCaption, shapeSample, type ShapesOptions } from './shapes.ts';
 
 export const CAP_PAD = 0;
@@ -303,16 +304,8 @@ export class CaptionTask implements Task<CaptionBatch> {
   /** { exactMatch, tokenAccuracy, loss } over the data. */
   evaluate(data: BatchSource<CaptionBatch>): Record<string, number> {
     const scores = new CaptionScores();
-    let lossSum = 0, tokens = 0;
-    withEval(this.model, () => {
-      for (let i = 0; i < data.numBatches; i++) {
-        const b = data.get(0, i);
-        lossSum += this.model.loss(b).item() * b.tokens;
-        tokens += b.tokens;
-        this.model.decode(b.images, b.B, { beamWidth: this.beamWidth }).forEach((p, k) => scores.add(p, b.refs[k]));
-      }
-    });
-    return { exactMatch: scores.exactMatch, tokenAccuracy: scores.tokenAccuracy, loss: lossSum / tokens };
+    const loss = decodeAndScore(this.model, data, (b) => this.model.decode(b.images, b.B, { beamWidth: this.beamWidth }), (p, ref) => scores.add(p, ref));
+    return { exactMatch: scores.exactMatch, tokenAccuracy: scores.tokenAccuracy, loss };
   }
 
   /** The model config plus `task: 'caption'` (so a model file names its task), and the vocabulary. */

@@ -37,7 +37,7 @@ import { tokenizerFromJSON, type Tokenizer, type TokenizerJSON } from '../data/t
 import { ExampleSource, fitLength, padSequences, type TruncateMode } from '../data/batch.ts';
 import type { Limits } from '../io/limits.ts';
 import { argmaxRows } from './metrics.ts';
-import { evaluateClassifier, loadVocabTask, makeRecurrent, type CellKind, type LabeledSplits, type LoadTaskOptions } from './common.ts';
+import { evaluateClassifier, loadVocabTask, makeRecurrent, splitSources, type CellKind, type LabeledSplits, type LoadTaskOptions } from './common.ts';
 import { embeddingShapes, linearShapes, parseConfig, TaskConfigError, recurrentShapes, type ParamShapes } from './task-options.ts';
 import { arch, FIELDS, pick } from './fields.ts';
 import { sentence, type SameKeys } from '../util/schema.ts';
@@ -342,8 +342,5 @@ export function buildClassifier(name: string, labels: readonly string[], o: Clas
     }
   }
   const enc = (list: { text: string; label: number }[], split: string): EncodedExample[] => list.map((e, i) => ({ ids: task.encode(e.text, `${split} example ${i}`), label: e.label }));
-  const train = task.source(enc(data.train, 'train'), o.batchSize, o.seed, true);
-  const val = task.source(enc(data.val, 'val'), o.batchSize, o.seed, false);
-  const test = data.test && data.test.length ? task.source(enc(data.test, 'test'), o.batchSize, o.seed, false) : undefined;
-  return { task, train, val, test };
+  return { task, ...splitSources(task, data, enc, o) };
 }

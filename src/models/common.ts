@@ -89,3 +89,43 @@ export function evaluateClassifier<B extends { B: number; labels: ArrayLike<numb
   const m = classificationMetrics(preds, gold, C);
   return { accuracy: m.accuracy, f1: m.f1, macroF1: m.macroF1, loss: lossSum / gold.length };
 }
+
+/**
+ * What the sequence-output tasks (seq2seq, caption) evaluate: the teacher-forced loss per token
+ * over the data, in eval mode without gradients, while each batch's decoded outputs are scored
+ * against its references (`score(prediction, reference)`). Returns the mean loss.
+ */
+export function decodeAndScore<B extends { tokens: number; refs: readonly unknown[] }, P>(
+  model: Module & { loss(batch: B): Tensor },
+  data: BatchSource<B>,
+  decode: (batch: B) => P[],
+  score: (prediction: P, reference: B['refs'][number]) => void,
+): number {
+  let lossSum = 0, tokens = 0;
+  withEval(model, () => {
+    for (let i = 0; i < data.numBatches; i++) {
+      const b = data.get(0, i);
+      lossSum += model.loss(b).item() * b.tokens;
+      tokens += b.tokens;
+      decode(b).forEach((p, k) => score(p, b.refs[k]));
+    }
+  });
+  return lossSum / tokens;
+}
+
+/**
+ * A task's batch sources from its data splits: each split's examples encoded (`encode(list,
+ * split)`), the training source shuffled, the test source only when there is test data.
+ */
+export function splitSources<T, E, B>(
+  task: { source(examples: E[], batchSize: number, seed: number, shuffle: boolean): BatchSource<B> },
+  data: { train: T[]; val: T[]; test?: T[] },
+  encode: (list: T[], split: 'train' | 'val' | 'test') => E[],
+  o: { batchSize: number; seed: number },
+): { train: BatchSource<B>; val: BatchSource<B>; test?: BatchSource<B> } {
+  return {
+    train: task.source(encode(data.train, 'train'), o.batchSize, o.seed, true),
+    val: task.source(encode(data.val, 'val'), o.batchSize, o.seed, false),
+    test: data.test && data.test.length ? task.source(encode(data.test, 'test'), o.batchSize, o.seed, false) : undefined,
+  };
+}

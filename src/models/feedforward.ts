@@ -25,7 +25,7 @@ import { Vocab, type VocabJSON } from '../data/vocab.ts';
 import { CharTokenizer } from '../data/tokenize.ts';
 import { ExampleSource } from '../data/batch.ts';
 import { argmaxRows } from './metrics.ts';
-import { evaluateClassifier, loadVocabTask, type LabeledSplits, type LoadTaskOptions } from './common.ts';
+import { evaluateClassifier, loadVocabTask, splitSources, type LabeledSplits, type LoadTaskOptions } from './common.ts';
 import type { Limits } from '../io/limits.ts';
 import { linearShapes, parseConfig, type ParamShapes } from './task-options.ts';
 import { arch, FIELDS, pick } from './fields.ts';
@@ -164,12 +164,7 @@ export function buildFeedForward(name: string, labels: readonly string[], o: Fee
   checkFeedForwardConfig(config);
   const task = new FeedForwardTask(config, vocab, o.seed);
   const enc = (list: { text: string; label: number }[], split: string): FeatureExample[] => list.map((e, i) => ({ x: task.features(e.text, `${split} example ${i}`), label: e.label }));
-  return {
-    task,
-    train: task.source(enc(data.train, 'train'), o.batchSize, o.seed, true),
-    val: task.source(enc(data.val, 'val'), o.batchSize, o.seed, false),
-    test: data.test && data.test.length ? task.source(enc(data.test, 'test'), o.batchSize, o.seed, false) : undefined,
-  };
+  return { task, ...splitSources(task, data, enc, o) };
 }
 
 /** Rebuild the task from a decoded model file: config, vocabulary and tensors checked before the model is built. */

@@ -31,7 +31,7 @@ import { generate } from '../infer/sample.ts';
 import { Vocab, type VocabJSON } from '../data/vocab.ts';
 import { CharTokenizer } from '../data/tokenize.ts';
 import { ExampleSource, fitLength } from '../data/batch.ts';
-import { loadVocabTask, makeRecurrent, type CellKind, type LoadTaskOptions } from './common.ts';
+import { loadVocabTask, makeRecurrent, splitSources, type CellKind, type LoadTaskOptions } from './common.ts';
 import type { Limits } from '../io/limits.ts';
 import { embeddingShapes, linearShapes, parseConfig, recurrentShapes, type ParamShapes } from './task-options.ts';
 import { arch, FIELDS, int, pick, strings } from './fields.ts';
@@ -274,12 +274,7 @@ export function buildNameGen(name: string, conditions: readonly string[], o: Nam
       if (!(Number.isInteger(e.label) && e.label >= 0 && e.label < conditions.length)) throw new RangeError(`${name}: ${split} example ${i} has condition ${e.label}, outside [0, ${conditions.length})`);
       return { ids: task.encodeName(e.name, `${split} name ${i} (${JSON.stringify(e.name)})`), cond: e.label };
     });
-  return {
-    task,
-    train: task.source(enc(data.train, 'train'), o.batchSize, o.seed, true),
-    val: task.source(enc(data.val, 'val'), o.batchSize, o.seed, false),
-    test: data.test && data.test.length ? task.source(enc(data.test, 'test'), o.batchSize, o.seed, false) : undefined,
-  };
+  return { task, ...splitSources(task, data, enc, o) };
 }
 
 /** Rebuild the task from a decoded model file: config, vocabulary and tensors checked before the model is built. */

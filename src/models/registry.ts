@@ -28,7 +28,8 @@
  * task, so a saved model can be reloaded without naming the task.
  */
 import type { Task } from '../train/task.ts';
-import { makeSpec, optionSet, TaskRegistryError, type TaskSpec } from './task-options.ts';
+import { makeSpec, optionSet, TaskRegistryError, type SpecBase, type TaskSpec, type TrainKeys } from './task-options.ts';
+import type { ModelFile } from '../io/model.ts';
 import { FIELDS, text } from './fields.ts';
 import { encodeModel } from '../io/model.ts';
 import { DataError } from '../data/loaders.ts';
@@ -100,6 +101,24 @@ export function encodeTask(task: Task<any>): Uint8Array {
 
 // ---- options: each task's defaults over the fields of fields.ts (optionSet, makeSpec: task-options.ts) --
 
+/**
+ * A built-in task's spec: `task` names the class its tasks are (predict refuses another's), how a
+ * model file is loaded into one, and how a raw input is prepared for its predict.
+ */
+function registrySpec<O extends TrainKeys, T extends Task<any> & { predict(inputs: string[]): string[] }>(
+  base: Omit<SpecBase<O>, 'load' | 'predict'> & { task: { cls: abstract new (...a: never[]) => T; load: (file: ModelFile, where: string) => T; prepare?: (input: string) => string } },
+): TaskSpec {
+  const { cls, load, prepare } = base.task;
+  return makeSpec({
+    ...base,
+    load: (file, where) => ({ task: load(file, where ?? 'model file') }),
+    predict: (task, inputs) => {
+      const texts = checkInputs(base.name, inputs);
+      return expectTask(base.name, task, cls).predict(prepare ? texts.map(prepare) : texts);
+    },
+  });
+}
+
 function expectTask<T>(name: string, task: Task<any>, cls: abstract new (...a: never[]) => T): T {
   if (!(task instanceof cls)) throw new TaskRegistryError(`${name}: predict needs a task built or loaded by '${name}', got task '${task?.name ?? String(task)}'`);
   return task;
@@ -132,7 +151,7 @@ function jsonlClassification(path: string, encoding: TextEncoding): { labels: st
   return { labels, data: splitBySeed(items, SPAM_SPLIT_SEED, { val: 0.1, test: 0.1 }) };
 }
 
-const classifySpam = makeSpec({
+const classifySpam = registrySpec({
   name: 'classify-spam',
   description: 'SpamAssassin e-mail (subject + body) → ham/spam: word embedding → GRU → mean pool → linear; accuracy and spam F1',
   topology: 'many-to-one',
@@ -144,9 +163,8 @@ const classifySpam = makeSpec({
     }
     return buildClassifier('classify-spam', SPAM_LABELS, o, spamAssassin());
   },
-  load: (file, where) => ({ task: loadClassifier(file, where ?? 'model file') }),
-  // Inputs that start with a mail header block are reduced to Subject + body, as in training.
-  predict: (task, inputs) => expectTask('classify-spam', task, ClassificationTask).predict(checkInputs('classify-spam', inputs).map(emailToTextIfRaw)),
+  // inputs that start with a mail header block are reduced to Subject + body, as in training
+  task: { cls: ClassificationTask, load: loadClassifier, prepare: emailToTextIfRaw },
 });
 
 const NAMES_OPTIONS = optionSet(FIELDS, { tokenizer: 'char', ...classifierDefaults });
@@ -157,40 +175,37 @@ function namesAsTexts(ambiguous: 'drop' | 'keep'): LabeledSplits {
   return { train: conv(s.train), val: conv(s.val), test: conv(s.test) };
 }
 
-const classifyNames = makeSpec({
+const classifyNames = registrySpec({
   name: 'classify-names',
   description: 'first name → female/male: character embedding → bidirectional GRU → last states → linear; accuracy and F1',
   topology: 'many-to-one',
   options: NAMES_OPTIONS,
   build: (o) => buildClassifier('classify-names', GENDER_LABELS, o, namesAsTexts('drop')),
-  load: (file, where) => ({ task: loadClassifier(file, where ?? 'model file') }),
-  predict: (task, inputs) => expectTask('classify-names', task, ClassificationTask).predict(checkInputs('classify-names', inputs)),
+  task: { cls: ClassificationTask, load: loadClassifier },
 });
 
 const FF_OPTIONS = optionSet(FIELDS, { lowercase: true, hiddenSize: 64, dropout: 0.2, epochs: 30, lr: 0.003, clipNorm: 5, batchSize: 64, seed: 1 });
 
-const feedforward = makeSpec({
+const feedforward = registrySpec({
   name: 'feedforward',
   description: 'first name → female/male without recurrence: bag of characters + first/last character → MLP; the baseline for classify-names',
   topology: 'one-to-one',
   options: FF_OPTIONS,
   build: (o) => buildFeedForward('feedforward', GENDER_LABELS, o, namesAsTexts('drop')),
-  load: (file, where) => ({ task: loadFeedForward(file, where ?? 'model file') }),
-  predict: (task, inputs) => expectTask('feedforward', task, FeedForwardTask).predict(checkInputs('feedforward', inputs)),
+  task: { cls: FeedForwardTask, load: loadFeedForward },
 });
 
 const NAMEGEN_OPTIONS = optionSet(FIELDS, {
   cell: 'gru', embeddingDim: 16, conditionDim: 8, hiddenSize: 128, numLayers: 1, dropout: 0, maxLen: 24, temperature: 0.8, epochs: 10, lr: 0.005, clipNorm: 1, batchSize: 32, seed: 1,
 });
 
-const namegen = makeSpec({
+const namegen = registrySpec({
   name: 'namegen',
   description: 'gender → a generated first name: conditional character GRU (gender embedding concatenated to each input); held-out NLL per character',
   topology: 'one-to-many',
   options: NAMEGEN_OPTIONS,
   build: (o) => buildNameGen('namegen', GENDER_LABELS, o, firstNames({ ambiguous: 'keep' })),
-  load: (file, where) => ({ task: loadNameGen(file, where ?? 'model file') }),
-  predict: (task, inputs) => expectTask('namegen', task, NameGenTask).predict(checkInputs('namegen', inputs)),
+  task: { cls: NameGenTask, load: loadNameGen },
 });
 
 const CHARLM_OPTIONS = optionSet(FIELDS, {
@@ -198,7 +213,7 @@ const CHARLM_OPTIONS = optionSet(FIELDS, {
   epochs: 2, lr: 0.02, clipNorm: 5, batchSize: 32, seed: 1,
 });
 
-const charlm = makeSpec({
+const charlm = registrySpec({
   name: 'charlm',
   description: 'character language model on Moby-Dick (fixed chapter split): embedding → LSTM → linear; held-out bits per character',
   topology: 'many-to-many',
@@ -214,8 +229,7 @@ const charlm = makeSpec({
     if (o.data) return buildLMFromCorpus(lmOptions, loadCharCorpus(o.data, { unk: LM_UNK, encoding: o.encoding }));
     return buildLM(lmOptions, mobyDick());
   },
-  load: (file, where) => ({ task: loadLM(file, where ?? 'model file') }),
-  predict: (task, inputs) => expectTask('charlm', task, LMTask).predict(checkInputs('charlm', inputs)),
+  task: { cls: LMTask, load: loadLM },
 });
 
 const FORECAST_OPTIONS = optionSet(
@@ -226,7 +240,7 @@ const FORECAST_OPTIONS = optionSet(
   },
 );
 
-const forecast = makeSpec({
+const forecast = registrySpec({
   name: 'forecast',
   description: 'next-step forecast of sensor-network humidity/temperature (normalised; chronological split): LSTM → linear residual; MSE vs the last-value baseline',
   topology: 'many-to-many',
@@ -244,8 +258,7 @@ const forecast = makeSpec({
     }
     return buildForecast('forecast', o, data);
   },
-  load: (file, where) => ({ task: loadForecast(file, where ?? 'model file') }),
-  predict: (task, inputs) => expectTask('forecast', task, ForecastTask).predict(checkInputs('forecast', inputs)),
+  task: { cls: ForecastTask, load: loadForecast },
 });
 
 const BUILTIN_SPECS: readonly TaskSpec[] = [classifySpam, classifyNames, feedforward, namegen, charlm, forecast, seq2seqTaskSpec, captionTaskSpec];

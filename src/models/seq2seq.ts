@@ -55,6 +55,7 @@ import { sentence, type SameKeys } from '../util/schema.ts';
 import { brief, isRecord } from '../util/options.ts';
 import type { Limits } from '../io/limits.ts';
 import { ErrorRates } from './metrics.ts';
+import { decodeAndScore } from './common.ts';
 
 // ---- data -----------------------------------------------------------------------------------------
 
@@ -386,17 +387,9 @@ export class Seq2SeqTask implements Task<G2PBatch> {
   /** { wer, per, loss } over the data (loss: teacher-forced, per token). */
   evaluate(data: BatchSource<G2PBatch>): Record<string, number> {
     const rates = new ErrorRates();
-    let lossSum = 0, tokens = 0;
-    withEval(this.model, () => {
-      for (let i = 0; i < data.numBatches; i++) {
-        const b = data.get(0, i);
-        lossSum += this.model.loss(b).item() * b.tokens;
-        tokens += b.tokens;
-        const preds = this.model.decode(b.src, b.S, b.B, b.srcLengths, { beamWidth: this.beamWidth, lengthPenalty: this.lengthPenalty });
-        preds.forEach((p, k) => rates.add(p, b.refs[k]));
-      }
-    });
-    return { wer: rates.wer, per: rates.per, loss: lossSum / tokens };
+    const decode = (b: G2PBatch) => this.model.decode(b.src, b.S, b.B, b.srcLengths, { beamWidth: this.beamWidth, lengthPenalty: this.lengthPenalty });
+    const loss = decodeAndScore(this.model, data, decode, (p, refs) => rates.add(p, refs));
+    return { wer: rates.wer, per: rates.per, loss };
   }
 
   /** The model config plus `task: 'seq2seq'` (so a model file names its task), and the vocabulary. */

@@ -131,12 +131,15 @@ export function optionSet<F extends Record<string, z.ZodType>, K extends keyof F
 }
 
 /** The recommended Trainer options from a task's parsed options. */
-export function trainDefaults(o: { lr: number; epochs: number; clipNorm: number; seed: number }): TrainDefaults {
+export function trainDefaults(o: TrainKeys): TrainDefaults {
   return { optimizer: 'adam', lr: o.lr, epochs: o.epochs, clipNorm: o.clipNorm, seed: o.seed };
 }
 
-/** A registry TaskSpec from an option set and a builder: defaults and help from the set, build parsing the options first. */
-export function makeSpec<O extends { lr: number; epochs: number; clipNorm: number; seed: number }>(base: {
+/** The options every task has: those its recommended Trainer options come from. */
+export type TrainKeys = { lr: number; epochs: number; clipNorm: number; seed: number };
+
+/** What makeSpec makes a TaskSpec of. */
+export interface SpecBase<O> {
   name: string;
   description: string;
   topology: Topology;
@@ -144,7 +147,10 @@ export function makeSpec<O extends { lr: number; epochs: number; clipNorm: numbe
   build: (o: O) => Omit<BuiltTask, 'trainOptions'>;
   load: TaskSpec['load'];
   predict: TaskSpec['predict'];
-}): TaskSpec {
+}
+
+/** A registry TaskSpec from an option set and a builder: defaults and help from the set, build parsing the options first. */
+export function makeSpec<O extends TrainKeys>(base: SpecBase<O>): TaskSpec {
   return {
     name: base.name,
     description: base.description,
