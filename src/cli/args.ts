@@ -108,6 +108,17 @@ export function joinNumericValues(args: string[], options: OptionSpec): string[]
  * positionals become a UsageError naming the culprit. `who` is e.g. "recur info" (kept for the
  * callers' sake; messages no longer repeat it, formatError prefixes the command).
  */
+/**
+ * parseCommand for a command with `--help`: that flag prints `help` (through `out`, default
+ * standard output) and gives null, and the command then exits 0.
+ */
+export function parseOrHelp(who: string, args: string[], options: OptionSpec, maxPositionals: number, help: string, out: (text: string) => void = (t) => void process.stdout.write(t)): Parsed | null {
+  const parsed = parseCommand(who, args, options, maxPositionals);
+  if (!parsed.values.help) return parsed;
+  out(help);
+  return null;
+}
+
 export function parseCommand(_who: string, args: string[], options: OptionSpec, maxPositionals: number): Parsed {
   let parsed: Parsed;
   try {

@@ -5,7 +5,7 @@
  * training curves. See models/diagnose.ts for the method.
  */
 import { writeFileSync } from 'node:fs';
-import { CliError, OptionReader, parseCommand, UsageError, type OptionSpec } from './args.ts';
+import { CliError, OptionReader, parseCommand, parseOrHelp, UsageError, type OptionSpec } from './args.ts';
 import { DIAGNOSE_CELLS, DIAGNOSE_DEFAULTS, formatDiagnoseTable, renderDiagnoseSvg, runDiagnose, type DiagnoseCell } from '../models/diagnose.ts';
 
 export const DIAGNOSE_HELP = `Usage: recur diagnose [options]
@@ -48,11 +48,9 @@ const DIAGNOSE_OPTIONS: OptionSpec = {
  * A wrong command line throws a UsageError, a failed write a CliError; main prints them.
  */
 export async function diagnoseCommand(argv: string[]): Promise<number> {
-  const { values } = parseCommand('recur diagnose', argv, DIAGNOSE_OPTIONS, 0);
-  if (values.help) {
-    process.stdout.write(DIAGNOSE_HELP);
-    return 0;
-  }
+  const parsed = parseOrHelp('recur diagnose', argv, DIAGNOSE_OPTIONS, 0, DIAGNOSE_HELP);
+  if (!parsed) return 0;
+  const { values } = parsed;
   const r = new OptionReader('recur diagnose', values);
   const cellsRaw = r.string('cells');
   const cells = cellsRaw === undefined ? DIAGNOSE_DEFAULTS.cells : cellsRaw.split(',').map((c) => c.trim().toLowerCase());

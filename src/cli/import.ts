@@ -21,7 +21,7 @@ import { extname, basename } from 'node:path';
 import { loadModelInto, saveModel } from '../io/files.ts';
 import { RNN, LSTM, GRU, type RecurrentBase } from '../nn/recurrent.ts';
 import { loadKerasModel, type HardSigmoidConvention, type KerasInput } from '../interop/keras-file.ts';
-import { CliError, OptionReader, parseCommand, stdio, UsageError, type CliIO, type OptionSpec, type Parsed } from './args.ts';
+import { CliError, OptionReader, parseCommand, parseOrHelp, stdio, UsageError, type CliIO, type OptionSpec, type Parsed } from './args.ts';
 import { userError } from './format.ts';
 import { isRecord } from '../util/options.ts';
 import { isNumberArray, isShape } from '../util/shape.ts';
@@ -187,11 +187,9 @@ function safetensorsCmd(file: string, r: OptionReader, io: CliIO): number {
 
 /** `recur import FILE ...`. Errors are thrown (UsageError, CliError); main prints them. */
 export async function importCommand(argv: string[], io: CliIO = stdio): Promise<number> {
-  const { values, positionals } = parseCommand('recur import', argv, IMPORT_OPTIONS, 1);
-  if (values.help) {
-    io.out(IMPORT_USAGE);
-    return 0;
-  }
+  const parsed = parseOrHelp('recur import', argv, IMPORT_OPTIONS, 1, IMPORT_USAGE, io.out);
+  if (!parsed) return 0;
+  const { values, positionals } = parsed;
   const file = positionals[0];
   if (file === undefined) throw new UsageError('missing the FILE argument (.onnx, a Keras/TF.js model.json, or .safetensors)');
   const ext = extname(file).toLowerCase();

@@ -24,7 +24,7 @@ import { exportOnnx, charLMExportSpec, EXPORT_OPSET, type ExportSpec, type Expor
 import type { Module } from '../nn/module.ts';
 import { loadClassifier } from '../models/classifier.ts';
 import { findTestCases, runTestCase } from '../onnx/testcase.ts';
-import { CliError, OptionReader, parseCommand, stdio, UsageError, type CliIO, type OptionSpec } from './args.ts';
+import { CliError, OptionReader, parseCommand, parseOrHelp, stdio, UsageError, type CliIO, type OptionSpec } from './args.ts';
 import { fileError, userError } from './format.ts';
 import { isRecord } from '../util/options.ts';
 import { isShape } from '../util/shape.ts';
@@ -88,11 +88,9 @@ export function checkOutput(path: string, force: boolean, flag = '-o'): void {
 
 /** `recur export MODEL --format onnx -o FILE`. Errors are thrown (UsageError, CliError); main prints them. */
 export async function exportCommand(argv: string[], io: CliIO = stdio): Promise<number> {
-  const { values, positionals } = parseCommand('recur export', argv, EXPORT_OPTIONS, 1);
-  if (values.help) {
-    io.out(EXPORT_USAGE);
-    return 0;
-  }
+  const parsed = parseOrHelp('recur export', argv, EXPORT_OPTIONS, 1, EXPORT_USAGE, io.out);
+  if (!parsed) return 0;
+  const { values, positionals } = parsed;
   const r = new OptionReader('recur export', values);
   const model = positionals[0];
   const format = r.string('format');

@@ -32,7 +32,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { CliError, OptionReader, parseCommand, UsageError, type OptionSpec } from './args.ts';
+import { CliError, OptionReader, parseCommand, parseOrHelp, UsageError, type OptionSpec } from './args.ts';
 
 /** The port `recur playground` listens on unless told otherwise (5173/4173 are Vite's dev and preview servers). */
 export const PLAYGROUND_PORT = 5190;
@@ -118,37 +118,33 @@ function resolveRequest(root: string, url: string): { file: string; stat: Stats 
   // '..' would leave the root; dot-files (.git, .env) are never part of a built site; a backslash
   // is a separator on Windows and no name the build writes
   if (segments.some((s) => s.startsWith('.') || s.includes('\\'))) return { status: 404 };
-  let file = join(root, ...segments);
-  // realpath: a symlink inside the root may point anywhere; only what it resolves to counts
-  let real: string;
-  let stat: Stats;
-  try {
-    real = realpathSync(file);
-    stat = statSync(real);
-  } catch {
-    return { status: 404 };
-  }
-  if (!inside(root, real)) return { status: 404 };
-  if (stat.isDirectory()) {
+  let found = resolveInside(root, join(root, ...segments));
+  if (found?.stat.isDirectory()) {
     // the Location is rebuilt from the checked segments: the raw path could be '//other.host'
     if (!rawPath.endsWith('/')) return { status: 301, location: `/${segments.map(encodeURIComponent).join('/')}/${url.slice(rawPath.length)}` };
-    file = join(real, 'index.html');
-    try {
-      real = realpathSync(file);
-      stat = statSync(real);
-    } catch {
-      return { status: 404 };
-    }
-    if (!inside(root, real)) return { status: 404 };
+    found = resolveInside(root, join(found.file, 'index.html'));
   }
-  if (!stat.isFile()) return { status: 404 };
-  return { file: real, stat };
+  if (!found?.stat.isFile()) return { status: 404 };
+  return found;
 }
 
 /** Whether `file` (a real path) is `root` or below it. */
 function inside(root: string, file: string): boolean {
   const rel = relative(root, file);
   return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
+}
+
+/**
+ * What `file` really is, when that lies inside root: realpath, since a symlink inside the root may
+ * point anywhere and only what it resolves to counts. null when it does not exist or lies outside.
+ */
+function resolveInside(root: string, file: string): { file: string; stat: Stats } | null {
+  try {
+    const real = realpathSync(file);
+    return inside(root, real) ? { file: real, stat: statSync(real) } : null;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -313,11 +309,9 @@ function isLoopback(host: string): boolean {
 
 /** Run `recur playground` with its arguments (after the command name); resolves to the exit code once stopped. */
 export async function playgroundCommand(argv: string[]): Promise<number> {
-  const { values } = parseCommand('recur playground', argv, PLAYGROUND_OPTIONS, 0);
-  if (values.help) {
-    process.stdout.write(PLAYGROUND_HELP);
-    return 0;
-  }
+  const parsed = parseOrHelp('recur playground', argv, PLAYGROUND_OPTIONS, 0, PLAYGROUND_HELP);
+  if (!parsed) return 0;
+  const { values } = parsed;
   const r = new OptionReader('recur playground', values);
   const port = r.int('port', 0);
   if (port !== undefined && port > 65535) throw new UsageError(`--port must be an integer in 0..65535, got '${r.string('port')}'`);

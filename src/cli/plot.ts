@@ -17,7 +17,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
 import type { EvalLogEntry, MetricsEntry, TrainLogEntry } from '../train/metrics-log.ts';
 import { readMetricsLog } from '../train/checkpoint.ts';
-import { CliError, parseCommand, UsageError, type OptionSpec } from './args.ts';
+import { CliError, parseCommand, parseOrHelp, UsageError, type OptionSpec } from './args.ts';
 import { fileError } from './format.ts';
 
 export interface Series {
@@ -323,11 +323,9 @@ export interface CommandIO {
 export async function plotCommand(argv: string[], io: CommandIO = {}): Promise<number> {
   const who = 'recur plot';
   const out = io.stdout ?? ((t: string) => void process.stdout.write(t));
-  const { values, positionals } = parseCommand(who, argv, PLOT_OPTIONS, 1);
-  if (values.help) {
-    out(PLOT_HELP);
-    return 0;
-  }
+  const command = parseOrHelp(who, argv, PLOT_OPTIONS, 1, PLOT_HELP, out);
+  if (!command) return 0;
+  const { values, positionals } = command;
   if (positionals.length === 0) throw new UsageError(`missing the RUN argument (a run directory or a metrics.jsonl file)`);
   const run = positionals[0];
   let logPath = run;

@@ -37,7 +37,7 @@ import type { BuiltTask as RegistryBuiltTask, TaskSpec as RegistryTaskSpec } fro
 import type { ModelFile } from '../io/model.ts';
 import { loadModelFile } from '../io/files.ts';
 import { decodeText, type TextEncoding } from '../data/files.ts';
-import { CliError, OptionReader, parseCommand, UsageError, type OptionSpec } from './args.ts';
+import { CliError, OptionReader, parseCommand, parseOrHelp, UsageError, type OptionSpec } from './args.ts';
 import { fileError, formatDuration, formatInt, oneLine } from './format.ts';
 import { Progress } from './progress.ts';
 
@@ -312,11 +312,9 @@ export async function trainCommand(argv: string[], deps: CommandDeps = {}): Prom
   const out = deps.stdout ?? ((t: string) => void process.stdout.write(t));
   const err = deps.stderr ?? ((t: string) => void process.stderr.write(t));
   const { rest, sets } = extractSets(who, argv);
-  const { values, positionals } = parseCommand(who, rest, TRAIN_OPTIONS, 1);
-  if (values.help) {
-    out(TRAIN_HELP);
-    return 0;
-  }
+  const parsed = parseOrHelp(who, rest, TRAIN_OPTIONS, 1, TRAIN_HELP, out);
+  if (!parsed) return 0;
+  const { values, positionals } = parsed;
   const reg = await loadRegistry(deps);
   if (values.list) {
     out(listText(reg));
@@ -536,11 +534,9 @@ export async function evalCommand(argv: string[], deps: CommandDeps = {}): Promi
   const who = 'recur eval';
   const out = deps.stdout ?? ((t: string) => void process.stdout.write(t));
   const { rest, sets } = extractSets(who, argv);
-  const { values, positionals } = parseCommand(who, rest, EVAL_OPTIONS, 1);
-  if (values.help) {
-    out(EVAL_HELP);
-    return 0;
-  }
+  const parsed = parseOrHelp(who, rest, EVAL_OPTIONS, 1, EVAL_HELP, out);
+  if (!parsed) return 0;
+  const { values, positionals } = parsed;
   const reg = await loadRegistry(deps);
   if (positionals.length === 0) throw new UsageError(`missing the TASK argument (tasks: ${taskNames(reg).join(', ')})`);
   const spec = findSpec(reg, positionals[0], who);
@@ -622,11 +618,9 @@ function encodingOption(spec: TaskSpec | null, v: string | undefined): TextEncod
 export async function predictCommand(argv: string[], deps: CommandDeps = {}): Promise<number> {
   const who = 'recur predict';
   const out = deps.stdout ?? ((t: string) => void process.stdout.write(t));
-  const { values, positionals } = parseCommand(who, argv, PREDICT_OPTIONS, Infinity);
-  if (values.help) {
-    out(PREDICT_HELP);
-    return 0;
-  }
+  const parsed = parseOrHelp(who, argv, PREDICT_OPTIONS, Infinity, PREDICT_HELP, out);
+  if (!parsed) return 0;
+  const { values, positionals } = parsed;
   const reg = await loadRegistry(deps);
   if (positionals.length === 0) throw new UsageError(`missing the TASK argument (tasks: ${taskNames(reg).join(', ')})`);
   const spec = findSpec(reg, positionals[0], who);

@@ -28,11 +28,10 @@ import { LSTM } from '../nn/recurrent.ts';
 import { beamSearch, greedyDecode, type DecoderSpec } from '../infer/beam.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
 import { asStateDict, type ModelFile } from '../io/model.ts';
-import { checkModelTensors, conv2dShapes, embeddingShapes, linearShapes, makeSpec, optionSet, parseConfig, recurrentShapes, TaskConfigError, type ParamShapes, type TaskSpec } from './task-options.ts';
+import { checkModelTensors, conv2dShapes, embeddingShapes, linearShapes, makeSpec, optionSet, parseConfig, recurrentShapes, TaskConfigError, withoutTask, type ParamShapes, type TaskSpec } from './task-options.ts';
 import type { Limits } from '../io/limits.ts';
 import { arch, FIELDS, int, pick } from './fields.ts';
 import type { SameKeys } from '../util/schema.ts';
-import { brief, isRecord } from '../util/options.ts';
 import { SequenceScores } from './metrics.ts';
 import { decodeAndScore } from './common.ts';
 import { CAPTION_VOCAB, decodeCaption, encodeCaption, shapeSample, type ShapesOptions } from './shapes.ts';
@@ -166,10 +165,7 @@ const configTypesMatch: SameKeys<CaptionerConfig, z.output<typeof captionerConfi
  * file), sizes are checked against them too. Errors are TaskConfigErrors.
  */
 export function checkCaptionerConfig(config: unknown, limits: Partial<Limits> | null = null): CaptionerConfig {
-  if (!isRecord(config)) throw new TaskConfigError(`captioner config: expected an object, got ${brief(config)}`);
-  const { task, ...rest } = config;
-  if (task !== undefined && task !== 'caption') throw new TaskConfigError(`captioner config: task must be 'caption', got ${brief(task)}`);
-  return parseConfig('captioner config', captionerConfig, rest, { limits });
+  return parseConfig('captioner config', captionerConfig, withoutTask(config, 'caption', 'captioner config'), { limits });
 }
 
 /** The parameters (names and shapes) a captioner config implies. */

@@ -49,10 +49,9 @@ import { makeAttention, selectMemory, type Attention, type AttentionKind, type A
 import { beamSearch, greedyDecode, type DecoderSpec } from '../infer/beam.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
 import { asStateDict, type ModelFile } from '../io/model.ts';
-import { TaskConfigError, cellShapes, checkModelTensors, checkVocabSize, embeddingShapes, linearShapes, makeSpec, optionSet, parseConfig, recurrentShapes, type ParamShapes, type TaskSpec } from './task-options.ts';
+import { TaskConfigError, cellShapes, checkModelTensors, checkVocabSize, embeddingShapes, linearShapes, makeSpec, optionSet, parseConfig, recurrentShapes, withoutTask, type ParamShapes, type TaskSpec } from './task-options.ts';
 import { arch, bool, FIELDS, int, oneOf, pickFrom } from './fields.ts';
 import { sentence, type SameKeys } from '../util/schema.ts';
-import { brief, isRecord } from '../util/options.ts';
 import type { Limits } from '../io/limits.ts';
 import { ErrorRates } from './metrics.ts';
 import { decodeAndScore } from './common.ts';
@@ -214,9 +213,7 @@ const configTypesMatch: SameKeys<Seq2SeqConfig, z.output<typeof seq2seqConfig>> 
  * With `limits` (loading a file), sizes are checked against them too.
  */
 export function checkSeq2SeqConfig(config: unknown, limits: Partial<Limits> | null = null): Seq2SeqConfig {
-  if (!isRecord(config)) throw new TaskConfigError(`seq2seq config: expected an object, got ${brief(config)}`);
-  const { task, ...rest } = config;
-  if (task !== undefined && task !== 'seq2seq') throw new TaskConfigError(`seq2seq config: task must be 'seq2seq', got ${brief(task)}`);
+  const rest = withoutTask(config, 'seq2seq', 'seq2seq config');
   return parseConfig('seq2seq config', seq2seqConfig, { arch: 'seq2seq', ...CONFIG_DEFAULTS, ...rest }, { limits });
 }
 

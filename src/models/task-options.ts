@@ -178,6 +178,17 @@ export class TaskConfigError extends Error {
 }
 
 /**
+ * A stored config without its `task` key, which (when present) must name `task`: for the tasks
+ * whose model config is the model's own (seq2seq, caption), written with or without the task.
+ */
+export function withoutTask(config: unknown, task: string, where: string): Record<string, unknown> {
+  if (!isRecord(config)) throw new TaskConfigError(`${where}: expected an object, got ${brief(config)}`);
+  const { task: named, ...rest } = config;
+  if (named !== undefined && named !== task) throw new TaskConfigError(`${where}: task must be '${task}', got ${brief(named)}`);
+  return rest;
+}
+
+/**
  * Check a config read from a model file against its schema (a strict Zod object built from
  * models/fields.ts): with `limits`, first every size within its limit (a LimitError naming the
  * key: the fields that count against a limit say which in their metadata), before anything else
