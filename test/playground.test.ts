@@ -193,6 +193,14 @@ describe('playground in headless Chromium', { timeout: 170_000 }, () => {
     assert.deepEqual(diag.map((d) => d.cell), ['rnn', 'lstm', 'gru']);
     // the vanilla RNN's gradient fades over 30 steps far more than the gated cells'
     assert.ok(diag[0].ratioInit < diag[1].ratioInit && diag[0].ratioInit < diag[2].ratioInit, JSON.stringify(diag));
+    // exploding gradients: without clipping the norm runs away, with clipping it stays small
+    await page.click('[data-testid="explode-go"]');
+    await page.waitForFunction(() => /clip 1: largest/.test(document.querySelector('[data-testid="explode-status"]')?.textContent ?? ''), null, { timeout: 60_000 });
+    const explode = (await page.textContent('[data-testid="explode-status"]'))!;
+    t.diagnostic(explode);
+    const largest = [...explode.matchAll(/largest ‖g‖ ([^,]+),/g)].map((m) => Number(m[1]));
+    assert.equal(largest.length, 2, explode);
+    assert.ok(!(largest[0] < 1e3 * largest[1]), `without clipping the gradient norm should run away: ${explode}`);
     await page.locator('#gradients').screenshot({ path: join(shots, 'gradients.png') });
 
     // a model file written by the CLI in this run: the same probabilities in the page as in Node

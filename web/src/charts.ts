@@ -24,7 +24,8 @@ export class LineChart {
       width,
       height: o.height ?? 220,
       scales: { x: { time: false }, y: o.logY ? { distr: 3 } : {} },
-      axes: [{ label: o.x }, { label: o.y, size: 60 }],
+      // log axes: powers of ten as 1e-6, not the default fixed-point '0'
+      axes: [{ label: o.x }, { label: o.y, size: 60, ...(o.logY ? { values: (_u: uPlot, ticks: number[]) => ticks.map((v) => (v == null ? '' : v >= 0.01 && v < 1000 ? String(+v.toPrecision(2)) : v.toExponential(0))) } : {}) }],
       series: [{ label: o.x }, ...o.series.map((s) => ({ label: s.label, stroke: s.stroke, width: 1.5, spanGaps: s.spanGaps, dash: s.dash, points: { show: false } }))],
     }, [[], ...o.series.map(() => [])] as unknown as uPlot.AlignedData, host);
     new ResizeObserver(() => {

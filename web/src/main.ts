@@ -55,6 +55,8 @@ const threads = threadsForPage();
 
 interface SectionState {
   steps: number[];
+  /** performance.now() when each step's event arrived (for throughput over a span of steps). */
+  times: number[];
   loss: number[];
   val: (number | null)[];
   gradNorm: number[];
@@ -108,7 +110,7 @@ class TrainSection {
   private lastStats = 0;
 
   constructor(readonly cfg: TrainConfig, private readonly data: () => Promise<SectionData>) {
-    this.state = { steps: [], loss: [], val: [], gradNorm: [], evals: [], running: false, tokensPerSec: 0, output: null };
+    this.state = { steps: [], times: [], loss: [], val: [], gradNorm: [], evals: [], running: false, tokensPerSec: 0, output: null };
     playground.sections[cfg.kind] = this.state;
     this.client = new WorkerClient(threads, (e) => this.onEvent(e));
     const id = (k: string) => `${cfg.kind}-${k}`;
@@ -204,7 +206,7 @@ class TrainSection {
     if (this.built) await this.pause();
     this.built = false;
     const s = this.state;
-    s.steps.length = s.loss.length = s.val.length = s.gradNorm.length = s.evals.length = 0;
+    s.steps.length = s.times.length = s.loss.length = s.val.length = s.gradNorm.length = s.evals.length = 0;
     this.redraw();
     this.stats.textContent = 'reset — press Start to build a fresh model with the settings above';
   }
@@ -229,6 +231,7 @@ class TrainSection {
     const s = this.state;
     if (e.type === 'step') {
       s.steps.push(e.step);
+      s.times.push(performance.now());
       s.loss.push(e.loss);
       s.val.push(null);
       s.gradNorm.push(e.gradNorm);
@@ -298,7 +301,7 @@ const sampleBtn = button('Sample now', 'charlm-sample-now');
 charlm.extra.append(
   el('div', { class: 'controls' }, el('label', { for: 'charlm-own' }, el('span', { text: 'train on my text' }), useOwn),
     el('label', { for: 'charlm-temp' }, 'temperature', temperature, tempOut), el('label', { for: 'charlm-prime' }, 'prime', prime), sampleBtn),
-  ownText, el('h3', { text: 'Samples while it learns' }), sampleBox);
+  el('h3', { text: 'Samples while it learns' }), sampleBox, ownText);
 let sampleSeed = 1;
 async function sampleCharLM(): Promise<void> {
   const text = await charlm.client.call<string>({ type: 'sample', prime: prime.value, length: 240, temperature: Number(temperature.value), seed: sampleSeed++ });
@@ -481,7 +484,7 @@ const caption = new TrainSection({
     el('h2', { id: 'gradients-title', text: 'Vanishing and exploding gradients' }),
     el('p', { class: 'teaches', text: 'The adding problem: add the two marked numbers of a long sequence, so the answer depends on inputs T steps back. The charts show how much loss gradient reaches each step, ‖∂L/∂h_t‖ against t, for a vanilla RNN, an LSTM and a GRU side by side, at initialisation (dashed) and after training — measured as `recur diagnose` measures it. In the RNN the gradient shrinks geometrically going back in time: early inputs get no learning signal. The gates of LSTM and GRU keep a path open.' }),
     el('div', { class: 'controls' }, lagL, stepsL, run), status,
-    el('div', { class: 'grid' }, ...hosts),
+    el('div', { class: 'grid3' }, ...hosts),
     el('h3', { text: 'Exploding gradients and clipping' }),
     el('p', { class: 'teaches', text: 'The other way round: with a large learning rate a vanilla RNN\'s gradient norm can blow up by orders of magnitude in one step and wreck the weights. Clipping the global norm rescales such a step to a fixed length. The chart shows the gradient norm per step without clipping and with it.' }),
     el('div', { class: 'controls' }, eLrL, eClipL, eRun), eStatus, eHost);
@@ -490,7 +493,7 @@ const caption = new TrainSection({
     { label: 'init', stroke: '#999', dash: [4, 4] }, { label: 'trained', stroke: '#2a6ad8' },
   ] }));
   const eChart = new LineChart(eHost, { title: 'gradient norm per step', x: 'step', y: '‖g‖', logY: true, series: [{ label: 'no clipping', stroke: '#d8572a' }, { label: 'clipped', stroke: '#2a6ad8' }] });
-  const state: SectionState = { steps: [], loss: [], val: [], gradNorm: [], evals: [], running: false, tokensPerSec: 0, output: null };
+  const state: SectionState = { steps: [], times: [], loss: [], val: [], gradNorm: [], evals: [], running: false, tokensPerSec: 0, output: null };
   playground.sections.gradients = state;
   run.addEventListener('click', async () => {
     run.disabled = true;
@@ -548,7 +551,7 @@ const caption = new TrainSection({
     info, err,
     el('div', { class: 'controls' }, el('label', { for: 'files-text' }, 'input', input), run), out);
   main.append(root);
-  const state: SectionState = { steps: [], loss: [], val: [], gradNorm: [], evals: [], running: false, tokensPerSec: 0, output: null };
+  const state: SectionState = { steps: [], times: [], loss: [], val: [], gradNorm: [], evals: [], running: false, tokensPerSec: 0, output: null };
   playground.sections.files = state;
   file.addEventListener('change', async () => {
     err.textContent = info.textContent = out.textContent = '';
