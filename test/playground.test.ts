@@ -272,7 +272,7 @@ describe('playground in headless Chromium', { timeout: 170_000 }, () => {
     assert.ok(first - last >= 0.5, `loss fell by ${(first - last).toFixed(3)} < 0.5`);
     const { overflow, wide } = await page.evaluate(() => ({
       overflow: document.documentElement.scrollWidth - window.innerWidth,
-      wide: [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.scroll')).slice(0, 5).map((e) => `${e.tagName.toLowerCase()}#${e.id}.${e.className}`),
+      wide: Array.from(document.querySelectorAll('body *')).filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.scroll')).slice(0, 5).map((e) => `${e.tagName.toLowerCase()}#${e.id}.${e.className}`),
     }));
     assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px at 390px (${wide.join(', ')})`);
     await page.screenshot({ path: join(shots, 'phone.png'), fullPage: false });
