@@ -185,7 +185,7 @@ describe('playground in headless Chromium', { timeout: 170_000 }, () => {
 
     // vanishing gradients, as `recur diagnose` measures them (a short run)
     await page.fill('#diag-lag', '30');
-    await page.fill('#diag-steps', '30');
+    await page.fill('#diag-steps', '10');
     await page.click('[data-testid="diag-go"]');
     await page.waitForFunction(() => (window as unknown as { __playground: { sections: Record<string, Section> } }).__playground.sections.gradients.output !== null, null, { timeout: 60_000 });
     const diag = (await section(page, 'gradients')).output as { cell: string; ratioInit: number; ratioFinal: number }[];
@@ -213,10 +213,12 @@ describe('playground in headless Chromium', { timeout: 170_000 }, () => {
     const ran = ((await section(page, 'files')).output as { ran: { output: string; probabilities: { label: string; p: number }[] } }).ran;
     const be = await loadWasmBackend({ threads: 1 });
     let nodeProbs: number[];
+    let aliceIds: number[];
     try {
       setBackend('wasm');
       const task = getTaskSpec('classify-names').load(decodeModel(readFileSync(modelPath)), modelPath).task as ClassificationTask;
       nodeProbs = classifierProbabilities(task, ['Alice'])[0];
+      aliceIds = Array.from(task.encode('Alice'));
       assert.equal(ran.output, getTaskSpec('classify-names').predict(task, ['Alice'])[0]);
     } finally {
       setBackend('js');
@@ -225,6 +227,19 @@ describe('playground in headless Chromium', { timeout: 170_000 }, () => {
     t.diagnostic(`CLI model on 'Alice': page ${ran.probabilities.map((p) => p.p).join(', ')}; node ${nodeProbs.join(', ')}`);
     ran.probabilities.forEach((p, k) => assert.ok(Math.abs(p.p - nodeProbs[k]) <= 1e-5, `${p.label}: page ${p.p} vs node ${nodeProbs[k]}`));
     assert.equal(ran.output, recur(['predict', 'classify-names', '--model', modelPath, 'Alice']).trim());
+
+    // the same model exported to ONNX by the CLI (with a softmax), opened and run in the page
+    const onnxPath = join(tmp, 'names.onnx');
+    recur(['export', modelPath, '--format', 'onnx', '--softmax', '-o', onnxPath]);
+    await page.setInputFiles('[data-testid="files-input"]', onnxPath);
+    await page.waitForFunction(() => /ONNX, inputs/.test(document.querySelector('[data-testid="files-info"]')?.textContent ?? ''));
+    await page.fill('[data-testid="files-text"]', JSON.stringify({ input: { shape: [aliceIds.length, 1], data: aliceIds }, lengths: { shape: [1], data: [aliceIds.length] } }));
+    await page.click('[data-testid="files-run"]');
+    await page.waitForFunction(() => /^output \[1, 2\]: /.test(document.querySelector('[data-testid="files-output"]')?.textContent ?? ''));
+    const onnxOut = (await page.textContent('[data-testid="files-output"]'))!;
+    t.diagnostic(`ONNX in the page: ${onnxOut}`);
+    const onnxProbs = onnxOut.replace(/^output \[1, 2\]: /, '').split(', ').map(Number);
+    onnxProbs.forEach((p, k) => assert.ok(Math.abs(p - nodeProbs[k]) <= 1e-5, `ONNX ${k}: page ${p} vs node ${nodeProbs[k]}`));
     await page.locator('#files').screenshot({ path: join(shots, 'files.png') });
 
     // a file that is not a model: the CLI's words

@@ -246,7 +246,7 @@ function runOpened(input: string): { output: string; probabilities?: { label: st
       feeds[first.name] = { shape: dims, data: parsed as number[], dtype: first.dtype };
     } else Object.assign(feeds, parsed as object);
     const outs = model.run(feeds);
-    const lines = Object.entries(outs).map(([k, v]) => `${k} [${v.shape.join(', ')}]: ${Array.from(v.data.subarray(0, 32), (x) => Number(x.toPrecision(5))).join(', ')}${v.data.length > 32 ? ', …' : ''}`);
+    const lines = Object.entries(outs).map(([k, v]) => `${k} [${v.shape.join(', ')}]: ${Array.from(v.data.subarray(0, 32), (x) => Number(x.toPrecision(6))).join(', ')}${v.data.length > 32 ? ', …' : ''}`);
     return { output: lines.join('\n') };
   }
   const { task, name } = opened;
