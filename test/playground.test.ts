@@ -15,8 +15,8 @@
  *     the same probabilities (to 1e-5) as recur in Node on the same input; a file that is not a
  *     model gets the CLI's error text; the classifier downloaded from the page works in `recur predict`
  *     and answers what the page answered.
- * Not isolated: no SharedArrayBuffer, one thread, and the char-LM still trains; at phone width the
- * page does not scroll sideways.
+ * Not isolated: no SharedArrayBuffer, one thread, and the char-LM still trains (on text pasted into
+ * the page); at phone width the page does not scroll sideways.
  * Screenshots of every section go to tmp/playground/ (git-ignored); scripts/screenshots.mjs
  * refreshes the README's docs/playground.png.
  */
@@ -281,10 +281,17 @@ describe('playground in headless Chromium', { timeout: 170_000 }, () => {
     const info = (await page.textContent('[data-testid="backend-info"]'))!;
     t.diagnostic(`backend: ${info}`);
     assert.match(info, /1 thread · not isolated/);
+    // the char-LM on text pasted into the page (split 90/10 by position)
+    const own = 'It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of foolishness, it was the epoch of belief, it was the epoch of incredulity. '.repeat(20);
+    await page.fill('#charlm-text', own);
+    await page.check('#charlm-own');
     const s = await train(page, 'charlm', 25);
     const { first, last } = fall(s);
-    t.diagnostic(`charlm on 1 thread: loss ${first.toFixed(3)} → ${last.toFixed(3)}`);
+    t.diagnostic(`charlm on pasted text, 1 thread: loss ${first.toFixed(3)} → ${last.toFixed(3)}`);
     assert.ok(first - last >= 0.5, `loss fell by ${(first - last).toFixed(3)} < 0.5`);
+    assert.ok(first < Math.log(40), `the first loss ${first} should be about ln(vocabulary of the pasted text), not of Moby-Dick`);
+    await page.click('[data-testid="charlm-reset"]');
+    assert.equal((await section(page, 'charlm')).steps.length, 0, 'Reset clears the history');
     const { overflow, wide } = await page.evaluate(() => ({
       overflow: document.documentElement.scrollWidth - window.innerWidth,
       wide: Array.from(document.querySelectorAll('body *')).filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.scroll')).slice(0, 5).map((e) => `${e.tagName.toLowerCase()}#${e.id}.${e.className}`),
