@@ -1,7 +1,7 @@
 /**
  * models/inspect.ts: the playground's views into a model must show what the model computes.
- * traceCharLM recomputes LSTM layer 0 step by step in float64; its last hidden and cell state must
- * equal the fused layer's final state (float32, so to 1e-5), its gates must lie in (0, 1), and the
+ * traceCharLM recomputes layer 0 (LSTM, GRU, RNN) step by step in float64; its last hidden (and cell)
+ * state must equal the fused layer's final state (float32, so to 1e-5), its gates must lie in (0, 1), and the
  * classifier's probabilities must be distributions whose argmax is the label predict gives.
  */
 import { test } from 'node:test';
@@ -12,22 +12,33 @@ import { buildClassifier } from '../src/models/classifier.ts';
 import { classifierProbabilities, traceCharLM } from '../src/models/inspect.ts';
 import { withEval } from '../src/nn/module.ts';
 
-test('traceCharLM: final h and c equal the fused LSTM; gates in (0, 1)', () => {
-  const model = new CharLM({ vocabSize: 11, embeddingDim: 5, hiddenSize: 7, rng: new Rng(3) });
-  const rng = new Rng(4);
-  const ids = Array.from({ length: 13 }, () => rng.int(11));
-  const tr = traceCharLM(model, ids);
-  assert.equal(tr.h.length, 13);
-  const out = withEval(model, () => model.forward(ids, 13, 1));
-  const h = out.h.toArray(), c = out.c.toArray();
-  let maxDiff = 0;
-  for (let j = 0; j < 7; j++) maxDiff = Math.max(maxDiff, Math.abs(h[j] - tr.h[12][j]), Math.abs(c[j] - tr.c[12][j]));
-  assert.ok(maxDiff < 1e-5, `trace vs fused LSTM: max |diff| ${maxDiff}`);
-  // a non-trivial state: the comparison above is not between zeros
-  assert.ok(tr.h[12].some((v) => Math.abs(v) > 1e-3));
-  for (const g of [tr.input, tr.forget, tr.output]) for (const row of g) for (const v of row) assert.ok(v > 0 && v < 1);
-  assert.throws(() => traceCharLM(model, [0, 11]), /token 1 is 11, outside the vocabulary \[0, 11\)/);
-});
+for (const cell of ['lstm', 'gru', 'rnn'] as const) {
+  test(`traceCharLM (${cell}): final state equals the fused layer's; gates in (0, 1)`, () => {
+    const model = new CharLM({ vocabSize: 11, embeddingDim: 5, hiddenSize: 7, cell, rng: new Rng(3) });
+    const rng = new Rng(4);
+    const ids = Array.from({ length: 13 }, () => rng.int(11));
+    const tr = traceCharLM(model, ids);
+    assert.equal(tr.cell, cell);
+    assert.equal(tr.h.length, 13);
+    assert.deepEqual(Object.keys(tr.gates), { lstm: ['input', 'forget', 'output'], gru: ['reset', 'update'], rnn: [] }[cell]);
+    const out = withEval(model, () => model.forward(ids, 13, 1));
+    const h = out.h.toArray();
+    let maxDiff = 0;
+    for (let j = 0; j < 7; j++) maxDiff = Math.max(maxDiff, Math.abs(h[j] - tr.h[12][j]));
+    if (cell === 'lstm') {
+      const c = out.c!.toArray();
+      for (let j = 0; j < 7; j++) maxDiff = Math.max(maxDiff, Math.abs(c[j] - tr.c[12][j]));
+    } else assert.equal(out.c, undefined);
+    assert.ok(maxDiff < 1e-5, `trace vs fused ${cell}: max |diff| ${maxDiff}`);
+    // a non-trivial state: the comparison above is not between zeros
+    assert.ok(tr.h[12].some((v) => Math.abs(v) > 1e-3));
+    for (const g of Object.values(tr.gates)) {
+      assert.equal(g.length, 13);
+      for (const row of g) for (const v of row) assert.ok(v > 0 && v < 1);
+    }
+    assert.throws(() => traceCharLM(model, [0, 11]), /token 1 is 11, outside the vocabulary \[0, 11\)/);
+  });
+}
 
 test('classifierProbabilities: rows sum to 1 and agree with predict', () => {
   const names = ['anna', 'maria', 'julia', 'emma', 'bob', 'tom', 'jack', 'peter', 'lisa', 'mark'];

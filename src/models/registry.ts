@@ -268,9 +268,10 @@ const namegen = makeSpec({
 const CHARLM_SCHEMA: Schema = {
   data: str('', 'a plain-text file to use instead of Moby-Dick (split by position: first 90% train, next 5% val, last 5% test)'),
   encoding: ENCODING,
+  cell: str('lstm', 'recurrent cell', RNN_CELLS),
   embeddingDim: int(32, 'character embedding size'),
-  hiddenSize: int(128, 'LSTM state size'),
-  numLayers: int(1, 'stacked LSTM layers'),
+  hiddenSize: int(128, 'recurrent state size'),
+  numLayers: int(1, 'stacked recurrent layers'),
   seqLen: int(64, 'characters per training window (and per evaluation chunk)'),
   stepsPerEpoch: int(100, 'random-window batches per epoch'),
   evalBatchSize: int(32, 'parallel streams in evaluation'),
@@ -281,12 +282,12 @@ const CHARLM_SCHEMA: Schema = {
 
 const charlm = makeSpec({
   name: 'charlm',
-  description: 'character language model on Moby-Dick (fixed chapter split): embedding → LSTM → linear; held-out bits per character',
+  description: 'character language model on Moby-Dick (fixed chapter split): embedding → LSTM (or GRU, RNN) → linear; held-out bits per character',
   topology: 'many-to-many',
   schema: CHARLM_SCHEMA,
   build(o) {
     const lmOptions = {
-      embeddingDim: o.embeddingDim as number, hiddenSize: o.hiddenSize as number, numLayers: o.numLayers as number, seqLen: o.seqLen as number,
+      cell: o.cell as 'lstm' | 'gru' | 'rnn', embeddingDim: o.embeddingDim as number, hiddenSize: o.hiddenSize as number, numLayers: o.numLayers as number, seqLen: o.seqLen as number,
       batchSize: o.batchSize as number, stepsPerEpoch: o.stepsPerEpoch as number, evalBatchSize: o.evalBatchSize as number, seed: o.seed as number,
       generation: { length: o.length as number, temperature: o.temperature as number },
     };
