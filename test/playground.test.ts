@@ -15,8 +15,9 @@
  *     the same probabilities (to 1e-5) as recur in Node on the same input; a file that is not a
  *     model gets the CLI's error text; the classifier downloaded from the page works in `recur predict`
  *     and answers what the page answered.
- * Not isolated: no SharedArrayBuffer, one thread, and the char-LM still trains (on text pasted into
- * the page); at phone width the page does not scroll sideways.
+ * Not isolated: no SharedArrayBuffer, one thread, and the char-LM still trains (a GRU, on text
+ * pasted into the page; its gates show, and its downloaded file works in `recur predict`); at phone
+ * width the page does not scroll sideways.
  * Screenshots of every section go to tmp/playground/ (git-ignored); scripts/screenshots.mjs
  * refreshes the README's docs/playground.png.
  */
@@ -181,6 +182,8 @@ describe('playground in headless Chromium', { timeout: 170_000 }, () => {
     // inside the network: the heatmaps draw one column per character
     await page.click('[data-testid="inside-go"]');
     await page.waitForFunction(() => (document.querySelector('[data-testid="inside-hidden"]') as HTMLCanvasElement).width > 0);
+    await page.waitForFunction(() => (window as unknown as { __playground: { sections: Record<string, Section> } }).__playground.sections.inside.output !== null);
+    assert.deepEqual(((await section(page, 'inside')).output as { gates: string[] }).gates, ['input', 'forget', 'output']);
     await page.locator('#inside').screenshot({ path: join(shots, 'inside.png') });
 
     // vanishing gradients, as `recur diagnose` measures them (a short run)
@@ -285,11 +288,21 @@ describe('playground in headless Chromium', { timeout: 170_000 }, () => {
     const own = 'It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of foolishness, it was the epoch of belief, it was the epoch of incredulity. '.repeat(20);
     await page.fill('#charlm-text', own);
     await page.check('#charlm-own');
+    await page.selectOption('#charlm-cell', 'gru');
     const s = await train(page, 'charlm', 25);
     const { first, last } = fall(s);
-    t.diagnostic(`charlm on pasted text, 1 thread: loss ${first.toFixed(3)} → ${last.toFixed(3)}`);
+    t.diagnostic(`GRU charlm on pasted text, 1 thread: loss ${first.toFixed(3)} → ${last.toFixed(3)}`);
     assert.ok(first - last >= 0.5, `loss fell by ${(first - last).toFixed(3)} < 0.5`);
     assert.ok(first < Math.log(40), `the first loss ${first} should be about ln(vocabulary of the pasted text), not of Moby-Dick`);
+    // a GRU's gates in the inside view, and its file in the CLI
+    await page.click('[data-testid="inside-go"]');
+    await page.waitForFunction(() => ((window as unknown as { __playground: { sections: Record<string, Section> } }).__playground.sections.inside.output as { cell?: string } | null)?.cell === 'gru');
+    assert.deepEqual(((await section(page, 'inside')).output as { gates: string[] }).gates, ['reset', 'update']);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid="charlm-download"]')]);
+    const saved = join(tmp, 'gru-charlm.safetensors');
+    await download.saveAs(saved);
+    assert.match(recur(['info', saved]), /gru\.weight_ih_l0/);
+    assert.ok(recur(['predict', 'charlm', '--model', saved, 'it was']).trim().length > 0);
     await page.click('[data-testid="charlm-reset"]');
     assert.equal((await section(page, 'charlm')).steps.length, 0, 'Reset clears the history');
     const { overflow, wide } = await page.evaluate(() => ({

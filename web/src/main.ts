@@ -284,8 +284,8 @@ function whileTraining(section: TrainSection, ms: number, fn: () => Promise<void
 
 const charlm = new TrainSection({
   kind: 'charlm', title: 'Character language model (many-to-many)',
-  teaches: 'An LSTM reads text one character at a time and learns to predict the next one — every step has an output. Watch the loss fall from ln(vocabulary) towards ~1.5 nats, and the samples turn from noise into words. The cell is the LSTM of recur\'s charlm task, so the downloaded file works with `recur predict charlm` and `recur sample`.',
-  cells: ['lstm'], model: { cell: 'lstm', hiddenSize: 128, numLayers: 1, batchSize: 32, seqLen: 64, seed: 1 }, lr: 0.01, clipNorm: 5, evalEvery: 50, unit: 'characters', lossName: 'cross-entropy (nats/char)',
+  teaches: 'A recurrent network reads text one character at a time and learns to predict the next one — every step has an output. Watch the loss fall from ln(vocabulary) towards ~1.5 nats, and the samples turn from noise into words. Try the three cells at the same size: the gated LSTM and GRU learn faster than the vanilla RNN. The downloaded file is recur\'s charlm model (`recur predict charlm`, `recur sample`).',
+  cells: ['lstm', 'gru', 'rnn'], model: { cell: 'lstm', hiddenSize: 128, numLayers: 1, batchSize: 32, seqLen: 64, seed: 1 }, lr: 0.01, clipNorm: 5, evalEvery: 50, unit: 'characters', lossName: 'cross-entropy (nats/char)',
 }, async () => {
   const custom = useOwn.checked ? ownText.value : '';
   if (useOwn.checked && custom.length === 0) throw new Error('paste some text first, or untick "train on my text"');
@@ -331,26 +331,32 @@ charlm.client.backend.then((b) => {
   const go = button('Look inside', 'inside-go', true);
   const err = el('p', { class: 'error', role: 'alert' });
   const hCanvas = el('canvas', { 'data-testid': 'inside-hidden', role: 'img', 'aria-label': 'hidden state heatmap: units by characters' });
-  const gates = (['input', 'forget', 'output'] as const).map((g) => [g, el('canvas', { role: 'img', 'aria-label': `${g} gate activations: units by characters` })] as const);
+  const gatesBox = el('div');
   root.append(
     el('h2', { id: 'inside-title', text: 'Inside the network' }),
-    el('p', { class: 'teaches', text: 'The char-LM\'s first LSTM layer over a piece of text: each column is a character, each row a hidden unit. Hidden state h_t (blue −1 … red +1), then the input, forget and output gates (0 white … 1 dark). Some units switch on inside words, after spaces or inside quotes; forget gates near 1 are memory being kept. Train the char-LM above first, then look again.' }),
+    el('p', { class: 'teaches', text: 'The char-LM\'s first recurrent layer over a piece of text: each column is a character, each row a hidden unit. Hidden state h_t (blue −1 … red +1), then the gates (0 white … 1 dark): an LSTM\'s input, forget and output gates, a GRU\'s reset and update gates. Some units switch on inside words, after spaces or inside quotes; forget (LSTM) and update (GRU) gates near 1 are memory being kept. Train the char-LM above first, then look again.' }),
     el('div', { class: 'controls' }, el('label', { for: 'inside-text' }, 'text', text), el('label', { for: 'inside-units' }, 'units shown', units), go),
     err,
     el('h3', { text: 'hidden state h_t' }), el('div', { class: 'scroll' }, hCanvas),
-    ...gates.flatMap(([g, c]) => [el('h3', { text: `${g} gate` }), el('div', { class: 'scroll' }, c)]),
+    gatesBox,
   );
   main.append(root);
+  const inside: SectionState = { steps: [], times: [], loss: [], val: [], gradNorm: [], evals: [], running: false, tokensPerSec: 0, output: null };
+  playground.sections.inside = inside;
   const look = async () => {
     err.textContent = '';
     try {
-      const r = await charlm.client.call<{ chars: string[]; h: number[][]; input: number[][]; forget: number[][]; output: number[][] }>({ type: 'inspect', text: text.value });
+      const r = await charlm.client.call<{ cell: string; chars: string[]; h: number[][]; gates: { name: string; rows: number[][] }[] }>({ type: 'inspect', text: text.value });
       const U = Math.max(1, Math.min(Number(units.value) || 24, r.h[0]?.length ?? 1));
       // rows = units, columns = characters
       const byUnit = (m: number[][]) => Array.from({ length: U }, (_, u) => m.map((row) => row[u]));
       drawHeatmap(hCanvas, byUnit(r.h), { labels: r.chars });
-      for (const [g, c] of gates) drawHeatmap(c, byUnit(r[g]), { labels: r.chars, unit: true });
-      playground.sections.charlm.output = { inspected: r.chars.length };
+      gatesBox.replaceChildren(...(r.gates.length ? r.gates.flatMap(({ name, rows }) => {
+        const c = el('canvas', { role: 'img', 'aria-label': `${name} gate activations: units by characters` });
+        drawHeatmap(c, byUnit(rows), { labels: r.chars, unit: true });
+        return [el('h3', { text: `${name} gate` }), el('div', { class: 'scroll' }, c)];
+      }) : [el('p', { text: 'A vanilla RNN has no gates: every step rewrites the whole state through one tanh.' })]));
+      inside.output = { inspected: r.chars.length, cell: r.cell, gates: r.gates.map((g) => g.name) };
     } catch (e) {
       showError(err, e);
     }

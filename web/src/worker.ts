@@ -61,7 +61,7 @@ function build(r: BuildRequest): Session {
     const split = text ? { train: text.slice(0, Math.floor(text.length * 0.9)), val: text.slice(Math.floor(text.length * 0.9)) } : { train: r.data.train!, val: r.data.val! };
     if (split.train.length < o.seqLen + 1 || split.val.length < 2 * o.seqLen) throw new RangeError(`charlm: your text is too short (${text?.length ?? 0} characters); paste at least ${Math.ceil((2 * o.seqLen) / 0.1)} characters`);
     const built = buildLM({
-      embeddingDim: d.embeddingDim, hiddenSize: o.hiddenSize, numLayers: o.numLayers, seqLen: o.seqLen, batchSize: o.batchSize,
+      cell: o.cell, embeddingDim: d.embeddingDim, hiddenSize: o.hiddenSize, numLayers: o.numLayers, seqLen: o.seqLen, batchSize: o.batchSize,
       stepsPerEpoch: 100, evalBatchSize: 16, seed: o.seed, generation: { length: 200, temperature: 0.8 },
     }, split);
     return { kind: r.kind, task: built.task, train: built.train, val: built.val, trainer: null, running: null, metric: 'loss' };
@@ -163,7 +163,7 @@ function inspect(task: LMTask, text: string) {
   const ids = task.vocab.encode(chars.join(''));
   const tr = noGrad(() => traceCharLM(task.model, ids));
   const pack = (rows: Float64Array[]) => rows.map((r) => Array.from(r));
-  return { chars, h: pack(tr.h), input: pack(tr.input), forget: pack(tr.forget), output: pack(tr.output) };
+  return { cell: tr.cell, chars, h: pack(tr.h), gates: Object.entries(tr.gates).map(([name, rows]) => ({ name, rows: pack(rows) })) };
 }
 
 /** The adding problem at one lag: ‖∂L/∂h_t‖ for RNN, LSTM and GRU at initialisation and after training (`recur diagnose`'s measurement). */
