@@ -304,7 +304,8 @@ describe('playground in headless Chromium', { timeout: 170_000 }, () => {
     assert.match(recur(['info', saved]), /gru\.weight_ih_l0/);
     assert.ok(recur(['predict', 'charlm', '--model', saved, 'it was']).trim().length > 0);
     await page.click('[data-testid="charlm-reset"]');
-    assert.equal((await section(page, 'charlm')).steps.length, 0, 'Reset clears the history');
+    // Reset pauses the worker first, then clears the history
+    await page.waitForFunction(() => (window as unknown as { __playground: { sections: Record<string, Section> } }).__playground.sections.charlm.steps.length === 0, null, { timeout: 10_000 });
     const { overflow, wide } = await page.evaluate(() => ({
       overflow: document.documentElement.scrollWidth - window.innerWidth,
       wide: Array.from(document.querySelectorAll('body *')).filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.scroll')).slice(0, 5).map((e) => `${e.tagName.toLowerCase()}#${e.id}.${e.className}`),

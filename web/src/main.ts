@@ -97,7 +97,7 @@ class TrainSection {
   readonly root: HTMLElement;
   readonly extra: HTMLElement;
   readonly state: SectionState;
-  readonly client: WorkerClient;
+  private worker: WorkerClient | null = null;
   readonly error: HTMLElement;
   private built = false;
   private readonly inputs: Record<string, HTMLInputElement | HTMLSelectElement> = {};
@@ -112,7 +112,6 @@ class TrainSection {
   constructor(readonly cfg: TrainConfig, private readonly data: () => Promise<SectionData>) {
     this.state = { steps: [], times: [], loss: [], val: [], gradNorm: [], evals: [], running: false, tokensPerSec: 0, output: null };
     playground.sections[cfg.kind] = this.state;
-    this.client = new WorkerClient(threads, (e) => this.onEvent(e));
     const id = (k: string) => `${cfg.kind}-${k}`;
     const controls = el('div', { class: 'controls', role: 'group', 'aria-label': `${cfg.title} training` });
     const add = (pair: [HTMLLabelElement, HTMLInputElement | HTMLSelectElement], key: string) => {
@@ -152,6 +151,11 @@ class TrainSection {
       { label: 'train', stroke: '#2a6ad8' }, { label: 'validation', stroke: '#d8572a', spanGaps: true },
     ] });
     this.gradChart = new LineChart(gradHost, { title: 'global gradient norm (before clipping)', x: 'step', y: '‖g‖', logY: true, series: [{ label: '‖g‖', stroke: '#444' }] });
+  }
+
+  /** The section's worker, started on first use (each loads its own wasm backend and threads). */
+  get client(): WorkerClient {
+    return (this.worker ??= new WorkerClient(threads, (e) => this.onEvent(e)));
   }
 
   onRunning(cb: (running: boolean) => void): void {
