@@ -130,7 +130,7 @@ test('CharLM: PyTorch parameter names and shapes, config round trip and validati
     [{ ...cfg, hiddenSize: 0 }, /hiddenSize/],
     [{ ...cfg, vocabSize: 2.5 }, /vocabSize/],
     [{ ...cfg, numLayers: undefined }, /numLayers/],
-    [{ ...cfg, cell: 'gru' }, /cell/],
+    [{ ...cfg, cell: 'transformer' }, /cell/],
     [{ ...cfg, extra: 1 }, /unknown field 'extra'/],
   ];
   for (const [c, re] of bad) assert.throws(() => CharLM.fromConfig(c), (e: Error) => e instanceof CharLMConfigError && re.test(e.message));

@@ -118,8 +118,9 @@ export async function exportCommand(argv: string[], io: CliIO = stdio): Promise<
   let spec: ExportSpec;
   try {
     if (config.arch === 'charlm') {
-      module = loadCharLM(file, model).model;
-      spec = { ...charLMExportSpec({ state, softmax }), batchFirst, metadata };
+      const lm = loadCharLM(file, model).model;
+      module = lm;
+      spec = { ...charLMExportSpec({ state, softmax, cell: lm.cell }), batchFirst, metadata };
     } else if (config.arch === 'rnn-classifier') {
       const m = loadClassifier(file, model).model;
       module = m;

@@ -21,7 +21,7 @@ import { crossEntropy } from '../autograd/ops/nn.ts';
 import { reshape, slice } from '../autograd/ops/shape.ts';
 import { Module, checkOptions, checkPositiveInt, withEval } from '../nn/module.ts';
 import { Embedding, Linear } from '../nn/layers.ts';
-import { LSTM } from '../nn/recurrent.ts';
+import { GRU, LSTM, RNN, type RecurrentBase } from '../nn/recurrent.ts';
 import { asStateDict, type ModelFile } from '../io/model.ts';
 import { CharVocab, streamBatches } from '../data/text.ts';
 import type { Limits } from '../io/limits.ts';
@@ -36,16 +36,25 @@ export interface CharLMConfig {
   embeddingDim: number;
   hiddenSize: number;
   numLayers: number;
-  /** The recurrent cell; 'lstm' is the only one so far. */
-  cell: 'lstm';
+  /**
+   * The recurrent cell. Its module (and so its tensors) is named after it: `lstm.weight_ih_l0`,
+   * `gru.weight_ih_l0`, `rnn.weight_ih_l0` (tanh), as in a PyTorch module with that attribute.
+   * Files written before the other cells existed say 'lstm'.
+   */
+  cell: CharLMCell;
 }
+
+export type CharLMCell = 'lstm' | 'gru' | 'rnn';
+export const CHARLM_CELLS: readonly CharLMCell[] = ['lstm', 'gru', 'rnn'];
 
 export interface CharLMOptions {
   vocabSize: number;
   embeddingDim: number;
   hiddenSize: number;
-  /** Stacked LSTM layers (default 1). */
+  /** Stacked recurrent layers (default 1). */
   numLayers?: number;
+  /** The recurrent cell (default 'lstm'). */
+  cell?: CharLMCell;
   dtype?: DType;
   /** Initialisation randomness (default: the global generator). */
   rng?: Rng;
@@ -58,10 +67,10 @@ export class CharLMConfigError extends Error {
   }
 }
 
-/** The recurrent state carried between calls: [numLayers, B, H] each. */
+/** The recurrent state carried between calls: [numLayers, B, H] each (c: LSTM only). */
 export interface CharLMState {
   h: Tensor;
-  c: Tensor;
+  c?: Tensor;
 }
 
 export interface CharLMForward extends CharLMState {
@@ -84,11 +93,10 @@ export interface GenerateOptions {
   vocab?: CharVocab;
 }
 
-/** What `recur.config` of a CharLM holds (fields of models/fields.ts). */
+/** What `recur.config` of a CharLM holds (fields of models/fields.ts; files written before the cell choice say 'lstm'). */
 const charLMConfig = z.strictObject({
   arch: arch('charlm'),
-  ...pick('vocabSize', 'embeddingDim', 'hiddenSize', 'numLayers'),
-  cell: oneOf(['lstm']),
+  ...pick('vocabSize', 'embeddingDim', 'hiddenSize', 'numLayers', 'cell'),
 }) satisfies z.ZodType<CharLMConfig>;
 const configTypesMatch: SameKeys<CharLMConfig, z.output<typeof charLMConfig>> = true;
 
@@ -104,43 +112,48 @@ export function checkCharLMConfig(config: unknown, limits: Partial<Limits> | nul
 export function charLMTensorShapes(c: CharLMConfig): ParamShapes {
   return [
     ...embeddingShapes('embedding', c.vocabSize, c.embeddingDim),
-    ...recurrentShapes('lstm', 'lstm', c.embeddingDim, c.hiddenSize, c.numLayers, false),
+    ...recurrentShapes(c.cell, c.cell, c.embeddingDim, c.hiddenSize, c.numLayers, false),
     ...linearShapes('head', c.hiddenSize, c.vocabSize),
   ];
 }
 
 export class CharLM extends Module {
   readonly embedding: Embedding;
-  readonly lstm: LSTM;
+  /** The recurrent layer, of any cell (the name is from when the LSTM was the only one). */
+  readonly lstm: RecurrentBase;
   readonly head: Linear;
   readonly vocabSize: number;
   readonly embeddingDim: number;
   readonly hiddenSize: number;
   readonly numLayers: number;
+  readonly cell: CharLMCell;
 
   constructor(opts: CharLMOptions) {
     super();
     if (opts === null || typeof opts !== 'object') throw new TypeError('CharLM: options must be an object {vocabSize, embeddingDim, hiddenSize, numLayers?}');
-    checkOptions('CharLM', opts, ['vocabSize', 'embeddingDim', 'hiddenSize', 'numLayers', 'dtype', 'rng']);
+    checkOptions('CharLM', opts, ['vocabSize', 'embeddingDim', 'hiddenSize', 'numLayers', 'cell', 'dtype', 'rng']);
     this.vocabSize = checkPositiveInt('CharLM', 'vocabSize', opts.vocabSize);
     this.embeddingDim = checkPositiveInt('CharLM', 'embeddingDim', opts.embeddingDim);
     this.hiddenSize = checkPositiveInt('CharLM', 'hiddenSize', opts.hiddenSize);
     this.numLayers = checkPositiveInt('CharLM', 'numLayers', opts.numLayers ?? 1);
+    this.cell = opts.cell ?? 'lstm';
+    if (!CHARLM_CELLS.includes(this.cell)) throw new CharLMConfigError(`CharLM: cell must be one of ${CHARLM_CELLS.join(', ')}, got ${JSON.stringify(opts.cell)}`);
     const rng = opts.rng ?? globalRng;
     const dtype = opts.dtype;
     this.embedding = this.registerModule('embedding', new Embedding(this.vocabSize, this.embeddingDim, { dtype, rng }));
-    this.lstm = this.registerModule('lstm', new LSTM({ inputSize: this.embeddingDim, hiddenSize: this.hiddenSize, numLayers: this.numLayers, dtype, rng }));
+    const r = { inputSize: this.embeddingDim, hiddenSize: this.hiddenSize, numLayers: this.numLayers, dtype, rng };
+    this.lstm = this.registerModule(this.cell, this.cell === 'lstm' ? new LSTM(r) : this.cell === 'gru' ? new GRU(r) : new RNN(r));
     this.head = this.registerModule('head', new Linear(this.hiddenSize, this.vocabSize, { dtype, rng }));
   }
 
   get config(): CharLMConfig {
-    return { arch: 'charlm', vocabSize: this.vocabSize, embeddingDim: this.embeddingDim, hiddenSize: this.hiddenSize, numLayers: this.numLayers, cell: 'lstm' };
+    return { arch: 'charlm', vocabSize: this.vocabSize, embeddingDim: this.embeddingDim, hiddenSize: this.hiddenSize, numLayers: this.numLayers, cell: this.cell };
   }
 
   /** A freshly initialised model for a validated config. */
   static fromConfig(config: unknown, opts: { dtype?: DType; rng?: Rng } = {}): CharLM {
     const c = checkCharLMConfig(config);
-    return new CharLM({ vocabSize: c.vocabSize, embeddingDim: c.embeddingDim, hiddenSize: c.hiddenSize, numLayers: c.numLayers, ...opts });
+    return new CharLM({ vocabSize: c.vocabSize, embeddingDim: c.embeddingDim, hiddenSize: c.hiddenSize, numLayers: c.numLayers, cell: c.cell, ...opts });
   }
 
   /**
@@ -153,7 +166,7 @@ export class CharLM extends Module {
     if (ids.length !== T * B) throw new RangeError(`CharLM.forward: ${ids.length} ids do not fill [T = ${T}, B = ${B}]`);
     const x = this.embedding.forward(ids, [T, B]);
     const r = this.lstm.forward(x, state ? { h: state.h, c: state.c } : {});
-    return { logits: this.head.forward(r.output), h: r.h, c: r.c! };
+    return { logits: this.head.forward(r.output), h: r.h, ...(r.c ? { c: r.c } : {}) };
   }
 
   /** Mean cross-entropy (nats per token) of predicting targets [T, B] from inputs [T, B]. */

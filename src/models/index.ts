@@ -25,3 +25,4 @@ export * from './seq2seq.ts';
 // The CMUdict loader lives in data/ (recurjs/data); still exported here, where seq2seq users found it.
 export { cmudictEntries, loadCmudict, type CmudictOptions, type G2PData, type G2PVocab, type G2PWord } from '../data/cmudict.ts';
 export * from './diagnose.ts';
+export * from './inspect.ts';

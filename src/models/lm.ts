@@ -22,7 +22,7 @@ import type { ModelFile } from '../io/model.ts';
 import { Rng } from '../tensor/rng.ts';
 import { crossEntropy } from '../autograd/ops/nn.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
-import { CharLM, loadCharLM, type CharLMConfig, type CharLMState } from './charlm.ts';
+import { CharLM, loadCharLM, type CharLMCell, type CharLMConfig, type CharLMState } from './charlm.ts';
 import { charCorpus, CharVocab, streamChunk, type CharCorpus, type CharVocabJSON, type LMBatch } from '../data/text.ts';
 import { SampledSource } from '../data/batch.ts';
 import { withEval } from '../nn/module.ts';
@@ -126,6 +126,8 @@ export function lmEvalSource(ids: ArrayLike<number>, seqLen: number, batchSize: 
 }
 
 export interface LMBuildOptions {
+  /** The recurrent cell (default 'lstm'). */
+  cell?: CharLMCell;
   embeddingDim: number;
   hiddenSize: number;
   numLayers: number;
@@ -162,7 +164,7 @@ export function buildLMFromCorpus(o: LMBuildOptions, corpus: Pick<CharCorpus, 'v
   if (vocab.unk !== LM_UNK) throw new TaskConfigError(`charlm: the corpus vocabulary needs the unknown token U+FFFD, got ${JSON.stringify(vocab.unk)}`);
   if (corpus.train.length === 0) throw new RangeError('charlm: the training text is empty');
   if (corpus.val.length < 2) throw new RangeError('charlm: the validation text is empty');
-  const model = new CharLM({ vocabSize: vocab.size, embeddingDim: o.embeddingDim, hiddenSize: o.hiddenSize, numLayers: o.numLayers, rng: new Rng(o.seed) });
+  const model = new CharLM({ vocabSize: vocab.size, embeddingDim: o.embeddingDim, hiddenSize: o.hiddenSize, numLayers: o.numLayers, cell: o.cell ?? 'lstm', rng: new Rng(o.seed) });
   const task = new LMTask(model, vocab, o.generation);
   const evalB = (n: number): number => Math.max(1, Math.min(o.evalBatchSize, Math.floor((n - 1) / 2)));
   return {

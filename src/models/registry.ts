@@ -209,18 +209,18 @@ const namegen = registrySpec({
 });
 
 const CHARLM_OPTIONS = optionSet(FIELDS, {
-  data: '', encoding: 'utf-8', embeddingDim: 32, hiddenSize: 128, numLayers: 1, seqLen: 64, stepsPerEpoch: 100, evalBatchSize: 32, length: 200, temperature: 0.8,
+  data: '', encoding: 'utf-8', cell: 'lstm', embeddingDim: 32, hiddenSize: 128, numLayers: 1, seqLen: 64, stepsPerEpoch: 100, evalBatchSize: 32, length: 200, temperature: 0.8,
   epochs: 2, lr: 0.02, clipNorm: 5, batchSize: 32, seed: 1,
 });
 
 const charlm = registrySpec({
   name: 'charlm',
-  description: 'character language model on Moby-Dick (fixed chapter split): embedding → LSTM → linear; held-out bits per character',
+  description: 'character language model on Moby-Dick (fixed chapter split): embedding → LSTM (or GRU, RNN) → linear; held-out bits per character',
   topology: 'many-to-many',
   options: CHARLM_OPTIONS,
   build(o) {
     const lmOptions = {
-      embeddingDim: o.embeddingDim, hiddenSize: o.hiddenSize, numLayers: o.numLayers, seqLen: o.seqLen,
+      cell: o.cell, embeddingDim: o.embeddingDim, hiddenSize: o.hiddenSize, numLayers: o.numLayers, seqLen: o.seqLen,
       batchSize: o.batchSize, stepsPerEpoch: o.stepsPerEpoch, evalBatchSize: o.evalBatchSize, seed: o.seed,
       generation: { length: o.length, temperature: o.temperature },
     };

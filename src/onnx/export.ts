@@ -83,9 +83,10 @@ export interface ExportSpec {
 }
 
 /** The spec for recur's CharLM (models/charlm.ts): ids [T, B] → logits [T, B, V], with state. */
-export function charLMExportSpec(opts: { state?: boolean; softmax?: boolean } = {}): ExportSpec {
+export function charLMExportSpec(opts: { state?: boolean; softmax?: boolean; cell?: 'lstm' | 'gru' | 'rnn' } = {}): ExportSpec {
   return {
-    steps: ['embedding', 'lstm', 'head', ...(opts.softmax ? [{ op: 'softmax' } as const] : [])],
+    // the recurrent module is named after its cell (models/charlm.ts)
+    steps: ['embedding', opts.cell ?? 'lstm', 'head', ...(opts.softmax ? [{ op: 'softmax' } as const] : [])],
     state: opts.state ?? true,
   };
 }
