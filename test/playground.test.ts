@@ -72,10 +72,14 @@ before(async () => {
     p.stderr.on('data', (d) => (err += d));
     p.on('close', (code) => (code === 0 ? resolve(join(runDir, 'model.safetensors')) : reject(new Error(`recur train failed (${code}): ${err}`))));
   });
-  // the library (dist/), the data samples, then the site: what `npm run build:web` does
-  execFileSync(process.execPath, [join(root, 'scripts/build.mjs'), '--if-stale'], { cwd: root, stdio: 'pipe' });
-  execFileSync(process.execPath, [join(root, 'web/make-data.mjs')], { cwd: root, stdio: 'pipe' });
-  await build({ configFile, logLevel: 'silent' });
+  // `npm test` builds the site once before the tests (npm run build:web), so that no test rebuilds
+  // dist/web while another packs or serves it; run alone, this file builds it when it is missing:
+  // the library (dist/), the data samples, then the site, as `npm run build:web` does
+  if (!existsSync(join(root, 'dist/web/index.html'))) {
+    execFileSync(process.execPath, [join(root, 'scripts/build.mjs'), '--if-stale'], { cwd: root, stdio: 'pipe' });
+    execFileSync(process.execPath, [join(root, 'web/make-data.mjs')], { cwd: root, stdio: 'pipe' });
+    await build({ configFile, logLevel: 'silent' });
+  }
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} not found: this test needs Debian's chromium package (apt-get install -y chromium)`);
   browser = await chromium.launch({
     executablePath: CHROMIUM,

@@ -23,53 +23,28 @@ function isModuleCommand(s: string): s is ModuleCommand {
   return (MODULE_COMMANDS as readonly string[]).includes(s);
 }
 
-/** Commands implemented in their own modules, loaded only when used. They handle --help. */
+/**
+ * Commands implemented in their own modules, loaded only when used (each literal `import()` a
+ * bundler and a reader can follow): how each runs (it handles --help) and its help text.
+ */
+const MODULE_COMMAND_TABLE: Record<ModuleCommand, () => Promise<{ run: (args: string[]) => Promise<number>; help: string }>> = {
+  train: async () => { const m = await import('./train-commands.ts'); return { run: m.trainCommand, help: m.TRAIN_HELP }; },
+  eval: async () => { const m = await import('./train-commands.ts'); return { run: m.evalCommand, help: m.EVAL_HELP }; },
+  predict: async () => { const m = await import('./train-commands.ts'); return { run: m.predictCommand, help: m.PREDICT_HELP }; },
+  plot: async () => { const m = await import('./plot.ts'); return { run: m.plotCommand, help: m.PLOT_HELP }; },
+  diagnose: async () => { const m = await import('./diagnose.ts'); return { run: m.diagnoseCommand, help: m.DIAGNOSE_HELP }; },
+  export: async () => { const m = await import('./onnx.ts'); return { run: m.exportCommand, help: m.EXPORT_USAGE }; },
+  onnx: async () => { const m = await import('./onnx.ts'); return { run: m.onnxCommand, help: m.ONNX_USAGE }; },
+  import: async () => { const m = await import('./import.ts'); return { run: m.importCommand, help: m.IMPORT_USAGE }; },
+  playground: async () => { const m = await import('./playground.ts'); return { run: m.playgroundCommand, help: m.PLAYGROUND_HELP }; },
+};
+
 async function runModuleCommand(cmd: ModuleCommand, args: string[]): Promise<number> {
-  switch (cmd) {
-    case 'train':
-      return (await import('./train-commands.ts')).trainCommand(args);
-    case 'eval':
-      return (await import('./train-commands.ts')).evalCommand(args);
-    case 'predict':
-      return (await import('./train-commands.ts')).predictCommand(args);
-    case 'plot':
-      return (await import('./plot.ts')).plotCommand(args);
-    case 'diagnose':
-      return (await import('./diagnose.ts')).diagnoseCommand(args);
-    case 'export':
-      return (await import('./onnx.ts')).exportCommand(args);
-    case 'onnx':
-      return (await import('./onnx.ts')).onnxCommand(args);
-    case 'import':
-      return (await import('./import.ts')).importCommand(args);
-    case 'playground':
-      return (await import('./playground.ts')).playgroundCommand(args);
-  }
+  return (await MODULE_COMMAND_TABLE[cmd]()).run(args);
 }
 
 async function helpText(cmd: Command): Promise<string> {
-  switch (cmd) {
-    case 'train':
-      return (await import('./train-commands.ts')).TRAIN_HELP;
-    case 'eval':
-      return (await import('./train-commands.ts')).EVAL_HELP;
-    case 'predict':
-      return (await import('./train-commands.ts')).PREDICT_HELP;
-    case 'plot':
-      return (await import('./plot.ts')).PLOT_HELP;
-    case 'diagnose':
-      return (await import('./diagnose.ts')).DIAGNOSE_HELP;
-    case 'export':
-      return (await import('./onnx.ts')).EXPORT_USAGE;
-    case 'onnx':
-      return (await import('./onnx.ts')).ONNX_USAGE;
-    case 'import':
-      return (await import('./import.ts')).IMPORT_USAGE;
-    case 'playground':
-      return (await import('./playground.ts')).PLAYGROUND_HELP;
-    default:
-      return commandHelp(cmd as OwnCommand);
-  }
+  return isModuleCommand(cmd) ? (await MODULE_COMMAND_TABLE[cmd]()).help : commandHelp(cmd as OwnCommand);
 }
 
 /** Commands that crunch numbers, and so run on the fastest backend that loads. */

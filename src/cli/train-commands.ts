@@ -85,7 +85,9 @@ function taskNames(reg: TaskRegistry): string[] {
   return reg.listTasks().map((t) => (typeof t === 'string' ? t : t.name));
 }
 
-function findSpec(reg: TaskRegistry, name: string, who: string): TaskSpec {
+/** The spec of the task the command line names (its first argument). */
+function findSpec(reg: TaskRegistry, name: string | undefined, who: string): TaskSpec {
+  if (name === undefined) throw new UsageError(`missing the TASK argument (tasks: ${taskNames(reg).join(', ')})`);
   let spec: TaskSpec | undefined;
   try {
     spec = reg.getTaskSpec(name);
@@ -320,7 +322,6 @@ export async function trainCommand(argv: string[], deps: CommandDeps = {}): Prom
     out(listText(reg));
     return 0;
   }
-  if (positionals.length === 0) throw new UsageError(`missing the TASK argument (tasks: ${taskNames(reg).join(', ')})`);
   const spec = findSpec(reg, positionals[0], who);
   const r = new OptionReader(who, values);
   const flags: Record<string, unknown> = {};
@@ -538,7 +539,6 @@ export async function evalCommand(argv: string[], deps: CommandDeps = {}): Promi
   if (!parsed) return 0;
   const { values, positionals } = parsed;
   const reg = await loadRegistry(deps);
-  if (positionals.length === 0) throw new UsageError(`missing the TASK argument (tasks: ${taskNames(reg).join(', ')})`);
   const spec = findSpec(reg, positionals[0], who);
   const r = new OptionReader(who, values);
   const modelPath = r.string('model');
@@ -622,7 +622,6 @@ export async function predictCommand(argv: string[], deps: CommandDeps = {}): Pr
   if (!parsed) return 0;
   const { values, positionals } = parsed;
   const reg = await loadRegistry(deps);
-  if (positionals.length === 0) throw new UsageError(`missing the TASK argument (tasks: ${taskNames(reg).join(', ')})`);
   const spec = findSpec(reg, positionals[0], who);
   const pr = new OptionReader(who, values);
   const modelPath = pr.string('model');
