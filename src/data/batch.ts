@@ -273,3 +273,18 @@ export class ListSource<B> implements BatchSource<B> {
 export function* batchesOf<B>(source: BatchSource<B>, epoch = 0): Generator<B> {
   for (let i = 0; i < source.numBatches; i++) yield source.get(epoch, i);
 }
+
+/**
+ * Teacher forcing, for column b of time-major [T, B] decoder batches: the decoder reads BOS then
+ * the target (`tgtIn`) and learns to write the target then EOS (`tgtOut`), one step apart.
+ * Returns the steps scored (the target's length + 1 for EOS).
+ */
+export function writeDecoderTargets(tgtIn: Int32Array, tgtOut: Int32Array, B: number, b: number, target: ArrayLike<number>, bos: number, eos: number): number {
+  tgtIn[b] = bos;
+  for (let t = 0; t < target.length; t++) {
+    tgtIn[(t + 1) * B + b] = target[t];
+    tgtOut[t * B + b] = target[t];
+  }
+  tgtOut[target.length * B + b] = eos;
+  return target.length + 1;
+}

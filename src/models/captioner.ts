@@ -26,6 +26,7 @@ import { Embedding, Linear } from '../nn/layers.ts';
 import { Conv2d, MaxPool2d } from '../nn/conv.ts';
 import { LSTM } from '../nn/recurrent.ts';
 import { beamSearch, greedyDecode, type DecoderSpec } from '../infer/beam.ts';
+import { writeDecoderTargets } from '../data/batch.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
 import { asStateDict, type ModelFile } from '../io/model.ts';
 import { checkModelTensors, conv2dShapes, embeddingShapes, linearShapes, makeSpec, optionSet, parseConfig, recurrentShapes, TaskConfigError, withoutTask, type ParamShapes, type TaskSpec } from './task-options.ts';
@@ -74,14 +75,7 @@ export function makeCaptionBatch(samples: readonly { image: Float32Array; captio
   samples.forEach((s, b) => {
     if (s.image.length !== px) throw new RangeError(`makeCaptionBatch: image ${b} has ${s.image.length} values, expected 3·${size}·${size}`);
     images.set(s.image, b * px);
-    const r = refs[b];
-    tgtIn[b] = CAP_BOS;
-    for (let t = 0; t < r.length; t++) {
-      tgtIn[(t + 1) * B + b] = r[t];
-      tgtOut[t * B + b] = r[t];
-    }
-    tgtOut[r.length * B + b] = CAP_EOS;
-    tokens += r.length + 1;
+    tokens += writeDecoderTargets(tgtIn, tgtOut, B, b, refs[b], CAP_BOS, CAP_EOS);
   });
   return { B, size, images, T, tgtIn, tgtOut, tokens, refs, captions: samples.map((s) => s.caption) };
 }

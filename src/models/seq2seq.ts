@@ -47,6 +47,7 @@ import { Embedding, Linear } from '../nn/layers.ts';
 import { GRU, GRUCell, LSTM, LSTMCell, type CellState, type RecurrentBase } from '../nn/recurrent.ts';
 import { makeAttention, selectMemory, type Attention, type AttentionKind, type AttentionMemory } from '../nn/attention.ts';
 import { beamSearch, greedyDecode, type DecoderSpec } from '../infer/beam.ts';
+import { writeDecoderTargets } from '../data/batch.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
 import { asStateDict, type ModelFile } from '../io/model.ts';
 import { TaskConfigError, cellShapes, checkModelTensors, checkVocabSize, embeddingShapes, linearShapes, makeSpec, optionSet, parseConfig, recurrentShapes, withoutTask, type ParamShapes, type TaskSpec } from './task-options.ts';
@@ -102,14 +103,7 @@ export function makeG2PBatch(items: readonly { w: G2PWord; pron: number }[]): G2
   items.forEach(({ w, pron }, b) => {
     srcLengths[b] = w.src.length;
     for (let s = 0; s < w.src.length; s++) src[s * B + b] = w.src[s];
-    const p = w.prons[pron];
-    tgtIn[b] = BOS;
-    for (let t = 0; t < p.length; t++) {
-      tgtIn[(t + 1) * B + b] = p[t];
-      tgtOut[t * B + b] = p[t];
-    }
-    tgtOut[p.length * B + b] = EOS;
-    tokens += p.length + 1;
+    tokens += writeDecoderTargets(tgtIn, tgtOut, B, b, w.prons[pron], BOS, EOS);
   });
   return { B, S, T, src, srcLengths, tgtIn, tgtOut, tokens, refs: items.map(({ w }) => w.prons), words: items.map(({ w }) => w.word) };
 }
