@@ -109,6 +109,39 @@ export function joinNumericValues(args: string[], options: OptionSpec): string[]
  * callers' sake; messages no longer repeat it, formatError prefixes the command).
  */
 /**
+ * One flag of a command, declared once: how it parses, the placeholder of its value and its help
+ * (lines after the first are indented under it). From a command's flag record come both the
+ * parseArgs spec (`flagSpec`) and the "Options:" lines of its help (`flagLines`).
+ */
+export interface Flag {
+  type: 'string' | 'boolean';
+  short?: string;
+  /** The value's placeholder in the help: `--epochs N`. */
+  value?: string;
+  help: string;
+  /** Taken off the command line before parsing (e.g. --set, repeatable): in the help only. */
+  helpOnly?: boolean;
+}
+
+/** parseArgs's option spec from a flag record. */
+export function flagSpec(flags: Record<string, Flag>): OptionSpec {
+  const spec: OptionSpec = {};
+  for (const [name, f] of Object.entries(flags)) if (!f.helpOnly) spec[name] = f.short ? { type: f.type, short: f.short } : { type: f.type };
+  return spec;
+}
+
+/** The "Options:" lines of a help text: each flag with its value's placeholder, its help from `column` (default 26). */
+export function flagLines(flags: Record<string, Flag>, column = 26): string {
+  const lines: string[] = [];
+  for (const [name, f] of Object.entries(flags)) {
+    const usage = `${f.short ? `-${f.short}, ` : ''}--${name}${f.value ? ` ${f.value}` : ''}`;
+    const [first, ...rest] = f.help.split('\n');
+    lines.push(`  ${usage.padEnd(column - 3)} ${first}`, ...rest.map((l) => `${' '.repeat(column)}${l}`));
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/**
  * parseCommand for a command with `--help`: that flag prints `help` (through `out`, default
  * standard output) and gives null, and the command then exits 0.
  */

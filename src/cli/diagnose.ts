@@ -5,8 +5,24 @@
  * training curves. See models/diagnose.ts for the method.
  */
 import { writeFileSync } from 'node:fs';
-import { CliError, OptionReader, parseCommand, parseOrHelp, UsageError, type OptionSpec } from './args.ts';
+import { CliError, OptionReader, parseOrHelp, UsageError, flagLines, flagSpec, type Flag } from './args.ts';
 import { DIAGNOSE_CELLS, DIAGNOSE_DEFAULTS, formatDiagnoseTable, renderDiagnoseSvg, runDiagnose, type DiagnoseCell } from '../models/diagnose.ts';
+
+const DIAGNOSE_FLAGS: Record<string, Flag> = {
+  lags: { type: 'string', value: 'LIST', help: `lags (sequence lengths), comma-separated      (default ${DIAGNOSE_DEFAULTS.lags.join(',')})` },
+  cells: { type: 'string', value: 'LIST', help: `cells among rnn,lstm,gru                        (default ${DIAGNOSE_DEFAULTS.cells.join(',')})` },
+  steps: { type: 'string', value: 'N', help: `optimizer steps per cell and lag                (default ${DIAGNOSE_DEFAULTS.steps})` },
+  batch: { type: 'string', value: 'N', help: `sequences per step                              (default ${DIAGNOSE_DEFAULTS.batchSize})` },
+  hidden: { type: 'string', value: 'N', help: `hidden size                                     (default ${DIAGNOSE_DEFAULTS.hiddenSize})` },
+  lr: { type: 'string', value: 'X', help: `Adam learning rate                              (default ${DIAGNOSE_DEFAULTS.lr})` },
+  clip: { type: 'string', value: 'X', help: `global gradient-norm clip                       (default ${DIAGNOSE_DEFAULTS.clip})` },
+  'forget-bias': { type: 'string', value: 'X', help: `LSTM forget-gate bias at initialisation         (default ${DIAGNOSE_DEFAULTS.forgetBias})` },
+  seed: { type: 'string', value: 'N', help: `seed for data and initialisation                (default ${DIAGNOSE_DEFAULTS.seed})` },
+  svg: { type: 'string', value: 'FILE', help: "write the plot here                             (default diagnose.svg; '' for none)" },
+  json: { type: 'string', value: 'FILE', help: 'also write every number (curves included) as JSON' },
+  quiet: { type: 'boolean', help: 'print only the table' },
+  help: { type: 'boolean', short: 'h', help: 'show this help' },
+};
 
 export const DIAGNOSE_HELP = `Usage: recur diagnose [options]
 
@@ -14,20 +30,7 @@ Train a vanilla RNN, an LSTM and a GRU on the adding problem at several lags wit
 budget, and report the final MSE (chance level 0.167) and the norm of dL/dh_t against t.
 
 Options:
-  --lags LIST      lags (sequence lengths), comma-separated      (default ${DIAGNOSE_DEFAULTS.lags.join(',')})
-  --cells LIST     cells among rnn,lstm,gru                        (default ${DIAGNOSE_DEFAULTS.cells.join(',')})
-  --steps N        optimizer steps per cell and lag                (default ${DIAGNOSE_DEFAULTS.steps})
-  --batch N        sequences per step                              (default ${DIAGNOSE_DEFAULTS.batchSize})
-  --hidden N       hidden size                                     (default ${DIAGNOSE_DEFAULTS.hiddenSize})
-  --lr X           Adam learning rate                              (default ${DIAGNOSE_DEFAULTS.lr})
-  --clip X         global gradient-norm clip                       (default ${DIAGNOSE_DEFAULTS.clip})
-  --forget-bias X  LSTM forget-gate bias at initialisation         (default ${DIAGNOSE_DEFAULTS.forgetBias})
-  --seed N         seed for data and initialisation                (default ${DIAGNOSE_DEFAULTS.seed})
-  --svg FILE       write the plot here                             (default diagnose.svg; '' for none)
-  --json FILE      also write every number (curves included) as JSON
-  --quiet          print only the table
-  -h, --help       show this help
-
+${flagLines(DIAGNOSE_FLAGS, 19)}
 With the defaults the gated cells escape the chance-level plateau at every lag while the vanilla\nRNN stays there; fewer steps or a smaller hidden size (e.g. --steps 1000 --hidden 16) show the\nLSTM stuck at lag ≥ 100 too, and --forget-bias 3 helps it.
 `;
 
@@ -37,18 +40,13 @@ function intList(name: string, s: string): number[] {
   return v;
 }
 
-const DIAGNOSE_OPTIONS: OptionSpec = {
-  lags: { type: 'string' }, cells: { type: 'string' }, steps: { type: 'string' }, batch: { type: 'string' }, hidden: { type: 'string' },
-  lr: { type: 'string' }, clip: { type: 'string' }, 'forget-bias': { type: 'string' }, seed: { type: 'string' }, svg: { type: 'string' }, json: { type: 'string' },
-  quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-};
 
 /**
  * Run `recur diagnose` with its arguments (after the command name); resolves to the exit code.
  * A wrong command line throws a UsageError, a failed write a CliError; main prints them.
  */
 export async function diagnoseCommand(argv: string[]): Promise<number> {
-  const parsed = parseOrHelp('recur diagnose', argv, DIAGNOSE_OPTIONS, 0, DIAGNOSE_HELP);
+  const parsed = parseOrHelp('recur diagnose', argv, flagSpec(DIAGNOSE_FLAGS), 0, DIAGNOSE_HELP);
   if (!parsed) return 0;
   const { values } = parsed;
   const r = new OptionReader('recur diagnose', values);

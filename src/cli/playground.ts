@@ -32,7 +32,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { CliError, OptionReader, parseCommand, parseOrHelp, UsageError, type OptionSpec } from './args.ts';
+import { CliError, OptionReader, parseOrHelp, UsageError, flagLines, flagSpec, type Flag } from './args.ts';
 
 /** The port `recur playground` listens on unless told otherwise (5173/4173 are Vite's dev and preview servers). */
 export const PLAYGROUND_PORT = 5190;
@@ -207,6 +207,14 @@ export async function servePlayground(options: ServeOptions): Promise<Served> {
 
 // ---- the command -------------------------------------------------------------------------------
 
+const PLAYGROUND_FLAGS: Record<string, Flag> = {
+  port: { type: 'string', value: 'N', help: `Port to listen on (default ${PLAYGROUND_PORT}; 0 picks a free one)` },
+  host: { type: 'string', value: 'H', help: 'Address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)' },
+  'no-isolation': { type: 'boolean', help: 'Send no COOP/COEP/CORP headers (the page then runs on one thread)' },
+  root: { type: 'string', value: 'DIR', help: 'Serve this folder (a built site with an index.html) instead of the playground' },
+  help: { type: 'boolean', short: 'h', help: 'Show this help' },
+};
+
 export const PLAYGROUND_HELP = `Usage:
   recur playground [options]
 
@@ -224,23 +232,11 @@ http://127.0.0.1 and http://localhost are one, another machine's address over pl
 (serve it over HTTPS for that; docs/hosting.md in the repository shows the headers for hosts).
 
 Options:
-  --port N        Port to listen on (default ${PLAYGROUND_PORT}; 0 picks a free one)
-  --host H        Address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)
-  --no-isolation  Send no COOP/COEP/CORP headers (the page then runs on one thread)
-  --root DIR      Serve this folder (a built site with an index.html) instead of the playground
-  -h, --help      Show this help
-
+${flagLines(PLAYGROUND_FLAGS, 18)}
 Exit codes: 0 stopped with Ctrl-C, 1 the site is missing or the port cannot be used, 2 bad
 command line.
 `;
 
-const PLAYGROUND_OPTIONS: OptionSpec = {
-  port: { type: 'string' },
-  host: { type: 'string' },
-  'no-isolation': { type: 'boolean' },
-  root: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-};
 
 /** The package's root folder: two levels above this module (src/cli/ in a clone, dist/cli/ when installed). */
 function packageRoot(): string {
@@ -309,7 +305,7 @@ function isLoopback(host: string): boolean {
 
 /** Run `recur playground` with its arguments (after the command name); resolves to the exit code once stopped. */
 export async function playgroundCommand(argv: string[]): Promise<number> {
-  const parsed = parseOrHelp('recur playground', argv, PLAYGROUND_OPTIONS, 0, PLAYGROUND_HELP);
+  const parsed = parseOrHelp('recur playground', argv, flagSpec(PLAYGROUND_FLAGS), 0, PLAYGROUND_HELP);
   if (!parsed) return 0;
   const { values } = parsed;
   const r = new OptionReader('recur playground', values);

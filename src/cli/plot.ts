@@ -17,7 +17,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
 import type { EvalLogEntry, MetricsEntry, TrainLogEntry } from '../train/metrics-log.ts';
 import { readMetricsLog } from '../train/checkpoint.ts';
-import { CliError, parseCommand, parseOrHelp, UsageError, type OptionSpec } from './args.ts';
+import { CliError, parseOrHelp, UsageError, flagLines, flagSpec, type Flag } from './args.ts';
 import { fileError } from './format.ts';
 
 export interface Series {
@@ -292,6 +292,11 @@ export function renderMetricsSvg(entries: readonly MetricsEntry[], opts: RenderO
 
 // ---- the command -------------------------------------------------------------------------------------
 
+const PLOT_FLAGS: Record<string, Flag> = {
+  output: { type: 'string', short: 'o', value: 'FILE', help: 'Where to write the SVG (default: plot.svg in the run directory)' },
+  help: { type: 'boolean', short: 'h', help: 'Show this help' },
+};
+
 export const PLOT_HELP = `Usage:
   recur plot RUN [-o FILE]
 
@@ -302,14 +307,8 @@ during the run (a schedule or warm-up). RUN is a run directory (as given to 'rec
 --run-dir') or a metrics.jsonl file; a file that holds no metrics-log entries is refused.
 
 Options:
-  -o, --output FILE    Where to write the SVG (default: plot.svg in the run directory)
-  -h, --help           Show this help
-`;
+${flagLines(PLOT_FLAGS, 23)}`;
 
-const PLOT_OPTIONS: OptionSpec = {
-  output: { type: 'string', short: 'o' },
-  help: { type: 'boolean', short: 'h' },
-};
 
 export interface CommandIO {
   stdout?: (text: string) => void;
@@ -323,7 +322,7 @@ export interface CommandIO {
 export async function plotCommand(argv: string[], io: CommandIO = {}): Promise<number> {
   const who = 'recur plot';
   const out = io.stdout ?? ((t: string) => void process.stdout.write(t));
-  const command = parseOrHelp(who, argv, PLOT_OPTIONS, 1, PLOT_HELP, out);
+  const command = parseOrHelp(who, argv, flagSpec(PLOT_FLAGS), 1, PLOT_HELP, out);
   if (!command) return 0;
   const { values, positionals } = command;
   if (positionals.length === 0) throw new UsageError(`missing the RUN argument (a run directory or a metrics.jsonl file)`);

@@ -37,7 +37,7 @@ import type { BuiltTask as RegistryBuiltTask, TaskSpec as RegistryTaskSpec } fro
 import type { ModelFile } from '../io/model.ts';
 import { loadModelFile } from '../io/files.ts';
 import { decodeText, type TextEncoding } from '../data/files.ts';
-import { CliError, OptionReader, parseCommand, parseOrHelp, UsageError, type OptionSpec } from './args.ts';
+import { CliError, flagLines, flagSpec, OptionReader, parseOrHelp, UsageError, type Flag } from './args.ts';
 import { fileError, formatDuration, formatInt, oneLine } from './format.ts';
 import { Progress } from './progress.ts';
 
@@ -171,6 +171,23 @@ function routeSets(who: string, sets: [string, string][], defaults: Record<strin
 
 // ---- recur train ---------------------------------------------------------------------------------------
 
+const TRAIN_FLAGS: Record<string, Flag> = {
+  epochs: { type: 'string', value: 'N', help: "Passes over the training data (default: the task's, else 1)" },
+  'max-steps': { type: 'string', value: 'N', help: 'Stop after N optimizer steps in total' },
+  time: { type: 'string', value: 'SECONDS', help: 'Stop after this much training time (counted per session)' },
+  lr: { type: 'string', value: 'RATE', help: 'Learning rate' },
+  seed: { type: 'string', value: 'N', help: 'Seed of initialisation, dropout and data order' },
+  'eval-every': { type: 'string', value: 'N', help: 'Evaluate every N steps (default: after each epoch)' },
+  'checkpoint-every': { type: 'string', value: 'N', help: 'Write a checkpoint every N steps (default: after each epoch)' },
+  'run-dir': { type: 'string', value: 'DIR', help: 'Where the run goes (default runs/TASK-DATE-TIME); a folder that is not\nempty is refused unless --overwrite is given' },
+  overwrite: { type: 'boolean', help: 'Start a new run in a --run-dir that holds files: the files a run writes\n(model, best, checkpoint, metrics log, plot.svg) are removed first' },
+  encoding: { type: 'string', value: 'utf-8|latin1', help: "The text encoding of the task's data file (--set data=FILE); UTF-8 is\nchecked strictly (a byte that is not UTF-8 is an error)" },
+  resume: { type: 'string', value: 'DIR', help: 'Continue the run in DIR exactly where it stopped (with its options;\n--epochs, --max-steps and --time may change)' },
+  set: { type: 'string', value: 'key=value', help: `A task option (see --list) or a trainer option (optimizer, lr, schedule,\nclipNorm, clipValue, epochs, maxSteps, timeLimitSeconds, evalEvery,\nlogEvery, earlyStopping, seed, gradNormLogging); values are JSON or text,\ne.g. --set hiddenSize=128 --set 'earlyStopping={"patience":3}'`, helpOnly: true },
+  list: { type: 'boolean', help: 'List the tasks and their options' },
+  help: { type: 'boolean', short: 'h', help: 'Show this help' },
+};
+
 export const TRAIN_HELP = `Usage:
   recur train TASK [options] [--set key=value ...]
 
@@ -180,44 +197,8 @@ trainer-state.safetensors (the checkpoint) and metrics.jsonl (draw it with 'recu
 Shows progress; Ctrl-C stops after the current step, saves and evaluates (exit code 130).
 
 Options:
-  --epochs N              Passes over the training data (default: the task's, else 1)
-  --max-steps N           Stop after N optimizer steps in total
-  --time SECONDS          Stop after this much training time (counted per session)
-  --lr RATE               Learning rate
-  --seed N                Seed of initialisation, dropout and data order
-  --eval-every N          Evaluate every N steps (default: after each epoch)
-  --checkpoint-every N    Write a checkpoint every N steps (default: after each epoch)
-  --run-dir DIR           Where the run goes (default runs/TASK-DATE-TIME); a folder that is not
-                          empty is refused unless --overwrite is given
-  --overwrite             Start a new run in a --run-dir that holds files: the files a run writes
-                          (model, best, checkpoint, metrics log, plot.svg) are removed first
-  --encoding utf-8|latin1 The text encoding of the task's data file (--set data=FILE); UTF-8 is
-                          checked strictly (a byte that is not UTF-8 is an error)
-  --resume DIR            Continue the run in DIR exactly where it stopped (with its options;
-                          --epochs, --max-steps and --time may change)
-  --set key=value         A task option (see --list) or a trainer option (optimizer, lr, schedule,
-                          clipNorm, clipValue, epochs, maxSteps, timeLimitSeconds, evalEvery,
-                          logEvery, earlyStopping, seed, gradNormLogging); values are JSON or text,
-                          e.g. --set hiddenSize=128 --set 'earlyStopping={"patience":3}'
-  --list                  List the tasks and their options
-  -h, --help              Show this help
-`;
+${flagLines(TRAIN_FLAGS)}`;
 
-const TRAIN_OPTIONS: OptionSpec = {
-  epochs: { type: 'string' },
-  'max-steps': { type: 'string' },
-  time: { type: 'string' },
-  lr: { type: 'string' },
-  seed: { type: 'string' },
-  'eval-every': { type: 'string' },
-  'checkpoint-every': { type: 'string' },
-  'run-dir': { type: 'string' },
-  overwrite: { type: 'boolean' },
-  encoding: { type: 'string' },
-  resume: { type: 'string' },
-  list: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-};
 
 /** Build the task; an options error from the registry is a command-line error. */
 async function buildTask(spec: TaskSpec, options: Record<string, unknown>, who: string): Promise<BuiltTask> {
@@ -314,7 +295,7 @@ export async function trainCommand(argv: string[], deps: CommandDeps = {}): Prom
   const out = deps.stdout ?? ((t: string) => void process.stdout.write(t));
   const err = deps.stderr ?? ((t: string) => void process.stderr.write(t));
   const { rest, sets } = extractSets(who, argv);
-  const parsed = parseOrHelp(who, rest, TRAIN_OPTIONS, 1, TRAIN_HELP, out);
+  const parsed = parseOrHelp(who, rest, flagSpec(TRAIN_FLAGS), 1, TRAIN_HELP, out);
   if (!parsed) return 0;
   const { values, positionals } = parsed;
   const reg = await loadRegistry(deps);
@@ -445,6 +426,15 @@ export async function trainCommand(argv: string[], deps: CommandDeps = {}): Prom
 
 // ---- recur eval -----------------------------------------------------------------------------------------
 
+const EVAL_FLAGS: Record<string, Flag> = {
+  model: { type: 'string', value: 'FILE', help: 'The model file (e.g. runs/.../model.safetensors or best.safetensors)' },
+  split: { type: 'string', value: 'test|val', help: 'Which held-out data (default: test if the task has it, else val)' },
+  set: { type: 'string', value: 'key=value', help: "A task option that selects the data, over the saved one (see\n'recur train --list')", helpOnly: true },
+  encoding: { type: 'string', value: 'utf-8|latin1', help: 'The text encoding of the data file (--set data=FILE)' },
+  json: { type: 'boolean', help: 'Print the metrics as one JSON object' },
+  help: { type: 'boolean', short: 'h', help: 'Show this help' },
+};
+
 export const EVAL_HELP = `Usage:
   recur eval TASK --model FILE [--split test|val] [--set key=value ...] [--json]
 
@@ -455,22 +445,8 @@ directory the model file is in; the defaults for a model file outside its run di
 --set on top.
 
 Options:
-  --model FILE            The model file (e.g. runs/.../model.safetensors or best.safetensors)
-  --split test|val        Which held-out data (default: test if the task has it, else val)
-  --set key=value         A task option that selects the data, over the saved one (see
-                          'recur train --list')
-  --encoding utf-8|latin1 The text encoding of the data file (--set data=FILE)
-  --json                  Print the metrics as one JSON object
-  -h, --help              Show this help
-`;
+${flagLines(EVAL_FLAGS)}`;
 
-const EVAL_OPTIONS: OptionSpec = {
-  model: { type: 'string' },
-  encoding: { type: 'string' },
-  split: { type: 'string' },
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-};
 
 /**
  * The task a model file was saved for: its config's (the registry's `taskNameOf`), else the
@@ -535,7 +511,7 @@ export async function evalCommand(argv: string[], deps: CommandDeps = {}): Promi
   const who = 'recur eval';
   const out = deps.stdout ?? ((t: string) => void process.stdout.write(t));
   const { rest, sets } = extractSets(who, argv);
-  const parsed = parseOrHelp(who, rest, EVAL_OPTIONS, 1, EVAL_HELP, out);
+  const parsed = parseOrHelp(who, rest, flagSpec(EVAL_FLAGS), 1, EVAL_HELP, out);
   if (!parsed) return 0;
   const { values, positionals } = parsed;
   const reg = await loadRegistry(deps);
@@ -574,6 +550,12 @@ export async function evalCommand(argv: string[], deps: CommandDeps = {}): Promi
 
 // ---- recur predict ----------------------------------------------------------------------------------------
 
+const PREDICT_FLAGS: Record<string, Flag> = {
+  model: { type: 'string', value: 'FILE', help: 'The model file' },
+  encoding: { type: 'string', value: 'utf-8|latin1', help: 'The text encoding of standard input (default utf-8, checked strictly:\na byte that is not UTF-8 is an error)' },
+  help: { type: 'boolean', short: 'h', help: 'Show this help' },
+};
+
 export const PREDICT_HELP = `Usage:
   recur predict TASK --model FILE [--encoding utf-8|latin1] [INPUT ...]
 
@@ -583,17 +565,8 @@ depending on the task. An input the model cannot take is reported on standard er
 number and text) and gets no output line; the others are still answered, and the exit code is 1.
 
 Options:
-  --model FILE            The model file
-  --encoding utf-8|latin1 The text encoding of standard input (default utf-8, checked strictly:
-                          a byte that is not UTF-8 is an error)
-  -h, --help              Show this help
-`;
+${flagLines(PREDICT_FLAGS)}`;
 
-const PREDICT_OPTIONS: OptionSpec = {
-  model: { type: 'string' },
-  encoding: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-};
 
 /** Standard input decoded strictly (a byte that is not UTF-8 is an error, not a silent U+FFFD). */
 async function readProcessStdin(encoding: TextEncoding = 'utf-8'): Promise<string | null> {
@@ -618,7 +591,7 @@ function encodingOption(spec: TaskSpec | null, v: string | undefined): TextEncod
 export async function predictCommand(argv: string[], deps: CommandDeps = {}): Promise<number> {
   const who = 'recur predict';
   const out = deps.stdout ?? ((t: string) => void process.stdout.write(t));
-  const parsed = parseOrHelp(who, argv, PREDICT_OPTIONS, Infinity, PREDICT_HELP, out);
+  const parsed = parseOrHelp(who, argv, flagSpec(PREDICT_FLAGS), Infinity, PREDICT_HELP, out);
   if (!parsed) return 0;
   const { values, positionals } = parsed;
   const reg = await loadRegistry(deps);
