@@ -368,16 +368,19 @@ charlm.client.backend.then((b) => {
   go.addEventListener('click', () => void look());
 }
 
+/** The first-name lists with the CLI's fixed split: what the classifier and the generator train on. */
+async function namesData() {
+  const d = (await bundledData()).names;
+  return { labels: d.labels, names: { train: d.train, val: d.val } };
+}
+
 // ---- name classifier (many-to-one) -----------------------------------------------------------------------
 
 const names = new TrainSection({
   kind: 'names', title: 'Name classifier (many-to-one)',
   teaches: 'A bidirectional recurrent network reads a first name and gives one answer at the end: female or male (as labelled in the name lists). Type a name and watch the probabilities move as you type — and as it learns. Compare the cells: on names this short, RNN, LSTM and GRU all learn.',
   cells: ['gru', 'lstm', 'rnn'], model: { cell: 'gru', hiddenSize: 64, numLayers: 1, batchSize: 32, seqLen: 0, seed: 1 }, lr: 0.005, clipNorm: 1, evalEvery: 100, unit: 'names', lossName: 'cross-entropy',
-}, async () => {
-  const d = (await bundledData()).names;
-  return { labels: d.labels, names: { train: d.train, val: d.val } };
-});
+}, namesData);
 {
   const input = el('input', { type: 'text', id: 'names-input', 'data-testid': 'names-input', value: 'Alice', autocomplete: 'off' });
   const bars = el('div', { class: 'bars', 'data-testid': 'names-probs', 'aria-live': 'polite' });
@@ -418,10 +421,7 @@ const namegen = new TrainSection({
   kind: 'namegen', title: 'Name generator (one-to-many)',
   teaches: 'One input — female or male — and many outputs: the network writes a name one character at a time, each sampled character fed back in, until it writes the end token. Low temperature gives common names, high temperature inventive ones.',
   cells: ['gru', 'lstm', 'rnn'], model: { cell: 'gru', hiddenSize: 128, numLayers: 1, batchSize: 32, seqLen: 0, seed: 1 }, lr: 0.005, clipNorm: 1, evalEvery: 100, unit: 'characters', lossName: 'cross-entropy (nats/char)',
-}, async () => {
-  const d = (await bundledData()).names;
-  return { labels: d.labels, names: { train: d.train, val: d.val } };
-});
+}, namesData);
 {
   const [condLabel, cond] = select('gender', 'namegen-cond', ['female', 'male'], 'female');
   const temp = el('input', { type: 'range', id: 'namegen-temp', min: 0.1, max: 2, step: 0.05, value: 0.8 });
