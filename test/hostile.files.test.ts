@@ -152,6 +152,8 @@ test('stored configs: each key is checked for type and range, the error names th
   bad({ truncate: 'middle' }, /'truncate' must be false, 'end' or 'start'/);
   bad({ extra: 1 }, /unknown field 'extra'/);
   assert.throws(() => checkClassifierConfig(JSON.parse(`{"__proto__": {"x": 1}, ${JSON.stringify(CLASSIFIER).slice(1)}`), 'c', {}), /unknown field '__proto__'/);
+  // a list's entries are counted against its limit, not read as sizes: a number in a label list is a wrong type
+  assert.throws(() => checkClassifierConfig({ ...CLASSIFIER, labels: ['a', 2 ** 40] }, 'c', {}), (e: Error) => e.name === 'TaskConfigError' && /'labels' must be a list of at least 2 distinct strings, got \["a",1099511627776\]/.test(e.message));
   const { maxLen: _, ...noMaxLen } = CLASSIFIER;
   assert.throws(() => checkClassifierConfig(noMaxLen, 'c', {}), /missing field 'maxLen'/);
   // a huge value is cut short in the message

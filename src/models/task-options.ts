@@ -214,8 +214,9 @@ export function parseConfig<T>(
       if (!limit) continue;
       if (typeof v === 'number' && Number.isSafeInteger(v)) checkLimit(lim, limit, v, `${where}: '${k}'`);
       else if (Array.isArray(v)) {
-        checkLimit(lim, limit, v.length, `${where}: entries of '${k}'`);
-        v.forEach((x, i) => typeof x === 'number' && Number.isSafeInteger(x) && checkLimit(lim, limit, x, `${where}: '${k}'[${i}]`));
+        // a list counts its entries; a tuple of sizes (a captioner's channels) counts each size
+        if ((field as z.ZodType)._zod.def.type !== 'tuple') checkLimit(lim, limit, v.length, `${where}: entries of '${k}'`);
+        else v.forEach((x, i) => typeof x === 'number' && Number.isSafeInteger(x) && checkLimit(lim, limit, x, `${where}: '${k}'[${i}]`));
       }
     }
   }
