@@ -21,12 +21,13 @@ import { crossEntropy } from '../autograd/ops/nn.ts';
 import { reshape, slice } from '../autograd/ops/shape.ts';
 import { Module, checkOptions, checkPositiveInt, withEval } from '../nn/module.ts';
 import { Embedding, Linear } from '../nn/layers.ts';
-import { GRU, LSTM, RNN, type RecurrentBase } from '../nn/recurrent.ts';
+import type { RecurrentBase } from '../nn/recurrent.ts';
 import { asStateDict, type ModelFile } from '../io/model.ts';
 import { CharVocab, streamBatches } from '../data/text.ts';
 import type { Limits } from '../io/limits.ts';
 import { checkModelTensors, checkVocabSize, embeddingShapes, linearShapes, parseConfig, recurrentShapes, type ParamShapes } from './task-options.ts';
-import { arch, oneOf, pick } from './fields.ts';
+import { arch, CELL_KINDS, pick, type CellKind } from './fields.ts';
+import { makeRecurrent } from './common.ts';
 import type { SameKeys } from '../util/schema.ts';
 
 /** The architecture, as stored in a model file's `recur.config`. */
@@ -44,8 +45,9 @@ export interface CharLMConfig {
   cell: CharLMCell;
 }
 
-export type CharLMCell = 'lstm' | 'gru' | 'rnn';
-export const CHARLM_CELLS: readonly CharLMCell[] = ['lstm', 'gru', 'rnn'];
+/** The cells a CharLM can have: every task cell kind (models/fields.ts). */
+export type CharLMCell = CellKind;
+export const CHARLM_CELLS: readonly CharLMCell[] = CELL_KINDS;
 
 export interface CharLMOptions {
   vocabSize: number;
@@ -141,8 +143,7 @@ export class CharLM extends Module {
     const rng = opts.rng ?? globalRng;
     const dtype = opts.dtype;
     this.embedding = this.registerModule('embedding', new Embedding(this.vocabSize, this.embeddingDim, { dtype, rng }));
-    const r = { inputSize: this.embeddingDim, hiddenSize: this.hiddenSize, numLayers: this.numLayers, dtype, rng };
-    this.lstm = this.registerModule(this.cell, this.cell === 'lstm' ? new LSTM(r) : this.cell === 'gru' ? new GRU(r) : new RNN(r));
+    this.lstm = this.registerModule(this.cell, makeRecurrent(this.cell, { inputSize: this.embeddingDim, hiddenSize: this.hiddenSize, numLayers: this.numLayers, dtype, rng }));
     this.head = this.registerModule('head', new Linear(this.hiddenSize, this.vocabSize, { dtype, rng }));
   }
 

@@ -208,12 +208,16 @@ export class ClassificationTask implements Task<SeqBatch> {
     withEval(this.model, () => {
       for (let s = 0; s < enc.length; s += batchSize) {
         const chunk = enc.slice(s, s + batchSize);
-        const p = padSequences(chunk, { padId: this.vocab.padId!, maxLen: this.config.maxLen });
-        const logits = this.model.forward(p.ids, p.lengths, p.T, p.B);
-        for (const k of argmaxRows(logits.toArray(), p.B, this.config.labels.length)) out.push(this.config.labels[k]);
+        for (const k of argmaxRows(this.logitsOf(chunk).toArray(), chunk.length, this.config.labels.length)) out.push(this.config.labels[k]);
       }
     });
     return out;
+  }
+
+  /** The logits [B, C] of encoded texts (padded into one batch); the caller sets the mode (eval for inference). */
+  logitsOf(encoded: Int32Array[]): Tensor {
+    const p = padSequences(encoded, { padId: this.vocab.padId!, maxLen: this.config.maxLen });
+    return this.model.forward(p.ids, p.lengths, p.T, p.B);
   }
 }
 

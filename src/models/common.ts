@@ -6,6 +6,7 @@
  */
 import type { Tensor } from '../tensor/tensor.ts';
 import type { Rng } from '../tensor/rng.ts';
+import type { DType } from '../backend/interface.ts';
 import { crossEntropy } from '../autograd/ops/nn.ts';
 import { withEval, type Module } from '../nn/module.ts';
 import { GRU, LSTM, RNN, type RecurrentBase } from '../nn/recurrent.ts';
@@ -20,8 +21,8 @@ export type { CellKind } from './fields.ts';
 import type { CellKind } from './fields.ts';
 
 /** Make a recurrent layer of the given kind (time-major). */
-export function makeRecurrent(cell: CellKind, o: { inputSize: number; hiddenSize: number; numLayers?: number; bidirectional?: boolean; dropout?: number; rng: Rng }): RecurrentBase {
-  const common = { inputSize: o.inputSize, hiddenSize: o.hiddenSize, numLayers: o.numLayers ?? 1, bidirectional: o.bidirectional ?? false, dropout: o.dropout ?? 0, rng: o.rng };
+export function makeRecurrent(cell: CellKind, o: { inputSize: number; hiddenSize: number; numLayers?: number; bidirectional?: boolean; dropout?: number; dtype?: DType; rng: Rng }): RecurrentBase {
+  const common = { inputSize: o.inputSize, hiddenSize: o.hiddenSize, numLayers: o.numLayers ?? 1, bidirectional: o.bidirectional ?? false, dropout: o.dropout ?? 0, ...(o.dtype ? { dtype: o.dtype } : {}), rng: o.rng };
   if (cell === 'lstm') return new LSTM(common);
   if (cell === 'gru') return new GRU(common);
   if (cell === 'rnn') return new RNN(common);

@@ -17,9 +17,10 @@
  */
 import { softmax } from '../autograd/ops/nn.ts';
 import { withEval } from '../nn/module.ts';
-import { padSequences } from '../data/batch.ts';
 import type { ClassificationTask } from './classifier.ts';
 import type { CharLM } from './charlm.ts';
+import { CELLS } from '../cells/recurrent.ts';
+import { CELL_MODE } from './fields.ts';
 
 /** Class probabilities (softmax of the logits, eval mode) for each text; rows follow `task.config.labels`. */
 export function classifierProbabilities(task: ClassificationTask, texts: readonly string[]): number[][] {
@@ -28,9 +29,8 @@ export function classifierProbabilities(task: ClassificationTask, texts: readonl
   const enc = texts.map((t, i) => task.encode(t, `input ${i}`));
   const C = task.config.labels.length;
   return withEval(task.model, () => {
-    const p = padSequences(enc, { padId: task.vocab.padId!, maxLen: task.config.maxLen });
-    const probs = softmax(task.model.forward(p.ids, p.lengths, p.T, p.B)).toArray();
-    return Array.from({ length: p.B }, (_, b) => Array.from(probs.subarray(b * C, (b + 1) * C)));
+    const probs = softmax(task.logitsOf(enc)).toArray();
+    return Array.from({ length: enc.length }, (_, b) => Array.from(probs.subarray(b * C, (b + 1) * C)));
   });
 }
 
@@ -64,7 +64,7 @@ export function traceCharLM(model: CharLM, ids: ArrayLike<number>): CharLMTrace 
     const id = ids[t];
     if (!Number.isInteger(id) || id < 0 || id >= V) throw new RangeError(`traceCharLM: token ${t} is ${id}, outside the vocabulary [0, ${V})`);
   }
-  const G = cell === 'lstm' ? 4 : cell === 'gru' ? 3 : 1;
+  const G = CELLS[CELL_MODE[cell]].G; // the cell record's gate count
   const sd = model.stateDict();
   const emb = sd['embedding.weight'].toArray(); // [V, E]
   const wIh = sd[`${cell}.weight_ih_l0`].toArray(); // [G·H, E]

@@ -114,6 +114,14 @@ function rnnSteps(relu: 0 | 1): (typeof FUSED_STEPS)[FusedStepKernel] {
   };
 }
 
+/** Byte addresses of the states step t reads (h_{t−1}, c_{t−1}) and writes (h_t, c_t) in the workspace (the c addresses are unused by cells without a cell state). */
+function stateAddresses(hsPtr: number, csPtr: number, offsets: { prev: number; next: number }) {
+  return {
+    hPrevPtr: hsPtr + F32 * offsets.prev, hNextPtr: hsPtr + F32 * offsets.next,
+    cPrevPtr: csPtr + F32 * offsets.prev, cNextPtr: csPtr + F32 * offsets.next,
+  };
+}
+
 /** How the steps of a direction run: the pool (or null) and the chunk width in hidden units; null: not fused here. */
 function stepPlan(ctx: WasmContext, dims: LayerDims, dt: DType): StepPlan | null {
   const { T, B, H, G } = dims;
@@ -179,7 +187,7 @@ export function recurrentForward(ctx: WasmContext, kernel: FusedStepKernel, dims
       const [name, args] = cell.forward({
         B, H, t, lengthsPtr, wHhPackedPtr: wHhPacked.ptr, bHhPtr,
         gxPtr: gxPtr + F32 * offsets.gates, ghPtr: ghPtr + F32 * offsets.gates,
-        hPrevPtr: hsPtr + F32 * offsets.prev, hNextPtr: hsPtr + F32 * offsets.next, cPrevPtr: csPtr + F32 * offsets.prev, cNextPtr: csPtr + F32 * offsets.next,
+        ...stateAddresses(hsPtr, csPtr, offsets),
         yPtr: yPtr === 0 ? 0 : yPtr + F32 * t * B * yStride, yStride,
       });
       runStep(ctx, plan, name, H, args);
@@ -219,7 +227,7 @@ export function recurrentBackward(ctx: WasmContext, kernel: FusedStepKernel, dim
       const [name, args] = cell.backward({
         B, H, t, lengthsPtr, wHhPackedPtr: wHhPacked.ptr, dgNextPtr,
         gatesPtr: gatesPtr + F32 * offsets.gates, ghPtr: ghPtr + F32 * offsets.gates,
-        hPrevPtr: hsPtr + F32 * offsets.prev, hNextPtr: hsPtr + F32 * offsets.next, cPrevPtr: csPtr + F32 * offsets.prev, cNextPtr: csPtr + F32 * offsets.next,
+        ...stateAddresses(hsPtr, csPtr, offsets),
         dhPtr, dyPtr: dyPtr === 0 ? 0 : dyPtr + F32 * t * B * dyStride, dyStride, dcPtr,
         dgxPtr: dgxPtr + F32 * offsets.gates, dghPtr: dghPtr + F32 * offsets.gates, dcPrevPtr, dhPrevPtr,
       });
