@@ -20,7 +20,7 @@ const LAYERS: [string, number][] = [
   ['backend/', 1], ['tensor/', 2], ['autograd/', 3], ['cells/', 4], ['nn/', 5],
   ['train/', 6], ['infer/', 6], ['io/', 6],
   ['data/', 7], ['models/', 8], ['onnx/', 9], ['interop/', 9],
-  ['cli/', 10], ['index.ts', 11], ['node.ts', 11],
+  ['cli/', 10], ['serve/', 10], ['index.ts', 11], ['node.ts', 11],
 ];
 
 function layerOf(file: string): number {
