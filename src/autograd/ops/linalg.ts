@@ -2,9 +2,21 @@
  * matmul and linear. Batched operands are flattened onto one GEMM where the layout allows
  * ([..., M, K] · [K, N] is one [(...·M), K] · [K, N] GEMM), and loop over the batch otherwise.
  */
+import type { Storage } from '../../backend/interface.ts';
 import { Tensor, shapeStr } from '../../tensor/tensor.ts';
 import { accumulateGrad, needsGrad, record } from '../tape.ts';
 import { newLike, sameBackendAndDType } from './util.ts';
+
+/**
+ * When t wants a gradient: `fill` writes it into a fresh storage of t's shape, which t.grad then
+ * adopts (or adds, when t already has one).
+ */
+function addGrad(t: Tensor, fill: (d: Storage) => void): void {
+  if (!t.requiresGrad) return;
+  const d = newLike(t);
+  fill(d.storage);
+  accumulateGrad(t, d.storage, true);
+}
 
 /**
  * a [..., M, K] · b [K, N] → [..., M, N], or a [..., M, K] · b [..., K, N] with equal batch dims.
@@ -25,18 +37,10 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     if (needsGrad(a, b)) {
       record('matmul', [a, b], [out], () => {
         const g = out.grad!.storage;
-        if (a.requiresGrad) {
-          // dA = dC · Bᵀ
-          const da = newLike(a);
-          be.gemm(false, true, rows, K, N, 1, g, 0, N, b.storage, 0, N, 0, da.storage, 0, K);
-          accumulateGrad(a, da.storage, true);
-        }
-        if (b.requiresGrad) {
-          // dB = Aᵀ · dC
-          const db = newLike(b);
-          be.gemm(true, false, K, N, rows, 1, a.storage, 0, K, g, 0, N, 0, db.storage, 0, N);
-          accumulateGrad(b, db.storage, true);
-        }
+        // dA = dC · Bᵀ
+        addGrad(a, (da) => be.gemm(false, true, rows, K, N, 1, g, 0, N, b.storage, 0, N, 0, da, 0, K));
+        // dB = Aᵀ · dC
+        addGrad(b, (db) => be.gemm(true, false, K, N, rows, 1, a.storage, 0, K, g, 0, N, 0, db, 0, N));
       });
     }
     return out;
@@ -82,24 +86,12 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   if (needsGrad(...inputs)) {
     record('linear', inputs, [out], () => {
       const g = out.grad!.storage;
-      if (x.requiresGrad) {
-        // dx = dy · W
-        const dx = newLike(x);
-        be.gemm(false, false, rows, I, O, 1, g, 0, O, weight.storage, 0, I, 0, dx.storage, 0, I);
-        accumulateGrad(x, dx.storage, true);
-      }
-      if (weight.requiresGrad) {
-        // dW = dyᵀ · x
-        const dw = newLike(weight);
-        be.gemm(true, false, O, I, rows, 1, g, 0, O, x.storage, 0, I, 0, dw.storage, 0, I);
-        accumulateGrad(weight, dw.storage, true);
-      }
-      if (bias && bias.requiresGrad) {
-        // db = Σ_rows dy
-        const db = newLike(bias);
-        be.sumRowsBackward(rows, O, g, 0, db.storage, 0);
-        accumulateGrad(bias, db.storage, true);
-      }
+      // dx = dy · W
+      addGrad(x, (dx) => be.gemm(false, false, rows, I, O, 1, g, 0, O, weight.storage, 0, I, 0, dx, 0, I));
+      // dW = dyᵀ · x
+      addGrad(weight, (dw) => be.gemm(true, false, O, I, rows, 1, g, 0, O, x.storage, 0, I, 0, dw, 0, I));
+      // db = Σ_rows dy
+      if (bias) addGrad(bias, (db) => be.sumRowsBackward(rows, O, g, 0, db, 0));
     });
   }
   return out;
