@@ -37,57 +37,63 @@ export function softmaxBackward(ctx: WasmContext, rows: number, cols: number, ys
   (dx.dtype === 'float32' ? ctx.kernels.softmaxBackward_f32 : ctx.kernels.softmaxBackward_f64)(rows, cols, y.ptr, dy.ptr, markWritten(dx).ptr, +log);
 }
 
+/** A storage and the name errors give it. */
+type Named = readonly [storage: Storage, name: string];
+
+/**
+ * The operands softmax cross-entropy forward and backward share, checked in this order (errors
+ * name them `${op} ${name}`): the [rows, cols] result, whose dtype the call takes; a [rows, cols]
+ * operand; a [rows] one (written by the call when `perRowOut`); then the targets, which are copied
+ * into wasm memory. Their addresses, or null when there are no rows.
+ */
+function sceAddresses(ctx: WasmContext, op: string, rows: number, cols: number, [result, resultName]: Named, [full, fullName]: Named, [perRow, perRowName]: Named, perRowOut: boolean, targets: Int32Array, ignoreIndex: number) {
+  const dt = ctx.own(result, `${op} ${resultName}`).dtype;
+  const resultPtr = ctx.block(result, 0, rows * cols, dt, `${op} ${resultName}`, true);
+  const fullPtr = ctx.block(full, 0, rows * cols, dt, `${op} ${fullName}`, false);
+  const perRowPtr = ctx.block(perRow, 0, rows, dt, `${op} ${perRowName}`, perRowOut);
+  checkTargets(op, targets, rows, cols, ignoreIndex);
+  if (rows === 0) return null;
+  return { dt, resultPtr, fullPtr, perRowPtr, targetsPtr: ctx.hostInts(targets, rows) };
+}
+
 export function softmaxCrossEntropy(ctx: WasmContext, rows: number, cols: number, logits: Storage, targets: Int32Array, ignoreIndex: number, probs: Storage, loss: Storage): void {
-  const p = ctx.own(probs, 'softmaxCrossEntropy probs');
-  const dt = p.dtype;
-  ctx.span(p, 0, rows * cols, dt, 'softmaxCrossEntropy probs');
-  const x = ctx.span(logits, 0, rows * cols, dt, 'softmaxCrossEntropy logits');
-  const l = ctx.span(loss, 0, rows, dt, 'softmaxCrossEntropy loss');
-  checkTargets('softmaxCrossEntropy', targets, rows, cols, ignoreIndex);
-  if (rows === 0) return;
-  const targetsPtr = ctx.hostInts(targets, rows);
-  markWritten(p);
-  markWritten(l);
-  if (dt === 'float64') {
-    ctx.kernels.sce_f64(rows, cols, x.ptr, targetsPtr, ignoreIndex, p.ptr, l.ptr);
+  const a = sceAddresses(ctx, 'softmaxCrossEntropy', rows, cols, [probs, 'probs'], [logits, 'logits'], [loss, 'loss'], true, targets, ignoreIndex);
+  if (a === null) return;
+  const { resultPtr: p, fullPtr: x, perRowPtr: l, targetsPtr } = a;
+  if (a.dt === 'float64') {
+    ctx.kernels.sce_f64(rows, cols, x, targetsPtr, ignoreIndex, p, l);
     return;
   }
   // sceRows_f32 keeps a row's exponentials in the thread's GEMM scratch (8·cols bytes)
   if (8 * cols > ctx.scratchBytes) {
-    ctx.kernels.sce_f32(rows, cols, x.ptr, targetsPtr, ignoreIndex, p.ptr, l.ptr);
+    ctx.kernels.sce_f32(rows, cols, x, targetsPtr, ignoreIndex, p, l);
     return;
   }
   const pool = ctx.pool;
   if (pool === null || rows * cols < 2 ** 14 || rows < 4 * pool.size) {
-    ctx.kernels.sceRows_f32(rows, cols, x.ptr, targetsPtr, ignoreIndex, p.ptr, l.ptr, ctx.scratchBase);
+    ctx.kernels.sceRows_f32(rows, cols, x, targetsPtr, ignoreIndex, p, l, ctx.scratchBase);
     return;
   }
   const rowsPerChunk = Math.ceil(rows / (4 * pool.size));
   const args = pool.args; // slot layout: threads.ts
-  args[0] = JOBS.SCE; args[1] = rows; args[2] = cols; args[3] = x.ptr; args[4] = targetsPtr; args[5] = ignoreIndex; args[6] = p.ptr; args[7] = l.ptr; args[8] = 0;
+  args[0] = JOBS.SCE; args[1] = rows; args[2] = cols; args[3] = x; args[4] = targetsPtr; args[5] = ignoreIndex; args[6] = p; args[7] = l; args[8] = 0;
   args[14] = rowsPerChunk; args[15] = ctx.scratchBase; args[16] = ctx.scratchBytes;
   pool.run(ctx.kernels, Math.ceil(rows / rowsPerChunk));
 }
 
 export function softmaxCrossEntropyBackward(ctx: WasmContext, rows: number, cols: number, probs: Storage, targets: Int32Array, ignoreIndex: number, rowGrad: Storage, dlogits: Storage): void {
-  const dx = ctx.own(dlogits, 'softmaxCrossEntropyBackward dlogits');
-  const dt = dx.dtype;
-  ctx.span(dx, 0, rows * cols, dt, 'softmaxCrossEntropyBackward dlogits');
-  const p = ctx.span(probs, 0, rows * cols, dt, 'softmaxCrossEntropyBackward probs');
-  const g = ctx.span(rowGrad, 0, rows, dt, 'softmaxCrossEntropyBackward rowGrad');
-  checkTargets('softmaxCrossEntropyBackward', targets, rows, cols, ignoreIndex);
-  if (rows === 0) return;
-  const targetsPtr = ctx.hostInts(targets, rows);
-  markWritten(dx);
+  const a = sceAddresses(ctx, 'softmaxCrossEntropyBackward', rows, cols, [dlogits, 'dlogits'], [probs, 'probs'], [rowGrad, 'rowGrad'], false, targets, ignoreIndex);
+  if (a === null) return;
+  const { resultPtr: dx, fullPtr: p, perRowPtr: g, targetsPtr } = a;
   const pool = ctx.pool;
-  if (dt === 'float64' || pool === null || rows * cols < 2 ** 15 || rows < 4 * pool.size) {
-    (dt === 'float32' ? ctx.kernels.sceBackward_f32 : ctx.kernels.sceBackward_f64)(rows, cols, p.ptr, targetsPtr, ignoreIndex, g.ptr, dx.ptr);
+  if (a.dt === 'float64' || pool === null || rows * cols < 2 ** 15 || rows < 4 * pool.size) {
+    (a.dt === 'float32' ? ctx.kernels.sceBackward_f32 : ctx.kernels.sceBackward_f64)(rows, cols, p, targetsPtr, ignoreIndex, g, dx);
     return;
   }
   // float32 by row ranges on the pool (rows are independent; memory-bound, cold in a training step)
   const rowsPerChunk = Math.ceil(rows / (4 * pool.size));
   const args = pool.args; // slot layout: threads.ts
-  args[0] = JOBS.SCE; args[1] = rows; args[2] = cols; args[3] = p.ptr; args[4] = targetsPtr; args[5] = ignoreIndex; args[6] = g.ptr; args[7] = dx.ptr; args[8] = 1; args[14] = rowsPerChunk;
+  args[0] = JOBS.SCE; args[1] = rows; args[2] = cols; args[3] = p; args[4] = targetsPtr; args[5] = ignoreIndex; args[6] = g; args[7] = dx; args[8] = 1; args[14] = rowsPerChunk;
   pool.run(ctx.kernels, Math.ceil(rows / rowsPerChunk));
 }
 
