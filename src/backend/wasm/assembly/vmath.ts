@@ -20,16 +20,30 @@
  * register → shuffle), a load from L1 is one instruction. Same values, same results, ~20% faster.
  */
 
+// e^r's Taylor coefficients 1/k! (float64; exp4 takes them to r⁷ as float32, expd2 to r¹³)
+const F2: f64 = 0.5;
+const F3: f64 = 0.16666666666666666;
+const F4: f64 = 0.041666666666666664;
+const F5: f64 = 0.008333333333333333;
+const F6: f64 = 0.001388888888888889;
+const F7: f64 = 0.0001984126984126984;
+const F8: f64 = 0.0000248015873015873;
+const F9: f64 = 0.0000027557319223985893;
+const F10: f64 = 2.755731922398589e-7;
+const F11: f64 = 2.505210838544172e-8;
+const F12: f64 = 2.08767569878681e-9;
+const F13: f64 = 1.6059043836821613e-10;
+
 const LOG2E: f32 = 1.4426950408889634;
 // ln 2 = LN2_HI + LN2_LO; LN2_HI has 9 significant bits so n·LN2_HI is exact for |n| ≤ 128.
 const LN2_HI: f32 = 0.693359375;
 const LN2_LO: f32 = -2.12194440054690583e-4;
-const C2: f32 = 0.5;
-const C3: f32 = 0.16666666666666666;
-const C4: f32 = 0.041666666666666664;
-const C5: f32 = 0.008333333333333333;
-const C6: f32 = 0.001388888888888889;
-const C7: f32 = 0.0001984126984126984;
+const C2 = <f32>F2;
+const C3 = <f32>F3;
+const C4 = <f32>F4;
+const C5 = <f32>F5;
+const C6 = <f32>F6;
+const C7 = <f32>F7;
 
 // 1.5·2^23 + 127: adding it to an integral n in [-126, 127] leaves n + 127 in the low mantissa bits
 const EXP_MAGIC: f32 = 12583039.0;
@@ -106,23 +120,11 @@ const T9: f32 = 0.021869488536155203;
 const LOG2E_D: f64 = 1.4426950408889634;
 const LN2_HI_D: f64 = 6.93147180369123816490e-01;
 const LN2_LO_D: f64 = 1.90821492927058770002e-10;
-const D2: f64 = 0.5;
-const D3: f64 = 0.16666666666666666;
-const D4: f64 = 0.041666666666666664;
-const D5: f64 = 0.008333333333333333;
-const D6: f64 = 0.001388888888888889;
-const D7: f64 = 0.0001984126984126984;
-const D8: f64 = 0.0000248015873015873;
-const D9: f64 = 0.0000027557319223985893;
-const D10: f64 = 2.755731922398589e-7;
-const D11: f64 = 2.505210838544172e-8;
-const D12: f64 = 2.08767569878681e-9;
-const D13: f64 = 1.6059043836821613e-10;
 // 2^52 + 1023: adding it to an integral n in [-1022, 1023] leaves n + 1023 in the low mantissa bits
 const EXP_MAGIC_D: f64 = 4503599627371519.0;
 
 // The constants of expd2, each splatted to two lanes (read with v128.load; see the file comment).
-const KD: usize = memory.data<f64>([-708.0, -708.0, 709.0, 709.0, LOG2E_D, LOG2E_D, LN2_HI_D, LN2_HI_D, LN2_LO_D, LN2_LO_D, D13, D13, D12, D12, D11, D11, D10, D10, D9, D9, D8, D8, D7, D7, D6, D6, D5, D5, D4, D4, D3, D3, D2, D2, 1.0, 1.0, EXP_MAGIC_D, EXP_MAGIC_D], 16);
+const KD: usize = memory.data<f64>([-708.0, -708.0, 709.0, 709.0, LOG2E_D, LOG2E_D, LN2_HI_D, LN2_HI_D, LN2_LO_D, LN2_LO_D, F13, F13, F12, F12, F11, F11, F10, F10, F9, F9, F8, F8, F7, F7, F6, F6, F5, F5, F4, F4, F3, F3, F2, F2, 1.0, 1.0, EXP_MAGIC_D, EXP_MAGIC_D], 16);
 
 @inline export function expd2(x0: v128): v128 {
   const x = f64x2.pmin(f64x2.pmax(x0, v128.load(KD)), v128.load(KD, 16));
