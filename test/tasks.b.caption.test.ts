@@ -124,7 +124,7 @@ describe('captioner', () => {
   });
 
   test('learns tiny data within seconds; predict and a model file agree', () => {
-    const { task, train } = buildCaption({ imageSize: 16, channels: [4, 8], embeddingDim: 12, hiddenSize: 32, trainSize: 64, batchSize: 16, valSize: 32, testSize: 32 });
+    const { task, train } = buildCaption({ imageSize: 16, channels1: 4, channels2: 8, embeddingDim: 12, hiddenSize: 32, trainSize: 64, batchSize: 16, valSize: 32, testSize: 32 });
     const trainEval = new ShapesBatches(1, 64, 64, false, { size: 16 });
     const before = task.evaluate(trainEval);
     const { losses } = quickFit(task, train, { steps: 60, lr: 1e-2 });

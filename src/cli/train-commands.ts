@@ -37,7 +37,7 @@ import type { BuiltTask as RegistryBuiltTask, TaskSpec as RegistryTaskSpec } fro
 import type { ModelFile } from '../io/model.ts';
 import { loadModelFile } from '../io/files.ts';
 import { decodeText, type TextEncoding } from '../data/files.ts';
-import { CliError, flagLines, flagSpec, OptionReader, parseOrHelp, UsageError, type Flag } from './args.ts';
+import { CliError, flagLines, flagSpec, OptionReader, parseOrHelp, UsageError, type Flag, type Parsed } from './args.ts';
 import { fileError, formatDuration, formatInt, oneLine } from './format.ts';
 import { Progress } from './progress.ts';
 
@@ -507,18 +507,22 @@ function savedTaskOptions(spec: TaskSpec, modelPath: string): Record<string, unk
   return { ...(o as Record<string, unknown>) };
 }
 
+/** What `eval` and `predict` start from: the task the command line names and its --model file. */
+async function taskAndModel(who: string, parsed: Parsed, deps: CommandDeps): Promise<{ spec: TaskSpec; r: OptionReader; modelPath: string }> {
+  const spec = findSpec(await loadRegistry(deps), parsed.positionals[0], who);
+  const r = new OptionReader(who, parsed.values);
+  const modelPath = r.string('model');
+  if (modelPath === undefined) throw new UsageError(`--model FILE is required`);
+  return { spec, r, modelPath };
+}
+
 export async function evalCommand(argv: string[], deps: CommandDeps = {}): Promise<number> {
   const who = 'recur eval';
   const out = deps.stdout ?? ((t: string) => void process.stdout.write(t));
   const { rest, sets } = extractSets(who, argv);
   const parsed = parseOrHelp(who, rest, flagSpec(EVAL_FLAGS), 1, EVAL_HELP, out);
   if (!parsed) return 0;
-  const { values, positionals } = parsed;
-  const reg = await loadRegistry(deps);
-  const spec = findSpec(reg, positionals[0], who);
-  const r = new OptionReader(who, values);
-  const modelPath = r.string('model');
-  if (modelPath === undefined) throw new UsageError(`--model FILE is required`);
+  const { spec, r, modelPath } = await taskAndModel(who, parsed, deps);
   const split = r.string('split');
   if (split !== undefined && split !== 'test' && split !== 'val') throw new UsageError(`--split must be 'test' or 'val', got '${split}'`);
   const { taskOptions } = routeSets(who, sets, spec.defaults, true);
@@ -538,7 +542,7 @@ export async function evalCommand(argv: string[], deps: CommandDeps = {}): Promi
     if ((e as Error)?.name === 'TaskConfigError') throw new CliError(oneLine((e as Error).message, 500));
     throw e;
   }
-  if (values.json) {
+  if (r.flag('json')) {
     out(`${JSON.stringify({ task: spec.name, model: modelPath, split: which, metrics })}\n`);
   } else {
     out(`${spec.name} on the ${which === 'test' ? 'test' : 'validation'} data (${formatInt(data.numBatches)} batches):\n`);
@@ -593,14 +597,9 @@ export async function predictCommand(argv: string[], deps: CommandDeps = {}): Pr
   const out = deps.stdout ?? ((t: string) => void process.stdout.write(t));
   const parsed = parseOrHelp(who, argv, flagSpec(PREDICT_FLAGS), Infinity, PREDICT_HELP, out);
   if (!parsed) return 0;
-  const { values, positionals } = parsed;
-  const reg = await loadRegistry(deps);
-  const spec = findSpec(reg, positionals[0], who);
-  const pr = new OptionReader(who, values);
-  const modelPath = pr.string('model');
-  if (modelPath === undefined) throw new UsageError(`--model FILE is required`);
-  const encoding = encodingOption(null, pr.string('encoding'));
-  let inputs = positionals.slice(1);
+  const { spec, r, modelPath } = await taskAndModel(who, parsed, deps);
+  const encoding = encodingOption(null, r.string('encoding'));
+  let inputs = parsed.positionals.slice(1);
   if (inputs.length === 0) {
     const text = await (deps.readStdin ?? (() => readProcessStdin(encoding)))();
     if (text === null) throw new UsageError(`give the inputs as arguments, or one per line on standard input`);
