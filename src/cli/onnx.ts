@@ -67,8 +67,8 @@ const RUN_ALIASES: Record<string, Flag> = {
 };
 
 const TEST_FLAGS: Record<string, Flag> = {
-  rtol: { type: 'string', value: 'R', help: 'relative tolerance (default: the test case\'s)' },
-  atol: { type: 'string', value: 'A', help: 'absolute tolerance (default: the test case\'s)' },
+  rtol: { type: 'string', value: 'R', help: 'relative tolerance: |actual − expected| ≤ A + R·|expected| (default 1e-5)' },
+  atol: { type: 'string', value: 'A', help: 'absolute tolerance (default 1e-6)' },
   ...GENERAL_FLAG,
 };
 
