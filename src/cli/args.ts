@@ -125,6 +125,9 @@ export interface Flag {
   required?: boolean;
 }
 
+/** -h, --help: every command's (a help that writes its options in lower case gives its own text). */
+export const HELP_FLAG: Flag = { type: 'boolean', short: 'h', help: 'Show this help' };
+
 /** parseArgs's option spec from a flag record. */
 export function flagSpec(flags: Record<string, Flag>): OptionSpec {
   const spec: OptionSpec = {};

@@ -1,5 +1,5 @@
 /** Usage text for every command, and the flags of those whose usage lives here. */
-import { flagLines, type Flag } from './args.ts';
+import { flagLines, HELP_FLAG, type Flag } from './args.ts';
 import { DEMO_DEFAULTS, SAMPLE_DEFAULTS } from './defaults.ts';
 
 const D = DEMO_DEFAULTS;
@@ -48,8 +48,6 @@ Example:
   recur info whale.safetensors
   recur sample whale.safetensors --prime "Call me " --length 300
 `;
-
-const HELP_FLAG: Flag = { type: 'boolean', short: 'h', help: 'Show this help' };
 
 export const INFO_FLAGS: Record<string, Flag> = {
   json: { type: 'boolean', help: 'Print the same as one JSON object' },

@@ -21,7 +21,7 @@ import { extname, basename } from 'node:path';
 import { loadModelInto, saveModel } from '../io/files.ts';
 import { RNN, LSTM, GRU, type RecurrentBase } from '../nn/recurrent.ts';
 import { loadKerasModel, type HardSigmoidConvention, type KerasInput } from '../interop/keras-file.ts';
-import { CliError, flagLines, flagSpec, flagSynopsis, OptionReader, parseOrHelp, stdio, UsageError, type CliIO, type Flag, type Parsed } from './args.ts';
+import { CliError, flagLines, flagSpec, flagSynopsis, HELP_FLAG, OptionReader, parseOrHelp, stdio, UsageError, type CliIO, type Flag, type Parsed } from './args.ts';
 import { userError } from './format.ts';
 import { isRecord } from '../util/options.ts';
 import { isNumberArray, isShape } from '../util/shape.ts';
@@ -55,7 +55,7 @@ const OUTPUT_FLAGS: Record<string, Flag> = {
   force: { type: 'boolean', help: 'replace OUT if it exists (an existing file is refused without it)' },
 };
 const SAFETENSORS_FLAGS = { ...LAYER_FLAGS, ...LAYOUT_FLAGS, ...OUTPUT_FLAGS };
-const HELP_FLAG: Record<string, Flag> = { help: { type: 'boolean', short: 'h', help: 'show this help' } };
+const HELP: Record<string, Flag> = { help: HELP_FLAG };
 
 export const IMPORT_USAGE = `usage: recur import FILE [options]
   FILE.onnx                 print the model's opset, inputs, outputs and operators (inspection
@@ -121,7 +121,7 @@ function parseInputJson(path: string): { input: KerasInput; expected: KerasInput
 }
 
 /** Every option of `recur import`: the options of each kind of file, and --help. */
-const IMPORT_FLAGS = { ...KERAS_FLAGS, ...SAFETENSORS_FLAGS, ...HELP_FLAG };
+const IMPORT_FLAGS = { ...KERAS_FLAGS, ...SAFETENSORS_FLAGS, ...HELP };
 
 /** An option given for a kind of file it does not apply to is a usage error naming both. */
 function onlyOptions(values: Parsed['values'], allowed: Record<string, Flag>, kind: string): void {
@@ -197,7 +197,7 @@ export async function importCommand(argv: string[], io: CliIO = stdio): Promise<
   const ext = extname(file).toLowerCase();
   const kind = ext === '.onnx' ? 'an ONNX file' : ext === '.json' ? 'a Keras model.json' : ext === '.safetensors' ? 'a safetensors state_dict' : null;
   if (kind === null) throw new UsageError(`cannot tell the format of '${file}' from its extension (expected .onnx, .json for a Keras/TF.js model.json, or .safetensors)`);
-  onlyOptions(values, ext === '.onnx' ? HELP_FLAG : ext === '.json' ? { ...KERAS_FLAGS, ...HELP_FLAG } : { ...SAFETENSORS_FLAGS, ...HELP_FLAG }, kind);
+  onlyOptions(values, ext === '.onnx' ? HELP : ext === '.json' ? { ...KERAS_FLAGS, ...HELP } : { ...SAFETENSORS_FLAGS, ...HELP }, kind);
   if (!existsSync(file)) throw new CliError(`'${file}' does not exist`);
   const r = new OptionReader('recur import', values);
   try {

@@ -24,7 +24,7 @@ import { exportOnnx, charLMExportSpec, EXPORT_OPSET, type ExportSpec, type Expor
 import type { Module } from '../nn/module.ts';
 import { loadClassifier } from '../models/classifier.ts';
 import { findTestCases, runTestCase } from '../onnx/testcase.ts';
-import { CliError, flagLines, flagSpec, flagSynopsis, OptionReader, parseOrHelp, stdio, UsageError, type CliIO, type Flag } from './args.ts';
+import { CliError, flagLines, flagSpec, flagSynopsis, HELP_FLAG, OptionReader, parseOrHelp, stdio, UsageError, type CliIO, type Flag } from './args.ts';
 import { fileError, userError } from './format.ts';
 import { isRecord } from '../util/options.ts';
 import { isShape } from '../util/shape.ts';
@@ -43,7 +43,7 @@ const EXPORT_FLAGS: Record<string, Flag> = {
   'batch-first': { type: 'boolean', help: 'token input [B, T] (and charlm output [B, T, V]) instead of time-major' },
 };
 
-const HELP_FLAG: Record<string, Flag> = { help: { type: 'boolean', short: 'h', help: 'show this help' } };
+const HELP: Record<string, Flag> = { help: { ...HELP_FLAG, help: 'show this help' } };
 
 export const EXPORT_USAGE = `usage: recur export MODEL ${flagSynopsis(EXPORT_FLAGS)}
   MODEL          a recur model file (.safetensors) with recur.config metadata
@@ -81,7 +81,7 @@ export const ONNX_USAGE = `usage: recur onnx <command> ...
       folders) and report pass/fail per output with the worst absolute and relative error
   recur onnx info MODEL.onnx
       print the model's opset, inputs, outputs and operators
-${flagLines({ ...GENERAL_FLAG, ...HELP_FLAG }, 14)}`;
+${flagLines({ ...GENERAL_FLAG, ...HELP }, 14)}`;
 
 function readBytes(path: string, what: string): Uint8Array {
   if (!existsSync(path)) throw new CliError(`${what} '${path}' does not exist`);
@@ -101,7 +101,7 @@ export function checkOutput(path: string, force: boolean, flag = '-o'): void {
 
 /** `recur export MODEL --format onnx -o FILE`. Errors are thrown (UsageError, CliError); main prints them. */
 export async function exportCommand(argv: string[], io: CliIO = stdio): Promise<number> {
-  const parsed = parseOrHelp('recur export', argv, flagSpec({ ...EXPORT_FLAGS, ...HELP_FLAG }), 1, EXPORT_USAGE, io.out);
+  const parsed = parseOrHelp('recur export', argv, flagSpec({ ...EXPORT_FLAGS, ...HELP }), 1, EXPORT_USAGE, io.out);
   if (!parsed) return 0;
   const { values, positionals } = parsed;
   const r = new OptionReader('recur export', values);
@@ -210,7 +210,7 @@ function jsonNumber(x: number): number | string | null {
 }
 
 async function runCmd(argv: string[], io: CliIO): Promise<number> {
-  const parsed = parseOrHelp('recur onnx', argv, flagSpec({ ...RUN_FLAGS, ...RUN_ALIASES, ...HELP_FLAG }), Infinity, ONNX_USAGE, io.out);
+  const parsed = parseOrHelp('recur onnx', argv, flagSpec({ ...RUN_FLAGS, ...RUN_ALIASES, ...HELP }), Infinity, ONNX_USAGE, io.out);
   if (!parsed) return 0;
   const { values, positionals } = parsed;
   const r = new OptionReader('recur onnx', values);
@@ -238,7 +238,7 @@ function fmt(x: number): string {
 }
 
 async function testCmd(argv: string[], io: CliIO): Promise<number> {
-  const parsed = parseOrHelp('recur onnx', argv, flagSpec({ ...TEST_FLAGS, ...HELP_FLAG }), 1, ONNX_USAGE, io.out);
+  const parsed = parseOrHelp('recur onnx', argv, flagSpec({ ...TEST_FLAGS, ...HELP }), 1, ONNX_USAGE, io.out);
   if (!parsed) return 0;
   const { values, positionals } = parsed;
   const r = new OptionReader('recur onnx', values);
@@ -281,7 +281,7 @@ export function describeOnnx(path: string, bytes: Uint8Array): string {
 }
 
 async function infoCmd(argv: string[], io: CliIO): Promise<number> {
-  const parsed = parseOrHelp('recur onnx', argv, flagSpec(HELP_FLAG), 1, ONNX_USAGE, io.out);
+  const parsed = parseOrHelp('recur onnx', argv, flagSpec(HELP), 1, ONNX_USAGE, io.out);
   if (!parsed) return 0;
   const { positionals } = parsed;
   if (positionals.length === 0) throw new UsageError('onnx info: missing MODEL.onnx');

@@ -37,7 +37,7 @@ import type { BuiltTask as RegistryBuiltTask, TaskSpec as RegistryTaskSpec } fro
 import type { ModelFile } from '../io/model.ts';
 import { loadModelFile } from '../io/files.ts';
 import { decodeText, type TextEncoding } from '../data/files.ts';
-import { CliError, flagLines, flagSpec, OptionReader, parseOrHelp, UsageError, type Flag, type Parsed } from './args.ts';
+import { CliError, flagLines, flagSpec, HELP_FLAG, OptionReader, parseOrHelp, UsageError, type Flag, type Parsed } from './args.ts';
 import { fileError, formatDuration, formatInt, oneLine } from './format.ts';
 import { Progress } from './progress.ts';
 
@@ -185,7 +185,7 @@ const TRAIN_FLAGS: Record<string, Flag> = {
   resume: { type: 'string', value: 'DIR', help: 'Continue the run in DIR exactly where it stopped (with its options;\n--epochs, --max-steps and --time may change)' },
   set: { type: 'string', value: 'key=value', help: `A task option (see --list) or a trainer option (optimizer, lr, schedule,\nclipNorm, clipValue, epochs, maxSteps, timeLimitSeconds, evalEvery,\nlogEvery, earlyStopping, seed, gradNormLogging); values are JSON or text,\ne.g. --set hiddenSize=128 --set 'earlyStopping={"patience":3}'`, helpOnly: true },
   list: { type: 'boolean', help: 'List the tasks and their options' },
-  help: { type: 'boolean', short: 'h', help: 'Show this help' },
+  help: HELP_FLAG,
 };
 
 export const TRAIN_HELP = `Usage:
@@ -432,7 +432,7 @@ const EVAL_FLAGS: Record<string, Flag> = {
   set: { type: 'string', value: 'key=value', help: "A task option that selects the data, over the saved one (see\n'recur train --list')", helpOnly: true },
   encoding: { type: 'string', value: 'utf-8|latin1', help: 'The text encoding of the data file (--set data=FILE)' },
   json: { type: 'boolean', help: 'Print the metrics as one JSON object' },
-  help: { type: 'boolean', short: 'h', help: 'Show this help' },
+  help: HELP_FLAG,
 };
 
 export const EVAL_HELP = `Usage:
@@ -557,7 +557,7 @@ export async function evalCommand(argv: string[], deps: CommandDeps = {}): Promi
 const PREDICT_FLAGS: Record<string, Flag> = {
   model: { type: 'string', value: 'FILE', help: 'The model file' },
   encoding: { type: 'string', value: 'utf-8|latin1', help: 'The text encoding of standard input (default utf-8, checked strictly:\na byte that is not UTF-8 is an error)' },
-  help: { type: 'boolean', short: 'h', help: 'Show this help' },
+  help: HELP_FLAG,
 };
 
 export const PREDICT_HELP = `Usage:
