@@ -321,11 +321,11 @@ export class CaptionTask implements Task<CaptionBatch> {
 /**
  * Every option of a caption task with its default, declared once: buildCaption and the registry
  * entry both parse their options with it. The seeds are named as in every other task and in the
- * Trainer: `seed` seeds the model's initialisation, `dataSeed` the image generator (train uses
- * it, validation +1, test +2) and the training images' order. The library builder used to call them `modelSeed` and
- * `seed`, and take `channels` as a pair; the registry's names are kept because `recur train`
- * stores a run's task options under them in its checkpoint, which `--resume` and `recur eval` read
- * back from old run directories.
+ * Trainer: `seed` seeds the model's initialisation, `dataSeed` the image generator (train uses it,
+ * validation +1, test +2) and the order of the training images. The library builder used to call
+ * them `modelSeed` and `seed`, and take `channels` as a pair; the registry's names are kept because
+ * `recur train` stores a run's task options under them in its checkpoint, which `--resume` and
+ * `recur eval` read back from old run directories.
  */
 const CAPTION_OPTIONS = optionSet(CAPTION_FIELDS, {
   imageSize: 24, channels1: 16, channels2: 32, embeddingDim: 32, hiddenSize: 96, trainSize: 20000, valSize: 500, testSize: 1000,
