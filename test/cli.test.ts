@@ -15,6 +15,7 @@ import { encodeSafetensors, type SafeTensor } from '../src/io/safetensors.ts';
 import { formatModelInfo, readModelInfo, type ModelInfo } from '../src/cli/info.ts';
 import { CharVocab } from '../src/data/text.ts';
 import { CharLM } from '../src/models/charlm.ts';
+import { flagLines, flagSpec, flagSynopsis, HELP_FLAG, parseCommand, type Flag } from '../src/cli/args.ts';
 
 const BIN = fileURLToPath(new URL('../bin/recur.mjs', import.meta.url));
 const DIR = mkdtempSync(join(tmpdir(), 'recur-cli-'));
@@ -63,6 +64,41 @@ test('recur --help, recur help, recur <cmd> --help', () => {
   assert.match(info.stdout, /recur info MODEL/);
   assert.match(recur(['sample', '--help']).stdout, /--temperature/);
   assert.match(recur(['--version']).stdout, /^recur \d+\.\d+\.\d+/);
+});
+
+test('a flag record gives the parser spec, the help lines and the usage line', () => {
+  const flags: Record<string, Flag> = {
+    format: { type: 'string', value: 'onnx', required: true, help: 'the format' },
+    output: { type: 'string', short: 'o', shortForm: true, value: 'FILE', required: true, help: 'where to write' },
+    inputs: { type: 'string', multiple: true, value: 'name=FILE', help: 'inputs' },
+    'a-rather-long-flag': { type: 'string', value: 'VALUE', help: 'first line\nsecond line' },
+    set: { type: 'string', value: 'k=v', helpOnly: true, help: 'taken off first' },
+    help: HELP_FLAG,
+  };
+  assert.deepEqual(flagSpec(flags), {
+    format: { type: 'string' },
+    output: { type: 'string', short: 'o' },
+    inputs: { type: 'string', multiple: true },
+    'a-rather-long-flag': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  assert.equal(
+    flagLines(flags, 16),
+    [
+      '  --format onnx the format',
+      '  -o FILE       where to write',
+      '  --inputs name=FILE   inputs',
+      '  --a-rather-long-flag VALUE   first line',
+      '                second line',
+      '  --set k=v     taken off first',
+      '  -h, --help    Show this help',
+      '',
+    ].join('\n'),
+  );
+  assert.equal(flagLines({ help: HELP_FLAG }, 18, 4), '    -h, --help    Show this help\n');
+  assert.equal(flagSynopsis(flags), '--format onnx -o FILE [--inputs name=FILE] [--a-rather-long-flag VALUE] [--set k=v] [--help]');
+  // a repeated flag arrives as a list
+  assert.deepEqual({ ...parseCommand('recur x', ['--inputs', 'a=1', '--inputs=b=2', '-o', 'f'], flagSpec(flags), 0).values }, { inputs: ['a=1', 'b=2'], output: 'f' });
 });
 
 test('unknown commands and options exit 2 naming them', () => {

@@ -246,6 +246,12 @@ test('recur onnx info and usage', async () => {
   const h = capture();
   assert.equal(await onnxCommand(['--help'], h), 0);
   assert.match(h.stdout, /recur onnx test DIR/);
+  // each sub-command takes -h/--help too (the usage lists it among the options): the same usage
+  for (const sub of ['run', 'test', 'info']) {
+    const hs = capture();
+    assert.equal(await onnxCommand([sub, sub === 'test' ? '-h' : '--help'], hs), 0, hs.stderr);
+    assert.equal(hs.stdout, ONNX_USAGE);
+  }
   const e = capture();
   assert.equal(await onnxCommand([], e), 2);
   const x = capture();

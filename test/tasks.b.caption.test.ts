@@ -14,7 +14,7 @@ import { join } from 'node:path';
 
 import { Rng } from '../src/tensor/rng.ts';
 import { CAPTION_VOCAB, asciiArt, captionOf, decodeCaption, encodeCaption, shapeSample, drawShapes } from '../src/models/shapes.ts';
-import { CAP_EOS, CaptionScores, CaptionTask, Captioner, ShapesBatches, buildCaption, captionTaskSpec, makeCaptionBatch} from '../src/models/captioner.ts';
+import { CAP_EOS, CaptionScores, CaptionTask, Captioner, ShapesBatches, CAPTION_DEFAULTS, buildCaption, captionTaskSpec, makeCaptionBatch} from '../src/models/captioner.ts';
 import { quickFit } from './helpers/quick-fit.ts';
 import { taskNameOf } from '../src/models/registry.ts';
 import { gradcheck } from './helpers/gradcheck.ts';
@@ -115,6 +115,23 @@ describe('captioner', () => {
     assert.equal(taskNameOf(b.task.describe().config), 'caption');
   });
 
+  test('buildCaption and the registry entry share one set of options and defaults', () => {
+    assert.deepEqual(captionTaskSpec.defaults, CAPTION_DEFAULTS);
+    // the library builder takes the registry's names (seed: the model's; dataSeed: the generator's)
+    assert.throws(() => buildCaption({ modelSeed: 3 } as never), /unknown option 'modelSeed'/);
+    assert.throws(() => buildCaption({ channels: [4, 8] } as never), /unknown option 'channels'/);
+    assert.throws(() => buildCaption({ channels1: 0 }), /option 'channels1' must be a positive integer/);
+    // the same seeds give the same model and data, by either door
+    const small = { imageSize: 16, channels1: 2, channels2: 2, embeddingDim: 4, hiddenSize: 4, trainSize: 8, valSize: 4, testSize: 4, batchSize: 4 };
+    const weights = (t: { model: { stateDict(): Record<string, { toArray(): ArrayLike<number> }> } }) => Object.entries(t.model.stateDict()).map(([k, v]) => [k, Array.from(v.toArray())]);
+    const lib = buildCaption({ ...small, seed: 7, dataSeed: 3 });
+    const reg = captionTaskSpec.build({ ...small, seed: 7, dataSeed: 3 });
+    assert.deepEqual(weights(reg.task), weights(lib.task));
+    assert.deepEqual(reg.train.get(0, 0), lib.train.get(0, 0));
+    assert.notDeepEqual(weights(buildCaption({ ...small, seed: 8, dataSeed: 3 }).task), weights(lib.task));
+    assert.notDeepEqual(buildCaption({ ...small, seed: 7, dataSeed: 4 }).train.get(0, 0), lib.train.get(0, 0));
+  });
+
   test('scores: exact match and token accuracy', () => {
     const s = new CaptionScores();
     s.add([3, 4, 8], [3, 4, 8]); // 4 of 4 (with the end token)
@@ -124,7 +141,7 @@ describe('captioner', () => {
   });
 
   test('learns tiny data within seconds; predict and a model file agree', () => {
-    const { task, train } = buildCaption({ imageSize: 16, channels: [4, 8], embeddingDim: 12, hiddenSize: 32, trainSize: 64, batchSize: 16, valSize: 32, testSize: 32 });
+    const { task, train } = buildCaption({ imageSize: 16, channels1: 4, channels2: 8, embeddingDim: 12, hiddenSize: 32, trainSize: 64, batchSize: 16, valSize: 32, testSize: 32 });
     const trainEval = new ShapesBatches(1, 64, 64, false, { size: 16 });
     const before = task.evaluate(trainEval);
     const { losses } = quickFit(task, train, { steps: 60, lr: 1e-2 });

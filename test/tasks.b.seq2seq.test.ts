@@ -13,7 +13,7 @@ import { join } from 'node:path';
 
 import { Rng } from '../src/tensor/rng.ts';
 import {
-  BOS, EOS, G2PBatches, IGNORE, PAD, Seq2Seq, Seq2SeqTask, buildSeq2Seq, loadSeq2Seq, makeG2PBatch, seq2seqTaskSpec,
+  BOS, EOS, G2PBatches, IGNORE, PAD, Seq2Seq, Seq2SeqTask, buildSeq2Seq, loadSeq2Seq, SEQ2SEQ_DEFAULTS, makeG2PBatch, seq2seqTaskSpec,
 } from '../src/models/seq2seq.ts';
 import { ErrorRates, closestReference, editDistance } from '../src/models/metrics.ts';
 import { loadCmudict, type G2PWord } from '../src/data/cmudict.ts';
@@ -148,6 +148,15 @@ describe('Seq2Seq model', () => {
     assert.throws(() => new Seq2Seq({ srcVocabSize: 4, tgtVocabSize: 6, heads: 2 } as never), /unknown field 'heads'/);
     assert.throws(() => new Seq2Seq({ srcVocabSize: 0, tgtVocabSize: 6 }), /'srcVocabSize'/);
     assert.throws(() => buildSeq2Seq({ batchsize: 3 } as never), /unknown option 'batchsize'/);
+    // the library builder takes the registry's names (seed: the model's; splitSeed: the data's)
+    assert.throws(() => buildSeq2Seq({ modelSeed: 3 } as never), /unknown option 'modelSeed'/);
+    assert.throws(() => buildSeq2Seq({ splitSeed: -1 }), /option 'splitSeed' must be a non-negative integer/);
+  });
+
+  test('buildSeq2Seq and the registry entry share one set of defaults', () => {
+    assert.deepEqual(seq2seqTaskSpec.defaults, SEQ2SEQ_DEFAULTS);
+    assert.equal(SEQ2SEQ_DEFAULTS.splitSeed, 20150101);
+    assert.equal(SEQ2SEQ_DEFAULTS.seed, 1);
   });
 
   test('learns a tiny G2P set within seconds; greedy, beam, predict and a model file agree', () => {

@@ -104,41 +104,71 @@ export function joinNumericValues(args: string[], options: OptionSpec): string[]
 }
 
 /**
- * Strict parse of one command's arguments. Unknown options, a missing option value and surplus
- * positionals become a UsageError naming the culprit. `who` is e.g. "recur info" (kept for the
- * callers' sake; messages no longer repeat it, formatError prefixes the command).
- */
-/**
  * One flag of a command, declared once: how it parses, the placeholder of its value and its help
- * (lines after the first are indented under it). From a command's flag record come both the
- * parseArgs spec (`flagSpec`) and the "Options:" lines of its help (`flagLines`).
+ * (lines after the first are indented under it). From a command's flag record come the parseArgs
+ * spec (`flagSpec`), the "Options:" lines of its help (`flagLines`) and a usage line
+ * (`flagSynopsis`).
  */
 export interface Flag {
   type: 'string' | 'boolean';
   short?: string;
+  /** May be given several times (the values come as a list). */
+  multiple?: boolean;
   /** The value's placeholder in the help: `--epochs N`. */
   value?: string;
   help: string;
   /** Taken off the command line before parsing (e.g. --set, repeatable): in the help only. */
   helpOnly?: boolean;
+  /** The help writes the flag by its short form alone (`-o FILE`), as the command's usage does. */
+  shortForm?: boolean;
+  /** In a usage line without brackets (`--format onnx -o FILE [--force]`). */
+  required?: boolean;
 }
+
+/** -h, --help: every command's (a help that writes its options in lower case gives its own text). */
+export const HELP_FLAG: Flag = { type: 'boolean', short: 'h', help: 'Show this help' };
 
 /** parseArgs's option spec from a flag record. */
 export function flagSpec(flags: Record<string, Flag>): OptionSpec {
   const spec: OptionSpec = {};
-  for (const [name, f] of Object.entries(flags)) if (!f.helpOnly) spec[name] = f.short ? { type: f.type, short: f.short } : { type: f.type };
+  for (const [name, f] of Object.entries(flags)) {
+    if (f.helpOnly) continue;
+    spec[name] = { type: f.type, ...(f.short ? { short: f.short } : {}), ...(f.multiple ? { multiple: true } : {}) };
+  }
   return spec;
 }
 
-/** The "Options:" lines of a help text: each flag with its value's placeholder, its help from `column` (default 26). */
-export function flagLines(flags: Record<string, Flag>, column = 26): string {
+/** A flag and its value's placeholder as a usage line writes it: `--epochs N`, `-o FILE` (shortForm). */
+function flagWithValue(name: string, f: Flag): string {
+  return `${f.shortForm && f.short ? `-${f.short}` : `--${name}`}${f.value ? ` ${f.value}` : ''}`;
+}
+
+/** How the "Options:" lines write a flag: `--epochs N`, `-o FILE` (shortForm) or `-h, --help`. */
+export function flagUsage(name: string, f: Flag): string {
+  return `${f.short && !f.shortForm ? `-${f.short}, ` : ''}${flagWithValue(name, f)}`;
+}
+
+/**
+ * The "Options:" lines of a help text: each flag with its value's placeholder, indented by
+ * `indent` (default 2), its help from `column` (default 26). A flag written wider than its column
+ * is followed by three spaces, so that its help still stands apart from it.
+ */
+export function flagLines(flags: Record<string, Flag>, column = 26, indent = 2): string {
   const lines: string[] = [];
   for (const [name, f] of Object.entries(flags)) {
-    const usage = `${f.short ? `-${f.short}, ` : ''}--${name}${f.value ? ` ${f.value}` : ''}`;
+    const usage = flagUsage(name, f);
+    const width = column - indent - 1;
     const [first, ...rest] = f.help.split('\n');
-    lines.push(`  ${usage.padEnd(column - 3)} ${first}`, ...rest.map((l) => `${' '.repeat(column)}${l}`));
+    lines.push(`${' '.repeat(indent)}${usage.length > width ? `${usage}  ` : usage.padEnd(width)} ${first}`, ...rest.map((l) => `${' '.repeat(column)}${l}`));
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** A usage line of flags: `--format onnx -o FILE [--force]` (brackets round those not required). */
+export function flagSynopsis(flags: Record<string, Flag>): string {
+  return Object.entries(flags)
+    .map(([name, f]) => (f.required ? flagWithValue(name, f) : `[${flagWithValue(name, f)}]`))
+    .join(' ');
 }
 
 /**
@@ -152,6 +182,11 @@ export function parseOrHelp(who: string, args: string[], options: OptionSpec, ma
   return null;
 }
 
+/**
+ * Strict parse of one command's arguments. Unknown options, a missing option value and surplus
+ * positionals become a UsageError naming the culprit. `who` is e.g. "recur info" (kept for the
+ * callers' sake; messages no longer repeat it, formatError prefixes the command).
+ */
 export function parseCommand(_who: string, args: string[], options: OptionSpec, maxPositionals: number): Parsed {
   let parsed: Parsed;
   try {

@@ -21,3 +21,9 @@ export const DEMO_DEFAULTS = {
   valFraction: 0.05,
   clipNorm: 5,
 } as const;
+
+/** Default settings of `recur sample` (besides the demo's prime and temperature). */
+export const SAMPLE_DEFAULTS = {
+  length: 500,
+  seed: 0,
+} as const;

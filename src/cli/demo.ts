@@ -14,30 +14,11 @@ import type { Callback } from '../train/callbacks.ts';
 import type { BatchSource, Task } from '../train/task.ts';
 import { getBackend } from '../backend/registry.ts';
 import { NonFiniteError } from '../train/guard.ts';
-import { CliError, OptionReader, parseCommand, UsageError, type OptionSpec } from './args.ts';
+import { CliError, flagSpec, OptionReader, parseCommand, UsageError } from './args.ts';
 import { DEMO_DEFAULTS as D } from './defaults.ts';
+import { DEMO_FLAGS } from './help.ts';
 import { formatBytes, formatDuration, formatInt } from './format.ts';
 import { Progress } from './progress.ts';
-
-export const DEMO_OPTIONS: OptionSpec = {
-  time: { type: 'string' },
-  steps: { type: 'string' },
-  out: { type: 'string' },
-  force: { type: 'boolean' },
-  seed: { type: 'string' },
-  hidden: { type: 'string' },
-  embedding: { type: 'string' },
-  layers: { type: 'string' },
-  'seq-len': { type: 'string' },
-  batch: { type: 'string' },
-  lr: { type: 'string' },
-  'sample-every': { type: 'string' },
-  'sample-length': { type: 'string' },
-  temperature: { type: 'string' },
-  prime: { type: 'string' },
-  'val-chars': { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-};
 
 export interface DemoSettings {
   time: number;
@@ -61,7 +42,7 @@ export interface DemoSettings {
 
 export function demoSettings(args: string[]): DemoSettings {
   const who = 'recur demo';
-  const { values } = parseCommand(who, args, DEMO_OPTIONS, 0);
+  const { values } = parseCommand(who, args, flagSpec(DEMO_FLAGS), 0);
   const r = new OptionReader(who, values);
   const out = r.string('out') ?? D.out;
   if (out === '') throw new UsageError(`--out must not be empty`);

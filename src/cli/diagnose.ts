@@ -5,7 +5,7 @@
  * training curves. See models/diagnose.ts for the method.
  */
 import { writeFileSync } from 'node:fs';
-import { CliError, OptionReader, parseOrHelp, UsageError, flagLines, flagSpec, type Flag } from './args.ts';
+import { CliError, flagLines, flagSpec, HELP_FLAG, OptionReader, parseOrHelp, UsageError, type Flag } from './args.ts';
 import { DIAGNOSE_CELLS, DIAGNOSE_DEFAULTS, formatDiagnoseTable, renderDiagnoseSvg, runDiagnose, type DiagnoseCell } from '../models/diagnose.ts';
 
 const DIAGNOSE_FLAGS: Record<string, Flag> = {
@@ -21,7 +21,7 @@ const DIAGNOSE_FLAGS: Record<string, Flag> = {
   svg: { type: 'string', value: 'FILE', help: "write the plot here                             (default diagnose.svg; '' for none)" },
   json: { type: 'string', value: 'FILE', help: 'also write every number (curves included) as JSON' },
   quiet: { type: 'boolean', help: 'print only the table' },
-  help: { type: 'boolean', short: 'h', help: 'show this help' },
+  help: { ...HELP_FLAG, help: 'show this help' },
 };
 
 export const DIAGNOSE_HELP = `Usage: recur diagnose [options]

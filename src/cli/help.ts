@@ -1,5 +1,6 @@
-/** Usage text for every command. */
-import { DEMO_DEFAULTS } from './defaults.ts';
+/** Usage text for every command, and the flags of those whose usage lives here. */
+import { flagLines, HELP_FLAG, type Flag } from './args.ts';
+import { DEMO_DEFAULTS, SAMPLE_DEFAULTS } from './defaults.ts';
 
 const D = DEMO_DEFAULTS;
 
@@ -48,6 +49,11 @@ Example:
   recur sample whale.safetensors --prime "Call me " --length 300
 `;
 
+export const INFO_FLAGS: Record<string, Flag> = {
+  json: { type: 'boolean', help: 'Print the same as one JSON object' },
+  help: HELP_FLAG,
+};
+
 export const INFO_HELP = `Usage:
   recur info MODEL [--json]
 
@@ -59,11 +65,29 @@ safetensors) and prints:
   - a table of tensors: name, dtype, shape
 
 Options:
-  --json         Print the same as one JSON object
-  -h, --help     Show this help
-
+${flagLines(INFO_FLAGS, 17)}
 A missing or malformed file gives a one-line error and exit code 1.
 `;
+
+export const DEMO_FLAGS: Record<string, Flag> = {
+  time: { type: 'string', value: 'SECONDS', help: `Training time budget, samples and checks included (default ${D.time})` },
+  steps: { type: 'string', value: 'N', help: 'Stop after N training steps (default: no limit)' },
+  out: { type: 'string', value: 'FILE', help: `Where to save the model (default ${D.out}); an existing file is\nrefused before training unless --force is given` },
+  force: { type: 'boolean', help: 'Replace the --out file if it exists' },
+  seed: { type: 'string', value: 'N', help: `Seed for initialisation, batches and sampling (default ${D.seed})` },
+  hidden: { type: 'string', value: 'H', help: `LSTM hidden size (default ${D.hidden}; ${D.hiddenJs} on the js backend)` },
+  embedding: { type: 'string', value: 'E', help: `Character embedding size (default ${D.embedding})` },
+  layers: { type: 'string', value: 'L', help: `Stacked LSTM layers (default ${D.layers})` },
+  'seq-len': { type: 'string', value: 'T', help: `Characters per training window (default ${D.seqLen})` },
+  batch: { type: 'string', value: 'B', help: `Windows per training step (default ${D.batch})` },
+  lr: { type: 'string', value: 'RATE', help: `Adam learning rate (default ${D.lr}; ${D.lrJs} on the js backend)` },
+  'sample-every': { type: 'string', value: 'SECS', help: `Seconds between samples and validation checks (default ${D.sampleEvery})` },
+  'sample-length': { type: 'string', value: 'N', help: `Characters per sample (default ${D.sampleLength})` },
+  temperature: { type: 'string', value: 'T', help: `Sampling temperature (default ${D.temperature})` },
+  prime: { type: 'string', value: 'TEXT', help: `Text the samples start from (default ${JSON.stringify(D.prime)})` },
+  'val-chars': { type: 'string', value: 'N', help: `Held-out characters used by the periodic checks (default ${D.valChars};\nthe final check uses all of them)` },
+  help: HELP_FLAG,
+};
 
 export const DEMO_HELP = `Usage:
   recur demo [options]
@@ -81,26 +105,16 @@ Ctrl-C stops training early; the model trained so far is still evaluated and sav
 A second Ctrl-C quits at once without saving.
 
 Options:
-  --time SECONDS       Training time budget, samples and checks included (default ${D.time})
-  --steps N            Stop after N training steps (default: no limit)
-  --out FILE           Where to save the model (default ${D.out}); an existing file is
-                       refused before training unless --force is given
-  --force              Replace the --out file if it exists
-  --seed N             Seed for initialisation, batches and sampling (default ${D.seed})
-  --hidden H           LSTM hidden size (default ${D.hidden}; ${D.hiddenJs} on the js backend)
-  --embedding E        Character embedding size (default ${D.embedding})
-  --layers L           Stacked LSTM layers (default ${D.layers})
-  --seq-len T          Characters per training window (default ${D.seqLen})
-  --batch B            Windows per training step (default ${D.batch})
-  --lr RATE            Adam learning rate (default ${D.lr}; ${D.lrJs} on the js backend)
-  --sample-every SECS  Seconds between samples and validation checks (default ${D.sampleEvery})
-  --sample-length N    Characters per sample (default ${D.sampleLength})
-  --temperature T      Sampling temperature (default ${D.temperature})
-  --prime TEXT         Text the samples start from (default ${JSON.stringify(D.prime)})
-  --val-chars N        Held-out characters used by the periodic checks (default ${D.valChars};
-                       the final check uses all of them)
-  -h, --help           Show this help
-`;
+${flagLines(DEMO_FLAGS, 23)}`;
+
+export const SAMPLE_FLAGS: Record<string, Flag> = {
+  prime: { type: 'string', value: 'TEXT', help: `Text to continue (default ${JSON.stringify(D.prime)}); every character must be in\nthe model's vocabulary` },
+  length: { type: 'string', value: 'N', help: `Characters to generate (default ${SAMPLE_DEFAULTS.length})` },
+  temperature: { type: 'string', value: 'T', help: `Sampling temperature; 0 always takes the most likely character (default ${D.temperature})` },
+  'top-k': { type: 'string', value: 'K', help: 'Sample only among the K most likely characters' },
+  seed: { type: 'string', value: 'N', help: `Sampling seed (default ${SAMPLE_DEFAULTS.seed})` },
+  help: HELP_FLAG,
+};
 
 export const SAMPLE_HELP = `Usage:
   recur sample MODEL [options]
@@ -108,14 +122,7 @@ export const SAMPLE_HELP = `Usage:
 Generates text from a character-level model saved by 'recur demo' (architecture 'charlm').
 
 Options:
-  --prime TEXT         Text to continue (default ${JSON.stringify(D.prime)}); every character must be in
-                       the model's vocabulary
-  --length N           Characters to generate (default 500)
-  --temperature T      Sampling temperature; 0 always takes the most likely character (default ${D.temperature})
-  --top-k K            Sample only among the K most likely characters
-  --seed N             Sampling seed (default 0)
-  -h, --help           Show this help
-`;
+${flagLines(SAMPLE_FLAGS, 23)}`;
 
 export const HELP_HELP = `Usage:
   recur help [COMMAND]

@@ -21,33 +21,51 @@ import { extname, basename } from 'node:path';
 import { loadModelInto, saveModel } from '../io/files.ts';
 import { RNN, LSTM, GRU, type RecurrentBase } from '../nn/recurrent.ts';
 import { loadKerasModel, type HardSigmoidConvention, type KerasInput } from '../interop/keras-file.ts';
-import { CliError, OptionReader, parseCommand, parseOrHelp, stdio, UsageError, type CliIO, type OptionSpec, type Parsed } from './args.ts';
+import { CliError, flagLines, flagSpec, flagSynopsis, HELP_FLAG, OptionReader, parseOrHelp, stdio, UsageError, type CliIO, type Flag, type Parsed } from './args.ts';
 import { userError } from './format.ts';
 import { isRecord } from '../util/options.ts';
 import { isNumberArray, isShape } from '../util/shape.ts';
 import { checkOutput, describeOnnx } from './onnx.ts';
 
 
+export const IMPORT_ARCHS = ['rnn', 'rnn-relu', 'lstm', 'gru'] as const;
+export type ImportArch = (typeof IMPORT_ARCHS)[number];
+
+/** The options of a Keras / TF.js model.json. */
+const KERAS_FLAGS: Record<string, Flag> = {
+  check: { type: 'string', value: 'INPUT.json', help: 'run it on INPUT.json ({"shape": [...], "data": [...]}, a nested\narray, or {"input": ..., "output": ...} to compare with an expected\noutput) and print the output as JSON' },
+  atol: { type: 'string', value: 'A', help: 'tolerance for the comparison (default 1e-5)' },
+  'hard-sigmoid': { type: 'string', value: 'keras2|keras3', help: 'which hard_sigmoid (default: from keras_version)' },
+  reference: { type: 'boolean', help: 'run every recurrent layer on the host reference implementation' },
+};
+
+/** The layer a PyTorch state_dict holds (its usage: one line of sizes, one of switches). */
+const LAYER_FLAGS: Record<string, Flag> = {
+  arch: { type: 'string', value: IMPORT_ARCHS.join('|'), required: true, help: 'the PyTorch module: nn.RNN (tanh or relu), nn.LSTM or nn.GRU' },
+  'input-size': { type: 'string', value: 'N', required: true, help: 'input features' },
+  'hidden-size': { type: 'string', value: 'H', required: true, help: 'hidden state size' },
+  'num-layers': { type: 'string', value: 'L', help: 'stacked layers (default 1)' },
+};
+const LAYOUT_FLAGS: Record<string, Flag> = {
+  bidirectional: { type: 'boolean', help: 'the layer reads both directions' },
+  'batch-first': { type: 'boolean', help: 'the layer takes [B, T, F] input' },
+};
+const OUTPUT_FLAGS: Record<string, Flag> = {
+  output: { type: 'string', short: 'o', shortForm: true, value: 'OUT', help: 'write a recur model file with the architecture in recur.config' },
+  force: { type: 'boolean', help: 'replace OUT if it exists (an existing file is refused without it)' },
+};
+const SAFETENSORS_FLAGS = { ...LAYER_FLAGS, ...LAYOUT_FLAGS, ...OUTPUT_FLAGS };
+const HELP: Record<string, Flag> = { help: HELP_FLAG };
+
 export const IMPORT_USAGE = `usage: recur import FILE [options]
   FILE.onnx                 print the model's opset, inputs, outputs and operators (inspection
                             only: an ONNX graph is not converted to a recur model file; run it
                             with 'recur onnx run')
   model.json                a Keras / TF.js layers model: print its summary
-    --check INPUT.json      run it on INPUT.json ({"shape": [...], "data": [...]}, a nested
-                            array, or {"input": ..., "output": ...} to compare with an expected
-                            output) and print the output as JSON
-    --atol A                tolerance for the comparison (default 1e-5)
-    --hard-sigmoid keras2|keras3   which hard_sigmoid (default: from keras_version)
-    --reference             run every recurrent layer on the host reference implementation
-  FILE.safetensors          a PyTorch nn.RNN / nn.LSTM / nn.GRU state_dict
-    --arch rnn|rnn-relu|lstm|gru --input-size N --hidden-size H [--num-layers L]
-    [--bidirectional] [--batch-first]
-    -o OUT                  write a recur model file with the architecture in recur.config
-    --force                 replace OUT if it exists (an existing file is refused without it)
-`;
-
-export const IMPORT_ARCHS = ['rnn', 'rnn-relu', 'lstm', 'gru'] as const;
-export type ImportArch = (typeof IMPORT_ARCHS)[number];
+${flagLines(KERAS_FLAGS, 28, 4)}  FILE.safetensors          a PyTorch nn.RNN / nn.LSTM / nn.GRU state_dict
+    ${flagSynopsis(LAYER_FLAGS)}
+    ${flagSynopsis(LAYOUT_FLAGS)}
+${flagLines(OUTPUT_FLAGS, 28, 4)}`;
 
 /** The recur.config written for an imported recurrent layer. */
 export interface RecurrentImportConfig {
@@ -102,33 +120,17 @@ function parseInputJson(path: string): { input: KerasInput; expected: KerasInput
   return { input: asTensor(v, path), expected: null };
 }
 
-/** Every option of `recur import`, and the kinds of file each belongs to. */
-const IMPORT_OPTIONS: OptionSpec = {
-  check: { type: 'string' },
-  atol: { type: 'string' },
-  'hard-sigmoid': { type: 'string' },
-  reference: { type: 'boolean' },
-  arch: { type: 'string' },
-  'input-size': { type: 'string' },
-  'hidden-size': { type: 'string' },
-  'num-layers': { type: 'string' },
-  bidirectional: { type: 'boolean' },
-  'batch-first': { type: 'boolean' },
-  output: { type: 'string', short: 'o' },
-  force: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-};
-const KERAS_KEYS = ['check', 'atol', 'hard-sigmoid', 'reference'];
-const SAFETENSORS_KEYS = ['arch', 'input-size', 'hidden-size', 'num-layers', 'bidirectional', 'batch-first', 'output', 'force'];
+/** Every option of `recur import`: the options of each kind of file, and --help. */
+const IMPORT_FLAGS = { ...KERAS_FLAGS, ...SAFETENSORS_FLAGS, ...HELP };
 
 /** An option given for a kind of file it does not apply to is a usage error naming both. */
-function onlyOptions(values: Parsed['values'], allowed: string[], kind: string): void {
+function onlyOptions(values: Parsed['values'], allowed: Record<string, Flag>, kind: string): void {
   for (const k of Object.keys(values)) {
-    if (values[k] === undefined || allowed.includes(k)) continue;
+    if (values[k] === undefined || Object.hasOwn(allowed, k)) continue;
     if (kind === 'an ONNX file' && (k === 'output' || k === 'force')) {
       throw new UsageError('-o: an ONNX file cannot be converted to a recur model file (recur import only inspects ONNX files; run one with \'recur onnx run\'); -o converts a PyTorch state_dict (.safetensors)');
     }
-    const own = allowed.filter((a) => a !== 'help').map((a) => (a === 'output' ? '-o' : `--${a}`));
+    const own = Object.entries(allowed).filter(([a]) => a !== 'help').map(([a, f]) => (f.shortForm ? `-${f.short}` : `--${a}`));
     throw new UsageError(`--${k} does not apply to ${kind} (${own.length ? `its options: ${own.join(', ')}` : 'it takes no options'})`);
   }
 }
@@ -187,7 +189,7 @@ function safetensorsCmd(file: string, r: OptionReader, io: CliIO): number {
 
 /** `recur import FILE ...`. Errors are thrown (UsageError, CliError); main prints them. */
 export async function importCommand(argv: string[], io: CliIO = stdio): Promise<number> {
-  const parsed = parseOrHelp('recur import', argv, IMPORT_OPTIONS, 1, IMPORT_USAGE, io.out);
+  const parsed = parseOrHelp('recur import', argv, flagSpec(IMPORT_FLAGS), 1, IMPORT_USAGE, io.out);
   if (!parsed) return 0;
   const { values, positionals } = parsed;
   const file = positionals[0];
@@ -195,7 +197,7 @@ export async function importCommand(argv: string[], io: CliIO = stdio): Promise<
   const ext = extname(file).toLowerCase();
   const kind = ext === '.onnx' ? 'an ONNX file' : ext === '.json' ? 'a Keras model.json' : ext === '.safetensors' ? 'a safetensors state_dict' : null;
   if (kind === null) throw new UsageError(`cannot tell the format of '${file}' from its extension (expected .onnx, .json for a Keras/TF.js model.json, or .safetensors)`);
-  onlyOptions(values, ext === '.onnx' ? ['help'] : ext === '.json' ? [...KERAS_KEYS, 'help'] : [...SAFETENSORS_KEYS, 'help'], kind);
+  onlyOptions(values, ext === '.onnx' ? HELP : ext === '.json' ? { ...KERAS_FLAGS, ...HELP } : { ...SAFETENSORS_FLAGS, ...HELP }, kind);
   if (!existsSync(file)) throw new CliError(`'${file}' does not exist`);
   const r = new OptionReader('recur import', values);
   try {

@@ -6,14 +6,9 @@
  */
 import { VERSION } from '../version.ts';
 import { LIMIT_KEYS, setProcessLimits } from '../io/limits.ts';
-import { CliError, formatError, OptionReader, parseCommand, UsageError, type OptionSpec } from './args.ts';
-import { COMMANDS, commandHelp, MAIN_HELP, MODULE_COMMANDS, type Command, type ModuleCommand, type OwnCommand } from './help.ts';
+import { CliError, flagSpec, formatError, OptionReader, parseCommand, UsageError } from './args.ts';
+import { COMMANDS, commandHelp, INFO_FLAGS, MAIN_HELP, MODULE_COMMANDS, type Command, type ModuleCommand, type OwnCommand } from './help.ts';
 import { setBackend } from '../backend/registry.ts';
-
-const INFO_OPTIONS: OptionSpec = {
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-};
 
 function isCommand(s: string): s is Command {
   return (COMMANDS as readonly string[]).includes(s);
@@ -147,7 +142,7 @@ async function dispatch(args: string[]): Promise<number> {
       return 0;
     }
     case 'info': {
-      const { values, positionals } = parseCommand('recur info', rest, INFO_OPTIONS, 1);
+      const { values, positionals } = parseCommand('recur info', rest, flagSpec(INFO_FLAGS), 1);
       if (positionals.length === 0) throw new UsageError('missing the MODEL file argument');
       const { formatModelInfo, readModelInfo } = await import('./info.ts');
       const info = readModelInfo(positionals[0]);

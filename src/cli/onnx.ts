@@ -24,7 +24,7 @@ import { exportOnnx, charLMExportSpec, EXPORT_OPSET, type ExportSpec, type Expor
 import type { Module } from '../nn/module.ts';
 import { loadClassifier } from '../models/classifier.ts';
 import { findTestCases, runTestCase } from '../onnx/testcase.ts';
-import { CliError, OptionReader, parseCommand, parseOrHelp, stdio, UsageError, type CliIO, type OptionSpec } from './args.ts';
+import { CliError, flagLines, flagSpec, flagSynopsis, HELP_FLAG, OptionReader, parseOrHelp, stdio, UsageError, type CliIO, type Flag } from './args.ts';
 import { fileError, userError } from './format.ts';
 import { isRecord } from '../util/options.ts';
 import { isShape } from '../util/shape.ts';
@@ -34,46 +34,59 @@ export const EXPORTABLE_ARCHS = ['charlm', 'rnn-classifier'] as const;
 
 export type { CliIO } from './args.ts';
 
-export const EXPORT_USAGE = `usage: recur export MODEL --format onnx -o FILE [--force] [--no-state] [--softmax] [--batch-first]
+const EXPORT_FLAGS: Record<string, Flag> = {
+  format: { type: 'string', value: 'onnx', required: true, help: 'the output format (ONNX is the only one)' },
+  output: { type: 'string', short: 'o', shortForm: true, value: 'FILE', required: true, help: 'where to write the .onnx file (an existing file is refused without --force)' },
+  force: { type: 'boolean', help: 'replace FILE if it exists' },
+  'no-state': { type: 'boolean', help: 'charlm: leave out the state inputs and outputs (h0, c0, hn, cn)' },
+  softmax: { type: 'boolean', help: 'end the graph with a softmax (probabilities instead of logits)' },
+  'batch-first': { type: 'boolean', help: 'token input [B, T] (and charlm output [B, T, V]) instead of time-major' },
+};
+
+const HELP: Record<string, Flag> = { help: { ...HELP_FLAG, help: 'show this help' } };
+
+export const EXPORT_USAGE = `usage: recur export MODEL ${flagSynopsis(EXPORT_FLAGS)}
   MODEL          a recur model file (.safetensors) with recur.config metadata
-  --format onnx  the output format (ONNX is the only one)
-  -o FILE        where to write the .onnx file (an existing file is refused without --force)
-  --force        replace FILE if it exists
-  --no-state     charlm: leave out the state inputs and outputs (h0, c0, hn, cn)
-  --softmax      end the graph with a softmax (probabilities instead of logits)
-  --batch-first  token input [B, T] (and charlm output [B, T, V]) instead of time-major
-architectures: charlm (ids [T, B] → logits [T, B, V], with state), rnn-classifier (ids [T, B]
+${flagLines(EXPORT_FLAGS, 17)}architectures: charlm (ids [T, B] → logits [T, B, V], with state), rnn-classifier (ids [T, B]
 and lengths [B] → class logits [B, C])
 `;
 
+/** The flag `onnx run` and `onnx test` share. */
+const GENERAL_FLAG: Record<string, Flag> = {
+  general: { type: 'boolean', help: 'run RNN/GRU/LSTM nodes with the general implementation only (for cross-checks)' },
+};
+
+const RUN_FLAGS: Record<string, Flag> = {
+  inputs: { type: 'string', multiple: true, value: 'name=FILE [name=FILE ...]', required: true, help: 'the inputs by name (the first pair is the value, the others follow it)' },
+  ...GENERAL_FLAG,
+};
+/** Other spellings of --inputs, left out of the usage. */
+const RUN_ALIASES: Record<string, Flag> = {
+  input: { type: 'string', multiple: true, help: 'the same as --inputs' },
+  i: { type: 'string', short: 'i', multiple: true, help: 'the same as --inputs' },
+};
+
+const TEST_FLAGS: Record<string, Flag> = {
+  rtol: { type: 'string', value: 'R', help: 'relative tolerance: |actual − expected| ≤ A + R·|expected| (default 1e-5)' },
+  atol: { type: 'string', value: 'A', help: 'absolute tolerance (default 1e-6)' },
+  ...GENERAL_FLAG,
+};
+
 export const ONNX_USAGE = `usage: recur onnx <command> ...
-  recur onnx run MODEL.onnx --inputs name=FILE [name=FILE ...] [--general]
+  recur onnx run MODEL.onnx ${flagSynopsis(RUN_FLAGS)}
       run a model; FILE is JSON ({"shape": [...], "data": [...]} or a nested array) or a
       serialized TensorProto (.pb); prints the outputs as JSON
-  recur onnx test DIR [--rtol R] [--atol A] [--general]
+  recur onnx test DIR ${flagSynopsis(TEST_FLAGS)}
       run ONNX test cases (DIR with model.onnx and test_data_set_*/, or a folder of such
       folders) and report pass/fail per output with the worst absolute and relative error
   recur onnx info MODEL.onnx
       print the model's opset, inputs, outputs and operators
-  --general   run RNN/GRU/LSTM nodes with the general implementation only (for cross-checks)
-  -h, --help  show this help
-`;
-
+${flagLines({ ...GENERAL_FLAG, ...HELP }, 14)}`;
 
 function readBytes(path: string, what: string): Uint8Array {
   if (!existsSync(path)) throw new CliError(`${what} '${path}' does not exist`);
   return readFileSync(path);
 }
-
-const EXPORT_OPTIONS: OptionSpec = {
-  format: { type: 'string' },
-  output: { type: 'string', short: 'o' },
-  force: { type: 'boolean' },
-  'no-state': { type: 'boolean' },
-  softmax: { type: 'boolean' },
-  'batch-first': { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-};
 
 /**
  * Refuse to replace an existing file unless --force: a model or graph written over by mistake
@@ -88,7 +101,7 @@ export function checkOutput(path: string, force: boolean, flag = '-o'): void {
 
 /** `recur export MODEL --format onnx -o FILE`. Errors are thrown (UsageError, CliError); main prints them. */
 export async function exportCommand(argv: string[], io: CliIO = stdio): Promise<number> {
-  const parsed = parseOrHelp('recur export', argv, EXPORT_OPTIONS, 1, EXPORT_USAGE, io.out);
+  const parsed = parseOrHelp('recur export', argv, flagSpec({ ...EXPORT_FLAGS, ...HELP }), 1, EXPORT_USAGE, io.out);
   if (!parsed) return 0;
   const { values, positionals } = parsed;
   const r = new OptionReader('recur export', values);
@@ -196,15 +209,10 @@ function jsonNumber(x: number): number | string | null {
   return Number.isFinite(x) ? x : Number.isNaN(x) ? null : x > 0 ? 'Infinity' : '-Infinity';
 }
 
-const RUN_OPTIONS: OptionSpec = {
-  inputs: { type: 'string', multiple: true },
-  input: { type: 'string', multiple: true },
-  i: { type: 'string', short: 'i', multiple: true },
-  general: { type: 'boolean' },
-};
-
 async function runCmd(argv: string[], io: CliIO): Promise<number> {
-  const { values, positionals } = parseCommand('recur onnx', argv, RUN_OPTIONS, Infinity);
+  const parsed = parseOrHelp('recur onnx', argv, flagSpec({ ...RUN_FLAGS, ...RUN_ALIASES, ...HELP }), Infinity, ONNX_USAGE, io.out);
+  if (!parsed) return 0;
+  const { values, positionals } = parsed;
   const r = new OptionReader('recur onnx', values);
   // `--inputs a=F b=F`: the first pair is the option's value, the others arrive as positionals.
   const [modelPath, ...more] = positionals;
@@ -229,14 +237,10 @@ function fmt(x: number): string {
   return Number.isNaN(x) ? 'n/a' : x.toExponential(2);
 }
 
-const TEST_OPTIONS: OptionSpec = {
-  rtol: { type: 'string' },
-  atol: { type: 'string' },
-  general: { type: 'boolean' },
-};
-
 async function testCmd(argv: string[], io: CliIO): Promise<number> {
-  const { values, positionals } = parseCommand('recur onnx', argv, TEST_OPTIONS, 1);
+  const parsed = parseOrHelp('recur onnx', argv, flagSpec({ ...TEST_FLAGS, ...HELP }), 1, ONNX_USAGE, io.out);
+  if (!parsed) return 0;
+  const { values, positionals } = parsed;
   const r = new OptionReader('recur onnx', values);
   const rtol = r.number('rtol', 'nonnegative');
   const atol = r.number('atol', 'nonnegative');
@@ -277,7 +281,9 @@ export function describeOnnx(path: string, bytes: Uint8Array): string {
 }
 
 async function infoCmd(argv: string[], io: CliIO): Promise<number> {
-  const { positionals } = parseCommand('recur onnx', argv, {}, 1);
+  const parsed = parseOrHelp('recur onnx', argv, flagSpec(HELP), 1, ONNX_USAGE, io.out);
+  if (!parsed) return 0;
+  const { positionals } = parsed;
   if (positionals.length === 0) throw new UsageError('onnx info: missing MODEL.onnx');
   io.out(describeOnnx(positionals[0], readBytes(positionals[0], 'model')));
   return 0;

@@ -32,7 +32,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { CliError, OptionReader, parseOrHelp, UsageError, flagLines, flagSpec, type Flag } from './args.ts';
+import { CliError, flagLines, flagSpec, HELP_FLAG, OptionReader, parseOrHelp, UsageError, type Flag } from './args.ts';
 
 /** The port `recur playground` listens on unless told otherwise (5173/4173 are Vite's dev and preview servers). */
 export const PLAYGROUND_PORT = 5190;
@@ -212,7 +212,7 @@ const PLAYGROUND_FLAGS: Record<string, Flag> = {
   host: { type: 'string', value: 'H', help: 'Address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)' },
   'no-isolation': { type: 'boolean', help: 'Send no COOP/COEP/CORP headers (the page then runs on one thread)' },
   root: { type: 'string', value: 'DIR', help: 'Serve this folder (a built site with an index.html) instead of the playground' },
-  help: { type: 'boolean', short: 'h', help: 'Show this help' },
+  help: HELP_FLAG,
 };
 
 export const PLAYGROUND_HELP = `Usage:

@@ -17,7 +17,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
 import type { EvalLogEntry, MetricsEntry, TrainLogEntry } from '../train/metrics-log.ts';
 import { readMetricsLog } from '../train/checkpoint.ts';
-import { CliError, parseOrHelp, UsageError, flagLines, flagSpec, type Flag } from './args.ts';
+import { CliError, flagLines, flagSpec, HELP_FLAG, parseOrHelp, UsageError, type Flag } from './args.ts';
 import { fileError } from './format.ts';
 
 export interface Series {
@@ -294,7 +294,7 @@ export function renderMetricsSvg(entries: readonly MetricsEntry[], opts: RenderO
 
 const PLOT_FLAGS: Record<string, Flag> = {
   output: { type: 'string', short: 'o', value: 'FILE', help: 'Where to write the SVG (default: plot.svg in the run directory)' },
-  help: { type: 'boolean', short: 'h', help: 'Show this help' },
+  help: HELP_FLAG,
 };
 
 export const PLOT_HELP = `Usage:

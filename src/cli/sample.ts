@@ -2,29 +2,21 @@
 import { loadModelFile } from '../io/files.ts';
 import { Rng } from '../tensor/rng.ts';
 import { loadCharLM } from '../models/charlm.ts';
-import { CliError, OptionReader, parseCommand, UsageError, type OptionSpec } from './args.ts';
-import { DEMO_DEFAULTS as D } from './defaults.ts';
+import { CliError, flagSpec, OptionReader, parseCommand, UsageError } from './args.ts';
+import { DEMO_DEFAULTS as D, SAMPLE_DEFAULTS } from './defaults.ts';
+import { SAMPLE_FLAGS } from './help.ts';
 import { fileError } from './format.ts';
-
-export const SAMPLE_OPTIONS: OptionSpec = {
-  prime: { type: 'string' },
-  length: { type: 'string' },
-  temperature: { type: 'string' },
-  'top-k': { type: 'string' },
-  seed: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-};
 
 export function runSample(args: string[]): number {
   const who = 'recur sample';
-  const { values, positionals } = parseCommand(who, args, SAMPLE_OPTIONS, 1);
+  const { values, positionals } = parseCommand(who, args, flagSpec(SAMPLE_FLAGS), 1);
   if (positionals.length === 0) throw new UsageError(`missing the MODEL file argument`);
   const r = new OptionReader(who, values);
   const prime = r.string('prime') ?? D.prime;
-  const length = r.int('length', 0) ?? 500;
+  const length = r.int('length', 0) ?? SAMPLE_DEFAULTS.length;
   const temperature = r.number('temperature', 'nonnegative') ?? D.temperature;
   const topK = r.int('top-k', 1);
-  const seed = r.int('seed', 0) ?? 0;
+  const seed = r.int('seed', 0) ?? SAMPLE_DEFAULTS.seed;
   if (prime === '') throw new UsageError(`--prime must not be empty`);
   const path = positionals[0];
   let loaded;

@@ -37,7 +37,7 @@ import type { BuiltTask as RegistryBuiltTask, TaskSpec as RegistryTaskSpec } fro
 import type { ModelFile } from '../io/model.ts';
 import { loadModelFile } from '../io/files.ts';
 import { decodeText, type TextEncoding } from '../data/files.ts';
-import { CliError, flagLines, flagSpec, OptionReader, parseOrHelp, UsageError, type Flag } from './args.ts';
+import { CliError, flagLines, flagSpec, HELP_FLAG, OptionReader, parseOrHelp, UsageError, type Flag, type Parsed } from './args.ts';
 import { fileError, formatDuration, formatInt, oneLine } from './format.ts';
 import { Progress } from './progress.ts';
 
@@ -185,7 +185,7 @@ const TRAIN_FLAGS: Record<string, Flag> = {
   resume: { type: 'string', value: 'DIR', help: 'Continue the run in DIR exactly where it stopped (with its options;\n--epochs, --max-steps and --time may change)' },
   set: { type: 'string', value: 'key=value', help: `A task option (see --list) or a trainer option (optimizer, lr, schedule,\nclipNorm, clipValue, epochs, maxSteps, timeLimitSeconds, evalEvery,\nlogEvery, earlyStopping, seed, gradNormLogging); values are JSON or text,\ne.g. --set hiddenSize=128 --set 'earlyStopping={"patience":3}'`, helpOnly: true },
   list: { type: 'boolean', help: 'List the tasks and their options' },
-  help: { type: 'boolean', short: 'h', help: 'Show this help' },
+  help: HELP_FLAG,
 };
 
 export const TRAIN_HELP = `Usage:
@@ -432,7 +432,7 @@ const EVAL_FLAGS: Record<string, Flag> = {
   set: { type: 'string', value: 'key=value', help: "A task option that selects the data, over the saved one (see\n'recur train --list')", helpOnly: true },
   encoding: { type: 'string', value: 'utf-8|latin1', help: 'The text encoding of the data file (--set data=FILE)' },
   json: { type: 'boolean', help: 'Print the metrics as one JSON object' },
-  help: { type: 'boolean', short: 'h', help: 'Show this help' },
+  help: HELP_FLAG,
 };
 
 export const EVAL_HELP = `Usage:
@@ -507,18 +507,22 @@ function savedTaskOptions(spec: TaskSpec, modelPath: string): Record<string, unk
   return { ...(o as Record<string, unknown>) };
 }
 
+/** What `eval` and `predict` start from: the task the command line names and its --model file. */
+async function taskAndModel(who: string, parsed: Parsed, deps: CommandDeps): Promise<{ spec: TaskSpec; r: OptionReader; modelPath: string }> {
+  const spec = findSpec(await loadRegistry(deps), parsed.positionals[0], who);
+  const r = new OptionReader(who, parsed.values);
+  const modelPath = r.string('model');
+  if (modelPath === undefined) throw new UsageError(`--model FILE is required`);
+  return { spec, r, modelPath };
+}
+
 export async function evalCommand(argv: string[], deps: CommandDeps = {}): Promise<number> {
   const who = 'recur eval';
   const out = deps.stdout ?? ((t: string) => void process.stdout.write(t));
   const { rest, sets } = extractSets(who, argv);
   const parsed = parseOrHelp(who, rest, flagSpec(EVAL_FLAGS), 1, EVAL_HELP, out);
   if (!parsed) return 0;
-  const { values, positionals } = parsed;
-  const reg = await loadRegistry(deps);
-  const spec = findSpec(reg, positionals[0], who);
-  const r = new OptionReader(who, values);
-  const modelPath = r.string('model');
-  if (modelPath === undefined) throw new UsageError(`--model FILE is required`);
+  const { spec, r, modelPath } = await taskAndModel(who, parsed, deps);
   const split = r.string('split');
   if (split !== undefined && split !== 'test' && split !== 'val') throw new UsageError(`--split must be 'test' or 'val', got '${split}'`);
   const { taskOptions } = routeSets(who, sets, spec.defaults, true);
@@ -538,7 +542,7 @@ export async function evalCommand(argv: string[], deps: CommandDeps = {}): Promi
     if ((e as Error)?.name === 'TaskConfigError') throw new CliError(oneLine((e as Error).message, 500));
     throw e;
   }
-  if (values.json) {
+  if (r.flag('json')) {
     out(`${JSON.stringify({ task: spec.name, model: modelPath, split: which, metrics })}\n`);
   } else {
     out(`${spec.name} on the ${which === 'test' ? 'test' : 'validation'} data (${formatInt(data.numBatches)} batches):\n`);
@@ -553,7 +557,7 @@ export async function evalCommand(argv: string[], deps: CommandDeps = {}): Promi
 const PREDICT_FLAGS: Record<string, Flag> = {
   model: { type: 'string', value: 'FILE', help: 'The model file' },
   encoding: { type: 'string', value: 'utf-8|latin1', help: 'The text encoding of standard input (default utf-8, checked strictly:\na byte that is not UTF-8 is an error)' },
-  help: { type: 'boolean', short: 'h', help: 'Show this help' },
+  help: HELP_FLAG,
 };
 
 export const PREDICT_HELP = `Usage:
@@ -593,14 +597,9 @@ export async function predictCommand(argv: string[], deps: CommandDeps = {}): Pr
   const out = deps.stdout ?? ((t: string) => void process.stdout.write(t));
   const parsed = parseOrHelp(who, argv, flagSpec(PREDICT_FLAGS), Infinity, PREDICT_HELP, out);
   if (!parsed) return 0;
-  const { values, positionals } = parsed;
-  const reg = await loadRegistry(deps);
-  const spec = findSpec(reg, positionals[0], who);
-  const pr = new OptionReader(who, values);
-  const modelPath = pr.string('model');
-  if (modelPath === undefined) throw new UsageError(`--model FILE is required`);
-  const encoding = encodingOption(null, pr.string('encoding'));
-  let inputs = positionals.slice(1);
+  const { spec, r, modelPath } = await taskAndModel(who, parsed, deps);
+  const encoding = encodingOption(null, r.string('encoding'));
+  let inputs = parsed.positionals.slice(1);
   if (inputs.length === 0) {
     const text = await (deps.readStdin ?? (() => readProcessStdin(encoding)))();
     if (text === null) throw new UsageError(`give the inputs as arguments, or one per line on standard input`);

@@ -21,7 +21,7 @@ import { Rng } from '../tensor/rng.ts';
 import { add, relu, tanh } from '../autograd/ops/elementwise.ts';
 import { crossEntropy, embedding, logSoftmax } from '../autograd/ops/nn.ts';
 import { concat, reshape } from '../autograd/ops/shape.ts';
-import { Module, checkOptions, checkPositiveInt, withEval } from '../nn/module.ts';
+import { Module, checkPositiveInt, withEval } from '../nn/module.ts';
 import { Embedding, Linear } from '../nn/layers.ts';
 import { Conv2d, MaxPool2d } from '../nn/conv.ts';
 import { LSTM } from '../nn/recurrent.ts';
@@ -318,36 +318,41 @@ export class CaptionTask implements Task<CaptionBatch> {
 
 // ---- building, loading, the registry spec ---------------------------------------------------------
 
-export interface CaptionOptions {
-  imageSize?: number;
-  channels?: [number, number];
-  embeddingDim?: number;
-  hiddenSize?: number;
-  batchSize?: number;
-  /** Generated training images (fixed set, reshuffled per epoch). */
-  trainSize?: number;
-  valSize?: number;
-  testSize?: number;
-  /** Dataset seed: train uses it, val seed + 1, test seed + 2. */
-  seed?: number;
-  modelSeed?: number;
+/**
+ * Every option of a caption task with its default, declared once: buildCaption and the registry
+ * entry both parse their options with it. The seeds are named as in every other task and in the
+ * Trainer: `seed` seeds the model's initialisation, `dataSeed` the image generator (train uses it,
+ * validation +1, test +2) and the order of the training images. The library builder used to call
+ * them `modelSeed` and `seed`, and take `channels` as a pair; the registry's names are kept because
+ * `recur train` stores a run's task options under them in its checkpoint, which `--resume` and
+ * `recur eval` read back from old run directories.
+ */
+const CAPTION_OPTIONS = optionSet(CAPTION_FIELDS, {
+  imageSize: 24, channels1: 16, channels2: 32, embeddingDim: 32, hiddenSize: 96, trainSize: 20000, valSize: 500, testSize: 1000,
+  dataSeed: 1, beamWidth: 1, epochs: 5, lr: 0.003, clipNorm: 5, batchSize: 32, seed: 1,
+});
+
+/** The value of every option (epochs, lr and clipNorm are for the Trainer: `trainDefaults`). */
+export type CaptionSettings = typeof CAPTION_OPTIONS.defaults;
+/** The options of buildCaption: any of the settings, the others from CAPTION_DEFAULTS. */
+export interface CaptionOptions extends Partial<CaptionSettings> {}
+export const CAPTION_DEFAULTS: Readonly<CaptionSettings> = CAPTION_OPTIONS.defaults;
+
+/** The task and its generated data; the options are checked (and strings read as numbers) as the registry's are. */
+export function buildCaption(options: CaptionOptions = {}): { task: CaptionTask; train: ShapesBatches; val: ShapesBatches; test: ShapesBatches } {
+  return captionFrom(CAPTION_OPTIONS.parse('caption', options));
 }
 
-export const CAPTION_DEFAULTS = {
-  imageSize: 24, channels: [16, 32] as [number, number], embeddingDim: 32, hiddenSize: 96, batchSize: 32,
-  trainSize: 20000, valSize: 500, testSize: 1000, seed: 1, modelSeed: 1,
-};
-
-export function buildCaption(options: CaptionOptions = {}): { task: CaptionTask; train: ShapesBatches; val: ShapesBatches; test: ShapesBatches } {
-  checkOptions('caption', options, Object.keys(CAPTION_DEFAULTS));
-  const o = { ...CAPTION_DEFAULTS, ...options };
-  const model = new Captioner({ imageSize: o.imageSize, vocabSize: CAPTION_VOCAB.length, channels: o.channels, embeddingDim: o.embeddingDim, hiddenSize: o.hiddenSize }, { rng: new Rng(o.modelSeed) });
+function captionFrom(o: CaptionSettings): ReturnType<typeof buildCaption> {
+  const model = new Captioner({ imageSize: o.imageSize, vocabSize: CAPTION_VOCAB.length, channels: [o.channels1, o.channels2], embeddingDim: o.embeddingDim, hiddenSize: o.hiddenSize }, { rng: new Rng(o.seed) });
+  const task = new CaptionTask(model);
+  task.beamWidth = o.beamWidth;
   const shapes = { size: o.imageSize };
   return {
-    task: new CaptionTask(model),
-    train: new ShapesBatches(o.seed, o.trainSize, o.batchSize, true, shapes),
-    val: new ShapesBatches(o.seed + 1, o.valSize, 100, false, shapes),
-    test: new ShapesBatches(o.seed + 2, o.testSize, 100, false, shapes),
+    task,
+    train: new ShapesBatches(o.dataSeed, o.trainSize, o.batchSize, true, shapes),
+    val: new ShapesBatches(o.dataSeed + 1, o.valSize, 100, false, shapes),
+    test: new ShapesBatches(o.dataSeed + 2, o.testSize, 100, false, shapes),
   };
 }
 
@@ -366,12 +371,6 @@ export function loadCaption(file: ModelFile, path = 'model file', opts: { limits
   return { task: new CaptionTask(model) };
 }
 
-const CAPTION_OPTIONS = optionSet(CAPTION_FIELDS, {
-  imageSize: CAPTION_DEFAULTS.imageSize, channels1: CAPTION_DEFAULTS.channels[0], channels2: CAPTION_DEFAULTS.channels[1], embeddingDim: CAPTION_DEFAULTS.embeddingDim,
-  hiddenSize: CAPTION_DEFAULTS.hiddenSize, trainSize: CAPTION_DEFAULTS.trainSize, valSize: CAPTION_DEFAULTS.valSize, testSize: CAPTION_DEFAULTS.testSize,
-  dataSeed: CAPTION_DEFAULTS.seed, beamWidth: 1, epochs: 5, lr: 0.003, clipNorm: 5, batchSize: CAPTION_DEFAULTS.batchSize, seed: 1,
-});
-
 /**
  * The registry entry (models/registry.ts TaskSpec). Inputs for `predict` are generator addresses
  * "SEED:INDEX" (the generator is the image source here): the caption of that generated image.
@@ -381,14 +380,7 @@ export const captionTaskSpec: TaskSpec = makeSpec({
   description: 'image captioning on seeded generated shapes ("a red circle left of a blue square"): small CNN encoder + LSTM decoder; exact match and token accuracy',
   topology: 'one-to-many',
   options: CAPTION_OPTIONS,
-  build(o) {
-    const built = buildCaption({
-      imageSize: o.imageSize, channels: [o.channels1, o.channels2], embeddingDim: o.embeddingDim, hiddenSize: o.hiddenSize,
-      trainSize: o.trainSize, valSize: o.valSize, testSize: o.testSize, seed: o.dataSeed, batchSize: o.batchSize, modelSeed: o.seed,
-    });
-    built.task.beamWidth = o.beamWidth;
-    return built;
-  },
+  build: captionFrom,
   load: (file, where) => loadCaption(file, where ?? 'model file'),
   predict(task, inputs) {
     if (!(task instanceof CaptionTask)) throw new TypeError(`caption: predict needs a task built or loaded by 'caption', got task '${task?.name ?? String(task)}'`);

@@ -137,11 +137,6 @@ const classifierDefaults = {
   maxLen: 24, truncate: false, epochs: 12, lr: 0.005, clipNorm: 1, batchSize: 32, seed: 1,
 } as const;
 
-const SPAM_OPTIONS = optionSet(FIELDS, {
-  data: '', encoding: 'utf-8', tokenizer: 'word', ...classifierDefaults, minCount: 2, maxVocab: 20000, embeddingDim: 64, hiddenSize: 32, bidirectional: false,
-  pooling: 'mean', maxLen: 128, truncate: 'end', epochs: 3,
-});
-
 /** Labelled texts from a JSONL file: labels are the distinct targets in sorted order. */
 function jsonlClassification(path: string, encoding: TextEncoding): { labels: string[]; data: LabeledSplits } {
   const pairs = loadJSONL(path, { encoding });
@@ -155,7 +150,10 @@ const classifySpam = registrySpec({
   name: 'classify-spam',
   description: 'SpamAssassin e-mail (subject + body) → ham/spam: word embedding → GRU → mean pool → linear; accuracy and spam F1',
   topology: 'many-to-one',
-  options: SPAM_OPTIONS,
+  options: optionSet(FIELDS, {
+    data: '', encoding: 'utf-8', tokenizer: 'word', ...classifierDefaults, minCount: 2, maxVocab: 20000, embeddingDim: 64, hiddenSize: 32, bidirectional: false,
+    pooling: 'mean', maxLen: 128, truncate: 'end', epochs: 3,
+  }),
   build(o) {
     if (o.data) {
       const { labels, data } = jsonlClassification(o.data, o.encoding);
@@ -167,8 +165,6 @@ const classifySpam = registrySpec({
   task: { cls: ClassificationTask, load: loadClassifier, prepare: emailToTextIfRaw },
 });
 
-const NAMES_OPTIONS = optionSet(FIELDS, { tokenizer: 'char', ...classifierDefaults });
-
 function namesAsTexts(ambiguous: 'drop' | 'keep'): LabeledSplits {
   const s = firstNames({ ambiguous });
   const conv = (l: { name: string; label: number }[]) => l.map((e) => ({ text: e.name, label: e.label }));
@@ -179,45 +175,39 @@ const classifyNames = registrySpec({
   name: 'classify-names',
   description: 'first name → female/male: character embedding → bidirectional GRU → last states → linear; accuracy and F1',
   topology: 'many-to-one',
-  options: NAMES_OPTIONS,
+  options: optionSet(FIELDS, { tokenizer: 'char', ...classifierDefaults }),
   build: (o) => buildClassifier('classify-names', GENDER_LABELS, o, namesAsTexts('drop')),
   task: { cls: ClassificationTask, load: loadClassifier },
 });
-
-const FF_OPTIONS = optionSet(FIELDS, { lowercase: true, hiddenSize: 64, dropout: 0.2, epochs: 30, lr: 0.003, clipNorm: 5, batchSize: 64, seed: 1 });
 
 const feedforward = registrySpec({
   name: 'feedforward',
   description: 'first name → female/male without recurrence: bag of characters + first/last character → MLP; the baseline for classify-names',
   topology: 'one-to-one',
-  options: FF_OPTIONS,
+  options: optionSet(FIELDS, { lowercase: true, hiddenSize: 64, dropout: 0.2, epochs: 30, lr: 0.003, clipNorm: 5, batchSize: 64, seed: 1 }),
   build: (o) => buildFeedForward('feedforward', GENDER_LABELS, o, namesAsTexts('drop')),
   task: { cls: FeedForwardTask, load: loadFeedForward },
-});
-
-const NAMEGEN_OPTIONS = optionSet(FIELDS, {
-  cell: 'gru', embeddingDim: 16, conditionDim: 8, hiddenSize: 128, numLayers: 1, dropout: 0, maxLen: 24, temperature: 0.8, epochs: 10, lr: 0.005, clipNorm: 1, batchSize: 32, seed: 1,
 });
 
 const namegen = registrySpec({
   name: 'namegen',
   description: 'gender → a generated first name: conditional character GRU (gender embedding concatenated to each input); held-out NLL per character',
   topology: 'one-to-many',
-  options: NAMEGEN_OPTIONS,
+  options: optionSet(FIELDS, {
+    cell: 'gru', embeddingDim: 16, conditionDim: 8, hiddenSize: 128, numLayers: 1, dropout: 0, maxLen: 24, temperature: 0.8, epochs: 10, lr: 0.005, clipNorm: 1, batchSize: 32, seed: 1,
+  }),
   build: (o) => buildNameGen('namegen', GENDER_LABELS, o, firstNames({ ambiguous: 'keep' })),
   task: { cls: NameGenTask, load: loadNameGen },
-});
-
-const CHARLM_OPTIONS = optionSet(FIELDS, {
-  data: '', encoding: 'utf-8', cell: 'lstm', embeddingDim: 32, hiddenSize: 128, numLayers: 1, seqLen: 64, stepsPerEpoch: 100, evalBatchSize: 32, length: 200, temperature: 0.8,
-  epochs: 2, lr: 0.02, clipNorm: 5, batchSize: 32, seed: 1,
 });
 
 const charlm = registrySpec({
   name: 'charlm',
   description: 'character language model on Moby-Dick (fixed chapter split): embedding → LSTM (or GRU, RNN) → linear; held-out bits per character',
   topology: 'many-to-many',
-  options: CHARLM_OPTIONS,
+  options: optionSet(FIELDS, {
+    data: '', encoding: 'utf-8', cell: 'lstm', embeddingDim: 32, hiddenSize: 128, numLayers: 1, seqLen: 64, stepsPerEpoch: 100, evalBatchSize: 32, length: 200, temperature: 0.8,
+    epochs: 2, lr: 0.02, clipNorm: 5, batchSize: 32, seed: 1,
+  }),
   build(o) {
     const lmOptions = {
       cell: o.cell, embeddingDim: o.embeddingDim, hiddenSize: o.hiddenSize, numLayers: o.numLayers, seqLen: o.seqLen,
@@ -232,19 +222,17 @@ const charlm = registrySpec({
   task: { cls: LMTask, load: loadLM },
 });
 
-const FORECAST_OPTIONS = optionSet(
-  { ...FIELDS, columns: text().describe("comma-separated CSV columns to model (default: all); only with 'data'") },
-  {
-    data: '', columns: '', encoding: 'utf-8', cell: 'lstm', hiddenSize: 16, numLayers: 1, dropout: 0, residual: true, seqLen: 64, stepsPerEpoch: 50, context: 64,
-    epochs: 2, lr: 0.003, clipNorm: 1, batchSize: 32, seed: 1,
-  },
-);
-
 const forecast = registrySpec({
   name: 'forecast',
   description: 'next-step forecast of sensor-network humidity/temperature (normalised; chronological split): LSTM → linear residual; MSE vs the last-value baseline',
   topology: 'many-to-many',
-  options: FORECAST_OPTIONS,
+  options: optionSet(
+    { ...FIELDS, columns: text().describe("comma-separated CSV columns to model (default: all); only with 'data'") },
+    {
+      data: '', columns: '', encoding: 'utf-8', cell: 'lstm', hiddenSize: 16, numLayers: 1, dropout: 0, residual: true, seqLen: 64, stepsPerEpoch: 50, context: 64,
+      epochs: 2, lr: 0.003, clipNorm: 1, batchSize: 32, seed: 1,
+    },
+  ),
   build(o) {
     let data;
     if (o.data) {

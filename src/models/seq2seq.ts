@@ -35,14 +35,14 @@
  * with the learning rate halved when validation WER stalls, and beam width 5–10 at test time.
  */
 import { z } from 'zod';
-import { loadCmudict, type CmudictOptions, type G2PData, type G2PVocab, type G2PWord } from '../data/cmudict.ts';
+import { loadCmudict, type G2PData, type G2PVocab, type G2PWord } from '../data/cmudict.ts';
 import type { DType } from '../backend/interface.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { Rng } from '../tensor/rng.ts';
 import { tanh } from '../autograd/ops/elementwise.ts';
 import { crossEntropy, dropout, embedding, logSoftmax } from '../autograd/ops/nn.ts';
 import { concat, permute, reshape, slice, stack } from '../autograd/ops/shape.ts';
-import { Module, checkOptions, checkPositiveInt, withEval } from '../nn/module.ts';
+import { Module, checkPositiveInt, withEval } from '../nn/module.ts';
 import { Embedding, Linear } from '../nn/layers.ts';
 import { GRU, GRUCell, LSTM, LSTMCell, type CellState, type RecurrentBase } from '../nn/recurrent.ts';
 import { makeAttention, selectMemory, type Attention, type AttentionKind, type AttentionMemory } from '../nn/attention.ts';
@@ -409,36 +409,45 @@ export class Seq2SeqTask implements Task<G2PBatch> {
 
 // ---- building, loading, the registry spec ---------------------------------------------------------
 
-export interface Seq2SeqOptions extends Partial<Omit<Seq2SeqConfig, 'arch' | 'srcVocabSize' | 'tgtVocabSize'>>, CmudictOptions {
-  batchSize?: number;
-  /** Beam width for evaluation (1 = greedy). */
-  beamWidth?: number;
-  lengthPenalty?: number;
-  /** Initialisation and shuffling seed. */
-  modelSeed?: number;
+/**
+ * Every option of a seq2seq task with its default, declared once: buildSeq2Seq and the registry
+ * entry both parse their options with it (defaults for a ~15-minute run on two cores with the
+ * plain-TypeScript backend).
+ *
+ * The seeds are named as in every other task and in the Trainer: `seed` seeds the model
+ * (initialisation, dropout, batch order) and `splitSeed` the fixed word-level split of CMUdict.
+ * The library builder used to call them `modelSeed` and `seed`; the registry's names are kept
+ * because `recur train` stores a run's task options under them in its checkpoint, which
+ * `--resume` and `recur eval` read back from old run directories.
+ */
+const SEQ2SEQ_OPTIONS = optionSet(SEQ2SEQ_FIELDS, {
+  cell: 'lstm', attention: 'additive', embeddingDim: 64, encoderHidden: 128, encoderLayers: 1, decoderHidden: 256, attnDim: 128, dropout: 0.2,
+  beamWidth: 1, lengthPenalty: 1, stress: false, splitSeed: 20150101, testSize: 12000, valSize: 2000, trainLimit: 0, maxWordLength: 30,
+  epochs: 12, lr: 0.003, clipNorm: 5, batchSize: 64, seed: 1,
+});
+
+/** The value of every option (epochs, lr and clipNorm are for the Trainer: `trainDefaults`). */
+export type Seq2SeqSettings = typeof SEQ2SEQ_OPTIONS.defaults;
+/** The options of buildSeq2Seq: any of the settings, the others from SEQ2SEQ_DEFAULTS. */
+export interface Seq2SeqOptions extends Partial<Seq2SeqSettings> {}
+export const SEQ2SEQ_DEFAULTS: Readonly<Seq2SeqSettings> = SEQ2SEQ_OPTIONS.defaults;
+
+/** The task and its data; the options are checked (and strings read as numbers) as the registry's are. */
+export function buildSeq2Seq(options: Seq2SeqOptions = {}): { task: Seq2SeqTask; train: G2PBatches; val: G2PBatches; test: G2PBatches; data: G2PData } {
+  return seq2seqFrom(SEQ2SEQ_OPTIONS.parse('seq2seq', options));
 }
 
-/** Defaults for a ~15-minute run on two cores with the plain-TypeScript backend. */
-export const SEQ2SEQ_DEFAULTS = {
-  embeddingDim: 64, encoderHidden: 128, encoderLayers: 1, decoderHidden: 256, cell: 'lstm', attention: 'additive', attnDim: 128, dropout: 0.2,
-  batchSize: 64, beamWidth: 1, lengthPenalty: 1, modelSeed: 1, seed: 20150101, testSize: 12000, valSize: 2000, stress: false,
-} as const;
-
-const OPTION_KEYS = [...Object.keys(SEQ2SEQ_DEFAULTS), 'trainLimit', 'maxWordLength'];
-
-export function buildSeq2Seq(options: Seq2SeqOptions = {}): { task: Seq2SeqTask; train: G2PBatches; val: G2PBatches; test: G2PBatches; data: G2PData } {
-  checkOptions('seq2seq', options, OPTION_KEYS);
-  const o = { ...SEQ2SEQ_DEFAULTS, ...options };
-  const data = loadCmudict({ stress: o.stress, seed: o.seed, testSize: o.testSize, valSize: o.valSize, trainLimit: o.trainLimit, maxWordLength: o.maxWordLength });
+function seq2seqFrom(o: Seq2SeqSettings): ReturnType<typeof buildSeq2Seq> {
+  const data = loadCmudict({ stress: o.stress, seed: o.splitSeed, testSize: o.testSize, valSize: o.valSize, trainLimit: o.trainLimit || undefined, maxWordLength: o.maxWordLength });
   const model = new Seq2Seq({
     srcVocabSize: data.vocab.graphemes.length, tgtVocabSize: data.vocab.phonemes.length,
     embeddingDim: o.embeddingDim, encoderHidden: o.encoderHidden, encoderLayers: o.encoderLayers, decoderHidden: o.decoderHidden,
     cell: o.cell, attention: o.attention, attnDim: o.attnDim, dropout: o.dropout,
-  }, { rng: new Rng(o.modelSeed) });
+  }, { rng: new Rng(o.seed) });
   const task = new Seq2SeqTask(model, data.vocab, { beamWidth: o.beamWidth, lengthPenalty: o.lengthPenalty });
   return {
     task,
-    train: new G2PBatches(data.train, o.batchSize, true, o.modelSeed),
+    train: new G2PBatches(data.train, o.batchSize, true, o.seed),
     val: new G2PBatches(data.val, Math.max(o.batchSize, 128), false),
     test: new G2PBatches(data.test, Math.max(o.batchSize, 128), false),
     data,
@@ -473,13 +482,6 @@ export function loadSeq2Seq(file: ModelFile, path = 'model file', opts: { limits
   return { task: new Seq2SeqTask(model, vocab) };
 }
 
-const D = SEQ2SEQ_DEFAULTS;
-const SEQ2SEQ_OPTIONS = optionSet(SEQ2SEQ_FIELDS, {
-  cell: D.cell, attention: D.attention, embeddingDim: D.embeddingDim, encoderHidden: D.encoderHidden, encoderLayers: D.encoderLayers, decoderHidden: D.decoderHidden,
-  attnDim: D.attnDim, dropout: D.dropout, beamWidth: D.beamWidth, lengthPenalty: D.lengthPenalty, stress: D.stress, splitSeed: D.seed, testSize: D.testSize,
-  valSize: D.valSize, trainLimit: 0, maxWordLength: 30, epochs: 12, lr: 0.003, clipNorm: 5, batchSize: D.batchSize, seed: D.modelSeed,
-});
-
 /** The registry entry (models/registry.ts TaskSpec). */
 export const seq2seqTaskSpec: TaskSpec = makeSpec({
   name: 'seq2seq',
@@ -487,10 +489,8 @@ export const seq2seqTaskSpec: TaskSpec = makeSpec({
   topology: 'many-to-many',
   options: SEQ2SEQ_OPTIONS,
   build(o) {
-    // the library's buildSeq2Seq names the split seed `seed` and the model's `modelSeed`
-    const { splitSeed, seed, trainLimit, epochs, lr, clipNorm, ...rest } = o;
-    const built = buildSeq2Seq({ ...rest, seed: splitSeed, modelSeed: seed, trainLimit: trainLimit || undefined });
-    return { task: built.task, train: built.train, val: built.val, test: built.test };
+    const { task, train, val, test } = seq2seqFrom(o);
+    return { task, train, val, test };
   },
   load: (file, where) => loadSeq2Seq(file, where ?? 'model file'),
   predict(task, inputs) {

@@ -91,7 +91,7 @@ function build(r: BuildRequest): Session {
     return { kind: r.kind, task: built.task, train: built.train, val: built.val, trainer: null, running: null, metric: 'nll' };
   }
   if (r.kind === 'caption') {
-    const built = buildCaption({ hiddenSize: o.hiddenSize, batchSize: o.batchSize, trainSize: 4000, valSize: 100, testSize: 100, modelSeed: o.seed });
+    const built = buildCaption({ hiddenSize: o.hiddenSize, batchSize: o.batchSize, trainSize: 4000, valSize: 100, testSize: 100, seed: o.seed });
     return { kind: r.kind, task: built.task, train: built.train, val: built.val, trainer: null, running: null, metric: 'loss' };
   }
   throw new TypeError(`unknown section ${JSON.stringify(r.kind)}`);
