@@ -128,15 +128,16 @@ function stackStates(layer: RecurrentBase, states: readonly (StreamState | null)
   return { h: tensor(h, [L, B, H], { dtype }), c: c ? tensor(c, [L, B, H], { dtype }) : null };
 }
 
-/** Row b of stacked states h (and c) [L, B, H] as one stream's state [L, 1, H]. */
-function unstackState(h: Tensor, c: Tensor | null, b: number): StreamState {
+/** Stacked states h (and c) [L, B, H] as B streams' states [L, 1, H] (each tensor read once). */
+function unstackStates(h: Tensor, c: Tensor | null): StreamState[] {
   const [L, B, H] = h.shape;
-  const pick = (t: Tensor, a: Float32Array | Float64Array): Tensor => {
+  const ha = h.toArray(), ca = c ? c.toArray() : null;
+  const pick = (a: Float32Array | Float64Array, b: number, dtype: Tensor['dtype']): Tensor => {
     const out = new Float64Array(L * H);
     for (let l = 0; l < L; l++) out.set(a.subarray((l * B + b) * H, (l * B + b + 1) * H), l * H);
-    return tensor(out, [L, 1, H], { dtype: t.dtype });
+    return tensor(out, [L, 1, H], { dtype });
   };
-  return new StreamState(pick(h, h.toArray()), c ? pick(c, c.toArray()) : null);
+  return Array.from({ length: B }, (_, b) => new StreamState(pick(ha, b, h.dtype), ca ? pick(ca, b, c!.dtype) : null));
 }
 
 /** Indices of the items grouped by a key, in first-seen order (one forward pass per group). */
@@ -187,9 +188,10 @@ function charLMStream(task: LMTask, maxLen: number, topK: number): TaskStream<st
           const s0 = stackStates(layer, group.map((i) => states[i]), dtype);
           const r = layer.forward(model.embedding.forward(x, [T, B]), { h: s0.h, c: s0.c });
           const logits = model.head.forward(reshape(slice(r.output, 0, T - 1, 1), [B, model.hiddenSize])).toArray(); // [B, V]
+          const after = unstackStates(r.h, r.c);
           group.forEach((i, b) => {
             outputs[i] = { top: topChars(logits.subarray(b * V, (b + 1) * V), k, vocab.decode.bind(vocab)) };
-            next[i] = encodeState(unstackState(r.h, r.c ?? null, b));
+            next[i] = encodeState(after[b]);
           });
         }
       }));
@@ -253,7 +255,8 @@ function forecastStream(task: ForecastTask): TaskStream<number[], ForecastStepOu
         return { pred: (config.residual ? add(x, mul(d, scale)) : d).toArray(), h: r.h, c: r.c ?? null };
       })));
       const outputs = inputs.map((_, b) => ({ next: denormalizeRow(pred.subarray(b * F, (b + 1) * F), norm) }));
-      const next = inputs.map((_, b) => encodeState(unstackState(h, c, b), Array.from(xs.subarray(b * F, (b + 1) * F))));
+      const after = unstackStates(h, c);
+      const next = inputs.map((_, b) => encodeState(after[b], Array.from(xs.subarray(b * F, (b + 1) * F))));
       return { outputs, states: next };
     },
   };

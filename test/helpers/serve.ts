@@ -5,6 +5,7 @@
  * one applied twice).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { Agent, request } from 'node:http';
 import { fileURLToPath } from 'node:url';
 
 const BIN = fileURLToPath(new URL('../../bin/recur.mjs', import.meta.url));
@@ -57,9 +58,28 @@ export async function startServe(args: string[], env: Record<string, string> = {
   };
 }
 
-export async function post(url: string, body: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  return { status: res.status, json: await res.json() };
+// node:http with keep-alive: several times less client CPU per request than fetch, which matters
+// when the client shares two cores with the servers it loads
+const agent = new Agent({ keepAlive: true, maxSockets: 512 });
+
+/** POST a JSON body; resolves to the status and parsed reply, rejects when no reply comes. */
+export function post(url: string, body: unknown): Promise<{ status: number; json: any }> {
+  const data = Buffer.from(JSON.stringify(body));
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': data.length } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        let json: any = null;
+        try { json = JSON.parse(text); } catch { json = { text }; }
+        resolve({ status: res.statusCode ?? 0, json });
+      });
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
 }
 
 export interface ClientReport {
