@@ -69,10 +69,10 @@ test('charlm stream: a batched step of streams in different states = each stream
 
 test('charlm stream: input schema limits the text; a state of another model is refused by name', () => {
   const s = streamOf(lmTask('lstm', 2), { maxInputLength: 4 })!;
-  assert.equal(s.input.safeParse('').success, false);
-  assert.equal(s.input.safeParse('abcde').success, false);
-  assert.equal(s.input.safeParse(5).success, false);
-  assert.equal(s.input.safeParse('abcd').success, true);
+  assert.equal(s.check('').ok, false);
+  assert.equal(s.check('abcde').ok, false);
+  assert.equal(s.check(5).ok, false);
+  assert.equal(s.check('abcd').ok, true);
   const other = streamOf(lmTask('gru', 1))!;
   const foreign = other.step(['a'], [null]).states[0];
   assert.throws(() => s.step(['a'], [foreign]), (e: Error) => e instanceof TaskStreamError && /this model needs \[2, 1, 10\] with c/.test(e.message));
@@ -109,9 +109,9 @@ test('forecast stream: row by row = one forward pass over the series; batched = 
     assert.deepEqual(batched.outputs[b], alone.outputs[0]);
     assert.equal(batched.states[b], alone.states[0]);
   });
-  assert.equal(s.input.safeParse([1]).success, false);
-  assert.equal(s.input.safeParse([1, Infinity]).success, false);
-  assert.equal(s.input.safeParse([1, 2]).success, true);
+  assert.equal(s.check([1]).ok, false);
+  assert.equal(s.check([1, Infinity]).ok, false);
+  assert.equal(s.check([1, 2]).ok, true);
 });
 
 test('streamOf: a task that cannot stream (a classifier reads whole texts) gives null', () => {

@@ -5,7 +5,8 @@
  *
  *   const s = streamOf(task);                        // null when the task cannot stream
  *   let state: string | null = null;                 // null: a fresh stream
- *   ({ outputs: [out], states: [state] } = s.step([s.input.parse('Call me')], [state]));
+ *   const c = s.check('Call me');                    // {ok: true, value} or {ok: false, error}
+ *   if (c.ok) ({ outputs: [out], states: [state] } = s.step([c.value], [state]));
  *
  * Which tasks stream, and what a step is:
  *   charlm    input: text (one or more characters, fed in order); output: the distribution of the
@@ -44,8 +45,8 @@ import { isRecord } from '../util/options.ts';
 export interface TaskStream<In = unknown, Out = unknown> {
   /** The task kind ('charlm', 'forecast'). */
   readonly kind: string;
-  /** The schema of one step's input (as JSON); `step` takes only inputs it accepted. */
-  readonly input: z.ZodType<In>;
+  /** Check one step's input (as JSON; a Zod schema inside); `step` takes only inputs it accepted. */
+  check(input: unknown): { ok: true; value: In } | { ok: false; error: string };
   /** One line on what a step takes and returns (for a server's model list). */
   readonly describe: string;
   step(inputs: readonly In[], states: readonly (string | null)[]): { outputs: Out[]; states: string[] };
@@ -63,6 +64,14 @@ export class TaskStreamError extends Error {
     super(message);
     this.name = 'TaskStreamError';
   }
+}
+
+/** A schema's verdict on an input, without Zod's types in the public signature. */
+function checker<T>(schema: z.ZodType<T>): (x: unknown) => { ok: true; value: T } | { ok: false; error: string } {
+  return (x) => {
+    const r = schema.safeParse(x);
+    return r.success ? { ok: true, value: r.data } : { ok: false, error: r.error.issues[0]!.message };
+  };
 }
 
 /** The stream of a loaded task, or null when its kind cannot stream (see the file comment). */
@@ -170,7 +179,7 @@ function charLMStream(task: LMTask, maxLen: number, topK: number): TaskStream<st
     .max(maxLen, { error: `at most ${maxLen} characters` });
   return {
     kind: 'charlm',
-    input,
+    check: checker(input),
     describe: `input: text (1..${maxLen} characters); output: the ${k} most likely next characters with probabilities`,
     step(inputs, stateStrings) {
       if (inputs.length !== stateStrings.length) throw new RangeError(`charlm stream: ${inputs.length} inputs for ${stateStrings.length} states`);
@@ -232,7 +241,7 @@ function forecastStream(task: ForecastTask): TaskStream<number[], ForecastStepOu
   const invScale = tensor(config.deltaScale.map((v) => 1 / v), [F], { dtype: w.dtype, backend: w.backend });
   return {
     kind: 'forecast',
-    input,
+    check: checker(input),
     describe: `input: one row [${config.columns.join(', ')}] (raw units); output: the forecast of the next row`,
     step(inputs, stateStrings) {
       if (inputs.length !== stateStrings.length) throw new RangeError(`forecast stream: ${inputs.length} inputs for ${stateStrings.length} states`);

@@ -428,11 +428,11 @@ class StepBatcher {
       }
       const model = this.served.get(rec.model);
       if (!model?.stream) return job.reply({ status: 503, body: { error: `stream '${job.id}' belongs to model '${rec.model}', which this server does not serve` } });
-      const parsed = model.stream.input.safeParse(job.input);
-      if (!parsed.success) return job.reply({ status: 400, body: { error: `body field 'input': ${parsed.error.issues[0]!.message} (model '${model.name}': ${model.stream.describe})` } });
+      const parsed = model.stream.check(job.input);
+      if (!parsed.ok) return job.reply({ status: 400, body: { error: `body field 'input': ${parsed.error} (model '${model.name}': ${model.stream.describe})` } });
       let g = groups.get(model);
       if (!g) groups.set(model, (g = []));
-      g.push({ job, record: rec, input: parsed.data, inputJSON });
+      g.push({ job, record: rec, input: parsed.value, inputJSON });
     });
 
     const commits: Commit[] = [];
