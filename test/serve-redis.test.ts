@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { buildLMFromText } from '../src/models/lm.ts';
 import { saveTask, loadTask } from '../src/models/files.ts';
 import { streamOf } from '../src/models/stream.ts';
@@ -62,6 +64,10 @@ test('recur serve without Redis: in memory, one process, stops on SIGTERM', asyn
 });
 
 test('recur serve: bad command lines and files fail with a reason', async () => {
+  const help = spawnSync(process.execPath, [fileURLToPath(new URL('../bin/recur.mjs', import.meta.url)), 'serve', '--help'], { encoding: 'utf8' });
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /recur serve MODEL\.\.\. \[options\]/);
+  assert.match(help.stdout, /--redis URL/);
   await assert.rejects(startServe([]), /give at least one model file/);
   await assert.rejects(startServe([join(dir, 'missing.safetensors')]), /missing\.safetensors/);
   await assert.rejects(startServe([modelPath, '--tick-ms', '-3']), /--tick-ms must be/);
