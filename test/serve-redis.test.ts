@@ -100,6 +100,19 @@ test('load: 240 streams × 20 steps against 1 and then 2 processes sharing Redis
     two.forEach((o, i) => assert.deepEqual(o, want[i], `stream ${i}, 2 processes`));
     const metrics = await (await fetch(`${urls[1]}/metrics`)).text();
     assert.match(metrics, new RegExp(`recur_streams_active ${2 * STREAMS}\\b`));
+
+    // one stream stepped by many clients at once through both processes: each step is committed
+    // or refused (409), never lost — the version counts exactly the 200s
+    assert.equal((await post(`${urls[0]}/streams`, { id: 'contended' })).status, 201);
+    let committed = 0;
+    for (let round = 0; round < 3; round++) {
+      const replies = await Promise.all(Array.from({ length: 16 }, (_, k) => post(`${urls[k % 2]}/streams/contended/step`, { input: 'ab'[k % 2] })));
+      assert.ok(replies.every((r) => r.status === 200 || r.status === 409), JSON.stringify(replies.map((r) => r.status)));
+      committed += replies.filter((r) => r.status === 200).length;
+      assert.ok(replies.some((r) => r.status === 409), 'concurrent steps of one stream were refused, not queued blindly');
+    }
+    const contended = await fetch(`${urls[1]}/streams/contended`).then((r) => r.json());
+    assert.equal(contended.version, committed, 'every 200 is exactly one committed version');
   } finally {
     await Promise.all(servers.map((s) => s.kill()));
     await redis.stop();
@@ -167,6 +180,32 @@ test('fault: Redis restarted mid-run → 503 with a reason, /readyz 503, then re
     assert.equal((await post(`${s.url}/streams/r1/step`, { input: 'C', version: 0 })).status, 200);
   } finally {
     await s.kill();
+    await redis.stop();
+  }
+});
+
+test('RedisStore: compare-and-set across connections, expiry, count', { skip: redisSkip, timeout: 30_000 }, async () => {
+  const { RedisStore } = await import('../src/serve/store.ts');
+  const redis = await startRedis();
+  const a = await RedisStore.connect({ url: redis.url, ttlMs: 400 });
+  const b = await RedisStore.connect({ url: redis.url, ttlMs: 400 });
+  try {
+    assert.equal(await a.create('x', 'm'), true);
+    assert.equal(await b.create('x', 'm'), false);
+    // two processes read version 0 and both try to commit: exactly one wins
+    const [ra, rb] = await Promise.all([a.commit([{ id: 'x', expected: 0, state: 'A', last: 'la' }]), b.commit([{ id: 'x', expected: 0, state: 'B', last: 'lb' }])]);
+    assert.deepEqual([ra[0], rb[0]].sort((p, q) => JSON.stringify(p).localeCompare(JSON.stringify(q))), ['ok', { current: 1 }]);
+    const [rec] = await b.load(['x']);
+    assert.equal(rec!.version, 1);
+    assert.equal(rec!.state, ra[0] === 'ok' ? 'A' : 'B');
+    assert.deepEqual(await a.commit([{ id: 'y', expected: 0, state: null, last: null }]), ['missing']);
+    assert.equal(await a.count(), 1);
+    await new Promise((r) => setTimeout(r, 600));
+    assert.deepEqual(await a.load(['x']), [null]);
+    assert.equal(await a.count(), 0);
+  } finally {
+    await a.close();
+    await b.close();
     await redis.stop();
   }
 });
