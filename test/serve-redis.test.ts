@@ -13,7 +13,7 @@ import { buildLMFromText } from '../src/models/lm.ts';
 import { saveTask, loadTask } from '../src/models/files.ts';
 import { streamOf } from '../src/models/stream.ts';
 import { redisSkip, startRedis, type RedisServer } from './helpers/redis.ts';
-import { post, runStream, startServe, type ServeProcess } from './helpers/serve.ts';
+import { post, postRetry, runStream, startServe, type ServeProcess } from './helpers/serve.ts';
 
 const TEXT = 'Call me Ishmael. Some years ago, never mind how long precisely, having little money in my purse. '.repeat(6);
 const STREAMS = 240; // ≥ 200 concurrent streams
@@ -91,7 +91,7 @@ test('load: 240 streams × 20 steps against 1 and then 2 processes sharing Redis
       assert.equal((await post(`${urls[i % 2]}/streams`, { model: 'whale', id })).status, 201);
       const outputs: unknown[] = [];
       for (let t = 0; t < STEPS; t++) {
-        const r = await post(`${urls[(i + t) % 2]}/streams/${id}/step`, { input: inputs[t], version: t });
+        const r = await postRetry(`${urls[(i + t) % 2]}/streams/${id}/step`, { input: inputs[t], version: t });
         assert.equal(r.status, 200, JSON.stringify(r.json));
         outputs.push(r.json.output);
       }

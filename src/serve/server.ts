@@ -497,6 +497,12 @@ export async function listen(server: RecurServer, o: { port?: number; host?: str
     });
     s.once('error', reject);
   });
+  // Idle keep-alive connections are kept longer than a load balancer's idle timeout (60 s is the
+  // common default): a server that closes first races the balancer's next request on that
+  // connection, which then fails with a reset (Node's default is 5 s).
+  const node = http as import('node:http').Server;
+  node.keepAliveTimeout = 65_000;
+  node.headersTimeout = 66_000;
   const port = (http.address() as AddressInfo).port;
   const shown = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
   return {

@@ -82,6 +82,21 @@ export function post(url: string, body: unknown): Promise<{ status: number; json
   });
 }
 
+/**
+ * `post`, retried on the same server when no reply comes (a reset connection): safe for a step that
+ * names its version — a step the server committed before the reset is replayed, not applied again.
+ */
+export async function postRetry(url: string, body: unknown, tries = 5): Promise<{ status: number; json: any }> {
+  for (let i = 1; ; i++) {
+    try {
+      return await post(url, body);
+    } catch (e) {
+      if (i >= tries) throw e;
+      await new Promise((r) => setTimeout(r, 20 * i));
+    }
+  }
+}
+
 export interface ClientReport {
   /** The output of every step, in order. */
   outputs: unknown[];
