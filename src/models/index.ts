@@ -26,3 +26,4 @@ export * from './seq2seq.ts';
 export { cmudictEntries, loadCmudict, type CmudictOptions, type G2PData, type G2PVocab, type G2PWord } from '../data/cmudict.ts';
 export * from './diagnose.ts';
 export * from './inspect.ts';
+export * from './stream.ts';

@@ -1,0 +1,272 @@
+/**
+ * Task streams: one small interface through which a loaded task model is stepped as a stream — the
+ * next input of each of B streams in, their outputs and new states out — so that a server (or any
+ * caller that keeps per-user state) needs to know nothing of the task.
+ *
+ *   const s = streamOf(task);                        // null when the task cannot stream
+ *   let state: string | null = null;                 // null: a fresh stream
+ *   const c = s.check('Call me');                    // {ok: true, value} or {ok: false, error}
+ *   if (c.ok) ({ outputs: [out], states: [state] } = s.step([c.value], [state]));
+ *
+ * Which tasks stream, and what a step is:
+ *   charlm    input: text (one or more characters, fed in order); output: the distribution of the
+ *             NEXT character after it, as the `top` most likely characters with probabilities —
+ *             what a keyboard's suggestion bar needs.
+ *   forecast  input: one row of the series (raw units, the model's columns); output: the forecast
+ *             of the next row (raw units). The state carries the previous row too, because the
+ *             model reads each row's change since the last one.
+ * The others do not: a classifier reads a whole text (many-to-one; a biGRU needs the future), the
+ * name generator and seq2seq decode whole sequences.
+ *
+ * A state is a JSON string (the recurrent part in StreamState's serialisable form, infer/stream.ts),
+ * so it can be kept anywhere — a Map, Redis — and continued bit-exactly by another process.
+ *
+ * Batching: `step` stacks the states of all B streams along the batch axis and runs ONE forward pass
+ * for the streams whose inputs have the same length (a keyboard sends one character a step, so one
+ * pass per call in practice); the results are the same as stepping each stream alone (each row of a
+ * batch is computed by the same kernels, independently of the others — test/serve-stream.test.ts
+ * checks that it is bit-identical on the reference backend).
+ */
+import { z } from 'zod';
+import type { Task } from '../train/task.ts';
+import { Tensor, tensor } from '../tensor/tensor.ts';
+import { noGrad } from '../autograd/tape.ts';
+import { add, mul, sub } from '../autograd/ops/elementwise.ts';
+import { concat, reshape, slice } from '../autograd/ops/shape.ts';
+import { withEval } from '../nn/module.ts';
+import type { RecurrentBase } from '../nn/recurrent.ts';
+import { StreamState } from '../infer/stream.ts';
+import { denormalizeRow } from '../data/loaders.ts';
+import { LMTask } from './lm.ts';
+import { ForecastTask } from './forecaster.ts';
+import { isRecord } from '../util/options.ts';
+
+/** A task stepped as a stream: B streams per call; states are opaque JSON strings (null: fresh). */
+export interface TaskStream<In = unknown, Out = unknown> {
+  /** The task kind ('charlm', 'forecast'). */
+  readonly kind: string;
+  /** Check one step's input (as JSON; a Zod schema inside); `step` takes only inputs it accepted. */
+  check(input: unknown): { ok: true; value: In } | { ok: false; error: string };
+  /** One line on what a step takes and returns (for a server's model list). */
+  readonly describe: string;
+  step(inputs: readonly In[], states: readonly (string | null)[]): { outputs: Out[]; states: string[] };
+}
+
+export interface StreamOfOptions {
+  /** Longest text one charlm step may take (default 1024 characters). */
+  maxInputLength?: number;
+  /** How many of the most likely next characters a charlm step returns (default 5). */
+  top?: number;
+}
+
+export class TaskStreamError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TaskStreamError';
+  }
+}
+
+/** A schema's verdict on an input, without Zod's types in the public signature. */
+function checker<T>(schema: z.ZodType<T>): (x: unknown) => { ok: true; value: T } | { ok: false; error: string } {
+  return (x) => {
+    const r = schema.safeParse(x);
+    return r.success ? { ok: true, value: r.data } : { ok: false, error: r.error.issues[0]!.message };
+  };
+}
+
+/** The stream of a loaded task, or null when its kind cannot stream (see the file comment). */
+export function streamOf(task: Task<any>, opts: StreamOfOptions = {}): TaskStream | null {
+  const maxLen = opts.maxInputLength ?? 1024;
+  const top = opts.top ?? 5;
+  if (!(Number.isInteger(maxLen) && maxLen >= 1)) throw new RangeError(`streamOf: maxInputLength must be a positive integer, got ${maxLen}`);
+  if (!(Number.isInteger(top) && top >= 1)) throw new RangeError(`streamOf: top must be a positive integer, got ${top}`);
+  if (task instanceof LMTask) return charLMStream(task, maxLen, top);
+  if (task instanceof ForecastTask) return forecastStream(task);
+  return null;
+}
+
+// ---- state: the recurrent state of one stream, plus what the task carries besides ----------------
+
+interface StateJSON {
+  format: 'recur.task_stream';
+  version: 1;
+  rnn: ReturnType<StreamState['toJSON']>;
+  /** forecast: the previous row, normalised (its change is part of the next input). */
+  prev?: number[];
+}
+
+function decodeState(s: string, where: string): { rnn: StreamState; prev?: number[] } {
+  let json: unknown;
+  try {
+    json = JSON.parse(s);
+  } catch {
+    throw new TaskStreamError(`${where}: a stored stream state is not JSON`);
+  }
+  if (!isRecord(json) || json.format !== 'recur.task_stream' || json.version !== 1) throw new TaskStreamError(`${where}: not a stream state (format recur.task_stream, version 1)`);
+  const rnn = StreamState.fromJSON(json.rnn);
+  const prev = json.prev;
+  if (prev !== undefined && !(Array.isArray(prev) && prev.every((v) => typeof v === 'number'))) throw new TaskStreamError(`${where}: 'prev' must be a list of numbers`);
+  return { rnn, ...(prev !== undefined ? { prev: prev as number[] } : {}) };
+}
+
+function encodeState(rnn: StreamState, prev?: number[]): string {
+  const j: StateJSON = { format: 'recur.task_stream', version: 1, rnn: rnn.toJSON(), ...(prev ? { prev } : {}) };
+  return JSON.stringify(j);
+}
+
+/**
+ * The states of B streams stacked along the batch axis: h (and c) [L, B, H]; a fresh stream's rows
+ * are zeros. Values are copied exactly (float32 → float64 → float32 is the identity).
+ */
+function stackStates(layer: RecurrentBase, states: readonly (StreamState | null)[], dtype: Tensor['dtype']): { h: Tensor; c: Tensor | null } {
+  const L = layer.numLayers, H = layer.hiddenSize, B = states.length;
+  const lstm = layer.mode === 'LSTM';
+  const h = new Float64Array(L * B * H); // [L, B, H]
+  const c = lstm ? new Float64Array(L * B * H) : null;
+  states.forEach((s, b) => {
+    if (s === null) return;
+    if (s.numLayers !== L || s.batchSize !== 1 || s.hiddenSize !== H || (s.c !== null) !== lstm) {
+      throw new TaskStreamError(`a stored state has shape [${s.h.shape.join(', ')}]${s.c ? ' with c' : ''}; this model needs [${L}, 1, ${H}]${lstm ? ' with c' : ''} (was it saved by another model?)`);
+    }
+    const hs = s.h.toArray(), cs = s.c?.toArray();
+    for (let l = 0; l < L; l++) {
+      h.set(hs.subarray(l * H, (l + 1) * H), (l * B + b) * H);
+      if (c && cs) c.set(cs.subarray(l * H, (l + 1) * H), (l * B + b) * H);
+    }
+  });
+  return { h: tensor(h, [L, B, H], { dtype }), c: c ? tensor(c, [L, B, H], { dtype }) : null };
+}
+
+/** Stacked states h (and c) [L, B, H] as B streams' states [L, 1, H] (each tensor read once). */
+function unstackStates(h: Tensor, c: Tensor | null): StreamState[] {
+  const [L, B, H] = h.shape;
+  const ha = h.toArray(), ca = c ? c.toArray() : null;
+  const pick = (a: Float32Array | Float64Array, b: number, dtype: Tensor['dtype']): Tensor => {
+    const out = new Float64Array(L * H);
+    for (let l = 0; l < L; l++) out.set(a.subarray((l * B + b) * H, (l * B + b + 1) * H), l * H);
+    return tensor(out, [L, 1, H], { dtype });
+  };
+  return Array.from({ length: B }, (_, b) => new StreamState(pick(ha, b, h.dtype), ca ? pick(ca, b, c!.dtype) : null));
+}
+
+/** Indices of the items grouped by a key, in first-seen order (one forward pass per group). */
+function groupBy<T>(items: readonly T[], key: (t: T) => number): number[][] {
+  const groups = new Map<number, number[]>();
+  items.forEach((t, i) => {
+    const k = key(t);
+    const g = groups.get(k);
+    if (g) g.push(i);
+    else groups.set(k, [i]);
+  });
+  return [...groups.values()];
+}
+
+// ---- charlm: text in, the next character's distribution out --------------------------------------
+
+export interface CharLMStepOutput {
+  /** The most likely next characters, most likely first (ties: lower token id first). */
+  top: { char: string; p: number }[];
+}
+
+function charLMStream(task: LMTask, maxLen: number, topK: number): TaskStream<string, CharLMStepOutput> {
+  const { model, vocab } = task;
+  const layer = model.lstm;
+  const V = model.vocabSize;
+  const k = Math.min(topK, V);
+  const input = z
+    .string({ error: 'a string of one or more characters' })
+    .min(1, { error: 'a string of one or more characters' })
+    .max(maxLen, { error: `at most ${maxLen} characters` });
+  return {
+    kind: 'charlm',
+    check: checker(input),
+    describe: `input: text (1..${maxLen} characters); output: the ${k} most likely next characters with probabilities`,
+    step(inputs, stateStrings) {
+      if (inputs.length !== stateStrings.length) throw new RangeError(`charlm stream: ${inputs.length} inputs for ${stateStrings.length} states`);
+      const states = stateStrings.map((s) => (s === null ? null : decodeState(s, 'charlm stream').rnn));
+      const ids = inputs.map((t) => vocab.encode(t));
+      const outputs: CharLMStepOutput[] = new Array(inputs.length);
+      const next: string[] = new Array(inputs.length);
+      const dtype = model.head.weight.dtype;
+      withEval(model, () => noGrad(() => {
+        // one forward pass per input length: [T, B] ids with the stacked states
+        for (const group of groupBy(ids, (a) => a.length)) {
+          const T = ids[group[0]].length, B = group.length;
+          const x = new Int32Array(T * B); // [T, B] time-major
+          group.forEach((i, b) => { for (let t = 0; t < T; t++) x[t * B + b] = ids[i][t]; });
+          const s0 = stackStates(layer, group.map((i) => states[i]), dtype);
+          const r = layer.forward(model.embedding.forward(x, [T, B]), { h: s0.h, c: s0.c });
+          const logits = model.head.forward(reshape(slice(r.output, 0, T - 1, 1), [B, model.hiddenSize])).toArray(); // [B, V]
+          const after = unstackStates(r.h, r.c);
+          group.forEach((i, b) => {
+            outputs[i] = { top: topChars(logits.subarray(b * V, (b + 1) * V), k, vocab.decode.bind(vocab)) };
+            next[i] = encodeState(after[b]);
+          });
+        }
+      }));
+      return { outputs, states: next };
+    },
+  };
+}
+
+/** The k most likely tokens of softmax(logits) (in float64), most likely first. */
+function topChars(logits: ArrayLike<number>, k: number, decode: (ids: ArrayLike<number>) => string): { char: string; p: number }[] {
+  const V = logits.length;
+  let max = -Infinity;
+  for (let v = 0; v < V; v++) max = Math.max(max, logits[v]);
+  let total = 0;
+  for (let v = 0; v < V; v++) total += Math.exp(logits[v] - max);
+  const order = Array.from({ length: V }, (_, v) => v).sort((a, b) => logits[b] - logits[a] || a - b);
+  return order.slice(0, k).map((v) => ({ char: decode([v]), p: Math.exp(logits[v] - max) / total }));
+}
+
+// ---- forecast: a row in, the next row's forecast out ---------------------------------------------
+
+export interface ForecastStepOutput {
+  /** The forecast of the next row, raw units, in the model's column order. */
+  next: number[];
+}
+
+function forecastStream(task: ForecastTask): TaskStream<number[], ForecastStepOutput> {
+  const { model, config } = task;
+  const F = task.F;
+  const layer = model.rnn;
+  const w = model.head.weight;
+  const norm = config.norm;
+  const input = z
+    .array(z.number({ error: 'a finite number' }).refine(Number.isFinite, { error: 'a finite number' }), { error: `a list of ${F} numbers (${config.columns.join(', ')})` })
+    .length(F, { error: `a list of ${F} numbers (${config.columns.join(', ')})` });
+  // the same constants, dtype and ops as RNNForecaster.forward, so a step is that forward with T = 1
+  const scale = tensor(config.deltaScale, [F], { dtype: w.dtype, backend: w.backend });
+  const invScale = tensor(config.deltaScale.map((v) => 1 / v), [F], { dtype: w.dtype, backend: w.backend });
+  return {
+    kind: 'forecast',
+    check: checker(input),
+    describe: `input: one row [${config.columns.join(', ')}] (raw units); output: the forecast of the next row`,
+    step(inputs, stateStrings) {
+      if (inputs.length !== stateStrings.length) throw new RangeError(`forecast stream: ${inputs.length} inputs for ${stateStrings.length} states`);
+      const B = inputs.length;
+      const states = stateStrings.map((s) => (s === null ? null : decodeState(s, 'forecast stream')));
+      for (const s of states) if (s && (s.prev === undefined || s.prev.length !== F)) throw new TaskStreamError(`forecast stream: a stored state has no previous row of ${F} values`);
+      const rows = inputs.map((r) => r.map((v, f) => (v - norm.mean[f]) / norm.std[f]));
+      const x = tensor(Float32Array.from(rows.flat()), [1, B, F], { dtype: w.dtype, backend: w.backend });
+      const xs = x.toArray();
+      // a fresh stream's previous row is its first row: its change is 0, as at t = 0 of forward
+      const prevFlat = new Float32Array(B * F);
+      states.forEach((s, b) => prevFlat.set(s ? s.prev! : xs.subarray(b * F, (b + 1) * F), b * F));
+      const prev = tensor(prevFlat, [1, B, F], { dtype: w.dtype, backend: w.backend });
+      let pred: Float32Array | Float64Array;
+      let h: Tensor, c: Tensor | null;
+      ({ pred, h, c } = withEval(model, () => noGrad(() => {
+        const s0 = stackStates(layer, states.map((s) => (s ? s.rnn : null)), w.dtype);
+        const r = layer.forward(concat([x, mul(sub(x, prev), invScale)], 2), { h: s0.h, c: s0.c });
+        const d = model.head.forward(r.output);
+        return { pred: (config.residual ? add(x, mul(d, scale)) : d).toArray(), h: r.h, c: r.c ?? null };
+      })));
+      const outputs = inputs.map((_, b) => ({ next: denormalizeRow(pred.subarray(b * F, (b + 1) * F), norm) }));
+      const after = unstackStates(h, c);
+      const next = inputs.map((_, b) => encodeState(after[b], Array.from(xs.subarray(b * F, (b + 1) * F))));
+      return { outputs, states: next };
+    },
+  };
+}
