@@ -33,6 +33,9 @@ export interface G2PData {
   test: G2PWord[];
 }
 
+/** The split's defaults, in one record: the seq2seq task's option set takes its defaults from it. */
+export const CMUDICT_DEFAULTS = { stress: false, seed: 20150101, testSize: 12000, valSize: 2000, maxWordLength: 30 } as const;
+
 export interface CmudictOptions {
   /** Keep stress digits (AH0, AH1 …): 69 phonemes instead of 39 (default false). */
   stress?: boolean;
@@ -60,8 +63,8 @@ let rawCache: Record<string, string> | null = null;
 const entriesCache = new Map<string, { word: string; prons: string[][] }[]>();
 
 export function cmudictEntries(o: { stress?: boolean; maxWordLength?: number } = {}): { word: string; prons: string[][] }[] {
-  const stress = o.stress ?? false;
-  const maxLen = o.maxWordLength ?? 30;
+  const stress = o.stress ?? CMUDICT_DEFAULTS.stress;
+  const maxLen = o.maxWordLength ?? CMUDICT_DEFAULTS.maxWordLength;
   const key = `${stress}/${maxLen}`;
   const hit = entriesCache.get(key);
   if (hit) return hit;
@@ -84,7 +87,7 @@ export function cmudictEntries(o: { stress?: boolean; maxWordLength?: number } =
 /** Load CMUdict and make the fixed seeded split. */
 export function loadCmudict(o: CmudictOptions = {}): G2PData {
   checkOptions('loadCmudict', o, ['stress', 'seed', 'testSize', 'valSize', 'trainLimit', 'maxWordLength']);
-  const stress = o.stress ?? false;
+  const stress = o.stress ?? CMUDICT_DEFAULTS.stress;
   const entries = cmudictEntries({ stress, maxWordLength: o.maxWordLength });
   const letters = new Set<string>();
   const phones = new Set<string>();
@@ -100,9 +103,9 @@ export function loadCmudict(o: CmudictOptions = {}): G2PData {
     src: Int32Array.from(e.word, (ch) => gid.get(ch)!),
     prons: e.prons.map((p) => Int32Array.from(p, (ph) => pid.get(ph)!)),
   }));
-  const order = new Rng(o.seed ?? 20150101).shuffle([...words.keys()]);
-  const testSize = Math.min(o.testSize ?? 12000, Math.floor(words.length / 3));
-  const valSize = Math.min(o.valSize ?? 2000, Math.floor(words.length / 3));
+  const order = new Rng(o.seed ?? CMUDICT_DEFAULTS.seed).shuffle([...words.keys()]);
+  const testSize = Math.min(o.testSize ?? CMUDICT_DEFAULTS.testSize, Math.floor(words.length / 3));
+  const valSize = Math.min(o.valSize ?? CMUDICT_DEFAULTS.valSize, Math.floor(words.length / 3));
   const test = order.slice(0, testSize).map((i) => words[i]);
   const val = order.slice(testSize, testSize + valSize).map((i) => words[i]);
   let trainIdx = order.slice(testSize + valSize);

@@ -35,7 +35,7 @@
  * with the learning rate halved when validation WER stalls, and beam width 5–10 at test time.
  */
 import { z } from 'zod';
-import { loadCmudict, type G2PData, type G2PVocab, type G2PWord } from '../data/cmudict.ts';
+import { CMUDICT_DEFAULTS, loadCmudict, type G2PData, type G2PVocab, type G2PWord } from '../data/cmudict.ts';
 import type { DType } from '../backend/interface.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { Rng } from '../tensor/rng.ts';
@@ -422,7 +422,8 @@ export class Seq2SeqTask implements Task<G2PBatch> {
  */
 const SEQ2SEQ_OPTIONS = optionSet(SEQ2SEQ_FIELDS, {
   cell: 'lstm', attention: 'additive', embeddingDim: 64, encoderHidden: 128, encoderLayers: 1, decoderHidden: 256, attnDim: 128, dropout: 0.2,
-  beamWidth: 1, lengthPenalty: 1, stress: false, splitSeed: 20150101, testSize: 12000, valSize: 2000, trainLimit: 0, maxWordLength: 30,
+  beamWidth: 1, lengthPenalty: 1, stress: CMUDICT_DEFAULTS.stress, splitSeed: CMUDICT_DEFAULTS.seed, testSize: CMUDICT_DEFAULTS.testSize,
+  valSize: CMUDICT_DEFAULTS.valSize, trainLimit: 0, maxWordLength: CMUDICT_DEFAULTS.maxWordLength,
   epochs: 12, lr: 0.003, clipNorm: 5, batchSize: 64, seed: 1,
 });
 
