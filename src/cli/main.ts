@@ -37,6 +37,8 @@ const MODULE_COMMAND_TABLE: Record<ModuleCommand, () => Promise<{ run: (args: st
   onnx: async () => { const m = await import('./onnx.ts'); return { run: m.onnxCommand, help: m.ONNX_USAGE }; },
   import: async () => { const m = await import('./import.ts'); return { run: m.importCommand, help: m.IMPORT_USAGE }; },
   playground: async () => { const m = await import('./playground.ts'); return { run: m.playgroundCommand, help: m.PLAYGROUND_HELP }; },
+  score: async () => { const m = await import('./score.ts'); return { run: m.scoreCommand, help: m.SCORE_HELP }; },
+  worker: async () => { const m = await import('./score.ts'); return { run: (a) => m.workerCommand(a), help: m.WORKER_HELP }; },
 };
 
 async function runModuleCommand(cmd: ModuleCommand, args: string[]): Promise<number> {
@@ -48,7 +50,7 @@ async function helpText(cmd: Command): Promise<string> {
 }
 
 /** Commands that crunch numbers, and so run on the fastest backend that loads. */
-const COMPUTE_COMMANDS = new Set(['train', 'eval', 'predict', 'diagnose', 'demo', 'sample', 'export', 'onnx', 'import']);
+const COMPUTE_COMMANDS = new Set(['train', 'eval', 'predict', 'diagnose', 'demo', 'sample', 'export', 'onnx', 'import', 'score', 'worker']);
 
 /**
  * Pick the backend: RECUR_BACKEND=js|wasm forces one; by default the WebAssembly backend when it
