@@ -74,6 +74,12 @@ export interface ScoreQueue {
   close(): Promise<void>;
 }
 
+/** Whether `v` is a chunk's result for `n` inputs. */
+export function isChunkResult(v: unknown, n: number): v is ChunkResult {
+  const r = v as ChunkResult | null;
+  return r !== null && typeof r === 'object' && Array.isArray(r.outputs) && Array.isArray(r.errors) && r.outputs.length === n && r.errors.length === n;
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function message(e: unknown): string {
@@ -199,13 +205,19 @@ export class RedisQueue implements ScoreQueue {
 
   async states(ids: readonly string[]): Promise<JobState[]> {
     return Promise.all(ids.map(async (id): Promise<JobState> => {
+      // The state first, then the job: read the other way round, a job that completes between the
+      // two reads shows as completed with the result it did not have yet.
+      const state = await this.queue.getJobState(id);
+      if (state === 'unknown') return { state: 'missing' };
+      if (state !== 'completed' && state !== 'failed') return { state: 'pending' };
       const job: Job | undefined = await this.queue.getJob(id);
       if (job === undefined || job === null) return { state: 'missing' };
-      const state = await job.getState();
-      if (state === 'completed') return { state: 'done', result: job.returnvalue as ChunkResult };
       if (state === 'failed') return { state: 'failed', reason: job.failedReason ?? 'unknown', attempts: job.attemptsMade };
-      if (state === 'unknown') return { state: 'missing' };
-      return { state: 'pending' };
+      if (isChunkResult(job.returnvalue, (job.data as ChunkData).inputs.length)) return { state: 'done', result: job.returnvalue };
+      // Completed without a result for each input: a job hash that does not match its id (Redis
+      // emptied and refilled under a worker). Dropped, to be enqueued anew.
+      await job.remove().catch(() => {});
+      return { state: 'missing' };
     }));
   }
 
