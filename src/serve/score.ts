@@ -150,10 +150,10 @@ const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 /**
  * Score one chunk: the model in batches of `batchSize`, yielding to the event loop between them
  * (a worker's lock is renewed by a timer; a chunk that held the thread longer than the lock would
- * be taken for stalled and run twice). A batch the model refuses is answered input by input, and
- * an input it refuses alone gets its error instead of an output — that is the input's fault, not
- * the job's, so it is not retried. An error that is not about one input (none of the batch's
- * inputs fails alone) is the job's: it throws, and the queue retries.
+ * be taken for stalled and run twice). A batch the model refuses is answered input by input (as
+ * `recur predict` does), and an input it refuses alone gets its error instead of an output: that
+ * is the input's fault (empty, too long, ...), so it is recorded, not retried. What throws out of
+ * here (and is retried by the queue) is everything else: a worker or queue failure.
  */
 export async function scoreChunk(predictor: Predictor, inputs: readonly string[], batchSize: number): Promise<ChunkResult> {
   const outputs: (string | null)[] = [];
@@ -162,11 +162,10 @@ export async function scoreChunk(predictor: Predictor, inputs: readonly string[]
     if (start > 0) await yieldToLoop();
     const batch = inputs.slice(start, start + batchSize);
     let out: string[] | null = null;
-    let batchError: unknown;
     try {
       out = predictor.predict(batch);
-    } catch (e) {
-      batchError = e;
+    } catch {
+      // answered one by one below
     }
     if (out !== null) {
       for (const o of out) {
@@ -175,16 +174,13 @@ export async function scoreChunk(predictor: Predictor, inputs: readonly string[]
       }
       continue;
     }
-    let refused = 0;
     const one: { output: string | null; error: string | null }[] = batch.map((input) => {
       try {
         return { output: String(predictor.predict([input])[0]), error: null };
       } catch (e) {
-        refused++;
         return { output: null, error: oneLine((e as Error)?.message ?? String(e)) };
       }
     });
-    if (refused === 0) throw batchError;
     for (const r of one) {
       outputs.push(r.output);
       errors.push(r.error);
