@@ -226,11 +226,14 @@ export class RedisQueue implements ScoreQueue {
   }
 
   async deadLetter(entries: readonly DeadLetter[]): Promise<void> {
-    if (entries.length > 0) await this.connection.rpush(deadLetterKey(this.name), ...entries.map((e) => JSON.stringify(e)));
+    if (entries.length === 0) return;
+    await this.ready(10_000);
+    await this.connection.rpush(deadLetterKey(this.name), ...entries.map((e) => JSON.stringify(e)));
   }
 
   /** The dead-letter list as stored. */
   async deadLetters(): Promise<DeadLetter[]> {
+    await this.ready(10_000);
     return (await this.connection.lrange(deadLetterKey(this.name), 0, -1)).map((s) => JSON.parse(s) as DeadLetter);
   }
 
