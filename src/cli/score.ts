@@ -53,6 +53,10 @@ const processorFor = (predictor: Predictor, batchSize: number): ChunkProcessor =
 
 const stamp = (): string => new Date().toISOString().slice(11, 19);
 
+/** The defaults, from the schemas (the help shows them; the schemas apply them). */
+const SCORE_DEFAULTS = scoreOptionsSchema.parse({});
+const WORKER_DEFAULTS = workerOptionsSchema.parse({});
+
 // ---- recur score --------------------------------------------------------------------------------
 
 const SCORE_FLAGS: Record<string, Flag> = {
@@ -60,13 +64,13 @@ const SCORE_FLAGS: Record<string, Flag> = {
   out: { type: 'string', value: 'FILE', help: 'Where the results go (written atomically when all are in)' },
   redis: { type: 'string', value: 'URL', help: 'Submit to Redis (redis://HOST:PORT) for `recur worker` processes;\nwithout it the jobs run in this process' },
   task: { type: 'string', value: 'NAME', help: "The model's task (default: the one the model file names)" },
-  chunk: { type: 'string', value: 'N', help: 'Input lines per job (default 256)' },
-  attempts: { type: 'string', value: 'N', help: 'Tries of a failing job before its lines are dead-lettered (default 3)' },
-  'backoff-ms': { type: 'string', value: 'MS', help: 'Delay before the first retry, doubled for each next (default 1000)' },
-  'redis-timeout': { type: 'string', value: 'SECONDS', help: 'Give up when Redis is unreachable for this long (default 60)' },
+  chunk: { type: 'string', value: 'N', help: `Input lines per job (default ${SCORE_DEFAULTS.chunkSize})` },
+  attempts: { type: 'string', value: 'N', help: `Tries of a failing job before its lines are dead-lettered (default ${SCORE_DEFAULTS.attempts})` },
+  'backoff-ms': { type: 'string', value: 'MS', help: `Delay before the first retry, doubled for each next (default ${SCORE_DEFAULTS.backoffMs})` },
+  'redis-timeout': { type: 'string', value: 'SECONDS', help: `Give up when Redis is unreachable for this long (default ${SCORE_DEFAULTS.redisTimeoutMs / 1000})` },
   'run-id': { type: 'string', value: 'ID', help: 'Name the run (default: a hash of the model, the input and --chunk, so the\nsame command submitted again names the same jobs)' },
   'dead-letter': { type: 'string', value: 'FILE', help: 'Also write the dead letters (inputs without output) to FILE as JSONL' },
-  batch: { type: 'string', value: 'N', help: 'Inputs per model call (embedded mode; default 64)' },
+  batch: { type: 'string', value: 'N', help: `Inputs per model call (embedded mode; default ${WORKER_DEFAULTS.batchSize})` },
   quiet: { type: 'boolean', short: 'q', help: 'No progress bar' },
   help: { type: 'boolean', short: 'h', help: 'Show this help' },
 };
@@ -166,7 +170,7 @@ export async function scoreCommand(argv: string[]): Promise<number> {
 
   let queue: MemoryQueue | RedisQueue;
   if (redisUrl === undefined) {
-    queue = new MemoryQueue(name, processorFor(model.predictor, batch ?? 64), retry);
+    queue = new MemoryQueue(name, processorFor(model.predictor, batch ?? WORKER_DEFAULTS.batchSize), retry);
   } else {
     try {
       queue = new RedisQueue(name, redisUrl, retry);
@@ -216,10 +220,10 @@ export async function scoreCommand(argv: string[]): Promise<number> {
 const WORKER_FLAGS: Record<string, Flag> = {
   redis: { type: 'string', value: 'URL', help: 'The Redis the runs are submitted to (redis://HOST:PORT); required' },
   task: { type: 'string', value: 'NAME', help: "The model's task (default: the one the model file names)" },
-  concurrency: { type: 'string', value: 'N', help: 'Jobs at once in this process (default 1; one thread computes them)' },
-  'lock-ms': { type: 'string', value: 'MS', help: "A job's lock; a worker that dies holding one loses its job to another\nafter about this long (default 30000)" },
-  'stalled-ms': { type: 'string', value: 'MS', help: 'How often to look for jobs of dead workers (default 30000)' },
-  batch: { type: 'string', value: 'N', help: 'Inputs per model call (default 64)' },
+  concurrency: { type: 'string', value: 'N', help: `Jobs at once in this process (default ${WORKER_DEFAULTS.concurrency}; one thread computes them)` },
+  'lock-ms': { type: 'string', value: 'MS', help: `A job's lock; a worker that dies holding one loses its job to another\nafter about this long (default ${WORKER_DEFAULTS.lockMs})` },
+  'stalled-ms': { type: 'string', value: 'MS', help: `How often to look for jobs of dead workers (default ${WORKER_DEFAULTS.stalledMs})` },
+  batch: { type: 'string', value: 'N', help: `Inputs per model call (default ${WORKER_DEFAULTS.batchSize})` },
   quiet: { type: 'boolean', short: 'q', help: 'Log only errors, not every job' },
   help: { type: 'boolean', short: 'h', help: 'Show this help' },
 };

@@ -224,6 +224,9 @@ type Outcome = { state: 'done'; result: ChunkResult } | { state: 'failed'; reaso
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** The most unfinished jobs the submitter asks the queue about per poll. */
+export const POLL_WINDOW = 1000;
+
 /**
  * Enqueue `jobs` and wait until each has finished or failed for good: the outcome per job id.
  * Errors from the queue (Redis unreachable) are reported once through `notice` and retried every
@@ -239,6 +242,7 @@ export async function collect(queue: ScoreQueue, jobs: readonly ChunkJob[], sett
   let lastError = '';
   let idleSince = Date.now();
   let warnedIdle = false;
+  let sweepAll = false;
   hooks.progress?.(countDone(outcomes), total);
   while (outcomes.size < jobs.length) {
     try {
@@ -246,8 +250,13 @@ export async function collect(queue: ScoreQueue, jobs: readonly ChunkJob[], sett
         await queue.add(jobs);
         added = true;
       }
-      const pending = jobs.filter((j) => !outcomes.has(j.id));
+      // Jobs run roughly in order, so the oldest unfinished ones are asked about, at most
+      // POLL_WINDOW per poll (a round trip each); after an outage all of them once, to find
+      // every job a restarted Redis lost.
+      const unfinished = jobs.filter((j) => !outcomes.has(j.id));
+      const pending = sweepAll ? unfinished : unfinished.slice(0, POLL_WINDOW);
       const states: JobState[] = await queue.states(pending.map((j) => j.id));
+      sweepAll = false;
       if (downSince !== null) {
         hooks.notice?.(`${queue.where} is reachable again after ${((Date.now() - downSince) / 1000).toFixed(1)} s`);
         downSince = null;
@@ -276,6 +285,7 @@ export async function collect(queue: ScoreQueue, jobs: readonly ChunkJob[], sett
     } catch (e) {
       if (e instanceof ScoreError) throw e;
       lastError = oneLine((e as Error)?.message ?? String(e));
+      sweepAll = true;
       if (downSince === null) {
         downSince = Date.now();
         hooks.notice?.(`${queue.where} is unreachable (${lastError}); retrying for up to ${settings.redisTimeoutMs / 1000} s`);
