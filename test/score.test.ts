@@ -162,4 +162,7 @@ test('recur score: bad command lines and files name the problem', () => {
   assert.equal(r.code, 1);
   assert.match(r.stderr, /this is a classify-names model, not a charlm model/);
   assert.equal(existsSync(join(DIR, 'o.jsonl')), false);
+  r = recur(['score', model, '--input', 'one.jsonl', '--out', 'nowhere/o.jsonl']);
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr, "recur score: cannot write 'nowhere/o.jsonl': the folder 'nowhere' does not exist\n");
 });

@@ -4,6 +4,8 @@
  * embedded queue; with it, it only submits them and assembles the output, and `recur worker`
  * processes (any number of them, on any machines that reach the same Redis).
  */
+import { statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { readInputFile } from '../io/read.ts';
 import { decodeText } from '../data/files.ts';
 import { loadPredictor, type Predictor } from '../models/files.ts';
@@ -47,6 +49,18 @@ function loadModel(path: string, task: string | undefined): LoadedModel {
   } catch (e) {
     throw fileError(path, e);
   }
+}
+
+/** Refuse an output path whose folder is missing before any work, not after it. */
+function checkWritable(path: string): void {
+  const dir = dirname(path);
+  let isDir = false;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch {
+    isDir = false;
+  }
+  if (!isDir) throw new CliError(`cannot write '${path}': the folder '${dir}' does not exist`);
 }
 
 const processorFor = (predictor: Predictor, batchSize: number): ChunkProcessor => (data) => scoreChunk(predictor, data.inputs, batchSize);
@@ -155,6 +169,9 @@ export async function scoreCommand(argv: string[]): Promise<number> {
   const batch = num('batch');
   options(workerOptionsSchema, { batchSize: batch });
   const redisUrl = r.string('redis');
+  checkWritable(outPath);
+  const deadPath = r.string('dead-letter');
+  if (deadPath !== undefined) checkWritable(deadPath);
 
   let inputText: string;
   try {
@@ -199,13 +216,12 @@ export async function scoreCommand(argv: string[]): Promise<number> {
   } catch (e) {
     progress.done();
     if (e instanceof ScoreError) throw new CliError(e.message);
-    if ((e as Error)?.name === 'AtomicWriteError' || (e as NodeJS.ErrnoException)?.code) throw fileError(outPath, e);
+    if (/^cannot write '/.test((e as Error)?.message ?? '')) throw new CliError((e as Error).message);
     throw e;
   } finally {
     await queue.close();
   }
   progress.done();
-  const deadPath = r.string('dead-letter');
   if (deadPath !== undefined) {
     const { writeFileAtomicAsync } = await import('../io/atomic.ts');
     await writeFileAtomicAsync(deadPath, summary.deadLetters.map((d) => `${JSON.stringify(d)}\n`).join(''));
