@@ -170,6 +170,23 @@ test('a worker killed with SIGKILL mid-job: another takes the job over, each inp
   assert.equal(await heir.exit, 0);
 });
 
+test('the submitter killed mid-run: the same command again collects the finished jobs, none runs twice', { skip: redisSkip, timeout: 60_000 }, async () => {
+  writeInput('resume.jsonl', inputsOf(10_000));
+  const w = recur(['worker', model, '--redis', url, ...FAST]);
+  await waitForWorkers(1);
+  const args = ['score', model, '--input', 'resume.jsonl', '--out', 'resume.out.jsonl', '--redis', url, '--chunk', '250'];
+  const first = recur(args);
+  await w.waitFor(/ done \(/);
+  first.child.kill('SIGKILL');
+  await first.exit;
+  const again = recur(args);
+  assert.equal(await again.exit, 0, again.stderr());
+  assertExactlyOnce('resume.out.jsonl', 10_000);
+  const done = w.stderr().match(/job (\S+) done/g) ?? [];
+  assert.equal(done.length, 40, 'each of the 40 jobs processed once across both submissions');
+  assert.equal(new Set(done).size, 40);
+});
+
 test('Redis killed and restarted empty mid-run: both sides say so, then the run completes', { skip: redisSkip, timeout: 60_000 }, async () => {
   const inputs = inputsOf(20_000);
   writeInput('restart.jsonl', inputs);
