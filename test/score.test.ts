@@ -143,6 +143,10 @@ test('recur score (embedded): one record per line, in order, equal to recur pred
 
 test('recur score: bad command lines and files name the problem', () => {
   writeFileSync(join(DIR, 'one.jsonl'), '"Anna"\n');
+  // (first a good one: off a terminal the progress bar is a plain line, the last one at 100%)
+  const ok = recur(['score', model, '--input', 'one.jsonl', '--out', 'one.out.jsonl']);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stderr, /^\[#{24}\] 1\/1 lines {2}\d+\/s {2}ETA 0:00$/m);
   let r = recur(['score', model, '--input', 'one.jsonl', '--out', 'o.jsonl', '--chunk', '0']);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /^recur score: --chunk must be an integer in 1\.\.100000, got 0\n/);
