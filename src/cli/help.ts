@@ -7,7 +7,7 @@ const D = DEMO_DEFAULTS;
 /** Commands whose usage lives here. */
 export const OWN_COMMANDS = ['info', 'demo', 'sample', 'help'] as const;
 /** Commands implemented (and documented) in their own modules; main loads them on demand. */
-export const MODULE_COMMANDS = ['train', 'eval', 'predict', 'plot', 'diagnose', 'export', 'onnx', 'import', 'playground', 'serve'] as const;
+export const MODULE_COMMANDS = ['train', 'eval', 'predict', 'plot', 'diagnose', 'export', 'onnx', 'import', 'playground', 'serve', 'score', 'worker'] as const;
 export const COMMANDS = [...OWN_COMMANDS, ...MODULE_COMMANDS] as const;
 export type OwnCommand = (typeof OWN_COMMANDS)[number];
 export type ModuleCommand = (typeof MODULE_COMMANDS)[number];
@@ -32,6 +32,8 @@ Commands:
   import FILE    Inspect an ONNX file or a Keras/TF.js model.json; convert a PyTorch state_dict
   playground     Serve the browser playground on localhost (training live in the page)
   serve MODEL    Serve task models over HTTP: predict, and streams with state in memory or Redis
+  score MODEL    Score a JSONL file of inputs, in this process or through Redis workers
+  worker MODEL   Process the scoring jobs submitted to Redis for a model
   help [CMD]     Show this help, or the help of one command
 
 Options:

@@ -33,6 +33,8 @@ const MODULE_COMMAND_TABLE: Record<ModuleCommand, () => Promise<{ run: (args: st
   import: async () => { const m = await import('./import.ts'); return { run: m.importCommand, help: m.IMPORT_USAGE }; },
   playground: async () => { const m = await import('./playground.ts'); return { run: m.playgroundCommand, help: m.PLAYGROUND_HELP }; },
   serve: async () => { const m = await import('./serve.ts'); return { run: m.serveCommand, help: m.SERVE_HELP }; },
+  score: async () => { const m = await import('./score.ts'); return { run: m.scoreCommand, help: m.SCORE_HELP }; },
+  worker: async () => { const m = await import('./score.ts'); return { run: (a) => m.workerCommand(a), help: m.WORKER_HELP }; },
 };
 
 async function runModuleCommand(cmd: ModuleCommand, args: string[]): Promise<number> {
@@ -44,7 +46,7 @@ async function helpText(cmd: Command): Promise<string> {
 }
 
 /** Commands that crunch numbers, and so run on the fastest backend that loads. */
-const COMPUTE_COMMANDS = new Set(['train', 'eval', 'predict', 'diagnose', 'demo', 'sample', 'export', 'onnx', 'import', 'serve']);
+const COMPUTE_COMMANDS = new Set(['train', 'eval', 'predict', 'diagnose', 'demo', 'sample', 'export', 'onnx', 'import', 'serve', 'score', 'worker']);
 
 /**
  * Pick the backend: RECUR_BACKEND=js|wasm forces one; by default the WebAssembly backend when it
