@@ -905,6 +905,8 @@ const Pad: OpCompiler = (ctx) => {
       if (mode === 'edge' && x.shape[i] === 0 && outShape[i] > 0) throw ctx.error(`edge padding of an empty axis ${i}`);
     }
     const n = ctx.checkElements(outShape, 'output', 8);
+    // An empty result: the per-axis maps below would still be as long as the (huge) other axes.
+    if (n === 0) return [makeValue(ctx, x.dtype, outShape, new Float64Array(0))];
     // Per axis, the source coordinate of every output coordinate (−1: the fill value).
     const maps = outShape.map((len, i) => {
       const dim = x.shape[i];
