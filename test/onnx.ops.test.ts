@@ -14,7 +14,9 @@ import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
 import { Rng } from '../src/index.ts';
 import { buildModel, modelProto, type NodeSpec, type ValueSpec } from '../src/onnx/builder.ts';
-import { loadOnnx, type OnnxInput } from '../src/onnx/model.ts';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { MAX_OPSET, MIN_OPSET, SUPPORTED_OPERATORS, loadOnnx, type OnnxInput } from '../src/onnx/model.ts';
 import { AttrType, decodeTensorProto, encodeModelProto, encodeTensorProto, type ModelProto } from '../src/onnx/proto.ts';
 import { tensorFromProto, tensorToProto, type OnnxDType, type OnnxTensor } from '../src/onnx/tensor.ts';
 
@@ -369,4 +371,16 @@ test('shape arithmetic runs once per input shape: memoised on the Shape outputs,
   assert.deepEqual(s.shapeArithmetic, { nodes: 0, evaluations: 0, reuses: 0 });
   assert.deepEqual(s.run({ x: { shape: [2, 5, 3], data: new Array(30).fill(1) } }).h0.shape, [2, 2, 4]);
   assert.throws(() => s.run({ x: { shape: [3, 5, 3], data: new Array(45).fill(1) } }), /does not match the declared \[2, 5, 3\]/);
+});
+
+test("the README's list of ONNX operators is the code's (scripts/onnx-ops.mjs writes it)", () => {
+  const readme = readFileSync(fileURLToPath(new URL('../README.md', import.meta.url)), 'utf8');
+  const m = /<!-- onnx-operators:start[^>]*-->\n(\d+) operators of the default ONNX domain, opsets (\d+)–(\d+): (.*)\.\n<!-- onnx-operators:end -->/.exec(readme);
+  assert.ok(m, 'README.md has no generated operator section; run npm run build && node scripts/onnx-ops.mjs');
+  const listed = [...m[4].matchAll(/`([A-Za-z]+)`/g)].map((x) => x[1]);
+  const stale = 'stale: run npm run build && node scripts/onnx-ops.mjs';
+  assert.deepEqual([...listed].sort(), [...SUPPORTED_OPERATORS].sort(), stale);
+  assert.equal(Number(m[1]), SUPPORTED_OPERATORS.length, stale);
+  assert.deepEqual([Number(m[2]), Number(m[3])], [MIN_OPSET, MAX_OPSET], stale);
+  for (const op of ['Expand', 'ConstantOfShape', 'Where', 'Range', 'Tile', 'Pad', 'LSTM']) assert.ok(listed.includes(op), op);
 });
