@@ -293,6 +293,11 @@ test('the new operators reject wrong arity, shapes and values with errors naming
   onnxError(() => loadOnnx(oneNode('Range', [f([])], {})), /Range node 'bomb': expects 3 inputs, got 1/);
   onnxError(() => loadOnnx(oneNode('Pad', [f([2])], { pads: i64t([1, 1]) }, { mode: 'wrap' }, 13)), /Pad node 'bomb': mode 'wrap' is not supported/);
   onnxError(() => loadOnnx(oneNode('ConstantOfShape', [{ name: 's', dtype: 'int64', shape: [1] }], {}, { bogus: 1 })), /ConstantOfShape node 'bomb': unsupported attribute 'bogus'/);
+  // operators and element types the spec does not have at the model's opset
+  onnxError(() => loadOnnx(oneNode('Range', [f([], 'a'), f([], 'b'), f([], 'c')], {}, {}, 10)), /Range node 'bomb': Range is defined from opset 11; this model imports opset 10/);
+  onnxError(() => loadOnnx(oneNode('Where', [f([2], 'a'), f([2], 'b'), f([2], 'c')], {}, {}, 8)), /Where is defined from opset 9/);
+  onnxError(() => loadOnnx(oneNode('Equal', [f([2], 'a'), f([2], 'b')], {}, {}, 9)).run({ a: { shape: [2], data: [1, 2] }, b: { shape: [2], data: [1, 2] } }),
+    /Equal node 'bomb': inputs must be int or bool, got float32/);
   // shapes and values, at run time
   const ones = (shape: number[]): number[] => new Array(shape.reduce((p, q) => p * q, 1)).fill(1);
   const two = (op: string, a: number[], b: number[], consts: Record<string, OnnxTensor> = {}, attrs = {}) => () =>

@@ -3,7 +3,13 @@
  * exported recur model uses — Gather (embedding), MatMul / Gemm / Add (linear), Softmax,
  * LogSoftmax, Concat, Slice, Reshape, Transpose, Squeeze, Unsqueeze — plus the small change that
  * real-world graphs wrap around them: Identity, Constant, Cast, Shape, Flatten, Split, Dropout
- * (inference), Sub, Mul, Div, Tanh, Sigmoid, Relu, Exp, Log, Neg, Sqrt, Abs, ReduceSum, ReduceMean.
+ * (inference), Sub, Mul, Div, Tanh, Sigmoid, Relu, Exp, Log, Neg, Sqrt, Abs, ReduceSum, ReduceMean —
+ * and what exporters wrap around recurrent layers: shape arithmetic (Shape with start/end, Gather,
+ * Concat of shape tensors, ConstantOfShape, Expand, Range, Tile), masks (Equal, Greater, Less,
+ * GreaterOrEqual, LessOrEqual, Not, And, Or, Xor, Where, ReduceMax/ReduceMin), Pad, and the
+ * element-wise functions of heads (Min, Max, Clip, Pow, Erf, Softplus, HardSigmoid, LeakyRelu, Elu).
+ * The ops the spec introduced after opset 7 are refused in older models, and each takes the element
+ * types its spec allows at the model's opset.
  *
  * Float math runs on the recur backend through recur's ops; integer tensors (ids, shapes, axes)
  * are handled on the host. Where an opset changed an operator (Softmax's axis semantics in 13,
@@ -611,6 +617,14 @@ function reduceOp(kind: 'ReduceSum' | 'ReduceMean'): OpCompiler {
   };
 }
 
+/** An operator that the ONNX spec introduces at `opset`: in an older model it is an error, as in other runtimes. */
+function since(opset: number, compile: OpCompiler): OpCompiler {
+  return (ctx) => {
+    if (ctx.opset < opset) throw ctx.error(`${ctx.node.op_type} is defined from opset ${opset}; this model imports opset ${ctx.opset}`);
+    return compile(ctx);
+  };
+}
+
 // ---- host element-wise: comparisons, logic, selection, the math recur's ops lack ----------------------
 //
 // These run on the host in float64 over broadcast copies of their inputs and round once to the
@@ -675,7 +689,10 @@ function compare(kind: 'Equal' | 'Greater' | 'Less' | 'GreaterOrEqual' | 'LessOr
     ctx.attrs.done();
     return ([a0, b0]) => {
       const a = needInput(ctx, a0, 0), b = needInput(ctx, b0, 1);
-      sameType(ctx, [a, b], kind === 'Equal' ? ['float', 'int', 'bool'] : ['float', 'int']);
+      // The spec's type lists: Equal takes floats from opset 11, Greater/Less integers from 9.
+      const allowed: ('float' | 'int' | 'bool')[] = kind === 'Equal' ? (ctx.opset >= 11 ? ['float', 'int', 'bool'] : ['int', 'bool'])
+        : ctx.opset >= 9 ? ['float', 'int'] : ['float'];
+      sameType(ctx, [a, b], allowed);
       return [broadcastHost(ctx, [a, b], 'bool', f)];
     };
   };
@@ -723,7 +740,7 @@ function minMax(kind: 'Min' | 'Max'): OpCompiler {
     ctx.attrs.done();
     return (inputs) => {
       const xs = inputs.map((v, i) => needInput(ctx, v, i));
-      const dtype = sameType(ctx, xs, ['float', 'int']);
+      const dtype = sameType(ctx, xs, ctx.opset >= 12 ? ['float', 'int'] : ['float']);
       const f = kind === 'Min' ? Math.min : Math.max;
       let acc = xs[0];
       if (xs.length === 1) return [broadcastHost(ctx, [acc], dtype, (a) => a)];
@@ -872,7 +889,7 @@ const Pad: OpCompiler = (ctx) => {
   const modern = ctx.opset >= 11;
   ctx.arity(modern ? 2 : 1, modern ? (ctx.opset >= 18 ? 4 : 3) : 1);
   const mode = ctx.attrs.string('mode', 'constant');
-  const attrPads = modern ? undefined : ctx.attrs.ints(ctx.opset >= 2 ? 'pads' : 'paddings');
+  const attrPads = modern ? undefined : ctx.attrs.ints('pads');
   const attrValue = modern ? undefined : ctx.attrs.float('value', 0);
   ctx.attrs.done();
   if (mode !== 'constant' && mode !== 'reflect' && mode !== 'edge') throw ctx.error(`mode '${mode}' is not supported (constant, reflect, edge)`);
@@ -1024,25 +1041,25 @@ export const STANDARD_OPS: Record<string, OpCompiler> = {
   Equal: compare('Equal'),
   Greater: compare('Greater'),
   Less: compare('Less'),
-  GreaterOrEqual: compare('GreaterOrEqual'),
-  LessOrEqual: compare('LessOrEqual'),
+  GreaterOrEqual: since(12, compare('GreaterOrEqual')),
+  LessOrEqual: since(12, compare('LessOrEqual')),
   Not,
   And: logic('And'),
   Or: logic('Or'),
   Xor: logic('Xor'),
-  Where,
+  Where: since(9, Where),
   Min: minMax('Min'),
   Max: minMax('Max'),
   Clip,
   Pow,
-  Erf: hostUnary('Erf', {}, erf),
+  Erf: since(9, hostUnary('Erf', {}, erf)),
   Softplus: hostUnary('Softplus', {}, (x) => (x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x)))),
   HardSigmoid: hostUnary('HardSigmoid', { alpha: 0.2, beta: 0.5 }, (x, a) => Math.max(0, Math.min(1, a.alpha * x + a.beta))),
   LeakyRelu: hostUnary('LeakyRelu', { alpha: 0.01 }, (x, a) => (x >= 0 ? x : a.alpha * x)),
   Elu: hostUnary('Elu', { alpha: 1 }, (x, a) => (x > 0 ? x : a.alpha * (Math.exp(x) - 1))),
-  ConstantOfShape,
-  Expand,
+  ConstantOfShape: since(9, ConstantOfShape),
+  Expand: since(8, Expand),
   Tile,
-  Range,
+  Range: since(11, Range),
   Pad,
 };
