@@ -876,11 +876,10 @@ const Range: OpCompiler = (ctx) => {
     if (delta === 0 || !Number.isFinite(delta) || !Number.isFinite(start) || !Number.isFinite(limit)) throw ctx.error(`start ${start}, limit ${limit}, delta ${delta} do not make a range`);
     const count = Math.max(Math.ceil((limit - start) / delta), 0);
     const n = ctx.checkElements([count], 'output', 8);
+    // The spec's output[i] = start + i·delta, in float64 and rounded once to the element type (a
+    // runtime that accumulates value += delta in float32 drifts from it by a few ulps at most).
     const out = new Float64Array(n);
-    // Accumulate as the reference does (value += delta in the element type), not start + i·delta.
-    const round = dtype === 'float32' ? Math.fround : (v: number) => v;
-    let v = round(start);
-    for (let i = 0; i < n; i++, v = round(v + delta)) out[i] = v;
+    for (let i = 0; i < n; i++) out[i] = start + i * delta;
     return [makeValue(ctx, dtype, [n], out)];
   };
 };
