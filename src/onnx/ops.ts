@@ -914,25 +914,28 @@ const Pad: OpCompiler = (ctx) => {
     });
     const outShape = x.shape.map((s, i) => s + begin[i] + end[i]);
     if (outShape.some((d) => d < 0)) throw ctx.error(`pads ${shapeStr(padList)} crop more than input ${shapeStr(x.shape)} holds`);
+    // Negative pads crop first; edge and reflect then work on what is left of each axis, [lo, hi).
+    const lo = begin.map((b) => Math.max(0, -b));
+    const hi = x.shape.map((d, i) => d - Math.max(0, -end[i]));
     for (let i = 0; i < r; i++) {
-      if (mode === 'reflect' && (begin[i] > 0 || end[i] > 0) && (begin[i] >= x.shape[i] || end[i] >= x.shape[i])) {
-        throw ctx.error(`reflect padding of ${Math.max(begin[i], end[i])} needs axis ${i} longer than its size ${x.shape[i]}`);
+      const extent = hi[i] - lo[i], pad = Math.max(begin[i], end[i]);
+      if (mode === 'reflect' && pad > 0 && pad >= extent) {
+        throw ctx.error(`reflect padding of ${pad} needs axis ${i} longer than the ${extent} values it keeps`);
       }
-      if (mode === 'edge' && x.shape[i] === 0 && outShape[i] > 0) throw ctx.error(`edge padding of an empty axis ${i}`);
+      if (mode === 'edge' && pad > 0 && extent === 0) throw ctx.error(`edge padding of axis ${i}, which keeps no values`);
     }
     const n = ctx.checkElements(outShape, 'output', 8);
     // An empty result: the per-axis maps below would still be as long as the (huge) other axes.
     if (n === 0) return [makeValue(ctx, x.dtype, outShape, new Float64Array(0))];
     // Per axis, the source coordinate of every output coordinate (−1: the fill value).
     const maps = outShape.map((len, i) => {
-      const dim = x.shape[i];
       const m = new Int32Array(len);
       for (let o = 0; o < len; o++) {
         let s = o - begin[i];
-        if (s < 0 || s >= dim) {
+        if (s < lo[i] || s >= hi[i]) {
           if (mode === 'constant') s = -1;
-          else if (mode === 'edge') s = s < 0 ? 0 : dim - 1;
-          else s = s < 0 ? -s : 2 * (dim - 1) - s;
+          else if (mode === 'edge') s = s < lo[i] ? lo[i] : hi[i] - 1;
+          else s = s < lo[i] ? 2 * lo[i] - s : 2 * (hi[i] - 1) - s;
         }
         m[o] = s;
       }
@@ -977,7 +980,9 @@ function reduceExtreme(kind: 'ReduceMax' | 'ReduceMin'): OpCompiler {
       const axes = given && given.length ? given.map((a) => normAxisOf(ctx, a, r)) : [...Array(r).keys()];
       const reduced = new Set(axes);
       if (reduced.size !== axes.length) throw ctx.error(`axes ${shapeStr(given ?? [])} repeat an axis`);
-      for (const a of reduced) if (x.shape[a] === 0) throw ctx.error(`cannot take ${kind === 'ReduceMax' ? 'the maximum' : 'the minimum'} over empty axis ${a}`);
+      // Over an empty axis the spec's result is the identity of the reduction: ∓∞ for floats. The
+      // integer identities (INT64_MIN/MAX) do not survive recur's float64 host integers, so refuse.
+      if (!isFloatDType(dtype)) for (const a of reduced) if (x.shape[a] === 0) throw ctx.error(`cannot take ${kind === 'ReduceMax' ? 'the maximum' : 'the minimum'} of integers over empty axis ${a}`);
       const kept = x.shape.map((s, i) => (reduced.has(i) ? 1 : s));
       const n = ctx.checkElements(kept, 'output', 8);
       const out = new Float64Array(n).fill(kind === 'ReduceMax' ? -Infinity : Infinity);
