@@ -391,3 +391,29 @@ test("the README's list of ONNX operators is the code's (scripts/onnx-ops.mjs wr
   assert.deepEqual([Number(m[2]), Number(m[3])], [MIN_OPSET, MAX_OPSET], stale);
   for (const op of ['Expand', 'ConstantOfShape', 'Where', 'Range', 'Tile', 'Pad', 'LSTM']) assert.ok(listed.includes(op), op);
 });
+
+test('a run that fails part-way leaves no stale shape arithmetic behind', () => {
+  const m = loadOnnx(buildModel({
+    opset: 13,
+    inputs: [{ name: 'x', dtype: 'float32', shape: ['B', 'T', 3] }],
+    outputs: [{ name: 'h0', dtype: 'float32' }, { name: 'y', dtype: 'float32' }],
+    initializers: { zero: scalarI64(0), two: i64c([2]), four: i64c([4]), ax: i64c([0]), r: i64c([4, -1]) },
+    nodes: [
+      { op: 'Shape', inputs: ['x'], outputs: ['s'] },
+      { op: 'Reshape', name: 'fails-unless-4-divides', inputs: ['x', 'r'], outputs: ['xr'] },
+      { op: 'Gather', inputs: ['s', 'zero'], outputs: ['b'] },
+      { op: 'Unsqueeze', inputs: ['b', 'ax'], outputs: ['b1'] },
+      { op: 'Concat', inputs: ['two', 'b1', 'four'], outputs: ['hs'], attrs: { axis: 0 } },
+      { op: 'ConstantOfShape', inputs: ['hs'], outputs: ['h0'] },
+      { op: 'Neg', inputs: ['xr'], outputs: ['y'] },
+    ],
+  }));
+  const run = (B: number, T: number) => m.run({ x: { shape: [B, T, 3], data: new Array(B * T * 3).fill(1) } });
+  assert.deepEqual(run(2, 2).h0.shape, [2, 2, 4]);
+  assert.throws(() => run(3, 1), /fails-unless-4-divides/);
+  const before = m.shapeArithmetic.evaluations;
+  assert.deepEqual(run(4, 1).h0.shape, [2, 4, 4]);
+  assert.equal(m.shapeArithmetic.evaluations, before + 4);
+  assert.deepEqual(run(4, 1).h0.shape, [2, 4, 4]);
+  assert.equal(m.shapeArithmetic.evaluations, before + 4);
+});

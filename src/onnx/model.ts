@@ -97,30 +97,43 @@ interface CompiledNode {
  *    rejects inputs that do not match the declared dimensions), so with static shapes the whole
  *    chain folds away.
  * 2. With dynamic axes, the load marks the nodes that compute only from constants and Shape
- *    outputs (transitively) as shape-only. At run time every Shape output is appended to a key;
- *    a shape-only node's result is a function of the constants and the Shape outputs before it,
- *    so when its key equals the last run's it reuses that run's outputs instead of executing. The
- *    memo holds one result per node (the last shape seen), so it never keeps more than one run's
- *    worth of shape values; alternating shapes simply recompute.
+ *    outputs (transitively) as shape-only. A shape-only node's result is a function of the
+ *    constants and the Shape outputs before it in the run order. So each run compares every Shape
+ *    output with the same node's output in the previous run (O(rank) per Shape node, so a run stays
+ *    linear in the graph); until the first one differs, shape-only nodes reuse the previous run's
+ *    outputs instead of executing, and from there on they execute and are stored again. The memo
+ *    holds one result per node (the previous run's), never more than one run's worth of shape
+ *    values; a run that failed part-way leaves it inconsistent, so the next run starts over.
  */
 class ShapeMemo {
   /** Shape-only node executions so far (the rest were reuses). */
   evaluations = 0;
   reuses = 0;
-  private readonly last = new Map<CompiledNode, { key: string; outs: (Value | null)[] }>();
+  /** Whether the previous run finished (then every stored value is from that run). */
+  complete = false;
+  private readonly last = new Map<CompiledNode, (Value | null)[]>();
 
-  get(n: CompiledNode, key: string): (Value | null)[] | undefined {
-    const m = this.last.get(n);
-    if (m && m.key === key) {
-      this.reuses++;
-      return m.outs;
-    }
-    return undefined;
+  /** The previous run's outputs of a shape-only node, if stored. */
+  reuse(n: CompiledNode): (Value | null)[] | undefined {
+    const outs = this.last.get(n);
+    if (outs) this.reuses++;
+    return outs;
   }
 
-  set(n: CompiledNode, key: string, outs: (Value | null)[]): void {
+  /** Store a shape-only node's freshly computed outputs. */
+  store(n: CompiledNode, outs: (Value | null)[]): void {
     this.evaluations++;
-    this.last.set(n, { key, outs });
+    this.last.set(n, outs);
+  }
+
+  /** Store a Shape node's output; true when it equals the previous run's. */
+  sameShape(n: CompiledNode, outs: (Value | null)[]): boolean {
+    const prev = this.last.get(n)?.[0];
+    const now = outs[0];
+    this.last.set(n, outs);
+    if (!(prev instanceof HostInts) || !(now instanceof HostInts) || prev.size !== now.size) return false;
+    for (let i = 0; i < now.size; i++) if (prev.data[i] !== now.data[i]) return false;
+    return true;
   }
 }
 
@@ -445,20 +458,24 @@ export class OnnxModel {
     const keep = new Set(this.constants.keys());
     for (const o of this.outputs) keep.add(o.name);
     noGrad(() => {
-      let shapeKey = '';
+      // Whether every Shape output so far equals the previous run's (see ShapeMemo).
+      const memo = this.shapeMemo;
+      let sameShapes = memo.complete;
+      memo.complete = false;
       this.nodes.forEach((n, k) => {
         const args = n.inputs.map((name) => (name === '' ? null : env.get(name) ?? null));
-        let outs = n.shapeOnly ? this.shapeMemo.get(n, shapeKey) : undefined;
+        let outs = n.shapeOnly && sameShapes ? memo.reuse(n) : undefined;
         if (!outs) {
           outs = this.execute(n, args);
-          if (n.shapeOnly) this.shapeMemo.set(n, shapeKey, outs);
+          if (n.shapeOnly) memo.store(n, outs);
         }
-        if (n.readsShape) shapeKey += `${outs[0] ? Array.from((outs[0] as HostInts).data).join(',') : ''};`;
+        if (n.readsShape && !memo.sameShape(n, outs)) sameShapes = false;
         n.outputs.forEach((name, i) => {
           if (name !== '' && outs[i]) env.set(name, outs[i]!);
         });
         for (const name of n.inputs) if (lastUse.get(name) === k && !keep.has(name)) env.delete(name);
       });
+      memo.complete = true;
     });
     const result: Record<string, OnnxTensor> = {};
     for (const o of this.outputs) {
