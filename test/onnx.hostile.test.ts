@@ -312,6 +312,22 @@ test('the new operators reject wrong arity, shapes and values with errors naming
   onnxError(run1(oneNode('Pad', [x1], { pads: i64t([0, -3]) })), /Pad node 'bomb': pads \[0, -3\] crop more than input \[1\] holds/);
   onnxError(run1(oneNode('Pad', [x1], { pads: i64t([1]) })), /Pad node 'bomb': pads \[1\] must have 2 × 1 entries/);
   onnxError(run1(oneNode('Pad', [x1], { pads: i64t([3, 0]) }, { mode: 'reflect' })), /Pad node 'bomb': reflect padding of 3 needs axis 0 longer than the 1 values it keeps/);
+  onnxError(() => loadOnnx(oneNode('TopK', [x1], { k: i64t([1]) })), /TopK node 'bomb': expects 2 outputs, got 1/);
+  onnxError(run1(buildModel({
+    opset: 13,
+    inputs: [x1],
+    outputs: [{ name: 'v', dtype: 'float32' }],
+    initializers: { k: i64t([2]) },
+    nodes: [{ op: 'TopK', name: 'bomb', inputs: ['x', 'k'], outputs: ['v', 'i'] }],
+  })), /TopK node 'bomb': K = 2 is out of range for axis 0 of size 1/);
+  onnxError(() => loadOnnx(buildModel({
+    opset: 13,
+    inputs: [x1],
+    outputs: [{ name: 'y', dtype: 'float32' }],
+    initializers: { i: i64t([5]), u: filled('float32', [1], () => 2) },
+    nodes: [{ op: 'ScatterElements', name: 'bomb', inputs: ['x', 'i', 'u'], outputs: ['y'] }],
+  })).run({ x: { shape: [1], data: [1] } }), /ScatterElements node 'bomb': index 5 is out of range for axis 0 of size 1/);
+  onnxError(() => loadOnnx(oneNode('ScatterElements', [f([2], 'a'), f([2], 'b'), f([2], 'c')], {}, { reduction: 'max' }, 16)), /reduction 'max' is not supported at opset 16/);
   const range = (s: number, l: number, d: number) => () => loadOnnx(buildModel({
     opset: 13,
     inputs: [{ name: 's', dtype: 'float32', shape: [] }],

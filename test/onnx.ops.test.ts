@@ -323,6 +323,29 @@ for (const opset of [13, 17, 18]) {
   [out('mx'), out('mn'), out('mi', 'int64'), out('xb', 'bool'), out('bf'), out('if'), out('xi', 'int32')], { ax: i64c([-1]), ax0: i64c([0]) });
 }
 
+for (const opset of [11, 13, 16, 18]) {
+  same('TopK (largest and smallest, ties by index), ScatterElements (negative indices, reductions), ReduceProd', opset, [
+    { op: 'TopK', inputs: ['x', 'k'], outputs: ['v', 'i'] },
+    { op: 'TopK', inputs: ['x', 'k'], outputs: ['v0', 'i0'], attrs: { axis: 0, largest: 0 } },
+    { op: 'TopK', inputs: ['len', 'k3'], outputs: ['lv', 'li'] },
+    { op: 'ScatterElements', inputs: ['x', 'si', 'su'], outputs: ['sc'], attrs: { axis: 1 } },
+    { op: 'ScatterElements', inputs: ['len', 'li', 'ar'], outputs: ['inv'] },
+    ...(opset >= 16 ? [{ op: 'ScatterElements', inputs: ['x', 'si2', 'su'], outputs: ['sa'], attrs: { axis: 1, reduction: 'add' } }] : []),
+    ...(opset >= 18 ? [{ op: 'ScatterElements', inputs: ['x', 'si2', 'su'], outputs: ['sm'], attrs: { axis: 1, reduction: 'max' } }] : []),
+    { op: 'ReduceProd', inputs: opset >= 18 ? ['x', 'ax'] : ['x'], outputs: ['rp'], attrs: opset >= 18 ? {} : { axes: [1] } },
+    { op: 'ReduceProd', inputs: ['len'], outputs: ['rpi'], attrs: { keepdims: 0 } },
+  ], {
+    x: { dtype: 'float32', shape: [3, 4], data: [1, 3, 3, -2, 0.5, 0.5, 0.5, 0.5, 2, -1, 4, 4] },
+    len: i64([3], [2, 5, 2]),
+  }, [out('v'), out('i', 'int64'), out('v0'), out('i0', 'int64'), out('lv', 'int64'), out('li', 'int64'), out('sc'), out('inv', 'int64'),
+    ...(opset >= 16 ? [out('sa')] : []), ...(opset >= 18 ? [out('sm')] : []), out('rp'), out('rpi', 'int64')], {
+    k: i64c([2]), k3: i64c([3]), ax: i64c([1]), ar: i64c([0, 1, 2]),
+    si: { dtype: 'int64', shape: [2, 2], data: Float64Array.of(-1, 0, 2, 1) },
+    si2: { dtype: 'int64', shape: [2, 2], data: Float64Array.of(1, 1, 0, 0) },
+    su: { dtype: 'float32', shape: [2, 2], data: Float32Array.of(10, 20, 30, 40) },
+  });
+}
+
 same('ReduceMax/ReduceMin over an empty float axis give -∞/+∞', 13, [
   { op: 'ReduceMax', inputs: ['x'], outputs: ['mx'], attrs: { axes: [1], keepdims: 0 } },
   { op: 'ReduceMin', inputs: ['x'], outputs: ['mn'], attrs: { axes: [1] } },

@@ -6,7 +6,8 @@
  * (inference), Sub, Mul, Div, Tanh, Sigmoid, Relu, Exp, Log, Neg, Sqrt, Abs, ReduceSum, ReduceMean —
  * and what exporters wrap around recurrent layers: shape arithmetic (Shape with start/end, Gather,
  * Concat of shape tensors, ConstantOfShape, Expand, Range, Tile), masks (Equal, Greater, Less,
- * GreaterOrEqual, LessOrEqual, Not, And, Or, Xor, Where, ReduceMax/ReduceMin), Pad, and the
+ * GreaterOrEqual, LessOrEqual, Not, And, Or, Xor, Where, ReduceMax/ReduceMin/ReduceProd), the sort
+ * of unsorted packed sequences (TopK, ScatterElements), Pad, and the
  * element-wise functions of heads (Min, Max, Clip, Pow, Erf, Softplus, HardSigmoid, LeakyRelu, Elu).
  * The ops the spec introduced after opset 7 are refused in older models, and each takes the element
  * types its spec allows at the model's opset.
@@ -961,8 +962,8 @@ const Pad: OpCompiler = (ctx) => {
   };
 };
 
-/** ReduceMax / ReduceMin (axes an input from opset 18), on floats and integers, on the host. */
-function reduceExtreme(kind: 'ReduceMax' | 'ReduceMin'): OpCompiler {
+/** ReduceMax / ReduceMin / ReduceProd (axes an input from opset 18), on floats and integers, on the host. */
+function reduceHost(kind: 'ReduceMax' | 'ReduceMin' | 'ReduceProd'): OpCompiler {
   return (ctx) => {
     const modern = ctx.opset >= 18;
     ctx.arity(1, modern ? 2 : 1);
@@ -970,7 +971,9 @@ function reduceExtreme(kind: 'ReduceMax' | 'ReduceMin'): OpCompiler {
     const attrAxes = modern ? undefined : ctx.attrs.ints('axes');
     const noopEmpty = modern ? ctx.attrs.int('noop_with_empty_axes', 0) !== 0 : false;
     ctx.attrs.done();
-    const f = kind === 'ReduceMax' ? Math.max : Math.min;
+    const f = kind === 'ReduceMax' ? Math.max : kind === 'ReduceMin' ? Math.min : (a: number, b: number) => a * b;
+    // The identity of each reduction: what an empty axis reduces to.
+    const init = kind === 'ReduceMax' ? -Infinity : kind === 'ReduceMin' ? Infinity : 1;
     return (inputs) => {
       const x = needInput(ctx, inputs[0], 0);
       const dtype = sameType(ctx, [x], ['float', 'int'], 'input');
@@ -982,10 +985,10 @@ function reduceExtreme(kind: 'ReduceMax' | 'ReduceMin'): OpCompiler {
       if (reduced.size !== axes.length) throw ctx.error(`axes ${shapeStr(given ?? [])} repeat an axis`);
       // Over an empty axis the spec's result is the identity of the reduction: ∓∞ for floats. The
       // integer identities (INT64_MIN/MAX) do not survive recur's float64 host integers, so refuse.
-      if (!isFloatDType(dtype)) for (const a of reduced) if (x.shape[a] === 0) throw ctx.error(`cannot take ${kind === 'ReduceMax' ? 'the maximum' : 'the minimum'} of integers over empty axis ${a}`);
+      if (kind !== 'ReduceProd' && !isFloatDType(dtype)) for (const a of reduced) if (x.shape[a] === 0) throw ctx.error(`cannot take ${kind === 'ReduceMax' ? 'the maximum' : 'the minimum'} of integers over empty axis ${a}`);
       const kept = x.shape.map((s, i) => (reduced.has(i) ? 1 : s));
       const n = ctx.checkElements(kept, 'output', 8);
-      const out = new Float64Array(n).fill(kind === 'ReduceMax' ? -Infinity : Infinity);
+      const out = new Float64Array(n).fill(init);
       // Walk the input once; its reduced axes have stride 0 in the output.
       const ost = shapeStrides(kept).map((s, i) => (reduced.has(i) ? 0 : s));
       const src = hostData(x);
@@ -1006,6 +1009,109 @@ function reduceExtreme(kind: 'ReduceMax' | 'ReduceMin'): OpCompiler {
     };
   };
 }
+
+// ---- sorting and scattering (what pack_padded_sequence(enforce_sorted=False) exports) ---------------
+
+/**
+ * TopK: the K largest (or smallest) entries along an axis and their indices. K is an attribute
+ * before opset 10 and an input from 10; largest / sorted from 11. Equal values keep their order
+ * (the lower index first), as the spec asks; with sorted = 0 the order is unspecified and this
+ * returns it sorted anyway.
+ */
+const TopK: OpCompiler = (ctx) => {
+  const kInput = ctx.opset >= 10;
+  ctx.arity(kInput ? 2 : 1, kInput ? 2 : 1, 2, 2);
+  const axisAttr = ctx.attrs.int('axis', -1);
+  const kAttr = kInput ? undefined : ctx.attrs.int('k');
+  const largest = ctx.opset >= 11 ? ctx.attrs.int('largest', 1) !== 0 : true;
+  if (ctx.opset >= 11) ctx.attrs.int('sorted', 1);
+  ctx.attrs.done();
+  if (!kInput && kAttr === undefined) throw ctx.error("attribute 'k' is required");
+  return ([x0, k0]) => {
+    const x = needInput(ctx, x0, 0);
+    sameType(ctx, [x], ['float', 'int'], 'input');
+    const r = x.shape.length;
+    if (r === 0) throw ctx.error('input must have rank ≥ 1');
+    const axis = normAxisOf(ctx, axisAttr, r);
+    let k = kAttr!;
+    if (kInput) {
+      const kl = intList(ctx, k0, 1, 'K');
+      if (kl.length !== 1) throw ctx.error(`K must hold one value, got ${shapeStr(kl)}`);
+      k = kl[0];
+    }
+    const dim = x.shape[axis];
+    if (!(k >= 0 && k <= dim)) throw ctx.error(`K = ${k} is out of range for axis ${axis} of size ${dim}`);
+    const outShape = [...x.shape];
+    outShape[axis] = k;
+    const n = ctx.checkElements(outShape, 'outputs', 16);
+    const values = new Float64Array(n), indices = new Float64Array(n);
+    const src = hostData(x);
+    const inner = shapeSize(x.shape.slice(axis + 1)), outer = shapeSize(x.shape.slice(0, axis));
+    const order = new Array<number>(dim);
+    if (n > 0) {
+      for (let o = 0; o < outer; o++) {
+        for (let j = 0; j < inner; j++) {
+          const base = o * dim * inner + j;
+          for (let i = 0; i < dim; i++) order[i] = i;
+          // Array.prototype.sort is stable: ties keep the lower index first.
+          order.sort((p, q) => (largest ? src[base + q * inner] - src[base + p * inner] : src[base + p * inner] - src[base + q * inner]));
+          for (let i = 0; i < k; i++) {
+            const at = (o * k + i) * inner + j;
+            values[at] = src[base + order[i] * inner];
+            indices[at] = order[i];
+          }
+        }
+      }
+    }
+    return [makeValue(ctx, x.dtype, outShape, values), new HostInts('int64', outShape, indices)];
+  };
+};
+
+/**
+ * ScatterElements: a copy of data with updates written at the positions indices name along
+ * `axis` (negative indices count from the end); reduction (opset 16: add, mul; 18: max, min)
+ * combines instead of overwriting. With reduction none and a repeated index the spec leaves the
+ * result undefined; here the last update wins.
+ */
+const ScatterElements: OpCompiler = (ctx) => {
+  ctx.arity(3, 3);
+  const axisAttr = ctx.attrs.int('axis', 0);
+  const reduction = ctx.opset >= 16 ? ctx.attrs.string('reduction', 'none') : 'none';
+  ctx.attrs.done();
+  const allowed = ctx.opset >= 18 ? ['none', 'add', 'mul', 'max', 'min'] : ['none', 'add', 'mul'];
+  if (!allowed.includes(reduction)) throw ctx.error(`reduction '${reduction}' is not supported at opset ${ctx.opset} (${allowed.join(', ')})`);
+  const combine = { none: (_a: number, b: number) => b, add: (a: number, b: number) => a + b, mul: (a: number, b: number) => a * b, max: Math.max, min: Math.min }[reduction]!;
+  return ([d0, i0, u0]) => {
+    const data = needInput(ctx, d0, 0), updates = needInput(ctx, u0, 2);
+    const idx = intInput(ctx, i0, 1, 'indices');
+    const dtype = sameType(ctx, [data, updates], ['float', 'int', 'bool'], 'data and updates');
+    const r = data.shape.length;
+    if (r === 0) throw ctx.error('data must have rank ≥ 1');
+    const axis = normAxisOf(ctx, axisAttr, r);
+    if (idx.shape.length !== r || updates.shape.length !== r || idx.shape.some((s, i) => s !== updates.shape[i] || (i !== axis && s > data.shape[i]))) {
+      throw ctx.error(`indices ${shapeStr(idx.shape)} and updates ${shapeStr(updates.shape)} must have the same shape, of data's rank and within data ${shapeStr(data.shape)} off the axis`);
+    }
+    ctx.checkElements(data.shape, 'output', 8);
+    const out = Float64Array.from(hostData(data));
+    const upd = hostData(updates);
+    const st = shapeStrides(data.shape);
+    const dim = data.shape[axis];
+    const pos = new Array<number>(r).fill(0);
+    for (let k = 0; k < idx.size; k++) {
+      let j = idx.data[k];
+      if (j < 0) j += dim;
+      if (!(j >= 0 && j < dim)) throw ctx.error(`index ${idx.data[k]} is out of range for axis ${axis} of size ${dim}`);
+      let at = 0;
+      for (let a = 0; a < r; a++) at += (a === axis ? j : pos[a]) * st[a];
+      out[at] = combine(out[at], upd[k]);
+      for (let a = r - 1; a >= 0; a--) {
+        if (++pos[a] < idx.shape[a]) break;
+        pos[a] = 0;
+      }
+    }
+    return [makeValue(ctx, dtype, data.shape, out)];
+  };
+};
 
 export const STANDARD_OPS: Record<string, OpCompiler> = {
   Add: binary('Add'),
@@ -1040,8 +1146,11 @@ export const STANDARD_OPS: Record<string, OpCompiler> = {
   Gather,
   ReduceSum: reduceOp('ReduceSum'),
   ReduceMean: reduceOp('ReduceMean'),
-  ReduceMax: reduceExtreme('ReduceMax'),
-  ReduceMin: reduceExtreme('ReduceMin'),
+  ReduceMax: reduceHost('ReduceMax'),
+  ReduceMin: reduceHost('ReduceMin'),
+  ReduceProd: reduceHost('ReduceProd'),
+  TopK,
+  ScatterElements: since(11, ScatterElements),
   Equal: compare('Equal'),
   Greater: compare('Greater'),
   Less: compare('Less'),
