@@ -48,7 +48,8 @@ MANIFEST_DOC = (
     'One entry per case folder. source: "pytorch" (torch.onnx.export output; expected outputs from '
     'PyTorch) or "keras-pattern" (a Keras->ONNX converter graph shape written with the ONNX helper '
     'API; expected outputs from a numpy transcription of the ONNX equations). pipeline: true when the '
-    'graph is embedding-or-float input -> recurrent stack -> head and maps onto a PyTorch module, '
+    'graph is embedding-or-float input -> recurrent stack -> head and maps onto a PyTorch module (packed-sequence '
+    'cases, with their extra lengths input, are false), '
     'described by layers: kind (RNN_TANH | RNN_RELU | LSTM | GRU, PyTorch mode names), numLayers, '
     'bidirectional, batchFirst, hiddenSize, inputSize (the recurrent input size: the embedding dim '
     'when there is an embedding), embedding ({numEmbeddings, dim} or null), head (see HEADS), '
@@ -227,7 +228,8 @@ def torch_case(name, kind, opset, num_layers=1, bidirectional=False, batch_first
         outs = out if isinstance(out, tuple) else (out,)
         sets.append(([x.numpy() for x in xs], [o.numpy() for o in outs]))
     write_case(name, model, sets, {
-        'source': 'pytorch', 'pipeline': True, 'dynamicAxes': dynamic,
+        # Packed cases have a second input (lengths) and two outputs: not the one-input pipeline shape.
+        'source': 'pytorch', 'pipeline': not packed, 'dynamicAxes': dynamic,
         'layers': {'kind': kind, 'numLayers': num_layers, 'bidirectional': bidirectional, 'batchFirst': batch_first,
                    'hiddenSize': hidden, 'inputSize': rin,
                    'embedding': {'numEmbeddings': embedding[0], 'dim': embedding[1]} if embedding else None,
