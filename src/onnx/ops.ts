@@ -12,8 +12,10 @@
  * The ops the spec introduced after opset 7 are refused in older models, and each takes the element
  * types its spec allows at the model's opset.
  *
- * Float math runs on the recur backend through recur's ops; integer tensors (ids, shapes, axes)
- * are handled on the host. Where an opset changed an operator (Softmax's axis semantics in 13,
+ * The layers' float math (MatMul, Gemm, the activations, Softmax, …) runs on the recur backend
+ * through recur's ops; integer tensors (ids, shapes, axes) are handled on the host, and so are the
+ * comparisons, masks, sorts and small element-wise functions above (in float64, rounded once to the
+ * output type: they are small next to the recurrent layers, and exact types matter more there). Where an opset changed an operator (Softmax's axis semantics in 13,
  * Squeeze/Unsqueeze/Split axes moving from attributes to inputs in 13, Slice in 10), both forms
  * are implemented and chosen by the model's opset.
  *
