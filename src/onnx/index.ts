@@ -11,3 +11,5 @@ export { loadOnnx, OnnxModel, MIN_OPSET, MAX_OPSET, SUPPORTED_OPERATORS, type Lo
 export { LimitError, DEFAULT_LIMITS, resolveLimits, type Limits } from '../io/limits.ts';
 export { exportOnnx, buildOnnxModel, referenceForward, charLMExportSpec, EXPORT_OPSET, EXPORT_IR_VERSION, type ExportSpec, type ExportStep } from './export.ts';
 export { buildModel, modelProto, attribute, type ModelSpec, type NodeSpec, type ValueSpec, type AttrValue } from './builder.ts';
+export { convertOnnx, summarize as summarizePipeline, OnnxConvertError, type ConvertedOnnx, type ConvertOnnxOptions } from './convert.ts';
+export { PipelineModel, parsePipelineConfig, pipelineConfigSchema, pipelineStepSchema, type PipelineConfig, type PipelineStep, type TokenIds } from './convert-model.ts';
