@@ -22,7 +22,7 @@ import { abs, add, div, exp, log, mean, mul, neg, relu, sigmoid, sqrt, sub, sum,
 import { linear, matmul } from '../autograd/ops/linalg.ts';
 import { embedding, logSoftmax, softmax } from '../autograd/ops/nn.ts';
 import { concat, permute, reshape, slice } from '../autograd/ops/shape.ts';
-import { dtypeOfCode, isFloatDType, type IntDType } from './tensor.ts';
+import { dtypeOfCode, isFloatDType, type IntDType, type OnnxDType } from './tensor.ts';
 import {
   HostInts, bytesPerElement, describeValue, floatInput, intInput, normAxisOf, toValue,
   type Kernel, type NodeContext, type Value,
@@ -495,8 +495,9 @@ function sliceAxis(x: Value, axis: number, start: number, len: number, step: num
 const Slice: OpCompiler = (ctx) => {
   const modern = ctx.opset >= 10;
   ctx.arity(modern ? 3 : 1, modern ? 5 : 1);
-  const attrStarts = modern ? undefined : ctx.attrs.ints('starts');
-  const attrEnds = modern ? undefined : ctx.attrs.ints('ends');
+  // Exporters write INT64_MAX / INT64_MIN for "to the end"; clamped, they mean the same.
+  const attrStarts = modern ? undefined : ctx.attrs.ints('starts', true);
+  const attrEnds = modern ? undefined : ctx.attrs.ints('ends', true);
   const attrAxes = modern ? undefined : ctx.attrs.ints('axes');
   if (!modern && (!attrStarts || !attrEnds)) throw ctx.error("attributes 'starts' and 'ends' are required");
   ctx.attrs.done();
@@ -610,6 +611,379 @@ function reduceOp(kind: 'ReduceSum' | 'ReduceMean'): OpCompiler {
   };
 }
 
+// ---- host element-wise: comparisons, logic, selection, the math recur's ops lack ----------------------
+//
+// These run on the host in float64 over broadcast copies of their inputs and round once to the
+// output type. The graphs that use them (masks, shape arithmetic, a clip or pow in a head) are small
+// next to the recurrent layers, and exact element types matter more here than speed: a comparison
+// of int64 shape values or a bool mask never touches the backend.
+
+function hostData(v: Value): ArrayLike<number> {
+  return v instanceof Tensor ? v.toArray() : v.data;
+}
+
+/** A host array as a runtime value of `dtype` (floats go to the backend, rounded once). */
+function makeValue(ctx: NodeContext, dtype: OnnxDType, shape: readonly number[], data: Float64Array): Value {
+  return isFloatDType(dtype) ? new Tensor(ctx.backend.fromArray(data, dtype), shape) : new HostInts(dtype as IntDType, shape, data);
+}
+
+/**
+ * Numpy-style broadcasting of `vs` on the host, then out[i] = f(a[i], b[i], c[i]). Announces the
+ * output and the broadcast copies to checkElements before allocating any of them.
+ */
+function broadcastHost(ctx: NodeContext, vs: readonly Value[], outDtype: OnnxDType, f: (a: number, b: number, c: number) => number, to: readonly number[] = []): Value {
+  let shape = [...to];
+  for (const v of vs) shape = broadcastShape(ctx, shape, v.shape);
+  const n = ctx.checkElements(shape, 'output', 8 * (vs.length + 1));
+  const full = vs.map((v) => {
+    const d = hostData(v);
+    if (v.shape.length === shape.length && d.length === n) return d;
+    const out = new Float64Array(n);
+    if (n > 0) broadcastTo(d, v.shape, shape, out);
+    return out;
+  });
+  const out = new Float64Array(n);
+  const [a, b = a, c = a] = full;
+  for (let i = 0; i < n; i++) out[i] = f(a[i], b[i], c[i]);
+  return makeValue(ctx, outDtype, shape, out);
+}
+
+/** The element type of a value, checked to be one of `allowed` ('float', 'int', 'bool'). */
+function kindOf(v: Value): 'float' | 'int' | 'bool' {
+  return v instanceof Tensor ? 'float' : v.dtype === 'bool' ? 'bool' : 'int';
+}
+
+function sameType(ctx: NodeContext, vs: readonly Value[], allowed: readonly ('float' | 'int' | 'bool')[], what = 'inputs'): OnnxDType {
+  const d = vs[0].dtype;
+  for (const v of vs) {
+    if (!allowed.includes(kindOf(v))) throw ctx.error(`${what} must be ${allowed.join(' or ')}, got ${describeValue(v)}`);
+    if (v.dtype !== d) throw ctx.error(`${what} mix ${d} and ${v.dtype}; ONNX requires one element type`);
+  }
+  return d;
+}
+
+function compare(kind: 'Equal' | 'Greater' | 'Less' | 'GreaterOrEqual' | 'LessOrEqual'): OpCompiler {
+  const f = {
+    Equal: (a: number, b: number) => (a === b ? 1 : 0),
+    Greater: (a: number, b: number) => (a > b ? 1 : 0),
+    Less: (a: number, b: number) => (a < b ? 1 : 0),
+    GreaterOrEqual: (a: number, b: number) => (a >= b ? 1 : 0),
+    LessOrEqual: (a: number, b: number) => (a <= b ? 1 : 0),
+  }[kind];
+  return (ctx) => {
+    ctx.arity(2, 2);
+    ctx.attrs.done();
+    return ([a0, b0]) => {
+      const a = needInput(ctx, a0, 0), b = needInput(ctx, b0, 1);
+      sameType(ctx, [a, b], kind === 'Equal' ? ['float', 'int', 'bool'] : ['float', 'int']);
+      return [broadcastHost(ctx, [a, b], 'bool', f)];
+    };
+  };
+}
+
+function logic(kind: 'And' | 'Or' | 'Xor'): OpCompiler {
+  const f = { And: (a: number, b: number) => a & b, Or: (a: number, b: number) => a | b, Xor: (a: number, b: number) => a ^ b }[kind];
+  return (ctx) => {
+    ctx.arity(2, 2);
+    ctx.attrs.done();
+    return ([a0, b0]) => {
+      const a = needInput(ctx, a0, 0), b = needInput(ctx, b0, 1);
+      sameType(ctx, [a, b], ['bool']);
+      return [broadcastHost(ctx, [a, b], 'bool', f)];
+    };
+  };
+}
+
+const Not: OpCompiler = (ctx) => {
+  ctx.arity(1, 1);
+  ctx.attrs.done();
+  return ([x0]) => {
+    const x = needInput(ctx, x0, 0);
+    sameType(ctx, [x], ['bool'], 'input');
+    return [broadcastHost(ctx, [x], 'bool', (a) => 1 - a)];
+  };
+};
+
+const Where: OpCompiler = (ctx) => {
+  ctx.arity(3, 3);
+  ctx.attrs.done();
+  return ([c0, x0, y0]) => {
+    const c = needInput(ctx, c0, 0), x = needInput(ctx, x0, 1), y = needInput(ctx, y0, 2);
+    sameType(ctx, [c], ['bool'], 'condition');
+    const dtype = sameType(ctx, [x, y], ['float', 'int', 'bool'], 'X and Y');
+    return [broadcastHost(ctx, [c, x, y], dtype, (k, a, b) => (k ? a : b))];
+  };
+};
+
+/** Min / Max: variadic, broadcasting; a NaN anywhere makes the element NaN (as Math.min/max do). */
+function minMax(kind: 'Min' | 'Max'): OpCompiler {
+  return (ctx) => {
+    if (ctx.inputs.length < 1) throw ctx.error('needs at least one input');
+    ctx.arity(1, ctx.inputs.length);
+    ctx.attrs.done();
+    return (inputs) => {
+      const xs = inputs.map((v, i) => needInput(ctx, v, i));
+      const dtype = sameType(ctx, xs, ['float', 'int']);
+      const f = kind === 'Min' ? Math.min : Math.max;
+      let acc = xs[0];
+      if (xs.length === 1) return [broadcastHost(ctx, [acc], dtype, (a) => a)];
+      for (let k = 1; k < xs.length; k++) acc = broadcastHost(ctx, [acc, xs[k]], dtype, f);
+      return [acc];
+    };
+  };
+}
+
+const Clip: OpCompiler = (ctx) => {
+  const modern = ctx.opset >= 11;
+  ctx.arity(1, modern ? 3 : 1);
+  const attrMin = modern ? undefined : ctx.attrs.float('min');
+  const attrMax = modern ? undefined : ctx.attrs.float('max');
+  ctx.attrs.done();
+  const scalar = (v: Value | null, i: number, name: string, dtype: OnnxDType): number | undefined => {
+    if (!v) return undefined;
+    if (v.dtype !== dtype) throw ctx.error(`${name} is ${v.dtype}, the input is ${dtype}`);
+    if (v.size !== 1) throw ctx.error(`${name} must be a scalar, got ${describeValue(v)}`);
+    return hostData(v)[0];
+  };
+  return ([x0, lo0, hi0]) => {
+    const x = needInput(ctx, x0, 0);
+    const dtype = sameType(ctx, [x], ctx.opset >= 12 ? ['float', 'int'] : ['float'], 'input');
+    // Without a bound, the bound is the type's extreme: no clipping on that side.
+    const lo = (modern ? scalar(lo0 ?? null, 1, 'min', dtype) : attrMin) ?? -Infinity;
+    const hi = (modern ? scalar(hi0 ?? null, 2, 'max', dtype) : attrMax) ?? Infinity;
+    // min > max gives max everywhere (the spec's rule, and what this order of min/max does).
+    return [broadcastHost(ctx, [x], dtype, (a) => (Number.isNaN(a) ? a : Math.min(Math.max(a, lo), hi)))];
+  };
+};
+
+const Pow: OpCompiler = (ctx) => {
+  ctx.arity(2, 2);
+  ctx.attrs.done();
+  return ([x0, y0]) => {
+    const x = needInput(ctx, x0, 0), y = needInput(ctx, y0, 1);
+    const dtype = sameType(ctx, [x], ctx.opset >= 12 ? ['float', 'int'] : ['float'], 'X');
+    if (ctx.opset < 12) sameType(ctx, [x, y], ['float'], 'X and Y');
+    else sameType(ctx, [y], ['float', 'int'], 'Y');
+    const isInt = !isFloatDType(dtype);
+    return [broadcastHost(ctx, [x, y], dtype, (a, b) => (isInt ? Math.trunc(a ** b) : a ** b))];
+  };
+};
+
+/** erf(x) by Numerical Recipes' erfc Chebyshev fit (fractional error < 1.2e-7, below float32's). */
+function erf(x: number): number {
+  const z = Math.abs(x);
+  const t = 1 / (1 + 0.5 * z);
+  const r = t * Math.exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806
+    + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+  return x >= 0 ? 1 - r : r - 1;
+}
+
+/** A float element-wise function with float attributes (alpha, beta), on the host. */
+function hostUnary(kind: string, attrs: Record<string, number>, f: (x: number, a: Record<string, number>) => number): OpCompiler {
+  return (ctx) => {
+    ctx.arity(1, 1);
+    const a: Record<string, number> = {};
+    for (const [k, dflt] of Object.entries(attrs)) a[k] = ctx.attrs.float(k, dflt);
+    ctx.attrs.done();
+    return ([x0]) => {
+      const x = floatInput(ctx, x0, 0, `${kind} input`);
+      return [broadcastHost(ctx, [x], x.dtype, (v) => f(v, a))];
+    };
+  };
+}
+
+// ---- shape-building operators ---------------------------------------------------------------------
+
+/** A 1-D int64 shape input, every entry a non-negative integer. */
+function shapeInput(ctx: NodeContext, v: Value | null, i: number, name: string): number[] {
+  const s = intList(ctx, v, i, name);
+  for (const d of s) if (d < 0 || !Number.isSafeInteger(d)) throw ctx.error(`${name} ${shapeStr(s)} has a negative or invalid dimension`);
+  return s;
+}
+
+const ConstantOfShape: OpCompiler = (ctx) => {
+  ctx.arity(1, 1);
+  const t = ctx.attrs.tensor('value');
+  ctx.attrs.done();
+  if (t && t.data.length !== 1) throw ctx.error(`attribute 'value' must hold one element, got ${shapeStr(t.shape)}`);
+  const dtype: OnnxDType = t?.dtype ?? 'float32';
+  const fill = t ? t.data[0] : 0;
+  return ([s0]) => {
+    const shape = shapeInput(ctx, s0, 0, 'shape');
+    const n = ctx.checkElements(shape, 'output', bytesPerElement(dtype));
+    return [makeValue(ctx, dtype, shape, new Float64Array(n).fill(fill))];
+  };
+};
+
+const Expand: OpCompiler = (ctx) => {
+  ctx.arity(2, 2);
+  ctx.attrs.done();
+  return ([x0, s0]) => {
+    const x = needInput(ctx, x0, 0);
+    // Bidirectional broadcasting: a 1 in `shape` keeps x's dimension (shape may also be shorter).
+    const shape = broadcastShape(ctx, x.shape, intList(ctx, s0, 1, 'shape'));
+    if (shape.length === x.shape.length && shape.every((d, i) => d === x.shape[i])) return [x];
+    return [broadcastHost(ctx, [x], x.dtype, (a) => a, shape)];
+  };
+};
+
+const Tile: OpCompiler = (ctx) => {
+  ctx.arity(2, 2);
+  ctx.attrs.done();
+  return ([x0, r0]) => {
+    const x = needInput(ctx, x0, 0);
+    const reps = shapeInput(ctx, r0, 1, 'repeats');
+    const r = x.shape.length;
+    if (reps.length !== r) throw ctx.error(`repeats ${shapeStr(reps)} must have one entry per input axis (${r})`);
+    const outShape = x.shape.map((s, i) => s * reps[i]);
+    const n = ctx.checkElements(outShape, 'output', 8);
+    // Output index o_i = k_i·s_i + j_i: row-major over (k_0, j_0, k_1, j_1, …), i.e. x laid out as
+    // [1, s_0, 1, s_1, …] broadcast to [r_0, s_0, r_1, s_1, …] — one strided copy.
+    const st = shapeStrides(x.shape);
+    const interleaved = x.shape.flatMap((s, i) => [reps[i], s]);
+    const strides = st.flatMap((s) => [0, s]);
+    const out = new Float64Array(n);
+    if (n > 0) stridedCopy(hostData(x), 0, strides, interleaved, out);
+    return [makeValue(ctx, x.dtype, outShape, out)];
+  };
+};
+
+const Range: OpCompiler = (ctx) => {
+  ctx.arity(3, 3);
+  ctx.attrs.done();
+  return (inputs) => {
+    const vs = inputs.map((v, i) => needInput(ctx, v, i));
+    const dtype = sameType(ctx, vs, ['float', 'int'], 'start, limit and delta');
+    for (const [i, v] of vs.entries()) if (v.size !== 1 || v.shape.length > 1) throw ctx.error(`${['start', 'limit', 'delta'][i]} must be a scalar, got ${describeValue(v)}`);
+    const [start, limit, delta] = vs.map((v) => hostData(v)[0]);
+    if (delta === 0 || !Number.isFinite(delta) || !Number.isFinite(start) || !Number.isFinite(limit)) throw ctx.error(`start ${start}, limit ${limit}, delta ${delta} do not make a range`);
+    const count = Math.max(Math.ceil((limit - start) / delta), 0);
+    const n = ctx.checkElements([count], 'output', 8);
+    const out = new Float64Array(n);
+    // Accumulate as the reference does (value += delta in the element type), not start + i·delta.
+    const round = dtype === 'float32' ? Math.fround : (v: number) => v;
+    let v = round(start);
+    for (let i = 0; i < n; i++, v = round(v + delta)) out[i] = v;
+    return [makeValue(ctx, dtype, [n], out)];
+  };
+};
+
+const Pad: OpCompiler = (ctx) => {
+  const modern = ctx.opset >= 11;
+  ctx.arity(modern ? 2 : 1, modern ? (ctx.opset >= 18 ? 4 : 3) : 1);
+  const mode = ctx.attrs.string('mode', 'constant');
+  const attrPads = modern ? undefined : ctx.attrs.ints(ctx.opset >= 2 ? 'pads' : 'paddings');
+  const attrValue = modern ? undefined : ctx.attrs.float('value', 0);
+  ctx.attrs.done();
+  if (mode !== 'constant' && mode !== 'reflect' && mode !== 'edge') throw ctx.error(`mode '${mode}' is not supported (constant, reflect, edge)`);
+  if (!modern && !attrPads) throw ctx.error("attribute 'pads' is required");
+  return (inputs) => {
+    const x = needInput(ctx, inputs[0], 0);
+    const r = x.shape.length;
+    const padList = modern ? intList(ctx, inputs[1], 1, 'pads') : attrPads!;
+    const axes = modern && inputs[3] ? intList(ctx, inputs[3], 3, 'axes').map((a) => normAxisOf(ctx, a, r)) : [...Array(r).keys()];
+    if (new Set(axes).size !== axes.length) throw ctx.error(`axes ${shapeStr(axes)} repeat an axis`);
+    if (padList.length !== 2 * axes.length) throw ctx.error(`pads ${shapeStr(padList)} must have 2 × ${axes.length} entries`);
+    let fill = attrValue ?? 0;
+    if (modern && inputs[2]) {
+      const c = inputs[2];
+      if (c.dtype !== x.dtype) throw ctx.error(`constant_value is ${c.dtype}, the input is ${x.dtype}`);
+      if (c.size !== 1) throw ctx.error(`constant_value must be a scalar, got ${describeValue(c)}`);
+      fill = hostData(c)[0];
+    }
+    const begin = new Array<number>(r).fill(0), end = new Array<number>(r).fill(0);
+    axes.forEach((a, k) => {
+      begin[a] = padList[k];
+      end[a] = padList[k + axes.length];
+    });
+    const outShape = x.shape.map((s, i) => s + begin[i] + end[i]);
+    if (outShape.some((d) => d < 0)) throw ctx.error(`pads ${shapeStr(padList)} crop more than input ${shapeStr(x.shape)} holds`);
+    for (let i = 0; i < r; i++) {
+      if (mode === 'reflect' && (begin[i] > 0 || end[i] > 0) && (begin[i] >= x.shape[i] || end[i] >= x.shape[i])) {
+        throw ctx.error(`reflect padding of ${Math.max(begin[i], end[i])} needs axis ${i} longer than its size ${x.shape[i]}`);
+      }
+      if (mode === 'edge' && x.shape[i] === 0 && outShape[i] > 0) throw ctx.error(`edge padding of an empty axis ${i}`);
+    }
+    const n = ctx.checkElements(outShape, 'output', 8);
+    // Per axis, the source coordinate of every output coordinate (−1: the fill value).
+    const maps = outShape.map((len, i) => {
+      const dim = x.shape[i];
+      const m = new Int32Array(len);
+      for (let o = 0; o < len; o++) {
+        let s = o - begin[i];
+        if (s < 0 || s >= dim) {
+          if (mode === 'constant') s = -1;
+          else if (mode === 'edge') s = s < 0 ? 0 : dim - 1;
+          else s = s < 0 ? -s : 2 * (dim - 1) - s;
+        }
+        m[o] = s;
+      }
+      return m;
+    });
+    const src = hostData(x);
+    const st = shapeStrides(x.shape);
+    const out = new Float64Array(n);
+    const idx = new Array<number>(r).fill(0);
+    for (let k = 0; k < n; k++) {
+      let pos = 0;
+      for (let a = 0; a < r && pos >= 0; a++) {
+        const s = maps[a][idx[a]];
+        pos = s < 0 ? -1 : pos + s * st[a];
+      }
+      out[k] = pos < 0 ? fill : src[pos];
+      for (let a = r - 1; a >= 0; a--) {
+        if (++idx[a] < outShape[a]) break;
+        idx[a] = 0;
+      }
+    }
+    return [makeValue(ctx, x.dtype, outShape, out)];
+  };
+};
+
+/** ReduceMax / ReduceMin (axes an input from opset 18), on floats and integers, on the host. */
+function reduceExtreme(kind: 'ReduceMax' | 'ReduceMin'): OpCompiler {
+  return (ctx) => {
+    const modern = ctx.opset >= 18;
+    ctx.arity(1, modern ? 2 : 1);
+    const keepDims = ctx.attrs.int('keepdims', 1) !== 0;
+    const attrAxes = modern ? undefined : ctx.attrs.ints('axes');
+    const noopEmpty = modern ? ctx.attrs.int('noop_with_empty_axes', 0) !== 0 : false;
+    ctx.attrs.done();
+    const f = kind === 'ReduceMax' ? Math.max : Math.min;
+    return (inputs) => {
+      const x = needInput(ctx, inputs[0], 0);
+      const dtype = sameType(ctx, [x], ['float', 'int'], 'input');
+      const given = modern ? (inputs[1] ? intList(ctx, inputs[1], 1, 'axes') : undefined) : attrAxes;
+      if ((!given || given.length === 0) && noopEmpty) return [x];
+      const r = x.shape.length;
+      const axes = given && given.length ? given.map((a) => normAxisOf(ctx, a, r)) : [...Array(r).keys()];
+      const reduced = new Set(axes);
+      if (reduced.size !== axes.length) throw ctx.error(`axes ${shapeStr(given ?? [])} repeat an axis`);
+      for (const a of reduced) if (x.shape[a] === 0) throw ctx.error(`cannot take ${kind === 'ReduceMax' ? 'the maximum' : 'the minimum'} over empty axis ${a}`);
+      const kept = x.shape.map((s, i) => (reduced.has(i) ? 1 : s));
+      const n = ctx.checkElements(kept, 'output', 8);
+      const out = new Float64Array(n).fill(kind === 'ReduceMax' ? -Infinity : Infinity);
+      // Walk the input once; its reduced axes have stride 0 in the output.
+      const ost = shapeStrides(kept).map((s, i) => (reduced.has(i) ? 0 : s));
+      const src = hostData(x);
+      const idx = new Array<number>(r).fill(0);
+      let pos = 0;
+      for (let k = 0; k < src.length; k++) {
+        out[pos] = f(out[pos], src[k]);
+        for (let a = r - 1; a >= 0; a--) {
+          idx[a]++;
+          pos += ost[a];
+          if (idx[a] < x.shape[a]) break;
+          pos -= ost[a] * x.shape[a];
+          idx[a] = 0;
+        }
+      }
+      const outShape = keepDims ? kept : x.shape.filter((_, i) => !reduced.has(i));
+      return [makeValue(ctx, dtype, outShape, out)];
+    };
+  };
+}
+
 export const STANDARD_OPS: Record<string, OpCompiler> = {
   Add: binary('Add'),
   Sub: binary('Sub'),
@@ -643,4 +1017,30 @@ export const STANDARD_OPS: Record<string, OpCompiler> = {
   Gather,
   ReduceSum: reduceOp('ReduceSum'),
   ReduceMean: reduceOp('ReduceMean'),
+  ReduceMax: reduceExtreme('ReduceMax'),
+  ReduceMin: reduceExtreme('ReduceMin'),
+  Equal: compare('Equal'),
+  Greater: compare('Greater'),
+  Less: compare('Less'),
+  GreaterOrEqual: compare('GreaterOrEqual'),
+  LessOrEqual: compare('LessOrEqual'),
+  Not,
+  And: logic('And'),
+  Or: logic('Or'),
+  Xor: logic('Xor'),
+  Where,
+  Min: minMax('Min'),
+  Max: minMax('Max'),
+  Clip,
+  Pow,
+  Erf: hostUnary('Erf', {}, erf),
+  Softplus: hostUnary('Softplus', {}, (x) => (x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x)))),
+  HardSigmoid: hostUnary('HardSigmoid', { alpha: 0.2, beta: 0.5 }, (x, a) => Math.max(0, Math.min(1, a.alpha * x + a.beta))),
+  LeakyRelu: hostUnary('LeakyRelu', { alpha: 0.01 }, (x, a) => (x >= 0 ? x : a.alpha * x)),
+  Elu: hostUnary('Elu', { alpha: 1 }, (x, a) => (x > 0 ? x : a.alpha * (Math.exp(x) - 1))),
+  ConstantOfShape,
+  Expand,
+  Tile,
+  Range,
+  Pad,
 };

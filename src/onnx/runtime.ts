@@ -250,12 +250,21 @@ export class Attrs {
     return a ? decodeString(a.s ?? new Uint8Array(0)) : dflt;
   }
 
-  ints(name: string): number[] | undefined {
+  /**
+   * An INTS attribute. `clamp`: values past ±2^53 (Slice's INT64_MAX "to the end") become
+   * ±Number.MAX_SAFE_INTEGER instead of an error — only for attributes where that means the same.
+   */
+  ints(name: string, clamp = false): number[] | undefined {
     const a = this.get(name, AttrType.INTS);
     if (!a) return undefined;
     const v = a.ints ?? [];
-    for (const x of v) if (!Number.isSafeInteger(x)) throw new OnnxError(`${this.label}: attribute '${name}' holds ${x}, out of range`);
-    return [...v];
+    const out: number[] = [];
+    for (const x of v) {
+      if (Number.isSafeInteger(x)) out.push(x);
+      else if (clamp && (x === Infinity || x === -Infinity || Number.isInteger(x))) out.push(x > 0 ? Number.MAX_SAFE_INTEGER : -Number.MAX_SAFE_INTEGER);
+      else throw new OnnxError(`${this.label}: attribute '${name}' holds ${x}, out of range`);
+    }
+    return out;
   }
 
   floats(name: string): number[] | undefined {
