@@ -60,11 +60,39 @@ export const pipelineConfigSchema = z.strictObject({
   input: z.enum(['ids', 'features']),
   /** The graph's input (and sequence output) are batch-major [B, T, …]. */
   batchFirst: z.boolean(),
+  /**
+   * Initial-state inputs after the main input, in graph order: 'h' (and 'c' for an LSTM)
+   * [L·D, B, H] of the pipeline's one recurrent module (default none: zero states).
+   */
+  stateInputs: z.array(z.enum(['h', 'c'])).max(2).default([]),
+  /**
+   * The graph's outputs in order: 'output' (the pipeline's result), the recurrent module's final
+   * states 'h', 'c' [L·D, B, H], or 'hRow', 'cRow' [B, H] when L·D = 1 (default ['output']).
+   */
+  outputs: z.array(z.enum(['output', 'h', 'c', 'hRow', 'cRow'])).min(1).max(3).default(['output']),
   steps: z.array(pipelineStepSchema).min(1),
 });
 
 export type PipelineStep = z.infer<typeof pipelineStepSchema>;
 export type PipelineConfig = z.infer<typeof pipelineConfigSchema>;
+/** A config as written (stateInputs and outputs may be left out). */
+export type PipelineConfigInput = z.input<typeof pipelineConfigSchema>;
+
+/** What `PipelineModel.run` returns: the result, the final states, and the graph's outputs in order. */
+export interface PipelineOutput {
+  output: Tensor;
+  /** The recurrent module's final states [L·D, B, H] (of the last recurrent step). */
+  h: Tensor;
+  c: Tensor | null;
+  /** In the order of config.outputs. */
+  outputs: Tensor[];
+}
+
+/** Initial states for `run`, [L·D, B, H] each. */
+export interface PipelineState {
+  h?: Tensor | null;
+  c?: Tensor | null;
+}
 
 /** Validate a stored config; an error names the key and what was expected. */
 export function parsePipelineConfig(v: unknown): PipelineConfig {
@@ -116,7 +144,15 @@ function checkChain(c: PipelineConfig): void {
       default: break;
     }
   });
-  if (!c.steps.some((s) => s.op === 'recurrent')) throw new OnnxError('pipeline config: the steps have no recurrent layer');
+  const recs = c.steps.filter((s) => s.op === 'recurrent');
+  if (recs.length === 0) throw new OnnxError('pipeline config: the steps have no recurrent layer');
+  if (c.outputs.filter((o) => o === 'output').length !== 1) throw new OnnxError("pipeline config: outputs must name 'output' once");
+  const states = [...c.stateInputs, ...c.outputs.filter((o) => o !== 'output')];
+  if (states.length && recs.length !== 1) throw new OnnxError('pipeline config: state inputs and outputs need exactly one recurrent step');
+  const rec = recs[0] as Extract<PipelineStep, { op: 'recurrent' }>;
+  if (states.some((s) => s[0] === 'c') && rec.cell !== 'lstm') throw new OnnxError(`pipeline config: a cell state 'c' needs an LSTM, the recurrent step is ${rec.cell}`);
+  if (states.some((s) => s.endsWith('Row')) && rec.numLayers * (rec.bidirectional ? 2 : 1) !== 1) throw new OnnxError("pipeline config: 'hRow'/'cRow' outputs need one layer and one direction");
+  if (new Set(c.stateInputs).size !== c.stateInputs.length) throw new OnnxError('pipeline config: stateInputs names a state twice');
 }
 
 /** A module that only holds sub-modules (the `encoder` of `encoder.rnn`). */
@@ -131,7 +167,7 @@ export class PipelineModel extends Module {
   /** The module of each step that has parameters (null for the others), by step index. */
   private readonly modules: (Module | null)[];
 
-  constructor(config: PipelineConfig) {
+  constructor(config: PipelineConfigInput) {
     super();
     this.config = parsePipelineConfig(config);
     checkChain(this.config);
@@ -167,12 +203,17 @@ export class PipelineModel extends Module {
     return new PipelineModel(parsePipelineConfig(config));
   }
 
+  /** The pipeline's result only (see run). */
+  forward(input: TokenIds | Tensor, state: PipelineState = {}): Tensor {
+    return this.run(input, state).output;
+  }
+
   /**
-   * Run the pipeline. `input`: token ids (config.input 'ids') or a float tensor [T, B, I]
+   * Run the pipeline from `state` (zeros where not given). `input`: token ids (config.input 'ids') or a float tensor [T, B, I]
    * ([B, T, I] batch-first). Returns what the converted graph's output holds: [B, F] after a
    * pooling step, else a sequence [T, B, F] ([B, T, F] batch-first).
    */
-  forward(input: TokenIds | Tensor): Tensor {
+  run(input: TokenIds | Tensor, state: PipelineState = {}): PipelineOutput {
     const { batchFirst: bf } = this.config;
     let x: Tensor | null = null;
     let ids: TokenIds | null = null;
@@ -186,6 +227,7 @@ export class PipelineModel extends Module {
       x = bf ? permute(input, [1, 0, 2]) : input;
     }
     let lastH: Tensor | null = null;
+    let lastC: Tensor | null = null;
     let lastD = 1;
     let pooled = false;
     this.config.steps.forEach((s, i) => {
@@ -204,9 +246,10 @@ export class PipelineModel extends Module {
           break;
         }
         case 'recurrent': {
-          const r = (m as RecurrentBase).forward(x!);
+          const r = (m as RecurrentBase).forward(x!, { h: state.h ?? null, c: state.c ?? null });
           x = r.output;
           lastH = r.h;
+          lastC = r.c;
           lastD = s.bidirectional ? 2 : 1;
           break;
         }
@@ -242,7 +285,18 @@ export class PipelineModel extends Module {
           break;
       }
     });
-    const y = x!;
-    return !pooled && bf ? permute(y, [1, 0, 2]) : y;
+    const output = !pooled && bf ? permute(x!, [1, 0, 2]) : x!;
+    const h = lastH!;
+    const rowOf = (t: Tensor): Tensor => reshape(t, [t.shape[1], t.shape[2]]);
+    const outputs = this.config.outputs.map((o) => {
+      switch (o) {
+        case 'output': return output;
+        case 'h': return h;
+        case 'hRow': return rowOf(h);
+        case 'c': return lastC!;
+        case 'cRow': return rowOf(lastC!);
+      }
+    });
+    return { output, h, c: lastC, outputs };
   }
 }

@@ -82,9 +82,11 @@ type Val =
   /** a recurrent node's Y [T, D, B, H], and Y transposed to [T, B, D, H] */
   | { k: 'y4' | 'y4t'; D: number; H: number; steps: Steps }
   /** final states [n, B, H] (Y_h, slices, concatenations), or transposed [B, n, H] */
-  | { k: 'hstates' | 'hstatesT'; rows: Row[]; H: number; id: number; steps: Steps }
+  | { k: 'hstates' | 'hstatesT'; state: 'h' | 'c'; rows: Row[]; H: number; id: number; steps: Steps }
   /** final-state rows side by side, [B, n·H] */
-  | { k: 'hcat'; rows: Row[]; H: number; id: number; steps: Steps }
+  | { k: 'hcat'; state: 'h' | 'c'; rows: Row[]; H: number; id: number; steps: Steps }
+  /** an initial-state graph input [L·D, B, H] (rows [start, end) of it after a Slice; end null: all) */
+  | { k: 'state0'; input: string; start: number; end: number | null }
   /** [B, F] */
   | { k: 'vec'; F: number; steps: Steps }
   /** a value the converter knows but that no pipeline step can take (an LSTM's Y_c) */
@@ -175,10 +177,16 @@ export function convertOnnx(bytes: Uint8Array | ModelProto, opts: ConvertOnnxOpt
 
   // the graph input: token ids or float features
   const dataInputs = (graph.input ?? []).filter((i) => !vals.has(i.name ?? ''));
-  if (dataInputs.length !== 1) {
-    throw new OnnxConvertError(`the graph has ${dataInputs.length} inputs (${dataInputs.map((i) => `'${i.name}'`).join(', ') || 'none'}); a convertible pipeline has one (token ids or features), without lengths or state inputs`);
-  }
+  if (dataInputs.length === 0) throw new OnnxConvertError('the graph has no input');
   const input = dataInputs[0];
+  // the others can only be initial states [L·D, B, H] of a recurrent module (checked where they are used)
+  for (const extra of dataInputs.slice(1)) {
+    const et = extra.type?.tensor_type;
+    if (!isFloatDType(dtypeOfCode(et?.elem_type, `input '${extra.name}'`)) || (et?.shape?.dim && et.shape.dim.length !== 3)) {
+      throw new OnnxConvertError(`input '${extra.name}' is not a float [L·D, B, H] initial state; a convertible pipeline has one data input (token ids or features) and optionally initial states (no lengths)`);
+    }
+    vals.set(extra.name ?? '', { k: 'state0', input: extra.name ?? '', start: 0, end: null });
+  }
   const tt = input.type?.tensor_type;
   const inDtype = dtypeOfCode(tt?.elem_type, `input '${input.name}'`);
   const inRank = tt?.shape?.dim?.length;
@@ -196,6 +204,8 @@ export function convertOnnx(bytes: Uint8Array | ModelProto, opts: ConvertOnnxOpt
   /** Whether the graph input is batch-major; fixed by the first recurrent node (it reads time-major). */
   let bf: boolean | null = null;
   let nextId = 0;
+  /** Where initial-state inputs feed recurrent nodes (checked against the final pipeline). */
+  const stateUses: { input: string; start: number; end: number | null; which: 'h' | 'c'; node: string; id: number; layer: number; D: number }[] = [];
 
   for (const n of graph.node ?? []) {
     const label = `node '${n.name || (n.output ?? [])[0] || '?'}' (${n.op_type})`;
@@ -214,7 +224,9 @@ export function convertOnnx(bytes: Uint8Array | ModelProto, opts: ConvertOnnxOpt
       if (outs[k]) vals.set(outs[k], v);
     };
     const op = n.op_type ?? '';
-    const data = ins.filter((v): v is DataVal => v !== null && isData(v));
+    // (a recurrent node's initial states are checked with the node, not as a second chain)
+    const recurrentOp = op === 'RNN' || op === 'GRU' || op === 'LSTM';
+    const data = ins.filter((v, k): v is DataVal => v !== null && isData(v) && !(recurrentOp && k >= 5 && v.k === 'state0'));
     const constOf = (k: number, what: string): OnnxTensor => {
       const v = ins[k];
       if (!v) return fail(`${what} is missing`);
@@ -247,6 +259,12 @@ export function convertOnnx(bytes: Uint8Array | ModelProto, opts: ConvertOnnxOpt
         continue;
       }
       const first = ins[0];
+      // a stored matrix transposed by the graph (recur's own exporter writes x · Wᵀ so): still a stored weight
+      if (op === 'Transpose' && first?.k === 'const' && first.t.shape.length === 2 && (intsAttr(n, 'perm') ?? [1, 0]).join() === '1,0') {
+        const t = first.t;
+        set({ k: 'const', t: { dtype: t.dtype, shape: [t.shape[1], t.shape[0]], data: t.data instanceof Float32Array ? transpose2(t) : Float64Array.from(transpose2(t)) } });
+        continue;
+      }
       const zeroIn = first !== null && (first?.k === 'zeros' || (first?.k === 'const' && isFloatDType(first.t.dtype) && isZero(first.t)));
       const allFloatZero = op === 'Concat' ? ins.every((v) => v === null || v.k === 'zeros' || (v.k === 'const' && isFloatDType(v.t.dtype) && isZero(v.t))) : true;
       if (ZERO_KEEPING.has(op) && zeroIn && allFloatZero && (op !== 'Cast' || isFloatDType(dtypeOfCode(intAttr(n, 'to', 1), label)))) {
@@ -269,6 +287,7 @@ export function convertOnnx(bytes: Uint8Array | ModelProto, opts: ConvertOnnxOpt
       if (v.k === 'vec') return v;
       if (v.k === 'hcat' || (v.k === 'hstates' && v.rows.length === 1)) {
         const r = v.steps[v.steps.length - 1];
+        if (v.state === 'c') fail("takes an LSTM's final cell state as features; recur's finalState is the hidden state h");
         if (r?.op !== 'recurrent' || r.id !== v.id) fail('reads final states that are not the last recurrent layer\'s');
         const rec = r as Extract<Draft, { op: 'recurrent' }>;
         const top = rec.layers.length - 1;
@@ -316,7 +335,7 @@ export function convertOnnx(bytes: Uint8Array | ModelProto, opts: ConvertOnnxOpt
         const axes = axesOf(1);
         const ax = axes?.length === 1 ? axes[0] : null;
         if (x.k === 'y4' && x.D === 1 && ax !== null && normAxis(ax, 4) === 1) set({ k: 'seq', flip: bf!, F: x.H, steps: x.steps });
-        else if (x.k === 'hstates' && x.rows.length === 1 && ax !== null && normAxis(ax, 3) === 0) set({ k: 'hcat', rows: x.rows, H: x.H, id: x.id, steps: x.steps });
+        else if (x.k === 'hstates' && x.rows.length === 1 && ax !== null && normAxis(ax, 3) === 0) set({ k: 'hcat', state: x.state, rows: x.rows, H: x.H, id: x.id, steps: x.steps });
         else if (x.k === 'seq' && x.t1 && ax !== null && normAxis(ax, 3) === timeAxisOf(x)) set({ k: 'vec', F: x.F, steps: [...x.steps, { op: 'lastStep' }] });
         else fail(`squeezes ${describe(x)} on axes [${axes?.join(', ') ?? 'all'}], which no pipeline step does`);
         break;
@@ -332,7 +351,7 @@ export function convertOnnx(bytes: Uint8Array | ModelProto, opts: ConvertOnnxOpt
           const nH = x.rows.length * x.H;
           const ok = shape.length === 2 && ((shape[0] === 0 || shape[0] === -1) && (shape[1] === -1 || shape[1] === nH)) && !(shape[0] === -1 && shape[1] === -1);
           if (!ok) fail(`reshapes final states [B, n, H] to [${shape.join(', ')}]; expected [0, -1]`);
-          set({ k: 'hcat', rows: x.rows, H: x.H, id: x.id, steps: x.steps });
+          set({ k: 'hcat', state: x.state, rows: x.rows, H: x.H, id: x.id, steps: x.steps });
         } else fail(`reshapes ${describe(x)} to [${shape.join(', ')}], which no pipeline step does`);
         break;
       }
@@ -360,17 +379,21 @@ export function convertOnnx(bytes: Uint8Array | ModelProto, opts: ConvertOnnxOpt
         } else if (x.k === 'hstates' && normAxis(axis, 3) === 0) {
           const r = x.rows[k < 0 ? k + x.rows.length : k];
           if (!r) fail(`picks row ${k} of ${x.rows.length} final states`);
-          set({ k: 'hcat', rows: [r], H: x.H, id: x.id, steps: x.steps });
+          set({ k: 'hcat', state: x.state, rows: [r], H: x.H, id: x.id, steps: x.steps });
         } else fail(`gathers on axis ${axis} of ${describe(x)}, which no pipeline step does`);
         break;
       }
       case 'Slice': {
-        const starts = intsIn(1, 'starts'), ends = intsIn(2, 'ends');
-        const axes = ins[3] ? intsIn(3, 'axes') : starts.map((_, i) => i);
+        // opset < 10: starts, ends, axes are attributes
+        const starts = intsAttr(n, 'starts') ?? intsIn(1, 'starts'), ends = intsAttr(n, 'ends') ?? intsIn(2, 'ends');
+        const axes = intsAttr(n, 'axes') ?? (ins[3] ? intsIn(3, 'axes') : starts.map((_, i) => i));
         const steps = ins[4] ? intsIn(4, 'steps') : starts.map(() => 1);
+        if (steps.some((k) => k < 0)) fail('reverses a tensor (a Slice with a negative step, as a backwards-running layer does); PyTorch\'s layers run forward or bidirectional');
         if (starts.length !== 1 || steps[0] !== 1) fail('slices more than one axis, or with a step');
         const [s, e, a] = [starts[0], ends[0], axes[0]];
-        if (x.k === 'hstates' && normAxis(a, 3) === 0) {
+        if (x.k === 'state0' && a === 0 && x.start === 0 && x.end === null && s >= 0 && e > s && e < 2 ** 31 - 1) {
+          set({ ...x, start: s, end: e });
+        } else if (x.k === 'hstates' && normAxis(a, 3) === 0) {
           const n0 = x.rows.length;
           const clamp = (v: number): number => Math.min(Math.max(v < 0 ? v + n0 : v, 0), n0);
           set({ ...x, rows: x.rows.slice(clamp(s), clamp(e)) });
@@ -386,11 +409,11 @@ export function convertOnnx(bytes: Uint8Array | ModelProto, opts: ConvertOnnxOpt
         const first = parts[0];
         if ((first.k === 'hstates' && normAxis(axis, 3) === 0) || (first.k === 'hcat' && normAxis(axis, 2) === 1)) {
           const hs = parts as Extract<Val, { k: 'hstates' | 'hcat' }>[];
-          if (hs.some((p) => p.id !== first.id)) fail('concatenates the final states of different recurrent modules');
+          if (hs.some((p) => p.id !== first.id || p.state !== first.state)) fail('concatenates the final states of different recurrent modules, or h with c');
           // the history is that of the deepest layer read
           let deepest = hs[0];
           for (const p of hs) if (p.rows.some((r) => r.layer > Math.max(...deepest.rows.map((q) => q.layer)))) deepest = p;
-          set({ k: first.k, rows: hs.flatMap((p) => p.rows), H: first.H, id: first.id, steps: deepest.steps });
+          set({ k: first.k, state: first.state, rows: hs.flatMap((p) => p.rows), H: first.H, id: first.id, steps: deepest.steps });
         } else fail(`concatenates ${describe(first)} on axis ${axis}, which no pipeline step does`);
         break;
       }
@@ -430,9 +453,11 @@ export function convertOnnx(bytes: Uint8Array | ModelProto, opts: ConvertOnnxOpt
         const Bt = ins[3] ? constOf(3, 'B') : null;
         if (Bt && Bt.shape.join() !== [D, 2 * G * H].join()) fail(`B has shape [${Bt.shape.join(', ')}], expected [${D}, ${2 * G * H}]`);
         if (ins[4]) fail('takes sequence_lens; convertible pipelines run every sequence to its full length');
+        const initialUses: { input: string; start: number; end: number | null; which: 'h' | 'c'; node: string }[] = [];
         for (const [k, what] of [[5, 'initial_h'], [6, 'initial_c']] as const) {
           const v = ins[k];
-          if (v && !(v.k === 'zeros' || (v.k === 'const' && isZero(v.t)))) fail(`its ${what} is not zero (${v.k === 'const' ? 'a non-zero constant' : describe(v)}); a converted pipeline starts from zero states`);
+          if (v?.k === 'state0') initialUses.push({ input: v.input, start: v.start, end: v.end, which: k === 5 ? 'h' : 'c', node: label });
+          else if (v && !(v.k === 'zeros' || (v.k === 'const' && isZero(v.t)))) fail(`its ${what} is not zero (${v.k === 'const' ? 'a non-zero constant' : describe(v)}); a converted pipeline starts from zero states or from state inputs`);
         }
         if (ins[7]) fail('has peephole weights P, which PyTorch\'s LSTM does not');
         const In = W.shape[2];
@@ -457,8 +482,10 @@ export function convertOnnx(bytes: Uint8Array | ModelProto, opts: ConvertOnnxOpt
         }
         const l = rec.layers.length - 1;
         set({ k: 'y4', D, H, steps }, 0);
-        set({ k: 'hstates', rows: Array.from({ length: D }, (_, d) => ({ layer: l, dir: d })), H, id: rec.id, steps }, 1);
-        set({ k: 'opaque', what: "an LSTM's final cell state Y_c" }, 2);
+        const rows = Array.from({ length: D }, (_, d) => ({ layer: l, dir: d }));
+        set({ k: 'hstates', state: 'h', rows, H, id: rec.id, steps }, 1);
+        set({ k: 'hstates', state: 'c', rows, H, id: rec.id, steps }, 2);
+        for (const use of initialUses) stateUses.push({ ...use, id: rec.id, layer: l, D });
         break;
       }
       case 'ReduceMean': {
@@ -535,34 +562,77 @@ export function convertOnnx(bytes: Uint8Array | ModelProto, opts: ConvertOnnxOpt
     }
   }
 
-  const outputs = graph.output ?? [];
-  if (outputs.length !== 1) {
-    throw new OnnxConvertError(`the graph has ${outputs.length} outputs (${outputs.map((o) => `'${o.name}'`).join(', ')}); a converted pipeline has one output (return the final states separately in PyTorch, or export without them)`);
-  }
-  const outName = outputs[0].name ?? '';
-  const out = vals.get(outName);
-  if (!out || !isData(out)) throw new OnnxConvertError(`output '${outName}' does not depend on the input`);
+  const outputs = (graph.output ?? []).map((o) => o.name ?? '');
+  if (outputs.length === 0) throw new OnnxConvertError('the graph has no output');
+  const outVals = outputs.map((name) => {
+    const v = vals.get(name);
+    if (!v || !isData(v)) throw new OnnxConvertError(`output '${name}' does not depend on the input`);
+    return v;
+  });
+  // the main output: the first sequence or vector (else the first final-state rows that make one)
+  let mainAt = outVals.findIndex((v) => v.k === 'seq' || v.k === 'vec');
+  if (mainAt < 0) mainAt = outVals.findIndex((v) => v.k === 'hcat' && v.state === 'h');
+  if (mainAt < 0) throw new OnnxConvertError(`no output is a sequence or a vector per sample (outputs: ${outputs.map((o, i) => `'${o}' is ${describe(outVals[i])}`).join('; ')})`);
+  const mainName = outputs[mainAt];
+  const out = outVals[mainAt];
   let final: Extract<Val, { k: 'seq' | 'vec' }>;
   if (out.k === 'seq') {
-    if (out.t1) throw new OnnxConvertError(`output '${outName}' is a sequence sliced to its last step without the squeeze`);
-    if (out.flip) throw new OnnxConvertError(`output '${outName}' is a sequence laid out ${bf ? 'time-major' : 'batch-major'} while the input is ${bf ? 'batch-major' : 'time-major'}`);
+    if (out.t1) throw new OnnxConvertError(`output '${mainName}' is a sequence sliced to its last step without the squeeze`);
+    if (out.flip) throw new OnnxConvertError(`output '${mainName}' is a sequence laid out ${bf ? 'time-major' : 'batch-major'} while the input is ${bf ? 'batch-major' : 'time-major'}`);
     final = out;
-  } else if (out.k === 'vec' || out.k === 'hcat' || out.k === 'hstates') {
-    // the final states themselves as the output: the pipeline ends in finalState
-    if (out.k === 'vec') final = out;
-    else {
-      const r = out.steps[out.steps.length - 1];
-      const D = r?.op === 'recurrent' ? r.D : 0;
-      if (out.k === 'hstates' || D !== out.rows.length) throw new OnnxConvertError(`output '${outName}' is recurrent final states in a layout other than [B, D·H] of the top layer`);
-      final = { k: 'vec', F: out.rows.length * out.H, steps: [...out.steps, { op: 'finalState' }] };
-    }
+  } else if (out.k === 'vec') {
+    final = out;
   } else {
-    throw new OnnxConvertError(`output '${outName}' is ${describe(out)}, not a sequence or a vector per sample`);
+    const v = out as Extract<Val, { k: 'hcat' }>;
+    const r = v.steps[v.steps.length - 1];
+    const ok = r?.op === 'recurrent' && r.id === v.id && v.rows.length === r.D && v.rows.every((q, d) => q.layer === r.layers.length - 1 && q.dir === d);
+    if (!ok) throw new OnnxConvertError(`output '${mainName}' is final states other than the top layer's [B, D·H]`);
+    final = { k: 'vec', F: v.rows.length * v.H, steps: [...v.steps, { op: 'finalState' }] };
   }
-  if (!final.steps.some((s) => s.op === 'recurrent')) throw new OnnxConvertError('the graph has no RNN, GRU or LSTM node on the way from its input to its output: it is not a recurrent pipeline');
+  const recs = final.steps.filter((s): s is Extract<Draft, { op: 'recurrent' }> => s.op === 'recurrent');
+  if (recs.length === 0) throw new OnnxConvertError('the graph has no RNN, GRU or LSTM node on the way from its input to its output: it is not a recurrent pipeline');
 
-  return build(final.steps, inputKind, bf ?? false);
+  // the other outputs: the recurrent module's final states h_n (c_n), [L·D, B, H], or [B, H] when L·D = 1
+  const outputKinds: OutputKind[] = [];
+  outVals.forEach((v, i) => {
+    if (i === mainAt) return void outputKinds.push('output');
+    const name = outputs[i];
+    if (recs.length !== 1) throw new OnnxConvertError(`output '${name}': final-state outputs are converted for a pipeline with one recurrent module (this one has ${recs.length})`);
+    const rec = recs[0];
+    if ((v.k !== 'hstates' && v.k !== 'hcat') || v.id !== rec.id) throw new OnnxConvertError(`output '${name}' is ${describe(v)}; besides the main output, a converted pipeline outputs only its recurrent module's final states`);
+    const all: Row[] = [];
+    for (let l = 0; l < rec.layers.length; l++) for (let d = 0; d < rec.D; d++) all.push({ layer: l, dir: d });
+    const same = v.rows.length === all.length && v.rows.every((q, j) => q.layer === all[j].layer && q.dir === all[j].dir);
+    if (!same || (v.k === 'hcat' && all.length !== 1)) throw new OnnxConvertError(`output '${name}' holds ${v.rows.length} of the ${all.length} final-state rows [L·D, B, H]; a converted pipeline outputs all of them, in order`);
+    outputKinds.push(v.k === 'hcat' ? (v.state === 'h' ? 'hRow' : 'cRow') : v.state);
+  });
+
+  // initial-state inputs: every layer of the one recurrent module starts from its rows of them
+  const extras = dataInputs.slice(1).map((i) => i.name ?? '');
+  const stateInputs: ('h' | 'c')[] = [];
+  if (extras.length) {
+    if (recs.length !== 1) throw new OnnxConvertError(`initial-state inputs are converted for a pipeline with one recurrent module (this one has ${recs.length})`);
+    const rec = recs[0];
+    const uses = stateUses.filter((u) => u.id === rec.id && u.layer < rec.layers.length);
+    for (const name of extras) {
+      const mine = uses.filter((u) => u.input === name);
+      if (mine.length === 0) throw new OnnxConvertError(`input '${name}' is not used as the initial state of the pipeline's recurrent layers`);
+      const which = mine[0].which;
+      if (mine.some((u) => u.which !== which)) throw new OnnxConvertError(`input '${name}' is used as both initial_h and initial_c`);
+      for (let l = 0; l < rec.layers.length; l++) {
+        const u = mine.find((q) => q.layer === l);
+        if (!u) throw new OnnxConvertError(`input '${name}' gives no initial ${which} to layer ${l}; a converted module starts every layer from its rows of the state input`);
+        const ok = u.end === null ? rec.layers.length === 1 && u.start === 0 : u.start === l * rec.D && u.end === (l + 1) * rec.D;
+        if (!ok) throw new OnnxConvertError(`${u.node}: its initial ${which} is rows [${u.start}, ${u.end ?? 'end'}) of '${name}'; layer ${l} of ${rec.D === 2 ? 'a bidirectional' : 'a'} module takes rows [${l * rec.D}, ${(l + 1) * rec.D})`);
+      }
+      stateInputs.push(which);
+    }
+    if (new Set(stateInputs).size !== stateInputs.length) throw new OnnxConvertError('two inputs give the same initial state');
+  }
+  return build(final.steps, inputKind, bf ?? false, stateInputs, outputKinds);
 }
+
+type OutputKind = 'output' | 'h' | 'c' | 'hRow' | 'cRow';
 
 function describe(v: Val): string {
   switch (v.k) {
@@ -575,6 +645,7 @@ function describe(v: Val): string {
     case 'hcat': return 'final-state rows [B, n·H]';
     case 'vec': return 'a vector per sample [B, F]';
     case 'opaque': return v.what;
+    case 'state0': return `the initial-state input '${v.input}'`;
     case 'const': return 'a constant';
     case 'meta': return 'shape bookkeeping';
     case 'zeros': return 'zeros';
@@ -582,7 +653,7 @@ function describe(v: Val): string {
 }
 
 /** Name the modules, make the config and the model, load the weights. */
-function build(drafts: Steps, input: 'ids' | 'features', batchFirst: boolean): ConvertedOnnx {
+function build(drafts: Steps, input: 'ids' | 'features', batchFirst: boolean, stateInputs: ('h' | 'c')[], outputs: OutputKind[]): ConvertedOnnx {
   const DEFAULT: Record<string, string> = { embedding: 'embedding', recurrent: 'rnn', linear: 'fc' };
   const named = drafts.filter((d): d is Extract<Draft, { name: string | null }> => 'name' in d);
   // the exporter's names when every module has one, they are distinct, and none is inside another
@@ -610,7 +681,7 @@ function build(drafts: Steps, input: 'ids' | 'features', batchFirst: boolean): C
       default: return { op: d.op };
     }
   });
-  const config = parsePipelineConfig({ arch: 'pipeline', input, batchFirst, steps });
+  const config = parsePipelineConfig({ arch: 'pipeline', input, batchFirst, stateInputs, outputs, steps });
   const model = new PipelineModel(config);
   const sd: Record<string, { shape: number[]; data: Float32Array }> = {};
   for (const d of drafts) {
