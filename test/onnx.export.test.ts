@@ -8,9 +8,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
-import { Embedding, GRU, LSTM, Linear, Module, RNN, Rng, Dropout, Tensor, tensor, type DType } from '../src/index.ts';
+import { Embedding, GRU, LSTM, Linear, Module, RNN, Rng, Dropout, Tensor, tensor, Sequential, Lambda, type DType } from '../src/index.ts';
+import { relu, sigmoid, tanh } from '../src/autograd/ops/elementwise.ts';
+import { noGrad } from '../src/autograd/tape.ts';
+import { RNNClassifier } from '../src/models/classifier.ts';
+import { MLPClassifier } from '../src/models/feedforward.ts';
 import { CharLM } from '../src/models/charlm.ts';
-import { exportOnnx, buildOnnxModel, referenceForward, charLMExportSpec, type ExportSpec } from '../src/onnx/export.ts';
+import { exportOnnx, buildOnnxModel, referenceForward, charLMExportSpec, classifierExportSpec, feedForwardExportSpec, sequentialExportSpec, type ExportSpec } from '../src/onnx/export.ts';
 import { loadOnnx, type OnnxInput } from '../src/onnx/model.ts';
 import { OnnxError, decodeModelProto } from '../src/onnx/proto.ts';
 import type { OnnxTensor } from '../src/onnx/tensor.ts';
@@ -237,7 +241,8 @@ test('export rejects specs it cannot express, naming the problem', () => {
   const m = new Classifier('gru', false, 1, 1);
   const bad = (spec: unknown, re: RegExp): void => assert.throws(() => exportOnnx(m, spec as ExportSpec), (e: unknown) => e instanceof OnnxError && re.test((e as Error).message));
   bad({ steps: ['nope'] }, /no sub-module 'nope'/);
-  bad({ steps: ['drop'] }, /Dropout; exportable modules are/);
+  bad({ steps: [new (class Pool extends Module {})()] }, /is a Pool; exportable modules are/);
+  bad({ steps: ['embedding', 'rnn', new Lambda((x) => x, 'gelu')] }, /Lambda labelled 'gelu'; exportable modules are/);
   bad({ steps: ['rnn', 'embedding'] }, /Embedding must be the first step/);
   bad({ steps: ['embedding', 'fc'] }, /expects features of size 5, but the previous step produces 6/);
   bad({ steps: ['embedding', { op: 'finalState' }] }, /finalState must directly follow a recurrent layer/);
@@ -247,4 +252,47 @@ test('export rejects specs it cannot express, naming the problem', () => {
   bad({ steps: ['embedding'], lengths: true }, /lengths needs a recurrent layer/);
   bad({ steps: ['embedding', 'rnn'], dtype: 'float16' }, /dtype must be 'float32' or 'float64'/);
   assert.throws(() => exportOnnx(new Module(), { steps: ['x'] }), OnnxError);
+});
+
+// ---- the task models -------------------------------------------------------------------------------
+
+for (const [cell, pooling, bidirectional] of [['lstm', 'last', true], ['gru', 'mean', false], ['rnn', 'last', false]] as const) {
+  test(`RNNClassifier (${cell}, ${pooling} pooling${bidirectional ? ', bidirectional' : ''}) exports with lengths; equals the model's own forward`, async () => {
+    const m = new RNNClassifier({ vocabSize: 11, numClasses: 4, embeddingDim: 5, hiddenSize: 6, numLayers: 2, cell, bidirectional, pooling, dropout: 0.3, padId: 0, rng: new Rng(21) });
+    const T = 6, B = 3;
+    const lengths = [6, 2, 4];
+    const tok = ids(T * B, 11, 22).map((v, i) => (Math.floor(i / B) < lengths[i % B] ? Math.max(1, v) : 0));
+    const inputs = { input: { shape: [T, B], data: tok }, lengths: { shape: [B], data: lengths } };
+    const ref = await checkExport(m, classifierExportSpec(m), inputs, `classifier ${cell}`);
+    m.eval();
+    const own = noGrad(() => m.forward(tok, lengths, T, B));
+    assert.ok(maxDiff(own.toArray(), ref.output.data) < 1e-6, 'the exported graph computes RNNClassifier.forward');
+    const p = await checkExport(m, classifierExportSpec(m, { softmax: true }), inputs, `classifier ${cell} softmax`);
+    for (let b = 0; b < B; b++) assert.ok(Math.abs(p.output.data.slice(b * 4, b * 4 + 4).reduce((a, v) => a + v, 0) - 1) < 1e-5);
+  });
+}
+
+test('the feed-forward baseline (MLPClassifier) exports: features [B, F] → logits', async () => {
+  const m = new MLPClassifier(7, 9, 3, 0.2, new Rng(5));
+  const inputs = { input: { shape: [4, 7], data: floats(28, 6) } };
+  const ref = await checkExport(m, feedForwardExportSpec(m), inputs, 'mlp');
+  m.eval();
+  const own = noGrad(() => m.forward(tensor(inputs.input.data, [4, 7])));
+  assert.ok(maxDiff(own.toArray(), ref.output.data) < 1e-6);
+  assert.deepEqual(ref.output.shape, [4, 3]);
+});
+
+test('a Sequential stack (Linear, activations, Dropout) exports, and a bare LSTM / RNN stack with state', async () => {
+  const rng = new Rng(8);
+  const seq = new Sequential(new Linear(5, 8, { rng }), new Lambda(relu, 'relu'), new Dropout(0.5, rng), new Linear(8, 6, { rng }), new Lambda(tanh, 'tanh'), new Linear(6, 2, { rng }), new Lambda(sigmoid, 'sigmoid'));
+  const inputs = { input: { shape: [3, 5], data: floats(15, 8) } };
+  const ref = await checkExport(seq, sequentialExportSpec(seq), inputs, 'sequential');
+  seq.eval();
+  assert.ok(maxDiff(noGrad(() => seq.forward(tensor(inputs.input.data, [3, 5]))).toArray(), ref.output.data) < 1e-6);
+  assert.throws(() => exportOnnx(new Sequential(new Linear(2, 2), new Lambda(relu, 'gelu')), sequentialExportSpec(new Sequential(new Linear(2, 2), new Lambda(relu, 'gelu')))), /Lambda labelled 'gelu'/);
+  for (const m of [new LSTM({ inputSize: 3, hiddenSize: 4, numLayers: 2, rng }), new RNN({ inputSize: 3, hiddenSize: 4, numLayers: 2, nonlinearity: 'relu', bidirectional: true, rng })]) {
+    const D = m.numDirections;
+    const st = { input: { shape: [5, 2, 3], data: floats(30, 12) }, h0: { shape: [2 * D, 2, 4], data: floats(16 * D, 13) }, ...(m instanceof LSTM ? { c0: { shape: [2, 2, 4], data: floats(16, 14) } } : {}) };
+    await checkExport(m, { steps: [''], state: true }, st, `bare ${m.mode}`);
+  }
 });

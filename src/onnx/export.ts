@@ -44,25 +44,37 @@ import { Tensor, shapeStr, tensor } from '../tensor/tensor.ts';
 import { noGrad } from '../autograd/tape.ts';
 import { concat, permute, reshape } from '../autograd/ops/shape.ts';
 import { logSoftmax, softmax } from '../autograd/ops/nn.ts';
-import { mul, sum } from '../autograd/ops/elementwise.ts';
+import { mul, relu, sigmoid, sum, tanh } from '../autograd/ops/elementwise.ts';
 import { Module } from '../nn/module.ts';
-import { Embedding, Linear } from '../nn/layers.ts';
+import { Dropout, Embedding, Lambda, Linear, Sequential } from '../nn/layers.ts';
 import { RecurrentBase } from '../nn/recurrent.ts';
 import { AttrType, DataType, OnnxError, encodeModelProto, type AttributeProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto.ts';
 import { tensorToProto, type OnnxTensor } from './tensor.ts';
 import { CELLS, reorderGates, type CellSpec } from '../cells/recurrent.ts';
 import type { OnnxInput } from './model.ts';
+import { RNNClassifier } from '../models/classifier.ts';
+import { MLPClassifier } from '../models/feedforward.ts';
 
 export const EXPORT_OPSET = 14;
 export const EXPORT_IR_VERSION = 7;
 
-export type ExportStep = string | Module | { op: 'finalState' } | { op: 'meanOverTime' } | { op: 'softmax' } | { op: 'logSoftmax' };
+export type ExportStep = string | Module | { op: 'finalState' } | { op: 'meanOverTime' } | { op: 'softmax' } | { op: 'logSoftmax' } | { op: 'relu' } | { op: 'tanh' } | { op: 'sigmoid' };
+
+/** The activations a pipeline step (or a Sequential's Lambda of that label) can be. */
+const ACTIVATION_OPS = { relu: 'Relu', tanh: 'Tanh', sigmoid: 'Sigmoid' } as const;
+type ActivationName = keyof typeof ACTIVATION_OPS;
+const isActivation = (s: unknown): s is ActivationName => typeof s === 'string' && Object.hasOwn(ACTIVATION_OPS, s);
 
 export interface ExportSpec {
   /** The pipeline, in order (see the file comment). */
   steps: ExportStep[];
   /** Input (and sequence output) batch-major [B, T, …] instead of time-major [T, B, …] (default: the first recurrent module's batchFirst). */
   batchFirst?: boolean;
+  /**
+   * The input is one float vector per sample [B, I] (a feed-forward model: Linear and activation
+   * steps only), not a sequence (default false).
+   */
+  vectorInput?: boolean;
   /** Add an int32 input `lengths` [B] (per-sample valid lengths, ONNX sequence_lens) (default false). */
   lengths?: boolean;
   /** Add initial-state inputs h0 (c0) and final-state outputs hn (cn) (default false). */
@@ -91,6 +103,31 @@ export function charLMExportSpec(opts: { state?: boolean; softmax?: boolean; cel
   };
 }
 
+/** A sequence classifier (models/classifier.ts): ids [T, B] + lengths [B] → logits [B, C] (probabilities with softmax). */
+export function classifierExportSpec(model: RNNClassifier, opts: { softmax?: boolean } = {}): ExportSpec {
+  if (!(model instanceof RNNClassifier)) throw new OnnxError('classifierExportSpec: expected an RNNClassifier');
+  return {
+    steps: ['embedding', 'rnn', { op: model.opts.pooling === 'last' ? 'finalState' : 'meanOverTime' }, 'drop', 'head', ...(opts.softmax ? [{ op: 'softmax' } as const] : [])],
+    lengths: true,
+  };
+}
+
+/** The feed-forward baseline (models/feedforward.ts): features [B, F] → logits [B, C]. */
+export function feedForwardExportSpec(model: MLPClassifier, opts: { softmax?: boolean } = {}): ExportSpec {
+  if (!(model instanceof MLPClassifier)) throw new OnnxError('feedForwardExportSpec: expected an MLPClassifier');
+  return { steps: ['hidden', { op: 'relu' }, 'drop', 'head', ...(opts.softmax ? [{ op: 'softmax' } as const] : [])], vectorInput: true };
+}
+
+/**
+ * A Sequential of Embedding / Linear / RNN / LSTM / GRU / Dropout / activation Lambdas, in order.
+ * The input is a vector per sample [B, I] when the first layer is a Linear, else a sequence.
+ */
+export function sequentialExportSpec(model: Sequential, opts: Omit<ExportSpec, 'steps'> = {}): ExportSpec {
+  if (!(model instanceof Sequential)) throw new OnnxError('sequentialExportSpec: expected a Sequential');
+  const first = model.layers.find((m) => !(m instanceof Dropout));
+  return { vectorInput: first instanceof Linear, ...opts, steps: [...model.layers] };
+}
+
 // ---- resolving the pipeline -------------------------------------------------------------------------
 
 type Resolved =
@@ -99,9 +136,11 @@ type Resolved =
   | { kind: 'linear'; path: string; m: Linear }
   | { kind: 'finalState' }
   | { kind: 'meanOverTime' }
-  | { kind: 'softmax'; log: boolean };
+  | { kind: 'softmax'; log: boolean }
+  | { kind: 'activation'; fn: ActivationName }
+  | { kind: 'identity' };
 
-const SPEC_KEYS = ['steps', 'batchFirst', 'lengths', 'state', 'dtype', 'inputName', 'outputName', 'graphName', 'metadata'];
+const SPEC_KEYS = ['steps', 'vectorInput', 'batchFirst', 'lengths', 'state', 'dtype', 'inputName', 'outputName', 'graphName', 'metadata'];
 
 function resolve(module: Module, spec: ExportSpec): Resolved[] {
   if (!(module instanceof Module)) throw new OnnxError('exportOnnx: the first argument must be a recur Module');
@@ -117,7 +156,8 @@ function resolve(module: Module, spec: ExportSpec): Resolved[] {
       if (op === 'finalState') return { kind: 'finalState' };
       if (op === 'meanOverTime') return { kind: 'meanOverTime' };
       if (op === 'softmax' || op === 'logSoftmax') return { kind: 'softmax', log: op === 'logSoftmax' };
-      throw new OnnxError(`exportOnnx: steps[${i}]: unknown op ${JSON.stringify(op)} (known: finalState, meanOverTime, softmax, logSoftmax)`);
+      if (isActivation(op)) return { kind: 'activation', fn: op };
+      throw new OnnxError(`exportOnnx: steps[${i}]: unknown op ${JSON.stringify(op)} (known: finalState, meanOverTime, softmax, logSoftmax, relu, tanh, sigmoid)`);
     }
     let m: Module | undefined, path: string;
     if (typeof step === 'string') {
@@ -131,13 +171,16 @@ function resolve(module: Module, spec: ExportSpec): Resolved[] {
     if (m instanceof Embedding) return { kind: 'embedding', path, m };
     if (m instanceof RecurrentBase) return { kind: 'recurrent', path, m };
     if (m instanceof Linear) return { kind: 'linear', path, m };
-    throw new OnnxError(`exportOnnx: steps[${i}] ('${path}') is a ${m.constructor.name}; exportable modules are Embedding, Linear, RNN, LSTM, GRU`);
+    if (m instanceof Lambda && isActivation(m.label)) return { kind: 'activation', fn: m.label };
+    // dropout is the identity at inference
+    if (m instanceof Dropout) return { kind: 'identity' };
+    throw new OnnxError(`exportOnnx: steps[${i}] ('${path}') is a ${m instanceof Lambda ? `Lambda labelled '${m.label}'` : m.constructor.name}; exportable modules are Embedding, Linear, RNN, LSTM, GRU, Dropout, and Lambdas labelled relu, tanh or sigmoid`);
   });
 }
 
 /** Check the pipeline's order and shapes; returns whether the input is token ids. */
 function checkPipeline(steps: Resolved[], spec: ExportSpec): { tokens: boolean; recurrents: number } {
-  let kind: 'ids' | 'seq' | 'vec' = steps[0].kind === 'embedding' ? 'ids' : 'seq';
+  let kind: 'ids' | 'seq' | 'vec' = spec.vectorInput ? 'vec' : steps[0].kind === 'embedding' ? 'ids' : 'seq';
   let width: number | null = null;
   let lastRecurrent = false;
   let recurrents = 0;
@@ -148,7 +191,7 @@ function checkPipeline(steps: Resolved[], spec: ExportSpec): { tokens: boolean; 
     };
     switch (s.kind) {
       case 'embedding':
-        if (i !== 0) throw new OnnxError(`${where}: an Embedding must be the first step`);
+        if (i !== 0 || spec.vectorInput) throw new OnnxError(`${where}: an Embedding must be the first step (of a pipeline without vectorInput)`);
         kind = 'seq';
         width = s.m.embeddingDim;
         break;
@@ -173,13 +216,17 @@ function checkPipeline(steps: Resolved[], spec: ExportSpec): { tokens: boolean; 
         kind = 'vec';
         break;
       case 'softmax':
-        if (kind === 'ids') throw new OnnxError(`${where}: softmax needs float inputs`);
+      case 'activation':
+        if (kind === 'ids') throw new OnnxError(`${where}: ${s.kind} needs float inputs`);
         break;
+      case 'identity':
+        return;
     }
     lastRecurrent = false;
   });
   if (spec.lengths && recurrents === 0) throw new OnnxError('exportOnnx: lengths needs a recurrent layer to apply to');
   if (spec.state && recurrents === 0) throw new OnnxError('exportOnnx: state needs a recurrent layer');
+  if (spec.vectorInput && (spec.batchFirst || spec.state)) throw new OnnxError('exportOnnx: vectorInput takes no batchFirst or state (there is no time axis)');
   return { tokens: steps[0].kind === 'embedding', recurrents };
 }
 
@@ -290,16 +337,18 @@ export function buildOnnxModel(module: Module, spec: ExportSpec): ModelProto {
 
   const inputName = g.reserve(spec.inputName ?? 'input');
   const outputName = spec.outputName ?? 'output';
-  const firstIn = steps[0].kind === 'recurrent' ? steps[0].m.inputSize : steps[0].kind === 'linear' ? steps[0].m.inFeatures : 0;
+  const firstModule = steps.find((s) => s.kind === 'recurrent' || s.kind === 'linear' || s.kind === 'embedding');
+  const firstIn = firstModule?.kind === 'recurrent' ? firstModule.m.inputSize : firstModule?.kind === 'linear' ? firstModule.m.inFeatures : 0;
   inputs.push(tokens
     ? valueInfo(inputName, DataType.INT64, bf ? ['B', 'T'] : ['T', 'B'])
-    : valueInfo(inputName, elem, bf ? ['B', 'T', firstIn] : ['T', 'B', firstIn]));
+    : spec.vectorInput ? valueInfo(inputName, elem, ['B', firstIn])
+      : valueInfo(inputName, elem, bf ? ['B', 'T', firstIn] : ['T', 'B', firstIn]));
   const lengthsName = spec.lengths ? g.reserve('lengths') : '';
   if (spec.lengths) inputs.push(valueInfo(lengthsName, DataType.INT32, ['B']));
 
   // Internally everything is time-major: [T, B] ids, [T, B, F] sequences, [B, F] vectors.
   let cur = inputName;
-  let kind = (tokens ? 'ids' : 'seq') as 'ids' | 'seq' | 'vec';
+  let kind = (tokens ? 'ids' : spec.vectorInput ? 'vec' : 'seq') as 'ids' | 'seq' | 'vec';
   if (bf) cur = g.op('Transpose', [cur], [attr.ints('perm', tokens ? [1, 0] : [1, 0, 2])], g.unique('input_time_major'));
   let width = firstIn;
   let lastY_h = null as { names: string[]; D: number; H: number } | null;
@@ -330,6 +379,11 @@ export function buildOnnxModel(module: Module, spec: ExportSpec): ModelProto {
       }
       case 'softmax':
         cur = g.op(s.log ? 'LogSoftmax' : 'Softmax', [cur], [attr.int('axis', -1)]);
+        break;
+      case 'activation':
+        cur = g.op(ACTIVATION_OPS[s.fn], [cur]);
+        break;
+      case 'identity':
         break;
       case 'finalState': {
         const { names, D, H } = lastY_h!;
@@ -476,7 +530,7 @@ export function referenceForward(module: Module, spec: ExportSpec, inputs: Recor
         }
       } else {
         x = tensor(x0.data, x0.shape, { dtype, backend });
-        if (bf) x = permute(x, [1, 0, 2]);
+        if (bf && !spec.vectorInput) x = permute(x, [1, 0, 2]);
       }
       let lastState: Tensor | null = null;
       let lastD = 1;
@@ -490,6 +544,11 @@ export function referenceForward(module: Module, spec: ExportSpec, inputs: Recor
             break;
           case 'softmax':
             x = s.log ? logSoftmax(x!) : softmax(x!);
+            break;
+          case 'activation':
+            x = s.fn === 'relu' ? relu(x!) : s.fn === 'tanh' ? tanh(x!) : sigmoid(x!);
+            break;
+          case 'identity':
             break;
           case 'finalState': {
             // the top layer's final state, directions concatenated per sample: [B, D·H]
