@@ -268,7 +268,7 @@ for (const [cell, pooling, bidirectional] of [['lstm', 'last', true], ['gru', 'm
     const own = noGrad(() => m.forward(tok, lengths, T, B));
     assert.ok(maxDiff(own.toArray(), ref.output.data) < 1e-6, 'the exported graph computes RNNClassifier.forward');
     const p = await checkExport(m, classifierExportSpec(m, { softmax: true }), inputs, `classifier ${cell} softmax`);
-    for (let b = 0; b < B; b++) assert.ok(Math.abs(p.output.data.slice(b * 4, b * 4 + 4).reduce((a, v) => a + v, 0) - 1) < 1e-5);
+    for (let b = 0; b < B; b++) assert.ok(Math.abs(Array.from(p.output.data.slice(b * 4, b * 4 + 4)).reduce((a, v) => a + v, 0) - 1) < 1e-5);
   });
 }
 
