@@ -318,6 +318,70 @@ function paramTensor(t: Tensor, dtype: 'float32' | 'float64'): OnnxTensor {
   return { dtype, shape: [...t.shape], data: dtype === 'float32' ? Float32Array.from(d) : Float64Array.from(d) };
 }
 
+/**
+ * One ONNX RNN / GRU / LSTM node per layer of `m` reading x [T, B, I] (time-major), gates in ONNX
+ * order; returns the top layer's output [T, B, D·H] and each layer's Y_h (Y_c) [D, B, H]. h0 / c0:
+ * names of [L·D, B, H] initial states ('' for zeros); lengths: the sequence_lens input or ''.
+ */
+function emitRecurrent(g: GraphBuilder, m: RecurrentBase, x: string, o: { dtype: 'float32' | 'float64'; path: string; lengths: string; h0: string; c0: string }): { y: string; hn: string[]; cn: string[] } {
+  const { dtype, path, lengths } = o;
+  const { op, cell, activation } = modeInfo(m);
+  const H = m.hiddenSize, D = m.numDirections, L = m.numLayers;
+  const GH = cell.G * H;
+  const pre = path ? `${path}.` : '';
+  let cur = x;
+  const hNames: string[] = [], cNames: string[] = [];
+  for (let l = 0; l < L; l++) {
+    const I = l === 0 ? m.inputSize : H * D;
+    const mk = (n: number): Float32Array | Float64Array => (dtype === 'float32' ? new Float32Array(n) : new Float64Array(n));
+    const W = mk(D * GH * I), R = mk(D * GH * H), B = mk(D * 2 * GH);
+    for (let d = 0; d < D; d++) {
+      const p = m.cells[l][d];
+      const toOnnx = (t: Tensor, cols: number, dst: Float32Array | Float64Array, dstOffset: number): void => {
+        reorderGates(t.toArray(), 'recur', 'onnx', { cell, H, cols, dst, dstOffset });
+      };
+      toOnnx(p.weightIh, I, W, d * GH * I);
+      toOnnx(p.weightHh, H, R, d * GH * H);
+      if (p.biasIh) toOnnx(p.biasIh, 1, B, d * 2 * GH);
+      if (p.biasHh) toOnnx(p.biasHh, 1, B, d * 2 * GH + GH);
+    }
+    const wN = g.init(`${pre}W_l${l}`, { dtype, shape: [D, GH, I], data: W });
+    const rN = g.init(`${pre}R_l${l}`, { dtype, shape: [D, GH, H], data: R });
+    const bN = m.bias ? g.init(`${pre}B_l${l}`, { dtype, shape: [D, 2 * GH], data: B }) : '';
+    const sliceState = (name: string): string => (L === 1 ? name : g.op('Slice', [name, g.int64s('starts', [l * D]), g.int64s('ends', [(l + 1) * D]), g.int64s('axes', [0])]));
+    const h0 = o.h0 ? sliceState(o.h0) : '';
+    const c0 = o.c0 && op === 'LSTM' ? sliceState(o.c0) : '';
+    const nodeIn = [cur, wN, rN, bN, lengths, h0];
+    if (op === 'LSTM') nodeIn.push(c0);
+    while (nodeIn[nodeIn.length - 1] === '') nodeIn.pop();
+    const base = `${path || op.toLowerCase()}.l${l}`;
+    const y = g.unique(`${base}.Y`), yh = g.unique(`${base}.Y_h`), yc = g.unique(`${base}.Y_c`);
+    const attrs: AttributeProto[] = [attr.int('hidden_size', H)];
+    if (D === 2) attrs.push(attr.string('direction', 'bidirectional'));
+    if (activation) attrs.push(attr.strings('activations', new Array<string>(D).fill(activation)));
+    if (op === 'GRU') attrs.push(attr.int('linear_before_reset', 1));
+    g.node(op, nodeIn, op === 'LSTM' ? [y, yh, yc] : [y, yh], attrs, g.unique(`${base}`));
+    hNames.push(yh);
+    cNames.push(yc);
+    // Y [T, D, B, H] → [T, B, D·H]
+    cur = D === 1
+      ? g.op('Squeeze', [y, g.int64s('axes1', [1])], [], g.unique(`${base}.output`))
+      : g.op('Reshape', [g.op('Transpose', [y], [attr.ints('perm', [0, 2, 1, 3])]), g.int64s('shape_tb_flat', [0, 0, -1])], [], g.unique(`${base}.output`));
+  }
+  return { y: cur, hn: hNames, cn: cNames };
+}
+
+/** y = x·Wᵀ + b: Gemm on vectors [B, F], MatMul (+ Add) on sequences. */
+function emitLinear(g: GraphBuilder, m: Linear, x: string, vec: boolean, dtype: 'float32' | 'float64', path: string): string {
+  const pre = path ? `${path}.` : '';
+  const w = g.init(`${pre}weight`, paramTensor(m.weight, dtype));
+  const b = m.bias ? g.init(`${pre}bias`, paramTensor(m.bias, dtype)) : null;
+  const out = g.unique(`${path || 'linear'}.output`);
+  if (vec) return g.op('Gemm', b ? [x, w, b] : [x, w], [attr.int('transB', 1)], out);
+  const wt = g.op('Transpose', [w], [attr.ints('perm', [1, 0])], g.unique(`${pre}weight_t`));
+  return b ? g.op('Add', [g.op('MatMul', [x, wt]), b], [], out) : g.op('MatMul', [x, wt], [], out);
+}
+
 /** Serialize a recur module as an ONNX model (see the file comment for the spec). */
 export function exportOnnx(module: Module, spec: ExportSpec): Uint8Array {
   return encodeModelProto(buildOnnxModel(module, spec));
@@ -364,16 +428,7 @@ export function buildOnnxModel(module: Module, spec: ExportSpec): ModelProto {
         break;
       }
       case 'linear': {
-        const pre = s.path ? `${s.path}.` : '';
-        const w = g.init(`${pre}weight`, paramTensor(s.m.weight, dtype));
-        const b = s.m.bias ? g.init(`${pre}bias`, paramTensor(s.m.bias, dtype)) : null;
-        const out = g.unique(`${s.path || 'linear'}.output`);
-        if (kind === 'vec') {
-          cur = g.op('Gemm', b ? [cur, w, b] : [cur, w], [attr.int('transB', 1)], out);
-        } else {
-          const wt = g.op('Transpose', [w], [attr.ints('perm', [1, 0])], g.unique(`${pre}weight_t`));
-          cur = b ? g.op('Add', [g.op('MatMul', [cur, wt]), b], [], out) : g.op('MatMul', [cur, wt], [], out);
-        }
+        cur = emitLinear(g, s.m, cur, kind === 'vec', dtype, s.path);
         width = s.m.outFeatures;
         break;
       }
@@ -410,53 +465,16 @@ export function buildOnnxModel(module: Module, spec: ExportSpec): ModelProto {
       }
       case 'recurrent': {
         const m = s.m;
-        const { op, cell, activation } = modeInfo(m);
+        const { op } = modeInfo(m);
         const H = m.hiddenSize, D = m.numDirections, L = m.numLayers;
-        const GH = cell.G * H;
-        const pre = s.path ? `${s.path}.` : '';
         const st = stateNames(s.path || op.toLowerCase(), multi);
         if (spec.state) {
           inputs.push(valueInfo(g.reserve(st.h0), elem, [L * D, 'B', H]));
           if (op === 'LSTM') inputs.push(valueInfo(g.reserve(st.c0), elem, [L * D, 'B', H]));
         }
-        const hNames: string[] = [], cNames: string[] = [];
-        for (let l = 0; l < L; l++) {
-          const I = l === 0 ? m.inputSize : H * D;
-          const mk = (n: number): Float32Array | Float64Array => (dtype === 'float32' ? new Float32Array(n) : new Float64Array(n));
-          const W = mk(D * GH * I), R = mk(D * GH * H), B = mk(D * 2 * GH);
-          for (let d = 0; d < D; d++) {
-            const p = m.cells[l][d];
-            const toOnnx = (t: Tensor, cols: number, dst: Float32Array | Float64Array, dstOffset: number): void => {
-              reorderGates(t.toArray(), 'recur', 'onnx', { cell, H, cols, dst, dstOffset });
-            };
-            toOnnx(p.weightIh, I, W, d * GH * I);
-            toOnnx(p.weightHh, H, R, d * GH * H);
-            if (p.biasIh) toOnnx(p.biasIh, 1, B, d * 2 * GH);
-            if (p.biasHh) toOnnx(p.biasHh, 1, B, d * 2 * GH + GH);
-          }
-          const wN = g.init(`${pre}W_l${l}`, { dtype, shape: [D, GH, I], data: W });
-          const rN = g.init(`${pre}R_l${l}`, { dtype, shape: [D, GH, H], data: R });
-          const bN = m.bias ? g.init(`${pre}B_l${l}`, { dtype, shape: [D, 2 * GH], data: B }) : '';
-          const sliceState = (name: string): string => (L === 1 ? name : g.op('Slice', [name, g.int64s('starts', [l * D]), g.int64s('ends', [(l + 1) * D]), g.int64s('axes', [0])]));
-          const h0 = spec.state ? sliceState(st.h0) : '';
-          const c0 = spec.state && op === 'LSTM' ? sliceState(st.c0) : '';
-          const nodeIn = [cur, wN, rN, bN, lengthsName, h0];
-          if (op === 'LSTM') nodeIn.push(c0);
-          while (nodeIn[nodeIn.length - 1] === '') nodeIn.pop();
-          const base = `${s.path || op.toLowerCase()}.l${l}`;
-          const y = g.unique(`${base}.Y`), yh = g.unique(`${base}.Y_h`), yc = g.unique(`${base}.Y_c`);
-          const attrs: AttributeProto[] = [attr.int('hidden_size', H)];
-          if (D === 2) attrs.push(attr.string('direction', 'bidirectional'));
-          if (activation) attrs.push(attr.strings('activations', new Array<string>(D).fill(activation)));
-          if (op === 'GRU') attrs.push(attr.int('linear_before_reset', 1));
-          g.node(op, nodeIn, op === 'LSTM' ? [y, yh, yc] : [y, yh], attrs, g.unique(`${base}`));
-          hNames.push(yh);
-          cNames.push(yc);
-          // Y [T, D, B, H] → [T, B, D·H]
-          cur = D === 1
-            ? g.op('Squeeze', [y, g.int64s('axes1', [1])], [], g.unique(`${base}.output`))
-            : g.op('Reshape', [g.op('Transpose', [y], [attr.ints('perm', [0, 2, 1, 3])]), g.int64s('shape_tb_flat', [0, 0, -1])], [], g.unique(`${base}.output`));
-        }
+        const r = emitRecurrent(g, m, cur, { dtype, path: s.path, lengths: lengthsName, h0: spec.state ? st.h0 : '', c0: spec.state && op === 'LSTM' ? st.c0 : '' });
+        cur = r.y;
+        const hNames = r.hn, cNames = r.cn;
         if (spec.state) {
           const join = (names: string[], out: string): void => {
             if (names.length === 1) g.node('Identity', [names[0]], [g.reserve(out)]);
