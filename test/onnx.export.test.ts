@@ -13,8 +13,10 @@ import { relu, sigmoid, tanh } from '../src/autograd/ops/elementwise.ts';
 import { noGrad } from '../src/autograd/tape.ts';
 import { RNNClassifier } from '../src/models/classifier.ts';
 import { MLPClassifier } from '../src/models/feedforward.ts';
+import { ConditionalCharRNN } from '../src/models/namegen.ts';
+import { RNNForecaster } from '../src/models/forecaster.ts';
 import { CharLM } from '../src/models/charlm.ts';
-import { exportOnnx, buildOnnxModel, referenceForward, charLMExportSpec, classifierExportSpec, feedForwardExportSpec, sequentialExportSpec, type ExportSpec } from '../src/onnx/export.ts';
+import { exportOnnx, buildOnnxModel, referenceForward, charLMExportSpec, classifierExportSpec, feedForwardExportSpec, sequentialExportSpec, exportNameGen, exportForecaster, type ExportSpec } from '../src/onnx/export.ts';
 import { loadOnnx, type OnnxInput } from '../src/onnx/model.ts';
 import { OnnxError, decodeModelProto } from '../src/onnx/proto.ts';
 import type { OnnxTensor } from '../src/onnx/tensor.ts';
@@ -296,3 +298,49 @@ test('a Sequential stack (Linear, activations, Dropout) exports, and a bare LSTM
     await checkExport(m, { steps: [''], state: true }, st, `bare ${m.mode}`);
   }
 });
+
+/** Run exported bytes in onnxruntime and in recur's interpreter; both must match `want` (by output name). */
+async function checkBytes(bytes: Uint8Array, inputs: Record<string, OnnxInput>, want: Record<string, ArrayLike<number>>, what: string): Promise<void> {
+  const model = loadOnnx(bytes);
+  const session = await ort.InferenceSession.create(bytes);
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const info of model.inputs) feeds[info.name] = ortFeed(info.dtype, inputs[info.name]);
+  const got = await session.run(feeds);
+  const mine = model.run(inputs);
+  for (const [name, w] of Object.entries(want)) {
+    const dOrt = maxDiff(got[name].data as Float32Array, w);
+    assert.ok(dOrt <= TOL, `${what}: '${name}' differs by ${dOrt} in onnxruntime`);
+    const dMine = maxDiff(mine[name].data, w);
+    assert.ok(dMine <= TOL, `${what}: '${name}' differs by ${dMine} in recur's interpreter`);
+  }
+}
+
+for (const cell of ['lstm', 'gru'] as const) {
+  test(`the name generator (${cell}) exports with its condition broadcast over time and streaming state`, async () => {
+    const m = new ConditionalCharRNN({ vocabSize: 12, numConditions: 3, embeddingDim: 5, conditionDim: 2, hiddenSize: 6, numLayers: 2, cell, dropout: 0.1, padId: 0, rng: new Rng(31) });
+    m.eval();
+    const T = 4, B = 3, L = 2, H = 6;
+    const tok = ids(T * B, 12, 32), conds = [2, 0, 1];
+    const h0 = floats(L * B * H, 33), c0 = floats(L * B * H, 34);
+    const own = noGrad(() => m.forward(tok, conds, T, B, null, { h: tensor(h0, [L, B, H]), c: cell === 'lstm' ? tensor(c0, [L, B, H]) : null }));
+    const inputs: Record<string, OnnxInput> = { input: { shape: [T, B], data: tok }, condition: { shape: [B], data: conds }, h0: { shape: [L, B, H], data: h0 }, ...(cell === 'lstm' ? { c0: { shape: [L, B, H], data: c0 } } : {}) };
+    await checkBytes(exportNameGen(m), inputs, { logits: own.logits.toArray(), hn: own.h.toArray(), ...(cell === 'lstm' ? { cn: own.c!.toArray() } : {}) }, `namegen ${cell}`);
+    // without state: from zeros
+    const zero = noGrad(() => m.forward(tok, conds, T, B));
+    await checkBytes(exportNameGen(m, { state: false }), { input: inputs.input, condition: inputs.condition }, { logits: zero.logits.toArray() }, `namegen ${cell} stateless`);
+  });
+}
+
+for (const residual of [true, false]) {
+  test(`the forecaster (residual ${residual}) exports: level and scaled change in, next step out`, async () => {
+    const F = 3;
+    const m = new RNNForecaster({ features: F, hiddenSize: 5, numLayers: 2, cell: 'gru', dropout: 0, residual, deltaScale: [0.5, 2, 1.25], rng: new Rng(41) });
+    m.eval();
+    for (const T of [6, 1]) {
+      const B = 2;
+      const x = floats(T * B * F, 42 + T);
+      const own = noGrad(() => m.forward(tensor(x, [T, B, F])));
+      await checkBytes(exportForecaster(m), { input: { shape: [T, B, F], data: x } }, { output: own.toArray() }, `forecaster T=${T}`);
+    }
+  });
+}

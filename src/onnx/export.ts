@@ -38,7 +38,16 @@
  * computes with recur's own modules (in eval mode), which is what the tests hold the exported
  * graph to, in onnxruntime and in recur's interpreter.
  *
+ * Steps `{ op: 'relu' | 'tanh' | 'sigmoid' }` (or a Sequential's Lambda of that label) apply an
+ * activation; a Dropout step is the identity. With `vectorInput` the input is one float vector per
+ * sample [B, I] (feed-forward models). Spec helpers for the task models: `classifierExportSpec`
+ * (RNNClassifier, with lengths), `feedForwardExportSpec` (MLPClassifier), `sequentialExportSpec`.
+ * The models whose graph is not such a pipeline have their own exporters: `exportNameGen` (the
+ * condition's embedding broadcast over time) and `exportForecaster` (the level-and-change input
+ * and the residual output).
+ *
  * Dropout is an identity at inference and is not exported; the model is exported as in `eval()`.
+ * Not exported yet: the seq2seq model (encoder, and decoder step with attention).
  */
 import { Tensor, shapeStr, tensor } from '../tensor/tensor.ts';
 import { noGrad } from '../autograd/tape.ts';
@@ -54,6 +63,8 @@ import { CELLS, reorderGates, type CellSpec } from '../cells/recurrent.ts';
 import type { OnnxInput } from './model.ts';
 import { RNNClassifier } from '../models/classifier.ts';
 import { MLPClassifier } from '../models/feedforward.ts';
+import { ConditionalCharRNN } from '../models/namegen.ts';
+import { RNNForecaster } from '../models/forecaster.ts';
 
 export const EXPORT_OPSET = 14;
 export const EXPORT_IR_VERSION = 7;
@@ -628,4 +639,124 @@ function tensorOf(v: OnnxInput | undefined, name: string, dtype: 'float32' | 'fl
 
 function asOnnx(t: Tensor): OnnxTensor {
   return { dtype: t.dtype, shape: [...t.shape], data: t.toArray() };
+}
+
+// ---- task models whose graphs are not a plain pipeline ------------------------------------------------
+
+/** Options of the task-model exporters below. */
+export interface TaskExportOptions {
+  /** Initial-state inputs h0 (c0) [L, B, H] and final-state outputs hn (cn), for streaming (default true for the name generator, false for the forecaster). */
+  state?: boolean;
+  /** Float type of the graph (default 'float32'; see ExportSpec.dtype). */
+  dtype?: 'float32' | 'float64';
+  /** Extra model metadata (metadata_props). */
+  metadata?: Record<string, string>;
+}
+
+function taskModel(g: GraphBuilder, name: string, inputs: ValueInfoProto[], outputs: ValueInfoProto[], metadata: Record<string, string> = {}): ModelProto {
+  return {
+    ir_version: EXPORT_IR_VERSION,
+    opset_import: [{ domain: '', version: EXPORT_OPSET }],
+    producer_name: 'recur',
+    producer_version: '0.1.0',
+    graph: { name, node: g.nodes, initializer: g.initializers, input: inputs, output: outputs },
+    metadata_props: Object.entries(metadata).map(([key, value]) => ({ key, value: String(value) })),
+  };
+}
+
+function checkDType(dtype: unknown, who: string): 'float32' | 'float64' {
+  if (dtype !== 'float32' && dtype !== 'float64') throw new OnnxError(`${who}: dtype must be 'float32' or 'float64', got ${JSON.stringify(dtype)}`);
+  return dtype;
+}
+
+/** The final-state outputs hn (cn) [L·D, B, H] from each layer's Y_h (Y_c). */
+function stateOutputs(g: GraphBuilder, outputs: ValueInfoProto[], m: RecurrentBase, r: { hn: string[]; cn: string[] }, elem: number): void {
+  const LD = m.numLayers * m.numDirections;
+  const join = (names: string[], out: string): void => {
+    if (names.length === 1) g.node('Identity', [names[0]], [g.reserve(out)]);
+    else g.node('Concat', names, [g.reserve(out)], [attr.int('axis', 0)]);
+    outputs.push(valueInfo(out, elem, [LD, 'B', m.hiddenSize]));
+  };
+  join(r.hn, 'hn');
+  if (m.mode === 'LSTM') join(r.cn, 'cn');
+}
+
+/**
+ * The conditional name generator (models/namegen.ts ConditionalCharRNN): inputs `input` int64 ids
+ * [T, B] and `condition` int64 [B] (+ h0, c0 [L, B, H] with state); outputs `logits` [T, B, V]
+ * (+ hn, cn). The condition's embedding is broadcast over time (Unsqueeze + Expand) and
+ * concatenated to each step's character embedding, as ConditionalCharRNN.forward does.
+ */
+export function exportNameGen(model: ConditionalCharRNN, opts: TaskExportOptions = {}): Uint8Array {
+  return encodeModelProto(buildNameGenModel(model, opts));
+}
+
+export function buildNameGenModel(model: ConditionalCharRNN, opts: TaskExportOptions = {}): ModelProto {
+  if (!(model instanceof ConditionalCharRNN)) throw new OnnxError('exportNameGen: expected a ConditionalCharRNN (models/namegen.ts)');
+  const dtype = checkDType(opts.dtype ?? 'float32', 'exportNameGen');
+  const elem = dtype === 'float32' ? DataType.FLOAT : DataType.DOUBLE;
+  const state = opts.state ?? true;
+  const g = new GraphBuilder();
+  const m = model.rnn;
+  const L = m.numLayers, H = m.hiddenSize;
+  const ids = g.reserve('input'), cond = g.reserve('condition');
+  const inputs = [valueInfo(ids, DataType.INT64, ['T', 'B']), valueInfo(cond, DataType.INT64, ['B'])];
+  if (state) {
+    inputs.push(valueInfo(g.reserve('h0'), elem, [L, 'B', H]));
+    if (m.mode === 'LSTM') inputs.push(valueInfo(g.reserve('c0'), elem, [L, 'B', H]));
+  }
+  const x = g.op('Gather', [g.init('embedding.weight', paramTensor(model.embedding.weight, dtype)), ids], [attr.int('axis', 0)]); // [T, B, E]
+  const c = g.op('Gather', [g.init('condition.weight', paramTensor(model.condition.weight, dtype)), cond], [attr.int('axis', 0)]); // [B, Ec]
+  // [B, Ec] → [1, B, Ec] → [T, B, Ec]: the target shape is [T, B] of the ids with Ec appended
+  const Ec = model.condition.embeddingDim;
+  const shape = g.op('Concat', [g.op('Shape', [ids]), g.int64s('cond_dim', [Ec])], [attr.int('axis', 0)]);
+  const cT = g.op('Expand', [g.op('Unsqueeze', [c, g.int64s('axes0', [0])]), shape]);
+  const xin = g.op('Concat', [x, cT], [attr.int('axis', 2)], g.unique('rnn.input'));
+  const r = emitRecurrent(g, m, xin, { dtype, path: 'rnn', lengths: '', h0: state ? 'h0' : '', c0: state && m.mode === 'LSTM' ? 'c0' : '' });
+  const logits = emitLinear(g, model.head, r.y, false, dtype, 'head');
+  g.node('Identity', [logits], [g.reserve('logits')]);
+  const outputs = [valueInfo('logits', elem, ['T', 'B', model.head.outFeatures])];
+  if (state) stateOutputs(g, outputs, m, r, elem);
+  return taskModel(g, 'recur-namegen', inputs, outputs, opts.metadata);
+}
+
+/**
+ * The forecaster (models/forecaster.ts RNNForecaster): input `input` float [T, B, F] levels;
+ * output `output` [T, B, F] next-step predictions (+ hn, cn with state). As RNNForecaster.forward:
+ * the recurrent input is [x_t ‖ (x_t − x_{t−1}) / deltaScale] (0 change at t = 0), and with
+ * `residual` the head's Δ (in deltaScale units) is added back to x_t.
+ */
+export function exportForecaster(model: RNNForecaster, opts: TaskExportOptions = {}): Uint8Array {
+  return encodeModelProto(buildForecasterModel(model, opts));
+}
+
+export function buildForecasterModel(model: RNNForecaster, opts: TaskExportOptions = {}): ModelProto {
+  if (!(model instanceof RNNForecaster)) throw new OnnxError('exportForecaster: expected an RNNForecaster (models/forecaster.ts)');
+  const dtype = checkDType(opts.dtype ?? 'float32', 'exportForecaster');
+  const elem = dtype === 'float32' ? DataType.FLOAT : DataType.DOUBLE;
+  const state = opts.state ?? false;
+  const g = new GraphBuilder();
+  const m = model.rnn;
+  const F = model.o.features, L = m.numLayers, H = m.hiddenSize;
+  const x = g.reserve('input');
+  const inputs = [valueInfo(x, elem, ['T', 'B', F])];
+  if (state) {
+    inputs.push(valueInfo(g.reserve('h0'), elem, [L, 'B', H]));
+    if (m.mode === 'LSTM') inputs.push(valueInfo(g.reserve('c0'), elem, [L, 'B', H]));
+  }
+  const vec = (name: string, v: readonly number[]): string => g.init(name, { dtype, shape: [v.length], data: dtype === 'float32' ? Float32Array.from(v) : Float64Array.from(v) });
+  const slice0 = (start: number, end: number): string => g.op('Slice', [x, g.int64s('starts', [start]), g.int64s('ends', [end]), g.int64s('axes', [0])]);
+  const END = Number.MAX_SAFE_INTEGER;
+  // dx: [0 at t = 0, x_t − x_{t−1} after], in deltaScale units
+  const first = slice0(0, 1);
+  const zero = g.op('Sub', [first, first]); // [1, B, F] of zeros
+  const dx = g.op('Concat', [zero, g.op('Sub', [slice0(1, END), slice0(0, -1)])], [attr.int('axis', 0)]);
+  const xin = g.op('Concat', [x, g.op('Mul', [dx, vec('inv_delta_scale', model.o.deltaScale.map((v) => 1 / v))])], [attr.int('axis', 2)], g.unique('rnn.input'));
+  const r = emitRecurrent(g, m, xin, { dtype, path: 'rnn', lengths: '', h0: state ? 'h0' : '', c0: state && m.mode === 'LSTM' ? 'c0' : '' });
+  const d = emitLinear(g, model.head, r.y, false, dtype, 'head');
+  const y = model.o.residual ? g.op('Add', [x, g.op('Mul', [d, vec('delta_scale', model.o.deltaScale)])]) : d;
+  g.node('Identity', [y], [g.reserve('output')]);
+  const outputs = [valueInfo('output', elem, ['T', 'B', F])];
+  if (state) stateOutputs(g, outputs, m, r, elem);
+  return taskModel(g, 'recur-forecaster', inputs, outputs, opts.metadata);
 }
