@@ -15,8 +15,9 @@ import { RNNClassifier } from '../src/models/classifier.ts';
 import { MLPClassifier } from '../src/models/feedforward.ts';
 import { ConditionalCharRNN } from '../src/models/namegen.ts';
 import { RNNForecaster } from '../src/models/forecaster.ts';
+import { Seq2Seq } from '../src/models/seq2seq.ts';
 import { CharLM } from '../src/models/charlm.ts';
-import { exportOnnx, buildOnnxModel, referenceForward, charLMExportSpec, classifierExportSpec, feedForwardExportSpec, sequentialExportSpec, exportNameGen, exportForecaster, type ExportSpec } from '../src/onnx/export.ts';
+import { exportOnnx, buildOnnxModel, referenceForward, charLMExportSpec, classifierExportSpec, feedForwardExportSpec, sequentialExportSpec, exportNameGen, exportForecaster, exportSeq2SeqEncoder, exportSeq2SeqDecoderStep, type ExportSpec } from '../src/onnx/export.ts';
 import { loadOnnx, type OnnxInput } from '../src/onnx/model.ts';
 import { OnnxError, decodeModelProto } from '../src/onnx/proto.ts';
 import type { OnnxTensor } from '../src/onnx/tensor.ts';
@@ -342,5 +343,37 @@ for (const residual of [true, false]) {
       const own = noGrad(() => m.forward(tensor(x, [T, B, F])));
       await checkBytes(exportForecaster(m), { input: { shape: [T, B, F], data: x } }, { output: own.toArray() }, `forecaster T=${T}`);
     }
+  });
+}
+
+for (const [cell, attention] of [['lstm', 'additive'], ['gru', 'general'], ['lstm', 'dot']] as const) {
+  test(`seq2seq (${cell}, ${attention} attention): the encoder and one decoder step export and equal encode / decodeStep`, async () => {
+    const m = new Seq2Seq({ srcVocabSize: 10, tgtVocabSize: 9, embeddingDim: 4, encoderHidden: 3, encoderLayers: 2, decoderHidden: attention === 'dot' ? 6 : 5, cell, attention, attnDim: 4, dropout: 0.2 }, { rng: new Rng(51) });
+    m.eval();
+    const S = 5, B = 3;
+    const lengths = Int32Array.from([5, 2, 3]);
+    const src = Int32Array.from(ids(S * B, 10, 52).map((v, i) => (Math.floor(i / B) < lengths[i % B] ? Math.max(1, v) : 0)));
+    const st = noGrad(() => m.encode(src, S, B, lengths));
+    const maskOf = (t: Tensor | null): number[] => (t ? Array.from(t.toArray()) : new Array<number>(B * S).fill(0));
+    const enc = { keys: st.memory.keys.toArray(), proj: st.memory.proj.toArray(), mask: maskOf(st.memory.mask), h: st.h.toArray(), ...(st.c ? { c: st.c.toArray() } : {}) };
+    await checkBytes(exportSeq2SeqEncoder(m), { src: { shape: [S, B], data: src }, lengths: { shape: [B], data: lengths } }, enc, `seq2seq encoder ${cell}/${attention}`);
+    // one step from the encoder's state, with a previous token per row
+    const tokens = [1, 4, 7];
+    const step = noGrad(() => {
+      const emb = m.tgtEmbedding.forward(tokens, [B]);
+      const { weights } = m.attention.attend(st.h, st.memory);
+      const r = m.decodeStep(emb, st);
+      return { logits: m.out.forward(r.features).toArray(), h_out: r.state.h.toArray(), ...(r.state.c ? { c_out: r.state.c.toArray() } : {}), weights: weights.toArray() };
+    });
+    const Hd = m.config.decoderHidden;
+    const stepIn: Record<string, OnnxInput> = {
+      token: { shape: [B], data: tokens },
+      h: { shape: [B, Hd], data: enc.h },
+      ...(cell === 'lstm' ? { c: { shape: [B, Hd], data: enc.c! } } : {}),
+      keys: { shape: st.memory.keys.shape, data: enc.keys },
+      proj: { shape: st.memory.proj.shape, data: enc.proj },
+      mask: { shape: [B, S], data: enc.mask },
+    };
+    await checkBytes(exportSeq2SeqDecoderStep(m), stepIn, step, `seq2seq decoder step ${cell}/${attention}`);
   });
 }

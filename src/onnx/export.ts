@@ -43,11 +43,12 @@
  * sample [B, I] (feed-forward models). Spec helpers for the task models: `classifierExportSpec`
  * (RNNClassifier, with lengths), `feedForwardExportSpec` (MLPClassifier), `sequentialExportSpec`.
  * The models whose graph is not such a pipeline have their own exporters: `exportNameGen` (the
- * condition's embedding broadcast over time) and `exportForecaster` (the level-and-change input
- * and the residual output).
+ * condition's embedding broadcast over time), `exportForecaster` (the level-and-change input
+ * and the residual output), and for the seq2seq model two graphs, `exportSeq2SeqEncoder` (source →
+ * attention memory and initial decoder state) and `exportSeq2SeqDecoderStep` (one token with
+ * attention → logits and the next state), which a caller runs in a loop (greedy or beam search).
  *
  * Dropout is an identity at inference and is not exported; the model is exported as in `eval()`.
- * Not exported yet: the seq2seq model (encoder, and decoder step with attention).
  */
 import { Tensor, shapeStr, tensor } from '../tensor/tensor.ts';
 import { noGrad } from '../autograd/tape.ts';
@@ -56,7 +57,7 @@ import { logSoftmax, softmax } from '../autograd/ops/nn.ts';
 import { mul, relu, sigmoid, sum, tanh } from '../autograd/ops/elementwise.ts';
 import { Module } from '../nn/module.ts';
 import { Dropout, Embedding, Lambda, Linear, Sequential } from '../nn/layers.ts';
-import { RecurrentBase } from '../nn/recurrent.ts';
+import { RecurrentBase, type CellBase } from '../nn/recurrent.ts';
 import { AttrType, DataType, OnnxError, encodeModelProto, type AttributeProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto.ts';
 import { tensorToProto, type OnnxTensor } from './tensor.ts';
 import { CELLS, reorderGates, type CellSpec } from '../cells/recurrent.ts';
@@ -65,6 +66,8 @@ import { RNNClassifier } from '../models/classifier.ts';
 import { MLPClassifier } from '../models/feedforward.ts';
 import { ConditionalCharRNN } from '../models/namegen.ts';
 import { RNNForecaster } from '../models/forecaster.ts';
+import { Seq2Seq } from '../models/seq2seq.ts';
+import { AdditiveAttention, LuongAttention, MASK_VALUE } from '../nn/attention.ts';
 
 export const EXPORT_OPSET = 14;
 export const EXPORT_IR_VERSION = 7;
@@ -249,7 +252,7 @@ function batchFirstOf(steps: Resolved[], spec: ExportSpec): boolean {
 }
 
 /** The ONNX operator for a layer's cell (from its record), and the RNN op's activation. */
-function modeInfo(m: RecurrentBase): { op: string; cell: CellSpec; activation?: string } {
+function modeInfo(m: Pick<RecurrentBase, 'mode'>): { op: string; cell: CellSpec; activation?: string } {
   const cell = CELLS[m.mode];
   if (!cell.onnx) throw new OnnxError(`exportOnnx: ONNX has no operator for ${m.mode} layers`);
   const activation = m.mode === 'RNN_TANH' ? 'Tanh' : m.mode === 'RNN_RELU' ? 'Relu' : undefined;
@@ -334,7 +337,14 @@ function paramTensor(t: Tensor, dtype: 'float32' | 'float64'): OnnxTensor {
  * order; returns the top layer's output [T, B, D·H] and each layer's Y_h (Y_c) [D, B, H]. h0 / c0:
  * names of [L·D, B, H] initial states ('' for zeros); lengths: the sequence_lens input or ''.
  */
-function emitRecurrent(g: GraphBuilder, m: RecurrentBase, x: string, o: { dtype: 'float32' | 'float64'; path: string; lengths: string; h0: string; c0: string }): { y: string; hn: string[]; cn: string[] } {
+/** What emitRecurrent reads of a layer: a RecurrentBase, or a single cell seen as a one-layer, one-direction layer. */
+type RecurrentWeights = Pick<RecurrentBase, 'mode' | 'inputSize' | 'hiddenSize' | 'numLayers' | 'numDirections' | 'bias' | 'cells'>;
+
+function cellAsLayer(c: CellBase): RecurrentWeights {
+  return { mode: c.mode, inputSize: c.inputSize, hiddenSize: c.hiddenSize, numLayers: 1, numDirections: 1, bias: c.params.biasIh !== null, cells: [[c.params]] };
+}
+
+function emitRecurrent(g: GraphBuilder, m: RecurrentWeights, x: string, o: { dtype: 'float32' | 'float64'; path: string; lengths: string; h0: string; c0: string }): { y: string; hn: string[]; cn: string[] } {
   const { dtype, path, lengths } = o;
   const { op, cell, activation } = modeInfo(m);
   const H = m.hiddenSize, D = m.numDirections, L = m.numLayers;
@@ -759,4 +769,109 @@ export function buildForecasterModel(model: RNNForecaster, opts: TaskExportOptio
   const outputs = [valueInfo('output', elem, ['T', 'B', F])];
   if (state) stateOutputs(g, outputs, m, r, elem);
   return taskModel(g, 'recur-forecaster', inputs, outputs, opts.metadata);
+}
+
+/**
+ * The seq2seq encoder (models/seq2seq.ts Seq2Seq.encode): inputs `src` int64 [S, B] and `lengths`
+ * int32 [B]; outputs the attention memory `keys` [B, S, K] (the encoder outputs, 0 past each
+ * length), `proj` [B, S, P] (the attention's key-side projection), `mask` [B, S] (0, or −1e9 past
+ * each length) and the decoder's initial state `h` [B, Hd] (+ `c`, zeros, for an LSTM).
+ * Decoding runs `exportSeq2SeqDecoderStep`'s graph once per output token with these.
+ */
+export function exportSeq2SeqEncoder(model: Seq2Seq, opts: Omit<TaskExportOptions, 'state'> = {}): Uint8Array {
+  return encodeModelProto(buildSeq2SeqEncoderModel(model, opts));
+}
+
+export function buildSeq2SeqEncoderModel(model: Seq2Seq, opts: Omit<TaskExportOptions, 'state'> = {}): ModelProto {
+  if (!(model instanceof Seq2Seq)) throw new OnnxError('exportSeq2SeqEncoder: expected a Seq2Seq (models/seq2seq.ts)');
+  const dtype = checkDType(opts.dtype ?? 'float32', 'exportSeq2SeqEncoder');
+  const elem = dtype === 'float32' ? DataType.FLOAT : DataType.DOUBLE;
+  const c = model.config;
+  const K = 2 * c.encoderHidden, Hd = c.decoderHidden, L = c.encoderLayers;
+  const g = new GraphBuilder();
+  const src = g.reserve('src'), lengths = g.reserve('lengths');
+  const inputs = [valueInfo(src, DataType.INT64, ['S', 'B']), valueInfo(lengths, DataType.INT32, ['B'])];
+  const x = g.op('Gather', [g.init('src_embedding.weight', paramTensor(model.srcEmbedding.weight, dtype)), src], [attr.int('axis', 0)]); // [S, B, E]
+  const r = emitRecurrent(g, model.encoder, x, { dtype, path: 'encoder', lengths, h0: '', c0: '' });
+  g.node('Transpose', [r.y], [g.reserve('keys')], [attr.ints('perm', [1, 0, 2])]); // [B, S, K]
+  // the top layer's final forward and backward states [2, B, He] → [B, 2·He] → tanh(bridge)
+  const summary = g.op('Reshape', [g.op('Transpose', [r.hn[L - 1]], [attr.ints('perm', [1, 0, 2])]), g.int64s('shape_b_flat', [0, -1])]);
+  const h = g.op('Tanh', [emitLinear(g, model.bridge, summary, true, dtype, 'bridge')], [], g.reserve('h'));
+  const outputs = [valueInfo('keys', elem, ['B', 'S', K])];
+  // the key-side projection, computed once per source sentence
+  const att = model.attention;
+  const projOf = (lin: Linear, path: string): string => emitLinear(g, lin, 'keys', false, dtype, path);
+  const proj = att instanceof AdditiveAttention ? projOf(att.key, 'attention.key') : att instanceof LuongAttention && att.key ? projOf(att.key, 'attention.key') : 'keys';
+  g.node('Identity', [proj], [g.reserve('proj')]);
+  outputs.push(valueInfo('proj', elem, ['B', 'S', proj === 'keys' ? K : att instanceof AdditiveAttention ? att.attnDim : Hd]));
+  // mask[b, s] = 0 where s < lengths[b], else −1e9
+  const S = g.op('Gather', [g.op('Shape', [src]), g.int64s('zero', [0])], [attr.int('axis', 0)]); // [1]
+  const int64Scalar = (name: string, v: number): string => g.init(name, { dtype: 'int64', shape: [], data: Float64Array.of(v) });
+  const range = g.op('Range', [int64Scalar('range_start', 0), g.op('Squeeze', [S, g.int64s('axes0', [0])]), int64Scalar('range_step', 1)]); // [S]: 0 … S−1
+  const valid = g.op('Less', [g.op('Unsqueeze', [range, g.int64s('axes0', [0])]), g.op('Unsqueeze', [g.op('Cast', [lengths], [attr.int('to', DataType.INT64)]), g.int64s('axes1', [1])])]); // [B, S]
+  const scalar = (name: string, v: number): string => g.init(name, { dtype, shape: [], data: dtype === 'float32' ? Float32Array.of(v) : Float64Array.of(v) });
+  g.node('Where', [valid, scalar('mask_keep', 0), scalar('mask_value', MASK_VALUE)], [g.reserve('mask')]);
+  outputs.push(valueInfo('mask', elem, ['B', 'S']));
+  outputs.push(valueInfo(h, elem, ['B', Hd]));
+  if (c.cell === 'lstm') {
+    g.node('Sub', [h, h], [g.reserve('c')]); // zeros [B, Hd]
+    outputs.push(valueInfo('c', elem, ['B', Hd]));
+  }
+  return taskModel(g, 'recur-seq2seq-encoder', inputs, outputs, opts.metadata);
+}
+
+/**
+ * One seq2seq decoder step with attention (Seq2Seq.decodeStep + the output layer): inputs `token`
+ * int64 [B] (the previous output token), `h` [B, Hd] (+ `c`), and the encoder's `keys`, `proj`,
+ * `mask`; outputs `logits` [B, V], the new state `h_out` (+ `c_out`) and the attention `weights`
+ * [B, S].
+ */
+export function exportSeq2SeqDecoderStep(model: Seq2Seq, opts: Omit<TaskExportOptions, 'state'> = {}): Uint8Array {
+  return encodeModelProto(buildSeq2SeqDecoderStepModel(model, opts));
+}
+
+export function buildSeq2SeqDecoderStepModel(model: Seq2Seq, opts: Omit<TaskExportOptions, 'state'> = {}): ModelProto {
+  if (!(model instanceof Seq2Seq)) throw new OnnxError('exportSeq2SeqDecoderStep: expected a Seq2Seq (models/seq2seq.ts)');
+  const dtype = checkDType(opts.dtype ?? 'float32', 'exportSeq2SeqDecoderStep');
+  const elem = dtype === 'float32' ? DataType.FLOAT : DataType.DOUBLE;
+  const c = model.config;
+  const K = 2 * c.encoderHidden, Hd = c.decoderHidden;
+  const lstm = c.cell === 'lstm';
+  const att = model.attention;
+  const P = att instanceof AdditiveAttention ? att.attnDim : att instanceof LuongAttention && att.key ? Hd : K;
+  const g = new GraphBuilder();
+  const token = g.reserve('token'), h = g.reserve('h'), cIn = lstm ? g.reserve('c') : '';
+  const keys = g.reserve('keys'), proj = g.reserve('proj'), mask = g.reserve('mask');
+  const inputs = [valueInfo(token, DataType.INT64, ['B']), valueInfo(h, elem, ['B', Hd])];
+  if (lstm) inputs.push(valueInfo(cIn, elem, ['B', Hd]));
+  inputs.push(valueInfo(keys, elem, ['B', 'S', K]), valueInfo(proj, elem, ['B', 'S', P]), valueInfo(mask, elem, ['B', 'S']));
+  const emb = g.op('Gather', [g.init('tgt_embedding.weight', paramTensor(model.tgtEmbedding.weight, dtype)), token], [attr.int('axis', 0)]); // [B, E]
+  // scores [B, S]
+  let scores: string;
+  if (att instanceof AdditiveAttention) {
+    // e = v · tanh(proj + W_q·h broadcast over S)
+    const q = g.op('Unsqueeze', [emitLinear(g, att.query, h, true, dtype, 'attention.query'), g.int64s('axes1', [1])]); // [B, 1, A]
+    const hidden = g.op('Tanh', [g.op('Add', [proj, q])]);
+    scores = g.op('Squeeze', [emitLinear(g, att.v, hidden, false, dtype, 'attention.v'), g.int64s('axes2', [2])]);
+  } else {
+    // e[b] = proj[b] · h[b]
+    scores = g.op('Squeeze', [g.op('MatMul', [proj, g.op('Unsqueeze', [h, g.int64s('axes2', [2])])]), g.int64s('axes2', [2])]);
+  }
+  const weights = g.op('Softmax', [g.op('Add', [scores, mask])], [attr.int('axis', -1)], g.reserve('weights'));
+  const context = g.op('Squeeze', [g.op('MatMul', [g.op('Unsqueeze', [weights, g.int64s('axes1', [1])]), keys]), g.int64s('axes1', [1])]); // [B, K]
+  // the decoder cell: a one-step ONNX recurrent node
+  const x = g.op('Unsqueeze', [g.op('Concat', [emb, context], [attr.int('axis', 1)]), g.int64s('axes0', [0])]); // [1, B, E + K]
+  const h0 = g.op('Unsqueeze', [h, g.int64s('axes0', [0])]);
+  const c0 = lstm ? g.op('Unsqueeze', [cIn, g.int64s('axes0', [0])]) : '';
+  const r = emitRecurrent(g, cellAsLayer(model.decoder), x, { dtype, path: 'decoder', lengths: '', h0, c0 });
+  const hOut = g.op('Squeeze', [r.hn[0], g.int64s('axes0', [0])], [], g.reserve('h_out'));
+  const features = g.op('Concat', [hOut, context], [attr.int('axis', 1)]);
+  g.node('Identity', [emitLinear(g, model.out, features, true, dtype, 'out')], [g.reserve('logits')]);
+  const outputs = [valueInfo('logits', elem, ['B', c.tgtVocabSize]), valueInfo(hOut, elem, ['B', Hd])];
+  if (lstm) {
+    g.node('Squeeze', [r.cn[0], g.int64s('axes0', [0])], [g.reserve('c_out')]);
+    outputs.push(valueInfo('c_out', elem, ['B', Hd]));
+  }
+  outputs.push(valueInfo(weights, elem, ['B', 'S']));
+  return taskModel(g, 'recur-seq2seq-decoder-step', inputs, outputs, opts.metadata);
 }
