@@ -1,8 +1,10 @@
 /**
- * ONNX interchange: `exportOnnx` (recur model → ONNX bytes; exportNameGen, exportForecaster and the
- * seq2seq encoder / decoder-step exporters for the task models that are not a plain pipeline), `loadOnnx` (ONNX bytes → a model recur runs) and
- * `convertOnnx` (an exported recurrent pipeline → a recur model that trains). Free of Node-only imports; the test-case runner (testcase.ts, in recurjs/node) and the CLI
- * functions (cli.ts) read files and are imported from their own modules.
+ * ONNX interchange: `exportOnnx` (recur model → ONNX bytes; exportNameGen, exportForecaster and
+ * the seq2seq encoder / decoder-step exporters for the task models that are not a plain
+ * pipeline), `loadOnnx` (ONNX bytes → a model recur runs) and `convertOnnx` (an exported recurrent
+ * pipeline → a recur model that trains). Free of Node-only imports; the test-case runner
+ * (testcase.ts, in recurjs/node) and the CLI functions (cli.ts) read files and are imported from
+ * their own modules.
  */
 export { OnnxError, AttrType, DataType, decodeModelProto, encodeModelProto, decodeTensorProto, encodeTensorProto } from './proto.ts';
 export type { ModelProto, GraphProto, NodeProto, AttributeProto, TensorProto, ValueInfoProto, TypeProto } from './proto.ts';
