@@ -56,11 +56,11 @@ const ortBatch = await time(() => session.run(feeds), 3);
 // streaming: B 1, T 1, the state fed back each step
 const xs = rnd(STREAM_STEPS * I, 3);
 const recurStream = await time(() => {
-  let h = new Float32Array(H), c = new Float32Array(H);
+  let h: ArrayLike<number> = new Float32Array(H), c: ArrayLike<number> = new Float32Array(H);
   for (let t = 0; t < STREAM_STEPS; t++) {
     const o = recur.run({ input: { shape: [1, 1, I], data: xs.subarray(t * I, (t + 1) * I) }, h0: { shape: [1, 1, H], data: h }, c0: { shape: [1, 1, H], data: c } });
-    h = o.hn.data as Float32Array;
-    c = o.cn.data as Float32Array;
+    h = o.hn.data;
+    c = o.cn.data;
   }
 }, 2);
 const ortStream = await time(async () => {
