@@ -64,11 +64,11 @@ const recurStream = await time(() => {
   }
 }, 2);
 const ortStream = await time(async () => {
-  let h = new ort.Tensor('float32', new Float32Array(H), [1, 1, H]), c = new ort.Tensor('float32', new Float32Array(H), [1, 1, H]);
+  let h: ort.Tensor = new ort.Tensor('float32', new Float32Array(H), [1, 1, H]), c: ort.Tensor = new ort.Tensor('float32', new Float32Array(H), [1, 1, H]);
   for (let t = 0; t < STREAM_STEPS; t++) {
     const o = await session.run({ input: new ort.Tensor('float32', xs.slice(t * I, (t + 1) * I), [1, 1, I]), h0: h, c0: c });
-    h = o.hn as ort.Tensor;
-    c = o.cn as ort.Tensor;
+    h = o.hn;
+    c = o.cn;
   }
 }, 2);
 
