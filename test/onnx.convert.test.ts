@@ -19,7 +19,8 @@ import { loadOnnx } from '../src/onnx/model.ts';
 import { exportOnnx } from '../src/onnx/export.ts';
 import { AttrType, decodeModelProto, decodeTensorProto, type AttributeProto, type NodeProto } from '../src/onnx/proto.ts';
 import { tensorFromProto, type OnnxTensor } from '../src/onnx/tensor.ts';
-import { Embedding, GRU, LSTM, Linear, Module, Rng, Tensor, tensor } from '../src/index.ts';
+import { Embedding, GRU, LSTM, Lambda, Linear, Module, Rng, Sequential, Tensor, tensor } from '../src/index.ts';
+import { relu } from '../src/autograd/ops/elementwise.ts';
 import { noGrad, backward } from '../src/autograd/tape.ts';
 import { crossEntropy, mseLoss } from '../src/autograd/ops/nn.ts';
 import { Adam } from '../src/train/optim.ts';
@@ -198,7 +199,15 @@ test('recur → exportOnnx → convertOnnx gives back the same parameters and ou
     gru = this.registerModule('gru', new GRU({ inputSize: 4, hiddenSize: 5, numLayers: 2, bidirectional: true, rng }));
     fc = this.registerModule('fc', new Linear(10, 3, { rng }));
   })();
+  // a head that is an nn.Sequential: nested names head.0, head.2
+  const mlp = new (class extends Module {
+    embedding = this.registerModule('embedding', new Embedding(9, 4, { rng }));
+    lstm = this.registerModule('lstm', new LSTM({ inputSize: 4, hiddenSize: 5, rng }));
+    head = this.registerModule('head', new Sequential(new Linear(5, 6, { rng }), new Lambda(relu, 'relu'), new Linear(6, 3, { rng })));
+  })();
   const cases: [string, Module, Parameters<typeof exportOnnx>[1]][] = [
+    ['nested MLP head', mlp, { steps: ['embedding', 'lstm', { op: 'finalState' }, 'head.0', { op: 'relu' }, 'head.2', { op: 'logSoftmax' }] }],
+    ['per-step MLP head', mlp, { steps: ['embedding', 'lstm', 'head.0', { op: 'relu' }, 'head.2'], batchFirst: true }],
     ['final state + softmax', cls, { steps: ['embedding', 'gru', { op: 'finalState' }, 'fc', { op: 'softmax' }] }],
     ['mean over time + logSoftmax, batch-first', cls, { steps: ['embedding', 'gru', { op: 'meanOverTime' }, 'fc', { op: 'logSoftmax' }], batchFirst: true }],
     ['per-step tagger', cls, { steps: ['embedding', 'gru', 'fc'] }],
