@@ -48,7 +48,8 @@ MANIFEST_DOC = (
     'One entry per case folder. source: "pytorch" (torch.onnx.export output; expected outputs from '
     'PyTorch) or "keras-pattern" (a Keras->ONNX converter graph shape written with the ONNX helper '
     'API; expected outputs from a numpy transcription of the ONNX equations). pipeline: true when the '
-    'graph is embedding-or-float input -> recurrent stack -> head and maps onto a PyTorch module, '
+    'graph is embedding-or-float input -> recurrent stack -> head and maps onto a PyTorch module (packed-sequence '
+    'cases, with their extra lengths input, are false), '
     'described by layers: kind (RNN_TANH | RNN_RELU | LSTM | GRU, PyTorch mode names), numLayers, '
     'bidirectional, batchFirst, hiddenSize, inputSize (the recurrent input size: the embedding dim '
     'when there is an embedding), embedding ({numEmbeddings, dim} or null), head (see HEADS), '
@@ -64,6 +65,8 @@ HEADS = {
     'mean': 'mean of the output sequence over time, then Linear',
     'last': 'the last time step of the output sequence, then Linear',
     'final_states': 'concatenation of the last layer\'s final h of each direction [B, D*H], then Linear',
+    'packed': 'x and lengths [B] in; pack_padded_sequence -> recurrent stack -> outputs Linear(final h of the last '
+              'layer, both directions concatenated) and pad_packed_sequence(y, total_length=T) (0 past each length)',
 }
 
 cases = []
@@ -119,6 +122,15 @@ class Net(nn.Module if torch else object):
     def forward(self, x, *state):
         if self.emb is not None:
             x = self.emb(x)
+        if self.head_kind == 'packed':
+            lengths = state[0]
+            T = x.shape[1] if self.batch_first else x.shape[0]
+            p = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=self.batch_first, enforce_sorted=self.sorted)
+            y, hn = self.rnn(p)
+            y, _ = nn.utils.rnn.pad_packed_sequence(y, batch_first=self.batch_first, total_length=T)
+            h = hn[0] if self.kind == 'LSTM' else hn
+            feat = torch.cat([h[-2], h[-1]], dim=1) if self.D == 2 else h[-1]
+            return self.fc(feat), y
         if state:
             st = (state[0], state[1]) if self.kind == 'LSTM' else state[0]
             y, hn = self.rnn(x, st)
@@ -147,9 +159,11 @@ class Net(nn.Module if torch else object):
 
 
 def torch_case(name, kind, opset, num_layers=1, bidirectional=False, batch_first=False, hidden=4, inp=3,
-               embedding=None, head='none', initial_state=False, dropout=0.0, dynamic=True, seed=0):
+               embedding=None, head='none', initial_state=False, dropout=0.0, dynamic=True, seed=0, sorted_lengths=True):
     torch.manual_seed(seed)
     net = Net(kind, num_layers, bidirectional, batch_first, hidden, inp, embedding, head, dropout).eval()
+    net.sorted = sorted_lengths
+    packed = head == 'packed'
     D = 2 if bidirectional else 1
     rin = embedding[1] if embedding else inp
 
@@ -161,6 +175,11 @@ def torch_case(name, kind, opset, num_layers=1, bidirectional=False, batch_first
         else:
             x = torch.randn(*shape, inp, generator=g)
         xs = [x]
+        if packed:
+            # lengths in 1..T with the full length present (total_length = T), sorted when required
+            lens = torch.randint(1, T + 1, (B,), generator=g)
+            lens[int(torch.randint(0, B, (1,), generator=g))] = T
+            xs.append(torch.sort(lens, descending=True).values if sorted_lengths else lens)
         if initial_state:
             xs.append(torch.randn(num_layers * D, B, hidden, generator=g) * 0.5)
             if kind == 'LSTM':
@@ -169,7 +188,11 @@ def torch_case(name, kind, opset, num_layers=1, bidirectional=False, batch_first
 
     names_in = ['x'] + (['h0', 'c0'] if kind == 'LSTM' else ['h0'] if initial_state else [])
     names_in = names_in[:1 + (0 if not initial_state else (2 if kind == 'LSTM' else 1))]
-    if head == 'none':
+    if packed:
+        names_in = ['x', 'lengths']
+    if packed:
+        names_out = ['logits', 'y']
+    elif head == 'none':
         names_out = ['y', 'h_n', 'c_n'] if kind == 'LSTM' else ['y', 'h_n']
     else:
         names_out = ['logits']
@@ -178,15 +201,18 @@ def torch_case(name, kind, opset, num_layers=1, bidirectional=False, batch_first
         bt = {0: 'batch', 1: 'seq'} if batch_first else {0: 'seq', 1: 'batch'}
         dyn['x'] = bt
         for n in names_in[1:]:
-            dyn[n] = {1: 'batch'}
+            dyn[n] = {0: 'batch'} if n == 'lengths' else {1: 'batch'}
         for n in names_out:
-            if n == 'y' or (n == 'logits' and head in ('linear', 'softmax', 'log_softmax')):
+            if n == 'y' or (n == 'logits' and head in ('linear', 'softmax', 'log_softmax')) and not packed:
                 dyn[n] = bt
             elif n in ('h_n', 'c_n'):
                 dyn[n] = {1: 'batch'}
             else:
                 dyn[n] = {0: 'batch'}
-    xs0 = make_inputs(2, 5, seed + 100)
+    # Packed sequences are traced at batch 1: torch 1.13 bakes the traced batch into the zero initial
+    # state it expands for them (its export warning says as much), and 1 broadcasts to any batch.
+    B0 = 1 if packed else 2
+    xs0 = make_inputs(B0, 5, seed + 100)
     path = os.path.join('/tmp', 'corpus_%d.onnx' % os.getpid())
     with torch.no_grad():
         torch.onnx.export(net, tuple(xs0), path, opset_version=opset, input_names=names_in, output_names=names_out,
@@ -194,7 +220,7 @@ def torch_case(name, kind, opset, num_layers=1, bidirectional=False, batch_first
     model = onnx.load(path)
     os.remove(path)
     sets = []
-    shapes = [(2, 5)] + ([(3, 4)] if dynamic else [])
+    shapes = [(B0, 5)] + ([(3, 4)] if dynamic else [])
     for k, (B, T) in enumerate(shapes):
         xs = xs0 if k == 0 else make_inputs(B, T, seed + 200 + k)
         with torch.no_grad():
@@ -202,11 +228,13 @@ def torch_case(name, kind, opset, num_layers=1, bidirectional=False, batch_first
         outs = out if isinstance(out, tuple) else (out,)
         sets.append(([x.numpy() for x in xs], [o.numpy() for o in outs]))
     write_case(name, model, sets, {
-        'source': 'pytorch', 'pipeline': True, 'dynamicAxes': dynamic,
+        # Packed cases have a second input (lengths) and two outputs: not the one-input pipeline shape.
+        'source': 'pytorch', 'pipeline': not packed, 'dynamicAxes': dynamic,
         'layers': {'kind': kind, 'numLayers': num_layers, 'bidirectional': bidirectional, 'batchFirst': batch_first,
                    'hiddenSize': hidden, 'inputSize': rin,
                    'embedding': {'numEmbeddings': embedding[0], 'dim': embedding[1]} if embedding else None,
-                   'head': head, 'initialState': initial_state, 'dropout': dropout},
+                   'head': head, 'initialState': initial_state, 'dropout': dropout,
+                   'packed': {'sortedLengths': sorted_lengths} if packed else None},
     })
 
 
@@ -251,6 +279,15 @@ def pytorch_corpus(max_opset):
     for o in opsets:
         torch_case('pt_issue_embedding_lstm_linear_op%d' % o, 'LSTM', o, batch_first=True, embedding=(11, 3), head='linear',
                    hidden=5, seed=1000 + o)
+    # 5. Packed sequences (pack_padded_sequence / pad_packed_sequence): lengths become sequence_lens;
+    #    enforce_sorted=False adds the sort (TopK) and its inverse (ScatterElements).
+    for k, kind in enumerate(kinds):
+        for srt in (True, False):
+            o = [9, 11, 13, 14, 15, 16, 17, max_opset][(2 * k + srt) % 8]
+            o = max(o, 11) if not srt else o
+            torch_case('pt_%s_packed_%s_op%d' % (short[kind], 'sorted' if srt else 'unsorted', o), kind, o,
+                       num_layers=1 + (k % 2), bidirectional=(k + srt) % 2 == 0, batch_first=k < 2, embedding=(11, 3) if k % 2 else None,
+                       head='packed', sorted_lengths=srt, seed=3000 + 2 * k + srt)
     torch_case('pt_gru_static_shapes_op%d' % max_opset, 'GRU', max_opset, num_layers=2, bidirectional=True, batch_first=True,
                head='last', dynamic=False, seed=2000)
 

@@ -126,6 +126,14 @@ for (const name of folders) {
         assert.ok(mt <= TOL, `${set} ${info.name}: recur vs onnxruntime ${mt}`);
       });
     }
+    // Shape arithmetic runs once per input shape: repeating a run executes no shape-only node.
+    const again = numbered(join(dir, sets[0]), 'input').map(readPb);
+    const feed = Object.fromEntries(model.inputs.map((info, i) => [info.name, { shape: again[i].shape, data: again[i].data } as OnnxInput]));
+    model.run(feed);
+    const { evaluations } = model.shapeArithmetic;
+    model.run(feed);
+    assert.equal(model.shapeArithmetic.evaluations, evaluations, 'a repeated run re-evaluated shape arithmetic');
+    if (model.shapeArithmetic.nodes > 0) assert.ok(model.shapeArithmetic.reuses >= model.shapeArithmetic.nodes);
     // And as `recur onnx test` runs it, on both recurrent paths.
     for (const recurrentPath of ['auto', 'general'] as const) {
       const r = runTestCase(dir, { rtol: TOL, atol: TOL }, { recurrentPath });

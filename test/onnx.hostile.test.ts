@@ -237,6 +237,125 @@ test('Gather with an empty result does not walk the (huge) index space', () => {
   assert.deepEqual(Array.from(m.run({ x: { shape: [1], data: [0] } }).y.data), [1e6, ids, 0]);
 });
 
+// ---- the size-making operators of exported graphs ------------------------------------------------
+
+/** One node reading runtime inputs (so nothing folds at load): `inputs` are graph inputs, `consts` initializers. */
+function oneNode(op: string, inputs: { name: string; dtype: OnnxDType; shape: number[] }[], consts: Record<string, OnnxTensor>, attrs: NodeSpec['attrs'] = {}, opset = 13): Uint8Array {
+  return buildModel({
+    opset,
+    inputs,
+    outputs: [{ name: 'y', dtype: 'float32' }],
+    initializers: consts,
+    nodes: [{ op, name: 'bomb', inputs: [...inputs.map((i) => i.name), ...Object.keys(consts)], outputs: ['y'], attrs }],
+  });
+}
+const i64t = (values: number[], shape = [values.length]): OnnxTensor => filled('int64', shape, (i) => values[i]);
+const x1 = { name: 'x', dtype: 'float32' as const, shape: [1] };
+const run1 = (bytes: Uint8Array) => () => loadOnnx(bytes).run({ x: { shape: [1], data: [1] } });
+
+test('Expand, Tile, ConstantOfShape, Range and Pad asking for 10^10 elements are refused before allocating', () => {
+  const { ms } = timed(() => {
+    limitError(run1(oneNode('Expand', [x1], { shape: i64t([1e5, 1e5]) })), 'tensorElements', /Expand node 'bomb': output: elements of shape \[100000, 100000\]/);
+    limitError(run1(oneNode('Tile', [x1], { reps: i64t([1e10]) })), 'tensorElements', /Tile node 'bomb': output: elements of shape \[10000000000\]/);
+    limitError(run1(oneNode('Pad', [x1], { pads: i64t([0, 1e10]) }, {}, 13)), 'tensorElements', /Pad node 'bomb': output: elements of shape \[10000000001\]/);
+    const shapeIn = loadOnnx(oneNode('ConstantOfShape', [{ name: 's', dtype: 'int64', shape: [2] }], {}));
+    limitError(() => shapeIn.run({ s: { shape: [2], data: [1e5, 1e5] } }), 'tensorElements', /ConstantOfShape node 'bomb': output: elements of shape \[100000, 100000\]/);
+    const range = loadOnnx(buildModel({
+      opset: 13,
+      inputs: [{ name: 'l', dtype: 'int64', shape: [] }],
+      outputs: [{ name: 'y', dtype: 'int64' }],
+      initializers: { s: i64t([0], []), d: i64t([1], []) },
+      nodes: [{ op: 'Range', name: 'bomb', inputs: ['s', 'l', 'd'], outputs: ['y'] }],
+    }));
+    limitError(() => range.run({ l: { shape: [], data: [1e12] } }), 'tensorElements', /Range node 'bomb': output: elements of shape \[1000000000000\]/);
+    // all-constant inputs fold at load: the same bomb is refused there, naming the node
+    limitError(() => loadOnnx(buildModel({
+      opset: 13,
+      inputs: [x1],
+      outputs: [{ name: 'y', dtype: 'float32' }],
+      initializers: { shape: i64t([1e5, 1e5]) },
+      nodes: [{ op: 'ConstantOfShape', name: 'bomb', inputs: ['shape'], outputs: ['y'] }],
+    })), 'tensorElements', /ConstantOfShape node 'bomb'/);
+  });
+  assert.ok(ms < 3000, `took ${Math.round(ms)} ms`);
+});
+
+test('the new operators reject wrong arity, shapes and values with errors naming the node', () => {
+  const onnxError = (fn: () => unknown, re: RegExp): void => assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof OnnxError, `expected OnnxError, got ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`);
+    assert.match(e.message, re);
+    return true;
+  });
+  const f = (shape: number[], name = 'x'): { name: string; dtype: OnnxDType; shape: number[] } => ({ name, dtype: 'float32', shape });
+  // arity, at load
+  onnxError(() => loadOnnx(oneNode('Where', [f([2], 'a'), f([3], 'b')], {})), /Where node 'bomb': expects 3 inputs, got 2/);
+  onnxError(() => loadOnnx(oneNode('Expand', [f([2])], {})), /Expand node 'bomb': expects 2 inputs, got 1/);
+  onnxError(() => loadOnnx(oneNode('Range', [f([])], {})), /Range node 'bomb': expects 3 inputs, got 1/);
+  onnxError(() => loadOnnx(oneNode('Pad', [f([2])], { pads: i64t([1, 1]) }, { mode: 'wrap' }, 13)), /Pad node 'bomb': mode 'wrap' is not supported/);
+  onnxError(() => loadOnnx(oneNode('ConstantOfShape', [{ name: 's', dtype: 'int64', shape: [1] }], {}, { bogus: 1 })), /ConstantOfShape node 'bomb': unsupported attribute 'bogus'/);
+  // operators and element types the spec does not have at the model's opset
+  onnxError(() => loadOnnx(oneNode('Range', [f([], 'a'), f([], 'b'), f([], 'c')], {}, {}, 10)), /Range node 'bomb': Range is defined from opset 11; this model imports opset 10/);
+  onnxError(() => loadOnnx(oneNode('Where', [f([2], 'a'), f([2], 'b'), f([2], 'c')], {}, {}, 8)), /Where is defined from opset 9/);
+  onnxError(() => loadOnnx(oneNode('Equal', [f([2], 'a'), f([2], 'b')], {}, {}, 9)).run({ a: { shape: [2], data: [1, 2] }, b: { shape: [2], data: [1, 2] } }),
+    /Equal node 'bomb': inputs must be int or bool, got float32/);
+  // shapes and values, at run time
+  const ones = (shape: number[]): number[] => new Array(shape.reduce((p, q) => p * q, 1)).fill(1);
+  const two = (op: string, a: number[], b: number[], consts: Record<string, OnnxTensor> = {}, attrs = {}) => () =>
+    loadOnnx(oneNode(op, [f(a, 'a'), f(b, 'b')], consts, attrs)).run({ a: { shape: a, data: ones(a) }, b: { shape: b, data: ones(b) } });
+  onnxError(two('Max', [2, 3], [4]), /Max node 'bomb': shapes \[2, 3\] and \[4\] cannot be broadcast together/);
+  onnxError(two('Greater', [2, 3], [2]), /Greater node 'bomb': shapes .* cannot be broadcast/);
+  onnxError(two('Where', [2], [2], { c: filled('float32', [2], () => 1) }), /Where node 'bomb': condition must be bool, got float32/);
+  onnxError(two('And', [2], [2]), /And node 'bomb': inputs must be bool, got float32/);
+  onnxError(run1(oneNode('Tile', [x1], { reps: i64t([2, 2]) })), /Tile node 'bomb': repeats \[2, 2\] must have one entry per input axis \(1\)/);
+  onnxError(run1(oneNode('Tile', [x1], { reps: i64t([-1]) })), /Tile node 'bomb': repeats \[-1\] has a negative/);
+  onnxError(run1(oneNode('Expand', [x1], { shape: i64t([-2]) })), /Expand node 'bomb': shapes \[1\] and \[-2\] cannot be broadcast|not a non-negative integer/);
+  onnxError(run1(oneNode('Pad', [x1], { pads: i64t([0, -3]) })), /Pad node 'bomb': pads \[0, -3\] crop more than input \[1\] holds/);
+  onnxError(run1(oneNode('Pad', [x1], { pads: i64t([1]) })), /Pad node 'bomb': pads \[1\] must have 2 × 1 entries/);
+  onnxError(run1(oneNode('Pad', [x1], { pads: i64t([3, 0]) }, { mode: 'reflect' })), /Pad node 'bomb': reflect padding of 3 needs axis 0 longer than the 1 values it keeps/);
+  onnxError(() => loadOnnx(oneNode('TopK', [x1], { k: i64t([1]) })), /TopK node 'bomb': expects 2 outputs, got 1/);
+  onnxError(run1(buildModel({
+    opset: 13,
+    inputs: [x1],
+    outputs: [{ name: 'v', dtype: 'float32' }],
+    initializers: { k: i64t([2]) },
+    nodes: [{ op: 'TopK', name: 'bomb', inputs: ['x', 'k'], outputs: ['v', 'i'] }],
+  })), /TopK node 'bomb': K = 2 is out of range for axis 0 of size 1/);
+  onnxError(() => loadOnnx(buildModel({
+    opset: 13,
+    inputs: [x1],
+    outputs: [{ name: 'y', dtype: 'float32' }],
+    initializers: { i: i64t([5]), u: filled('float32', [1], () => 2) },
+    nodes: [{ op: 'ScatterElements', name: 'bomb', inputs: ['x', 'i', 'u'], outputs: ['y'] }],
+  })).run({ x: { shape: [1], data: [1] } }), /ScatterElements node 'bomb': index 5 is out of range for axis 0 of size 1/);
+  onnxError(() => loadOnnx(oneNode('ScatterElements', [f([2], 'a'), f([2], 'b'), f([2], 'c')], {}, { reduction: 'max' }, 16)), /reduction 'max' is not supported at opset 16/);
+  const range = (s: number, l: number, d: number) => () => loadOnnx(buildModel({
+    opset: 13,
+    inputs: [{ name: 's', dtype: 'float32', shape: [] }],
+    outputs: [{ name: 'y', dtype: 'float32' }],
+    initializers: { l: filled('float32', [], () => l), d: filled('float32', [], () => d) },
+    nodes: [{ op: 'Range', name: 'bomb', inputs: ['s', 'l', 'd'], outputs: ['y'] }],
+  })).run({ s: { shape: [], data: [s] } });
+  onnxError(range(0, 5, 0), /Range node 'bomb': start 0, limit 5, delta 0 do not make a range/);
+  onnxError(range(0, Infinity, 1), /do not make a range/);
+  assert.deepEqual(Array.from(range(5, 0, 1)().y.data), []); // an empty range is legal
+  const cos = loadOnnx(oneNode('ConstantOfShape', [{ name: 's', dtype: 'int64', shape: [2] }], {}));
+  onnxError(() => cos.run({ s: { shape: [2], data: [2, -1] } }), /ConstantOfShape node 'bomb': shape \[2, -1\] has a negative or invalid dimension/);
+});
+
+test('Pad and Tile of an empty tensor along a huge axis do not walk that axis', () => {
+  const bytes = buildModel({
+    opset: 13,
+    inputs: [{ name: 'x', dtype: 'float32', shape: [0, 1] }],
+    outputs: [{ name: 'p', dtype: 'float32' }, { name: 't', dtype: 'float32' }],
+    initializers: { pads: i64t([0, 2e8, 0, 2e8]), reps: i64t([1, 2e8]) },
+    nodes: [{ op: 'Pad', inputs: ['x', 'pads'], outputs: ['p'] }, { op: 'Tile', inputs: ['x', 'reps'], outputs: ['t'] }],
+  });
+  const { value, ms } = timed(() => loadOnnx(bytes).run({ x: { shape: [0, 1], data: [] } }));
+  assert.ok(ms < 2000, `took ${Math.round(ms)} ms`);
+  assert.deepEqual(value.p.shape, [0, 4e8 + 1]);
+  assert.deepEqual(value.t.shape, [0, 2e8]);
+});
+
 // ---- the CLI's info commands go through the same bounded loader ----------------------------------
 
 test('recur onnx info and recur import print a hostile file quickly, with its operators', async () => {

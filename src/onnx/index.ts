@@ -9,7 +9,7 @@
 export { OnnxError, AttrType, DataType, decodeModelProto, encodeModelProto, decodeTensorProto, encodeTensorProto } from './proto.ts';
 export type { ModelProto, GraphProto, NodeProto, AttributeProto, TensorProto, ValueInfoProto, TypeProto } from './proto.ts';
 export { tensorFromProto, tensorToProto, DEFAULT_MAX_ELEMENTS, type OnnxTensor, type OnnxDType } from './tensor.ts';
-export { loadOnnx, OnnxModel, MIN_OPSET, MAX_OPSET, SUPPORTED_OPERATORS, type LoadOnnxOptions, type OnnxInput, type OnnxValueInfo, type FoldingStats } from './model.ts';
+export { loadOnnx, OnnxModel, MIN_OPSET, MAX_OPSET, SUPPORTED_OPERATORS, type LoadOnnxOptions, type OnnxInput, type OnnxValueInfo, type FoldingStats, type ShapeArithmeticStats } from './model.ts';
 // loadOnnx's `limits` option and the error it throws past one (the shared record, io/limits.ts).
 export { LimitError, DEFAULT_LIMITS, resolveLimits, type Limits } from '../io/limits.ts';
 export { exportOnnx, buildOnnxModel, referenceForward, charLMExportSpec, classifierExportSpec, feedForwardExportSpec, sequentialExportSpec, EXPORT_OPSET, EXPORT_IR_VERSION, type ExportSpec, type ExportStep } from './export.ts';

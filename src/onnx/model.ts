@@ -25,7 +25,7 @@ import { noGrad } from '../autograd/tape.ts';
 import { LimitError, checkLimit, resolveLimits, type Limits } from '../io/limits.ts';
 import { OnnxError, decodeModelProto, type ModelProto, type NodeProto, type ValueInfoProto } from './proto.ts';
 import { checkedSize, dtypeOfCode, isFloatDType, tensorFromProto, type OnnxDType, type OnnxTensor } from './tensor.ts';
-import { FoldBudget, FoldDeferred, NodeContext, bytesPerElement, fromValue, toValue, type CompileOptions, type Kernel, type Value } from './runtime.ts';
+import { FoldBudget, FoldDeferred, HostInts, NodeContext, bytesPerElement, fromValue, toValue, type CompileOptions, type Kernel, type Value } from './runtime.ts';
 import { STANDARD_OPS, type OpCompiler } from './ops.ts';
 import { compileRecurrent } from './recurrent.ts';
 
@@ -78,6 +78,73 @@ interface CompiledNode {
   inputs: string[];
   outputs: string[];
   kernel: Kernel;
+  /** A Shape node: its output joins the run's shape key (see ShapeMemo). */
+  readsShape?: boolean;
+  /** Shape arithmetic: computes only from constants and Shape outputs; memoised per shape key. */
+  shapeOnly?: boolean;
+}
+
+/**
+ * Shape arithmetic, computed once per input shape rather than on every run.
+ *
+ * Exporters compute sizes in the graph: PyTorch's zero initial state is
+ * Shape(x) → Gather(batch axis) → Unsqueeze → Concat([L·D], batch, [H]) → ConstantOfShape, and
+ * Keras converters build the same from Shape/Gather/Concat/Expand. Two things keep that off the
+ * per-run path:
+ *
+ * 1. At load, constant folding runs every node whose inputs are all constants — and a Shape node
+ *    whose input is a graph input with a fully static declared shape counts as constant (run()
+ *    rejects inputs that do not match the declared dimensions), so with static shapes the whole
+ *    chain folds away.
+ * 2. With dynamic axes, the load marks the nodes that compute only from constants and Shape
+ *    outputs (transitively) as shape-only. A shape-only node's result is a function of the
+ *    constants and the Shape outputs before it in the run order. So each run compares every Shape
+ *    output with the same node's output in the previous run (O(rank) per Shape node, so a run stays
+ *    linear in the graph); until the first one differs, shape-only nodes reuse the previous run's
+ *    outputs instead of executing, and from there on they execute and are stored again. The memo
+ *    holds one result per node (the previous run's), never more than one run's worth of shape
+ *    values; a run that failed part-way leaves it inconsistent, so the next run starts over.
+ */
+class ShapeMemo {
+  /** Shape-only node executions so far (the rest were reuses). */
+  evaluations = 0;
+  reuses = 0;
+  /** Whether the previous run finished (then every stored value is from that run). */
+  complete = false;
+  private readonly last = new Map<CompiledNode, (Value | null)[]>();
+
+  /** The previous run's outputs of a shape-only node, if stored. */
+  reuse(n: CompiledNode): (Value | null)[] | undefined {
+    const outs = this.last.get(n);
+    if (outs) this.reuses++;
+    return outs;
+  }
+
+  /** Store a shape-only node's freshly computed outputs. */
+  store(n: CompiledNode, outs: (Value | null)[]): void {
+    this.evaluations++;
+    this.last.set(n, outs);
+  }
+
+  /** Store a Shape node's output; true when it equals the previous run's. */
+  sameShape(n: CompiledNode, outs: (Value | null)[]): boolean {
+    const prev = this.last.get(n)?.[0];
+    const now = outs[0];
+    this.last.set(n, outs);
+    if (!(prev instanceof HostInts) || !(now instanceof HostInts) || prev.size !== now.size) return false;
+    for (let i = 0; i < now.size; i++) if (prev.data[i] !== now.data[i]) return false;
+    return true;
+  }
+}
+
+/** What the shape memo has done so far (see ShapeMemo). */
+export interface ShapeArithmeticStats {
+  /** Nodes that compute only from constants and Shape outputs (left after load-time folding). */
+  readonly nodes: number;
+  /** How many times such nodes have executed over all runs. */
+  readonly evaluations: number;
+  /** How many times a run reused the outputs of the previous run with the same shapes. */
+  readonly reuses: number;
 }
 
 function nodeLabel(n: NodeProto, index: number): string {
@@ -175,6 +242,7 @@ export class OnnxModel {
   private readonly nodes: CompiledNode[];
   /** Inputs that have an initializer as their default (IR < 4 style); optional in run(). */
   private readonly overridable: Set<string>;
+  private readonly shapeMemo = new ShapeMemo();
 
   /** @internal use loadOnnx */
   constructor(proto: ModelProto, opts: LoadOnnxOptions = {}) {
@@ -239,6 +307,10 @@ export class OnnxModel {
     const available = new Set<string>(seen);
     for (const k of this.constants.keys()) available.add(k);
     const order = sortNodes(gnodes, available);
+    const staticShapes = new Map<string, number[]>();
+    for (const info of inputs) {
+      if (info.shape && info.shape.every((d) => typeof d === 'number')) staticShapes.set(info.name, info.shape as number[]);
+    }
     const budget = new FoldBudget(limits.foldedConstantBytes);
     const opts2: CompileOptions = { backend: this.backend, opset: this.opset, limits, fold: budget, recurrentPath: opts.recurrentPath ?? 'auto' };
     let folded = 0;
@@ -258,7 +330,18 @@ export class OnnxModel {
       } catch (e) {
         throw e instanceof OnnxError || e instanceof LimitError ? e : new OnnxError(`${label}: ${(e as Error).message}`);
       }
-      const node: CompiledNode = { label, inputs: n.input ?? [], outputs: n.output ?? [], kernel };
+      const node: CompiledNode = { label, inputs: n.input ?? [], outputs: n.output ?? [], kernel, readsShape: n.op_type === 'Shape' };
+      // A Shape of a graph input whose declared shape is all numbers is a constant (see ShapeMemo).
+      const shapeOf = n.op_type === 'Shape' ? staticShapes.get(node.inputs[0] ?? '') : undefined;
+      if (shapeOf) {
+        // The Shape kernel reads only its input's `shape`; no values of the input are needed.
+        const outs = this.fold(node, [{ shape: shapeOf } as unknown as Value], budget, false);
+        if (outs) {
+          folded++;
+          this.constants.set(node.outputs[0], outs[0]!);
+          continue;
+        }
+      }
       // Constant folding: a node whose inputs are all constants (Constant nodes, or e.g. the
       // Transpose of an initializer weight) runs once, here, and later nodes see its outputs as
       // constants (so recurrent weights are reordered once per model, not per run).
@@ -278,6 +361,16 @@ export class OnnxModel {
       this.nodes.push(node);
     }
     this.folding = Object.freeze({ nodes: folded, bytes: budget.used, deferred: Object.freeze(deferred) });
+    // Mark the shape arithmetic that folding could not remove (see ShapeMemo).
+    const shapeValues = new Set<string>();
+    for (const node of this.nodes) {
+      const ins = node.inputs.filter((x) => x !== '');
+      if (!node.readsShape) {
+        node.shapeOnly = ins.length > 0 && ins.some((x) => shapeValues.has(x))
+          && ins.every((x) => shapeValues.has(x) || (this.constants.has(x) && !this.overridable.has(x)));
+      }
+      if (node.readsShape || node.shapeOnly) for (const o of node.outputs) if (o !== '') shapeValues.add(o);
+    }
     const produced = new Set<string>(available);
     for (const k of this.constants.keys()) produced.add(k);
     for (const n of this.nodes) for (const o of n.outputs) produced.add(o);
@@ -330,6 +423,11 @@ export class OnnxModel {
     return outs;
   }
 
+  /** What the per-shape memo of shape arithmetic has done (see ShapeMemo). */
+  get shapeArithmetic(): ShapeArithmeticStats {
+    return { nodes: this.nodes.filter((n) => n.shapeOnly).length, evaluations: this.shapeMemo.evaluations, reuses: this.shapeMemo.reuses };
+  }
+
   /**
    * Run the graph. `inputs` maps every graph input name to its values; returns every graph
    * output. Float outputs come back as Float32Array/Float64Array, integer outputs as Float64Array.
@@ -360,14 +458,24 @@ export class OnnxModel {
     const keep = new Set(this.constants.keys());
     for (const o of this.outputs) keep.add(o.name);
     noGrad(() => {
+      // Whether every Shape output so far equals the previous run's (see ShapeMemo).
+      const memo = this.shapeMemo;
+      let sameShapes = memo.complete;
+      memo.complete = false;
       this.nodes.forEach((n, k) => {
         const args = n.inputs.map((name) => (name === '' ? null : env.get(name) ?? null));
-        const outs = this.execute(n, args);
+        let outs = n.shapeOnly && sameShapes ? memo.reuse(n) : undefined;
+        if (!outs) {
+          outs = this.execute(n, args);
+          if (n.shapeOnly) memo.store(n, outs);
+        }
+        if (n.readsShape && !memo.sameShape(n, outs)) sameShapes = false;
         n.outputs.forEach((name, i) => {
           if (name !== '' && outs[i]) env.set(name, outs[i]!);
         });
         for (const name of n.inputs) if (lastUse.get(name) === k && !keep.has(name)) env.delete(name);
       });
+      memo.complete = true;
     });
     const result: Record<string, OnnxTensor> = {};
     for (const o of this.outputs) {

@@ -3,10 +3,19 @@
  * exported recur model uses — Gather (embedding), MatMul / Gemm / Add (linear), Softmax,
  * LogSoftmax, Concat, Slice, Reshape, Transpose, Squeeze, Unsqueeze — plus the small change that
  * real-world graphs wrap around them: Identity, Constant, Cast, Shape, Flatten, Split, Dropout
- * (inference), Sub, Mul, Div, Tanh, Sigmoid, Relu, Exp, Log, Neg, Sqrt, Abs, ReduceSum, ReduceMean.
+ * (inference), Sub, Mul, Div, Tanh, Sigmoid, Relu, Exp, Log, Neg, Sqrt, Abs, ReduceSum, ReduceMean —
+ * and what exporters wrap around recurrent layers: shape arithmetic (Shape with start/end, Gather,
+ * Concat of shape tensors, ConstantOfShape, Expand, Range, Tile), masks (Equal, Greater, Less,
+ * GreaterOrEqual, LessOrEqual, Not, And, Or, Xor, Where, ReduceMax/ReduceMin/ReduceProd), the sort
+ * of unsorted packed sequences (TopK, ScatterElements), Pad, and the
+ * element-wise functions of heads (Min, Max, Clip, Pow, Erf, Softplus, HardSigmoid, LeakyRelu, Elu).
+ * The ops the spec introduced after opset 7 are refused in older models, and each takes the element
+ * types its spec allows at the model's opset.
  *
- * Float math runs on the recur backend through recur's ops; integer tensors (ids, shapes, axes)
- * are handled on the host. Where an opset changed an operator (Softmax's axis semantics in 13,
+ * The layers' float math (MatMul, Gemm, the activations, Softmax, …) runs on the recur backend
+ * through recur's ops; integer tensors (ids, shapes, axes) are handled on the host, and so are the
+ * comparisons, masks, sorts and small element-wise functions above (in float64, rounded once to the
+ * output type: they are small next to the recurrent layers, and exact types matter more there). Where an opset changed an operator (Softmax's axis semantics in 13,
  * Squeeze/Unsqueeze/Split axes moving from attributes to inputs in 13, Slice in 10), both forms
  * are implemented and chosen by the model's opset.
  *
@@ -611,6 +620,14 @@ function reduceOp(kind: 'ReduceSum' | 'ReduceMean'): OpCompiler {
   };
 }
 
+/** An operator that the ONNX spec introduces at `opset`: in an older model it is an error, as in other runtimes. */
+function since(opset: number, compile: OpCompiler): OpCompiler {
+  return (ctx) => {
+    if (ctx.opset < opset) throw ctx.error(`${ctx.node.op_type} is defined from opset ${opset}; this model imports opset ${ctx.opset}`);
+    return compile(ctx);
+  };
+}
+
 // ---- host element-wise: comparisons, logic, selection, the math recur's ops lack ----------------------
 //
 // These run on the host in float64 over broadcast copies of their inputs and round once to the
@@ -675,7 +692,10 @@ function compare(kind: 'Equal' | 'Greater' | 'Less' | 'GreaterOrEqual' | 'LessOr
     ctx.attrs.done();
     return ([a0, b0]) => {
       const a = needInput(ctx, a0, 0), b = needInput(ctx, b0, 1);
-      sameType(ctx, [a, b], kind === 'Equal' ? ['float', 'int', 'bool'] : ['float', 'int']);
+      // The spec's type lists: Equal takes floats from opset 11, Greater/Less integers from 9.
+      const allowed: ('float' | 'int' | 'bool')[] = kind === 'Equal' ? (ctx.opset >= 11 ? ['float', 'int', 'bool'] : ['int', 'bool'])
+        : ctx.opset >= 9 ? ['float', 'int'] : ['float'];
+      sameType(ctx, [a, b], allowed);
       return [broadcastHost(ctx, [a, b], 'bool', f)];
     };
   };
@@ -723,7 +743,7 @@ function minMax(kind: 'Min' | 'Max'): OpCompiler {
     ctx.attrs.done();
     return (inputs) => {
       const xs = inputs.map((v, i) => needInput(ctx, v, i));
-      const dtype = sameType(ctx, xs, ['float', 'int']);
+      const dtype = sameType(ctx, xs, ctx.opset >= 12 ? ['float', 'int'] : ['float']);
       const f = kind === 'Min' ? Math.min : Math.max;
       let acc = xs[0];
       if (xs.length === 1) return [broadcastHost(ctx, [acc], dtype, (a) => a)];
@@ -859,11 +879,10 @@ const Range: OpCompiler = (ctx) => {
     if (delta === 0 || !Number.isFinite(delta) || !Number.isFinite(start) || !Number.isFinite(limit)) throw ctx.error(`start ${start}, limit ${limit}, delta ${delta} do not make a range`);
     const count = Math.max(Math.ceil((limit - start) / delta), 0);
     const n = ctx.checkElements([count], 'output', 8);
+    // The spec's output[i] = start + i·delta, in float64 and rounded once to the element type (a
+    // runtime that accumulates value += delta in float32 drifts from it by a few ulps at most).
     const out = new Float64Array(n);
-    // Accumulate as the reference does (value += delta in the element type), not start + i·delta.
-    const round = dtype === 'float32' ? Math.fround : (v: number) => v;
-    let v = round(start);
-    for (let i = 0; i < n; i++, v = round(v + delta)) out[i] = v;
+    for (let i = 0; i < n; i++) out[i] = start + i * delta;
     return [makeValue(ctx, dtype, [n], out)];
   };
 };
@@ -872,7 +891,7 @@ const Pad: OpCompiler = (ctx) => {
   const modern = ctx.opset >= 11;
   ctx.arity(modern ? 2 : 1, modern ? (ctx.opset >= 18 ? 4 : 3) : 1);
   const mode = ctx.attrs.string('mode', 'constant');
-  const attrPads = modern ? undefined : ctx.attrs.ints(ctx.opset >= 2 ? 'pads' : 'paddings');
+  const attrPads = modern ? undefined : ctx.attrs.ints('pads');
   const attrValue = modern ? undefined : ctx.attrs.float('value', 0);
   ctx.attrs.done();
   if (mode !== 'constant' && mode !== 'reflect' && mode !== 'edge') throw ctx.error(`mode '${mode}' is not supported (constant, reflect, edge)`);
@@ -898,23 +917,28 @@ const Pad: OpCompiler = (ctx) => {
     });
     const outShape = x.shape.map((s, i) => s + begin[i] + end[i]);
     if (outShape.some((d) => d < 0)) throw ctx.error(`pads ${shapeStr(padList)} crop more than input ${shapeStr(x.shape)} holds`);
+    // Negative pads crop first; edge and reflect then work on what is left of each axis, [lo, hi).
+    const lo = begin.map((b) => Math.max(0, -b));
+    const hi = x.shape.map((d, i) => d - Math.max(0, -end[i]));
     for (let i = 0; i < r; i++) {
-      if (mode === 'reflect' && (begin[i] > 0 || end[i] > 0) && (begin[i] >= x.shape[i] || end[i] >= x.shape[i])) {
-        throw ctx.error(`reflect padding of ${Math.max(begin[i], end[i])} needs axis ${i} longer than its size ${x.shape[i]}`);
+      const extent = hi[i] - lo[i], pad = Math.max(begin[i], end[i]);
+      if (mode === 'reflect' && pad > 0 && pad >= extent) {
+        throw ctx.error(`reflect padding of ${pad} needs axis ${i} longer than the ${extent} values it keeps`);
       }
-      if (mode === 'edge' && x.shape[i] === 0 && outShape[i] > 0) throw ctx.error(`edge padding of an empty axis ${i}`);
+      if (mode === 'edge' && pad > 0 && extent === 0) throw ctx.error(`edge padding of axis ${i}, which keeps no values`);
     }
     const n = ctx.checkElements(outShape, 'output', 8);
+    // An empty result: the per-axis maps below would still be as long as the (huge) other axes.
+    if (n === 0) return [makeValue(ctx, x.dtype, outShape, new Float64Array(0))];
     // Per axis, the source coordinate of every output coordinate (−1: the fill value).
     const maps = outShape.map((len, i) => {
-      const dim = x.shape[i];
       const m = new Int32Array(len);
       for (let o = 0; o < len; o++) {
         let s = o - begin[i];
-        if (s < 0 || s >= dim) {
+        if (s < lo[i] || s >= hi[i]) {
           if (mode === 'constant') s = -1;
-          else if (mode === 'edge') s = s < 0 ? 0 : dim - 1;
-          else s = s < 0 ? -s : 2 * (dim - 1) - s;
+          else if (mode === 'edge') s = s < lo[i] ? lo[i] : hi[i] - 1;
+          else s = s < lo[i] ? 2 * lo[i] - s : 2 * (hi[i] - 1) - s;
         }
         m[o] = s;
       }
@@ -940,8 +964,8 @@ const Pad: OpCompiler = (ctx) => {
   };
 };
 
-/** ReduceMax / ReduceMin (axes an input from opset 18), on floats and integers, on the host. */
-function reduceExtreme(kind: 'ReduceMax' | 'ReduceMin'): OpCompiler {
+/** ReduceMax / ReduceMin / ReduceProd (axes an input from opset 18), on floats and integers, on the host. */
+function reduceHost(kind: 'ReduceMax' | 'ReduceMin' | 'ReduceProd'): OpCompiler {
   return (ctx) => {
     const modern = ctx.opset >= 18;
     ctx.arity(1, modern ? 2 : 1);
@@ -949,7 +973,9 @@ function reduceExtreme(kind: 'ReduceMax' | 'ReduceMin'): OpCompiler {
     const attrAxes = modern ? undefined : ctx.attrs.ints('axes');
     const noopEmpty = modern ? ctx.attrs.int('noop_with_empty_axes', 0) !== 0 : false;
     ctx.attrs.done();
-    const f = kind === 'ReduceMax' ? Math.max : Math.min;
+    const f = kind === 'ReduceMax' ? Math.max : kind === 'ReduceMin' ? Math.min : (a: number, b: number) => a * b;
+    // The identity of each reduction: what an empty axis reduces to.
+    const init = kind === 'ReduceMax' ? -Infinity : kind === 'ReduceMin' ? Infinity : 1;
     return (inputs) => {
       const x = needInput(ctx, inputs[0], 0);
       const dtype = sameType(ctx, [x], ['float', 'int'], 'input');
@@ -959,10 +985,12 @@ function reduceExtreme(kind: 'ReduceMax' | 'ReduceMin'): OpCompiler {
       const axes = given && given.length ? given.map((a) => normAxisOf(ctx, a, r)) : [...Array(r).keys()];
       const reduced = new Set(axes);
       if (reduced.size !== axes.length) throw ctx.error(`axes ${shapeStr(given ?? [])} repeat an axis`);
-      for (const a of reduced) if (x.shape[a] === 0) throw ctx.error(`cannot take ${kind === 'ReduceMax' ? 'the maximum' : 'the minimum'} over empty axis ${a}`);
+      // Over an empty axis the spec's result is the identity of the reduction: ∓∞ for floats. The
+      // integer identities (INT64_MIN/MAX) do not survive recur's float64 host integers, so refuse.
+      if (kind !== 'ReduceProd' && !isFloatDType(dtype)) for (const a of reduced) if (x.shape[a] === 0) throw ctx.error(`cannot take ${kind === 'ReduceMax' ? 'the maximum' : 'the minimum'} of integers over empty axis ${a}`);
       const kept = x.shape.map((s, i) => (reduced.has(i) ? 1 : s));
       const n = ctx.checkElements(kept, 'output', 8);
-      const out = new Float64Array(n).fill(kind === 'ReduceMax' ? -Infinity : Infinity);
+      const out = new Float64Array(n).fill(init);
       // Walk the input once; its reduced axes have stride 0 in the output.
       const ost = shapeStrides(kept).map((s, i) => (reduced.has(i) ? 0 : s));
       const src = hostData(x);
@@ -983,6 +1011,109 @@ function reduceExtreme(kind: 'ReduceMax' | 'ReduceMin'): OpCompiler {
     };
   };
 }
+
+// ---- sorting and scattering (what pack_padded_sequence(enforce_sorted=False) exports) ---------------
+
+/**
+ * TopK: the K largest (or smallest) entries along an axis and their indices. K is an attribute
+ * before opset 10 and an input from 10; largest / sorted from 11. Equal values keep their order
+ * (the lower index first), as the spec asks; with sorted = 0 the order is unspecified and this
+ * returns it sorted anyway.
+ */
+const TopK: OpCompiler = (ctx) => {
+  const kInput = ctx.opset >= 10;
+  ctx.arity(kInput ? 2 : 1, kInput ? 2 : 1, 2, 2);
+  const axisAttr = ctx.attrs.int('axis', -1);
+  const kAttr = kInput ? undefined : ctx.attrs.int('k');
+  const largest = ctx.opset >= 11 ? ctx.attrs.int('largest', 1) !== 0 : true;
+  if (ctx.opset >= 11) ctx.attrs.int('sorted', 1);
+  ctx.attrs.done();
+  if (!kInput && kAttr === undefined) throw ctx.error("attribute 'k' is required");
+  return ([x0, k0]) => {
+    const x = needInput(ctx, x0, 0);
+    sameType(ctx, [x], ['float', 'int'], 'input');
+    const r = x.shape.length;
+    if (r === 0) throw ctx.error('input must have rank ≥ 1');
+    const axis = normAxisOf(ctx, axisAttr, r);
+    let k = kAttr!;
+    if (kInput) {
+      const kl = intList(ctx, k0, 1, 'K');
+      if (kl.length !== 1) throw ctx.error(`K must hold one value, got ${shapeStr(kl)}`);
+      k = kl[0];
+    }
+    const dim = x.shape[axis];
+    if (!(k >= 0 && k <= dim)) throw ctx.error(`K = ${k} is out of range for axis ${axis} of size ${dim}`);
+    const outShape = [...x.shape];
+    outShape[axis] = k;
+    const n = ctx.checkElements(outShape, 'outputs', 16);
+    const values = new Float64Array(n), indices = new Float64Array(n);
+    const src = hostData(x);
+    const inner = shapeSize(x.shape.slice(axis + 1)), outer = shapeSize(x.shape.slice(0, axis));
+    const order = new Array<number>(dim);
+    if (n > 0) {
+      for (let o = 0; o < outer; o++) {
+        for (let j = 0; j < inner; j++) {
+          const base = o * dim * inner + j;
+          for (let i = 0; i < dim; i++) order[i] = i;
+          // Array.prototype.sort is stable: ties keep the lower index first.
+          order.sort((p, q) => (largest ? src[base + q * inner] - src[base + p * inner] : src[base + p * inner] - src[base + q * inner]));
+          for (let i = 0; i < k; i++) {
+            const at = (o * k + i) * inner + j;
+            values[at] = src[base + order[i] * inner];
+            indices[at] = order[i];
+          }
+        }
+      }
+    }
+    return [makeValue(ctx, x.dtype, outShape, values), new HostInts('int64', outShape, indices)];
+  };
+};
+
+/**
+ * ScatterElements: a copy of data with updates written at the positions indices name along
+ * `axis` (negative indices count from the end); reduction (opset 16: add, mul; 18: max, min)
+ * combines instead of overwriting. With reduction none and a repeated index the spec leaves the
+ * result undefined; here the last update wins.
+ */
+const ScatterElements: OpCompiler = (ctx) => {
+  ctx.arity(3, 3);
+  const axisAttr = ctx.attrs.int('axis', 0);
+  const reduction = ctx.opset >= 16 ? ctx.attrs.string('reduction', 'none') : 'none';
+  ctx.attrs.done();
+  const allowed = ctx.opset >= 18 ? ['none', 'add', 'mul', 'max', 'min'] : ['none', 'add', 'mul'];
+  if (!allowed.includes(reduction)) throw ctx.error(`reduction '${reduction}' is not supported at opset ${ctx.opset} (${allowed.join(', ')})`);
+  const combine = { none: (_a: number, b: number) => b, add: (a: number, b: number) => a + b, mul: (a: number, b: number) => a * b, max: Math.max, min: Math.min }[reduction]!;
+  return ([d0, i0, u0]) => {
+    const data = needInput(ctx, d0, 0), updates = needInput(ctx, u0, 2);
+    const idx = intInput(ctx, i0, 1, 'indices');
+    const dtype = sameType(ctx, [data, updates], ['float', 'int', 'bool'], 'data and updates');
+    const r = data.shape.length;
+    if (r === 0) throw ctx.error('data must have rank ≥ 1');
+    const axis = normAxisOf(ctx, axisAttr, r);
+    if (idx.shape.length !== r || updates.shape.length !== r || idx.shape.some((s, i) => s !== updates.shape[i] || (i !== axis && s > data.shape[i]))) {
+      throw ctx.error(`indices ${shapeStr(idx.shape)} and updates ${shapeStr(updates.shape)} must have the same shape, of data's rank and within data ${shapeStr(data.shape)} off the axis`);
+    }
+    ctx.checkElements(data.shape, 'output', 8);
+    const out = Float64Array.from(hostData(data));
+    const upd = hostData(updates);
+    const st = shapeStrides(data.shape);
+    const dim = data.shape[axis];
+    const pos = new Array<number>(r).fill(0);
+    for (let k = 0; k < idx.size; k++) {
+      let j = idx.data[k];
+      if (j < 0) j += dim;
+      if (!(j >= 0 && j < dim)) throw ctx.error(`index ${idx.data[k]} is out of range for axis ${axis} of size ${dim}`);
+      let at = 0;
+      for (let a = 0; a < r; a++) at += (a === axis ? j : pos[a]) * st[a];
+      out[at] = combine(out[at], upd[k]);
+      for (let a = r - 1; a >= 0; a--) {
+        if (++pos[a] < idx.shape[a]) break;
+        pos[a] = 0;
+      }
+    }
+    return [makeValue(ctx, dtype, data.shape, out)];
+  };
+};
 
 export const STANDARD_OPS: Record<string, OpCompiler> = {
   Add: binary('Add'),
@@ -1017,30 +1148,33 @@ export const STANDARD_OPS: Record<string, OpCompiler> = {
   Gather,
   ReduceSum: reduceOp('ReduceSum'),
   ReduceMean: reduceOp('ReduceMean'),
-  ReduceMax: reduceExtreme('ReduceMax'),
-  ReduceMin: reduceExtreme('ReduceMin'),
+  ReduceMax: reduceHost('ReduceMax'),
+  ReduceMin: reduceHost('ReduceMin'),
+  ReduceProd: reduceHost('ReduceProd'),
+  TopK,
+  ScatterElements: since(11, ScatterElements),
   Equal: compare('Equal'),
   Greater: compare('Greater'),
   Less: compare('Less'),
-  GreaterOrEqual: compare('GreaterOrEqual'),
-  LessOrEqual: compare('LessOrEqual'),
+  GreaterOrEqual: since(12, compare('GreaterOrEqual')),
+  LessOrEqual: since(12, compare('LessOrEqual')),
   Not,
   And: logic('And'),
   Or: logic('Or'),
   Xor: logic('Xor'),
-  Where,
+  Where: since(9, Where),
   Min: minMax('Min'),
   Max: minMax('Max'),
   Clip,
   Pow,
-  Erf: hostUnary('Erf', {}, erf),
+  Erf: since(9, hostUnary('Erf', {}, erf)),
   Softplus: hostUnary('Softplus', {}, (x) => (x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x)))),
   HardSigmoid: hostUnary('HardSigmoid', { alpha: 0.2, beta: 0.5 }, (x, a) => Math.max(0, Math.min(1, a.alpha * x + a.beta))),
   LeakyRelu: hostUnary('LeakyRelu', { alpha: 0.01 }, (x, a) => (x >= 0 ? x : a.alpha * x)),
   Elu: hostUnary('Elu', { alpha: 1 }, (x, a) => (x > 0 ? x : a.alpha * (Math.exp(x) - 1))),
-  ConstantOfShape,
-  Expand,
+  ConstantOfShape: since(9, ConstantOfShape),
+  Expand: since(8, Expand),
   Tile,
-  Range,
+  Range: since(11, Range),
   Pad,
 };
