@@ -4,7 +4,6 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { importCommand, buildRecurrentLayer, IMPORT_USAGE, type RecurrentImportConfig } from '../src/cli/import.ts';
-import { MAIN_HELP } from '../src/cli/help.ts';
 import { encodeSafetensors } from '../src/io/safetensors.ts';
 import { moduleTensors } from '../src/io/model.ts';
 import { loadModelFile } from '../src/io/files.ts';
@@ -52,14 +51,23 @@ test('usage: no arguments, --help, unknown extension, missing file', async () =>
   assert.match(opt.err, /^recur import: --arch does not apply to a Keras model\.json \(its options: --check, --atol, --hard-sigmoid, --reference\)\n/);
 });
 
-test('ONNX: -o is refused with a clear error, and the help does not promise a conversion', async () => {
+test('ONNX: -o converts a recurrent pipeline; a graph it cannot convert is refused with the reason and nothing is written', async () => {
   const onnx = join('test', 'fixtures', 'onnx', 'test_rnn_initial_random', 'model.onnx');
-  const r = await run([onnx, '-o', 'model.safetensors']);
-  assert.equal(r.code, 2);
-  assert.match(r.err, /^recur import: -o: an ONNX file cannot be converted to a recur model file .*recur onnx run/);
-  assert.ok(!existsSync('model.safetensors'));
-  assert.match(IMPORT_USAGE, /FILE\.onnx .*\(inspection\s+only: an ONNX graph is not converted/s);
-  assert.doesNotMatch(MAIN_HELP, /convert an ONNX/i);
+  const dir = mkdtempSync(join(tmpdir(), 'recur-import-'));
+  try {
+    const out = join(dir, 'model.safetensors');
+    const r = await run([onnx, '-o', out]);
+    assert.equal(r.code, 1);
+    // this backend-test graph takes its weights as graph inputs: not an exported pipeline
+    assert.match(r.err, /^recur import: .*model\.onnx: cannot convert: input '\w+' is not a float \[L·D, B, H\] initial state/);
+    assert.ok(!existsSync(out));
+    const f = await run([onnx, '--force']);
+    assert.equal(f.code, 2);
+    assert.match(f.err, /--force applies with -o/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.match(IMPORT_USAGE, /FILE\.onnx .*-o OUT +convert a recurrent pipeline/s);
 });
 
 test('ONNX: prints opset, inputs, outputs and operators', async () => {

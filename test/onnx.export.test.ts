@@ -8,9 +8,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
-import { Embedding, GRU, LSTM, Linear, Module, RNN, Rng, Dropout, Tensor, tensor, type DType } from '../src/index.ts';
+import { Embedding, GRU, LSTM, Linear, Module, RNN, Rng, Dropout, Tensor, tensor, Sequential, Lambda, type DType } from '../src/index.ts';
+import { relu, sigmoid, tanh } from '../src/autograd/ops/elementwise.ts';
+import { noGrad } from '../src/autograd/tape.ts';
+import { RNNClassifier } from '../src/models/classifier.ts';
+import { MLPClassifier } from '../src/models/feedforward.ts';
+import { ConditionalCharRNN } from '../src/models/namegen.ts';
+import { RNNForecaster } from '../src/models/forecaster.ts';
+import { Seq2Seq } from '../src/models/seq2seq.ts';
 import { CharLM } from '../src/models/charlm.ts';
-import { exportOnnx, buildOnnxModel, referenceForward, charLMExportSpec, type ExportSpec } from '../src/onnx/export.ts';
+import { exportOnnx, buildOnnxModel, referenceForward, charLMExportSpec, classifierExportSpec, feedForwardExportSpec, sequentialExportSpec, exportNameGen, exportForecaster, exportSeq2SeqEncoder, exportSeq2SeqDecoderStep, type ExportSpec } from '../src/onnx/export.ts';
 import { loadOnnx, type OnnxInput } from '../src/onnx/model.ts';
 import { OnnxError, decodeModelProto } from '../src/onnx/proto.ts';
 import type { OnnxTensor } from '../src/onnx/tensor.ts';
@@ -237,7 +244,8 @@ test('export rejects specs it cannot express, naming the problem', () => {
   const m = new Classifier('gru', false, 1, 1);
   const bad = (spec: unknown, re: RegExp): void => assert.throws(() => exportOnnx(m, spec as ExportSpec), (e: unknown) => e instanceof OnnxError && re.test((e as Error).message));
   bad({ steps: ['nope'] }, /no sub-module 'nope'/);
-  bad({ steps: ['drop'] }, /Dropout; exportable modules are/);
+  bad({ steps: [new (class Pool extends Module {})()] }, /is a Pool; exportable modules are/);
+  bad({ steps: ['embedding', 'rnn', new Lambda((x) => x, 'gelu')] }, /Lambda labelled 'gelu'; exportable modules are/);
   bad({ steps: ['rnn', 'embedding'] }, /Embedding must be the first step/);
   bad({ steps: ['embedding', 'fc'] }, /expects features of size 5, but the previous step produces 6/);
   bad({ steps: ['embedding', { op: 'finalState' }] }, /finalState must directly follow a recurrent layer/);
@@ -248,3 +256,124 @@ test('export rejects specs it cannot express, naming the problem', () => {
   bad({ steps: ['embedding', 'rnn'], dtype: 'float16' }, /dtype must be 'float32' or 'float64'/);
   assert.throws(() => exportOnnx(new Module(), { steps: ['x'] }), OnnxError);
 });
+
+// ---- the task models -------------------------------------------------------------------------------
+
+for (const [cell, pooling, bidirectional] of [['lstm', 'last', true], ['gru', 'mean', false], ['rnn', 'last', false]] as const) {
+  test(`RNNClassifier (${cell}, ${pooling} pooling${bidirectional ? ', bidirectional' : ''}) exports with lengths; equals the model's own forward`, async () => {
+    const m = new RNNClassifier({ vocabSize: 11, numClasses: 4, embeddingDim: 5, hiddenSize: 6, numLayers: 2, cell, bidirectional, pooling, dropout: 0.3, padId: 0, rng: new Rng(21) });
+    const T = 6, B = 3;
+    const lengths = [6, 2, 4];
+    const tok = ids(T * B, 11, 22).map((v, i) => (Math.floor(i / B) < lengths[i % B] ? Math.max(1, v) : 0));
+    const inputs = { input: { shape: [T, B], data: tok }, lengths: { shape: [B], data: lengths } };
+    const ref = await checkExport(m, classifierExportSpec(m), inputs, `classifier ${cell}`);
+    m.eval();
+    const own = noGrad(() => m.forward(tok, lengths, T, B));
+    assert.ok(maxDiff(own.toArray(), ref.output.data) < 1e-6, 'the exported graph computes RNNClassifier.forward');
+    const p = await checkExport(m, classifierExportSpec(m, { softmax: true }), inputs, `classifier ${cell} softmax`);
+    for (let b = 0; b < B; b++) assert.ok(Math.abs(Array.from(p.output.data.slice(b * 4, b * 4 + 4)).reduce((a, v) => a + v, 0) - 1) < 1e-5);
+  });
+}
+
+test('the feed-forward baseline (MLPClassifier) exports: features [B, F] → logits', async () => {
+  const m = new MLPClassifier(7, 9, 3, 0.2, new Rng(5));
+  const inputs = { input: { shape: [4, 7], data: floats(28, 6) } };
+  const ref = await checkExport(m, feedForwardExportSpec(m), inputs, 'mlp');
+  m.eval();
+  const own = noGrad(() => m.forward(tensor(inputs.input.data, [4, 7])));
+  assert.ok(maxDiff(own.toArray(), ref.output.data) < 1e-6);
+  assert.deepEqual(ref.output.shape, [4, 3]);
+});
+
+test('a Sequential stack (Linear, activations, Dropout) exports, and a bare LSTM / RNN stack with state', async () => {
+  const rng = new Rng(8);
+  const seq = new Sequential(new Linear(5, 8, { rng }), new Lambda(relu, 'relu'), new Dropout(0.5, rng), new Linear(8, 6, { rng }), new Lambda(tanh, 'tanh'), new Linear(6, 2, { rng }), new Lambda(sigmoid, 'sigmoid'));
+  const inputs = { input: { shape: [3, 5], data: floats(15, 8) } };
+  const ref = await checkExport(seq, sequentialExportSpec(seq), inputs, 'sequential');
+  seq.eval();
+  assert.ok(maxDiff(noGrad(() => seq.forward(tensor(inputs.input.data, [3, 5]))).toArray(), ref.output.data) < 1e-6);
+  assert.throws(() => exportOnnx(new Sequential(new Linear(2, 2), new Lambda(relu, 'gelu')), sequentialExportSpec(new Sequential(new Linear(2, 2), new Lambda(relu, 'gelu')))), /Lambda labelled 'gelu'/);
+  for (const m of [new LSTM({ inputSize: 3, hiddenSize: 4, numLayers: 2, rng }), new RNN({ inputSize: 3, hiddenSize: 4, numLayers: 2, nonlinearity: 'relu', bidirectional: true, rng })]) {
+    const D = m.numDirections;
+    const st = { input: { shape: [5, 2, 3], data: floats(30, 12) }, h0: { shape: [2 * D, 2, 4], data: floats(16 * D, 13) }, ...(m instanceof LSTM ? { c0: { shape: [2, 2, 4], data: floats(16, 14) } } : {}) };
+    await checkExport(m, { steps: [''], state: true }, st, `bare ${m.mode}`);
+  }
+});
+
+/** Run exported bytes in onnxruntime and in recur's interpreter; both must match `want` (by output name). */
+async function checkBytes(bytes: Uint8Array, inputs: Record<string, OnnxInput>, want: Record<string, ArrayLike<number>>, what: string): Promise<void> {
+  const model = loadOnnx(bytes);
+  const session = await ort.InferenceSession.create(bytes);
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const info of model.inputs) feeds[info.name] = ortFeed(info.dtype, inputs[info.name]);
+  const got = await session.run(feeds);
+  const mine = model.run(inputs);
+  for (const [name, w] of Object.entries(want)) {
+    const dOrt = maxDiff(got[name].data as Float32Array, w);
+    assert.ok(dOrt <= TOL, `${what}: '${name}' differs by ${dOrt} in onnxruntime`);
+    const dMine = maxDiff(mine[name].data, w);
+    assert.ok(dMine <= TOL, `${what}: '${name}' differs by ${dMine} in recur's interpreter`);
+  }
+}
+
+for (const cell of ['lstm', 'gru'] as const) {
+  test(`the name generator (${cell}) exports with its condition broadcast over time and streaming state`, async () => {
+    const m = new ConditionalCharRNN({ vocabSize: 12, numConditions: 3, embeddingDim: 5, conditionDim: 2, hiddenSize: 6, numLayers: 2, cell, dropout: 0.1, padId: 0, rng: new Rng(31) });
+    m.eval();
+    const T = 4, B = 3, L = 2, H = 6;
+    const tok = ids(T * B, 12, 32), conds = [2, 0, 1];
+    const h0 = floats(L * B * H, 33), c0 = floats(L * B * H, 34);
+    const own = noGrad(() => m.forward(tok, conds, T, B, null, { h: tensor(h0, [L, B, H]), c: cell === 'lstm' ? tensor(c0, [L, B, H]) : null }));
+    const inputs: Record<string, OnnxInput> = { input: { shape: [T, B], data: tok }, condition: { shape: [B], data: conds }, h0: { shape: [L, B, H], data: h0 }, ...(cell === 'lstm' ? { c0: { shape: [L, B, H], data: c0 } } : {}) };
+    await checkBytes(exportNameGen(m), inputs, { logits: own.logits.toArray(), hn: own.h.toArray(), ...(cell === 'lstm' ? { cn: own.c!.toArray() } : {}) }, `namegen ${cell}`);
+    // without state: from zeros
+    const zero = noGrad(() => m.forward(tok, conds, T, B));
+    await checkBytes(exportNameGen(m, { state: false }), { input: inputs.input, condition: inputs.condition }, { logits: zero.logits.toArray() }, `namegen ${cell} stateless`);
+  });
+}
+
+for (const residual of [true, false]) {
+  test(`the forecaster (residual ${residual}) exports: level and scaled change in, next step out`, async () => {
+    const F = 3;
+    const m = new RNNForecaster({ features: F, hiddenSize: 5, numLayers: 2, cell: 'gru', dropout: 0, residual, deltaScale: [0.5, 2, 1.25], rng: new Rng(41) });
+    m.eval();
+    for (const T of [6, 1]) {
+      const B = 2;
+      const x = floats(T * B * F, 42 + T);
+      const own = noGrad(() => m.forward(tensor(x, [T, B, F])));
+      await checkBytes(exportForecaster(m), { input: { shape: [T, B, F], data: x } }, { output: own.toArray() }, `forecaster T=${T}`);
+    }
+  });
+}
+
+for (const [cell, attention] of [['lstm', 'additive'], ['gru', 'general'], ['lstm', 'dot']] as const) {
+  test(`seq2seq (${cell}, ${attention} attention): the encoder and one decoder step export and equal encode / decodeStep`, async () => {
+    const m = new Seq2Seq({ srcVocabSize: 10, tgtVocabSize: 9, embeddingDim: 4, encoderHidden: 3, encoderLayers: 2, decoderHidden: attention === 'dot' ? 6 : 5, cell, attention, attnDim: 4, dropout: 0.2 }, { rng: new Rng(51) });
+    m.eval();
+    const S = 5, B = 3;
+    const lengths = Int32Array.from([5, 2, 3]);
+    const src = Int32Array.from(ids(S * B, 10, 52).map((v, i) => (Math.floor(i / B) < lengths[i % B] ? Math.max(1, v) : 0)));
+    const st = noGrad(() => m.encode(src, S, B, lengths));
+    const maskOf = (t: Tensor | null): number[] => (t ? Array.from(t.toArray()) : new Array<number>(B * S).fill(0));
+    const enc = { keys: st.memory.keys.toArray(), proj: st.memory.proj.toArray(), mask: maskOf(st.memory.mask), h: st.h.toArray(), ...(st.c ? { c: st.c.toArray() } : {}) };
+    await checkBytes(exportSeq2SeqEncoder(m), { src: { shape: [S, B], data: src }, lengths: { shape: [B], data: lengths } }, enc, `seq2seq encoder ${cell}/${attention}`);
+    // one step from the encoder's state, with a previous token per row
+    const tokens = [1, 4, 7];
+    const step = noGrad(() => {
+      const emb = m.tgtEmbedding.forward(tokens, [B]);
+      const { weights } = m.attention.attend(st.h, st.memory);
+      const r = m.decodeStep(emb, st);
+      return { logits: m.out.forward(r.features).toArray(), h_out: r.state.h.toArray(), ...(r.state.c ? { c_out: r.state.c.toArray() } : {}), weights: weights.toArray() };
+    });
+    const Hd = m.config.decoderHidden;
+    const stepIn: Record<string, OnnxInput> = {
+      token: { shape: [B], data: tokens },
+      h: { shape: [B, Hd], data: enc.h },
+      ...(cell === 'lstm' ? { c: { shape: [B, Hd], data: enc.c! } } : {}),
+      keys: { shape: st.memory.keys.shape, data: enc.keys },
+      proj: { shape: st.memory.proj.shape, data: enc.proj },
+      mask: { shape: [B, S], data: enc.mask },
+    };
+    await checkBytes(exportSeq2SeqDecoderStep(m), stepIn, step, `seq2seq decoder step ${cell}/${attention}`);
+  });
+}

@@ -29,7 +29,7 @@ Commands:
   diagnose       Compare RNN, LSTM and GRU on the adding problem (vanishing gradients)
   export MODEL   Convert a model file to ONNX
   onnx CMD       Run, test or inspect ONNX models (onnx run | test | info)
-  import FILE    Inspect an ONNX file or a Keras/TF.js model.json; convert a PyTorch state_dict
+  import FILE    Convert or inspect an ONNX file, a Keras model.json or a PyTorch state_dict
   playground     Serve the browser playground on localhost (training live in the page)
   serve MODEL    Serve task models over HTTP: predict, and streams with state in memory or Redis
   score MODEL    Score a JSONL file of inputs, in this process or through Redis workers

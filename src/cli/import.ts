@@ -3,9 +3,10 @@
  * A function that takes argv (after the command name) and resolves to an exit code (0 success,
  * 1 a failed --check); a wrong command line throws a UsageError, a failure a CliError.
  *
- *   recur import MODEL.onnx
- *       print the model's opset, inputs, outputs and the operators it uses (inspection only:
- *       ONNX graphs are run by `recur onnx run`, not converted to recur model files)
+ *   recur import MODEL.onnx [-o OUT.safetensors]
+ *       print the model's opset, inputs, outputs and the operators it uses; with -o, convert a
+ *       recurrent pipeline (embedding → RNN/GRU/LSTM stack → pooling → linear heads) to a recur
+ *       model file with PyTorch's names (onnx/convert.ts), or say which node stops it
  *   recur import model.json [--check INPUT.json] [--hard-sigmoid keras2|keras3] [--reference]
  *       a Keras / TF.js layers model: print its summary; --check runs it on INPUT.json
  *       ({"shape", "data"}, a nested array, or {"input": ..., "output": ...} — with an expected
@@ -26,6 +27,7 @@ import { userError } from './format.ts';
 import { isRecord } from '../util/options.ts';
 import { isNumberArray, isShape } from '../util/shape.ts';
 import { checkOutput, describeOnnx } from './onnx.ts';
+import { convertOnnx, OnnxConvertError } from '../onnx/convert.ts';
 
 
 export const IMPORT_ARCHS = ['rnn', 'rnn-relu', 'lstm', 'gru'] as const;
@@ -55,13 +57,16 @@ const OUTPUT_FLAGS: Record<string, Flag> = {
   force: { type: 'boolean', help: 'replace OUT if it exists (an existing file is refused without it)' },
 };
 const SAFETENSORS_FLAGS = { ...LAYER_FLAGS, ...LAYOUT_FLAGS, ...OUTPUT_FLAGS };
+/** The same -o and --force, said of an ONNX graph. */
+const ONNX_FLAGS: Record<string, Flag> = {
+  output: { ...OUTPUT_FLAGS.output!, help: 'convert a recurrent pipeline (embedding, RNN/GRU/LSTM layers,\npooling, linear heads, softmax) to a recur model file that\nfine-tunes, with PyTorch\'s tensor names; other graphs are refused\nnaming the node that stops the conversion' },
+  force: { ...OUTPUT_FLAGS.force!, help: 'replace OUT if it exists' },
+};
 const HELP: Record<string, Flag> = { help: HELP_FLAG };
 
 export const IMPORT_USAGE = `usage: recur import FILE [options]
-  FILE.onnx                 print the model's opset, inputs, outputs and operators (inspection
-                            only: an ONNX graph is not converted to a recur model file; run it
-                            with 'recur onnx run')
-  model.json                a Keras / TF.js layers model: print its summary
+  FILE.onnx                 print the model's opset, inputs, outputs and operators
+${flagLines(ONNX_FLAGS, 28, 4)}  model.json                a Keras / TF.js layers model: print its summary
 ${flagLines(KERAS_FLAGS, 28, 4)}  FILE.safetensors          a PyTorch nn.RNN / nn.LSTM / nn.GRU state_dict
     ${flagSynopsis(LAYER_FLAGS)}
     ${flagSynopsis(LAYOUT_FLAGS)}
@@ -127,9 +132,6 @@ const IMPORT_FLAGS = { ...KERAS_FLAGS, ...SAFETENSORS_FLAGS, ...HELP };
 function onlyOptions(values: Parsed['values'], allowed: Record<string, Flag>, kind: string): void {
   for (const k of Object.keys(values)) {
     if (values[k] === undefined || Object.hasOwn(allowed, k)) continue;
-    if (kind === 'an ONNX file' && (k === 'output' || k === 'force')) {
-      throw new UsageError('-o: an ONNX file cannot be converted to a recur model file (recur import only inspects ONNX files; run one with \'recur onnx run\'); -o converts a PyTorch state_dict (.safetensors)');
-    }
     const own = Object.entries(allowed).filter(([a]) => a !== 'help').map(([a, f]) => (f.shortForm ? `-${f.short}` : `--${a}`));
     throw new UsageError(`--${k} does not apply to ${kind} (${own.length ? `its options: ${own.join(', ')}` : 'it takes no options'})`);
   }
@@ -187,6 +189,29 @@ function safetensorsCmd(file: string, r: OptionReader, io: CliIO): number {
   return 0;
 }
 
+/** Inspect an ONNX file; with -o, convert its recurrent pipeline to a recur model file. */
+function onnxCmd(file: string, r: OptionReader, io: CliIO): number {
+  const bytes = readFileSync(file);
+  const out = r.string('output');
+  if (out === undefined) {
+    if (r.flag('force')) throw new UsageError('--force applies with -o OUT');
+    io.out(describeOnnx(file, bytes));
+    return 0;
+  }
+  checkOutput(out, r.flag('force'));
+  let converted;
+  try {
+    converted = convertOnnx(bytes);
+  } catch (e) {
+    if (e instanceof OnnxConvertError) throw new CliError(`${file}: cannot convert: ${e.message}`);
+    throw e;
+  }
+  const { model, config, summary } = converted;
+  saveModel(out, model, { config, metadata: { 'recur.imported_from': basename(file) } });
+  io.out(`${file}: a recurrent pipeline, ${model.numParameters()} parameters in ${model.namedParameters().length} tensors\n${summary}wrote ${out}\n`);
+  return 0;
+}
+
 /** `recur import FILE ...`. Errors are thrown (UsageError, CliError); main prints them. */
 export async function importCommand(argv: string[], io: CliIO = stdio): Promise<number> {
   const parsed = parseOrHelp('recur import', argv, flagSpec(IMPORT_FLAGS), 1, IMPORT_USAGE, io.out);
@@ -197,14 +222,11 @@ export async function importCommand(argv: string[], io: CliIO = stdio): Promise<
   const ext = extname(file).toLowerCase();
   const kind = ext === '.onnx' ? 'an ONNX file' : ext === '.json' ? 'a Keras model.json' : ext === '.safetensors' ? 'a safetensors state_dict' : null;
   if (kind === null) throw new UsageError(`cannot tell the format of '${file}' from its extension (expected .onnx, .json for a Keras/TF.js model.json, or .safetensors)`);
-  onlyOptions(values, ext === '.onnx' ? HELP : ext === '.json' ? { ...KERAS_FLAGS, ...HELP } : { ...SAFETENSORS_FLAGS, ...HELP }, kind);
+  onlyOptions(values, ext === '.onnx' ? { ...ONNX_FLAGS, ...HELP } : ext === '.json' ? { ...KERAS_FLAGS, ...HELP } : { ...SAFETENSORS_FLAGS, ...HELP }, kind);
   if (!existsSync(file)) throw new CliError(`'${file}' does not exist`);
   const r = new OptionReader('recur import', values);
   try {
-    if (ext === '.onnx') {
-      io.out(describeOnnx(file, readFileSync(file)));
-      return 0;
-    }
+    if (ext === '.onnx') return onnxCmd(file, r, io);
     return ext === '.json' ? kerasCmd(file, r, io) : safetensorsCmd(file, r, io);
   } catch (e) {
     throw userError(e);

@@ -38,31 +38,57 @@
  * computes with recur's own modules (in eval mode), which is what the tests hold the exported
  * graph to, in onnxruntime and in recur's interpreter.
  *
+ * Steps `{ op: 'relu' | 'tanh' | 'sigmoid' }` (or a Sequential's Lambda of that label) apply an
+ * activation; a Dropout step is the identity. With `vectorInput` the input is one float vector per
+ * sample [B, I] (feed-forward models). Spec helpers for the task models: `classifierExportSpec`
+ * (RNNClassifier, with lengths), `feedForwardExportSpec` (MLPClassifier), `sequentialExportSpec`.
+ * The models whose graph is not such a pipeline have their own exporters: `exportNameGen` (the
+ * condition's embedding broadcast over time), `exportForecaster` (the level-and-change input
+ * and the residual output), and for the seq2seq model two graphs, `exportSeq2SeqEncoder` (source →
+ * attention memory and initial decoder state) and `exportSeq2SeqDecoderStep` (one token with
+ * attention → logits and the next state), which a caller runs in a loop (greedy or beam search).
+ *
  * Dropout is an identity at inference and is not exported; the model is exported as in `eval()`.
  */
 import { Tensor, shapeStr, tensor } from '../tensor/tensor.ts';
 import { noGrad } from '../autograd/tape.ts';
 import { concat, permute, reshape } from '../autograd/ops/shape.ts';
 import { logSoftmax, softmax } from '../autograd/ops/nn.ts';
-import { mul, sum } from '../autograd/ops/elementwise.ts';
+import { mul, relu, sigmoid, sum, tanh } from '../autograd/ops/elementwise.ts';
 import { Module } from '../nn/module.ts';
-import { Embedding, Linear } from '../nn/layers.ts';
-import { RecurrentBase } from '../nn/recurrent.ts';
+import { Dropout, Embedding, Lambda, Linear, Sequential } from '../nn/layers.ts';
+import { RecurrentBase, type CellBase } from '../nn/recurrent.ts';
 import { AttrType, DataType, OnnxError, encodeModelProto, type AttributeProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto.ts';
 import { tensorToProto, type OnnxTensor } from './tensor.ts';
 import { CELLS, reorderGates, type CellSpec } from '../cells/recurrent.ts';
 import type { OnnxInput } from './model.ts';
+import { RNNClassifier } from '../models/classifier.ts';
+import { MLPClassifier } from '../models/feedforward.ts';
+import { ConditionalCharRNN } from '../models/namegen.ts';
+import { RNNForecaster } from '../models/forecaster.ts';
+import { Seq2Seq } from '../models/seq2seq.ts';
+import { AdditiveAttention, LuongAttention, MASK_VALUE } from '../nn/attention.ts';
 
 export const EXPORT_OPSET = 14;
 export const EXPORT_IR_VERSION = 7;
 
-export type ExportStep = string | Module | { op: 'finalState' } | { op: 'meanOverTime' } | { op: 'softmax' } | { op: 'logSoftmax' };
+export type ExportStep = string | Module | { op: 'finalState' } | { op: 'meanOverTime' } | { op: 'softmax' } | { op: 'logSoftmax' } | { op: 'relu' } | { op: 'tanh' } | { op: 'sigmoid' };
+
+/** The activations a pipeline step (or a Sequential's Lambda of that label) can be. */
+const ACTIVATION_OPS = { relu: 'Relu', tanh: 'Tanh', sigmoid: 'Sigmoid' } as const;
+type ActivationName = keyof typeof ACTIVATION_OPS;
+const isActivation = (s: unknown): s is ActivationName => typeof s === 'string' && Object.hasOwn(ACTIVATION_OPS, s);
 
 export interface ExportSpec {
   /** The pipeline, in order (see the file comment). */
   steps: ExportStep[];
   /** Input (and sequence output) batch-major [B, T, …] instead of time-major [T, B, …] (default: the first recurrent module's batchFirst). */
   batchFirst?: boolean;
+  /**
+   * The input is one float vector per sample [B, I] (a feed-forward model: Linear and activation
+   * steps only), not a sequence (default false).
+   */
+  vectorInput?: boolean;
   /** Add an int32 input `lengths` [B] (per-sample valid lengths, ONNX sequence_lens) (default false). */
   lengths?: boolean;
   /** Add initial-state inputs h0 (c0) and final-state outputs hn (cn) (default false). */
@@ -91,6 +117,31 @@ export function charLMExportSpec(opts: { state?: boolean; softmax?: boolean; cel
   };
 }
 
+/** A sequence classifier (models/classifier.ts): ids [T, B] + lengths [B] → logits [B, C] (probabilities with softmax). */
+export function classifierExportSpec(model: RNNClassifier, opts: { softmax?: boolean } = {}): ExportSpec {
+  if (!(model instanceof RNNClassifier)) throw new OnnxError('classifierExportSpec: expected an RNNClassifier');
+  return {
+    steps: ['embedding', 'rnn', { op: model.opts.pooling === 'last' ? 'finalState' : 'meanOverTime' }, 'drop', 'head', ...(opts.softmax ? [{ op: 'softmax' } as const] : [])],
+    lengths: true,
+  };
+}
+
+/** The feed-forward baseline (models/feedforward.ts): features [B, F] → logits [B, C]. */
+export function feedForwardExportSpec(model: MLPClassifier, opts: { softmax?: boolean } = {}): ExportSpec {
+  if (!(model instanceof MLPClassifier)) throw new OnnxError('feedForwardExportSpec: expected an MLPClassifier');
+  return { steps: ['hidden', { op: 'relu' }, 'drop', 'head', ...(opts.softmax ? [{ op: 'softmax' } as const] : [])], vectorInput: true };
+}
+
+/**
+ * A Sequential of Embedding / Linear / RNN / LSTM / GRU / Dropout / activation Lambdas, in order.
+ * The input is a vector per sample [B, I] when the first layer is a Linear, else a sequence.
+ */
+export function sequentialExportSpec(model: Sequential, opts: Omit<ExportSpec, 'steps'> = {}): ExportSpec {
+  if (!(model instanceof Sequential)) throw new OnnxError('sequentialExportSpec: expected a Sequential');
+  const first = model.layers.find((m) => !(m instanceof Dropout));
+  return { vectorInput: first instanceof Linear, ...opts, steps: [...model.layers] };
+}
+
 // ---- resolving the pipeline -------------------------------------------------------------------------
 
 type Resolved =
@@ -99,9 +150,11 @@ type Resolved =
   | { kind: 'linear'; path: string; m: Linear }
   | { kind: 'finalState' }
   | { kind: 'meanOverTime' }
-  | { kind: 'softmax'; log: boolean };
+  | { kind: 'softmax'; log: boolean }
+  | { kind: 'activation'; fn: ActivationName }
+  | { kind: 'identity' };
 
-const SPEC_KEYS = ['steps', 'batchFirst', 'lengths', 'state', 'dtype', 'inputName', 'outputName', 'graphName', 'metadata'];
+const SPEC_KEYS = ['steps', 'vectorInput', 'batchFirst', 'lengths', 'state', 'dtype', 'inputName', 'outputName', 'graphName', 'metadata'];
 
 function resolve(module: Module, spec: ExportSpec): Resolved[] {
   if (!(module instanceof Module)) throw new OnnxError('exportOnnx: the first argument must be a recur Module');
@@ -117,7 +170,8 @@ function resolve(module: Module, spec: ExportSpec): Resolved[] {
       if (op === 'finalState') return { kind: 'finalState' };
       if (op === 'meanOverTime') return { kind: 'meanOverTime' };
       if (op === 'softmax' || op === 'logSoftmax') return { kind: 'softmax', log: op === 'logSoftmax' };
-      throw new OnnxError(`exportOnnx: steps[${i}]: unknown op ${JSON.stringify(op)} (known: finalState, meanOverTime, softmax, logSoftmax)`);
+      if (isActivation(op)) return { kind: 'activation', fn: op };
+      throw new OnnxError(`exportOnnx: steps[${i}]: unknown op ${JSON.stringify(op)} (known: finalState, meanOverTime, softmax, logSoftmax, relu, tanh, sigmoid)`);
     }
     let m: Module | undefined, path: string;
     if (typeof step === 'string') {
@@ -131,13 +185,16 @@ function resolve(module: Module, spec: ExportSpec): Resolved[] {
     if (m instanceof Embedding) return { kind: 'embedding', path, m };
     if (m instanceof RecurrentBase) return { kind: 'recurrent', path, m };
     if (m instanceof Linear) return { kind: 'linear', path, m };
-    throw new OnnxError(`exportOnnx: steps[${i}] ('${path}') is a ${m.constructor.name}; exportable modules are Embedding, Linear, RNN, LSTM, GRU`);
+    if (m instanceof Lambda && isActivation(m.label)) return { kind: 'activation', fn: m.label };
+    // dropout is the identity at inference
+    if (m instanceof Dropout) return { kind: 'identity' };
+    throw new OnnxError(`exportOnnx: steps[${i}] ('${path}') is a ${m instanceof Lambda ? `Lambda labelled '${m.label}'` : m.constructor.name}; exportable modules are Embedding, Linear, RNN, LSTM, GRU, Dropout, and Lambdas labelled relu, tanh or sigmoid`);
   });
 }
 
 /** Check the pipeline's order and shapes; returns whether the input is token ids. */
 function checkPipeline(steps: Resolved[], spec: ExportSpec): { tokens: boolean; recurrents: number } {
-  let kind: 'ids' | 'seq' | 'vec' = steps[0].kind === 'embedding' ? 'ids' : 'seq';
+  let kind: 'ids' | 'seq' | 'vec' = spec.vectorInput ? 'vec' : steps[0].kind === 'embedding' ? 'ids' : 'seq';
   let width: number | null = null;
   let lastRecurrent = false;
   let recurrents = 0;
@@ -148,7 +205,7 @@ function checkPipeline(steps: Resolved[], spec: ExportSpec): { tokens: boolean; 
     };
     switch (s.kind) {
       case 'embedding':
-        if (i !== 0) throw new OnnxError(`${where}: an Embedding must be the first step`);
+        if (i !== 0 || spec.vectorInput) throw new OnnxError(`${where}: an Embedding must be the first step (of a pipeline without vectorInput)`);
         kind = 'seq';
         width = s.m.embeddingDim;
         break;
@@ -173,13 +230,17 @@ function checkPipeline(steps: Resolved[], spec: ExportSpec): { tokens: boolean; 
         kind = 'vec';
         break;
       case 'softmax':
-        if (kind === 'ids') throw new OnnxError(`${where}: softmax needs float inputs`);
+      case 'activation':
+        if (kind === 'ids') throw new OnnxError(`${where}: ${s.kind} needs float inputs`);
         break;
+      case 'identity':
+        return;
     }
     lastRecurrent = false;
   });
   if (spec.lengths && recurrents === 0) throw new OnnxError('exportOnnx: lengths needs a recurrent layer to apply to');
   if (spec.state && recurrents === 0) throw new OnnxError('exportOnnx: state needs a recurrent layer');
+  if (spec.vectorInput && (spec.batchFirst || spec.state)) throw new OnnxError('exportOnnx: vectorInput takes no batchFirst or state (there is no time axis)');
   return { tokens: steps[0].kind === 'embedding', recurrents };
 }
 
@@ -191,7 +252,7 @@ function batchFirstOf(steps: Resolved[], spec: ExportSpec): boolean {
 }
 
 /** The ONNX operator for a layer's cell (from its record), and the RNN op's activation. */
-function modeInfo(m: RecurrentBase): { op: string; cell: CellSpec; activation?: string } {
+function modeInfo(m: Pick<RecurrentBase, 'mode'>): { op: string; cell: CellSpec; activation?: string } {
   const cell = CELLS[m.mode];
   if (!cell.onnx) throw new OnnxError(`exportOnnx: ONNX has no operator for ${m.mode} layers`);
   const activation = m.mode === 'RNN_TANH' ? 'Tanh' : m.mode === 'RNN_RELU' ? 'Relu' : undefined;
@@ -271,6 +332,77 @@ function paramTensor(t: Tensor, dtype: 'float32' | 'float64'): OnnxTensor {
   return { dtype, shape: [...t.shape], data: dtype === 'float32' ? Float32Array.from(d) : Float64Array.from(d) };
 }
 
+/**
+ * One ONNX RNN / GRU / LSTM node per layer of `m` reading x [T, B, I] (time-major), gates in ONNX
+ * order; returns the top layer's output [T, B, D·H] and each layer's Y_h (Y_c) [D, B, H]. h0 / c0:
+ * names of [L·D, B, H] initial states ('' for zeros); lengths: the sequence_lens input or ''.
+ */
+/** What emitRecurrent reads of a layer: a RecurrentBase, or a single cell seen as a one-layer, one-direction layer. */
+type RecurrentWeights = Pick<RecurrentBase, 'mode' | 'inputSize' | 'hiddenSize' | 'numLayers' | 'numDirections' | 'bias' | 'cells'>;
+
+function cellAsLayer(c: CellBase): RecurrentWeights {
+  return { mode: c.mode, inputSize: c.inputSize, hiddenSize: c.hiddenSize, numLayers: 1, numDirections: 1, bias: c.params.biasIh !== null, cells: [[c.params]] };
+}
+
+function emitRecurrent(g: GraphBuilder, m: RecurrentWeights, x: string, o: { dtype: 'float32' | 'float64'; path: string; lengths: string; h0: string; c0: string }): { y: string; hn: string[]; cn: string[] } {
+  const { dtype, path, lengths } = o;
+  const { op, cell, activation } = modeInfo(m);
+  const H = m.hiddenSize, D = m.numDirections, L = m.numLayers;
+  const GH = cell.G * H;
+  const pre = path ? `${path}.` : '';
+  let cur = x;
+  const hNames: string[] = [], cNames: string[] = [];
+  for (let l = 0; l < L; l++) {
+    const I = l === 0 ? m.inputSize : H * D;
+    const mk = (n: number): Float32Array | Float64Array => (dtype === 'float32' ? new Float32Array(n) : new Float64Array(n));
+    const W = mk(D * GH * I), R = mk(D * GH * H), B = mk(D * 2 * GH);
+    for (let d = 0; d < D; d++) {
+      const p = m.cells[l][d];
+      const toOnnx = (t: Tensor, cols: number, dst: Float32Array | Float64Array, dstOffset: number): void => {
+        reorderGates(t.toArray(), 'recur', 'onnx', { cell, H, cols, dst, dstOffset });
+      };
+      toOnnx(p.weightIh, I, W, d * GH * I);
+      toOnnx(p.weightHh, H, R, d * GH * H);
+      if (p.biasIh) toOnnx(p.biasIh, 1, B, d * 2 * GH);
+      if (p.biasHh) toOnnx(p.biasHh, 1, B, d * 2 * GH + GH);
+    }
+    const wN = g.init(`${pre}W_l${l}`, { dtype, shape: [D, GH, I], data: W });
+    const rN = g.init(`${pre}R_l${l}`, { dtype, shape: [D, GH, H], data: R });
+    const bN = m.bias ? g.init(`${pre}B_l${l}`, { dtype, shape: [D, 2 * GH], data: B }) : '';
+    const sliceState = (name: string): string => (L === 1 ? name : g.op('Slice', [name, g.int64s('starts', [l * D]), g.int64s('ends', [(l + 1) * D]), g.int64s('axes', [0])]));
+    const h0 = o.h0 ? sliceState(o.h0) : '';
+    const c0 = o.c0 && op === 'LSTM' ? sliceState(o.c0) : '';
+    const nodeIn = [cur, wN, rN, bN, lengths, h0];
+    if (op === 'LSTM') nodeIn.push(c0);
+    while (nodeIn[nodeIn.length - 1] === '') nodeIn.pop();
+    const base = `${path || op.toLowerCase()}.l${l}`;
+    const y = g.unique(`${base}.Y`), yh = g.unique(`${base}.Y_h`), yc = g.unique(`${base}.Y_c`);
+    const attrs: AttributeProto[] = [attr.int('hidden_size', H)];
+    if (D === 2) attrs.push(attr.string('direction', 'bidirectional'));
+    if (activation) attrs.push(attr.strings('activations', new Array<string>(D).fill(activation)));
+    if (op === 'GRU') attrs.push(attr.int('linear_before_reset', 1));
+    g.node(op, nodeIn, op === 'LSTM' ? [y, yh, yc] : [y, yh], attrs, g.unique(`${base}`));
+    hNames.push(yh);
+    cNames.push(yc);
+    // Y [T, D, B, H] → [T, B, D·H]
+    cur = D === 1
+      ? g.op('Squeeze', [y, g.int64s('axes1', [1])], [], g.unique(`${base}.output`))
+      : g.op('Reshape', [g.op('Transpose', [y], [attr.ints('perm', [0, 2, 1, 3])]), g.int64s('shape_tb_flat', [0, 0, -1])], [], g.unique(`${base}.output`));
+  }
+  return { y: cur, hn: hNames, cn: cNames };
+}
+
+/** y = x·Wᵀ + b: Gemm on vectors [B, F], MatMul (+ Add) on sequences. */
+function emitLinear(g: GraphBuilder, m: Linear, x: string, vec: boolean, dtype: 'float32' | 'float64', path: string): string {
+  const pre = path ? `${path}.` : '';
+  const w = g.init(`${pre}weight`, paramTensor(m.weight, dtype));
+  const b = m.bias ? g.init(`${pre}bias`, paramTensor(m.bias, dtype)) : null;
+  const out = g.unique(`${path || 'linear'}.output`);
+  if (vec) return g.op('Gemm', b ? [x, w, b] : [x, w], [attr.int('transB', 1)], out);
+  const wt = g.op('Transpose', [w], [attr.ints('perm', [1, 0])], g.unique(`${pre}weight_t`));
+  return b ? g.op('Add', [g.op('MatMul', [x, wt]), b], [], out) : g.op('MatMul', [x, wt], [], out);
+}
+
 /** Serialize a recur module as an ONNX model (see the file comment for the spec). */
 export function exportOnnx(module: Module, spec: ExportSpec): Uint8Array {
   return encodeModelProto(buildOnnxModel(module, spec));
@@ -290,16 +422,18 @@ export function buildOnnxModel(module: Module, spec: ExportSpec): ModelProto {
 
   const inputName = g.reserve(spec.inputName ?? 'input');
   const outputName = spec.outputName ?? 'output';
-  const firstIn = steps[0].kind === 'recurrent' ? steps[0].m.inputSize : steps[0].kind === 'linear' ? steps[0].m.inFeatures : 0;
+  const firstModule = steps.find((s) => s.kind === 'recurrent' || s.kind === 'linear' || s.kind === 'embedding');
+  const firstIn = firstModule?.kind === 'recurrent' ? firstModule.m.inputSize : firstModule?.kind === 'linear' ? firstModule.m.inFeatures : 0;
   inputs.push(tokens
     ? valueInfo(inputName, DataType.INT64, bf ? ['B', 'T'] : ['T', 'B'])
-    : valueInfo(inputName, elem, bf ? ['B', 'T', firstIn] : ['T', 'B', firstIn]));
+    : spec.vectorInput ? valueInfo(inputName, elem, ['B', firstIn])
+      : valueInfo(inputName, elem, bf ? ['B', 'T', firstIn] : ['T', 'B', firstIn]));
   const lengthsName = spec.lengths ? g.reserve('lengths') : '';
   if (spec.lengths) inputs.push(valueInfo(lengthsName, DataType.INT32, ['B']));
 
   // Internally everything is time-major: [T, B] ids, [T, B, F] sequences, [B, F] vectors.
   let cur = inputName;
-  let kind = (tokens ? 'ids' : 'seq') as 'ids' | 'seq' | 'vec';
+  let kind = (tokens ? 'ids' : spec.vectorInput ? 'vec' : 'seq') as 'ids' | 'seq' | 'vec';
   if (bf) cur = g.op('Transpose', [cur], [attr.ints('perm', tokens ? [1, 0] : [1, 0, 2])], g.unique('input_time_major'));
   let width = firstIn;
   let lastY_h = null as { names: string[]; D: number; H: number } | null;
@@ -315,21 +449,17 @@ export function buildOnnxModel(module: Module, spec: ExportSpec): ModelProto {
         break;
       }
       case 'linear': {
-        const pre = s.path ? `${s.path}.` : '';
-        const w = g.init(`${pre}weight`, paramTensor(s.m.weight, dtype));
-        const b = s.m.bias ? g.init(`${pre}bias`, paramTensor(s.m.bias, dtype)) : null;
-        const out = g.unique(`${s.path || 'linear'}.output`);
-        if (kind === 'vec') {
-          cur = g.op('Gemm', b ? [cur, w, b] : [cur, w], [attr.int('transB', 1)], out);
-        } else {
-          const wt = g.op('Transpose', [w], [attr.ints('perm', [1, 0])], g.unique(`${pre}weight_t`));
-          cur = b ? g.op('Add', [g.op('MatMul', [cur, wt]), b], [], out) : g.op('MatMul', [cur, wt], [], out);
-        }
+        cur = emitLinear(g, s.m, cur, kind === 'vec', dtype, s.path);
         width = s.m.outFeatures;
         break;
       }
       case 'softmax':
         cur = g.op(s.log ? 'LogSoftmax' : 'Softmax', [cur], [attr.int('axis', -1)]);
+        break;
+      case 'activation':
+        cur = g.op(ACTIVATION_OPS[s.fn], [cur]);
+        break;
+      case 'identity':
         break;
       case 'finalState': {
         const { names, D, H } = lastY_h!;
@@ -356,53 +486,16 @@ export function buildOnnxModel(module: Module, spec: ExportSpec): ModelProto {
       }
       case 'recurrent': {
         const m = s.m;
-        const { op, cell, activation } = modeInfo(m);
+        const { op } = modeInfo(m);
         const H = m.hiddenSize, D = m.numDirections, L = m.numLayers;
-        const GH = cell.G * H;
-        const pre = s.path ? `${s.path}.` : '';
         const st = stateNames(s.path || op.toLowerCase(), multi);
         if (spec.state) {
           inputs.push(valueInfo(g.reserve(st.h0), elem, [L * D, 'B', H]));
           if (op === 'LSTM') inputs.push(valueInfo(g.reserve(st.c0), elem, [L * D, 'B', H]));
         }
-        const hNames: string[] = [], cNames: string[] = [];
-        for (let l = 0; l < L; l++) {
-          const I = l === 0 ? m.inputSize : H * D;
-          const mk = (n: number): Float32Array | Float64Array => (dtype === 'float32' ? new Float32Array(n) : new Float64Array(n));
-          const W = mk(D * GH * I), R = mk(D * GH * H), B = mk(D * 2 * GH);
-          for (let d = 0; d < D; d++) {
-            const p = m.cells[l][d];
-            const toOnnx = (t: Tensor, cols: number, dst: Float32Array | Float64Array, dstOffset: number): void => {
-              reorderGates(t.toArray(), 'recur', 'onnx', { cell, H, cols, dst, dstOffset });
-            };
-            toOnnx(p.weightIh, I, W, d * GH * I);
-            toOnnx(p.weightHh, H, R, d * GH * H);
-            if (p.biasIh) toOnnx(p.biasIh, 1, B, d * 2 * GH);
-            if (p.biasHh) toOnnx(p.biasHh, 1, B, d * 2 * GH + GH);
-          }
-          const wN = g.init(`${pre}W_l${l}`, { dtype, shape: [D, GH, I], data: W });
-          const rN = g.init(`${pre}R_l${l}`, { dtype, shape: [D, GH, H], data: R });
-          const bN = m.bias ? g.init(`${pre}B_l${l}`, { dtype, shape: [D, 2 * GH], data: B }) : '';
-          const sliceState = (name: string): string => (L === 1 ? name : g.op('Slice', [name, g.int64s('starts', [l * D]), g.int64s('ends', [(l + 1) * D]), g.int64s('axes', [0])]));
-          const h0 = spec.state ? sliceState(st.h0) : '';
-          const c0 = spec.state && op === 'LSTM' ? sliceState(st.c0) : '';
-          const nodeIn = [cur, wN, rN, bN, lengthsName, h0];
-          if (op === 'LSTM') nodeIn.push(c0);
-          while (nodeIn[nodeIn.length - 1] === '') nodeIn.pop();
-          const base = `${s.path || op.toLowerCase()}.l${l}`;
-          const y = g.unique(`${base}.Y`), yh = g.unique(`${base}.Y_h`), yc = g.unique(`${base}.Y_c`);
-          const attrs: AttributeProto[] = [attr.int('hidden_size', H)];
-          if (D === 2) attrs.push(attr.string('direction', 'bidirectional'));
-          if (activation) attrs.push(attr.strings('activations', new Array<string>(D).fill(activation)));
-          if (op === 'GRU') attrs.push(attr.int('linear_before_reset', 1));
-          g.node(op, nodeIn, op === 'LSTM' ? [y, yh, yc] : [y, yh], attrs, g.unique(`${base}`));
-          hNames.push(yh);
-          cNames.push(yc);
-          // Y [T, D, B, H] → [T, B, D·H]
-          cur = D === 1
-            ? g.op('Squeeze', [y, g.int64s('axes1', [1])], [], g.unique(`${base}.output`))
-            : g.op('Reshape', [g.op('Transpose', [y], [attr.ints('perm', [0, 2, 1, 3])]), g.int64s('shape_tb_flat', [0, 0, -1])], [], g.unique(`${base}.output`));
-        }
+        const r = emitRecurrent(g, m, cur, { dtype, path: s.path, lengths: lengthsName, h0: spec.state ? st.h0 : '', c0: spec.state && op === 'LSTM' ? st.c0 : '' });
+        cur = r.y;
+        const hNames = r.hn, cNames = r.cn;
         if (spec.state) {
           const join = (names: string[], out: string): void => {
             if (names.length === 1) g.node('Identity', [names[0]], [g.reserve(out)]);
@@ -476,7 +569,7 @@ export function referenceForward(module: Module, spec: ExportSpec, inputs: Recor
         }
       } else {
         x = tensor(x0.data, x0.shape, { dtype, backend });
-        if (bf) x = permute(x, [1, 0, 2]);
+        if (bf && !spec.vectorInput) x = permute(x, [1, 0, 2]);
       }
       let lastState: Tensor | null = null;
       let lastD = 1;
@@ -490,6 +583,11 @@ export function referenceForward(module: Module, spec: ExportSpec, inputs: Recor
             break;
           case 'softmax':
             x = s.log ? logSoftmax(x!) : softmax(x!);
+            break;
+          case 'activation':
+            x = s.fn === 'relu' ? relu(x!) : s.fn === 'tanh' ? tanh(x!) : sigmoid(x!);
+            break;
+          case 'identity':
             break;
           case 'finalState': {
             // the top layer's final state, directions concatenated per sample: [B, D·H]
@@ -551,4 +649,229 @@ function tensorOf(v: OnnxInput | undefined, name: string, dtype: 'float32' | 'fl
 
 function asOnnx(t: Tensor): OnnxTensor {
   return { dtype: t.dtype, shape: [...t.shape], data: t.toArray() };
+}
+
+// ---- task models whose graphs are not a plain pipeline ------------------------------------------------
+
+/** Options of the task-model exporters below. */
+export interface TaskExportOptions {
+  /** Initial-state inputs h0 (c0) [L, B, H] and final-state outputs hn (cn), for streaming (default true for the name generator, false for the forecaster). */
+  state?: boolean;
+  /** Float type of the graph (default 'float32'; see ExportSpec.dtype). */
+  dtype?: 'float32' | 'float64';
+  /** Extra model metadata (metadata_props). */
+  metadata?: Record<string, string>;
+}
+
+function taskModel(g: GraphBuilder, name: string, inputs: ValueInfoProto[], outputs: ValueInfoProto[], metadata: Record<string, string> = {}): ModelProto {
+  return {
+    ir_version: EXPORT_IR_VERSION,
+    opset_import: [{ domain: '', version: EXPORT_OPSET }],
+    producer_name: 'recur',
+    producer_version: '0.1.0',
+    graph: { name, node: g.nodes, initializer: g.initializers, input: inputs, output: outputs },
+    metadata_props: Object.entries(metadata).map(([key, value]) => ({ key, value: String(value) })),
+  };
+}
+
+function checkDType(dtype: unknown, who: string): 'float32' | 'float64' {
+  if (dtype !== 'float32' && dtype !== 'float64') throw new OnnxError(`${who}: dtype must be 'float32' or 'float64', got ${JSON.stringify(dtype)}`);
+  return dtype;
+}
+
+/** The final-state outputs hn (cn) [L·D, B, H] from each layer's Y_h (Y_c). */
+function stateOutputs(g: GraphBuilder, outputs: ValueInfoProto[], m: RecurrentBase, r: { hn: string[]; cn: string[] }, elem: number): void {
+  const LD = m.numLayers * m.numDirections;
+  const join = (names: string[], out: string): void => {
+    if (names.length === 1) g.node('Identity', [names[0]], [g.reserve(out)]);
+    else g.node('Concat', names, [g.reserve(out)], [attr.int('axis', 0)]);
+    outputs.push(valueInfo(out, elem, [LD, 'B', m.hiddenSize]));
+  };
+  join(r.hn, 'hn');
+  if (m.mode === 'LSTM') join(r.cn, 'cn');
+}
+
+/**
+ * The conditional name generator (models/namegen.ts ConditionalCharRNN): inputs `input` int64 ids
+ * [T, B] and `condition` int64 [B] (+ h0, c0 [L, B, H] with state); outputs `logits` [T, B, V]
+ * (+ hn, cn). The condition's embedding is broadcast over time (Unsqueeze + Expand) and
+ * concatenated to each step's character embedding, as ConditionalCharRNN.forward does.
+ */
+export function exportNameGen(model: ConditionalCharRNN, opts: TaskExportOptions = {}): Uint8Array {
+  return encodeModelProto(buildNameGenModel(model, opts));
+}
+
+export function buildNameGenModel(model: ConditionalCharRNN, opts: TaskExportOptions = {}): ModelProto {
+  if (!(model instanceof ConditionalCharRNN)) throw new OnnxError('exportNameGen: expected a ConditionalCharRNN (models/namegen.ts)');
+  const dtype = checkDType(opts.dtype ?? 'float32', 'exportNameGen');
+  const elem = dtype === 'float32' ? DataType.FLOAT : DataType.DOUBLE;
+  const state = opts.state ?? true;
+  const g = new GraphBuilder();
+  const m = model.rnn;
+  const L = m.numLayers, H = m.hiddenSize;
+  const ids = g.reserve('input'), cond = g.reserve('condition');
+  const inputs = [valueInfo(ids, DataType.INT64, ['T', 'B']), valueInfo(cond, DataType.INT64, ['B'])];
+  if (state) {
+    inputs.push(valueInfo(g.reserve('h0'), elem, [L, 'B', H]));
+    if (m.mode === 'LSTM') inputs.push(valueInfo(g.reserve('c0'), elem, [L, 'B', H]));
+  }
+  const x = g.op('Gather', [g.init('embedding.weight', paramTensor(model.embedding.weight, dtype)), ids], [attr.int('axis', 0)]); // [T, B, E]
+  const c = g.op('Gather', [g.init('condition.weight', paramTensor(model.condition.weight, dtype)), cond], [attr.int('axis', 0)]); // [B, Ec]
+  // [B, Ec] → [1, B, Ec] → [T, B, Ec]: the target shape is [T, B] of the ids with Ec appended
+  const Ec = model.condition.embeddingDim;
+  const shape = g.op('Concat', [g.op('Shape', [ids]), g.int64s('cond_dim', [Ec])], [attr.int('axis', 0)]);
+  const cT = g.op('Expand', [g.op('Unsqueeze', [c, g.int64s('axes0', [0])]), shape]);
+  const xin = g.op('Concat', [x, cT], [attr.int('axis', 2)], g.unique('rnn.input'));
+  const r = emitRecurrent(g, m, xin, { dtype, path: 'rnn', lengths: '', h0: state ? 'h0' : '', c0: state && m.mode === 'LSTM' ? 'c0' : '' });
+  const logits = emitLinear(g, model.head, r.y, false, dtype, 'head');
+  g.node('Identity', [logits], [g.reserve('logits')]);
+  const outputs = [valueInfo('logits', elem, ['T', 'B', model.head.outFeatures])];
+  if (state) stateOutputs(g, outputs, m, r, elem);
+  return taskModel(g, 'recur-namegen', inputs, outputs, opts.metadata);
+}
+
+/**
+ * The forecaster (models/forecaster.ts RNNForecaster): input `input` float [T, B, F] levels;
+ * output `output` [T, B, F] next-step predictions (+ hn, cn with state). As RNNForecaster.forward:
+ * the recurrent input is [x_t ‖ (x_t − x_{t−1}) / deltaScale] (0 change at t = 0), and with
+ * `residual` the head's Δ (in deltaScale units) is added back to x_t.
+ */
+export function exportForecaster(model: RNNForecaster, opts: TaskExportOptions = {}): Uint8Array {
+  return encodeModelProto(buildForecasterModel(model, opts));
+}
+
+export function buildForecasterModel(model: RNNForecaster, opts: TaskExportOptions = {}): ModelProto {
+  if (!(model instanceof RNNForecaster)) throw new OnnxError('exportForecaster: expected an RNNForecaster (models/forecaster.ts)');
+  const dtype = checkDType(opts.dtype ?? 'float32', 'exportForecaster');
+  const elem = dtype === 'float32' ? DataType.FLOAT : DataType.DOUBLE;
+  const state = opts.state ?? false;
+  const g = new GraphBuilder();
+  const m = model.rnn;
+  const F = model.o.features, L = m.numLayers, H = m.hiddenSize;
+  const x = g.reserve('input');
+  const inputs = [valueInfo(x, elem, ['T', 'B', F])];
+  if (state) {
+    inputs.push(valueInfo(g.reserve('h0'), elem, [L, 'B', H]));
+    if (m.mode === 'LSTM') inputs.push(valueInfo(g.reserve('c0'), elem, [L, 'B', H]));
+  }
+  const vec = (name: string, v: readonly number[]): string => g.init(name, { dtype, shape: [v.length], data: dtype === 'float32' ? Float32Array.from(v) : Float64Array.from(v) });
+  const slice0 = (start: number, end: number): string => g.op('Slice', [x, g.int64s('starts', [start]), g.int64s('ends', [end]), g.int64s('axes', [0])]);
+  const END = Number.MAX_SAFE_INTEGER;
+  // dx: [0 at t = 0, x_t − x_{t−1} after], in deltaScale units
+  const first = slice0(0, 1);
+  const zero = g.op('Sub', [first, first]); // [1, B, F] of zeros
+  const dx = g.op('Concat', [zero, g.op('Sub', [slice0(1, END), slice0(0, -1)])], [attr.int('axis', 0)]);
+  const xin = g.op('Concat', [x, g.op('Mul', [dx, vec('inv_delta_scale', model.o.deltaScale.map((v) => 1 / v))])], [attr.int('axis', 2)], g.unique('rnn.input'));
+  const r = emitRecurrent(g, m, xin, { dtype, path: 'rnn', lengths: '', h0: state ? 'h0' : '', c0: state && m.mode === 'LSTM' ? 'c0' : '' });
+  const d = emitLinear(g, model.head, r.y, false, dtype, 'head');
+  const y = model.o.residual ? g.op('Add', [x, g.op('Mul', [d, vec('delta_scale', model.o.deltaScale)])]) : d;
+  g.node('Identity', [y], [g.reserve('output')]);
+  const outputs = [valueInfo('output', elem, ['T', 'B', F])];
+  if (state) stateOutputs(g, outputs, m, r, elem);
+  return taskModel(g, 'recur-forecaster', inputs, outputs, opts.metadata);
+}
+
+/**
+ * The seq2seq encoder (models/seq2seq.ts Seq2Seq.encode): inputs `src` int64 [S, B] and `lengths`
+ * int32 [B]; outputs the attention memory `keys` [B, S, K] (the encoder outputs, 0 past each
+ * length), `proj` [B, S, P] (the attention's key-side projection), `mask` [B, S] (0, or −1e9 past
+ * each length) and the decoder's initial state `h` [B, Hd] (+ `c`, zeros, for an LSTM).
+ * Decoding runs `exportSeq2SeqDecoderStep`'s graph once per output token with these.
+ */
+export function exportSeq2SeqEncoder(model: Seq2Seq, opts: Omit<TaskExportOptions, 'state'> = {}): Uint8Array {
+  return encodeModelProto(buildSeq2SeqEncoderModel(model, opts));
+}
+
+export function buildSeq2SeqEncoderModel(model: Seq2Seq, opts: Omit<TaskExportOptions, 'state'> = {}): ModelProto {
+  if (!(model instanceof Seq2Seq)) throw new OnnxError('exportSeq2SeqEncoder: expected a Seq2Seq (models/seq2seq.ts)');
+  const dtype = checkDType(opts.dtype ?? 'float32', 'exportSeq2SeqEncoder');
+  const elem = dtype === 'float32' ? DataType.FLOAT : DataType.DOUBLE;
+  const c = model.config;
+  const K = 2 * c.encoderHidden, Hd = c.decoderHidden, L = c.encoderLayers;
+  const g = new GraphBuilder();
+  const src = g.reserve('src'), lengths = g.reserve('lengths');
+  const inputs = [valueInfo(src, DataType.INT64, ['S', 'B']), valueInfo(lengths, DataType.INT32, ['B'])];
+  const x = g.op('Gather', [g.init('src_embedding.weight', paramTensor(model.srcEmbedding.weight, dtype)), src], [attr.int('axis', 0)]); // [S, B, E]
+  const r = emitRecurrent(g, model.encoder, x, { dtype, path: 'encoder', lengths, h0: '', c0: '' });
+  g.node('Transpose', [r.y], [g.reserve('keys')], [attr.ints('perm', [1, 0, 2])]); // [B, S, K]
+  // the top layer's final forward and backward states [2, B, He] → [B, 2·He] → tanh(bridge)
+  const summary = g.op('Reshape', [g.op('Transpose', [r.hn[L - 1]], [attr.ints('perm', [1, 0, 2])]), g.int64s('shape_b_flat', [0, -1])]);
+  const h = g.op('Tanh', [emitLinear(g, model.bridge, summary, true, dtype, 'bridge')], [], g.reserve('h'));
+  const outputs = [valueInfo('keys', elem, ['B', 'S', K])];
+  // the key-side projection, computed once per source sentence
+  const att = model.attention;
+  const projOf = (lin: Linear, path: string): string => emitLinear(g, lin, 'keys', false, dtype, path);
+  const proj = att instanceof AdditiveAttention ? projOf(att.key, 'attention.key') : att instanceof LuongAttention && att.key ? projOf(att.key, 'attention.key') : 'keys';
+  g.node('Identity', [proj], [g.reserve('proj')]);
+  outputs.push(valueInfo('proj', elem, ['B', 'S', proj === 'keys' ? K : att instanceof AdditiveAttention ? att.attnDim : Hd]));
+  // mask[b, s] = 0 where s < lengths[b], else −1e9
+  const S = g.op('Gather', [g.op('Shape', [src]), g.int64s('zero', [0])], [attr.int('axis', 0)]); // [1]
+  const int64Scalar = (name: string, v: number): string => g.init(name, { dtype: 'int64', shape: [], data: Float64Array.of(v) });
+  const range = g.op('Range', [int64Scalar('range_start', 0), g.op('Squeeze', [S, g.int64s('axes0', [0])]), int64Scalar('range_step', 1)]); // [S]: 0 … S−1
+  const valid = g.op('Less', [g.op('Unsqueeze', [range, g.int64s('axes0', [0])]), g.op('Unsqueeze', [g.op('Cast', [lengths], [attr.int('to', DataType.INT64)]), g.int64s('axes1', [1])])]); // [B, S]
+  const scalar = (name: string, v: number): string => g.init(name, { dtype, shape: [], data: dtype === 'float32' ? Float32Array.of(v) : Float64Array.of(v) });
+  g.node('Where', [valid, scalar('mask_keep', 0), scalar('mask_value', MASK_VALUE)], [g.reserve('mask')]);
+  outputs.push(valueInfo('mask', elem, ['B', 'S']));
+  outputs.push(valueInfo(h, elem, ['B', Hd]));
+  if (c.cell === 'lstm') {
+    g.node('Sub', [h, h], [g.reserve('c')]); // zeros [B, Hd]
+    outputs.push(valueInfo('c', elem, ['B', Hd]));
+  }
+  return taskModel(g, 'recur-seq2seq-encoder', inputs, outputs, opts.metadata);
+}
+
+/**
+ * One seq2seq decoder step with attention (Seq2Seq.decodeStep + the output layer): inputs `token`
+ * int64 [B] (the previous output token), `h` [B, Hd] (+ `c`), and the encoder's `keys`, `proj`,
+ * `mask`; outputs `logits` [B, V], the new state `h_out` (+ `c_out`) and the attention `weights`
+ * [B, S].
+ */
+export function exportSeq2SeqDecoderStep(model: Seq2Seq, opts: Omit<TaskExportOptions, 'state'> = {}): Uint8Array {
+  return encodeModelProto(buildSeq2SeqDecoderStepModel(model, opts));
+}
+
+export function buildSeq2SeqDecoderStepModel(model: Seq2Seq, opts: Omit<TaskExportOptions, 'state'> = {}): ModelProto {
+  if (!(model instanceof Seq2Seq)) throw new OnnxError('exportSeq2SeqDecoderStep: expected a Seq2Seq (models/seq2seq.ts)');
+  const dtype = checkDType(opts.dtype ?? 'float32', 'exportSeq2SeqDecoderStep');
+  const elem = dtype === 'float32' ? DataType.FLOAT : DataType.DOUBLE;
+  const c = model.config;
+  const K = 2 * c.encoderHidden, Hd = c.decoderHidden;
+  const lstm = c.cell === 'lstm';
+  const att = model.attention;
+  const P = att instanceof AdditiveAttention ? att.attnDim : att instanceof LuongAttention && att.key ? Hd : K;
+  const g = new GraphBuilder();
+  const token = g.reserve('token'), h = g.reserve('h'), cIn = lstm ? g.reserve('c') : '';
+  const keys = g.reserve('keys'), proj = g.reserve('proj'), mask = g.reserve('mask');
+  const inputs = [valueInfo(token, DataType.INT64, ['B']), valueInfo(h, elem, ['B', Hd])];
+  if (lstm) inputs.push(valueInfo(cIn, elem, ['B', Hd]));
+  inputs.push(valueInfo(keys, elem, ['B', 'S', K]), valueInfo(proj, elem, ['B', 'S', P]), valueInfo(mask, elem, ['B', 'S']));
+  const emb = g.op('Gather', [g.init('tgt_embedding.weight', paramTensor(model.tgtEmbedding.weight, dtype)), token], [attr.int('axis', 0)]); // [B, E]
+  // scores [B, S]
+  let scores: string;
+  if (att instanceof AdditiveAttention) {
+    // e = v · tanh(proj + W_q·h broadcast over S)
+    const q = g.op('Unsqueeze', [emitLinear(g, att.query, h, true, dtype, 'attention.query'), g.int64s('axes1', [1])]); // [B, 1, A]
+    const hidden = g.op('Tanh', [g.op('Add', [proj, q])]);
+    scores = g.op('Squeeze', [emitLinear(g, att.v, hidden, false, dtype, 'attention.v'), g.int64s('axes2', [2])]);
+  } else {
+    // e[b] = proj[b] · h[b]
+    scores = g.op('Squeeze', [g.op('MatMul', [proj, g.op('Unsqueeze', [h, g.int64s('axes2', [2])])]), g.int64s('axes2', [2])]);
+  }
+  const weights = g.op('Softmax', [g.op('Add', [scores, mask])], [attr.int('axis', -1)], g.reserve('weights'));
+  const context = g.op('Squeeze', [g.op('MatMul', [g.op('Unsqueeze', [weights, g.int64s('axes1', [1])]), keys]), g.int64s('axes1', [1])]); // [B, K]
+  // the decoder cell: a one-step ONNX recurrent node
+  const x = g.op('Unsqueeze', [g.op('Concat', [emb, context], [attr.int('axis', 1)]), g.int64s('axes0', [0])]); // [1, B, E + K]
+  const h0 = g.op('Unsqueeze', [h, g.int64s('axes0', [0])]);
+  const c0 = lstm ? g.op('Unsqueeze', [cIn, g.int64s('axes0', [0])]) : '';
+  const r = emitRecurrent(g, cellAsLayer(model.decoder), x, { dtype, path: 'decoder', lengths: '', h0, c0 });
+  const hOut = g.op('Squeeze', [r.hn[0], g.int64s('axes0', [0])], [], g.reserve('h_out'));
+  const features = g.op('Concat', [hOut, context], [attr.int('axis', 1)]);
+  g.node('Identity', [emitLinear(g, model.out, features, true, dtype, 'out')], [g.reserve('logits')]);
+  const outputs = [valueInfo('logits', elem, ['B', c.tgtVocabSize]), valueInfo(hOut, elem, ['B', Hd])];
+  if (lstm) {
+    g.node('Squeeze', [r.cn[0], g.int64s('axes0', [0])], [g.reserve('c_out')]);
+    outputs.push(valueInfo('c_out', elem, ['B', Hd]));
+  }
+  outputs.push(valueInfo(weights, elem, ['B', 'S']));
+  return taskModel(g, 'recur-seq2seq-decoder-step', inputs, outputs, opts.metadata);
 }
