@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startRedis } from '../test/helpers/redis.ts';
-import { RedisQueue } from '../src/serve/queue.ts';
+import { RedisQueue } from '../src/serve/queue-redis.ts';
 import { queueName, sha256 } from '../src/serve/score.ts';
 
 const BIN = fileURLToPath(new URL('../bin/recur.mjs', import.meta.url));

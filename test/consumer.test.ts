@@ -348,6 +348,50 @@ try {
     assert.equal(await exit, 0, err);
   });
 
+  test('npx recur serve and recur score from a fresh install, no Redis; recur worker names the optional bullmq', async () => {
+    const model = join(app, 'demo.safetensors');
+    ok(run('npx', ['--no', '--', 'recur', 'demo', '--steps', '2', '--hidden', '16', '--sample-length', '5', '--out', model], app), 'npx recur demo');
+    // scoring in this process (the embedded queue): one output line per input line
+    writeFileSync(join(app, 'in.jsonl'), '"Call me"\n"Ishmael"\n');
+    ok(run('npx', ['--no', '--', 'recur', 'score', model, '--input', join(app, 'in.jsonl'), '--out', join(app, 'out.jsonl'), '--quiet'], app), 'npx recur score');
+    assert.equal(readFileSync(join(app, 'out.jsonl'), 'utf8').trim().split('\n').length, 2);
+    // Redis scoring needs bullmq, an optional peer dependency the consumer did not install
+    assert.ok(!existsSync(join(app, 'node_modules/bullmq')), 'bullmq was installed into the consumer');
+    const w = run('npx', ['--no', '--', 'recur', 'worker', model, '--redis', 'redis://127.0.0.1:9'], app);
+    assert.notEqual(w.status, 0);
+    assert.match(w.stderr, /needs the 'bullmq' package.*npm install bullmq/);
+    // serving: a stream steps over HTTP
+    const child = spawn(process.execPath, [join(app, 'node_modules/.bin/recur'), 'serve', model, '--port', '0'], { cwd: app, env });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d));
+    child.stderr.on('data', (d: Buffer) => (err += d));
+    const exit = new Promise<number | null>((resolve) => child.on('close', resolve));
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no URL printed in 30 s:\n${out}\n${err}`)), 30_000);
+        child.stdout.on('data', () => {
+          const m = /recur serve: (http:\/\/\S+)/.exec(out);
+          if (m) {
+            clearTimeout(timer);
+            resolve(m[1]!);
+          }
+        });
+        void exit.then((code) => reject(new Error(`recur serve exited ${code}:\n${out}\n${err}`)));
+      });
+      const post = (path: string, body: unknown): Promise<Response> =>
+        fetch(new URL(path, url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const created = await post('/streams', { id: 'u1' });
+      assert.equal(created.status, 201, await created.clone().text());
+      const step = await post('/streams/u1/step', { input: 'Call me' });
+      assert.equal(step.status, 200, await step.clone().text());
+      assert.equal(((await step.json()) as { version: number }).version, 1);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    assert.equal(await exit, 0, err);
+  });
+
   test('npx recur --help and node -e "import(\'recurjs\')" in the consumer, without tsx', () => {
     const help = ok(run('npx', ['--no', '--', 'recur', '--help'], app), 'npx recur --help');
     assert.match(help, /^recur: /);

@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { redisSkip, startRedis, type RedisServer } from './helpers/redis.ts';
-import { RedisQueue, startRedisWorker, type ChunkData } from '../src/serve/queue.ts';
+import { type ChunkData } from '../src/serve/queue.ts';
+import { RedisQueue, startRedisWorker } from '../src/serve/queue-redis.ts';
 import { queueName, scoreInput, sha256 } from '../src/serve/score.ts';
 
 const BIN = fileURLToPath(new URL('../bin/recur.mjs', import.meta.url));

@@ -9,12 +9,29 @@ import { dirname } from 'node:path';
 import { readInputFile } from '../io/read.ts';
 import { decodeText } from '../data/files.ts';
 import { loadPredictor, type Predictor } from '../models/files.ts';
-import { MemoryQueue, RedisQueue, deadLetterKey, showUrl, startRedisWorker, type ChunkProcessor } from '../serve/queue.ts';
+import { MemoryQueue, deadLetterKey, type ChunkProcessor, type ScoreQueue } from '../serve/queue.ts';
+import type { RedisQueue } from '../serve/queue-redis.ts';
+import { redactUrl } from '../serve/store.ts';
 import { parseOptions, queueName, ScoreError, scoreChunk, scoreInput, scoreOptionsSchema, sha256, workerOptionsSchema, type ScoreOptions, type WorkerOptions } from '../serve/score.ts';
 import { CliError, flagLines, flagSpec, OptionReader, parseOrHelp, UsageError, type Flag } from './args.ts';
 import { fileError, formatDuration, formatInt } from './format.ts';
 
 // ---- shared -------------------------------------------------------------------------------------
+
+/**
+ * The BullMQ queue and worker, loaded only when Redis is asked for: `bullmq` is an optional peer
+ * dependency of recurjs (see serve/queue.ts for why), so its absence is a clear message here.
+ */
+async function redisQueues(): Promise<typeof import('../serve/queue-redis.ts')> {
+  try {
+    return await import('../serve/queue-redis.ts');
+  } catch (e) {
+    if ((e as { code?: string })?.code === 'ERR_MODULE_NOT_FOUND' && /'bullmq'/.test((e as Error).message)) {
+      throw new CliError("scoring through Redis needs the 'bullmq' package (an optional dependency of recurjs): npm install bullmq");
+    }
+    throw e;
+  }
+}
 
 /** Each option key's flag, for messages (`--chunk must be …`). */
 const FLAG_OF: Record<string, string> = {
@@ -185,24 +202,25 @@ export async function scoreCommand(argv: string[]): Promise<number> {
   const settings = parseOptions(scoreOptionsSchema, raw);
   const retry = { attempts: settings.attempts, backoffMs: settings.backoffMs };
 
-  let queue: MemoryQueue | RedisQueue;
+  let queue: ScoreQueue;
+  let redisQueue: RedisQueue | null = null;
   if (redisUrl === undefined) {
     queue = new MemoryQueue(name, processorFor(model.predictor, batch ?? WORKER_DEFAULTS.batchSize), retry);
   } else {
+    const { RedisQueue } = await redisQueues();
     try {
-      queue = new RedisQueue(name, redisUrl, retry);
+      queue = redisQueue = new RedisQueue(name, redisUrl, retry);
     } catch (e) {
       throw new UsageError(`--redis: ${(e as Error).message}`);
     }
     try {
-      await queue.ready(settings.redisTimeoutMs);
+      await redisQueue.ready(settings.redisTimeoutMs);
     } catch (e) {
       await queue.close();
       throw new CliError((e as Error).message);
     }
-    progress.note(`run submitted to queue ${name} on ${showUrl(redisUrl)}; workers: recur worker ${modelPath} --redis ${showUrl(redisUrl)}`);
+    progress.note(`run submitted to queue ${name} on ${redactUrl(redisUrl)}; workers: recur worker ${modelPath} --redis ${redactUrl(redisUrl)}`);
   }
-  const redisQueue = queue instanceof RedisQueue ? queue : null;
   let summary;
   try {
     summary = await scoreInput({
@@ -210,7 +228,7 @@ export async function scoreCommand(argv: string[]): Promise<number> {
       hooks: {
         progress: (done, total) => progress.update(done, total),
         notice: (t) => progress.note(t),
-        ...(redisQueue ? { workers: () => redisQueue.workers() } : {}),
+        ...(redisQueue ? { workers: () => redisQueue!.workers() } : {}),
       },
     });
   } catch (e) {
@@ -277,7 +295,8 @@ export async function workerCommand(argv: string[], signal?: AbortSignal): Promi
   const quiet = r.flag('quiet');
   const log = (t: string): void => void process.stderr.write(`recur worker: ${stamp()} ${t}\n`);
   const span = (lines: number[]): string => (lines.length === 0 ? 'no lines' : `lines ${lines[0]}-${lines[lines.length - 1]}`);
-  log(`${model.predictor.task} model ${modelPath}; queue ${name} on ${showUrl(redisUrl)}; pid ${process.pid}`);
+  log(`${model.predictor.task} model ${modelPath}; queue ${name} on ${redactUrl(redisUrl)}; pid ${process.pid}`);
+  const { startRedisWorker } = await redisQueues();
   const worker = startRedisWorker(name, redisUrl, processorFor(model.predictor, settings.batchSize), settings, {
     started: (id, d, attempt) => { if (!quiet) log(`job ${id} started (${span(d.lines)}, attempt ${attempt})`); },
     finished: (id, d, ms) => { if (!quiet) log(`job ${id} done (${d.inputs.length} lines in ${ms.toFixed(0)} ms)`); },

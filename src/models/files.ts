@@ -5,7 +5,7 @@ import { noGrad } from '../autograd/tape.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { loadModelFile } from '../io/files.ts';
 import type { Task } from '../train/task.ts';
-import { encodeTask, getTaskSpec, taskNameOf } from './registry.ts';
+import { encodeTask, getTaskSpec, taskNameOf, type TaskSpec } from './registry.ts';
 
 /** Save a task's model with its describe() (config + vocabulary) as a model file, atomically. */
 export function saveTask(task: Task<any>, path: string): void {
@@ -26,12 +26,10 @@ export interface Predictor {
 }
 
 /**
- * Load the model file at `path` for inference: the task is the one the file names (its config's
- * `task`, or its `recur.task` metadata), or `name` when given (a file of another task is refused
- * by name). The model is put in eval mode and predicts without recording a tape — the same path as
- * `recur predict`, for batch scoring and serving.
+ * The task model file at `path`, loaded as its task: the one the file names (its config's `task`,
+ * or its `recur.task` metadata), or `name` when given (a file of another task is refused by name).
  */
-export function loadPredictor(path: string, name?: string): Predictor {
+export function loadTaskFile(path: string, name?: string): { name: string; spec: TaskSpec; task: Task<any> } {
   const file = loadModelFile(path);
   const meta = file.metadata['recur.task'];
   const stored = taskNameOf(file.config) ?? (typeof meta === 'string' && meta !== '' ? meta : null);
@@ -39,16 +37,24 @@ export function loadPredictor(path: string, name?: string): Predictor {
   const taskName = name ?? stored;
   if (taskName === null) throw new Error(`${path}: the model file does not name its task (no config.task, no recur.task metadata)`);
   const spec = getTaskSpec(taskName);
-  const task = spec.load(file, path).task;
+  return { name: taskName, spec, task: spec.load(file, path).task };
+}
+
+/** The task's outputs for a batch of raw inputs, one per input, computed without a tape. */
+export function predictBatch(spec: TaskSpec, task: Task<any>, inputs: string[]): string[] {
+  const outputs = noGrad(() => spec.predict(task, inputs));
+  if (!Array.isArray(outputs) || outputs.length !== inputs.length) {
+    throw new Error(`${spec.name}: predict returned ${Array.isArray(outputs) ? outputs.length : 'no'} outputs for ${inputs.length} inputs`);
+  }
+  return outputs;
+}
+
+/**
+ * Load the model file at `path` for inference (`loadTaskFile`), in eval mode: the same path as
+ * `recur predict`, for batch scoring and serving.
+ */
+export function loadPredictor(path: string, name?: string): Predictor {
+  const { name: taskName, spec, task } = loadTaskFile(path, name);
   task.model.eval();
-  return {
-    task: taskName,
-    predict(inputs: string[]): string[] {
-      const outputs = noGrad(() => spec.predict(task, inputs));
-      if (!Array.isArray(outputs) || outputs.length !== inputs.length) {
-        throw new Error(`${taskName}: predict returned ${Array.isArray(outputs) ? outputs.length : 'no'} outputs for ${inputs.length} inputs`);
-      }
-      return outputs;
-    },
-  };
+  return { task: taskName, predict: (inputs) => predictBatch(spec, task, inputs) };
 }

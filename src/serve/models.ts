@@ -4,9 +4,8 @@
  * the file's config (`recur train TASK` writes it), so any task model file can be served.
  */
 import { basename, extname } from 'node:path';
-import { loadModelFile } from '../io/files.ts';
-import { getTaskSpec, taskNameOf } from '../models/registry.ts';
-import { ServeConfigError, type ServedModelInput } from './server.ts';
+import { loadTaskFile } from '../models/files.ts';
+import type { ServedModelInput } from './server.ts';
 
 /** `NAME=PATH` or `PATH` → the name and path (a Windows drive letter is no name). */
 export function parseModelArg(arg: string): { name: string; path: string } {
@@ -20,9 +19,6 @@ export function parseModelArg(arg: string): { name: string; path: string } {
 export function loadServedModels(args: readonly string[]): ServedModelInput[] {
   return args.map((arg) => {
     const { name, path } = parseModelArg(arg);
-    const file = loadModelFile(path);
-    const taskName = taskNameOf(file.config);
-    if (taskName === null) throw new ServeConfigError(`${path}: the file names no task in its config (a model saved by 'recur train TASK' or 'recur demo' does)`);
-    return { name, task: getTaskSpec(taskName).load(file, path).task };
+    return { name, task: loadTaskFile(path).task };
   });
 }

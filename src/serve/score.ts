@@ -18,10 +18,10 @@
  *
  * Node-only (hashes, files, Redis): a layer beside cli/, never imported by the browser-safe core.
  */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { writeFileAtomicAsync } from '../io/atomic.ts';
 import type { Predictor } from '../models/files.ts';
-import { nodeBuiltin } from '../util/node.ts';
 import type { ChunkJob, ChunkResult, DeadLetter, JobState, ScoreQueue } from './queue.ts';
 
 // ---- options ------------------------------------------------------------------------------------
@@ -118,14 +118,9 @@ export function parseInputLines(text: string): InputLine[] {
 
 // ---- jobs ---------------------------------------------------------------------------------------
 
-/**
- * SHA-256 in hex. node:crypto through `nodeBuiltin`, not an import: test/layers.test.ts admits
- * `node:` imports only in cli/ and the modules recurjs/node reaches, and serve/ is neither.
- */
+/** SHA-256 in hex. */
 export function sha256(data: string | Uint8Array): string {
-  const crypto = nodeBuiltin<typeof import('node:crypto')>('node:crypto');
-  if (crypto === undefined) throw new Error('sha256 needs Node.js (node:crypto)');
-  return crypto.createHash('sha256').update(data).digest('hex');
+  return createHash('sha256').update(data).digest('hex');
 }
 
 /** The queue a model's jobs go to: one per model file content, so a worker only ever takes jobs of the model it loaded. */

@@ -38,7 +38,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { serve as serveNode } from '@hono/node-server';
 import { z } from 'zod';
 import type { Task } from '../train/task.ts';
-import { noGrad } from '../autograd/tape.ts';
+import { predictBatch } from '../models/files.ts';
 import { getTaskSpec, taskNameOf, type TaskSpec } from '../models/registry.ts';
 import { streamOf, type TaskStream } from '../models/stream.ts';
 import { MemoryStore, RedisStore, StoreUnavailableError, type Commit, type StreamRecord, type StreamStore } from './store.ts';
@@ -296,7 +296,7 @@ function buildApp(o: Options, store: StreamStore, served: Map<string, ServedMode
     if (isReply(m)) return m;
     let outputs: unknown;
     try {
-      outputs = noGrad(() => m.spec.predict(m.task, b.inputs));
+      outputs = predictBatch(m.spec, m.task, b.inputs);
     } catch (e) {
       // predict throws typed errors on input it cannot read (a forecast row of the wrong width, ...)
       return { status: 400, body: { error: `predict: ${(e as Error).message}` } };
