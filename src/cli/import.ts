@@ -20,7 +20,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { extname, basename } from 'node:path';
 import { loadModelInto, saveModel } from '../io/files.ts';
-import { RNN, LSTM, GRU, type RecurrentBase } from '../nn/recurrent.ts';
+import { createRecurrent, RECURRENT_KINDS, type RecurrentBase, type RecurrentKind } from '../nn/recurrent.ts';
 import { loadKerasModel, type HardSigmoidConvention, type KerasInput } from '../interop/keras-file.ts';
 import { CliError, flagLines, flagSpec, flagSynopsis, HELP_FLAG, OptionReader, parseOrHelp, stdio, UsageError, type CliIO, type Flag, type Parsed } from './args.ts';
 import { userError } from './format.ts';
@@ -28,10 +28,6 @@ import { isRecord } from '../util/options.ts';
 import { isNumberArray, isShape } from '../util/shape.ts';
 import { checkOutput, describeOnnx } from './onnx.ts';
 import { convertOnnx, OnnxConvertError } from '../onnx/convert.ts';
-
-
-export const IMPORT_ARCHS = ['rnn', 'rnn-relu', 'lstm', 'gru'] as const;
-export type ImportArch = (typeof IMPORT_ARCHS)[number];
 
 /** The options of a Keras / TF.js model.json. */
 const KERAS_FLAGS: Record<string, Flag> = {
@@ -43,7 +39,7 @@ const KERAS_FLAGS: Record<string, Flag> = {
 
 /** The layer a PyTorch state_dict holds (its usage: one line of sizes, one of switches). */
 const LAYER_FLAGS: Record<string, Flag> = {
-  arch: { type: 'string', value: IMPORT_ARCHS.join('|'), required: true, help: 'the PyTorch module: nn.RNN (tanh or relu), nn.LSTM or nn.GRU' },
+  arch: { type: 'string', value: RECURRENT_KINDS.join('|'), required: true, help: 'the PyTorch module: nn.RNN (tanh or relu), nn.LSTM or nn.GRU' },
   'input-size': { type: 'string', value: 'N', required: true, help: 'input features' },
   'hidden-size': { type: 'string', value: 'H', required: true, help: 'hidden state size' },
   'num-layers': { type: 'string', value: 'L', help: 'stacked layers (default 1)' },
@@ -74,7 +70,7 @@ ${flagLines(OUTPUT_FLAGS, 28, 4)}`;
 
 /** The recur.config written for an imported recurrent layer. */
 export interface RecurrentImportConfig {
-  arch: ImportArch;
+  arch: RecurrentKind;
   inputSize: number;
   hiddenSize: number;
   numLayers: number;
@@ -84,13 +80,7 @@ export interface RecurrentImportConfig {
 
 /** Build the recur layer a RecurrentImportConfig describes. */
 export function buildRecurrentLayer(c: RecurrentImportConfig): RecurrentBase {
-  const o = { inputSize: c.inputSize, hiddenSize: c.hiddenSize, numLayers: c.numLayers, bidirectional: c.bidirectional, batchFirst: c.batchFirst };
-  switch (c.arch) {
-    case 'rnn': return new RNN(o);
-    case 'rnn-relu': return new RNN({ ...o, nonlinearity: 'relu' });
-    case 'lstm': return new LSTM(o);
-    case 'gru': return new GRU(o);
-  }
+  return createRecurrent(c.arch, { inputSize: c.inputSize, hiddenSize: c.hiddenSize, numLayers: c.numLayers, bidirectional: c.bidirectional, batchFirst: c.batchFirst });
 }
 
 function parseInputJson(path: string): { input: KerasInput; expected: KerasInput | null } {
@@ -168,8 +158,8 @@ function kerasCmd(file: string, r: OptionReader, io: CliIO): number {
 
 function safetensorsCmd(file: string, r: OptionReader, io: CliIO): number {
   const arch = r.string('arch');
-  if (arch === undefined) throw new UsageError(`a safetensors state_dict needs --arch (${IMPORT_ARCHS.join(', ')})`);
-  if (!(IMPORT_ARCHS as readonly string[]).includes(arch)) throw new UsageError(`unknown --arch '${arch}' (supported: ${IMPORT_ARCHS.join(', ')})`);
+  if (arch === undefined) throw new UsageError(`a safetensors state_dict needs --arch (${RECURRENT_KINDS.join(', ')})`);
+  if (!(RECURRENT_KINDS as readonly string[]).includes(arch)) throw new UsageError(`unknown --arch '${arch}' (supported: ${RECURRENT_KINDS.join(', ')})`);
   const inputSize = r.int('input-size', 1);
   const hiddenSize = r.int('hidden-size', 1);
   const numLayers = r.int('num-layers', 1) ?? 1;
@@ -177,7 +167,7 @@ function safetensorsCmd(file: string, r: OptionReader, io: CliIO): number {
   if (inputSize === undefined || hiddenSize === undefined) throw new UsageError('--input-size and --hidden-size are required');
   const out = r.string('output');
   if (out !== undefined) checkOutput(out, r.flag('force'));
-  const config: RecurrentImportConfig = { arch: arch as ImportArch, inputSize, hiddenSize, numLayers, bidirectional, batchFirst };
+  const config: RecurrentImportConfig = { arch: arch as RecurrentKind, inputSize, hiddenSize, numLayers, bidirectional, batchFirst };
   const layer = buildRecurrentLayer(config);
   loadModelInto(layer, file);
   const n = layer.numParameters();

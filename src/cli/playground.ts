@@ -33,6 +33,7 @@ import { dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { CliError, flagLines, flagSpec, HELP_FLAG, OptionReader, parseOrHelp, UsageError, type Flag } from './args.ts';
+import { listenError, untilStopped } from './listen.ts';
 
 /** The port `recur playground` listens on unless told otherwise (5173/4173 are Vite's dev and preview servers). */
 export const PLAYGROUND_PORT = 5190;
@@ -328,28 +329,11 @@ export async function playgroundCommand(argv: string[]): Promise<number> {
   try {
     served = await servePlayground(options);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const where = `port ${options.port} on ${options.host}`;
-    if (code === 'EADDRINUSE') throw new CliError(`${where} is in use; choose another with --port N (--port 0 picks a free one)`);
-    if (code === 'EACCES') throw new CliError(`no permission to listen on ${where}; choose a port above 1023 with --port N`);
-    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') throw new CliError(`cannot listen on host '${options.host}' (${code}); give an address of this machine with --host`);
-    throw e;
+    throw listenError(e, options.port, options.host);
   }
 
-  // Ctrl-C (or a SIGTERM) is the normal way out: listen for it before printing the URL, which is
-  // what a caller waits for before it may send one
-  const stopped = new Promise<number>((done) => {
-    const stop = (): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      void served.close().then(() => {
-        process.stdout.write('recur playground: stopped\n');
-        done(0);
-      });
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  // Ctrl-C (or a SIGTERM) is the normal way out: listen for it before printing the URL
+  const stopped = untilStopped('recur playground', () => served.close());
 
   const lines = [`recur playground: ${served.url}`, `  site: ${root}`];
   if (options.isolated) {

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { CliError, OptionReader, parseOrHelp, UsageError, flagLines, flagSpec, type Flag } from './args.ts';
+import { listenError, untilStopped } from './listen.ts';
 import { createServer, listen, serverOptionsSchema, ServeConfigError, type Listening, type ServerOptions } from '../serve/server.ts';
 import { loadServedModels } from '../serve/models.ts';
 import { redactUrl, StoreUnavailableError } from '../serve/store.ts';
@@ -98,24 +99,10 @@ export async function serveCommand(argv: string[]): Promise<number> {
     }
   } catch (e) {
     if (e instanceof StoreUnavailableError || e instanceof ServeConfigError) throw new CliError(e.message);
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') throw new CliError(`port ${port} on ${host} is in use; choose another with --port N (--port 0 picks a free one)`);
-    if (code === 'EACCES') throw new CliError(`no permission to listen on port ${port}; choose one above 1023 with --port N`);
-    throw e;
+    throw listenError(e, port, host);
   }
 
-  const stopped = new Promise<number>((done) => {
-    const stop = (): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      void listening.close().then(() => {
-        process.stdout.write('recur serve: stopped\n');
-        done(0);
-      });
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  const stopped = untilStopped('recur serve', () => listening.close());
   const lines = [
     `recur serve: ${listening.url}`,
     ...models.map((m) => `  model ${m.name}: ${m.task.name}`),

@@ -9,7 +9,7 @@ import type { Rng } from '../tensor/rng.ts';
 import type { DType } from '../backend/interface.ts';
 import { crossEntropy } from '../autograd/ops/nn.ts';
 import { withEval, type Module } from '../nn/module.ts';
-import { GRU, LSTM, RNN, type RecurrentBase } from '../nn/recurrent.ts';
+import { createRecurrent, type RecurrentBase } from '../nn/recurrent.ts';
 import type { BatchSource } from '../train/task.ts';
 import type { Limits } from '../io/limits.ts';
 import { TaskConfigError, checkModelTensors, checkVocabSize, type ParamShapes } from './task-options.ts';
@@ -23,9 +23,7 @@ import type { CellKind } from './fields.ts';
 /** Make a recurrent layer of the given kind (time-major). */
 export function makeRecurrent(cell: CellKind, o: { inputSize: number; hiddenSize: number; numLayers?: number; bidirectional?: boolean; dropout?: number; dtype?: DType; rng: Rng }): RecurrentBase {
   const common = { inputSize: o.inputSize, hiddenSize: o.hiddenSize, numLayers: o.numLayers ?? 1, bidirectional: o.bidirectional ?? false, dropout: o.dropout ?? 0, ...(o.dtype ? { dtype: o.dtype } : {}), rng: o.rng };
-  if (cell === 'lstm') return new LSTM(common);
-  if (cell === 'gru') return new GRU(common);
-  if (cell === 'rnn') return new RNN(common);
+  if (cell === 'lstm' || cell === 'gru' || cell === 'rnn') return createRecurrent(cell, common);
   throw new TaskConfigError(`unknown cell '${String(cell)}' (expected lstm, gru or rnn)`);
 }
 

@@ -205,6 +205,20 @@ export class GRU extends RecurrentBase {
   }
 }
 
+/** A layer kind as model files, importers and converters name it: nn.RNN (tanh or ReLU), nn.LSTM, nn.GRU. */
+export const RECURRENT_KINDS = ['rnn', 'rnn-relu', 'lstm', 'gru'] as const;
+export type RecurrentKind = (typeof RECURRENT_KINDS)[number];
+
+/** The layer of a kind (the kind says the nonlinearity, so the options do not). */
+export function createRecurrent(kind: RecurrentKind, opts: Omit<RecurrentOptions, 'nonlinearity'>): RecurrentBase {
+  switch (kind) {
+    case 'rnn': return new RNN(opts);
+    case 'rnn-relu': return new RNN({ ...opts, nonlinearity: 'relu' });
+    case 'lstm': return new LSTM(opts);
+    case 'gru': return new GRU(opts);
+  }
+}
+
 export interface CellOptions {
   inputSize: number;
   hiddenSize: number;

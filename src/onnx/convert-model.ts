@@ -19,7 +19,7 @@ import { z } from 'zod';
 import { Tensor } from '../tensor/tensor.ts';
 import { Module } from '../nn/module.ts';
 import { Embedding, Linear } from '../nn/layers.ts';
-import { GRU, LSTM, RNN, type RecurrentBase } from '../nn/recurrent.ts';
+import { createRecurrent, RECURRENT_KINDS, type RecurrentBase } from '../nn/recurrent.ts';
 import { permute, reshape, slice } from '../autograd/ops/shape.ts';
 import { logSoftmax, softmax } from '../autograd/ops/nn.ts';
 import { mul, relu, sigmoid, sum, tanh } from '../autograd/ops/elementwise.ts';
@@ -35,7 +35,7 @@ export const pipelineStepSchema = z.discriminatedUnion('op', [
   z.strictObject({
     op: z.literal('recurrent'),
     name: modulePath,
-    cell: z.enum(['rnn', 'rnn-relu', 'lstm', 'gru']),
+    cell: z.enum(RECURRENT_KINDS),
     inputSize: size,
     hiddenSize: size,
     numLayers: size,
@@ -110,13 +110,7 @@ export interface TokenIds {
 }
 
 function buildRecurrent(s: Extract<PipelineStep, { op: 'recurrent' }>): RecurrentBase {
-  const o = { inputSize: s.inputSize, hiddenSize: s.hiddenSize, numLayers: s.numLayers, bidirectional: s.bidirectional, bias: s.bias };
-  switch (s.cell) {
-    case 'rnn': return new RNN(o);
-    case 'rnn-relu': return new RNN({ ...o, nonlinearity: 'relu' });
-    case 'lstm': return new LSTM(o);
-    case 'gru': return new GRU(o);
-  }
+  return createRecurrent(s.cell, { inputSize: s.inputSize, hiddenSize: s.hiddenSize, numLayers: s.numLayers, bidirectional: s.bidirectional, bias: s.bias });
 }
 
 /** The steps must fit together: order and feature sizes (a wrong config is refused here, not mid-forward). */
