@@ -3,7 +3,7 @@
 // src/onnx/model.ts, read from the built dist/), between the markers below. `--check` only compares
 // and exits 1 when the README is stale; test/onnx.ops.test.ts runs the same comparison on src/.
 //
-//   npm run build && node scripts/onnx-ops.mjs [--check]
+//   npm run onnx-ops   (or: npm run build && node scripts/onnx-ops.mjs [--check])
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
