@@ -21,7 +21,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -78,6 +78,28 @@ before(() => {
 after(() => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
+
+/** The installed `recur ARGS` (a server) once it has printed its URL (the first group of `urlLine`). */
+async function startServer(args: string[], urlLine: RegExp): Promise<{ child: ChildProcess; url: string; exit: Promise<number | null>; output: () => { out: string; err: string } }> {
+  const child = spawn(process.execPath, [join(app, 'node_modules/.bin/recur'), ...args], { cwd: app, env });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d));
+  child.stderr!.on('data', (d: Buffer) => (err += d));
+  const exit = new Promise<number | null>((resolve) => child.on('close', resolve));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no URL printed in 30 s:\n${out}\n${err}`)), 30_000);
+    child.stdout!.on('data', () => {
+      const m = urlLine.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    void exit.then((code) => reject(new Error(`recur ${args[0]} exited ${code}:\n${out}\n${err}`)));
+  });
+  return { child, url, exit, output: () => ({ out, err }) };
+}
 
 describe('the npm package, installed from its tarball', { timeout: 600_000 }, () => {
   test('the tarball: dist, bin, wasm binaries, docs; no tests; npm prints no warning about our config', (t) => {
@@ -316,25 +338,9 @@ try {
     assert.ok(local.includes('dist/web/index.html'));
     assert.deepEqual(local.filter((f) => !files.has(f)), [], 'files of dist/web missing from the tarball');
     assert.ok(!existsSync(join(app, 'node_modules/vite')), 'vite was installed into the consumer');
-    const child = spawn(process.execPath, [join(app, 'node_modules/.bin/recur'), 'playground', '--port', '0'], { cwd: app, env });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d));
-    child.stderr.on('data', (d: Buffer) => (err += d));
-    const exit = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const { child, url, exit, output } = await startServer(['playground', '--port', '0'], /^recur playground: (http:\/\/\S+)$/m);
     try {
-      const url = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no URL printed in 30 s:\n${out}\n${err}`)), 30_000);
-        child.stdout.on('data', () => {
-          const m = /^recur playground: (http:\/\/\S+)$/m.exec(out);
-          if (m) {
-            clearTimeout(timer);
-            resolve(m[1]!);
-          }
-        });
-        void exit.then((code) => reject(new Error(`recur playground exited ${code}:\n${out}\n${err}`)));
-      });
-      assert.match(out, /site: .*node_modules\/recurjs\/dist\/web/);
+      assert.match(output().out, /site: .*node_modules\/recurjs\/dist\/web/);
       const page = await fetch(url);
       assert.equal(page.status, 200);
       assert.equal(page.headers.get('cross-origin-opener-policy'), 'same-origin');
@@ -345,7 +351,7 @@ try {
     } finally {
       child.kill('SIGINT');
     }
-    assert.equal(await exit, 0, err);
+    assert.equal(await exit, 0, output().err);
   });
 
   test('npx recur serve and recur score from a fresh install, no Redis; recur worker names the optional bullmq', async () => {
@@ -361,24 +367,8 @@ try {
     assert.notEqual(w.status, 0);
     assert.match(w.stderr, /needs the 'bullmq' package.*npm install bullmq/);
     // serving: a stream steps over HTTP
-    const child = spawn(process.execPath, [join(app, 'node_modules/.bin/recur'), 'serve', model, '--port', '0'], { cwd: app, env });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d));
-    child.stderr.on('data', (d: Buffer) => (err += d));
-    const exit = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const { child, url, exit, output } = await startServer(['serve', model, '--port', '0'], /recur serve: (http:\/\/\S+)/);
     try {
-      const url = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no URL printed in 30 s:\n${out}\n${err}`)), 30_000);
-        child.stdout.on('data', () => {
-          const m = /recur serve: (http:\/\/\S+)/.exec(out);
-          if (m) {
-            clearTimeout(timer);
-            resolve(m[1]!);
-          }
-        });
-        void exit.then((code) => reject(new Error(`recur serve exited ${code}:\n${out}\n${err}`)));
-      });
       const post = (path: string, body: unknown): Promise<Response> =>
         fetch(new URL(path, url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
       const created = await post('/streams', { id: 'u1' });
@@ -389,7 +379,7 @@ try {
     } finally {
       child.kill('SIGTERM');
     }
-    assert.equal(await exit, 0, err);
+    assert.equal(await exit, 0, output().err);
   });
 
   test('npx recur --help and node -e "import(\'recurjs\')" in the consumer, without tsx', () => {

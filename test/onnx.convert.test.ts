@@ -9,16 +9,17 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { CORPUS as ROOT, dataSets, manifest, numbered, readPb, worst, type CorpusLayers as Layers } from './helpers/onnx-corpus.ts';
 import { convertOnnx, OnnxConvertError } from '../src/onnx/convert.ts';
 import { PipelineModel, type PipelineConfig, type TokenIds } from '../src/onnx/convert-model.ts';
 import { loadOnnx } from '../src/onnx/model.ts';
 import { exportOnnx } from '../src/onnx/export.ts';
-import { AttrType, decodeModelProto, decodeTensorProto, type AttributeProto, type NodeProto } from '../src/onnx/proto.ts';
-import { tensorFromProto, type OnnxTensor } from '../src/onnx/tensor.ts';
+import { AttrType, decodeModelProto, type AttributeProto, type NodeProto } from '../src/onnx/proto.ts';
+import type { OnnxTensor } from '../src/onnx/tensor.ts';
 import { Embedding, GRU, LSTM, Lambda, Linear, Module, Rng, Sequential, Tensor, tensor } from '../src/index.ts';
 import { relu } from '../src/autograd/ops/elementwise.ts';
 import { noGrad, backward } from '../src/autograd/tape.ts';
@@ -28,43 +29,8 @@ import { loadModelInto, saveModel, loadModelFile } from '../src/io/files.ts';
 import { importCommand } from '../src/cli/import.ts';
 import { readModelInfo } from '../src/cli/info.ts';
 
-const ROOT = fileURLToPath(new URL('./fixtures/onnx-corpus', import.meta.url));
 const ONNX_FIXTURES = fileURLToPath(new URL('./fixtures/onnx', import.meta.url));
 const TOL = 1e-5;
-
-interface Layers {
-  kind: 'RNN_TANH' | 'RNN_RELU' | 'LSTM' | 'GRU';
-  numLayers: number;
-  bidirectional: boolean;
-  batchFirst: boolean;
-  hiddenSize: number;
-  inputSize: number;
-  embedding: { numEmbeddings: number; dim: number } | null;
-  head: string;
-  initialState: boolean;
-}
-interface Entry { name: string; source: 'pytorch' | 'keras-pattern'; pipeline: boolean; layers: Layers; inputs: string[]; outputs: string[] }
-const manifest = JSON.parse(readFileSync(join(ROOT, 'manifest.json'), 'utf8')) as { cases: Entry[] };
-
-function readPb(path: string): OnnxTensor {
-  return tensorFromProto(decodeTensorProto(readFileSync(path), path), path);
-}
-function numbered(dir: string, prefix: string): string[] {
-  return readdirSync(dir).filter((f) => f.startsWith(`${prefix}_`)).sort((a, b) => Number(a.slice(prefix.length + 1, -3)) - Number(b.slice(prefix.length + 1, -3))).map((f) => join(dir, f));
-}
-function dataSets(caseDir: string): string[] {
-  return readdirSync(caseDir).filter((f) => f.startsWith('test_data_set_')).sort().map((f) => join(caseDir, f));
-}
-/** Largest |a − b| / max(1, |b|); Infinity on a length mismatch or a NaN. */
-function worst(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) return Infinity;
-  let w = 0;
-  for (let i = 0; i < b.length; i++) {
-    const d = Math.abs(a[i] - b[i]) / Math.max(1, Math.abs(b[i]));
-    if (!(d <= w)) w = Number.isNaN(d) ? Infinity : d;
-  }
-  return w;
-}
 
 /** The converted model's outputs, in graph order, for the graph's inputs (in graph order). */
 function runConverted(model: PipelineModel, inputs: OnnxTensor[]): Tensor[] {

@@ -13,37 +13,15 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
+import { CORPUS as ROOT, manifest, numbered, readPb, worst } from './helpers/onnx-corpus.ts';
 import { loadOnnx, type OnnxInput } from '../src/onnx/model.ts';
-import { decodeTensorProto } from '../src/onnx/proto.ts';
-import { tensorFromProto, type OnnxTensor } from '../src/onnx/tensor.ts';
+import type { OnnxTensor } from '../src/onnx/tensor.ts';
 import { runTestCase } from '../src/onnx/testcase.ts';
 
-const ROOT = fileURLToPath(new URL('./fixtures/onnx-corpus', import.meta.url));
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const TOL = 1e-5;
 
-interface Layers {
-  kind: 'RNN_TANH' | 'RNN_RELU' | 'LSTM' | 'GRU';
-  numLayers: number;
-  bidirectional: boolean;
-  batchFirst: boolean;
-  hiddenSize: number;
-  inputSize: number;
-  embedding: { numEmbeddings: number; dim: number } | null;
-  head: string;
-}
-interface Entry { name: string; source: 'pytorch' | 'keras-pattern'; opset: number; pipeline: boolean; layers: Layers; inputs: string[]; outputs: string[] }
-
-const manifest = JSON.parse(readFileSync(join(ROOT, 'manifest.json'), 'utf8')) as { cases: Entry[]; heads: Record<string, string> };
 const folders = readdirSync(ROOT).filter((f) => statSync(join(ROOT, f)).isDirectory()).sort();
-
-function readPb(path: string): OnnxTensor {
-  return tensorFromProto(decodeTensorProto(readFileSync(path), path), path);
-}
-
-function numbered(dir: string, prefix: string): string[] {
-  return readdirSync(dir).filter((f) => f.startsWith(`${prefix}_`)).sort((a, b) => Number(a.slice(prefix.length + 1, -3)) - Number(b.slice(prefix.length + 1, -3))).map((f) => join(dir, f));
-}
 
 function ortTensor(t: OnnxTensor): ort.Tensor {
   switch (t.dtype) {
@@ -54,16 +32,6 @@ function ortTensor(t: OnnxTensor): ort.Tensor {
   }
 }
 
-/** Largest |a − b| / max(1, |b|); Infinity on a length mismatch or a NaN. */
-function worst(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) return Infinity;
-  let w = 0;
-  for (let i = 0; i < b.length; i++) {
-    const d = Math.abs(a[i] - b[i]) / Math.max(1, Math.abs(b[i]));
-    if (!(d <= w)) w = Number.isNaN(d) ? Infinity : d;
-  }
-  return w;
-}
 
 test('the manifest lists every case folder, and the corpus is the size the issue asks for', () => {
   assert.deepEqual(manifest.cases.map((c) => c.name).sort(), folders);
