@@ -412,9 +412,7 @@ export function exportOnnx(module: Module, spec: ExportSpec): Uint8Array {
 export function buildOnnxModel(module: Module, spec: ExportSpec): ModelProto {
   const steps = resolve(module, spec);
   const { tokens, recurrents } = checkPipeline(steps, spec);
-  const dtype = spec.dtype ?? 'float32';
-  if (dtype !== 'float32' && dtype !== 'float64') throw new OnnxError(`exportOnnx: dtype must be 'float32' or 'float64', got ${JSON.stringify(dtype)}`);
-  const elem = dtype === 'float32' ? DataType.FLOAT : DataType.DOUBLE;
+  const { dtype, elem } = graphDType(spec.dtype ?? 'float32', 'exportOnnx');
   const g = new GraphBuilder();
   const inputs: ValueInfoProto[] = [];
   const outputs: ValueInfoProto[] = [];
@@ -674,9 +672,10 @@ function taskModel(g: GraphBuilder, name: string, inputs: ValueInfoProto[], outp
   };
 }
 
-function checkDType(dtype: unknown, who: string): 'float32' | 'float64' {
+/** The graph's float type, as recur's dtype and as the ONNX element type. */
+function graphDType(dtype: unknown, who: string): { dtype: 'float32' | 'float64'; elem: number } {
   if (dtype !== 'float32' && dtype !== 'float64') throw new OnnxError(`${who}: dtype must be 'float32' or 'float64', got ${JSON.stringify(dtype)}`);
-  return dtype;
+  return { dtype, elem: dtype === 'float32' ? DataType.FLOAT : DataType.DOUBLE };
 }
 
 /** The final-state outputs hn (cn) [L·D, B, H] from each layer's Y_h (Y_c). */
@@ -703,8 +702,7 @@ export function exportNameGen(model: ConditionalCharRNN, opts: TaskExportOptions
 
 export function buildNameGenModel(model: ConditionalCharRNN, opts: TaskExportOptions = {}): ModelProto {
   if (!(model instanceof ConditionalCharRNN)) throw new OnnxError('exportNameGen: expected a ConditionalCharRNN (models/namegen.ts)');
-  const dtype = checkDType(opts.dtype ?? 'float32', 'exportNameGen');
-  const elem = dtype === 'float32' ? DataType.FLOAT : DataType.DOUBLE;
+  const { dtype, elem } = graphDType(opts.dtype ?? 'float32', 'exportNameGen');
   const state = opts.state ?? true;
   const g = new GraphBuilder();
   const m = model.rnn;
@@ -742,8 +740,7 @@ export function exportForecaster(model: RNNForecaster, opts: TaskExportOptions =
 
 export function buildForecasterModel(model: RNNForecaster, opts: TaskExportOptions = {}): ModelProto {
   if (!(model instanceof RNNForecaster)) throw new OnnxError('exportForecaster: expected an RNNForecaster (models/forecaster.ts)');
-  const dtype = checkDType(opts.dtype ?? 'float32', 'exportForecaster');
-  const elem = dtype === 'float32' ? DataType.FLOAT : DataType.DOUBLE;
+  const { dtype, elem } = graphDType(opts.dtype ?? 'float32', 'exportForecaster');
   const state = opts.state ?? false;
   const g = new GraphBuilder();
   const m = model.rnn;
@@ -784,8 +781,7 @@ export function exportSeq2SeqEncoder(model: Seq2Seq, opts: Omit<TaskExportOption
 
 export function buildSeq2SeqEncoderModel(model: Seq2Seq, opts: Omit<TaskExportOptions, 'state'> = {}): ModelProto {
   if (!(model instanceof Seq2Seq)) throw new OnnxError('exportSeq2SeqEncoder: expected a Seq2Seq (models/seq2seq.ts)');
-  const dtype = checkDType(opts.dtype ?? 'float32', 'exportSeq2SeqEncoder');
-  const elem = dtype === 'float32' ? DataType.FLOAT : DataType.DOUBLE;
+  const { dtype, elem } = graphDType(opts.dtype ?? 'float32', 'exportSeq2SeqEncoder');
   const c = model.config;
   const K = 2 * c.encoderHidden, Hd = c.decoderHidden, L = c.encoderLayers;
   const g = new GraphBuilder();
@@ -832,8 +828,7 @@ export function exportSeq2SeqDecoderStep(model: Seq2Seq, opts: Omit<TaskExportOp
 
 export function buildSeq2SeqDecoderStepModel(model: Seq2Seq, opts: Omit<TaskExportOptions, 'state'> = {}): ModelProto {
   if (!(model instanceof Seq2Seq)) throw new OnnxError('exportSeq2SeqDecoderStep: expected a Seq2Seq (models/seq2seq.ts)');
-  const dtype = checkDType(opts.dtype ?? 'float32', 'exportSeq2SeqDecoderStep');
-  const elem = dtype === 'float32' ? DataType.FLOAT : DataType.DOUBLE;
+  const { dtype, elem } = graphDType(opts.dtype ?? 'float32', 'exportSeq2SeqDecoderStep');
   const c = model.config;
   const K = 2 * c.encoderHidden, Hd = c.decoderHidden;
   const lstm = c.cell === 'lstm';
