@@ -4,12 +4,16 @@
  *   batch forward   T 64, B 32: sequences per second, and recur's share of onnxruntime's throughput
  *   streaming       B 1, one step at a time with the state fed back: microseconds per step
  *
+ * Each figure also gives the library's own layer (`LSTM.forward` under noGrad, same backend, same
+ * shapes, inputs already on the backend): the runner's time above it is what the interpreter
+ * costs around the fused layer (copies in and out, graph bookkeeping).
+ *
  * `node --import tsx bench/onnx-runner.ts [wasm]` (default: the current default backend; `wasm` runs
  * recur on the WebAssembly backend). Each figure is the median of 5 rounds after a warm-up. The
  * numbers are reported, not asserted: speed is measured here, never in tests.
  */
 import * as ort from 'onnxruntime-node';
-import { LSTM, Rng } from '../src/index.ts';
+import { LSTM, Rng, Tensor, noGrad, registerBackend, setBackend } from '../src/index.ts';
 import { exportOnnx } from '../src/onnx/export.ts';
 import { loadOnnx } from '../src/onnx/model.ts';
 import { createWasmBackend } from '../src/backend/wasm/index.ts';
@@ -41,9 +45,14 @@ async function time(fn: () => unknown, reps: number, rounds = 5): Promise<number
   return median(r);
 }
 
+const backend = useWasm ? await createWasmBackend() : undefined;
+if (backend) {
+  // the library layer's parameters live on the same backend as the runner's
+  registerBackend(backend);
+  setBackend(backend.name);
+}
 const lstm = new LSTM({ inputSize: I, hiddenSize: H, rng: new Rng(1) });
 const bytes = exportOnnx(lstm, { steps: [''], state: true });
-const backend = useWasm ? await createWasmBackend() : undefined;
 const recur = loadOnnx(bytes, backend ? { backend } : {});
 const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, interOpNumThreads: 1 });
 
@@ -52,6 +61,8 @@ const x = rnd(T * B * I, 2), h0 = new Float32Array(B * H), c0 = new Float32Array
 const recurBatch = await time(() => recur.run({ input: { shape: [T, B, I], data: x }, h0: { shape: [1, B, H], data: h0 }, c0: { shape: [1, B, H], data: c0 } }), 3);
 const feeds = { input: new ort.Tensor('float32', x, [T, B, I]), h0: new ort.Tensor('float32', h0, [1, B, H]), c0: new ort.Tensor('float32', c0, [1, B, H]) };
 const ortBatch = await time(() => session.run(feeds), 3);
+const xT = new Tensor(recur.backend.fromArray(x, 'float32'), [T, B, I]);
+const layerBatch = await time(() => noGrad(() => lstm.forward(xT)), 3);
 
 // streaming: B 1, T 1, the state fed back each step
 const xs = rnd(STREAM_STEPS * I, 3);
@@ -72,7 +83,20 @@ const ortStream = await time(async () => {
   }
 }, 2);
 
+// the library layer streaming: the state stays a backend tensor, the output is read back each step
+const layerStream = await time(() => noGrad(() => {
+  let state: { h: Tensor; c: Tensor } | undefined;
+  for (let t = 0; t < STREAM_STEPS; t++) {
+    const xt = new Tensor(recur.backend.fromArray(xs.subarray(t * I, (t + 1) * I), 'float32'), [1, 1, I]);
+    const o = lstm.forward(xt, state ?? {});
+    o.output.toArray();
+    state = { h: o.h, c: o.c! };
+  }
+}), 2);
+
 const seqPerS = (ms: number): string => (B / (ms / 1000)).toFixed(0);
 console.log(`LSTM H ${H}, I ${I}; recur on ${recur.backend.name}, onnxruntime-node 1 thread`);
 console.log(`batch forward T ${T} B ${B}:  recur ${recurBatch.toFixed(1)} ms (${seqPerS(recurBatch)} seq/s)   onnxruntime ${ortBatch.toFixed(1)} ms (${seqPerS(ortBatch)} seq/s)   recur/onnxruntime throughput ${(ortBatch / recurBatch).toFixed(2)}x`);
 console.log(`streaming B 1, per step:   recur ${((recurStream / STREAM_STEPS) * 1000).toFixed(0)} us   onnxruntime ${((ortStream / STREAM_STEPS) * 1000).toFixed(0)} us   ratio ${(ortStream / recurStream).toFixed(2)}x`);
+const us = (ms: number): string => ((ms / STREAM_STEPS) * 1000).toFixed(0);
+console.log(`recur's LSTM layer itself: batch ${layerBatch.toFixed(1)} ms (runner +${((recurBatch / layerBatch - 1) * 100).toFixed(0)}%)   streaming ${us(layerStream)} us/step (runner +${((recurStream / layerStream - 1) * 100).toFixed(0)}%)`);

@@ -82,7 +82,20 @@ interface CompiledNode {
   readsShape?: boolean;
   /** Shape arithmetic: computes only from constants and Shape outputs; memoised per shape key. */
   shapeOnly?: boolean;
+  /** Its kernel's tensors are always new storage (see FRESH_OUTPUT_OPS). */
+  freshOutputs?: boolean;
 }
+
+/**
+ * Operators whose kernels always return new storage: never an input, a constant, a view of either,
+ * or a tensor kept across runs (the recurrent kernels allocate Y, Y_h and Y_c on every run; their
+ * weight cache holds only copies). Nothing outlives a run that could still read these storages once
+ * the graph outputs are copied out, so run() gives them back to the backend then, together with
+ * the storages it made for the run's inputs. That is MiBs per batch run that the wasm backend
+ * would otherwise reclaim only through the garbage collector (a forced full collection when its
+ * memory would grow, a visible share of a batch forward).
+ */
+const FRESH_OUTPUT_OPS: ReadonlySet<string> = new Set(['RNN', 'GRU', 'LSTM']);
 
 /**
  * Shape arithmetic, computed once per input shape rather than on every run.
@@ -243,6 +256,14 @@ export class OnnxModel {
   /** Inputs that have an initializer as their default (IR < 4 style); optional in run(). */
   private readonly overridable: Set<string>;
   private readonly shapeMemo = new ShapeMemo();
+  /** The graph input names (run() rejects any other key but an overridable one). */
+  private readonly inputNames: Set<string>;
+  /**
+   * Per node (in run order), the values to drop from a run's environment after it: those it is
+   * the last reader of, other than constants and graph outputs. Fixed by the graph, so computed
+   * once here rather than on every run (it is a visible share of a batch-1 step).
+   */
+  private readonly releaseAfter: string[][];
 
   /** @internal use loadOnnx */
   constructor(proto: ModelProto, opts: LoadOnnxOptions = {}) {
@@ -330,7 +351,7 @@ export class OnnxModel {
       } catch (e) {
         throw e instanceof OnnxError || e instanceof LimitError ? e : new OnnxError(`${label}: ${(e as Error).message}`);
       }
-      const node: CompiledNode = { label, inputs: n.input ?? [], outputs: n.output ?? [], kernel, readsShape: n.op_type === 'Shape' };
+      const node: CompiledNode = { label, inputs: n.input ?? [], outputs: n.output ?? [], kernel, readsShape: n.op_type === 'Shape', freshOutputs: FRESH_OUTPUT_OPS.has(n.op_type ?? '') };
       // A Shape of a graph input whose declared shape is all numbers is a constant (see ShapeMemo).
       const shapeOf = n.op_type === 'Shape' ? staticShapes.get(node.inputs[0] ?? '') : undefined;
       if (shapeOf) {
@@ -375,6 +396,13 @@ export class OnnxModel {
     for (const k of this.constants.keys()) produced.add(k);
     for (const n of this.nodes) for (const o of n.outputs) produced.add(o);
     for (const o of this.outputs) if (!produced.has(o.name)) throw new OnnxError(`ONNX model: graph output '${o.name}' is not produced by any node`);
+    this.inputNames = new Set(this.inputs.map((i) => i.name));
+    const lastUse = new Map<string, number>();
+    this.nodes.forEach((n, k) => n.inputs.forEach((name) => lastUse.set(name, k)));
+    const keep = new Set(this.constants.keys());
+    for (const o of this.outputs) keep.add(o.name);
+    this.releaseAfter = this.nodes.map(() => []);
+    for (const [name, k] of lastUse) if (name !== '' && !keep.has(name)) this.releaseAfter[k].push(name);
   }
 
   /**
@@ -434,29 +462,29 @@ export class OnnxModel {
    */
   run(inputs: Record<string, OnnxInput>): Record<string, OnnxTensor> {
     if (inputs === null || typeof inputs !== 'object') throw new OnnxError('run: inputs must be an object { name: { shape, data } }');
-    const known = new Set(this.inputs.map((i) => i.name));
-    for (const k of this.overridable) known.add(k);
     for (const k of Object.keys(inputs)) {
-      if (!known.has(k)) throw new OnnxError(`run: unknown input '${k}' (the model's inputs: ${this.inputs.map((i) => i.name).join(', ') || 'none'})`);
+      if (!this.inputNames.has(k) && !this.overridable.has(k)) throw new OnnxError(`run: unknown input '${k}' (the model's inputs: ${this.inputs.map((i) => i.name).join(', ') || 'none'})`);
     }
     const env = new Map<string, Value>(this.constants);
+    // Tensors only this run holds: its inputs' copies and the fresh outputs (see FRESH_OUTPUT_OPS).
+    const owned: Tensor[] = [];
+    const setInput = (name: string, v: Value): void => {
+      env.set(name, v);
+      if (v instanceof Tensor) owned.push(v);
+    };
     for (const info of this.inputs) {
       const v = inputs[info.name];
       if (v === undefined) throw new OnnxError(`run: missing input '${info.name}' (${info.dtype} ${describeShape(info.shape)})`);
-      env.set(info.name, this.inputValue(info, v));
+      setInput(info.name, this.inputValue(info, v));
     }
     for (const name of this.overridable) {
       const v = inputs[name];
       if (v !== undefined) {
         const c = this.constants.get(name)!;
-        env.set(name, this.inputValue({ name, dtype: c.dtype, shape: [...c.shape] }, v));
+        setInput(name, this.inputValue({ name, dtype: c.dtype, shape: [...c.shape] }, v));
       }
     }
-    // Release intermediate values after their last use.
-    const lastUse = new Map<string, number>();
-    this.nodes.forEach((n, k) => n.inputs.forEach((name) => lastUse.set(name, k)));
-    const keep = new Set(this.constants.keys());
-    for (const o of this.outputs) keep.add(o.name);
+    const release = this.releaseAfter;
     noGrad(() => {
       // Whether every Shape output so far equals the previous run's (see ShapeMemo).
       const memo = this.shapeMemo;
@@ -473,7 +501,8 @@ export class OnnxModel {
         n.outputs.forEach((name, i) => {
           if (name !== '' && outs[i]) env.set(name, outs[i]!);
         });
-        for (const name of n.inputs) if (lastUse.get(name) === k && !keep.has(name)) env.delete(name);
+        if (n.freshOutputs) for (const v of outs) if (v instanceof Tensor) owned.push(v);
+        for (const name of release[k]) env.delete(name);
       });
       memo.complete = true;
     });
@@ -482,6 +511,13 @@ export class OnnxModel {
       const v = env.get(o.name);
       if (!v) throw new OnnxError(`run: graph output '${o.name}' was not computed (its producer left that optional output out)`);
       result[o.name] = fromValue(v);
+    }
+    // Every graph output is a host copy now; give the run's own storages back (once each: views share one).
+    const released = new Set<object>();
+    for (const t of owned) {
+      if (released.has(t.storage)) continue;
+      released.add(t.storage);
+      t.backend.release?.(t.storage);
     }
     return result;
   }
@@ -514,8 +550,8 @@ export class OnnxModel {
       });
     }
     if (isFloatDType(info.dtype)) {
-      const data = info.dtype === 'float32' ? Float32Array.from(v.data) : Float64Array.from(v.data);
-      return toValue({ dtype: info.dtype, shape, data }, this.backend);
+      // fromArray copies (and converts to the dtype) in one pass; no host copy before it
+      return new Tensor(this.backend.fromArray(v.data, info.dtype), shape);
     }
     const data = Float64Array.from(v.data);
     for (let i = 0; i < n; i++) {
