@@ -34,8 +34,13 @@ function median(a: number[]): number {
   const b = [...a].sort((p, q) => p - q);
   return b[b.length >> 1];
 }
-async function time(fn: () => unknown, reps: number, rounds = 5): Promise<number> {
-  for (let i = 0; i < Math.max(1, reps >> 1); i++) await fn();
+/**
+ * Median ms per call over `rounds` rounds of `reps` calls, after `warm` calls: enough for the JIT
+ * to optimise the per-call JavaScript (a batch-1 step is mostly that) and for the backend's memory
+ * to reach its working size, as in a long-running server.
+ */
+async function time(fn: () => unknown, reps: number, warm: number, rounds = 5): Promise<number> {
+  for (let i = 0; i < warm; i++) await fn();
   const r: number[] = [];
   for (let k = 0; k < rounds; k++) {
     const t0 = performance.now();
@@ -58,11 +63,11 @@ const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1,
 
 // batch forward: one [T, B, I] sequence batch from zero state
 const x = rnd(T * B * I, 2), h0 = new Float32Array(B * H), c0 = new Float32Array(B * H);
-const recurBatch = await time(() => recur.run({ input: { shape: [T, B, I], data: x }, h0: { shape: [1, B, H], data: h0 }, c0: { shape: [1, B, H], data: c0 } }), 3);
+const recurBatch = await time(() => recur.run({ input: { shape: [T, B, I], data: x }, h0: { shape: [1, B, H], data: h0 }, c0: { shape: [1, B, H], data: c0 } }), 3, 3);
 const feeds = { input: new ort.Tensor('float32', x, [T, B, I]), h0: new ort.Tensor('float32', h0, [1, B, H]), c0: new ort.Tensor('float32', c0, [1, B, H]) };
-const ortBatch = await time(() => session.run(feeds), 3);
+const ortBatch = await time(() => session.run(feeds), 3, 3);
 const xT = new Tensor(recur.backend.fromArray(x, 'float32'), [T, B, I]);
-const layerBatch = await time(() => noGrad(() => lstm.forward(xT)), 3);
+const layerBatch = await time(() => noGrad(() => lstm.forward(xT)), 3, 3);
 
 // streaming: B 1, T 1, the state fed back each step
 const xs = rnd(STREAM_STEPS * I, 3);
@@ -73,7 +78,7 @@ const recurStream = await time(() => {
     h = o.hn.data;
     c = o.cn.data;
   }
-}, 2);
+}, 2, 30);
 const ortStream = await time(async () => {
   let h: ort.Tensor = new ort.Tensor('float32', new Float32Array(H), [1, 1, H]), c: ort.Tensor = new ort.Tensor('float32', new Float32Array(H), [1, 1, H]);
   for (let t = 0; t < STREAM_STEPS; t++) {
@@ -81,7 +86,7 @@ const ortStream = await time(async () => {
     h = o.hn;
     c = o.cn;
   }
-}, 2);
+}, 2, 30);
 
 // the library layer streaming: the state stays a backend tensor, the output is read back each step
 const layerStream = await time(() => noGrad(() => {
@@ -92,7 +97,7 @@ const layerStream = await time(() => noGrad(() => {
     o.output.toArray();
     state = { h: o.h, c: o.c! };
   }
-}), 2);
+}), 2, 30);
 
 const seqPerS = (ms: number): string => (B / (ms / 1000)).toFixed(0);
 console.log(`LSTM H ${H}, I ${I}; recur on ${recur.backend.name}, onnxruntime-node 1 thread`);

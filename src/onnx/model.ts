@@ -18,13 +18,13 @@
  * pass over the graph is linear in its size (no per-node copies of growing lists, no recursion),
  * so a large graph costs time in proportion to its file.
  */
-import type { Backend } from '../backend/interface.ts';
+import type { Backend, Storage } from '../backend/interface.ts';
 import { getBackend } from '../backend/registry.ts';
 import { Tensor, shapeStr } from '../tensor/tensor.ts';
 import { noGrad } from '../autograd/tape.ts';
 import { LimitError, checkLimit, resolveLimits, type Limits } from '../io/limits.ts';
 import { OnnxError, decodeModelProto, type ModelProto, type NodeProto, type ValueInfoProto } from './proto.ts';
-import { checkedSize, dtypeOfCode, isFloatDType, tensorFromProto, type OnnxDType, type OnnxTensor } from './tensor.ts';
+import { checkedSize, dtypeOfCode, isFloatDType, tensorFromProto, type FloatDType, type OnnxDType, type OnnxTensor } from './tensor.ts';
 import { FoldBudget, FoldDeferred, HostInts, NodeContext, bytesPerElement, fromValue, toValue, type CompileOptions, type Kernel, type Value } from './runtime.ts';
 import { STANDARD_OPS, type OpCompiler } from './ops.ts';
 import { compileRecurrent } from './recurrent.ts';
@@ -264,6 +264,8 @@ export class OnnxModel {
    * once here rather than on every run (it is a visible share of a batch-1 step).
    */
   private readonly releaseAfter: string[][];
+  /** Each float input's backend storage, reused by the next run (see inputStorage). */
+  private readonly inputSlots = new Map<string, Storage>();
 
   /** @internal use loadOnnx */
   constructor(proto: ModelProto, opts: LoadOnnxOptions = {}) {
@@ -466,24 +468,20 @@ export class OnnxModel {
       if (!this.inputNames.has(k) && !this.overridable.has(k)) throw new OnnxError(`run: unknown input '${k}' (the model's inputs: ${this.inputs.map((i) => i.name).join(', ') || 'none'})`);
     }
     const env = new Map<string, Value>(this.constants);
-    // Tensors only this run holds: its inputs' copies and the fresh outputs (see FRESH_OUTPUT_OPS).
-    const owned: Tensor[] = [];
-    const setInput = (name: string, v: Value): void => {
-      env.set(name, v);
-      if (v instanceof Tensor) owned.push(v);
-    };
     for (const info of this.inputs) {
       const v = inputs[info.name];
       if (v === undefined) throw new OnnxError(`run: missing input '${info.name}' (${info.dtype} ${describeShape(info.shape)})`);
-      setInput(info.name, this.inputValue(info, v));
+      env.set(info.name, this.inputValue(info, v));
     }
     for (const name of this.overridable) {
       const v = inputs[name];
       if (v !== undefined) {
         const c = this.constants.get(name)!;
-        setInput(name, this.inputValue({ name, dtype: c.dtype, shape: [...c.shape] }, v));
+        env.set(name, this.inputValue({ name, dtype: c.dtype, shape: [...c.shape] }, v));
       }
     }
+    // Tensors only this run holds: the fresh outputs (see FRESH_OUTPUT_OPS).
+    const owned: Tensor[] = [];
     const release = this.releaseAfter;
     noGrad(() => {
       // Whether every Shape output so far equals the previous run's (see ShapeMemo).
@@ -512,7 +510,7 @@ export class OnnxModel {
       if (!v) throw new OnnxError(`run: graph output '${o.name}' was not computed (its producer left that optional output out)`);
       result[o.name] = fromValue(v);
     }
-    // Every graph output is a host copy now; give the run's own storages back (once each: views share one).
+    // Every graph output is a host copy now; give the fresh storages back (once each: views share one).
     const released = new Set<object>();
     for (const t of owned) {
       if (released.has(t.storage)) continue;
@@ -533,6 +531,29 @@ export class OnnxModel {
     }
   }
 
+  /**
+   * Backend storage holding a copy of a float input's values (converted to the dtype in one pass,
+   * no host copy before it). Each input keeps its storage from run to run and is overwritten in
+   * place when the next run's has the same size and dtype: a batch-1 step then allocates nothing
+   * for its inputs. Safe because runs do not overlap, and what may outlive a run never holds an
+   * input's storage: shape arithmetic reads no input values, and kernels that cache by input
+   * (the recurrent weights) compare Tensor objects, which are new on every run. A backend's own
+   * caches of a storage's contents follow its writes (Backend.write).
+   */
+  private inputStorage(name: string, data: ArrayLike<number>, dtype: FloatDType): Storage {
+    const be = this.backend;
+    const slot = this.inputSlots.get(name);
+    if (slot && slot.size === data.length && slot.dtype === dtype) {
+      be.write(slot, data, 0);
+      return slot;
+    }
+    const s = be.fromArray(data, dtype);
+    this.inputSlots.set(name, s);
+    // the old slot's last reader was the previous run, which has finished
+    if (slot) be.release?.(slot);
+    return s;
+  }
+
   private inputValue(info: OnnxValueInfo, v: OnnxInput): Value {
     const what = `run: input '${info.name}'`;
     if (v === null || typeof v !== 'object' || !Array.isArray(v.shape) && !ArrayBuffer.isView(v.shape)) {
@@ -550,8 +571,7 @@ export class OnnxModel {
       });
     }
     if (isFloatDType(info.dtype)) {
-      // fromArray copies (and converts to the dtype) in one pass; no host copy before it
-      return new Tensor(this.backend.fromArray(v.data, info.dtype), shape);
+      return new Tensor(this.inputStorage(info.name, v.data, info.dtype), shape);
     }
     const data = Float64Array.from(v.data);
     for (let i = 0; i < n; i++) {
