@@ -35,19 +35,23 @@ function median(a: number[]): number {
   return b[b.length >> 1];
 }
 /**
- * Median ms per call over `rounds` rounds of `reps` calls, after `warm` calls: enough for the JIT
- * to optimise the per-call JavaScript (a batch-1 step is mostly that) and for the backend's memory
- * to reach its working size, as in a long-running server.
+ * Median ms per call of each of `fns` over `rounds` rounds of `reps` calls, after `warm` calls:
+ * enough for the JIT to optimise the per-call JavaScript (a batch-1 step is mostly that) and for
+ * the backend's memory to reach its working size, as in a long-running server. The rounds of the
+ * contenders alternate, so a drift of the machine or of the process's memory state (garbage the
+ * one leaves for the other's collections) is shared rather than charged to whichever runs last.
  */
-async function time(fn: () => unknown, reps: number, warm: number, rounds = 5): Promise<number> {
-  for (let i = 0; i < warm; i++) await fn();
-  const r: number[] = [];
+async function time(fns: (() => unknown)[], reps: number, warm: number, rounds = 5): Promise<number[]> {
+  for (const fn of fns) for (let i = 0; i < warm; i++) await fn();
+  const r: number[][] = fns.map(() => []);
   for (let k = 0; k < rounds; k++) {
-    const t0 = performance.now();
-    for (let i = 0; i < reps; i++) await fn();
-    r.push((performance.now() - t0) / reps);
+    for (const [j, fn] of fns.entries()) {
+      const t0 = performance.now();
+      for (let i = 0; i < reps; i++) await fn();
+      r[j].push((performance.now() - t0) / reps);
+    }
   }
-  return median(r);
+  return r.map(median);
 }
 
 const backend = useWasm ? await createWasmBackend() : undefined;
@@ -63,33 +67,35 @@ const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1,
 
 // batch forward: one [T, B, I] sequence batch from zero state
 const x = rnd(T * B * I, 2), h0 = new Float32Array(B * H), c0 = new Float32Array(B * H);
-const recurBatch = await time(() => recur.run({ input: { shape: [T, B, I], data: x }, h0: { shape: [1, B, H], data: h0 }, c0: { shape: [1, B, H], data: c0 } }), 3, 3);
 const feeds = { input: new ort.Tensor('float32', x, [T, B, I]), h0: new ort.Tensor('float32', h0, [1, B, H]), c0: new ort.Tensor('float32', c0, [1, B, H]) };
-const ortBatch = await time(() => session.run(feeds), 3, 3);
 const xT = new Tensor(recur.backend.fromArray(x, 'float32'), [T, B, I]);
-const layerBatch = await time(() => noGrad(() => lstm.forward(xT)), 3, 3);
+const [recurBatch, ortBatch, layerBatch] = await time([
+  () => recur.run({ input: { shape: [T, B, I], data: x }, h0: { shape: [1, B, H], data: h0 }, c0: { shape: [1, B, H], data: c0 } }),
+  () => session.run(feeds),
+  () => noGrad(() => lstm.forward(xT)),
+], 3, 3);
 
 // streaming: B 1, T 1, the state fed back each step
 const xs = rnd(STREAM_STEPS * I, 3);
-const recurStream = await time(() => {
+const recurStream = (): void => {
   let h: ArrayLike<number> = new Float32Array(H), c: ArrayLike<number> = new Float32Array(H);
   for (let t = 0; t < STREAM_STEPS; t++) {
     const o = recur.run({ input: { shape: [1, 1, I], data: xs.subarray(t * I, (t + 1) * I) }, h0: { shape: [1, 1, H], data: h }, c0: { shape: [1, 1, H], data: c } });
     h = o.hn.data;
     c = o.cn.data;
   }
-}, 2, 30);
-const ortStream = await time(async () => {
+};
+const ortStream = async (): Promise<void> => {
   let h: ort.Tensor = new ort.Tensor('float32', new Float32Array(H), [1, 1, H]), c: ort.Tensor = new ort.Tensor('float32', new Float32Array(H), [1, 1, H]);
   for (let t = 0; t < STREAM_STEPS; t++) {
     const o = await session.run({ input: new ort.Tensor('float32', xs.slice(t * I, (t + 1) * I), [1, 1, I]), h0: h, c0: c });
     h = o.hn;
     c = o.cn;
   }
-}, 2, 30);
+};
 
 // the library layer streaming: the state stays a backend tensor, the output is read back each step
-const layerStream = await time(() => noGrad(() => {
+const layerStream = (): void => noGrad(() => {
   let state: { h: Tensor; c: Tensor } | undefined;
   for (let t = 0; t < STREAM_STEPS; t++) {
     const xt = new Tensor(recur.backend.fromArray(xs.subarray(t * I, (t + 1) * I), 'float32'), [1, 1, I]);
@@ -97,11 +103,13 @@ const layerStream = await time(() => noGrad(() => {
     o.output.toArray();
     state = { h: o.h, c: o.c! };
   }
-}), 2, 30);
+});
+const [recurStep, ortStep, layerStep] = await time([recurStream, ortStream, layerStream], 2, 30);
 
 const seqPerS = (ms: number): string => (B / (ms / 1000)).toFixed(0);
 console.log(`LSTM H ${H}, I ${I}; recur on ${recur.backend.name}, onnxruntime-node 1 thread`);
 console.log(`batch forward T ${T} B ${B}:  recur ${recurBatch.toFixed(1)} ms (${seqPerS(recurBatch)} seq/s)   onnxruntime ${ortBatch.toFixed(1)} ms (${seqPerS(ortBatch)} seq/s)   recur/onnxruntime throughput ${(ortBatch / recurBatch).toFixed(2)}x`);
-console.log(`streaming B 1, per step:   recur ${((recurStream / STREAM_STEPS) * 1000).toFixed(0)} us   onnxruntime ${((ortStream / STREAM_STEPS) * 1000).toFixed(0)} us   ratio ${(ortStream / recurStream).toFixed(2)}x`);
 const us = (ms: number): string => ((ms / STREAM_STEPS) * 1000).toFixed(0);
-console.log(`recur's LSTM layer itself: batch ${layerBatch.toFixed(1)} ms (runner +${((recurBatch / layerBatch - 1) * 100).toFixed(0)}%)   streaming ${us(layerStream)} us/step (runner +${((recurStream / layerStream - 1) * 100).toFixed(0)}%)`);
+const over = (runner: number, layer: number): string => `${runner >= layer ? '+' : '−'}${Math.abs((runner / layer - 1) * 100).toFixed(0)}%`;
+console.log(`streaming B 1, per step:   recur ${us(recurStep)} us   onnxruntime ${us(ortStep)} us   ratio ${(ortStep / recurStep).toFixed(2)}x`);
+console.log(`recur's LSTM layer itself: batch ${layerBatch.toFixed(1)} ms (runner ${over(recurBatch, layerBatch)})   streaming ${us(layerStep)} us/step (runner ${over(recurStep, layerStep)})`);
