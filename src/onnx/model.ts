@@ -90,10 +90,10 @@ interface CompiledNode {
  * Operators whose kernels always return new storage: never an input, a constant, a view of either,
  * or a tensor kept across runs (the recurrent kernels allocate Y, Y_h and Y_c on every run; their
  * weight cache holds only copies). Nothing outlives a run that could still read these storages once
- * the graph outputs are copied out, so run() gives them back to the backend then, together with
- * the storages it made for the run's inputs. That is MiBs per batch run that the wasm backend
- * would otherwise reclaim only through the garbage collector (a forced full collection when its
- * memory would grow, a visible share of a batch forward).
+ * the graph outputs are copied out, so run() gives them back to the backend then (the inputs'
+ * storages are kept for the next run instead: see inputStorage). That is MiBs per batch run that
+ * the wasm backend would otherwise reclaim only through the garbage collector (a forced full
+ * collection when its memory would grow, a visible share of a batch forward).
  */
 const FRESH_OUTPUT_OPS: ReadonlySet<string> = new Set(['RNN', 'GRU', 'LSTM']);
 
