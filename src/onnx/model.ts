@@ -18,13 +18,13 @@
  * pass over the graph is linear in its size (no per-node copies of growing lists, no recursion),
  * so a large graph costs time in proportion to its file.
  */
-import type { Backend } from '../backend/interface.ts';
+import type { Backend, Storage } from '../backend/interface.ts';
 import { getBackend } from '../backend/registry.ts';
 import { Tensor, shapeStr } from '../tensor/tensor.ts';
 import { noGrad } from '../autograd/tape.ts';
 import { LimitError, checkLimit, resolveLimits, type Limits } from '../io/limits.ts';
 import { OnnxError, decodeModelProto, type ModelProto, type NodeProto, type ValueInfoProto } from './proto.ts';
-import { checkedSize, dtypeOfCode, isFloatDType, tensorFromProto, type OnnxDType, type OnnxTensor } from './tensor.ts';
+import { checkedSize, dtypeOfCode, isFloatDType, tensorFromProto, type FloatDType, type OnnxDType, type OnnxTensor } from './tensor.ts';
 import { FoldBudget, FoldDeferred, HostInts, NodeContext, bytesPerElement, fromValue, toValue, type CompileOptions, type Kernel, type Value } from './runtime.ts';
 import { STANDARD_OPS, type OpCompiler } from './ops.ts';
 import { compileRecurrent } from './recurrent.ts';
@@ -82,7 +82,20 @@ interface CompiledNode {
   readsShape?: boolean;
   /** Shape arithmetic: computes only from constants and Shape outputs; memoised per shape key. */
   shapeOnly?: boolean;
+  /** Its kernel's tensors are always new storage (see FRESH_OUTPUT_OPS). */
+  freshOutputs?: boolean;
 }
+
+/**
+ * Operators whose kernels always return new storage: never an input, a constant, a view of either,
+ * or a tensor kept across runs (the recurrent kernels allocate Y, Y_h and Y_c on every run; their
+ * weight cache holds only copies). Nothing outlives a run that could still read these storages once
+ * the graph outputs are copied out, so run() gives them back to the backend then (the inputs'
+ * storages are kept for the next run instead: see inputStorage). That is MiBs per batch run that
+ * the wasm backend would otherwise reclaim only through the garbage collector (a forced full
+ * collection when its memory would grow, a visible share of a batch forward).
+ */
+const FRESH_OUTPUT_OPS: ReadonlySet<string> = new Set(['RNN', 'GRU', 'LSTM']);
 
 /**
  * Shape arithmetic, computed once per input shape rather than on every run.
@@ -243,6 +256,16 @@ export class OnnxModel {
   /** Inputs that have an initializer as their default (IR < 4 style); optional in run(). */
   private readonly overridable: Set<string>;
   private readonly shapeMemo = new ShapeMemo();
+  /** The graph input names (run() rejects any other key but an overridable one). */
+  private readonly inputNames: Set<string>;
+  /**
+   * Per node (in run order), the values to drop from a run's environment after it: those it is
+   * the last reader of, other than constants and graph outputs. Fixed by the graph, so computed
+   * once here rather than on every run (it is a visible share of a batch-1 step).
+   */
+  private readonly releaseAfter: string[][];
+  /** Each float input's backend storage, reused by the next run (see inputStorage). */
+  private readonly inputSlots = new Map<string, Storage>();
 
   /** @internal use loadOnnx */
   constructor(proto: ModelProto, opts: LoadOnnxOptions = {}) {
@@ -330,7 +353,7 @@ export class OnnxModel {
       } catch (e) {
         throw e instanceof OnnxError || e instanceof LimitError ? e : new OnnxError(`${label}: ${(e as Error).message}`);
       }
-      const node: CompiledNode = { label, inputs: n.input ?? [], outputs: n.output ?? [], kernel, readsShape: n.op_type === 'Shape' };
+      const node: CompiledNode = { label, inputs: n.input ?? [], outputs: n.output ?? [], kernel, readsShape: n.op_type === 'Shape', freshOutputs: FRESH_OUTPUT_OPS.has(n.op_type ?? '') };
       // A Shape of a graph input whose declared shape is all numbers is a constant (see ShapeMemo).
       const shapeOf = n.op_type === 'Shape' ? staticShapes.get(node.inputs[0] ?? '') : undefined;
       if (shapeOf) {
@@ -375,6 +398,13 @@ export class OnnxModel {
     for (const k of this.constants.keys()) produced.add(k);
     for (const n of this.nodes) for (const o of n.outputs) produced.add(o);
     for (const o of this.outputs) if (!produced.has(o.name)) throw new OnnxError(`ONNX model: graph output '${o.name}' is not produced by any node`);
+    this.inputNames = new Set(this.inputs.map((i) => i.name));
+    const lastUse = new Map<string, number>();
+    this.nodes.forEach((n, k) => n.inputs.forEach((name) => lastUse.set(name, k)));
+    const keep = new Set(this.constants.keys());
+    for (const o of this.outputs) keep.add(o.name);
+    this.releaseAfter = this.nodes.map(() => []);
+    for (const [name, k] of lastUse) if (name !== '' && !keep.has(name)) this.releaseAfter[k].push(name);
   }
 
   /**
@@ -434,10 +464,8 @@ export class OnnxModel {
    */
   run(inputs: Record<string, OnnxInput>): Record<string, OnnxTensor> {
     if (inputs === null || typeof inputs !== 'object') throw new OnnxError('run: inputs must be an object { name: { shape, data } }');
-    const known = new Set(this.inputs.map((i) => i.name));
-    for (const k of this.overridable) known.add(k);
     for (const k of Object.keys(inputs)) {
-      if (!known.has(k)) throw new OnnxError(`run: unknown input '${k}' (the model's inputs: ${this.inputs.map((i) => i.name).join(', ') || 'none'})`);
+      if (!this.inputNames.has(k) && !this.overridable.has(k)) throw new OnnxError(`run: unknown input '${k}' (the model's inputs: ${this.inputs.map((i) => i.name).join(', ') || 'none'})`);
     }
     const env = new Map<string, Value>(this.constants);
     for (const info of this.inputs) {
@@ -452,11 +480,9 @@ export class OnnxModel {
         env.set(name, this.inputValue({ name, dtype: c.dtype, shape: [...c.shape] }, v));
       }
     }
-    // Release intermediate values after their last use.
-    const lastUse = new Map<string, number>();
-    this.nodes.forEach((n, k) => n.inputs.forEach((name) => lastUse.set(name, k)));
-    const keep = new Set(this.constants.keys());
-    for (const o of this.outputs) keep.add(o.name);
+    // Tensors only this run holds: the fresh outputs (see FRESH_OUTPUT_OPS).
+    const owned: Tensor[] = [];
+    const release = this.releaseAfter;
     noGrad(() => {
       // Whether every Shape output so far equals the previous run's (see ShapeMemo).
       const memo = this.shapeMemo;
@@ -473,7 +499,8 @@ export class OnnxModel {
         n.outputs.forEach((name, i) => {
           if (name !== '' && outs[i]) env.set(name, outs[i]!);
         });
-        for (const name of n.inputs) if (lastUse.get(name) === k && !keep.has(name)) env.delete(name);
+        if (n.freshOutputs) for (const v of outs) if (v instanceof Tensor) owned.push(v);
+        for (const name of release[k]) env.delete(name);
       });
       memo.complete = true;
     });
@@ -482,6 +509,13 @@ export class OnnxModel {
       const v = env.get(o.name);
       if (!v) throw new OnnxError(`run: graph output '${o.name}' was not computed (its producer left that optional output out)`);
       result[o.name] = fromValue(v);
+    }
+    // Every graph output is a host copy now; give the fresh storages back (once each: views share one).
+    const released = new Set<object>();
+    for (const t of owned) {
+      if (released.has(t.storage)) continue;
+      released.add(t.storage);
+      t.backend.release?.(t.storage);
     }
     return result;
   }
@@ -495,6 +529,29 @@ export class OnnxModel {
       const msg = e instanceof RangeError && /allocation|Invalid typed array length|Array buffer/i.test(e.message) ? `out of memory (${e.message})` : (e as Error).message;
       throw new OnnxError(`${n.label}: ${msg}`);
     }
+  }
+
+  /**
+   * Backend storage holding a copy of a float input's values (converted to the dtype in one pass,
+   * no host copy before it). Each input keeps its storage from run to run and is overwritten in
+   * place when the next run's has the same size and dtype: a batch-1 step then allocates nothing
+   * for its inputs. Safe because runs do not overlap, and what may outlive a run never holds an
+   * input's storage: shape arithmetic reads no input values, and kernels that cache by input
+   * (the recurrent weights) compare Tensor objects, which are new on every run. A backend's own
+   * caches of a storage's contents follow its writes (Backend.write).
+   */
+  private inputStorage(name: string, data: ArrayLike<number>, dtype: FloatDType): Storage {
+    const be = this.backend;
+    const slot = this.inputSlots.get(name);
+    if (slot && slot.size === data.length && slot.dtype === dtype) {
+      be.write(slot, data, 0);
+      return slot;
+    }
+    const s = be.fromArray(data, dtype);
+    this.inputSlots.set(name, s);
+    // the old slot's last reader was the previous run, which has finished
+    if (slot) be.release?.(slot);
+    return s;
   }
 
   private inputValue(info: OnnxValueInfo, v: OnnxInput): Value {
@@ -514,8 +571,7 @@ export class OnnxModel {
       });
     }
     if (isFloatDType(info.dtype)) {
-      const data = info.dtype === 'float32' ? Float32Array.from(v.data) : Float64Array.from(v.data);
-      return toValue({ dtype: info.dtype, shape, data }, this.backend);
+      return new Tensor(this.inputStorage(info.name, v.data, info.dtype), shape);
     }
     const data = Float64Array.from(v.data);
     for (let i = 0; i < n; i++) {
