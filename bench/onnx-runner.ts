@@ -8,7 +8,7 @@
  * shapes, inputs already on the backend): the runner's time above it is what the interpreter
  * costs around the fused layer (copies in and out, graph bookkeeping).
  *
- * `node --import tsx bench/onnx-runner.ts [wasm]` (default: the current default backend; `wasm` runs
+ * `node --import tsx bench/onnx-runner.ts [wasm] [--ort-threads=N]` (default: the current default backend; `wasm` runs
  * recur on the WebAssembly backend). Each figure is the median of 5 rounds after a warm-up. The
  * numbers are reported, not asserted: speed is measured here, never in tests.
  */
@@ -63,7 +63,10 @@ if (backend) {
 const lstm = new LSTM({ inputSize: I, hiddenSize: H, rng: new Rng(1) });
 const bytes = exportOnnx(lstm, { steps: [''], state: true });
 const recur = loadOnnx(bytes, backend ? { backend } : {});
-const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, interOpNumThreads: 1 });
+// onnxruntime's intra-op threads: --ort-threads=N (default 1; on this 2-core machine 1 thread is
+// often its faster configuration, so run both and compare with the faster)
+const ortThreads = Number(process.argv.find((a) => a.startsWith('--ort-threads='))?.slice('--ort-threads='.length) ?? 1);
+const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: ortThreads, interOpNumThreads: 1 });
 
 // batch forward: one [T, B, I] sequence batch from zero state
 const x = rnd(T * B * I, 2), h0 = new Float32Array(B * H), c0 = new Float32Array(B * H);
@@ -107,7 +110,7 @@ const layerStream = (): void => noGrad(() => {
 const [recurStep, ortStep, layerStep] = await time([recurStream, ortStream, layerStream], 2, 30);
 
 const seqPerS = (ms: number): string => (B / (ms / 1000)).toFixed(0);
-console.log(`LSTM H ${H}, I ${I}; recur on ${recur.backend.name}, onnxruntime-node 1 thread`);
+console.log(`LSTM H ${H}, I ${I}; recur on ${recur.backend.name}, onnxruntime-node ${ortThreads} thread${ortThreads === 1 ? "" : "s"}`);
 console.log(`batch forward T ${T} B ${B}:  recur ${recurBatch.toFixed(1)} ms (${seqPerS(recurBatch)} seq/s)   onnxruntime ${ortBatch.toFixed(1)} ms (${seqPerS(ortBatch)} seq/s)   recur/onnxruntime throughput ${(ortBatch / recurBatch).toFixed(2)}x`);
 const us = (ms: number): string => ((ms / STREAM_STEPS) * 1000).toFixed(0);
 const over = (runner: number, layer: number): string => `${runner >= layer ? '+' : '−'}${Math.abs((runner / layer - 1) * 100).toFixed(0)}%`;
