@@ -11,6 +11,8 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { findTestCases, runTestCase } from '../src/onnx/testcase.ts';
 import { onnxCommand } from '../src/cli/onnx.ts';
+import { wasmBackendOrSkip } from './helpers/wasm.ts';
+
 
 const DIR = fileURLToPath(new URL('../../shared/conformance/onnx-node', import.meta.url));
 const present = existsSync(DIR);
@@ -67,14 +69,8 @@ test('the committed extra cases (test/fixtures/onnx) pass through both implement
 });
 
 test('the cases also pass with float math on the wasm backend', async (t) => {
-  let backend;
-  try {
-    const { createWasmBackend } = await import('../src/backend/wasm/index.ts');
-    backend = await createWasmBackend();
-  } catch (e) {
-    t.skip(`wasm backend unavailable: ${(e as Error).message}`);
-    return;
-  }
+  const backend = await wasmBackendOrSkip(t);
+  if (!backend) return;
   const cases = [...(present ? findTestCases(DIR) : []), ...findTestCases(FIXTURES)];
   for (const c of cases) {
     const r = runTestCase(c, { rtol: 1e-5, atol: 1e-6 }, { backend });

@@ -11,6 +11,8 @@ import assert from 'node:assert/strict';
 import { Rng } from '../src/index.ts';
 import { buildModel } from '../src/onnx/builder.ts';
 import { loadOnnx, type OnnxInput } from '../src/onnx/model.ts';
+import { wasmBackendOrSkip } from './helpers/wasm.ts';
+
 
 const I = 3, H = 4, G = 4;
 
@@ -54,14 +56,8 @@ function feeds(rng: Rng, T: number, N: number, sameWeights: Record<string, OnnxI
 }
 
 test('runs on wasm with reused input storage and given-back outputs match fresh single runs', async (t) => {
-  let backend;
-  try {
-    const { createWasmBackend } = await import('../src/backend/wasm/index.ts');
-    backend = await createWasmBackend();
-  } catch (e) {
-    t.skip(`wasm backend unavailable: ${(e as Error).message}`);
-    return;
-  }
+  const backend = await wasmBackendOrSkip(t);
+  if (!backend) return;
   const bytes = model();
   const m = loadOnnx(bytes, { backend });
   const rng = new Rng(7);

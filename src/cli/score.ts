@@ -5,15 +5,17 @@
  * processes (any number of them, on any machines that reach the same Redis).
  */
 import { statSync } from 'node:fs';
+import type { z } from 'zod';
 import { dirname } from 'node:path';
 import { readInputFile } from '../io/read.ts';
+import { writeFileAtomicAsync } from '../io/atomic.ts';
 import { decodeText } from '../data/files.ts';
 import { loadPredictor, type Predictor } from '../models/files.ts';
 import { MemoryQueue, deadLetterKey, type ChunkProcessor, type ScoreQueue } from '../serve/queue.ts';
 import type { RedisQueue } from '../serve/queue-redis.ts';
 import { redactUrl } from '../serve/store.ts';
 import { parseOptions, queueName, ScoreError, scoreChunk, scoreInput, scoreOptionsSchema, sha256, workerOptionsSchema, type ScoreOptions, type WorkerOptions } from '../serve/score.ts';
-import { CliError, flagLines, flagSpec, OptionReader, parseOrHelp, UsageError, type Flag } from './args.ts';
+import { CliError, flagLines, flagSpec, HELP_FLAG, OptionReader, parseOrHelp, UsageError, type Flag } from './args.ts';
 import { fileError, formatDuration, formatInt } from './format.ts';
 
 // ---- shared -------------------------------------------------------------------------------------
@@ -39,14 +41,21 @@ const FLAG_OF: Record<string, string> = {
   concurrency: '--concurrency', lockMs: '--lock-ms', stalledMs: '--stalled-ms', batchSize: '--batch',
 };
 
-function options<S extends typeof scoreOptionsSchema | typeof workerOptionsSchema>(schema: S, raw: Record<string, unknown>): void {
+/** The options checked by their schema, a wrong one named by its flag (undefined keys dropped from `raw`). */
+function options<S extends typeof scoreOptionsSchema | typeof workerOptionsSchema>(schema: S, raw: Record<string, unknown>): z.output<S> {
   for (const k of Object.keys(raw)) if (raw[k] === undefined) delete raw[k];
   try {
-    parseOptions(schema, raw, (k) => FLAG_OF[k] ?? k);
+    return parseOptions(schema, raw, (k) => FLAG_OF[k] ?? k);
   } catch (e) {
     if (e instanceof ScoreError) throw new UsageError(e.message);
     throw e;
   }
+}
+
+/** A numeric flag as written (NaN when it is no decimal number: the schema then names the flag). */
+function numberFlag(r: OptionReader, flag: string): number | undefined {
+  const v = r.string(flag);
+  return v === undefined ? undefined : /^\s*-?\d+(\.\d+)?\s*$/.test(v) ? Number(v) : NaN;
 }
 
 interface LoadedModel {
@@ -103,7 +112,7 @@ const SCORE_FLAGS: Record<string, Flag> = {
   'dead-letter': { type: 'string', value: 'FILE', help: 'Also write the dead letters (inputs without output) to FILE as JSONL' },
   batch: { type: 'string', value: 'N', help: `Inputs per model call (embedded mode; default ${WORKER_DEFAULTS.batchSize})` },
   quiet: { type: 'boolean', short: 'q', help: 'No progress bar' },
-  help: { type: 'boolean', short: 'h', help: 'Show this help' },
+  help: HELP_FLAG,
 };
 
 export const SCORE_HELP = `Usage:
@@ -173,16 +182,13 @@ export async function scoreCommand(argv: string[]): Promise<number> {
   const outPath = r.string('out');
   if (inputPath === undefined) throw new UsageError('--input FILE is required');
   if (outPath === undefined) throw new UsageError('--out FILE is required');
-  const num = (flag: string): number | undefined => {
-    const v = r.string(flag);
-    return v === undefined ? undefined : /^\s*-?\d+(\.\d+)?\s*$/.test(v) ? Number(v) : NaN;
-  };
+  const num = (flag: string): number | undefined => numberFlag(r, flag);
   const timeout = num('redis-timeout');
   const raw: Record<string, unknown> = {
     chunkSize: num('chunk'), attempts: num('attempts'), backoffMs: num('backoff-ms'),
     redisTimeoutMs: timeout === undefined ? undefined : Math.round(timeout * 1000), runId: r.string('run-id'),
   };
-  options(scoreOptionsSchema, raw);
+  const settings = options(scoreOptionsSchema, raw);
   const batch = num('batch');
   options(workerOptionsSchema, { batchSize: batch });
   const redisUrl = r.string('redis');
@@ -199,7 +205,6 @@ export async function scoreCommand(argv: string[]): Promise<number> {
   const model = loadModel(modelPath, r.string('task'));
   const name = queueName(model.sha);
   const progress = new ScoreProgress(!r.flag('quiet'));
-  const settings = parseOptions(scoreOptionsSchema, raw);
   const retry = { attempts: settings.attempts, backoffMs: settings.backoffMs };
 
   let queue: ScoreQueue;
@@ -241,7 +246,6 @@ export async function scoreCommand(argv: string[]): Promise<number> {
   }
   progress.done();
   if (deadPath !== undefined) {
-    const { writeFileAtomicAsync } = await import('../io/atomic.ts');
     await writeFileAtomicAsync(deadPath, summary.deadLetters.map((d) => `${JSON.stringify(d)}\n`).join(''));
   }
   const rate = summary.seconds > 0 ? summary.lines / summary.seconds : 0;
@@ -259,7 +263,7 @@ const WORKER_FLAGS: Record<string, Flag> = {
   'stalled-ms': { type: 'string', value: 'MS', help: `How often to look for jobs of dead workers (default ${WORKER_DEFAULTS.stalledMs})` },
   batch: { type: 'string', value: 'N', help: `Inputs per model call (default ${WORKER_DEFAULTS.batchSize})` },
   quiet: { type: 'boolean', short: 'q', help: 'Log only errors, not every job' },
-  help: { type: 'boolean', short: 'h', help: 'Show this help' },
+  help: HELP_FLAG,
 };
 
 export const WORKER_HELP = `Usage:
@@ -283,13 +287,9 @@ export async function workerCommand(argv: string[], signal?: AbortSignal): Promi
   const redisUrl = r.string('redis');
   if (redisUrl === undefined) throw new UsageError('--redis URL is required');
   if (!/^rediss?:\/\//.test(redisUrl)) throw new UsageError(`--redis must be a URL that starts with redis:// or rediss://, got '${redisUrl}'`);
-  const num = (flag: string): number | undefined => {
-    const v = r.string(flag);
-    return v === undefined ? undefined : /^\s*-?\d+(\.\d+)?\s*$/.test(v) ? Number(v) : NaN;
-  };
+  const num = (flag: string): number | undefined => numberFlag(r, flag);
   const raw: Record<string, unknown> = { concurrency: num('concurrency'), lockMs: num('lock-ms'), stalledMs: num('stalled-ms'), batchSize: num('batch') };
-  options(workerOptionsSchema, raw);
-  const settings = parseOptions(workerOptionsSchema, raw);
+  const settings = options(workerOptionsSchema, raw);
   const model = loadModel(modelPath, r.string('task'));
   const name = queueName(model.sha);
   const quiet = r.flag('quiet');

@@ -4,7 +4,7 @@
  * Flags map one to one onto the server's option schema, which validates them.
  */
 import { readFileSync } from 'node:fs';
-import { CliError, OptionReader, parseOrHelp, UsageError, flagLines, flagSpec, type Flag } from './args.ts';
+import { CliError, OptionReader, parseOrHelp, UsageError, flagLines, flagSpec, HELP_FLAG, type Flag } from './args.ts';
 import { listenError, untilStopped } from './listen.ts';
 import { createServer, listen, serverOptionsSchema, ServeConfigError, type Listening, type ServerOptions } from '../serve/server.ts';
 import { loadServedModels } from '../serve/models.ts';
@@ -26,7 +26,7 @@ const SERVE_FLAGS: Record<string, Flag & { option?: keyof ServerOptions; number?
   'max-predict': { type: 'string', value: 'N', help: 'Most inputs of one predict request (default 64)', option: 'maxPredictInputs', number: true },
   ttl: { type: 'string', value: 'SECONDS', help: 'A stream expires this long after its last step (default 3600)', option: 'ttlSeconds', number: true },
   top: { type: 'string', value: 'K', help: 'Next characters a character-LM step returns (default 5)', option: 'top', number: true },
-  help: { type: 'boolean', short: 'h', help: 'Show this help' },
+  help: HELP_FLAG,
 };
 
 export const SERVE_HELP = `Usage:

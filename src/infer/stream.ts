@@ -59,38 +59,57 @@ export class StreamState {
   }
 
   toJSON(): StreamStateJSON {
-    return {
-      format: 'recur.stream_state',
-      version: 1,
-      dtype: this.h.dtype,
-      h: layerRows(this.h),
-      c: this.c ? layerRows(this.c) : null,
-    };
+    return stateJSON(this.h.dtype, this.h.shape, this.h.toArray(), this.c ? this.c.toArray() : null);
   }
 
   /** Rebuild a state from `toJSON()` output (possibly through JSON.parse), validating every field. */
   static fromJSON(json: unknown): StreamState {
-    const who = 'StreamState.fromJSON';
-    if (!isRecord(json)) throw new TypeError(`${who}: expected an object from toJSON(), got ${JSON.stringify(json)}`);
-    if (json.format !== 'recur.stream_state') throw new TypeError(`${who}: not a stream state (format is ${JSON.stringify(json.format)})`);
-    if (json.version !== 1) throw new TypeError(`${who}: unsupported version ${JSON.stringify(json.version)} (expected 1)`);
-    const dtype = json.dtype;
-    if (dtype !== 'float32' && dtype !== 'float64') throw new TypeError(`${who}: 'dtype' must be 'float32' or 'float64', got ${JSON.stringify(dtype)}`);
-    const h = nestedToTensor(json.h, dtype, `${who}: 'h'`);
-    const c = json.c === null || json.c === undefined ? null : nestedToTensor(json.c, dtype, `${who}: 'c'`);
-    if (c && c.shape.some((s, i) => s !== h.shape[i])) throw new RangeError(`${who}: 'c' has shape ${shapeStr(c.shape)} but 'h' has ${shapeStr(h.shape)}`);
-    return new StreamState(h, c);
+    const r = readStateJSON(json);
+    return new StreamState(tensor(r.h, r.shape, { dtype: r.dtype }), r.c ? tensor(r.c, r.shape, { dtype: r.dtype }) : null);
   }
 }
 
-/** A [layers, B, H] state tensor as nested rows (its JSON form; nestedToTensor reads it back). */
-function layerRows(t: Tensor): number[][][] {
-  const [L, B, H] = t.shape;
-  const a = t.toArray();
-  return Array.from({ length: L }, (_, l) => Array.from({ length: B }, (_, b) => Array.from(a.subarray((l * B + b) * H, (l * B + b + 1) * H))));
+/** A StreamStateJSON read into host arrays, every field validated (no tensor made). */
+export interface StateRows {
+  dtype: DType;
+  /** [layers, B, H] */
+  shape: [number, number, number];
+  /** h, flat [layers, B, H] */
+  h: Float64Array;
+  /** c, flat [layers, B, H], or null */
+  c: Float64Array | null;
 }
 
-function nestedToTensor(v: unknown, dtype: DType, where: string): Tensor {
+/**
+ * Read `StreamState.toJSON()` output into host arrays, validating every field: for a caller that
+ * keeps many states as JSON and stacks them itself (a server), so no tensor is made per state.
+ */
+export function readStateJSON(json: unknown): StateRows {
+  const who = 'StreamState.fromJSON';
+  if (!isRecord(json)) throw new TypeError(`${who}: expected an object from toJSON(), got ${JSON.stringify(json)}`);
+  if (json.format !== 'recur.stream_state') throw new TypeError(`${who}: not a stream state (format is ${JSON.stringify(json.format)})`);
+  if (json.version !== 1) throw new TypeError(`${who}: unsupported version ${JSON.stringify(json.version)} (expected 1)`);
+  const dtype = json.dtype;
+  if (dtype !== 'float32' && dtype !== 'float64') throw new TypeError(`${who}: 'dtype' must be 'float32' or 'float64', got ${JSON.stringify(dtype)}`);
+  const h = nestedToArray(json.h, `${who}: 'h'`);
+  const c = json.c === null || json.c === undefined ? null : nestedToArray(json.c, `${who}: 'c'`);
+  if (c && c.shape.some((s, i) => s !== h.shape[i])) throw new RangeError(`${who}: 'c' has shape ${shapeStr(c.shape)} but 'h' has ${shapeStr(h.shape)}`);
+  return { dtype, shape: h.shape, h: h.data, c: c ? c.data : null };
+}
+
+/** The JSON form of a state held in host arrays h (and c), flat [layers, B, H]: what toJSON() writes. */
+export function stateJSON(dtype: DType, shape: readonly number[], h: ArrayLike<number>, c: ArrayLike<number> | null): StreamStateJSON {
+  return { format: 'recur.stream_state', version: 1, dtype, h: layerRows(h, shape), c: c ? layerRows(c, shape) : null };
+}
+
+/** A flat [layers, B, H] state as nested rows (its JSON form; nestedToArray reads it back). */
+function layerRows(a: ArrayLike<number>, shape: readonly number[]): number[][][] {
+  const [L, B, H] = shape;
+  const at = (l: number, b: number): number[] => Array.from({ length: H }, (_, j) => a[(l * B + b) * H + j]);
+  return Array.from({ length: L }, (_, l) => Array.from({ length: B }, (_, b) => at(l, b)));
+}
+
+function nestedToArray(v: unknown, where: string): { shape: [number, number, number]; data: Float64Array } {
   if (!Array.isArray(v) || v.length === 0) throw new TypeError(`${where} must be a non-empty [layers][B][H] array`);
   const L = v.length;
   const B = Array.isArray(v[0]) ? v[0].length : -1;
@@ -111,7 +130,7 @@ function nestedToTensor(v: unknown, dtype: DType, where: string): Tensor {
       }
     }
   }
-  return tensor(flat, [L, B, H], { dtype });
+  return { shape: [L, B, H], data: flat };
 }
 
 // ---- the streaming wrapper --------------------------------------------------------------------------

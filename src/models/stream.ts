@@ -35,7 +35,7 @@ import { add, mul, sub } from '../autograd/ops/elementwise.ts';
 import { concat, reshape, slice } from '../autograd/ops/shape.ts';
 import { withEval } from '../nn/module.ts';
 import type { RecurrentBase } from '../nn/recurrent.ts';
-import { StreamState } from '../infer/stream.ts';
+import { readStateJSON, stateJSON, type StateRows, type StreamStateJSON } from '../infer/stream.ts';
 import { denormalizeRow } from '../data/loaders.ts';
 import { LMTask } from './lm.ts';
 import { ForecastTask } from './forecaster.ts';
@@ -90,12 +90,12 @@ export function streamOf(task: Task<any>, opts: StreamOfOptions = {}): TaskStrea
 interface StateJSON {
   format: 'recur.task_stream';
   version: 1;
-  rnn: ReturnType<StreamState['toJSON']>;
+  rnn: StreamStateJSON;
   /** forecast: the previous row, normalised (its change is part of the next input). */
   prev?: number[];
 }
 
-function decodeState(s: string, where: string): { rnn: StreamState; prev?: number[] } {
+function decodeState(s: string, where: string): { rnn: StateRows; prev?: number[] } {
   let json: unknown;
   try {
     json = JSON.parse(s);
@@ -103,50 +103,50 @@ function decodeState(s: string, where: string): { rnn: StreamState; prev?: numbe
     throw new TaskStreamError(`${where}: a stored stream state is not JSON`);
   }
   if (!isRecord(json) || json.format !== 'recur.task_stream' || json.version !== 1) throw new TaskStreamError(`${where}: not a stream state (format recur.task_stream, version 1)`);
-  const rnn = StreamState.fromJSON(json.rnn);
+  const rnn = readStateJSON(json.rnn);
   const prev = json.prev;
   if (prev !== undefined && !(Array.isArray(prev) && prev.every((v) => typeof v === 'number'))) throw new TaskStreamError(`${where}: 'prev' must be a list of numbers`);
   return { rnn, ...(prev !== undefined ? { prev: prev as number[] } : {}) };
 }
 
-function encodeState(rnn: StreamState, prev?: number[]): string {
-  const j: StateJSON = { format: 'recur.task_stream', version: 1, rnn: rnn.toJSON(), ...(prev ? { prev } : {}) };
+function encodeState(rnn: StreamStateJSON, prev?: number[]): string {
+  const j: StateJSON = { format: 'recur.task_stream', version: 1, rnn, ...(prev ? { prev } : {}) };
   return JSON.stringify(j);
 }
 
 /**
  * The states of B streams stacked along the batch axis: h (and c) [L, B, H]; a fresh stream's rows
- * are zeros. Values are copied exactly (float32 → float64 → float32 is the identity).
+ * are zeros. Values are copied exactly (float32 → float64 → float32 is the identity), from the
+ * parsed JSON straight into the batch: no tensor per stream.
  */
-function stackStates(layer: RecurrentBase, states: readonly (StreamState | null)[], dtype: Tensor['dtype']): { h: Tensor; c: Tensor | null } {
+function stackStates(layer: RecurrentBase, states: readonly (StateRows | null)[], dtype: Tensor['dtype']): { h: Tensor; c: Tensor | null } {
   const L = layer.numLayers, H = layer.hiddenSize, B = states.length;
   const lstm = layer.mode === 'LSTM';
   const h = new Float64Array(L * B * H); // [L, B, H]
   const c = lstm ? new Float64Array(L * B * H) : null;
   states.forEach((s, b) => {
     if (s === null) return;
-    if (s.numLayers !== L || s.batchSize !== 1 || s.hiddenSize !== H || (s.c !== null) !== lstm) {
-      throw new TaskStreamError(`a stored state has shape [${s.h.shape.join(', ')}]${s.c ? ' with c' : ''}; this model needs [${L}, 1, ${H}]${lstm ? ' with c' : ''} (was it saved by another model?)`);
+    if (s.shape[0] !== L || s.shape[1] !== 1 || s.shape[2] !== H || (s.c !== null) !== lstm) {
+      throw new TaskStreamError(`a stored state has shape [${s.shape.join(', ')}]${s.c ? ' with c' : ''}; this model needs [${L}, 1, ${H}]${lstm ? ' with c' : ''} (was it saved by another model?)`);
     }
-    const hs = s.h.toArray(), cs = s.c?.toArray();
     for (let l = 0; l < L; l++) {
-      h.set(hs.subarray(l * H, (l + 1) * H), (l * B + b) * H);
-      if (c && cs) c.set(cs.subarray(l * H, (l + 1) * H), (l * B + b) * H);
+      h.set(s.h.subarray(l * H, (l + 1) * H), (l * B + b) * H);
+      if (c && s.c) c.set(s.c.subarray(l * H, (l + 1) * H), (l * B + b) * H);
     }
   });
   return { h: tensor(h, [L, B, H], { dtype }), c: c ? tensor(c, [L, B, H], { dtype }) : null };
 }
 
-/** Stacked states h (and c) [L, B, H] as B streams' states [L, 1, H] (each tensor read once). */
-function unstackStates(h: Tensor, c: Tensor | null): StreamState[] {
+/** Stacked states h (and c) [L, B, H] as B streams' state JSON [L, 1, H] (each tensor read once). */
+function unstackStates(h: Tensor, c: Tensor | null): StreamStateJSON[] {
   const [L, B, H] = h.shape;
   const ha = h.toArray(), ca = c ? c.toArray() : null;
-  const pick = (a: Float32Array | Float64Array, b: number, dtype: Tensor['dtype']): Tensor => {
+  const pick = (a: Float32Array | Float64Array, b: number): Float64Array => {
     const out = new Float64Array(L * H);
     for (let l = 0; l < L; l++) out.set(a.subarray((l * B + b) * H, (l * B + b + 1) * H), l * H);
-    return tensor(out, [L, 1, H], { dtype });
+    return out;
   };
-  return Array.from({ length: B }, (_, b) => new StreamState(pick(ha, b, h.dtype), ca ? pick(ca, b, c!.dtype) : null));
+  return Array.from({ length: B }, (_, b) => stateJSON(h.dtype, [L, 1, H], pick(ha, b), ca ? pick(ca, b) : null));
 }
 
 /** Indices of the items grouped by a key, in first-seen order (one forward pass per group). */
@@ -249,8 +249,8 @@ function forecastStream(task: ForecastTask): TaskStream<number[], ForecastStepOu
       const states = stateStrings.map((s) => (s === null ? null : decodeState(s, 'forecast stream')));
       for (const s of states) if (s && (s.prev === undefined || s.prev.length !== F)) throw new TaskStreamError(`forecast stream: a stored state has no previous row of ${F} values`);
       const rows = inputs.map((r) => r.map((v, f) => (v - norm.mean[f]) / norm.std[f]));
-      const x = tensor(Float32Array.from(rows.flat()), [1, B, F], { dtype: w.dtype, backend: w.backend });
-      const xs = x.toArray();
+      const xs = Float32Array.from(rows.flat());
+      const x = tensor(xs, [1, B, F], { dtype: w.dtype, backend: w.backend });
       // a fresh stream's previous row is its first row: its change is 0, as at t = 0 of forward
       const prevFlat = new Float32Array(B * F);
       states.forEach((s, b) => prevFlat.set(s ? s.prev! : xs.subarray(b * F, (b + 1) * F), b * F));

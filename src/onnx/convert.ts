@@ -144,9 +144,10 @@ const isZero = (t: OnnxTensor): boolean => t.data.every((x) => x === 0);
 function asF32(t: OnnxTensor): Float32Array {
   return t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
 }
-function transpose2(t: OnnxTensor): Float32Array {
+/** A 2-D tensor's data transposed, in the element type it has (a float64 or int64 constant keeps its precision). */
+function transpose2<A extends Float32Array | Float64Array>(t: { shape: readonly number[]; data: A }): A {
   const [r, c] = t.shape;
-  const out = new Float32Array(r * c);
+  const out = new (t.data.constructor as new (n: number) => A)(r * c);
   for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = t.data[i * c + j];
   return out;
 }
@@ -262,7 +263,7 @@ export function convertOnnx(bytes: Uint8Array | ModelProto, opts: ConvertOnnxOpt
       // a stored matrix transposed by the graph (recur's own exporter writes x · Wᵀ so): still a stored weight
       if (op === 'Transpose' && first?.k === 'const' && first.t.shape.length === 2 && (intsAttr(n, 'perm') ?? [1, 0]).join() === '1,0') {
         const t = first.t;
-        set({ k: 'const', t: { dtype: t.dtype, shape: [t.shape[1], t.shape[0]], data: t.data instanceof Float32Array ? transpose2(t) : Float64Array.from(transpose2(t)) } });
+        set({ k: 'const', t: { dtype: t.dtype, shape: [t.shape[1], t.shape[0]], data: transpose2(t) } });
         continue;
       }
       const zeroIn = first !== null && (first?.k === 'zeros' || (first?.k === 'const' && isFloatDType(first.t.dtype) && isZero(first.t)));
@@ -512,7 +513,7 @@ export function convertOnnx(bytes: Uint8Array | ModelProto, opts: ConvertOnnxOpt
         const C = ins[2] ? constOf(2, 'the bias C') : null;
         if (C && C.data.length !== outF) fail(`has a bias C of shape [${C.shape.join(', ')}], expected [${outF}]`);
         const name = ownerOf(n.input![1], 'weight') ?? (C ? ownerOf(n.input![2], 'bias') : null) ?? scopeOf(n);
-        set({ k: 'vec', F: outF, steps: [...v.steps, { op: 'linear', name, inF, outF, weight: transB ? asF32(Wt) : transpose2(Wt), bias: C ? asF32(C) : null, fromMatMul: false }] });
+        set({ k: 'vec', F: outF, steps: [...v.steps, { op: 'linear', name, inF, outF, weight: transB ? asF32(Wt) : asF32({ ...Wt, data: transpose2(Wt) }), bias: C ? asF32(C) : null, fromMatMul: false }] });
         break;
       }
       case 'MatMul': {
@@ -524,7 +525,7 @@ export function convertOnnx(bytes: Uint8Array | ModelProto, opts: ConvertOnnxOpt
         const [inF, outF] = Wt.shape;
         if (v.F > 0 && inF !== v.F) fail(`has a weight for ${inF} input features, but its input has ${v.F}`);
         const name = ownerOf(n.input![1], 'weight') ?? scopeOf(n);
-        const lin: Draft = { op: 'linear', name, inF, outF, weight: transpose2(Wt), bias: null, fromMatMul: true };
+        const lin: Draft = { op: 'linear', name, inF, outF, weight: asF32({ ...Wt, data: transpose2(Wt) }), bias: null, fromMatMul: true };
         set(v.k === 'seq' ? { ...v, F: outF, steps: [...v.steps, lin] } : { k: 'vec', F: outF, steps: [...v.steps, lin] });
         break;
       }

@@ -22,7 +22,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { writeFileAtomicAsync } from '../io/atomic.ts';
 import type { Predictor } from '../models/files.ts';
-import type { ChunkJob, ChunkResult, DeadLetter, JobState, ScoreQueue } from './queue.ts';
+import { sleep, type ChunkJob, type ChunkResult, type DeadLetter, type JobState, type ScoreQueue } from './queue.ts';
 
 // ---- options ------------------------------------------------------------------------------------
 
@@ -217,7 +217,6 @@ export interface ScoreSummary {
 
 type Outcome = { state: 'done'; result: ChunkResult } | { state: 'failed'; reason: string; attempts: number };
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The most unfinished jobs the submitter asks the queue about per poll. */
 export const POLL_WINDOW = 1000;

@@ -43,6 +43,7 @@ import { getTaskSpec, taskNameOf, type TaskSpec } from '../models/registry.ts';
 import { streamOf, type TaskStream } from '../models/stream.ts';
 import { MemoryStore, RedisStore, StoreUnavailableError, type Commit, type StreamRecord, type StreamStore } from './store.ts';
 import { ServeMetrics } from './metrics.ts';
+import { isRecord } from '../util/options.ts';
 
 // ---- options ------------------------------------------------------------------------------------
 
@@ -262,10 +263,10 @@ function buildApp(o: Options, store: StreamStore, served: Map<string, ServedMode
       return { status: 400, body: { error: 'body is not valid JSON' } };
     }
     const r = schema.safeParse(json);
-    if (!r.success) return { status: 400, body: { error: isObject(json) ? issueText(r.error) : 'body must be a JSON object' } };
+    if (!r.success) return { status: 400, body: { error: isRecord(json) ? issueText(r.error) : 'body must be a JSON object' } };
     return r.data;
   }
-  const isReply = (x: unknown): x is Reply => isObject(x) && typeof x.status === 'number' && isObject(x.body);
+  const isReply = (x: unknown): x is Reply => isRecord(x) && typeof x.status === 'number' && isRecord(x.body);
   const streamId = (c: Context): string | Reply => {
     const id = c.req.param('id') ?? '';
     return STREAM_ID.test(id) ? id : { status: 400, body: { error: "a stream id is 1..128 letters, digits or '.', '_', ':', '-'" } };
@@ -358,10 +359,6 @@ function buildApp(o: Options, store: StreamStore, served: Map<string, ServedMode
     return c.json({ error: `internal error: ${e.message}` }, 500);
   });
   return app;
-}
-
-function isObject(x: unknown): x is Record<string, unknown> {
-  return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
 
 function notFound(id: string, o: Options): Reply {
