@@ -3,7 +3,8 @@
  * whose state lives in this process (default) or in Redis (--redis URL, for several processes).
  * Flags map one to one onto the server's option schema, which validates them.
  */
-import { readFileSync } from 'node:fs';
+import { readInputFile } from '../io/read.ts';
+import { fileError } from './format.ts';
 import { CliError, OptionReader, parseOrHelp, UsageError, flagLines, flagSpec, HELP_FLAG, type Flag } from './args.ts';
 import { listenError, untilStopped } from './listen.ts';
 import { createServer, listen, serverOptionsSchema, ServeConfigError, type Listening, type ServerOptions } from '../serve/server.ts';
@@ -116,8 +117,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
 
 function readToken(path: string): string {
   try {
-    return readFileSync(path, 'utf8').trim();
+    return new TextDecoder().decode(readInputFile(path, 'token file')).trim();
   } catch (e) {
-    throw new CliError(`--token-file: cannot read '${path}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new CliError(`--token-file: ${fileError(path, e).message}`);
   }
 }

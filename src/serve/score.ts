@@ -215,8 +215,8 @@ export interface ScoreSummary {
   seconds: number;
 }
 
-type Outcome = { state: 'done'; result: ChunkResult } | { state: 'failed'; reason: string; attempts: number };
-
+/** A job's end: done with its result, or failed for good. */
+type Outcome = Extract<JobState, { state: 'done' | 'failed' }>;
 
 /** The most unfinished jobs the submitter asks the queue about per poll. */
 export const POLL_WINDOW = 1000;
@@ -230,7 +230,6 @@ export const POLL_WINDOW = 1000;
  */
 export async function collect(queue: ScoreQueue, jobs: readonly ChunkJob[], settings: ScoreSettings, hooks: SubmitHooks, countDone: (o: Map<string, Outcome>) => number, total: number): Promise<Map<string, Outcome>> {
   const outcomes = new Map<string, Outcome>();
-  const byId = new Map(jobs.map((j) => [j.id, j]));
   let added = false;
   let downSince: number | null = null;
   let lastError = '';
@@ -262,7 +261,7 @@ export async function collect(queue: ScoreQueue, jobs: readonly ChunkJob[], sett
         if (s.state === 'done' || s.state === 'failed') {
           outcomes.set(job.id, s);
           progressed = true;
-        } else if (s.state === 'missing') missing.push(byId.get(job.id)!);
+        } else if (s.state === 'missing') missing.push(job);
       });
       if (missing.length > 0) {
         hooks.notice?.(`${missing.length} job${missing.length === 1 ? '' : 's'} of this run vanished from ${queue.where} (restarted without persistence?): enqueued again`);
