@@ -489,9 +489,9 @@ export class OnnxModel {
       let sameShapes = memo.complete;
       memo.complete = false;
       this.nodes.forEach((n, k) => {
-        const args = n.inputs.map((name) => (name === '' ? null : env.get(name) ?? null));
         let outs = n.shapeOnly && sameShapes ? memo.reuse(n) : undefined;
         if (!outs) {
+          const args = n.inputs.map((name) => (name === '' ? null : env.get(name) ?? null));
           outs = this.execute(n, args);
           if (n.shapeOnly) memo.store(n, outs);
         }
