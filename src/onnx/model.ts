@@ -28,6 +28,7 @@ import { checkedSize, dtypeOfCode, isFloatDType, tensorFromProto, type FloatDTyp
 import { FoldBudget, FoldDeferred, HostInts, NodeContext, bytesPerElement, fromValue, toValue, type CompileOptions, type Kernel, type Value } from './runtime.ts';
 import { STANDARD_OPS, type OpCompiler } from './ops.ts';
 import { compileRecurrent } from './recurrent.ts';
+import { isShapeKernel } from './ops/shape.ts';
 
 /** The oldest and newest opsets of the default ONNX domain this interpreter accepts. */
 export const MIN_OPSET = 7;
@@ -356,9 +357,10 @@ export class OnnxModel {
       const node: CompiledNode = { label, inputs: n.input ?? [], outputs: n.output ?? [], kernel, readsShape: n.op_type === 'Shape', freshOutputs: FRESH_OUTPUT_OPS.has(n.op_type ?? '') };
       // A Shape of a graph input whose declared shape is all numbers is a constant (see ShapeMemo).
       const shapeOf = n.op_type === 'Shape' ? staticShapes.get(node.inputs[0] ?? '') : undefined;
-      if (shapeOf) {
-        // The Shape kernel reads only its input's `shape`; no values of the input are needed.
-        const outs = this.fold(node, [{ shape: shapeOf } as unknown as Value], budget, false);
+      if (shapeOf && isShapeKernel(kernel)) {
+        // The Shape kernel's output from the declared shape alone; no values of the input are needed.
+        const ofShape = kernel.ofShape;
+        const outs = this.fold(node, [], budget, false, () => [ofShape(shapeOf)]);
         if (outs) {
           folded++;
           this.constants.set(node.outputs[0], outs[0]!);
@@ -418,12 +420,12 @@ export class OnnxModel {
    * A fold that passes tensorElements is an error instead: its inputs are constants, so every run
    * would fail the same way, and a model that loads is one recur can run.
    */
-  private fold(node: CompiledNode, args: (Value | null)[], budget: FoldBudget, isConstant: boolean): (Value | null)[] | null {
+  private fold(node: CompiledNode, args: (Value | null)[], budget: FoldBudget, isConstant: boolean, kernel: Kernel = node.kernel): (Value | null)[] | null {
     let outs: (Value | null)[];
     budget.active = true;
     budget.pending = 0;
     try {
-      outs = this.execute(node, args);
+      outs = this.execute(node, args, kernel);
     } catch (e) {
       if (e instanceof FoldDeferred) return null;
       throw e;
@@ -489,9 +491,9 @@ export class OnnxModel {
       let sameShapes = memo.complete;
       memo.complete = false;
       this.nodes.forEach((n, k) => {
-        const args = n.inputs.map((name) => (name === '' ? null : env.get(name) ?? null));
         let outs = n.shapeOnly && sameShapes ? memo.reuse(n) : undefined;
         if (!outs) {
+          const args = n.inputs.map((name) => (name === '' ? null : env.get(name) ?? null));
           outs = this.execute(n, args);
           if (n.shapeOnly) memo.store(n, outs);
         }
@@ -521,9 +523,9 @@ export class OnnxModel {
   }
 
   /** Run one node's kernel without gradient recording, naming the node in any failure. */
-  private execute(n: CompiledNode, args: (Value | null)[]): (Value | null)[] {
+  private execute(n: CompiledNode, args: (Value | null)[], kernel: Kernel = n.kernel): (Value | null)[] {
     try {
-      return noGrad(() => n.kernel(args));
+      return noGrad(() => kernel(args));
     } catch (e) {
       if (e instanceof OnnxError || e instanceof LimitError || e instanceof FoldDeferred) throw e;
       const msg = e instanceof RangeError && /allocation|Invalid typed array length|Array buffer/i.test(e.message) ? `out of memory (${e.message})` : (e as Error).message;

@@ -6,7 +6,7 @@
 import { shapeStr } from '../../tensor/tensor.ts';
 import { isFloatDType, type OnnxDType } from '../tensor.ts';
 import { HostInts, describeValue, floatInput, intInput, normAxisOf, type Value } from '../runtime.ts';
-import { shapeSize, shapeStrides } from '../../util/shape.ts';
+import { odometerStep, shapeSize, shapeStrides } from '../../util/shape.ts';
 import { intList, needInput, hostData, makeValue, broadcastHost, sameType, type OpCompiler } from './common.ts';
 
 export function compare(kind: 'Equal' | 'Greater' | 'Less' | 'GreaterOrEqual' | 'LessOrEqual'): OpCompiler {
@@ -20,11 +20,11 @@ export function compare(kind: 'Equal' | 'Greater' | 'Less' | 'GreaterOrEqual' | 
   return (ctx) => {
     ctx.arity(2, 2);
     ctx.attrs.done();
+    // The spec's type lists: Equal takes floats from opset 11, Greater/Less integers from 9.
+    const allowed: ('float' | 'int' | 'bool')[] = kind === 'Equal' ? (ctx.opset >= 11 ? ['float', 'int', 'bool'] : ['int', 'bool'])
+      : ctx.opset >= 9 ? ['float', 'int'] : ['float'];
     return ([a0, b0]) => {
       const a = needInput(ctx, a0, 0), b = needInput(ctx, b0, 1);
-      // The spec's type lists: Equal takes floats from opset 11, Greater/Less integers from 9.
-      const allowed: ('float' | 'int' | 'bool')[] = kind === 'Equal' ? (ctx.opset >= 11 ? ['float', 'int', 'bool'] : ['int', 'bool'])
-        : ctx.opset >= 9 ? ['float', 'int'] : ['float'];
       sameType(ctx, [a, b], allowed);
       return [broadcastHost(ctx, [a, b], 'bool', f)];
     };
@@ -71,10 +71,11 @@ export function minMax(kind: 'Min' | 'Max'): OpCompiler {
     if (ctx.inputs.length < 1) throw ctx.error('needs at least one input');
     ctx.arity(1, ctx.inputs.length);
     ctx.attrs.done();
+    const allowed: ('float' | 'int')[] = ctx.opset >= 12 ? ['float', 'int'] : ['float'];
+    const f = kind === 'Min' ? Math.min : Math.max;
     return (inputs) => {
       const xs = inputs.map((v, i) => needInput(ctx, v, i));
-      const dtype = sameType(ctx, xs, ctx.opset >= 12 ? ['float', 'int'] : ['float']);
-      const f = kind === 'Min' ? Math.min : Math.max;
+      const dtype = sameType(ctx, xs, allowed);
       let acc = xs[0];
       if (xs.length === 1) return [broadcastHost(ctx, [acc], dtype, (a) => a)];
       for (let k = 1; k < xs.length; k++) acc = broadcastHost(ctx, [acc, xs[k]], dtype, f);
@@ -95,9 +96,10 @@ export const Clip: OpCompiler = (ctx) => {
     if (v.size !== 1) throw ctx.error(`${name} must be a scalar, got ${describeValue(v)}`);
     return hostData(v)[0];
   };
+  const allowed: ('float' | 'int')[] = ctx.opset >= 12 ? ['float', 'int'] : ['float'];
   return ([x0, lo0, hi0]) => {
     const x = needInput(ctx, x0, 0);
-    const dtype = sameType(ctx, [x], ctx.opset >= 12 ? ['float', 'int'] : ['float'], 'input');
+    const dtype = sameType(ctx, [x], allowed, 'input');
     // Without a bound, the bound is the type's extreme: no clipping on that side.
     const lo = (modern ? scalar(lo0 ?? null, 1, 'min', dtype) : attrMin) ?? -Infinity;
     const hi = (modern ? scalar(hi0 ?? null, 2, 'max', dtype) : attrMax) ?? Infinity;
@@ -109,9 +111,10 @@ export const Clip: OpCompiler = (ctx) => {
 export const Pow: OpCompiler = (ctx) => {
   ctx.arity(2, 2);
   ctx.attrs.done();
+  const allowed: ('float' | 'int')[] = ctx.opset >= 12 ? ['float', 'int'] : ['float'];
   return ([x0, y0]) => {
     const x = needInput(ctx, x0, 0), y = needInput(ctx, y0, 1);
-    const dtype = sameType(ctx, [x], ctx.opset >= 12 ? ['float', 'int'] : ['float'], 'X');
+    const dtype = sameType(ctx, [x], allowed, 'X');
     if (ctx.opset < 12) sameType(ctx, [x, y], ['float'], 'X and Y');
     else sameType(ctx, [y], ['float', 'int'], 'Y');
     const isInt = !isFloatDType(dtype);
@@ -176,13 +179,7 @@ export function reduceHost(kind: 'ReduceMax' | 'ReduceMin' | 'ReduceProd'): OpCo
       let pos = 0;
       for (let k = 0; k < src.length; k++) {
         out[pos] = f(out[pos], src[k]);
-        for (let a = r - 1; a >= 0; a--) {
-          idx[a]++;
-          pos += ost[a];
-          if (idx[a] < x.shape[a]) break;
-          pos -= ost[a] * x.shape[a];
-          idx[a] = 0;
-        }
+        pos += odometerStep(idx, x.shape, ost);
       }
       const outShape = keepDims ? kept : x.shape.filter((_, i) => !reduced.has(i));
       return [makeValue(ctx, dtype, outShape, out)];

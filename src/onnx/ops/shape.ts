@@ -7,7 +7,7 @@ import { Tensor, shapeStr } from '../../tensor/tensor.ts';
 import { embedding } from '../../autograd/ops/nn.ts';
 import { concat, permute, reshape, slice } from '../../autograd/ops/shape.ts';
 import { dtypeOfCode, isFloatDType, type IntDType, type OnnxDType } from '../tensor.ts';
-import { HostInts, bytesPerElement, describeValue, intInput, normAxisOf, toValue, type NodeContext, type Value } from '../runtime.ts';
+import { HostInts, bytesPerElement, describeValue, intInput, normAxisOf, toValue, type Kernel, type NodeContext, type Value } from '../runtime.ts';
 import { shapeSize, shapeStrides, stridedCopy } from '../../util/shape.ts';
 import { broadcastShape, mapValue, reshapeValue, intList, needInput, hostData, makeValue, broadcastHost, sameType, type OpCompiler } from './common.ts';
 
@@ -84,19 +84,30 @@ export const Cast: OpCompiler = (ctx) => {
   };
 };
 
+/**
+ * Shape's kernel, plus `ofShape`: its output computed from an input's shape alone (what the model
+ * folds at load time for a graph input whose declared shape is all numbers).
+ */
+export type ShapeKernel = Kernel & { ofShape(shape: readonly number[]): HostInts };
+
+export function isShapeKernel(k: Kernel): k is ShapeKernel {
+  return typeof (k as Partial<ShapeKernel>).ofShape === 'function';
+}
+
 export const Shape: OpCompiler = (ctx) => {
   ctx.arity(1, 1);
   const start = ctx.opset >= 15 ? ctx.attrs.int('start', 0) : 0;
   const end = ctx.opset >= 15 ? ctx.attrs.int('end') : undefined;
   ctx.attrs.done();
-  return ([x0]) => {
-    const s = needInput(ctx, x0, 0).shape;
+  const ofShape = (s: readonly number[]): HostInts => {
     const r = s.length;
     const clampIdx = (i: number): number => Math.min(Math.max(i < 0 ? i + r : i, 0), r);
     const dims = s.slice(clampIdx(start), end === undefined ? r : clampIdx(end));
     ctx.checkElements([dims.length]);
-    return [new HostInts('int64', [dims.length], Float64Array.from(dims))];
+    return new HostInts('int64', [dims.length], Float64Array.from(dims));
   };
+  const kernel: ShapeKernel = Object.assign(([x0]: readonly (Value | null)[]) => [ofShape(needInput(ctx, x0, 0).shape)], { ofShape });
+  return kernel;
 };
 
 export const Reshape: OpCompiler = (ctx) => {
