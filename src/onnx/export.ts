@@ -485,25 +485,13 @@ export function buildOnnxModel(module: Module, spec: ExportSpec): ModelProto {
       case 'recurrent': {
         const m = s.m;
         const { op } = modeInfo(m);
-        const H = m.hiddenSize, D = m.numDirections, L = m.numLayers;
+        const H = m.hiddenSize, D = m.numDirections;
         const st = stateNames(s.path || op.toLowerCase(), multi);
-        if (spec.state) {
-          inputs.push(valueInfo(g.reserve(st.h0), elem, [L * D, 'B', H]));
-          if (op === 'LSTM') inputs.push(valueInfo(g.reserve(st.c0), elem, [L * D, 'B', H]));
-        }
-        const r = emitRecurrent(g, m, cur, { dtype, path: s.path, lengths: lengthsName, h0: spec.state ? st.h0 : '', c0: spec.state && op === 'LSTM' ? st.c0 : '' });
+        const { h0, c0 } = spec.state ? stateInputs(g, inputs, m, elem, st) : NO_STATE;
+        const r = emitRecurrent(g, m, cur, { dtype, path: s.path, lengths: lengthsName, h0, c0 });
         cur = r.y;
-        const hNames = r.hn, cNames = r.cn;
-        if (spec.state) {
-          const join = (names: string[], out: string): void => {
-            if (names.length === 1) g.node('Identity', [names[0]], [g.reserve(out)]);
-            else g.node('Concat', names, [g.reserve(out)], [attr.int('axis', 0)]);
-            outputs.push(valueInfo(out, elem, [L * D, 'B', H]));
-          };
-          join(hNames, st.hn);
-          if (op === 'LSTM') join(cNames, st.cn);
-        }
-        lastY_h = { names: hNames, D, H };
+        if (spec.state) stateOutputs(g, outputs, m, r, elem, st);
+        lastY_h = { names: r.hn, D, H };
         kind = 'seq';
         width = H * D;
         break;
@@ -513,21 +501,7 @@ export function buildOnnxModel(module: Module, spec: ExportSpec): ModelProto {
   if (kind === 'seq' && bf) cur = g.op('Transpose', [cur], [attr.ints('perm', [1, 0, 2])]);
   g.node('Identity', [cur], [g.reserve(outputName)]);
   outputs.unshift(valueInfo(outputName, elem, kind === 'vec' ? ['B', width] : bf ? ['B', 'T', width] : ['T', 'B', width]));
-
-  return {
-    ir_version: EXPORT_IR_VERSION,
-    opset_import: [{ domain: '', version: EXPORT_OPSET }],
-    producer_name: 'recur',
-    producer_version: '0.1.0',
-    graph: {
-      name: spec.graphName ?? 'recur',
-      node: g.nodes,
-      initializer: g.initializers,
-      input: inputs,
-      output: outputs,
-    },
-    metadata_props: Object.entries(spec.metadata ?? {}).map(([key, value]) => ({ key, value: String(value) })),
-  };
+  return taskModel(g, spec.graphName ?? 'recur', inputs, outputs, spec.metadata);
 }
 
 // ---- reference: the same pipeline through recur's modules -------------------------------------------
@@ -678,16 +652,29 @@ function graphDType(dtype: unknown, who: string): { dtype: 'float32' | 'float64'
   return { dtype, elem: dtype === 'float32' ? DataType.FLOAT : DataType.DOUBLE };
 }
 
-/** The final-state outputs hn (cn) [L·D, B, H] from each layer's Y_h (Y_c). */
-function stateOutputs(g: GraphBuilder, outputs: ValueInfoProto[], m: RecurrentBase, r: { hn: string[]; cn: string[] }, elem: number): void {
-  const LD = m.numLayers * m.numDirections;
-  const join = (names: string[], out: string): void => {
-    if (names.length === 1) g.node('Identity', [names[0]], [g.reserve(out)]);
-    else g.node('Concat', names, [g.reserve(out)], [attr.int('axis', 0)]);
-    outputs.push(valueInfo(out, elem, [LD, 'B', m.hiddenSize]));
+/** emitRecurrent's h0 / c0 arguments when the graph has no state inputs. */
+const NO_STATE: { h0: string; c0: string } = { h0: '', c0: '' };
+
+/** The initial-state inputs h0 (c0) [rows, B, H] (rows: L·D unless given); returns their names, c0 '' but for an LSTM. */
+function stateInputs(g: GraphBuilder, inputs: ValueInfoProto[], m: RecurrentBase, elem: number, names: { h0: string; c0: string } = { h0: 'h0', c0: 'c0' }, rows = m.numLayers * m.numDirections): { h0: string; c0: string } {
+  const declare = (name: string): string => {
+    inputs.push(valueInfo(g.reserve(name), elem, [rows, 'B', m.hiddenSize]));
+    return name;
   };
-  join(r.hn, 'hn');
-  if (m.mode === 'LSTM') join(r.cn, 'cn');
+  const h0 = declare(names.h0);
+  return { h0, c0: m.mode === 'LSTM' ? declare(names.c0) : '' };
+}
+
+/** The final-state outputs hn (cn) [L·D, B, H] from each layer's Y_h (Y_c). */
+function stateOutputs(g: GraphBuilder, outputs: ValueInfoProto[], m: RecurrentBase, r: { hn: string[]; cn: string[] }, elem: number, names: { hn: string; cn: string } = { hn: 'hn', cn: 'cn' }): void {
+  const rows = m.numLayers * m.numDirections;
+  const join = (parts: string[], out: string): void => {
+    if (parts.length === 1) g.node('Identity', [parts[0]], [g.reserve(out)]);
+    else g.node('Concat', parts, [g.reserve(out)], [attr.int('axis', 0)]);
+    outputs.push(valueInfo(out, elem, [rows, 'B', m.hiddenSize]));
+  };
+  join(r.hn, names.hn);
+  if (m.mode === 'LSTM') join(r.cn, names.cn);
 }
 
 /**
@@ -706,13 +693,9 @@ export function buildNameGenModel(model: ConditionalCharRNN, opts: TaskExportOpt
   const state = opts.state ?? true;
   const g = new GraphBuilder();
   const m = model.rnn;
-  const L = m.numLayers, H = m.hiddenSize;
   const ids = g.reserve('input'), cond = g.reserve('condition');
   const inputs = [valueInfo(ids, DataType.INT64, ['T', 'B']), valueInfo(cond, DataType.INT64, ['B'])];
-  if (state) {
-    inputs.push(valueInfo(g.reserve('h0'), elem, [L, 'B', H]));
-    if (m.mode === 'LSTM') inputs.push(valueInfo(g.reserve('c0'), elem, [L, 'B', H]));
-  }
+  const { h0, c0 } = state ? stateInputs(g, inputs, m, elem, undefined, m.numLayers) : NO_STATE;
   const x = g.op('Gather', [g.init('embedding.weight', paramTensor(model.embedding.weight, dtype)), ids], [attr.int('axis', 0)]); // [T, B, E]
   const c = g.op('Gather', [g.init('condition.weight', paramTensor(model.condition.weight, dtype)), cond], [attr.int('axis', 0)]); // [B, Ec]
   // [B, Ec] → [1, B, Ec] → [T, B, Ec]: the target shape is [T, B] of the ids with Ec appended
@@ -720,7 +703,7 @@ export function buildNameGenModel(model: ConditionalCharRNN, opts: TaskExportOpt
   const shape = g.op('Concat', [g.op('Shape', [ids]), g.int64s('cond_dim', [Ec])], [attr.int('axis', 0)]);
   const cT = g.op('Expand', [g.op('Unsqueeze', [c, g.int64s('axes0', [0])]), shape]);
   const xin = g.op('Concat', [x, cT], [attr.int('axis', 2)], g.unique('rnn.input'));
-  const r = emitRecurrent(g, m, xin, { dtype, path: 'rnn', lengths: '', h0: state ? 'h0' : '', c0: state && m.mode === 'LSTM' ? 'c0' : '' });
+  const r = emitRecurrent(g, m, xin, { dtype, path: 'rnn', lengths: '', h0, c0 });
   const logits = emitLinear(g, model.head, r.y, false, dtype, 'head');
   g.node('Identity', [logits], [g.reserve('logits')]);
   const outputs = [valueInfo('logits', elem, ['T', 'B', model.head.outFeatures])];
@@ -744,13 +727,10 @@ export function buildForecasterModel(model: RNNForecaster, opts: TaskExportOptio
   const state = opts.state ?? false;
   const g = new GraphBuilder();
   const m = model.rnn;
-  const F = model.o.features, L = m.numLayers, H = m.hiddenSize;
+  const F = model.o.features;
   const x = g.reserve('input');
   const inputs = [valueInfo(x, elem, ['T', 'B', F])];
-  if (state) {
-    inputs.push(valueInfo(g.reserve('h0'), elem, [L, 'B', H]));
-    if (m.mode === 'LSTM') inputs.push(valueInfo(g.reserve('c0'), elem, [L, 'B', H]));
-  }
+  const { h0, c0 } = state ? stateInputs(g, inputs, m, elem, undefined, m.numLayers) : NO_STATE;
   const vec = (name: string, v: readonly number[]): string => g.init(name, { dtype, shape: [v.length], data: dtype === 'float32' ? Float32Array.from(v) : Float64Array.from(v) });
   const slice0 = (start: number, end: number): string => g.op('Slice', [x, g.int64s('starts', [start]), g.int64s('ends', [end]), g.int64s('axes', [0])]);
   const END = Number.MAX_SAFE_INTEGER;
@@ -759,13 +739,24 @@ export function buildForecasterModel(model: RNNForecaster, opts: TaskExportOptio
   const zero = g.op('Sub', [first, first]); // [1, B, F] of zeros
   const dx = g.op('Concat', [zero, g.op('Sub', [slice0(1, END), slice0(0, -1)])], [attr.int('axis', 0)]);
   const xin = g.op('Concat', [x, g.op('Mul', [dx, vec('inv_delta_scale', model.o.deltaScale.map((v) => 1 / v))])], [attr.int('axis', 2)], g.unique('rnn.input'));
-  const r = emitRecurrent(g, m, xin, { dtype, path: 'rnn', lengths: '', h0: state ? 'h0' : '', c0: state && m.mode === 'LSTM' ? 'c0' : '' });
+  const r = emitRecurrent(g, m, xin, { dtype, path: 'rnn', lengths: '', h0, c0 });
   const d = emitLinear(g, model.head, r.y, false, dtype, 'head');
   const y = model.o.residual ? g.op('Add', [x, g.op('Mul', [d, vec('delta_scale', model.o.deltaScale)])]) : d;
   g.node('Identity', [y], [g.reserve('output')]);
   const outputs = [valueInfo('output', elem, ['T', 'B', F])];
   if (state) stateOutputs(g, outputs, m, r, elem);
   return taskModel(g, 'recur-forecaster', inputs, outputs, opts.metadata);
+}
+
+/**
+ * The attention's key-side projection (additive: key, [K] → [A]; Luong 'general': key, [K] → [Hd];
+ * Luong 'dot': none, the keys themselves) and the width P of `proj`.
+ */
+function keyProjection(model: Seq2Seq): { lin: Linear | null; dim: number } {
+  const att = model.attention, c = model.config;
+  if (att instanceof AdditiveAttention) return { lin: att.key, dim: att.attnDim };
+  if (att instanceof LuongAttention && att.key) return { lin: att.key, dim: c.decoderHidden };
+  return { lin: null, dim: 2 * c.encoderHidden };
 }
 
 /**
@@ -795,11 +786,10 @@ export function buildSeq2SeqEncoderModel(model: Seq2Seq, opts: Omit<TaskExportOp
   const h = g.op('Tanh', [emitLinear(g, model.bridge, summary, true, dtype, 'bridge')], [], g.reserve('h'));
   const outputs = [valueInfo('keys', elem, ['B', 'S', K])];
   // the key-side projection, computed once per source sentence
-  const att = model.attention;
-  const projOf = (lin: Linear, path: string): string => emitLinear(g, lin, 'keys', false, dtype, path);
-  const proj = att instanceof AdditiveAttention ? projOf(att.key, 'attention.key') : att instanceof LuongAttention && att.key ? projOf(att.key, 'attention.key') : 'keys';
+  const key = keyProjection(model);
+  const proj = key.lin ? emitLinear(g, key.lin, 'keys', false, dtype, 'attention.key') : 'keys';
   g.node('Identity', [proj], [g.reserve('proj')]);
-  outputs.push(valueInfo('proj', elem, ['B', 'S', proj === 'keys' ? K : att instanceof AdditiveAttention ? att.attnDim : Hd]));
+  outputs.push(valueInfo('proj', elem, ['B', 'S', key.dim]));
   // mask[b, s] = 0 where s < lengths[b], else −1e9
   const S = g.op('Gather', [g.op('Shape', [src]), g.int64s('zero', [0])], [attr.int('axis', 0)]); // [1]
   const int64Scalar = (name: string, v: number): string => g.init(name, { dtype: 'int64', shape: [], data: Float64Array.of(v) });
@@ -833,7 +823,7 @@ export function buildSeq2SeqDecoderStepModel(model: Seq2Seq, opts: Omit<TaskExpo
   const K = 2 * c.encoderHidden, Hd = c.decoderHidden;
   const lstm = c.cell === 'lstm';
   const att = model.attention;
-  const P = att instanceof AdditiveAttention ? att.attnDim : att instanceof LuongAttention && att.key ? Hd : K;
+  const P = keyProjection(model).dim;
   const g = new GraphBuilder();
   const token = g.reserve('token'), h = g.reserve('h'), cIn = lstm ? g.reserve('c') : '';
   const keys = g.reserve('keys'), proj = g.reserve('proj'), mask = g.reserve('mask');
