@@ -27,8 +27,11 @@
  * converted file is the original module's state_dict. Elsewhere the names are 'embedding', 'rnn',
  * 'fc' (numbered when repeated).
  */
-import { cellForFormat, reorderGates, type CellSpec } from '../cells/recurrent.ts';
-import { OnnxError, decodeModelProto, type AttributeProto, type ModelProto, type NodeProto } from './proto.ts';
+import { cellForFormat, type CellSpec } from '../cells/recurrent.ts';
+import { OnnxError, decodeModelProto, type ModelProto, type NodeProto } from './proto.ts';
+import { Attrs } from './runtime.ts';
+import { DEFAULT_ACTS, pytorchMode, reorderDirection, type RecOp } from './recurrent.ts';
+import type { RecurrentKind } from '../nn/recurrent.ts';
 import { tensorFromProto, isFloatDType, dtypeOfCode, type OnnxTensor } from './tensor.ts';
 import { resolveLimits, type Limits } from '../io/limits.ts';
 import { PipelineModel, parsePipelineConfig, type PipelineConfig, type PipelineStep } from './convert-model.ts';
@@ -62,7 +65,7 @@ type Layer = { wih: Float32Array[]; whh: Float32Array[]; bih: (Float32Array | nu
 /** A pipeline step being built; a recurrent one grows a layer per stacked node. */
 type Draft =
   | { op: 'embedding'; name: string | null; V: number; E: number; weight: Float32Array }
-  | { op: 'recurrent'; id: number; name: string | null; cell: 'rnn' | 'rnn-relu' | 'lstm' | 'gru'; spec: CellSpec; I: number; H: number; D: number; bias: boolean; layers: Layer[] }
+  | { op: 'recurrent'; id: number; name: string | null; cell: RecurrentKind; spec: CellSpec; I: number; H: number; D: number; bias: boolean; layers: Layer[] }
   | { op: 'linear'; name: string | null; inF: number; outF: number; weight: Float32Array; bias: Float32Array | null; fromMatMul: boolean }
   | { op: 'lastStep' | 'finalState' | 'meanOverTime' | 'softmax' | 'logSoftmax' }
   | { op: 'activation'; fn: 'relu' | 'tanh' | 'sigmoid' };
@@ -92,6 +95,10 @@ type Val =
   /** a value the converter knows but that no pipeline step can take (an LSTM's Y_c) */
   | { k: 'opaque'; what: string };
 
+/** Whether final-state rows are the top layer's, every direction, forward first (what recur's finalState reads). */
+const isTopRows = (rows: readonly Row[], rec: Extract<Draft, { op: 'recurrent' }>): boolean =>
+  rows.length === rec.D && rows.every((row, d) => row.layer === rec.layers.length - 1 && row.dir === d);
+
 type DataVal = Exclude<Val, { k: 'const' } | { k: 'meta' } | { k: 'zeros' }>;
 const isData = (v: Val): v is DataVal => v.k !== 'const' && v.k !== 'meta' && v.k !== 'zeros';
 
@@ -99,30 +106,6 @@ const isData = (v: Val): v is DataVal => v.k !== 'const' && v.k !== 'meta' && v.
 const ZERO_KEEPING = new Set(['Slice', 'Expand', 'Reshape', 'Unsqueeze', 'Squeeze', 'Concat', 'Identity', 'Transpose', 'Tile', 'Gather', 'Cast', 'Flatten']);
 /** Ops that turn any tensor into shape bookkeeping. */
 const SHAPE_OF = new Set(['Shape', 'Size']);
-
-function attrOf(n: NodeProto, name: string): AttributeProto | undefined {
-  return (n.attribute ?? []).find((a) => a.name === name);
-}
-function intAttr(n: NodeProto, name: string, dflt: number): number {
-  const a = attrOf(n, name);
-  return a === undefined ? dflt : Number(a.i ?? 0);
-}
-function intsAttr(n: NodeProto, name: string): number[] | null {
-  const a = attrOf(n, name);
-  return a === undefined ? null : (a.ints ?? []).map(Number);
-}
-function floatAttr(n: NodeProto, name: string, dflt: number): number {
-  const a = attrOf(n, name);
-  return a === undefined ? dflt : Number(a.f ?? 0);
-}
-function stringAttr(n: NodeProto, name: string): string | null {
-  const a = attrOf(n, name);
-  return a === undefined || !a.s ? null : new TextDecoder().decode(a.s);
-}
-function stringsAttr(n: NodeProto, name: string): string[] | null {
-  const a = attrOf(n, name);
-  return a === undefined ? null : (a.strings ?? []).map((s) => new TextDecoder().decode(s));
-}
 
 /** '/encoder/rnn/LSTM_1' → 'encoder.rnn'; recur's own 'lstm.l0' → 'lstm'; otherwise null. */
 function scopeOf(n: NodeProto): string | null {
@@ -153,11 +136,11 @@ function transpose2<A extends Float32Array | Float64Array>(t: { shape: readonly 
 }
 
 const ACTIVATIONS: Record<string, 'relu' | 'tanh' | 'sigmoid'> = { Relu: 'relu', Tanh: 'tanh', Sigmoid: 'sigmoid' };
-/** The activations each cell has in PyTorch, in ONNX's names (per direction). */
-const PYTORCH_ACTIVATIONS: Record<string, string[][]> = {
-  RNN: [['Tanh'], ['Relu']],
-  GRU: [['Sigmoid', 'Tanh']],
-  LSTM: [['Sigmoid', 'Tanh', 'Tanh']],
+/** The activations each cell has in PyTorch, in ONNX's names (per direction): for the refusal message. */
+const PYTORCH_ACTIVATIONS: Record<RecOp, readonly (readonly string[])[]> = {
+  RNN: [DEFAULT_ACTS.RNN, ['Relu']],
+  GRU: [DEFAULT_ACTS.GRU],
+  LSTM: [DEFAULT_ACTS.LSTM],
 };
 
 /** Convert ONNX bytes (or a decoded ModelProto) holding a recurrent pipeline; see the file comment. */
@@ -214,6 +197,8 @@ export function convertOnnx(bytes: Uint8Array | ModelProto, opts: ConvertOnnxOpt
       throw new OnnxConvertError(`${label}: ${why}`, n.name || (n.output ?? [])[0] || null);
     };
     if ((n.domain ?? '') !== '' && n.domain !== 'ai.onnx') fail(`operator of domain '${n.domain}' is not part of a convertible pipeline`);
+    // every attribute is type-checked when read; the converter reads only those it needs (no done())
+    const attrs = new Attrs(n.attribute ?? [], label, limits);
     const ins: (Val | null)[] = (n.input ?? []).map((name) => {
       if (name === '') return null;
       const v = vals.get(name);
@@ -236,7 +221,7 @@ export function convertOnnx(bytes: Uint8Array | ModelProto, opts: ConvertOnnxOpt
     };
     const intsIn = (k: number, what: string): number[] => Array.from(constOf(k, what).data, Number);
     /** axes from the attribute (older opsets) or the input (newer ones) */
-    const axesOf = (k: number): number[] | null => intsAttr(n, 'axes') ?? (ins[k] ? intsIn(k, 'axes') : null);
+    const axesOf = (k: number): number[] | null => attrs.ints('axes') ?? (ins[k] ? intsIn(k, 'axes') : null);
 
     // ---- no data among the inputs: constants, zeros, shape bookkeeping
     if (data.length === 0) {
@@ -254,21 +239,21 @@ export function convertOnnx(bytes: Uint8Array | ModelProto, opts: ConvertOnnxOpt
         continue;
       }
       if (op === 'ConstantOfShape') {
-        const a = attrOf(n, 'value');
-        const zero = !a?.t || isZero(tensorFromProto(a.t, label, limits));
+        const value = attrs.has('value') ? attrs.tensor('value') : undefined;
+        const zero = !value || isZero(value);
         set(zero ? { k: 'zeros' } : { k: 'meta' });
         continue;
       }
       const first = ins[0];
       // a stored matrix transposed by the graph (recur's own exporter writes x · Wᵀ so): still a stored weight
-      if (op === 'Transpose' && first?.k === 'const' && first.t.shape.length === 2 && (intsAttr(n, 'perm') ?? [1, 0]).join() === '1,0') {
+      if (op === 'Transpose' && first?.k === 'const' && first.t.shape.length === 2 && (attrs.ints('perm') ?? [1, 0]).join() === '1,0') {
         const t = first.t;
         set({ k: 'const', t: { dtype: t.dtype, shape: [t.shape[1], t.shape[0]], data: transpose2(t) } });
         continue;
       }
       const zeroIn = first !== null && (first?.k === 'zeros' || (first?.k === 'const' && isFloatDType(first.t.dtype) && isZero(first.t)));
       const allFloatZero = op === 'Concat' ? ins.every((v) => v === null || v.k === 'zeros' || (v.k === 'const' && isFloatDType(v.t.dtype) && isZero(v.t))) : true;
-      if (ZERO_KEEPING.has(op) && zeroIn && allFloatZero && (op !== 'Cast' || isFloatDType(dtypeOfCode(intAttr(n, 'to', 1), label)))) {
+      if (ZERO_KEEPING.has(op) && zeroIn && allFloatZero && (op !== 'Cast' || isFloatDType(dtypeOfCode(attrs.int('to', 1), label)))) {
         set({ k: 'zeros' });
         continue;
       }
@@ -291,10 +276,7 @@ export function convertOnnx(bytes: Uint8Array | ModelProto, opts: ConvertOnnxOpt
         if (v.state === 'c') fail("takes an LSTM's final cell state as features; recur's finalState is the hidden state h");
         if (r?.op !== 'recurrent' || r.id !== v.id) fail('reads final states that are not the last recurrent layer\'s');
         const rec = r as Extract<Draft, { op: 'recurrent' }>;
-        const top = rec.layers.length - 1;
-        const want = Array.from({ length: rec.D }, (_, d) => ({ layer: top, dir: d }));
-        const same = v.rows.length === want.length && v.rows.every((row, i) => row.layer === want[i].layer && row.dir === want[i].dir);
-        if (!same) {
+        if (!isTopRows(v.rows, rec)) {
           fail(`reads the final state rows ${v.rows.map((q) => `(layer ${q.layer}, ${q.dir ? 'reverse' : 'forward'})`).join(', ')}; recur's finalState is the top layer's final state with every direction, forward first`);
         }
         return { k: 'vec', F: rec.D * rec.H, steps: [...v.steps, { op: 'finalState' }] };
@@ -320,11 +302,11 @@ export function convertOnnx(bytes: Uint8Array | ModelProto, opts: ConvertOnnxOpt
         break;
       }
       case 'Cast':
-        if (x.k !== 'ids' || isFloatDType(dtypeOfCode(intAttr(n, 'to', 1), label))) fail(`casts ${describe(x)}; only token ids may be cast (between integer types)`);
+        if (x.k !== 'ids' || isFloatDType(dtypeOfCode(attrs.int('to', 1), label))) fail(`casts ${describe(x)}; only token ids may be cast (between integer types)`);
         set(x);
         break;
       case 'Transpose': {
-        const perm = (intsAttr(n, 'perm') ?? []).join(',');
+        const perm = (attrs.ints('perm') ?? []).join(',');
         if (x.k === 'ids' && perm === '1,0') set({ ...x, flip: !x.flip });
         else if (x.k === 'seq' && perm === '1,0,2') set({ ...x, flip: !x.flip });
         else if (x.k === 'y4' && perm === '0,2,1,3') set({ ...x, k: 'y4t' });
@@ -357,7 +339,7 @@ export function convertOnnx(bytes: Uint8Array | ModelProto, opts: ConvertOnnxOpt
         break;
       }
       case 'Gather': {
-        const axis = intAttr(n, 'axis', 0);
+        const axis = attrs.int('axis', 0);
         if (xi === 1 && x.k === 'ids') {
           // Gather(weight, ids): an embedding
           const w = constOf(0, 'the embedding table');
@@ -386,8 +368,8 @@ export function convertOnnx(bytes: Uint8Array | ModelProto, opts: ConvertOnnxOpt
       }
       case 'Slice': {
         // opset < 10: starts, ends, axes are attributes
-        const starts = intsAttr(n, 'starts') ?? intsIn(1, 'starts'), ends = intsAttr(n, 'ends') ?? intsIn(2, 'ends');
-        const axes = intsAttr(n, 'axes') ?? (ins[3] ? intsIn(3, 'axes') : starts.map((_, i) => i));
+        const starts = attrs.ints('starts', true) ?? intsIn(1, 'starts'), ends = attrs.ints('ends', true) ?? intsIn(2, 'ends');
+        const axes = attrs.ints('axes') ?? (ins[3] ? intsIn(3, 'axes') : starts.map((_, i) => i));
         const steps = ins[4] ? intsIn(4, 'steps') : starts.map(() => 1);
         if (steps.some((k) => k < 0)) fail('reverses a tensor (a Slice with a negative step, as a backwards-running layer does); PyTorch\'s layers run forward or bidirectional');
         if (starts.length !== 1 || steps[0] !== 1) fail('slices more than one axis, or with a step');
@@ -404,7 +386,7 @@ export function convertOnnx(bytes: Uint8Array | ModelProto, opts: ConvertOnnxOpt
         break;
       }
       case 'Concat': {
-        const axis = intAttr(n, 'axis', 0);
+        const axis = attrs.int('axis', 0);
         const parts = ins.filter((v): v is DataVal => v !== null);
         if (parts.length !== ins.length || parts.some((p) => p.k !== parts[0].k)) fail('concatenates values of different kinds');
         const first = parts[0];
@@ -426,26 +408,26 @@ export function convertOnnx(bytes: Uint8Array | ModelProto, opts: ConvertOnnxOpt
         // X is time-major: that fixes the graph input's layout
         if (bf === null) bf = sx.flip;
         else if (bf !== sx.flip) fail('reads a sequence laid out batch-major (layout = 0 recurrent nodes read [T, B, I])');
+        const recOp: RecOp = op;
         const spec = cellForFormat('onnx', op);
         const G = spec.G;
-        const H = intAttr(n, 'hidden_size', 0);
-        const dir = stringAttr(n, 'direction') ?? 'forward';
+        const H = attrs.int('hidden_size', 0);
+        const dir = attrs.string('direction') || 'forward';
         if (dir === 'reverse') fail("has direction 'reverse': PyTorch's layers run forward or bidirectional, never backward only");
         if (dir !== 'forward' && dir !== 'bidirectional') fail(`has an unknown direction '${dir}'`);
         const D = dir === 'bidirectional' ? 2 : 1;
-        if (attrOf(n, 'clip')) fail(`clips its cell pre-activations (clip = ${floatAttr(n, 'clip', 0)}), which PyTorch's layers do not`);
-        if (intAttr(n, 'layout', 0) !== 0) fail('has layout = 1 (batch-major); convertible pipelines use layout 0');
-        if (op === 'LSTM' && intAttr(n, 'input_forget', 0) !== 0) fail('couples the input and forget gates (input_forget = 1), which PyTorch\'s LSTM does not');
-        if (op === 'GRU' && intAttr(n, 'linear_before_reset', 0) !== 1) fail("has linear_before_reset = 0; PyTorch's GRU (and recur's) computes r ⊙ (W_hn·h + b_hn), i.e. linear_before_reset = 1");
-        if (attrOf(n, 'activation_alpha') || attrOf(n, 'activation_beta')) fail('sets activation_alpha/beta, which PyTorch\'s layers do not have');
-        const acts = stringsAttr(n, 'activations');
-        let cell: 'rnn' | 'rnn-relu' | 'lstm' | 'gru' = op === 'LSTM' ? 'lstm' : op === 'GRU' ? 'gru' : 'rnn';
+        if (attrs.has('clip')) fail(`clips its cell pre-activations (clip = ${attrs.float('clip', 0)}), which PyTorch's layers do not`);
+        if (attrs.int('layout', 0) !== 0) fail('has layout = 1 (batch-major); convertible pipelines use layout 0');
+        if (op === 'LSTM' && attrs.int('input_forget', 0) !== 0) fail('couples the input and forget gates (input_forget = 1), which PyTorch\'s LSTM does not');
+        if (op === 'GRU' && attrs.int('linear_before_reset', 0) !== 1) fail("has linear_before_reset = 0; PyTorch's GRU (and recur's) computes r ⊙ (W_hn·h + b_hn), i.e. linear_before_reset = 1");
+        if (attrs.has('activation_alpha') || attrs.has('activation_beta')) fail('sets activation_alpha/beta, which PyTorch\'s layers do not have');
+        const acts = attrs.strings('activations') ?? null;
+        let cell: RecurrentKind = op === 'LSTM' ? 'lstm' : op === 'GRU' ? 'gru' : 'rnn';
         if (acts !== null && acts.length > 0) {
-          const per = acts.length / D;
-          const dirActs = Array.from({ length: D }, (_, d) => acts.slice(d * per, (d + 1) * per).map((a) => a.toLowerCase()));
-          const match = PYTORCH_ACTIVATIONS[op].find((want) => dirActs.every((got) => got.length === want.length && got.every((a, i) => a === want[i].toLowerCase())));
-          if (!match) fail(`has activations [${acts.join(', ')}], which no PyTorch ${op} layer has (${PYTORCH_ACTIVATIONS[op].map((a) => `[${a.join(', ')}]`).join(' or ')} per direction)`);
-          if (op === 'RNN' && match![0] === 'Relu') cell = 'rnn-relu';
+          // clip, input_forget and linear_before_reset = 0 are refused above
+          const mode = pytorchMode(recOp, D, acts, { clip: false, inputForget: false, linearBeforeReset: true });
+          if (!mode) fail(`has activations [${acts.join(', ')}], which no PyTorch ${op} layer has (${PYTORCH_ACTIVATIONS[recOp].map((a) => `[${a.join(', ')}]`).join(' or ')} per direction)`);
+          if (mode === 'RNN_RELU') cell = 'rnn-relu';
         }
         const W = constOf(1, 'W'), R = constOf(2, 'R');
         const I = sx.F;
@@ -464,10 +446,11 @@ export function convertOnnx(bytes: Uint8Array | ModelProto, opts: ConvertOnnxOpt
         const In = W.shape[2];
         const layer: Layer = { wih: [], whh: [], bih: [], bhh: [] };
         for (let d = 0; d < D; d++) {
-          layer.wih.push(reorderGates(W.data, 'onnx', 'recur', { cell: spec, H, cols: In, srcOffset: d * G * H * In, dst: new Float32Array(G * H * In) }));
-          layer.whh.push(reorderGates(R.data, 'onnx', 'recur', { cell: spec, H, cols: H, srcOffset: d * G * H * H, dst: new Float32Array(G * H * H) }));
-          layer.bih.push(Bt ? reorderGates(Bt.data, 'onnx', 'recur', { cell: spec, H, cols: 1, srcOffset: d * 2 * G * H, dst: new Float32Array(G * H) }) : null);
-          layer.bhh.push(Bt ? reorderGates(Bt.data, 'onnx', 'recur', { cell: spec, H, cols: 1, srcOffset: d * 2 * G * H + G * H, dst: new Float32Array(G * H) }) : null);
+          const h = reorderDirection(spec, W.data, R.data, Bt ? Bt.data : null, d, H, In, (len) => new Float32Array(len));
+          layer.wih.push(h.wih);
+          layer.whh.push(h.whh);
+          layer.bih.push(h.bih);
+          layer.bhh.push(h.bhh);
         }
         // stack onto the previous recurrent node when this one reads its output and matches it
         const prev = sx.steps[sx.steps.length - 1];
@@ -492,8 +475,8 @@ export function convertOnnx(bytes: Uint8Array | ModelProto, opts: ConvertOnnxOpt
       case 'ReduceMean': {
         if (x.k !== 'seq') fail(`averages ${describe(x)}; only a mean over time is a pipeline step`);
         const sx = x as Extract<Val, { k: 'seq' }>;
-        const axes = intsAttr(n, 'axes') ?? (ins[1] ? intsIn(1, 'axes') : null);
-        const keep = intAttr(n, 'keepdims', 1);
+        const axes = attrs.ints('axes') ?? (ins[1] ? intsIn(1, 'axes') : null);
+        const keep = attrs.int('keepdims', 1);
         if (!axes || axes.length !== 1 || normAxis(axes[0], 3) !== timeAxisOf(sx) || keep !== 0) {
           fail(`reduces axes [${axes?.join(', ') ?? 'all'}] with keepdims ${keep}; the pipeline's mean is over the time axis ${timeAxisOf(sx)} with keepdims 0`);
         }
@@ -503,10 +486,10 @@ export function convertOnnx(bytes: Uint8Array | ModelProto, opts: ConvertOnnxOpt
       case 'Gemm': {
         if (xi !== 0) fail('takes the pipeline\'s value as B or C; a linear layer takes it as A');
         const v = asVec(x);
-        if (intAttr(n, 'transA', 0) !== 0) fail('has transA = 1');
-        if (floatAttr(n, 'alpha', 1) !== 1 || floatAttr(n, 'beta', 1) !== 1) fail('scales by alpha or beta other than 1');
+        if (attrs.int('transA', 0) !== 0) fail('has transA = 1');
+        if (attrs.float('alpha', 1) !== 1 || attrs.float('beta', 1) !== 1) fail('scales by alpha or beta other than 1');
         const Wt = constOf(1, 'the weight B');
-        const transB = intAttr(n, 'transB', 0) === 1;
+        const transB = attrs.int('transB', 0) === 1;
         if (Wt.shape.length !== 2) fail('has a weight that is not a matrix');
         const [inF, outF] = transB ? [Wt.shape[1], Wt.shape[0]] : Wt.shape;
         if (v.F > 0 && inF !== v.F) fail(`has a weight for ${inF} input features, but its input has ${v.F}`);
@@ -553,7 +536,7 @@ export function convertOnnx(bytes: Uint8Array | ModelProto, opts: ConvertOnnxOpt
       case 'LogSoftmax': {
         const v = x.k === 'seq' ? x : asVec(x);
         const rank = lastAxis(v);
-        const axis = normAxis(intAttr(n, 'axis', opset >= 13 ? -1 : 1), rank);
+        const axis = normAxis(attrs.int('axis', opset >= 13 ? -1 : 1), rank);
         if (axis !== rank - 1) fail(`normalises over axis ${axis} of ${describe(v)}; the pipeline's ${op} is over the last axis`);
         set({ ...v, steps: [...v.steps, { op: op === 'Softmax' ? 'softmax' : 'logSoftmax' }] });
         break;
@@ -586,7 +569,7 @@ export function convertOnnx(bytes: Uint8Array | ModelProto, opts: ConvertOnnxOpt
   } else {
     const v = out as Extract<Val, { k: 'hcat' }>;
     const r = v.steps[v.steps.length - 1];
-    const ok = r?.op === 'recurrent' && r.id === v.id && v.rows.length === r.D && v.rows.every((q, d) => q.layer === r.layers.length - 1 && q.dir === d);
+    const ok = r?.op === 'recurrent' && r.id === v.id && isTopRows(v.rows, r);
     if (!ok) throw new OnnxConvertError(`output '${mainName}' is final states other than the top layer's [B, D·H]`);
     final = { k: 'vec', F: v.rows.length * v.H, steps: [...v.steps, { op: 'finalState' }] };
   }

@@ -50,14 +50,28 @@
  */
 import { Tensor, shapeStr } from '../tensor/tensor.ts';
 import { permute, reshape } from '../autograd/ops/shape.ts';
-import { cellForFormat, recurrentLayer, reorderGates, type DirectionParams, type RecurrentMode } from '../cells/recurrent.ts';
+import { cellForFormat, recurrentLayer, reorderGates, type CellSpec, type DirectionParams, type RecurrentMode } from '../cells/recurrent.ts';
 import type { FloatDType } from './tensor.ts';
 import { HostInts, describeValue, floatInput, type Kernel, type NodeContext, type Value } from './runtime.ts';
 
-type RecOp = 'RNN' | 'GRU' | 'LSTM';
+export type RecOp = 'RNN' | 'GRU' | 'LSTM';
 
 const NUM_ACTS: Record<RecOp, number> = { RNN: 1, GRU: 2, LSTM: 3 };
-const DEFAULT_ACTS: Record<RecOp, string[]> = { RNN: ['Tanh'], GRU: ['Sigmoid', 'Tanh'], LSTM: ['Sigmoid', 'Tanh', 'Tanh'] };
+/** ONNX's default activations per direction (PyTorch's, for RNN its tanh nonlinearity). */
+export const DEFAULT_ACTS: Readonly<Record<RecOp, readonly string[]>> = { RNN: ['Tanh'], GRU: ['Sigmoid', 'Tanh'], LSTM: ['Sigmoid', 'Tanh', 'Tanh'] };
+
+/**
+ * recur's fused mode for a recurrent node when it means what PyTorch computes, else null: no clip,
+ * every direction with the same PyTorch activations (`acts`: all directions' names, any case), an
+ * LSTM without input_forget, a GRU with linear_before_reset.
+ */
+export function pytorchMode(op: RecOp, D: number, acts: readonly string[], o: { clip: boolean; inputForget: boolean; linearBeforeReset: boolean }): RecurrentMode | null {
+  if (o.clip || acts.length !== NUM_ACTS[op] * D) return null;
+  const all = (want: readonly string[]): boolean => acts.every((act, k) => act.toLowerCase() === want[k % want.length].toLowerCase());
+  if (op === 'RNN') return all(['Tanh']) ? 'RNN_TANH' : all(['Relu']) ? 'RNN_RELU' : null;
+  if (op === 'GRU') return o.linearBeforeReset && all(DEFAULT_ACTS.GRU) ? 'GRU' : null;
+  return !o.inputForget && all(DEFAULT_ACTS.LSTM) ? 'LSTM' : null;
+}
 
 // ---- activations ---------------------------------------------------------------------------------
 
@@ -155,14 +169,8 @@ function parseAttrs(ctx: NodeContext, op: RecOp): RecAttrs {
   if (layout !== 0 && layout !== 1) throw ctx.error(`layout must be 0 or 1, got ${layout}`);
   a.done();
 
-  let fastMode: RecurrentMode | null = null;
   const auto = ctx.opts.recurrentPath !== 'general';
-  const all = (want: string[]): boolean => acts.every((act, k) => act.name === want[k % want.length]);
-  if (auto && clip === undefined) {
-    if (op === 'RNN') fastMode = all(['Tanh']) ? 'RNN_TANH' : all(['Relu']) ? 'RNN_RELU' : null;
-    else if (op === 'GRU') fastMode = linearBeforeReset && all(DEFAULT_ACTS.GRU) ? 'GRU' : null;
-    else fastMode = !inputForget && all(DEFAULT_ACTS.LSTM) ? 'LSTM' : null;
-  }
+  const fastMode = auto ? pytorchMode(op, D, acts.map((act) => act.name), { clip: clip !== undefined, inputForget, linearBeforeReset }) : null;
   return { op, hiddenSize, direction, D, acts, clip, inputForget, linearBeforeReset, layout: layout as 0 | 1, fastMode };
 }
 
@@ -268,6 +276,39 @@ export function compileRecurrent(ctx: NodeContext): Kernel {
 
 // ---- fast path ------------------------------------------------------------------------------------
 
+/** One direction's recur weights as host arrays: the gate blocks of ONNX W, R, B reordered to recur's, B split. */
+export interface HostDirection<A extends Float32Array | Float64Array> {
+  wih: A;
+  whh: A;
+  bih: A | null;
+  bhh: A | null;
+}
+
+/**
+ * Direction d of ONNX W [D, G·H, I], R [D, G·H, H], B [D, 2·G·H] (flat host data) with the gate blocks
+ * in recur's order (the cell record's mapping); `alloc` makes each destination array.
+ */
+export function reorderDirection<A extends Float32Array | Float64Array>(
+  cell: CellSpec,
+  w: ArrayLike<number>,
+  r: ArrayLike<number>,
+  b: ArrayLike<number> | null,
+  d: number,
+  H: number,
+  I: number,
+  alloc: (n: number) => A,
+): HostDirection<A> {
+  const GH = cell.G * H;
+  // one direction's G gate blocks of H rows, each row `cols` wide, from ONNX order to recur's
+  const blocks = (src: ArrayLike<number>, srcOffset: number, cols: number): A => reorderGates(src, 'onnx', 'recur', { cell, H, cols, srcOffset, dst: alloc(GH * cols) });
+  return {
+    wih: blocks(w, d * GH * I, I),
+    whh: blocks(r, d * GH * H, H),
+    bih: b ? blocks(b, d * 2 * GH, 1) : null,
+    bhh: b ? blocks(b, d * 2 * GH + GH, 1) : null,
+  };
+}
+
 /** Per-direction recur parameters from ONNX W, R, B (gate blocks reordered, B split). */
 function reorderParams(op: RecOp, D: number, inp: RecInputs): DirectionParams[] {
   const { W, R, B, H, I, dtype } = inp;
@@ -275,19 +316,16 @@ function reorderParams(op: RecOp, D: number, inp: RecInputs): DirectionParams[] 
   const cell = cellForFormat('onnx', op);
   const GH = cell.G * H;
   const w = W.toArray(), r = R.toArray(), b = B ? B.toArray() : null;
-  // one direction's G gate blocks of H rows, each row `cols` wide, from ONNX order to recur's
-  const blocks = (src: ArrayLike<number>, srcOffset: number, cols: number): Tensor => {
-    const dst = dtype === 'float32' ? new Float32Array(GH * cols) : new Float64Array(GH * cols);
-    reorderGates(src, 'onnx', 'recur', { cell, H, cols, srcOffset, dst });
-    return new Tensor(be.fromArray(dst, dtype), cols === 1 ? [GH] : [GH, cols]);
-  };
+  const alloc = (n: number): Float32Array | Float64Array => (dtype === 'float32' ? new Float32Array(n) : new Float64Array(n));
+  const tensor = (a: Float32Array | Float64Array, cols: number): Tensor => new Tensor(be.fromArray(a, dtype), cols === 1 ? [GH] : [GH, cols]);
   const params: DirectionParams[] = [];
   for (let d = 0; d < D; d++) {
+    const h = reorderDirection(cell, w, r, b, d, H, I, alloc);
     params.push({
-      weightIh: blocks(w, d * GH * I, I),
-      weightHh: blocks(r, d * GH * H, H),
-      biasIh: b ? blocks(b, d * 2 * GH, 1) : null,
-      biasHh: b ? blocks(b, d * 2 * GH + GH, 1) : null,
+      weightIh: tensor(h.wih, I),
+      weightHh: tensor(h.whh, H),
+      biasIh: h.bih ? tensor(h.bih, 1) : null,
+      biasHh: h.bhh ? tensor(h.bhh, 1) : null,
     });
   }
   return params;
