@@ -27,7 +27,8 @@ import { userError } from './format.ts';
 import { isRecord } from '../util/options.ts';
 import { isNumberArray, isShape } from '../util/shape.ts';
 import { checkOutput, describeOnnx } from './onnx.ts';
-import { convertOnnx, OnnxConvertError } from '../onnx/convert.ts';
+import { convertOnnx } from '../onnx/convert.ts';
+import { OnnxError } from '../onnx/proto.ts';
 
 /** The options of a Keras / TF.js model.json. */
 const KERAS_FLAGS: Record<string, Flag> = {
@@ -193,7 +194,8 @@ function onnxCmd(file: string, r: OptionReader, io: CliIO): number {
   try {
     converted = convertOnnx(bytes);
   } catch (e) {
-    if (e instanceof OnnxConvertError) throw new CliError(`${file}: cannot convert: ${e.message}`);
+    // a graph outside the pattern (OnnxConvertError) or a malformed one (OnnxError): the reason, one line
+    if (e instanceof OnnxError) throw new CliError(`${file}: cannot convert: ${e.message}`);
     throw e;
   }
   const { model, config, summary } = converted;
