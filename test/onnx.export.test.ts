@@ -332,10 +332,10 @@ for (const cell of ['lstm', 'gru'] as const) {
   });
 }
 
-for (const residual of [true, false]) {
-  test(`the forecaster (residual ${residual}) exports: level and scaled change in, next step out`, async () => {
+for (const [residual, inputs] of [[true, 'change'], [false, 'change'], [true, 'level+change'], [false, 'level+change']] as const) {
+  test(`the forecaster (residual ${residual}, inputs ${inputs}) exports: scaled change (and level) in, next step out`, async () => {
     const F = 3;
-    const m = new RNNForecaster({ features: F, hiddenSize: 5, numLayers: 2, cell: 'gru', dropout: 0, residual, deltaScale: [0.5, 2, 1.25], rng: new Rng(41) });
+    const m = new RNNForecaster({ features: F, hiddenSize: 5, numLayers: 2, cell: 'gru', dropout: 0, residual, deltaScale: [0.5, 2, 1.25], inputs, rng: new Rng(41) });
     m.eval();
     for (const T of [6, 1]) {
       const B = 2;

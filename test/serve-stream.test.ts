@@ -85,8 +85,10 @@ const FCONFIG: ForecastConfig = {
   cell: 'lstm', hiddenSize: 8, numLayers: 2, dropout: 0, residual: true, deltaScale: [0.3, 0.2], context: 4,
 };
 
-test('forecast stream: row by row = one forward pass over the series; batched = alone', () => {
-  const task = new ForecastTask(FCONFIG, 5);
+// FCONFIG has no 'inputs' (as files written before the option): it reads 'level+change'
+for (const reads of [undefined, 'change'] as const) test(`forecast stream (inputs ${reads ?? 'absent'}): row by row = one forward pass over the series; batched = alone`, () => {
+  const task = new ForecastTask({ ...FCONFIG, ...(reads ? { inputs: reads } : {}) }, 5);
+  assert.equal(task.model.rnn.inputSize, reads === 'change' ? 2 : 4);
   const s = streamOf(task)!;
   assert.equal(s.kind, 'forecast');
   const rows = [[41, 20.5], [42.5, 20.1], [40, 19], [39.2, 19.8], [44, 21]];

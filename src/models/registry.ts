@@ -40,7 +40,7 @@ import type { LabeledSplits } from './common.ts';
 import { buildFeedForward, FeedForwardTask, loadFeedForward } from './feedforward.ts';
 import { buildNameGen, loadNameGen, NameGenTask } from './namegen.ts';
 import { buildLM, buildLMFromCorpus, LM_UNK, loadLM, LMTask } from './lm.ts';
-import { buildForecast, ForecastTask, loadForecast } from './forecaster.ts';
+import { buildForecast, FORECAST_FIELDS, ForecastTask, loadForecast } from './forecaster.ts';
 import { seq2seqTaskSpec } from './seq2seq.ts';
 import { captionTaskSpec } from './captioner.ts';
 
@@ -224,13 +224,13 @@ const charlm = registrySpec({
 
 const forecast = registrySpec({
   name: 'forecast',
-  description: 'next-step forecast of sensor-network humidity/temperature (normalised; chronological split): LSTM → linear residual; MSE vs the last-value baseline',
+  description: 'next-step forecast of sensor-network humidity/temperature (normalised; chronological split): LSTM on the last changes → linear residual; MSE/MAE vs last-value and moving-average baselines',
   topology: 'many-to-many',
   options: optionSet(
-    { ...FIELDS, columns: text().describe("comma-separated CSV columns to model (default: all); only with 'data'") },
+    { ...FIELDS, ...FORECAST_FIELDS, columns: text().describe("comma-separated CSV columns to model (default: all); only with 'data'") },
     {
-      data: '', columns: '', encoding: 'utf-8', cell: 'lstm', hiddenSize: 16, numLayers: 1, dropout: 0, residual: true, seqLen: 64, stepsPerEpoch: 50, context: 64,
-      epochs: 2, lr: 0.003, clipNorm: 1, batchSize: 32, seed: 1,
+      data: '', columns: '', encoding: 'utf-8', cell: 'lstm', hiddenSize: 16, numLayers: 1, dropout: 0, residual: true, inputs: 'change', seqLen: 64, stepsPerEpoch: 50, context: 64,
+      epochs: 20, lr: 0.003, clipNorm: 1, batchSize: 32, seed: 1,
     },
   ),
   build(o) {

@@ -236,9 +236,6 @@ function forecastStream(task: ForecastTask): TaskStream<number[], ForecastStepOu
   const input = z
     .array(z.number({ error: 'a finite number' }).refine(Number.isFinite, { error: 'a finite number' }), { error: `a list of ${F} numbers (${config.columns.join(', ')})` })
     .length(F, { error: `a list of ${F} numbers (${config.columns.join(', ')})` });
-  // the same constants, dtype and ops as RNNForecaster.forward, so a step is that forward with T = 1
-  const scale = tensor(config.deltaScale, [F], { dtype: w.dtype, backend: w.backend });
-  const invScale = tensor(config.deltaScale.map((v) => 1 / v), [F], { dtype: w.dtype, backend: w.backend });
   return {
     kind: 'forecast',
     check: checker(input),
@@ -255,13 +252,13 @@ function forecastStream(task: ForecastTask): TaskStream<number[], ForecastStepOu
       const prevFlat = new Float32Array(B * F);
       states.forEach((s, b) => prevFlat.set(s ? s.prev! : xs.subarray(b * F, (b + 1) * F), b * F));
       const prev = tensor(prevFlat, [1, B, F], { dtype: w.dtype, backend: w.backend });
+      // the model's own input and output steps (recurrentInput, forecast), so a step is its forward with T = 1
       let pred: Float32Array | Float64Array;
       let h: Tensor, c: Tensor | null;
       ({ pred, h, c } = withEval(model, () => noGrad(() => {
         const s0 = stackStates(layer, states.map((s) => (s ? s.rnn : null)), w.dtype);
-        const r = layer.forward(concat([x, mul(sub(x, prev), invScale)], 2), { h: s0.h, c: s0.c });
-        const d = model.head.forward(r.output);
-        return { pred: (config.residual ? add(x, mul(d, scale)) : d).toArray(), h: r.h, c: r.c ?? null };
+        const r = layer.forward(model.recurrentInput(x, sub(x, prev)), { h: s0.h, c: s0.c });
+        return { pred: model.forecast(x, model.head.forward(r.output)).toArray(), h: r.h, c: r.c ?? null };
       })));
       const outputs = inputs.map((_, b) => ({ next: denormalizeRow(pred.subarray(b * F, (b + 1) * F), norm) }));
       const after = unstackStates(h, c);

@@ -714,7 +714,8 @@ export function buildNameGenModel(model: ConditionalCharRNN, opts: TaskExportOpt
 /**
  * The forecaster (models/forecaster.ts RNNForecaster): input `input` float [T, B, F] levels;
  * output `output` [T, B, F] next-step predictions (+ hn, cn with state). As RNNForecaster.forward:
- * the recurrent input is [x_t ‖ (x_t − x_{t−1}) / deltaScale] (0 change at t = 0), and with
+ * the recurrent input is (x_t − x_{t−1}) / deltaScale (0 change at t = 0), after x_t with inputs
+ * 'level+change', and with
  * `residual` the head's Δ (in deltaScale units) is added back to x_t.
  */
 export function exportForecaster(model: RNNForecaster, opts: TaskExportOptions = {}): Uint8Array {
@@ -738,7 +739,9 @@ export function buildForecasterModel(model: RNNForecaster, opts: TaskExportOptio
   const first = slice0(0, 1);
   const zero = g.op('Sub', [first, first]); // [1, B, F] of zeros
   const dx = g.op('Concat', [zero, g.op('Sub', [slice0(1, END), slice0(0, -1)])], [attr.int('axis', 0)]);
-  const xin = g.op('Concat', [x, g.op('Mul', [dx, vec('inv_delta_scale', model.o.deltaScale.map((v) => 1 / v))])], [attr.int('axis', 2)], g.unique('rnn.input'));
+  const levelToo = model.inputs === 'level+change';
+  const change = g.op('Mul', [dx, vec('inv_delta_scale', model.o.deltaScale.map((v) => 1 / v))], [], levelToo ? undefined : g.unique('rnn.input'));
+  const xin = levelToo ? g.op('Concat', [x, change], [attr.int('axis', 2)], g.unique('rnn.input')) : change;
   const r = emitRecurrent(g, m, xin, { dtype, path: 'rnn', lengths: '', h0, c0 });
   const d = emitLinear(g, model.head, r.y, false, dtype, 'head');
   const y = model.o.residual ? g.op('Add', [x, g.op('Mul', [d, vec('delta_scale', model.o.deltaScale)])]) : d;
