@@ -19,6 +19,7 @@
  *   classify-spam   many-to-one   SpamAssassin e-mail → ham/spam (word GRU, mean pooling)
  *   classify-names  many-to-one   first name → female/male (character biGRU)
  *   feedforward     one-to-one    first name → female/male (bag-of-characters MLP baseline)
+ *   ngram-names     one-to-one    first name → female/male (character n-gram logistic regression baseline)
  *   namegen         one-to-many   female/male → a generated first name (conditional char GRU)
  *   charlm          many-to-many  Moby-Dick character LM (bits per character)
  *   forecast        many-to-many  sensor-network humidity/temperature, next-step regression
@@ -38,6 +39,7 @@ import { emailToTextIfRaw, firstNames, GENDER_LABELS, mobyDick, sensorNetwork, S
 import { buildClassifier, ClassificationTask, loadClassifier } from './classifier.ts';
 import type { LabeledSplits } from './common.ts';
 import { buildFeedForward, FeedForwardTask, loadFeedForward } from './feedforward.ts';
+import { buildNgram, loadNgram, NGRAM_FIELDS, NgramTask } from './ngram.ts';
 import { buildNameGen, loadNameGen, NameGenTask } from './namegen.ts';
 import { buildLM, buildLMFromCorpus, LM_UNK, loadLM, LMTask } from './lm.ts';
 import { buildForecast, ForecastTask, loadForecast } from './forecaster.ts';
@@ -189,6 +191,21 @@ const feedforward = registrySpec({
   task: { cls: FeedForwardTask, load: loadFeedForward },
 });
 
+const ngramNames = registrySpec({
+  name: 'ngram-names',
+  description: "first name → female/male without recurrence: character n-grams (orders minOrder…maxOrder, with ^ $ boundary markers) → logistic regression; the linear baseline for classify-names",
+  topology: 'one-to-one',
+  options: optionSet(
+    { ...FIELDS, ...NGRAM_FIELDS },
+    { lowercase: true, minOrder: 1, maxOrder: 4, minCount: 1, maxVocab: 100000, l2: 0, dropout: 0, epochs: 10, lr: 0.01, clipNorm: 0, batchSize: 64, seed: 1 },
+  ),
+  build(o) {
+    if (o.minOrder > o.maxOrder) throw new TaskRegistryError(`ngram-names: option 'minOrder' (${o.minOrder}) must not exceed 'maxOrder' (${o.maxOrder})`);
+    return buildNgram('ngram-names', GENDER_LABELS, o, namesAsTexts('drop'));
+  },
+  task: { cls: NgramTask, load: loadNgram },
+});
+
 const namegen = registrySpec({
   name: 'namegen',
   description: 'gender → a generated first name: conditional character GRU (gender embedding concatenated to each input); held-out NLL per character',
@@ -249,4 +266,4 @@ const forecast = registrySpec({
   task: { cls: ForecastTask, load: loadForecast },
 });
 
-const BUILTIN_SPECS: readonly TaskSpec[] = [classifySpam, classifyNames, feedforward, namegen, charlm, forecast, seq2seqTaskSpec, captionTaskSpec];
+const BUILTIN_SPECS: readonly TaskSpec[] = [classifySpam, classifyNames, feedforward, ngramNames, namegen, charlm, forecast, seq2seqTaskSpec, captionTaskSpec];
