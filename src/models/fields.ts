@@ -135,7 +135,8 @@ export const FIELDS = {
   bidirectional: bool().describe('read the input in both directions'),
   dropout: num(0, { max: 1, maxOpen: true }).describe('dropout probability in training (on pooled features or outputs, and between stacked layers)'),
   tokenizer: oneOf(['word', 'char']).describe('word or char tokens'),
-  pooling: oneOf(['mean', 'last']).describe("'mean' over real steps or the 'last' state of each direction"),
+  dropTags: bool().describe('word tokens: drop HTML tags and entities first (the visible text of HTML e-mails)'),
+  pooling: oneOf(['mean', 'last', 'max']).describe("'mean' or 'max' over real steps, or the 'last' state of each direction"),
   conditionDim: int(1, { limit: 'hiddenSize' }).describe('size of the condition embedding concatenated to every input'),
   residual: bool().describe('predict the change from the last value (x̂ = x + Δ)'),
   // generation and search

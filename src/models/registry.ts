@@ -153,7 +153,7 @@ const classifySpam = registrySpec({
   description: 'SpamAssassin e-mail (subject + body) → ham/spam: word embedding → GRU → mean pool → linear; accuracy and spam F1',
   topology: 'many-to-one',
   options: optionSet(FIELDS, {
-    data: '', encoding: 'utf-8', tokenizer: 'word', ...classifierDefaults, minCount: 2, maxVocab: 20000, embeddingDim: 64, hiddenSize: 32, bidirectional: false,
+    data: '', encoding: 'utf-8', tokenizer: 'word', dropTags: false, ...classifierDefaults, minCount: 2, maxVocab: 20000, embeddingDim: 64, hiddenSize: 32, bidirectional: false,
     pooling: 'mean', maxLen: 128, truncate: 'end', epochs: 3,
   }),
   build(o) {
