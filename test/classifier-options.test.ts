@@ -1,6 +1,5 @@
 /**
- * The word tokenizer's `dropTags` (HTML tags and entities removed before words are cut; stored in
- * the tokenizer's JSON only when set). The classifier's 'max' pooling: each feature's maximum over a sample's real steps only (the
+ * The classifier's 'max' pooling: each feature's maximum over a sample's real steps only (the
  * zeros the fused layer writes past a length never win), recomputed here from the recurrent
  * layer's outputs and the head's weights; its gradient reaches the parameters; and the option is
  * accepted by the task options and refused by the ONNX export by name.
@@ -14,18 +13,7 @@ import { backward } from '../src/autograd/tape.ts';
 import { crossEntropy } from '../src/autograd/ops/nn.ts';
 import { classifierExportSpec } from '../src/onnx/export.ts';
 import { getTaskSpec } from '../src/models/registry.ts';
-import { tokenizerFromJSON, WordTokenizer } from '../src/data/tokenize.ts';
 
-test('word tokenizer dropTags: tags, comments and entities go, the visible words and a bare < stay', () => {
-  const html = '<html><!-- sent --><td width="10" bgcolor="#69C">Free&nbsp;offer&#36;</td> a < b <3 </html>';
-  assert.deepEqual(new WordTokenizer({ dropTags: true }).tokenize(html), ['free', 'offer', 'a', '<', 'b', '<', '3']);
-  assert.deepEqual(new WordTokenizer().tokenize('<b>hi</b>'), ['<', 'b', '>', 'hi', '<', '/', 'b', '>'], 'off by default: markup is tokens');
-  assert.deepEqual(new WordTokenizer().toJSON(), { type: 'word', lowercase: true, maxTokenChars: 20 }, 'the JSON without the option is unchanged');
-  const t = tokenizerFromJSON(new WordTokenizer({ dropTags: true }).toJSON());
-  assert.deepEqual(t.tokenize('<p>Hi</p>'), ['hi']);
-  assert.throws(() => new WordTokenizer({ dropTags: 'yes' as never }), /dropTags must be true or false, got "yes"/);
-  assert.throws(() => getTaskSpec('classify-names').build({ dropTags: true }), /unknown option 'dropTags'/);
-});
 
 test("pooling 'max' is the maximum over real steps only, for each direction's features", () => {
   for (const bidirectional of [false, true]) {
@@ -61,4 +49,12 @@ test("pooling 'max': an option of the classifier tasks; ONNX export refuses it b
   assert.throws(() => getTaskSpec('classify-names').build({ pooling: 'min' }), /option 'pooling' must be 'mean', 'last' or 'max', got "min"/);
   const model = new RNNClassifier({ vocabSize: 5, numClasses: 2, embeddingDim: 2, hiddenSize: 3, numLayers: 1, cell: 'gru', bidirectional: false, pooling: 'max', dropout: 0, padId: 0, rng: new Rng(1) });
   assert.throws(() => classifierExportSpec(model), /pooling 'max' cannot be exported to ONNX yet/);
+});
+
+test("option 'cosine': the recommended trainer options anneal lr to 0 over all of the task's epochs", () => {
+  const spec = getTaskSpec('classify-names');
+  const on = spec.build({ cosine: true, epochs: 3 });
+  assert.deepEqual(on.trainOptions.schedule, { type: 'CosineAnnealingLR', tMax: 3 * on.train.numBatches, etaMin: 0 });
+  assert.equal(spec.build({ cosine: false }).trainOptions.schedule, undefined);
+  assert.throws(() => spec.build({ cosine: 'sometimes' }), /option 'cosine' must be true or false, got "sometimes"/);
 });

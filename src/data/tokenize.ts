@@ -22,7 +22,7 @@ export class TokenizerError extends Error {
 
 export type TokenizerJSON =
   | { type: 'char'; lowercase: boolean }
-  | { type: 'word'; lowercase: boolean; maxTokenChars: number; dropTags?: boolean };
+  | { type: 'word'; lowercase: boolean; maxTokenChars: number };
 
 export interface Tokenizer {
   readonly type: 'char' | 'word';
@@ -71,18 +71,7 @@ export interface WordTokenizerOptions {
   lowercase?: boolean;
   /** Longer words are cut to this many characters (default 20). */
   maxTokenChars?: number;
-  /**
-   * Drop HTML/XML tags (`<td width="10">`, `</p>`, `<!-- … -->`, `<!DOCTYPE …>`) and character
-   * entities (`&nbsp;`, `&#36;`) before cutting words (default false): an HTML e-mail's visible text
-   * then starts at its first words, not after a page of layout attributes. A '<' that opens no tag
-   * ("a < b", "<3") stays a token.
-   */
-  dropTags?: boolean;
 }
-
-// A tag: '<', optional '/' or '!', a letter or '-' (comments), then anything up to the next '>'.
-const TAG_RE = /<[/!]?[A-Za-z-][^<>]*>/g;
-const ENTITY_RE = /&(?:[A-Za-z][A-Za-z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});/g;
 
 // A word: letters/digits/marks, optionally joined by single apostrophes; or any one other non-space char.
 const WORD_RE = /[\p{L}\p{N}\p{M}]+(?:['’][\p{L}\p{N}\p{M}]+)*|[^\s\p{L}\p{N}\p{M}]/gu;
@@ -91,12 +80,10 @@ export class WordTokenizer implements Tokenizer {
   readonly type = 'word' as const;
   readonly lowercase: boolean;
   readonly maxTokenChars: number;
-  readonly dropTags: boolean;
 
   constructor(opts: WordTokenizerOptions = {}) {
-    checkKeys('WordTokenizer', opts, ['lowercase', 'maxTokenChars', 'dropTags']);
+    checkKeys('WordTokenizer', opts, ['lowercase', 'maxTokenChars']);
     this.lowercase = checkBool('WordTokenizer', 'lowercase', opts.lowercase, true);
-    this.dropTags = checkBool('WordTokenizer', 'dropTags', opts.dropTags, false);
     this.maxTokenChars = opts.maxTokenChars ?? 20;
     if (typeof this.maxTokenChars !== 'number' || !Number.isSafeInteger(this.maxTokenChars) || this.maxTokenChars < 1) {
       throw new TokenizerError(`WordTokenizer: maxTokenChars must be a positive integer, got ${String(opts.maxTokenChars)}`);
@@ -104,8 +91,7 @@ export class WordTokenizer implements Tokenizer {
   }
 
   tokenize(text: string): string[] {
-    let s = checkText('WordTokenizer.tokenize', text);
-    if (this.dropTags) s = s.replace(TAG_RE, ' ').replace(ENTITY_RE, ' ');
+    const s = checkText('WordTokenizer.tokenize', text);
     const out = (this.lowercase ? s.toLowerCase() : s).match(WORD_RE) ?? [];
     const max = this.maxTokenChars;
     for (let i = 0; i < out.length; i++) if (out[i].length > max) out[i] = out[i].slice(0, max);
@@ -117,8 +103,7 @@ export class WordTokenizer implements Tokenizer {
   }
 
   toJSON(): TokenizerJSON {
-    // dropTags only when set: the JSON of a tokenizer without it is what it was before the option
-    return { type: 'word', lowercase: this.lowercase, maxTokenChars: this.maxTokenChars, ...(this.dropTags ? { dropTags: true } : {}) };
+    return { type: 'word', lowercase: this.lowercase, maxTokenChars: this.maxTokenChars };
   }
 }
 

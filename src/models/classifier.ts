@@ -333,8 +333,6 @@ export function loadClassifier(file: ModelFile, path = 'model file', opts: LoadT
 export type ClassifierBuildOptions = Omit<ClassifierConfig, 'task' | 'arch' | 'tokenizer' | 'labels'> & {
   tokenizer: 'char' | 'word';
   lowercase: boolean;
-  /** Word tokenizer only: drop HTML tags and entities first (default false). */
-  dropTags?: boolean;
   /** Vocabulary: tokens seen fewer times in training become unk. */
   minCount: number;
   /** Vocabulary size cap (specials included). */
@@ -348,8 +346,7 @@ export type ClassifierBuildOptions = Omit<ClassifierConfig, 'task' | 'arch' | 't
  * TRAINING texts only (pad and unk specials), so held-out tokens never leak into it.
  */
 export function buildClassifier(name: string, labels: readonly string[], o: ClassifierBuildOptions, data: LabeledSplits): { task: ClassificationTask; train: BatchSource<SeqBatch>; val: BatchSource<SeqBatch>; test?: BatchSource<SeqBatch> } {
-  if (o.dropTags && o.tokenizer !== 'word') throw new TaskConfigError(`${name}: option 'dropTags' applies to the word tokenizer only`);
-  const tok = tokenizerFromJSON(o.tokenizer === 'word' ? { type: 'word', lowercase: o.lowercase, maxTokenChars: 20, ...(o.dropTags ? { dropTags: true } : {}) } : { type: 'char', lowercase: o.lowercase });
+  const tok = tokenizerFromJSON(o.tokenizer === 'word' ? { type: 'word', lowercase: o.lowercase, maxTokenChars: 20 } : { type: 'char', lowercase: o.lowercase });
   const trainTokens = data.train.map((e) => tok.tokenize(e.text));
   const vocab = Vocab.build(trainTokens, { minCount: o.minCount, maxSize: o.maxVocab, specials: { pad: true, unk: true, bos: false, eos: false } });
   const config: ClassifierConfig = {

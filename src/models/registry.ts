@@ -136,7 +136,7 @@ function checkInputs(name: string, inputs: unknown): string[] {
 /** What classify-spam and classify-names share: the classifier's keys, and its training. */
 const classifierDefaults = {
   lowercase: true, minCount: 1, maxVocab: 200, cell: 'gru', embeddingDim: 16, hiddenSize: 64, numLayers: 1, bidirectional: true, pooling: 'last', dropout: 0.2,
-  maxLen: 24, truncate: false, epochs: 12, lr: 0.005, clipNorm: 1, batchSize: 32, seed: 1,
+  maxLen: 24, truncate: false, epochs: 12, lr: 0.005, cosine: false, clipNorm: 1, batchSize: 32, seed: 1,
 } as const;
 
 /** Labelled texts from a JSONL file: labels are the distinct targets in sorted order. */
@@ -153,7 +153,7 @@ const classifySpam = registrySpec({
   description: 'SpamAssassin e-mail (subject + body) → ham/spam: word embedding → GRU → mean pool → linear; accuracy and spam F1',
   topology: 'many-to-one',
   options: optionSet(FIELDS, {
-    data: '', encoding: 'utf-8', tokenizer: 'word', dropTags: false, ...classifierDefaults, minCount: 2, maxVocab: 20000, embeddingDim: 64, hiddenSize: 32, bidirectional: false,
+    data: '', encoding: 'utf-8', tokenizer: 'word', ...classifierDefaults, minCount: 2, maxVocab: 20000, embeddingDim: 64, hiddenSize: 32, bidirectional: false,
     pooling: 'mean', maxLen: 128, truncate: 'end', epochs: 3,
   }),
   build(o) {
