@@ -22,7 +22,7 @@ const quiet = { progress: false, log: () => {} } as const;
 
 test('registry: six built-in tasks covering the four topologies, documented defaults', () => {
   const names = listTasks().map((s) => s.name);
-  for (const n of ['classify-spam', 'classify-names', 'feedforward', 'namegen', 'charlm', 'forecast']) assert.ok(names.includes(n), n);
+  for (const n of ['classify-spam', 'classify-names', 'feedforward', 'ngram-names', 'namegen', 'charlm', 'forecast']) assert.ok(names.includes(n), n);
   assert.deepEqual(new Set(listTasks().map((s) => s.topology)), new Set(['one-to-one', 'one-to-many', 'many-to-one', 'many-to-many']));
   for (const s of listTasks()) {
     assert.ok(s.description.length > 20, s.name);
@@ -32,7 +32,7 @@ test('registry: six built-in tasks covering the four topologies, documented defa
 });
 
 test('registry: unknown task and bad options are clear errors', () => {
-  assert.throws(() => getTaskSpec('clasify-spam'), (e: Error) => e instanceof TaskRegistryError && /unknown task "clasify-spam" \(known tasks: classify-spam, classify-names, feedforward, namegen, charlm, forecast/.test(e.message));
+  assert.throws(() => getTaskSpec('clasify-spam'), (e: Error) => e instanceof TaskRegistryError && /unknown task "clasify-spam" \(known tasks: classify-spam, classify-names, feedforward, ngram-names, namegen, charlm, forecast/.test(e.message));
   const spec = getTaskSpec('feedforward');
   assert.throws(() => spec.build({ hidenSize: 8 }), /feedforward: unknown option 'hidenSize' \(known: lowercase, hiddenSize, dropout, epochs, lr, clipNorm, batchSize, seed\)/);
   assert.throws(() => spec.build({ hiddenSize: 2.5 }), /option 'hiddenSize' must be a positive integer, got 2.5/);

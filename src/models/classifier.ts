@@ -7,7 +7,9 @@
  * Pooling: 'last' takes each sample's final state at its own last real step (for a reverse
  * direction: its state after reading the whole sequence backwards, i.e. at t = 0), concatenated
  * over directions; 'mean' averages the top layer's outputs over each sample's real steps only (the
- * fused layer writes 0 past `lengths`, so a sum over time divided by the length is exact).
+ * fused layer writes 0 past `lengths`, so a sum over time divided by the length is exact); 'max'
+ * takes each feature's maximum over the top layer's outputs at each sample's real steps only (the
+ * zeros past `lengths` never win), so one strong phrase anywhere in a long text can decide it.
  *
  * Parameter names are PyTorch's for the module
  *
@@ -24,7 +26,7 @@
 import { z } from 'zod';
 import { Tensor, tensor } from '../tensor/tensor.ts';
 import { Rng } from '../tensor/rng.ts';
-import { crossEntropy } from '../autograd/ops/nn.ts';
+import { crossEntropy, embedding } from '../autograd/ops/nn.ts';
 import { mul, sum } from '../autograd/ops/elementwise.ts';
 import { permute, reshape, slice } from '../autograd/ops/shape.ts';
 import { Module, withEval } from '../nn/module.ts';
@@ -43,7 +45,7 @@ import { arch, FIELDS, pick } from './fields.ts';
 import { sentence, type SameKeys } from '../util/schema.ts';
 import { isRecord } from '../util/options.ts';
 
-export type Pooling = 'last' | 'mean';
+export type Pooling = 'last' | 'mean' | 'max';
 
 // ---- model ----------------------------------------------------------------------------------
 
@@ -91,6 +93,8 @@ export class RNNClassifier extends Module {
       const L = this.opts.numLayers;
       const top = L === 1 ? r.h : slice(r.h, 0, (L - 1) * D, D); // [D, B, H]
       feat = D === 1 ? reshape(top, [B, H]) : reshape(permute(top, [1, 0, 2]), [B, D * H]);
+    } else if (this.opts.pooling === 'max') {
+      feat = maxOverSteps(r.output, lengths); // [B, D·H]
     } else {
       const inv = new Float64Array(B);
       for (let b = 0; b < B; b++) inv[b] = 1 / lengths[b];
@@ -98,6 +102,28 @@ export class RNNClassifier extends Module {
     }
     return this.head.forward(this.drop.forward(feat));
   }
+}
+
+/**
+ * out: [T, B, F] → [B, F], each feature's maximum over steps t < lengths[b]. The winners are found
+ * on the values, then gathered as rows of out viewed as [T·B·F, 1] (embedding's gather), whose
+ * backward scatters dy to the winners only: the gradient of a max.
+ */
+function maxOverSteps(out: Tensor, lengths: ArrayLike<number>): Tensor {
+  const [T, B, F] = out.shape;
+  const v = out.toArray();
+  const winner = new Int32Array(B * F); // [B, F] flat indices into out
+  for (let b = 0; b < B; b++) {
+    for (let f = 0; f < F; f++) {
+      let best = b * F + f; // t = 0 (every sample has a step)
+      for (let t = 1; t < lengths[b]; t++) {
+        const i = (t * B + b) * F + f;
+        if (v[i] > v[best]) best = i;
+      }
+      winner[b * F + f] = best;
+    }
+  }
+  return reshape(embedding(reshape(out, [T * B * F, 1]), winner, [B, F, 1]), [B, F]);
 }
 
 // ---- task -------------------------------------------------------------------------------------

@@ -67,7 +67,7 @@ export function loadVocabTask<C, T extends { model: Module }>(
 }
 
 /**
- * Accuracy, F1, macro-F1 and mean loss of a classifier over a held-out source (eval mode, no
+ * Accuracy, F1, macro-F1, precision and recall (of class 1 when binary: spam, male; else macro) and mean loss of a classifier over a held-out source (eval mode, no
  * gradients); shared by every classification task.
  */
 export function evaluateClassifier<B extends { B: number; labels: ArrayLike<number> }>(
@@ -86,7 +86,7 @@ export function evaluateClassifier<B extends { B: number; labels: ArrayLike<numb
     }
   });
   const m = classificationMetrics(preds, gold, C);
-  return { accuracy: m.accuracy, f1: m.f1, macroF1: m.macroF1, loss: lossSum / gold.length };
+  return { accuracy: m.accuracy, f1: m.f1, macroF1: m.macroF1, precision: m.precision, recall: m.recall, loss: lossSum / gold.length };
 }
 
 /**

@@ -110,6 +110,7 @@ export const FIELDS = {
   // training (options only: they shape a run, not the model)
   epochs: int(1).describe('passes over the training data (an epoch of a sampled source is stepsPerEpoch batches)'),
   lr: num(0).describe('Adam learning rate'),
+  cosine: bool().describe('anneal the learning rate along a cosine from lr to 0 over the run (CosineAnnealingLR, tMax = epochs × batches per epoch)'),
   clipNorm: num(0).describe('clip the global gradient norm to this (0: no clipping, as in the Trainer)'),
   batchSize: int(1).describe('examples (or windows) per batch'),
   seed: int(0).describe('seed of initialisation, dropout and batch order (the data split has its own fixed seed)'),
@@ -135,7 +136,7 @@ export const FIELDS = {
   bidirectional: bool().describe('read the input in both directions'),
   dropout: num(0, { max: 1, maxOpen: true }).describe('dropout probability in training (on pooled features or outputs, and between stacked layers)'),
   tokenizer: oneOf(['word', 'char']).describe('word or char tokens'),
-  pooling: oneOf(['mean', 'last']).describe("'mean' over real steps or the 'last' state of each direction"),
+  pooling: oneOf(['mean', 'last', 'max']).describe("'mean' or 'max' over real steps, or the 'last' state of each direction"),
   conditionDim: int(1, { limit: 'hiddenSize' }).describe('size of the condition embedding concatenated to every input'),
   residual: bool().describe('predict the change from the last value (x̂ = x + Δ)'),
   // generation and search

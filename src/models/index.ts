@@ -15,6 +15,11 @@ export * from './common.ts';
 export * from './metrics.ts';
 export * from './classifier.ts';
 export * from './feedforward.ts';
+// ngram.ts minus NGRAM_FIELDS (its type names Zod's, kept out as above)
+export {
+  NgramLogReg, NgramTask, charNgrams, buildNgram, loadNgram, checkNgramConfig, ngramTensorShapes, MAX_NGRAM_ORDER, NGRAM_START, NGRAM_END,
+  type NgramConfig, type NgramBatch, type NgramBuildOptions,
+} from './ngram.ts';
 export * from './namegen.ts';
 export * from './charlm.ts';
 export * from './lm.ts';

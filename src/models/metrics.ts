@@ -104,6 +104,10 @@ export interface ClassMetrics {
   /** Binary: F1 of class 1 (the positive class: spam, male); more classes: macro F1. */
   f1: number;
   macroF1: number;
+  /** Binary: precision tp / (tp + fp) of class 1; more classes: the mean over classes. 0 when nothing is predicted as the class. */
+  precision: number;
+  /** Binary: recall tp / (tp + fn) of class 1; more classes: the mean over classes. 0 when the class has no examples. */
+  recall: number;
 }
 
 /** Accuracy and F1 from predictions and true labels over C classes. */
@@ -123,8 +127,12 @@ export function classificationMetrics(pred: ArrayLike<number>, gold: ArrayLike<n
     }
   }
   const f1s = Array.from({ length: C }, (_, c) => (tp[c] === 0 ? 0 : (2 * tp[c]) / (2 * tp[c] + fp[c] + fn[c])));
-  const macroF1 = f1s.reduce((a, b) => a + b, 0) / C;
-  return { accuracy: correct / n, f1: C === 2 ? f1s[1] : macroF1, macroF1 };
+  const precisions = Array.from({ length: C }, (_, c) => (tp[c] === 0 ? 0 : tp[c] / (tp[c] + fp[c])));
+  const recalls = Array.from({ length: C }, (_, c) => (tp[c] === 0 ? 0 : tp[c] / (tp[c] + fn[c])));
+  const meanOf = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / C;
+  const macroF1 = meanOf(f1s);
+  const binary = C === 2;
+  return { accuracy: correct / n, f1: binary ? f1s[1] : macroF1, macroF1, precision: binary ? precisions[1] : meanOf(precisions), recall: binary ? recalls[1] : meanOf(recalls) };
 }
 
 export function argmaxRows(logits: ArrayLike<number>, rows: number, C: number): Int32Array {

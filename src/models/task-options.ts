@@ -36,6 +36,8 @@ export type TrainDefaults = {
   epochs: number;
   clipNorm: number;
   seed: number;
+  /** With the task option `cosine`: lr annealed to 0 over all of the task's epochs. */
+  schedule?: { type: 'CosineAnnealingLR'; tMax: number; etaMin: number };
 };
 
 export interface BuiltTask {
@@ -130,13 +132,21 @@ export function optionSet<F extends Record<string, z.ZodType>, K extends keyof F
   };
 }
 
-/** The recommended Trainer options from a task's parsed options. */
-export function trainDefaults(o: TrainKeys): TrainDefaults {
-  return { optimizer: 'adam', lr: o.lr, epochs: o.epochs, clipNorm: o.clipNorm, seed: o.seed };
+/**
+ * The recommended Trainer options from a task's parsed options; `batchesPerEpoch` (of the built
+ * training source) sizes the cosine schedule when the task option `cosine` is set.
+ */
+export function trainDefaults(o: TrainKeys, batchesPerEpoch?: number): TrainDefaults {
+  const out: TrainDefaults = { optimizer: 'adam', lr: o.lr, epochs: o.epochs, clipNorm: o.clipNorm, seed: o.seed };
+  if (o.cosine) {
+    if (!(Number.isInteger(batchesPerEpoch) && batchesPerEpoch! >= 1)) throw new TaskRegistryError("option 'cosine' needs the number of training batches per epoch");
+    out.schedule = { type: 'CosineAnnealingLR', tMax: o.epochs * batchesPerEpoch!, etaMin: 0 };
+  }
+  return out;
 }
 
-/** The options every task has: those its recommended Trainer options come from. */
-export type TrainKeys = { lr: number; epochs: number; clipNorm: number; seed: number };
+/** The options every task has: those its recommended Trainer options come from (`cosine`: where a task offers it). */
+export type TrainKeys = { lr: number; epochs: number; clipNorm: number; seed: number; cosine?: boolean };
 
 /** What makeSpec makes a TaskSpec of. */
 export interface SpecBase<O> {
@@ -160,7 +170,8 @@ export function makeSpec<O extends TrainKeys>(base: SpecBase<O>): TaskSpec {
     optionForms: base.options.expected,
     build(options) {
       const o = base.options.parse(base.name, options);
-      return { ...base.build(o), trainOptions: trainDefaults(o) };
+      const built = base.build(o);
+      return { ...built, trainOptions: trainDefaults(o, built.train.numBatches) };
     },
     load: base.load,
     predict: base.predict,
