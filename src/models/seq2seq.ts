@@ -189,6 +189,7 @@ const SEQ2SEQ_FIELDS = {
   splitSeed: int(0).describe('seed of the fixed word-level train/val/test split'),
   trainLimit: int(0).describe('use at most this many training words (0 = all)'),
   maxWordLength: int(1).describe('drop longer words'),
+  lrSchedule: oneOf(['cosine', 'constant']).describe("'cosine': the learning rate decays to lr/100 over the epochs (CosineAnnealingLR); 'constant'"),
 };
 
 /** What `recur.config` of a seq2seq model holds (after the defaults above fill absent keys). */
@@ -424,7 +425,7 @@ const SEQ2SEQ_OPTIONS = optionSet(SEQ2SEQ_FIELDS, {
   cell: 'lstm', attention: 'additive', embeddingDim: 64, encoderHidden: 128, encoderLayers: 1, decoderHidden: 256, attnDim: 128, dropout: 0.2,
   beamWidth: 1, lengthPenalty: 1, stress: CMUDICT_DEFAULTS.stress, splitSeed: CMUDICT_DEFAULTS.seed, testSize: CMUDICT_DEFAULTS.testSize,
   valSize: CMUDICT_DEFAULTS.valSize, trainLimit: 0, maxWordLength: CMUDICT_DEFAULTS.maxWordLength,
-  epochs: 12, lr: 0.003, clipNorm: 5, batchSize: 64, seed: 1,
+  lrSchedule: 'cosine', epochs: 10, lr: 0.003, clipNorm: 5, batchSize: 128, seed: 1,
 });
 
 /** The value of every option (epochs, lr and clipNorm are for the Trainer: `trainDefaults`). */
@@ -493,7 +494,15 @@ export const seq2seqTaskSpec: TaskSpec = makeSpec({
     const { task, train, val, test } = seq2seqFrom(o);
     return { task, train, val, test };
   },
-  load: (file, where) => loadSeq2Seq(file, where ?? 'model file'),
+  schedule: (o, train) => (o.lrSchedule === 'cosine' ? { type: 'CosineAnnealingLR', tMax: o.epochs * train.numBatches, etaMin: o.lr / 100 } : undefined),
+  load(file, where, o) {
+    const { task } = loadSeq2Seq(file, where ?? 'model file');
+    if (o) {
+      task.beamWidth = o.beamWidth;
+      task.lengthPenalty = o.lengthPenalty;
+    }
+    return { task };
+  },
   predict(task, inputs) {
     if (!(task instanceof Seq2SeqTask)) throw new TypeError(`seq2seq: predict needs a task built or loaded by 'seq2seq', got task '${task?.name ?? String(task)}'`);
     if (!Array.isArray(inputs) || !inputs.every((s) => typeof s === 'string')) throw new TypeError('seq2seq: predict inputs must be an array of words');

@@ -19,6 +19,7 @@
  * shapes of its parameters with the helpers below, in the task's own file.
  */
 import type { BatchSource, Task } from '../train/task.ts';
+import type { ScheduleSpec } from '../train/schema.ts';
 import type { ModelFile } from '../io/model.ts';
 import { checkLimit, resolveLimits, type Limits } from '../io/limits.ts';
 import { z } from 'zod';
@@ -36,6 +37,8 @@ export type TrainDefaults = {
   epochs: number;
   clipNorm: number;
   seed: number;
+  /** A learning-rate schedule the task recommends (seq2seq: cosine over its epochs). */
+  schedule?: ScheduleSpec;
 };
 
 export interface BuiltTask {
@@ -58,8 +61,13 @@ export interface TaskSpec {
   optionForms?: Record<string, string>;
   /** Validate options, load the data, build the task. */
   build(options?: Record<string, unknown>): BuiltTask;
-  /** Rebuild a trained task from a model file. */
-  load(file: ModelFile, where?: string): { task: Task<any> };
+  /**
+   * Rebuild a trained task from a model file. `options` are the task options it is used with (a
+   * run's saved options under the command line's --set): checked as build's are, and those that act
+   * at inference (a decoder's beamWidth, lengthPenalty) apply to the loaded task; the model's own
+   * shape comes from the file alone.
+   */
+  load(file: ModelFile, where?: string, options?: Record<string, unknown>): { task: Task<any> };
   /** Run a (loaded or trained) task on raw inputs. */
   predict(task: Task<any>, inputs: string[]): string[];
 }
@@ -145,7 +153,10 @@ export interface SpecBase<O> {
   topology: Topology;
   options: OptionSet<O>;
   build: (o: O) => Omit<BuiltTask, 'trainOptions'>;
-  load: TaskSpec['load'];
+  /** The learning-rate schedule the task recommends for a run of `o.epochs` over `train`. */
+  schedule?: (o: O, train: BatchSource<any>) => ScheduleSpec | undefined;
+  /** `o`: the parsed options, when the caller gave any (TaskSpec.load). */
+  load: (file: ModelFile, where: string | undefined, o: O | undefined) => { task: Task<any> };
   predict: TaskSpec['predict'];
 }
 
@@ -160,9 +171,11 @@ export function makeSpec<O extends TrainKeys>(base: SpecBase<O>): TaskSpec {
     optionForms: base.options.expected,
     build(options) {
       const o = base.options.parse(base.name, options);
-      return { ...base.build(o), trainOptions: trainDefaults(o) };
+      const built = base.build(o);
+      const schedule = base.schedule?.(o, built.train);
+      return { ...built, trainOptions: schedule ? { ...trainDefaults(o), schedule } : trainDefaults(o) };
     },
-    load: base.load,
+    load: (file, where, options) => base.load(file, where, options === undefined ? undefined : base.options.parse(base.name, options)),
     predict: base.predict,
   };
 }
