@@ -363,6 +363,35 @@ describe('wasm backend: memory', () => {
     identical(be.read(b), new Array(100).fill(0), 'fresh storage is zero');
     void a;
   });
+  test('blocks of sizes no longer asked for are merged and reused: a loop of ever-changing sizes fits', async () => {
+    // Each step allocates three blocks of a size class no step before it asked for (as
+    // variable-length batches do) and frees them, while a small block allocated after them stays live
+    // (so they never simply lower the top). Unmerged, the class lists would strand ~34 MiB.
+    const be = await createWasmBackend({ threads: 1, initialMemoryMiB: 1, maxMemoryMiB: 16 });
+    try {
+      const keep = be.fromArray([7, 8, 9], 'float32');
+      let pin = be.alloc(16, 'float32');
+      for (let k = 14; k <= 20; k++) {
+        for (let q = 0; q < 4; q++) {
+          const floats = (2 ** k + q * 2 ** (k - 2)) / 4; // exactly a class size (memory.ts)
+          const blocks = [0, 1, 2].map(() => be.alloc(floats, 'float32'));
+          const nextPin = be.alloc(16, 'float32');
+          be.fill(blocks[2], k, 0, floats);
+          for (const b of blocks) be.release!(b);
+          be.release!(pin);
+          pin = nextPin;
+        }
+      }
+      const s = be.stats();
+      assert.ok(s.coalesces > 0, 'free blocks were merged');
+      assert.ok(s.memoryBytes <= 16 * 2 ** 20, `memory stayed within the limit: ${s.memoryBytes} bytes`);
+      identical(be.read(keep), [7, 8, 9], 'live storage is untouched');
+      const z = be.alloc(70000, 'float32');
+      identical(be.read(z), new Array(70000).fill(0), 'a block carved from a merged run is handed out zeroed');
+    } finally {
+      be.dispose();
+    }
+  });
   test('storage is released when garbage-collected and its block reused', async () => {
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
