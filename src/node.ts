@@ -7,6 +7,6 @@ export { saveModel, loadModelFile, loadModelInto, saveSafetensors, loadSafetenso
 export { writeFileAtomic, writeFileAtomicAsync } from './io/atomic.ts';
 export { fileStore, saveCheckpoint, loadCheckpoint, hasCheckpoint, readTrainingState, readMetricsLog, MODEL_FILE, STATE_FILE, BEST_FILE, METRICS_FILE } from './train/checkpoint.ts';
 export { loadText, loadCharCorpus, loadLines, loadNumericCSV, loadJSONL, decodeText, type TextEncoding, type ReadTextOptions } from './data/files.ts';
-export { saveTask, loadTask, loadPredictor, type Predictor } from './models/files.ts';
+export { saveTask, loadTask, loadPredictor, loadPretrained, pretrainedModels, evaluatePretrained, PRETRAINED_DIR, type Predictor, type PretrainedModel } from './models/files.ts';
 export { loadKerasModel } from './interop/keras-file.ts';
 export { findTestCases, runTestCase } from './onnx/testcase.ts';

@@ -51,10 +51,10 @@ test("pooling 'max': an option of the classifier tasks; ONNX export refuses it b
   assert.throws(() => classifierExportSpec(model), /pooling 'max' cannot be exported to ONNX yet/);
 });
 
-test("option 'cosine': the recommended trainer options anneal lr to 0 over all of the task's epochs", () => {
+test("option 'cosine': the recommended trainer options anneal lr to lr/100 over all of the task's epochs", () => {
   const spec = getTaskSpec('classify-names');
   const on = spec.build({ cosine: true, epochs: 3 });
-  assert.deepEqual(on.trainOptions.schedule, { type: 'CosineAnnealingLR', tMax: 3 * on.train.numBatches, etaMin: 0 });
+  assert.deepEqual(on.trainOptions.schedule, { type: 'CosineAnnealingLR', tMax: 3 * on.train.numBatches, etaMin: on.trainOptions.lr / 100 });
   assert.equal(spec.build({ cosine: false }).trainOptions.schedule, undefined);
   assert.throws(() => spec.build({ cosine: 'sometimes' }), /option 'cosine' must be true or false, got "sometimes"/);
 });

@@ -102,15 +102,15 @@ async function startServer(args: string[], urlLine: RegExp): Promise<{ child: Ch
 }
 
 describe('the npm package, installed from its tarball', { timeout: 600_000 }, () => {
-  test('the tarball: dist, bin, wasm binaries, docs; no tests; npm prints no warning about our config', (t) => {
+  test('the tarball: dist, bin, wasm binaries, the shipped models, docs; no tests; npm prints no warning about our config', (t) => {
     const files = packed!.files.map((f) => f.path);
     t.diagnostic(`npm pack: ${(packed!.size / 1000).toFixed(1)} kB packed, ${(packed!.unpackedSize / 1e6).toFixed(2)} MB unpacked, ${packed!.entryCount} files`);
     for (const f of ['package.json', 'README.md', 'LICENSE', 'BENCHMARKS.md', 'bin/recur.mjs', 'dist/index.js', 'dist/index.d.ts',
-      'dist/backend/wasm/build/recur-simd.wasm', 'dist/backend/wasm/build/recur-relaxed.wasm']) {
+      'dist/backend/wasm/build/recur-simd.wasm', 'dist/backend/wasm/build/recur-relaxed.wasm', 'pretrained/manifest.json', 'pretrained/g2p.safetensors']) {
       assert.ok(files.includes(f), `${f} is not in the tarball`);
     }
-    const unexpected = files.filter((f) => !/^(dist|src|bin)\//.test(f) && !['package.json', 'README.md', 'LICENSE', 'BENCHMARKS.md'].includes(f));
-    assert.deepEqual(unexpected, [], 'files outside dist/, src/, bin/ and the docs');
+    const unexpected = files.filter((f) => !/^(dist|src|bin|pretrained)\//.test(f) && !['package.json', 'README.md', 'LICENSE', 'BENCHMARKS.md'].includes(f));
+    assert.deepEqual(unexpected, [], 'files outside dist/, src/, bin/, pretrained/ and the docs');
     assert.deepEqual(files.filter((f) => /(^|\/)test\/|\.test\.[cm]?[jt]s$/.test(f)), [], 'test files in the tarball');
     assert.deepEqual(files.filter((f) => f.startsWith('src/backend/wasm/build/')), [], 'the wasm binaries twice');
     for (const [what, log] of [['npm pack', packLog], ['npm install', installLog]] as const) {
@@ -380,6 +380,11 @@ try {
       child.kill('SIGTERM');
     }
     assert.equal(await exit, 0, output().err);
+  });
+
+  test('the models that ship work right after install: npx recur predict classify-names, npx recur g2p', () => {
+    assert.equal(ok(run('npx', ['--no', '--', 'recur', 'predict', 'classify-names', 'Alice'], app), 'npx recur predict classify-names'), 'female\n');
+    assert.match(ok(run('npx', ['--no', '--', 'recur', 'g2p', 'phoenix'], app), 'npx recur g2p'), /^PHOENIX {2}[A-Z]+( [A-Z]+)*\n$/);
   });
 
   test('npx recur --help and node -e "import(\'recurjs\')" in the consumer, without tsx', () => {

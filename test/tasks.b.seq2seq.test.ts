@@ -137,7 +137,11 @@ describe('Seq2Seq model', () => {
     assert.throws(() => seq2seqTaskSpec.build({ cells: 'gru' }), /unknown option 'cells'/);
     assert.throws(() => seq2seqTaskSpec.build({ cell: 'rnn' }), /'cell' must be 'lstm' or 'gru', got "rnn"/);
     const b = seq2seqTaskSpec.build({ trainLimit: '40', testSize: '50', valSize: '20', embeddingDim: 8, encoderHidden: 8, decoderHidden: 16, attnDim: 8, cell: 'gru', epochs: '2' });
-    assert.deepEqual(b.trainOptions, { optimizer: 'adam', lr: 0.003, epochs: 2, clipNorm: 5, seed: 1 });
+    assert.deepEqual(b.trainOptions, {
+      optimizer: 'adam', lr: 0.003, epochs: 2, clipNorm: 5, seed: 1,
+      schedule: { type: 'CosineAnnealingLR', tMax: 2 * b.train.numBatches, etaMin: 0.003 / 100 }, // option cosine: true (the default)
+    });
+    assert.equal(seq2seqTaskSpec.build({ trainLimit: 40, testSize: 50, valSize: 20, cosine: false }).trainOptions.schedule, undefined);
     assert.equal(b.val.numBatches, 1);
     assert.ok(b.test);
     assert.equal((b.task as Seq2SeqTask).model.config.cell, 'gru');

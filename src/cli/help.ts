@@ -7,7 +7,7 @@ const D = DEMO_DEFAULTS;
 /** Commands whose usage lives here. */
 export const OWN_COMMANDS = ['info', 'demo', 'sample', 'help'] as const;
 /** Commands implemented (and documented) in their own modules; main loads them on demand. */
-export const MODULE_COMMANDS = ['train', 'eval', 'predict', 'plot', 'diagnose', 'export', 'onnx', 'import', 'playground', 'serve', 'score', 'worker'] as const;
+export const MODULE_COMMANDS = ['train', 'eval', 'predict', 'g2p', 'plot', 'diagnose', 'export', 'onnx', 'import', 'playground', 'serve', 'score', 'worker'] as const;
 export const COMMANDS = [...OWN_COMMANDS, ...MODULE_COMMANDS] as const;
 export type OwnCommand = (typeof OWN_COMMANDS)[number];
 export type ModuleCommand = (typeof MODULE_COMMANDS)[number];
@@ -25,6 +25,7 @@ Commands:
   train TASK     Train a task model (recur train --list shows the tasks)
   eval TASK      Score a trained task model on its validation or test data
   predict TASK   Run a trained task model on inputs
+  g2p WORD...    Pronounce English words (the grapheme-to-phoneme model that ships with recur)
   plot RUN       Draw a training run's curves as an SVG image
   diagnose       Compare RNN, LSTM and GRU on the adding problem (vanishing gradients)
   export MODEL   Convert a model file to ONNX

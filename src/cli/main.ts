@@ -26,6 +26,7 @@ const MODULE_COMMAND_TABLE: Record<ModuleCommand, () => Promise<{ run: (args: st
   train: async () => { const m = await import('./train-commands.ts'); return { run: m.trainCommand, help: m.TRAIN_HELP }; },
   eval: async () => { const m = await import('./train-commands.ts'); return { run: m.evalCommand, help: m.EVAL_HELP }; },
   predict: async () => { const m = await import('./train-commands.ts'); return { run: m.predictCommand, help: m.PREDICT_HELP }; },
+  g2p: async () => { const m = await import('./train-commands.ts'); return { run: m.g2pCommand, help: m.G2P_HELP }; },
   plot: async () => { const m = await import('./plot.ts'); return { run: m.plotCommand, help: m.PLOT_HELP }; },
   diagnose: async () => { const m = await import('./diagnose.ts'); return { run: m.diagnoseCommand, help: m.DIAGNOSE_HELP }; },
   export: async () => { const m = await import('./onnx.ts'); return { run: m.exportCommand, help: m.EXPORT_USAGE }; },
@@ -46,7 +47,7 @@ async function helpText(cmd: Command): Promise<string> {
 }
 
 /** Commands that crunch numbers, and so run on the fastest backend that loads. */
-const COMPUTE_COMMANDS = new Set(['train', 'eval', 'predict', 'diagnose', 'demo', 'sample', 'export', 'onnx', 'import', 'serve', 'score', 'worker']);
+const COMPUTE_COMMANDS = new Set(['train', 'eval', 'predict', 'g2p', 'diagnose', 'demo', 'sample', 'export', 'onnx', 'import', 'serve', 'score', 'worker']);
 
 /**
  * Pick the backend: RECUR_BACKEND=js|wasm forces one; by default the WebAssembly backend when it

@@ -427,22 +427,22 @@ export async function trainCommand(argv: string[], deps: CommandDeps = {}): Prom
 // ---- recur eval -----------------------------------------------------------------------------------------
 
 const EVAL_FLAGS: Record<string, Flag> = {
-  model: { type: 'string', value: 'FILE', help: 'The model file (e.g. runs/.../model.safetensors or best.safetensors)' },
+  model: { type: 'string', value: 'FILE', help: 'The model file (e.g. runs/.../model.safetensors or best.safetensors; default:\nthe model that ships with recur for the task, if one does)' },
   split: { type: 'string', value: 'test|val', help: 'Which held-out data (default: test if the task has it, else val)' },
-  set: { type: 'string', value: 'key=value', help: "A task option that selects the data, over the saved one (see\n'recur train --list')", helpOnly: true },
+  set: { type: 'string', value: 'key=value', help: "A task option that selects the data or the decoding (beamWidth,\nlengthPenalty), over the saved one (see 'recur train --list')", helpOnly: true },
   encoding: { type: 'string', value: 'utf-8|latin1', help: 'The text encoding of the data file (--set data=FILE)' },
   json: { type: 'boolean', help: 'Print the metrics as one JSON object' },
   help: HELP_FLAG,
 };
 
 export const EVAL_HELP = `Usage:
-  recur eval TASK --model FILE [--split test|val] [--set key=value ...] [--json]
+  recur eval TASK [--model FILE] [--split test|val] [--set key=value ...] [--json]
 
 Scores a trained model on the task's held-out data (the test split when the task has one, else
 the validation split) and prints each metric (the first is the task's primary metric). The data
 is rebuilt with the task options the model was trained with (saved in the checkpoint of the run
 directory the model file is in; the defaults for a model file outside its run directory), with
---set on top.
+--set on top: --set beamWidth=5 decodes with a beam of 5 whatever the model was trained with.
 
 Options:
 ${flagLines(EVAL_FLAGS)}`;
@@ -468,7 +468,7 @@ async function modelTaskName(file: ModelFile): Promise<string | null> {
  * Load a model file for `recur <command> TASK`. A model of another task is refused by name before
  * the task's loader sees it (its error would be about a missing tensor or config key).
  */
-async function loadTask(spec: TaskSpec, path: string, command: 'eval' | 'predict'): Promise<Task<any>> {
+async function loadTask(spec: TaskSpec, path: string, command: 'eval' | 'predict' | 'g2p', options?: Record<string, unknown>): Promise<Task<any>> {
   if (!existsSync(path)) throw fileError(path, Object.assign(new Error('missing'), { code: 'ENOENT' }));
   let file: ModelFile;
   try {
@@ -478,11 +478,12 @@ async function loadTask(spec: TaskSpec, path: string, command: 'eval' | 'predict
   }
   const other = await modelTaskName(file);
   if (other !== null && other !== spec.name) {
-    throw new CliError(`${path}: this is a ${other} model; \`recur ${command} ${spec.name}\` needs a ${spec.name} model`);
+    throw new CliError(`${path}: this is a ${other} model; \`recur ${command === 'g2p' ? command : `${command} ${spec.name}`}\` needs a ${spec.name} model`);
   }
   try {
-    return spec.load(file, path).task;
+    return spec.load(file, path, options).task;
   } catch (e) {
+    if ((e as Error)?.name === 'TaskRegistryError') throw new UsageError((e as Error).message); // an option, not the file
     throw fileError(path, e);
   }
 }
@@ -507,13 +508,21 @@ function savedTaskOptions(spec: TaskSpec, modelPath: string): Record<string, unk
   return { ...(o as Record<string, unknown>) };
 }
 
-/** What `eval` and `predict` start from: the task the command line names and its --model file. */
-async function taskAndModel(who: string, parsed: Parsed, deps: CommandDeps): Promise<{ spec: TaskSpec; r: OptionReader; modelPath: string }> {
+/**
+ * What `eval` and `predict` start from: the task the command line names, its model file and the
+ * task options the model was trained with — the --model file and its run's saved options, or
+ * without --model the model that ships with recur for the task (pretrained/) and its recorded options.
+ */
+async function taskAndModel(who: string, parsed: Parsed, deps: CommandDeps): Promise<{ spec: TaskSpec; r: OptionReader; modelPath: string; saved: Record<string, unknown> }> {
   const spec = findSpec(await loadRegistry(deps), parsed.positionals[0], who);
   const r = new OptionReader(who, parsed.values);
   const modelPath = r.string('model');
-  if (modelPath === undefined) throw new UsageError(`--model FILE is required`);
-  return { spec, r, modelPath };
+  if (modelPath !== undefined) return { spec, r, modelPath, saved: savedTaskOptions(spec, modelPath) };
+  const { PRETRAINED_DIR, pretrainedModels } = await import('../models/files.ts');
+  const shipped = pretrainedModels();
+  const entry = shipped.find((m) => m.task === spec.name);
+  if (!entry) throw new UsageError(`--model FILE is required: no trained ${spec.name} model ships with recur (shipped: ${shipped.map((m) => m.task).join(', ')})`);
+  return { spec, r, modelPath: join(PRETRAINED_DIR, entry.file), saved: entry.options };
 }
 
 export async function evalCommand(argv: string[], deps: CommandDeps = {}): Promise<number> {
@@ -522,15 +531,17 @@ export async function evalCommand(argv: string[], deps: CommandDeps = {}): Promi
   const { rest, sets } = extractSets(who, argv);
   const parsed = parseOrHelp(who, rest, flagSpec(EVAL_FLAGS), 1, EVAL_HELP, out);
   if (!parsed) return 0;
-  const { spec, r, modelPath } = await taskAndModel(who, parsed, deps);
+  const { spec, r, modelPath, saved } = await taskAndModel(who, parsed, deps);
   const split = r.string('split');
   if (split !== undefined && split !== 'test' && split !== 'val') throw new UsageError(`--split must be 'test' or 'val', got '${split}'`);
   const { taskOptions } = routeSets(who, sets, spec.defaults, true);
   const encoding = encodingOption(spec, r.string('encoding'));
   if (encoding !== undefined) taskOptions.encoding = encoding;
-  const task = await loadTask(spec, modelPath, 'eval');
-  // The data as the model was trained on it: the run's saved task options, under --set.
-  const built = await buildTask(spec, { ...spec.defaults, ...savedTaskOptions(spec, modelPath), ...taskOptions }, who);
+  // The data as the model was trained on it, and its decoding (beamWidth, ...): the run's saved
+  // task options, under --set.
+  const options = { ...spec.defaults, ...saved, ...taskOptions };
+  const task = await loadTask(spec, modelPath, 'eval', options);
+  const built = await buildTask(spec, options, who);
   const which = split ?? (built.test ? 'test' : 'val');
   const data = which === 'test' ? built.test : built.val;
   if (!data) throw new CliError(`${spec.name} has no ${which === 'test' ? 'test' : 'validation'} data`);
@@ -552,16 +563,17 @@ export async function evalCommand(argv: string[], deps: CommandDeps = {}): Promi
   return 0;
 }
 
-// ---- recur predict ----------------------------------------------------------------------------------------
+// ---- recur predict, recur g2p -----------------------------------------------------------------------------
 
 const PREDICT_FLAGS: Record<string, Flag> = {
-  model: { type: 'string', value: 'FILE', help: 'The model file' },
+  model: { type: 'string', value: 'FILE', help: 'The model file (default: the model that ships with recur for the task, if\none does: classify-names, namegen, seq2seq)' },
+  set: { type: 'string', value: 'key=value', help: 'A task option that acts at inference (beamWidth, lengthPenalty), over\nthe one the model was trained with', helpOnly: true },
   encoding: { type: 'string', value: 'utf-8|latin1', help: 'The text encoding of standard input (default utf-8, checked strictly:\na byte that is not UTF-8 is an error)' },
   help: HELP_FLAG,
 };
 
 export const PREDICT_HELP = `Usage:
-  recur predict TASK --model FILE [--encoding utf-8|latin1] [INPUT ...]
+  recur predict TASK [--model FILE] [--set key=value ...] [--encoding utf-8|latin1] [INPUT ...]
 
 Runs a trained model on each INPUT (or, with none, on each non-empty line of standard input) and
 prints one output line per input: a label, a tag sequence, a translation, a continuation, ...
@@ -571,6 +583,24 @@ number and text) and gets no output line; the others are still answered, and the
 Options:
 ${flagLines(PREDICT_FLAGS)}`;
 
+const G2P_FLAGS: Record<string, Flag> = {
+  model: { type: 'string', value: 'FILE', help: 'A seq2seq model file (default: the one that ships with recur)' },
+  'beam-width': { type: 'string', value: 'N', help: "Beam width (1: greedy; default: the model's)" },
+  encoding: PREDICT_FLAGS.encoding,
+  help: HELP_FLAG,
+};
+
+export const G2P_HELP = `Usage:
+  recur g2p [--model FILE] [--beam-width N] [WORD ...]
+
+Pronounces English words: prints each WORD (or, with none, each non-empty line of standard input)
+with the phonemes the grapheme-to-phoneme model predicts, in the CMU Pronouncing Dictionary's
+notation without stress digits ("PHOENIX  F IY N IH K S"). The model that ships with recur was
+trained with 'recur train seq2seq'; a word with a character outside its letters is reported on
+standard error and gets no line (exit code 1).
+
+Options:
+${flagLines(G2P_FLAGS)}`;
 
 /** Standard input decoded strictly (a byte that is not UTF-8 is an error, not a silent U+FFFD). */
 async function readProcessStdin(encoding: TextEncoding = 'utf-8'): Promise<string | null> {
@@ -595,44 +625,65 @@ function encodingOption(spec: TaskSpec | null, v: string | undefined): TextEncod
 export async function predictCommand(argv: string[], deps: CommandDeps = {}): Promise<number> {
   const who = 'recur predict';
   const out = deps.stdout ?? ((t: string) => void process.stdout.write(t));
-  const parsed = parseOrHelp(who, argv, flagSpec(PREDICT_FLAGS), Infinity, PREDICT_HELP, out);
+  const { rest, sets } = extractSets(who, argv);
+  const parsed = parseOrHelp(who, rest, flagSpec(PREDICT_FLAGS), Infinity, PREDICT_HELP, out);
   if (!parsed) return 0;
-  const { spec, r, modelPath } = await taskAndModel(who, parsed, deps);
-  const encoding = encodingOption(null, r.string('encoding'));
-  let inputs = parsed.positionals.slice(1);
-  if (inputs.length === 0) {
-    const text = await (deps.readStdin ?? (() => readProcessStdin(encoding)))();
-    if (text === null) throw new UsageError(`give the inputs as arguments, or one per line on standard input`);
-    inputs = text.split(/\r?\n/).filter((l) => l.trim() !== '');
-    if (inputs.length === 0) return 0;
-  }
-  const task = await loadTask(spec, modelPath, 'predict');
-  const model = task.model;
-  model.eval();
+  const { spec, r, modelPath, saved } = await taskAndModel(who, parsed, deps);
+  const { taskOptions } = routeSets(who, sets, spec.defaults, true);
+  const inputs = await inputLines(parsed.positionals.slice(1), encodingOption(null, r.string('encoding')), deps);
+  if (inputs.length === 0) return 0;
+  const task = await loadTask(spec, modelPath, 'predict', { ...saved, ...taskOptions });
+  const outputs = answer(who, spec, task, inputs, deps);
+  for (const o of outputs) if (o !== null) out(`${String(o).replace(/\r?\n/g, ' ')}\n`);
+  return outputs.includes(null) ? 1 : 0;
+}
+
+export async function g2pCommand(argv: string[], deps: CommandDeps = {}): Promise<number> {
+  const who = 'recur g2p';
+  const out = deps.stdout ?? ((t: string) => void process.stdout.write(t));
+  const parsed = parseOrHelp(who, argv, flagSpec(G2P_FLAGS), Infinity, G2P_HELP, out);
+  if (!parsed) return 0;
+  const { spec, r, modelPath, saved } = await taskAndModel(who, { ...parsed, positionals: ['seq2seq'] }, deps);
+  const beamWidth = r.int('beam-width', 1);
+  const words = await inputLines(parsed.positionals, encodingOption(null, r.string('encoding')), deps);
+  if (words.length === 0) return 0;
+  const task = await loadTask(spec, modelPath, 'g2p', beamWidth === undefined ? saved : { ...saved, beamWidth });
+  const outputs = answer(who, spec, task, words, deps);
+  outputs.forEach((o, i) => o !== null && out(`${words[i].trim().toUpperCase()}  ${o}\n`));
+  return outputs.includes(null) ? 1 : 0;
+}
+
+/** The inputs given as arguments, else the non-empty lines of standard input (none: a usage error). */
+async function inputLines(args: string[], encoding: TextEncoding | undefined, deps: CommandDeps): Promise<string[]> {
+  if (args.length > 0) return args;
+  const text = await (deps.readStdin ?? (() => readProcessStdin(encoding)))();
+  if (text === null) throw new UsageError(`give the inputs as arguments, or one per line on standard input`);
+  return text.split(/\r?\n/).filter((l) => l.trim() !== '');
+}
+
+/**
+ * The task's output for each input, null for an input it cannot take. One bad input fails the
+ * whole batch: then the others are answered one by one, and the bad ones are named on stderr.
+ */
+function answer(who: string, spec: TaskSpec, task: Task<any>, inputs: string[], deps: CommandDeps): (string | null)[] {
+  task.model.eval();
   const run = (batch: string[]): string[] => {
     const outputs = noGrad(() => spec.predict(task, batch));
     if (!Array.isArray(outputs) || outputs.length !== batch.length) throw new CliError(`${spec.name}: predict returned ${Array.isArray(outputs) ? outputs.length : 'no'} outputs for ${batch.length} inputs`);
     return outputs;
   };
-  let outputs: (string | null)[];
-  const failures: string[] = [];
   try {
-    outputs = run(inputs);
+    return run(inputs);
   } catch (e) {
     if (e instanceof CliError || inputs.length === 1) throw e instanceof CliError ? e : new CliError(taskMessage(spec.name, e));
-    // One bad input fails the whole batch: answer the others one by one and name the bad ones.
-    outputs = inputs.map((input, i) => {
-      try {
-        return run([input])[0];
-      } catch (e1) {
-        failures.push(`input ${i + 1} (${JSON.stringify(oneLine(input, 60))}): ${taskMessage(spec.name, e1)}`);
-        return null;
-      }
-    });
   }
-  for (const o of outputs) if (o !== null) out(`${String(o).replace(/\r?\n/g, ' ')}\n`);
-  if (failures.length === 0) return 0;
   const err = deps.stderr ?? ((t: string) => void process.stderr.write(t));
-  for (const f of failures) err(`${who}: ${f}\n`);
-  return 1;
+  return inputs.map((input, i) => {
+    try {
+      return run([input])[0];
+    } catch (e) {
+      err(`${who}: input ${i + 1} (${JSON.stringify(oneLine(input, 60))}): ${taskMessage(spec.name, e)}\n`);
+      return null;
+    }
+  });
 }

@@ -381,7 +381,11 @@ export const captionTaskSpec: TaskSpec = makeSpec({
   topology: 'one-to-many',
   options: CAPTION_OPTIONS,
   build: captionFrom,
-  load: (file, where) => loadCaption(file, where ?? 'model file'),
+  load(file, where, o) {
+    const { task } = loadCaption(file, where ?? 'model file');
+    if (o) task.beamWidth = o.beamWidth;
+    return { task };
+  },
   predict(task, inputs) {
     if (!(task instanceof CaptionTask)) throw new TypeError(`caption: predict needs a task built or loaded by 'caption', got task '${task?.name ?? String(task)}'`);
     const S = task.model.config.imageSize;

@@ -1,10 +1,15 @@
 /**
  * Task models by path (Node.js): the node-only part of models/, reached through `recurjs/node`.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
 import { noGrad } from '../autograd/tape.ts';
+import { withEval } from '../nn/module.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { loadModelFile } from '../io/files.ts';
-import type { Task } from '../train/task.ts';
+import type { BatchSource, Task } from '../train/task.ts';
 import { encodeTask, getTaskSpec, taskNameOf, type TaskSpec } from './registry.ts';
 
 /** Save a task's model with its describe() (config + vocabulary) as a model file, atomically. */
@@ -57,4 +62,69 @@ export function loadPredictor(path: string, name?: string): Predictor {
   const { name: taskName, spec, task } = loadTaskFile(path, name);
   task.model.eval();
   return { task: taskName, predict: (inputs) => predictBatch(spec, task, inputs) };
+}
+
+// ---- the models that ship inside the package ---------------------------------------------------------
+
+/** The package's pretrained/ folder: two levels above this module (src/models/ in a clone, dist/models/ installed). */
+export const PRETRAINED_DIR = fileURLToPath(new URL('../../pretrained/', import.meta.url));
+
+const metrics = z.record(z.string(), z.number());
+const pretrainedEntry = z.strictObject({
+  /** The registry task the file is a model of. */
+  task: z.string().min(1),
+  /** File name inside pretrained/. */
+  file: z.string().regex(/^[\w.-]+\.safetensors$/),
+  bytes: z.int().positive(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** The task options it was trained with; they rebuild its held-out data, and its decoding ones (beamWidth) apply when it is loaded. */
+  options: z.record(z.string(), z.unknown()),
+  /** The command that trained it (scripts/train-pretrained.mjs runs it). */
+  command: z.string(),
+  /** Its figures on the whole test split. */
+  test: metrics,
+  /** Its figures on the first `batches` test batches: what the package's tests recompute. */
+  check: z.strictObject({ batches: z.int().positive(), metrics }),
+});
+const pretrainedManifest = z.strictObject({ models: z.array(pretrainedEntry) });
+
+/** One shipped model, as pretrained/manifest.json records it. */
+export type PretrainedModel = z.output<typeof pretrainedEntry>;
+
+/** The shipped models (pretrained/manifest.json, written by scripts/train-pretrained.mjs). */
+export function pretrainedModels(dir = PRETRAINED_DIR): PretrainedModel[] {
+  const path = join(dir, 'manifest.json');
+  const r = pretrainedManifest.safeParse(JSON.parse(readFileSync(path, 'utf8')));
+  if (!r.success) throw new Error(`${path}: not a pretrained-model manifest: ${z.prettifyError(r.error)}`);
+  return r.data.models;
+}
+
+/** The shipped model of `task`, or null when none ships. */
+export function pretrainedModel(task: string, dir = PRETRAINED_DIR): PretrainedModel | null {
+  return pretrainedModels(dir).find((m) => m.task === task) ?? null;
+}
+
+/**
+ * Load a shipped model, with the options it was trained with: the one of a task (e.g.
+ * 'classify-names', 'namegen', 'seq2seq'), or the one a manifest entry describes.
+ */
+export function loadPretrained(model: string | PretrainedModel, dir = PRETRAINED_DIR): Task<any> {
+  const entry = typeof model === 'string' ? pretrainedModel(model, dir) : model;
+  if (entry === null) throw new Error(`no pretrained ${String(model)} model ships with recur (shipped: ${pretrainedModels(dir).map((m) => m.task).join(', ')})`);
+  const path = join(dir, entry.file);
+  return getTaskSpec(entry.task).load(loadModelFile(path), path, entry.options).task;
+}
+
+/**
+ * A shipped model's held-out figures, recomputed: on the whole test split, or on its first
+ * `batches` batches (the fixed subset the package's tests check).
+ */
+export function evaluatePretrained(entry: PretrainedModel, o: { batches?: number; dir?: string } = {}): Record<string, number> {
+  const spec = getTaskSpec(entry.task);
+  const built = spec.build(entry.options);
+  if (!built.test) throw new Error(`${entry.task} has no test split`);
+  const test: BatchSource<unknown> = built.test;
+  const data = o.batches === undefined ? test : { numBatches: Math.min(o.batches, test.numBatches), get: (e: number, i: number) => test.get(e, i) };
+  const task = loadPretrained(entry, o.dir);
+  return noGrad(() => withEval(task.model, () => task.evaluate(data)));
 }

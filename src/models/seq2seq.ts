@@ -424,7 +424,7 @@ const SEQ2SEQ_OPTIONS = optionSet(SEQ2SEQ_FIELDS, {
   cell: 'lstm', attention: 'additive', embeddingDim: 64, encoderHidden: 128, encoderLayers: 1, decoderHidden: 256, attnDim: 128, dropout: 0.2,
   beamWidth: 1, lengthPenalty: 1, stress: CMUDICT_DEFAULTS.stress, splitSeed: CMUDICT_DEFAULTS.seed, testSize: CMUDICT_DEFAULTS.testSize,
   valSize: CMUDICT_DEFAULTS.valSize, trainLimit: 0, maxWordLength: CMUDICT_DEFAULTS.maxWordLength,
-  epochs: 12, lr: 0.003, clipNorm: 5, batchSize: 64, seed: 1,
+  cosine: true, epochs: 10, lr: 0.003, clipNorm: 5, batchSize: 128, seed: 1,
 });
 
 /** The value of every option (epochs, lr and clipNorm are for the Trainer: `trainDefaults`). */
@@ -493,7 +493,14 @@ export const seq2seqTaskSpec: TaskSpec = makeSpec({
     const { task, train, val, test } = seq2seqFrom(o);
     return { task, train, val, test };
   },
-  load: (file, where) => loadSeq2Seq(file, where ?? 'model file'),
+  load(file, where, o) {
+    const { task } = loadSeq2Seq(file, where ?? 'model file');
+    if (o) {
+      task.beamWidth = o.beamWidth;
+      task.lengthPenalty = o.lengthPenalty;
+    }
+    return { task };
+  },
   predict(task, inputs) {
     if (!(task instanceof Seq2SeqTask)) throw new TypeError(`seq2seq: predict needs a task built or loaded by 'seq2seq', got task '${task?.name ?? String(task)}'`);
     if (!Array.isArray(inputs) || !inputs.every((s) => typeof s === 'string')) throw new TypeError('seq2seq: predict inputs must be an array of words');

@@ -36,7 +36,7 @@ export type TrainDefaults = {
   epochs: number;
   clipNorm: number;
   seed: number;
-  /** With the task option `cosine`: lr annealed to 0 over all of the task's epochs. */
+  /** With the task option `cosine`: lr annealed to lr/100 over all of the task's epochs. */
   schedule?: { type: 'CosineAnnealingLR'; tMax: number; etaMin: number };
 };
 
@@ -60,8 +60,13 @@ export interface TaskSpec {
   optionForms?: Record<string, string>;
   /** Validate options, load the data, build the task. */
   build(options?: Record<string, unknown>): BuiltTask;
-  /** Rebuild a trained task from a model file. */
-  load(file: ModelFile, where?: string): { task: Task<any> };
+  /**
+   * Rebuild a trained task from a model file. `options` are the task options it is used with (a
+   * run's saved options under the command line's --set): checked as build's are, and those that act
+   * at inference (a decoder's beamWidth, lengthPenalty) apply to the loaded task; the model's own
+   * shape comes from the file alone.
+   */
+  load(file: ModelFile, where?: string, options?: Record<string, unknown>): { task: Task<any> };
   /** Run a (loaded or trained) task on raw inputs. */
   predict(task: Task<any>, inputs: string[]): string[];
 }
@@ -140,7 +145,7 @@ export function trainDefaults(o: TrainKeys, batchesPerEpoch?: number): TrainDefa
   const out: TrainDefaults = { optimizer: 'adam', lr: o.lr, epochs: o.epochs, clipNorm: o.clipNorm, seed: o.seed };
   if (o.cosine) {
     if (!(Number.isInteger(batchesPerEpoch) && batchesPerEpoch! >= 1)) throw new TaskRegistryError("option 'cosine' needs the number of training batches per epoch");
-    out.schedule = { type: 'CosineAnnealingLR', tMax: o.epochs * batchesPerEpoch!, etaMin: 0 };
+    out.schedule = { type: 'CosineAnnealingLR', tMax: o.epochs * batchesPerEpoch!, etaMin: o.lr / 100 };
   }
   return out;
 }
@@ -155,7 +160,8 @@ export interface SpecBase<O> {
   topology: Topology;
   options: OptionSet<O>;
   build: (o: O) => Omit<BuiltTask, 'trainOptions'>;
-  load: TaskSpec['load'];
+  /** `o`: the parsed options, when the caller gave any (TaskSpec.load). */
+  load: (file: ModelFile, where: string | undefined, o: O | undefined) => { task: Task<any> };
   predict: TaskSpec['predict'];
 }
 
@@ -173,7 +179,7 @@ export function makeSpec<O extends TrainKeys>(base: SpecBase<O>): TaskSpec {
       const built = base.build(o);
       return { ...built, trainOptions: trainDefaults(o, built.train.numBatches) };
     },
-    load: base.load,
+    load: (file, where, options) => base.load(file, where, options === undefined ? undefined : base.options.parse(base.name, options)),
     predict: base.predict,
   };
 }
