@@ -4,6 +4,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 
 import { Rng } from '../src/tensor/rng.ts';
 import { Tensor, tensor, type Shape } from '../src/tensor/tensor.ts';
@@ -14,7 +15,7 @@ import {
 import { linear, matmul } from '../src/autograd/ops/linalg.ts';
 import { concat, permute, reshape, slice, split, stack, transpose } from '../src/autograd/ops/shape.ts';
 import {
-  bceWithLogits, crossEntropy, dropout, embedding, logSoftmax, mseLoss, softmax,
+  bceWithLogits, crossEntropy, dropout, embedding, logSoftmax, mseLoss, softmax, type Reduction,
 } from '../src/autograd/ops/nn.ts';
 import { assertClose, gradcheck, randomTensor, t64 } from './helpers/gradcheck.ts';
 
@@ -400,6 +401,31 @@ describe('crossEntropy', () => {
       );
     });
   }
+
+  for (const reduction of ['mean', 'sum', 'none'] as const) {
+    test(`labelSmoothing with ignoreIndex and mask, reduction ${reduction}`, () => {
+      gradcheck(
+        ([x]) => crossEntropy(x, [0, 1, -100, 3, 2, 1], { labelSmoothing: 0.15, mask: [1, 1, 1, 0, 1, 0.25], reduction }),
+        [r([2, 3, 4], -2, 2)],
+      );
+    });
+  }
+
+  test('labelSmoothing: loss and gradient equal PyTorch label_smoothing (test/fixtures/torch_losses.json)', () => {
+    const fx = JSON.parse(readFileSync(new URL('./fixtures/torch_losses.json', import.meta.url), 'utf8')) as {
+      crossEntropy: { logits: number[]; shape: [number, number]; targets: number[]; options: { labelSmoothing: number; ignoreIndex: number; reduction: Reduction }; loss: number[]; grad: number[] }[];
+    };
+    assert.ok(fx.crossEntropy.some((c) => c.options.labelSmoothing > 0));
+    for (const c of fx.crossEntropy) {
+      const name = JSON.stringify(c.options);
+      const x = tensor(c.logits, c.shape, { dtype: 'float64', requiresGrad: true });
+      const loss = crossEntropy(x, c.targets, c.options);
+      assertClose(flat(loss), c.loss, 1e-12, `loss ${name}`);
+      backward(c.options.reduction === 'none' ? sum(loss) : loss);
+      assertClose(flat(x.grad!), c.grad, 1e-12, `grad ${name}`);
+    }
+    assert.throws(() => crossEntropy(tensor([1, 2], [1, 2]), [0], { labelSmoothing: 1 }), /labelSmoothing must be in \[0, 1\), got 1/);
+  });
 
   /** −log softmax(row)[t], by hand. */
   function nll(row: number[], t: number): number {

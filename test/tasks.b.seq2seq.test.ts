@@ -142,6 +142,13 @@ describe('Seq2Seq model', () => {
       schedule: { type: 'CosineAnnealingLR', tMax: 2 * b.train.numBatches, etaMin: 0.003 / 100 }, // option cosine: true (the default)
     });
     assert.equal(seq2seqTaskSpec.build({ trainLimit: 40, testSize: 50, valSize: 20, cosine: false }).trainOptions.schedule, undefined);
+    // labelSmoothing reaches the training loss only
+    const lb = seq2seqTaskSpec.build({ trainLimit: 40, testSize: 50, valSize: 20, labelSmoothing: 0.1, dropout: 0 });
+    const ls = lb.task as Seq2SeqTask;
+    const batch = lb.train.get(0, 0);
+    assert.equal(ls.step(batch).loss.item(), ls.model.loss(batch, 0.1).item());
+    assert.notEqual(ls.step(batch).loss.item(), ls.model.loss(batch).item());
+    assert.throws(() => seq2seqTaskSpec.build({ labelSmoothing: 1 }), /'labelSmoothing' must be a finite number in \[0, 1\)/);
     assert.equal(b.val.numBatches, 1);
     assert.ok(b.test);
     assert.equal((b.task as Seq2SeqTask).model.config.cell, 'gru');

@@ -51,7 +51,7 @@ import { writeDecoderTargets } from '../data/batch.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
 import { asStateDict, type ModelFile } from '../io/model.ts';
 import { TaskConfigError, cellShapes, checkModelTensors, checkVocabSize, embeddingShapes, linearShapes, makeSpec, optionSet, parseConfig, recurrentShapes, withoutTask, type ParamShapes, type TaskSpec } from './task-options.ts';
-import { arch, bool, FIELDS, int, oneOf, pickFrom } from './fields.ts';
+import { arch, bool, FIELDS, int, num, oneOf, pickFrom } from './fields.ts';
 import { sentence, type SameKeys } from '../util/schema.ts';
 import type { Limits } from '../io/limits.ts';
 import { ErrorRates } from './metrics.ts';
@@ -189,6 +189,7 @@ const SEQ2SEQ_FIELDS = {
   splitSeed: int(0).describe('seed of the fixed word-level train/val/test split'),
   trainLimit: int(0).describe('use at most this many training words (0 = all)'),
   maxWordLength: int(1).describe('drop longer words'),
+  labelSmoothing: num(0, { max: 1, maxOpen: true }).describe('ε of label smoothing in the training loss: targets (1 − ε)·one-hot + ε/V, as PyTorch'),
 };
 
 /** What `recur.config` of a seq2seq model holds (after the defaults above fill absent keys). */
@@ -312,9 +313,9 @@ export class Seq2Seq extends Module {
     return this.out.forward(F);
   }
 
-  /** Mean cross-entropy per target token. */
-  loss(batch: G2PBatch): Tensor {
-    return crossEntropy(this.forward(batch), batch.tgtOut, { ignoreIndex: IGNORE });
+  /** Mean cross-entropy per target token (against targets smoothed by `labelSmoothing`). */
+  loss(batch: G2PBatch, labelSmoothing = 0): Tensor {
+    return crossEntropy(this.forward(batch), batch.tgtOut, { ignoreIndex: IGNORE, labelSmoothing });
   }
 
   /** Decode a batch of sources; beamWidth 1 is greedy. Returns phoneme ids per sample. */
@@ -362,17 +363,20 @@ export class Seq2SeqTask implements Task<G2PBatch> {
   /** Beam width used by `evaluate` (1 = greedy). */
   beamWidth: number;
   lengthPenalty: number;
+  /** ε of the training loss's label smoothing (evaluation scores the plain loss). */
+  labelSmoothing: number;
 
-  constructor(readonly model: Seq2Seq, readonly vocab: G2PVocab, o: { beamWidth?: number; lengthPenalty?: number } = {}) {
+  constructor(readonly model: Seq2Seq, readonly vocab: G2PVocab, o: { beamWidth?: number; lengthPenalty?: number; labelSmoothing?: number } = {}) {
     if (model.config.srcVocabSize !== vocab.graphemes.length || model.config.tgtVocabSize !== vocab.phonemes.length) {
       throw new RangeError(`Seq2SeqTask: the model's vocabulary sizes (${model.config.srcVocabSize}, ${model.config.tgtVocabSize}) do not match the vocabulary (${vocab.graphemes.length}, ${vocab.phonemes.length})`);
     }
     this.beamWidth = o.beamWidth ?? 1;
     this.lengthPenalty = o.lengthPenalty ?? 1;
+    this.labelSmoothing = o.labelSmoothing ?? 0;
   }
 
   step(batch: G2PBatch): StepResult {
-    return { loss: this.model.loss(batch), count: batch.tokens };
+    return { loss: this.model.loss(batch, this.labelSmoothing), count: batch.tokens };
   }
 
   /** { wer, per, loss } over the data (loss: teacher-forced, per token). */
@@ -422,7 +426,7 @@ export class Seq2SeqTask implements Task<G2PBatch> {
  */
 const SEQ2SEQ_OPTIONS = optionSet(SEQ2SEQ_FIELDS, {
   cell: 'lstm', attention: 'additive', embeddingDim: 64, encoderHidden: 128, encoderLayers: 1, decoderHidden: 256, attnDim: 128, dropout: 0.2,
-  beamWidth: 1, lengthPenalty: 1, stress: CMUDICT_DEFAULTS.stress, splitSeed: CMUDICT_DEFAULTS.seed, testSize: CMUDICT_DEFAULTS.testSize,
+  beamWidth: 1, lengthPenalty: 1, labelSmoothing: 0, stress: CMUDICT_DEFAULTS.stress, splitSeed: CMUDICT_DEFAULTS.seed, testSize: CMUDICT_DEFAULTS.testSize,
   valSize: CMUDICT_DEFAULTS.valSize, trainLimit: 0, maxWordLength: CMUDICT_DEFAULTS.maxWordLength,
   cosine: true, epochs: 10, lr: 0.003, clipNorm: 5, batchSize: 128, seed: 1,
 });
@@ -445,7 +449,7 @@ function seq2seqFrom(o: Seq2SeqSettings): ReturnType<typeof buildSeq2Seq> {
     embeddingDim: o.embeddingDim, encoderHidden: o.encoderHidden, encoderLayers: o.encoderLayers, decoderHidden: o.decoderHidden,
     cell: o.cell, attention: o.attention, attnDim: o.attnDim, dropout: o.dropout,
   }, { rng: new Rng(o.seed) });
-  const task = new Seq2SeqTask(model, data.vocab, { beamWidth: o.beamWidth, lengthPenalty: o.lengthPenalty });
+  const task = new Seq2SeqTask(model, data.vocab, { beamWidth: o.beamWidth, lengthPenalty: o.lengthPenalty, labelSmoothing: o.labelSmoothing });
   return {
     task,
     train: new G2PBatches(data.train, o.batchSize, true, o.seed),

@@ -1,12 +1,12 @@
 /**
- * Neural-network ops: softmax, log-softmax, fused softmax-cross-entropy (ignore index and per-row
- * mask), embedding gather, dropout, and the regression/binary losses.
+ * Neural-network ops: softmax, log-softmax, fused softmax-cross-entropy (ignore index, per-row
+ * mask, label smoothing), embedding gather, dropout, and the regression/binary losses.
  */
 import { LOOKUP_MAX_VOCAB_FRACTION, Tensor, shapeSize, shapeStr, type Shape } from '../../tensor/tensor.ts';
 import { globalRng, type Rng } from '../../tensor/rng.ts';
 import { accumulateGrad, isGradEnabled, needsGrad, record } from '../tape.ts';
 import { newLike, sameBackendAndDType } from './util.ts';
-import { mean, mul, softplus, square, sub, sum } from './elementwise.ts';
+import { add, mean, mul, softplus, square, sub, sum } from './elementwise.ts';
 import { reshape } from './shape.ts';
 
 function softmaxImpl(x: Tensor, log: boolean, axis: number): Tensor {
@@ -37,6 +37,11 @@ export interface CrossEntropyOptions {
   mask?: ArrayLike<number>;
   /** 'mean' divides by the total weight of counted rows (PyTorch semantics), 'sum' adds, 'none' returns per-row losses. */
   reduction?: Reduction;
+  /**
+   * ε in [0, 1): the target of a row is (1 − ε)·one-hot + ε/V, as PyTorch's `label_smoothing`; the
+   * row's loss is (1 − ε)·(−log p_t) + ε·(−(1/V)·Σ_j log p_j).
+   */
+  labelSmoothing?: number;
 }
 
 function toInt32(name: string, v: ArrayLike<number>): Int32Array {
@@ -55,8 +60,10 @@ function toInt32(name: string, v: ArrayLike<number>): Int32Array {
  * leading dims). Returns a scalar (or [rows] for reduction 'none').
  */
 export function crossEntropy(logits: Tensor, targets: ArrayLike<number>, o: CrossEntropyOptions = {}): Tensor {
-  const known = new Set(['ignoreIndex', 'mask', 'reduction']);
-  for (const k of Object.keys(o)) if (!known.has(k)) throw new TypeError(`crossEntropy: unknown option '${k}' (expected ignoreIndex, mask, reduction)`);
+  const known = new Set(['ignoreIndex', 'mask', 'reduction', 'labelSmoothing']);
+  for (const k of Object.keys(o)) if (!known.has(k)) throw new TypeError(`crossEntropy: unknown option '${k}' (expected ignoreIndex, mask, reduction, labelSmoothing)`);
+  const eps = o.labelSmoothing ?? 0;
+  if (!(typeof eps === 'number' && eps >= 0 && eps < 1)) throw new RangeError(`crossEntropy: labelSmoothing must be in [0, 1), got ${String(eps)}`);
   const ignoreIndex = o.ignoreIndex ?? -100;
   const reduction = o.reduction ?? 'mean';
   if (!['mean', 'sum', 'none'].includes(reduction)) throw new TypeError(`crossEntropy: reduction must be 'mean', 'sum' or 'none', got '${reduction}'`);
@@ -67,9 +74,6 @@ export function crossEntropy(logits: Tensor, targets: ArrayLike<number>, o: Cros
   if (o.mask && o.mask.length !== rows) throw new RangeError(`crossEntropy: mask has ${o.mask.length} entries, expected ${rows}`);
   const t = toInt32('crossEntropy targets', targets);
   const be = logits.backend;
-  const probs = be.alloc(logits.size, logits.dtype);
-  const lossRows = be.alloc(rows, logits.dtype);
-  be.softmaxCrossEntropy(rows, V, logits.storage, t, ignoreIndex, probs, lossRows);
   // Row weights: 0 for ignored rows, mask[r] (default 1) otherwise.
   const w = new Float64Array(rows);
   let total = 0;
@@ -78,6 +82,19 @@ export function crossEntropy(logits: Tensor, targets: ArrayLike<number>, o: Cros
     total += w[r];
   }
   const scale = reduction === 'mean' ? 1 / total : 1; // total 0 → NaN, as PyTorch
+  if (eps > 0) {
+    // The fused kernel gives the one-hot part; the uniform part −(1/V)·Σ_j log p_j of each row is
+    // composed from logSoftmax and weighted and reduced as the rows are (its gradient, ε·(p − 1/V)
+    // per row, then comes from the tape).
+    const hard = crossEntropy(logits, t, { ignoreIndex, mask: o.mask, reduction });
+    const rw = new Float64Array(rows);
+    for (let r = 0; r < rows; r++) rw[r] = (-w[r] * (reduction === 'none' ? 1 : scale)) / V;
+    const perRow = mul(sum(reshape(logSoftmax(logits), [rows, V]), 1), new Tensor(be.fromArray(rw, logits.dtype), [rows]));
+    return add(mul(hard, 1 - eps), mul(reduction === 'none' ? perRow : sum(perRow), eps));
+  }
+  const probs = be.alloc(logits.size, logits.dtype);
+  const lossRows = be.alloc(rows, logits.dtype);
+  be.softmaxCrossEntropy(rows, V, logits.storage, t, ignoreIndex, probs, lossRows);
   const l = be.read(lossRows);
   let out: Tensor;
   if (reduction === 'none') {
