@@ -595,9 +595,10 @@ export const G2P_HELP = `Usage:
 
 Pronounces English words: prints each WORD (or, with none, each non-empty line of standard input)
 with the phonemes the grapheme-to-phoneme model predicts, in the CMU Pronouncing Dictionary's
-notation without stress digits ("PHOENIX  F IY N IH K S"). The model that ships with recur was
-trained with 'recur train seq2seq'; a word with a character outside its letters is reported on
-standard error and gets no line (exit code 1).
+notation ("PHOENIX  F IY N IH K S"). The model that ships with recur was trained with 'recur train
+seq2seq' (39 phonemes, no stress digits; a model trained with --set stress=true prints them); a
+word with a character outside its letters is reported on standard error and gets no line (exit
+code 1).
 
 Options:
 ${flagLines(G2P_FLAGS)}`;
