@@ -61,7 +61,7 @@ describe('right after install: recur predict TASK and recur g2p without --model'
     assert.equal(c.stdout, 'female\nmale\n');
     const n = recur(['predict', 'namegen', 'female', 'male']);
     assert.equal(n.status, 0, n.stderr);
-    assert.match(n.stdout, /^[a-z'-]+\n[a-z'-]+\n$/);
+    assert.match(n.stdout, /^[A-Z][a-z'-]+\n[A-Z][a-z'-]+\n$/);
     const none = recur(['predict', 'charlm', 'x']);
     assert.equal(none.status, 2);
     assert.match(none.stderr, /--model FILE is required: no trained charlm model ships with recur \(shipped: classify-names, namegen, seq2seq\)/);
