@@ -8,7 +8,7 @@
 //
 // --only retrains the named tasks (classify-names, namegen, seq2seq); the others keep their files.
 // --keep-model trains nothing: the files in pretrained/ are re-measured and the manifest rewritten.
-// seq2seq takes about 45 minutes on two cores; the names models take seconds.
+// seq2seq takes about 50 minutes on two cores; the names models take seconds.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
