@@ -34,7 +34,7 @@ test('registry: six built-in tasks covering the four topologies, documented defa
 test('registry: unknown task and bad options are clear errors', () => {
   assert.throws(() => getTaskSpec('clasify-spam'), (e: Error) => e instanceof TaskRegistryError && /unknown task "clasify-spam" \(known tasks: classify-spam, classify-names, feedforward, ngram-names, namegen, charlm, forecast/.test(e.message));
   const spec = getTaskSpec('feedforward');
-  assert.throws(() => spec.build({ hidenSize: 8 }), /feedforward: unknown option 'hidenSize' \(known: lowercase, hiddenSize, dropout, epochs, lr, clipNorm, batchSize, seed\)/);
+  assert.throws(() => spec.build({ hidenSize: 8 }), /feedforward: unknown option 'hidenSize' \(known: lowercase, hiddenSize, dropout, epochs, lr, weightDecay, clipNorm, batchSize, seed\)/);
   assert.throws(() => spec.build({ hiddenSize: 2.5 }), /option 'hiddenSize' must be a positive integer, got 2.5/);
   assert.throws(() => spec.build({ dropout: 1 }), /option 'dropout' must be a finite number in \[0, 1\), got 1/);
   assert.throws(() => spec.build({ lowercase: 'yes' }), /option 'lowercase' must be true or false/);
@@ -69,7 +69,12 @@ test('classify-spam from a JSONL file: Trainer fit → save → load → same pr
   writeMail(path);
   const spec = getTaskSpec('classify-spam');
   const built = spec.build({ data: path, embeddingDim: 16, hiddenSize: 16, batchSize: 16, minCount: 1 });
-  assert.deepEqual(built.trainOptions, { optimizer: 'adam', lr: 0.005, epochs: 3, clipNorm: 1, seed: 1 });
+  assert.deepEqual({ ...built.trainOptions }, { optimizer: 'adam', lr: 0.005, epochs: 3, clipNorm: 1, seed: 1 });
+  // weightDecay > 0 trains with AdamW, whose decoupled decay is the option's value
+  const decayed = spec.build({ data: path, embeddingDim: 16, hiddenSize: 16, batchSize: 16, minCount: 1, weightDecay: 0.05 });
+  const adamw = new Trainer(decayed.task, { ...decayed.trainOptions, ...quiet });
+  assert.equal(adamw.optimizer.type, 'AdamW');
+  assert.equal(adamw.optimizer.stateDict().hyper.weightDecay, 0.05);
   const trainer = new Trainer(built.task, { ...built.trainOptions, lr: 0.02, ...quiet });
   const r = await trainer.fit(built.train, built.val);
   assert.equal(r.stopReason, 'epochs');

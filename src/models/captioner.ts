@@ -329,7 +329,7 @@ export class CaptionTask implements Task<CaptionBatch> {
  */
 const CAPTION_OPTIONS = optionSet(CAPTION_FIELDS, {
   imageSize: 24, channels1: 16, channels2: 32, embeddingDim: 32, hiddenSize: 96, trainSize: 20000, valSize: 500, testSize: 1000,
-  dataSeed: 1, beamWidth: 1, epochs: 5, lr: 0.003, clipNorm: 5, batchSize: 32, seed: 1,
+  dataSeed: 1, beamWidth: 1, epochs: 5, lr: 0.003, weightDecay: 0, clipNorm: 5, batchSize: 32, seed: 1,
 });
 
 /** The value of every option (epochs, lr and clipNorm are for the Trainer: `trainDefaults`). */

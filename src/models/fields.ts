@@ -109,8 +109,9 @@ const truncate = z
 export const FIELDS = {
   // training (options only: they shape a run, not the model)
   epochs: int(1).describe('passes over the training data (an epoch of a sampled source is stepsPerEpoch batches)'),
-  lr: num(0).describe('Adam learning rate'),
+  lr: num(0).describe('learning rate of Adam (AdamW when weightDecay is above 0)'),
   cosine: bool().describe('anneal the learning rate along a cosine from lr to lr/100 over the run (CosineAnnealingLR, tMax = epochs × batches per epoch)'),
+  weightDecay: num(0).describe('decoupled weight decay: AdamW (as torch.optim.AdamW) instead of Adam when above 0'),
   clipNorm: num(0).describe('clip the global gradient norm to this (0: no clipping, as in the Trainer)'),
   batchSize: int(1).describe('examples (or windows) per batch'),
   seed: int(0).describe('seed of initialisation, dropout and batch order (the data split has its own fixed seed)'),

@@ -136,7 +136,7 @@ function checkInputs(name: string, inputs: unknown): string[] {
 /** What classify-spam and classify-names share: the classifier's keys, and its training. */
 const classifierDefaults = {
   lowercase: true, minCount: 1, maxVocab: 200, cell: 'gru', embeddingDim: 16, hiddenSize: 64, numLayers: 1, bidirectional: true, pooling: 'last', dropout: 0.2,
-  maxLen: 24, truncate: false, epochs: 12, lr: 0.005, cosine: false, clipNorm: 1, batchSize: 32, seed: 1,
+  maxLen: 24, truncate: false, epochs: 12, lr: 0.005, cosine: false, weightDecay: 0, clipNorm: 1, batchSize: 32, seed: 1,
 } as const;
 
 /** Labelled texts from a JSONL file: labels are the distinct targets in sorted order. */
@@ -187,7 +187,7 @@ const feedforward = registrySpec({
   name: 'feedforward',
   description: 'first name → female/male without recurrence: bag of characters + first/last character → MLP; the baseline for classify-names',
   topology: 'one-to-one',
-  options: optionSet(FIELDS, { lowercase: true, hiddenSize: 64, dropout: 0.2, epochs: 30, lr: 0.003, clipNorm: 5, batchSize: 64, seed: 1 }),
+  options: optionSet(FIELDS, { lowercase: true, hiddenSize: 64, dropout: 0.2, epochs: 30, lr: 0.003, weightDecay: 0, clipNorm: 5, batchSize: 64, seed: 1 }),
   build: (o) => buildFeedForward('feedforward', GENDER_LABELS, o, namesAsTexts('drop')),
   task: { cls: FeedForwardTask, load: loadFeedForward },
 });
@@ -212,7 +212,7 @@ const namegen = registrySpec({
   description: 'gender → a generated first name: conditional character GRU (gender embedding concatenated to each input); held-out NLL per character',
   topology: 'one-to-many',
   options: optionSet(FIELDS, {
-    cell: 'gru', embeddingDim: 16, conditionDim: 8, hiddenSize: 128, numLayers: 1, dropout: 0, maxLen: 24, temperature: 0.8, epochs: 10, lr: 0.005, clipNorm: 1, batchSize: 32, seed: 1,
+    cell: 'gru', embeddingDim: 16, conditionDim: 8, hiddenSize: 128, numLayers: 1, dropout: 0, maxLen: 24, temperature: 0.8, epochs: 10, lr: 0.005, weightDecay: 0, clipNorm: 1, batchSize: 32, seed: 1,
   }),
   build: (o) => buildNameGen('namegen', GENDER_LABELS, o, firstNames({ ambiguous: 'keep' })),
   task: { cls: NameGenTask, load: loadNameGen },
@@ -224,7 +224,7 @@ const charlm = registrySpec({
   topology: 'many-to-many',
   options: optionSet(FIELDS, {
     data: '', encoding: 'utf-8', cell: 'lstm', embeddingDim: 32, hiddenSize: 128, numLayers: 1, seqLen: 64, stepsPerEpoch: 100, evalBatchSize: 32, length: 200, temperature: 0.8,
-    epochs: 2, lr: 0.02, clipNorm: 5, batchSize: 32, seed: 1,
+    epochs: 2, lr: 0.02, weightDecay: 0, clipNorm: 5, batchSize: 32, seed: 1,
   }),
   build(o) {
     const lmOptions = {
@@ -248,7 +248,7 @@ const forecast = registrySpec({
     { ...FIELDS, ...FORECAST_FIELDS, columns: text().describe("comma-separated CSV columns to model (default: all); only with 'data'") },
     {
       data: '', columns: '', encoding: 'utf-8', cell: 'lstm', hiddenSize: 16, numLayers: 1, dropout: 0, residual: true, inputs: 'change', seqLen: 64, stepsPerEpoch: 50, context: 64,
-      epochs: 20, lr: 0.003, clipNorm: 1, batchSize: 32, seed: 1,
+      epochs: 20, lr: 0.003, weightDecay: 0, clipNorm: 1, batchSize: 32, seed: 1,
     },
   ),
   build(o) {

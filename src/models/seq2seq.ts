@@ -428,7 +428,7 @@ const SEQ2SEQ_OPTIONS = optionSet(SEQ2SEQ_FIELDS, {
   cell: 'lstm', attention: 'additive', embeddingDim: 64, encoderHidden: 128, encoderLayers: 1, decoderHidden: 256, attnDim: 128, dropout: 0.2,
   beamWidth: 1, lengthPenalty: 1, labelSmoothing: 0, stress: CMUDICT_DEFAULTS.stress, splitSeed: CMUDICT_DEFAULTS.seed, testSize: CMUDICT_DEFAULTS.testSize,
   valSize: CMUDICT_DEFAULTS.valSize, trainLimit: 0, maxWordLength: CMUDICT_DEFAULTS.maxWordLength,
-  cosine: true, epochs: 14, lr: 0.003, clipNorm: 5, batchSize: 128, seed: 1,
+  cosine: true, epochs: 14, lr: 0.003, weightDecay: 0, clipNorm: 5, batchSize: 128, seed: 1,
 });
 
 /** The value of every option (epochs, lr and clipNorm are for the Trainer: `trainDefaults`). */

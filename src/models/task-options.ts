@@ -31,7 +31,8 @@ export type Topology = 'one-to-one' | 'one-to-many' | 'many-to-one' | 'many-to-m
 
 /** Recommended Trainer options (pass straight to `new Trainer(task, trainOptions)`). */
 export type TrainDefaults = {
-  optimizer: 'adam';
+  /** Adam; AdamW with its decoupled weight decay when the task option `weightDecay` is above 0. */
+  optimizer: 'adam' | { name: 'adamw'; weightDecay: number };
   lr: number;
   epochs: number;
   clipNorm: number;
@@ -142,7 +143,8 @@ export function optionSet<F extends Record<string, z.ZodType>, K extends keyof F
  * training source) sizes the cosine schedule when the task option `cosine` is set.
  */
 export function trainDefaults(o: TrainKeys, batchesPerEpoch?: number): TrainDefaults {
-  const out: TrainDefaults = { optimizer: 'adam', lr: o.lr, epochs: o.epochs, clipNorm: o.clipNorm, seed: o.seed };
+  const optimizer: TrainDefaults['optimizer'] = o.weightDecay ? { name: 'adamw', weightDecay: o.weightDecay } : 'adam';
+  const out: TrainDefaults = { optimizer, lr: o.lr, epochs: o.epochs, clipNorm: o.clipNorm, seed: o.seed };
   if (o.cosine) {
     if (!(Number.isInteger(batchesPerEpoch) && batchesPerEpoch! >= 1)) throw new TaskRegistryError("option 'cosine' needs the number of training batches per epoch");
     out.schedule = { type: 'CosineAnnealingLR', tMax: o.epochs * batchesPerEpoch!, etaMin: o.lr / 100 };
@@ -150,8 +152,8 @@ export function trainDefaults(o: TrainKeys, batchesPerEpoch?: number): TrainDefa
   return out;
 }
 
-/** The options every task has: those its recommended Trainer options come from (`cosine`: where a task offers it). */
-export type TrainKeys = { lr: number; epochs: number; clipNorm: number; seed: number; cosine?: boolean };
+/** The options every task has: those its recommended Trainer options come from (`cosine`, `weightDecay`: where a task offers them). */
+export type TrainKeys = { lr: number; epochs: number; clipNorm: number; seed: number; cosine?: boolean; weightDecay?: number };
 
 /** What makeSpec makes a TaskSpec of. */
 export interface SpecBase<O> {
