@@ -6,8 +6,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GRU, LSTM, Rng, Tensor, add, backward, concat, mul, slice, sum } from '../src/index.ts';
-import { StateCarry, StreamBatches, forwardTBPTT, splitStreams } from '../src/train/tbptt.ts';
+import { Embedding, GRU, LSTM, Linear, Rng, Tensor, add, backward, concat, crossEntropy, dropout, mul, slice, sum } from '../src/index.ts';
+import { StateCarry, StreamBatches, backwardCheckpointed, forwardTBPTT, splitStreams } from '../src/train/tbptt.ts';
 import { assertClose, randomTensor } from './helpers/gradcheck.ts';
 
 test('splitStreams cuts B equal contiguous streams; StreamBatches serves consecutive [T, B] windows', () => {
@@ -178,4 +178,57 @@ test('forwardTBPTT validates its options', () => {
   assert.throws(() => forwardTBPTT(layer, x, { detachEvery: 2 }), /bidirectional/);
   assert.throws(() => forwardTBPTT(layer, x, { k: 2 } as never), /unknown option 'k'/);
   assert.throws(() => new StateCarry({ detachEvery: 0 }), /'detachEvery' must be a positive integer/);
+});
+
+// ---- backwardCheckpointed: full BPTT from every k-th state ------------------------------------------
+
+/** A character LM over a [T, B] id sequence: Embedding → 2-layer LSTM → Linear, summed cross-entropy. */
+function charLM(seed: number) {
+  const rng = new Rng(seed);
+  const V = 7, E = 3, H = 4, L = 2, B = 3, T = 23;
+  const embed = new Embedding(V, E, { dtype: 'float64', rng });
+  const lstm = new LSTM({ inputSize: E, hiddenSize: H, numLayers: L, dtype: 'float64', rng });
+  const head = new Linear(H, V, { dtype: 'float64', rng });
+  const ids = Int32Array.from({ length: (T + 1) * B }, () => rng.int(V));
+  const params = [...embed.parameters(), ...lstm.parameters(), ...head.parameters()];
+  const h0 = randomTensor([L, B, H], rng, { requiresGrad: true });
+  const c0 = randomTensor([L, B, H], rng, { requiresGrad: true });
+  /** Steps t0 … t1−1 from (h, c): the loss of predicting token t+1 at step t. */
+  const run = (t0: number, t1: number, [h, c]: readonly Tensor[]) => {
+    const r = lstm.forward(embed.forward(ids.subarray(t0 * B, t1 * B), [t1 - t0, B]), { h, c });
+    const loss = crossEntropy(head.forward(r.output), ids.subarray((t0 + 1) * B, (t1 + 1) * B), { reduction: 'sum' });
+    return { loss, state: [r.h, r.c!] };
+  };
+  const gradients = () => [...params, h0, c0].map((p) => Array.from(p.grad!.toArray() as Float64Array));
+  const zero = () => [...params, h0, c0].forEach((p) => (p.grad = null));
+  return { T, run, h0, c0, gradients, zero };
+}
+
+test('backwardCheckpointed: the loss and gradients of one backward pass, for every segment length k', () => {
+  const m = charLM(11);
+  const whole = m.run(0, m.T, [m.h0, m.c0]);
+  backward(whole.loss);
+  const reference = m.gradients();
+  for (const k of [1, 4, 5, 22, 23, 100]) {
+    m.zero();
+    const r = backwardCheckpointed(m.T, k, [m.h0, m.c0], m.run);
+    assert.equal(r.segments, Math.ceil(m.T / k));
+    assert.ok(Math.abs(r.loss - whole.loss.item()) <= 1e-12 * Math.abs(r.loss), `k = ${k}: loss ${r.loss} vs ${whole.loss.item()}`);
+    // The sums over steps are taken per segment, so the last bits may differ from one backward pass.
+    m.gradients().forEach((g, i) => assertClose(g, reference[i], 1e-12, `k = ${k}, gradient ${i}`));
+  }
+});
+
+test('backwardCheckpointed: a segment that is not deterministic is refused; bad arguments are named', () => {
+  const m = charLM(12);
+  const rng = new Rng(1);
+  // dropout from one shared stream draws a new mask the second time round
+  const noisy = (t0: number, t1: number, state: readonly Tensor[]) => {
+    const r = m.run(t0, t1, state);
+    return { loss: r.loss, state: [dropout(r.state[0], 0.5, true, rng), r.state[1]] };
+  };
+  assert.throws(() => backwardCheckpointed(m.T, 5, [m.h0, m.c0], noisy), /gave a different state when run again .*must be deterministic/);
+  assert.throws(() => backwardCheckpointed(0, 5, [m.h0, m.c0], m.run), /'T' must be a positive integer/);
+  assert.throws(() => backwardCheckpointed(m.T, 0.5, [m.h0, m.c0], m.run), /'k' must be a positive integer/);
+  assert.throws(() => backwardCheckpointed(m.T, 5, [m.h0, m.c0], (t0, t1, s) => ({ loss: m.run(t0, t1, s).loss, state: [s[0]] })), /a state of 2 tensors/);
 });

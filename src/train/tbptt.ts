@@ -21,9 +21,20 @@
  * Inside one window `forwardTBPTT` detaches every K time steps; K ≥ T (the default) is full BPTT
  * over the window, identical to running the layer on it in one go. Detaching never changes
  * values — only where gradients flow.
+ *
+ * Full BPTT in bounded memory (`backwardCheckpointed`, activation checkpointing as in Chen et al.
+ * 2016, "Training deep nets with sublinear memory cost"): over a sequence too long for its
+ * activations to fit, run the forward pass in segments of k steps with no tape, keeping only the
+ * state at each segment's start; then, from the last segment to the first, run the segment again on
+ * the tape from its kept state and backpropagate its loss together with the gradient that the
+ * segment after it sent back into that state. Memory is O(T/k) states plus one segment's
+ * activations (least near k = √T), for one extra forward pass; the gradients are those of one
+ * backward pass over the whole sequence.
  */
 import { Tensor, shapeStr } from '../tensor/tensor.ts';
 import { concat, slice } from '../autograd/ops/shape.ts';
+import { add, mul, sum } from '../autograd/ops/elementwise.ts';
+import { backward, noGrad } from '../autograd/tape.ts';
 import type { RecurrentBase, RecurrentOutput } from '../nn/recurrent.ts';
 import type { BatchSource } from './task.ts';
 import { tensorFromJSON, tensorToJSON, type TensorJSON } from '../tensor/json.ts';
@@ -254,4 +265,98 @@ export function forwardTBPTT(layer: RecurrentBase, x: Tensor, opts: TBPTTForward
     c = last.c;
   }
   return { output: concat(outs, axis), h: last!.h, c: last!.c };
+}
+
+// ---- full BPTT in bounded memory ------------------------------------------------------------------
+
+/** What one segment of `backwardCheckpointed` returns. */
+export interface SegmentResult {
+  /** This segment's share of the loss (one element): the total loss is the sum over segments. */
+  loss: Tensor;
+  /** The state after the segment's last step, tensor for tensor like the state it started from. */
+  state: readonly Tensor[];
+}
+
+export interface CheckpointedResult {
+  /** The total loss (the sum of the segments' losses). */
+  loss: number;
+  /** Segments of at most k steps the sequence was cut into. */
+  segments: number;
+}
+
+/**
+ * Backpropagate the loss of a T-step sequence as one backward pass would, keeping only every k-th
+ * state (see the file's header): parameters' `.grad` receive ∂(Σ segment losses)/∂θ, and the
+ * initial state tensors that require grad receive theirs.
+ *
+ * `segment(t0, t1, state)` runs steps t0 … t1−1 from `state` (any list of tensors: h and c of every
+ * layer, say) and returns that stretch's loss and the state after it. It is called twice per
+ * segment — once without a tape, once on it — and must give the same result both times: draw
+ * dropout masks from an Rng seeded by t0, not from a shared stream. The second run is checked
+ * against the first (the state it ends in must equal the one kept), so a segment that is not
+ * deterministic is an error rather than a silently wrong gradient.
+ *
+ *   const { loss } = backwardCheckpointed(T, 316, [h0, c0], (t0, t1, [h, c]) => {
+ *     const r = lstm.forward(embed.forward(ids.slice(t0 * B, t1 * B), [t1 - t0, B]), { h, c });
+ *     return { loss: crossEntropy(head.forward(r.output), targets.slice(t0 * B, t1 * B), { reduction: 'sum' }), state: [r.h, r.c!] };
+ *   });
+ *   optimizer.step();
+ */
+export function backwardCheckpointed(
+  T: number,
+  k: number,
+  init: readonly Tensor[],
+  segment: (t0: number, t1: number, state: readonly Tensor[]) => SegmentResult,
+): CheckpointedResult {
+  const who = 'backwardCheckpointed';
+  posInt(who, 'T', T);
+  posInt(who, 'k', k);
+  if (!Array.isArray(init) || !init.every((t) => t instanceof Tensor)) throw new TypeError(`${who}: the initial state must be an array of tensors`);
+  const run = (t0: number, state: readonly Tensor[]): SegmentResult => {
+    const t1 = Math.min(T, t0 + k);
+    const r = segment(t0, t1, state);
+    if (!(r?.loss instanceof Tensor) || r.loss.size !== 1) throw new TypeError(`${who}: segment [${t0}, ${t1}) must return { loss: a one-element tensor, state }`);
+    if (!Array.isArray(r.state) || r.state.length !== state.length || r.state.some((s, j) => !(s instanceof Tensor) || s.size !== state[j].size)) {
+      throw new TypeError(`${who}: segment [${t0}, ${t1}) must return a state of ${state.length} tensors shaped like the state it was given`);
+    }
+    return r;
+  };
+
+  // Forward without a tape: the loss, and the state at the start of every segment.
+  const starts: Tensor[][] = [[...init]];
+  let loss = 0;
+  noGrad(() => {
+    for (let t0 = 0; t0 < T; t0 += k) {
+      const r = run(t0, starts[starts.length - 1]);
+      loss += r.loss.item();
+      if (t0 + k < T) starts.push(r.state.map((s) => s.detach()));
+    }
+  });
+
+  // Backward, last segment first. carry[j] = ∂(loss of the later segments)/∂(state j at this
+  // segment's end); adding Σ state_j · carry_j to the segment's loss sends exactly carry_j into
+  // state_j's gradient, so one backward call covers both.
+  let carry: Tensor[] | null = null;
+  for (let i = starts.length - 1; i >= 0; i--) {
+    const t0 = i * k;
+    // The first segment starts from the caller's tensors (their gradients are the caller's); later
+    // ones from leaves whose gradients become the carry.
+    const state = i === 0 ? init : starts[i].map((s) => s.detach().requireGrad());
+    const r = run(t0, state);
+    if (carry) {
+      for (const [j, s] of r.state.entries()) {
+        const kept = starts[i + 1][j].toArray() as ArrayLike<number>;
+        const again = s.toArray() as ArrayLike<number>;
+        for (let e = 0; e < again.length; e++) {
+          if (!Object.is(again[e], kept[e])) throw new Error(`${who}: segment [${t0}, ${Math.min(T, t0 + k)}) gave a different state when run again (state ${j}, element ${e}: ${kept[e]} then ${again[e]}); the segment must be deterministic (seed its dropout by t0)`);
+        }
+      }
+    }
+    let objective = r.loss;
+    if (carry) for (const [j, s] of r.state.entries()) objective = add(objective, sum(mul(s, carry[j])));
+    if (objective.requiresGrad) backward(objective);
+    // a state the loss does not reach (an unused c, say) sends back zeros
+    carry = i === 0 ? null : state.map((s) => s.grad ?? new Tensor(s.backend.alloc(s.size, s.dtype), s.shape));
+  }
+  return { loss, segments: starts.length };
 }
