@@ -80,6 +80,30 @@ test('charlm stream: input schema limits the text; a state of another model is r
   assert.throws(() => s.step(['a'], ['not json']), /not JSON/);
 });
 
+test('charlm stream: states are stored as base64 bytes (version 2); a version-1 state still continues; damaged states are refused', () => {
+  const s = streamOf(lmTask('lstm', 2))!;
+  const st = s.step(['the c'], [null]).states[0];
+  const j = JSON.parse(st) as { version: number; dtype: string; shape: number[]; h: string; c: string };
+  assert.deepEqual([j.version, j.dtype, j.shape], [2, 'float32', [2, 1, 10]]);
+  const h = new Float32Array(new Uint8Array(Buffer.from(j.h, 'base64')).buffer);
+  const c = new Float32Array(new Uint8Array(Buffer.from(j.c, 'base64')).buffer);
+  assert.equal(h.length, 20);
+  // the same state in version 1 (nested decimal arrays, as earlier servers stored it) gives the same step
+  const rows = (a: Float32Array) => [[Array.from(a.subarray(0, 10))], [Array.from(a.subarray(10))]];
+  const v1 = JSON.stringify({ format: 'recur.task_stream', version: 1, rnn: { format: 'recur.stream_state', version: 1, dtype: 'float32', h: rows(h), c: rows(c) } });
+  assert.deepEqual(s.step(['at'], [v1]), s.step(['at'], [st]));
+  const damaged = (patch: Record<string, unknown>) => JSON.stringify({ ...j, ...patch });
+  assert.throws(() => s.step(['a'], [damaged({ h: j.h.slice(4) })]), /'h' must be the base64 of 20 float32 values/);
+  assert.throws(() => s.step(['a'], [damaged({ h: `!${j.h.slice(1)}` })]), /'h' must be the base64 of 20 float32 values/);
+  assert.throws(() => s.step(['a'], [damaged({ c: 7 })]), /'c' must be base64 or null/);
+  assert.throws(() => s.step(['a'], [damaged({ dtype: 'int8' })]), /'dtype' must be 'float32' or 'float64'/);
+  assert.throws(() => s.step(['a'], [damaged({ shape: [2, 1] })]), /'shape' must be three positive integers/);
+  assert.throws(() => s.step(['a'], [damaged({ version: 3 })]), /version 1 or 2/);
+  const nan = Float32Array.from(h);
+  nan[3] = NaN;
+  assert.throws(() => s.step(['a'], [damaged({ h: Buffer.from(nan.buffer).toString('base64') })]), /'h' holds a value that is not finite/);
+});
+
 const FCONFIG: ForecastConfig = {
   task: 'forecast', arch: 'rnn-forecaster', columns: ['hum', 'temp'], norm: { columns: ['hum', 'temp'], mean: [40, 20], std: [5, 2] },
   cell: 'lstm', hiddenSize: 8, numLayers: 2, dropout: 0, residual: true, deltaScale: [0.3, 0.2], context: 4,
