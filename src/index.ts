@@ -57,6 +57,7 @@ export { memoryStore, CheckpointError, type RunStore, type TrainingState } from 
 export type { MetricsEntry, TrainLogEntry, EvalLogEntry, FitLogEntry, WarningLogEntry } from './train/metrics-log.ts';
 export { parseMetricsLog } from './train/metrics-log.ts';
 export * from './train/tbptt.ts';
+export { measureStepMemory, type StepMemory } from './train/memory.ts';
 export { GradMonitor, layerNorms, type GradMonitorOptions, type GradMonitorState, type GradWarning, type GradWarningKind } from './train/gradlog.ts';
 
 // inference

@@ -163,6 +163,26 @@ test('every command reports errors in one style, with no doubled prefix', () => 
   assert.equal(recur(['train', 'classify-names', '--set', 'hiddenSize=-1']).stderr.split('\n')[0], "recur train: classify-names: option 'hiddenSize' must be a positive integer, got -1");
 });
 
+test('recur train --dry-run: one step\'s memory by part, nothing written; the js backend and --resume are refused', () => {
+  const r = recur(['train', 'classify-names', '--dry-run', '--run-dir', 'dry']);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trimEnd().split('\n');
+  assert.match(lines[0], /^recur train classify-names --dry-run: [\d,]+ parameters; one training step on the first of [\d,]+ batches \(nothing trained or written\)$/);
+  const part = (name: string) => {
+    const m = new RegExp(`^  ${name} +([\\d.]+) (B|KiB|MiB|GiB)`).exec(lines.find((l) => l.startsWith(`  ${name} `)) ?? '');
+    assert.ok(m, `${name} in ${r.stdout}`);
+    return Number(m[1]) * 1024 ** ['B', 'KiB', 'MiB', 'GiB'].indexOf(m[2]);
+  };
+  assert.equal(part('gradients'), part('parameters'));
+  assert.ok(Math.abs(part('optimizer state') - 2 * part('parameters')) <= 0.01 * part('optimizer state'), 'Adam: two moments per weight');
+  assert.ok(part('activations') > 0 && part('total') > part('activations'));
+  assert.equal(existsSync(join(DIR, 'dry')), false);
+  const js = spawnSync(process.execPath, [BIN, 'train', 'classify-names', '--dry-run'], { cwd: DIR, encoding: 'utf8', env: { ...process.env, RECUR_BACKEND: 'js' } });
+  assert.equal(js.status, 1);
+  assert.match(js.stderr, /does not measure its memory .*unset RECUR_BACKEND=js/);
+  assert.match(recur(['train', 'classify-names', '--dry-run', '--resume', 'x']).stderr, /--dry-run measures a new run; it does not go with --resume/);
+});
+
 test('a model file of another task says so (eval and predict)', () => {
   const { path } = savedCharLM();
   for (const cmd of ['eval', 'predict']) {

@@ -19,6 +19,11 @@
  */
 
 export type DType = 'float32' | 'float64';
+
+/** Bytes per element of a dtype. */
+export function elementBytes(dtype: DType): 4 | 8 {
+  return dtype === 'float32' ? 4 : 8;
+}
 export type Data = Float32Array | Float64Array;
 
 /** An opaque handle to `size` elements of `dtype` in a backend's memory. */
@@ -149,6 +154,16 @@ export interface Backend {
    * to use s again; the backend may make any later use an error.
    */
   release?(s: Storage): void;
+  /**
+   * Optional: bytes of storage in use now (`live`) and the most in use at once since the last
+   * `resetMemoryPeak` (`peak`; storages that are garbage but not yet collected count as in use,
+   * as they take the memory). The garbage collector runs first where the platform lets it, so
+   * `live` holds only what is still reachable. Backends that manage their own memory (wasm) have
+   * it; the js backend's arrays belong to the JavaScript heap.
+   */
+  memoryUse?(): { live: number; peak: number };
+  /** Optional, with memoryUse: start a new peak from the bytes in use now. */
+  resetMemoryPeak?(): void;
 
   // ---- dense linear algebra ------------------------------------------------------------------
   /**

@@ -27,7 +27,8 @@
  */
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import type { Task } from '../train/task.ts';
+import type { BatchSource, Task } from '../train/task.ts';
+import { measureStepMemory, type StepMemory } from '../train/memory.ts';
 import { Trainer, type FitResult, type TrainerOptions } from '../train/trainer.ts';
 import { fileStore, hasCheckpoint, readTrainingState, BEST_FILE, METRICS_FILE, MODEL_FILE, STATE_FILE } from '../train/checkpoint.ts';
 import type { ProgressSink } from '../train/callbacks.ts';
@@ -38,7 +39,7 @@ import type { ModelFile } from '../io/model.ts';
 import { loadModelFile } from '../io/files.ts';
 import { decodeText, type TextEncoding } from '../data/files.ts';
 import { CliError, flagLines, flagSpec, HELP_FLAG, OptionReader, parseOrHelp, UsageError, type Flag, type Parsed } from './args.ts';
-import { fileError, formatDuration, formatInt, oneLine } from './format.ts';
+import { fileError, formatBytes, formatDuration, formatInt, oneLine } from './format.ts';
 import { Progress } from './progress.ts';
 
 // ---- the registry API ------------------------------------------------------------------------------
@@ -184,9 +185,37 @@ const TRAIN_FLAGS: Record<string, Flag> = {
   encoding: { type: 'string', value: 'utf-8|latin1', help: "The text encoding of the task's data file (--set data=FILE); UTF-8 is\nchecked strictly (a byte that is not UTF-8 is an error)" },
   resume: { type: 'string', value: 'DIR', help: 'Continue the run in DIR exactly where it stopped (with its options;\n--epochs, --max-steps and --time may change)' },
   set: { type: 'string', value: 'key=value', help: `A task option (see --list) or a trainer option (optimizer, lr, schedule,\nclipNorm, clipValue, epochs, maxSteps, timeLimitSeconds, evalEvery,\nlogEvery, earlyStopping, seed, gradNormLogging); values are JSON or text,\ne.g. --set hiddenSize=128 --set 'earlyStopping={"patience":3}'`, helpOnly: true },
+  'dry-run': { type: 'boolean', help: "Build the task and report one training step's memory (parameters, gradients,\noptimizer state, activations, workspaces), measured on the first batch on the\nwasm backend; nothing is trained or written" },
   list: { type: 'boolean', help: 'List the tasks and their options' },
   help: HELP_FLAG,
 };
+
+/** `recur train TASK --dry-run`: the memory of one training step (train/memory.ts), nothing written. */
+function dryRunReport(name: string, task: Task<unknown>, train: BatchSource<unknown>, trainerOptions: Record<string, unknown>, out: (t: string) => void): number {
+  let optimizer;
+  try {
+    // the optimizer exactly as the run would make it (type, hyper-parameters, parameters)
+    optimizer = new Trainer(task, { ...(trainerOptions as TrainerOptions), progress: false, log: () => {} }).optimizer;
+  } catch (e) {
+    throw new UsageError(`${oneLine((e as Error).message, 500)}`);
+  }
+  let m: StepMemory;
+  try {
+    m = measureStepMemory(task, train.get(0, 0), optimizer);
+  } catch (e) {
+    const msg = (e as Error).message;
+    throw new CliError(`${name}: --dry-run: ${msg}${/does not measure its memory/.test(msg) ? ' (unset RECUR_BACKEND=js)' : ''}`);
+  }
+  const row = (label: string, bytes: number, note = ''): string => `  ${label.padEnd(16)}${formatBytes(bytes).padStart(10)}${note ? `  ${note}` : ''}\n`;
+  out(`recur train ${name} --dry-run: ${formatInt(task.model.numParameters())} parameters; one training step on the first of ${formatInt(train.numBatches)} batches (nothing trained or written)\n`);
+  out(row('parameters', m.parameters));
+  out(row('gradients', m.gradients));
+  out(row('optimizer state', m.optimizer, optimizer.type));
+  out(row('activations', m.activations, 'kept by the forward pass for the backward pass'));
+  out(row('workspaces', m.workspaces, "the rest of the step's peak: backward scratch, temporaries"));
+  out(row('total', m.total));
+  return 0;
+}
 
 export const TRAIN_HELP = `Usage:
   recur train TASK [options] [--set key=value ...]
@@ -321,6 +350,8 @@ export async function trainCommand(argv: string[], deps: CommandDeps = {}): Prom
   if (evalEvery !== undefined) flags.evalEvery = evalEvery;
   const resumeDir = r.string('resume');
   let runDir = r.string('run-dir');
+  const dryRun = r.flag('dry-run');
+  if (dryRun && resumeDir !== undefined) throw new UsageError('--dry-run measures a new run; it does not go with --resume', hint);
   const encoding = encodingOption(spec, r.string('encoding'));
   if (encoding !== undefined && resumeDir !== undefined) throw new UsageError(`${who}: --encoding cannot change when resuming (the run reads its data as before)`, hint);
 
@@ -366,7 +397,7 @@ export async function trainCommand(argv: string[], deps: CommandDeps = {}): Prom
     // The task's recommended trainer options (from build, below) under --set, under the flags.
     trainerOptions = { ...routed.trainerOptions, ...flags };
     runDir = runDir ?? defaultRunDir(spec.name, (deps.now ?? (() => new Date()))());
-    checkRunDir(runDir, r.flag('overwrite'));
+    if (!dryRun) checkRunDir(runDir, r.flag('overwrite'));
   }
   if (resumeDir !== undefined && r.flag('overwrite')) throw new UsageError('--overwrite starts a new run; it does not go with --resume');
 
@@ -377,6 +408,7 @@ export async function trainCommand(argv: string[], deps: CommandDeps = {}): Prom
   const progress = sinkFor(deps);
   const print = (t: string): void => (progress?.print ? progress.print(t) : err(`${t}\n`));
   for (const k of Object.keys(trainerOptions)) if (trainerOptions[k] === undefined) delete trainerOptions[k];
+  if (dryRun) return dryRunReport(spec.name, task, train, trainerOptions, out);
   let trainer: Trainer<unknown>;
   try {
     trainer = new Trainer(task, {

@@ -12,7 +12,7 @@
  * `.grad` is null is skipped by `step()` (its state, including its step count, is untouched), as in
  * PyTorch.
  */
-import type { Storage } from '../backend/interface.ts';
+import { elementBytes, type Storage } from '../backend/interface.ts';
 import { Tensor, shapeStr } from '../tensor/tensor.ts';
 import { StateDictError } from '../nn/module.ts';
 import { brief, isRecord } from '../util/options.ts';
@@ -190,6 +190,12 @@ export abstract class Optimizer<H extends { lr: number } = { lr: number }> {
     const h = { ...this.cfg } as Record<string, unknown>;
     for (const [k, v] of Object.entries(h)) if (Array.isArray(v)) h[k] = [...v];
     return h as H;
+  }
+
+  /** Bytes of the state buffers once every parameter has been updated (what training holds besides weights and gradients). */
+  stateBytes(): number {
+    const perElement = this.bufferNames(this.cfg).length;
+    return this.params.items.reduce((n, p) => n + perElement * p.tensor.size * elementBytes(p.tensor.dtype), 0);
   }
 
   /** Number of `step()` calls so far. */

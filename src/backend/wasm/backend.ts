@@ -63,6 +63,17 @@ export class WasmBackend implements Backend {
 
   // ---- memory -------------------------------------------------------------------------------------
 
+  memoryUse(): { live: number; peak: number } {
+    this.ctx.heap.collect?.();
+    const h = this.ctx.heap.stats();
+    return { live: h.liveBytes, peak: h.peakLiveBytes };
+  }
+
+  resetMemoryPeak(): void {
+    this.ctx.heap.collect?.();
+    this.ctx.heap.resetPeak();
+  }
+
   /** Give s's block back now (Backend.release); s becomes unusable. */
   release(st: Storage): void {
     storage.releaseStorage(this.ctx, st);

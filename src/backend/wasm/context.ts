@@ -12,7 +12,7 @@
  * kernels, one concern each, as functions of a `WasmContext`; backend.ts is the facade that
  * implements the Backend interface by calling them.
  */
-import { BackendError, type CellStep, type DType, type Storage } from '../interface.ts';
+import { BackendError, elementBytes, type CellStep, type DType, type Storage } from '../interface.ts';
 import type { WasmBackend } from './backend.ts';
 import { PackCache } from './gemm.ts';
 import type { Kernels, Variant } from './loader.ts';
@@ -38,11 +38,6 @@ export interface WasmBackendInternals {
   poisonUninit?: boolean;
   /** The platform's FinalizationRegistry (with synchronous reclamation where available). */
   weakRegistry: <T>(cb: (held: T) => void) => WeakRegistry<T>;
-}
-
-/** Bytes per element of a dtype. */
-export function elementBytes(dtype: DType): 4 | 8 {
-  return dtype === 'float32' ? 4 : 8;
 }
 
 export class WasmContext {

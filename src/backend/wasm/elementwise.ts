@@ -7,9 +7,9 @@
  * irreducible after that runs as a strided loop on the host. The big float32 column sums and Adam
  * split across the pool; every element keeps its own order, so the split never changes a result.
  */
-import { type BinaryOp, BackendError, type Storage, type UnaryOp } from '../interface.ts';
+import { elementBytes, type BinaryOp, BackendError, type Storage, type UnaryOp } from '../interface.ts';
 import { shapeSize, shapeStrides } from '../../util/shape.ts';
-import { type WasmContext, addressOf, elementBytes, firstIndex, markWritten } from './context.ts';
+import { type WasmContext, addressOf, firstIndex, markWritten } from './context.ts';
 import { JOBS } from './threads.ts';
 
 /** The op codes of assembly/elementwise.ts. */

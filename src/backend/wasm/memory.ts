@@ -41,6 +41,8 @@ export interface HeapStats {
   memoryBytes: number;
   /** Bytes in blocks handed out and not yet freed (class sizes). */
   liveBytes: number;
+  /** The most liveBytes since the heap was made or `resetPeak` was called. */
+  peakLiveBytes: number;
   /** Number of blocks handed out and not yet freed. */
   liveBlocks: number;
   /** Bytes sitting in the free lists. */
@@ -68,6 +70,7 @@ export class Heap {
   /** Free runs made by `coalesce`, in address order. */
   private runs: { p: number; n: number }[] = [];
   private live = 0;
+  private peakLive = 0;
   private liveBlocks = 0;
   private freeBytes = 0;
   private grows = 0;
@@ -189,6 +192,7 @@ export class Heap {
     }
     this.churn += size;
     this.live += size;
+    if (this.live > this.peakLive) this.peakLive = this.live;
     this.liveBlocks++;
     return [ptr, size];
   }
@@ -225,10 +229,16 @@ export class Heap {
     this.refresh();
   }
 
+  /** Start a new peak from the bytes live now. */
+  resetPeak(): void {
+    this.peakLive = this.live;
+  }
+
   stats(): HeapStats {
     return {
       memoryBytes: this.memory.buffer.byteLength,
       liveBytes: this.live,
+      peakLiveBytes: this.peakLive,
       liveBlocks: this.liveBlocks,
       freeBytes: this.freeBytes,
       top: this.top,

@@ -4,8 +4,8 @@
  * across the pool by rows or columns; every output element is still computed by one thread in the
  * single-threaded order, so the split never changes a result.
  */
-import { BackendError, type Storage } from '../interface.ts';
-import { type WasmContext, elementBytes, markWritten } from './context.ts';
+import { elementBytes, BackendError, type Storage } from '../interface.ts';
+import { type WasmContext, markWritten } from './context.ts';
 import { JOBS } from './threads.ts';
 
 /** Every target is a class in [0, cols) or the ignore index (the message names the op, row and value). */

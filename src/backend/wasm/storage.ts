@@ -10,9 +10,9 @@
  * before the memory would grow. Elsewhere (browsers, other Node versions) a loop that never yields
  * gets its memory back only when it does; the heap grows meanwhile (up to `maxMemoryMiB`).
  */
-import { BackendError, type Data, type DType, type Storage } from '../interface.ts';
+import { elementBytes, BackendError, type Data, type DType, type Storage } from '../interface.ts';
 import type { WasmBackend } from './backend.ts';
-import { type WasmContext, addressOf, elementBytes, firstIndex, markWritten } from './context.ts';
+import { type WasmContext, addressOf, firstIndex, markWritten } from './context.ts';
 
 let nextStorageId = 1;
 
