@@ -2,9 +2,12 @@
  * Times the WebAssembly backend's non-recurrent kernels at the W1 shapes (the figures of
  * src/backend/wasm/README.md): `node --import tsx bench/kernels.ts [threads ...]` (default 1 2).
  * Each figure is the median of 7 rounds of repeated calls after a warm-up; a GEMM's B operand is
- * marked as written before every call, so it is packed again each time, as in training.
+ * marked as written before every call, so it is packed again each time, as in training. Each GEMM
+ * also gives its share of the machine's wasm SIMD peak (bench/simd-peak.ts: the mul + add form,
+ * which the plain SIMD build's inner loops use, measured here first) times the thread count.
  */
 import { createWasmBackend } from '../src/backend/wasm/index.ts';
+import { simdPeak } from './simd-peak.ts';
 import type { Storage } from '../src/backend/interface.ts';
 
 const threadsList = process.argv.slice(2).map(Number).filter((x) => x > 0);
@@ -17,6 +20,8 @@ function time(fn: () => void, reps: number, rounds = 7): number {
   for (let k = 0; k < rounds; k++) { const t0 = performance.now(); for (let i = 0; i < reps; i++) fn(); r.push((performance.now() - t0) / reps); }
   return median(r);
 }
+const peak = simdPeak('mul+add')!.gflops;
+console.log(`wasm SIMD peak, one core: ${peak.toFixed(1)} GFLOP/s (mul + add, bench/simd-peak.ts)`);
 for (const T of TL) {
   const be = await createWasmBackend({ threads: T });
   const out: string[] = [];
@@ -25,7 +30,8 @@ for (const T of TL) {
     const lda = ta ? M : K, ldb = tb ? K : N;
     const f = (): void => { if (fresh) (B as unknown as { version: number }).version++; /* defeats the packed-B cache */ be.gemm(ta, tb, M, N, K, 1, A, 0, lda, B, 0, ldb, 0, C, 0, N); };
     const ms = time(f, Math.max(3, Math.round(2e8 / (M * N * K))));
-    out.push(`gemm ${ta ? 'T' : 'N'}${tb ? 'T' : 'N'} ${M}x${N}x${K}${fresh ? '' : ' (B cached)'}: ${(ms * 1000).toFixed(0)} us  ${(2 * M * N * K / ms / 1e6).toFixed(1)} GFLOP/s`);
+    const gflops = (2 * M * N * K) / ms / 1e6;
+    out.push(`gemm ${ta ? 'T' : 'N'}${tb ? 'T' : 'N'} ${M}x${N}x${K}${fresh ? '' : ' (B cached)'}: ${(ms * 1000).toFixed(0)} us  ${gflops.toFixed(1)} GFLOP/s  ${((100 * gflops) / (peak * T)).toFixed(0)}% of ${T} × peak`);
   };
   gemm(false, false, 2048, 256, 65);
   gemm(true, false, 65, 256, 2048);

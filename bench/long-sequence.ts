@@ -8,7 +8,7 @@
  *   node --import tsx bench/long-sequence.ts --T 100000 --k 316    one run (k 0: no checkpointing)
  *
  * Sweep: T = 100,000, H 256, B 8 for k = 100, 316, 1,000, 3,162; without checkpointing at
- * T = 1,000, 3,000 and 10,000 (at T = 100,000 its activations alone would need about 7.5 GB, more
+ * T = 1,000, 3,000 and 10,000 (at T = 100,000 it would need about 11 GiB, 114 KiB a step, more
  * than a wasm32 memory can hold). Each row runs in its own process, so its memory is its own:
  * "wasm memory" is the backend's linear memory at the end (it only grows, so it is the peak) and
  * "peak RSS" the process's. Times are wall-clock seconds on the wasm backend (2 threads); they are

@@ -93,7 +93,7 @@ export function streamOf(task: Task<any>, opts: StreamOfOptions = {}): TaskStrea
  * A stream's state as stored (an opaque string to the caller). Version 2, written: the recurrent
  * state as the bytes of its dtype in base64 (little-endian, as typed arrays are on every platform
  * JavaScript runs on): a quarter of the text of version 1's decimal numbers, and read without
- * parsing a number per element — with 1,000 streams per tick, the JSON of version 1 took about 80%
+ * parsing a number per element — with 1,000 streams per tick, the JSON of version 1 took two thirds
  * of a batched step (bench/multi-stream.ts). Version 1 ({rnn: StreamStateJSON}) is still read, so
  * states stored by an earlier server continue.
  */
