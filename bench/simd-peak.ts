@@ -22,6 +22,7 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { pathToFileURL } from 'node:url';
+import { median } from './lib/measure.ts';
 
 // relaxed SIMD is behind a flag in Node 20's engine (as the backend's relaxed build sets it)
 setFlagsFromString('--experimental-wasm-relaxed-simd');
@@ -81,11 +82,6 @@ function moduleBytes(form: Form, MR: number, NR: number): Uint8Array<ArrayBuffer
     ...section(7, [1, 3, ...[...'run'].map((ch) => ch.charCodeAt(0)), 0, 0]), // export "run"
     ...section(10, [1, ...leb(func.length), ...func]),
   ]);
-}
-
-function median(a: number[]): number {
-  const b = [...a].sort((p, q) => p - q);
-  return b[b.length >> 1];
 }
 
 /** The best GFLOP/s of one core for an update form over the blockings (median of `rounds` rounds each), and that blocking; null where the engine lacks the form. */

@@ -49,17 +49,19 @@ export function measureStepMemory<B>(task: Task<B>, batch: B, optimizer: Optimiz
   const afterForward = be.memoryUse().live;
   backward(r.loss);
   const { peak } = be.memoryUse();
+  const parameters = bytes(params);
   const gradients = bytes(params.filter((p) => p.requiresGrad));
+  const optimizerBytes = optimizer.stateBytes();
   task.model.zeroGrad();
   const activations = afterForward - before;
   const stepPeak = peak - before;
   return {
-    parameters: bytes(params),
+    parameters,
     gradients,
-    optimizer: optimizer.stateBytes(),
+    optimizer: optimizerBytes,
     activations,
     workspaces: Math.max(0, stepPeak - activations - gradients),
-    total: bytes(params) + optimizer.stateBytes() + stepPeak,
+    total: parameters + optimizerBytes + stepPeak,
     stepPeak,
   };
 }

@@ -351,6 +351,7 @@ export function backwardCheckpointed(
           if (!Object.is(again[e], kept[e])) throw new Error(`${who}: segment [${t0}, ${Math.min(T, t0 + k)}) gave a different state when run again (state ${j}, element ${e}: ${kept[e]} then ${again[e]}); the segment must be deterministic (seed its dropout by t0)`);
         }
       }
+      starts[i + 1] = []; // checked, and no later segment needs it: its memory can go
     }
     let objective = r.loss;
     if (carry) for (const [j, s] of r.state.entries()) objective = add(objective, sum(mul(s, carry[j])));
