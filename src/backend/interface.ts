@@ -283,6 +283,18 @@ export interface Backend {
    */
   adamUpdate(n: number, p: Storage, g: Storage, m: Storage, v: Storage, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, decoupled: boolean, step: number): void;
 
+  // ---- optional: asynchronous read-back -----------------------------------------------------------
+  /**
+   * A backend whose memory the host cannot read synchronously — WebGPU, whose answers arrive on the
+   * event loop — provides these, and its `read`, `sumSquares`, `findNonFinite` and `maxAbs` throw a
+   * BackendError saying so. `asyncReads(backend)` below gives every backend the same asynchronous
+   * path (a CPU backend's answer wrapped in a resolved promise), so code meant for any backend awaits.
+   */
+  readAsync?(s: Storage, offset?: number, n?: number): Promise<Data>;
+  sumSquaresAsync?(n: number, x: Storage, xOff: number): Promise<number>;
+  findNonFiniteAsync?(n: number, x: Storage, xOff: number): Promise<number>;
+  maxAbsAsync?(n: number, x: Storage, xOff: number): Promise<number>;
+
   // ---- optional: a recurrent direction's whole time loop ---------------------------------------------
   /**
    * A backend may run the time loop of one direction of a recurrent layer itself — e.g. one
@@ -300,6 +312,24 @@ export interface Backend {
    */
   recurrentForward?(kernel: FusedStepKernel, dims: LayerDims, w: DirectionWeights, ws: DirectionWorkspace, y: Storage | null, yCol: number, yStride: number): boolean;
   recurrentBackward?(kernel: FusedStepKernel, dims: LayerDims, w: DirectionWeights, ws: DirectionWorkspace, sc: BackwardScratch, dy: Storage | null, dyCol: number, dyStride: number): boolean;
+}
+
+/** The read-backs of any backend as promises: its own asynchronous forms, or its synchronous ones. */
+export interface AsyncReads {
+  read(s: Storage, offset?: number, n?: number): Promise<Data>;
+  sumSquares(n: number, x: Storage, xOff: number): Promise<number>;
+  findNonFinite(n: number, x: Storage, xOff: number): Promise<number>;
+  maxAbs(n: number, x: Storage, xOff: number): Promise<number>;
+}
+
+export function asyncReads(be: Backend): AsyncReads {
+  // an async function turns a synchronous throw into a rejection, as the GPU path would report it
+  return {
+    read: async (s, offset, n) => (be.readAsync ? be.readAsync(s, offset, n) : be.read(s, offset, n)),
+    sumSquares: async (n, x, xOff) => (be.sumSquaresAsync ? be.sumSquaresAsync(n, x, xOff) : be.sumSquares(n, x, xOff)),
+    findNonFinite: async (n, x, xOff) => (be.findNonFiniteAsync ? be.findNonFiniteAsync(n, x, xOff) : be.findNonFinite(n, x, xOff)),
+    maxAbs: async (n, x, xOff) => (be.maxAbsAsync ? be.maxAbsAsync(n, x, xOff) : be.maxAbs(n, x, xOff)),
+  };
 }
 
 /** Thrown when a backend lacks a kernel or a dtype; names both. */

@@ -5,7 +5,7 @@
  * Tensors never expose their memory directly: `toArray()` copies out, the factories copy in.
  * This keeps the door open for backends whose memory is not the JS heap (wasm, WebGPU).
  */
-import type { Backend, Data, DType, Storage } from '../backend/interface.ts';
+import { asyncReads, type Backend, type Data, type DType, type Storage } from '../backend/interface.ts';
 import { getBackend } from '../backend/registry.ts';
 import { globalRng, type Rng } from './rng.ts';
 import type { Node } from '../autograd/tape.ts';
@@ -74,9 +74,17 @@ export class Tensor {
   get size(): number { return this.storage.size; }
   get ndim(): number { return this.shape.length; }
 
-  /** A copy of the values as a host typed array. */
+  /** A copy of the values as a host typed array (synchronous: CPU backends; see data()). */
   toArray(): Data {
     return this.backend.read(this.storage);
+  }
+
+  /**
+   * A copy of the values, on every backend: the one read that works where memory is read
+   * asynchronously (WebGPU); on the CPU backends it resolves to what toArray() returns.
+   */
+  data(): Promise<Data> {
+    return asyncReads(this.backend).read(this.storage);
   }
 
   /** The single value of a one-element tensor. */

@@ -14,7 +14,7 @@ import { shapeStrides } from '../../src/util/shape.ts';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import type { Activation, Backend, BinaryOp, CellStep, DType, Storage, UnaryOp } from '../../src/backend/interface.ts';
+import { asyncReads, type Activation, type Backend, type BinaryOp, type CellStep, type DType, type Storage, type UnaryOp } from '../../src/backend/interface.ts';
 import { Rng } from '../../src/tensor/rng.ts';
 
 export interface KernelSuiteOptions {
@@ -110,16 +110,17 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
 
   // ---- helpers (closed over the backend and dtype) ----------------------------------------------
   const up = (v: ArrayLike<number>): Storage => be.fromArray(v, dtype);
-  const down = (s: Storage, off = 0, n?: number): Float64Array => Float64Array.from(be.read(s, off, n ?? s.size - off));
+  const rb = asyncReads(be);
+  const down = async (s: Storage, off = 0, n?: number): Promise<Float64Array> => Float64Array.from(await rb.read(s, off, n ?? s.size - off));
   const randArr = (rng: Rng, n: number, lo = -1, hi = 1): Float64Array => {
     const v = new Float64Array(n);
     for (let i = 0; i < n; i++) v[i] = rng.uniform(lo, hi);
     return v;
   };
   /** Random storage plus the values as the backend holds them (rounded to dtype). */
-  const randStore = (rng: Rng, n: number, lo = -1, hi = 1): [Storage, Float64Array] => {
+  const randStore = async (rng: Rng, n: number, lo = -1, hi = 1): Promise<[Storage, Float64Array]> => {
     const s = up(randArr(rng, n, lo, hi));
-    return [s, down(s)];
+    return [s, await down(s)];
   };
   const filled = (n: number, v: number): Storage => {
     const s = be.alloc(n, dtype);
@@ -152,8 +153,8 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
     }
   }
   /** Elements of s outside [off, off + n) still hold `want`. */
-  function untouchedOutside(s: Storage, before: ArrayLike<number>, off: number, n: number, what: string): void {
-    const now = down(s);
+  async function untouchedOutside(s: Storage, before: ArrayLike<number>, off: number, n: number, what: string): Promise<void> {
+    const now = await down(s);
     for (let i = 0; i < now.length; i++) {
       if (i >= off && i < off + n) continue;
       if (!Object.is(now[i], before[i])) assert.fail(`${label}: ${what}: element ${i} outside [${off}, ${off + n}) changed from ${before[i]} to ${now[i]}`);
@@ -162,32 +163,32 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
 
   describe(`backend kernels: ${label}`, () => {
     // ---- memory -------------------------------------------------------------------------------
-    test('alloc / fromArray / read / write / copy / fill', () => {
+    test('alloc / fromArray / read / write / copy / fill', async () => {
       const z = be.alloc(7, dtype);
       assert.equal(z.size, 7);
       assert.equal(z.dtype, dtype);
       assert.equal(z.backend, be);
-      same(down(z), new Array(7).fill(0), 'alloc zero-fills');
+      same(await down(z), new Array(7).fill(0), 'alloc zero-fills');
       assert.equal(be.alloc(0, dtype).size, 0);
       const vals = [0.1, -2.5, 3, 1e-3, 7];
       const s = up(vals);
-      const r = be.read(s);
+      const r = await rb.read(s);
       assert.ok(dtype === 'float32' ? r instanceof Float32Array : r instanceof Float64Array, 'read returns the dtype\'s array');
       const rounded = dtype === 'float32' ? vals.map(Math.fround) : vals;
       same(r, rounded, 'fromArray/read round-trip');
-      same(be.read(s, 1, 3), rounded.slice(1, 4), 'read with offset');
-      same(be.read(s, 2), rounded.slice(2), 'read with offset only');
+      same(await rb.read(s, 1, 3), rounded.slice(1, 4), 'read with offset');
+      same(await rb.read(s, 2), rounded.slice(2), 'read with offset only');
       be.write(s, [9, 8], 2);
-      same(be.read(s), [rounded[0], rounded[1], 9, 8, rounded[4]], 'write at offset');
+      same(await rb.read(s), [rounded[0], rounded[1], 9, 8, rounded[4]], 'write at offset');
       const t = be.alloc(6, dtype);
       be.copy(s, 1, t, 3, 3);
-      same(be.read(t), [0, 0, 0, rounded[1], 9, 8], 'copy with offsets');
+      same(await rb.read(t), [0, 0, 0, rounded[1], 9, 8], 'copy with offsets');
       be.fill(t, -1.5, 1, 2);
-      same(be.read(t), [0, -1.5, -1.5, rounded[1], 9, 8], 'fill range');
+      same(await rb.read(t), [0, -1.5, -1.5, rounded[1], 9, 8], 'fill range');
       // the read copy is detached from storage
-      const c = be.read(t);
+      const c = await rb.read(t);
       c[0] = 42;
-      assert.equal(be.read(t)[0], 0);
+      assert.equal((await rb.read(t))[0], 0);
     });
 
     // ---- gemm ----------------------------------------------------------------------------------
@@ -195,36 +196,36 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
     const AB: [number, number][] = [[1, 0], [0.5, 1], [-1.5, 0.25], [2, -1], [1, 1], [0.75, 0]];
     for (const transA of [false, true]) {
       for (const transB of [false, true]) {
-        test(`gemm transA=${transA} transB=${transB}: sizes ${SIZES.join('/')}, alpha/beta, offsets, leading dims`, () => {
+        test(`gemm transA=${transA} transB=${transB}: sizes ${SIZES.join('/')}, alpha/beta, offsets, leading dims`, async () => {
           const rng = new Rng(1000 + (transA ? 2 : 0) + (transB ? 1 : 0));
           let combo = 0;
           for (const M of SIZES) for (const N of SIZES) for (const K of SIZES) {
             const [alpha, beta] = AB[combo++ % AB.length];
-            runGemm(rng, transA, transB, M, N, K, alpha, beta, `M=${M} N=${N} K=${K} alpha=${alpha} beta=${beta}`);
+            await runGemm(rng, transA, transB, M, N, K, alpha, beta, `M=${M} N=${N} K=${K} alpha=${alpha} beta=${beta}`);
           }
         });
       }
     }
-    test('gemm: alpha = 0 scales C only; K = 0 gives beta·C; beta = 0 ignores NaN in C', () => {
+    test('gemm: alpha = 0 scales C only; K = 0 gives beta·C; beta = 0 ignores NaN in C', async () => {
       const rng = new Rng(1010);
       for (const [ta, tb] of [[false, false], [true, true], [false, true], [true, false]] as const) {
-        runGemm(rng, ta, tb, 5, 4, 3, 0, 0.5, `alpha 0 (${ta},${tb})`);
-        runGemm(rng, ta, tb, 5, 4, 0, 1, 2, `K 0 (${ta},${tb})`);
-        runGemm(rng, ta, tb, 5, 4, 0, 1, 0, `K 0 beta 0 (${ta},${tb})`);
-        runGemm(rng, ta, tb, 6, 2, 9, -1, 0, `beta 0 (${ta},${tb})`);
+        await runGemm(rng, ta, tb, 5, 4, 3, 0, 0.5, `alpha 0 (${ta},${tb})`);
+        await runGemm(rng, ta, tb, 5, 4, 0, 1, 2, `K 0 (${ta},${tb})`);
+        await runGemm(rng, ta, tb, 5, 4, 0, 1, 0, `K 0 beta 0 (${ta},${tb})`);
+        await runGemm(rng, ta, tb, 6, 2, 9, -1, 0, `beta 0 (${ta},${tb})`);
       }
     });
 
-    test('gemm at vocabulary-sized shapes (M, N or K = 65, ragged panels and K blocks, big enough to be split across threads)', () => {
+    test('gemm at vocabulary-sized shapes (M, N or K = 65, ragged panels and K blocks, big enough to be split across threads)', async () => {
       const rng = new Rng(1011);
       for (const [transA, transB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
         for (const [M, N, K] of [[65, 259, 260], [65, 130, 260], [260, 65, 130], [130, 260, 65], [65, 40, 1000], [65, 65, 65]]) {
-          runGemm(rng, transA, transB, M, N, K, 0.5, 1, `${M}x${N}x${K}`);
+          await runGemm(rng, transA, transB, M, N, K, 0.5, 1, `${M}x${N}x${K}`);
         }
       }
     });
 
-    function runGemm(rng: Rng, transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, beta: number, what: string): void {
+    async function runGemm(rng: Rng, transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, beta: number, what: string): Promise<void> {
       // A is M×K (K×M if transA), B is K×N (N×K if transB), padded rows and offsets; the padding is
       // NaN so a kernel that reads outside the matrix is caught.
       const [aRows, aCols] = transA ? [K, M] : [M, K];
@@ -239,11 +240,11 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
       const As = up(mat(aRows, aCols, lda, aOff, NaN, () => rng.uniform(-1, 1)));
       const Bs = up(mat(bRows, bCols, ldb, bOff, NaN, () => rng.uniform(-1, 1)));
       const Cs = up(mat(M, N, ldc, cOff, SENTINEL, () => (beta === 0 ? NaN : rng.uniform(-1, 1))));
-      const A = down(As), B = down(Bs), C0 = down(Cs);
+      const A = await down(As), B = await down(Bs), C0 = await down(Cs);
       const a = (i: number, k: number): number => (transA ? A[aOff + k * lda + i] : A[aOff + i * lda + k]);
       const b = (k: number, j: number): number => (transB ? B[bOff + j * ldb + k] : B[bOff + k * ldb + j]);
       be.gemm(transA, transB, M, N, K, alpha, As, aOff, lda, Bs, bOff, ldb, beta, Cs, cOff, ldc);
-      const C = down(Cs);
+      const C = await down(Cs);
       const got: number[] = [], want: number[] = [], scale: number[] = [];
       for (let i = 0; i < M; i++) {
         for (let j = 0; j < N; j++) {
@@ -268,41 +269,41 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
     }
 
     // ---- BLAS-1 and row vectors ---------------------------------------------------------------------
-    test('axpy with offsets (alpha 1 and general)', () => {
+    test('axpy with offsets (alpha 1 and general)', async () => {
       const rng = new Rng(2001);
       for (const alpha of [1, -0.7, 0]) {
-        const [x, xv] = randStore(rng, 40);
-        const [y, yv] = randStore(rng, 45);
+        const [x, xv] = await randStore(rng, 40);
+        const [y, yv] = await randStore(rng, 45);
         const n = 31, xOff = 5, yOff = 9;
         be.axpy(n, alpha, x, xOff, y, yOff);
         const want = yv.slice(yOff, yOff + n).map((v, i) => v + alpha * xv[xOff + i]);
-        check(down(y, yOff, n), want, `axpy alpha=${alpha}`);
-        untouchedOutside(y, yv, yOff, n, 'axpy');
+        check(await down(y, yOff, n), want, `axpy alpha=${alpha}`);
+        await untouchedOutside(y, yv, yOff, n, 'axpy');
       }
     });
-    test('scale with offset', () => {
+    test('scale with offset', async () => {
       const rng = new Rng(2002);
-      const [x, xv] = randStore(rng, 30);
+      const [x, xv] = await randStore(rng, 30);
       be.scale(17, -2.5, x, 6);
-      check(down(x, 6, 17), xv.slice(6, 23).map((v) => v * -2.5), 'scale');
-      untouchedOutside(x, xv, 6, 17, 'scale');
+      check(await down(x, 6, 17), xv.slice(6, 23).map((v) => v * -2.5), 'scale');
+      await untouchedOutside(x, xv, 6, 17, 'scale');
     });
-    test('addRowVector with offsets', () => {
+    test('addRowVector with offsets', async () => {
       const rng = new Rng(2003);
       const rows = 5, cols = 7, bOff = 2, xOff = 3;
-      const [bias, bv] = randStore(rng, cols + 4);
-      const [X, Xv] = randStore(rng, xOff + rows * cols + 4);
+      const [bias, bv] = await randStore(rng, cols + 4);
+      const [X, Xv] = await randStore(rng, xOff + rows * cols + 4);
       be.addRowVector(rows, cols, bias, bOff, X, xOff);
       const want = Xv.slice(xOff, xOff + rows * cols).map((v, k) => v + bv[bOff + (k % cols)]);
-      check(down(X, xOff, rows * cols), want, 'addRowVector');
-      untouchedOutside(X, Xv, xOff, rows * cols, 'addRowVector');
+      check(await down(X, xOff, rows * cols), want, 'addRowVector');
+      await untouchedOutside(X, Xv, xOff, rows * cols, 'addRowVector');
     });
-    test('sumRowsBackward accumulates column sums', () => {
+    test('sumRowsBackward accumulates column sums', async () => {
       const rng = new Rng(2004);
       for (const [rows, cols] of [[6, 5], [1, 3], [13, 1]]) {
         const xOff = 4, oOff = 2;
-        const [X, Xv] = randStore(rng, xOff + rows * cols + 3);
-        const [o, ov] = randStore(rng, oOff + cols + 2);
+        const [X, Xv] = await randStore(rng, xOff + rows * cols + 3);
+        const [o, ov] = await randStore(rng, oOff + cols + 2);
         be.sumRowsBackward(rows, cols, X, xOff, o, oOff);
         const want: number[] = [], scale: number[] = [];
         for (let c = 0; c < cols; c++) {
@@ -314,31 +315,31 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
           want.push(s);
           scale.push(m);
         }
-        check(down(o, oOff, cols), want, `sumRowsBackward ${rows}x${cols}`, scale);
-        untouchedOutside(o, ov, oOff, cols, 'sumRowsBackward');
+        check(await down(o, oOff, cols), want, `sumRowsBackward ${rows}x${cols}`, scale);
+        await untouchedOutside(o, ov, oOff, cols, 'sumRowsBackward');
       }
     });
 
     // ---- element-wise -------------------------------------------------------------------------------
     for (const op of UNARY_OPS) {
-      test(`unary ${op} and unaryBackward ${op}`, () => {
+      test(`unary ${op} and unaryBackward ${op}`, async () => {
         const rng = new Rng(3000 + UNARY_OPS.indexOf(op));
         const n = 53;
         const x = up(unaryInputs(op, n + 3, rng));
-        const xv = down(x);
+        const xv = await down(x);
         const out = filled(n + 3, NaN);
         be.unary(op, n, x, out);
-        const ov = down(out);
+        const ov = await down(out);
         check(ov.slice(0, n), xv.slice(0, n).map((v) => unaryRef(op, v)), `unary ${op}`);
         for (let i = n; i < n + 3; i++) assert.ok(Number.isNaN(ov[i]), `${label}: unary ${op} wrote past n`);
         // backward accumulates dy·f'(x) into dx
-        const [dy, dyv] = randStore(rng, n + 3);
-        const [dx, dxv] = randStore(rng, n + 3);
+        const [dy, dyv] = await randStore(rng, n + 3);
+        const [dx, dxv] = await randStore(rng, n + 3);
         be.unaryBackward(op, n, x, out, dy, dx);
         const want = dxv.slice(0, n).map((v, i) => v + dyv[i] * unaryDeriv(op, xv[i]));
         const scale = dxv.slice(0, n).map((v, i) => Math.abs(v) + Math.abs(dyv[i] * unaryDeriv(op, xv[i])));
-        check(down(dx, 0, n), want, `unaryBackward ${op}`, scale);
-        untouchedOutside(dx, dxv, 0, n, `unaryBackward ${op}`);
+        check(await down(dx, 0, n), want, `unaryBackward ${op}`, scale);
+        await untouchedOutside(dx, dxv, 0, n, `unaryBackward ${op}`);
       });
     }
 
@@ -356,13 +357,13 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
       [[2, 1, 3, 1], [1, 4, 1, 2], [2, 4, 3, 2]],
     ];
     for (const op of BINARY_OPS) {
-      test(`binary ${op} with broadcasting`, () => {
+      test(`binary ${op} with broadcasting`, async () => {
         const rng = new Rng(4000 + BINARY_OPS.indexOf(op));
         for (const [sa, sb, so] of BCAST) {
-          const [a, av] = randStore(rng, sizeOf(sa));
+          const [a, av] = await randStore(rng, sizeOf(sa));
           const bvals = randArr(rng, sizeOf(sb), 0.5, 2).map((v) => (rng.random() < 0.5 ? -v : v));
           const b = up(bvals);
-          const bv = down(b);
+          const bv = await down(b);
           const out = filled(sizeOf(so), NaN);
           be.binary(op, a, sa, b, sb, out, so);
           const want: number[] = [];
@@ -370,28 +371,28 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
             const x = av[bcastOffset(sa, idx)], y = bv[bcastOffset(sb, idx)];
             want.push(op === 'add' ? x + y : op === 'sub' ? x - y : op === 'mul' ? x * y : x / y);
           }
-          check(down(out), want, `binary ${op} [${sa}] with [${sb}] → [${so}]`);
+          check(await down(out), want, `binary ${op} [${sa}] with [${sb}] → [${so}]`);
         }
       });
     }
-    test('binary: out may alias the full-shape operand a (used in place by autograd)', () => {
+    test('binary: out may alias the full-shape operand a (used in place by autograd)', async () => {
       const rng = new Rng(4100);
       for (const op of BINARY_OPS) {
         for (const [sa, sb] of [[[2, 3], [2, 3]], [[2, 3], [1, 3]], [[3, 4], [3, 1]]] as const) {
-          const [a, av] = randStore(rng, sizeOf(sa));
-          const [b, bv] = randStore(rng, sizeOf(sb), 0.5, 2);
+          const [a, av] = await randStore(rng, sizeOf(sa));
+          const [b, bv] = await randStore(rng, sizeOf(sb), 0.5, 2);
           be.binary(op, a, sa, b, sb, a, sa);
           const want: number[] = [];
           for (const idx of indices(sa)) {
             const x = av[bcastOffset(sa, idx)], y = bv[bcastOffset(sb, idx)];
             want.push(op === 'add' ? x + y : op === 'sub' ? x - y : op === 'mul' ? x * y : x / y);
           }
-          check(down(a), want, `binary ${op} in place [${sa}] with [${sb}]`);
+          check(await down(a), want, `binary ${op} in place [${sa}] with [${sb}]`);
         }
       }
     });
 
-    test('reduceSum over any set of axes (overwrites out)', () => {
+    test('reduceSum over any set of axes (overwrites out)', async () => {
       const rng = new Rng(5000);
       const cases: [readonly number[], readonly number[]][] = [
         [[2, 3, 4], [1, 3, 1]],
@@ -407,7 +408,7 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
         [[2, 3, 2, 3], [1, 3, 1, 3]],
       ];
       for (const [sx, so] of cases) {
-        const [x, xv] = randStore(rng, sizeOf(sx));
+        const [x, xv] = await randStore(rng, sizeOf(sx));
         const out = filled(sizeOf(so), NaN);
         be.reduceSum(x, sx, out, so);
         const want = new Float64Array(sizeOf(so));
@@ -419,56 +420,56 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
           scale[o] += Math.abs(xv[i]);
           i++;
         }
-        check(down(out), want, `reduceSum [${sx}] → [${so}]`, scale);
+        check(await down(out), want, `reduceSum [${sx}] → [${so}]`, scale);
       }
     });
 
-    test('sumSquares accumulates in float64, with offset', () => {
+    test('sumSquares accumulates in float64, with offset', async () => {
       const rng = new Rng(5100);
-      const [x, xv] = randStore(rng, 5003, -3, 3);
+      const [x, xv] = await randStore(rng, 5003, -3, 3);
       let s = 0;
       for (let i = 3; i < 5003; i++) s += xv[i] * xv[i];
-      const got = be.sumSquares(5000, x, 3);
+      const got = await rb.sumSquares(5000, x, 3);
       assert.equal(typeof got, 'number');
       check([got], [s], 'sumSquares', undefined, 1e-11);
-      assert.equal(be.sumSquares(0, x, 0), 0);
+      assert.equal(await rb.sumSquares(0, x, 0), 0);
       // 2^24 + 1 ones only add up right with a wide accumulator; use a big value then many small ones
       const y = up([4096, ...new Array<number>(4096).fill(1)]);
-      check([be.sumSquares(4097, y, 0)], [4096 * 4096 + 4096], 'sumSquares wide accumulator', undefined, 1e-12);
+      check([await rb.sumSquares(4097, y, 0)], [4096 * 4096 + 4096], 'sumSquares wide accumulator', undefined, 1e-12);
     });
 
-    test('findNonFinite: index relative to the offset, first one wins, range respected', () => {
+    test('findNonFinite: index relative to the offset, first one wins, range respected', async () => {
       const v = new Float64Array(20).map((_, i) => i * 0.5 - 3);
       v[1] = NaN; // before the range
       v[17] = Infinity; // after the range
       const s = up(v);
-      assert.equal(be.findNonFinite(12, s, 4), -1);
+      assert.equal(await rb.findNonFinite(12, s, 4), -1);
       be.write(s, [-Infinity], 11);
       be.write(s, [NaN], 13);
-      assert.equal(be.findNonFinite(12, s, 4), 7);
+      assert.equal(await rb.findNonFinite(12, s, 4), 7);
       be.write(s, [NaN], 6);
-      assert.equal(be.findNonFinite(12, s, 4), 2);
-      assert.equal(be.findNonFinite(0, s, 6), -1);
+      assert.equal(await rb.findNonFinite(12, s, 4), 2);
+      assert.equal(await rb.findNonFinite(0, s, 6), -1);
       if (dtype === 'float32') {
         const big = up([1e39]); // overflows float32 to Infinity
-        assert.equal(be.findNonFinite(1, big, 0), 0);
+        assert.equal(await rb.findNonFinite(1, big, 0), 0);
       }
     });
 
-    test('clamp in place within the range only', () => {
+    test('clamp in place within the range only', async () => {
       const rng = new Rng(5200);
-      const [x, xv] = randStore(rng, 30, -3, 3);
+      const [x, xv] = await randStore(rng, 30, -3, 3);
       be.write(x, [-1, 1], 10); // values exactly on the bounds
-      const before = down(x);
+      const before = await down(x);
       be.clamp(20, x, 5, -1, 1);
       const want = before.slice(5, 25).map((v) => Math.min(1, Math.max(-1, v)));
-      same(down(x, 5, 20), want, 'clamp');
-      untouchedOutside(x, before, 5, 20, 'clamp');
+      same(await down(x, 5, 20), want, 'clamp');
+      await untouchedOutside(x, before, 5, 20, 'clamp');
       void xv;
     });
 
     // ---- shape movement -----------------------------------------------------------------------------
-    test('permute for ranks 1–4, identity and size-1 dims', () => {
+    test('permute for ranks 1–4, identity and size-1 dims', async () => {
       const rng = new Rng(6000);
       const cases: [readonly number[], readonly number[]][] = [
         [[5], [0]],
@@ -482,7 +483,7 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
         [[1, 3, 1, 2], [3, 2, 1, 0]],
       ];
       for (const [shape, perm] of cases) {
-        const [x, xv] = randStore(rng, sizeOf(shape));
+        const [x, xv] = await randStore(rng, sizeOf(shape));
         const out = filled(sizeOf(shape), NaN);
         be.permute(x, shape, perm, out);
         const outShape = perm.map((p) => shape[p]);
@@ -493,7 +494,7 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
           for (let i = 0; i < perm.length; i++) o += idx[i] * st[perm[i]];
           want.push(xv[o]);
         }
-        same(down(out), want, `permute [${shape}] by [${perm}]`);
+        same(await down(out), want, `permute [${shape}] by [${perm}]`);
       }
     });
 
@@ -505,10 +506,10 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
       [[6], 0, 2, 3],
       [[2, 7], 1, 6, 1],
     ];
-    test('sliceAxis on first, middle and last axes', () => {
+    test('sliceAxis on first, middle and last axes', async () => {
       const rng = new Rng(6100);
       for (const [shape, axis, start, len] of SLICES) {
-        const [x, xv] = randStore(rng, sizeOf(shape));
+        const [x, xv] = await randStore(rng, sizeOf(shape));
         const outShape = shape.map((s, i) => (i === axis ? len : s));
         const out = filled(sizeOf(outShape), NaN);
         be.sliceAxis(x, shape, axis, start, len, out);
@@ -518,15 +519,15 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
           src[axis] += start;
           want.push(xv[bcastOffset(shape, src)]);
         }
-        same(down(out), want, `sliceAxis [${shape}] axis ${axis} [${start}, ${start + len})`);
+        same(await down(out), want, `sliceAxis [${shape}] axis ${axis} [${start}, ${start + len})`);
       }
     });
-    test('addIntoAxis accumulates into the slab', () => {
+    test('addIntoAxis accumulates into the slab', async () => {
       const rng = new Rng(6200);
       for (const [shape, axis, start, len] of SLICES) {
         const srcShape = shape.map((s, i) => (i === axis ? len : s));
-        const [src, sv] = randStore(rng, sizeOf(srcShape));
-        const [dst, dv] = randStore(rng, sizeOf(shape));
+        const [src, sv] = await randStore(rng, sizeOf(srcShape));
+        const [dst, dv] = await randStore(rng, sizeOf(shape));
         be.addIntoAxis(src, srcShape, dst, shape, axis, start);
         const want = Float64Array.from(dv);
         let i = 0;
@@ -535,13 +536,13 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
           d[axis] += start;
           want[bcastOffset(shape, d)] += sv[i++];
         }
-        check(down(dst), want, `addIntoAxis [${srcShape}] into [${shape}] axis ${axis} at ${start}`);
+        check(await down(dst), want, `addIntoAxis [${srcShape}] into [${shape}] axis ${axis} at ${start}`);
       }
     });
 
     // ---- softmax and losses ---------------------------------------------------------------------------
     /** Row-major logits with a few hard rows: huge, hugely negative, and one dominant entry. */
-    function logitRows(rng: Rng, rows: number, cols: number): [Storage, Float64Array] {
+    async function logitRows(rng: Rng, rows: number, cols: number): Promise<[Storage, Float64Array]> {
       const v = randArr(rng, rows * cols, -4, 4);
       if (rows >= 3) {
         for (let c = 0; c < cols; c++) {
@@ -551,7 +552,7 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
       }
       if (rows >= 4) v[3 * cols] = 60;
       const s = up(v);
-      return [s, down(s)];
+      return [s, await down(s)];
     }
     function softmaxRef(row: ArrayLike<number>): { p: number[]; logp: number[] } {
       const m = Math.max(...Array.from(row));
@@ -563,10 +564,10 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
     }
 
     for (const log of [false, true]) {
-      test(`softmax${log ? ' (log)' : ''} and its backward`, () => {
+      test(`softmax${log ? ' (log)' : ''} and its backward`, async () => {
         const rng = new Rng(7000 + (log ? 1 : 0));
         for (const [rows, cols] of [[5, 7], [4, 1], [1, 13], [3, 2]]) {
-          const [x, xv] = logitRows(rng, rows, cols);
+          const [x, xv] = await logitRows(rng, rows, cols);
           const y = filled(rows * cols, NaN);
           be.softmax(rows, cols, x, y, log);
           const want: number[] = [];
@@ -574,11 +575,11 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
             const ref = softmaxRef(xv.subarray(r * cols, (r + 1) * cols));
             want.push(...(log ? ref.logp : ref.p));
           }
-          check(down(y), want, `softmax log=${log} ${rows}x${cols}`);
+          check(await down(y), want, `softmax log=${log} ${rows}x${cols}`);
           // backward from the kernel's own y, accumulated
-          const yv = down(y);
-          const [dy, dyv] = randStore(rng, rows * cols);
-          const [dx, dxv] = randStore(rng, rows * cols);
+          const yv = await down(y);
+          const [dy, dyv] = await randStore(rng, rows * cols);
+          const [dx, dxv] = await randStore(rng, rows * cols);
           be.softmaxBackward(rows, cols, y, dy, dx, log);
           const wantDx: number[] = [];
           for (let r = 0; r < rows; r++) {
@@ -595,12 +596,12 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
             }
           }
           void yv;
-          check(down(dx), wantDx, `softmaxBackward log=${log} ${rows}x${cols}`, wantDx.map((v) => Math.abs(v) + 2));
+          check(await down(dx), wantDx, `softmaxBackward log=${log} ${rows}x${cols}`, wantDx.map((v) => Math.abs(v) + 2));
         }
       });
     }
 
-    test('softmaxCrossEntropy and backward, with ignoreIndex', () => {
+    test('softmaxCrossEntropy and backward, with ignoreIndex', async () => {
       const rng = new Rng(7100);
       for (const [ignoreIndex, targetsArr] of [
         [-100, [2, -100, 0, 4, 1, -100]],
@@ -608,7 +609,7 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
       ] as const) {
         const rows = 6, cols = 5;
         const targets = Int32Array.from(targetsArr);
-        const [x, xv] = logitRows(rng, rows, cols);
+        const [x, xv] = await logitRows(rng, rows, cols);
         const probs = filled(rows * cols, NaN);
         const loss = filled(rows, NaN);
         be.softmaxCrossEntropy(rows, cols, x, targets, ignoreIndex, probs, loss);
@@ -618,25 +619,25 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
           wantP.push(...ref.p);
           wantL.push(targets[r] === ignoreIndex ? 0 : -ref.logp[targets[r]]);
         }
-        check(down(probs), wantP, `softmaxCrossEntropy probs (ignore ${ignoreIndex})`);
-        check(down(loss), wantL, `softmaxCrossEntropy loss (ignore ${ignoreIndex})`);
-        const [rg, rgv] = randStore(rng, rows);
-        const [dl, dlv] = randStore(rng, rows * cols);
+        check(await down(probs), wantP, `softmaxCrossEntropy probs (ignore ${ignoreIndex})`);
+        check(await down(loss), wantL, `softmaxCrossEntropy loss (ignore ${ignoreIndex})`);
+        const [rg, rgv] = await randStore(rng, rows);
+        const [dl, dlv] = await randStore(rng, rows * cols);
         be.softmaxCrossEntropyBackward(rows, cols, probs, targets, ignoreIndex, rg, dl);
-        const pv = down(probs);
+        const pv = await down(probs);
         const want = Float64Array.from(dlv);
         for (let r = 0; r < rows; r++) {
           if (targets[r] === ignoreIndex) continue;
           for (let c = 0; c < cols; c++) want[r * cols + c] += rgv[r] * (pv[r * cols + c] - (c === targets[r] ? 1 : 0));
         }
-        check(down(dl), want, `softmaxCrossEntropyBackward (ignore ${ignoreIndex})`);
+        check(await down(dl), want, `softmaxCrossEntropyBackward (ignore ${ignoreIndex})`);
         for (let r = 0; r < rows; r++) {
           if (targets[r] !== ignoreIndex) continue;
-          same(down(dl, r * cols, cols), dlv.subarray(r * cols, (r + 1) * cols), `ignored row ${r} untouched`);
+          same(await down(dl, r * cols, cols), dlv.subarray(r * cols, (r + 1) * cols), `ignored row ${r} untouched`);
         }
       }
     });
-    test('softmaxCrossEntropy: out-of-range targets throw', () => {
+    test('softmaxCrossEntropy: out-of-range targets throw', async () => {
       const x = up(new Array(10).fill(0.5));
       const p = be.alloc(10, dtype), l = be.alloc(2, dtype);
       for (const bad of [5, -1, 1e6]) {
@@ -650,18 +651,18 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
       be.softmaxCrossEntropy(2, 5, x, Int32Array.from([0, -100]), -100, p, l);
     });
 
-    test('gatherRows and scatterAddRows with repeated indices', () => {
+    test('gatherRows and scatterAddRows with repeated indices', async () => {
       const rng = new Rng(7200);
       const V = 6, cols = 5;
-      const [table, tv] = randStore(rng, V * cols);
+      const [table, tv] = await randStore(rng, V * cols);
       const idx = Int32Array.from([3, 0, 3, 5, 3, 1, 0]);
       const out = filled(idx.length * cols, NaN);
       be.gatherRows(cols, table, idx, out);
       const want: number[] = [];
       for (const k of idx) want.push(...tv.subarray(k * cols, (k + 1) * cols));
-      same(down(out), want, 'gatherRows');
-      const [g, gv] = randStore(rng, idx.length * cols);
-      const [dt, dtv] = randStore(rng, V * cols);
+      same(await down(out), want, 'gatherRows');
+      const [g, gv] = await randStore(rng, idx.length * cols);
+      const [dt, dtv] = await randStore(rng, V * cols);
       be.scatterAddRows(cols, g, idx, dt);
       const wantD = Float64Array.from(dtv);
       const scale = dtv.map(Math.abs);
@@ -671,11 +672,11 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
           scale[k * cols + c] += Math.abs(gv[i * cols + c]);
         }
       });
-      check(down(dt), wantD, 'scatterAddRows', scale);
+      check(await down(dt), wantD, 'scatterAddRows', scale);
       // empty index list
       be.gatherRows(cols, table, new Int32Array(0), be.alloc(0, dtype));
     });
-    test('gatherRows / scatterAddRows: out-of-range indices throw', () => {
+    test('gatherRows / scatterAddRows: out-of-range indices throw', async () => {
       const table = up(new Array(12).fill(1));
       const out = be.alloc(6, dtype);
       for (const bad of [4, -1, 100]) {
@@ -686,18 +687,18 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
     });
 
     // ---- optimizer --------------------------------------------------------------------------------------
-    test('adamUpdate matches the PyTorch formula (Adam, Adam + L2, AdamW) over several steps', () => {
+    test('adamUpdate matches the PyTorch formula (Adam, Adam + L2, AdamW) over several steps', async () => {
       const rng = new Rng(8000);
       const n = 23;
       for (const [weightDecay, decoupled] of [[0, false], [0.1, false], [0.05, true], [0, true]] as const) {
         const lr = 1e-2, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
-        const [p] = randStore(rng, n);
+        const [p] = await randStore(rng, n);
         const m = be.alloc(n, dtype), v = be.alloc(n, dtype);
         for (let step = 1; step <= 5; step++) {
-          const [g, gv] = randStore(rng, n);
+          const [g, gv] = await randStore(rng, n);
           if (step === 3) be.write(g, [0], 0); // a zero gradient
-          const gAll = down(g);
-          const pv = down(p), mv = down(m), vv = down(v);
+          const gAll = await down(g);
+          const pv = await down(p), mv = await down(m), vv = await down(v);
           be.adamUpdate(n, p, g, m, v, lr, beta1, beta2, eps, weightDecay, decoupled, step);
           const bc1 = 1 - beta1 ** step, bc2 = 1 - beta2 ** step;
           const wp: number[] = [], wm: number[] = [], wv: number[] = [];
@@ -712,10 +713,10 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
             wp.push(pi); wm.push(mi); wv.push(vi);
           }
           const what = `adam wd=${weightDecay} decoupled=${decoupled} step ${step}`;
-          check(down(p), wp, `${what} p`);
-          check(down(m), wm, `${what} m`, undefined, tol);
+          check(await down(p), wp, `${what} p`);
+          check(await down(m), wm, `${what} m`, undefined, tol);
           // v is tiny: compare relatively
-          const vNow = down(v);
+          const vNow = await down(v);
           for (let i = 0; i < n; i++) {
             if (!(Math.abs(vNow[i] - wv[i]) <= tol * Math.abs(wv[i]) + 1e-300)) {
               assert.fail(`${label}: ${what} v[${i}] = ${vNow[i]}, expected ${wv[i]}`);
@@ -727,11 +728,11 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
     });
 
     // ---- the row/column kernels at sizes that a threaded backend splits ----------------------------------
-    test('sumRowsBackward, reduceSum, scatterAddRows and gatherRows on blocks of 257 columns', () => {
+    test('sumRowsBackward, reduceSum, scatterAddRows and gatherRows on blocks of 257 columns', async () => {
       const rng = new Rng(8100);
       const rows = 300, cols = 257, xOff = 5, oOff = 3;
-      const [X, Xv] = randStore(rng, xOff + rows * cols + 2);
-      const [o, ov] = randStore(rng, oOff + cols + 4);
+      const [X, Xv] = await randStore(rng, xOff + rows * cols + 2);
+      const [o, ov] = await randStore(rng, oOff + cols + 4);
       be.sumRowsBackward(rows, cols, X, xOff, o, oOff);
       const want = new Float64Array(cols), scale = new Float64Array(cols);
       for (let c = 0; c < cols; c++) {
@@ -743,10 +744,10 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
         want[c] = s;
         scale[c] = m;
       }
-      check(down(o, oOff, cols), want, 'sumRowsBackward 300x257', scale);
-      untouchedOutside(o, ov, oOff, cols, 'sumRowsBackward 300x257');
+      check(await down(o, oOff, cols), want, 'sumRowsBackward 300x257', scale);
+      await untouchedOutside(o, ov, oOff, cols, 'sumRowsBackward 300x257');
 
-      const [x, xv] = randStore(rng, rows * cols);
+      const [x, xv] = await randStore(rng, rows * cols);
       const out = filled(cols, NaN);
       be.reduceSum(x, [rows, cols], out, [1, cols]);
       const wantR = new Float64Array(cols), scaleR = new Float64Array(cols);
@@ -754,12 +755,12 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
         wantR[i % cols] += xv[i];
         scaleR[i % cols] += Math.abs(xv[i]);
       }
-      check(down(out), wantR, 'reduceSum [300, 257] → [1, 257]', scaleR);
+      check(await down(out), wantR, 'reduceSum [300, 257] → [1, 257]', scaleR);
 
       const V = 7;
       const idx = Int32Array.from({ length: rows }, () => rng.int(V));
-      const [g, gv] = randStore(rng, rows * cols);
-      const [dt, dtv] = randStore(rng, V * cols);
+      const [g, gv] = await randStore(rng, rows * cols);
+      const [dt, dtv] = await randStore(rng, V * cols);
       be.scatterAddRows(cols, g, idx, dt);
       const wantD = Float64Array.from(dtv), scaleD = dtv.map(Math.abs);
       idx.forEach((k, i) => {
@@ -768,20 +769,20 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
           scaleD[k * cols + c] += Math.abs(gv[i * cols + c]);
         }
       });
-      check(down(dt), wantD, 'scatterAddRows 300 rows of 257 into 7', scaleD);
+      check(await down(dt), wantD, 'scatterAddRows 300 rows of 257 into 7', scaleD);
 
       const many = Int32Array.from({ length: 1100 }, () => rng.int(V));
       const got = filled(many.length * cols, NaN);
       be.gatherRows(cols, dt, many, got);
-      const dtNow = down(dt), wantG: number[] = [];
+      const dtNow = await down(dt), wantG: number[] = [];
       for (const k of many) wantG.push(...dtNow.subarray(k * cols, (k + 1) * cols));
-      same(down(got), wantG, 'gatherRows 1100 rows of 257');
+      same(await down(got), wantG, 'gatherRows 1100 rows of 257');
     });
-    test('softmaxCrossEntropy and backward over 600 rows of 65, with ignored rows', () => {
+    test('softmaxCrossEntropy and backward over 600 rows of 65, with ignored rows', async () => {
       const rng = new Rng(8200);
       const rows = 600, cols = 65, ignoreIndex = -100;
       const targets = Int32Array.from({ length: rows }, (_, r) => (r % 7 === 3 ? ignoreIndex : rng.int(cols)));
-      const [x, xv] = logitRows(rng, rows, cols);
+      const [x, xv] = await logitRows(rng, rows, cols);
       const probs = filled(rows * cols, NaN), loss = filled(rows, NaN);
       be.softmaxCrossEntropy(rows, cols, x, targets, ignoreIndex, probs, loss);
       const wantP: number[] = [], wantL: number[] = [];
@@ -790,28 +791,28 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
         wantP.push(...ref.p);
         wantL.push(targets[r] === ignoreIndex ? 0 : -ref.logp[targets[r]]);
       }
-      check(down(probs), wantP, 'softmaxCrossEntropy 600x65 probs');
-      check(down(loss), wantL, 'softmaxCrossEntropy 600x65 loss');
-      const [rg, rgv] = randStore(rng, rows);
-      const [dl, dlv] = randStore(rng, rows * cols);
+      check(await down(probs), wantP, 'softmaxCrossEntropy 600x65 probs');
+      check(await down(loss), wantL, 'softmaxCrossEntropy 600x65 loss');
+      const [rg, rgv] = await randStore(rng, rows);
+      const [dl, dlv] = await randStore(rng, rows * cols);
       be.softmaxCrossEntropyBackward(rows, cols, probs, targets, ignoreIndex, rg, dl);
-      const pv = down(probs);
+      const pv = await down(probs);
       const want = Float64Array.from(dlv);
       for (let r = 0; r < rows; r++) {
         if (targets[r] === ignoreIndex) continue;
         for (let c = 0; c < cols; c++) want[r * cols + c] += rgv[r] * (pv[r * cols + c] - (c === targets[r] ? 1 : 0));
       }
-      check(down(dl), want, 'softmaxCrossEntropyBackward 600x65');
+      check(await down(dl), want, 'softmaxCrossEntropyBackward 600x65');
     });
-    test('adamUpdate over 20001 parameters (Adam and AdamW, two steps)', () => {
+    test('adamUpdate over 20001 parameters (Adam and AdamW, two steps)', async () => {
       const rng = new Rng(8300);
       const n = 20001, lr = 1e-2, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
       for (const [weightDecay, decoupled] of [[0, false], [0.05, true]] as const) {
-        const [p] = randStore(rng, n);
+        const [p] = await randStore(rng, n);
         const m = be.alloc(n, dtype), v = be.alloc(n, dtype);
         for (let step = 1; step <= 2; step++) {
-          const [g, gv] = randStore(rng, n);
-          const pv = down(p), mv = down(m), vv = down(v);
+          const [g, gv] = await randStore(rng, n);
+          const pv = await down(p), mv = await down(m), vv = await down(v);
           be.adamUpdate(n, p, g, m, v, lr, beta1, beta2, eps, weightDecay, decoupled, step);
           const bc1 = 1 - beta1 ** step, bc2 = 1 - beta2 ** step;
           const wp = new Float64Array(n), wm = new Float64Array(n), wv = new Float64Array(n);
@@ -824,9 +825,9 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
             wp[i] = pi - (lr / bc1) * wm[i] / (Math.sqrt(wv[i]) / Math.sqrt(bc2) + eps);
           }
           const what = `adam n=${n} wd=${weightDecay} step ${step}`;
-          check(down(p), wp, `${what} p`);
-          check(down(m), wm, `${what} m`);
-          const vNow = down(v);
+          check(await down(p), wp, `${what} p`);
+          check(await down(m), wm, `${what} m`);
+          const vNow = await down(v);
           for (let i = 0; i < n; i++) {
             if (!(Math.abs(vNow[i] - wv[i]) <= tol * Math.abs(wv[i]) + 1e-300)) assert.fail(`${label}: ${what} v[${i}] = ${vNow[i]}, expected ${wv[i]}`);
           }
@@ -856,8 +857,8 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
       return up(v);
     };
     const yAt = (v: ArrayLike<number>, b: number, j: number): number => v[Y_OFF + b * Y_STRIDE + j];
-    function checkY(y: Storage, want: (b: number, j: number) => number, what: string): void {
-      const v = down(y);
+    async function checkY(y: Storage, want: (b: number, j: number) => number, what: string): Promise<void> {
+      const v = await down(y);
       const got: number[] = [], exp: number[] = [];
       for (let b = 0; b < B; b++) for (let j = 0; j < H; j++) {
         got.push(yAt(v, b, j));
@@ -871,34 +872,34 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
       }
     }
     /** Storage of `pad + n + 2` random values; returns [storage, values, offset]. */
-    const block = (rng: Rng, n: number, pad: number, lo = -1, hi = 1): [Storage, Float64Array, number] => {
-      const [s, v] = randStore(rng, pad + n + 2, lo, hi);
+    const block = async (rng: Rng, n: number, pad: number, lo = -1, hi = 1): Promise<[Storage, Float64Array, number]> => {
+      const [s, v] = await randStore(rng, pad + n + 2, lo, hi);
       return [s, v, pad];
     };
 
     // RNN --------------------------------------------------------------------------------------------
     for (const act of ACTS) {
       for (const sc of stepCases) {
-        test(`rnnCellForward/Backward ${act}: ${sc.name}`, () => {
+        test(`rnnCellForward/Backward ${act}: ${sc.name}`, async () => {
           const rng = new Rng(9000 + ACTS.indexOf(act) * 10 + stepCases.indexOf(sc));
           const s = sc.step;
           const n = B * H;
-          const [pre, prev, gOff] = block(rng, n, 3, -2, 2);
-          const [hPrev, hPrevV, hPrevOff] = block(rng, n, 2);
+          const [pre, prev, gOff] = await block(rng, n, 3, -2, 2);
+          const [hPrev, hPrevV, hPrevOff] = await block(rng, n, 2);
           const h = filled(n + 5, NaN), hOff = 1;
           const y = sc.yMode === 'strided' ? yWorkspace(null) : null;
           be.rnnCellForward(s, act, pre, gOff, hPrev, hPrevOff, h, hOff, y, Y_OFF, Y_STRIDE);
           const f = (x: number): number => (act === 'tanh' ? Math.tanh(x) : Math.max(0, x));
           const hWant = (b: number, j: number): number => (isOff(s, b) ? hPrevV[hPrevOff + b * H + j] : f(prev[gOff + b * H + j]));
-          check(down(h, hOff, n), Array.from({ length: n }, (_, k) => hWant(Math.floor(k / H), k % H)), `rnn h`);
-          if (y) checkY(y, (b, j) => (isOff(s, b) ? 0 : hWant(b, j)), 'rnn y');
+          check(await down(h, hOff, n), Array.from({ length: n }, (_, k) => hWant(Math.floor(k / H), k % H)), `rnn h`);
+          if (y) await checkY(y, (b, j) => (isOff(s, b) ? 0 : hWant(b, j)), 'rnn y');
           // backward
-          const hv = down(h);
-          const [dh, dhV, dhOff] = block(rng, n, 4);
+          const hv = await down(h);
+          const [dh, dhV, dhOff] = await block(rng, n, 4);
           const dy = sc.yMode === 'strided' ? yWorkspace(rng) : null;
-          const dyV = dy ? down(dy) : null;
+          const dyV = dy ? await down(dy) : null;
           const dpre = filled(n + 6, NaN), dpreOff = 5;
-          const [dhPrev, dhPrevV, dhPrevOff] = block(rng, n, 1);
+          const [dhPrev, dhPrevV, dhPrevOff] = await block(rng, n, 1);
           be.rnnCellBackward(s, act, h, hOff, dh, dhOff, dy, Y_OFF, Y_STRIDE, dpre, dpreOff, dhPrev, dhPrevOff);
           const wantPre: number[] = [], wantPrev: number[] = [];
           for (let b = 0; b < B; b++) for (let j = 0; j < H; j++) {
@@ -914,10 +915,10 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
               wantPrev.push(dhPrevV[dhPrevOff + k]);
             }
           }
-          check(down(dpre, dpreOff, n), wantPre, 'rnn dpre');
-          check(down(dhPrev, dhPrevOff, n), wantPrev, 'rnn dhPrev');
+          check(await down(dpre, dpreOff, n), wantPre, 'rnn dpre');
+          check(await down(dhPrev, dhPrevOff, n), wantPrev, 'rnn dhPrev');
           if (dtype === 'float64') {
-            cellFiniteDifferences('rnn', rng, s, act, sc.yMode === 'strided');
+            await cellFiniteDifferences('rnn', rng, s, act, sc.yMode === 'strided');
           }
         });
       }
@@ -925,18 +926,18 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
 
     // LSTM -------------------------------------------------------------------------------------------
     for (const sc of stepCases) {
-      test(`lstmCellForward/Backward: ${sc.name}`, () => {
+      test(`lstmCellForward/Backward: ${sc.name}`, async () => {
         const rng = new Rng(9100 + stepCases.indexOf(sc));
         const s = sc.step;
         const n = B * H, G = 4 * H;
-        const [gates, pre, gOff] = block(rng, B * G, 3, -2, 2);
-        const [hPrev, hPrevV, hPrevOff] = block(rng, n, 2);
-        const [cPrev, cPrevV, cPrevOff] = block(rng, n, 4, -2, 2);
+        const [gates, pre, gOff] = await block(rng, B * G, 3, -2, 2);
+        const [hPrev, hPrevV, hPrevOff] = await block(rng, n, 2);
+        const [cPrev, cPrevV, cPrevOff] = await block(rng, n, 4, -2, 2);
         const c = filled(n + 3, NaN), cOff = 2;
         const h = filled(n + 3, NaN), hOff = 1;
         const y = sc.yMode === 'strided' ? yWorkspace(null) : null;
         be.lstmCellForward(s, gates, gOff, hPrev, hPrevOff, cPrev, cPrevOff, c, cOff, h, hOff, y, Y_OFF, Y_STRIDE);
-        const act = down(gates);
+        const act = await down(gates);
         const wantC: number[] = [], wantH: number[] = [];
         const gotGates: number[] = [], wantGates: number[] = [];
         for (let b = 0; b < B; b++) {
@@ -957,18 +958,18 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
           }
         }
         check(gotGates, wantGates, 'lstm activated gates (active rows)');
-        check(down(c, cOff, n), wantC, 'lstm c');
-        check(down(h, hOff, n), wantH, 'lstm h');
-        if (y) checkY(y, (b, j) => (isOff(s, b) ? 0 : wantH[b * H + j]), 'lstm y');
+        check(await down(c, cOff, n), wantC, 'lstm c');
+        check(await down(h, hOff, n), wantH, 'lstm h');
+        if (y) await checkY(y, (b, j) => (isOff(s, b) ? 0 : wantH[b * H + j]), 'lstm y');
         // backward from the kernel's own saved state
-        const cv = down(c);
-        const [dh, dhV, dhOff] = block(rng, n, 3);
-        const [dc, dcV, dcOff] = block(rng, n, 1);
+        const cv = await down(c);
+        const [dh, dhV, dhOff] = await block(rng, n, 3);
+        const [dc, dcV, dcOff] = await block(rng, n, 1);
         const dy = sc.yMode === 'strided' ? yWorkspace(rng) : null;
-        const dyV = dy ? down(dy) : null;
+        const dyV = dy ? await down(dy) : null;
         const dg = filled(B * G + 4, NaN), dgOff = 3;
         const dcPrev = filled(n + 2, NaN), dcPrevOff = 2;
-        const [dhPrev, dhPrevV, dhPrevOff] = block(rng, n, 5);
+        const [dhPrev, dhPrevV, dhPrevOff] = await block(rng, n, 5);
         be.lstmCellBackward(s, gates, gOff, cPrev, cPrevOff, c, cOff, dh, dhOff, dy, Y_OFF, Y_STRIDE, dc, dcOff, dg, dgOff, dcPrev, dcPrevOff, dhPrev, dhPrevOff);
         const wantDg = new Array<number>(B * G).fill(0);
         const wantDcPrev: number[] = [], wantDhPrev: number[] = [];
@@ -991,26 +992,26 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
           wantDcPrev.push(dct * fg);
           wantDhPrev.push(dhPrevV[dhPrevOff + k]);
         }
-        check(down(dg, dgOff, B * G), wantDg, 'lstm dgates');
-        check(down(dcPrev, dcPrevOff, n), wantDcPrev, 'lstm dcPrev');
-        check(down(dhPrev, dhPrevOff, n), wantDhPrev, 'lstm dhPrev');
-        if (dtype === 'float64') cellFiniteDifferences('lstm', rng, s, 'tanh', sc.yMode === 'strided');
+        check(await down(dg, dgOff, B * G), wantDg, 'lstm dgates');
+        check(await down(dcPrev, dcPrevOff, n), wantDcPrev, 'lstm dcPrev');
+        check(await down(dhPrev, dhPrevOff, n), wantDhPrev, 'lstm dhPrev');
+        if (dtype === 'float64') await cellFiniteDifferences('lstm', rng, s, 'tanh', sc.yMode === 'strided');
       });
     }
 
     // GRU --------------------------------------------------------------------------------------------
     for (const sc of stepCases) {
-      test(`gruCellForward/Backward: ${sc.name}`, () => {
+      test(`gruCellForward/Backward: ${sc.name}`, async () => {
         const rng = new Rng(9200 + stepCases.indexOf(sc));
         const s = sc.step;
         const n = B * H, G = 3 * H;
-        const [gx, gxPre, gxOff] = block(rng, B * G, 2, -2, 2);
-        const [gh, ghPre, ghOff] = block(rng, B * G, 5, -2, 2);
-        const [hPrev, hPrevV, hPrevOff] = block(rng, n, 1);
+        const [gx, gxPre, gxOff] = await block(rng, B * G, 2, -2, 2);
+        const [gh, ghPre, ghOff] = await block(rng, B * G, 5, -2, 2);
+        const [hPrev, hPrevV, hPrevOff] = await block(rng, n, 1);
         const h = filled(n + 4, NaN), hOff = 3;
         const y = sc.yMode === 'strided' ? yWorkspace(null) : null;
         be.gruCellForward(s, gx, gxOff, gh, ghOff, hPrev, hPrevOff, h, hOff, y, Y_OFF, Y_STRIDE);
-        const gxAct = down(gx), ghAfter = down(gh);
+        const gxAct = await down(gx), ghAfter = await down(gh);
         const wantH: number[] = [];
         const gotG: number[] = [], wantG: number[] = [];
         for (let b = 0; b < B; b++) {
@@ -1032,15 +1033,15 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
           }
         }
         check(gotG, wantG, 'gru saved state (activated r, z, n of active rows; gh_n kept)');
-        check(down(h, hOff, n), wantH, 'gru h');
-        if (y) checkY(y, (b, j) => (isOff(s, b) ? 0 : wantH[b * H + j]), 'gru y');
+        check(await down(h, hOff, n), wantH, 'gru h');
+        if (y) await checkY(y, (b, j) => (isOff(s, b) ? 0 : wantH[b * H + j]), 'gru y');
         // backward
-        const [dh, dhV, dhOff] = block(rng, n, 2);
+        const [dh, dhV, dhOff] = await block(rng, n, 2);
         const dy = sc.yMode === 'strided' ? yWorkspace(rng) : null;
-        const dyV = dy ? down(dy) : null;
+        const dyV = dy ? await down(dy) : null;
         const dgx = filled(B * G + 3, NaN), dgxOff = 1;
         const dgh = filled(B * G + 5, NaN), dghOff = 4;
-        const [dhPrev, dhPrevV, dhPrevOff] = block(rng, n, 3);
+        const [dhPrev, dhPrevV, dhPrevOff] = await block(rng, n, 3);
         be.gruCellBackward(s, gx, gxOff, gh, ghOff, hPrev, hPrevOff, dh, dhOff, dy, Y_OFF, Y_STRIDE, dgx, dgxOff, dgh, dghOff, dhPrev, dhPrevOff);
         const wDgx = new Array<number>(B * G).fill(0), wDgh = new Array<number>(B * G).fill(0), wPrev: number[] = [];
         for (let b = 0; b < B; b++) for (let j = 0; j < H; j++) {
@@ -1060,10 +1061,10 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
           wDgh[b * G + j] = dar; wDgh[b * G + H + j] = daz; wDgh[b * G + 2 * H + j] = dan * r;
           wPrev.push(dhPrevV[dhPrevOff + k] + g * z);
         }
-        check(down(dgx, dgxOff, B * G), wDgx, 'gru dgx');
-        check(down(dgh, dghOff, B * G), wDgh, 'gru dgh');
-        check(down(dhPrev, dhPrevOff, n), wPrev, 'gru dhPrev');
-        if (dtype === 'float64') cellFiniteDifferences('gru', rng, s, 'tanh', sc.yMode === 'strided');
+        check(await down(dgx, dgxOff, B * G), wDgx, 'gru dgx');
+        check(await down(dgh, dghOff, B * G), wDgh, 'gru dgh');
+        check(await down(dhPrev, dhPrevOff, n), wPrev, 'gru dhPrev');
+        if (dtype === 'float64') await cellFiniteDifferences('gru', rng, s, 'tanh', sc.yMode === 'strided');
       });
     }
 
@@ -1072,12 +1073,12 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
      * itself. With L = Σ Rh·h + Σ Rc·c + Σ Ry·y, running the backward kernel with dh = Rh, dc = Rc,
      * dy = Ry must give ∂L/∂(pre-activations) and the direct ∂L/∂hPrev (and ∂L/∂cPrev).
      */
-    function cellFiniteDifferences(kind: 'rnn' | 'lstm' | 'gru', rng: Rng, s: CellStep, act: Activation, withY: boolean): void {
+    async function cellFiniteDifferences(kind: 'rnn' | 'lstm' | 'gru', rng: Rng, s: CellStep, act: Activation, withY: boolean): Promise<void> {
       const n = B * H;
       const G = kind === 'lstm' ? 4 * H : kind === 'gru' ? 3 * H : H;
       const Rh = randArr(rng, n), Rc = randArr(rng, n);
       const yRng = new Rng(77);
-      const Ry = withY ? down(yWorkspace(yRng)) : null;
+      const Ry = withY ? await down(yWorkspace(yRng)) : null;
       // the variables: pre (or gx), gh (gru), hPrev, cPrev (lstm)
       const vars: Record<string, Float64Array> = {
         pre: randArr(rng, B * G, -1.5, 1.5),
@@ -1089,18 +1090,18 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
         // keep pre-activations away from the kink
         vars.pre = vars.pre.map((v) => (Math.abs(v) < 0.05 ? v + 0.2 : v));
       }
-      const L = (): number => {
+      const L = async (): Promise<number> => {
         const pre = up(vars.pre), gh = up(vars.gh), hPrev = up(vars.hPrev), cPrev = up(vars.cPrev);
         const h = be.alloc(n, dtype), c = be.alloc(n, dtype);
         const y = withY ? yWorkspace(null) : null;
         if (kind === 'rnn') be.rnnCellForward(s, act, pre, 0, hPrev, 0, h, 0, y, Y_OFF, Y_STRIDE);
         else if (kind === 'lstm') be.lstmCellForward(s, pre, 0, hPrev, 0, cPrev, 0, c, 0, h, 0, y, Y_OFF, Y_STRIDE);
         else be.gruCellForward(s, pre, 0, gh, 0, hPrev, 0, h, 0, y, Y_OFF, Y_STRIDE);
-        const hv = down(h), cv = down(c);
+        const hv = await down(h), cv = await down(c);
         let sum = 0;
         for (let k = 0; k < n; k++) sum += Rh[k] * hv[k] + (kind === 'lstm' ? Rc[k] * cv[k] : 0);
         if (y && Ry) {
-          const yv = down(y);
+          const yv = await down(y);
           for (let b = 0; b < B; b++) for (let j = 0; j < H; j++) sum += yAt(Ry, b, j) * yAt(yv, b, j);
         }
         return sum;
@@ -1116,21 +1117,21 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
         be.rnnCellForward(s, act, pre, 0, hPrev, 0, h, 0, y, Y_OFF, Y_STRIDE);
         const dpre = be.alloc(n, dtype);
         be.rnnCellBackward(s, act, h, 0, up(Rh), 0, dy, Y_OFF, Y_STRIDE, dpre, 0, dhPrev, 0);
-        grads.pre = down(dpre);
+        grads.pre = await down(dpre);
       } else if (kind === 'lstm') {
         be.lstmCellForward(s, pre, 0, hPrev, 0, cPrev, 0, c, 0, h, 0, y, Y_OFF, Y_STRIDE);
         const dg = be.alloc(B * G, dtype), dcPrev = be.alloc(n, dtype);
         be.lstmCellBackward(s, pre, 0, cPrev, 0, c, 0, up(Rh), 0, dy, Y_OFF, Y_STRIDE, up(Rc), 0, dg, 0, dcPrev, 0, dhPrev, 0);
-        grads.pre = down(dg);
-        grads.cPrev = down(dcPrev);
+        grads.pre = await down(dg);
+        grads.cPrev = await down(dcPrev);
       } else {
         be.gruCellForward(s, pre, 0, gh, 0, hPrev, 0, h, 0, y, Y_OFF, Y_STRIDE);
         const dgx = be.alloc(B * G, dtype), dgh = be.alloc(B * G, dtype);
         be.gruCellBackward(s, pre, 0, gh, 0, hPrev, 0, up(Rh), 0, dy, Y_OFF, Y_STRIDE, dgx, 0, dgh, 0, dhPrev, 0);
-        grads.pre = down(dgx);
-        grads.gh = down(dgh);
+        grads.pre = await down(dgx);
+        grads.gh = await down(dgh);
       }
-      grads.hPrev = down(dhPrev);
+      grads.hPrev = await down(dhPrev);
       const eps = 1e-6;
       for (const [name, an] of Object.entries(grads)) {
         const v = vars[name];
@@ -1138,9 +1139,9 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
         for (let i = 0; i < v.length; i++) {
           const x0 = v[i];
           v[i] = x0 + eps;
-          const lp = L();
+          const lp = await L();
           v[i] = x0 - eps;
-          const lm = L();
+          const lm = await L();
           v[i] = x0;
           num[i] = (lp - lm) / (2 * eps);
         }

@@ -1,0 +1,397 @@
+/// <reference types="@webgpu/types" />
+/**
+ * The WebGPU backend: every kernel of the Backend interface as a WGSL compute shader
+ * (./kernels.ts), recorded into one command encoder (./runtime.ts) and submitted when a value is
+ * read. Tensors live in GPU buffers for their whole life; the host sees them only through the
+ * asynchronous reads (`readAsync`, and the reductions' `…Async` forms), because the GPU's answers
+ * arrive on the event loop. The synchronous `read` and the host-number reductions throw with that
+ * advice, so code written for a CPU backend fails loudly here rather than stalling.
+ *
+ * float32 only: WGSL has no 64-bit floats (finite-difference checks run on the js backend in
+ * float64, and this backend is compared with it).
+ */
+import {
+  type Activation, type Backend, BackendError, type BinaryOp, type CellStep, type Data, type DType,
+  type Storage, type UnaryOp,
+} from '../interface.ts';
+import { shapeSize, shapeStrides } from '../../util/shape.ts';
+import * as K from './kernels.ts';
+import type { GpuArray, GpuRuntime } from './runtime.ts';
+import type { WgslKernel } from './wgsl.ts';
+
+export class WebGpuStorage implements Storage {
+  readonly dtype: DType = 'float32';
+  constructor(readonly backend: WebGpuBackend, readonly size: number, readonly array: GpuArray) {}
+}
+
+/** What the adapter is, for reports and for the automatic choice of backend. */
+export interface WebGpuAdapterInfo {
+  vendor: string;
+  architecture: string;
+  description: string;
+  /** A CPU implementation (SwiftShader, lavapipe): correct, but no faster than the wasm backend. */
+  software: boolean;
+}
+
+const ASYNC_ADVICE = 'WebGPU memory is read asynchronously: use `await tensor.data()` or the backend\'s readAsync';
+
+export class WebGpuBackend implements Backend {
+  readonly name = 'webgpu';
+  private readonly registry: FinalizationRegistry<GpuArray>;
+  /** An int32 buffer bound where a kernel's optional int input is absent (lengths = null). */
+  private readonly noInts: GPUBuffer;
+
+  constructor(readonly runtime: GpuRuntime, readonly adapter: WebGpuAdapterInfo) {
+    this.registry = new FinalizationRegistry((a) => runtime.releaseBuffer(a));
+    this.noInts = runtime.device.createBuffer({ size: 16, usage: 0x80 /* STORAGE */ });
+  }
+
+  // ---- memory ----------------------------------------------------------------------------------------
+
+  private make(size: number, dtype: DType, zero: boolean): WebGpuStorage {
+    if (dtype !== 'float32') throw new BackendError(`webgpu backend: only float32 is supported (WGSL has no 64-bit floats), got '${String(dtype)}'`);
+    if (!Number.isSafeInteger(size) || size < 0) throw new BackendError(`webgpu backend: cannot allocate ${size} elements`);
+    const s = new WebGpuStorage(this, size, this.runtime.acquire(size * 4, zero));
+    this.registry.register(s, s.array, s);
+    return s;
+  }
+
+  alloc(size: number, dtype: DType): Storage {
+    return this.make(size, dtype, true);
+  }
+
+  allocUninit(size: number, dtype: DType): Storage {
+    return this.make(size, dtype, false);
+  }
+
+  fromArray(data: ArrayLike<number>, dtype: DType): Storage {
+    const s = this.make(data.length, dtype, false);
+    this.write(s, data, 0);
+    return s;
+  }
+
+  release(s: Storage): void {
+    const g = buf(s);
+    if (this.registry.unregister(g)) this.runtime.releaseBuffer(g.array);
+  }
+
+  memoryUse(): { live: number; peak: number } {
+    return this.runtime.memoryUse();
+  }
+
+  resetMemoryPeak(): void {
+    this.runtime.resetMemoryPeak();
+  }
+
+  read(): Data {
+    throw new BackendError(`webgpu backend: read() cannot wait for the GPU; ${ASYNC_ADVICE}`);
+  }
+
+  async readAsync(s: Storage, offset = 0, n = s.size - offset): Promise<Data> {
+    checkRange('readAsync', s, offset, n);
+    return new Float32Array(await this.runtime.read(buf(s).array.buffer, offset * 4, n * 4));
+  }
+
+  write(s: Storage, data: ArrayLike<number>, offset = 0): void {
+    checkRange('write', s, offset, data.length);
+    if (data.length === 0) return;
+    const src = this.runtime.upload(data instanceof Float32Array ? data : Float32Array.from(data));
+    this.runtime.copy(src, 0, buf(s).array.buffer, offset * 4, data.length * 4);
+  }
+
+  copy(src: Storage, srcOff: number, dst: Storage, dstOff: number, n: number): void {
+    this.runtime.copy(buf(src).array.buffer, srcOff * 4, buf(dst).array.buffer, dstOff * 4, n * 4);
+  }
+
+  fill(dst: Storage, value: number, offset: number, n: number): void {
+    if (value === 0 && Object.is(value, 0)) this.runtime.clear(buf(dst).array.buffer, offset * 4, n * 4);
+    else this.run(K.fill, [dst], { n, off: offset, v: value }, n);
+  }
+
+  /** Submit everything recorded so far (reads do this themselves). */
+  flush(): void {
+    this.runtime.flush();
+  }
+
+  /** Resolves when the GPU has finished all work recorded so far. */
+  sync(): Promise<void> {
+    return this.runtime.sync();
+  }
+
+  private run(k: WgslKernel, f32: readonly Storage[], params: Record<string, number | boolean | readonly number[]>, invocations: number, i32?: readonly GPUBuffer[], wg = 256): void {
+    this.runtime.dispatch(k, { f32: f32.map((s) => buf(s).array.buffer), i32, params: k.pack(params), groups: Math.ceil(invocations / wg) });
+  }
+
+  private ints(a: Int32Array | null): GPUBuffer {
+    return a === null || a.length === 0 ? this.noInts : this.runtime.upload(a);
+  }
+
+  // ---- dense linear algebra ----------------------------------------------------------------------------
+
+  gemm(
+    transA: boolean, transB: boolean, M: number, N: number, K_: number, alpha: number,
+    A: Storage, aOff: number, lda: number, B: Storage, bOff: number, ldb: number,
+    beta: number, C: Storage, cOff: number, ldc: number,
+  ): void {
+    if (M === 0 || N === 0) return;
+    const [gx, gy] = K.gemmGroups(M, N);
+    // alpha = 0 reads neither A nor B (their NaNs do not reach C), as in BLAS and the js backend
+    const params = K.gemm.pack({ M, N, K: alpha === 0 ? 0 : K_, transA, transB, alpha, beta, aOff, lda, bOff, ldb, cOff, ldc });
+    this.runtime.dispatch(K.gemm, { f32: [buf(A).array.buffer, buf(B).array.buffer, buf(C).array.buffer], params, groups: gx, groupsY: gy });
+  }
+
+  axpy(n: number, alpha: number, x: Storage, xOff: number, y: Storage, yOff: number): void {
+    this.run(K.axpy, [x, y], { n, xOff, yOff, alpha }, n);
+  }
+
+  scale(n: number, alpha: number, x: Storage, xOff: number): void {
+    this.run(K.scale, [x], { n, off: xOff, alpha }, n);
+  }
+
+  addRowVector(rows: number, cols: number, bias: Storage, bOff: number, X: Storage, xOff: number): void {
+    this.run(K.addRowVector, [bias, X], { n: rows * cols, cols, bOff, xOff }, rows * cols);
+  }
+
+  sumRowsBackward(rows: number, cols: number, X: Storage, xOff: number, out: Storage, oOff: number): void {
+    this.run(K.sumRowsBackward, [X, out], { n: cols, rows, xOff, oOff }, cols);
+  }
+
+  // ---- element-wise -------------------------------------------------------------------------------------
+
+  unary(op: UnaryOp, n: number, x: Storage, out: Storage): void {
+    this.run(K.unary, [x, out], { n, op: code(K.UNARY_CODES, op, 'unary op') }, n);
+  }
+
+  unaryBackward(op: UnaryOp, n: number, x: Storage, y: Storage, dy: Storage, dx: Storage): void {
+    this.run(K.unaryBackward, [x, y, dy, dx], { n, op: code(K.UNARY_CODES, op, 'unary op') }, n);
+  }
+
+  binary(op: BinaryOp, a: Storage, aShape: readonly number[], b: Storage, bShape: readonly number[], out: Storage, outShape: readonly number[]): void {
+    const rank = outShape.length;
+    if (aShape.length !== rank || bShape.length !== rank) throw new BackendError(`webgpu backend: binary expects equal ranks, got ${aShape.length}, ${bShape.length}, ${rank}`);
+    checkRank('binary', rank);
+    const broadcastStrides = (shape: readonly number[]): number[] => shapeStrides(shape).map((s, i) => (shape[i] === 1 ? 0 : s));
+    const n = shapeSize(outShape);
+    this.run(K.binary, [a, b, out], { n, rank, op: code(K.BINARY_CODES, op, 'binary op'), shape: outShape, sa: broadcastStrides(aShape), sb: broadcastStrides(bShape) }, n);
+  }
+
+  reduceSum(x: Storage, xShape: readonly number[], out: Storage, outShape: readonly number[]): void {
+    const rank = xShape.length;
+    if (outShape.length !== rank) throw new BackendError(`webgpu backend: reduceSum expects equal ranks, got ${rank} and ${outShape.length}`);
+    checkRank('reduceSum', rank);
+    const n = shapeSize(outShape);
+    this.run(K.reduceSum, [x, out], { n, rank, xShape, xStride: shapeStrides(xShape), oShape: outShape }, n);
+  }
+
+  /** One workgroup writes per-invocation partials to a temporary; the host combines them. */
+  private partials(k: WgslKernel, n: number, x: Storage, xOff: number, words: number): GpuArray {
+    const tmp = this.runtime.acquire(words * 4, false);
+    this.runtime.dispatch(k, { f32: [buf(x).array.buffer, tmp.buffer], params: k.pack({ n, off: xOff, zero: 0 }), groups: 1 });
+    return tmp;
+  }
+
+  private async readPartials(tmp: GpuArray, words: number): Promise<Float32Array> {
+    try {
+      return new Float32Array(await this.runtime.read(tmp.buffer, 0, words * 4));
+    } finally {
+      this.runtime.releaseBuffer(tmp);
+    }
+  }
+
+  sumSquares(): number {
+    throw new BackendError(`webgpu backend: sumSquares() cannot wait for the GPU; use sumSquaresAsync (${ASYNC_ADVICE})`);
+  }
+
+  async sumSquaresAsync(n: number, x: Storage, xOff: number): Promise<number> {
+    if (n === 0) return 0;
+    const parts = await this.readPartials(this.partials(K.sumSquares, n, x, xOff, 512), 512);
+    let s = 0;
+    for (const v of parts) s += v;
+    return s;
+  }
+
+  findNonFinite(): number {
+    throw new BackendError(`webgpu backend: findNonFinite() cannot wait for the GPU; use findNonFiniteAsync (${ASYNC_ADVICE})`);
+  }
+
+  async findNonFiniteAsync(n: number, x: Storage, xOff: number): Promise<number> {
+    if (n === 0) return -1;
+    const res = this.runtime.acquire(256 * 4, false);
+    this.runtime.dispatch(K.findNonFinite, { f32: [buf(x).array.buffer], i32: [res.buffer], params: K.findNonFinite.pack({ n, off: xOff }), groups: 1 });
+    let first = -1;
+    try {
+      for (const i of new Int32Array(await this.runtime.read(res.buffer, 0, 256 * 4))) if (i >= 0 && (first < 0 || i < first)) first = i;
+    } finally {
+      this.runtime.releaseBuffer(res);
+    }
+    return first;
+  }
+
+  maxAbs(): number {
+    throw new BackendError(`webgpu backend: maxAbs() cannot wait for the GPU; use maxAbsAsync (${ASYNC_ADVICE})`);
+  }
+
+  async maxAbsAsync(n: number, x: Storage, xOff: number): Promise<number> {
+    if (n === 0) return 0;
+    let m = 0;
+    for (const v of await this.readPartials(this.partials(K.maxAbs, n, x, xOff, 256), 256)) {
+      if (Number.isNaN(v)) return NaN;
+      if (v > m) m = v;
+    }
+    return m;
+  }
+
+  clamp(n: number, x: Storage, xOff: number, lo: number, hi: number): void {
+    this.run(K.clamp, [x], { n, off: xOff, lo, hi }, n);
+  }
+
+  // ---- shape movement --------------------------------------------------------------------------------------
+
+  permute(x: Storage, shape: readonly number[], perm: readonly number[], out: Storage): void {
+    checkRank('permute', shape.length);
+    const strides = shapeStrides(shape);
+    const n = shapeSize(shape);
+    this.run(K.permute, [x, out], { n, rank: shape.length, oShape: perm.map((p) => shape[p]), st: perm.map((p) => strides[p]) }, n);
+  }
+
+  sliceAxis(x: Storage, shape: readonly number[], axis: number, start: number, len: number, out: Storage): void {
+    const inner = shapeSize(shape.slice(axis + 1));
+    const n = shapeSize(shape.slice(0, axis)) * len * inner;
+    this.run(K.sliceAxis, [x, out], { n, len, inner, dim: shape[axis], start }, n);
+  }
+
+  addIntoAxis(src: Storage, srcShape: readonly number[], dst: Storage, dstShape: readonly number[], axis: number, start: number): void {
+    const n = shapeSize(srcShape);
+    this.run(K.addIntoAxis, [src, dst], { n, len: srcShape[axis], inner: shapeSize(srcShape.slice(axis + 1)), dim: dstShape[axis], start }, n);
+  }
+
+  // ---- rows ------------------------------------------------------------------------------------------------
+
+  softmax(rows: number, cols: number, x: Storage, out: Storage, log: boolean): void {
+    this.run(K.softmax, [x, out], { rows, cols, isLog: log }, rows, undefined, 1);
+  }
+
+  softmaxBackward(rows: number, cols: number, y: Storage, dy: Storage, dx: Storage, log: boolean): void {
+    this.run(K.softmaxBackward, [y, dy, dx], { rows, cols, isLog: log }, rows, undefined, 1);
+  }
+
+  softmaxCrossEntropy(rows: number, cols: number, logits: Storage, targets: Int32Array, ignoreIndex: number, probs: Storage, loss: Storage): void {
+    for (let r = 0; r < rows; r++) {
+      const t = targets[r];
+      if (t !== ignoreIndex && !(t >= 0 && t < cols)) {
+        throw new BackendError(`softmaxCrossEntropy: target ${t} at row ${r} is outside [0, ${cols}) and is not the ignore index ${ignoreIndex}`);
+      }
+    }
+    if (rows === 0) return;
+    this.run(K.softmaxCrossEntropy, [logits, probs, loss], { rows, cols, ignore: ignoreIndex }, rows, [this.ints(targets.subarray(0, rows))], 1);
+  }
+
+  softmaxCrossEntropyBackward(rows: number, cols: number, probs: Storage, targets: Int32Array, ignoreIndex: number, rowGrad: Storage, dlogits: Storage): void {
+    const n = rows * cols;
+    if (n === 0) return;
+    this.run(K.softmaxCrossEntropyBackward, [probs, rowGrad, dlogits], { n, cols, ignore: ignoreIndex }, n, [this.ints(targets.subarray(0, rows))]);
+  }
+
+  gatherRows(cols: number, table: Storage, idx: Int32Array, out: Storage): void {
+    const rows = cols === 0 ? Infinity : table.size / cols;
+    for (let i = 0; i < idx.length; i++) {
+      const k = idx[i];
+      if (!(k >= 0 && k < rows)) throw new BackendError(`gatherRows: index ${k} at position ${i} is outside [0, ${rows})`);
+    }
+    const n = idx.length * cols;
+    if (n === 0) return;
+    this.run(K.gatherRows, [table, out], { n, cols }, n, [this.ints(idx)]);
+  }
+
+  scatterAddRows(cols: number, dout: Storage, idx: Int32Array, dtable: Storage): void {
+    const tableRows = cols === 0 ? Infinity : dtable.size / cols;
+    // group positions by row, keeping their order: plan = [rows (U) | starts (U + 1) | positions (n)]
+    const byRow = new Map<number, number[]>();
+    for (let i = 0; i < idx.length; i++) {
+      const k = idx[i];
+      if (!(k >= 0 && k < tableRows)) throw new BackendError(`scatterAddRows: index ${k} at position ${i} is outside [0, ${tableRows})`);
+      let list = byRow.get(k);
+      if (!list) byRow.set(k, (list = []));
+      list.push(i);
+    }
+    const U = byRow.size;
+    if (U === 0 || cols === 0) return;
+    const plan = new Int32Array(2 * U + 1 + idx.length);
+    let u = 0, at = 0;
+    for (const [row, list] of byRow) {
+      plan[u] = row;
+      plan[U + u] = at;
+      for (const i of list) plan[2 * U + 1 + at++] = i;
+      u++;
+    }
+    plan[2 * U] = at;
+    this.run(K.scatterAddRows, [dout, dtable], { n: U * cols, cols, nRows: U, positionsOff: 2 * U + 1 }, U * cols, [this.ints(plan)]);
+  }
+
+  // ---- recurrent cells ---------------------------------------------------------------------------------------
+
+  /** A cell kernel's shared parameters, and its lengths (bound even when absent). */
+  private cell(s: CellStep): [{ n: number; H: number; t: number; hasLen: boolean }, GPUBuffer] {
+    return [{ n: s.B * s.H, H: s.H, t: s.t, hasLen: s.lengths !== null }, this.ints(s.lengths === null ? null : s.lengths.subarray(0, s.B))];
+  }
+
+  rnnCellForward(s: CellStep, act: Activation, pre: Storage, gOff: number, hPrev: Storage, hPrevOff: number, h: Storage, hOff: number, y: Storage | null, yOff: number, yStride: number): void {
+    const [c, lengths] = this.cell(s);
+    this.run(K.rnnCellForward, [pre, hPrev, h, y ?? h], { ...c, relu: act === 'relu', gOff, hPrevOff, hOff, hasY: y !== null, yOff, yStride }, c.n, [lengths]);
+  }
+
+  rnnCellBackward(s: CellStep, act: Activation, h: Storage, hOff: number, dh: Storage, dhOff: number, dy: Storage | null, dyOff: number, dyStride: number, dpre: Storage, gOff: number, dhPrev: Storage, dhPrevOff: number): void {
+    const [c, lengths] = this.cell(s);
+    this.run(K.rnnCellBackward, [h, dh, dy ?? dh, dpre, dhPrev], { ...c, relu: act === 'relu', hOff, dhOff, hasDy: dy !== null, dyOff, dyStride, gOff, dhPrevOff }, c.n, [lengths]);
+  }
+
+  lstmCellForward(s: CellStep, gates: Storage, gOff: number, hPrev: Storage, hPrevOff: number, cPrev: Storage, cPrevOff: number, cS: Storage, cOff: number, h: Storage, hOff: number, y: Storage | null, yOff: number, yStride: number): void {
+    const [c, lengths] = this.cell(s);
+    this.run(K.lstmCellForward, [gates, hPrev, cPrev, cS, h, y ?? h], { ...c, gOff, hPrevOff, cPrevOff, cOff, hOff, hasY: y !== null, yOff, yStride }, c.n, [lengths]);
+  }
+
+  lstmCellBackward(s: CellStep, gates: Storage, gOff: number, cPrev: Storage, cPrevOff: number, cS: Storage, cOff: number, dh: Storage, dhOff: number, dy: Storage | null, dyOff: number, dyStride: number, dc: Storage, dcOff: number, dgates: Storage, dgOff: number, dcPrev: Storage, dcPrevOff: number, dhPrev: Storage, dhPrevOff: number): void {
+    const [c, lengths] = this.cell(s);
+    this.run(K.lstmCellBackward, [gates, cPrev, cS, dh, dy ?? dh, dc, dgates, dcPrev, dhPrev], { ...c, gOff, cPrevOff, cOff, dhOff, hasDy: dy !== null, dyOff, dyStride, dcOff, dgOff, dcPrevOff, dhPrevOff }, c.n, [lengths]);
+  }
+
+  gruCellForward(s: CellStep, gx: Storage, gxOff: number, gh: Storage, ghOff: number, hPrev: Storage, hPrevOff: number, h: Storage, hOff: number, y: Storage | null, yOff: number, yStride: number): void {
+    const [c, lengths] = this.cell(s);
+    this.run(K.gruCellForward, [gx, gh, hPrev, h, y ?? h], { ...c, gxOff, ghOff, hPrevOff, hOff, hasY: y !== null, yOff, yStride }, c.n, [lengths]);
+  }
+
+  gruCellBackward(s: CellStep, gates: Storage, gOff: number, gh: Storage, ghOff: number, hPrev: Storage, hPrevOff: number, dh: Storage, dhOff: number, dy: Storage | null, dyOff: number, dyStride: number, dgx: Storage, dgxOff: number, dgh: Storage, dghOff: number, dhPrev: Storage, dhPrevOff: number): void {
+    const [c, lengths] = this.cell(s);
+    this.run(K.gruCellBackward, [gates, gh, hPrev, dh, dy ?? dh, dgx, dgh, dhPrev], { ...c, gOff, ghOff, hPrevOff, dhOff, hasDy: dy !== null, dyOff, dyStride, dgxOff, dghOff, dhPrevOff }, c.n, [lengths]);
+  }
+
+  // ---- optimizer -------------------------------------------------------------------------------------------------
+
+  adamUpdate(n: number, p: Storage, g: Storage, m: Storage, v: Storage, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, decoupled: boolean, step: number): void {
+    const bc1 = 1 - Math.pow(beta1, step);
+    const bc2 = 1 - Math.pow(beta2, step);
+    this.run(K.adam, [p, g, m, v], {
+      n, beta1, beta2, eps, wd: weightDecay, decoupled, stepSize: lr / bc1, bc2Sqrt: Math.sqrt(bc2), decay: decoupled ? 1 - lr * weightDecay : 1,
+    }, n);
+  }
+}
+
+function buf(s: Storage): WebGpuStorage {
+  if (!(s instanceof WebGpuStorage)) throw new BackendError(`webgpu backend: storage of backend '${s.backend.name}' passed to the webgpu backend`);
+  return s;
+}
+
+function checkRange(what: string, s: Storage, offset: number, n: number): void {
+  if (!(Number.isSafeInteger(offset) && Number.isSafeInteger(n) && offset >= 0 && n >= 0 && offset + n <= s.size)) {
+    throw new BackendError(`webgpu backend: ${what} of ${n} elements at ${offset} is outside storage of ${s.size}`);
+  }
+}
+
+function checkRank(what: string, rank: number): void {
+  if (rank > K.MAX_RANK) throw new BackendError(`webgpu backend: ${what} supports up to ${K.MAX_RANK} dimensions, got ${rank}`);
+}
+
+function code<T extends Record<string, number>>(codes: T, key: string, what: string): number {
+  if (!Object.hasOwn(codes, key)) throw new BackendError(`webgpu backend: unknown ${what} '${key}'`);
+  return codes[key as keyof T];
+}
