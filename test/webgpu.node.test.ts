@@ -10,7 +10,9 @@ import { loadWebGpuBackend } from '../src/backend/webgpu/index.ts';
 import { runKernelSuite } from './helpers/kernel-suite.ts';
 import { runParitySuite } from './helpers/parity-suite.ts';
 
-const be = await loadWebGpuBackend({ gpu: create([]) });
+const be = await loadWebGpuBackend({ gpu: create([]) }).catch((e: Error) => {
+  throw new Error(`${e.message}: this test needs a Vulkan driver for Dawn — Mesa's lavapipe (mesa-vulkan-drivers from bookworm-backports; .ci/run installs it)`);
+});
 const label = `webgpu (${be.adapter.description || be.adapter.architecture}) float32`;
 runKernelSuite(be, 'float32', { label });
 runParitySuite(be, 'float32', label);

@@ -15,7 +15,7 @@ import {
   type Storage, type UnaryOp,
 } from '../interface.ts';
 import { shapeSize, shapeStrides } from '../../util/shape.ts';
-import * as K from './kernels.ts';
+import * as kernels from './kernels.ts';
 import type { GpuArray, GpuRuntime } from './runtime.ts';
 import type { WgslKernel } from './wgsl.ts';
 
@@ -105,7 +105,7 @@ export class WebGpuBackend implements Backend {
 
   fill(dst: Storage, value: number, offset: number, n: number): void {
     if (value === 0 && Object.is(value, 0)) this.runtime.clear(buf(dst).array.buffer, offset * 4, n * 4);
-    else this.run(K.fill, [dst], { n, off: offset, v: value }, n);
+    else this.run(kernels.fill, [dst], { n, off: offset, v: value }, n);
   }
 
   /** Submit everything recorded so far (reads do this themselves). */
@@ -129,41 +129,41 @@ export class WebGpuBackend implements Backend {
   // ---- dense linear algebra ----------------------------------------------------------------------------
 
   gemm(
-    transA: boolean, transB: boolean, M: number, N: number, K_: number, alpha: number,
+    transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
     A: Storage, aOff: number, lda: number, B: Storage, bOff: number, ldb: number,
     beta: number, C: Storage, cOff: number, ldc: number,
   ): void {
     if (M === 0 || N === 0) return;
-    const [gx, gy] = K.gemmGroups(M, N);
+    const [gx, gy] = kernels.gemmGroups(M, N);
     // alpha = 0 reads neither A nor B (their NaNs do not reach C), as in BLAS and the js backend
-    const params = K.gemm.pack({ M, N, K: alpha === 0 ? 0 : K_, transA, transB, alpha, beta, aOff, lda, bOff, ldb, cOff, ldc });
-    this.runtime.dispatch(K.gemm, { f32: [buf(A).array.buffer, buf(B).array.buffer, buf(C).array.buffer], params, groups: gx, groupsY: gy });
+    const params = kernels.gemm.pack({ M, N, K: alpha === 0 ? 0 : K, transA, transB, alpha, beta, aOff, lda, bOff, ldb, cOff, ldc });
+    this.runtime.dispatch(kernels.gemm, { f32: [buf(A).array.buffer, buf(B).array.buffer, buf(C).array.buffer], params, groups: gx, groupsY: gy });
   }
 
   axpy(n: number, alpha: number, x: Storage, xOff: number, y: Storage, yOff: number): void {
-    this.run(K.axpy, [x, y], { n, xOff, yOff, alpha }, n);
+    this.run(kernels.axpy, [x, y], { n, xOff, yOff, alpha }, n);
   }
 
   scale(n: number, alpha: number, x: Storage, xOff: number): void {
-    this.run(K.scale, [x], { n, off: xOff, alpha }, n);
+    this.run(kernels.scale, [x], { n, off: xOff, alpha }, n);
   }
 
   addRowVector(rows: number, cols: number, bias: Storage, bOff: number, X: Storage, xOff: number): void {
-    this.run(K.addRowVector, [bias, X], { n: rows * cols, cols, bOff, xOff }, rows * cols);
+    this.run(kernels.addRowVector, [bias, X], { n: rows * cols, cols, bOff, xOff }, rows * cols);
   }
 
   sumRowsBackward(rows: number, cols: number, X: Storage, xOff: number, out: Storage, oOff: number): void {
-    this.run(K.sumRowsBackward, [X, out], { n: cols, rows, xOff, oOff }, cols);
+    this.run(kernels.sumRowsBackward, [X, out], { n: cols, rows, xOff, oOff }, cols);
   }
 
   // ---- element-wise -------------------------------------------------------------------------------------
 
   unary(op: UnaryOp, n: number, x: Storage, out: Storage): void {
-    this.run(K.unary, [x, out], { n, op: code(K.UNARY_CODES, op, 'unary op') }, n);
+    this.run(kernels.unary, [x, out], { n, op: code(kernels.UNARY_CODES, op, 'unary op') }, n);
   }
 
   unaryBackward(op: UnaryOp, n: number, x: Storage, y: Storage, dy: Storage, dx: Storage): void {
-    this.run(K.unaryBackward, [x, y, dy, dx], { n, op: code(K.UNARY_CODES, op, 'unary op') }, n);
+    this.run(kernels.unaryBackward, [x, y, dy, dx], { n, op: code(kernels.UNARY_CODES, op, 'unary op') }, n);
   }
 
   binary(op: BinaryOp, a: Storage, aShape: readonly number[], b: Storage, bShape: readonly number[], out: Storage, outShape: readonly number[]): void {
@@ -172,7 +172,7 @@ export class WebGpuBackend implements Backend {
     checkRank('binary', rank);
     const broadcastStrides = (shape: readonly number[]): number[] => shapeStrides(shape).map((s, i) => (shape[i] === 1 ? 0 : s));
     const n = shapeSize(outShape);
-    this.run(K.binary, [a, b, out], { n, rank, op: code(K.BINARY_CODES, op, 'binary op'), shape: outShape, sa: broadcastStrides(aShape), sb: broadcastStrides(bShape) }, n);
+    this.run(kernels.binary, [a, b, out], { n, rank, op: code(kernels.BINARY_CODES, op, 'binary op'), shape: outShape, sa: broadcastStrides(aShape), sb: broadcastStrides(bShape) }, n);
   }
 
   reduceSum(x: Storage, xShape: readonly number[], out: Storage, outShape: readonly number[]): void {
@@ -180,7 +180,7 @@ export class WebGpuBackend implements Backend {
     if (outShape.length !== rank) throw new BackendError(`webgpu backend: reduceSum expects equal ranks, got ${rank} and ${outShape.length}`);
     checkRank('reduceSum', rank);
     const n = shapeSize(outShape);
-    this.run(K.reduceSum, [x, out], { n, rank, xShape, xStride: shapeStrides(xShape), oShape: outShape }, n);
+    this.run(kernels.reduceSum, [x, out], { n, rank, xShape, xStride: shapeStrides(xShape), oShape: outShape }, n);
   }
 
   /** One workgroup writes per-invocation partials to a temporary; the host combines them. */
@@ -204,7 +204,7 @@ export class WebGpuBackend implements Backend {
 
   async sumSquaresAsync(n: number, x: Storage, xOff: number): Promise<number> {
     if (n === 0) return 0;
-    const parts = await this.readPartials(this.partials(K.sumSquares, n, x, xOff, 512), 512);
+    const parts = await this.readPartials(this.partials(kernels.sumSquares, n, x, xOff, 512), 512);
     let s = 0;
     for (const v of parts) s += v;
     return s;
@@ -217,7 +217,7 @@ export class WebGpuBackend implements Backend {
   async findNonFiniteAsync(n: number, x: Storage, xOff: number): Promise<number> {
     if (n === 0) return -1;
     const res = this.runtime.acquire(256 * 4, false);
-    this.runtime.dispatch(K.findNonFinite, { f32: [buf(x).array.buffer], i32: [res.buffer], params: K.findNonFinite.pack({ n, off: xOff }), groups: 1 });
+    this.runtime.dispatch(kernels.findNonFinite, { f32: [buf(x).array.buffer], i32: [res.buffer], params: kernels.findNonFinite.pack({ n, off: xOff }), groups: 1 });
     let first = -1;
     try {
       for (const i of new Int32Array(await this.runtime.read(res.buffer, 0, 256 * 4))) if (i >= 0 && (first < 0 || i < first)) first = i;
@@ -234,7 +234,7 @@ export class WebGpuBackend implements Backend {
   async maxAbsAsync(n: number, x: Storage, xOff: number): Promise<number> {
     if (n === 0) return 0;
     let m = 0;
-    for (const v of await this.readPartials(this.partials(K.maxAbs, n, x, xOff, 256), 256)) {
+    for (const v of await this.readPartials(this.partials(kernels.maxAbs, n, x, xOff, 256), 256)) {
       if (Number.isNaN(v)) return NaN;
       if (v > m) m = v;
     }
@@ -242,7 +242,7 @@ export class WebGpuBackend implements Backend {
   }
 
   clamp(n: number, x: Storage, xOff: number, lo: number, hi: number): void {
-    this.run(K.clamp, [x], { n, off: xOff, lo, hi }, n);
+    this.run(kernels.clamp, [x], { n, off: xOff, lo, hi }, n);
   }
 
   // ---- shape movement --------------------------------------------------------------------------------------
@@ -251,28 +251,28 @@ export class WebGpuBackend implements Backend {
     checkRank('permute', shape.length);
     const strides = shapeStrides(shape);
     const n = shapeSize(shape);
-    this.run(K.permute, [x, out], { n, rank: shape.length, oShape: perm.map((p) => shape[p]), st: perm.map((p) => strides[p]) }, n);
+    this.run(kernels.permute, [x, out], { n, rank: shape.length, oShape: perm.map((p) => shape[p]), st: perm.map((p) => strides[p]) }, n);
   }
 
   sliceAxis(x: Storage, shape: readonly number[], axis: number, start: number, len: number, out: Storage): void {
     const inner = shapeSize(shape.slice(axis + 1));
     const n = shapeSize(shape.slice(0, axis)) * len * inner;
-    this.run(K.sliceAxis, [x, out], { n, len, inner, dim: shape[axis], start }, n);
+    this.run(kernels.sliceAxis, [x, out], { n, len, inner, dim: shape[axis], start }, n);
   }
 
   addIntoAxis(src: Storage, srcShape: readonly number[], dst: Storage, dstShape: readonly number[], axis: number, start: number): void {
     const n = shapeSize(srcShape);
-    this.run(K.addIntoAxis, [src, dst], { n, len: srcShape[axis], inner: shapeSize(srcShape.slice(axis + 1)), dim: dstShape[axis], start }, n);
+    this.run(kernels.addIntoAxis, [src, dst], { n, len: srcShape[axis], inner: shapeSize(srcShape.slice(axis + 1)), dim: dstShape[axis], start }, n);
   }
 
   // ---- rows ------------------------------------------------------------------------------------------------
 
   softmax(rows: number, cols: number, x: Storage, out: Storage, log: boolean): void {
-    this.run(K.softmax, [x, out], { rows, cols, isLog: log }, rows, undefined, 1);
+    this.run(kernels.softmax, [x, out], { rows, cols, isLog: log }, rows, undefined, 1);
   }
 
   softmaxBackward(rows: number, cols: number, y: Storage, dy: Storage, dx: Storage, log: boolean): void {
-    this.run(K.softmaxBackward, [y, dy, dx], { rows, cols, isLog: log }, rows, undefined, 1);
+    this.run(kernels.softmaxBackward, [y, dy, dx], { rows, cols, isLog: log }, rows, undefined, 1);
   }
 
   softmaxCrossEntropy(rows: number, cols: number, logits: Storage, targets: Int32Array, ignoreIndex: number, probs: Storage, loss: Storage): void {
@@ -283,13 +283,13 @@ export class WebGpuBackend implements Backend {
       }
     }
     if (rows === 0) return;
-    this.run(K.softmaxCrossEntropy, [logits, probs, loss], { rows, cols, ignore: ignoreIndex }, rows, [this.ints(targets.subarray(0, rows))], 1);
+    this.run(kernels.softmaxCrossEntropy, [logits, probs, loss], { rows, cols, ignore: ignoreIndex }, rows, [this.ints(targets.subarray(0, rows))], 1);
   }
 
   softmaxCrossEntropyBackward(rows: number, cols: number, probs: Storage, targets: Int32Array, ignoreIndex: number, rowGrad: Storage, dlogits: Storage): void {
     const n = rows * cols;
     if (n === 0) return;
-    this.run(K.softmaxCrossEntropyBackward, [probs, rowGrad, dlogits], { n, cols, ignore: ignoreIndex }, n, [this.ints(targets.subarray(0, rows))]);
+    this.run(kernels.softmaxCrossEntropyBackward, [probs, rowGrad, dlogits], { n, cols, ignore: ignoreIndex }, n, [this.ints(targets.subarray(0, rows))]);
   }
 
   gatherRows(cols: number, table: Storage, idx: Int32Array, out: Storage): void {
@@ -300,7 +300,7 @@ export class WebGpuBackend implements Backend {
     }
     const n = idx.length * cols;
     if (n === 0) return;
-    this.run(K.gatherRows, [table, out], { n, cols }, n, [this.ints(idx)]);
+    this.run(kernels.gatherRows, [table, out], { n, cols }, n, [this.ints(idx)]);
   }
 
   scatterAddRows(cols: number, dout: Storage, idx: Int32Array, dtable: Storage): void {
@@ -325,7 +325,7 @@ export class WebGpuBackend implements Backend {
       u++;
     }
     plan[2 * U] = at;
-    this.run(K.scatterAddRows, [dout, dtable], { n: U * cols, cols, nRows: U, positionsOff: 2 * U + 1 }, U * cols, [this.ints(plan)]);
+    this.run(kernels.scatterAddRows, [dout, dtable], { n: U * cols, cols, nRows: U, positionsOff: 2 * U + 1 }, U * cols, [this.ints(plan)]);
   }
 
   // ---- recurrent cells ---------------------------------------------------------------------------------------
@@ -337,32 +337,32 @@ export class WebGpuBackend implements Backend {
 
   rnnCellForward(s: CellStep, act: Activation, pre: Storage, gOff: number, hPrev: Storage, hPrevOff: number, h: Storage, hOff: number, y: Storage | null, yOff: number, yStride: number): void {
     const [c, lengths] = this.cell(s);
-    this.run(K.rnnCellForward, [pre, hPrev, h, y ?? h], { ...c, relu: act === 'relu', gOff, hPrevOff, hOff, hasY: y !== null, yOff, yStride }, c.n, [lengths]);
+    this.run(kernels.rnnCellForward, [pre, hPrev, h, y ?? h], { ...c, relu: act === 'relu', gOff, hPrevOff, hOff, hasY: y !== null, yOff, yStride }, c.n, [lengths]);
   }
 
   rnnCellBackward(s: CellStep, act: Activation, h: Storage, hOff: number, dh: Storage, dhOff: number, dy: Storage | null, dyOff: number, dyStride: number, dpre: Storage, gOff: number, dhPrev: Storage, dhPrevOff: number): void {
     const [c, lengths] = this.cell(s);
-    this.run(K.rnnCellBackward, [h, dh, dy ?? dh, dpre, dhPrev], { ...c, relu: act === 'relu', hOff, dhOff, hasDy: dy !== null, dyOff, dyStride, gOff, dhPrevOff }, c.n, [lengths]);
+    this.run(kernels.rnnCellBackward, [h, dh, dy ?? dh, dpre, dhPrev], { ...c, relu: act === 'relu', hOff, dhOff, hasDy: dy !== null, dyOff, dyStride, gOff, dhPrevOff }, c.n, [lengths]);
   }
 
   lstmCellForward(s: CellStep, gates: Storage, gOff: number, hPrev: Storage, hPrevOff: number, cPrev: Storage, cPrevOff: number, cS: Storage, cOff: number, h: Storage, hOff: number, y: Storage | null, yOff: number, yStride: number): void {
     const [c, lengths] = this.cell(s);
-    this.run(K.lstmCellForward, [gates, hPrev, cPrev, cS, h, y ?? h], { ...c, gOff, hPrevOff, cPrevOff, cOff, hOff, hasY: y !== null, yOff, yStride }, c.n, [lengths]);
+    this.run(kernels.lstmCellForward, [gates, hPrev, cPrev, cS, h, y ?? h], { ...c, gOff, hPrevOff, cPrevOff, cOff, hOff, hasY: y !== null, yOff, yStride }, c.n, [lengths]);
   }
 
   lstmCellBackward(s: CellStep, gates: Storage, gOff: number, cPrev: Storage, cPrevOff: number, cS: Storage, cOff: number, dh: Storage, dhOff: number, dy: Storage | null, dyOff: number, dyStride: number, dc: Storage, dcOff: number, dgates: Storage, dgOff: number, dcPrev: Storage, dcPrevOff: number, dhPrev: Storage, dhPrevOff: number): void {
     const [c, lengths] = this.cell(s);
-    this.run(K.lstmCellBackward, [gates, cPrev, cS, dh, dy ?? dh, dc, dgates, dcPrev, dhPrev], { ...c, gOff, cPrevOff, cOff, dhOff, hasDy: dy !== null, dyOff, dyStride, dcOff, dgOff, dcPrevOff, dhPrevOff }, c.n, [lengths]);
+    this.run(kernels.lstmCellBackward, [gates, cPrev, cS, dh, dy ?? dh, dc, dgates, dcPrev, dhPrev], { ...c, gOff, cPrevOff, cOff, dhOff, hasDy: dy !== null, dyOff, dyStride, dcOff, dgOff, dcPrevOff, dhPrevOff }, c.n, [lengths]);
   }
 
   gruCellForward(s: CellStep, gx: Storage, gxOff: number, gh: Storage, ghOff: number, hPrev: Storage, hPrevOff: number, h: Storage, hOff: number, y: Storage | null, yOff: number, yStride: number): void {
     const [c, lengths] = this.cell(s);
-    this.run(K.gruCellForward, [gx, gh, hPrev, h, y ?? h], { ...c, gxOff, ghOff, hPrevOff, hOff, hasY: y !== null, yOff, yStride }, c.n, [lengths]);
+    this.run(kernels.gruCellForward, [gx, gh, hPrev, h, y ?? h], { ...c, gxOff, ghOff, hPrevOff, hOff, hasY: y !== null, yOff, yStride }, c.n, [lengths]);
   }
 
   gruCellBackward(s: CellStep, gates: Storage, gOff: number, gh: Storage, ghOff: number, hPrev: Storage, hPrevOff: number, dh: Storage, dhOff: number, dy: Storage | null, dyOff: number, dyStride: number, dgx: Storage, dgxOff: number, dgh: Storage, dghOff: number, dhPrev: Storage, dhPrevOff: number): void {
     const [c, lengths] = this.cell(s);
-    this.run(K.gruCellBackward, [gates, gh, hPrev, dh, dy ?? dh, dgx, dgh, dhPrev], { ...c, gOff, ghOff, hPrevOff, dhOff, hasDy: dy !== null, dyOff, dyStride, dgxOff, dghOff, dhPrevOff }, c.n, [lengths]);
+    this.run(kernels.gruCellBackward, [gates, gh, hPrev, dh, dy ?? dh, dgx, dgh, dhPrev], { ...c, gOff, ghOff, hPrevOff, dhOff, hasDy: dy !== null, dyOff, dyStride, dgxOff, dghOff, dhPrevOff }, c.n, [lengths]);
   }
 
   // ---- optimizer -------------------------------------------------------------------------------------------------
@@ -370,7 +370,7 @@ export class WebGpuBackend implements Backend {
   adamUpdate(n: number, p: Storage, g: Storage, m: Storage, v: Storage, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, decoupled: boolean, step: number): void {
     const bc1 = 1 - Math.pow(beta1, step);
     const bc2 = 1 - Math.pow(beta2, step);
-    this.run(K.adam, [p, g, m, v], {
+    this.run(kernels.adam, [p, g, m, v], {
       n, beta1, beta2, eps, wd: weightDecay, decoupled, stepSize: lr / bc1, bc2Sqrt: Math.sqrt(bc2), decay: decoupled ? 1 - lr * weightDecay : 1,
     }, n);
   }
@@ -388,7 +388,7 @@ function checkRange(what: string, s: Storage, offset: number, n: number): void {
 }
 
 function checkRank(what: string, rank: number): void {
-  if (rank > K.MAX_RANK) throw new BackendError(`webgpu backend: ${what} supports up to ${K.MAX_RANK} dimensions, got ${rank}`);
+  if (rank > kernels.MAX_RANK) throw new BackendError(`webgpu backend: ${what} supports up to ${kernels.MAX_RANK} dimensions, got ${rank}`);
 }
 
 function code<T extends Record<string, number>>(codes: T, key: string, what: string): number {
