@@ -2,7 +2,8 @@
  * Gradient clipping and gradient-norm reports, with torch.nn.utils semantics. Parameters whose
  * `.grad` is null are skipped. All arithmetic on gradients runs through the backend's kernels.
  */
-import type { Tensor } from '../tensor/tensor.ts';
+import { Tensor } from '../tensor/tensor.ts';
+import { maxAbs, runSync, sumSquares, values, type Reading } from './host-reads.ts';
 import { checkGrad, collectParams, type NamedParam, type Params } from './optim.ts';
 
 /** A p-norm order: any p > 0, or Infinity / 'inf' for the max-abs norm. */
@@ -16,25 +17,32 @@ function parseNormType(who: string, normType: NormType): number {
   return p;
 }
 
-/** The p-norm of one gradient, computed on its backend. */
-function tensorNorm(g: Tensor, p: number): number {
-  const be = g.backend, n = g.size;
-  if (n === 0) return 0;
-  if (p === 2) return Math.sqrt(be.sumSquares(n, g.storage, 0));
-  if (p === Infinity) return be.maxAbs(n, g.storage, 0);
-  // Σ|g|^p via |g| → exp(p · log|g|) (log 0 = −∞ gives 0), then a reduction to one element.
-  const a = be.alloc(n, g.dtype);
-  be.unary('abs', n, g.storage, a);
-  if (p !== 1) {
-    const b = be.alloc(n, g.dtype);
-    be.unary('log', n, a, b);
-    be.scale(n, p, b, 0);
-    be.unary('exp', n, b, a);
+/** The p-norm of each gradient, computed on its backend; only the norms come back to the host. */
+function* tensorNorms(gs: readonly Tensor[], p: number): Reading<number[]> {
+  if (p === 2) return (yield* sumSquares(gs)).map(Math.sqrt);
+  if (p === Infinity) return yield* maxAbs(gs);
+  const out: number[] = [];
+  for (const g of gs) {
+    const be = g.backend, n = g.size;
+    if (n === 0) {
+      out.push(0);
+      continue;
+    }
+    // Σ|g|^p via |g| → exp(p · log|g|) (log 0 = −∞ gives 0), then a reduction to one element
+    const a = be.alloc(n, g.dtype);
+    be.unary('abs', n, g.storage, a);
+    if (p !== 1) {
+      const b = be.alloc(n, g.dtype);
+      be.unary('log', n, a, b);
+      be.scale(n, p, b, 0);
+      be.unary('exp', n, b, a);
+    }
+    const sum = be.alloc(1, g.dtype);
+    be.reduceSum(a, [n], sum, [1]);
+    const s = (yield* values(new Tensor(sum, [])))[0];
+    out.push(p === 1 ? s : Math.pow(s, 1 / p));
   }
-  const out = be.alloc(1, g.dtype);
-  be.reduceSum(a, [n], out, [1]);
-  const s = be.read(out, 0, 1)[0];
-  return p === 1 ? s : Math.pow(s, 1 / p);
+  return out;
 }
 
 /** Combine per-parameter norms into the global norm, as torch.norm(torch.stack(norms), p). */
@@ -72,13 +80,18 @@ function withGrads(who: string, params: Params): { p: NamedParam; g: Tensor }[] 
  * non-finite too (NaN total → NaN gradients; use `checkFinite` to stop there).
  */
 export function clipGradNorm(params: Params, maxNorm: number, normType: NormType = 2): number {
+  return runSync(clipGradNormReading(params, maxNorm, normType));
+}
+
+/** clipGradNorm with its reads yielded (src/train/host-reads.ts), for a caller on any backend. */
+export function* clipGradNormReading(params: Params, maxNorm: number, normType: NormType = 2): Reading<number> {
   const who = 'clipGradNorm';
   if (typeof maxNorm !== 'number' || Number.isNaN(maxNorm) || maxNorm < 0) {
     throw new RangeError(`${who}: maxNorm must be a number >= 0, got ${String(maxNorm)}`);
   }
   const p = parseNormType(who, normType);
   const gs = withGrads(who, params);
-  const total = combine(gs.map(({ g }) => tensorNorm(g, p)), p);
+  const total = combine(yield* tensorNorms(gs.map(({ g }) => g), p), p);
   scaleGrads(gs, maxNorm, total);
   return total;
 }
@@ -116,14 +129,15 @@ export interface GradNorms {
 
 /** Global and per-parameter gradient norms, for logging; changes nothing. */
 export function gradNorms(params: Params, normType: NormType = 2): GradNorms {
-  const who = 'gradNorms';
-  const p = parseNormType(who, normType);
+  return runSync(gradNormsReading(params, normType));
+}
+
+/** gradNorms with its reads yielded (src/train/host-reads.ts), for a caller on any backend. */
+export function* gradNormsReading(params: Params, normType: NormType = 2): Reading<GradNorms> {
+  const p = parseNormType('gradNorms', normType);
+  const gs = withGrads('gradNorms', params);
+  const list = yield* tensorNorms(gs.map(({ g }) => g), p);
   const norms: Record<string, number> = {};
-  const list: number[] = [];
-  for (const { p: np, g } of withGrads(who, params)) {
-    const n = tensorNorm(g, p);
-    norms[np.key] = n;
-    list.push(n);
-  }
+  gs.forEach(({ p: np }, i) => { norms[np.key] = list[i]; });
   return { total: combine(list, p), norms };
 }

@@ -3,6 +3,7 @@
  * (in the order given) whose gradient or value is non-finite.
  */
 import { Tensor } from '../tensor/tensor.ts';
+import { firstNonFinite, runSync, values, type Reading } from './host-reads.ts';
 import { collectParams, type Params } from './optim.ts';
 
 export type NonFiniteWhat = 'loss' | 'gradient' | 'value';
@@ -34,37 +35,36 @@ export class NonFiniteError extends Error {
   }
 }
 
-function firstBad(t: Tensor): number {
-  return t.backend.findNonFinite(t.size, t.storage, 0);
-}
-
-function valueAt(t: Tensor, i: number): number {
-  return t.backend.read(t.storage, i, 1)[0];
-}
-
 /**
  * Throw a NonFiniteError if the loss (a tensor, a number, or null to skip), or any parameter's
  * gradient or value, holds NaN or ±Infinity. Parameters are checked in order, each gradient
  * before its value, so the error names the first one that broke. Returns normally when all is finite.
  */
 export function checkFinite(loss: Tensor | number | null, params: Params, step: number): void {
+  runSync(checkFiniteReading(loss, params, step));
+}
+
+/** checkFinite with its reads yielded (src/train/host-reads.ts), for a caller on any backend. */
+export function* checkFiniteReading(loss: Tensor | number | null, params: Params, step: number): Reading<void> {
   if (typeof loss === 'number') {
     if (!Number.isFinite(loss)) throw new NonFiniteError(step, 'loss', null, 0, loss);
   } else if (loss instanceof Tensor) {
-    const i = firstBad(loss);
-    if (i >= 0) throw new NonFiniteError(step, 'loss', null, i, valueAt(loss, i));
+    yield* throwFirst([loss], [{ what: 'loss', param: null }], step);
   } else if (loss !== null) {
     throw new TypeError(`checkFinite: loss must be a Tensor, a number or null, got ${String(loss)}`);
   }
+  const ts: Tensor[] = [];
+  const names: { what: NonFiniteWhat; param: string }[] = [];
   for (const p of collectParams(params, 'checkFinite').items) {
     const g = p.tensor.grad;
     if (g !== null) {
-      const i = firstBad(g);
-      if (i >= 0) throw new NonFiniteError(step, 'gradient', p.label, i, valueAt(g, i));
+      ts.push(g);
+      names.push({ what: 'gradient', param: p.label });
     }
-    const i = firstBad(p.tensor);
-    if (i >= 0) throw new NonFiniteError(step, 'value', p.label, i, valueAt(p.tensor, i));
+    ts.push(p.tensor);
+    names.push({ what: 'value', param: p.label });
   }
+  yield* throwFirst(ts, names, step);
 }
 
 /**
@@ -74,8 +74,20 @@ export function checkFinite(loss: Tensor | number | null, params: Params, step: 
  * about what one element-wise pass over the weights costs.
  */
 export function checkValues(params: Params, step: number): void {
-  for (const p of collectParams(params, 'checkValues').items) {
-    const i = firstBad(p.tensor);
-    if (i >= 0) throw new NonFiniteError(step, 'value', p.label, i, valueAt(p.tensor, i));
-  }
+  runSync(checkValuesReading(params, step));
+}
+
+/** checkValues with its reads yielded, for a caller on any backend. */
+export function* checkValuesReading(params: Params, step: number): Reading<void> {
+  const items = collectParams(params, 'checkValues').items;
+  yield* throwFirst(items.map((p) => p.tensor), items.map((p) => ({ what: 'value' as const, param: p.label })), step);
+}
+
+/** One scan of every tensor (one request); throws for the first that holds a non-finite element. */
+function* throwFirst(ts: readonly Tensor[], names: readonly { what: NonFiniteWhat; param: string | null }[], step: number): Reading<void> {
+  const first = yield* firstNonFinite(ts);
+  const k = first.findIndex((i) => i >= 0);
+  if (k < 0) return;
+  const value = (yield* values(ts[k]))[first[k]];
+  throw new NonFiniteError(step, names[k].what, names[k].param, first[k], value);
 }

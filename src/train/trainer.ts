@@ -39,8 +39,9 @@ import {
   adoptRunDir, checkFitOptions, createOptimizer, logDirOf, requireStore, resolveTrainerOptions, restoredOptions, TrainerOptionsError, trainerOptionsJSON,
   type FitOptions, type ResolvedTrainerOptions, type TrainerOptions,
 } from './options.ts';
-import { clipGradNorm, clipGradNormTo, clipGradValue, gradNorms } from './clip.ts';
-import { checkFinite, checkValues, NonFiniteError } from './guard.ts';
+import { clipGradNormReading, clipGradNormTo, clipGradValue, gradNormsReading } from './clip.ts';
+import { checkFinite, checkFiniteReading, checkValues, checkValuesReading, NonFiniteError } from './guard.ts';
+import { answerAsync, answerSync, values, type HostRead, type Reading } from './host-reads.ts';
 import { GradMonitor, layerNorms } from './gradlog.ts';
 import type { Callback, EvalInfo, HookResult, StepInfo } from './callbacks.ts';
 import { BEST_FILE, CheckpointError, encodeModelFile, loadCheckpoint, saveCheckpoint, type TrainingState } from './run-store.ts';
@@ -355,7 +356,7 @@ export class Trainer<B> {
   }
 
   /** One optimizer step on the next batch. */
-  private trainStep(train: BatchSource<B>): StepInfo & { layerNorms?: Record<string, number>; metrics?: Record<string, number> } {
+  private *trainStep(train: BatchSource<B>): Reading<StepInfo & { layerNorms?: Record<string, number>; metrics?: Record<string, number> }> {
     const stepNo = this.stepCount + 1;
     const epoch = this.epochIndex, batchIdx = this.batchIndex;
     const batch = train.get(epoch, batchIdx);
@@ -369,17 +370,19 @@ export class Trainer<B> {
     }
     const count = r.count;
     if (typeof count !== 'number' || !Number.isFinite(count) || count < 0) throw new TypeError(`Trainer: task '${this.task.name}'.step returned count ${brief(count, "'")}; expected a number of tokens or samples >= 0`);
-    const loss = r.loss.item();
+    // every value this step needs on the host is yielded (src/train/host-reads.ts): answered at
+    // once by fitSync, awaited by fit — so the same step runs on a backend read asynchronously
+    const loss = (yield* values(r.loss))[0];
     if (!Number.isFinite(loss)) {
       // weights broken before this step (loaded or resumed so) are the cause to name, not the loss
-      checkValues(this.params, stepNo);
+      yield* checkValuesReading(this.params, stepNo);
       checkFinite(loss, [], stepNo);
     }
     const lr = this.optimizer.lr;
     backward(r.loss);
-    const gn = gradNorms(this.params);
+    const gn = yield* gradNormsReading(this.params);
     if (!Number.isFinite(gn.total)) {
-      checkFinite(null, this.params, stepNo); // names the parameter
+      yield* checkFiniteReading(null, this.params, stepNo); // names the parameter
       throw new NonFiniteError(stepNo, 'gradient', '(global norm)', 0, gn.total);
     }
     for (const w of this.monitor.observe(stepNo, gn.total, this.opts.clipNorm)) this.notice(`grad-${w.kind}`, w.message);
@@ -387,7 +390,7 @@ export class Trainer<B> {
     if (this.opts.clipValue !== null) {
       clipGradValue(this.params, this.opts.clipValue);
       // value clipping changed the gradients: their norm must be measured again
-      if (this.opts.clipNorm !== null) clipped = clipGradNorm(this.params, this.opts.clipNorm) > this.opts.clipNorm;
+      if (this.opts.clipNorm !== null) clipped = (yield* clipGradNormReading(this.params, this.opts.clipNorm)) > this.opts.clipNorm;
     } else if (this.opts.clipNorm !== null) {
       // the norm just measured for the log is the one clipGradNorm would compute
       clipGradNormTo(this.params, this.opts.clipNorm, gn.total);
@@ -400,7 +403,7 @@ export class Trainer<B> {
     // backend pass per parameter returning one index (see guard.ts), cheaper than the update
     // itself, which reads the weights, gradients and optimizer buffers; scanning only when the
     // gradient norm is non-finite would miss exactly the overflowing-update case.
-    checkValues(this.params, stepNo);
+    yield* checkValuesReading(this.params, stepNo);
     this.scheduler?.step();
     this.stepCount = stepNo;
     this.batchIndex++;
@@ -448,11 +451,15 @@ export class Trainer<B> {
     const valData = this.checkFitData(train, val, fitOpts);
     if (fitOpts.resume !== undefined) await this.resume(fitOpts.resume);
     const loop = this.loop(train, valData);
-    for (;;) {
-      const r = loop.next();
-      if (r.done) return r.value;
-      await yieldToEventLoop();
+    let r = loop.next();
+    while (!r.done) {
+      if (r.value) r = loop.next(await answerAsync(r.value));
+      else {
+        await yieldToEventLoop();
+        r = loop.next();
+      }
     }
+    return r.value;
   }
 
   /**
@@ -461,11 +468,12 @@ export class Trainer<B> {
    * is seen while it runs. Resuming is `fit`'s (or `Trainer.restore`'s) job.
    */
   fitSync(train: BatchSource<B>, val?: BatchSource<B> | null): FitResult {
+    const be = this.task.model.parameters().find((p) => p.backend.readAsync)?.backend;
+    if (be) throw new TypeError(`Trainer.fitSync: the model is on the '${be.name}' backend, whose memory is read asynchronously: use await fit()`);
     const loop = this.loop(train, this.checkFitData(train, val));
-    for (;;) {
-      const r = loop.next();
-      if (r.done) return r.value;
-    }
+    let r = loop.next();
+    while (!r.done) r = loop.next(r.value ? answerSync(r.value) : undefined);
+    return r.value;
   }
 
   private checkFitData(train: BatchSource<B>, val: BatchSource<B> | null | undefined, fitOpts: FitOptions = {}): BatchSource<B> | null {
@@ -476,6 +484,11 @@ export class Trainer<B> {
       throw new TypeError('Trainer.fit: the validation data must be a BatchSource {numBatches, get(epoch, index)}');
     }
     checkFitOptions(this.opts, fitOpts, !!val);
+    const be = this.task.model.parameters().find((p) => p.backend.readAsync)?.backend;
+    if (be && (val || this.opts.checkpointDir)) {
+      // evaluation and model files read the weights and outputs synchronously, inside the tasks
+      throw new TypeError(`Trainer.fit: the model is on the '${be.name}' backend, whose memory is read asynchronously; training runs there, but validation and checkpoints do not yet — fit without validation data and checkpointDir`);
+    }
     return val ?? null;
   }
 
@@ -483,7 +496,7 @@ export class Trainer<B> {
    * The one training loop (fit and fitSync drive it): a generator that yields where the caller may
    * give the event loop a turn (~every 50 ms), so the async and the synchronous fit share every line.
    */
-  private *loop(train: BatchSource<B>, valData: BatchSource<B> | null): Generator<void, FitResult, void> {
+  private *loop(train: BatchSource<B>, valData: BatchSource<B> | null): Generator<HostRead | undefined, FitResult, unknown> {
     const o = this.opts;
     const resumed = this.resumedFrom !== null;
     this.resumedFrom = null;
@@ -560,7 +573,7 @@ export class Trainer<B> {
           break;
         }
 
-        const info = this.trainStep(train);
+        const info = yield* this.trainStep(train);
         lastLoss = info.loss;
         if (firstLosses.length < DIVERGE_HEAD) firstLosses.push(info.loss);
         recent.push(info.loss);
@@ -609,7 +622,7 @@ export class Trainer<B> {
           });
         }
         if (now() - lastYield > 0.05) {
-          yield;
+          yield undefined;
           lastYield = now();
         }
       }

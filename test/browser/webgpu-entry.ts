@@ -1,12 +1,15 @@
 /**
  * The page script of test/webgpu.browser.test.ts, bundled by esbuild with `node:test` and
  * `node:assert/strict` replaced by ./node-test-shim.ts and ./assert-shim.ts: loads the WebGPU backend
- * from navigator.gpu, collects the shared kernel suite and the PyTorch parity suite on it (float32),
+ * from navigator.gpu, collects the shared kernel suite, the PyTorch parity suite (float32) and a 50-step char-LM
+ * Trainer run against the js backend,
  * runs them, and publishes the adapter and each test's result as `window.__recurWebGpu`.
  */
 import { loadWebGpuBackend } from '../../src/backend/webgpu/index.ts';
 import { runKernelSuite } from '../helpers/kernel-suite.ts';
 import { runParitySuite } from '../helpers/parity-suite.ts';
+import { runTrainParity } from '../helpers/train-parity.ts';
+import { getBackend } from '../../src/backend/registry.ts';
 import { runCollected, type CollectedResult } from './node-test-shim.ts';
 
 export type WebGpuPageResult =
@@ -19,6 +22,7 @@ async function main(): Promise<WebGpuPageResult> {
   const label = `webgpu in Chromium (${be.adapter.architecture || be.adapter.vendor}) float32`;
   runKernelSuite(be, 'float32', { label });
   runParitySuite(be, 'float32', label);
+  runTrainParity(be, getBackend('js'), label);
   const results = await runCollected();
   return { ok: true, adapter: be.adapter, results, ms: Math.round(performance.now() - t0) };
 }

@@ -2,6 +2,7 @@
  * Neural-network ops: softmax, log-softmax, fused softmax-cross-entropy (ignore index, per-row
  * mask, label smoothing), embedding gather, dropout, and the regression/binary losses.
  */
+import type { Storage } from '../../backend/interface.ts';
 import { LOOKUP_MAX_VOCAB_FRACTION, Tensor, shapeSize, shapeStr, type Shape } from '../../tensor/tensor.ts';
 import { globalRng, type Rng } from '../../tensor/rng.ts';
 import { accumulateGrad, isGradEnabled, needsGrad, record } from '../tape.ts';
@@ -95,24 +96,50 @@ export function crossEntropy(logits: Tensor, targets: ArrayLike<number>, o: Cros
   const probs = be.alloc(logits.size, logits.dtype);
   const lossRows = be.alloc(rows, logits.dtype);
   be.softmaxCrossEntropy(rows, V, logits.storage, t, ignoreIndex, probs, lossRows);
-  const l = be.read(lossRows);
+  // The rows' losses are weighted and summed on the host in float64 (one rounding to the dtype,
+  // so a float32 mean stays within PyTorch's by far less than its own rounding). A backend whose
+  // memory is read asynchronously (WebGPU) cannot hand them over inside an op: it weights and sums
+  // them with its own kernels, in float32, and the gradient's row weights are made there too.
+  const rowScale = reduction === 'none' ? w : w.map((x) => x * scale);
   let out: Tensor;
-  if (reduction === 'none') {
-    const v = new Float64Array(rows);
-    for (let r = 0; r < rows; r++) v[r] = l[r] * w[r];
-    out = new Tensor(be.fromArray(v, logits.dtype), [rows]);
+  let rowGrad: () => Storage;
+  if (be.readAsync) {
+    const ws = be.fromArray(rowScale, logits.dtype);
+    const weighted = be.alloc(rows, logits.dtype);
+    be.binary('mul', lossRows, [rows], ws, [rows], weighted, [rows]);
+    if (reduction === 'none') out = new Tensor(weighted, [rows]);
+    else {
+      const total = be.alloc(1, logits.dtype);
+      be.reduceSum(weighted, [rows], total, [1]);
+      out = new Tensor(total, []);
+    }
+    rowGrad = () => {
+      const rg = be.alloc(rows, logits.dtype);
+      be.binary('mul', ws, [rows], out.grad!.storage, [reduction === 'none' ? rows : 1], rg, [rows]);
+      return rg;
+    };
   } else {
-    let s = 0;
-    for (let r = 0; r < rows; r++) s += l[r] * w[r];
-    out = new Tensor(be.fromArray([s * scale], logits.dtype), []);
+    const l = be.read(lossRows);
+    if (reduction === 'none') {
+      const v = new Float64Array(rows);
+      for (let r = 0; r < rows; r++) v[r] = l[r] * w[r];
+      out = new Tensor(be.fromArray(v, logits.dtype), [rows]);
+    } else {
+      let s = 0;
+      for (let r = 0; r < rows; r++) s += l[r] * w[r];
+      out = new Tensor(be.fromArray([s * scale], logits.dtype), []);
+    }
+    rowGrad = () => {
+      const g = be.read(out.grad!.storage);
+      const rg = new Float64Array(rows);
+      for (let r = 0; r < rows; r++) rg[r] = rowScale[r] * (reduction === 'none' ? g[r] : g[0]);
+      return be.fromArray(rg, logits.dtype);
+    };
   }
   if (needsGrad(logits)) {
     record('crossEntropy', [logits], [out], () => {
-      const g = be.read(out.grad!.storage);
-      const rg = new Float64Array(rows);
-      for (let r = 0; r < rows; r++) rg[r] = w[r] * scale * (reduction === 'none' ? g[r] : g[0]);
       const dx = newLike(logits);
-      be.softmaxCrossEntropyBackward(rows, V, probs, t, ignoreIndex, be.fromArray(rg, logits.dtype), dx.storage);
+      be.softmaxCrossEntropyBackward(rows, V, probs, t, ignoreIndex, rowGrad(), dx.storage);
       accumulateGrad(logits, dx.storage, true);
     });
   }

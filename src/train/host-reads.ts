@@ -1,0 +1,78 @@
+/**
+ * The values training needs on the host — the loss, gradient norms, NaN scans — asked for without
+ * saying whether the answer comes at once (CPU backends) or later (WebGPU, whose reads resolve on the
+ * event loop). Code that needs one is a generator that yields a `HostRead` and receives the answer;
+ * `runSync` answers with the synchronous reads, `runAsync` with the asynchronous ones. So the
+ * training loop, the guards and the norms are written once and run on every backend:
+ *
+ *   function* lossAndNorm(loss, params) { const l = (yield* values(loss))[0]; ... }
+ *   runSync(lossAndNorm(...))          // js, wasm
+ *   await runAsync(lossAndNorm(...))   // any backend
+ */
+import { asyncReads, type Data } from '../backend/interface.ts';
+import type { Tensor } from '../tensor/tensor.ts';
+
+/** One request: a tensor's values, or a reduction of each of several tensors to one number. */
+export type HostRead =
+  | { kind: 'values'; t: Tensor }
+  | { kind: 'sumSquares' | 'maxAbs' | 'nonFinite'; ts: readonly Tensor[] };
+
+/** A computation that asks for host values: yields requests, receives their answers. */
+export type Reading<R> = Generator<HostRead, R, unknown>;
+
+/** The values of t (a copy). */
+export function* values(t: Tensor): Reading<Data> {
+  return (yield { kind: 'values', t }) as Data;
+}
+
+/** Σ x² of each tensor (accumulated in float64, or its equivalent on the GPU). */
+export function* sumSquares(ts: readonly Tensor[]): Reading<number[]> {
+  return ts.length === 0 ? [] : ((yield { kind: 'sumSquares', ts }) as number[]);
+}
+
+/** max |x| of each tensor (NaN where it holds a NaN). */
+export function* maxAbs(ts: readonly Tensor[]): Reading<number[]> {
+  return ts.length === 0 ? [] : ((yield { kind: 'maxAbs', ts }) as number[]);
+}
+
+/** The index of each tensor's first non-finite element, or −1. */
+export function* firstNonFinite(ts: readonly Tensor[]): Reading<number[]> {
+  return ts.length === 0 ? [] : ((yield { kind: 'nonFinite', ts }) as number[]);
+}
+
+/** The answer to one request with the backends' synchronous reads (throws on an asynchronous backend). */
+export function answerSync(r: HostRead): unknown {
+  if (r.kind === 'values') return r.t.toArray();
+  return r.ts.map((t) => {
+    const be = t.backend;
+    if (r.kind === 'sumSquares') return be.sumSquares(t.size, t.storage, 0);
+    if (r.kind === 'maxAbs') return be.maxAbs(t.size, t.storage, 0);
+    return be.findNonFinite(t.size, t.storage, 0);
+  });
+}
+
+/**
+ * The answer with the asynchronous reads. All reductions of one request are issued before any is
+ * awaited, so a GPU backend runs them in one batch of work rather than one round trip each.
+ */
+export async function answerAsync(r: HostRead): Promise<unknown> {
+  if (r.kind === 'values') return r.t.data();
+  return Promise.all(r.ts.map((t) => {
+    const rd = asyncReads(t.backend);
+    if (r.kind === 'sumSquares') return rd.sumSquares(t.size, t.storage, 0);
+    if (r.kind === 'maxAbs') return rd.maxAbs(t.size, t.storage, 0);
+    return rd.findNonFinite(t.size, t.storage, 0);
+  }));
+}
+
+export function runSync<R>(g: Reading<R>): R {
+  let r = g.next();
+  while (!r.done) r = g.next(answerSync(r.value));
+  return r.value;
+}
+
+export async function runAsync<R>(g: Reading<R>): Promise<R> {
+  let r = g.next();
+  while (!r.done) r = g.next(await answerAsync(r.value));
+  return r.value;
+}
