@@ -1,10 +1,21 @@
 /**
  * The WebGPU backend in Node, through the `webgpu` package (Dawn) on whatever Vulkan driver the
  * machine has — Mesa's lavapipe on CI (.ci/run installs it from bookworm-backports: the bookworm
- * version is too old for Dawn). The shared kernel suite runs on it against the float64 references.
+ * version is too old for Dawn). On it run the shared kernel suite, the PyTorch parity suite, a
+ * 50-step char-LM Trainer run against the wasm backend, moving a model back to the host, and
+ * `recur train` with RECUR_BACKEND=webgpu (the CLI runs from dist/: npm test builds first).
  * Without an adapter this test fails rather than skips, naming the package to install.
  */
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { create } from 'webgpu';
+
+import { LSTM, Rng, backward, getBackend, setBackend, sum, tensor, type Tensor } from '../src/index.ts';
 
 import { loadWebGpuBackend } from '../src/backend/webgpu/index.ts';
 import { runKernelSuite } from './helpers/kernel-suite.ts';
@@ -22,3 +33,41 @@ runParitySuite(be, 'float32', label);
 const wasm = await createWasmBackend({ threads: 1 });
 registerBackend(wasm);
 runTrainParity(be, wasm, label);
+
+describe('webgpu: moving models and the command line', () => {
+  test('Module.to brings a model trained on the GPU to the host: same outputs, gradients dropped', async () => {
+    const js = getBackend('js');
+    setBackend(be.name);
+    let lstm: LSTM, x: Tensor;
+    try {
+      lstm = new LSTM({ inputSize: 3, hiddenSize: 5, numLayers: 2, rng: new Rng(3) });
+      x = tensor(Array.from({ length: 4 * 2 * 3 }, (_, i) => Math.sin(i)), [4, 2, 3]);
+      backward(sum(lstm.forward(x).output));
+    } finally {
+      setBackend('js');
+    }
+    const onGpu = await lstm.forward(x).output.data();
+    assert.ok(lstm.parameters()[0].grad !== null);
+    await lstm.to(js);
+    assert.ok(lstm.parameters().every((p) => p.backend === js && p.grad === null));
+    const onHost = lstm.forward(tensor(await x.data(), [4, 2, 3])).output.toArray();
+    for (let i = 0; i < onHost.length; i++) assert.ok(Math.abs(onHost[i] - onGpu[i]) <= 1e-5, `output ${i}: ${onHost[i]} vs ${onGpu[i]}`);
+  });
+
+  test('RECUR_BACKEND=webgpu: recur train charlm trains, evaluates, checkpoints and resumes', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'recur-webgpu-cli-'));
+    after(() => rmSync(dir, { recursive: true, force: true }));
+    const bin = fileURLToPath(new URL('../bin/recur.mjs', import.meta.url));
+    const run = (...args: string[]): string => {
+      const r = spawnSync(process.execPath, [bin, 'train', 'charlm', ...args], { encoding: 'utf8', env: { ...process.env, RECUR_BACKEND: 'webgpu' }, timeout: 240_000 });
+      assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+      return r.stdout;
+    };
+    const first = run('--set', 'hiddenSize=32', '--set', 'seqLen=16', '--run-dir', join(dir, 'run'), '--max-steps', '4', '--eval-every', '2');
+    assert.match(first, /step limit reached: 4 steps/);
+    assert.match(first, /validation: bpc \d/);
+    assert.match(first, /test: bpc \d/);
+    const resumed = run('--resume', join(dir, 'run'), '--max-steps', '6');
+    assert.match(resumed, /step limit reached: 6 steps/);
+  });
+});

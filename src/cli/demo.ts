@@ -15,6 +15,7 @@ import type { BatchSource, Task } from '../train/task.ts';
 import { getBackend } from '../backend/registry.ts';
 import { NonFiniteError } from '../train/guard.ts';
 import { CliError, flagSpec, OptionReader, parseCommand, UsageError } from './args.ts';
+import { toHost } from './backends.ts';
 import { DEMO_DEFAULTS as D } from './defaults.ts';
 import { DEMO_FLAGS } from './help.ts';
 import { formatBytes, formatDuration, formatInt } from './format.ts';
@@ -211,7 +212,9 @@ export async function runDemo(args: string[]): Promise<number> {
       if (elapsed >= nextCheck && !stopRequested) {
         nextCheck = elapsed + s.sampleEvery;
         // Skip a check just before the end: the final one follows.
-        if (s.time - elapsed > s.sampleEvery / 2 && step < s.steps) report(`step ${formatInt(step)}, ${formatDuration(elapsed)}`, s.valChars);
+        // after the step, on the host: the weights may live on a GPU (RECUR_BACKEND=webgpu)
+        const label = `step ${formatInt(step)}, ${formatDuration(elapsed)}`;
+        if (s.time - elapsed > s.sampleEvery / 2 && step < s.steps) trainer.afterStepOnHost(() => report(label, s.valChars));
       }
       stepStart = now();
     },
@@ -229,6 +232,7 @@ export async function runDemo(args: string[]): Promise<number> {
 
   try {
     await trainer.fit(windows);
+    await toHost(model);
   } catch (e) {
     progress.clear();
     if (e instanceof NonFiniteError) throw new CliError(`training diverged: ${e.message}`);

@@ -8,7 +8,7 @@ import { VERSION } from '../version.ts';
 import { LIMIT_KEYS, setProcessLimits } from '../io/limits.ts';
 import { CliError, flagSpec, formatError, OptionReader, parseCommand, UsageError } from './args.ts';
 import { COMMANDS, commandHelp, INFO_FLAGS, MAIN_HELP, MODULE_COMMANDS, type Command, type ModuleCommand, type OwnCommand } from './help.ts';
-import { setBackend } from '../backend/registry.ts';
+import { selectBackend } from './backends.ts';
 
 function isCommand(s: string): s is Command {
   return (COMMANDS as readonly string[]).includes(s);
@@ -48,32 +48,6 @@ async function helpText(cmd: Command): Promise<string> {
 
 /** Commands that crunch numbers, and so run on the fastest backend that loads. */
 const COMPUTE_COMMANDS = new Set(['train', 'eval', 'predict', 'g2p', 'diagnose', 'demo', 'sample', 'export', 'onnx', 'import', 'serve', 'score', 'worker']);
-
-/**
- * Pick the backend: RECUR_BACKEND=js|wasm forces one; by default the WebAssembly backend when it
- * loads (it is exact to the reference within float32 rounding and several times faster), else the
- * plain-TypeScript one. RECUR_THREADS sets the wasm thread count (default: the cores).
- */
-async function selectBackend(): Promise<void> {
-  const want = process.env.RECUR_BACKEND;
-  if (want !== undefined && want !== 'js' && want !== 'wasm') {
-    throw new UsageError(`RECUR_BACKEND must be 'js' or 'wasm', got '${want}'`, "Unset it to use the fastest backend that loads.");
-  }
-  if (want === 'js') return;
-  const threadsEnv = process.env.RECUR_THREADS;
-  const threads = threadsEnv === undefined ? undefined : Number(threadsEnv);
-  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) {
-    throw new UsageError(`RECUR_THREADS must be a positive integer, got '${threadsEnv}'`, "Unset it to use one thread per core.");
-  }
-  try {
-    const { loadWasmBackend } = await import('../backend/wasm/index.ts');
-    await loadWasmBackend(threads === undefined ? {} : { threads });
-    setBackend('wasm');
-  } catch (e) {
-    if (want === 'wasm') throw new CliError(`the wasm backend did not load: ${(e as Error).message}`);
-    // Auto mode: fall back to the reference backend silently.
-  }
-}
 
 function wantsHelp(args: string[]): boolean {
   const end = args.indexOf('--');

@@ -41,6 +41,7 @@ import { decodeText, type TextEncoding } from '../data/files.ts';
 import { CliError, flagLines, flagSpec, HELP_FLAG, OptionReader, parseOrHelp, UsageError, type Flag, type Parsed } from './args.ts';
 import { fileError, formatBytes, formatDuration, formatInt, oneLine } from './format.ts';
 import { Progress } from './progress.ts';
+import { toHost } from './backends.ts';
 
 // ---- the registry API ------------------------------------------------------------------------------
 
@@ -432,6 +433,7 @@ export async function trainCommand(argv: string[], deps: CommandDeps = {}): Prom
   let result: FitResult;
   try {
     result = await trainer.fit(train, val, resumeDir !== undefined ? { resume: resumeDir } : {});
+    await toHost(task.model);
   } catch (e) {
     const m = taskMessage(spec.name, e);
     throw new CliError(`${spec.name}: training failed: ${m.slice(spec.name.length + 2)}`);

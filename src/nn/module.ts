@@ -3,7 +3,8 @@
  * construction order, so `namedParameters()` and `stateDict()` list exactly the names, order and
  * shapes of the equivalent PyTorch module's `state_dict()` (e.g. `lstm.weight_ih_l0`).
  */
-import { Tensor, shapeStr } from '../tensor/tensor.ts';
+import { Tensor, replaceStorage, shapeStr } from '../tensor/tensor.ts';
+import type { Backend } from '../backend/interface.ts';
 import { noGrad } from '../autograd/tape.ts';
 import { checkOptions } from '../util/options.ts';
 
@@ -112,6 +113,22 @@ export class Module {
 
   eval(): this {
     return this.train(false);
+  }
+
+  /**
+   * Move every parameter to `backend` (as PyTorch's `module.to(device)`): its values are read from
+   * where they are — asynchronously, so a model trained on WebGPU comes back to a CPU backend — and
+   * each parameter tensor keeps its identity with new storage; gradients are dropped. An optimizer
+   * made before the move still holds its state on the old backend: make a new one.
+   */
+  async to(backend: Backend): Promise<this> {
+    const params = this.parameters().filter((p) => p.backend !== backend);
+    const data = await Promise.all(params.map((p) => p.data()));
+    params.forEach((p, i) => {
+      replaceStorage(p, backend.fromArray(data[i], p.dtype));
+      p.grad = null;
+    });
+    return this;
   }
 
   zeroGrad(): void {

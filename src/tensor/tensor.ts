@@ -187,3 +187,14 @@ export function uniform(shape: Shape, lo: number, hi: number, o?: TensorOptions 
   for (let i = 0; i < n; i++) v[i] = rng.uniform(lo, hi);
   return tensor(v, shape, o);
 }
+
+/**
+ * Point t at other storage of the same size and dtype, possibly on another backend (what moving a
+ * model between backends does: `Module.to`, and the Trainer's evaluation of a model trained on a GPU
+ * on a host copy of its weights). Not exported from the package: a tensor's storage is otherwise
+ * fixed for its life.
+ */
+export function replaceStorage(t: Tensor, s: Storage): void {
+  if (s.size !== t.size || s.dtype !== t.dtype) throw new RangeError(`replaceStorage: a ${t.dtype} tensor of ${t.size} elements cannot take ${s.dtype} storage of ${s.size}`);
+  (t as { storage: Storage }).storage = s;
+}

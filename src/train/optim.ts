@@ -16,6 +16,7 @@ import { elementBytes, type Storage } from '../backend/interface.ts';
 import { Tensor, shapeStr } from '../tensor/tensor.ts';
 import { StateDictError } from '../nn/module.ts';
 import { brief, isRecord } from '../util/options.ts';
+import { runSync, values, type Reading } from './host-reads.ts';
 import {
   checkLearningRate, parseOptimizerOptions,
   type AdagradHyper, type AdagradOptions, type AdamHyper, type AdamOptions, type RMSPropHyper, type RMSPropOptions, type SGDHyper, type SGDOptions,
@@ -256,17 +257,22 @@ export abstract class Optimizer<H extends { lr: number } = { lr: number }> {
   }
 
   stateDict(): OptimizerState {
+    return runSync(this.stateDictReading());
+  }
+
+  /** stateDict with its reads yielded (src/train/host-reads.ts), for a caller on any backend. */
+  *stateDictReading(): Reading<OptimizerState> {
     const params: Record<string, ParamStateDict> = {};
     const names = this.bufferNames(this.cfg);
-    this.params.items.forEach((p, i) => {
+    for (const [i, p] of this.params.items.entries()) {
       const slot = this.slots[i];
       const buffers: Record<string, number[]> = {};
       for (const name of names) {
         const s = slot.buffers.get(name);
-        if (s !== undefined) buffers[name] = Array.from(p.tensor.backend.read(s));
+        if (s !== undefined) buffers[name] = Array.from(yield* values(new Tensor(s, [s.size])));
       }
       params[p.key] = { size: p.tensor.size, step: slot.step, buffers };
-    });
+    }
     const hyper: Record<string, HyperValue> = {};
     for (const [k, v] of Object.entries(this.cfg)) hyper[k] = Array.isArray(v) ? [...v] : v;
     return { format: 'recur.optimizer', version: 1, type: this.type, hyper, stepCount: this.steps, keyedBy: this.params.keyedBy, params };

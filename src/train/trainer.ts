@@ -41,14 +41,16 @@ import {
 } from './options.ts';
 import { clipGradNormReading, clipGradNormTo, clipGradValue, gradNormsReading } from './clip.ts';
 import { checkFinite, checkFiniteReading, checkValues, checkValuesReading, NonFiniteError } from './guard.ts';
-import { answerAsync, answerSync, values, type HostRead, type Reading } from './host-reads.ts';
+import { answerAsync, answerSync, runAsync, runSync, values, type HostRead, type Reading } from './host-reads.ts';
 import { GradMonitor, layerNorms } from './gradlog.ts';
 import type { Callback, EvalInfo, HookResult, StepInfo } from './callbacks.ts';
-import { BEST_FILE, CheckpointError, encodeModelFile, loadCheckpoint, saveCheckpoint, type TrainingState } from './run-store.ts';
+import { BEST_FILE, CheckpointError, encodeModelFile, loadCheckpoint, saveCheckpoint, type RunStore, type TrainingState } from './run-store.ts';
+import { getBackend, listBackends, setBackend } from '../backend/registry.ts';
+import type { Storage } from '../backend/interface.ts';
 import { MetricsLog, TrainWindow, type MetricsEntry } from './metrics-log.ts';
 import { Module } from '../nn/module.ts';
 import { brief, isRecord } from '../util/options.ts';
-import { Tensor } from '../tensor/tensor.ts';
+import { Tensor, replaceStorage } from '../tensor/tensor.ts';
 import { Rng, globalRng, type RngState } from '../tensor/rng.ts';
 import { backward, noGrad } from '../autograd/tape.ts';
 
@@ -133,6 +135,8 @@ export class Trainer<B> {
   private started = false;
   private resumedFrom: string | null = null;
   private stopRequest: string | null = null;
+  /** Work queued by afterStepOnHost, run after the current step's hooks. */
+  private hostWork: (() => void)[] = [];
   private sessionStart = 0;
   private log: MetricsLog | null = null;
 
@@ -217,6 +221,11 @@ export class Trainer<B> {
 
   /** The resumable training state (what a checkpoint stores, without the weights). */
   trainingState(): TrainingState {
+    return runSync(this.trainingStateReading());
+  }
+
+  private *trainingStateReading(): Reading<TrainingState> {
+    const optimizer = yield* this.optimizer.stateDictReading();
     const rngs: Record<string, RngState> = {};
     for (const [name, r] of this.rngs) rngs[name] = r.getState();
     const s: TrainingState = {
@@ -232,7 +241,7 @@ export class Trainer<B> {
       bestStep: this.bestStep,
       badEvals: this.badEvals,
       lastEval: this.lastEval,
-      optimizer: this.optimizer.stateDict(),
+      optimizer,
       scheduler: this.scheduler ? this.scheduler.stateDict() : null,
       rngs,
       gradMonitor: this.monitor.getState(),
@@ -243,13 +252,55 @@ export class Trainer<B> {
     return s;
   }
 
+  /**
+   * Run fn once the current step's hooks are done, with the weights readable on the host: a copy
+   * of them on a CPU backend when they live on a GPU (see onHost). For a callback that evaluates or
+   * samples mid-run (its hook itself runs inside the step, where a GPU's weights cannot be read).
+   */
+  afterStepOnHost(fn: () => void): void {
+    this.hostWork.push(fn);
+  }
+
   /** Write a checkpoint now (default: into the checkpoint directory). */
   async saveCheckpoint(dir?: string): Promise<string> {
     const target = dir ?? this.opts.checkpointDir;
     if (!target) throw new Error('Trainer.saveCheckpoint: no directory (set runDir or checkpoint.dir, or pass one)');
-    this.checkSavable();
-    saveCheckpoint(requireStore(this.opts, 'Trainer.saveCheckpoint'), target, this.task.model, this.task.describe(), this.trainingState());
+    await runAsync(this.writeCheckpoint(requireStore(this.opts, 'Trainer.saveCheckpoint'), target));
     return target;
+  }
+
+  /** The state file and the model file, written from a host copy of the weights where they live on a GPU. */
+  private *writeCheckpoint(store: RunStore, dir: string): Reading<void> {
+    const state = yield* this.trainingStateReading();
+    yield* this.onHost(() => {
+      this.checkSavable();
+      saveCheckpoint(store, dir, this.task.model, this.task.describe(), state);
+    });
+  }
+
+  /**
+   * Run fn (evaluation, writing model files: code that reads the model synchronously) with the
+   * weights on a CPU backend when they live on one read asynchronously (WebGPU): each parameter is
+   * read back once, fn runs on the copies (the wasm backend when it is loaded, else js, made the
+   * default meanwhile), and the parameters then point at their GPU storage again, unchanged. On a
+   * CPU backend fn just runs.
+   */
+  private *onHost<R>(fn: () => R): Reading<R> {
+    const params = this.task.model.parameters();
+    if (!params.some((p) => p.backend.readAsync)) return fn();
+    const host = listBackends().includes('wasm') ? getBackend('wasm') : getBackend('js');
+    const copies: Storage[] = [];
+    for (const p of params) copies.push(host.fromArray(yield* values(p), p.dtype));
+    const own = params.map((p) => p.storage);
+    const prev = getBackend().name;
+    params.forEach((p, i) => replaceStorage(p, copies[i]));
+    setBackend(host.name);
+    try {
+      return fn();
+    } finally {
+      params.forEach((p, i) => replaceStorage(p, own[i]));
+      setBackend(prev);
+    }
   }
 
   /**
@@ -484,11 +535,6 @@ export class Trainer<B> {
       throw new TypeError('Trainer.fit: the validation data must be a BatchSource {numBatches, get(epoch, index)}');
     }
     checkFitOptions(this.opts, fitOpts, !!val);
-    const be = this.task.model.parameters().find((p) => p.backend.readAsync)?.backend;
-    if (be && (val || this.opts.checkpointDir)) {
-      // evaluation and model files read the weights and outputs synchronously, inside the tasks
-      throw new TypeError(`Trainer.fit: the model is on the '${be.name}' backend, whose memory is read asynchronously; training runs there, but validation and checkpoints do not yet — fit without validation data and checkpointDir`);
-    }
     return val ?? null;
   }
 
@@ -586,11 +632,12 @@ export class Trainer<B> {
         const stepInfo: StepInfo = { ...info };
         delete (stepInfo as { layerNorms?: unknown }).layerNorms;
         this.runHooks((cb) => cb.onStepEnd?.(stepInfo, this));
+        for (const fn of this.hostWork.splice(0)) yield* this.onHost(fn);
 
         const epochEnded = this.batchIndex >= numBatches;
         let epochEval: Record<string, number> | null = null;
         if (valData && (o.evalEvery !== null ? this.stepCount % o.evalEvery === 0 : epochEnded)) {
-          epochEval = this.runEval(valData);
+          epochEval = yield* this.onHost(() => this.runEval(valData));
           lastEvalStep = this.stepCount;
         }
         if (epochEnded) {
@@ -604,8 +651,7 @@ export class Trainer<B> {
           this.runHooks((cb) => cb.onEpochEnd?.(einfo, this));
         }
         if (store && o.checkpointDir && o.checkpointEvery !== null && this.stepCount % o.checkpointEvery === 0) {
-          this.checkSavable();
-          saveCheckpoint(store, o.checkpointDir, this.task.model, this.task.describe(), this.trainingState());
+          yield* this.writeCheckpoint(store, o.checkpointDir);
         }
 
         if (o.progress) {
@@ -630,17 +676,16 @@ export class Trainer<B> {
       // The final checkpoint holds the state as of the last step — before the final evaluation,
       // so resuming from it replays exactly what an uninterrupted run would have done.
       if (store && o.checkpointDir) {
-        this.checkSavable();
-        saveCheckpoint(store, o.checkpointDir, this.task.model, this.task.describe(), this.trainingState());
+        yield* this.writeCheckpoint(store, o.checkpointDir);
       }
       this.warnIfDiverged(firstLosses, recent);
       let finalMetrics: Record<string, number> | null = this.lastEval;
       if (valData && lastEvalStep !== this.stepCount && this.stepCount > startStep) {
-        finalMetrics = this.evaluate(valData);
+        finalMetrics = yield* this.onHost(() => this.evaluate(valData));
         const primary = Object.keys(finalMetrics)[0];
         this.writeLog({ type: 'eval', step: this.stepCount, epoch: this.epochIndex, time: this.totalSeconds(), metrics: finalMetrics, primary, best: this.bestMetric });
       } else if (valData && this.stepCount === startStep && this.lastEval === null) {
-        finalMetrics = this.evaluate(valData);
+        finalMetrics = yield* this.onHost(() => this.evaluate(valData));
       }
       if (o.progress) {
         const elapsed = now() - this.sessionStart;

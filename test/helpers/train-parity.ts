@@ -8,15 +8,23 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { setBackend, getBackend, Trainer } from '../../src/index.ts';
+import { decodeModel, getBackend, memoryStore, setBackend, Trainer, type RunStore } from '../../src/index.ts';
 import type { Backend } from '../../src/backend/interface.ts';
 import { buildLMFromText } from '../../src/models/lm.ts';
 
 const TEXT = Array.from({ length: 60 }, (_, i) => `line ${i}: the quick brown fox jumps over the lazy dog; ${'abcdefghij'.slice(i % 7)}\n`).join('');
 export const TRAIN_STEPS = 50;
 
-/** Losses and gradient norms of the run with `backend` as the default while the model is built. */
-export async function trainCharLM(backend: Backend): Promise<{ losses: number[]; norms: number[] }> {
+interface Run {
+  losses: number[];
+  norms: number[];
+  /** The validation metrics at the end, and the weights of the model file the run wrote. */
+  metrics: Record<string, number>;
+  weights: Record<string, ArrayLike<number>>;
+}
+
+/** The run with `backend` as the default while the model is built: validation at the end, a checkpoint every 25 steps. */
+export async function trainCharLM(backend: Backend): Promise<Run> {
   const prev = getBackend().name;
   setBackend(backend.name);
   let built: ReturnType<typeof buildLMFromText>;
@@ -27,16 +35,22 @@ export async function trainCharLM(backend: Backend): Promise<{ losses: number[];
   }
   for (const p of built.task.model.parameters()) assert.ok(p.backend === backend, `a parameter is on '${p.backend.name}', not '${backend.name}'`);
   const losses: number[] = [], norms: number[] = [];
-  await new Trainer(built.task, {
-    optimizer: 'adam', lr: 0.01, clipNorm: 1, maxSteps: TRAIN_STEPS, seed: 7, log: () => {},
+  const store: RunStore = memoryStore();
+  const result = await new Trainer(built.task, {
+    optimizer: 'adam', lr: 0.01, clipNorm: 1, maxSteps: TRAIN_STEPS, seed: 7, log: () => {}, store, runDir: 'run', checkpoint: { every: 25 },
     callbacks: [{ onStepEnd: (s) => { losses.push(s.loss); norms.push(s.gradNorm); } }],
-  }).fit(built.train);
-  return { losses, norms };
+  }).fit(built.train, built.val);
+  for (const p of built.task.model.parameters()) assert.ok(p.backend === backend, 'the parameters are back on the backend after evaluating and saving');
+  const file = store.read('run', 'model.safetensors');
+  assert.ok(file, 'the run wrote its model file');
+  const weights: Record<string, ArrayLike<number>> = {};
+  for (const [name, t] of Object.entries(decodeModel(file).tensors)) weights[name] = Array.from(t.data as ArrayLike<number>);
+  return { losses, norms, metrics: result.finalMetrics ?? {}, weights };
 }
 
 export function runTrainParity(backend: Backend, reference: Backend, label: string): void {
   describe(`char-LM training: ${label} against ${reference.name}`, () => {
-    test(`${TRAIN_STEPS} Trainer.fit steps give the same losses and gradient norms`, async () => {
+    test(`${TRAIN_STEPS} Trainer.fit steps give the same losses, gradient norms, validation loss and model file`, async () => {
       const got = await trainCharLM(backend);
       const want = await trainCharLM(reference);
       assert.equal(got.losses.length, TRAIN_STEPS);
@@ -49,6 +63,17 @@ export function runTrainParity(backend: Backend, reference: Backend, label: stri
         assert.ok(dn <= 10 * tol, `step ${s + 1}: gradient norm ${got.norms[s]} vs ${want.norms[s]} (rel ${dn.toExponential(2)})`);
       }
       assert.ok(got.losses[TRAIN_STEPS - 1] < 0.7 * got.losses[0], `the model learns: ${got.losses[0]} → ${got.losses[TRAIN_STEPS - 1]}`);
+      const tol = 2e-5 * (1 + TRAIN_STEPS / 10);
+      assert.deepEqual(Object.keys(got.metrics), Object.keys(want.metrics));
+      for (const [k, v] of Object.entries(want.metrics)) assert.ok(Math.abs(got.metrics[k] - v) <= tol * Math.abs(v), `validation ${k}: ${got.metrics[k]} vs ${v}`);
+      assert.deepEqual(Object.keys(got.weights).sort(), Object.keys(want.weights).sort());
+      for (const [name, w] of Object.entries(want.weights)) {
+        const g = got.weights[name];
+        assert.equal(g.length, w.length, name);
+        let worst = 0;
+        for (let i = 0; i < w.length; i++) worst = Math.max(worst, Math.abs(g[i] - w[i]) / (1 + Math.abs(w[i])));
+        assert.ok(worst <= 1e-3, `${name} in the model file: max |diff|/(1 + |w|) ${worst.toExponential(2)}`);
+      }
     });
   });
 }
