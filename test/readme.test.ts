@@ -41,6 +41,8 @@ export function readmeBlocks(text: string): Block[] {
 const tmp = mkdtempSync(join(tmpdir(), 'recur-readme-'));
 mkdirSync(join(tmp, 'node_modules'));
 symlinkSync(root, join(tmp, 'node_modules/recurjs'), 'dir');
+// the WebGPU block runs in Node through the `webgpu` package, as a user's project would install it
+symlinkSync(join(root, 'node_modules/webgpu'), join(tmp, 'node_modules/webgpu'), 'dir');
 writeFileSync(join(tmp, 'package.json'), JSON.stringify({ name: 'readme-consumer', private: true, type: 'module' }));
 const tsx = import.meta.resolve('tsx');
 after(() => rmSync(tmp, { recursive: true, force: true }));
