@@ -6,7 +6,10 @@
  *   node --import tsx bench/webgpu.ts                 # W1's LSTM (T 64, B 32, I 256, H 256, 1 layer)
  *   node --import tsx bench/webgpu.ts --large         # T 256, B 256, H 1024, 2 layers (a GPU's workload)
  *   node --import tsx bench/webgpu.ts --torch         # also PyTorch (CUDA when it has it) on the same shape
+ *   node --import tsx bench/webgpu.ts --gpu           # the one-shot GPU run: both shapes, WebGPU and
+ *                                                     # PyTorch (cuDNN), the wasm backend on W1 only
  *
+ * Then batch-1 streaming: one step at a time with the state carried and the output read back.
  * In Node the adapter comes from the `webgpu` package (Dawn); on a machine without a GPU that is a
  * CPU implementation (lavapipe), and the figure says so: it is not a GPU figure. Tokens/s = T·B per
  * step; the median of 5 timed steps after 2 warm-up steps.
@@ -21,13 +24,16 @@ import { createWasmBackend } from '../src/backend/wasm/index.ts';
 import { loadWebGpuBackend } from '../src/backend/webgpu/index.ts';
 import { registerBackend } from '../src/backend/registry.ts';
 
-const large = process.argv.includes('--large');
-const shape = large ? { T: 256, B: 256, I: 1024, H: 1024, L: 2 } : { T: 64, B: 32, I: 256, H: 256, L: 1 };
-const { T, B, I, H, L } = shape;
+interface Shape { name: string; T: number; B: number; I: number; H: number; L: number }
+const W1: Shape = { name: 'W1', T: 64, B: 32, I: 256, H: 256, L: 1 };
+const LARGE: Shape = { name: 'large', T: 256, B: 256, I: 1024, H: 1024, L: 2 };
+const gpuRun = process.argv.includes('--gpu');
+const shapes = gpuRun ? [W1, LARGE] : [process.argv.includes('--large') ? LARGE : W1];
+const withTorch = gpuRun || process.argv.includes('--torch');
 
 function median(a: number[]): number { const b = [...a].sort((x, y) => x - y); return b[b.length >> 1]; }
 
-async function stepMs(be: Backend, label: string): Promise<void> {
+async function stepMs({ T, B, I, H, L }: Shape, be: Backend, label: string): Promise<void> {
   setBackend(be.name);
   const rng = new Rng(1);
   const rand = (n: number): number[] => Array.from({ length: n }, () => rng.uniform(-1, 1));
@@ -51,16 +57,47 @@ async function stepMs(be: Backend, label: string): Promise<void> {
   console.log(`${label}: ${ms.toFixed(1)} ms/step, ${Math.round((T * B) / (ms / 1000)).toLocaleString('en-US')} tokens/s (spread ${Math.min(...times).toFixed(1)}–${Math.max(...times).toFixed(1)} ms)`);
 }
 
-console.log(`LSTM T ${T}, B ${B}, I ${I}, H ${H}, ${L} layer(s): forward + backward`);
+/** Batch-1 streaming: one step of T 1, the state carried, the output read each step (a sampler needs it). */
+async function streamUs({ I, H, L }: Shape, be: Backend, label: string): Promise<void> {
+  setBackend(be.name);
+  const rng = new Rng(2);
+  const lstm = new LSTM({ inputSize: I, hiddenSize: H, numLayers: L });
+  lstm.eval();
+  const x = tensor(Array.from({ length: I }, () => rng.uniform(-1, 1)), [1, 1, I]);
+  let state: { h: Tensor; c: Tensor | null } | null = null;
+  const step = async (): Promise<void> => {
+    const r = lstm.forward(x, state ? { h: state.h, c: state.c } : {});
+    state = { h: r.h, c: r.c ?? null };
+    await r.output.data();
+  };
+  for (let i = 0; i < 20; i++) await step();
+  const rounds: number[] = [];
+  for (let k = 0; k < 5; k++) {
+    const t0 = performance.now();
+    for (let i = 0; i < 50; i++) await step();
+    rounds.push(((performance.now() - t0) / 50) * 1000);
+  }
+  console.log(`${label}: batch-1 streaming ${median(rounds).toFixed(0)} µs/step (spread ${Math.min(...rounds).toFixed(0)}–${Math.max(...rounds).toFixed(0)})`);
+}
+
 const wasm = await createWasmBackend({ threads: 2 });
 registerBackend(wasm);
-await stepMs(wasm, 'recur-wasm (2 threads)');
 const gpu = await loadWebGpuBackend({ gpu: create([]) });
 const a = gpu.adapter;
-await stepMs(gpu, `recur-webgpu (${a.vendor} ${a.architecture} ${a.description}${a.software ? ' — a software adapter, not a GPU figure' : ''})`);
-
-if (process.argv.includes('--torch')) {
-  const script = fileURLToPath(new URL('./webgpu_torch.py', import.meta.url));
-  const r = spawnSync('/usr/bin/python3', [script, ...[T, B, I, H, L].map(String)], { encoding: 'utf8' });
-  process.stdout.write(r.status === 0 ? r.stdout : `PyTorch: failed (${r.stderr.trim().split('\n').pop()})\n`);
+const gpuLabel = `recur-webgpu (${[a.vendor, a.architecture, a.description].filter(Boolean).join(' ')}${a.software ? ' — a software adapter, not a GPU figure' : ''})`;
+for (const sh of shapes) {
+  const { T, B, I, H, L } = sh;
+  console.log(`${sh.name}: LSTM T ${T}, B ${B}, I ${I}, H ${H}, ${L} layer(s), forward + backward; streaming at batch 1`);
+  // the large shape takes minutes a step on the wasm backend: it is the GPU's workload
+  if (sh === W1) {
+    await stepMs(sh, wasm, 'recur-wasm (2 threads)');
+    await streamUs(sh, wasm, 'recur-wasm (2 threads)');
+  }
+  await stepMs(sh, gpu, gpuLabel);
+  await streamUs(sh, gpu, gpuLabel);
+  if (withTorch) {
+    const script = fileURLToPath(new URL('./webgpu_torch.py', import.meta.url));
+    const r = spawnSync('/usr/bin/python3', [script, ...[T, B, I, H, L].map(String)], { encoding: 'utf8' });
+    process.stdout.write(r.status === 0 ? r.stdout : `PyTorch: failed (${r.stderr.trim().split('\n').pop()})\n`);
+  }
 }

@@ -3,7 +3,8 @@
  * configurations (backends and their options) the harness runs.
  */
 import {
-  Adam, Embedding, GRU, LSTM, Linear, RNN, Rng, backward, clipGradNorm, crossEntropy, getBackend, setBackend, type RecurrentBase, type Tensor,
+  Adam, Embedding, GRU, LSTM, Linear, RNN, Rng, backward, clipGradNorm, clipGradNormReading, crossEntropy, getBackend, runAsync, setBackend,
+  type RecurrentBase, type Tensor,
 } from '../../src/index.ts';
 import { loadWasmBackend, type WasmBackendOptions } from '../../src/backend/wasm/index.ts';
 import { TokenStream } from '../../src/infer/token-stream.ts';
@@ -68,8 +69,20 @@ export function recurConfigs(wasmOpts: Record<string, unknown>): RecurConfig[] {
     },
   });
   const rows: RecurConfig = { ...wasm('recur-wasm-rows', wasmOpts), rowProjection: true };
-  if (wasmOpts.threads !== undefined) return [js, wasm('recur-wasm', wasmOpts), rows];
-  return [js, wasm('recur-wasm-1t', { ...wasmOpts, threads: 1 }), wasm('recur-wasm', wasmOpts), rows];
+  // WebGPU in Node through the `webgpu` package (Dawn); run only when named (--systems recur-webgpu):
+  // on a machine without a GPU its adapter is a CPU implementation, and the note says so
+  const webgpu: RecurConfig = {
+    system: 'recur-webgpu',
+    load: async () => {
+      const { create } = await import('webgpu');
+      const { loadWebGpuBackend } = await import('../../src/backend/webgpu/index.ts');
+      const a = (await loadWebGpuBackend({ gpu: create([]) })).adapter;
+      const what = [a.vendor, a.architecture, a.description].filter(Boolean).join(' ');
+      return { backend: 'webgpu', threads: null, note: `loadWebGpuBackend: ${what}${a.software ? ' — a software adapter (the CPU): not a GPU figure' : ''}`, dispose: () => {} };
+    },
+  };
+  if (wasmOpts.threads !== undefined) return [js, wasm('recur-wasm', wasmOpts), rows, webgpu];
+  return [js, wasm('recur-wasm-1t', { ...wasmOpts, threads: 1 }), wasm('recur-wasm', wasmOpts), rows, webgpu];
 }
 
 /** Load one configuration; failures become a "not available" status instead of an exception. */
@@ -117,16 +130,25 @@ export async function runRecur(w: Workload, system: string, backend: string, thr
     const x = tokens(w.T * w.B, w.V, rng);
     const y = tokens(w.T * w.B, w.V, rng);
     const opt = new Adam(m.params, { lr: 1e-3 });
-    const step = (): number => {
+    // a backend read asynchronously (WebGPU) awaits the gradient norm and the loss, as Trainer.fit does
+    const async = getBackend(backend).readAsync !== undefined;
+    const step = (): number | Promise<number> => {
       opt.zeroGrad();
       const e = m.emb.forward(x, [w.T, w.B]);
       if (rowProjection) e.lookup = null;
       const { output } = m.rnn.forward(e);
       const loss = crossEntropy(m.head.forward(output), y);
       backward(loss);
-      clipGradNorm(m.params, 5);
-      opt.step();
-      return loss.item();
+      if (!async) {
+        clipGradNorm(m.params, 5);
+        opt.step();
+        return loss.item();
+      }
+      return (async () => {
+        await runAsync(clipGradNormReading(m.params, 5));
+        opt.step();
+        return (await loss.data())[0];
+      })();
     };
     const t = await timeTraining(step, p, cost.estimateMs(w));
     cost.record(w, t.medianMs);
@@ -135,6 +157,10 @@ export async function runRecur(w: Workload, system: string, backend: string, thr
 
     // Streaming: batch 1, one token per call, state carried, no head (as the anchors), through
     // the token-streaming fast path (embedding × W_ih table, no per-step allocation).
+    if (async) {
+      r.note = 'streaming not timed: each step would wait for a GPU read-back (bench/webgpu.ts times it)';
+      return r;
+    }
     m.rnn.eval();
     const stream = new TokenStream(m.emb, m.rnn);
     const s = timeStream(() => {
