@@ -21,6 +21,7 @@ import { loadWebGpuBackend } from '../src/backend/webgpu/index.ts';
 import { runKernelSuite } from './helpers/kernel-suite.ts';
 import { runParitySuite } from './helpers/parity-suite.ts';
 import { runTrainParity } from './helpers/train-parity.ts';
+import { runRecurrentVsReference } from './helpers/recurrent-vs-reference.ts';
 import { createWasmBackend } from '../src/backend/wasm/index.ts';
 import { registerBackend } from '../src/backend/registry.ts';
 
@@ -30,6 +31,7 @@ const be = await loadWebGpuBackend({ gpu: create([]) }).catch((e: Error) => {
 const label = `webgpu (${be.adapter.description || be.adapter.architecture}) float32`;
 runKernelSuite(be, 'float32', { label });
 runParitySuite(be, 'float32', label);
+runRecurrentVsReference(be, label);
 const wasm = await createWasmBackend({ threads: 1 });
 registerBackend(wasm);
 runTrainParity(be, wasm, label);

@@ -9,6 +9,7 @@ import { loadWebGpuBackend } from '../../src/backend/webgpu/index.ts';
 import { runKernelSuite } from '../helpers/kernel-suite.ts';
 import { runParitySuite } from '../helpers/parity-suite.ts';
 import { runTrainParity } from '../helpers/train-parity.ts';
+import { runRecurrentVsReference } from '../helpers/recurrent-vs-reference.ts';
 import { getBackend } from '../../src/backend/registry.ts';
 import { runCollected, type CollectedResult } from './node-test-shim.ts';
 
@@ -22,6 +23,7 @@ async function main(): Promise<WebGpuPageResult> {
   const label = `webgpu in Chromium (${be.adapter.architecture || be.adapter.vendor}) float32`;
   runKernelSuite(be, 'float32', { label });
   runParitySuite(be, 'float32', label);
+  runRecurrentVsReference(be, label);
   runTrainParity(be, getBackend('js'), label);
   const results = await runCollected();
   return { ok: true, adapter: be.adapter, results, ms: Math.round(performance.now() - t0) };
