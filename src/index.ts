@@ -44,7 +44,7 @@ export { Optimizer, SGD, RMSProp, Adagrad, Adam, AdamW, collectParams, type Para
 export * from './train/schedule.ts';
 export * from './train/clip.ts';
 export * from './train/guard.ts';
-export { runAsync, runSync, type HostRead, type Reading } from './train/host-reads.ts';
+export { hostWeights, runAsync, runSync, withHostWeights, type HostRead, type Reading } from './train/host-reads.ts';
 export type { Task, BatchSource, StepResult } from './train/task.ts';
 export {
   Trainer, TrainerOptionsError,

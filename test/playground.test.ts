@@ -111,8 +111,8 @@ interface Opened {
   origin: string;
 }
 
-async function open(url: string, viewport = { width: 1280, height: 800 }): Promise<Opened> {
-  const context = await browser!.newContext({ viewport, acceptDownloads: true });
+async function open(url: string, viewport = { width: 1280, height: 800 }, on: Browser = browser!): Promise<Opened> {
+  const context = await on.newContext({ viewport, acceptDownloads: true });
   const page = await context.newPage();
   const problems: string[] = [];
   const foreign: string[] = [];
@@ -278,6 +278,34 @@ describe('playground in headless Chromium', { timeout: 170_000 }, () => {
     await page.screenshot({ path: join(shots, 'page.png'), fullPage: true });
     assert.deepEqual(problems, [], 'the page reported errors');
     assert.deepEqual(foreign, [], 'requests to other origins');
+  });
+
+  test('the WebGPU switch: the char-LM trains on WebGPU (SwiftShader); samples and the inside view read a host copy', async (t) => {
+    // WebGPU needs a browser started without --disable-gpu; SwiftShader is Chromium's CPU adapter
+    const gpuBrowser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--enable-unsafe-webgpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'], timeout: 60_000 });
+    try {
+      const url = await serve(true);
+      const { page, problems } = await open(`${url}?backend=webgpu`, undefined, gpuBrowser);
+      assert.equal(await page.isChecked('[data-testid="webgpu-switch"]'), true);
+      await page.waitForFunction(() => /webgpu/.test(document.querySelector('[data-testid="backend-info"]')?.textContent ?? ''), null, { timeout: 30_000 });
+      const info = (await page.textContent('[data-testid="backend-info"]'))!;
+      t.diagnostic(`backend: ${info}`);
+      assert.match(info, /^webgpu \(.*swiftshader.*software adapter.*\) for training · wasm · \d+ thread/);
+      // a small model: SwiftShader is the CPU
+      await page.fill('#charlm-hidden', '32');
+      const s = await train(page, 'charlm', 12);
+      const { first, last } = fall(s);
+      t.diagnostic(`char-LM on WebGPU: ${s.steps.length} steps, loss ${first.toFixed(3)} → ${last.toFixed(3)}`);
+      assert.ok(first - last >= 0.3, `loss fell by ${(first - last).toFixed(3)} < 0.3`);
+      await page.click('[data-testid="charlm-sample-now"]');
+      await page.waitForFunction(() => (document.querySelector('[data-testid="charlm-sample"]')?.textContent ?? '').length > 50, null, { timeout: 30_000 });
+      await page.click('[data-testid="inside-go"]');
+      await page.waitForFunction(() => (window as unknown as { __playground: { sections: Record<string, Section> } }).__playground.sections.inside.output !== null, null, { timeout: 30_000 });
+      assert.deepEqual(((await section(page, 'inside')).output as { gates: string[] }).gates, ['input', 'forget', 'output']);
+      assert.deepEqual(problems, [], 'the page reported errors');
+    } finally {
+      await gpuBrowser.close();
+    }
   });
 
   test('not isolated: one thread, still trains; usable at phone width', async (t) => {

@@ -9,8 +9,10 @@
  *   runSync(lossAndNorm(...))          // js, wasm
  *   await runAsync(lossAndNorm(...))   // any backend
  */
-import { asyncReads, type Data } from '../backend/interface.ts';
-import type { Tensor } from '../tensor/tensor.ts';
+import { asyncReads, type Data, type Storage } from '../backend/interface.ts';
+import { getBackend, listBackends, setBackend } from '../backend/registry.ts';
+import { replaceStorage, type Tensor } from '../tensor/tensor.ts';
+import type { Module } from '../nn/module.ts';
 
 /** One request: a tensor's values, or a reduction of each of several tensors to one number. */
 export type HostRead =
@@ -75,4 +77,35 @@ export async function runAsync<R>(g: Reading<R>): Promise<R> {
   let r = g.next();
   while (!r.done) r = g.next(await answerAsync(r.value));
   return r.value;
+}
+
+/**
+ * Run fn — evaluation, sampling, writing a model file: code that reads a model synchronously — with
+ * the module's weights on a CPU backend when they live on one read asynchronously (WebGPU): each
+ * parameter is read back once, fn runs on the copies (the wasm backend when it is loaded, else js,
+ * made the default meanwhile), and the parameters then point at their GPU storage again, unchanged.
+ * On a CPU backend fn just runs. The weights must not change while fn runs: the Trainer uses it
+ * between steps, and `withHostWeights` is for a model that is not training.
+ */
+export function* hostWeights<R>(module: Module, fn: () => R): Reading<R> {
+  const params = module.parameters();
+  if (!params.some((p) => p.backend.readAsync)) return fn();
+  const host = listBackends().includes('wasm') ? getBackend('wasm') : getBackend('js');
+  const copies: Storage[] = [];
+  for (const p of params) copies.push(host.fromArray(yield* values(p), p.dtype));
+  const own = params.map((p) => p.storage);
+  const prev = getBackend().name;
+  params.forEach((p, i) => replaceStorage(p, copies[i]));
+  setBackend(host.name);
+  try {
+    return fn();
+  } finally {
+    params.forEach((p, i) => replaceStorage(p, own[i]));
+    setBackend(prev);
+  }
+}
+
+/** hostWeights, driven: fn's result once the weights have been read back. */
+export function withHostWeights<R>(module: Module, fn: () => R): Promise<R> {
+  return runAsync(hostWeights(module, fn));
 }

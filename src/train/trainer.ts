@@ -41,16 +41,14 @@ import {
 } from './options.ts';
 import { clipGradNormReading, clipGradNormTo, clipGradValue, gradNormsReading } from './clip.ts';
 import { checkFinite, checkFiniteReading, checkValues, checkValuesReading, NonFiniteError } from './guard.ts';
-import { answerAsync, answerSync, runAsync, runSync, values, type HostRead, type Reading } from './host-reads.ts';
+import { answerAsync, answerSync, hostWeights, runAsync, runSync, values, type HostRead, type Reading } from './host-reads.ts';
 import { GradMonitor, layerNorms } from './gradlog.ts';
 import type { Callback, EvalInfo, HookResult, StepInfo } from './callbacks.ts';
 import { BEST_FILE, CheckpointError, encodeModelFile, loadCheckpoint, saveCheckpoint, type RunStore, type TrainingState } from './run-store.ts';
-import { getBackend, listBackends, setBackend } from '../backend/registry.ts';
-import type { Storage } from '../backend/interface.ts';
 import { MetricsLog, TrainWindow, type MetricsEntry } from './metrics-log.ts';
 import { Module } from '../nn/module.ts';
 import { brief, isRecord } from '../util/options.ts';
-import { Tensor, replaceStorage } from '../tensor/tensor.ts';
+import { Tensor } from '../tensor/tensor.ts';
 import { Rng, globalRng, type RngState } from '../tensor/rng.ts';
 import { backward, noGrad } from '../autograd/tape.ts';
 
@@ -278,30 +276,11 @@ export class Trainer<B> {
     });
   }
 
-  /**
-   * Run fn (evaluation, writing model files: code that reads the model synchronously) with the
-   * weights on a CPU backend when they live on one read asynchronously (WebGPU): each parameter is
-   * read back once, fn runs on the copies (the wasm backend when it is loaded, else js, made the
-   * default meanwhile), and the parameters then point at their GPU storage again, unchanged. On a
-   * CPU backend fn just runs.
-   */
+  /** fn with the weights readable on the host (see hostWeights in host-reads.ts). */
   private *onHost<R>(fn: () => R): Reading<R> {
-    const params = this.task.model.parameters();
-    if (!params.some((p) => p.backend.readAsync)) return fn();
-    const host = listBackends().includes('wasm') ? getBackend('wasm') : getBackend('js');
-    const copies: Storage[] = [];
-    for (const p of params) copies.push(host.fromArray(yield* values(p), p.dtype));
-    const own = params.map((p) => p.storage);
-    const prev = getBackend().name;
-    params.forEach((p, i) => replaceStorage(p, copies[i]));
-    setBackend(host.name);
-    try {
-      return fn();
-    } finally {
-      params.forEach((p, i) => replaceStorage(p, own[i]));
-      setBackend(prev);
-    }
+    return yield* hostWeights(this.task.model, fn);
   }
+
 
   /**
    * Load the checkpoint in `dir` into this trainer (weights, optimizer, schedule, RNGs, carried
@@ -673,6 +652,8 @@ export class Trainer<B> {
         }
       }
       flushTrainLog();
+      // work queued after the last step (the loop stopped before the next one's hooks)
+      for (const fn of this.hostWork.splice(0)) yield* this.onHost(fn);
       // The final checkpoint holds the state as of the last step — before the final evaluation,
       // so resuming from it replays exactly what an uninterrupted run would have done.
       if (store && o.checkpointDir) {

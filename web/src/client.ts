@@ -11,7 +11,7 @@ export class WorkerClient {
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   backend: Promise<BackendInfo>;
 
-  constructor(threads: number, onEvent: (e: WorkerEvent) => void) {
+  constructor(threads: number, webgpu: boolean, onEvent: (e: WorkerEvent) => void) {
     this.worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
     this.worker.addEventListener('message', (e: MessageEvent<Reply | WorkerEvent>) => {
       const m = e.data;
@@ -24,7 +24,7 @@ export class WorkerClient {
       } else onEvent(m);
     });
     this.worker.addEventListener('error', (e) => onEvent({ type: 'log', message: `worker error: ${e.message}`, error: true }));
-    this.backend = this.call({ type: 'init', threads }) as Promise<BackendInfo>;
+    this.backend = this.call({ type: 'init', threads, webgpu }) as Promise<BackendInfo>;
   }
 
   call<T = unknown>(body: Body, transfer: Transferable[] = []): Promise<T> {
@@ -42,6 +42,17 @@ export function threadsForPage(): number {
   return Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 8));
 }
 
+/**
+ * The WebGPU switch: `?backend=webgpu` in the page's address (the checkbox reloads the page with or
+ * without it). The section models then train on WebGPU; the wasm backend stays for everything else.
+ */
+export function webgpuForPage(): boolean {
+  return new URLSearchParams(location.search).get('backend') === 'webgpu';
+}
+
 export function describeBackend(b: BackendInfo): string {
-  return `${b.name} · ${b.threads} thread${b.threads === 1 ? '' : 's'} · ${b.isolated ? 'cross-origin isolated' : 'not isolated'}`;
+  const wasm = `${b.name} · ${b.threads} thread${b.threads === 1 ? '' : 's'} · ${b.isolated ? 'cross-origin isolated' : 'not isolated'}`;
+  if (!b.gpu) return wasm;
+  if ('error' in b.gpu) return `${wasm} · WebGPU did not load: ${b.gpu.error}`;
+  return `webgpu (${b.gpu.adapter}${b.gpu.software ? ', a software adapter: slower than wasm' : ''}) for training · ${wasm}`;
 }

@@ -5,7 +5,7 @@
  */
 import './style.css';
 import { drawHeatmap, LineChart } from './charts.ts';
-import { describeBackend, threadsForPage, WorkerClient } from './client.ts';
+import { describeBackend, threadsForPage, webgpuForPage, WorkerClient } from './client.ts';
 import type { ModelOptions, SectionData, SectionKind, WorkerEvent } from './protocol.ts';
 
 // ---- small DOM helpers ----------------------------------------------------------------------------------
@@ -52,6 +52,17 @@ function saveBytes(bytes: Uint8Array, name: string): void {
 const main = document.getElementById('sections')!;
 const backendInfo = document.getElementById('backend-info')!;
 const threads = threadsForPage();
+const webgpu = webgpuForPage();
+// the WebGPU switch: shown where the browser has WebGPU; it reloads the page with or without ?backend=webgpu
+const gpuSwitch = document.getElementById('webgpu-switch') as HTMLInputElement;
+gpuSwitch.checked = webgpu;
+if ('gpu' in navigator) gpuSwitch.parentElement!.hidden = false;
+gpuSwitch.addEventListener('change', () => {
+  const u = new URL(location.href);
+  if (gpuSwitch.checked) u.searchParams.set('backend', 'webgpu');
+  else u.searchParams.delete('backend');
+  location.href = u.href;
+});
 
 interface SectionState {
   steps: number[];
@@ -155,7 +166,7 @@ class TrainSection {
 
   /** The section's worker, started on first use (each loads its own wasm backend and threads). */
   get client(): WorkerClient {
-    return (this.worker ??= new WorkerClient(threads, (e) => this.onEvent(e)));
+    return (this.worker ??= new WorkerClient(threads, webgpu, (e) => this.onEvent(e)));
   }
 
   onRunning(cb: (running: boolean) => void): void {
@@ -478,7 +489,7 @@ const caption = new TrainSection({
 
 {
   let client: WorkerClient | null = null;
-  const worker = () => (client ??= new WorkerClient(threads, () => {}));
+  const worker = () => (client ??= new WorkerClient(threads, false, () => {})); // the lessons and the Files section stay on wasm
   const root = el('section', { id: 'gradients', 'aria-labelledby': 'gradients-title' });
   const [lagL, lag] = numberInput('lag T', 'diag-lag', 50, { min: 2, max: 400, step: 1 });
   const [stepsL, steps] = numberInput('training steps', 'diag-steps', 300, { min: 1, max: 5000, step: 1 });
@@ -546,7 +557,7 @@ const caption = new TrainSection({
 
 {
   let client: WorkerClient | null = null;
-  const worker = () => (client ??= new WorkerClient(threads, () => {}));
+  const worker = () => (client ??= new WorkerClient(threads, false, () => {})); // the lessons and the Files section stay on wasm
   const root = el('section', { id: 'files', 'aria-labelledby': 'files-title' });
   const file = el('input', { type: 'file', id: 'files-input', 'data-testid': 'files-input', accept: '.safetensors,.onnx' });
   const info = el('p', { class: 'stats', 'data-testid': 'files-info' });

@@ -7,6 +7,8 @@ export interface BackendInfo {
   threads: number;
   isolated: boolean;
   variant: string;
+  /** With the WebGPU switch on: the adapter the section models train on, or why WebGPU did not load. */
+  gpu?: { adapter: string; software: boolean } | { error: string };
 }
 
 /** The model and batch choices of a section (what the controls set). */
@@ -39,7 +41,7 @@ export interface BuildRequest {
 type WithId<T> = T & { id: number };
 
 export type Request = WithId<
-  | { type: 'init'; threads: number }
+  | { type: 'init'; threads: number; webgpu: boolean }
   | BuildRequest
   | { type: 'start'; lr: number; clipNorm: number; evalEvery: number }
   | { type: 'pause' }

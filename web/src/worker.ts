@@ -8,9 +8,15 @@
  * 'step' (loss, gradient norm, tokens/s), 'eval' (validation loss) and 'state' (running or not).
  * Training is the Trainer's async fit, which yields to the event loop about every 50 ms, so
  * requests (pause, sample, predict) are answered while it runs.
+ *
+ * With the WebGPU switch (init's `webgpu`), the section's model is built and trained on the WebGPU
+ * backend; everything that reads the model synchronously (sampling, predictions, the hidden-state
+ * view, downloads) runs on a host copy of its weights (`onHost`). The lessons that train their own
+ * small networks (gradients, exploding gradients) and the Files section stay on wasm.
  */
-import { decodeModel, noGrad, Rng, setBackend, Trainer, type BatchSource, type StepInfo, type Task } from 'recurjs';
+import { decodeModel, noGrad, Rng, setBackend, Trainer, withHostWeights, type BatchSource, type StepInfo, type Task } from 'recurjs';
 import { loadWasmBackend } from 'recurjs/wasm';
+import { loadWebGpuBackend } from 'recurjs/webgpu';
 import {
   AddingNet, addingBatch, buildCaption, buildClassifier, buildLM, buildNameGen, CaptionTask, classifierProbabilities, ClassificationTask,
   encodeTask, getTaskSpec, LMTask, NameGenTask, runDiagnose, shapeSample, taskNameOf, traceCharLM, type DiagnoseCell,
@@ -37,13 +43,68 @@ let session: Session | null = null;
 /** A model opened from a file (the Files section): a recur task, or an ONNX graph. */
 let opened: { kind: 'task'; name: string; task: Task<any> } | { kind: 'onnx'; model: OnnxModel } | null = null;
 
-async function init(threads: number): Promise<BackendInfo> {
+/** Whether the section models are built on WebGPU (the switch was on and the backend loaded). */
+let onGpu = false;
+
+async function init(threads: number, webgpu: boolean): Promise<BackendInfo> {
   if (backend) return backend;
   const be = await loadWasmBackend({ threads });
   setBackend('wasm');
   const stats = be.stats();
   backend = { name: 'wasm', threads: stats.threads, isolated: (self as unknown as { crossOriginIsolated?: boolean }).crossOriginIsolated === true, variant: stats.variant };
+  if (webgpu) {
+    try {
+      const a = (await loadWebGpuBackend()).adapter;
+      backend.gpu = { adapter: [a.vendor, a.architecture, a.description].filter(Boolean).join(' ') || 'unnamed adapter', software: a.software };
+      onGpu = true;
+    } catch (e) {
+      backend.gpu = { error: (e as Error).message };
+    }
+  }
   return backend;
+}
+
+/** The default backend while `fn` runs: WebGPU for the section models when the switch is on. */
+function onModelBackend<R>(fn: () => R): R {
+  if (!onGpu) return fn();
+  setBackend('webgpu');
+  try {
+    return fn();
+  } finally {
+    setBackend('wasm');
+  }
+}
+
+/**
+ * fn with the session's weights readable on the host: at once on wasm; on WebGPU on a host copy,
+ * taken between two training steps when training runs (the weights change during a step), at once
+ * when it does not.
+ */
+function onHost<R>(s: Session, fn: () => R): Promise<R> {
+  if (!onGpu) return Promise.resolve().then(fn);
+  const running = s.running;
+  if (!running || !s.trainer) return withHostWeights(s.task.model, fn);
+  const trainer = s.trainer;
+  return new Promise<R>((resolve, reject) => {
+    let done = false;
+    const run = (): void => {
+      if (done) return;
+      done = true;
+      try {
+        resolve(fn());
+      } catch (e) {
+        reject(e);
+      }
+    };
+    trainer.afterStepOnHost(run);
+    // training may stop before another step: then take the copy once it has
+    void running.then(() => {
+      if (!done) {
+        done = true;
+        withHostWeights(s.task.model, fn).then(resolve, reject);
+      }
+    });
+  });
 }
 
 // ---- building the tasks from the bundled data ---------------------------------------------------------
@@ -128,10 +189,13 @@ function start(s: Session, o: { lr: number; clipNorm: number; evalEvery: number 
   }
   const trainer = s.trainer;
   post({ type: 'state', running: true });
+  // on WebGPU the default backend is WebGPU while the fit runs: the task's steps make tensors there
+  if (onGpu) setBackend('webgpu');
   s.running = trainer
     .fit(s.train!, s.val ?? undefined)
     .then(() => undefined, (e: Error) => post({ type: 'log', message: `training stopped: ${e.message}`, error: true }))
     .finally(() => {
+      setBackend('wasm');
       s.running = null;
       post({ type: 'state', running: false, step: trainer.step });
     });
@@ -263,10 +327,10 @@ function runOpened(input: string): { output: string; probabilities?: { label: st
 async function handle(m: Request): Promise<unknown> {
   switch (m.type) {
     case 'init':
-      return init(m.threads);
+      return init(m.threads, m.webgpu);
     case 'build': {
       if (session) await pause(session);
-      session = build(m);
+      session = onModelBackend(() => build(m));
       return { params: session.task.model.parameters().reduce((n, p) => n + p.size, 0) };
     }
     case 'start':
@@ -276,32 +340,38 @@ async function handle(m: Request): Promise<unknown> {
       return pause(needSession());
     case 'sample': {
       const s = needSession('charlm');
-      return noGrad(() => sampleText(s.task as LMTask, m.prime, m.length, m.temperature, m.seed));
+      return onHost(s, () => noGrad(() => sampleText(s.task as LMTask, m.prime, m.length, m.temperature, m.seed)));
     }
-    case 'inspect':
-      return inspect(needSession('charlm').task as LMTask, m.text);
+    case 'inspect': {
+      const s = needSession('charlm');
+      return onHost(s, () => inspect(s.task as LMTask, m.text));
+    }
     case 'classify': {
-      const task = needSession('names').task as ClassificationTask;
-      const p = classifierProbabilities(task, [m.text])[0];
-      return task.config.labels.map((label, k) => ({ label, p: p[k] }));
+      const s = needSession('names');
+      const task = s.task as ClassificationTask;
+      return onHost(s, () => {
+        const p = classifierProbabilities(task, [m.text])[0];
+        return task.config.labels.map((label, k) => ({ label, p: p[k] }));
+      });
     }
     case 'generate': {
-      const task = needSession('namegen').task as NameGenTask;
-      const rng = new Rng(m.seed);
-      return task.sampleNames(Array.from({ length: m.count }, () => m.condition), { temperature: m.temperature, rng });
+      const s = needSession('namegen');
+      const task = s.task as NameGenTask;
+      return onHost(s, () => task.sampleNames(Array.from({ length: m.count }, () => m.condition), { temperature: m.temperature, rng: new Rng(m.seed) }));
     }
     case 'caption': {
-      const task = needSession('caption').task as CaptionTask;
+      const s = needSession('caption');
+      const task = s.task as CaptionTask;
       const S = task.model.config.imageSize;
-      return m.indices.map((index) => {
+      return onHost(s, () => m.indices.map((index) => {
         const sample = shapeSample(m.seed, index, { size: S });
         return { image: Array.from(sample.image), size: S, truth: sample.caption, predicted: task.predictImages([sample.image])[0] };
-      });
+      }));
     }
     case 'download': {
       const s = needSession();
       if (s.running) throw new Error('pause training before downloading');
-      const bytes = encodeTask(s.task);
+      const bytes = await onHost(s, () => encodeTask(s.task));
       return { bytes, name: `${taskNameOf(s.task.describe().config) ?? s.task.name}.safetensors` };
     }
     case 'diagnose':
