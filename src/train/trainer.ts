@@ -401,7 +401,11 @@ export class Trainer<B> {
     const count = r.count;
     if (typeof count !== 'number' || !Number.isFinite(count) || count < 0) throw new TypeError(`Trainer: task '${this.task.name}'.step returned count ${brief(count, "'")}; expected a number of tokens or samples >= 0`);
     // every value this step needs on the host is yielded (src/train/host-reads.ts): answered at
-    // once by fitSync, awaited by fit — so the same step runs on a backend read asynchronously
+    // once by fitSync, awaited by fit — so the same step runs on a backend read asynchronously.
+    // Backward is recorded before the loss is read: on a GPU the read then waits for the whole
+    // step's work at once, instead of stalling between forward and backward. (A non-finite loss
+    // makes non-finite gradients, but nothing is updated before the check below.)
+    backward(r.loss);
     const loss = (yield* values(r.loss))[0];
     if (!Number.isFinite(loss)) {
       // weights broken before this step (loaded or resumed so) are the cause to name, not the loss
@@ -409,7 +413,6 @@ export class Trainer<B> {
       checkFinite(loss, [], stepNo);
     }
     const lr = this.optimizer.lr;
-    backward(r.loss);
     const gn = yield* gradNormsReading(this.params);
     if (!Number.isFinite(gn.total)) {
       yield* checkFiniteReading(null, this.params, stepNo); // names the parameter
