@@ -1,7 +1,9 @@
 /**
  * The shared PyTorch parity suite: every fixture of scripts/make_fixtures.py, run on one backend in
- * one dtype. Like the kernel suite (./kernel-suite.ts), it is written once and run for every backend
- * in `PARITY_BACKENDS`; a new backend adds one entry there and nothing else.
+ * one dtype. Like the kernel suite (./kernel-suite.ts), it is written once and run for every backend:
+ * the CPU backends in test/torch.parity.test.ts (`PARITY_BACKENDS`: a new one adds an entry there),
+ * WebGPU in test/webgpu.node.test.ts and, bundled, in Chromium (test/webgpu.browser.test.ts). Values
+ * are read with `await tensor.data()`, which every backend has.
  *
  * - test/fixtures/torch_rnn.json: 2-layer RNN (tanh, relu), LSTM and GRU, uni/bidirectional, with
  *   and without lengths and initial state (float64 PyTorch). Each state_dict is loaded with the one

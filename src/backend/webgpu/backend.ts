@@ -118,8 +118,9 @@ export class WebGpuBackend implements Backend {
     return this.runtime.sync();
   }
 
-  private run(k: WgslKernel, f32: readonly Storage[], params: Record<string, number | boolean | readonly number[]>, invocations: number, i32?: readonly GPUBuffer[], wg = 256): void {
-    this.runtime.dispatch(k, { f32: f32.map((s) => buf(s).array.buffer), i32, params: k.pack(params), groups: Math.ceil(invocations / wg) });
+  /** One dispatch of k over `items` work items, `perGroup` to a workgroup (256 elements, or 1 row of a row kernel). */
+  private run(k: WgslKernel, f32: readonly Storage[], params: Record<string, number | boolean | readonly number[]>, items: number, i32?: readonly GPUBuffer[], perGroup = 256): void {
+    this.runtime.dispatch(k, { f32: f32.map((s) => buf(s).array.buffer), i32, params: k.pack(params), groups: Math.ceil(items / perGroup) });
   }
 
   private ints(a: Int32Array | null): GPUBuffer {
