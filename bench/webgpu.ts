@@ -8,6 +8,7 @@
  *   node --import tsx bench/webgpu.ts --torch         # also PyTorch (CUDA when it has it) on the same shape
  *   node --import tsx bench/webgpu.ts --gpu           # the one-shot GPU run: both shapes, WebGPU and
  *                                                     # PyTorch (cuDNN), the wasm backend on W1 only
+ *   ... --generic                                     # WebGPU without its fused forward steps
  *
  * Then batch-1 streaming: one step at a time with the state carried and the output read back.
  * In Node the adapter comes from the `webgpu` package (Dawn); on a machine without a GPU that is a
@@ -83,8 +84,9 @@ async function streamUs({ I, H, L }: Shape, be: Backend, label: string): Promise
 const wasm = await createWasmBackend({ threads: 2 });
 registerBackend(wasm);
 const gpu = await loadWebGpuBackend({ gpu: create([]) });
+gpu.fusedSteps = !process.argv.includes('--generic');
 const a = gpu.adapter;
-const gpuLabel = `recur-webgpu (${[a.vendor, a.architecture, a.description].filter(Boolean).join(' ')}${a.software ? ' — a software adapter, not a GPU figure' : ''})`;
+const gpuLabel = `recur-webgpu${gpu.fusedSteps ? '' : ' generic loop'} (${[a.vendor, a.architecture, a.description].filter(Boolean).join(' ')}${a.software ? ' — a software adapter, not a GPU figure' : ''})`;
 for (const sh of shapes) {
   const { T, B, I, H, L } = sh;
   console.log(`${sh.name}: LSTM T ${T}, B ${B}, I ${I}, H ${H}, ${L} layer(s), forward + backward; streaming at batch 1`);

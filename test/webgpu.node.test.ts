@@ -22,6 +22,7 @@ import { runKernelSuite } from './helpers/kernel-suite.ts';
 import { runParitySuite } from './helpers/parity-suite.ts';
 import { runTrainParity } from './helpers/train-parity.ts';
 import { runRecurrentVsReference } from './helpers/recurrent-vs-reference.ts';
+import { runFusedStepsCheck } from './helpers/fused-steps.ts';
 import { createWasmBackend } from '../src/backend/wasm/index.ts';
 import { registerBackend } from '../src/backend/registry.ts';
 
@@ -73,3 +74,5 @@ describe('webgpu: moving models and the command line', () => {
     assert.match(resumed, /step limit reached: 6 steps/);
   });
 });
+
+runFusedStepsCheck(be, label);

@@ -10,6 +10,7 @@ import { runKernelSuite } from '../helpers/kernel-suite.ts';
 import { runParitySuite } from '../helpers/parity-suite.ts';
 import { runTrainParity } from '../helpers/train-parity.ts';
 import { runRecurrentVsReference } from '../helpers/recurrent-vs-reference.ts';
+import { runFusedStepsCheck } from '../helpers/fused-steps.ts';
 import { getBackend } from '../../src/backend/registry.ts';
 import { runCollected, type CollectedResult } from './node-test-shim.ts';
 
@@ -24,6 +25,7 @@ async function main(): Promise<WebGpuPageResult> {
   runKernelSuite(be, 'float32', { label });
   runParitySuite(be, 'float32', label);
   runRecurrentVsReference(be, label);
+  runFusedStepsCheck(be, label);
   runTrainParity(be, getBackend('js'), label);
   const results = await runCollected();
   return { ok: true, adapter: be.adapter, results, ms: Math.round(performance.now() - t0) };

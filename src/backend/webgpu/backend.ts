@@ -11,8 +11,8 @@
  * float64, and this backend is compared with it).
  */
 import {
-  type Activation, type Backend, BackendError, type BinaryOp, type CellStep, type Data, type DType,
-  type Storage, type UnaryOp,
+  type Activation, type Backend, BackendError, type BinaryOp, type CellStep, type Data, type DirectionWeights, type DirectionWorkspace,
+  type DType, type FusedStepKernel, type LayerDims, type Storage, type UnaryOp, stepOffsets,
 } from '../interface.ts';
 import { shapeSize, shapeStrides } from '../../util/shape.ts';
 import * as kernels from './kernels.ts';
@@ -40,6 +40,12 @@ export class WebGpuBackend implements Backend {
   private readonly registry: FinalizationRegistry<GpuArray>;
   /** An int32 buffer bound where a kernel's optional int input is absent (lengths = null). */
   private readonly noInts: GPUBuffer;
+
+  /**
+   * Run each recurrent forward step as one fused dispatch (default true); false runs the generic
+   * loop's GEMM and cell kernel per step, which the fused steps must equal (the tests compare).
+   */
+  fusedSteps = true;
 
   constructor(readonly runtime: GpuRuntime, readonly adapter: WebGpuAdapterInfo) {
     this.registry = new FinalizationRegistry((a) => runtime.releaseBuffer(a));
@@ -366,6 +372,34 @@ export class WebGpuBackend implements Backend {
     this.run(kernels.gruCellBackward, [gates, gh, hPrev, dh, dy ?? dh, dgx, dgh, dhPrev], { ...c, gOff, ghOff, hPrevOff, dhOff, hasDy: dy !== null, dyOff, dyStride, dgxOff, dghOff, dhPrevOff }, c.n, [lengths]);
   }
 
+  // ---- a direction's time loop: one dispatch per step ------------------------------------------------------------
+
+  /**
+   * The forward time loop with the recurrent product fused into each step's cell kernel (one
+   * dispatch per step instead of a GEMM and a cell kernel): the same results as the generic loop,
+   * bit for bit (the kernels sum in the GEMM's order; test/webgpu.node.test.ts compares them).
+   * Backward declines: the generic loop runs it (a GEMM and a cell kernel per step).
+   */
+  recurrentForward(kernel: FusedStepKernel, dims: LayerDims, w: DirectionWeights, ws: DirectionWorkspace, y: Storage | null, yCol: number, yStride: number): boolean {
+    if (!this.fusedSteps || !FUSED.has(kernel)) return false;
+    const { T, B, H } = dims;
+    const lengths = this.ints(dims.lengths === null ? null : dims.lengths.subarray(0, B));
+    const n = B * H;
+    for (let s = 0; s < T; s++) {
+      const t = ws.reverse ? T - 1 - s : s;
+      const { prev, next, gates } = stepOffsets(dims, ws.reverse, t);
+      const common = { n, H, t, hasLen: dims.lengths !== null, hPrevOff: prev, hOff: next, hasY: y !== null, yOff: t * B * yStride + yCol, yStride };
+      if (kernel === 'lstm') {
+        this.run(kernels.lstmStep, [ws.gx, ws.hs, ws.cs!, ws.cs!, ws.hs, y ?? ws.hs, w.wHh], { ...common, gOff: gates, cPrevOff: prev, cOff: next }, n, [lengths]);
+      } else if (kernel === 'gru') {
+        this.run(kernels.gruStep, [ws.gx, ws.gh!, ws.hs, ws.hs, y ?? ws.hs, w.bHh ?? ws.hs, w.wHh], { ...common, gxOff: gates, ghOff: gates, hasBias: w.bHh !== null }, n, [lengths]);
+      } else {
+        this.run(kernels.rnnStep, [ws.gx, ws.hs, ws.hs, y ?? ws.hs, w.wHh], { ...common, relu: kernel === 'rnnRelu', gOff: gates }, n, [lengths]);
+      }
+    }
+    return true;
+  }
+
   // ---- optimizer -------------------------------------------------------------------------------------------------
 
   adamUpdate(n: number, p: Storage, g: Storage, m: Storage, v: Storage, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, decoupled: boolean, step: number): void {
@@ -376,6 +410,9 @@ export class WebGpuBackend implements Backend {
     }, n);
   }
 }
+
+/** The cell kinds with a fused step kernel. */
+const FUSED: ReadonlySet<string> = new Set<FusedStepKernel>(['rnnTanh', 'rnnRelu', 'lstm', 'gru']);
 
 function buf(s: Storage): WebGpuStorage {
   if (!(s instanceof WebGpuStorage)) throw new BackendError(`webgpu backend: storage of backend '${s.backend.name}' passed to the webgpu backend`);

@@ -316,7 +316,8 @@ const CELL = /* wgsl */ `
   let off = hasLen != 0u && i32(t) >= lengths[b];`;
 const CELL_PARAMS = ['H', 't', 'hasLen'] as const;
 
-export const rnnCellForward = map('rnnCellForward', ['pre', 'hPrev', 'h', 'y'], [...CELL_PARAMS, 'relu', 'gOff', 'hPrevOff', 'hOff', 'hasY', 'yOff', 'yStride'], /* wgsl */ `${CELL}
+/** The rnnCellForward math after CELL (shared with the fused step below). */
+const RNN_FORWARD = /* wgsl */ `
   var v: f32;
   if (off) { v = hPrev[hPrevOff + i]; }
   else {
@@ -324,7 +325,8 @@ export const rnnCellForward = map('rnnCellForward', ['pre', 'hPrev', 'h', 'y'], 
     v = select(tanh_(a), select(0.0, a, a > 0.0), relu != 0u);
   }
   h[hOff + i] = v;
-  if (hasY != 0u) { y[yOff + b * yStride + j] = select(v, 0.0, off); }`, ['lengths']);
+  if (hasY != 0u) { y[yOff + b * yStride + j] = select(v, 0.0, off); }`;
+export const rnnCellForward = map('rnnCellForward', ['pre', 'hPrev', 'h', 'y'], [...CELL_PARAMS, 'relu', 'gOff', 'hPrevOff', 'hOff', 'hasY', 'yOff', 'yStride'], `${CELL}${RNN_FORWARD}`, ['lengths']);
 
 export const rnnCellBackward = map('rnnCellBackward', ['h', 'dh', 'dy', 'dpre', 'dhPrev'], [...CELL_PARAMS, 'relu', 'hOff', 'dhOff', 'hasDy', 'dyOff', 'dyStride', 'gOff', 'dhPrevOff'], /* wgsl */ `${CELL}
   if (off) {
@@ -337,7 +339,8 @@ export const rnnCellBackward = map('rnnCellBackward', ['h', 'dh', 'dy', 'dpre', 
   if (hasDy != 0u) { g = g + dy[dyOff + b * dyStride + j]; }
   dpre[gOff + i] = select(g * (1.0 - hv * hv), select(0.0, g, hv > 0.0), relu != 0u);`, ['lengths']);
 
-export const lstmCellForward = map('lstmCellForward', ['gates', 'hPrev', 'cPrev', 'c', 'h', 'y'], [...CELL_PARAMS, 'gOff', 'hPrevOff', 'cPrevOff', 'cOff', 'hOff', 'hasY', 'yOff', 'yStride'], /* wgsl */ `${CELL}
+/** The lstmCellForward math after CELL (shared with the fused step below). */
+const LSTM_FORWARD = /* wgsl */ `
   let g0 = gOff + b * 4u * H + j;
   let gi = sigmoid(gates[g0]);
   let gf = sigmoid(gates[g0 + H]);
@@ -357,7 +360,8 @@ export const lstmCellForward = map('lstmCellForward', ['gates', 'hPrev', 'cPrev'
   c[cOff + i] = cv;
   let hv = go * tanh_(cv);
   h[hOff + i] = hv;
-  if (hasY != 0u) { y[yOff + b * yStride + j] = hv; }`, ['lengths']);
+  if (hasY != 0u) { y[yOff + b * yStride + j] = hv; }`;
+export const lstmCellForward = map('lstmCellForward', ['gates', 'hPrev', 'cPrev', 'c', 'h', 'y'], [...CELL_PARAMS, 'gOff', 'hPrevOff', 'cPrevOff', 'cOff', 'hOff', 'hasY', 'yOff', 'yStride'], `${CELL}${LSTM_FORWARD}`, ['lengths']);
 
 export const lstmCellBackward = map('lstmCellBackward', ['gates', 'cPrev', 'c', 'dh', 'dy', 'dc', 'dgates', 'dcPrev', 'dhPrev'], [...CELL_PARAMS, 'gOff', 'cPrevOff', 'cOff', 'dhOff', 'hasDy', 'dyOff', 'dyStride', 'dcOff', 'dgOff', 'dcPrevOff', 'dhPrevOff'], /* wgsl */ `${CELL}
   let d0 = dgOff + b * 4u * H + j;
@@ -385,7 +389,8 @@ export const lstmCellBackward = map('lstmCellBackward', ['gates', 'cPrev', 'c', 
   dgates[d0 + 2u * H] = dcv * gi * (1.0 - gg * gg);
   dgates[d0 + 3u * H] = dhv * tc * go * (1.0 - go);`, ['lengths']);
 
-export const gruCellForward = map('gruCellForward', ['gx', 'gh', 'hPrev', 'h', 'y'], [...CELL_PARAMS, 'gxOff', 'ghOff', 'hPrevOff', 'hOff', 'hasY', 'yOff', 'yStride'], /* wgsl */ `${CELL}
+/** The gruCellForward math after CELL (shared with the fused step below). */
+const GRU_FORWARD = /* wgsl */ `
   let x0 = gxOff + b * 3u * H + j;
   let h0 = ghOff + b * 3u * H + j;
   let r = sigmoid(gx[x0] + gh[h0]);
@@ -398,7 +403,8 @@ export const gruCellForward = map('gruCellForward', ['gx', 'gh', 'hPrev', 'h', '
   var v = hp;
   if (!off) { v = (1.0 - z) * nn + z * hp; }
   h[hOff + i] = v;
-  if (hasY != 0u) { y[yOff + b * yStride + j] = select(v, 0.0, off); }`, ['lengths']);
+  if (hasY != 0u) { y[yOff + b * yStride + j] = select(v, 0.0, off); }`;
+export const gruCellForward = map('gruCellForward', ['gx', 'gh', 'hPrev', 'h', 'y'], [...CELL_PARAMS, 'gxOff', 'ghOff', 'hPrevOff', 'hOff', 'hasY', 'yOff', 'yStride'], `${CELL}${GRU_FORWARD}`, ['lengths']);
 
 export const gruCellBackward = map('gruCellBackward', ['gates', 'gh', 'hPrev', 'dh', 'dy', 'dgx', 'dgh', 'dhPrev'], [...CELL_PARAMS, 'gOff', 'ghOff', 'hPrevOff', 'dhOff', 'hasDy', 'dyOff', 'dyStride', 'dgxOff', 'dghOff', 'dhPrevOff'], /* wgsl */ `${CELL}
   let x0 = dgxOff + b * 3u * H + j;
@@ -519,3 +525,48 @@ var<workgroup> tB: array<f32, ${TILE * DEPTH}>;`,
     }
   }`,
 });
+
+// ---- fused time steps: the recurrent product and the cell in one dispatch -----------------------------
+
+/**
+ * Σ_k h_{t−1}[b, k] · W_hh[g·H + j, k] for gate block g of unit j, k in order: the GEMM's order for
+ * that element (its 16-deep slices run in order, each in order), so a fused step gives the generic
+ * loop's results exactly (tested).
+ */
+const RECURRENT_DOT = /* wgsl */ `
+fn recurrentDot(b: u32, row: u32, H: u32, prev: u32) -> f32 {
+  var acc = 0.0;
+  for (var k = 0u; k < H; k++) { acc = acc + hPrev[prev + b * H + k] * wHh[row * H + k]; }
+  return acc;
+}`;
+
+/**
+ * One recurrent step as one dispatch, one invocation per (row b, unit j): the invocation adds
+ * h_{t−1}·W_hhᵀ into its own gate pre-activations (what the per-step GEMM does), then runs the
+ * cell kernel's math on them. Unit j's gates are read and written by its invocation only, and
+ * h_{t−1} (read whole) and h_t (written) are different blocks of the state workspace, so no
+ * invocation waits for another within a step; steps are ordered by the dispatches.
+ */
+function fusedStep(name: string, f32: readonly string[], params: readonly string[], prefix: string, cellBody: string): WgslKernel {
+  return new WgslKernel({
+    name, f32: [...f32, 'wHh'], i32: ['lengths'], params: ['n', ...CELL_PARAMS, ...params], module: RECURRENT_DOT,
+    body: `  if (gid >= n) { return; }\n  let i = gid;\n${CELL}\n${prefix}${cellBody}`,
+  });
+}
+
+export const rnnStep = fusedStep('rnnStep', ['pre', 'hPrev', 'h', 'y'], ['relu', 'gOff', 'hPrevOff', 'hOff', 'hasY', 'yOff', 'yStride'], /* wgsl */ `
+  pre[gOff + i] = recurrentDot(b, j, H, hPrevOff) + pre[gOff + i];`, RNN_FORWARD);
+
+export const lstmStep = fusedStep('lstmStep', ['gates', 'hPrev', 'cPrev', 'c', 'h', 'y'], ['gOff', 'hPrevOff', 'cPrevOff', 'cOff', 'hOff', 'hasY', 'yOff', 'yStride'], /* wgsl */ `
+  for (var g = 0u; g < 4u; g++) {
+    let at = gOff + b * 4u * H + g * H + j;
+    gates[at] = recurrentDot(b, g * H + j, H, hPrevOff) + gates[at];
+  }`, LSTM_FORWARD);
+
+/** GRU keeps the recurrent products apart (gh = h·W_hhᵀ + b_hh): the reset gate scales gh_n alone. */
+export const gruStep = fusedStep('gruStep', ['gx', 'gh', 'hPrev', 'h', 'y', 'bHh'], ['gxOff', 'ghOff', 'hPrevOff', 'hOff', 'hasY', 'yOff', 'yStride', 'hasBias'], /* wgsl */ `
+  for (var g = 0u; g < 3u; g++) {
+    var v = recurrentDot(b, g * H + j, H, hPrevOff);
+    if (hasBias != 0u) { v = v + bHh[g * H + j]; }
+    gh[ghOff + b * 3u * H + g * H + j] = v;
+  }`, GRU_FORWARD);
