@@ -11,7 +11,7 @@
  * float64, and this backend is compared with it).
  */
 import {
-  type Activation, type Backend, BackendError, type BinaryOp, type CellStep, type Data, type DirectionWeights, type DirectionWorkspace,
+  type Activation, type Backend, BackendError, type BackwardScratch, type BinaryOp, type CellStep, type Data, type DirectionWeights, type DirectionWorkspace,
   type DType, type FusedStepKernel, type LayerDims, type Storage, type UnaryOp, stepOffsets,
 } from '../interface.ts';
 import { shapeSize, shapeStrides } from '../../util/shape.ts';
@@ -42,8 +42,9 @@ export class WebGpuBackend implements Backend {
   private readonly noInts: GPUBuffer;
 
   /**
-   * Run each recurrent forward step as one fused dispatch (default true); false runs the generic
-   * loop's GEMM and cell kernel per step, which the fused steps must equal (the tests compare).
+   * Run each recurrent step, forward and backward, as one fused dispatch (default true); false runs
+   * the generic loop's GEMM and cell kernel per step, which the fused steps must equal (the tests
+   * compare).
    */
   fusedSteps = true;
 
@@ -377,8 +378,7 @@ export class WebGpuBackend implements Backend {
   /**
    * The forward time loop with the recurrent product fused into each step's cell kernel (one
    * dispatch per step instead of a GEMM and a cell kernel): the same results as the generic loop,
-   * bit for bit (the kernels sum in the GEMM's order; test/webgpu.node.test.ts compares them).
-   * Backward declines: the generic loop runs it (a GEMM and a cell kernel per step).
+   * bit for bit (the kernels sum in the GEMM's order; test/helpers/fused-steps.ts compares them).
    */
   recurrentForward(kernel: FusedStepKernel, dims: LayerDims, w: DirectionWeights, ws: DirectionWorkspace, y: Storage | null, yCol: number, yStride: number): boolean {
     if (!this.fusedSteps || !FUSED.has(kernel)) return false;
@@ -396,6 +396,33 @@ export class WebGpuBackend implements Backend {
       } else {
         this.run(kernels.rnnStep, [ws.gx, ws.hs, ws.hs, y ?? ws.hs, w.wHh], { ...common, relu: kernel === 'rnnRelu', gOff: gates }, n, [lengths]);
       }
+    }
+    return true;
+  }
+
+  /**
+   * The backward time loop with each step's cell backward and dh_{t−1} += dG·W_hh in one dispatch
+   * (a workgroup per batch row), the generic loop's results bit for bit; the ping-pong buffers of sc
+   * swap as in the generic loop.
+   */
+  recurrentBackward(kernel: FusedStepKernel, dims: LayerDims, w: DirectionWeights, ws: DirectionWorkspace, sc: BackwardScratch, dy: Storage | null, dyCol: number, dyStride: number): boolean {
+    if (!this.fusedSteps || !FUSED.has(kernel)) return false;
+    const { T, B, H } = dims;
+    const lengths = this.ints(dims.lengths === null ? null : dims.lengths.subarray(0, B));
+    for (let s = T - 1; s >= 0; s--) {
+      const t = ws.reverse ? T - 1 - s : s;
+      const { prev, next, gates } = stepOffsets(dims, ws.reverse, t);
+      const common = { B, H, t, hasLen: dims.lengths !== null, dhOff: 0, hasDy: dy !== null, dyOff: t * B * dyStride + dyCol, dyStride, dhPrevOff: 0 };
+      const dyS = dy ?? sc.dh;
+      if (kernel === 'lstm') {
+        this.run(kernels.lstmBackStep, [ws.gx, ws.cs!, ws.cs!, sc.dh, dyS, sc.dc!, sc.dgx, sc.dcPrev!, sc.dhPrev, w.wHh], { ...common, gOff: gates, cPrevOff: prev, cOff: next, dcOff: 0, dgOff: gates, dcPrevOff: 0 }, B, [lengths], 1);
+      } else if (kernel === 'gru') {
+        this.run(kernels.gruBackStep, [ws.gx, ws.gh!, ws.hs, sc.dh, dyS, sc.dgx, sc.dgh, sc.dhPrev, w.wHh], { ...common, gOff: gates, ghOff: gates, hPrevOff: prev, dgxOff: gates, dghOff: gates }, B, [lengths], 1);
+      } else {
+        this.run(kernels.rnnBackStep, [ws.hs, sc.dh, dyS, sc.dgx, sc.dhPrev, w.wHh], { ...common, relu: kernel === 'rnnRelu', hOff: next, gOff: gates }, B, [lengths], 1);
+      }
+      [sc.dh, sc.dhPrev] = [sc.dhPrev, sc.dh];
+      if (sc.dc && sc.dcPrev) [sc.dc, sc.dcPrev] = [sc.dcPrev, sc.dc];
     }
     return true;
   }

@@ -328,7 +328,8 @@ const RNN_FORWARD = /* wgsl */ `
   if (hasY != 0u) { y[yOff + b * yStride + j] = select(v, 0.0, off); }`;
 export const rnnCellForward = map('rnnCellForward', ['pre', 'hPrev', 'h', 'y'], [...CELL_PARAMS, 'relu', 'gOff', 'hPrevOff', 'hOff', 'hasY', 'yOff', 'yStride'], `${CELL}${RNN_FORWARD}`, ['lengths']);
 
-export const rnnCellBackward = map('rnnCellBackward', ['h', 'dh', 'dy', 'dpre', 'dhPrev'], [...CELL_PARAMS, 'relu', 'hOff', 'dhOff', 'hasDy', 'dyOff', 'dyStride', 'gOff', 'dhPrevOff'], /* wgsl */ `${CELL}
+/** The rnnCellBackward math after CELL (shared with the fused step below). */
+const RNN_BACKWARD = /* wgsl */ `
   if (off) {
     dpre[gOff + i] = 0.0;
     dhPrev[dhPrevOff + i] = dhPrev[dhPrevOff + i] + dh[dhOff + i];
@@ -337,7 +338,8 @@ export const rnnCellBackward = map('rnnCellBackward', ['h', 'dh', 'dy', 'dpre', 
   let hv = h[hOff + i];
   var g = dh[dhOff + i];
   if (hasDy != 0u) { g = g + dy[dyOff + b * dyStride + j]; }
-  dpre[gOff + i] = select(g * (1.0 - hv * hv), select(0.0, g, hv > 0.0), relu != 0u);`, ['lengths']);
+  dpre[gOff + i] = select(g * (1.0 - hv * hv), select(0.0, g, hv > 0.0), relu != 0u);`;
+export const rnnCellBackward = map('rnnCellBackward', ['h', 'dh', 'dy', 'dpre', 'dhPrev'], [...CELL_PARAMS, 'relu', 'hOff', 'dhOff', 'hasDy', 'dyOff', 'dyStride', 'gOff', 'dhPrevOff'], `${CELL}${RNN_BACKWARD}`, ['lengths']);
 
 /** The lstmCellForward math after CELL (shared with the fused step below). */
 const LSTM_FORWARD = /* wgsl */ `
@@ -363,7 +365,8 @@ const LSTM_FORWARD = /* wgsl */ `
   if (hasY != 0u) { y[yOff + b * yStride + j] = hv; }`;
 export const lstmCellForward = map('lstmCellForward', ['gates', 'hPrev', 'cPrev', 'c', 'h', 'y'], [...CELL_PARAMS, 'gOff', 'hPrevOff', 'cPrevOff', 'cOff', 'hOff', 'hasY', 'yOff', 'yStride'], `${CELL}${LSTM_FORWARD}`, ['lengths']);
 
-export const lstmCellBackward = map('lstmCellBackward', ['gates', 'cPrev', 'c', 'dh', 'dy', 'dc', 'dgates', 'dcPrev', 'dhPrev'], [...CELL_PARAMS, 'gOff', 'cPrevOff', 'cOff', 'dhOff', 'hasDy', 'dyOff', 'dyStride', 'dcOff', 'dgOff', 'dcPrevOff', 'dhPrevOff'], /* wgsl */ `${CELL}
+/** The lstmCellBackward math after CELL (shared with the fused step below). */
+const LSTM_BACKWARD = /* wgsl */ `
   let d0 = dgOff + b * 4u * H + j;
   if (off) {
     dgates[d0] = 0.0;
@@ -387,7 +390,8 @@ export const lstmCellBackward = map('lstmCellBackward', ['gates', 'cPrev', 'c', 
   dgates[d0] = dcv * gg * gi * (1.0 - gi);
   dgates[d0 + H] = dcv * cPrev[cPrevOff + i] * gf * (1.0 - gf);
   dgates[d0 + 2u * H] = dcv * gi * (1.0 - gg * gg);
-  dgates[d0 + 3u * H] = dhv * tc * go * (1.0 - go);`, ['lengths']);
+  dgates[d0 + 3u * H] = dhv * tc * go * (1.0 - go);`;
+export const lstmCellBackward = map('lstmCellBackward', ['gates', 'cPrev', 'c', 'dh', 'dy', 'dc', 'dgates', 'dcPrev', 'dhPrev'], [...CELL_PARAMS, 'gOff', 'cPrevOff', 'cOff', 'dhOff', 'hasDy', 'dyOff', 'dyStride', 'dcOff', 'dgOff', 'dcPrevOff', 'dhPrevOff'], `${CELL}${LSTM_BACKWARD}`, ['lengths']);
 
 /** The gruCellForward math after CELL (shared with the fused step below). */
 const GRU_FORWARD = /* wgsl */ `
@@ -406,7 +410,8 @@ const GRU_FORWARD = /* wgsl */ `
   if (hasY != 0u) { y[yOff + b * yStride + j] = select(v, 0.0, off); }`;
 export const gruCellForward = map('gruCellForward', ['gx', 'gh', 'hPrev', 'h', 'y'], [...CELL_PARAMS, 'gxOff', 'ghOff', 'hPrevOff', 'hOff', 'hasY', 'yOff', 'yStride'], `${CELL}${GRU_FORWARD}`, ['lengths']);
 
-export const gruCellBackward = map('gruCellBackward', ['gates', 'gh', 'hPrev', 'dh', 'dy', 'dgx', 'dgh', 'dhPrev'], [...CELL_PARAMS, 'gOff', 'ghOff', 'hPrevOff', 'dhOff', 'hasDy', 'dyOff', 'dyStride', 'dgxOff', 'dghOff', 'dhPrevOff'], /* wgsl */ `${CELL}
+/** The gruCellBackward math after CELL (shared with the fused step below). */
+const GRU_BACKWARD = /* wgsl */ `
   let x0 = dgxOff + b * 3u * H + j;
   let y0 = dghOff + b * 3u * H + j;
   if (off) {
@@ -437,7 +442,8 @@ export const gruCellBackward = map('gruCellBackward', ['gates', 'gh', 'hPrev', '
   dgx[x0 + 2u * H] = dan;
   dgh[y0] = dar;
   dgh[y0 + H] = daz;
-  dgh[y0 + 2u * H] = dan * r;`, ['lengths']);
+  dgh[y0 + 2u * H] = dan * r;`;
+export const gruCellBackward = map('gruCellBackward', ['gates', 'gh', 'hPrev', 'dh', 'dy', 'dgx', 'dgh', 'dhPrev'], [...CELL_PARAMS, 'gOff', 'ghOff', 'hPrevOff', 'dhOff', 'hasDy', 'dyOff', 'dyStride', 'dgxOff', 'dghOff', 'dhPrevOff'], `${CELL}${GRU_BACKWARD}`, ['lengths']);
 
 // ---- optimizer ---------------------------------------------------------------------------------------
 
@@ -570,3 +576,38 @@ export const gruStep = fusedStep('gruStep', ['gx', 'gh', 'hPrev', 'h', 'y', 'bHh
     if (hasBias != 0u) { v = v + bHh[g * H + j]; }
     gh[ghOff + b * 3u * H + g * H + j] = v;
   }`, GRU_FORWARD);
+
+/**
+ * One backward step as one dispatch, one 64-wide workgroup per row b: first the cell's backward
+ * math for each unit of the row (dhPrev zeroed first, as the generic loop fills it), then — once
+ * the row's gate gradients are written (a storage barrier: the workgroup is the only reader) —
+ * dhPrev[b, k] += Σ_g dG[b, g]·W_hh[g, k], summed in the GEMM's order. Rows are independent, so
+ * no grid-wide barrier is needed. The cell body's early `return` for a masked row becomes
+ * `continue` (next unit).
+ */
+function fusedBackStep(name: string, f32: readonly string[], params: readonly string[], cellBody: string, dG: string, dGOff: string, G: number): WgslKernel {
+  return new WgslKernel({
+    name, f32: [...f32, 'wHh'], i32: ['lengths'], params: ['B', ...CELL_PARAMS, ...params], wg: ROW_WG,
+    body: /* wgsl */ `
+  let row = group;
+  if (row >= B) { return; }
+  for (var unit = lid; unit < H; unit += WG) {
+    let i = row * H + unit;
+    dhPrev[dhPrevOff + i] = 0.0;
+${CELL}
+${cellBody.replaceAll('return;', 'continue;')}
+  }
+  storageBarrier();
+  workgroupBarrier();
+  for (var k = lid; k < H; k += WG) {
+    var acc = 0.0;
+    let base = ${dGOff} + row * ${G}u * H;
+    for (var g = 0u; g < ${G}u * H; g++) { acc = acc + ${dG}[base + g] * wHh[g * H + k]; }
+    dhPrev[dhPrevOff + row * H + k] = acc + dhPrev[dhPrevOff + row * H + k];
+  }`,
+  });
+}
+
+export const rnnBackStep = fusedBackStep('rnnBackStep', ['h', 'dh', 'dy', 'dpre', 'dhPrev'], ['relu', 'hOff', 'dhOff', 'hasDy', 'dyOff', 'dyStride', 'gOff', 'dhPrevOff'], RNN_BACKWARD, 'dpre', 'gOff', 1);
+export const lstmBackStep = fusedBackStep('lstmBackStep', ['gates', 'cPrev', 'c', 'dh', 'dy', 'dc', 'dgates', 'dcPrev', 'dhPrev'], ['gOff', 'cPrevOff', 'cOff', 'dhOff', 'hasDy', 'dyOff', 'dyStride', 'dcOff', 'dgOff', 'dcPrevOff', 'dhPrevOff'], LSTM_BACKWARD, 'dgates', 'dgOff', 4);
+export const gruBackStep = fusedBackStep('gruBackStep', ['gates', 'gh', 'hPrev', 'dh', 'dy', 'dgx', 'dgh', 'dhPrev'], ['gOff', 'ghOff', 'hPrevOff', 'dhOff', 'hasDy', 'dyOff', 'dyStride', 'dgxOff', 'dghOff', 'dhPrevOff'], GRU_BACKWARD, 'dgh', 'dghOff', 3);
