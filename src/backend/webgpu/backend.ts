@@ -42,9 +42,9 @@ export class WebGpuBackend implements Backend {
   private readonly noInts: GPUBuffer;
 
   /**
-   * Run each recurrent step, forward and backward, as one fused dispatch (default true); false runs
-   * the generic loop's GEMM and cell kernel per step, which the fused steps must equal (the tests
-   * compare).
+   * Run each recurrent step, forward and backward, as one fused dispatch at small batches (default
+   * true; see fuses()); false always runs the generic loop's GEMM and cell kernel per step, which the
+   * fused steps must equal (the tests compare).
    */
   fusedSteps = true;
 
@@ -376,12 +376,23 @@ export class WebGpuBackend implements Backend {
   // ---- a direction's time loop: one dispatch per step ------------------------------------------------------------
 
   /**
+   * Whether a layer's steps run fused. A fused step reads W_hh once per batch row (each invocation
+   * its own rows of it), where the tiled GEMM reads it once per 64 rows: fusing pays where the
+   * per-step dispatches cost more than that, at small batches — batch-1 streaming ran 1.8× faster
+   * fused on lavapipe, and W1's training step (B 32) no faster. The bound is that measurement's;
+   * a GPU's crossover is still to be measured (bench/webgpu.ts --gpu, with and without --generic).
+   */
+  private fuses(kernel: FusedStepKernel, dims: LayerDims): boolean {
+    return this.fusedSteps && FUSED.has(kernel) && dims.B <= FUSED_MAX_BATCH;
+  }
+
+  /**
    * The forward time loop with the recurrent product fused into each step's cell kernel (one
    * dispatch per step instead of a GEMM and a cell kernel): the same results as the generic loop,
    * bit for bit (the kernels sum in the GEMM's order; test/helpers/fused-steps.ts compares them).
    */
   recurrentForward(kernel: FusedStepKernel, dims: LayerDims, w: DirectionWeights, ws: DirectionWorkspace, y: Storage | null, yCol: number, yStride: number): boolean {
-    if (!this.fusedSteps || !FUSED.has(kernel)) return false;
+    if (!this.fuses(kernel, dims)) return false;
     const { T, B, H } = dims;
     const lengths = this.ints(dims.lengths === null ? null : dims.lengths.subarray(0, B));
     const n = B * H;
@@ -406,7 +417,7 @@ export class WebGpuBackend implements Backend {
    * swap as in the generic loop.
    */
   recurrentBackward(kernel: FusedStepKernel, dims: LayerDims, w: DirectionWeights, ws: DirectionWorkspace, sc: BackwardScratch, dy: Storage | null, dyCol: number, dyStride: number): boolean {
-    if (!this.fusedSteps || !FUSED.has(kernel)) return false;
+    if (!this.fuses(kernel, dims)) return false;
     const { T, B, H } = dims;
     const lengths = this.ints(dims.lengths === null ? null : dims.lengths.subarray(0, B));
     for (let s = T - 1; s >= 0; s--) {
@@ -440,6 +451,8 @@ export class WebGpuBackend implements Backend {
 
 /** The cell kinds with a fused step kernel. */
 const FUSED: ReadonlySet<string> = new Set<FusedStepKernel>(['rnnTanh', 'rnnRelu', 'lstm', 'gru']);
+/** The largest batch whose steps run fused (see fuses()). */
+const FUSED_MAX_BATCH = 8;
 
 function buf(s: Storage): WebGpuStorage {
   if (!(s instanceof WebGpuStorage)) throw new BackendError(`webgpu backend: storage of backend '${s.backend.name}' passed to the webgpu backend`);
