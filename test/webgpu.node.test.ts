@@ -15,9 +15,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { create } from 'webgpu';
 
-import { LSTM, Rng, backward, getBackend, setBackend, sum, tensor, type Tensor } from '../src/index.ts';
+import { LSTM, Rng, Tensor, backward, getBackend, setBackend, sum, tensor } from '../src/index.ts';
 
-import { loadWebGpuBackend } from '../src/backend/webgpu/index.ts';
+import { createWebGpuBackend, loadWebGpuBackend } from '../src/backend/webgpu/index.ts';
 import { runKernelSuite } from './helpers/kernel-suite.ts';
 import { runParitySuite } from './helpers/parity-suite.ts';
 import { runTrainParity } from './helpers/train-parity.ts';
@@ -76,3 +76,22 @@ describe('webgpu: moving models and the command line', () => {
 });
 
 runFusedStepsCheck(be, label);
+
+describe('webgpu: loading', () => {
+  test('bad options and a missing WebGPU are refused with the reason', async () => {
+    await assert.rejects(createWebGpuBackend({ threads: 2 } as never), /unknown option 'threads'/);
+    await assert.rejects(createWebGpuBackend({ gpu: {} as never }), /requestAdapter/);
+    await assert.rejects(createWebGpuBackend({ powerPreference: 'fast' as never }), /'low-power' or 'high-performance'/);
+    // Node has no navigator.gpu: the reason names the way in
+    await assert.rejects(createWebGpuBackend(), (e: Error) => e.name === 'BackendError' && /no WebGPU.*'webgpu' package/.test(e.message));
+    await assert.rejects(createWebGpuBackend({ gpu: { requestAdapter: async () => null } }), /no WebGPU adapter/);
+  });
+
+  test('float64 is refused by name; synchronous reads say to await data()', () => {
+    assert.throws(() => be.alloc(3, 'float64'), /only float32/);
+    const t = be.fromArray([1, 2], 'float32');
+    assert.throws(() => be.read(), /await tensor\.data\(\)/);
+    assert.throws(() => new Tensor(t, [2]).toArray(), /await tensor\.data\(\)/);
+    assert.throws(() => be.sumSquares(), /sumSquaresAsync/);
+  });
+});

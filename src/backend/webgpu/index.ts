@@ -43,7 +43,10 @@ function checkOptions(o: unknown): asserts o is WebGpuBackendOptions | undefined
   for (const k of Object.keys(o)) {
     if (!(OPTION_KEYS as readonly string[]).includes(k)) throw new TypeError(`loadWebGpuBackend: unknown option '${k}' (expected one of: ${OPTION_KEYS.join(', ')})`);
   }
-  if (o.gpu !== undefined && !(isRecord(o.gpu) || typeof o.gpu === 'object') ) throw new TypeError('loadWebGpuBackend: \'gpu\' must be a WebGPU entry object (navigator.gpu)');
+  const gpu = o.gpu as { requestAdapter?: unknown } | null | undefined;
+  if (gpu !== undefined && (typeof gpu !== 'object' || gpu === null || typeof gpu.requestAdapter !== 'function')) {
+    throw new TypeError('loadWebGpuBackend: \'gpu\' must be a WebGPU entry object with requestAdapter (navigator.gpu, or create() of the webgpu package)');
+  }
   if (o.powerPreference !== undefined && o.powerPreference !== 'low-power' && o.powerPreference !== 'high-performance') {
     throw new TypeError(`loadWebGpuBackend: 'powerPreference' must be 'low-power' or 'high-performance', got ${String(o.powerPreference)}`);
   }
