@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { create } from 'webgpu';
 
-import { LSTM, Rng, Tensor, backward, getBackend, setBackend, sum, tensor } from '../src/index.ts';
+import { Embedding, LSTM, Linear, Rng, Tensor, backward, getBackend, setBackend, sum, tensor } from '../src/index.ts';
+import { TokenStream } from '../src/infer/token-stream.ts';
 
 import { createWebGpuBackend, loadWebGpuBackend } from '../src/backend/webgpu/index.ts';
 import { runKernelSuite } from './helpers/kernel-suite.ts';
@@ -93,5 +94,28 @@ describe('webgpu: loading', () => {
     assert.throws(() => be.read(), /await tensor\.data\(\)/);
     assert.throws(() => new Tensor(t, [2]).toArray(), /await tensor\.data\(\)/);
     assert.throws(() => be.sumSquares(), /sumSquaresAsync/);
+  });
+});
+
+describe('webgpu: streaming', () => {
+  test('TokenStream.stepAsync on WebGPU gives the js backend\'s logits, token after token', async () => {
+    const build = (name: string): TokenStream => {
+      const prev = getBackend().name;
+      setBackend(name);
+      try {
+        const rng = new Rng(21);
+        return new TokenStream(new Embedding(11, 6, { rng }), new LSTM({ inputSize: 6, hiddenSize: 9, numLayers: 2, rng }), new Linear(9, 11, { rng }));
+      } finally {
+        setBackend(prev);
+      }
+    };
+    const gpu = build(be.name), ref = build('js');
+    for (const token of [3, 1, 4, 1, 5, 9, 2, 6]) {
+      const got = await gpu.stepAsync(token);
+      const want = await ref.stepAsync(token); // the same call on a CPU backend
+      assert.deepEqual(Array.from(want), Array.from(ref.output()), 'stepAsync and output agree on js');
+      for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i] - want[i]) <= 1e-5 * (1 + Math.abs(want[i])), `token ${token}, logit ${i}: ${got[i]} vs ${want[i]}`);
+    }
+    assert.throws(() => gpu.output(), /await tensor\.data\(\)/);
   });
 });

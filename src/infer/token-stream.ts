@@ -11,7 +11,7 @@
  * more training); every other step reads the live weights. Outputs agree with running the layer
  * on the whole sequence (tested).
  */
-import type { Backend, CellStep, Storage } from '../backend/interface.ts';
+import { asyncReads, type Backend, type CellStep, type Storage } from '../backend/interface.ts';
 import type { Embedding, Linear } from '../nn/layers.ts';
 import type { RecurrentBase } from '../nn/recurrent.ts';
 import { CELLS } from '../cells/recurrent.ts';
@@ -85,12 +85,31 @@ export class TokenStream {
 
   /** The current output (head logits, or the top hidden state) as a host copy. */
   output(): Float32Array | Float64Array {
+    return this.be.read(this.outputStorage());
+  }
+
+  /**
+   * `step` for a backend whose memory is read asynchronously (WebGPU), and for code that runs on
+   * any backend: the state advances at once, the output arrives when the device has it.
+   */
+  stepAsync(token: number): Promise<Float32Array | Float64Array> {
+    this.push(token);
+    return this.outputAsync();
+  }
+
+  /** `output` read asynchronously (see stepAsync). */
+  outputAsync(): Promise<Float32Array | Float64Array> {
+    return asyncReads(this.be).read(this.outputStorage());
+  }
+
+  /** Where the current output is: the head's logits, computed now, or the top hidden state. */
+  private outputStorage(): Storage {
     const top = this.h[this.L - 1][this.cur];
-    if (!this.head || !this.logits) return this.be.read(top);
+    if (!this.head || !this.logits) return top;
     const O = this.head.outFeatures;
     this.be.gemm(false, true, 1, O, this.H, 1, top, 0, this.H, this.head.weight.storage, 0, this.H, 0, this.logits, 0, O);
     if (this.head.bias) this.be.addRowVector(1, O, this.head.bias.storage, 0, this.logits, 0);
-    return this.be.read(this.logits);
+    return this.logits;
   }
 
   /** Advance the state by one token without reading anything back (no allocation). */
