@@ -14,10 +14,14 @@ import { getBackend, listBackends, setBackend } from '../backend/registry.ts';
 import { replaceStorage, type Tensor } from '../tensor/tensor.ts';
 import type { Module } from '../nn/module.ts';
 
-/** One request: a tensor's values, or a reduction of each of several tensors to one number. */
+/**
+ * One request: a tensor's values, a reduction of each of several tensors to one number, or several
+ * requests at once (`both`: answered together, so a GPU backend waits once for all of them).
+ */
 export type HostRead =
   | { kind: 'values'; t: Tensor }
-  | { kind: 'sumSquares' | 'maxAbs' | 'nonFinite'; ts: readonly Tensor[] };
+  | { kind: 'sumSquares' | 'maxAbs' | 'nonFinite'; ts: readonly Tensor[] }
+  | { kind: 'all'; reads: readonly HostRead[] };
 
 /** A computation that asks for host values: yields requests, receives their answers. */
 export type Reading<R> = Generator<HostRead, R, unknown>;
@@ -42,8 +46,27 @@ export function* firstNonFinite(ts: readonly Tensor[]): Reading<number[]> {
   return ts.length === 0 ? [] : ((yield { kind: 'nonFinite', ts }) as number[]);
 }
 
+/**
+ * Two computations side by side: each request of one is answered together with the other's, so
+ * their reads cost one wait instead of two. Returns both results.
+ */
+export function* both<A, B>(a: Reading<A>, b: Reading<B>): Reading<[A, B]> {
+  let ra = a.next(), rb = b.next();
+  while (!ra.done || !rb.done) {
+    const reads: HostRead[] = [];
+    if (!ra.done) reads.push(ra.value);
+    if (!rb.done) reads.push(rb.value);
+    const answers = (yield { kind: 'all', reads }) as unknown[];
+    let k = 0;
+    if (!ra.done) ra = a.next(answers[k++]);
+    if (!rb.done) rb = b.next(answers[k++]);
+  }
+  return [ra.value, rb.value];
+}
+
 /** The answer to one request with the backends' synchronous reads (throws on an asynchronous backend). */
 export function answerSync(r: HostRead): unknown {
+  if (r.kind === 'all') return r.reads.map(answerSync);
   if (r.kind === 'values') return r.t.toArray();
   return r.ts.map((t) => {
     const be = t.backend;
@@ -58,6 +81,7 @@ export function answerSync(r: HostRead): unknown {
  * awaited, so a GPU backend runs them in one batch of work rather than one round trip each.
  */
 export async function answerAsync(r: HostRead): Promise<unknown> {
+  if (r.kind === 'all') return Promise.all(r.reads.map(answerAsync));
   if (r.kind === 'values') return r.t.data();
   return Promise.all(r.ts.map((t) => {
     const rd = asyncReads(t.backend);

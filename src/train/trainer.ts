@@ -41,7 +41,7 @@ import {
 } from './options.ts';
 import { clipGradNormReading, clipGradNormTo, clipGradValue, gradNormsReading } from './clip.ts';
 import { checkFinite, checkFiniteReading, checkValues, checkValuesReading, NonFiniteError } from './guard.ts';
-import { answerAsync, answerSync, hostWeights, runAsync, runSync, values, type HostRead, type Reading } from './host-reads.ts';
+import { answerAsync, answerSync, both, hostWeights, runAsync, runSync, values, type HostRead, type Reading } from './host-reads.ts';
 import { GradMonitor, layerNorms } from './gradlog.ts';
 import type { Callback, EvalInfo, HookResult, StepInfo } from './callbacks.ts';
 import { BEST_FILE, CheckpointError, encodeModelFile, loadCheckpoint, saveCheckpoint, type RunStore, type TrainingState } from './run-store.ts';
@@ -400,20 +400,21 @@ export class Trainer<B> {
     }
     const count = r.count;
     if (typeof count !== 'number' || !Number.isFinite(count) || count < 0) throw new TypeError(`Trainer: task '${this.task.name}'.step returned count ${brief(count, "'")}; expected a number of tokens or samples >= 0`);
-    // every value this step needs on the host is yielded (src/train/host-reads.ts): answered at
+    // Every value this step needs on the host is yielded (src/train/host-reads.ts): answered at
     // once by fitSync, awaited by fit — so the same step runs on a backend read asynchronously.
-    // Backward is recorded before the loss is read: on a GPU the read then waits for the whole
-    // step's work at once, instead of stalling between forward and backward. (A non-finite loss
-    // makes non-finite gradients, but nothing is updated before the check below.)
+    // Backward is recorded before the loss is read, and the loss and the gradient norms are read
+    // together (`both`): on a GPU one wait covers the step's work, instead of a stall between
+    // forward and backward and another for the norms. (A non-finite loss makes non-finite
+    // gradients, but nothing is updated before the checks below.)
     backward(r.loss);
-    const loss = (yield* values(r.loss))[0];
+    const [lossValues, gn] = yield* both(values(r.loss), gradNormsReading(this.params));
+    const loss = lossValues[0];
     if (!Number.isFinite(loss)) {
       // weights broken before this step (loaded or resumed so) are the cause to name, not the loss
       yield* checkValuesReading(this.params, stepNo);
       checkFinite(loss, [], stepNo);
     }
     const lr = this.optimizer.lr;
-    const gn = yield* gradNormsReading(this.params);
     if (!Number.isFinite(gn.total)) {
       yield* checkFiniteReading(null, this.params, stepNo); // names the parameter
       throw new NonFiniteError(stepNo, 'gradient', '(global norm)', 0, gn.total);
