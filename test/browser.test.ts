@@ -29,10 +29,10 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { build } from 'esbuild';
 import { chromium, type Browser } from 'playwright-core';
 
 import type { BrowserResult } from './browser/entry.ts';
+import { bundleForBrowser } from './helpers/browser-bundle.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const TOL = 2e-5;
@@ -98,19 +98,7 @@ let ready: Promise<Browser> | null = null;
 function setup(): Promise<Browser> {
   ready ??= (async () => {
     tmp = mkdtempSync(join(tmpdir(), 'recur-browser-'));
-    await build({
-      entryPoints: { bundle: fileURLToPath(new URL('./browser/entry.ts', import.meta.url)) },
-      outdir: join(tmp, 'dist'),
-      bundle: true,
-      format: 'esm',
-      platform: 'browser',
-      target: 'es2022',
-      // Node-only code (checkpoint and metrics files) is reached from the public entry only through
-      // dynamic imports: split into chunks the page never loads, with the node: modules left external
-      splitting: true,
-      external: ['node:*'],
-      logLevel: 'silent',
-    });
+    await bundleForBrowser(new URL('./browser/entry.ts', import.meta.url), join(tmp, 'dist'));
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       // playwright-core gives each launch a fresh temporary profile (user-data dir) and removes it on close

@@ -17,10 +17,11 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { build, type Plugin } from 'esbuild';
+import type { Plugin } from 'esbuild';
 import { chromium } from 'playwright-core';
 
 import type { WebGpuPageResult } from './browser/webgpu-entry.ts';
+import { bundleForBrowser } from './helpers/browser-bundle.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const PAGE = `<!doctype html>
@@ -42,18 +43,7 @@ async function runInChromium(): Promise<{ result: WebGpuPageResult; problems: st
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} not found: this test needs Debian's chromium package (apt-get install -y chromium; .ci/run installs it)`);
   const tmp = mkdtempSync(join(tmpdir(), 'recur-webgpu-'));
   after(() => rmSync(tmp, { recursive: true, force: true }));
-  await build({
-    entryPoints: { bundle: fileURLToPath(new URL('./browser/webgpu-entry.ts', import.meta.url)) },
-    outdir: tmp,
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    splitting: true,
-    external: ['node:*'],
-    plugins: [shims],
-    logLevel: 'silent',
-  });
+  await bundleForBrowser(new URL('./browser/webgpu-entry.ts', import.meta.url), tmp, [shims]);
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     if (path === '/' || path === '/index.html') return res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(PAGE);

@@ -281,7 +281,6 @@ export class Trainer<B> {
     return yield* hostWeights(this.task.model, fn);
   }
 
-
   /**
    * Load the checkpoint in `dir` into this trainer (weights, optimizer, schedule, RNGs, carried
    * state, counters); the next `fit` continues from it. The task must be built like the original

@@ -40,6 +40,8 @@ export class WebGpuBackend implements Backend {
   private readonly registry: FinalizationRegistry<GpuArray>;
   /** An int32 buffer bound where a kernel's optional int input is absent (lengths = null). */
   private readonly noInts: GPUBuffer;
+  /** The integer uploads of the batch now being recorded (see ints). */
+  private intUploads: { batch: number; kept: { data: Int32Array; buffer: GPUBuffer }[] } = { batch: -1, kept: [] };
 
   /**
    * Run each recurrent step, forward and backward, as one fused dispatch at small batches (default
@@ -130,8 +132,21 @@ export class WebGpuBackend implements Backend {
     this.runtime.dispatch(k, { f32: f32.map((s) => buf(s).array.buffer), i32, params: k.pack(params), groups: Math.ceil(items / perGroup) });
   }
 
+  /**
+   * Host integers in a GPU buffer. Uploads are kept, by content, until the batch is submitted: the
+   * generic time loop hands the same lengths to every step's cell kernel, which would otherwise
+   * make a buffer per step.
+   */
   private ints(a: Int32Array | null): GPUBuffer {
-    return a === null || a.length === 0 ? this.noInts : this.runtime.upload(a);
+    if (a === null || a.length === 0) return this.noInts;
+    if (this.intUploads.batch !== this.runtime.submits) this.intUploads = { batch: this.runtime.submits, kept: [] };
+    const kept = this.intUploads.kept;
+    const hit = kept.find((k) => k.data.length === a.length && k.data.every((v, i) => v === a[i]));
+    if (hit) return hit.buffer;
+    const buffer = this.runtime.upload(a);
+    if (kept.length === MAX_KEPT_INTS) kept.shift();
+    kept.push({ data: a.slice(), buffer });
+    return buffer;
   }
 
   // ---- dense linear algebra ----------------------------------------------------------------------------
@@ -451,6 +466,8 @@ export class WebGpuBackend implements Backend {
 
 /** The cell kinds with a fused step kernel. */
 const FUSED: ReadonlySet<string> = new Set<FusedStepKernel>(['rnnTanh', 'rnnRelu', 'lstm', 'gru']);
+/** Integer uploads kept per batch (see ints): a step's lengths, targets and ids. */
+const MAX_KEPT_INTS = 16;
 /** The largest batch whose steps run fused (see fuses()). */
 const FUSED_MAX_BATCH = 8;
 

@@ -80,8 +80,6 @@ export async function createWebGpuBackend(options?: WebGpuBackendOptions): Promi
     // the fallback flag is what browsers set for SwiftShader; lavapipe reports itself by name
     software: Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter) || /swiftshader|llvmpipe|lavapipe|software/i.test(`${info.vendor} ${info.architecture} ${info.description}`),
   };
-  // the runtime keeps the entry object: Node's `webgpu` package tears its instance down (and the
-  // device with it) once that object is collected
   return new WebGpuBackend(new GpuRuntime(device, entry), adapterInfo);
 }
 

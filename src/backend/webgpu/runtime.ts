@@ -67,11 +67,16 @@ export class GpuRuntime {
   private peakBytes = 0;
   /** Dispatches recorded since the runtime started (for tests and profiles). */
   dispatches = 0;
+  /** Batches submitted: a batch's transient buffers live until its submit (backend.ts keys uploads by it). */
   submits = 0;
 
   /** Errors the device reported since the last read (validation, out of memory), oldest first. */
   private errors: string[] = [];
 
+  /**
+   * @param entry the WebGPU entry object, only held: Node's `webgpu` package tears its instance down
+   * (and the device with it) once that object is collected
+   */
   constructor(readonly device: GPUDevice, private readonly entry: unknown) {
     // WebGPU reports a bad command on the device, not at the call: collect, and fail the next read
     device.addEventListener('uncapturederror', (ev) => {
