@@ -45,7 +45,11 @@ export * from './train/schedule.ts';
 export * from './train/clip.ts';
 export * from './train/guard.ts';
 export { hostWeights, runAsync, runSync, withHostWeights, type HostRead, type Reading } from './train/host-reads.ts';
-export type { Task, BatchSource, StepResult } from './train/task.ts';
+export { taskRngs, type Task, type BatchSource, type StepResult } from './train/task.ts';
+export {
+  DataParallelTask, DataParallelError, inProcessShards, combineShards, runShard, seedShard,
+  type DataParallelOptions, type ShardRunner, type ShardResult,
+} from './train/data-parallel.ts';
 export {
   Trainer, TrainerOptionsError,
   type TrainerOptions, type OptimizerName, type OptimizerSpec, type EarlyStoppingOptions, type CheckpointOptions, type StopReason, type FitResult, type FitOptions,

@@ -30,12 +30,14 @@ import { dirname, join, resolve } from 'node:path';
 import type { BatchSource, Task } from '../train/task.ts';
 import { measureStepMemory, type StepMemory } from '../train/memory.ts';
 import { Trainer, type FitResult, type TrainerOptions } from '../train/trainer.ts';
+import { DataParallelTask } from '../train/data-parallel.ts';
+import { workerShards, type ReplicaSpec } from '../train/data-parallel-node.ts';
 import { fileStore, hasCheckpoint, readTrainingState, BEST_FILE, METRICS_FILE, MODEL_FILE, STATE_FILE } from '../train/checkpoint.ts';
 import type { ProgressSink } from '../train/callbacks.ts';
 import { noGrad } from '../autograd/tape.ts';
 import { withEval } from '../nn/module.ts';
 import type { BuiltTask as RegistryBuiltTask, TaskSpec as RegistryTaskSpec } from '../models/task-options.ts';
-import type { ModelFile } from '../io/model.ts';
+import { encodeModel, type ModelFile } from '../io/model.ts';
 import { loadModelFile } from '../io/files.ts';
 import { decodeText, type TextEncoding } from '../data/files.ts';
 import { CliError, flagLines, flagSpec, HELP_FLAG, OptionReader, parseOrHelp, UsageError, type Flag, type Parsed } from './args.ts';
@@ -186,10 +188,22 @@ const TRAIN_FLAGS: Record<string, Flag> = {
   encoding: { type: 'string', value: 'utf-8|latin1', help: "The text encoding of the task's data file (--set data=FILE); UTF-8 is\nchecked strictly (a byte that is not UTF-8 is an error)" },
   resume: { type: 'string', value: 'DIR', help: 'Continue the run in DIR exactly where it stopped (with its options;\n--epochs, --max-steps and --time may change)' },
   set: { type: 'string', value: 'key=value', help: `A task option (see --list) or a trainer option (optimizer, lr, schedule,\nclipNorm, clipValue, epochs, maxSteps, timeLimitSeconds, evalEvery,\nlogEvery, earlyStopping, seed, gradNormLogging); values are JSON or text,\ne.g. --set hiddenSize=128 --set 'earlyStopping={"patience":3}'`, helpOnly: true },
+  shards: { type: 'string', value: 'M', help: 'Cut each batch into M shards whose gradients are summed in a fixed order\n(data parallelism; default 4 with --workers). The results depend on M only:\nthe same for any --workers, and in one thread without it' },
+  workers: { type: 'string', value: 'N', help: 'Run the shards in N worker threads, one replica of the model each (one\nwasm thread per worker); for classify-* and charlm' },
   'dry-run': { type: 'boolean', help: "Build the task and report one training step's memory (parameters, gradients,\noptimizer state, activations, workspaces), measured on the first batch on the\nwasm backend; nothing is trained or written" },
   list: { type: 'boolean', help: 'List the tasks and their options' },
   help: HELP_FLAG,
 };
+
+/** Shards per batch when --workers is given without --shards: 1, 2 and 4 workers split them evenly. */
+const DEFAULT_SHARDS = 4;
+
+/** How a worker rebuilds a built-in task: the registry's taskReplica from the model's bytes. */
+function registryReplica(name: string, task: Task<unknown>): ReplicaSpec {
+  const registry = new URL(`../models/registry${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
+  const { config, vocab } = task.describe();
+  return { module: registry.href, export: 'taskReplica', arg: encodeModel(task.model, { config, vocab, metadata: { 'recur.task': name } }) };
+}
 
 /** `recur train TASK --dry-run`: the memory of one training step (train/memory.ts), nothing written. */
 function dryRunReport(name: string, task: Task<unknown>, train: BatchSource<unknown>, trainerOptions: Record<string, unknown>, out: (t: string) => void): number {
@@ -353,6 +367,9 @@ export async function trainCommand(argv: string[], deps: CommandDeps = {}): Prom
   let runDir = r.string('run-dir');
   const dryRun = r.flag('dry-run');
   if (dryRun && resumeDir !== undefined) throw new UsageError('--dry-run measures a new run; it does not go with --resume', hint);
+  const workers = r.int('workers', 1);
+  let shards = r.int('shards', 1);
+  if (dryRun && (workers !== undefined || shards !== undefined)) throw new UsageError('--dry-run measures the plain training step; it does not go with --workers or --shards', hint);
   const encoding = encodingOption(spec, r.string('encoding'));
   if (encoding !== undefined && resumeDir !== undefined) throw new UsageError(`${who}: --encoding cannot change when resuming (the run reads its data as before)`, hint);
 
@@ -385,6 +402,11 @@ export async function trainCommand(argv: string[], deps: CommandDeps = {}): Prom
       for (const k of ['epochs', 'maxSteps', 'timeLimitSeconds'] as const) if (flags[k] === undefined && routed.trainerOptions[k] === undefined) trainerOptions[k] = null;
     }
     if (trainerOptions.epochs === null && trainerOptions.maxSteps == null && trainerOptions.timeLimitSeconds == null) trainerOptions.epochs = undefined;
+    // the shards decide the results, so a run keeps its own (the workers may change)
+    const savedShards = (meta as { shards?: unknown }).shards;
+    if (shards !== undefined && shards !== savedShards) throw new UsageError(`--shards cannot change when resuming (the run ${typeof savedShards === 'number' ? `uses ${savedShards}` : 'was not sharded'})`);
+    if (workers !== undefined && typeof savedShards !== 'number') throw new UsageError('--workers: the run was not sharded, so it continues in one thread (a sharded run computes other gradients)');
+    shards = typeof savedShards === 'number' ? savedShards : undefined;
     const ck = (saved.options as { checkpoint?: { every?: number } }).checkpoint;
     if (typeof ck?.every === 'number') savedCheckpointEvery = ck.every;
     if (runDir !== undefined && resolve(runDir) !== resolve(resumeDir)) throw new UsageError(`--run-dir and --resume name different directories; a resumed run stays in its directory`);
@@ -410,9 +432,22 @@ export async function trainCommand(argv: string[], deps: CommandDeps = {}): Prom
   const print = (t: string): void => (progress?.print ? progress.print(t) : err(`${t}\n`));
   for (const k of Object.keys(trainerOptions)) if (trainerOptions[k] === undefined) delete trainerOptions[k];
   if (dryRun) return dryRunReport(spec.name, task, train, trainerOptions, out);
+  if (workers !== undefined) shards ??= DEFAULT_SHARDS;
+  if (workers !== undefined && workers > shards!) throw new UsageError(`--workers ${workers} is more than the ${shards} shards of each batch (set --shards)`, hint);
+  let trainTask: Task<unknown> = task;
+  let runner: Awaited<ReturnType<typeof workerShards>> | undefined;
+  if (shards !== undefined) {
+    try {
+      if (workers !== undefined) runner = await workerShards(task, { workers, replica: registryReplica(spec.name, task) });
+      trainTask = new DataParallelTask(task, { shards, runner });
+    } catch (e) {
+      await runner?.close();
+      throw new CliError(`${spec.name}: ${oneLine((e as Error).message, 500)}`);
+    }
+  }
   let trainer: Trainer<unknown>;
   try {
-    trainer = new Trainer(task, {
+    trainer = new Trainer(trainTask, {
       ...(trainerOptions as TrainerOptions),
       runDir,
       store: fileStore,
@@ -420,9 +455,10 @@ export async function trainCommand(argv: string[], deps: CommandDeps = {}): Prom
       progress: progress ?? false,
       handleInterrupt: true,
       log: (m) => print(m),
-      meta: { task: spec.name, taskOptions },
+      meta: { task: spec.name, taskOptions, ...(shards !== undefined ? { shards } : {}) },
     });
   } catch (e) {
+    await runner?.close();
     throw new UsageError(`${oneLine((e as Error).message, 500)}`);
   }
   // Only now, with the task built and the options accepted, is the old run removed.
@@ -430,6 +466,7 @@ export async function trainCommand(argv: string[], deps: CommandDeps = {}): Prom
   const nParams = task.model.numParameters();
   out(`recur train ${spec.name}: ${formatInt(nParams)} parameters, ${formatInt(train.numBatches)} batches per epoch${val ? `, ${formatInt(val.numBatches)} validation batches` : ''}\n`);
   out(`  run directory ${runDir}${resumeDir !== undefined ? ' (resuming)' : ''}\n`);
+  if (shards !== undefined) out(`  ${shards} shards per batch, ${runner ? `in ${runner.workers} worker thread${runner.workers === 1 ? '' : 's'}` : 'in this thread'}\n`);
   let result: FitResult;
   try {
     result = await trainer.fit(train, val, resumeDir !== undefined ? { resume: resumeDir } : {});
@@ -437,6 +474,8 @@ export async function trainCommand(argv: string[], deps: CommandDeps = {}): Prom
   } catch (e) {
     const m = taskMessage(spec.name, e);
     throw new CliError(`${spec.name}: training failed: ${m.slice(spec.name.length + 2)}`);
+  } finally {
+    await runner?.close();
   }
   const reasons: Record<string, string> = {
     epochs: 'all epochs done', maxSteps: 'step limit reached', time: 'time limit reached', earlyStopping: 'early stopping (no improvement)',

@@ -13,7 +13,7 @@
  *   order it is asked, which is what lets a resumed run see exactly the batches of an
  *   uninterrupted one.
  */
-import { Rng } from '../tensor/rng.ts';
+import { deriveSeed, Rng } from '../tensor/rng.ts';
 import type { BatchSource } from '../train/task.ts';
 
 export class SequenceLengthError extends RangeError {
@@ -111,18 +111,25 @@ export function padSequences(seqs: readonly ArrayLike<number>[], opts: PadOption
 
 // ---- seeded randomness ----------------------------------------------------------------------
 
-/** Mix integers into one 32-bit seed (splitmix32-style finaliser per part): same parts → same seed. */
-export function deriveSeed(...parts: number[]): number {
-  let h = 0x9e3779b9;
-  for (const p of parts) {
-    if (!Number.isFinite(p)) throw new RangeError(`deriveSeed: parts must be finite numbers, got ${p}`);
-    let z = (h ^ (Math.floor(p) >>> 0)) >>> 0;
-    z = (z + 0x9e3779b9) >>> 0;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-    h = (z ^ (z >>> 16)) >>> 0;
-  }
-  return h;
+export { deriveSeed };
+
+/**
+ * Shards of a batch of B samples for data-parallel training (Task.shard, train/task.ts): min(parts, B)
+ * contiguous ranges [b0, b1) of near-equal size (they differ by at most one), in order — a batch
+ * smaller than `parts` (an epoch's last) gets one shard per sample.
+ */
+export function shardRanges(B: number, parts: number, what: string): [number, number][] {
+  if (!Number.isInteger(parts) || parts < 1) throw new RangeError(`${what}: the number of shards must be a positive integer, got ${parts}`);
+  const n = Math.min(parts, B);
+  return Array.from({ length: n }, (_, m) => [Math.floor((m * B) / n), Math.floor(((m + 1) * B) / n)]);
+}
+
+/** Samples b0 … b1−1 of a time-major [T, B, inner] array, as a time-major [T, b1−b0, inner] array. */
+export function takeColumns<A extends Int32Array | Float32Array | Float64Array>(a: A, T: number, B: number, b0: number, b1: number, inner = 1): A {
+  const width = (b1 - b0) * inner;
+  const out = new (a.constructor as new (n: number) => A)(T * width);
+  for (let t = 0; t < T; t++) out.set(a.subarray((t * B + b0) * inner, (t * B + b1) * inner), t * width);
+  return out;
 }
 
 /** A fresh generator for (seed, ...parts), e.g. (sourceSeed, epoch). */

@@ -36,7 +36,7 @@ import type { BatchSource, StepResult, Task } from '../train/task.ts';
 import { type ModelFile } from '../io/model.ts';
 import { Vocab, type VocabJSON } from '../data/vocab.ts';
 import { tokenizerFromJSON, type Tokenizer, type TokenizerJSON } from '../data/tokenize.ts';
-import { ExampleSource, fitLength, padSequences, type TruncateMode } from '../data/batch.ts';
+import { ExampleSource, fitLength, padSequences, shardRanges, takeColumns, type TruncateMode } from '../data/batch.ts';
 import type { Limits } from '../io/limits.ts';
 import { argmaxRows } from './metrics.ts';
 import { evaluateClassifier, loadVocabTask, makeRecurrent, splitSources, type CellKind, type LabeledSplits, type LoadTaskOptions } from './common.ts';
@@ -212,6 +212,16 @@ export class ClassificationTask implements Task<SeqBatch> {
   step(batch: SeqBatch): StepResult {
     const logits = this.model.forward(batch.ids, batch.lengths, batch.T, batch.B);
     return { loss: crossEntropy(logits, batch.labels), count: batch.B };
+  }
+
+  /**
+   * The batch's texts in `parts` groups (data-parallel training); step's loss is a mean over the B
+   * texts. Each shard keeps the batch's padded length T (its own samples may be shorter).
+   */
+  shard(batch: SeqBatch, parts: number): SeqBatch[] {
+    return shardRanges(batch.B, parts, this.name).map(([b0, b1]) => ({
+      ...batch, ids: takeColumns(batch.ids, batch.T, batch.B, b0, b1), lengths: batch.lengths.slice(b0, b1), labels: batch.labels.slice(b0, b1), B: b1 - b0,
+    }));
   }
 
   /**

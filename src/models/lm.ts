@@ -24,7 +24,7 @@ import { crossEntropy } from '../autograd/ops/nn.ts';
 import type { BatchSource, StepResult, Task } from '../train/task.ts';
 import { CharLM, loadCharLM, type CharLMCell, type CharLMConfig, type CharLMState } from './charlm.ts';
 import { charCorpus, CharVocab, streamChunk, type CharCorpus, type CharVocabJSON, type LMBatch } from '../data/text.ts';
-import { SampledSource } from '../data/batch.ts';
+import { SampledSource, shardRanges, takeColumns } from '../data/batch.ts';
 import { withEval } from '../nn/module.ts';
 import { TaskConfigError } from './task-options.ts';
 
@@ -53,6 +53,13 @@ export class LMTask implements Task<LMBatch> {
 
   step(b: LMBatch): StepResult {
     return { loss: this.model.loss(b.inputs, b.targets, b.T, b.B), count: b.T * b.B };
+  }
+
+  /** The batch's windows in `parts` groups (data-parallel training); step's loss is a mean over T·B characters. */
+  shard(b: LMBatch, parts: number): LMBatch[] {
+    return shardRanges(b.B, parts, this.name).map(([b0, b1]) => ({
+      inputs: takeColumns(b.inputs, b.T, b.B, b0, b1), targets: takeColumns(b.targets, b.T, b.B, b0, b1), T: b.T, B: b1 - b0,
+    }));
   }
 
   /** Stateful evaluation over batches read in order (see the file comment). */

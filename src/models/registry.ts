@@ -32,7 +32,7 @@ import type { Task } from '../train/task.ts';
 import { makeSpec, optionSet, TaskRegistryError, type SpecBase, type TaskSpec, type TrainKeys } from './task-options.ts';
 import type { ModelFile } from '../io/model.ts';
 import { FIELDS, text } from './fields.ts';
-import { encodeModel } from '../io/model.ts';
+import { decodeModel, encodeModel } from '../io/model.ts';
 import { DataError } from '../data/loaders.ts';
 import { loadCharCorpus, loadJSONL, loadNumericCSV, type TextEncoding } from '../data/files.ts';
 import { emailToTextIfRaw, firstNames, GENDER_LABELS, mobyDick, sensorNetwork, SPAM_LABELS, SPAM_SPLIT_SEED, spamAssassin, splitBySeed, splitSeries } from '../data/datasets.ts';
@@ -99,6 +99,18 @@ export function taskNameOf(config: unknown): string | null {
 export function encodeTask(task: Task<any>): Uint8Array {
   const d = task.describe();
   return encodeModel(task.model, { config: d.config, vocab: d.vocab, metadata: { 'recur.task': taskNameOf(d.config) ?? task.name } });
+}
+
+/**
+ * A built-in task rebuilt from `encodeTask` bytes: what each data-parallel worker trains on
+ * (`workerShards` in recurjs/node, with `{module: <this module's URL>, export: 'taskReplica', arg: bytes}`).
+ */
+export function taskReplica(bytes: Uint8Array): Task<any> {
+  const file = decodeModel(bytes);
+  const meta = file.metadata['recur.task'];
+  const name = taskNameOf(file.config) ?? (typeof meta === 'string' ? meta : null);
+  if (name === null) throw new TaskRegistryError('taskReplica: the model bytes do not say which task they are');
+  return getTaskSpec(name).load(file, 'replica').task;
 }
 
 // ---- options: each task's defaults over the fields of fields.ts (optionSet, makeSpec: task-options.ts) --

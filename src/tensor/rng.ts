@@ -105,6 +105,20 @@ function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
 }
 
+/** Mix integers into one 32-bit seed (splitmix32-style finaliser per part): same parts → same seed. */
+export function deriveSeed(...parts: number[]): number {
+  let h = 0x9e3779b9;
+  for (const p of parts) {
+    if (!Number.isFinite(p)) throw new RangeError(`deriveSeed: parts must be finite numbers, got ${p}`);
+    let z = (h ^ (Math.floor(p) >>> 0)) >>> 0;
+    z = (z + 0x9e3779b9) >>> 0;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
+    h = (z ^ (z >>> 16)) >>> 0;
+  }
+  return h;
+}
+
 /** The process-wide generator used when a caller passes none. Reseed with `manualSeed`. */
 export const globalRng = new Rng(0);
 

@@ -9,6 +9,7 @@
  */
 import type { Tensor } from '../tensor/tensor.ts';
 import type { Module } from '../nn/module.ts';
+import { globalRng, Rng } from '../tensor/rng.ts';
 
 export interface BatchSource<B> {
   /** Batches per epoch. */
@@ -40,4 +41,28 @@ export interface Task<B> {
   /** Optional state carried across batches (truncated BPTT), serialisable into checkpoints. */
   getCarry?(): unknown;
   setCarry?(state: unknown): void;
+  /**
+   * Optional, for data-parallel training and gradient accumulation (data-parallel.ts): the batch cut
+   * into `parts` batches of its samples, in order, none empty (fewer when the batch has fewer
+   * samples than parts). The contract that makes the shards' gradients add up to the batch's: step's loss is a mean
+   * over its `count` units, so the batch's loss is Σ (count_m / count) · loss_m over the shards.
+   */
+  shard?(batch: B, parts: number): B[];
+}
+
+/**
+ * Every Rng reachable from the task object's and its modules' own fields, plus the global one
+ * (named 'global'), by the names checkpoints store them under ('task.rng', 'model.encoder.rng', …),
+ * in the order found; `extra` adds named ones. The Trainer checkpoints these; data-parallel
+ * training reseeds them per shard.
+ */
+export function taskRngs(task: Task<unknown>, extra?: Record<string, Rng>): Map<string, Rng> {
+  const byRng = new Map<Rng, string>([[globalRng, 'global']]);
+  const scan = (obj: object, prefix: string): void => {
+    for (const [k, v] of Object.entries(obj)) if (v instanceof Rng && !byRng.has(v)) byRng.set(v, `${prefix}${k}`);
+  };
+  scan(task, 'task.');
+  for (const [path, m] of task.model.namedModules()) scan(m, path ? `model.${path}.` : 'model.');
+  for (const [k, r] of Object.entries(extra ?? {})) if (!byRng.has(r)) byRng.set(r, k);
+  return new Map([...byRng].map(([r, n]) => [n, r]));
 }

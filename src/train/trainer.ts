@@ -32,7 +32,7 @@
  * log go through the `store` option (a RunStore), so the loop itself touches no file system and
  * the Trainer runs where there is none.
  */
-import type { BatchSource, StepResult, Task } from './task.ts';
+import { taskRngs, type BatchSource, type StepResult, type Task } from './task.ts';
 import type { Optimizer } from './optim.ts';
 import { LRScheduler } from './schedule.ts';
 import {
@@ -88,18 +88,6 @@ const DIVERGE_HEAD = 10;
 /** The last steps' median loss over this many times the first steps' is divergence. */
 const DIVERGE_FACTOR = 2;
 
-/** Every Rng reachable from the task object and its modules' own fields, plus the global one. */
-function findRngs(task: Task<unknown>, extra: Record<string, Rng> | undefined): Map<string, Rng> {
-  const byRng = new Map<Rng, string>([[globalRng, 'global']]);
-  const scan = (obj: object, prefix: string): void => {
-    for (const [k, v] of Object.entries(obj)) if (v instanceof Rng && !byRng.has(v)) byRng.set(v, `${prefix}${k}`);
-  };
-  scan(task, 'task.');
-  for (const [path, m] of task.model.namedModules()) scan(m, path ? `model.${path}.` : 'model.');
-  for (const [k, r] of Object.entries(extra ?? {})) if (!byRng.has(r)) byRng.set(r, k);
-  return new Map([...byRng].map(([r, n]) => [n, r]));
-}
-
 function now(): number {
   return performance.now() / 1000;
 }
@@ -153,7 +141,7 @@ export class Trainer<B> {
     if (this.params.length === 0) throw new TypeError(`Trainer: the model of task '${task.name}' has no parameters`);
     this.optimizer = createOptimizer(opts.optimizer, this.params, opts.lr);
     this.scheduler = opts.schedule ? new LRScheduler(this.optimizer, opts.schedule) : null;
-    this.rngs = findRngs(task as Task<unknown>, opts.rngs);
+    this.rngs = taskRngs(task as Task<unknown>, opts.rngs);
   }
 
   /**
