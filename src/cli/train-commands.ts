@@ -44,6 +44,7 @@ import { CliError, flagLines, flagSpec, HELP_FLAG, OptionReader, parseOrHelp, Us
 import { fileError, formatBytes, formatDuration, formatInt, oneLine } from './format.ts';
 import { Progress } from './progress.ts';
 import { toHost } from './backends.ts';
+import { getBackend } from '../backend/registry.ts';
 
 // ---- the registry API ------------------------------------------------------------------------------
 
@@ -438,7 +439,9 @@ export async function trainCommand(argv: string[], deps: CommandDeps = {}): Prom
   let runner: Awaited<ReturnType<typeof workerShards>> | undefined;
   if (shards !== undefined) {
     try {
-      if (workers !== undefined) runner = await workerShards(task, { workers, replica: registryReplica(spec.name, task) });
+      // the workers compute on the backend this process trains on, so the results do not depend on them
+      const backend = getBackend().name === 'js' ? 'js' : 'wasm';
+      if (workers !== undefined) runner = await workerShards(task, { workers, backend, replica: registryReplica(spec.name, task) });
       trainTask = new DataParallelTask(task, { shards, runner });
     } catch (e) {
       await runner?.close();

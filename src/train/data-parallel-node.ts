@@ -157,7 +157,11 @@ export async function workerShards<B>(task: Task<B>, options: WorkerShardsOption
       const deadline = performance.now() + timeoutSeconds * 1000;
       for (let done = Atomics.load(signal, 0); done < N; done = Atomics.load(signal, 0)) {
         const left = deadline - performance.now();
-        if (left <= 0) throw new DataParallelError(`workerShards: ${N - done} of ${N} workers did not finish a step within ${timeoutSeconds} s (a worker may have died: out of memory?)`);
+        if (left <= 0) {
+          // a late reply would be taken for the next step's: this pool is done
+          void close();
+          throw new DataParallelError(`workerShards: ${N - done} of ${N} workers did not finish a step within ${timeoutSeconds} s (a worker may have died: out of memory?); the workers are stopped`);
+        }
         Atomics.wait(signal, 0, done, left);
       }
       const results: ShardResult[] = new Array(M);

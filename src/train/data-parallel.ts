@@ -54,8 +54,8 @@ export interface ShardResult {
 export interface ShardRunner<B> {
   /**
    * Forward and backward of every shard at the model's current weights, shard m with the task's
-   * RNGs seeded by `seedShard(…, seed, m)`; the results in shard order. Synchronous: the Trainer's
-   * step is.
+   * RNGs seeded by `seedShard(…, seed, m)`; the results in shard order (their gradients may be
+   * views the next run overwrites). Synchronous: the Trainer's step is.
    */
   run(shards: readonly B[], seed: number): ShardResult[];
   /** Let go of what the runner holds (worker threads). */
