@@ -21,6 +21,16 @@ import type { WeakRegistry } from './platform.ts';
 import { type Held, WasmStorage } from './storage.ts';
 import type { ThreadPool } from './threads.ts';
 
+/**
+ * Multiply-adds below which a GEMM (or a fused time step) stays on the calling thread. 2^17: the
+ * batch-1 streaming step's GEMV of an LSTM with H 256 (1 × 1024 × 256 = 2^18) is then split, which
+ * took the W1 streaming step from about 30 to 17–20 µs on 2 threads, two layers from about 95 to
+ * 50–59 µs, while the W1 and 2-layer training steps stayed within their run-to-run spread
+ * (BENCHMARKS.md, "Batch-1 streaming and the threading threshold"). A sleeping worker does not
+ * stall a small job: the caller claims the chunks itself until the worker joins (threads.ts).
+ */
+export const THREAD_MIN_WORK = 2 ** 17;
+
 export interface WasmBackendInternals {
   kernels: Kernels;
   module: WebAssembly.Module;
@@ -30,7 +40,7 @@ export interface WasmBackendInternals {
   variant: Variant;
   /** Bytes the packed-operand cache may hold (default 64 MiB). */
   packCacheBytes?: number;
-  /** Multiply-adds below which a GEMM stays on the calling thread (default 2^21). */
+  /** Multiply-adds below which a GEMM stays on the calling thread (default 2^17, THREAD_MIN_WORK). */
   threadThreshold?: number;
   /** Whether recurrent layers run their time loop here (recurrentForward/Backward; default true). */
   fusedSteps?: boolean;
@@ -71,7 +81,7 @@ export class WasmContext {
     this.threadPool = o.pool;
     this.threads = o.pool?.size ?? 1;
     this.packs = new PackCache(o.heap, o.packCacheBytes ?? 64 * 2 ** 20);
-    this.threadThreshold = o.threadThreshold ?? 2 ** 21;
+    this.threadThreshold = o.threadThreshold ?? THREAD_MIN_WORK;
     this.fusedSteps = o.fusedSteps ?? true;
     this.poisonUninit = o.poisonUninit ?? false;
     this.registry = o.weakRegistry((h: Held) => this.reclaim(h));

@@ -41,8 +41,8 @@ export interface WasmBackendOptions {
   /** Memory limit in MiB (default 4096, the wasm32 maximum). */
   maxMemoryMiB?: number;
   /**
-   * GEMMs with fewer multiply-adds than this stay on the calling thread (default 2^21, about
-   * 50–100 µs of work: below that, waking the workers costs more than it saves).
+   * GEMMs with fewer multiply-adds than this stay on the calling thread (default 2^17, about
+   * 5 µs of work on one core; context.ts says how it was measured).
    */
   threadMinWork?: number;
   /**
