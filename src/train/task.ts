@@ -44,8 +44,8 @@ export interface Task<B> {
   /**
    * Optional, for data-parallel training and gradient accumulation (data-parallel.ts): the batch cut
    * into `parts` batches of its samples, in order, none empty (fewer when the batch has fewer
-   * samples than parts). The contract that makes the shards' gradients add up to the batch's: step's loss is a mean
-   * over its `count` units, so the batch's loss is Σ (count_m / count) · loss_m over the shards.
+   * samples than parts). The contract that makes the shards' gradients add up to the batch's:
+   * step's loss is a mean over its `count` units, so the batch's loss is Σ (count_m / count) · loss_m.
    */
   shard?(batch: B, parts: number): B[];
 }

@@ -140,7 +140,11 @@ export async function runStream(urls: string[], model: string, id: string, input
         await new Promise((res) => setTimeout(res, 20 * Math.min(attempt + 1, 10)));
         continue;
       }
-      if (status === 409 && path === '/streams' && attempt > 0) return { id }; // created by the try that lost its reply
+      if (status === 409 && path === '/streams' && attempt > 0) {
+        // created by the try that lost its reply: this stream has recovered too
+        r.recoveredAt ??= Date.now();
+        return { id };
+      }
       throw new Error(`stream ${id}: ${path} → ${status} ${JSON.stringify(json)}`);
     }
   };
