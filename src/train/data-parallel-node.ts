@@ -133,7 +133,10 @@ export async function workerShards<B>(task: Task<B>, options: WorkerShardsOption
   for (const { worker, port } of pool) {
     port.removeAllListeners('message');
     worker.removeAllListeners('error');
-    // an idle pool never keeps the process alive; an error after startup surfaces in the next step
+    // An idle pool never keeps the process alive. The worker catches every error of a step and
+    // replies with it; one that kills the thread (V8 out of memory) shows as the step's time limit.
+    // From here on replies are taken with receiveMessageOnPort right after the wait, before the
+    // event loop could hand them to a listener.
     worker.on('error', () => {});
     worker.unref();
     port.unref();
