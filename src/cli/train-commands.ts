@@ -199,7 +199,10 @@ const TRAIN_FLAGS: Record<string, Flag> = {
 /** Shards per batch when --workers is given without --shards: 1, 2 and 4 workers split them evenly. */
 const DEFAULT_SHARDS = 4;
 
-/** How a worker rebuilds a built-in task: the registry's taskReplica from the model's bytes. */
+/**
+ * How a worker rebuilds a built-in task: the registry's taskReplica from the model's bytes (those
+ * of the registry's encodeTask, written here because this module loads the registry lazily).
+ */
 function registryReplica(name: string, task: Task<unknown>): ReplicaSpec {
   const registry = new URL(`../models/registry${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
   const { config, vocab } = task.describe();
