@@ -37,7 +37,7 @@ import type { ProgressSink } from '../train/callbacks.ts';
 import { noGrad } from '../autograd/tape.ts';
 import { withEval } from '../nn/module.ts';
 import type { BuiltTask as RegistryBuiltTask, TaskSpec as RegistryTaskSpec } from '../models/task-options.ts';
-import { encodeModel, type ModelFile } from '../io/model.ts';
+import type { ModelFile } from '../io/model.ts';
 import { loadModelFile } from '../io/files.ts';
 import { decodeText, type TextEncoding } from '../data/files.ts';
 import { CliError, flagLines, flagSpec, HELP_FLAG, OptionReader, parseOrHelp, UsageError, type Flag, type Parsed } from './args.ts';
@@ -199,14 +199,11 @@ const TRAIN_FLAGS: Record<string, Flag> = {
 /** Shards per batch when --workers is given without --shards: 1, 2 and 4 workers split them evenly. */
 const DEFAULT_SHARDS = 4;
 
-/**
- * How a worker rebuilds a built-in task: the registry's taskReplica from the model's bytes (those
- * of the registry's encodeTask, written here because this module loads the registry lazily).
- */
-function registryReplica(name: string, task: Task<unknown>): ReplicaSpec {
+/** How a worker rebuilds a built-in task: the registry's taskReplica from encodeTask's bytes (the registry loads lazily, as in loadRegistry). */
+async function registryReplica(task: Task<unknown>): Promise<ReplicaSpec> {
+  const { encodeTask } = await import('../models/registry.ts');
   const registry = new URL(`../models/registry${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
-  const { config, vocab } = task.describe();
-  return { module: registry.href, export: 'taskReplica', arg: encodeModel(task.model, { config, vocab, metadata: { 'recur.task': name } }) };
+  return { module: registry.href, export: 'taskReplica', arg: encodeTask(task) };
 }
 
 /** `recur train TASK --dry-run`: the memory of one training step (train/memory.ts), nothing written. */
@@ -444,7 +441,7 @@ export async function trainCommand(argv: string[], deps: CommandDeps = {}): Prom
     try {
       // the workers compute on the backend this process trains on, so the results do not depend on them
       const backend = getBackend().name === 'js' ? 'js' : 'wasm';
-      if (workers !== undefined) runner = await workerShards(task, { workers, backend, replica: registryReplica(spec.name, task) });
+      if (workers !== undefined) runner = await workerShards(task, { workers, backend, replica: await registryReplica(task) });
       trainTask = new DataParallelTask(task, { shards, runner });
     } catch (e) {
       await runner?.close();

@@ -28,7 +28,7 @@
  * step metrics are combined the same way. Tasks that carry state across batches (TBPTT) cannot be
  * sharded: the carried state belongs to the whole batch.
  */
-import { taskRngs, type BatchSource, type StepResult, type Task } from './task.ts';
+import { checkStepResult, taskRngs, type BatchSource, type StepResult, type Task } from './task.ts';
 import { deriveSeed, globalRng, Rng } from '../tensor/rng.ts';
 import { tensor, type Tensor } from '../tensor/tensor.ts';
 import type { Data } from '../backend/interface.ts';
@@ -82,9 +82,8 @@ export function runShard<B>(task: Task<B>, rngs: ReadonlyMap<string, Rng>, seed:
   const params = task.model.parameters();
   seedShard(rngs, seed, m);
   task.model.zeroGrad();
-  const r: StepResult = task.step(batch);
-  if (!r || typeof r.loss?.item !== 'function' || r.loss.size !== 1) throw new TypeError(`data-parallel: task '${task.name}'.step must return {loss: a one-element Tensor, count, metrics?}`);
-  if (!(typeof r.count === 'number' && Number.isFinite(r.count) && r.count > 0)) throw new DataParallelError(`data-parallel: task '${task.name}'.step counted ${String(r.count)} units in shard ${m}; a shard's loss is weighted by its count, which must be positive`);
+  const r = checkStepResult('data-parallel', task as Task<unknown>, task.step(batch));
+  if (r.count === 0) throw new DataParallelError(`data-parallel: task '${task.name}'.step counted ${String(r.count)} units in shard ${m}; a shard's loss is weighted by its count, which must be positive`);
   backward(r.loss);
   const result = { loss: r.loss.item(), count: r.count, metrics: r.metrics, grads: params.map((p) => (p.grad ? p.grad.toArray() : null)) };
   task.model.zeroGrad();

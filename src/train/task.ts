@@ -7,9 +7,10 @@
  * deterministically from the source's own seed, never from global state — so a run resumed from a
  * checkpoint at (epoch, index) sees exactly the batches an uninterrupted run would have seen.
  */
-import type { Tensor } from '../tensor/tensor.ts';
+import { Tensor } from '../tensor/tensor.ts';
 import type { Module } from '../nn/module.ts';
 import { globalRng, Rng } from '../tensor/rng.ts';
+import { brief } from '../util/options.ts';
 
 export interface BatchSource<B> {
   /** Batches per epoch. */
@@ -48,6 +49,14 @@ export interface Task<B> {
    * step's loss is a mean over its `count` units, so the batch's loss is Σ (count_m / count) · loss_m.
    */
   shard?(batch: B, parts: number): B[];
+}
+
+/** What a task's step returned, checked: a one-element loss and a count ≥ 0 (`who` names the caller in the error). */
+export function checkStepResult(who: string, task: Task<unknown>, r: StepResult): StepResult {
+  if (!r || !(r.loss instanceof Tensor) || r.loss.size !== 1) throw new TypeError(`${who}: task '${task.name}'.step must return {loss: a one-element Tensor, count, metrics?}`);
+  const count = r.count;
+  if (typeof count !== 'number' || !Number.isFinite(count) || count < 0) throw new TypeError(`${who}: task '${task.name}'.step returned count ${brief(count, "'")}; expected a number of tokens or samples >= 0`);
+  return r;
 }
 
 /**

@@ -32,7 +32,7 @@
  * log go through the `store` option (a RunStore), so the loop itself touches no file system and
  * the Trainer runs where there is none.
  */
-import { taskRngs, type BatchSource, type StepResult, type Task } from './task.ts';
+import { checkStepResult, taskRngs, type BatchSource, type StepResult, type Task } from './task.ts';
 import type { Optimizer } from './optim.ts';
 import { LRScheduler } from './schedule.ts';
 import {
@@ -381,12 +381,8 @@ export class Trainer<B> {
     model.train();
     model.zeroGrad();
     this.optimizer.zeroGrad();
-    const r: StepResult = this.task.step(batch);
-    if (!r || !(r.loss instanceof Tensor) || r.loss.size !== 1) {
-      throw new TypeError(`Trainer: task '${this.task.name}'.step must return {loss: a one-element Tensor, count, metrics?}`);
-    }
+    const r = checkStepResult('Trainer', this.task as Task<unknown>, this.task.step(batch));
     const count = r.count;
-    if (typeof count !== 'number' || !Number.isFinite(count) || count < 0) throw new TypeError(`Trainer: task '${this.task.name}'.step returned count ${brief(count, "'")}; expected a number of tokens or samples >= 0`);
     // Every value this step needs on the host is yielded (src/train/host-reads.ts): answered at
     // once by fitSync, awaited by fit — so the same step runs on a backend read asynchronously.
     // Backward is recorded before the loss is read, and the loss and the gradient norms are read
