@@ -11,11 +11,13 @@
  *   --quick              a smoke run: 1 warm-up + 1-3 timed steps, slow combinations skipped
  *                        (about 1 CPU-minute of work; 190 s measured on a saturated 2-core machine)
  *   --only LIST          workloads (W1, GRU, RNN, L2, H512) and/or GEMM, comma-separated
- *   --systems LIST       recur-js, recur-wasm-1t, recur-wasm, recur-wasm-rows, recur-webgpu, tfjs-wasm, tfjs-cpu,
+ *   --systems LIST       recur-js, recur-wasm-1t, recur-wasm, recur-wasm-rows, recur-wasm-layered, recur-webgpu, tfjs-wasm, tfjs-cpu,
  *                        pytorch-1t, pytorch-2t; a prefix such as recur or pytorch selects all of its kind (default:
- *                        all but recur-webgpu, which runs only when named: in Node it needs the `webgpu` package).
+ *                        all but recur-webgpu and recur-wasm-layered, which run only when named: in Node the first
+ *                        needs the `webgpu` package).
  *                        recur-wasm-rows is an ablation: recur-wasm with the embedding-table input projection
- *                        turned off (the recurrent layer projects all T·B rows, as PyTorch does)
+ *                        turned off (the recurrent layer projects all T·B rows, as PyTorch does); recur-wasm-layered
+ *                        one with pipelining across layers turned off (stacks run layer after layer)
  *   --json FILE          where to write the results (default bench/results/latest.json)
  *   --wasm-opts JSON     options for loadWasmBackend, e.g. {"relaxedSimd":true}; with "threads" the wasm
  *                        backend runs once with them, else twice (1 thread, and its default)
@@ -178,8 +180,10 @@ async function main(): Promise<void> {
   if (refBlas) log(`WARNING: Python loads ${String(machine.python_blas)}, not OpenBLAS: PyTorch and NumPy figures will be far below the anchors' (apt-get install libopenblas0-pthread)`);
   log(`recur benchmark (${args.quick ? 'quick' : 'full'}) on ${machine.nproc} × ${machine.cpu}, Node ${machine.node}, torch ${machine.torch}; load average ${load0.map((x) => x.toFixed(2)).join(' ')}`);
 
-  // recur-webgpu only when named: the default and the prefix 'recur' leave it out (see recurConfigs)
-  const configs = recurConfigs(args.wasmOpts).filter((c) => (c.system === 'recur-webgpu' ? args.systems?.includes(c.system) === true : want(c.system)));
+  // recur-webgpu and recur-wasm-layered only when named: the default and the prefix 'recur' leave
+  // them out (see recurConfigs; the second differs from recur-wasm only on stacked workloads)
+  const onlyNamed = ['recur-webgpu', 'recur-wasm-layered'];
+  const configs = recurConfigs(args.wasmOpts).filter((c) => (onlyNamed.includes(c.system) ? args.systems?.includes(c.system) === true : want(c.system)));
   const systems = [...configs.map((c) => c.system), ...ANCHOR_SYSTEMS.filter(want)];
   const backends: BackendStatus[] = [];
   const gemm: GemmResult[] = [];

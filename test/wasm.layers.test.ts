@@ -11,7 +11,11 @@
  *    backend's fused steps (recurrentForward/Backward: one kernel per step, split by hidden units).
  * 2. Two threads vs one thread at sizes where the GEMMs are split: bit-identical; and the fused
  *    steps vs the generic loop (fusedSteps: false), on 1, 2 and 3 threads: bit-identical.
- * 3. Recurrent layers give their workspaces back (Backend.release).
+ * 3. Pipelining across layers: a unidirectional stack run as a wavefront (2 and 3 layers on 2 and 3
+ *    threads, every cell kind, with lengths and initial states, a sequence longer than one wave
+ *    window) equals the layers run one after another, and both equal the generic loop, bit for bit;
+ *    where nothing can overlap (a short sequence, one thread) the backend declines.
+ * 4. Recurrent layers give their workspaces back (Backend.release).
  * The PyTorch fixtures run on wasm (one and two threads) in the shared parity suite:
  * test/helpers/parity-suite.ts, run by test/torch.parity.test.ts.
  */
@@ -37,14 +41,27 @@ const wasm2 = await createWasmBackend({ threads: 2, threadMinWork: 0, poisonUnin
 const wasm3 = await createWasmBackend({ threads: 3, threadMinWork: 0, poisonUninit: true });
 // the generic time loop: a GEMM and a cell kernel per step
 const wasmGeneric = await createWasmBackend({ threads: 1, fusedSteps: false, poisonUninit: true });
+// stacks run layer after layer, each step split across the threads (no wavefront)
+const wasmLayered = await createWasmBackend({ threads: 2, threadMinWork: 0, pipelineLayers: false, poisonUninit: true });
 after(() => {
-  for (const b of [wasm1, wasm2, wasm3, wasmGeneric]) b.dispose();
+  for (const b of [wasm1, wasm2, wasm3, wasmGeneric, wasmLayered]) b.dispose();
 });
 // registered under distinct names so setBackend can pick each
 Object.defineProperty(wasm2, 'name', { value: 'wasm-2threads' });
 Object.defineProperty(wasm3, 'name', { value: 'wasm-3threads' });
 Object.defineProperty(wasmGeneric, 'name', { value: 'wasm-generic-loop' });
-for (const b of [wasm1, wasm2, wasm3, wasmGeneric]) registerBackend(b);
+Object.defineProperty(wasmLayered, 'name', { value: 'wasm-layered' });
+for (const b of [wasm1, wasm2, wasm3, wasmGeneric, wasmLayered]) registerBackend(b);
+
+/** How many stacks each backend ran as a wavefront (forward, backward): wraps its recurrentStack* methods. */
+const waves = new Map<string, { forward: number; backward: number }>();
+for (const b of [wasm1, wasm2, wasm3, wasmLayered]) {
+  const count = { forward: 0, backward: 0 };
+  waves.set(b.name, count);
+  const fwd = b.recurrentStackForward.bind(b), bwd = b.recurrentStackBackward.bind(b);
+  b.recurrentStackForward = (...a) => (fwd(...a) ? (count.forward++, true) : false);
+  b.recurrentStackBackward = (...a) => (bwd(...a) ? (count.backward++, true) : false);
+}
 
 type Mode = 'RNN_TANH' | 'RNN_RELU' | 'LSTM' | 'GRU';
 const MODES: Mode[] = ['RNN_TANH', 'RNN_RELU', 'LSTM', 'GRU'];
@@ -164,6 +181,47 @@ describe('recurrent layers: two threads give bit-identical results', () => {
       for (const b of ['wasm', 'wasm-2threads', 'wasm-3threads']) compareRuns(runLayer(b, mode, cfg), generic, 0, `${mode} ${b} fused vs generic`);
     });
   }
+});
+
+describe('pipelining across layers: the wavefront equals the layers one after another, bit for bit', () => {
+  // B = 8: the input GEMM of 2 steps at a time (16 rows), so T = 9 ends on a partial chunk
+  const lengths = [9, 3, 7, 1, 2, 9, 4, 0];
+  for (const mode of MODES) {
+    for (const numLayers of [2, 3]) {
+      for (const [withState, lens] of [[true, lengths], [false, null]] as const) {
+        test(`${mode}, ${numLayers} layers, ${lens ? 'lengths' : 'full'}, ${withState ? 'h0' : 'zero state'}: 2 and 3 threads`, () => {
+          const cfg = { T: 9, B: 8, I: 12, H: 16, numLayers, bidirectional: false, lengths: lens ? [...lens] : null, withState, dtype: 'float32' as const, seed: 90 + numLayers };
+          const layered = runLayer('wasm-layered', mode, cfg);
+          for (const b of ['wasm-2threads', 'wasm-3threads']) {
+            const before = { ...waves.get(b)! };
+            compareRuns(runLayer(b, mode, cfg), layered, 0, `${mode} ${b} wavefront vs layered`);
+            assert.deepEqual(waves.get(b), { forward: before.forward + 1, backward: before.backward + 1 }, `${b} ran the stack as a wavefront`);
+          }
+          assert.deepEqual(waves.get('wasm-layered'), { forward: 0, backward: 0 });
+          // and both equal the generic loop (a GEMM and a cell kernel per step, one layer at a time)
+          compareRuns(layered, runLayer('wasm-generic-loop', mode, cfg), 0, `${mode} layered vs generic loop`);
+        });
+      }
+    }
+  }
+
+  test('declined where the layers cannot overlap: a short sequence (one streaming step), or one thread', () => {
+    for (const T of [1, 7]) {
+      const cfg = { T, B: 8, I: 12, H: 16, numLayers: 2, bidirectional: false, lengths: null, withState: false, dtype: 'float32' as const, seed: 94 };
+      const before = { ...waves.get('wasm-2threads')! };
+      compareRuns(runLayer('wasm-2threads', 'LSTM', cfg), runLayer('wasm-layered', 'LSTM', cfg), 0, `LSTM T=${T}`);
+      assert.deepEqual(waves.get('wasm-2threads'), before, `T = ${T} < 4 chunks of 2 steps: layer after layer`);
+    }
+  });
+
+  test('a sequence longer than one wave window (1024 steps), and a 1-thread backend declines', () => {
+    const cfg = { T: 1100, B: 2, I: 8, H: 8, numLayers: 2, bidirectional: false, lengths: null, withState: true, dtype: 'float32' as const, seed: 95 };
+    const before = waves.get('wasm-2threads')!.forward;
+    compareRuns(runLayer('wasm-2threads', 'LSTM', cfg), runLayer('wasm-layered', 'LSTM', cfg), 0, 'LSTM T=1100 wavefront vs layered');
+    assert.equal(waves.get('wasm-2threads')!.forward, before + 1);
+    compareRuns(runLayer('wasm', 'LSTM', cfg), runLayer('wasm-layered', 'LSTM', cfg), 0, 'LSTM T=1100 1 thread vs layered');
+    assert.equal(waves.get('wasm')!.forward, 0);
+  });
 });
 
 describe('recurrent layers give their workspaces back (Backend.release)', () => {

@@ -48,7 +48,7 @@ export interface BackendStatus {
  * The recur configurations to run: the reference `js` backend, and the WebAssembly backend
  * (`loadWasmBackend(opts)`, registering a backend named 'wasm') on one thread (like for like with
  * the single-threaded systems) and with its default thread count — or once, when `wasmOpts` fixes
- * the threads — plus the recur-wasm-rows ablation. A backend that fails to load is reported as not
+ * the threads — plus the recur-wasm-rows and recur-wasm-layered ablations. A backend that fails to load is reported as not
  * available, with the reason.
  */
 export function recurConfigs(wasmOpts: Record<string, unknown>): RecurConfig[] {
@@ -69,6 +69,8 @@ export function recurConfigs(wasmOpts: Record<string, unknown>): RecurConfig[] {
     },
   });
   const rows: RecurConfig = { ...wasm('recur-wasm-rows', wasmOpts), rowProjection: true };
+  // ablation: stacks run layer after layer, each step split across the threads (no wavefront)
+  const layered = wasm('recur-wasm-layered', { ...wasmOpts, pipelineLayers: false });
   // WebGPU in Node through the `webgpu` package (Dawn); run only when named (--systems recur-webgpu):
   // on a machine without a GPU its adapter is a CPU implementation, and the note says so
   const webgpu: RecurConfig = {
@@ -81,8 +83,8 @@ export function recurConfigs(wasmOpts: Record<string, unknown>): RecurConfig[] {
       return { backend: 'webgpu', threads: null, note: `loadWebGpuBackend: ${what}${a.software ? ' — a software adapter (the CPU): not a GPU figure' : ''}`, dispose: () => {} };
     },
   };
-  if (wasmOpts.threads !== undefined) return [js, wasm('recur-wasm', wasmOpts), rows, webgpu];
-  return [js, wasm('recur-wasm-1t', { ...wasmOpts, threads: 1 }), wasm('recur-wasm', wasmOpts), rows, webgpu];
+  if (wasmOpts.threads !== undefined) return [js, wasm('recur-wasm', wasmOpts), rows, layered, webgpu];
+  return [js, wasm('recur-wasm-1t', { ...wasmOpts, threads: 1 }), wasm('recur-wasm', wasmOpts), rows, layered, webgpu];
 }
 
 /** Load one configuration; failures become a "not available" status instead of an exception. */

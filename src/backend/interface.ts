@@ -312,6 +312,27 @@ export interface Backend {
    */
   recurrentForward?(kernel: FusedStepKernel, dims: LayerDims, w: DirectionWeights, ws: DirectionWorkspace, y: Storage | null, yCol: number, yStride: number): boolean;
   recurrentBackward?(kernel: FusedStepKernel, dims: LayerDims, w: DirectionWeights, ws: DirectionWorkspace, sc: BackwardScratch, dy: Storage | null, dyCol: number, dyStride: number): boolean;
+
+  // ---- optional: a stack of unidirectional layers as a wavefront (pipelining across layers) --------
+  /**
+   * A backend may run the time loops of a stack of L ≥ 2 unidirectional layers of one cell kind
+   * together, layer l at step t while layer l+1 works on an earlier step (on other threads). Same
+   * contract as recurrentForward/recurrentBackward for every layer — exactly the results of running
+   * the layers one after another on this backend — with these differences. Returns false (having
+   * done nothing) to decline; the caller then runs the layers one at a time.
+   *
+   * Forward: dims[l], w[l], ws[l] per layer (dims[l].I is layer l's input size; T, B, H and the
+   * lengths are the same for all). Layer 0's ws.gx holds its input projections on entry; for l ≥ 1
+   * the backend computes them from y[l−1]: Gx_l = y_{l−1} · W_ihᵀ + b_ih, then + b_hh for the cells
+   * that fold it in (the kernel name says which), each element as the caller's whole-sequence GEMM
+   * and addRowVector calls would give it. Writes every layer's states and y[l] ([T, B, H]).
+   * Backward: sc[l] per layer as recurrentBackward's. dy[L−1] is the gradient into the top output
+   * (or null); dy[l] for l < L−1 are zero-filled [T, B, H] buffers into which the backend adds
+   * dGx_{l+1} · W_ih (layer l+1's) before layer l needs each step, as the caller's `dX += dGx · W_ih`
+   * GEMM would (the caller then leaves that GEMM out for the layers above the first).
+   */
+  recurrentStackForward?(kernel: FusedStepKernel, dims: readonly LayerDims[], w: readonly DirectionWeights[], ws: readonly DirectionWorkspace[], y: readonly Storage[]): boolean;
+  recurrentStackBackward?(kernel: FusedStepKernel, dims: readonly LayerDims[], w: readonly DirectionWeights[], ws: readonly DirectionWorkspace[], sc: readonly BackwardScratch[], dy: readonly (Storage | null)[]): boolean;
 }
 
 /** The read-backs of any backend as promises: its own asynchronous forms, or its synchronous ones. */

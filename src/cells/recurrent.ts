@@ -84,6 +84,105 @@ export function checkLengths(lengths: ArrayLike<number> | null | undefined, T: n
 }
 
 /**
+ * Check one layer's parameters (one entry per direction) against its input size I and hidden size
+ * H; returns them as a list for the tape.
+ */
+function checkParams(where: string, params: readonly DirectionParams[], GH: number, I: number, H: number): Tensor[] {
+  const out: Tensor[] = [];
+  for (const [d, p] of params.entries()) {
+    const sfx = d === 1 ? '_reverse' : '';
+    const expect = (t: Tensor | null, shape: number[], name: string): void => {
+      if (t && (t.ndim !== shape.length || t.shape.some((s, i) => s !== shape[i]))) {
+        throw new RangeError(`${where}: ${name}${sfx} must be ${shapeStr(shape)}, got ${shapeStr(t.shape)}`);
+      }
+    };
+    expect(p.weightIh, [GH, I], 'weight_ih');
+    expect(p.weightHh, [GH, H], 'weight_hh');
+    expect(p.biasIh, [GH], 'bias_ih');
+    expect(p.biasHh, [GH], 'bias_hh');
+    out.push(p.weightIh, p.weightHh);
+    if (p.biasIh) out.push(p.biasIh);
+    if (p.biasHh) out.push(p.biasHh);
+  }
+  return out;
+}
+
+/** Check initial states h0/c0 against [S, B, H] (S: directions, or layers of a stack); returns those given. */
+function checkStates(where: string, cell: CellSpec, h0: Tensor | null, c0: Tensor | null, S: number, B: number, H: number): Tensor[] {
+  const out: Tensor[] = [];
+  for (const [s, name] of [[h0, 'h0'], [c0, 'c0']] as const) {
+    if (!s) continue;
+    if (s.ndim !== 3 || s.shape[0] !== S || s.shape[1] !== B || s.shape[2] !== H) {
+      throw new RangeError(`${where}: initial state ${name} must be [${S}, ${B}, ${H}], got ${shapeStr(s.shape)}`);
+    }
+    out.push(s);
+  }
+  if (c0 && !cell.hasCell) throw new TypeError(`${where}: ${cell.mode} has no cell state, but c0 was given`);
+  return out;
+}
+
+/** x's embedding lookup when the input projection can run on its table rows (see the file comment), else null. */
+function usableLookup(x: Tensor): EmbeddingLookup | null {
+  const [T, B, I] = x.shape;
+  return x.lookup && x.lookup.ids.length === T * B && x.lookup.weight.shape[1] === I ? x.lookup : null;
+}
+
+/** A direction's workspace (every element written before it is read: no zeroing). */
+function newWorkspace(be: Backend, cell: CellSpec, dims: LayerDims, dtype: DType, reverse: boolean): DirectionWorkspace {
+  const { T, B, H, G } = dims;
+  const BH = B * H;
+  return {
+    reverse,
+    hs: allocUninit(be, (T + 1) * BH, dtype),
+    cs: cell.hasCell ? allocUninit(be, (T + 1) * BH, dtype) : null,
+    gx: allocUninit(be, T * B * G * H, dtype),
+    gh: cell.foldRecurrentBias ? null : allocUninit(be, T * B * G * H, dtype),
+  };
+}
+
+/** Gx = X · W_ihᵀ + b_ih (+ b_hh), or from the projected embedding table. */
+function projectInput(be: Backend, cell: CellSpec, dims: LayerDims, w: DirectionWeights, ws: DirectionWorkspace, x: Storage, lookup: EmbeddingLookup | null, dtype: DType): void {
+  const { T, B, I, H, G } = dims;
+  const GH = G * H;
+  const rows = lookup ? lookup.weight.shape[0] : T * B;
+  const proj = lookup ? allocUninit(be, rows * GH, dtype) : ws.gx;
+  be.gemm(false, true, rows, GH, I, 1, lookup ? lookup.table : x, 0, I, w.wIh, 0, I, 0, proj, 0, GH);
+  if (w.bIh) be.addRowVector(rows, GH, w.bIh, 0, proj, 0);
+  if (w.bHh && cell.foldRecurrentBias) be.addRowVector(rows, GH, w.bHh, 0, proj, 0);
+  if (lookup) {
+    be.gatherRows(GH, proj, lookup.ids, ws.gx);
+    be.release?.(proj);
+  }
+}
+
+/** The initial state (h0/c0 at state offset `off`, or zeros) into its place in the workspace. */
+function initState(be: Backend, dims: LayerDims, ws: DirectionWorkspace, h0: Tensor | null, c0: Tensor | null, off: number): void {
+  const BH = dims.B * dims.H;
+  const init = ws.reverse ? dims.T * BH : 0;
+  if (h0) be.copy(h0.storage, off, ws.hs, init, BH);
+  else be.fill(ws.hs, 0, init, BH);
+  if (c0 && ws.cs) be.copy(c0.storage, off, ws.cs, init, BH);
+  else if (ws.cs) be.fill(ws.cs, 0, init, BH);
+}
+
+/** The time loop: the backend's own where it has one, else one cell step at a time. */
+function runDirection(be: Backend, cell: CellSpec, dims: LayerDims, w: DirectionWeights, ws: DirectionWorkspace, y: Storage, yCol: number, yStride: number): void {
+  if (cell.fusedSteps && be.recurrentForward?.(cell.fusedSteps, dims, w, ws, y, yCol, yStride)) return;
+  for (let s = 0; s < dims.T; s++) {
+    const t = ws.reverse ? dims.T - 1 - s : s;
+    cell.forwardStep(be, w, ws, dims, t, y, yCol, yStride);
+  }
+}
+
+/** The final states into hN/cN at state offset `off`. */
+function finalState(be: Backend, dims: LayerDims, ws: DirectionWorkspace, hN: Tensor, cN: Tensor | null, off: number): void {
+  const BH = dims.B * dims.H;
+  const fin = ws.reverse ? 0 : dims.T * BH;
+  be.copy(ws.hs, fin, hN.storage, off, BH);
+  if (cN && ws.cs) be.copy(ws.cs, fin, cN.storage, off, BH);
+}
+
+/**
  * Run one layer. x: [T, B, I] (time-major). params: one entry per direction (forward first).
  * h0/c0: [D, B, H] or null for zeros.
  */
@@ -103,93 +202,35 @@ export function recurrentLayer(
   const [T, B, I] = x.shape;
   const H = params[0].weightHh.shape[1];
   const G = cell.G;
-  const GH = G * H;
-  const all: Tensor[] = [x];
-  for (const [d, p] of params.entries()) {
-    const sfx = d === 1 ? '_reverse' : '';
-    const expect = (t: Tensor | null, shape: number[], name: string): void => {
-      if (t && (t.ndim !== shape.length || t.shape.some((s, i) => s !== shape[i]))) {
-        throw new RangeError(`recurrentLayer (${mode}): ${name}${sfx} must be ${shapeStr(shape)}, got ${shapeStr(t.shape)}`);
-      }
-    };
-    expect(p.weightIh, [GH, I], 'weight_ih');
-    expect(p.weightHh, [GH, H], 'weight_hh');
-    expect(p.biasIh, [GH], 'bias_ih');
-    expect(p.biasHh, [GH], 'bias_hh');
-    all.push(p.weightIh, p.weightHh);
-    if (p.biasIh) all.push(p.biasIh);
-    if (p.biasHh) all.push(p.biasHh);
-  }
-  for (const [s, name] of [[h0, 'h0'], [c0, 'c0']] as const) {
-    if (!s) continue;
-    if (s.ndim !== 3 || s.shape[0] !== D || s.shape[1] !== B || s.shape[2] !== H) {
-      throw new RangeError(`recurrentLayer (${mode}): initial state ${name} must be [${D}, ${B}, ${H}], got ${shapeStr(s.shape)}`);
-    }
-    all.push(s);
-  }
-  if (c0 && !cell.hasCell) throw new TypeError(`recurrentLayer: ${mode} has no cell state, but c0 was given`);
-  sameBackendAndDType(`recurrentLayer (${mode})`, ...all);
+  const where = `recurrentLayer (${mode})`;
+  const all: Tensor[] = [x, ...checkParams(where, params, G * H, I, H), ...checkStates(where, cell, h0, c0, D, B, H)];
+  sameBackendAndDType(where, ...all);
   if (lengths && lengths.length !== B) throw new RangeError(`recurrentLayer: ${lengths.length} lengths for batch ${B}`);
 
   const be = x.backend;
   const dtype = x.dtype;
   const dims: LayerDims = { T, B, I, H, G, lengths };
-  // Project the embedding table instead of the rows when x is an embedding lookup (see above).
-  const lookup = x.lookup && x.lookup.ids.length === T * B && x.lookup.weight.shape[1] === I ? x.lookup : null;
+  const lookup = usableLookup(x);
   if (lookup) all.push(lookup.weight); // its gradient comes from this op: order it after us on the tape
   const BH = B * H;
-  // Buffers every element of which is written before it is read (each step writes its rows of y,
-  // the states and the gates; the GEMMs write with beta = 0): no zeroing needed.
-  const empty = (n: number): Storage => allocUninit(be, n, dtype);
-  const y = new Tensor(empty(T * B * D * H), [T, B, D * H]);
-  const hN = new Tensor(empty(D * BH), [D, B, H]);
-  const cN = cell.hasCell ? new Tensor(empty(D * BH), [D, B, H]) : null;
+  const y = new Tensor(allocUninit(be, T * B * D * H, dtype), [T, B, D * H]);
+  const hN = new Tensor(allocUninit(be, D * BH, dtype), [D, B, H]);
+  const cN = cell.hasCell ? new Tensor(allocUninit(be, D * BH, dtype), [D, B, H]) : null;
 
-  const weights: DirectionWeights[] = params.map((p) => ({
-    wIh: p.weightIh.storage, wHh: p.weightHh.storage, bIh: p.biasIh?.storage ?? null, bHh: p.biasHh?.storage ?? null,
-  }));
+  const weights = params.map(directionWeights);
   const workspaces: DirectionWorkspace[] = [];
   for (let d = 0; d < D; d++) {
-    const w = weights[d];
-    const ws: DirectionWorkspace = {
-      reverse: params[d].reverse ?? d === 1,
-      hs: empty((T + 1) * BH),
-      cs: cell.hasCell ? empty((T + 1) * BH) : null,
-      gx: empty(T * B * GH),
-      gh: cell.foldRecurrentBias ? null : empty(T * B * GH),
-    };
-    // Gx = X · W_ihᵀ + b_ih (+ b_hh), or from the projected embedding table
-    const rows = lookup ? lookup.weight.shape[0] : T * B;
-    const proj = lookup ? empty(rows * GH) : ws.gx;
-    be.gemm(false, true, rows, GH, I, 1, lookup ? lookup.table : x.storage, 0, I, w.wIh, 0, I, 0, proj, 0, GH);
-    if (w.bIh) be.addRowVector(rows, GH, w.bIh, 0, proj, 0);
-    if (w.bHh && cell.foldRecurrentBias) be.addRowVector(rows, GH, w.bHh, 0, proj, 0);
-    if (lookup) {
-      be.gatherRows(GH, proj, lookup.ids, ws.gx);
-      be.release?.(proj);
-    }
-    // initial state
-    const init = ws.reverse ? T * BH : 0;
-    if (h0) be.copy(h0.storage, d * BH, ws.hs, init, BH);
-    else be.fill(ws.hs, 0, init, BH);
-    if (c0 && ws.cs) be.copy(c0.storage, d * BH, ws.cs, init, BH);
-    else if (ws.cs) be.fill(ws.cs, 0, init, BH);
-    // The backend's own time loop where it has one, else one cell step at a time.
-    if (!(cell.fusedSteps && be.recurrentForward?.(cell.fusedSteps, dims, w, ws, y.storage, d * H, D * H))) {
-      for (let s = 0; s < T; s++) {
-        const t = ws.reverse ? T - 1 - s : s;
-        cell.forwardStep(be, w, ws, dims, t, y.storage, d * H, D * H);
-      }
-    }
-    const fin = ws.reverse ? 0 : T * BH;
-    be.copy(ws.hs, fin, hN.storage, d * BH, BH);
-    if (cN && ws.cs) be.copy(ws.cs, fin, cN.storage, d * BH, BH);
+    const ws = newWorkspace(be, cell, dims, dtype, params[d].reverse ?? d === 1);
+    projectInput(be, cell, dims, weights[d], ws, x.storage, lookup, dtype);
+    initState(be, dims, ws, h0, c0, d * BH);
+    runDirection(be, cell, dims, weights[d], ws, y.storage, d * H, D * H);
+    finalState(be, dims, ws, hN, cN, d * BH);
     workspaces.push(ws);
   }
 
+  const buffers = workspaces.flatMap((ws) => [ws.hs, ws.cs, ws.gx, ws.gh]);
   if (needsGrad(...all)) {
-    const outputs = cN ? [y, hN, cN] : [y, hN];
-    record(mode, all, outputs, () => {
+    record(mode, all, cN ? [y, hN, cN] : [y, hN], () => {
       const dy = y.grad?.storage ?? null;
       const dhN = hN.grad?.storage ?? null;
       const dcN = cN?.grad?.storage ?? null;
@@ -199,17 +240,115 @@ export function recurrentLayer(
       const dh0 = h0?.requiresGrad ? be.alloc(h0.size, dtype) : null;
       const dc0 = c0?.requiresGrad ? be.alloc(c0.size, dtype) : null;
       for (let d = 0; d < D; d++) {
-        backwardDirection(be, cell, dims, weights[d], workspaces[d], params[d], x, lookup, emb, dy, d * H, D * H, dhN, dcN, d * BH, dx, dh0, dc0);
+        const sc = newScratch(be, cell, dims, dtype, dhN, dcN, d * BH);
+        bptt(be, cell, dims, weights[d], workspaces[d], sc, dy, d * H, D * H);
+        directionGrads(be, cell, dims, weights[d], workspaces[d], sc, params[d], x.storage, dtype, lookup, emb, dx, dh0, dc0, d * BH);
       }
       if (dx) accumulateGrad(x, dx, true);
       if (dh0 && h0) accumulateGrad(h0, dh0, true);
       if (dc0 && c0) accumulateGrad(c0, dc0, true);
-      releaseAll(be, workspaces.flatMap((ws) => [ws.hs, ws.cs, ws.gx, ws.gh]));
+      releaseAll(be, buffers);
     });
   } else {
-    releaseAll(be, workspaces.flatMap((ws) => [ws.hs, ws.cs, ws.gx, ws.gh]));
+    releaseAll(be, buffers);
   }
   return { y, hN, cN };
+}
+
+/**
+ * A stack of L ≥ 2 unidirectional layers of one cell kind (no dropout between them) as ONE op on
+ * the tape, so that a backend can run the layers' time loops as a wavefront — layer l at step t
+ * while layer l+1 works on step t−1, on other threads (Backend.recurrentStackForward/Backward:
+ * pipelining across layers). Layer l ≥ 1 then computes its input projections step by step inside
+ * the wave, and in backward layer l's dX = dGx · W_ih reaches layer l−1 step by step. A backend that
+ * declines runs the layers one after another, exactly as recurrentLayer would; either way the
+ * results are the same bit for bit, and the same as L recurrentLayer calls.
+ *
+ * x: [T, B, I]; layers[l]: layer l's parameters (weight_ih [G·H, I] for l = 0, [G·H, H] above);
+ * h0/c0: [L, B, H] or null. Returns the top layer's y [T, B, H] and every layer's final states [L, B, H].
+ */
+export function recurrentStack(
+  mode: RecurrentMode,
+  x: Tensor,
+  layers: readonly DirectionParams[],
+  h0: Tensor | null,
+  c0: Tensor | null,
+  lengths: Int32Array | null,
+): RecurrentLayerResult {
+  const cell = CELLS[mode];
+  if (!cell) throw new TypeError(`recurrentStack: unknown mode '${String(mode)}' (expected one of ${Object.keys(CELLS).join(', ')})`);
+  const L = layers.length;
+  if (L < 2) throw new RangeError(`recurrentStack: expected at least 2 layers, got ${L} (one layer is recurrentLayer)`);
+  if (x.ndim !== 3) throw new RangeError(`recurrentStack: input must be [T, B, I], got ${shapeStr(x.shape)}`);
+  const [T, B, I] = x.shape;
+  const H = layers[0].weightHh.shape[1];
+  const G = cell.G;
+  const where = `recurrentStack (${mode})`;
+  const all: Tensor[] = [x];
+  for (const [l, p] of layers.entries()) {
+    if (p.reverse) throw new RangeError(`${where}: layer ${l} runs in reverse; a stack is unidirectional`);
+    all.push(...checkParams(`${where}, layer ${l}`, [p], G * H, l === 0 ? I : H, H));
+  }
+  all.push(...checkStates(where, cell, h0, c0, L, B, H));
+  sameBackendAndDType(where, ...all);
+  if (lengths && lengths.length !== B) throw new RangeError(`recurrentStack: ${lengths.length} lengths for batch ${B}`);
+
+  const be = x.backend;
+  const dtype = x.dtype;
+  const dims: LayerDims[] = layers.map((_, l) => ({ T, B, I: l === 0 ? I : H, H, G, lengths }));
+  const lookup = usableLookup(x);
+  if (lookup) all.push(lookup.weight);
+  const BH = B * H;
+  const y = new Tensor(allocUninit(be, T * BH, dtype), [T, B, H]);
+  const hN = new Tensor(allocUninit(be, L * BH, dtype), [L, B, H]);
+  const cN = cell.hasCell ? new Tensor(allocUninit(be, L * BH, dtype), [L, B, H]) : null;
+  // every layer's output [T, B, H]: the ones below the top feed the next layer (and its dW_ih)
+  const ys = layers.map((_, l) => (l === L - 1 ? y.storage : allocUninit(be, T * BH, dtype)));
+
+  const weights = layers.map(directionWeights);
+  const workspaces = dims.map((d) => newWorkspace(be, cell, d, dtype, false));
+  projectInput(be, cell, dims[0], weights[0], workspaces[0], x.storage, lookup, dtype);
+  for (let l = 0; l < L; l++) initState(be, dims[l], workspaces[l], h0, c0, l * BH);
+  if (!(cell.fusedSteps && be.recurrentStackForward?.(cell.fusedSteps, dims, weights, workspaces, ys))) {
+    for (let l = 0; l < L; l++) {
+      if (l > 0) projectInput(be, cell, dims[l], weights[l], workspaces[l], ys[l - 1], null, dtype);
+      runDirection(be, cell, dims[l], weights[l], workspaces[l], ys[l], 0, H);
+    }
+  }
+  for (let l = 0; l < L; l++) finalState(be, dims[l], workspaces[l], hN, cN, l * BH);
+
+  const buffers = [...workspaces.flatMap((ws) => [ws.hs, ws.cs, ws.gx, ws.gh]), ...ys.slice(0, L - 1)];
+  if (needsGrad(...all)) {
+    record(mode, all, cN ? [y, hN, cN] : [y, hN], () => {
+      const dhN = hN.grad?.storage ?? null;
+      const dcN = cN?.grad?.storage ?? null;
+      const dx = x.requiresGrad && !lookup ? be.alloc(x.size, dtype) : null;
+      const emb = lookup && x.requiresGrad ? lookup : null;
+      const dh0 = h0?.requiresGrad ? be.alloc(h0.size, dtype) : null;
+      const dc0 = c0?.requiresGrad ? be.alloc(c0.size, dtype) : null;
+      // the gradient into each layer's output: the top's from the tape, the others' from the layer above
+      const dys = ys.map((_, l) => (l === L - 1 ? y.grad?.storage ?? null : be.alloc(T * BH, dtype)));
+      const scs = dims.map((d, l) => newScratch(be, cell, d, dtype, dhN, dcN, l * BH));
+      const waved = !!(cell.fusedSteps && be.recurrentStackBackward?.(cell.fusedSteps, dims, weights, workspaces, scs, dys));
+      for (let l = L - 1; l >= 0; l--) {
+        if (!waved) bptt(be, cell, dims[l], weights[l], workspaces[l], scs[l], dys[l], 0, H);
+        // the wave has already put dGx · W_ih of the layers above into dys
+        const dIn = l === 0 ? dx : waved ? null : dys[l - 1];
+        directionGrads(be, cell, dims[l], weights[l], workspaces[l], scs[l], layers[l], l === 0 ? x.storage : ys[l - 1], dtype, l === 0 ? lookup : null, l === 0 ? emb : null, dIn, dh0, dc0, l * BH);
+      }
+      if (dx) accumulateGrad(x, dx, true);
+      if (dh0 && h0) accumulateGrad(h0, dh0, true);
+      if (dc0 && c0) accumulateGrad(c0, dc0, true);
+      releaseAll(be, [...buffers, ...dys.slice(0, L - 1)]);
+    });
+  } else {
+    releaseAll(be, buffers);
+  }
+  return { y, hN, cN };
+}
+
+function directionWeights(p: DirectionParams): DirectionWeights {
+  return { wIh: p.weightIh.storage, wHh: p.weightHh.storage, bIh: p.biasIh?.storage ?? null, bHh: p.biasHh?.storage ?? null };
 }
 
 /** Storage the caller will fill completely before reading (Backend.allocUninit where there is one). */
@@ -227,47 +366,57 @@ function releaseAll(be: Backend, bufs: readonly (Storage | null)[]): void {
   for (const b of new Set(bufs)) if (b) be.release(b);
 }
 
-function backwardDirection(
-  be: Backend, cell: CellSpec, dims: LayerDims, w: DirectionWeights, ws: DirectionWorkspace, p: DirectionParams,
-  x: Tensor, lookup: EmbeddingLookup | null, emb: EmbeddingLookup | null, dy: Storage | null, dyCol: number, dyStride: number,
-  dhN: Storage | null, dcN: Storage | null, stateOff: number,
-  dx: Storage | null, dh0: Storage | null, dc0: Storage | null,
-): void {
-  const { T, B, I, H, G } = dims;
-  const GH = G * H;
+/** A direction's BPTT scratch, with the gradient into its final state (at state offset `off` of dhN/dcN) in place. */
+function newScratch(be: Backend, cell: CellSpec, dims: LayerDims, dtype: DType, dhN: Storage | null, dcN: Storage | null, off: number): BackwardScratch {
+  const { T, B, H, G } = dims;
   const BH = B * H;
-  const dtype = x.dtype;
   // every step writes its rows of dGx / dGh, masked rows included (as zeros)
-  const dgx = allocUninit(be, T * B * GH, dtype);
+  const dgx = allocUninit(be, T * B * G * H, dtype);
   const sc: BackwardScratch = {
     dgx,
-    dgh: cell.foldRecurrentBias ? dgx : allocUninit(be, T * B * GH, dtype),
+    dgh: cell.foldRecurrentBias ? dgx : allocUninit(be, T * B * G * H, dtype),
     dh: be.alloc(BH, dtype),
     dhPrev: be.alloc(BH, dtype),
     dc: cell.hasCell ? be.alloc(BH, dtype) : null,
     dcPrev: cell.hasCell ? be.alloc(BH, dtype) : null,
   };
-  if (dhN) be.copy(dhN, stateOff, sc.dh, 0, BH);
-  if (dcN && sc.dc) be.copy(dcN, stateOff, sc.dc, 0, BH);
-  // BPTT: walk the steps in reverse processing order (or let the backend run the loop).
-  if (!(cell.fusedSteps && be.recurrentBackward?.(cell.fusedSteps, dims, w, ws, sc, dy, dyCol, dyStride))) {
-    for (let s = T - 1; s >= 0; s--) {
-      const t = ws.reverse ? T - 1 - s : s;
-      cell.backwardStep(be, w, ws, sc, dims, t, dy, dyCol, dyStride);
-      [sc.dh, sc.dhPrev] = [sc.dhPrev, sc.dh];
-      if (sc.dc && sc.dcPrev) [sc.dc, sc.dcPrev] = [sc.dcPrev, sc.dc];
-    }
+  if (dhN) be.copy(dhN, off, sc.dh, 0, BH);
+  if (dcN && sc.dc) be.copy(dcN, off, sc.dc, 0, BH);
+  return sc;
+}
+
+/** BPTT: walk the steps in reverse processing order (or let the backend run the loop). */
+function bptt(be: Backend, cell: CellSpec, dims: LayerDims, w: DirectionWeights, ws: DirectionWorkspace, sc: BackwardScratch, dy: Storage | null, dyCol: number, dyStride: number): void {
+  if (cell.fusedSteps && be.recurrentBackward?.(cell.fusedSteps, dims, w, ws, sc, dy, dyCol, dyStride)) return;
+  for (let s = dims.T - 1; s >= 0; s--) {
+    const t = ws.reverse ? dims.T - 1 - s : s;
+    cell.backwardStep(be, w, ws, sc, dims, t, dy, dyCol, dyStride);
+    [sc.dh, sc.dhPrev] = [sc.dhPrev, sc.dh];
+    if (sc.dc && sc.dcPrev) [sc.dc, sc.dcPrev] = [sc.dcPrev, sc.dc];
   }
-  // Gradient into the initial state.
-  if (dh0) be.copy(sc.dh, 0, dh0, stateOff, BH);
-  if (dc0 && sc.dc) be.copy(sc.dc, 0, dc0, stateOff, BH);
-  // Weight gradients: one GEMM each over all T·B rows (for an embedding input, over its V rows).
+}
+
+/**
+ * After BPTT: the gradient into the initial state (at state offset `off` of dh0/dc0), the weight
+ * gradients — one GEMM each over all T·B rows (for an embedding input, over its V rows) — and
+ * dX += dGx · W_ih into dx (when given). Releases the scratch.
+ */
+function directionGrads(
+  be: Backend, cell: CellSpec, dims: LayerDims, w: DirectionWeights, ws: DirectionWorkspace, sc: BackwardScratch, p: DirectionParams,
+  x: Storage, dtype: DType, lookup: EmbeddingLookup | null, emb: EmbeddingLookup | null,
+  dx: Storage | null, dh0: Storage | null, dc0: Storage | null, off: number,
+): void {
+  const { T, B, I, H, G } = dims;
+  const GH = G * H;
+  const BH = B * H;
+  if (dh0) be.copy(sc.dh, 0, dh0, off, BH);
+  if (dc0 && sc.dc) be.copy(sc.dc, 0, dc0, off, BH);
   const prevBase = ws.reverse ? BH : 0; // H_prev for t = 0…T−1 (see workspace.ts)
   if (p.weightHh.requiresGrad) {
     be.gemm(true, false, GH, H, T * B, 1, sc.dgh, 0, GH, ws.hs, prevBase, H, 1, gradBuffer(p.weightHh), 0, H);
   }
   if (p.biasHh?.requiresGrad && !cell.foldRecurrentBias) be.sumRowsBackward(T * B, GH, sc.dgh, 0, gradBuffer(p.biasHh), 0);
-  let rows = T * B, dIn = sc.dgx, input = x.storage;
+  let rows = T * B, dIn = sc.dgx, input = x;
   if (lookup) {
     rows = lookup.weight.shape[0];
     dIn = be.alloc(rows * GH, dtype);

@@ -5,7 +5,8 @@
  * GRUCell for decoders and streaming.
  *
  * Each layer of the stack is one fused op (cells/recurrent.ts); this file only wires layers,
- * dropout and state slices together.
+ * dropout and state slices together. A unidirectional stack without dropout between its layers is
+ * one op for all layers (recurrentStack), which a backend may pipeline across its threads.
  *
  * Loading a PyTorch model: `layer.loadStateDict(sd)` with the `state_dict()` of the matching
  * `nn.LSTM` / `nn.GRU` / `nn.RNN` (same sizes) — names and shapes are identical.
@@ -16,7 +17,7 @@ import { globalRng, type Rng } from '../tensor/rng.ts';
 import { orthogonal_, uniform_ } from '../tensor/init.ts';
 import { concat, permute, reshape, slice } from '../autograd/ops/shape.ts';
 import { dropout } from '../autograd/ops/nn.ts';
-import { CELLS, checkLengths, recurrentLayer, type CellSpec, type DirectionParams, type RecurrentMode } from '../cells/recurrent.ts';
+import { CELLS, checkLengths, recurrentLayer, recurrentStack, type CellSpec, type DirectionParams, type RecurrentMode } from '../cells/recurrent.ts';
 import { checkOptions, checkPositiveInt, Module } from './module.ts';
 
 export interface RecurrentOptions {
@@ -169,6 +170,11 @@ export class RecurrentBase extends Module {
       }
     }
     if (o.c && !hasCell) throw new TypeError(`${this.mode}: has no cell state, but 'c' was given`);
+    if (this.numLayers > 1 && D === 1 && !(this.dropoutP > 0 && this.training)) {
+      // one op for the whole stack, which a backend may run as a wavefront across its threads
+      const r = recurrentStack(this.mode, seq, this.cells.map((layer) => layer[0]), o.h ?? null, o.c ?? null, lengths);
+      return { output: this.batchFirst ? permute(r.y, [1, 0, 2]) : r.y, h: r.hN, c: r.cN };
+    }
     const hs: Tensor[] = [];
     const cs: Tensor[] = [];
     for (let l = 0; l < this.numLayers; l++) {

@@ -243,6 +243,14 @@ export class WasmBackend implements Backend {
     return timeLoop.recurrentBackward(this.ctx, kernel, dims, wt, ws, sc, dy, dyCol, dyStride);
   }
 
+  recurrentStackForward(kernel: FusedStepKernel, dims: readonly LayerDims[], w: readonly DirectionWeights[], ws: readonly DirectionWorkspace[], y: readonly Storage[]): boolean {
+    return timeLoop.recurrentStackForward(this.ctx, kernel, dims, w, ws, y);
+  }
+
+  recurrentStackBackward(kernel: FusedStepKernel, dims: readonly LayerDims[], w: readonly DirectionWeights[], ws: readonly DirectionWorkspace[], sc: readonly BackwardScratch[], dy: readonly (Storage | null)[]): boolean {
+    return timeLoop.recurrentStackBackward(this.ctx, kernel, dims, w, ws, sc, dy);
+  }
+
   // ---- optimizers -----------------------------------------------------------------------------------
 
   adamUpdate(n: number, ps: Storage, gs: Storage, ms: Storage, vs: Storage, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, decoupled: boolean, step: number): void {

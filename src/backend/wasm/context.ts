@@ -44,6 +44,8 @@ export interface WasmBackendInternals {
   threadThreshold?: number;
   /** Whether recurrent layers run their time loop here (recurrentForward/Backward; default true). */
   fusedSteps?: boolean;
+  /** Whether a stack of unidirectional layers runs as a wavefront across the threads (recurrentStackForward/Backward; default true). */
+  pipelineLayers?: boolean;
   /** Fill allocUninit storage with NaN (a check for the callers; default false). */
   poisonUninit?: boolean;
   /** The platform's FinalizationRegistry (with synchronous reclamation where available). */
@@ -66,6 +68,7 @@ export class WasmContext {
   /** Multiply-adds below which a GEMM (or a fused step's GEMM) stays on the calling thread. */
   readonly threadThreshold: number;
   readonly fusedSteps: boolean;
+  readonly pipelineLayers: boolean;
   readonly poisonUninit: boolean;
   readonly registry: WeakRegistry<Held>;
   private readonly threadPool: ThreadPool | null;
@@ -83,6 +86,7 @@ export class WasmContext {
     this.packs = new PackCache(o.heap, o.packCacheBytes ?? 64 * 2 ** 20);
     this.threadThreshold = o.threadThreshold ?? THREAD_MIN_WORK;
     this.fusedSteps = o.fusedSteps ?? true;
+    this.pipelineLayers = o.pipelineLayers ?? true;
     this.poisonUninit = o.poisonUninit ?? false;
     this.registry = o.weakRegistry((h: Held) => this.reclaim(h));
     this.heap.drain = this.registry.drain;

@@ -44,7 +44,7 @@ export class PackCache {
   private readonly keysOf = new Map<number, Set<string>>();
   private packedBytes = 0;
   private readonly heap: Heap;
-  private readonly limitBytes: number;
+  readonly limitBytes: number;
 
   constructor(heap: Heap, limitBytes: number) {
     this.heap = heap;

@@ -52,13 +52,20 @@ export interface WasmBackendOptions {
    */
   fusedSteps?: boolean;
   /**
+   * Run a stack of unidirectional recurrent layers as a wavefront: each layer on its own thread,
+   * layer l at step t while layer l+1 works on step t−1, forward and backward (default true). The
+   * results are the same bit for bit; false runs the layers one after another, each step split
+   * across the threads.
+   */
+  pipelineLayers?: boolean;
+  /**
    * Fill storage from `allocUninit` with NaN instead of leaving old bytes (default false): a check
    * that callers really write every element before reading it (used by the tests).
    */
   poisonUninit?: boolean;
 }
 
-const OPTION_KEYS = ['threads', 'relaxedSimd', 'initialMemoryMiB', 'maxMemoryMiB', 'threadMinWork', 'fusedSteps', 'poisonUninit'] as const;
+const OPTION_KEYS = ['threads', 'relaxedSimd', 'initialMemoryMiB', 'maxMemoryMiB', 'threadMinWork', 'fusedSteps', 'pipelineLayers', 'poisonUninit'] as const;
 const KNOWN_OPTIONS: ReadonlySet<string> = new Set(OPTION_KEYS);
 const MAX_THREADS = 64;
 
@@ -111,7 +118,7 @@ function checkOptions(o: unknown): asserts o is WasmBackendOptions | undefined {
   posInt('threads', MAX_THREADS);
   posInt('initialMemoryMiB', 4096);
   posInt('maxMemoryMiB', 4096);
-  for (const k of ['fusedSteps', 'poisonUninit'] as const) {
+  for (const k of ['fusedSteps', 'pipelineLayers', 'poisonUninit'] as const) {
     if (o[k] !== undefined && typeof o[k] !== 'boolean') throw new TypeError(`loadWasmBackend: '${k}' must be true or false, got ${String(o[k])}`);
   }
   if (o.threadMinWork !== undefined && !(typeof o.threadMinWork === 'number' && o.threadMinWork >= 0)) {
@@ -144,7 +151,7 @@ export async function createWasmBackend(options?: WasmBackendOptions): Promise<W
   const threads = shared ? Math.min(o.threads ?? Math.min(platform.cores(), 8), MAX_THREADS) : 1;
   const pool = threads > 1 ? await ThreadPool.start(platform, module, memory, threads) : null;
   return new WasmBackend({
-    kernels, module, memory, heap, pool, variant, threadThreshold: o.threadMinWork, fusedSteps: o.fusedSteps, poisonUninit: o.poisonUninit, weakRegistry: (cb) => platform.weakRegistry(cb),
+    kernels, module, memory, heap, pool, variant, threadThreshold: o.threadMinWork, fusedSteps: o.fusedSteps, pipelineLayers: o.pipelineLayers, poisonUninit: o.poisonUninit, weakRegistry: (cb) => platform.weakRegistry(cb),
   });
 }
 

@@ -26,7 +26,7 @@ import type { Kernels, StepKernel } from './loader.ts';
 import type { Platform, WorkerHandle } from './platform.ts';
 
 /** Job kinds (slot 0 of the argument table). */
-export const JOBS = { GEMM: 1, PACK_B: 2, STEP: 3, PACK_A: 4, ADAM: 5, SUMROWS: 6, SCE: 7, SCATTER: 8 } as const;
+export const JOBS = { GEMM: 1, PACK_B: 2, STEP: 3, PACK_A: 4, ADAM: 5, SUMROWS: 6, SCE: 7, SCATTER: 8, WAVE: 9 } as const;
 
 /**
  * The fused recurrent-step kernels a STEP job runs (assembly/cells.ts), by index. Each takes
@@ -59,7 +59,22 @@ export const ARG_SLOTS = 24;
  *            [8] 0 [14] chunk size (rows) [15] scratch base [16] scratch bytes per thread; backward:
  *            [3] probs [4] targets [5] ignore index [6] row gradients [7] dlogits [8] 1 [14] chunk size
  *   SCATTER: [0] job [1] cols [2] dout [3] indices [4] index count [5] dtable [14] chunk size (columns)
+ *   WAVE:    [0] job [1] table (byte address) [3] scratch base [4] scratch bytes per thread
+ *            [5] progress words (byte address, one Int32 per chunk) [6] the calling thread may
+ *            block (1) or must spin (0) [7] spin count; chunk i is one layer's whole run of steps
+ *            [8] WAVE_HEADER.length [9] WAVE_ROW (runWave reads the table as they lay it out)
  */
+
+/**
+ * A wavefront's table (time-loop.ts writes it, runWave reads it), float64 slots. Chunk i's header
+ * at table + i·WAVE_HEADER.length: its step count, hidden units H, the chunk whose progress it
+ * waits for (−1: none), the per-step GEMM C[M, N] (+)= A[M, K] · packed B with lda, ldc, beta, the
+ * bias rows added after it (0: none), and the byte address of its first step row. A step row: the
+ * STEP_KERNELS index, the kernel's own arguments (STEP_SLOTS.length of them), then A and C of the
+ * step's GEMM (A = 0: none).
+ */
+export const WAVE_HEADER = ['steps', 'H', 'after', 'M', 'K', 'N', 'panels', 'packedB', 'lda', 'ldc', 'beta', 'bias1', 'bias2', 'rows', 'chunk', 'split'] as const;
+export const WAVE_ROW = 1 + 17 + 2;
 const WORKER_BODY = `
 onMsg((init) => {
   if (!init || init.type !== 'init') return;
@@ -75,6 +90,7 @@ onMsg((init) => {
   const args = new Float64Array(argsBuf);
   const steps = ${JSON.stringify(STEP_KERNELS)}.map((n) => kernels[n]);
   const J = ${JSON.stringify(JOBS)};
+  const runWave = ${runWave.toString()};
   const runChunk = ${runChunk.toString()};
   let gen = Atomics.load(ctl, ${GEN});
   send({ type: 'ready' });
@@ -93,7 +109,7 @@ onMsg((init) => {
       if (next >= n) break;
       if (Atomics.compareExchange(ctl, ${CLAIM}, v, v + 0x10000) !== v) continue;
       try {
-        runChunk(kernels, args, next, index, steps, J);
+        runChunk(kernels, args, next, index, steps, J, memory);
       } catch (e) {
         Atomics.store(ctl, ${FAILED}, 1);
       }
@@ -108,8 +124,12 @@ onMsg((init) => {
  * scratch region. The workers run this very function: its source is embedded in WORKER_BODY, so
  * it may use only its parameters and globals (no imports, no module constants).
  */
-function runChunk(kernels: Kernels, args: Float64Array, i: number, thread: number, steps: readonly StepKernel[], J: typeof JOBS): void {
+function runChunk(kernels: Kernels, args: Float64Array, i: number, thread: number, steps: readonly StepKernel[], J: typeof JOBS, memory: WebAssembly.Memory): void {
   const cs = args[14];
+  if (args[0] === J.WAVE) {
+    runWave(kernels, memory, args, i, thread, steps);
+    return;
+  }
   if (args[0] === J.GEMM) {
     const byRows = args[13] === 0, M = args[11], panels = args[12];
     const m0 = byRows ? i * cs : 0, m1 = byRows ? Math.min(M, m0 + cs) : M;
@@ -144,6 +164,61 @@ function runChunk(kernels: Kernels, args: Float64Array, i: number, thread: numbe
   }
 }
 
+/**
+ * Chunk i of a WAVE job: one layer's steps in order, each after the step of the same index of the
+ * layer it depends on (its progress word), then its own progress word bumped. Embedded in
+ * WORKER_BODY like runChunk, so it may use only its parameters and globals. A layer that fails
+ * sets its progress to the maximum so that the layers waiting on it finish (the job then reports
+ * the failure) instead of waiting forever.
+ */
+function runWave(kernels: Kernels, memory: WebAssembly.Memory, args: Float64Array, i: number, thread: number, steps: readonly StepKernel[]): void {
+  const f64 = new Float64Array(memory.buffer), i32 = new Int32Array(memory.buffer);
+  const rowSlots = args[9];
+  const h = (args[1] >>> 3) + i * args[8];
+  const T = f64[h], H = f64[h + 1], after = f64[h + 2], M = f64[h + 3], K = f64[h + 4], N = f64[h + 5], panels = f64[h + 6];
+  const packedB = f64[h + 7], lda = f64[h + 8], ldc = f64[h + 9], beta = f64[h + 10], bias1 = f64[h + 11], bias2 = f64[h + 12];
+  const progress = args[5] >>> 2, scratch = args[3] + thread * args[4];
+  const canBlock = thread !== 0 || args[6] !== 0, spin = args[7];
+  const chunk = f64[h + 14], rows = f64[h + 13] >>> 3, split = f64[h + 15];
+  // the layer fed by this one (waiting on it), whose GEMM's first `split` panels this layer runs
+  const hn = h + args[8];
+  const feeds = i + 1 < args[2] && f64[hn + 2] === i;
+  const chunkN = feeds ? f64[hn + 14] : 1, splitN = feeds ? f64[hn + 15] : 0, rowsN = feeds ? f64[hn + 13] >>> 3 : 0;
+  try {
+    for (let s = 0, r = rows; s < T; s++, r += rowSlots) {
+      if (after >= 0 && s % chunk === 0) {
+        // the next `chunk` steps' GEMMs as one: their rows are adjacent (ascending or descending in s)
+        const m = Math.min(chunk, T - s);
+        // no inner functions here: a bundler may wrap them in helpers the worker does not have
+        let v = Atomics.load(i32, progress + after);
+        for (let k = 0; v < s + m; k++) {
+          if (k > spin && canBlock) Atomics.wait(i32, progress + after, v);
+          v = Atomics.load(i32, progress + after);
+        }
+        const last = r + (m - 1) * rowSlots;
+        const a = Math.min(f64[r + 18], f64[last + 18]), c = Math.min(f64[r + 19], f64[last + 19]);
+        kernels.sgemm_compute(0, 0, m * M, split, panels, K, N, 1, a, lda, packedB, beta, c, ldc, scratch);
+        if (bias1 !== 0) kernels.addRowVector_f32(m * M, N, bias1, c);
+        if (bias2 !== 0) kernels.addRowVector_f32(m * M, N, bias2, c);
+      }
+      steps[f64[r]](0, H, scratch, f64[r + 1], f64[r + 2], f64[r + 3], f64[r + 4], f64[r + 5], f64[r + 6], f64[r + 7], f64[r + 8], f64[r + 9], f64[r + 10], f64[r + 11], f64[r + 12], f64[r + 13], f64[r + 14], f64[r + 15], f64[r + 16], f64[r + 17]);
+      if (feeds) {
+        if ((s + 1) % chunkN !== 0 && s + 1 !== T) continue;
+        // a chunk of the next layer's steps is ready: run its GEMM's first panels before saying so
+        const m = (s % chunkN) + 1, first = rowsN + (s + 1 - m) * rowSlots, last = first + (m - 1) * rowSlots;
+        const a = Math.min(f64[first + 18], f64[last + 18]), c = Math.min(f64[first + 19], f64[last + 19]);
+        kernels.sgemm_compute(0, 0, m * f64[hn + 3], 0, splitN, f64[hn + 4], f64[hn + 5], 1, a, f64[hn + 8], f64[hn + 7], f64[hn + 10], c, f64[hn + 9], scratch);
+      }
+      Atomics.store(i32, progress + i, s + 1);
+      Atomics.notify(i32, progress + i);
+    }
+  } catch (e) {
+    Atomics.store(i32, progress + i, 0x7fffffff);
+    Atomics.notify(i32, progress + i);
+    throw e;
+  }
+}
+
 export interface PoolOptions {
   /** Atomic loads a waiting thread spins through before it sleeps (default 4000, a few µs). */
   spin?: number;
@@ -156,12 +231,16 @@ export class ThreadPool {
   readonly args: Float64Array;
   private readonly ctl: Int32Array;
   private readonly workers: WorkerHandle[];
-  private readonly canBlock: boolean;
-  private readonly spin: number;
+  /** Whether the calling thread may Atomics.wait (not a browser's main thread). */
+  readonly canBlock: boolean;
+  /** The shared memory the kernels run on (a WAVE job's table and progress words live in it). */
+  private readonly memory: WebAssembly.Memory;
+  readonly spin: number;
   private closed = false;
 
-  private constructor(size: number, ctl: Int32Array, args: Float64Array, workers: WorkerHandle[], canBlock: boolean, spin: number) {
+  private constructor(size: number, ctl: Int32Array, args: Float64Array, workers: WorkerHandle[], canBlock: boolean, spin: number, memory: WebAssembly.Memory) {
     this.size = size;
+    this.memory = memory;
     this.ctl = ctl;
     this.args = args;
     this.workers = workers;
@@ -196,7 +275,7 @@ export class ThreadPool {
       throw e;
     }
     for (const w of workers) w.unref();
-    return new ThreadPool(threads, ctl, args, workers, platform.canBlock, spin);
+    return new ThreadPool(threads, ctl, args, workers, platform.canBlock, spin, memory);
   }
 
   /**
@@ -218,7 +297,7 @@ export class ThreadPool {
       if (next >= chunks) break;
       if (Atomics.compareExchange(ctl, CLAIM, v, v + 0x10000) !== v) continue;
       try {
-        runChunk(kernels, args, next, 0, this.stepKernels(kernels), JOBS);
+        runChunk(kernels, args, next, 0, this.stepKernels(kernels), JOBS, this.memory);
       } catch (e) {
         failure ??= e;
       }
