@@ -27,7 +27,7 @@ export * from './autograd/ops/linalg.ts';
 export * from './autograd/ops/shape.ts';
 export * from './autograd/ops/nn.ts';
 export * from './autograd/ops/conv.ts';
-export { recurrentLayer, type DirectionParams, type RecurrentMode, type RecurrentLayerResult } from './cells/recurrent.ts';
+export { recurrentLayer, recurrentStack, type DirectionParams, type RecurrentMode, type RecurrentLayerResult } from './cells/recurrent.ts';
 
 // modules
 export { Module, StateDictError, type TensorLike, type StateDictInput } from './nn/module.ts';

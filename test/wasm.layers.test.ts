@@ -66,8 +66,8 @@ for (const b of [wasm1, wasm2, wasm3, wasmLayered]) {
 type Mode = 'RNN_TANH' | 'RNN_RELU' | 'LSTM' | 'GRU';
 const MODES: Mode[] = ['RNN_TANH', 'RNN_RELU', 'LSTM', 'GRU'];
 
-function make(mode: Mode, o: { I: number; H: number; numLayers: number; bidirectional: boolean; dtype: DType; seed: number }): RecurrentBase {
-  const base = { inputSize: o.I, hiddenSize: o.H, numLayers: o.numLayers, bidirectional: o.bidirectional, dtype: o.dtype, rng: new Rng(o.seed) };
+function make(mode: Mode, o: { I: number; H: number; numLayers: number; bidirectional: boolean; bias?: boolean; dtype: DType; seed: number }): RecurrentBase {
+  const base = { inputSize: o.I, hiddenSize: o.H, numLayers: o.numLayers, bidirectional: o.bidirectional, bias: o.bias ?? true, dtype: o.dtype, rng: new Rng(o.seed) };
   if (mode === 'LSTM') return new LSTM(base);
   if (mode === 'GRU') return new GRU(base);
   return new RNN({ ...base, nonlinearity: mode === 'RNN_RELU' ? 'relu' : 'tanh' });
@@ -89,11 +89,11 @@ interface Run {
 }
 
 /** Build the layer on `backend`, run forward + backward from fixed random data, collect everything. */
-function runLayer(backend: string, mode: Mode, cfg: { T: number; B: number; I: number; H: number; numLayers: number; bidirectional: boolean; lengths: number[] | null; withState: boolean; dtype: DType; seed: number }): Run {
+function runLayer(backend: string, mode: Mode, cfg: { T: number; B: number; I: number; H: number; numLayers: number; bidirectional: boolean; bias?: boolean; lengths: number[] | null; withState: boolean; dtype: DType; seed: number }): Run {
   return withBackend(backend, () => {
     const { T, B, I, H, numLayers, bidirectional, dtype } = cfg;
     const D = bidirectional ? 2 : 1;
-    const layer = make(mode, { I, H, numLayers, bidirectional, dtype, seed: cfg.seed });
+    const layer = make(mode, { I, H, numLayers, bidirectional, bias: cfg.bias, dtype, seed: cfg.seed });
     const rng = new Rng(cfg.seed + 1000);
     const randT = (shape: number[], grad: boolean): Tensor => {
       const n = shape.reduce((a, b) => a * b, 1);
@@ -204,6 +204,15 @@ describe('pipelining across layers: the wavefront equals the layers one after an
       }
     }
   }
+
+  test('without biases (the input GEMM alone feeds the next layer)', () => {
+    for (const mode of ['LSTM', 'GRU'] as const) {
+      const cfg = { T: 17, B: 4, I: 8, H: 16, numLayers: 2, bidirectional: false, bias: false, lengths: null, withState: true, dtype: 'float32' as const, seed: 93 };
+      const before = waves.get('wasm-2threads')!.forward;
+      compareRuns(runLayer('wasm-2threads', mode, cfg), runLayer('wasm-layered', mode, cfg), 0, `${mode} no bias`);
+      assert.equal(waves.get('wasm-2threads')!.forward, before + 1);
+    }
+  });
 
   test('declined where the layers cannot overlap: a short sequence (one streaming step), or one thread', () => {
     for (const T of [1, 7]) {
