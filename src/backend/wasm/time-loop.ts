@@ -346,16 +346,20 @@ interface WaveLayer {
  * The pool to run a wavefront on, or null to decline. Safe: L ≥ 2 forward-direction layers of one
  * T and B, whose packed operands fit in half the packed-operand cache together (the wave holds them
  * all at once, and a cache making room could otherwise free one in use). Worth it (measured on 2
- * cores, BENCHMARKS.md "Pipelining across layers"): at least 4 chunks of steps, so the layers
- * overlap for most of the sequence (a 1-step streaming call cannot overlap at all: each layer waits
- * for the one below), and, at batches under 8, layers whose weights are at most 512 KiB — a
- * batch-1 step is a matrix-vector product bound by reading the weights, and one thread per layer
- * reads all of a layer's weights every step where the split by hidden units reads half per core
- * (H 128: the wave 1.26× faster; H 256 and 512: 0.9–0.95×).
+ * cores, BENCHMARKS.md "Pipelining across layers"):
+ * - one thread per layer, no more and no fewer: with more threads than layers the wave would leave
+ *   threads idle that the split by hidden units uses, and with fewer a thread runs two layers one
+ *   after the other, so the upper one starts only when the lower one has finished;
+ * - at least 4 chunks of steps, so that the layers overlap for most of the sequence (a 1-step
+ *   streaming call cannot overlap at all: each layer waits for the one below);
+ * - at batches under 8, layers whose weights are at most 512 KiB: a small-batch step is a
+ *   matrix-vector product bound by reading the weights, and one thread per layer reads all of a
+ *   layer's weights every step where the split by hidden units reads half per core (batch 1,
+ *   H 128: the wavefront 1.4× as fast; H 256 and 512: 0.9–1.0×).
  */
 function wavePool(ctx: WasmContext, kernel: FusedStepKernel, dims: readonly LayerDims[], ws: readonly DirectionWorkspace[]): ThreadPool | null {
   const pool = ctx.pool;
-  if (pool === null || !ctx.pipelineLayers || !FUSED_STEPS[kernel] || dims.length < 2 || ws.some((w) => w.reverse)) return null;
+  if (pool === null || !ctx.pipelineLayers || !FUSED_STEPS[kernel] || dims.length !== pool.size || ws.some((w) => w.reverse)) return null;
   const { T, B } = dims[0];
   if (T < 4 * waveChunk(B)) return null;
   let packedBytes = 0, largestLayer = 0;
