@@ -194,8 +194,7 @@ export function recurrentLayer(
   c0: Tensor | null,
   lengths: Int32Array | null,
 ): RecurrentLayerResult {
-  const cell = CELLS[mode];
-  if (!cell) throw new TypeError(`recurrentLayer: unknown mode '${String(mode)}' (expected one of ${Object.keys(CELLS).join(', ')})`);
+  const cell = cellOf('recurrentLayer', mode);
   const D = params.length;
   if (D !== 1 && D !== 2) throw new RangeError(`recurrentLayer: expected 1 or 2 directions, got ${D}`);
   if (x.ndim !== 3) throw new RangeError(`recurrentLayer: input must be [T, B, I], got ${shapeStr(x.shape)}`);
@@ -234,19 +233,13 @@ export function recurrentLayer(
       const dy = y.grad?.storage ?? null;
       const dhN = hN.grad?.storage ?? null;
       const dcN = cN?.grad?.storage ?? null;
-      const dx = x.requiresGrad && !lookup ? be.alloc(x.size, dtype) : null;
-      // The lookup's weight gets gradient only where x was recorded from it (as without fusion).
-      const emb = lookup && x.requiresGrad ? lookup : null;
-      const dh0 = h0?.requiresGrad ? be.alloc(h0.size, dtype) : null;
-      const dc0 = c0?.requiresGrad ? be.alloc(c0.size, dtype) : null;
+      const g = inputGrads(x, lookup, h0, c0);
       for (let d = 0; d < D; d++) {
         const sc = newScratch(be, cell, dims, dtype, dhN, dcN, d * BH);
         bptt(be, cell, dims, weights[d], workspaces[d], sc, dy, d * H, D * H);
-        directionGrads(be, cell, dims, weights[d], workspaces[d], sc, params[d], x.storage, dtype, lookup, emb, dx, dh0, dc0, d * BH);
+        directionGrads(be, cell, dims, weights[d], workspaces[d], sc, params[d], x.storage, dtype, lookup, g.emb, g.dx, g.dh0, g.dc0, d * BH);
       }
-      if (dx) accumulateGrad(x, dx, true);
-      if (dh0 && h0) accumulateGrad(h0, dh0, true);
-      if (dc0 && c0) accumulateGrad(c0, dc0, true);
+      g.accumulate();
       releaseAll(be, buffers);
     });
   } else {
@@ -275,8 +268,7 @@ export function recurrentStack(
   c0: Tensor | null,
   lengths: Int32Array | null,
 ): RecurrentLayerResult {
-  const cell = CELLS[mode];
-  if (!cell) throw new TypeError(`recurrentStack: unknown mode '${String(mode)}' (expected one of ${Object.keys(CELLS).join(', ')})`);
+  const cell = cellOf('recurrentStack', mode);
   const L = layers.length;
   if (L < 2) throw new RangeError(`recurrentStack: expected at least 2 layers, got ${L} (one layer is recurrentLayer)`);
   if (x.ndim !== 3) throw new RangeError(`recurrentStack: input must be [T, B, I], got ${shapeStr(x.shape)}`);
@@ -322,10 +314,7 @@ export function recurrentStack(
     record(mode, all, cN ? [y, hN, cN] : [y, hN], () => {
       const dhN = hN.grad?.storage ?? null;
       const dcN = cN?.grad?.storage ?? null;
-      const dx = x.requiresGrad && !lookup ? be.alloc(x.size, dtype) : null;
-      const emb = lookup && x.requiresGrad ? lookup : null;
-      const dh0 = h0?.requiresGrad ? be.alloc(h0.size, dtype) : null;
-      const dc0 = c0?.requiresGrad ? be.alloc(c0.size, dtype) : null;
+      const g = inputGrads(x, lookup, h0, c0);
       // the gradient into each layer's output: the top's from the tape, the others' from the layer above
       const dys = ys.map((_, l) => (l === L - 1 ? y.grad?.storage ?? null : be.alloc(T * BH, dtype)));
       const scs = dims.map((d, l) => newScratch(be, cell, d, dtype, dhN, dcN, l * BH));
@@ -333,18 +322,44 @@ export function recurrentStack(
       for (let l = L - 1; l >= 0; l--) {
         if (!waved) bptt(be, cell, dims[l], weights[l], workspaces[l], scs[l], dys[l], 0, H);
         // the wave has already put dGx · W_ih of the layers above into dys
-        const dIn = l === 0 ? dx : waved ? null : dys[l - 1];
-        directionGrads(be, cell, dims[l], weights[l], workspaces[l], scs[l], layers[l], l === 0 ? x.storage : ys[l - 1], dtype, l === 0 ? lookup : null, l === 0 ? emb : null, dIn, dh0, dc0, l * BH);
+        const dIn = l === 0 ? g.dx : waved ? null : dys[l - 1];
+        directionGrads(be, cell, dims[l], weights[l], workspaces[l], scs[l], layers[l], l === 0 ? x.storage : ys[l - 1], dtype, l === 0 ? lookup : null, l === 0 ? g.emb : null, dIn, g.dh0, g.dc0, l * BH);
       }
-      if (dx) accumulateGrad(x, dx, true);
-      if (dh0 && h0) accumulateGrad(h0, dh0, true);
-      if (dc0 && c0) accumulateGrad(c0, dc0, true);
+      g.accumulate();
       releaseAll(be, [...buffers, ...dys.slice(0, L - 1)]);
     });
   } else {
     releaseAll(be, buffers);
   }
   return { y, hN, cN };
+}
+
+/** The record of a cell kind, or a TypeError naming `fn` and the kinds there are. */
+function cellOf(fn: string, mode: RecurrentMode): CellSpec {
+  const cell = CELLS[mode];
+  if (!cell) throw new TypeError(`${fn}: unknown mode '${String(mode)}' (expected one of ${Object.keys(CELLS).join(', ')})`);
+  return cell;
+}
+
+/**
+ * The gradient buffers of an op's inputs that want one — x (unless its embedding lookup takes the
+ * gradient instead), h0, c0 — and `accumulate()` to hand them to the tape once they are filled.
+ */
+function inputGrads(x: Tensor, lookup: EmbeddingLookup | null, h0: Tensor | null, c0: Tensor | null) {
+  const be = x.backend;
+  const dx = x.requiresGrad && !lookup ? be.alloc(x.size, x.dtype) : null;
+  const dh0 = h0?.requiresGrad ? be.alloc(h0.size, x.dtype) : null;
+  const dc0 = c0?.requiresGrad ? be.alloc(c0.size, x.dtype) : null;
+  return {
+    dx, dh0, dc0,
+    // the lookup's weight gets gradient only where x was recorded from it (as without fusion)
+    emb: lookup && x.requiresGrad ? lookup : null,
+    accumulate(): void {
+      if (dx) accumulateGrad(x, dx, true);
+      if (dh0 && h0) accumulateGrad(h0, dh0, true);
+      if (dc0 && c0) accumulateGrad(c0, dc0, true);
+    },
+  };
 }
 
 function directionWeights(p: DirectionParams): DirectionWeights {
