@@ -25,7 +25,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 import {
-  BackendError, GRU, LSTM, RNN, Rng, add, backward, mul, noGrad, setBackend, sum, tensor,
+  Adam, BackendError, Embedding, GRU, LSTM, Linear, RNN, Rng, add, backward, crossEntropy, mul, noGrad, setBackend, sum, tensor,
   type DType, type RecurrentBase, type Tensor,
 } from '../src/index.ts';
 import { sizeClass } from '../src/backend/wasm/memory.ts';
@@ -206,6 +206,37 @@ describe('pipelining across layers: the wavefront equals the layers one after an
       }
     }
   }
+
+  test('training: a 2-layer LSTM language model gives the same losses and weights with and without the wavefront', () => {
+    const train = (backend: string): { losses: number[]; weights: Float64Array[] } => withBackend(backend, () => {
+      const rng = new Rng(7);
+      const V = 11, E = 8, H = 16, T = 12, B = 8;
+      const emb = new Embedding(V, E, { rng });
+      const lstm = new LSTM({ inputSize: E, hiddenSize: H, numLayers: 2, rng });
+      const head = new Linear(H, V, { rng });
+      const params = [...emb.parameters(), ...lstm.parameters(), ...head.parameters()];
+      const opt = new Adam(params, { lr: 0.01 });
+      const data = new Rng(8);
+      const losses: number[] = [];
+      for (let step = 0; step < 6; step++) {
+        const ids = Array.from({ length: T * B }, () => data.int(V));
+        const targets = Array.from({ length: T * B }, () => data.int(V));
+        opt.zeroGrad();
+        const { output } = lstm.forward(emb.forward(ids, [T, B]));
+        const loss = crossEntropy(head.forward(output), targets);
+        backward(loss);
+        opt.step();
+        losses.push(loss.item());
+      }
+      return { losses, weights: params.map((p) => Float64Array.from(p.toArray())) };
+    });
+    const before = { ...waves.get('wasm-2threads')! };
+    const waved = train('wasm-2threads'), layered = train('wasm-layered');
+    assert.deepEqual(waves.get('wasm-2threads'), { forward: before.forward + 6, backward: before.backward + 6 });
+    assert.deepEqual(waved.losses, layered.losses);
+    assert.ok(waved.losses[5] < waved.losses[0], `the loss falls: ${waved.losses.join(', ')}`);
+    waved.weights.forEach((w, i) => assert.deepEqual(w, layered.weights[i], `parameter ${i}`));
+  });
 
   test('without biases (the input GEMM alone feeds the next layer)', () => {
     for (const mode of ['LSTM', 'GRU'] as const) {
