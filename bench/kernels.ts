@@ -42,6 +42,20 @@ for (const T of TL) {
   gemm(false, true, 32, 1024, 256, false);
   gemm(false, false, 512, 512, 512);
   {
+    // a fused LSTM time loop (recurrentForward) at W1's shape: per step the recurrent GEMM of
+    // 32×1024×256 (the row above, B cached) and the gate math; GFLOP/s counts the GEMM's flops only
+    const T = 64, B = 32, H = 256, G = 4;
+    const dims = { T, B, I: H, H, G, lengths: null };
+    const w = { wIh: be.fromArray(rnd(G * H * H, 4), 'float32'), wHh: be.fromArray(rnd(G * H * H, 5).map((v) => v * 0.1), 'float32'), bIh: null, bHh: null };
+    const gx = rnd(T * B * G * H, 6);
+    const ws = { reverse: false, hs: be.alloc((T + 1) * B * H, 'float32'), cs: be.alloc((T + 1) * B * H, 'float32'), gx: be.fromArray(gx, 'float32'), gh: null };
+    const y = be.alloc(T * B * H, 'float32');
+    // the loop overwrites gx with the activated gates: restore it before each call (not timed apart: a copy of 8 MiB)
+    const src = be.fromArray(gx, 'float32');
+    const ms = time(() => { be.copy(src, 0, ws.gx, 0, gx.length); be.recurrentForward!('lstm', dims, w, ws, y, 0, H); }, 5);
+    out.push(`lstm time loop T${T} B${B} H${H} (recurrentForward, with a copy of gx): ${(ms * 1000).toFixed(0)} us = ${((ms * 1000) / T).toFixed(0)} us/step  ${((2 * T * B * G * H * H) / ms / 1e6).toFixed(1)} GFLOP/s of its GEMMs`);
+  }
+  {
     const X = be.fromArray(rnd(2048 * 1024), 'float32'), o = be.alloc(1024, 'float32');
     out.push(`sumRowsBackward 2048x1024: ${(time(() => be.sumRowsBackward(2048, 1024, X, 0, o, 0), 30) * 1000).toFixed(0)} us`);
     const Y = be.fromArray(rnd(2048 * 65), 'float32'), o2 = be.alloc(65, 'float32');
