@@ -20,7 +20,8 @@
  * Per-sample `lengths` follow ONNX `sequence_lens` (= PyTorch packed sequences): outputs at
  * t ≥ len[b] are 0, the forward direction's final state is the state at t = len[b]−1, and the
  * reverse direction starts at t = len[b]−1. Layers are stacked (with dropout between them) by the
- * `nn` module, each layer being one such op.
+ * `nn` module, each layer being one such op; a unidirectional stack without dropout is one op for
+ * all its layers (recurrentStack, below), which a backend may run as a wavefront.
  */
 import type { Backend, DType, Storage } from '../backend/interface.ts';
 import { Tensor, shapeStr, type EmbeddingLookup } from '../tensor/tensor.ts';

@@ -59,19 +59,21 @@ export const ARG_SLOTS = 24;
  *            [8] 0 [14] chunk size (rows) [15] scratch base [16] scratch bytes per thread; backward:
  *            [3] probs [4] targets [5] ignore index [6] row gradients [7] dlogits [8] 1 [14] chunk size
  *   SCATTER: [0] job [1] cols [2] dout [3] indices [4] index count [5] dtable [14] chunk size (columns)
- *   WAVE:    [0] job [1] table (byte address) [3] scratch base [4] scratch bytes per thread
+ *   WAVE:    [0] job [1] table (byte address) [2] layers (chunks) [3] scratch base [4] scratch bytes per thread
  *            [5] progress words (byte address, one Int32 per chunk) [6] the calling thread may
  *            block (1) or must spin (0) [7] spin count; chunk i is one layer's whole run of steps
  *            [8] WAVE_HEADER.length [9] WAVE_ROW (runWave reads the table as they lay it out)
  */
 
 /**
- * A wavefront's table (time-loop.ts writes it, runWave reads it), float64 slots. Chunk i's header
- * at table + i·WAVE_HEADER.length: its step count, hidden units H, the chunk whose progress it
- * waits for (−1: none), the per-step GEMM C[M, N] (+)= A[M, K] · packed B with lda, ldc, beta, the
- * bias rows added after it (0: none), and the byte address of its first step row. A step row: the
- * STEP_KERNELS index, the kernel's own arguments (STEP_SLOTS.length of them), then A and C of the
- * step's GEMM (A = 0: none).
+ * A wavefront's table (time-loop.ts writes it, runWave reads it, by these positions), float64
+ * slots. Chunk i's header at table + i·WAVE_HEADER.length: its step count, hidden units H, the
+ * chunk whose progress it waits for (−1: none), the GEMM that feeds it, C[M, N] (+)= A[M, K] ·
+ * packed B (`panels` column panels of NR; lda, ldc, beta), the bias rows added after it (0: none),
+ * the byte address of its first step row, how many steps one GEMM covers (`chunk`), and the panels
+ * [0, split) of it that the chunk it waits for computes. A step row: the STEP_KERNELS index, the
+ * kernel's own arguments (STEP_SLOTS.length of them), then A and C of the step's GEMM rows (read
+ * only by a chunk that waits for another).
  */
 export const WAVE_HEADER = ['steps', 'H', 'after', 'M', 'K', 'N', 'panels', 'packedB', 'lda', 'ldc', 'beta', 'bias1', 'bias2', 'rows', 'chunk', 'split'] as const;
 export const WAVE_ROW = 1 + 17 + 2;

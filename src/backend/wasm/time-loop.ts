@@ -407,7 +407,7 @@ function runWave(ctx: WasmContext, pool: ThreadPool, layers: readonly WaveLayer[
         i32[(progressBase + table) / 4 + i] = 0;
       }
       const a = pool.args; // slot layout: threads.ts (WAVE)
-      a[0] = JOBS.WAVE; a[1] = table; a[3] = ctx.scratchBase; a[4] = ctx.scratchBytes; a[5] = table + progressBase;
+      a[0] = JOBS.WAVE; a[1] = table; a[2] = L; a[3] = ctx.scratchBase; a[4] = ctx.scratchBytes; a[5] = table + progressBase;
       a[6] = pool.canBlock ? 1 : 0; a[7] = pool.spin * WAVE_SPIN; a[8] = headerSlots; a[9] = WAVE_ROW;
       pool.run(ctx.kernels, L);
     }
