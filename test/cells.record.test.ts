@@ -2,12 +2,13 @@
  * The cell records (src/cells/spec.ts): one record per cell kind, read by the layer, the nn
  * modules, ONNX import/export and Keras import. Checks the gate layouts move blocks as the formats
  * define them, and the minimal gated unit (MGU) — the cell added through the record alone, on the
- * reference steps — against its equations and by finite differences (float64).
+ * reference steps — against its equations and by finite differences (float64), also as a stack of
+ * layers in one op (recurrentStack) with its input checks.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CELLS, cellForFormat, recurrentLayer, reorderGates, type DirectionParams } from '../src/cells/recurrent.ts';
-import { Rng } from '../src/index.ts';
+import { CELLS, cellForFormat, recurrentLayer, recurrentStack, reorderGates, type DirectionParams } from '../src/cells/recurrent.ts';
+import { Rng, tensor, type Tensor } from '../src/index.ts';
 import { assertClose, gradcheck, randomTensor } from './helpers/gradcheck.ts';
 
 describe('cell records', () => {
@@ -66,10 +67,10 @@ describe('cell records', () => {
 
 const I = 2, H = 3;
 
-function mguParams(rng: Rng, bias: boolean): DirectionParams {
+function mguParams(rng: Rng, bias: boolean, inSize = I): DirectionParams {
   const G = CELLS.MGU.G;
   return {
-    weightIh: randomTensor([G * H, I], rng, { requiresGrad: true }),
+    weightIh: randomTensor([G * H, inSize], rng, { requiresGrad: true }),
     weightHh: randomTensor([G * H, H], rng, { requiresGrad: true }),
     biasIh: bias ? randomTensor([G * H], rng, { requiresGrad: true }) : null,
     biasHh: bias ? randomTensor([G * H], rng, { requiresGrad: true }) : null,
@@ -150,6 +151,38 @@ describe('MGU (reference steps only)', () => {
     }, [x, ...paramList(p)], { outputs: 2, name: 'MGU no bias', atol: 1e-6 });
   });
 
+  test('a stack as one op (recurrentStack): the same values as layer after layer, and gradcheck', () => {
+    const rng = new Rng(11);
+    const layers = [mguParams(rng, true), mguParams(rng, true, H), mguParams(rng, false, H)];
+    const x = randomTensor([4, 2, I], rng, { requiresGrad: true });
+    const h0 = randomTensor([3, 2, H], rng, { requiresGrad: true });
+    const lengths = Int32Array.from([4, 2]);
+    const stack = recurrentStack('MGU', x, layers, h0, null, lengths);
+    let y = x;
+    const hs: number[] = [];
+    layers.forEach((p, l) => {
+      const r = recurrentLayer('MGU', y, [p], layerState(h0, l), null, lengths);
+      y = r.y;
+      hs.push(...r.hN.toArray());
+    });
+    assert.deepEqual(Array.from(stack.y.toArray()), Array.from(y.toArray()));
+    assert.deepEqual(Array.from(stack.hN.toArray()), hs);
+    gradcheck(() => {
+      const r = recurrentStack('MGU', x, layers, h0, null, lengths);
+      return [r.y, r.hN];
+    }, [x, h0, ...layers.flatMap(paramList)], { outputs: 2, name: 'MGU stack of 3', atol: 1e-6 });
+  });
+
+  test('recurrentStack refuses what is not a unidirectional stack, naming the layer', () => {
+    const rng = new Rng(12);
+    const x = randomTensor([2, 1, I], rng);
+    assert.throws(() => recurrentStack('MGU', x, [mguParams(rng, true)], null, null, null), /at least 2 layers, got 1/);
+    assert.throws(() => recurrentStack('MGU', x, [mguParams(rng, true), { ...mguParams(rng, true, H), reverse: true }], null, null, null), /layer 1 runs in reverse/);
+    assert.throws(() => recurrentStack('MGU', x, [mguParams(rng, true), mguParams(rng, true)], null, null, null), /layer 1: weight_ih must be \[6, 3\], got \[6, 2\]/);
+    assert.throws(() => recurrentStack('MGU', x, [mguParams(rng, true), mguParams(rng, true, H)], randomTensor([1, 1, H], rng), null, null), /initial state h0 must be \[2, 1, 3\]/);
+    assert.throws(() => recurrentStack('NOPE' as never, x, [], null, null, null), /unknown mode 'NOPE'/);
+  });
+
   test('MGU rejects an initial cell state: the record says it has none', () => {
     const rng = new Rng(4);
     const x = randomTensor([2, 1, I], rng);
@@ -157,3 +190,9 @@ describe('MGU (reference steps only)', () => {
     assert.throws(() => recurrentLayer('MGU', x, [mguParams(rng, true)], null, c0, null), /MGU has no cell state/);
   });
 });
+
+/** Layer l's [1, B, H] slice of a [L, B, H] state, as its own tensor (from the same values). */
+function layerState(s: Tensor, l: number): Tensor {
+  const [, B, Hs] = s.shape;
+  return tensor(s.toArray().slice(l * B * Hs, (l + 1) * B * Hs), [1, B, Hs], { dtype: s.dtype });
+}
