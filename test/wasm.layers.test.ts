@@ -14,7 +14,9 @@
  * 3. Pipelining across layers: a unidirectional stack run as a wavefront (2 layers on 2 threads, 3 on
  *    3, every cell kind, with lengths and initial states, without biases, a sequence longer than one
  *    wave window) equals the layers run one after another, and both equal the generic loop, bit for
- *    bit; the backend declines where it would not pay (threads ≠ layers, a short sequence).
+ *    bit; the backend declines where it would not pay (threads ≠ layers, a short sequence); a layer
+ *    that fails inside a wave fails the job without hanging the layer waiting on it, and the next
+ *    job runs clean.
  * 4. Recurrent layers give their workspaces back (Backend.release).
  * The PyTorch fixtures run on wasm (one and two threads) in the shared parity suite:
  * test/helpers/parity-suite.ts, run by test/torch.parity.test.ts.
@@ -29,6 +31,8 @@ import {
   type DType, type RecurrentBase, type Tensor,
 } from '../src/index.ts';
 import { sizeClass } from '../src/backend/wasm/memory.ts';
+import { JOBS, WAVE_HEADER, WAVE_ROW } from '../src/backend/wasm/threads.ts';
+import type { WasmContext } from '../src/backend/wasm/context.ts';
 import { getBackend, registerBackend } from '../src/backend/registry.ts';
 
 execFileSync(process.execPath, [fileURLToPath(new URL('../scripts/build-wasm.mjs', import.meta.url)), '--if-stale'], { stdio: 'pipe' });
@@ -62,6 +66,9 @@ for (const b of [wasm1, wasm2, wasm3, wasmLayered]) {
   b.recurrentStackForward = (...a) => (fwd(...a) ? (count.forward++, true) : false);
   b.recurrentStackBackward = (...a) => (bwd(...a) ? (count.backward++, true) : false);
 }
+
+/** What the failure test reaches inside a backend: its pool, heap and kernels. */
+type WasmContextLike = Pick<WasmContext, 'pool' | 'heap' | 'kernels' | 'scratchBase' | 'scratchBytes'>;
 
 type Mode = 'RNN_TANH' | 'RNN_RELU' | 'LSTM' | 'GRU';
 const MODES: Mode[] = ['RNN_TANH', 'RNN_RELU', 'LSTM', 'GRU'];
@@ -245,6 +252,53 @@ describe('pipelining across layers: the wavefront equals the layers one after an
       compareRuns(runLayer('wasm-2threads', mode, cfg), runLayer('wasm-layered', mode, cfg), 0, `${mode} no bias`);
       assert.equal(waves.get('wasm-2threads')!.forward, before + 1);
     }
+  });
+
+  test('a layer that fails inside a wave fails the job, and the layer waiting on it does not hang', () => {
+    // a hand-made WAVE job on 2 threads: layer 0 names no kernel (index 99), layer 1 waits on it
+    const ctx = (wasm2 as unknown as { ctx: WasmContextLike }).ctx;
+    const pool = ctx.pool!;
+    const L = 2, T = 3, header = WAVE_HEADER.length;
+    const rowsBase = L * header, progressBase = (rowsBase + L * T * WAVE_ROW) * 8;
+    const [table, bytes] = ctx.heap.alloc(progressBase + 4 * L, false);
+    const [block, blockBytes] = ctx.heap.alloc(4096, true); // zeros: B panel, A and C of layer 1's GEMM
+    try {
+      const f64 = ctx.heap.f64;
+      f64.fill(0, table >>> 3, (table + progressBase) >>> 3);
+      for (let i = 0; i < L; i++) {
+        const h = (table >>> 3) + i * header;
+        const rows = table + 8 * (rowsBase + i * T * WAVE_ROW);
+        const fields: Partial<Record<(typeof WAVE_HEADER)[number], number>> = {
+          steps: T, H: 8, after: i - 1, rows, chunk: 1, split: 0,
+          M: 1, K: 8, N: 8, panels: 1, packedB: block, lda: 8, ldc: 8, beta: 0,
+        };
+        WAVE_HEADER.forEach((name, k) => { f64[h + k] = fields[name] ?? 0; });
+        for (let r = (rows >>> 3), t = 0; t < T; t++, r += WAVE_ROW) {
+          f64[r] = 99;
+          f64[r + WAVE_ROW - 2] = block;
+          f64[r + WAVE_ROW - 1] = block + 1024;
+        }
+      }
+      // which thread runs which layer varies: 10 rounds make it near certain that some round fails
+      // on both threads at once, which once left the worker's failure flag set for the next job
+      const one = wasm2.fromArray(new Float32Array(64).fill(1), 'float32'), out = wasm2.alloc(64, 'float32');
+      for (let round = 0; round < 10; round++) {
+        ctx.heap.i32.fill(0, (table + progressBase) >>> 2, ((table + progressBase) >>> 2) + L);
+        const a = pool.args;
+        a[0] = JOBS.WAVE; a[1] = table; a[2] = L; a[3] = ctx.scratchBase; a[4] = ctx.scratchBytes; a[5] = table + progressBase;
+        a[6] = 1; a[7] = pool.spin; a[8] = header; a[9] = WAVE_ROW;
+        assert.throws(() => pool.run(ctx.kernels, L));
+        // the next job (a GEMM split across both threads) runs clean
+        wasm2.gemm(false, false, 8, 8, 8, 1, one, 0, 8, one, 0, 8, 0, out, 0, 8);
+        assert.deepEqual(Array.from(wasm2.read(out)), new Array(64).fill(8));
+      }
+    } finally {
+      ctx.heap.release(table, bytes);
+      ctx.heap.release(block, blockBytes);
+    }
+    // the pool still works: a stack through the wavefront equals the layered one
+    const cfg = { T: 9, B: 8, I: 12, H: 16, numLayers: 2, bidirectional: false, lengths: null, withState: false, dtype: 'float32' as const, seed: 96 };
+    compareRuns(runLayer('wasm-2threads', 'GRU', cfg), runLayer('wasm-layered', 'GRU', cfg), 0, 'GRU after a failed wave');
   });
 
   test('declined where the layers cannot overlap: a short sequence (one streaming step), or one thread', () => {

@@ -310,11 +310,11 @@ export class ThreadPool {
       if (s > this.spin && this.canBlock) Atomics.wait(ctl, DONE, d);
       d = Atomics.load(ctl, DONE);
     }
+    // cleared whatever happened: a job whose chunks failed on this thread and on a worker alike must
+    // not leave the flag to fail the next job
+    const workerFailed = Atomics.exchange(ctl, FAILED, 0) !== 0;
     if (failure !== null) throw failure;
-    if (Atomics.load(ctl, FAILED) !== 0) {
-      Atomics.store(ctl, FAILED, 0);
-      throw new BackendError('wasm backend: a kernel failed on a worker thread');
-    }
+    if (workerFailed) throw new BackendError('wasm backend: a kernel failed on a worker thread');
   }
 
   private steps: { kernels: Kernels; steps: StepKernel[] } | null = null;
