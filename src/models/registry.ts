@@ -166,7 +166,9 @@ const classifySpam = registrySpec({
   topology: 'many-to-one',
   options: optionSet(FIELDS, {
     data: '', encoding: 'utf-8', tokenizer: 'word', ...classifierDefaults, minCount: 2, maxVocab: 20000, embeddingDim: 64, hiddenSize: 32, bidirectional: false,
-    pooling: 'mean', maxLen: 256, truncate: 'end', epochs: 3,
+    // maxLen 2048: the first 2,048 words of an e-mail. Validation accuracy over seeds 1–6: 98.4%,
+    // against 98.1% at 1024 and 97.7% (seed 1) at the old 256 (README, task table)
+    pooling: 'mean', maxLen: 2048, truncate: 'end', epochs: 3,
   }),
   build(o) {
     if (o.data) {
