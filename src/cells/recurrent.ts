@@ -302,7 +302,8 @@ export function recurrentStack(
   const workspaces = dims.map((d) => newWorkspace(be, cell, d, dtype, false));
   projectInput(be, cell, dims[0], weights[0], workspaces[0], x.storage, lookup, dtype);
   for (let l = 0; l < L; l++) initState(be, dims[l], workspaces[l], h0, c0, l * BH);
-  if (!(cell.fusedSteps && be.recurrentStackForward?.(cell.fusedSteps, dims, weights, workspaces, ys))) {
+  const wavedForward = !!(cell.fusedSteps && be.recurrentStackForward?.(cell.fusedSteps, dims, weights, workspaces, ys));
+  if (!wavedForward) {
     for (let l = 0; l < L; l++) {
       if (l > 0) projectInput(be, cell, dims[l], weights[l], workspaces[l], ys[l - 1], null, dtype);
       runDirection(be, cell, dims[l], weights[l], workspaces[l], ys[l], 0, H);
@@ -318,13 +319,18 @@ export function recurrentStack(
       const g = inputGrads(x, lookup, h0, c0);
       // the gradient into each layer's output: the top's from the tape, the others' from the layer above
       const dys = ys.map((_, l) => (l === L - 1 ? y.grad?.storage ?? null : be.alloc(T * BH, dtype)));
-      const scs = dims.map((d, l) => newScratch(be, cell, d, dtype, dhN, dcN, l * BH));
-      const waved = !!(cell.fusedSteps && be.recurrentStackBackward?.(cell.fusedSteps, dims, weights, workspaces, scs, dys));
+      // A wave needs every layer's scratch at once; layer after layer, each is made when its turn
+      // comes and given back after it (directionGrads), as L recurrentLayer ops would. The backward
+      // wave is tried only where the forward one ran (the same conditions decide both).
+      const scratch = (l: number): BackwardScratch => newScratch(be, cell, dims[l], dtype, dhN, dcN, l * BH);
+      const scs = wavedForward && be.recurrentStackBackward ? dims.map((_, l) => scratch(l)) : [];
+      const waved = scs.length > 0 && !!(cell.fusedSteps && be.recurrentStackBackward?.(cell.fusedSteps, dims, weights, workspaces, scs, dys));
       for (let l = L - 1; l >= 0; l--) {
-        if (!waved) bptt(be, cell, dims[l], weights[l], workspaces[l], scs[l], dys[l], 0, H);
+        const sc = scs[l] ?? scratch(l);
+        if (!waved) bptt(be, cell, dims[l], weights[l], workspaces[l], sc, dys[l], 0, H);
         // the wave has already put dGx · W_ih of the layers above into dys
         const dIn = l === 0 ? g.dx : waved ? null : dys[l - 1];
-        directionGrads(be, cell, dims[l], weights[l], workspaces[l], scs[l], layers[l], l === 0 ? x.storage : ys[l - 1], dtype, l === 0 ? lookup : null, l === 0 ? g.emb : null, dIn, g.dh0, g.dc0, l * BH);
+        directionGrads(be, cell, dims[l], weights[l], workspaces[l], sc, layers[l], l === 0 ? x.storage : ys[l - 1], dtype, l === 0 ? lookup : null, l === 0 ? g.emb : null, dIn, g.dh0, g.dc0, l * BH);
       }
       g.accumulate();
       releaseAll(be, [...buffers, ...dys.slice(0, L - 1)]);

@@ -4,9 +4,9 @@
  * `lengths`, initial state in, final state out — and the single-step cells RNNCell, LSTMCell,
  * GRUCell for decoders and streaming.
  *
- * Each layer of the stack is one fused op (cells/recurrent.ts); this file only wires layers,
- * dropout and state slices together. A unidirectional stack without dropout between its layers is
- * one op for all layers (recurrentStack), which a backend may pipeline across its threads.
+ * Each layer of the stack is one fused op (cells/recurrent.ts), or a unidirectional stack without
+ * dropout between its layers one op for all of them (recurrentStack, which a backend may pipeline
+ * across its threads); this file only wires layers, dropout and state slices together.
  *
  * Loading a PyTorch model: `layer.loadStateDict(sd)` with the `state_dict()` of the matching
  * `nn.LSTM` / `nn.GRU` / `nn.RNN` (same sizes) — names and shapes are identical.
@@ -17,7 +17,7 @@ import { globalRng, type Rng } from '../tensor/rng.ts';
 import { orthogonal_, uniform_ } from '../tensor/init.ts';
 import { concat, permute, reshape, slice } from '../autograd/ops/shape.ts';
 import { dropout } from '../autograd/ops/nn.ts';
-import { CELLS, checkLengths, recurrentLayer, recurrentStack, type CellSpec, type DirectionParams, type RecurrentMode } from '../cells/recurrent.ts';
+import { CELLS, checkLengths, recurrentLayer, recurrentStack, type CellSpec, type DirectionParams, type RecurrentLayerResult, type RecurrentMode } from '../cells/recurrent.ts';
 import { checkOptions, checkPositiveInt, Module } from './module.ts';
 
 export interface RecurrentOptions {
@@ -170,26 +170,36 @@ export class RecurrentBase extends Module {
       }
     }
     if (o.c && !hasCell) throw new TypeError(`${this.mode}: has no cell state, but 'c' was given`);
+    const r = this.runLayers(seq, o.h ?? null, o.c ?? null, lengths);
+    return { output: this.batchFirst ? permute(r.y, [1, 0, 2]) : r.y, h: r.hN, c: r.cN };
+  }
+
+  /**
+   * The layers over time-major `seq`: a unidirectional stack without dropout between its layers as
+   * one op (recurrentStack, which a backend may run as a wavefront across its threads), anything
+   * else one op per layer with dropout between them.
+   */
+  private runLayers(seq: Tensor, h: Tensor | null, c: Tensor | null, lengths: Int32Array | null): RecurrentLayerResult {
+    const D = this.numDirections;
     if (this.numLayers > 1 && D === 1 && !(this.dropoutP > 0 && this.training)) {
-      // one op for the whole stack, which a backend may run as a wavefront across its threads
-      const r = recurrentStack(this.mode, seq, this.cells.map((layer) => layer[0]), o.h ?? null, o.c ?? null, lengths);
-      return { output: this.batchFirst ? permute(r.y, [1, 0, 2]) : r.y, h: r.hN, c: r.cN };
+      return recurrentStack(this.mode, seq, this.cells.map((layer) => layer[0]), h, c, lengths);
     }
     const hs: Tensor[] = [];
     const cs: Tensor[] = [];
     for (let l = 0; l < this.numLayers; l++) {
       if (l > 0 && this.dropoutP > 0 && this.training) seq = dropout(seq, this.dropoutP, true, this.rng);
-      const h0 = o.h ? (this.numLayers === 1 ? o.h : slice(o.h, 0, l * D, D)) : null;
-      const c0 = o.c ? (this.numLayers === 1 ? o.c : slice(o.c, 0, l * D, D)) : null;
+      const h0 = h ? (this.numLayers === 1 ? h : slice(h, 0, l * D, D)) : null;
+      const c0 = c ? (this.numLayers === 1 ? c : slice(c, 0, l * D, D)) : null;
       const r = recurrentLayer(this.mode, seq, this.cells[l], h0, c0, lengths);
       seq = r.y;
       hs.push(r.hN);
       if (r.cN) cs.push(r.cN);
     }
-    const output = this.batchFirst ? permute(seq, [1, 0, 2]) : seq;
-    const h = hs.length === 1 ? hs[0] : concat(hs, 0);
-    const c = hasCell ? (cs.length === 1 ? cs[0] : concat(cs, 0)) : null;
-    return { output, h, c };
+    return {
+      y: seq,
+      hN: hs.length === 1 ? hs[0] : concat(hs, 0),
+      cN: cs.length === 0 ? null : cs.length === 1 ? cs[0] : concat(cs, 0),
+    };
   }
 }
 

@@ -322,8 +322,8 @@ function waveChunk(B: number): number {
  * The share of a layer's input GEMM (its column panels) that the layer feeding it runs, right after
  * producing those rows: half, so that the producer (its own steps + half) and the consumer (half +
  * its own steps) carry equal work. Without the split the consumer carried both products and the
- * L2 training step was 3–7% slower than running the layers one after another; with it, 7–13%
- * faster (BENCHMARKS.md, "Pipelining across layers").
+ * L2 training step was 3–7% slower than running the layers one after another; with it, 0.98–1.33×
+ * as fast (BENCHMARKS.md, "Pipelining across layers").
  */
 const WAVE_SPLIT = 0.5;
 
@@ -355,7 +355,7 @@ interface WaveLayer {
  * - at batches under 8, layers whose weights are at most 512 KiB: a small-batch step is a
  *   matrix-vector product bound by reading the weights, and one thread per layer reads all of a
  *   layer's weights every step where the split by hidden units reads half per core (batch 1,
- *   H 128: the wavefront 1.4× as fast; H 256 and 512: 0.9–1.0×).
+ *   H 128: the wavefront 1.3–1.5× as fast; H 256 and 512 before this rule: 0.93–1.02×).
  */
 function wavePool(ctx: WasmContext, kernel: FusedStepKernel, dims: readonly LayerDims[], ws: readonly DirectionWorkspace[]): ThreadPool | null {
   const pool = ctx.pool;
