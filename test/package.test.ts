@@ -1,12 +1,13 @@
 /**
  * The package's own facts agree with each other: the version written in package.json is the one
  * the library reports, every entry point in `exports` names a built file (run after the build,
- * as `npm test` does), and the packing rules ship the built playground.
+ * as `npm test` does), the packing rules ship the built playground, and installing the development
+ * dependencies runs no install script nobody reviewed.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +19,7 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
   exports: Record<string, string | Record<string, string>>;
   bin: Record<string, string>;
   scripts: Record<string, string>;
+  allowScripts?: Record<string, boolean>;
 };
 
 test('src/version.ts says the version of package.json', () => {
@@ -64,4 +66,36 @@ test('the tarball ships the built playground (dist/web), and prepack builds it',
   const steps = pkg.scripts.prepack!.split('&&').map((x) => x.trim());
   assert.deepEqual(steps, ['node scripts/build.mjs', 'npm run build:web']);
   assert.match(pkg.scripts['build:web']!, /vite build --config web\/vite\.config\.ts/);
+});
+
+test('every installed dependency with an install script is reviewed in allowScripts; onnxruntime-node is denied', () => {
+  // npm 11 runs a dependency's install script only as package.json's allowScripts says (an
+  // unreviewed one runs with a warning today). onnxruntime-node's would download CUDA binaries from
+  // outside the npm registry, which a fresh machine cannot reach: `npm install` would fail. Its CPU
+  // build ships in the npm package, which is all the differential tests use.
+  const allow = pkg.allowScripts ?? {};
+  assert.equal(allow['onnxruntime-node'], false);
+  const unreviewed: string[] = [];
+  const seen = new Set<string>();
+  const visit = (modules: string): void => {
+    if (!existsSync(modules)) return;
+    for (const entry of readdirSync(modules)) {
+      if (entry.startsWith('.')) continue;
+      const dirs = entry.startsWith('@') ? readdirSync(join(modules, entry)).map((s) => join(modules, entry, s)) : [join(modules, entry)];
+      for (const dir of dirs) {
+        const file = join(dir, 'package.json');
+        if (!existsSync(file)) continue;
+        const dep = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; scripts?: Record<string, string> };
+        const scripts = dep.scripts ?? {};
+        if (dep.name && !seen.has(dep.name) && ['preinstall', 'install', 'postinstall'].some((k) => scripts[k])) {
+          seen.add(dep.name);
+          if (!(dep.name in allow)) unreviewed.push(dep.name);
+        }
+        visit(join(dir, 'node_modules'));
+      }
+    }
+  };
+  visit(join(root, 'node_modules'));
+  assert.ok(seen.has('onnxruntime-node'), 'onnxruntime-node (a development dependency) is installed');
+  assert.deepEqual(unreviewed, [], 'dependencies whose install scripts allowScripts does not cover');
 });
