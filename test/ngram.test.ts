@@ -69,7 +69,7 @@ test('ngram-names: bad options are rejected by name', () => {
   assert.throws(() => spec.build({ minOrder: 3, maxOrder: 2 }), /ngram-names: option 'minOrder' \(3\) must not exceed 'maxOrder' \(2\)/);
   assert.throws(() => spec.build({ l2: -1 }), /option 'l2' must be a finite number in \[0, ∞\), got -1/);
   assert.throws(() => spec.build({ dropout: 1 }), /option 'dropout' must be/);
-  assert.throws(() => spec.build({ hiddenSize: 8 }), /ngram-names: unknown option 'hiddenSize' \(known: lowercase, minOrder, maxOrder, minCount, maxVocab, l2, dropout, epochs, lr, clipNorm, batchSize, seed\)/);
+  assert.throws(() => spec.build({ hiddenSize: 8 }), /ngram-names: unknown option 'hiddenSize' \(known: lowercase, minOrder, maxOrder, minCount, maxVocab, l2, dropout, epochs, lr, clipNorm, batchSize, seed, splitSeed\)/);
 });
 
 test('ngram-names: a short run on the packaged names beats chance; save → load → same predictions; bad files refused', async () => {

@@ -34,7 +34,7 @@ test('registry: six built-in tasks covering the four topologies, documented defa
 test('registry: unknown task and bad options are clear errors', () => {
   assert.throws(() => getTaskSpec('clasify-spam'), (e: Error) => e instanceof TaskRegistryError && /unknown task "clasify-spam" \(known tasks: classify-spam, classify-names, feedforward, ngram-names, namegen, charlm, forecast/.test(e.message));
   const spec = getTaskSpec('feedforward');
-  assert.throws(() => spec.build({ hidenSize: 8 }), /feedforward: unknown option 'hidenSize' \(known: lowercase, hiddenSize, dropout, epochs, lr, weightDecay, clipNorm, batchSize, seed\)/);
+  assert.throws(() => spec.build({ hidenSize: 8 }), /feedforward: unknown option 'hidenSize' \(known: lowercase, hiddenSize, dropout, epochs, lr, weightDecay, clipNorm, batchSize, seed, splitSeed\)/);
   assert.throws(() => spec.build({ hiddenSize: 2.5 }), /option 'hiddenSize' must be a positive integer, got 2.5/);
   assert.throws(() => spec.build({ dropout: 1 }), /option 'dropout' must be a finite number in \[0, 1\), got 1/);
   assert.throws(() => spec.build({ lowercase: 'yes' }), /option 'lowercase' must be true or false/);

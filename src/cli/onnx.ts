@@ -20,7 +20,7 @@ import { loadCharLM } from '../models/charlm.ts';
 import { OnnxError, decodeTensorProto } from '../onnx/proto.ts';
 import { tensorFromProto } from '../onnx/tensor.ts';
 import { loadOnnx, type OnnxInput } from '../onnx/model.ts';
-import { exportOnnx, charLMExportSpec, EXPORT_OPSET, type ExportSpec, type ExportStep } from '../onnx/export.ts';
+import { exportOnnx, charLMExportSpec, classifierExportSpec, EXPORT_OPSET, type ExportSpec } from '../onnx/export.ts';
 import type { Module } from '../nn/module.ts';
 import { loadClassifier } from '../models/classifier.ts';
 import { findTestCases, runTestCase } from '../onnx/testcase.ts';
@@ -137,8 +137,8 @@ export async function exportCommand(argv: string[], io: CliIO = stdio): Promise<
     } else if (config.arch === 'rnn-classifier') {
       const m = loadClassifier(file, model).model;
       module = m;
-      const pool: ExportStep = m.opts.pooling === 'last' ? { op: 'finalState' } : { op: 'meanOverTime' };
-      spec = { steps: ['embedding', 'rnn', pool, 'head', ...(softmax ? [{ op: 'softmax' } as const] : [])], lengths: true, batchFirst, metadata };
+      // the library's spec: it refuses a pooling the export cannot express (this copy once exported 'max' as a mean)
+      spec = { ...classifierExportSpec(m, { softmax }), batchFirst, metadata };
     } else {
       throw new CliError(`${model}: cannot export architecture ${JSON.stringify(config.arch)} to ONNX (architectures the exporter can rebuild from recur.config: ${EXPORTABLE_ARCHS.join(', ')})`);
     }

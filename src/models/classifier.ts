@@ -2,14 +2,16 @@
  * Many-to-one: sequence classification.
  *
  *   tokens → Embedding(V, E) → RNN/LSTM/GRU (stacked, optionally bidirectional, with lengths)
- *          → pooling over time → Dropout → Linear(D·H, C) → class logits
+ *          → pooling over time → Dropout → Linear(P·D·H, C) → class logits   (P = 2 for 'mean+max', else 1)
  *
  * Pooling: 'last' takes each sample's final state at its own last real step (for a reverse
  * direction: its state after reading the whole sequence backwards, i.e. at t = 0), concatenated
  * over directions; 'mean' averages the top layer's outputs over each sample's real steps only (the
  * fused layer writes 0 past `lengths`, so a sum over time divided by the length is exact); 'max'
  * takes each feature's maximum over the top layer's outputs at each sample's real steps only (the
- * zeros past `lengths` never win), so one strong phrase anywhere in a long text can decide it.
+ * zeros past `lengths` never win), so one strong phrase anywhere in a long text can decide it;
+ * 'mean+max' concatenates the two ([mean ‖ max], as the "concat pooling" of ULMFiT without its last
+ * state), so the head sees both what the whole input says and its strongest local evidence.
  *
  * Parameter names are PyTorch's for the module
  *
@@ -17,7 +19,7 @@
  *       def __init__(self, V, E, H, C, L, bidir):
  *           self.embedding = nn.Embedding(V, E, padding_idx=0)
  *           self.rnn = nn.LSTM(E, H, L, bidirectional=bidir)   # or nn.GRU / nn.RNN
- *           self.head = nn.Linear(H * (2 if bidir else 1), C)
+ *           self.head = nn.Linear(P * H * (2 if bidir else 1), C)   # P = 2 for 'mean+max'
  *
  * The task (`ClassificationTask`) owns tokenizer + vocabulary + model; its `describe()` holds
  * everything `loadClassifier` needs to rebuild it from a model file. Unknown tokens at inference
@@ -28,7 +30,7 @@ import { Tensor, tensor } from '../tensor/tensor.ts';
 import { Rng } from '../tensor/rng.ts';
 import { crossEntropy, embedding } from '../autograd/ops/nn.ts';
 import { mul, sum } from '../autograd/ops/elementwise.ts';
-import { permute, reshape, slice } from '../autograd/ops/shape.ts';
+import { concat, permute, reshape, slice } from '../autograd/ops/shape.ts';
 import { Module, withEval } from '../nn/module.ts';
 import { Dropout, Embedding, Linear } from '../nn/layers.ts';
 import type { RecurrentBase } from '../nn/recurrent.ts';
@@ -45,7 +47,10 @@ import { arch, FIELDS, pick } from './fields.ts';
 import { sentence, type SameKeys } from '../util/schema.ts';
 import { isRecord } from '../util/options.ts';
 
-export type Pooling = 'last' | 'mean' | 'max';
+export type Pooling = 'last' | 'mean' | 'max' | 'mean+max';
+
+/** Features per direction and unit that a pooling hands the head: 'mean+max' concatenates two. */
+export const poolingWidth = (p: Pooling): number => (p === 'mean+max' ? 2 : 1);
 
 // ---- model ----------------------------------------------------------------------------------
 
@@ -76,7 +81,7 @@ export class RNNClassifier extends Module {
     this.embedding = this.registerModule('embedding', new Embedding(opts.vocabSize, opts.embeddingDim, { paddingIdx: opts.padId, rng }));
     this.rnn = this.registerModule('rnn', makeRecurrent(opts.cell, { inputSize: opts.embeddingDim, hiddenSize: opts.hiddenSize, numLayers: opts.numLayers, bidirectional: opts.bidirectional, dropout: opts.dropout, rng }));
     const D = opts.bidirectional ? 2 : 1;
-    this.head = this.registerModule('head', new Linear(D * opts.hiddenSize, opts.numClasses, { rng }));
+    this.head = this.registerModule('head', new Linear(poolingWidth(opts.pooling) * D * opts.hiddenSize, opts.numClasses, { rng }));
     this.drop = this.registerModule('drop', new Dropout(opts.dropout, rng));
   }
 
@@ -95,13 +100,21 @@ export class RNNClassifier extends Module {
       feat = D === 1 ? reshape(top, [B, H]) : reshape(permute(top, [1, 0, 2]), [B, D * H]);
     } else if (this.opts.pooling === 'max') {
       feat = maxOverSteps(r.output, lengths); // [B, D·H]
+    } else if (this.opts.pooling === 'mean') {
+      feat = meanOverSteps(r.output, lengths); // [B, D·H]
     } else {
-      const inv = new Float64Array(B);
-      for (let b = 0; b < B; b++) inv[b] = 1 / lengths[b];
-      feat = mul(sum(r.output, 0), tensor(inv, [B, 1], { dtype: r.output.dtype, backend: r.output.backend })); // [B, D·H]
+      feat = concat([meanOverSteps(r.output, lengths), maxOverSteps(r.output, lengths)], 1); // [B, 2·D·H]
     }
     return this.head.forward(this.drop.forward(feat));
   }
+}
+
+/** out: [T, B, F] → [B, F], the mean over steps t < lengths[b] (exact: see the header). */
+function meanOverSteps(out: Tensor, lengths: ArrayLike<number>): Tensor {
+  const B = out.shape[1];
+  const inv = new Float64Array(B);
+  for (let b = 0; b < B; b++) inv[b] = 1 / lengths[b];
+  return mul(sum(out, 0), tensor(inv, [B, 1], { dtype: out.dtype, backend: out.backend }));
 }
 
 /**
@@ -324,7 +337,7 @@ export function classifierTensorShapes(c: ClassifierConfig, V: number): ParamSha
   return [
     ...embeddingShapes('embedding', V, c.embeddingDim),
     ...recurrentShapes('rnn', c.cell, c.embeddingDim, c.hiddenSize, c.numLayers, c.bidirectional),
-    ...linearShapes('head', D * c.hiddenSize, c.labels.length),
+    ...linearShapes('head', poolingWidth(c.pooling) * D * c.hiddenSize, c.labels.length),
   ];
 }
 

@@ -114,7 +114,7 @@ export const FIELDS = {
   weightDecay: num(0).describe('decoupled weight decay: AdamW (as torch.optim.AdamW) instead of Adam when above 0'),
   clipNorm: num(0).describe('clip the global gradient norm to this (0: no clipping, as in the Trainer)'),
   batchSize: int(1).describe('examples (or windows) per batch'),
-  seed: int(0).describe('seed of initialisation, dropout and batch order (the data split has its own fixed seed)'),
+  seed: int(0).describe('seed of initialisation, dropout and batch order (the data split has its own seed: fixed, or splitSeed where a task has it)'),
   stepsPerEpoch: int(1).describe('random-window batches per epoch'),
   evalBatchSize: int(1).describe('parallel streams in evaluation'),
   // data
@@ -127,6 +127,7 @@ export const FIELDS = {
   truncate: truncate.describe("longer inputs: 'end' keeps the first maxLen tokens, 'start' the last, 'none' is an error"),
   seqLen: int(1).describe('steps per training window (and per evaluation chunk)'),
   context: int(1, { limit: 'sequenceLength' }).describe('steps of history read before a held-out segment is scored'),
+  splitSeed: int(0).describe('seed of the train/validation/test split of the built-in data (another seed draws another split of the same data: a model measured over several)'),
   testSize: int(1).describe('held-out test examples'),
   valSize: int(1).describe('validation examples'),
   // the model
@@ -137,7 +138,7 @@ export const FIELDS = {
   bidirectional: bool().describe('read the input in both directions'),
   dropout: num(0, { max: 1, maxOpen: true }).describe('dropout probability in training (on pooled features or outputs, and between stacked layers)'),
   tokenizer: oneOf(['word', 'char']).describe('word or char tokens'),
-  pooling: oneOf(['mean', 'last', 'max']).describe("'mean' or 'max' over real steps, or the 'last' state of each direction"),
+  pooling: oneOf(['mean', 'last', 'max', 'mean+max']).describe("'mean' or 'max' over real steps, 'mean+max' both side by side, or the 'last' state of each direction"),
   conditionDim: int(1, { limit: 'hiddenSize' }).describe('size of the condition embedding concatenated to every input'),
   residual: bool().describe('predict the change from the last value (x̂ = x + Δ)'),
   // generation and search

@@ -35,7 +35,7 @@ import { FIELDS, text } from './fields.ts';
 import { decodeModel, encodeModel } from '../io/model.ts';
 import { DataError } from '../data/loaders.ts';
 import { loadCharCorpus, loadJSONL, loadNumericCSV, type TextEncoding } from '../data/files.ts';
-import { emailToTextIfRaw, firstNames, GENDER_LABELS, mobyDick, sensorNetwork, SPAM_LABELS, SPAM_SPLIT_SEED, spamAssassin, splitBySeed, splitSeries } from '../data/datasets.ts';
+import { emailToTextIfRaw, firstNames, GENDER_LABELS, mobyDick, NAMES_SPLIT_SEED, sensorNetwork, SPAM_LABELS, SPAM_SPLIT_SEED, spamAssassin, splitBySeed, splitSeries } from '../data/datasets.ts';
 import { buildClassifier, ClassificationTask, loadClassifier } from './classifier.ts';
 import type { LabeledSplits } from './common.ts';
 import { buildFeedForward, FeedForwardTask, loadFeedForward } from './feedforward.ts';
@@ -181,21 +181,24 @@ const classifySpam = registrySpec({
   task: { cls: ClassificationTask, load: loadClassifier, prepare: emailToTextIfRaw },
 });
 
-function namesAsTexts(ambiguous: 'drop' | 'keep'): LabeledSplits {
-  const s = firstNames({ ambiguous });
+/** The names without those in both lists, as labelled texts, split by `splitSeed`. */
+function namesAsTexts(splitSeed: number): LabeledSplits {
+  const s = firstNames({ ambiguous: 'drop', seed: splitSeed });
   const conv = (l: { name: string; label: number }[]) => l.map((e) => ({ text: e.name, label: e.label }));
   return { train: conv(s.train), val: conv(s.val), test: conv(s.test) };
 }
 
 const classifyNames = registrySpec({
   name: 'classify-names',
-  description: 'first name → female/male: character embedding → bidirectional GRU → mean over steps → linear; accuracy and F1',
+  description: 'first name → female/male: character embedding → bidirectional GRU → mean and max over steps → linear; accuracy and F1',
   topology: 'many-to-one',
   // mean pooling, dropout 0.5 and a cosine-annealed lr over 40 epochs of 64: test accuracy 0.86 → 0.89;
   // then embeddings of 32, hidden 128 and dropout 0.6: validation 89.5% → 90.3%, test 88.7% → 89.6%
-  // (means of seeds 1–5); smaller models, lower rates and weight decay all lost accuracy
-  options: optionSet(FIELDS, { tokenizer: 'char', ...classifierDefaults, embeddingDim: 32, hiddenSize: 128, pooling: 'mean', dropout: 0.6, epochs: 40, batchSize: 64, cosine: true }),
-  build: (o) => buildClassifier('classify-names', GENDER_LABELS, o, namesAsTexts('drop')),
+  // (means of seeds 1–5); smaller models, lower rates and weight decay all lost accuracy. Then
+  // pooling 'mean+max': over ten other splits (scripts/names-splits.mjs) +0.3 points on test and +0.4
+  // on validation; on the fixed split (seeds 1–5) validation 90.3% → 90.5%, test 89.6% → 90.3%
+  options: optionSet(FIELDS, { tokenizer: 'char', ...classifierDefaults, embeddingDim: 32, hiddenSize: 128, pooling: 'mean+max', dropout: 0.6, epochs: 40, batchSize: 64, cosine: true, splitSeed: NAMES_SPLIT_SEED }),
+  build: (o) => buildClassifier('classify-names', GENDER_LABELS, o, namesAsTexts(o.splitSeed)),
   task: { cls: ClassificationTask, load: loadClassifier },
 });
 
@@ -203,8 +206,8 @@ const feedforward = registrySpec({
   name: 'feedforward',
   description: 'first name → female/male without recurrence: bag of characters + first/last character → MLP; the baseline for classify-names',
   topology: 'one-to-one',
-  options: optionSet(FIELDS, { lowercase: true, hiddenSize: 64, dropout: 0.2, epochs: 30, lr: 0.003, weightDecay: 0, clipNorm: 5, batchSize: 64, seed: 1 }),
-  build: (o) => buildFeedForward('feedforward', GENDER_LABELS, o, namesAsTexts('drop')),
+  options: optionSet(FIELDS, { lowercase: true, hiddenSize: 64, dropout: 0.2, epochs: 30, lr: 0.003, weightDecay: 0, clipNorm: 5, batchSize: 64, seed: 1, splitSeed: NAMES_SPLIT_SEED }),
+  build: (o) => buildFeedForward('feedforward', GENDER_LABELS, o, namesAsTexts(o.splitSeed)),
   task: { cls: FeedForwardTask, load: loadFeedForward },
 });
 
@@ -214,11 +217,11 @@ const ngramNames = registrySpec({
   topology: 'one-to-one',
   options: optionSet(
     { ...FIELDS, ...NGRAM_FIELDS },
-    { lowercase: true, minOrder: 1, maxOrder: 4, minCount: 1, maxVocab: 100000, l2: 0, dropout: 0, epochs: 10, lr: 0.01, clipNorm: 0, batchSize: 64, seed: 1 },
+    { lowercase: true, minOrder: 1, maxOrder: 4, minCount: 1, maxVocab: 100000, l2: 0, dropout: 0, epochs: 10, lr: 0.01, clipNorm: 0, batchSize: 64, seed: 1, splitSeed: NAMES_SPLIT_SEED },
   ),
   build(o) {
     if (o.minOrder > o.maxOrder) throw new TaskRegistryError(`ngram-names: option 'minOrder' (${o.minOrder}) must not exceed 'maxOrder' (${o.maxOrder})`);
-    return buildNgram('ngram-names', GENDER_LABELS, o, namesAsTexts('drop'));
+    return buildNgram('ngram-names', GENDER_LABELS, o, namesAsTexts(o.splitSeed));
   },
   task: { cls: NgramTask, load: loadNgram },
 });

@@ -186,7 +186,6 @@ const SEQ2SEQ_FIELDS = {
   decoderHidden: int(1, { limit: 'hiddenSize' }).describe('decoder state size'),
   attnDim: int(1, { limit: 'hiddenSize' }).describe('hidden size of the additive attention'),
   stress: bool().describe('keep stress digits on vowels (69 phonemes instead of 39)'),
-  splitSeed: int(0).describe('seed of the fixed word-level train/val/test split'),
   trainLimit: int(0).describe('use at most this many training words (0 = all)'),
   maxWordLength: int(1).describe('drop longer words'),
   labelSmoothing: num(0, { max: 1, maxOpen: true }).describe('ε of label smoothing in the training loss: targets (1 − ε)·one-hot + ε/V, as PyTorch'),

@@ -121,7 +121,8 @@ export function charLMExportSpec(opts: { state?: boolean; softmax?: boolean; cel
 export function classifierExportSpec(model: RNNClassifier, opts: { softmax?: boolean } = {}): ExportSpec {
   if (!(model instanceof RNNClassifier)) throw new OnnxError('classifierExportSpec: expected an RNNClassifier');
   // a masked max over time has no step here yet (ReduceMax would count the zeros past each length)
-  if (model.opts.pooling === 'max') throw new OnnxError("classifierExportSpec: a classifier with pooling 'max' cannot be exported to ONNX yet (pooling 'last' and 'mean' can)");
+  const p = model.opts.pooling;
+  if (p === 'max' || p === 'mean+max') throw new OnnxError(`classifierExportSpec: a classifier with pooling '${p}' cannot be exported to ONNX yet (pooling 'last' and 'mean' can)`);
   return {
     steps: ['embedding', 'rnn', { op: model.opts.pooling === 'last' ? 'finalState' : 'meanOverTime' }, 'drop', 'head', ...(opts.softmax ? [{ op: 'softmax' } as const] : [])],
     lengths: true,
