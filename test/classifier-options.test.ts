@@ -2,8 +2,9 @@
  * The classifier's 'max' pooling: each feature's maximum over a sample's real steps only (the
  * zeros the fused layer writes past a length never win), and 'mean+max', the mean and the maximum
  * side by side, both recomputed here from the recurrent layer's outputs and the head's weights;
- * their gradients reach the parameters; the options are accepted by the task options and refused
- * by the ONNX export by name. And the names tasks' `splitSeed`.
+ * their gradients reach the parameters; the options are accepted by the task options and map to
+ * the ONNX export's pooling steps (test/onnx.export.test.ts runs those). And the names tasks'
+ * `splitSeed`.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -50,11 +51,11 @@ test("pooling 'max' is the maximum over real steps only, for each direction's fe
   }
 });
 
-test("pooling 'max' and 'mean+max': options of the classifier tasks; ONNX export refuses them by name", () => {
+test("pooling 'max' and 'mean+max': options of the classifier tasks, each with its ONNX pooling step", () => {
   assert.throws(() => getTaskSpec('classify-names').build({ pooling: 'min' }), /option 'pooling' must be 'mean', 'last', 'max' or 'mean\+max', got "min"/);
-  for (const pooling of ['max', 'mean+max'] as const) {
+  for (const [pooling, op] of [['last', 'finalState'], ['mean', 'meanOverTime'], ['max', 'maxOverTime'], ['mean+max', 'meanMaxOverTime']] as const) {
     const model = new RNNClassifier({ vocabSize: 5, numClasses: 2, embeddingDim: 2, hiddenSize: 3, numLayers: 1, cell: 'gru', bidirectional: false, pooling, dropout: 0, padId: 0, rng: new Rng(1) });
-    assert.throws(() => classifierExportSpec(model), new RegExp(`pooling '${pooling.replace('+', '\\+')}' cannot be exported to ONNX yet`));
+    assert.deepEqual(classifierExportSpec(model).steps[2], { op });
   }
   // the head reads twice the features with 'mean+max', and a model file says so by its shapes
   const task = getTaskSpec('classify-names').build({ pooling: 'mean+max', hiddenSize: 4, epochs: 1 }).task as ClassificationTask;

@@ -23,6 +23,9 @@
  *     concatenated, [B, D·H] — the state at each sample's last real step when lengths are given.
  *   - `{ op: 'meanOverTime' }`: the mean of the sequence over time, [B, F] — over each sample's
  *     real steps when lengths are given (Σ_t x_t / length; padded steps are 0).
+ *   - `{ op: 'maxOverTime' }`: each feature's maximum over time, [B, F] — over each sample's real
+ *     steps when lengths are given (Where(t < length, x, −∞), then ReduceMax: a padded 0 never wins).
+ *   - `{ op: 'meanMaxOverTime' }`: the two side by side, [B, 2·F] (a classifier's 'mean+max').
  *   - `{ op: 'softmax' }`, `{ op: 'logSoftmax' }`: over the last axis.
  *
  * Options: `batchFirst` (input and sequence output [B, T, …]; done with Transpose nodes, because
@@ -72,7 +75,7 @@ import { AdditiveAttention, LuongAttention, MASK_VALUE } from '../nn/attention.t
 export const EXPORT_OPSET = 14;
 export const EXPORT_IR_VERSION = 7;
 
-export type ExportStep = string | Module | { op: 'finalState' } | { op: 'meanOverTime' } | { op: 'softmax' } | { op: 'logSoftmax' } | { op: 'relu' } | { op: 'tanh' } | { op: 'sigmoid' };
+export type ExportStep = string | Module | { op: 'finalState' } | { op: 'meanOverTime' } | { op: 'maxOverTime' } | { op: 'meanMaxOverTime' } | { op: 'softmax' } | { op: 'logSoftmax' } | { op: 'relu' } | { op: 'tanh' } | { op: 'sigmoid' };
 
 /** The activations a pipeline step (or a Sequential's Lambda of that label) can be. */
 const ACTIVATION_OPS = { relu: 'Relu', tanh: 'Tanh', sigmoid: 'Sigmoid' } as const;
@@ -120,11 +123,9 @@ export function charLMExportSpec(opts: { state?: boolean; softmax?: boolean; cel
 /** A sequence classifier (models/classifier.ts): ids [T, B] + lengths [B] → logits [B, C] (probabilities with softmax). */
 export function classifierExportSpec(model: RNNClassifier, opts: { softmax?: boolean } = {}): ExportSpec {
   if (!(model instanceof RNNClassifier)) throw new OnnxError('classifierExportSpec: expected an RNNClassifier');
-  // a masked max over time has no step here yet (ReduceMax would count the zeros past each length)
-  const p = model.opts.pooling;
-  if (p === 'max' || p === 'mean+max') throw new OnnxError(`classifierExportSpec: a classifier with pooling '${p}' cannot be exported to ONNX yet (pooling 'last' and 'mean' can)`);
+  const pool = ({ last: { op: 'finalState' }, mean: { op: 'meanOverTime' }, max: { op: 'maxOverTime' }, 'mean+max': { op: 'meanMaxOverTime' } } as const)[model.opts.pooling];
   return {
-    steps: ['embedding', 'rnn', { op: model.opts.pooling === 'last' ? 'finalState' : 'meanOverTime' }, 'drop', 'head', ...(opts.softmax ? [{ op: 'softmax' } as const] : [])],
+    steps: ['embedding', 'rnn', pool, 'drop', 'head', ...(opts.softmax ? [{ op: 'softmax' } as const] : [])],
     lengths: true,
   };
 }
@@ -152,7 +153,7 @@ type Resolved =
   | { kind: 'recurrent'; path: string; m: RecurrentBase }
   | { kind: 'linear'; path: string; m: Linear }
   | { kind: 'finalState' }
-  | { kind: 'meanOverTime' }
+  | { kind: 'overTime'; pool: 'mean' | 'max' | 'mean+max' }
   | { kind: 'softmax'; log: boolean }
   | { kind: 'activation'; fn: ActivationName }
   | { kind: 'identity' };
@@ -171,10 +172,10 @@ function resolve(module: Module, spec: ExportSpec): Resolved[] {
     if (step !== null && typeof step === 'object' && !(step instanceof Module)) {
       const op = (step as { op?: unknown }).op;
       if (op === 'finalState') return { kind: 'finalState' };
-      if (op === 'meanOverTime') return { kind: 'meanOverTime' };
+      if (op === 'meanOverTime' || op === 'maxOverTime' || op === 'meanMaxOverTime') return { kind: 'overTime', pool: op === 'meanOverTime' ? 'mean' : op === 'maxOverTime' ? 'max' : 'mean+max' };
       if (op === 'softmax' || op === 'logSoftmax') return { kind: 'softmax', log: op === 'logSoftmax' };
       if (isActivation(op)) return { kind: 'activation', fn: op };
-      throw new OnnxError(`exportOnnx: steps[${i}]: unknown op ${JSON.stringify(op)} (known: finalState, meanOverTime, softmax, logSoftmax, relu, tanh, sigmoid)`);
+      throw new OnnxError(`exportOnnx: steps[${i}]: unknown op ${JSON.stringify(op)} (known: finalState, meanOverTime, maxOverTime, meanMaxOverTime, softmax, logSoftmax, relu, tanh, sigmoid)`);
     }
     let m: Module | undefined, path: string;
     if (typeof step === 'string') {
@@ -228,9 +229,10 @@ function checkPipeline(steps: Resolved[], spec: ExportSpec): { tokens: boolean; 
         if (!lastRecurrent) throw new OnnxError(`${where}: finalState must directly follow a recurrent layer`);
         kind = 'vec';
         break;
-      case 'meanOverTime':
-        if (kind !== 'seq') throw new OnnxError(`${where}: meanOverTime needs a sequence`);
+      case 'overTime':
+        if (kind !== 'seq') throw new OnnxError(`${where}: a pooling over time needs a sequence`);
         kind = 'vec';
+        if (s.pool === 'mean+max' && width !== null) width *= 2;
         break;
       case 'softmax':
       case 'activation':
@@ -319,6 +321,13 @@ class GraphBuilder {
     return n;
   }
 
+  /** A scalar initializer (shape []) under a fresh name from `name`. */
+  scalar(name: string, dtype: OnnxTensor['dtype'], value: number): string {
+    const n = this.unique(name);
+    this.initializers.push(tensorToProto({ dtype, shape: [], data: Float64Array.of(value) }, n));
+    return n;
+  }
+
   node(op: string, inputs: string[], outputs: string[], attributes: AttributeProto[] = [], name?: string): string[] {
     this.nodes.push({ op_type: op, name: name ?? this.unique(`${op}_${this.nodes.length}`), input: inputs, output: outputs, attribute: attributes });
     return outputs;
@@ -328,6 +337,12 @@ class GraphBuilder {
   op(op: string, inputs: string[], attributes: AttributeProto[] = [], out?: string): string {
     return this.node(op, inputs, [out ?? this.unique(`${op.toLowerCase()}_${this.nodes.length}`)], attributes)[0];
   }
+}
+
+/** The int64 steps 0 … T−1 along x's first axis, [T] (T read from the graph, where it is symbolic). */
+function stepRange(g: GraphBuilder, x: string): string {
+  const T = g.op('Squeeze', [g.op('Gather', [g.op('Shape', [x]), g.int64s('zero', [0])], [attr.int('axis', 0)]), g.int64s('axes0', [0])]);
+  return g.op('Range', [g.scalar('range_start', 'int64', 0), T, g.scalar('range_step', 'int64', 1)]);
 }
 
 function paramTensor(t: Tensor, dtype: 'float32' | 'float64'): OnnxTensor {
@@ -472,17 +487,24 @@ export function buildOnnxModel(module: Module, spec: ExportSpec): ModelProto {
         width = D * H;
         break;
       }
-      case 'meanOverTime': {
+      case 'overTime': {
+        const x = cur;
         // Σ_t x_t / length (outputs past a sample's length are 0), or the plain mean over T
-        const out = g.unique('mean_over_time');
-        if (spec.lengths) {
-          const total = g.op('ReduceSum', [cur, g.int64s('axes0', [0])], [attr.int('keepdims', 0)]);
+        const mean = (): string => {
+          if (!spec.lengths) return g.op('ReduceMean', [x], [attr.ints('axes', [0]), attr.int('keepdims', 0)], g.unique('mean_over_time'));
+          const total = g.op('ReduceSum', [x, g.int64s('axes0', [0])], [attr.int('keepdims', 0)]);
           const len = g.op('Unsqueeze', [g.op('Cast', [lengthsName], [attr.int('to', elem)]), g.int64s('axes1', [1])]);
-          cur = g.op('Div', [total, len], [], out);
-        } else {
-          cur = g.op('ReduceMean', [cur], [attr.ints('axes', [0]), attr.int('keepdims', 0)], out);
-        }
+          return g.op('Div', [total, len], [], g.unique('mean_over_time'));
+        };
+        // the maximum over steps t < length: the padded steps become −∞ first (their 0 could win)
+        const max = (): string => {
+          if (!spec.lengths) return g.op('ReduceMax', [x], [attr.ints('axes', [0]), attr.int('keepdims', 0)], g.unique('max_over_time'));
+          const valid = g.op('Unsqueeze', [g.op('Less', [g.op('Unsqueeze', [stepRange(g, x), g.int64s('axes1', [1])]), g.op('Unsqueeze', [g.op('Cast', [lengthsName], [attr.int('to', DataType.INT64)]), g.int64s('axes0', [0])])]), g.int64s('axes2', [2])]); // [T, B, 1]
+          return g.op('ReduceMax', [g.op('Where', [valid, x, g.scalar('minus_infinity', dtype, -Infinity)])], [attr.ints('axes', [0]), attr.int('keepdims', 0)], g.unique('max_over_time'));
+        };
+        cur = s.pool === 'mean' ? mean() : s.pool === 'max' ? max() : g.op('Concat', [mean(), max()], [attr.int('axis', 1)], g.unique('mean_max_over_time'));
         kind = 'vec';
+        if (s.pool === 'mean+max') width *= 2;
         break;
       }
       case 'recurrent': {
@@ -572,15 +594,18 @@ export function referenceForward(module: Module, spec: ExportSpec, inputs: Recor
             x = parts.length === 1 ? parts[0] : concat(parts, 1);
             break;
           }
-          case 'meanOverTime': {
-            const [T2, Bn] = x!.shape;
-            if (lengths) {
-              const inv = new Float64Array(Bn);
-              for (let b = 0; b < Bn; b++) inv[b] = 1 / lengths[b];
-              x = mul(sum(x!, 0), tensor(inv, [Bn, 1], { dtype, backend }));
-            } else {
-              x = mul(sum(x!, 0), 1 / T2);
-            }
+          case 'overTime': {
+            const [T2, Bn, F] = x!.shape;
+            const steps = (b: number): number => (lengths ? lengths[b] : T2);
+            const inv = new Float64Array(Bn);
+            for (let b = 0; b < Bn; b++) inv[b] = 1 / steps(b);
+            const mean = mul(sum(x!, 0), tensor(inv, [Bn, 1], { dtype, backend }));
+            // the maximum over each sample's steps, on the host (the reference needs no gradient)
+            const v = x!.toArray();
+            const top = new Float64Array(Bn * F).fill(-Infinity);
+            for (let t = 0; t < T2; t++) for (let b = 0; b < Bn; b++) if (t < steps(b)) for (let f = 0; f < F; f++) top[b * F + f] = Math.max(top[b * F + f], v[(t * Bn + b) * F + f]);
+            const max = tensor(top, [Bn, F], { dtype, backend });
+            x = s.pool === 'mean' ? mean : s.pool === 'max' ? max : concat([mean, max], 1);
             break;
           }
           case 'recurrent': {
@@ -797,12 +822,8 @@ export function buildSeq2SeqEncoderModel(model: Seq2Seq, opts: Omit<TaskExportOp
   g.node('Identity', [proj], [g.reserve('proj')]);
   outputs.push(valueInfo('proj', elem, ['B', 'S', key.dim]));
   // mask[b, s] = 0 where s < lengths[b], else −1e9
-  const S = g.op('Gather', [g.op('Shape', [src]), g.int64s('zero', [0])], [attr.int('axis', 0)]); // [1]
-  const int64Scalar = (name: string, v: number): string => g.init(name, { dtype: 'int64', shape: [], data: Float64Array.of(v) });
-  const range = g.op('Range', [int64Scalar('range_start', 0), g.op('Squeeze', [S, g.int64s('axes0', [0])]), int64Scalar('range_step', 1)]); // [S]: 0 … S−1
-  const valid = g.op('Less', [g.op('Unsqueeze', [range, g.int64s('axes0', [0])]), g.op('Unsqueeze', [g.op('Cast', [lengths], [attr.int('to', DataType.INT64)]), g.int64s('axes1', [1])])]); // [B, S]
-  const scalar = (name: string, v: number): string => g.init(name, { dtype, shape: [], data: dtype === 'float32' ? Float32Array.of(v) : Float64Array.of(v) });
-  g.node('Where', [valid, scalar('mask_keep', 0), scalar('mask_value', MASK_VALUE)], [g.reserve('mask')]);
+  const valid = g.op('Less', [g.op('Unsqueeze', [stepRange(g, src), g.int64s('axes0', [0])]), g.op('Unsqueeze', [g.op('Cast', [lengths], [attr.int('to', DataType.INT64)]), g.int64s('axes1', [1])])]); // [B, S]
+  g.node('Where', [valid, g.scalar('mask_keep', dtype, 0), g.scalar('mask_value', dtype, MASK_VALUE)], [g.reserve('mask')]);
   outputs.push(valueInfo('mask', elem, ['B', 'S']));
   outputs.push(valueInfo(h, elem, ['B', Hd]));
   if (c.cell === 'lstm') {
