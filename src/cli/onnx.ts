@@ -137,7 +137,7 @@ export async function exportCommand(argv: string[], io: CliIO = stdio): Promise<
     } else if (config.arch === 'rnn-classifier') {
       const m = loadClassifier(file, model).model;
       module = m;
-      // the library's spec: it refuses a pooling the export cannot express (this copy once exported 'max' as a mean)
+      // the library's spec, the one mapping of a pooling to its export step (a copy here once exported 'max' as a mean)
       spec = { ...classifierExportSpec(m, { softmax }), batchFirst, metadata };
     } else {
       throw new CliError(`${model}: cannot export architecture ${JSON.stringify(config.arch)} to ONNX (architectures the exporter can rebuild from recur.config: ${EXPORTABLE_ARCHS.join(', ')})`);

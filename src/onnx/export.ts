@@ -65,7 +65,7 @@ import { AttrType, DataType, OnnxError, encodeModelProto, type AttributeProto, t
 import { tensorToProto, type OnnxTensor } from './tensor.ts';
 import { CELLS, reorderGates, type CellSpec } from '../cells/recurrent.ts';
 import type { OnnxInput } from './model.ts';
-import { RNNClassifier } from '../models/classifier.ts';
+import { RNNClassifier, type Pooling } from '../models/classifier.ts';
 import { MLPClassifier } from '../models/feedforward.ts';
 import { ConditionalCharRNN } from '../models/namegen.ts';
 import { RNNForecaster } from '../models/forecaster.ts';
@@ -76,6 +76,11 @@ export const EXPORT_OPSET = 14;
 export const EXPORT_IR_VERSION = 7;
 
 export type ExportStep = string | Module | { op: 'finalState' } | { op: 'meanOverTime' } | { op: 'maxOverTime' } | { op: 'meanMaxOverTime' } | { op: 'softmax' } | { op: 'logSoftmax' } | { op: 'relu' } | { op: 'tanh' } | { op: 'sigmoid' };
+
+/** The pooling steps over time of ExportStep, by the classifier pooling each computes (models/classifier.ts). */
+const OVER_TIME_OPS = { meanOverTime: 'mean', maxOverTime: 'max', meanMaxOverTime: 'mean+max' } as const satisfies Record<Extract<ExportStep, { op: string }>['op'] & `${string}OverTime`, Pooling>;
+type OverTimeOp = keyof typeof OVER_TIME_OPS;
+const isOverTime = (s: unknown): s is OverTimeOp => typeof s === 'string' && Object.hasOwn(OVER_TIME_OPS, s);
 
 /** The activations a pipeline step (or a Sequential's Lambda of that label) can be. */
 const ACTIVATION_OPS = { relu: 'Relu', tanh: 'Tanh', sigmoid: 'Sigmoid' } as const;
@@ -123,7 +128,8 @@ export function charLMExportSpec(opts: { state?: boolean; softmax?: boolean; cel
 /** A sequence classifier (models/classifier.ts): ids [T, B] + lengths [B] → logits [B, C] (probabilities with softmax). */
 export function classifierExportSpec(model: RNNClassifier, opts: { softmax?: boolean } = {}): ExportSpec {
   if (!(model instanceof RNNClassifier)) throw new OnnxError('classifierExportSpec: expected an RNNClassifier');
-  const pool = ({ last: { op: 'finalState' }, mean: { op: 'meanOverTime' }, max: { op: 'maxOverTime' }, 'mean+max': { op: 'meanMaxOverTime' } } as const)[model.opts.pooling];
+  const p = model.opts.pooling;
+  const pool = p === 'last' ? { op: 'finalState' as const } : { op: (Object.keys(OVER_TIME_OPS) as OverTimeOp[]).find((op) => OVER_TIME_OPS[op] === p)! };
   return {
     steps: ['embedding', 'rnn', pool, 'drop', 'head', ...(opts.softmax ? [{ op: 'softmax' } as const] : [])],
     lengths: true,
@@ -153,7 +159,7 @@ type Resolved =
   | { kind: 'recurrent'; path: string; m: RecurrentBase }
   | { kind: 'linear'; path: string; m: Linear }
   | { kind: 'finalState' }
-  | { kind: 'overTime'; pool: 'mean' | 'max' | 'mean+max' }
+  | { kind: 'overTime'; pool: (typeof OVER_TIME_OPS)[OverTimeOp] }
   | { kind: 'softmax'; log: boolean }
   | { kind: 'activation'; fn: ActivationName }
   | { kind: 'identity' };
@@ -172,10 +178,10 @@ function resolve(module: Module, spec: ExportSpec): Resolved[] {
     if (step !== null && typeof step === 'object' && !(step instanceof Module)) {
       const op = (step as { op?: unknown }).op;
       if (op === 'finalState') return { kind: 'finalState' };
-      if (op === 'meanOverTime' || op === 'maxOverTime' || op === 'meanMaxOverTime') return { kind: 'overTime', pool: op === 'meanOverTime' ? 'mean' : op === 'maxOverTime' ? 'max' : 'mean+max' };
+      if (isOverTime(op)) return { kind: 'overTime', pool: OVER_TIME_OPS[op] };
       if (op === 'softmax' || op === 'logSoftmax') return { kind: 'softmax', log: op === 'logSoftmax' };
       if (isActivation(op)) return { kind: 'activation', fn: op };
-      throw new OnnxError(`exportOnnx: steps[${i}]: unknown op ${JSON.stringify(op)} (known: finalState, meanOverTime, maxOverTime, meanMaxOverTime, softmax, logSoftmax, relu, tanh, sigmoid)`);
+      throw new OnnxError(`exportOnnx: steps[${i}]: unknown op ${JSON.stringify(op)} (known: finalState, ${Object.keys(OVER_TIME_OPS).join(', ')}, softmax, logSoftmax, relu, tanh, sigmoid)`);
     }
     let m: Module | undefined, path: string;
     if (typeof step === 'string') {
@@ -595,17 +601,22 @@ export function referenceForward(module: Module, spec: ExportSpec, inputs: Recor
             break;
           }
           case 'overTime': {
-            const [T2, Bn, F] = x!.shape;
+            const y = x!;
+            const [T2, Bn, F] = y.shape;
             const steps = (b: number): number => (lengths ? lengths[b] : T2);
-            const inv = new Float64Array(Bn);
-            for (let b = 0; b < Bn; b++) inv[b] = 1 / steps(b);
-            const mean = mul(sum(x!, 0), tensor(inv, [Bn, 1], { dtype, backend }));
+            const mean = (): Tensor => {
+              const inv = new Float64Array(Bn);
+              for (let b = 0; b < Bn; b++) inv[b] = 1 / steps(b);
+              return mul(sum(y, 0), tensor(inv, [Bn, 1], { dtype, backend }));
+            };
             // the maximum over each sample's steps, on the host (the reference needs no gradient)
-            const v = x!.toArray();
-            const top = new Float64Array(Bn * F).fill(-Infinity);
-            for (let t = 0; t < T2; t++) for (let b = 0; b < Bn; b++) if (t < steps(b)) for (let f = 0; f < F; f++) top[b * F + f] = Math.max(top[b * F + f], v[(t * Bn + b) * F + f]);
-            const max = tensor(top, [Bn, F], { dtype, backend });
-            x = s.pool === 'mean' ? mean : s.pool === 'max' ? max : concat([mean, max], 1);
+            const max = (): Tensor => {
+              const v = y.toArray();
+              const top = new Float64Array(Bn * F).fill(-Infinity);
+              for (let t = 0; t < T2; t++) for (let b = 0; b < Bn; b++) if (t < steps(b)) for (let f = 0; f < F; f++) top[b * F + f] = Math.max(top[b * F + f], v[(t * Bn + b) * F + f]);
+              return tensor(top, [Bn, F], { dtype, backend });
+            };
+            x = s.pool === 'mean' ? mean() : s.pool === 'max' ? max() : concat([mean(), max()], 1);
             break;
           }
           case 'recurrent': {
