@@ -63,6 +63,7 @@ export type { MetricsEntry, TrainLogEntry, EvalLogEntry, FitLogEntry, WarningLog
 export { parseMetricsLog } from './train/metrics-log.ts';
 export * from './train/tbptt.ts';
 export { measureStepMemory, type StepMemory } from './train/memory.ts';
+export { fastestBackend, type FastestBackendOptions, type BackendTrial, type BackendChoice } from './train/backend-choice.ts';
 export { GradMonitor, layerNorms, type GradMonitorOptions, type GradMonitorState, type GradWarning, type GradWarningKind } from './train/gradlog.ts';
 
 // inference

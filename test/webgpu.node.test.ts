@@ -15,7 +15,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { create } from 'webgpu';
 
-import { Embedding, LSTM, Linear, Rng, Tensor, backward, getBackend, setBackend, sum, tensor } from '../src/index.ts';
+import { Embedding, LSTM, Linear, Rng, Tensor, Trainer, backward, getBackend, setBackend, sum, tensor } from '../src/index.ts';
+import { buildLMFromText } from '../src/models/lm.ts';
+import { fastestBackend } from '../src/train/backend-choice.ts';
 import { TokenStream } from '../src/infer/token-stream.ts';
 
 import { createWebGpuBackend, loadWebGpuBackend } from '../src/backend/webgpu/index.ts';
@@ -38,6 +40,8 @@ const wasm = await createWasmBackend({ threads: 1 });
 registerBackend(wasm);
 runTrainParity(be, wasm, label);
 
+const CHOICE_TEXT = Array.from({ length: 40 }, (_, i) => `line ${i}: the quick brown fox jumps over the lazy dog\n`).join('');
+
 describe('webgpu: moving models and the command line', () => {
   test('Module.to brings a model trained on the GPU to the host: same outputs, gradients dropped', async () => {
     const js = getBackend('js');
@@ -56,6 +60,61 @@ describe('webgpu: moving models and the command line', () => {
     assert.ok(lstm.parameters().every((p) => p.backend === js && p.grad === null));
     const onHost = lstm.forward(tensor(await x.data(), [4, 2, 3])).output.toArray();
     for (let i = 0; i < onHost.length; i++) assert.ok(Math.abs(onHost[i] - onGpu[i]) <= 1e-5, `output ${i}: ${onHost[i]} vs ${onGpu[i]}`);
+  });
+
+  test('the automatic choice: fastestBackend moves a char-LM to WebGPU untouched, and the run there matches the wasm run', async () => {
+    const build = (): ReturnType<typeof buildLMFromText> => {
+      const prev = getBackend().name;
+      setBackend(wasm.name);
+      try {
+        return buildLMFromText({ embeddingDim: 16, hiddenSize: 32, numLayers: 1, seqLen: 16, batchSize: 8, stepsPerEpoch: 1000, evalBatchSize: 4, seed: 7 }, CHOICE_TEXT);
+      } finally {
+        setBackend(prev);
+      }
+    };
+    const fit = async (b: ReturnType<typeof buildLMFromText>): Promise<number[]> => {
+      const losses: number[] = [];
+      await new Trainer(b.task, { optimizer: 'adam', lr: 0.01, clipNorm: 1, maxSteps: 8, seed: 7, log: () => {}, callbacks: [{ onStepEnd: (i) => { losses.push(i.loss); } }] }).fit(b.train);
+      return losses;
+    };
+    const onWasm = build();
+    const initial = await Promise.all(onWasm.task.model.parameters().map(async (p) => Array.from(await p.data())));
+    const want = await fit(onWasm);
+    // which is faster on this adapter is not a test's to measure: a scripted clock makes WebGPU win
+    let t = 0;
+    const clock = (): number => (t += getBackend().name === 'webgpu' ? 0.001 : 0.01);
+    const chosen = build();
+    const { backend, trials } = await fastestBackend(chosen.task, chosen.train.get(0, 0), [wasm, be], { clock });
+    try {
+      assert.equal(backend, be);
+      assert.deepEqual(trials.map((x) => x.backend), ['wasm', 'webgpu']);
+      assert.ok(chosen.task.model.parameters().every((p) => p.backend === be));
+      const moved = await Promise.all(chosen.task.model.parameters().map(async (p) => Array.from(await p.data())));
+      assert.deepEqual(moved, initial, 'the weights arrive unchanged');
+      const got = await fit(chosen);
+      for (let s = 0; s < want.length; s++) assert.ok(Math.abs(got[s] - want[s]) <= 2e-5 * (1 + s / 10) * want[s], `step ${s + 1}: ${got[s]} vs ${want[s]}`);
+      // and timed by the real clock (minSeconds 0: one step each), both give a figure and the model is on the faster
+      const timed = await fastestBackend(chosen.task, chosen.train.get(0, 0), [wasm, be], { minSeconds: 0, maxSteps: 3 });
+      assert.ok(timed.trials.every((x) => x.secondsPerStep! > 0 && x.steps === 1), JSON.stringify(timed.trials));
+      const faster = timed.trials.reduce((a, b) => (b.secondsPerStep! < a.secondsPerStep! ? b : a)).backend;
+      assert.equal(timed.backend.name, faster);
+      assert.ok(chosen.task.model.parameters().every((p) => p.backend === timed.backend));
+    } finally {
+      setBackend('js');
+    }
+  });
+
+  test('recur train with RECUR_BACKEND unset: a software adapter is named and not timed, and the run is on wasm', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'recur-webgpu-auto-'));
+    after(() => rmSync(dir, { recursive: true, force: true }));
+    const bin = fileURLToPath(new URL('../bin/recur.mjs', import.meta.url));
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env.RECUR_BACKEND;
+    const r = spawnSync(process.execPath, [bin, 'train', 'charlm', '--set', 'hiddenSize=32', '--set', 'seqLen=16', '--run-dir', join(dir, 'run'), '--max-steps', '2'], { encoding: 'utf8', env, timeout: 240_000 });
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    assert.ok(r.stderr.includes(`recur: training on wasm, not WebGPU: the adapter is a CPU implementation (${be.adapter.description}`), r.stderr);
+    assert.doesNotMatch(r.stderr, /a step takes/);
+    assert.match(r.stdout, /step limit reached: 2 steps/);
   });
 
   test('RECUR_BACKEND=webgpu: recur train charlm trains, evaluates, checkpoints and resumes', () => {

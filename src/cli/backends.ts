@@ -4,14 +4,18 @@
  * rounding and several times faster), else the plain-TypeScript one. RECUR_THREADS sets the wasm
  * thread count (default: the cores).
  *
- * WebGPU is never picked by default: no GPU has measured where it overtakes the wasm backend yet,
- * and on a software adapter (SwiftShader, lavapipe) it is far slower. RECUR_BACKEND=webgpu asks for
- * it; in Node that needs the `webgpu` package (Dawn). The wasm backend is loaded beside it: the
- * Trainer evaluates and writes model files on a host copy of the weights, and after training the
- * model comes back to the host (`toHost`) for what the command does next.
+ * WebGPU, in Node through the optional `webgpu` package (Dawn), is chosen by measurement
+ * (`chooseTrainingBackend`): by default `recur train` times its own training step on the wasm
+ * backend and on a hardware WebGPU adapter and trains on the faster. RECUR_BACKEND=webgpu forces
+ * it, a software adapter included. The wasm backend is loaded beside it: the Trainer evaluates and
+ * writes model files on a host copy of the weights, and after training the model comes back to
+ * the host (`toHost`) for what the command does next.
  */
-import { getBackend, listBackends, setBackend } from '../backend/registry.ts';
+import { getBackend, listBackends, registerBackend, setBackend } from '../backend/registry.ts';
+import type { WebGpuBackendOptions } from '../backend/webgpu/index.ts';
 import type { Module } from '../nn/module.ts';
+import { fastestBackend } from '../train/backend-choice.ts';
+import type { Task } from '../train/task.ts';
 import { CliError, UsageError } from './args.ts';
 
 const NAMES = ['js', 'wasm', 'webgpu'];
@@ -36,22 +40,61 @@ export async function selectBackend(print: (line: string) => void = (l) => proce
     // Auto mode: fall back to the reference backend silently.
   }
   if (want === 'webgpu') {
-    let gpu: unknown;
+    let gpu: WebGpuBackendOptions['gpu'];
     try {
-      const dawn = await import('webgpu');
-      gpu = dawn.create([]);
+      gpu = await dawn();
     } catch (e) {
       throw new CliError(`RECUR_BACKEND=webgpu needs the 'webgpu' package in Node (npm install webgpu): ${(e as Error).message}`);
     }
     const { loadWebGpuBackend } = await import('../backend/webgpu/index.ts');
     try {
-      const be = await loadWebGpuBackend({ gpu: gpu as { requestAdapter(): Promise<unknown> } });
+      const be = await loadWebGpuBackend({ gpu });
       setBackend('webgpu');
       if (be.adapter.software) print(`recur: warning: the WebGPU adapter is a CPU implementation (${be.adapter.description || be.adapter.architecture}); the wasm backend is faster here`);
     } catch (e) {
       throw new CliError(`the webgpu backend did not load: ${(e as Error).message}`);
     }
   }
+}
+
+/** Dawn's WebGPU entry (the optional `webgpu` package), made once per process. */
+let dawnEntry: Promise<WebGpuBackendOptions['gpu']> | null = null;
+function dawn(): Promise<WebGpuBackendOptions['gpu']> {
+  dawnEntry ??= import('webgpu').then((m) => m.create([]) as WebGpuBackendOptions['gpu']);
+  dawnEntry.catch(() => (dawnEntry = null));
+  return dawnEntry;
+}
+
+/**
+ * The automatic choice for a command that trains, when RECUR_BACKEND is unset: if a hardware WebGPU
+ * adapter is there (in Node: the `webgpu` package installed and a GPU driver), the task's training
+ * step on `batch` is timed on the host backend and on the GPU, and the model stays on the faster
+ * (train/backend-choice.ts says how, and why a measurement rather than a fixed crossover). Without
+ * the package nothing is said; a software adapter is not timed (it computes on the same cores as
+ * the wasm backend, more slowly); each decision is printed with its figures.
+ */
+export async function chooseTrainingBackend<B>(task: Task<B>, batch: B, print: (line: string) => void): Promise<void> {
+  if (process.env.RECUR_BACKEND !== undefined) return;
+  const host = getBackend();
+  let gpu: WebGpuBackendOptions['gpu'];
+  try {
+    gpu = await dawn();
+  } catch {
+    return; // the optional package is not installed: the CPU it is
+  }
+  const { createWebGpuBackend } = await import('../backend/webgpu/index.ts');
+  let be;
+  try {
+    be = await createWebGpuBackend({ gpu, allowSoftware: false });
+  } catch (e) {
+    print(`recur: training on ${host.name}, not WebGPU: ${(e as Error).message.replace(/^webgpu backend: /, '')}`);
+    return;
+  }
+  registerBackend(be);
+  const { backend, trials } = await fastestBackend(task, batch, [host, be]);
+  const ms = (s: number): string => `${(s * 1e3).toPrecision(3)} ms`;
+  const figures = trials.map((t) => (t.secondsPerStep === null ? `${t.backend} failed (${t.error})` : `${t.backend} ${ms(t.secondsPerStep)}`));
+  print(`recur: training on ${backend.name === 'webgpu' ? `webgpu (${be.adapter.description || be.adapter.architecture || be.adapter.vendor})` : backend.name}: a step takes ${figures.join(', ')} (timed on the first batch)`);
 }
 
 /**

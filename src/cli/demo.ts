@@ -15,7 +15,7 @@ import type { BatchSource, Task } from '../train/task.ts';
 import { getBackend } from '../backend/registry.ts';
 import { NonFiniteError } from '../train/guard.ts';
 import { CliError, flagSpec, OptionReader, parseCommand, UsageError } from './args.ts';
-import { toHost } from './backends.ts';
+import { chooseTrainingBackend, toHost } from './backends.ts';
 import { DEMO_DEFAULTS as D } from './defaults.ts';
 import { DEMO_FLAGS } from './help.ts';
 import { formatBytes, formatDuration, formatInt } from './format.ts';
@@ -212,13 +212,16 @@ export async function runDemo(args: string[]): Promise<number> {
       if (elapsed >= nextCheck && !stopRequested) {
         nextCheck = elapsed + s.sampleEvery;
         // Skip a check just before the end: the final one follows.
-        // after the step, on the host: the weights may live on a GPU (RECUR_BACKEND=webgpu)
+        // after the step, on the host: the weights may live on a GPU
         const label = `step ${formatInt(step)}, ${formatDuration(elapsed)}`;
         if (s.time - elapsed > s.sampleEvery / 2 && step < s.steps) trainer.afterStepOnHost(() => report(label, s.valChars));
       }
       stepStart = now();
     },
   };
+  // The automatic backend choice (a GPU where one is faster) times a window of its own, so the
+  // run's windows stay the seeded ones.
+  await chooseTrainingBackend(task, new CharBatcher(train, { seqLen: T, batchSize: B, rng: new Rng(s.seed + 3) }).next(), (line) => progress.print(line, process.stderr));
   const trainer = new Trainer(task, {
     optimizer: 'adam',
     lr: s.lr,

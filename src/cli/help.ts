@@ -103,8 +103,9 @@ plain lines otherwise), and every ~${D.sampleEvery} s prints a generated sample 
 evaluates on the whole held-out text, prints a last sample and saves the model (architecture and
 vocabulary in the file's metadata).
 
-Runs on the WebAssembly backend where it loads (RECUR_BACKEND=js forces the reference backend;
-RECUR_BACKEND=webgpu the GPU, through the 'webgpu' package in Node).
+Runs on the WebAssembly backend where it loads, or on a GPU where one trains faster: with the
+'webgpu' package installed and a GPU adapter, the first training step is timed on both and the
+faster kept. RECUR_BACKEND=wasm|js|webgpu forces one (js: the reference backend).
 
 Ctrl-C stops training early; the model trained so far is still evaluated and saved (exit code 130).
 A second Ctrl-C quits at once without saving.

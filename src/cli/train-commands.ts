@@ -43,7 +43,7 @@ import { decodeText, type TextEncoding } from '../data/files.ts';
 import { CliError, flagLines, flagSpec, HELP_FLAG, OptionReader, parseOrHelp, UsageError, type Flag, type Parsed } from './args.ts';
 import { fileError, formatBytes, formatDuration, formatInt, oneLine } from './format.ts';
 import { Progress } from './progress.ts';
-import { toHost } from './backends.ts';
+import { chooseTrainingBackend, toHost } from './backends.ts';
 import { getBackend } from '../backend/registry.ts';
 
 // ---- the registry API ------------------------------------------------------------------------------
@@ -445,6 +445,13 @@ export async function trainCommand(argv: string[], deps: CommandDeps = {}): Prom
       trainTask = new DataParallelTask(task, { shards, runner });
     } catch (e) {
       await runner?.close();
+      throw new CliError(`${spec.name}: ${oneLine((e as Error).message, 500)}`);
+    }
+  }
+  if (shards === undefined) {
+    try {
+      await chooseTrainingBackend(task, train.get(0, 0), print);
+    } catch (e) {
       throw new CliError(`${spec.name}: ${oneLine((e as Error).message, 500)}`);
     }
   }

@@ -28,9 +28,15 @@ export interface WebGpuBackendOptions {
   gpu?: GpuEntry;
   /** Adapter preference (default 'high-performance'). */
   powerPreference?: 'low-power' | 'high-performance';
+  /**
+   * Accept a CPU implementation of WebGPU (SwiftShader, lavapipe) as the adapter (default true:
+   * the tests run on them). `false` refuses it with a BackendError before a device is made — the
+   * automatic choice's first rule: on a software adapter the wasm backend is always faster.
+   */
+  allowSoftware?: boolean;
 }
 
-const OPTION_KEYS = ['gpu', 'powerPreference'] as const;
+const OPTION_KEYS = ['gpu', 'powerPreference', 'allowSoftware'] as const;
 
 /** Limits worth more than the defaults, raised to what the adapter offers. */
 const RAISED_LIMITS = ['maxStorageBuffersPerShaderStage', 'maxStorageBufferBindingSize', 'maxBufferSize'] as const;
@@ -50,6 +56,7 @@ function checkOptions(o: unknown): asserts o is WebGpuBackendOptions | undefined
   if (o.powerPreference !== undefined && o.powerPreference !== 'low-power' && o.powerPreference !== 'high-performance') {
     throw new TypeError(`loadWebGpuBackend: 'powerPreference' must be 'low-power' or 'high-performance', got ${String(o.powerPreference)}`);
   }
+  if (o.allowSoftware !== undefined && typeof o.allowSoftware !== 'boolean') throw new TypeError(`loadWebGpuBackend: 'allowSoftware' must be true or false, got ${String(o.allowSoftware)}`);
 }
 
 /** Create a WebGPU backend without registering it. */
@@ -61,6 +68,17 @@ export async function createWebGpuBackend(options?: WebGpuBackendOptions): Promi
   }
   const adapter = await entry.requestAdapter({ powerPreference: options?.powerPreference ?? 'high-performance' });
   if (!adapter) throw new BackendError('webgpu backend: no WebGPU adapter (WebGPU disabled, no GPU driver, or a blocklisted GPU)');
+  const info = (adapter as { info?: { vendor: string; architecture: string; description: string } }).info ?? { vendor: '', architecture: '', description: '' };
+  const adapterInfo: WebGpuAdapterInfo = {
+    vendor: info.vendor,
+    architecture: info.architecture,
+    description: info.description,
+    // the fallback flag is what browsers set for SwiftShader; lavapipe reports itself by name
+    software: Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter) || /swiftshader|llvmpipe|lavapipe|software/i.test(`${info.vendor} ${info.architecture} ${info.description}`),
+  };
+  if (adapterInfo.software && options?.allowSoftware === false) {
+    throw new BackendError(`webgpu backend: the adapter is a CPU implementation (${adapterInfo.description || adapterInfo.architecture || adapterInfo.vendor}), slower than the wasm backend`);
+  }
   if (adapter.limits.maxStorageBuffersPerShaderStage < NEEDED_STORAGE_BUFFERS) {
     throw new BackendError(`webgpu backend: the adapter allows ${adapter.limits.maxStorageBuffersPerShaderStage} storage buffers per shader; the recurrent kernels need ${NEEDED_STORAGE_BUFFERS}`);
   }
@@ -72,14 +90,6 @@ export async function createWebGpuBackend(options?: WebGpuBackendOptions): Promi
   } catch (e) {
     throw new BackendError(`webgpu backend: the adapter refused a device (${(e as Error).message})`);
   }
-  const info = (adapter as { info?: { vendor: string; architecture: string; description: string } }).info ?? { vendor: '', architecture: '', description: '' };
-  const adapterInfo: WebGpuAdapterInfo = {
-    vendor: info.vendor,
-    architecture: info.architecture,
-    description: info.description,
-    // the fallback flag is what browsers set for SwiftShader; lavapipe reports itself by name
-    software: Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter) || /swiftshader|llvmpipe|lavapipe|software/i.test(`${info.vendor} ${info.architecture} ${info.description}`),
-  };
   return new WebGpuBackend(new GpuRuntime(device, entry), adapterInfo);
 }
 
