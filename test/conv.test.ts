@@ -101,6 +101,20 @@ describe('pooling', () => {
     assert.deepEqual([...x.grad!.toArray()], [1, 0, 0, 0, 1, 0, 0, 0]);
   });
 
+  test('maxPool2d with padding: a tie goes to the first real element of the window; a NaN wins and takes the gradient', () => {
+    const x = t64(new Array(9).fill(5), [1, 1, 3, 3], true);
+    const y = maxPool2d(x, 2, { stride: 2, padding: 1 });
+    assert.deepEqual([...y.toArray()], [5, 5, 5, 5]);
+    backward(sum(y));
+    // windows (rows × cols): {0}×{0}, {0}×{1,2}, {1,2}×{0}, {1,2}×{1,2}: each one's first real element
+    assert.deepEqual([...x.grad!.toArray()], [1, 1, 0, 1, 1, 0, 0, 0, 0]);
+    const z = t64([1, NaN, 3, NaN], [1, 1, 2, 2], true);
+    const m = maxPool2d(z, 2);
+    assert.ok(Number.isNaN(m.toArray()[0]));
+    backward(m, t64([1], [1, 1, 1, 1]));
+    assert.deepEqual([...z.grad!.toArray()], [0, 1, 0, 0]);
+  });
+
   for (const [name, shape, k, s, p] of [
     ['2×2 s2', [2, 2, 4, 4], 2, 2, 0],
     ['3×3 s2 odd input', [1, 3, 5, 7], 3, 2, 0],

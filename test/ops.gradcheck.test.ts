@@ -15,7 +15,7 @@ import {
 import { linear, matmul } from '../src/autograd/ops/linalg.ts';
 import { concat, permute, reshape, slice, split, stack, transpose } from '../src/autograd/ops/shape.ts';
 import {
-  bceWithLogits, crossEntropy, dropout, embedding, logSoftmax, mseLoss, softmax, type Reduction,
+  bceWithLogits, crossEntropy, dropout, embedding, logSoftmax, maxOverTime, mseLoss, softmax, type Reduction,
 } from '../src/autograd/ops/nn.ts';
 import { assertClose, gradcheck, randomTensor, t64 } from './helpers/gradcheck.ts';
 
@@ -513,6 +513,39 @@ describe('embedding', () => {
     assert.throws(() => embedding(r([3, 2]), [-1]), /index -1/);
     assert.throws(() => embedding(r([3]), [0]), /weight must be.*\[3\]/);
     assert.throws(() => embedding(r([3, 2]), [0, 1, 2], [2, 2]), /3 ids do not fill shape \[2, 2\]/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+describe('maxOverTime', () => {
+  test('gradcheck with and without lengths (random values: no ties within a step of the difference)', () => {
+    gradcheck(([x]) => maxOverTime(x), [r([5, 3, 4])]);
+    gradcheck(([x]) => maxOverTime(x, [5, 1, 3]), [r([5, 3, 4])]);
+  });
+  test('forward: each sequence to its length, the padding never wins; the first maximum takes the gradient', () => {
+    // x [T 3, B 2, F 2]: sequence 1 has length 1, its later steps hold larger values that must not count
+    const x = t64([1, 5, 0, 0, 4, 5, 9, 9, 4, -1, 9, 9], [3, 2, 2]);
+    x.requiresGrad = true;
+    const y = maxOverTime(x, [3, 1]);
+    assert.deepEqual(y.toNested(), [[4, 5], [0, 0]]);
+    backward(y, t64([10, 20, 30, 40], [2, 2]));
+    // b 0, f 0: 4 at t 1 and t 2, the first wins; b 0, f 1: 5 at t 0 and t 1, the first wins
+    assert.deepEqual(flat(x.grad!), [0, 20, 30, 40, 10, 0, 0, 0, 0, 0, 0, 0]);
+    assert.deepEqual(maxOverTime(t64([1, 5, 0, 0, 4, 5, 9, 9, 4, -1, 9, 9], [3, 2, 2])).toNested(), [[4, 5], [9, 9]]);
+  });
+  test('a NaN wins (as PyTorch\'s max) and takes the gradient', () => {
+    const x = t64([1, 2, NaN, 3, 7, NaN], [3, 1, 2]);
+    x.requiresGrad = true;
+    const y = maxOverTime(x);
+    assert.ok(Number.isNaN(y.toArray()[0]) && Number.isNaN(y.toArray()[1]));
+    backward(y, t64([1, 1], [1, 2]));
+    assert.deepEqual(flat(x.grad!), [0, 0, 1, 0, 0, 1]);
+  });
+  test('errors', () => {
+    assert.throws(() => maxOverTime(r([3, 2])), /x must be \[T, B, F\], got \[3, 2\]/);
+    assert.throws(() => maxOverTime(r([3, 2, 1]), [1]), /1 lengths for a batch of 2/);
+    assert.throws(() => maxOverTime(r([3, 2, 1]), [1, 4]), /length 4 of sequence 1 is outside \[1, 3\]/);
+    assert.throws(() => maxOverTime(r([3, 2, 1]), [0, 2]), /length 0 of sequence 0 is outside \[1, 3\]/);
   });
 });
 

@@ -117,6 +117,20 @@ describe('webgpu: moving models and the command line', () => {
     assert.match(r.stdout, /step limit reached: 2 steps/);
   });
 
+  test('RECUR_BACKEND=webgpu: every task with a neural model trains two steps (nothing is read on the host mid-step)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'recur-webgpu-tasks-'));
+    after(() => rmSync(dir, { recursive: true, force: true }));
+    const bin = fileURLToPath(new URL('../bin/recur.mjs', import.meta.url));
+    // the names classifier pools with a max over time, the forecaster holds constant tensors, the
+    // captioner max-pools its image features: each once failed here
+    for (const task of ['classify-spam', 'classify-names', 'feedforward', 'namegen', 'charlm', 'forecast', 'seq2seq', 'caption']) {
+      const r = spawnSync(process.execPath, [bin, 'train', task, '--run-dir', join(dir, task), '--max-steps', '2', '--set', 'batchSize=4'], { encoding: 'utf8', env: { ...process.env, RECUR_BACKEND: 'webgpu' }, timeout: 240_000 });
+      assert.equal(r.status, 0, `${task}: ${r.stdout}\n${r.stderr}`);
+      assert.match(r.stdout, /step limit reached: 2 steps/, task);
+      assert.match(r.stdout, /\n {2}test: \w+ [\d.]/, task);
+    }
+  });
+
   test('RECUR_BACKEND=webgpu: recur train charlm trains, evaluates, checkpoints and resumes', () => {
     const dir = mkdtempSync(join(tmpdir(), 'recur-webgpu-cli-'));
     after(() => rmSync(dir, { recursive: true, force: true }));

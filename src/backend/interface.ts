@@ -232,6 +232,20 @@ export interface Backend {
   /** dtable[idx[i], :] += dout[i, :]. */
   scatterAddRows(cols: number, dout: Storage, idx: Int32Array, dtable: Storage): void;
 
+  // ---- pooling over time ---------------------------------------------------------------------------
+  /**
+   * Max pooling over time, each sequence to its length: x [T, B, F] → out [B, F], out[b, f] = max
+   * over t < len_b of x[t, b, f], where len_b = lengths[b] (or T without lengths). The first maximum
+   * wins; a NaN wins over any number, and the first NaN stays (as PyTorch's max). A length outside
+   * [1, T] must throw (`checkTimeLengths`).
+   */
+  maxOverTime(T: number, B: number, F: number, x: Storage, lengths: Int32Array | null, out: Storage): void;
+  /**
+   * dx[t, b, f] += dy[b, f] at the step maxOverTime chose: the first t < len_b where x[t, b, f]
+   * equals out[b, f] (a NaN matching a NaN); dx is unchanged elsewhere.
+   */
+  maxOverTimeBackward(T: number, B: number, F: number, x: Storage, lengths: Int32Array | null, out: Storage, dy: Storage, dx: Storage): void;
+
   // ---- recurrent cells (one time step, B rows) -----------------------------------------------------
   /**
    * Vanilla RNN step. On entry `pre[gOff..]` holds the pre-activation x·W_ihᵀ + b_ih + h·W_hhᵀ + b_hh
@@ -354,6 +368,15 @@ export function asyncReads(be: Backend): AsyncReads {
 }
 
 /** Thrown when a backend lacks a kernel or a dtype; names both. */
+/** maxOverTime's lengths: B of them (or null), each in [1, T]; a BackendError names the first that is not. */
+export function checkTimeLengths(what: string, T: number, B: number, lengths: Int32Array | null): void {
+  if (lengths === null) return;
+  if (lengths.length < B) throw new BackendError(`${what}: ${lengths.length} lengths for a batch of ${B}`);
+  for (let b = 0; b < B; b++) {
+    if (!(lengths[b] >= 1 && lengths[b] <= T)) throw new BackendError(`${what}: length ${lengths[b]} of sequence ${b} is outside [1, ${T}]`);
+  }
+}
+
 export class BackendError extends Error {
   constructor(message: string) {
     super(message);

@@ -9,6 +9,7 @@ import {
   type Storage, type UnaryOp,
 } from './interface.ts';
 import { odometerStep, shapeSize, shapeStrides, stridedCopy } from '../util/shape.ts';
+import { maxOverTimeBackwardLoop, maxOverTimeLoop } from './time-pool.ts';
 
 export class JsStorage implements Storage {
   constructor(readonly backend: Backend, readonly data: Data) {}
@@ -386,6 +387,14 @@ export class JsBackend implements Backend {
       const w0 = idx[i] * cols, g0 = i * cols;
       for (let c = 0; c < cols; c++) dw[w0 + c] += g[g0 + c];
     }
+  }
+
+  maxOverTime(T: number, B: number, F: number, x: Storage, lengths: Int32Array | null, out: Storage): void {
+    maxOverTimeLoop(T, B, F, d(x), 0, lengths, d(out), 0);
+  }
+
+  maxOverTimeBackward(T: number, B: number, F: number, x: Storage, lengths: Int32Array | null, out: Storage, dy: Storage, dx: Storage): void {
+    maxOverTimeBackwardLoop(T, B, F, d(x), 0, lengths, d(out), 0, d(dy), 0, d(dx), 0);
   }
 
   rnnCellForward(s: CellStep, act: Activation, pre: Storage, gOff: number, hPrevS: Storage, hPrevOff: number, hS: Storage, hOff: number, yS: Storage | null, yOff: number, yStride: number): void {

@@ -28,7 +28,7 @@
 import { z } from 'zod';
 import { Tensor, tensor } from '../tensor/tensor.ts';
 import { Rng } from '../tensor/rng.ts';
-import { crossEntropy, embedding } from '../autograd/ops/nn.ts';
+import { crossEntropy, maxOverTime } from '../autograd/ops/nn.ts';
 import { mul, sum } from '../autograd/ops/elementwise.ts';
 import { concat, permute, reshape, slice } from '../autograd/ops/shape.ts';
 import { Module, withEval } from '../nn/module.ts';
@@ -99,11 +99,11 @@ export class RNNClassifier extends Module {
       const top = L === 1 ? r.h : slice(r.h, 0, (L - 1) * D, D); // [D, B, H]
       feat = D === 1 ? reshape(top, [B, H]) : reshape(permute(top, [1, 0, 2]), [B, D * H]);
     } else if (this.opts.pooling === 'max') {
-      feat = maxOverSteps(r.output, lengths); // [B, D·H]
+      feat = maxOverTime(r.output, lengths); // [B, D·H]
     } else if (this.opts.pooling === 'mean') {
       feat = meanOverSteps(r.output, lengths); // [B, D·H]
     } else {
-      feat = concat([meanOverSteps(r.output, lengths), maxOverSteps(r.output, lengths)], 1); // [B, 2·D·H]
+      feat = concat([meanOverSteps(r.output, lengths), maxOverTime(r.output, lengths)], 1); // [B, 2·D·H]
     }
     return this.head.forward(this.drop.forward(feat));
   }
@@ -117,27 +117,6 @@ function meanOverSteps(out: Tensor, lengths: ArrayLike<number>): Tensor {
   return mul(sum(out, 0), tensor(inv, [B, 1], { dtype: out.dtype, backend: out.backend }));
 }
 
-/**
- * out: [T, B, F] → [B, F], each feature's maximum over steps t < lengths[b]. The winners are found
- * on the values, then gathered as rows of out viewed as [T·B·F, 1] (embedding's gather), whose
- * backward scatters dy to the winners only: the gradient of a max.
- */
-function maxOverSteps(out: Tensor, lengths: ArrayLike<number>): Tensor {
-  const [T, B, F] = out.shape;
-  const v = out.toArray();
-  const winner = new Int32Array(B * F); // [B, F] flat indices into out
-  for (let b = 0; b < B; b++) {
-    for (let f = 0; f < F; f++) {
-      let best = b * F + f; // t = 0 (every sample has a step)
-      for (let t = 1; t < lengths[b]; t++) {
-        const i = (t * B + b) * F + f;
-        if (v[i] > v[best]) best = i;
-      }
-      winner[b * F + f] = best;
-    }
-  }
-  return reshape(embedding(reshape(out, [T * B * F, 1]), winner, [B, F, 1]), [B, F]);
-}
 
 // ---- task -------------------------------------------------------------------------------------
 

@@ -51,6 +51,7 @@
  * (With residual false the head predicts the next level directly: x̂_{t+1} = Δ_t.)
  */
 import { z } from 'zod';
+import type { Backend } from '../backend/interface.ts';
 import { Tensor, tensor, zeros } from '../tensor/tensor.ts';
 import { concat, slice } from '../autograd/ops/shape.ts';
 import { Rng } from '../tensor/rng.ts';
@@ -82,8 +83,12 @@ export class RNNForecaster extends Module {
   readonly rnn: RecurrentBase;
   readonly head: Linear;
 
-  private readonly scale: Tensor;
-  private readonly invScale: Tensor;
+  /**
+   * deltaScale and its inverse as tensors, per backend: the model moves between backends (Module.to,
+   * the Trainer's host copy of a GPU model, the automatic backend choice) and a tensor made once at
+   * construction would stay behind on the first.
+   */
+  private readonly scales = new Map<Backend, { scale: Tensor; invScale: Tensor }>();
 
   /** The recurrent layer's input: the last change, after the level with 'level+change'. */
   readonly inputs: ForecastInputs;
@@ -98,9 +103,17 @@ export class RNNForecaster extends Module {
     this.rnn = this.registerModule('rnn', makeRecurrent(o.cell, { inputSize: forecastInputSize(this.inputs, o.features), hiddenSize: o.hiddenSize, numLayers: o.numLayers, dropout: o.dropout, rng: o.rng }));
     this.head = this.registerModule('head', new Linear(o.hiddenSize, o.features, { rng: o.rng }));
     if (o.deltaScale.length !== o.features) throw new RangeError(`RNNForecaster: deltaScale has ${o.deltaScale.length} entries for ${o.features} features`);
-    const w = this.head.weight;
-    this.scale = tensor(o.deltaScale, [o.features], { dtype: w.dtype, backend: w.backend });
-    this.invScale = tensor(o.deltaScale.map((v) => 1 / v), [o.features], { dtype: w.dtype, backend: w.backend });
+  }
+
+  /** deltaScale (s) and 1/s on the backend and in the dtype of `like`. */
+  private scalesFor(like: Tensor): { scale: Tensor; invScale: Tensor } {
+    let c = this.scales.get(like.backend);
+    if (!c || c.scale.dtype !== like.dtype) {
+      const opts = { dtype: like.dtype, backend: like.backend };
+      c = { scale: tensor(this.o.deltaScale, [this.o.features], opts), invScale: tensor(this.o.deltaScale.map((v) => 1 / v), [this.o.features], opts) };
+      this.scales.set(like.backend, c);
+    }
+    return c;
   }
 
   /** x: [T, B, F] levels → next-step predictions [T, B, F]. */
@@ -115,13 +128,13 @@ export class RNNForecaster extends Module {
 
   /** Levels x and their last changes dx (normalised, [T, B, F]) → what the recurrent layer reads. */
   recurrentInput(x: Tensor, dx: Tensor): Tensor {
-    const change = mul(dx, this.invScale);
+    const change = mul(dx, this.scalesFor(dx).invScale);
     return this.inputs === 'change' ? change : concat([x, change], 2);
   }
 
   /** The head's output d at levels x → the next-step forecast (x + s ⊙ d with residual). */
   forecast(x: Tensor, d: Tensor): Tensor {
-    return this.o.residual ? add(x, mul(d, this.scale)) : d;
+    return this.o.residual ? add(x, mul(d, this.scalesFor(d).scale)) : d;
   }
 }
 

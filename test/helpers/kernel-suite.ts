@@ -686,6 +686,53 @@ export function runKernelSuite(backend: Backend, dtype: DType, options: KernelSu
       }
     });
 
+    // ---- pooling over time ----------------------------------------------------------------------------
+    test('maxOverTime and its backward: lengths or none, ties to the first step, NaN wins; bad lengths throw', async () => {
+      const rng = new Rng(7300);
+      for (const [T, B, F, lens] of [[6, 4, 37, [6, 1, 3, 5]], [5, 3, 8, null], [1, 2, 3, [1, 1]]] as const) {
+        const n = T * B * F;
+        const raw = randArr(rng, n, -2, 2);
+        // ties (a later step repeats an earlier value) and NaNs (including after a larger value)
+        for (let k = 0; k < n; k += 7) raw[k] = raw[k % (B * F)];
+        if (T > 2) { raw[2 * B * F + 1] = NaN; raw[B * F + 2] = NaN; raw[2 * B * F + 2] = NaN; }
+        const x = up(raw);
+        const xv = await down(x);
+        const lengths = lens === null ? null : Int32Array.from(lens);
+        const out = filled(B * F, SENTINEL);
+        be.maxOverTime(T, B, F, x, lengths, out);
+        // the reference: the first maximum over the real steps, a NaN winning and staying
+        const want = new Float64Array(B * F), winner = new Int32Array(B * F);
+        for (let b = 0; b < B; b++) {
+          for (let f = 0; f < F; f++) {
+            const i = b * F + f;
+            let best = 0;
+            for (let t = 1; t < (lengths ? lengths[b] : T); t++) {
+              const v = xv[t * B * F + i], w = xv[best * B * F + i];
+              if (Number.isNaN(w)) break;
+              if (Number.isNaN(v) || v > w) best = t;
+            }
+            winner[i] = best;
+            want[i] = xv[best * B * F + i];
+          }
+        }
+        same(await down(out), want, `maxOverTime T ${T} B ${B} F ${F}`);
+        const [dy, dyv] = await randStore(rng, B * F);
+        const [dx, dxv] = await randStore(rng, n);
+        be.maxOverTimeBackward(T, B, F, x, lengths, out, dy, dx);
+        const wantDx = Float64Array.from(dxv), scale = dxv.map(Math.abs);
+        for (let i = 0; i < B * F; i++) {
+          wantDx[winner[i] * B * F + i] += dyv[i];
+          scale[winner[i] * B * F + i] += Math.abs(dyv[i]);
+        }
+        check(await down(dx), wantDx, `maxOverTimeBackward T ${T} B ${B} F ${F}`, scale);
+      }
+      const x = up(new Array(12).fill(1));
+      for (const bad of [0, 4, -1]) {
+        assert.throws(() => be.maxOverTime(3, 2, 2, x, Int32Array.from([1, bad]), be.alloc(4, dtype)), (e: Error) => new RegExp(`length ${bad} of sequence 1 is outside \\[1, 3\\]`).test(e.message), `length ${bad}`);
+        assert.throws(() => be.maxOverTimeBackward(3, 2, 2, x, Int32Array.from([bad, 1]), be.alloc(4, dtype), be.alloc(4, dtype), be.alloc(12, dtype)), /length .* of sequence 0 is outside/);
+      }
+    });
+
     // ---- optimizer --------------------------------------------------------------------------------------
     test('adamUpdate matches the PyTorch formula (Adam, Adam + L2, AdamW) over several steps', async () => {
       const rng = new Rng(8000);

@@ -13,10 +13,11 @@
  *   dY = dy permuted to NHWC;  dWmat = dYᵀ · Cols;  db = Σ_rows dY;  dCols = dY · Wmat
  *   dXp += scatter of dCols by idx (scatterAddRows), then drop the zero row and permute to NCHW.
  *
- * maxPool2d: the argmax of each window is found on the host (one `read` of x in forward) and kept
- * as an index table; forward gathers those elements, backward scatters the gradient back to them
- * (gatherRows / scatterAddRows with one column). Ties go to the first element in row-major window
- * order, as PyTorch. avgPool2d: a window gather into [outputs, kh·kw], a row sum and a scale;
+ * maxPool2d: a window gather into [kh·kw, outputs] (gatherRows with one column), then the max over
+ * the window elements as the steps of `maxOverTime`; backward gives dy to each window's winner
+ * (maxOverTimeBackward) and scatters it back (scatterAddRows). Nothing is read on the host, so it
+ * runs on a GPU as it does on the CPU. Ties go to the first element in row-major window order and a
+ * NaN wins, as PyTorch. avgPool2d: a window gather into [outputs, kh·kw], a row sum and a scale;
  * backward scatters dy/(kh·kw) to every window element.
  *
  * Shortcut admitted: the im2col buffer costs N·Ho·Wo·kh·kw·C elements — fine for the small images
@@ -186,42 +187,41 @@ function poolGeometry(where: string, x: Tensor, kernel: number | readonly [numbe
 export function maxPool2d(x: Tensor, kernel: number | readonly [number, number], o: Pool2dOptions = {}): Tensor {
   const { N, C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo } = poolGeometry('maxPool2d', x, kernel, o, true);
   const be = x.backend;
-  const v = be.read(x.storage);
-  // argmax[(n, c, i, j)] = flat index into x of the window's maximum
-  const argmax = new Int32Array(N * C * Ho * Wo);
-  let k = 0;
+  const KK = kh * kw;
+  const M = N * C * Ho * Wo;
+  // idx[(a, b), (n, c, i, j)] = flat index into x of window element (a, b) of output (n, c, i, j),
+  // element-major so that the windows are the "steps" of maxOverTime. A position in the padding
+  // repeats the window's first real element: it can only tie with it, and a tie goes to the
+  // earlier position — that same element — so the max and its gradient are PyTorch's.
+  const idx = new Int32Array(KK * M);
+  let m = 0;
   for (let nc = 0; nc < N * C; nc++) {
-    const base = nc * H * W;
     for (let i = 0; i < Ho; i++) {
-      for (let j = 0; j < Wo; j++) {
-        let best = -1;
-        let bestV = -Infinity;
+      for (let j = 0; j < Wo; j++, m++) {
+        const r0 = Math.max(0, i * sh - ph), c0 = Math.max(0, j * sw - pw);
+        const first = nc * H * W + r0 * W + c0;
         for (let a = 0; a < kh; a++) {
           const r = i * sh + a - ph;
-          if (r < 0 || r >= H) continue;
           for (let b = 0; b < kw; b++) {
             const c = j * sw + b - pw;
-            if (c < 0 || c >= W) continue;
-            const e = base + r * W + c;
-            const val = v[e];
-            // NaN propagates (as PyTorch): a NaN wins and stays
-            if (best < 0 || val > bestV || (val !== val && bestV === bestV)) {
-              best = e;
-              bestV = val;
-            }
+            idx[(a * kw + b) * M + m] = r < 0 || r >= H || c < 0 || c >= W ? first : nc * H * W + r * W + c;
           }
         }
-        argmax[k++] = best;
       }
     }
   }
+  // win [KK, M] = x[idx];  out [M] = the max over the KK window elements
+  const win = be.alloc(KK * M, x.dtype);
+  be.gatherRows(1, x.storage, idx, win);
   const out = newLike(x, [N, C, Ho, Wo]);
-  be.gatherRows(1, x.storage, argmax, out.storage);
+  be.maxOverTime(KK, M, 1, win, null, out.storage);
   if (needsGrad(x)) {
     record('maxPool2d', [x], [out], () => {
-      // dx[argmax] += dy
+      // dwin gets dy at each window's winner; dx[idx] += dwin
+      const dwin = be.alloc(KK * M, x.dtype);
+      be.maxOverTimeBackward(KK, M, 1, win, null, out.storage, out.grad!.storage, dwin);
       const dx = newLike(x);
-      be.scatterAddRows(1, out.grad!.storage, argmax, dx.storage);
+      be.scatterAddRows(1, dwin, idx, dx.storage);
       accumulateGrad(x, dx.storage, true);
     });
   }

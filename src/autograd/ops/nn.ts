@@ -1,6 +1,7 @@
 /**
  * Neural-network ops: softmax, log-softmax, fused softmax-cross-entropy (ignore index, per-row
- * mask, label smoothing), embedding gather, dropout, and the regression/binary losses.
+ * mask, label smoothing), embedding gather, max pooling over time, dropout, and the
+ * regression/binary losses.
  */
 import type { Storage } from '../../backend/interface.ts';
 import { LOOKUP_MAX_VOCAB_FRACTION, Tensor, shapeSize, shapeStr, type Shape } from '../../tensor/tensor.ts';
@@ -175,6 +176,30 @@ export function embedding(weight: Tensor, ids: ArrayLike<number>, shape: Shape =
       be.scatterAddRows(E, out.grad!.storage, idx, dw.storage);
       if (paddingIdx !== null) be.fill(dw.storage, 0, paddingIdx * E, E);
       accumulateGrad(weight, dw.storage, true);
+    });
+  }
+  return out;
+}
+
+/**
+ * Max pooling over time: x [T, B, F] → [B, F], each feature's maximum over the steps t < lengths[b]
+ * of its sequence (all T without lengths; each length in [1, T]). The first maximum wins and takes
+ * the whole gradient (as PyTorch's max over a dim); a NaN wins over any number. One backend kernel
+ * each way (Backend.maxOverTime), so the winners never come to the host — on a GPU nothing is read.
+ */
+export function maxOverTime(x: Tensor, lengths: ArrayLike<number> | null = null): Tensor {
+  if (x.ndim !== 3) throw new RangeError(`maxOverTime: x must be [T, B, F], got ${shapeStr(x.shape)}`);
+  const [T, B, F] = x.shape;
+  if (lengths !== null && lengths.length !== B) throw new RangeError(`maxOverTime: ${lengths.length} lengths for a batch of ${B}`);
+  const lens = lengths === null ? null : Int32Array.from(toInt32('maxOverTime lengths', lengths)); // ours: backward reads them later
+  const out = newLike(x, [B, F]);
+  const be = x.backend;
+  be.maxOverTime(T, B, F, x.storage, lens, out.storage);
+  if (needsGrad(x)) {
+    record('maxOverTime', [x], [out], () => {
+      const dx = newLike(x);
+      be.maxOverTimeBackward(T, B, F, x.storage, lens, out.storage, out.grad!.storage, dx.storage);
+      accumulateGrad(x, dx.storage, true);
     });
   }
   return out;

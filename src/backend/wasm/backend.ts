@@ -209,6 +209,14 @@ export class WasmBackend implements Backend {
     rowsOps.scatterAddRows(this.ctx, cols, dout, idx, dtable);
   }
 
+  maxOverTime(T: number, B: number, F: number, x: Storage, lengths: Int32Array | null, out: Storage): void {
+    elementwise.maxOverTime(this.ctx, T, B, F, x, lengths, out);
+  }
+
+  maxOverTimeBackward(T: number, B: number, F: number, x: Storage, lengths: Int32Array | null, out: Storage, dy: Storage, dx: Storage): void {
+    elementwise.maxOverTimeBackward(this.ctx, T, B, F, x, lengths, out, dy, dx);
+  }
+
   // ---- recurrent cells: one step (the generic loop), and a direction's whole fused time loop -----------
 
   rnnCellForward(s: CellStep, act: Activation, pre: Storage, gOff: number, hPrev: Storage, hPrevOff: number, h: Storage, hOff: number, y: Storage | null, yOff: number, yStride: number): void {

@@ -11,6 +11,7 @@ import { elementBytes, type BinaryOp, BackendError, type Storage, type UnaryOp }
 import { shapeSize, shapeStrides } from '../../util/shape.ts';
 import { type WasmContext, addressOf, firstIndex, markWritten } from './context.ts';
 import { JOBS } from './threads.ts';
+import { maxOverTimeBackwardLoop, maxOverTimeLoop } from '../time-pool.ts';
 
 /** The op codes of assembly/elementwise.ts. */
 const UNARY: Record<UnaryOp, number> = { neg: 0, exp: 1, log: 2, tanh: 3, sigmoid: 4, relu: 5, sqrt: 6, square: 7, abs: 8, softplus: 9 };
@@ -176,6 +177,27 @@ export function binary(ctx: WasmContext, op: BinaryOp, as: Storage, aShape: read
       idx[ax] = 0;
     }
   }
+}
+
+/** Backend.maxOverTime on the heap (the shared loop of ../time-pool.ts). */
+export function maxOverTime(ctx: WasmContext, T: number, B: number, F: number, xs: Storage, lengths: Int32Array | null, outs: Storage): void {
+  const o = markWritten(ctx.own(outs, 'maxOverTime out'));
+  ctx.span(o, 0, B * F, o.dtype, 'maxOverTime out');
+  const x = ctx.span(xs, 0, T * B * F, o.dtype, 'maxOverTime x');
+  const v = ctx.view(o.dtype);
+  maxOverTimeLoop(T, B, F, v, firstIndex(x), lengths, v, firstIndex(o));
+}
+
+/** Backend.maxOverTimeBackward on the heap. */
+export function maxOverTimeBackward(ctx: WasmContext, T: number, B: number, F: number, xs: Storage, lengths: Int32Array | null, outs: Storage, dys: Storage, dxs: Storage): void {
+  const dx = markWritten(ctx.own(dxs, 'maxOverTimeBackward dx'));
+  const dt = dx.dtype;
+  ctx.span(dx, 0, T * B * F, dt, 'maxOverTimeBackward dx');
+  const x = ctx.span(xs, 0, T * B * F, dt, 'maxOverTimeBackward x');
+  const o = ctx.span(outs, 0, B * F, dt, 'maxOverTimeBackward out');
+  const dy = ctx.span(dys, 0, B * F, dt, 'maxOverTimeBackward dy');
+  const v = ctx.view(dt);
+  maxOverTimeBackwardLoop(T, B, F, v, firstIndex(x), lengths, v, firstIndex(o), v, firstIndex(dy), v, firstIndex(dx));
 }
 
 export function reduceSum(ctx: WasmContext, xs: Storage, xShape: readonly number[], outs: Storage, outShape: readonly number[]): void {

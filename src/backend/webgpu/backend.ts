@@ -11,7 +11,7 @@
  * float64, and this backend is compared with it).
  */
 import {
-  type Activation, type Backend, BackendError, type BackwardScratch, type BinaryOp, type CellStep, type Data, type DirectionWeights, type DirectionWorkspace,
+  type Activation, type Backend, BackendError, type BackwardScratch, type BinaryOp, type CellStep, checkTimeLengths, type Data, type DirectionWeights, type DirectionWorkspace,
   type DType, type FusedStepKernel, type LayerDims, type Storage, type UnaryOp, stepOffsets,
 } from '../interface.ts';
 import { shapeSize, shapeStrides } from '../../util/shape.ts';
@@ -349,6 +349,22 @@ export class WebGpuBackend implements Backend {
     }
     plan[2 * U] = at;
     this.run(kernels.scatterAddRows, [dout, dtable], { n: U * cols, cols, nRows: U, positionsOff: 2 * U + 1 }, U * cols, [this.ints(plan)]);
+  }
+
+  // ---- pooling over time ---------------------------------------------------------------------------------
+
+  maxOverTime(T: number, B: number, F: number, x: Storage, lengths: Int32Array | null, out: Storage): void {
+    checkTimeLengths('maxOverTime', T, B, lengths);
+    const n = B * F;
+    if (n === 0) return;
+    this.run(kernels.maxOverTime, [x, out], { n, T, BF: n, F, hasLen: lengths !== null }, n, [this.ints(lengths === null ? null : lengths.subarray(0, B))]);
+  }
+
+  maxOverTimeBackward(T: number, B: number, F: number, x: Storage, lengths: Int32Array | null, out: Storage, dy: Storage, dx: Storage): void {
+    checkTimeLengths('maxOverTimeBackward', T, B, lengths);
+    const n = B * F;
+    if (n === 0) return;
+    this.run(kernels.maxOverTimeBackward, [x, out, dy, dx], { n, T, BF: n, F, hasLen: lengths !== null }, n, [this.ints(lengths === null ? null : lengths.subarray(0, B))]);
   }
 
   // ---- recurrent cells ---------------------------------------------------------------------------------------

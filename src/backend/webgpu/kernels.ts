@@ -287,6 +287,35 @@ export const softmaxCrossEntropyBackward = map('softmaxCrossEntropyBackward', ['
   if (u32(t) == i % cols) { v = v - g; }
   dx[i] = v;`, ['targets']);
 
+// ---- pooling over time ----------------------------------------------------------------------------------
+
+/**
+ * One invocation per (b, f), i = b·F + f, looping over its steps in order (the first maximum wins,
+ * a NaN wins and stays; NaN is tested on the bits, which a compiler may not assume away). Row b's
+ * length is lengths[b] when hasLen, else T.
+ */
+export const maxOverTime = map('maxOverTime', ['x', 'out'], ['T', 'BF', 'F', 'hasLen'], /* wgsl */ `
+  let len = select(T, u32(lengths[i / F]), hasLen != 0u);
+  var best = x[i];
+  for (var t = 1u; t < len; t++) {
+    let v = x[t * BF + i];
+    if (v > best || (isNan(v) && !isNan(best))) { best = v; }
+  }
+  out[i] = best;`, ['lengths']);
+
+/** The backward: dy[i] goes to the first step whose value is the maximum (each (b, f) owns its column of dx: no races). */
+export const maxOverTimeBackward = map('maxOverTimeBackward', ['x', 'out', 'dy', 'dx'], ['T', 'BF', 'F', 'hasLen'], /* wgsl */ `
+  let len = select(T, u32(lengths[i / F]), hasLen != 0u);
+  let y = out[i];
+  let yNan = isNan(y);
+  for (var t = 0u; t < len; t++) {
+    let v = x[t * BF + i];
+    if (v == y || (yNan && isNan(v))) {
+      dx[t * BF + i] = dx[t * BF + i] + dy[i];
+      break;
+    }
+  }`, ['lengths']);
+
 // ---- embeddings ---------------------------------------------------------------------------------------
 
 export const gatherRows = map('gatherRows', ['table', 'out'], ['cols'], '  out[i] = table[u32(idx[i / cols]) * cols + i % cols];', ['idx']);
