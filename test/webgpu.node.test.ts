@@ -159,6 +159,13 @@ describe('webgpu: loading', () => {
     // Node has no navigator.gpu: the reason names the way in
     await assert.rejects(createWebGpuBackend(), (e: Error) => e.name === 'BackendError' && /no WebGPU.*'webgpu' package/.test(e.message));
     await assert.rejects(createWebGpuBackend({ gpu: { requestAdapter: async () => null } }), /no WebGPU adapter/);
+    await assert.rejects(createWebGpuBackend({ allowSoftware: 'no' as never }), /'allowSoftware' must be true or false, got no/);
+  });
+
+  test('allowSoftware: false refuses a CPU implementation by name (the automatic choice\'s first rule), and only that', async () => {
+    const strict = createWebGpuBackend({ gpu: create([]), allowSoftware: false });
+    if (be.adapter.software) await assert.rejects(strict, (e: Error) => e.name === 'BackendError' && e.message.includes(`the adapter is a CPU implementation (${be.adapter.description})`));
+    else assert.equal((await strict).adapter.software, false); // a machine with a GPU driver
   });
 
   test('float64 is refused by name; synchronous reads say to await data()', () => {
