@@ -2,7 +2,7 @@
  * Which backend trains this task faster, measured on the task itself: the automatic choice between
  * the CPU (wasm) and a GPU (WebGPU). A fixed crossover would be a guess: where a GPU overtakes the
  * wasm backend depends on the GPU, the CPU's cores, the cell, H, B and T — a small model loses on
- * any GPU to the ~10 µs each dispatch costs per time step, a large one wins on most. So, as
+ * a GPU to the fixed cost of the dispatches of every time step, a large one wins. So, as
  * cuDNN's benchmark mode does for its algorithms, the choice times the real training step on each
  * candidate and keeps the faster:
  *
@@ -16,7 +16,8 @@
  * draws and a carried state (truncated BPTT) are put back after each candidate, so a run that
  * starts after the choice is the run that would have started without it, on the backend chosen.
  *
- * A candidate that fails (a cell with no kernels there, a device lost) is left out with its
+ * Call it before making the Trainer (an optimizer keeps its state on the backend it was made on).
+ * A candidate that fails (a cell whose steps read the host, a device lost) is left out with its
  * reason; if every one fails, the model goes back where it was and the first failure is thrown.
  * The model ends on the winner, which becomes the default backend (the task's batches are made
  * there).
