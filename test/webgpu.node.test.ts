@@ -18,6 +18,7 @@ import { create } from 'webgpu';
 import { Embedding, LSTM, Linear, Rng, Tensor, Trainer, backward, getBackend, setBackend, sum, tensor } from '../src/index.ts';
 import { buildLMFromText } from '../src/models/lm.ts';
 import { fastestBackend } from '../src/train/backend-choice.ts';
+import { keepFasterBackend } from '../src/cli/backends.ts';
 import { TokenStream } from '../src/infer/token-stream.ts';
 
 import { createWebGpuBackend, loadWebGpuBackend } from '../src/backend/webgpu/index.ts';
@@ -101,6 +102,22 @@ describe('webgpu: moving models and the command line', () => {
       assert.ok(chosen.task.model.parameters().every((p) => p.backend === timed.backend));
     } finally {
       setBackend('js');
+    }
+  });
+
+  test('the command line\'s timing (keepFasterBackend) prints both figures and keeps the model where it says', async () => {
+    const prev = getBackend().name;
+    setBackend(wasm.name);
+    const { task, train } = buildLMFromText({ embeddingDim: 8, hiddenSize: 16, numLayers: 1, seqLen: 8, batchSize: 4, stepsPerEpoch: 10, evalBatchSize: 4, seed: 3 }, CHOICE_TEXT);
+    const lines: string[] = [];
+    try {
+      const kept = await keepFasterBackend(task, train.get(0, 0), wasm, be, (l) => lines.push(l));
+      assert.equal(lines.length, 1);
+      const where = kept === be ? `webgpu \\(${be.adapter.description.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)` : 'wasm';
+      assert.match(lines[0], new RegExp(`^recur: training on ${where}: a step takes wasm [\\d.]+ ms, webgpu [\\d.]+ ms \\(timed on the first batch\\)$`));
+      assert.ok(task.model.parameters().every((p) => p.backend === kept));
+    } finally {
+      setBackend(prev);
     }
   });
 

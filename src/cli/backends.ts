@@ -12,7 +12,8 @@
  * the host (`toHost`) for what the command does next.
  */
 import { getBackend, listBackends, registerBackend, setBackend } from '../backend/registry.ts';
-import type { WebGpuBackendOptions } from '../backend/webgpu/index.ts';
+import type { Backend } from '../backend/interface.ts';
+import type { WebGpuBackend, WebGpuBackendOptions } from '../backend/webgpu/index.ts';
 import type { Module } from '../nn/module.ts';
 import { fastestBackend } from '../train/backend-choice.ts';
 import type { Task } from '../train/task.ts';
@@ -90,11 +91,18 @@ export async function chooseTrainingBackend<B>(task: Task<B>, batch: B, print: (
     print(`recur: training on ${host.name}, not WebGPU: ${(e as Error).message.replace(/^webgpu backend: /, '')}`);
     return;
   }
-  registerBackend(be);
-  const { backend, trials } = await fastestBackend(task, batch, [host, be]);
+  await keepFasterBackend(task, batch, host, be, print);
+}
+
+/** The timing itself: `gpu` registered, the task timed on both, the model kept on the faster, the figures printed; returns the backend kept. */
+export async function keepFasterBackend<B>(task: Task<B>, batch: B, host: Backend, gpu: WebGpuBackend, print: (line: string) => void): Promise<Backend> {
+  registerBackend(gpu);
+  const { backend, trials } = await fastestBackend(task, batch, [host, gpu]);
   const ms = (s: number): string => `${(s * 1e3).toPrecision(3)} ms`;
   const figures = trials.map((t) => (t.secondsPerStep === null ? `${t.backend} failed (${t.error})` : `${t.backend} ${ms(t.secondsPerStep)}`));
-  print(`recur: training on ${backend.name === 'webgpu' ? `webgpu (${be.adapter.description || be.adapter.architecture || be.adapter.vendor})` : backend.name}: a step takes ${figures.join(', ')} (timed on the first batch)`);
+  const a = gpu.adapter;
+  print(`recur: training on ${backend === gpu ? `webgpu (${a.description || a.architecture || a.vendor})` : backend.name}: a step takes ${figures.join(', ')} (timed on the first batch)`);
+  return backend;
 }
 
 /**
