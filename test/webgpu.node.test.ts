@@ -110,14 +110,23 @@ describe('webgpu: moving models and the command line', () => {
     setBackend(wasm.name);
     const { task, train } = buildLMFromText({ embeddingDim: 8, hiddenSize: 16, numLayers: 1, seqLen: 8, batchSize: 4, stepsPerEpoch: 10, evalBatchSize: 4, seed: 3 }, CHOICE_TEXT);
     const lines: string[] = [];
+    const gpu = await createWebGpuBackend({ gpu: create([]) }); // its own device: it is destroyed if not kept
     try {
-      const kept = await keepFasterBackend(task, train.get(0, 0), wasm, be, (l) => lines.push(l));
+      const kept = await keepFasterBackend(task, train.get(0, 0), wasm, gpu, (l) => lines.push(l));
       assert.equal(lines.length, 1);
-      const where = kept === be ? `webgpu \\(${be.adapter.description.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)` : 'wasm';
+      const where = kept === gpu ? `webgpu \\(${gpu.adapter.description.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)` : 'wasm';
       assert.match(lines[0], new RegExp(`^recur: training on ${where}: a step takes wasm [\\d.]+ ms, webgpu [\\d.]+ ms \\(timed on the first batch\\)$`));
       assert.ok(task.model.parameters().every((p) => p.backend === kept));
+      if (kept !== gpu) {
+        // a destroyed device reports itself lost at once; the 10 s bound only turns a missing destroy() into a failure rather than a hang
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const lost = await Promise.race([gpu.runtime.device.lost, new Promise<{ reason: string }>((done) => (timer = setTimeout(() => done({ reason: 'still alive after 10 s' }), 10_000)))]);
+        clearTimeout(timer);
+        assert.equal(lost.reason, 'destroyed', 'the GPU not kept is given back');
+      }
     } finally {
       setBackend(prev);
+      registerBackend(be); // the suite's own WebGPU backend again under 'webgpu'
     }
   });
 

@@ -94,7 +94,7 @@ export async function chooseTrainingBackend<B>(task: Task<B>, batch: B, print: (
   await keepFasterBackend(task, batch, host, be, print);
 }
 
-/** The timing itself: `gpu` registered, the task timed on both, the model kept on the faster, the figures printed; returns the backend kept. */
+/** The timing itself: `gpu` registered, the task timed on both, the model kept on the faster (the GPU destroyed if not), the figures printed; returns the backend kept. */
 export async function keepFasterBackend<B>(task: Task<B>, batch: B, host: Backend, gpu: WebGpuBackend, print: (line: string) => void): Promise<Backend> {
   registerBackend(gpu);
   const { backend, trials } = await fastestBackend(task, batch, [host, gpu]);
@@ -102,6 +102,8 @@ export async function keepFasterBackend<B>(task: Task<B>, batch: B, host: Backen
   const figures = trials.map((t) => (t.secondsPerStep === null ? `${t.backend} failed (${t.error})` : `${t.backend} ${ms(t.secondsPerStep)}`));
   const a = gpu.adapter;
   print(`recur: training on ${backend === gpu ? `webgpu (${a.description || a.architecture || a.vendor})` : backend.name}: a step takes ${figures.join(', ')} (timed on the first batch)`);
+  // the timed steps left buffers in the GPU's pool: a run that stays on the CPU gives them back
+  if (backend !== gpu) gpu.destroy();
   return backend;
 }
 

@@ -88,6 +88,15 @@ export class WebGpuBackend implements Backend {
     return this.runtime.memoryUse();
   }
 
+  /**
+   * Give the device back, and with it every buffer (the pooled ones too): for a backend that is no
+   * longer wanted, as when the automatic choice keeps the CPU. Nothing of it may be used afterwards;
+   * a later call fails at its next read with the device's error.
+   */
+  destroy(): void {
+    this.runtime.device.destroy();
+  }
+
   resetMemoryPeak(): void {
     this.runtime.resetMemoryPeak();
   }
