@@ -15,9 +15,9 @@
  *
  * maxPool2d: a window gather into [kh·kw, outputs] (gatherRows with one column), then the max over
  * the window elements as the steps of `maxOverTime`; backward gives dy to each window's winner
- * (maxOverTimeBackward) and scatters it back (scatterAddRows). Nothing is read on the host, so it
- * runs on a GPU as it does on the CPU. Ties go to the first element in row-major window order and a
- * NaN wins, as PyTorch. avgPool2d: a window gather into [outputs, kh·kw], a row sum and a scale;
+ * (maxOverTimeBackward) and scatters it back (scatterAddRows); its window table is cached per
+ * geometry, as conv's. Nothing is read on the host, so it runs on a GPU as it does on the CPU. Ties
+ * go to the first element in row-major window order and a NaN wins, as PyTorch. avgPool2d: a window gather into [outputs, kh·kw], a row sum and a scale;
  * backward scatters dy/(kh·kw) to every window element.
  *
  * Shortcut admitted: the im2col buffer costs N·Ho·Wo·kh·kw·C elements — fine for the small images
@@ -56,12 +56,23 @@ interface Im2col {
   idx: Int32Array;
 }
 
-const im2colCache = new Map<string, Im2col>();
+/** Index tables by geometry (conv's im2col, max pooling's windows): geometries repeat batch after batch. */
+const geometryTables = new Map<string, unknown>();
+
+function cachedTable<T>(key: string, build: () => T): T {
+  const hit = geometryTables.get(key);
+  if (hit) return hit as T;
+  const t = build();
+  if (geometryTables.size > 64) geometryTables.clear(); // bound the cache
+  geometryTables.set(key, t);
+  return t;
+}
 
 function im2colTable(N: number, H: number, W: number, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number): Im2col {
-  const key = `${N},${H},${W},${kh},${kw},${sh},${sw},${ph},${pw}`;
-  const hit = im2colCache.get(key);
-  if (hit) return hit;
+  return cachedTable(`im2col ${N},${H},${W},${kh},${kw},${sh},${sw},${ph},${pw}`, () => buildIm2col(N, H, W, kh, kw, sh, sw, ph, pw));
+}
+
+function buildIm2col(N: number, H: number, W: number, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number): Im2col {
   const Ho = convOutSize(H, kh, sh, ph);
   const Wo = convOutSize(W, kw, sw, pw);
   const zeroRow = N * H * W;
@@ -80,10 +91,7 @@ function im2colTable(N: number, H: number, W: number, kh: number, kw: number, sh
       }
     }
   }
-  const t = { Ho, Wo, idx };
-  if (im2colCache.size > 64) im2colCache.clear(); // bound the cache; geometries repeat per batch
-  im2colCache.set(key, t);
-  return t;
+  return { Ho, Wo, idx };
 }
 
 /**
@@ -183,19 +191,17 @@ function poolGeometry(where: string, x: Tensor, kernel: number | readonly [numbe
   return { N, C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo };
 }
 
-/** Max pooling over kh×kw windows: x [N, C, H, W] → [N, C, Ho, Wo]. */
-export function maxPool2d(x: Tensor, kernel: number | readonly [number, number], o: Pool2dOptions = {}): Tensor {
-  const { N, C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo } = poolGeometry('maxPool2d', x, kernel, o, true);
-  const be = x.backend;
-  const KK = kh * kw;
-  const M = N * C * Ho * Wo;
-  // idx[(a, b), (n, c, i, j)] = flat index into x of window element (a, b) of output (n, c, i, j),
-  // element-major so that the windows are the "steps" of maxOverTime. A position in the padding
-  // repeats the window's first real element: it can only tie with it, and a tie goes to the
-  // earlier position — that same element — so the max and its gradient are PyTorch's.
+/**
+ * idx[(a, b), (nc, i, j)] = flat index into x of window element (a, b) of output (nc, i, j),
+ * element-major so that the windows are the "steps" of maxOverTime. A position in the padding
+ * repeats the window's first real element: it can only tie with it, and a tie goes to the earlier
+ * position — that same element — so the max and its gradient are PyTorch's.
+ */
+function poolWindows(NC: number, H: number, W: number, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, Ho: number, Wo: number): Int32Array {
+  const KK = kh * kw, M = NC * Ho * Wo;
   const idx = new Int32Array(KK * M);
   let m = 0;
-  for (let nc = 0; nc < N * C; nc++) {
+  for (let nc = 0; nc < NC; nc++) {
     for (let i = 0; i < Ho; i++) {
       for (let j = 0; j < Wo; j++, m++) {
         const r0 = Math.max(0, i * sh - ph), c0 = Math.max(0, j * sw - pw);
@@ -210,6 +216,16 @@ export function maxPool2d(x: Tensor, kernel: number | readonly [number, number],
       }
     }
   }
+  return idx;
+}
+
+/** Max pooling over kh×kw windows: x [N, C, H, W] → [N, C, Ho, Wo]. */
+export function maxPool2d(x: Tensor, kernel: number | readonly [number, number], o: Pool2dOptions = {}): Tensor {
+  const { N, C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo } = poolGeometry('maxPool2d', x, kernel, o, true);
+  const be = x.backend;
+  const KK = kh * kw;
+  const M = N * C * Ho * Wo;
+  const idx = cachedTable(`maxPool ${N * C},${H},${W},${kh},${kw},${sh},${sw},${ph},${pw}`, () => poolWindows(N * C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo));
   // win [KK, M] = x[idx];  out [M] = the max over the KK window elements
   const win = be.alloc(KK * M, x.dtype);
   be.gatherRows(1, x.storage, idx, win);

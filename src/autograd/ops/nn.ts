@@ -191,7 +191,8 @@ export function maxOverTime(x: Tensor, lengths: ArrayLike<number> | null = null)
   if (x.ndim !== 3) throw new RangeError(`maxOverTime: x must be [T, B, F], got ${shapeStr(x.shape)}`);
   const [T, B, F] = x.shape;
   if (lengths !== null && lengths.length !== B) throw new RangeError(`maxOverTime: ${lengths.length} lengths for a batch of ${B}`);
-  const lens = lengths === null ? null : Int32Array.from(toInt32('maxOverTime lengths', lengths)); // ours: backward reads them later
+  // our own copy (as embedding's ids): backward reads them after the caller may have reused theirs
+  const lens = lengths === null ? null : lengths instanceof Int32Array ? lengths.slice() : toInt32('maxOverTime lengths', lengths);
   const out = newLike(x, [B, F]);
   const be = x.backend;
   be.maxOverTime(T, B, F, x.storage, lens, out.storage);

@@ -146,6 +146,11 @@ export class WebGpuBackend implements Backend {
    * generic time loop hands the same lengths to every step's cell kernel, which would otherwise
    * make a buffer per step.
    */
+  /** The first B lengths as a bound int buffer (the empty one for null). */
+  private lengths(lengths: Int32Array | null, B: number): GPUBuffer {
+    return this.ints(lengths === null ? null : lengths.subarray(0, B));
+  }
+
   private ints(a: Int32Array | null): GPUBuffer {
     if (a === null || a.length === 0) return this.noInts;
     if (this.intUploads.batch !== this.runtime.submits) this.intUploads = { batch: this.runtime.submits, kept: [] };
@@ -363,24 +368,26 @@ export class WebGpuBackend implements Backend {
   // ---- pooling over time ---------------------------------------------------------------------------------
 
   maxOverTime(T: number, B: number, F: number, x: Storage, lengths: Int32Array | null, out: Storage): void {
-    checkTimeLengths('maxOverTime', T, B, lengths);
-    const n = B * F;
-    if (n === 0) return;
-    this.run(kernels.maxOverTime, [x, out], { n, T, BF: n, F, hasLen: lengths !== null }, n, [this.ints(lengths === null ? null : lengths.subarray(0, B))]);
+    this.overTime(kernels.maxOverTime, [x, out], T, B, F, lengths);
   }
 
   maxOverTimeBackward(T: number, B: number, F: number, x: Storage, lengths: Int32Array | null, out: Storage, dy: Storage, dx: Storage): void {
-    checkTimeLengths('maxOverTimeBackward', T, B, lengths);
+    this.overTime(kernels.maxOverTimeBackward, [x, out, dy, dx], T, B, F, lengths);
+  }
+
+  /** A pooling kernel over time: one invocation per (b, f), the lengths checked and bound. */
+  private overTime(kernel: WgslKernel, args: Storage[], T: number, B: number, F: number, lengths: Int32Array | null): void {
+    checkTimeLengths(kernel.name, T, B, lengths);
     const n = B * F;
     if (n === 0) return;
-    this.run(kernels.maxOverTimeBackward, [x, out, dy, dx], { n, T, BF: n, F, hasLen: lengths !== null }, n, [this.ints(lengths === null ? null : lengths.subarray(0, B))]);
+    this.run(kernel, args, { n, T, F, hasLen: lengths !== null }, n, [this.lengths(lengths, B)]);
   }
 
   // ---- recurrent cells ---------------------------------------------------------------------------------------
 
   /** A cell kernel's shared parameters, and its lengths (bound even when absent). */
   private cell(s: CellStep): [{ n: number; H: number; t: number; hasLen: boolean }, GPUBuffer] {
-    return [{ n: s.B * s.H, H: s.H, t: s.t, hasLen: s.lengths !== null }, this.ints(s.lengths === null ? null : s.lengths.subarray(0, s.B))];
+    return [{ n: s.B * s.H, H: s.H, t: s.t, hasLen: s.lengths !== null }, this.lengths(s.lengths, s.B)];
   }
 
   rnnCellForward(s: CellStep, act: Activation, pre: Storage, gOff: number, hPrev: Storage, hPrevOff: number, h: Storage, hOff: number, y: Storage | null, yOff: number, yStride: number): void {
@@ -434,7 +441,7 @@ export class WebGpuBackend implements Backend {
   recurrentForward(kernel: FusedStepKernel, dims: LayerDims, w: DirectionWeights, ws: DirectionWorkspace, y: Storage | null, yCol: number, yStride: number): boolean {
     if (!this.fuses(kernel, dims)) return false;
     const { T, B, H } = dims;
-    const lengths = this.ints(dims.lengths === null ? null : dims.lengths.subarray(0, B));
+    const lengths = this.lengths(dims.lengths, B);
     const n = B * H;
     for (let s = 0; s < T; s++) {
       const t = ws.reverse ? T - 1 - s : s;
@@ -459,7 +466,7 @@ export class WebGpuBackend implements Backend {
   recurrentBackward(kernel: FusedStepKernel, dims: LayerDims, w: DirectionWeights, ws: DirectionWorkspace, sc: BackwardScratch, dy: Storage | null, dyCol: number, dyStride: number): boolean {
     if (!this.fuses(kernel, dims)) return false;
     const { T, B, H } = dims;
-    const lengths = this.ints(dims.lengths === null ? null : dims.lengths.subarray(0, B));
+    const lengths = this.lengths(dims.lengths, B);
     for (let s = T - 1; s >= 0; s--) {
       const t = ws.reverse ? T - 1 - s : s;
       const { prev, next, gates } = stepOffsets(dims, ws.reverse, t);

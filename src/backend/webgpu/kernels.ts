@@ -290,28 +290,28 @@ export const softmaxCrossEntropyBackward = map('softmaxCrossEntropyBackward', ['
 // ---- pooling over time ----------------------------------------------------------------------------------
 
 /**
- * One invocation per (b, f), i = b·F + f, looping over its steps in order (the first maximum wins,
+ * One invocation per (b, f), i = b·F + f (n = B·F: a step's stride), looping over its steps in order (the first maximum wins,
  * a NaN wins and stays; NaN is tested on the bits, which a compiler may not assume away). Row b's
  * length is lengths[b] when hasLen, else T.
  */
-export const maxOverTime = map('maxOverTime', ['x', 'out'], ['T', 'BF', 'F', 'hasLen'], /* wgsl */ `
+export const maxOverTime = map('maxOverTime', ['x', 'out'], ['T', 'F', 'hasLen'], /* wgsl */ `
   let len = select(T, u32(lengths[i / F]), hasLen != 0u);
   var best = x[i];
   for (var t = 1u; t < len; t++) {
-    let v = x[t * BF + i];
+    let v = x[t * n + i];
     if (v > best || (isNan(v) && !isNan(best))) { best = v; }
   }
   out[i] = best;`, ['lengths']);
 
 /** The backward: dy[i] goes to the first step whose value is the maximum (each (b, f) owns its column of dx: no races). */
-export const maxOverTimeBackward = map('maxOverTimeBackward', ['x', 'out', 'dy', 'dx'], ['T', 'BF', 'F', 'hasLen'], /* wgsl */ `
+export const maxOverTimeBackward = map('maxOverTimeBackward', ['x', 'out', 'dy', 'dx'], ['T', 'F', 'hasLen'], /* wgsl */ `
   let len = select(T, u32(lengths[i / F]), hasLen != 0u);
   let y = out[i];
   let yNan = isNan(y);
   for (var t = 0u; t < len; t++) {
-    let v = x[t * BF + i];
+    let v = x[t * n + i];
     if (v == y || (yNan && isNan(v))) {
-      dx[t * BF + i] = dx[t * BF + i] + dy[i];
+      dx[t * n + i] = dx[t * n + i] + dy[i];
       break;
     }
   }`, ['lengths']);
